@@ -1,0 +1,128 @@
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+
+from pickwise.assignments import repository, service
+from pickwise.auth.deps import CurrentRater
+from pickwise.core.db import SessionDep
+from pickwise.judgments import idempotency
+from pickwise.judgments import service as judgments
+from pickwise.judgments.schemas import (
+    AssignmentDone,
+    FlagIn,
+    JudgmentIn,
+    JudgmentOut,
+    Message,
+    NextPair,
+    NoWorkLeft,
+    ShownResponse,
+    SkipIn,
+)
+from pickwise.projects.deps import RaterProject
+
+router = APIRouter(prefix="/api/v1", tags=["rating"])
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Any unique string; a retry with the same key returns the first answer.",
+    ),
+]
+
+
+@router.get(
+    "/projects/{project_id}/next",
+    response_model=NextPair | NoWorkLeft,
+    summary="Lease the next pair that needs this rater",
+)
+async def next_pair(
+    project: RaterProject, rater: CurrentRater, session: SessionDep
+) -> NextPair | NoWorkLeft:
+    assignment = await service.next_assignment(session, project, rater)
+    if assignment is None:
+        return NoWorkLeft()
+    content = await repository.pair_content(session, assignment.pair_id)
+    left, right = repository.shown_sides(content, assignment)
+    return NextPair(
+        assignment_id=assignment.id,
+        pair_id=assignment.pair_id,
+        lease_expires_at=assignment.lease_expires_at,
+        system=content.prompt.system,
+        turns=[Message(**turn) for turn in content.prompt.turns],
+        left=ShownResponse(side="left", content=left.content),
+        right=ShownResponse(side="right", content=right.content),
+    )
+
+
+def _json(status_code: int, body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, status_code=status_code)
+
+
+@router.post(
+    "/assignments/{assignment_id}/judgment",
+    response_model=JudgmentOut,
+    status_code=201,
+    responses={409: {"description": "The lease ran out and the slot went to someone else."}},
+)
+async def submit_judgment(
+    assignment_id: int,
+    body: JudgmentIn,
+    request: Request,
+    rater: CurrentRater,
+    session: SessionDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    async def work() -> tuple[int, dict[str, Any]]:
+        stored = await judgments.submit(session, assignment_id, rater, body)
+        out = JudgmentOut(
+            judgment_id=stored.judgment.id,
+            assignment_id=assignment_id,
+            pair_id=stored.judgment.pair_id,
+            choice=stored.judgment.choice,
+            submitted_at=stored.judgment.submitted_at,
+            gold_feedback=stored.gold_feedback,
+        )
+        return 201, out.model_dump(mode="json")
+
+    fingerprint = idempotency.request_fingerprint(request.url.path, body)
+    return _json(*await idempotency.run_once(session, rater, idempotency_key, fingerprint, work))
+
+
+@router.post("/assignments/{assignment_id}/skip", response_model=AssignmentDone)
+async def skip_pair(
+    assignment_id: int,
+    body: SkipIn,
+    request: Request,
+    rater: CurrentRater,
+    session: SessionDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    async def work() -> tuple[int, dict[str, Any]]:
+        assignment = await judgments.skip(session, assignment_id, rater, body)
+        return 200, AssignmentDone(
+            assignment_id=assignment.id, status=assignment.status
+        ).model_dump()
+
+    fingerprint = idempotency.request_fingerprint(request.url.path, body)
+    return _json(*await idempotency.run_once(session, rater, idempotency_key, fingerprint, work))
+
+
+@router.post("/assignments/{assignment_id}/flag", response_model=AssignmentDone)
+async def flag_pair(
+    assignment_id: int,
+    body: FlagIn,
+    request: Request,
+    rater: CurrentRater,
+    session: SessionDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    async def work() -> tuple[int, dict[str, Any]]:
+        assignment = await judgments.flag(session, assignment_id, rater, body)
+        return 200, AssignmentDone(
+            assignment_id=assignment.id, status=assignment.status
+        ).model_dump()
+
+    fingerprint = idempotency.request_fingerprint(request.url.path, body)
+    return _json(*await idempotency.run_once(session, rater, idempotency_key, fingerprint, work))

@@ -1,0 +1,269 @@
+"""Handing out pairs: leases on capacity slots, taken with row locks that others skip.
+
+Each non-gold pair has k slots (k = the project's raters per pair). "Next pair" locks one
+available slot with FOR UPDATE SKIP LOCKED, so concurrent raters never wait on each other
+and never take the same slot. Slots are walked in pair order: pairs already started are
+finished before new ones are opened. An expired lease is simply an available slot; the
+query that takes it marks the old assignment expired, so no sweeper process is needed.
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.core.clock import utcnow
+from pickwise.models import Assignment, Pair, PairSlot, Project, User
+
+# Which side shows on the left and when a gold pair is mixed in; seedable for tests.
+chance = random.Random()
+
+
+@dataclass(frozen=True)
+class Lease:
+    assignment: Assignment
+    pair: Pair
+
+
+async def create_slots(session: AsyncSession, project: Project, batch_id: int | None = None) -> int:
+    """Give every non-gold pair (of one batch, or of the project) the project's k slots."""
+    statement = text(
+        """
+        INSERT INTO pair_slots (project_id, pair_id, slot_no, state)
+        SELECT p.project_id, p.id, s.max_no + g, 'open'
+        FROM pairs p
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS n, coalesce(max(slot_no), 0) AS max_no
+            FROM pair_slots WHERE pair_id = p.id
+        ) s
+        CROSS JOIN LATERAL generate_series(1, :k - s.n) g
+        WHERE p.project_id = :project_id AND NOT p.is_gold
+          AND (CAST(:batch_id AS bigint) IS NULL OR p.batch_id = :batch_id)
+        """
+    )
+    result = await session.execute(
+        statement, {"k": project.raters_per_pair, "project_id": project.id, "batch_id": batch_id}
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def resize_slots(session: AsyncSession, project: Project) -> None:
+    """After k changed: add slots, or drop the ones no longer needed.
+
+    Slots that hold a judgment are never dropped (the judgment's foreign key forbids it);
+    open slots go before leased ones, and a rater whose leased slot is dropped gets a clear
+    409 on submit.
+    """
+    await session.execute(
+        text(
+            """
+            WITH ranked AS (
+                SELECT id, row_number() OVER (
+                    PARTITION BY pair_id
+                    ORDER BY (state = 'done') DESC, (state = 'leased') DESC, slot_no
+                ) AS rn
+                FROM pair_slots WHERE project_id = :project_id
+            )
+            DELETE FROM pair_slots ps USING ranked r
+            WHERE ps.id = r.id AND r.rn > :k AND ps.state <> 'done'
+            """
+        ),
+        {"project_id": project.id, "k": project.raters_per_pair},
+    )
+    await create_slots(session, project)
+
+
+async def _lock_rater(session: AsyncSession, project_id: int, rater_id: int) -> None:
+    # One next-pair at a time per rater and project: a double click cannot lease two pairs.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(:a, :b)"),
+        {"a": rater_id % 2_147_483_647, "b": project_id % 2_147_483_647},
+    )
+
+
+async def _current_lease(
+    session: AsyncSession, project: Project, rater: User, now: datetime
+) -> Assignment | None:
+    held = await session.scalar(
+        select(Assignment)
+        .where(
+            Assignment.project_id == project.id,
+            Assignment.rater_id == rater.id,
+            Assignment.status == "leased",
+        )
+        .order_by(Assignment.id)
+        .limit(1)
+        .with_for_update()
+    )
+    if held is None:
+        return None
+    if held.is_gold:
+        if held.lease_expires_at <= now:
+            held.lease_expires_at = now + timedelta(seconds=project.lease_seconds)
+        return held
+    slot = None
+    if held.slot_id is not None:
+        slot = await session.scalar(
+            select(PairSlot).where(PairSlot.id == held.slot_id).with_for_update()
+        )
+    if slot is None or slot.assignment_id != held.id or slot.state != "leased":
+        # The slot went to someone else after expiry, or k was lowered.
+        held.status = "expired" if slot is not None else "revoked"
+        held.completed_at = now
+        return None
+    if held.lease_expires_at <= now:
+        # Expired but nobody took it: the same rater simply continues.
+        held.lease_expires_at = slot.lease_expires_at = now + timedelta(
+            seconds=project.lease_seconds
+        )
+    return held
+
+
+async def _take_gold(
+    session: AsyncSession, project: Project, rater: User, now: datetime
+) -> Assignment | None:
+    pair_id = await session.scalar(
+        select(Pair.id)
+        .where(
+            Pair.project_id == project.id,
+            Pair.is_gold,
+            Pair.status == "active",
+            ~select(Assignment.id)
+            .where(Assignment.pair_id == Pair.id, Assignment.rater_id == rater.id)
+            .exists(),
+        )
+        .order_by(func.random())
+        .limit(1)
+    )
+    if pair_id is None:
+        return None
+    return await _new_assignment(session, project, rater, pair_id, None, now, is_gold=True)
+
+
+async def _take_slot(
+    session: AsyncSession, project: Project, rater: User, now: datetime
+) -> Assignment | None:
+    row = (
+        await session.execute(
+            text(
+                """
+                SELECT s.id, s.pair_id, s.state, s.assignment_id
+                FROM pair_slots s
+                JOIN pairs p ON p.id = s.pair_id
+                WHERE s.project_id = :project_id
+                  AND s.state <> 'done'
+                  AND (s.state = 'open' OR s.lease_expires_at <= :now)
+                  AND p.status = 'active'
+                  AND NOT EXISTS (
+                      SELECT 1 FROM assignments a
+                      WHERE a.pair_id = s.pair_id AND a.rater_id = :rater_id
+                  )
+                ORDER BY s.project_id, s.pair_id, s.slot_no
+                LIMIT 1
+                FOR UPDATE OF s SKIP LOCKED
+                """
+            ),
+            {"project_id": project.id, "rater_id": rater.id, "now": now},
+        )
+    ).first()
+    if row is None:
+        return None
+    slot_id, pair_id, state, previous_assignment_id = row
+    if state == "leased" and previous_assignment_id is not None:
+        await session.execute(
+            update(Assignment)
+            .where(Assignment.id == previous_assignment_id, Assignment.status == "leased")
+            .values(status="expired", completed_at=now)
+        )
+    assignment = await _new_assignment(session, project, rater, pair_id, slot_id, now)
+    await session.execute(
+        update(PairSlot)
+        .where(PairSlot.id == slot_id)
+        .values(
+            state="leased",
+            assignment_id=assignment.id,
+            lease_expires_at=assignment.lease_expires_at,
+        )
+    )
+    return assignment
+
+
+async def _new_assignment(
+    session: AsyncSession,
+    project: Project,
+    rater: User,
+    pair_id: int,
+    slot_id: int | None,
+    now: datetime,
+    *,
+    is_gold: bool = False,
+) -> Assignment:
+    assignment = Assignment(
+        project_id=project.id,
+        pair_id=pair_id,
+        rater_id=rater.id,
+        slot_id=slot_id,
+        status="leased",
+        left_side=chance.choice("ab"),
+        is_gold=is_gold,
+        shown_at=now,
+        lease_expires_at=now + timedelta(seconds=project.lease_seconds),
+    )
+    session.add(assignment)
+    await session.flush()
+    return assignment
+
+
+async def next_assignment(
+    session: AsyncSession, project: Project, rater: User, now: datetime | None = None
+) -> Assignment | None:
+    """The rater's current lease, or a new one; None when no work is left for them."""
+    now = now or utcnow()
+    await _lock_rater(session, project.id, rater.id)
+    held = await _current_lease(session, project, rater, now)
+    if held is not None:
+        return held
+    wants_gold = project.gold_rate > 0 and chance.random() < project.gold_rate
+    if wants_gold:
+        gold = await _take_gold(session, project, rater, now)
+        if gold is not None:
+            return gold
+    return await _take_slot(session, project, rater, now)
+
+
+async def project_progress(session: AsyncSession, project_id: int) -> dict[str, int]:
+    """Pairs done (all slots judged), in progress (some), open (none), and flagged."""
+    row = (
+        await session.execute(
+            text(
+                """
+                SELECT
+                  count(*) FILTER (WHERE p.status = 'active' AND s.total > 0 AND s.done = s.total),
+                  count(*) FILTER (WHERE p.status = 'active' AND s.done < s.total
+                                   AND (s.done > 0 OR s.leased > 0)),
+                  count(*) FILTER (WHERE p.status = 'active' AND s.done = 0 AND s.leased = 0
+                                   AND s.total > 0),
+                  count(*) FILTER (WHERE p.status = 'flagged'),
+                  coalesce(sum(s.total - s.done) FILTER (WHERE p.status = 'active'), 0)
+                FROM pairs p
+                JOIN LATERAL (
+                  SELECT count(*) AS total,
+                         count(*) FILTER (WHERE state = 'done') AS done,
+                         count(*) FILTER (WHERE state = 'leased') AS leased
+                  FROM pair_slots WHERE pair_id = p.id
+                ) s ON true
+                WHERE p.project_id = :project_id AND NOT p.is_gold
+                """
+            ),
+            {"project_id": project_id},
+        )
+    ).one()
+    return {
+        "pairs_done": row[0],
+        "pairs_in_progress": row[1],
+        "pairs_open": row[2],
+        "pairs_flagged": row[3],
+        "judgments_needed": int(row[4]),
+    }

@@ -1,0 +1,85 @@
+"""Who is asking: API token (Authorization: Bearer) or session cookie, plus CSRF for forms."""
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from pickwise.auth import service
+from pickwise.core.db import SessionDep
+from pickwise.core.errors import Forbidden, NotAuthenticated
+from pickwise.models import User, UserSession
+
+SESSION_COOKIE = "pickwise_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+@dataclass
+class Principal:
+    user: User
+    # None when the request came with an API token (no cookie, so no CSRF risk).
+    web_session: UserSession | None
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal | None:
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        user = await service.user_from_api_token(session, authorization[7:].strip())
+        if user is None:
+            raise NotAuthenticated("The API token is invalid, expired or revoked.")
+        return Principal(user=user, web_session=None)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    found = await service.user_from_session_token(session, cookie)
+    if found is None:
+        return None
+    user, web_session = found
+    if request.method in UNSAFE_METHODS:
+        await check_csrf(request, web_session)
+    return Principal(user=user, web_session=web_session)
+
+
+async def check_csrf(request: Request, web_session: UserSession) -> None:
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not sent or not hmac.compare_digest(sent, web_session.csrf_token):
+        raise Forbidden("The form's security token is missing or stale; reload the page.")
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]
+
+
+async def require_principal(principal: OptionalPrincipal) -> Principal:
+    if principal is None:
+        raise NotAuthenticated()
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(require_principal)]
+
+
+async def get_current_user(principal: PrincipalDep) -> User:
+    return principal.user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_admin_user(user: CurrentUser) -> User:
+    if user.role != "admin":
+        raise Forbidden("Only admins can do this.")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin_user)]
+# Admins may rate too; what a rater may rate is checked per project (see projects.deps).
+CurrentRater = CurrentUser

@@ -1,0 +1,40 @@
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    expires_days: int | None = Field(None, ge=1, le=3650)
+
+
+class TokenCreated(BaseModel):
+    id: int
+    name: str
+    token: str = Field(description="Shown once; only its hash is stored.")
+    expires_at: datetime | None
+
+
+class TokenRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class InviteCreate(BaseModel):
+    email: EmailStr
+    role: str = Field("rater", pattern="^(admin|rater)$")
+    project_id: int | None = None
+    valid_days: int = Field(7, ge=1, le=90)
+
+
+class InviteCreated(BaseModel):
+    id: int
+    email: str
+    url: str
+    expires_at: datetime

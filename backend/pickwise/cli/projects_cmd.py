@@ -1,0 +1,54 @@
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.core.errors import PickwiseError
+
+app = typer.Typer(help="Projects.", no_args_is_help=True)
+console = Console()
+
+
+@app.command("create")
+def create(
+    slug: Annotated[str, typer.Argument(help="Short name: lower-case letters, digits, dashes.")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    raters_per_pair: Annotated[int, typer.Option(help="Distinct raters per pair (k).")] = 1,
+    strategy: Annotated[str, typer.Option(help="Pairing: all or random_k.")] = "all",
+    pairs_per_prompt: Annotated[int, typer.Option(help="k for random_k.")] = 1,
+    strength_scale: Annotated[
+        str, typer.Option(help='Comma-separated labels, e.g. "slightly,clearly,much".')
+    ] = "",
+    gold_rate: Annotated[float, typer.Option(help="Share of gold pairs shown.")] = 0.0,
+) -> None:
+    """Create a project."""
+    from pickwise.cli.main import run, with_session
+    from pickwise.projects import service
+    from pickwise.projects.schemas import ProjectCreate
+
+    try:
+        data = ProjectCreate(
+            slug=slug,
+            name=name or slug,
+            raters_per_pair=raters_per_pair,
+            pairing_strategy=strategy,
+            pairs_per_prompt=pairs_per_prompt,
+            strength_scale=[label for label in strength_scale.split(",") if label.strip()],
+            gold_rate=gold_rate,
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            console.print(f"[red]error:[/red] {'.'.join(map(str, error['loc']))}: {error['msg']}")
+        raise typer.Exit(2) from exc
+
+    async def work(session: AsyncSession) -> int:
+        return (await service.create_project(session, data)).id
+
+    try:
+        project_id = run(with_session(work)())
+    except PickwiseError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+    console.print(f"Created project {slug} (id {project_id}).")

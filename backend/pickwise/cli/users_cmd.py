@@ -1,0 +1,71 @@
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.core.errors import PickwiseError
+
+app = typer.Typer(help="Accounts.", no_args_is_help=True)
+console = Console()
+
+
+@app.command("create")
+def create(
+    email: Annotated[str, typer.Argument(help="Login email.")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="Password.")
+    ],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Create an admin.")] = False,
+    project: Annotated[list[str] | None, typer.Option(help="Project slug to join.")] = None,
+) -> None:
+    """Create an admin or rater account."""
+    from pickwise.cli.main import run, with_session
+    from pickwise.projects import service as projects_service
+    from pickwise.users import service
+
+    async def work(session: AsyncSession) -> int:
+        user = await service.create_user(
+            session,
+            email=email,
+            display_name=name or email.split("@")[0],
+            role="admin" if admin else "rater",
+            password=password,
+        )
+        for slug in project or []:
+            await projects_service.add_member(
+                session, await projects_service.get_by_slug_or_404(session, slug), user
+            )
+        return user.id
+
+    try:
+        user_id = run(with_session(work)())
+    except PickwiseError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+    console.print(f"Created {'admin' if admin else 'rater'} {email} (id {user_id}).")
+
+
+@app.command("token")
+def token(
+    email: Annotated[str, typer.Argument(help="Whose token.")],
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+) -> None:
+    """Create an API token for a user (printed once)."""
+    from pickwise.auth import service as auth_service
+    from pickwise.cli.main import run, with_session
+    from pickwise.users import service
+
+    async def work(session: AsyncSession) -> str:
+        user = await service.get_by_email(session, email)
+        if user is None:
+            raise PickwiseError(f"no account for {email}")
+        plain, _ = await auth_service.create_api_token(session, user, name)
+        return plain
+
+    try:
+        console.print(run(with_session(work)()))
+    except PickwiseError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc

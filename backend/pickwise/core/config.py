@@ -1,0 +1,51 @@
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "dev-only-insecure-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    # Unset means: start the embedded Postgres kept in data_dir.
+    database_url: str | None = None
+    read_database_url: str | None = None
+    pickwise_data_dir: Path = Path(".pickwise")
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    session_days: int = 14
+    cookie_secure: bool | None = None
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    # Requests fail fast instead of hanging when Postgres is down.
+    db_connect_timeout: int = 3
+    db_pool_timeout: float = 5.0
+    import_max_line_bytes: int = 1_000_000
+    import_max_file_bytes: int = 2_000_000_000
+    exports_dir: Path = Path("exports")
+
+    @model_validator(mode="after")
+    def _refuse_defaults_in_production(self) -> "Settings":
+        if self.environment == "production":
+            if self.secret_key.get_secret_value() == DEFAULT_SECRET:
+                raise ValueError("SECRET_KEY must be set to a non-default value in production")
+            if self.cookie_secure is False:
+                raise ValueError("COOKIE_SECURE=false is refused in production")
+        return self
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.environment == "production"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

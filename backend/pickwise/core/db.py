@@ -1,0 +1,64 @@
+from collections.abc import AsyncIterator
+from functools import lru_cache
+from typing import Annotated
+
+from fastapi import Depends
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from pickwise.core.config import get_settings
+from pickwise.core.embedded_pg import resolve_database_url
+
+
+def make_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
+    settings = get_settings()
+    return create_async_engine(
+        url,
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": settings.db_connect_timeout},
+    )
+
+
+@lru_cache
+def get_engine() -> AsyncEngine:
+    settings = get_settings()
+    return make_engine(resolve_database_url(settings.pickwise_data_dir))
+
+
+@lru_cache
+def get_read_engine() -> AsyncEngine:
+    """Exports and analytics may go to a read replica."""
+    settings = get_settings()
+    if settings.read_database_url:
+        from pickwise.core.embedded_pg import to_sqlalchemy_url
+
+        return make_engine(to_sqlalchemy_url(settings.read_database_url))
+    return get_engine()
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def get_session() -> AsyncIterator[AsyncSession]:
+    """One session per request; the only place that commits."""
+    async with session_factory(get_engine())() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+# scope="function": the commit finishes before the response is sent, so an acknowledged
+# judgment is always durable.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

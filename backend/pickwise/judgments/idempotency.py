@@ -1,0 +1,75 @@
+"""Replays of one request return its first answer; the same key with another body is refused.
+
+The key row is inserted before the work is done, in the same transaction: a concurrent
+request with the same key waits on the unique index until the first commits, then finds the
+stored answer, so a retry can never store a second judgment.
+"""
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.core.errors import InvalidInput, PickwiseError
+from pickwise.models import IdempotencyKey, User
+
+MAX_KEY_LENGTH = 200
+
+
+def request_fingerprint(path: str, body: BaseModel) -> str:
+    canonical = json.dumps([path, body.model_dump(mode="json")], sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def run_once(
+    session: AsyncSession,
+    user: User,
+    key: str | None,
+    fingerprint: str,
+    work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+) -> tuple[int, dict[str, Any]]:
+    """Returns (status code, JSON body): the first answer for this key, or a fresh one."""
+    if key is None:
+        return await _answer(work)
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"Idempotency-Key: must be 1 to {MAX_KEY_LENGTH} characters")
+    inserted = await session.scalar(
+        insert(IdempotencyKey)
+        .values(user_id=user.id, key=key, request_hash=fingerprint, status_code=0, response_body={})
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)
+    )
+    if inserted is None:
+        stored = await session.scalar(
+            select(IdempotencyKey).where(
+                IdempotencyKey.user_id == user.id, IdempotencyKey.key == key
+            )
+        )
+        assert stored is not None
+        if stored.request_hash != fingerprint:
+            raise InvalidInput(
+                "Idempotency-Key: this key was already used with a different request body"
+            )
+        return stored.status_code, dict(stored.response_body)
+    status_code, body = await _answer(work)
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.user_id == user.id, IdempotencyKey.key == key)
+        .values(status_code=status_code, response_body=body)
+    )
+    return status_code, body
+
+
+async def _answer(
+    work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+) -> tuple[int, dict[str, Any]]:
+    try:
+        return await work()
+    except PickwiseError as exc:
+        # A refusal (e.g. the late-submit 409) is an answer too: replays get the same one.
+        return exc.status_code, {"error": type(exc).__name__, "detail": exc.detail}

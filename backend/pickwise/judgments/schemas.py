@@ -1,0 +1,86 @@
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Choice = Literal["a", "b", "tie", "both_bad"]
+Side = Literal["left", "right"]
+
+
+class JudgmentIn(BaseModel):
+    """A choice as the rater saw it: `left`/`right`, or tie / both bad."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"choice": "left", "strength": 1, "rationale": "More accurate and shorter."},
+                {"choice": "tie"},
+            ]
+        },
+    )
+
+    choice: Literal["left", "right", "tie", "both_bad"]
+    strength: int | None = Field(None, ge=0, description="Index on the project's strength scale.")
+    rationale: str | None = Field(None, max_length=20_000)
+    criteria: dict[str, Literal["left", "right", "tie"]] = Field(default_factory=dict)
+
+
+class SkipIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "cant_judge"}]}
+    )
+
+    reason: Literal["cant_judge", "needs_expertise", "broken_content"]
+
+
+class FlagIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "harmful", "note": ""}]}
+    )
+
+    reason: Literal["harmful", "personal_data", "other"]
+    note: str = Field("", max_length=5_000)
+
+
+class JudgmentOut(BaseModel):
+    judgment_id: int
+    assignment_id: int
+    pair_id: int
+    choice: Choice
+    submitted_at: datetime
+    gold_feedback: str | None = Field(
+        None, description="Set only when the project gives feedback on a missed gold pair."
+    )
+
+
+class AssignmentDone(BaseModel):
+    assignment_id: int
+    status: str
+
+
+class Message(BaseModel):
+    role: str
+    content: str
+
+
+class ShownResponse(BaseModel):
+    side: Side
+    content: str
+
+
+class NextPair(BaseModel):
+    """What a rater sees. Model names are never included."""
+
+    assignment_id: int
+    pair_id: int
+    lease_expires_at: datetime
+    system: str | None
+    turns: list[Message]
+    left: ShownResponse
+    right: ShownResponse
+
+
+class NoWorkLeft(BaseModel):
+    assignment_id: None = None
+    detail: str = "No pairs are waiting for you in this project."

@@ -1,0 +1,214 @@
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.core.clock import utcnow
+from pickwise.core.errors import Conflict, InvalidInput, NotFound
+from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
+from pickwise.models import Assignment, Judgment, Pair, PairFlag, PairSlot, Project, User
+
+LATE_MESSAGE = (
+    "Your time on this pair ran out and another rater took it, so this choice was not "
+    "stored. Ask for the next pair to continue."
+)
+NOT_NEEDED_MESSAGE = (
+    "This pair no longer needs your judgment (the project changed), so this choice was not "
+    "stored. Ask for the next pair to continue."
+)
+
+
+@dataclass(frozen=True)
+class Stored:
+    judgment: Judgment
+    gold_feedback: str | None
+
+
+async def _locked_assignment(
+    session: AsyncSession, assignment_id: int, rater: User
+) -> tuple[Assignment, Project]:
+    assignment = await session.scalar(
+        select(Assignment)
+        .where(Assignment.id == assignment_id, Assignment.rater_id == rater.id)
+        .with_for_update()
+    )
+    if assignment is None:
+        raise NotFound(f"assignment {assignment_id}: no such assignment of yours")
+    project = await session.get(Project, assignment.project_id)
+    assert project is not None
+    if assignment.status != "leased":
+        raise Conflict(
+            f"assignment {assignment_id} is already {assignment.status}; ask for the next pair."
+        )
+    return assignment, project
+
+
+def _to_canonical(side: str, left_side: str) -> str:
+    """'left'/'right' as shown → 'a'/'b' of the pair's canonical order."""
+    right_side = "b" if left_side == "a" else "a"
+    return {"left": left_side, "right": right_side}.get(side, side)
+
+
+def validate_judgment(project: Project, body: JudgmentIn) -> None:
+    if body.choice == "tie" and not project.allow_tie:
+        raise InvalidInput("choice: this project does not allow ties")
+    if body.choice == "both_bad" and not project.allow_both_bad:
+        raise InvalidInput("choice: this project does not allow 'both bad'")
+    scale = list(project.strength_scale)
+    if body.strength is not None:
+        if not scale:
+            raise InvalidInput("strength: this project has no strength scale")
+        if body.strength >= len(scale):
+            raise InvalidInput(f"strength: must be between 0 and {len(scale) - 1}")
+        if body.choice not in ("left", "right"):
+            raise InvalidInput("strength: only a choice of left or right has a strength")
+    elif scale and body.choice in ("left", "right"):
+        raise InvalidInput(f"strength: required; one of 0..{len(scale) - 1} ({', '.join(scale)})")
+    rationale = (body.rationale or "").strip()
+    if project.rationale_mode == "off" and rationale:
+        raise InvalidInput("rationale: this project does not collect rationales")
+    if project.rationale_mode == "required" and not rationale:
+        raise InvalidInput("rationale: required in this project; say briefly why")
+    unknown = set(body.criteria) - set(project.criteria)
+    if unknown:
+        raise InvalidInput(
+            f"criteria: unknown criteria {sorted(unknown)}; known: {project.criteria}"
+        )
+
+
+async def submit(
+    session: AsyncSession,
+    assignment_id: int,
+    rater: User,
+    body: JudgmentIn,
+    now: datetime | None = None,
+) -> Stored:
+    now = now or utcnow()
+    assignment, project = await _locked_assignment(session, assignment_id, rater)
+    validate_judgment(project, body)
+    slot: PairSlot | None = None
+    if not assignment.is_gold:
+        if assignment.slot_id is None:
+            assignment.status, assignment.completed_at = "revoked", now
+            raise Conflict(NOT_NEEDED_MESSAGE)
+        slot = await session.scalar(
+            select(PairSlot).where(PairSlot.id == assignment.slot_id).with_for_update()
+        )
+        if slot is None or slot.assignment_id != assignment.id or slot.state != "leased":
+            assignment.status, assignment.completed_at = "expired", now
+            raise Conflict(LATE_MESSAGE)
+        slot.state, slot.lease_expires_at = "done", None
+    judgment = Judgment(
+        project_id=project.id,
+        pair_id=assignment.pair_id,
+        assignment_id=assignment.id,
+        rater_id=rater.id,
+        slot_id=slot.id if slot else None,
+        is_gold=assignment.is_gold,
+        choice=_to_canonical(body.choice, assignment.left_side),
+        strength=body.strength,
+        rationale=(body.rationale or "").strip() or None,
+        criteria={
+            name: _to_canonical(side, assignment.left_side) for name, side in body.criteria.items()
+        },
+        left_side=assignment.left_side,
+        shown_at=assignment.shown_at,
+        submitted_at=max(now, assignment.shown_at),
+    )
+    session.add(judgment)
+    assignment.status, assignment.completed_at = "submitted", now
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("This pair already has your judgment.") from exc
+    return Stored(judgment, await _gold_feedback(session, project, assignment, judgment))
+
+
+async def _gold_feedback(
+    session: AsyncSession, project: Project, assignment: Assignment, judgment: Judgment
+) -> str | None:
+    if not (assignment.is_gold and project.gold_feedback):
+        return None
+    pair = await session.get(Pair, assignment.pair_id)
+    assert pair is not None
+    winner = "a" if pair.gold_winner_id == pair.response_a_id else "b"
+    if judgment.choice == winner:
+        return None
+    shown = "left" if winner == assignment.left_side else "right"
+    return f"This was a check pair: the expected answer was the {shown} one."
+
+
+async def _release_slot(session: AsyncSession, assignment: Assignment) -> None:
+    if assignment.slot_id is None:
+        return
+    slot = await session.scalar(
+        select(PairSlot).where(PairSlot.id == assignment.slot_id).with_for_update()
+    )
+    if slot is not None and slot.assignment_id == assignment.id and slot.state == "leased":
+        slot.state, slot.assignment_id, slot.lease_expires_at = "open", None, None
+
+
+async def skip(
+    session: AsyncSession,
+    assignment_id: int,
+    rater: User,
+    body: SkipIn,
+    now: datetime | None = None,
+) -> Assignment:
+    assignment, _ = await _locked_assignment(session, assignment_id, rater)
+    assignment.status, assignment.skip_reason = "skipped", body.reason
+    assignment.completed_at = now or utcnow()
+    await _release_slot(session, assignment)
+    await session.flush()
+    return assignment
+
+
+async def flag(
+    session: AsyncSession,
+    assignment_id: int,
+    rater: User,
+    body: FlagIn,
+    now: datetime | None = None,
+) -> Assignment:
+    """The pair leaves everyone's queue until an admin restores or removes it."""
+    assignment, _ = await _locked_assignment(session, assignment_id, rater)
+    assignment.status, assignment.completed_at = "flagged", now or utcnow()
+    await _release_slot(session, assignment)
+    pair = await session.scalar(select(Pair).where(Pair.id == assignment.pair_id).with_for_update())
+    assert pair is not None
+    if pair.status == "active":
+        pair.status = "flagged"
+    session.add(
+        PairFlag(
+            project_id=assignment.project_id,
+            pair_id=assignment.pair_id,
+            rater_id=rater.id,
+            reason=body.reason,
+            note=body.note.strip(),
+        )
+    )
+    await session.flush()
+    return assignment
+
+
+async def resolve_flags(
+    session: AsyncSession, project: Project, pair_id: int, resolution: str
+) -> None:
+    """An admin's decision: 'restored' puts the pair back in the queue, 'removed' drops it."""
+    if resolution not in ("restored", "removed"):
+        raise InvalidInput("resolution: must be 'restored' or 'removed'")
+    pair = await session.scalar(
+        select(Pair).where(Pair.id == pair_id, Pair.project_id == project.id).with_for_update()
+    )
+    if pair is None:
+        raise NotFound(f"pair {pair_id}: no such pair in this project")
+    pair.status = "active" if resolution == "restored" else "removed"
+    flags = await session.scalars(
+        select(PairFlag).where(PairFlag.pair_id == pair_id, PairFlag.resolution.is_(None))
+    )
+    for open_flag in flags:
+        open_flag.resolution, open_flag.resolved_at = resolution, utcnow()
+    await session.flush()

@@ -1,0 +1,128 @@
+"""What admins import: batches of prompts, their candidate responses, and the pairs to rate."""
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pickwise.models.base import Base, IdMixin, TimestampMixin
+
+
+class Batch(IdMixin, TimestampMixin, Base):
+    __tablename__ = "batches"
+    __table_args__ = (CheckConstraint("source IN ('cli', 'api', 'web', 'client')", name="source"),)
+
+    project_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    source: Mapped[str] = mapped_column(String(16))
+    created_by_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    prompts_new: Mapped[int] = mapped_column(default=0)
+    prompts_unchanged: Mapped[int] = mapped_column(default=0)
+    responses_new: Mapped[int] = mapped_column(default=0)
+    pairs_new: Mapped[int] = mapped_column(default=0)
+
+
+class Prompt(IdMixin, TimestampMixin, Base):
+    __tablename__ = "prompts"
+    __table_args__ = (
+        UniqueConstraint("project_id", "external_id"),
+        UniqueConstraint("id", "project_id", name="uq_prompts_id_project"),
+        CheckConstraint(
+            "jsonb_typeof(turns) = 'array' AND jsonb_array_length(turns) > 0", name="turns_nonempty"
+        ),
+    )
+
+    project_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("projects.id", ondelete="CASCADE")
+    )
+    batch_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("batches.id", ondelete="CASCADE"), index=True
+    )
+    external_id: Mapped[str] = mapped_column(Text)
+    system: Mapped[str | None] = mapped_column(Text)
+    # [{"role": "user"|"assistant", "content": str}, ...], ending on a user turn.
+    turns: Mapped[list[Any]] = mapped_column()
+    content_hash: Mapped[str] = mapped_column(String(64))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+
+
+class Response(IdMixin, Base):
+    __tablename__ = "responses"
+    __table_args__ = (
+        UniqueConstraint("prompt_id", "external_id"),
+        UniqueConstraint("id", "prompt_id", name="uq_responses_id_prompt"),
+        CheckConstraint("length(content) > 0", name="content_nonempty"),
+        ForeignKeyConstraint(
+            ["prompt_id", "project_id"], ["prompts.id", "prompts.project_id"], ondelete="CASCADE"
+        ),
+    )
+
+    project_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    prompt_id: Mapped[int] = mapped_column(BigInteger)
+    external_id: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+
+
+class Pair(IdMixin, TimestampMixin, Base):
+    """Two responses to the same prompt, stored once in canonical order (a < b)."""
+
+    __tablename__ = "pairs"
+    __table_args__ = (
+        UniqueConstraint("response_a_id", "response_b_id"),
+        CheckConstraint("response_a_id < response_b_id", name="canonical_order"),
+        CheckConstraint("status IN ('active', 'flagged', 'removed')", name="status"),
+        CheckConstraint(
+            "gold_winner_id IS NULL OR gold_winner_id IN (response_a_id, response_b_id)",
+            name="gold_winner_in_pair",
+        ),
+        CheckConstraint("is_gold = (gold_winner_id IS NOT NULL)", name="gold_has_winner"),
+        # Both responses belong to this pair's prompt: enforced by composite foreign keys.
+        ForeignKeyConstraint(
+            ["response_a_id", "prompt_id"],
+            ["responses.id", "responses.prompt_id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["response_b_id", "prompt_id"],
+            ["responses.id", "responses.prompt_id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["prompt_id", "project_id"], ["prompts.id", "prompts.project_id"], ondelete="CASCADE"
+        ),
+        UniqueConstraint("id", "project_id", name="uq_pairs_id_project"),
+        Index(
+            "ix_pairs_gold_active",
+            "project_id",
+            postgresql_where=text("is_gold AND status = 'active'"),
+        ),
+    )
+
+    project_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    prompt_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    batch_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("batches.id", ondelete="CASCADE"), index=True
+    )
+    response_a_id: Mapped[int] = mapped_column(BigInteger)
+    response_b_id: Mapped[int] = mapped_column(BigInteger)
+    is_gold: Mapped[bool] = mapped_column(default=False)
+    gold_winner_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="active")

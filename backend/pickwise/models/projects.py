@@ -1,0 +1,55 @@
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pickwise.models.base import Base, IdMixin, TimestampMixin
+
+
+class Project(IdMixin, TimestampMixin, Base):
+    __tablename__ = "projects"
+    __table_args__ = (
+        CheckConstraint("raters_per_pair BETWEEN 1 AND 100", name="raters_per_pair_range"),
+        CheckConstraint("lease_seconds BETWEEN 10 AND 86400", name="lease_seconds_range"),
+        CheckConstraint("rationale_mode IN ('off', 'optional', 'required')", name="rationale"),
+        CheckConstraint("pairing_strategy IN ('all', 'random_k')", name="pairing_strategy"),
+        CheckConstraint("pairs_per_prompt >= 1", name="pairs_per_prompt_positive"),
+        CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_range"),
+        CheckConstraint("summary_every >= 0", name="summary_every_nonnegative"),
+        CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'", name="slug_format"),
+    )
+
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    guidelines_md: Mapped[str] = mapped_column(Text, default="")
+    raters_per_pair: Mapped[int] = mapped_column(default=1)
+    lease_seconds: Mapped[int] = mapped_column(default=600)
+    allow_tie: Mapped[bool] = mapped_column(default=True)
+    allow_both_bad: Mapped[bool] = mapped_column(default=True)
+    # Labels from weakest to strongest, e.g. ["slightly", "clearly", "much"]; empty = no scale.
+    strength_scale: Mapped[list[Any]] = mapped_column(default=list)
+    rationale_mode: Mapped[str] = mapped_column(String(16), default="optional")
+    criteria: Mapped[list[Any]] = mapped_column(default=list)
+    pairing_strategy: Mapped[str] = mapped_column(String(16), default="all")
+    pairs_per_prompt: Mapped[int] = mapped_column(default=1)
+    pairing_seed: Mapped[int] = mapped_column(default=0)
+    gold_rate: Mapped[float] = mapped_column(default=0.0)
+    gold_feedback: Mapped[bool] = mapped_column(default=False)
+    summary_every: Mapped[int] = mapped_column(default=20)
+    # Thresholds for rater flags (gold accuracy, position bias, speed); see analytics.
+    quality_rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    is_archived: Mapped[bool] = mapped_column(default=False)
+
+
+class ProjectMember(TimestampMixin, Base):
+    __tablename__ = "project_members"
+
+    project_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    # Excluded raters keep their votes in the database, but exports leave them out.
+    excluded: Mapped[bool] = mapped_column(default=False)

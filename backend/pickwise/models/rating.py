@@ -1,0 +1,180 @@
+"""The rater loop: capacity slots, leases handed to raters, and the judgments they submit."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pickwise.models.base import Base, IdMixin, TimestampMixin
+
+CHOICES = ("a", "b", "tie", "both_bad")
+SKIP_REASONS = ("cant_judge", "needs_expertise", "broken_content")
+FLAG_REASONS = ("harmful", "personal_data", "other")
+
+
+class PairSlot(IdMixin, Base):
+    """One of the k judgments a pair needs.
+
+    A judgment consumes a slot (unique foreign key), so a pair can never hold more
+    judgments than it has slots, whatever the timing. Gold pairs have no slots: every rater
+    may see them.
+    """
+
+    __tablename__ = "pair_slots"
+    __table_args__ = (
+        UniqueConstraint("pair_id", "slot_no"),
+        CheckConstraint("state IN ('open', 'leased', 'done')", name="state"),
+        CheckConstraint("slot_no >= 1", name="slot_no_positive"),
+        CheckConstraint(
+            "(state = 'leased') = (lease_expires_at IS NOT NULL)", name="lease_has_expiry"
+        ),
+        ForeignKeyConstraint(
+            ["pair_id", "project_id"], ["pairs.id", "pairs.project_id"], ondelete="CASCADE"
+        ),
+        # The next-pair query walks this in pair order, so pairs already started are
+        # finished before new ones are opened.
+        Index(
+            "ix_pair_slots_available",
+            "project_id",
+            "pair_id",
+            "slot_no",
+            postgresql_where=text("state <> 'done'"),
+        ),
+    )
+
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    pair_id: Mapped[int] = mapped_column(BigInteger)
+    slot_no: Mapped[int] = mapped_column()
+    state: Mapped[str] = mapped_column(String(8), default="open")
+    assignment_id: Mapped[int | None] = mapped_column(BigInteger)
+    lease_expires_at: Mapped[datetime | None]
+
+
+class Assignment(IdMixin, Base):
+    """A pair shown to a rater. One per (pair, rater): nobody sees a pair twice."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("pair_id", "rater_id"),
+        CheckConstraint(
+            "status IN ('leased', 'submitted', 'skipped', 'flagged', 'expired', 'revoked')",
+            name="status",
+        ),
+        CheckConstraint("left_side IN ('a', 'b')", name="left_side"),
+        CheckConstraint(
+            f"skip_reason IS NULL OR skip_reason IN {SKIP_REASONS!r}", name="skip_reason"
+        ),
+        ForeignKeyConstraint(
+            ["pair_id", "project_id"], ["pairs.id", "pairs.project_id"], ondelete="CASCADE"
+        ),
+        Index(
+            "ix_assignments_open_lease",
+            "rater_id",
+            "project_id",
+            postgresql_where=text("status = 'leased'"),
+        ),
+    )
+
+    project_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    pair_id: Mapped[int] = mapped_column(BigInteger)
+    rater_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    slot_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("pair_slots.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(16), default="leased")
+    left_side: Mapped[str] = mapped_column(String(1))
+    is_gold: Mapped[bool] = mapped_column(default=False)
+    shown_at: Mapped[datetime]
+    lease_expires_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class Judgment(IdMixin, Base):
+    __tablename__ = "judgments"
+    __table_args__ = (
+        UniqueConstraint("pair_id", "rater_id"),
+        UniqueConstraint("assignment_id"),
+        UniqueConstraint("slot_id"),
+        CheckConstraint(f"choice IN {CHOICES!r}", name="choice"),
+        CheckConstraint("strength IS NULL OR strength >= 0", name="strength_nonnegative"),
+        CheckConstraint("left_side IN ('a', 'b')", name="left_side"),
+        # Non-gold judgments must consume a capacity slot.
+        CheckConstraint("is_gold OR slot_id IS NOT NULL", name="slot_unless_gold"),
+        CheckConstraint("submitted_at >= shown_at", name="submitted_after_shown"),
+        ForeignKeyConstraint(
+            ["pair_id", "project_id"], ["pairs.id", "pairs.project_id"], ondelete="CASCADE"
+        ),
+        Index("ix_judgments_project_pair", "project_id", "pair_id"),
+        Index("ix_judgments_rater_submitted", "rater_id", "submitted_at"),
+    )
+
+    project_id: Mapped[int] = mapped_column(BigInteger)
+    pair_id: Mapped[int] = mapped_column(BigInteger)
+    assignment_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("assignments.id", ondelete="CASCADE")
+    )
+    rater_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    # RESTRICT: a slot that holds a judgment can never be deleted (e.g. when k is lowered).
+    slot_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("pair_slots.id", ondelete="RESTRICT")
+    )
+    is_gold: Mapped[bool] = mapped_column(default=False)
+    # Relative to the pair's canonical response_a / response_b, not to screen position.
+    choice: Mapped[str] = mapped_column(String(8))
+    strength: Mapped[int | None] = mapped_column()
+    rationale: Mapped[str | None] = mapped_column(Text)
+    criteria: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    left_side: Mapped[str] = mapped_column(String(1))
+    shown_at: Mapped[datetime]
+    submitted_at: Mapped[datetime]
+
+
+class PairFlag(IdMixin, TimestampMixin, Base):
+    __tablename__ = "pair_flags"
+    __table_args__ = (
+        CheckConstraint(f"reason IN {FLAG_REASONS!r}", name="reason"),
+        CheckConstraint(
+            "resolution IS NULL OR resolution IN ('restored', 'removed')", name="resolution"
+        ),
+        ForeignKeyConstraint(
+            ["pair_id", "project_id"], ["pairs.id", "pairs.project_id"], ondelete="CASCADE"
+        ),
+    )
+
+    project_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    pair_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    rater_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+    resolution: Mapped[str | None] = mapped_column(String(16))
+    resolved_at: Mapped[datetime | None]
+
+
+class IdempotencyKey(Base):
+    """First answer to a request, replayed when the same key comes again."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column()
+    response_body: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

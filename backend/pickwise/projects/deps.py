@@ -1,0 +1,30 @@
+from typing import Annotated
+
+from fastapi import Depends
+
+from pickwise.auth.deps import AdminUser, CurrentUser
+from pickwise.core.db import SessionDep
+from pickwise.core.errors import NotFound
+from pickwise.models import Project
+from pickwise.projects import repository
+
+
+async def project_for_admin(project_id: int, session: SessionDep, admin: AdminUser) -> Project:
+    project = await repository.get(session, project_id)
+    if project is None:
+        raise NotFound(f"project {project_id}: no such project")
+    return project
+
+
+async def project_for_rater(project_id: int, session: SessionDep, user: CurrentUser) -> Project:
+    project = await repository.get(session, project_id)
+    # A non-member gets the same answer as for a missing project: no probing for ids.
+    if project is None or (
+        user.role != "admin" and not await repository.is_member(session, project_id, user.id)
+    ):
+        raise NotFound(f"project {project_id}: no such project")
+    return project
+
+
+AdminProject = Annotated[Project, Depends(project_for_admin)]
+RaterProject = Annotated[Project, Depends(project_for_rater)]

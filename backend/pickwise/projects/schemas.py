@@ -1,0 +1,88 @@
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class ProjectSettings(BaseModel):
+    raters_per_pair: int = Field(
+        1, ge=1, le=100, description="Distinct raters each pair needs (k)."
+    )
+    lease_seconds: int = Field(600, ge=10, le=86400, description="How long a rater holds a pair.")
+    allow_tie: bool = True
+    allow_both_bad: bool = True
+    strength_scale: list[str] = Field(
+        default_factory=list,
+        description='Labels weakest first, e.g. ["slightly", "clearly", "much"]; empty = none.',
+        max_length=10,
+    )
+    rationale_mode: Literal["off", "optional", "required"] = "optional"
+    criteria: list[str] = Field(default_factory=list, max_length=20)
+    guidelines_md: str = Field("", max_length=200_000)
+    pairing_strategy: Literal["all", "random_k"] = "all"
+    pairs_per_prompt: int = Field(1, ge=1, le=1000)
+    pairing_seed: int = 0
+    gold_rate: float = Field(0.0, ge=0.0, le=1.0)
+    gold_feedback: bool = False
+    summary_every: int = Field(20, ge=0, le=10_000)
+
+    @field_validator("strength_scale", "criteria")
+    @classmethod
+    def _labels_not_blank(cls, labels: list[str]) -> list[str]:
+        cleaned = [label.strip() for label in labels]
+        if any(not label for label in cleaned):
+            raise ValueError("labels must not be empty")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("labels must be distinct")
+        return cleaned
+
+
+class ProjectCreate(ProjectSettings):
+    slug: str = Field(pattern=SLUG_PATTERN, description="Lower-case letters, digits and dashes.")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=10_000)
+
+
+class ProjectUpdate(BaseModel):
+    """Only the fields sent are changed."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=10_000)
+    raters_per_pair: int | None = Field(None, ge=1, le=100)
+    lease_seconds: int | None = Field(None, ge=10, le=86400)
+    allow_tie: bool | None = None
+    allow_both_bad: bool | None = None
+    strength_scale: list[str] | None = None
+    rationale_mode: Literal["off", "optional", "required"] | None = None
+    criteria: list[str] | None = None
+    guidelines_md: str | None = Field(None, max_length=200_000)
+    pairing_strategy: Literal["all", "random_k"] | None = None
+    pairs_per_prompt: int | None = Field(None, ge=1, le=1000)
+    pairing_seed: int | None = None
+    gold_rate: float | None = Field(None, ge=0.0, le=1.0)
+    gold_feedback: bool | None = None
+    summary_every: int | None = Field(None, ge=0, le=10_000)
+
+
+class ProjectRead(ProjectSettings):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    slug: str
+    name: str
+    description: str
+    created_at: datetime
+
+
+class MemberAdd(BaseModel):
+    user_id: int
+
+
+class MemberRead(BaseModel):
+    user_id: int
+    email: str
+    display_name: str
+    role: str
+    excluded: bool

@@ -1,0 +1,66 @@
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.core.errors import Conflict, NotFound
+from pickwise.models import Project, ProjectMember, User
+from pickwise.projects import repository
+from pickwise.projects.schemas import ProjectCreate, ProjectUpdate
+
+
+async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
+    if await repository.get_by_slug(session, data.slug) is not None:
+        raise Conflict(f"slug: a project called {data.slug!r} already exists")
+    project = Project(**data.model_dump())
+    session.add(project)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"slug: a project called {data.slug!r} already exists") from exc
+    return project
+
+
+async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate) -> Project:
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    new_k = changes.get("raters_per_pair")
+    for field, value in changes.items():
+        setattr(project, field, value)
+    await session.flush()
+    if new_k is not None:
+        # Imported here: assignments depends on projects, not the other way round.
+        from pickwise.assignments.service import resize_slots
+
+        await resize_slots(session, project)
+    return project
+
+
+async def get_by_slug_or_404(session: AsyncSession, slug: str) -> Project:
+    project = await repository.get_by_slug(session, slug)
+    if project is None:
+        raise NotFound(f"project {slug!r}: no such project")
+    return project
+
+
+async def add_member(session: AsyncSession, project: Project, user: User) -> None:
+    if await repository.is_member(session, project.id, user.id):
+        return
+    session.add(ProjectMember(project_id=project.id, user_id=user.id))
+    await session.flush()
+
+
+async def remove_member(session: AsyncSession, project: Project, user_id: int) -> None:
+    member = await session.get(ProjectMember, (project.id, user_id))
+    if member is None:
+        raise NotFound(f"user {user_id} is not a member of this project")
+    await session.delete(member)
+    await session.flush()
+
+
+async def set_excluded(
+    session: AsyncSession, project: Project, user_id: int, excluded: bool
+) -> None:
+    member = await session.get(ProjectMember, (project.id, user_id))
+    if member is None:
+        raise NotFound(f"user {user_id} is not a member of this project")
+    member.excluded = excluded
+    await session.flush()

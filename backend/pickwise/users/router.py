@@ -1,0 +1,38 @@
+from fastapi import APIRouter
+
+from pickwise.auth.deps import AdminUser, CurrentUser
+from pickwise.core.db import SessionDep
+from pickwise.core.errors import NotFound
+from pickwise.projects import repository as projects_repository
+from pickwise.projects import service as projects_service
+from pickwise.users import service
+from pickwise.users.schemas import UserCreate, UserRead
+
+router = APIRouter(prefix="/api/v1", tags=["users"])
+
+
+@router.get("/me", response_model=UserRead)
+async def me(user: CurrentUser) -> UserRead:
+    return UserRead.model_validate(user)
+
+
+@router.get("/users", response_model=list[UserRead])
+async def list_users(admin: AdminUser, session: SessionDep) -> list[UserRead]:
+    return [UserRead.model_validate(user) for user in await service.list_users(session)]
+
+
+@router.post("/users", response_model=UserRead, status_code=201)
+async def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -> UserRead:
+    user = await service.create_user(
+        session,
+        email=body.email,
+        display_name=body.display_name,
+        role=body.role,
+        password=body.password,
+    )
+    for project_id in body.project_ids:
+        project = await projects_repository.get(session, project_id)
+        if project is None:
+            raise NotFound(f"project_ids: project {project_id} does not exist")
+        await projects_service.add_member(session, project, user)
+    return UserRead.model_validate(user)

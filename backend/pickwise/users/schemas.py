@@ -1,0 +1,23 @@
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+
+class UserCreate(BaseModel):
+    email: EmailStr
+    display_name: str = Field(min_length=1, max_length=200)
+    role: str = Field("rater", pattern="^(admin|rater)$")
+    password: str = Field(min_length=8, max_length=1000)
+    project_ids: list[int] = Field(default_factory=list)
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    display_name: str
+    role: str
+    is_active: bool
+    pseudonym: str
+    created_at: datetime

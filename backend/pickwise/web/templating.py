@@ -1,0 +1,22 @@
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+FRONTEND_DIR = Path(__file__).resolve().parents[3] / "frontend"
+TEMPLATES_DIR = FRONTEND_DIR / "templates"
+STATIC_DIR = FRONTEND_DIR / "static"
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
+    ctx = {"csp_nonce": getattr(request.state, "csp_nonce", "")}
+    ctx.update(context or {})
+    return templates.TemplateResponse(
+        request=request, name=name, context=ctx, status_code=status_code
+    )

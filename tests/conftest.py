@@ -1,0 +1,141 @@
+"""Tests run on real Postgres: the embedded server (or DATABASE_URL's), one migrated test
+database per run, and each test inside a transaction that is rolled back."""
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_DATABASE = "pickwise_test"
+
+os.environ.setdefault("ENVIRONMENT", "test")
+os.environ.setdefault("PICKWISE_DATA_DIR", str(ROOT / ".pickwise-test"))
+
+
+def _server_url() -> str:
+    """libpq URL of a maintenance database on the server the tests use."""
+    from pickwise.core.embedded_pg import start_embedded, to_libpq_url
+
+    external = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if external:
+        return to_libpq_url(external)
+    return start_embedded(Path(os.environ["PICKWISE_DATA_DIR"]))
+
+
+def _database_url(server_url: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def _recreate(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    return _server_url()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> str:
+    """SQLAlchemy URL of a freshly migrated test database."""
+    from pickwise.core.embedded_pg import to_sqlalchemy_url
+    from pickwise.core.migrations import upgrade_head
+
+    _recreate(server_url, TEST_DATABASE)
+    url = to_sqlalchemy_url(_database_url(server_url, TEST_DATABASE))
+    upgrade_head(url)
+    # The app under test (and anything it spawns) uses the same database.
+    os.environ["DATABASE_URL"] = url
+    from pickwise.core.config import get_settings
+    from pickwise.core.db import get_engine
+
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    return url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        session = AsyncSession(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await transaction.rollback()
+
+
+@pytest.fixture
+def app(session: AsyncSession):  # type: ignore[no-untyped-def]
+    from pickwise.app import create_app
+    from pickwise.core.db import get_session
+
+    application = create_app()
+
+    async def test_session() -> AsyncIterator[AsyncSession]:
+        # Same contract as get_session (commit at the end); the commit only releases a
+        # savepoint, and the whole test is rolled back afterwards.
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+    application.dependency_overrides[get_session] = test_session
+    return application
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[AsyncClient]:  # type: ignore[no-untyped-def]
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture
+async def live_app(database_url: str) -> AsyncIterator[object]:
+    """The real app with real commits, for concurrency tests; tables are emptied afterwards."""
+    from pickwise.app import create_app
+    from pickwise.core.db import get_engine
+
+    application = create_app()
+    yield application
+    engine = get_engine()
+    async with engine.begin() as conn:
+        tables = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                        "AND tablename <> 'alembic_version'"
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    await engine.dispose()

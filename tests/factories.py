@@ -1,0 +1,110 @@
+"""Test data made through the ORM, on the test's session."""
+
+import itertools
+from typing import Any
+
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.assignments.service import create_slots
+from pickwise.auth import service as auth_service
+from pickwise.core.security import new_pseudonym
+from pickwise.models import Batch, Pair, Project, ProjectMember, Prompt, Response, User
+
+_counter = itertools.count(1)
+PASSWORD = "correct horse battery"
+
+
+async def make_user(
+    session: AsyncSession,
+    *,
+    role: str = "rater",
+    password: str | None = None,
+    email: str | None = None,
+) -> User:
+    from pickwise.core.security import hash_password
+
+    n = next(_counter)
+    user = User(
+        email=email or f"user{n}@example.org",
+        display_name=f"User {n}",
+        role=role,
+        password_hash=hash_password(password) if password else None,
+        pseudonym=new_pseudonym(),
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def make_project(session: AsyncSession, **settings: Any) -> Project:
+    n = next(_counter)
+    project = Project(slug=settings.pop("slug", f"project-{n}"), name=f"Project {n}", **settings)
+    session.add(project)
+    await session.flush()
+    return project
+
+
+async def add_member(session: AsyncSession, project: Project, user: User) -> None:
+    session.add(ProjectMember(project_id=project.id, user_id=user.id))
+    await session.flush()
+
+
+async def make_pairs(
+    session: AsyncSession,
+    project: Project,
+    count: int,
+    *,
+    gold: int = 0,
+    models: tuple[str, str] = ("model-x", "model-y"),
+) -> list[Pair]:
+    """`count` prompts with two responses each and one pair per prompt (the last `gold` are
+    gold pairs whose winner is response a)."""
+    batch = Batch(project_id=project.id, filename="factory.jsonl", sha256="0" * 64, source="cli")
+    session.add(batch)
+    await session.flush()
+    pairs = []
+    for i in range(count):
+        prompt = Prompt(
+            project_id=project.id,
+            batch_id=batch.id,
+            external_id=f"p{batch.id}-{i}",
+            system=None,
+            turns=[{"role": "user", "content": f"Question {i}?"}],
+            content_hash="0" * 64,
+        )
+        session.add(prompt)
+        await session.flush()
+        responses = [
+            Response(
+                project_id=project.id,
+                prompt_id=prompt.id,
+                external_id=str(j),
+                model=models[j],
+                content=f"Answer {j} to question {i}.",
+            )
+            for j in range(2)
+        ]
+        session.add_all(responses)
+        await session.flush()
+        is_gold = i >= count - gold
+        pair = Pair(
+            project_id=project.id,
+            prompt_id=prompt.id,
+            batch_id=batch.id,
+            response_a_id=responses[0].id,
+            response_b_id=responses[1].id,
+            is_gold=is_gold,
+            gold_winner_id=responses[0].id if is_gold else None,
+        )
+        session.add(pair)
+        pairs.append(pair)
+    await session.flush()
+    await create_slots(session, project, batch.id)
+    return pairs
+
+
+async def login(client: AsyncClient, session: AsyncSession, user: User) -> dict[str, str]:
+    """Bearer headers for `user`."""
+    token, _ = await auth_service.create_api_token(session, user, "test")
+    return {"Authorization": f"Bearer {token}"}
