@@ -142,24 +142,39 @@ async def _take_gold(
     return await _new_assignment(session, project, rater, pair_id, None, now, is_gold=True)
 
 
+_AVAILABLE_SLOTS = """
+    FROM pair_slots s
+    JOIN pairs p ON p.id = s.pair_id
+    WHERE s.project_id = :project_id
+      AND s.state <> 'done'
+      AND (s.state = 'open' OR s.lease_expires_at <= :now)
+      AND p.status = 'active'
+      AND NOT EXISTS (
+          SELECT 1 FROM assignments a
+          WHERE a.pair_id = s.pair_id AND a.rater_id = :rater_id
+      )
+"""
+
+
+async def _has_regular_work(
+    session: AsyncSession, project: Project, rater: User, now: datetime
+) -> bool:
+    found = await session.scalar(
+        text(f"SELECT EXISTS (SELECT 1 {_AVAILABLE_SLOTS})"),
+        {"project_id": project.id, "rater_id": rater.id, "now": now},
+    )
+    return bool(found)
+
+
 async def _take_slot(
     session: AsyncSession, project: Project, rater: User, now: datetime
 ) -> Assignment | None:
     row = (
         await session.execute(
             text(
-                """
+                f"""
                 SELECT s.id, s.pair_id, s.state, s.assignment_id
-                FROM pair_slots s
-                JOIN pairs p ON p.id = s.pair_id
-                WHERE s.project_id = :project_id
-                  AND s.state <> 'done'
-                  AND (s.state = 'open' OR s.lease_expires_at <= :now)
-                  AND p.status = 'active'
-                  AND NOT EXISTS (
-                      SELECT 1 FROM assignments a
-                      WHERE a.pair_id = s.pair_id AND a.rater_id = :rater_id
-                  )
+                {_AVAILABLE_SLOTS}
                 ORDER BY s.project_id, s.pair_id, s.slot_no
                 LIMIT 1
                 FOR UPDATE OF s SKIP LOCKED
@@ -226,7 +241,8 @@ async def next_assignment(
     if held is not None:
         return held
     wants_gold = project.gold_rate > 0 and chance.random() < project.gold_rate
-    if wants_gold:
+    # Gold pairs check real work, so they are only mixed in while real work remains.
+    if wants_gold and await _has_regular_work(session, project, rater, now):
         gold = await _take_gold(session, project, rater, now)
         if gold is not None:
             return gold

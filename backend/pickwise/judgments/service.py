@@ -38,6 +38,10 @@ async def _locked_assignment(
         raise NotFound(f"assignment {assignment_id}: no such assignment of yours")
     project = await session.get(Project, assignment.project_id)
     assert project is not None
+    if assignment.status == "expired":
+        raise Conflict(LATE_MESSAGE)
+    if assignment.status == "revoked":
+        raise Conflict(NOT_NEEDED_MESSAGE)
     if assignment.status != "leased":
         raise Conflict(
             f"assignment {assignment_id} is already {assignment.status}; ask for the next pair."
