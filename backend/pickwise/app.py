@@ -4,6 +4,7 @@ from fastapi.staticfiles import StaticFiles
 from pickwise import __version__
 from pickwise.assignments.router import router as rating_router
 from pickwise.auth.router import router as auth_router
+from pickwise.batches.router import router as batches_router
 from pickwise.core.exception_handlers import register_exception_handlers
 from pickwise.core.middleware import SecurityHeadersMiddleware
 from pickwise.health.router import router as health_router
@@ -30,6 +31,7 @@ def create_app() -> FastAPI:
         auth_router,
         users_router,
         projects_router,
+        batches_router,
         rating_router,
         pages_router,
     ):

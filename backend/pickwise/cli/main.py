@@ -8,7 +8,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from pickwise.cli import projects_cmd, users_cmd
+from pickwise.cli import import_cmd, projects_cmd, users_cmd
 from pickwise.core.config import get_settings
 from pickwise.core.embedded_pg import resolve_database_url
 
@@ -19,6 +19,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_cmd.app, name="users")
 app.add_typer(projects_cmd.app, name="projects")
+app.command("import")(import_cmd.import_file)
 console = Console()
 T = TypeVar("T")
 

@@ -1,0 +1,61 @@
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from pickwise.auth.deps import AdminUser
+from pickwise.batches import repository, service
+from pickwise.batches.schemas import BatchRead, ImportResult
+from pickwise.batches.spooling import spool_upload
+from pickwise.core.db import SessionDep
+from pickwise.projects.deps import AdminProject
+
+router = APIRouter(prefix="/api/v1/projects/{project_id}/batches", tags=["batches"])
+
+
+@router.get("", response_model=list[BatchRead])
+async def list_batches(project: AdminProject, session: SessionDep) -> list[BatchRead]:
+    batches = await repository.list_batches(session, project.id)
+    return [BatchRead.model_validate(batch) for batch in batches]
+
+
+@router.post(
+    "",
+    response_model=ImportResult,
+    status_code=201,
+    summary="Import a batch (streamed request body: JSONL or CSV)",
+    description=(
+        "Send the file as the raw request body. All or nothing: a file with any bad line is "
+        "rejected with 422 and line-numbered `errors` (the first 100, plus `error_count`), "
+        "and nothing is stored. Re-sending the same file adds nothing."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
+                "text/csv": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def import_batch(
+    request: Request,
+    project: AdminProject,
+    admin: AdminUser,
+    session: SessionDep,
+    filename: Annotated[str, Query(min_length=1, max_length=500)] = "upload.jsonl",
+    format: Annotated[Literal["jsonl", "csv"] | None, Query()] = None,
+) -> ImportResult:
+    limits = service.limits_from_settings()
+    with await spool_upload(request.stream(), limits) as spooled:
+        outcome = await service.import_stream(
+            session,
+            project,
+            spooled,  # type: ignore[arg-type]
+            filename=filename,
+            source="api",
+            user=admin,
+            file_format=format,
+            limits=limits,
+        )
+    return ImportResult(**outcome.__dict__, summary=outcome.summary)

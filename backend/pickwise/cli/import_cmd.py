@@ -1,0 +1,80 @@
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.batches.report import ImportRejected
+from pickwise.core.errors import PickwiseError
+
+console = Console()
+
+
+def show_rejection(exc: ImportRejected) -> None:
+    report = exc.report
+    table = Table(title=f"{report.error_count} problem(s); nothing was imported")
+    table.add_column("line", justify="right")
+    table.add_column("field")
+    table.add_column("problem")
+    for error in report.errors:
+        table.add_row(str(error.line or ""), error.field or "", error.message)
+    console.print(table)
+    hidden = report.error_count - len(report.errors)
+    if hidden:
+        console.print(f"… and {hidden} more.")
+
+
+def import_file(
+    project: Annotated[str, typer.Argument(help="Project slug.")],
+    file: Annotated[Path, typer.Argument(help="JSONL or CSV file.", exists=True, dir_okay=False)],
+    format: Annotated[str | None, typer.Option(help="jsonl or csv (default: from the name).")] = None,
+) -> None:
+    """Import a batch of prompts and responses (all or nothing; re-importing adds nothing)."""
+    from pickwise.batches import service
+    from pickwise.cli.main import run, with_session
+    from pickwise.projects import service as projects_service
+
+    if format not in (None, "jsonl", "csv"):
+        console.print("[red]error:[/red] --format must be jsonl or csv")
+        raise typer.Exit(2)
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task(f"checking {file.name}", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, description=f"importing {file.name}", completed=done, total=total)
+
+        async def work(session: AsyncSession) -> service.ImportOutcome:
+            target = await projects_service.get_by_slug_or_404(session, project)
+            with file.open("rb") as stream:
+                return await service.import_stream(
+                    session,
+                    target,
+                    stream,
+                    filename=file.name,
+                    source="cli",
+                    user=None,
+                    file_format=format,  # type: ignore[arg-type]
+                    progress=progress,
+                )
+
+        try:
+            outcome = run(with_session(work)())
+        except ImportRejected as exc:
+            bar.stop()
+            show_rejection(exc)
+            raise typer.Exit(1) from exc
+        except PickwiseError as exc:
+            bar.stop()
+            console.print(f"[red]error:[/red] {exc.detail}")
+            raise typer.Exit(1) from exc
+    console.print(f"[green]Imported[/green] batch {outcome.batch_id}: {outcome.summary}")
