@@ -7,6 +7,7 @@ from pickwise.auth.router import router as auth_router
 from pickwise.batches.router import router as batches_router
 from pickwise.core.exception_handlers import register_exception_handlers
 from pickwise.core.middleware import SecurityHeadersMiddleware
+from pickwise.exports.router import router as exports_router
 from pickwise.health.router import router as health_router
 from pickwise.projects.router import router as projects_router
 from pickwise.users.router import router as users_router
@@ -32,6 +33,7 @@ def create_app() -> FastAPI:
         users_router,
         projects_router,
         batches_router,
+        exports_router,
         rating_router,
         pages_router,
     ):

@@ -30,7 +30,9 @@ def show_rejection(exc: ImportRejected) -> None:
 def import_file(
     project: Annotated[str, typer.Argument(help="Project slug.")],
     file: Annotated[Path, typer.Argument(help="JSONL or CSV file.", exists=True, dir_okay=False)],
-    format: Annotated[str | None, typer.Option(help="jsonl or csv (default: from the name).")] = None,
+    format: Annotated[
+        str | None, typer.Option(help="jsonl or csv (default: from the name).")
+    ] = None,
 ) -> None:
     """Import a batch of prompts and responses (all or nothing; re-importing adds nothing)."""
     from pickwise.batches import service

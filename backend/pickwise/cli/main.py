@@ -8,7 +8,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from pickwise.cli import import_cmd, projects_cmd, users_cmd
+from pickwise.cli import export_cmd, import_cmd, projects_cmd, users_cmd
 from pickwise.core.config import get_settings
 from pickwise.core.embedded_pg import resolve_database_url
 
@@ -20,6 +20,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_cmd.app, name="users")
 app.add_typer(projects_cmd.app, name="projects")
 app.command("import")(import_cmd.import_file)
+app.command("export")(export_cmd.export)
 console = Console()
 T = TypeVar("T")
 

@@ -1,0 +1,269 @@
+"""Bradley-Terry model leaderboard on the Elo-like scale, with bootstrap intervals and ranks.
+
+P(A beats B) = 1 / (1 + 10^((R_B − R_A) / 400)). A tie adds half a win to each side, as in
+Chatbot Arena, and "both bad" counts as a tie. The fit works on votes aggregated per
+(model_a, model_b, outcome) cell, so its cost does not grow with the number of votes once
+they are counted.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import special
+
+from pickwise.analytics.arrays import FloatArray, IntArray, as_float_array, as_int_array
+from pickwise.analytics.labels import CHOICE_A, CHOICE_B, CHOICE_BOTH_BAD, CHOICE_TIE
+
+ELO_SCALE = 400.0
+ELO_BASE = 10.0
+INITIAL_RATING = 1000.0
+# Natural log-odds per Elo point: R_A − R_B = ELO_PER_LOGIT · (θ_A − θ_B).
+ELO_PER_LOGIT = ELO_SCALE / math.log(ELO_BASE)
+# Adding a constant to every strength leaves the likelihood unchanged; this tiny L2 penalty on
+# the summed loss picks the mean-zero solution and keeps a model that never lost finite. Its
+# effect on any model with votes is far below the statistical error.
+IDENTIFYING_RIDGE = 1e-6
+
+OUTCOME_B_WON, OUTCOME_TIE, OUTCOME_A_WON = range(3)
+POINTS_FOR_A = np.array([0.0, 0.5, 1.0])  # indexed by outcome
+_OUTCOME_OF_CHOICE = np.zeros(4, dtype=np.int64)
+_OUTCOME_OF_CHOICE[[CHOICE_A, CHOICE_B, CHOICE_TIE, CHOICE_BOTH_BAD]] = [
+    OUTCOME_A_WON,
+    OUTCOME_B_WON,
+    OUTCOME_TIE,
+    OUTCOME_TIE,
+]
+
+
+@dataclass(frozen=True)
+class BattleCounts:
+    """Votes counted per observed (model_a, model_b, outcome) cell."""
+
+    model_a: IntArray
+    model_b: IntArray
+    outcome: IntArray
+    count: FloatArray
+    n_models: int
+
+    @property
+    def total_votes(self) -> int:
+        return int(self.count.sum())
+
+    def votes_per_model(self) -> IntArray:
+        per_a = np.bincount(self.model_a, weights=self.count, minlength=self.n_models)
+        per_b = np.bincount(self.model_b, weights=self.count, minlength=self.n_models)
+        return as_int_array(np.rint(per_a + per_b))
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    scores: FloatArray  # Elo-scale point estimate per model
+    lower: FloatArray  # bootstrap percentile interval
+    upper: FloatArray
+    ranks: IntArray  # 1 + number of models whose lower bound is above this model's upper bound
+    votes: IntArray  # votes involving the model
+    win_rate: FloatArray  # [i, j]: share of points i took from j (ties half); NaN if never met
+    bootstrap_scores: FloatArray  # (rounds, models), anchored like ``scores``
+
+
+def outcomes_of_choices(choice_codes: npt.ArrayLike) -> IntArray:
+    return as_int_array(_OUTCOME_OF_CHOICE[as_int_array(choice_codes)])
+
+
+def aggregate_battles(
+    model_a: npt.ArrayLike, model_b: npt.ArrayLike, choice_codes: npt.ArrayLike, n_models: int
+) -> BattleCounts:
+    """Count votes per (model_a, model_b, outcome) in one vectorised pass."""
+    first = as_int_array(model_a)
+    second = as_int_array(model_b)
+    outcome = outcomes_of_choices(choice_codes)
+    if np.any(first == second):
+        raise ValueError("a model cannot be compared with itself")
+    flat = (first * n_models + second) * 3 + outcome
+    counts = np.bincount(flat, minlength=n_models * n_models * 3)
+    cells = np.flatnonzero(counts)
+    pair, cell_outcome = np.divmod(cells, 3)
+    cell_a, cell_b = np.divmod(pair, n_models)
+    return BattleCounts(
+        model_a=as_int_array(cell_a),
+        model_b=as_int_array(cell_b),
+        outcome=as_int_array(cell_outcome),
+        count=as_float_array(counts[cells]),
+        n_models=n_models,
+    )
+
+
+def fit_bradley_terry(battles: BattleCounts) -> FloatArray:
+    """Maximum-likelihood strengths in natural log-odds units, mean zero."""
+    return as_float_array(fit_bradley_terry_batch(battles, battles.count[None, :])[0])
+
+
+def fit_bradley_terry_batch(battles: BattleCounts, cell_counts: FloatArray) -> FloatArray:
+    """Fit one set of strengths per row of ``cell_counts`` (rounds × cells) at once.
+
+    Newton's method on the pair-level sufficient statistics: the likelihood depends only on
+    how many games each unordered pair played and how many points the first model took.
+    Bootstrap rounds are solved together as a batch of small linear systems.
+    """
+    games, points, pair_design = _pair_statistics(battles, np.atleast_2d(cell_counts))
+    n_rounds = games.shape[0]
+    identity = np.eye(battles.n_models)
+    strengths = np.zeros((n_rounds, battles.n_models))
+    loss = _batched_loss(strengths, games, points, pair_design)
+    for _ in range(100):
+        logits = strengths @ pair_design.T
+        probability = special.expit(logits)
+        gradient = (games * probability - points) @ pair_design + IDENTIFYING_RIDGE * strengths
+        curvature = games * probability * (1.0 - probability)
+        hessian = (pair_design.T[None, :, :] * curvature[:, None, :]) @ pair_design
+        hessian += IDENTIFYING_RIDGE * identity
+        step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
+        strengths, loss, step_size = _backtrack(strengths, step, loss, games, points, pair_design)
+        if np.max(np.abs(step_size[:, None] * step)) < 1e-10:
+            break
+    return as_float_array(strengths)
+
+
+def elo_scores(strengths: FloatArray, anchor_model: int | None = None) -> FloatArray:
+    """Natural-scale strengths (last axis = models) to Elo-like scores.
+
+    Anchored so that the mean score is INITIAL_RATING, or so that ``anchor_model`` scores
+    exactly INITIAL_RATING.
+    """
+    scores = ELO_PER_LOGIT * as_float_array(strengths)
+    if anchor_model is None:
+        reference = scores.mean(axis=-1, keepdims=True)
+    else:
+        reference = scores[..., anchor_model : anchor_model + 1]
+    return as_float_array(scores - reference + INITIAL_RATING)
+
+
+def bootstrap_cell_counts(
+    battles: BattleCounts, rounds: int, rng: np.random.Generator
+) -> FloatArray:
+    """Resampled vote counts per cell, rounds × cells.
+
+    Drawing N votes with replacement and counting them per cell is exactly a multinomial
+    draw over the cells with probabilities count / N, so no vote is ever touched.
+    """
+    total = battles.total_votes
+    return as_float_array(rng.multinomial(total, battles.count / total, size=rounds))
+
+
+def ranks_from_intervals(lower: FloatArray, upper: FloatArray) -> IntArray:
+    """1 + the number of models whose lower bound is above this model's upper bound.
+
+    Models whose intervals overlap share a rank; only a clear separation moves a model down.
+    """
+    clearly_better = lower[None, :] > upper[:, None]
+    return as_int_array(1 + clearly_better.sum(axis=1))
+
+
+def empirical_win_rates(battles: BattleCounts) -> FloatArray:
+    """Share of points row model took against column model (ties half), NaN where never met."""
+    n = battles.n_models
+    points_for_a = battles.count * POINTS_FOR_A[battles.outcome]
+    points = np.zeros((n, n))
+    games = np.zeros((n, n))
+    np.add.at(points, (battles.model_a, battles.model_b), points_for_a)
+    np.add.at(points, (battles.model_b, battles.model_a), battles.count - points_for_a)
+    np.add.at(games, (battles.model_a, battles.model_b), battles.count)
+    np.add.at(games, (battles.model_b, battles.model_a), battles.count)
+    rates = np.full((n, n), np.nan)
+    np.divide(points, games, out=rates, where=games > 0)
+    return rates
+
+
+def predicted_win_rates(scores: FloatArray) -> FloatArray:
+    """Model-implied probability that the row model beats the column model."""
+    difference = (scores[:, None] - scores[None, :]) / ELO_PER_LOGIT
+    return as_float_array(special.expit(difference))
+
+
+def bradley_terry_leaderboard(
+    model_a: npt.ArrayLike,
+    model_b: npt.ArrayLike,
+    choice_codes: npt.ArrayLike,
+    n_models: int,
+    *,
+    bootstrap_rounds: int = 200,
+    confidence: float = 0.95,
+    anchor_model: int | None = None,
+    seed: int = 0,
+) -> Leaderboard:
+    """Scores, bootstrap intervals, interval-based ranks and win rates for models 0..n−1."""
+    if bootstrap_rounds < 100:
+        raise ValueError("use at least 100 bootstrap rounds for stable 95% intervals")
+    battles = aggregate_battles(model_a, model_b, choice_codes, n_models)
+    votes = battles.votes_per_model()
+    if np.any(votes == 0):
+        raise ValueError(f"models without votes: {np.flatnonzero(votes == 0).tolist()}")
+    scores = elo_scores(fit_bradley_terry(battles), anchor_model)
+    resampled = bootstrap_cell_counts(battles, bootstrap_rounds, np.random.default_rng(seed))
+    bootstrap_scores = elo_scores(fit_bradley_terry_batch(battles, resampled), anchor_model)
+    tail = 100 * (1 - confidence) / 2
+    lower, upper = np.percentile(bootstrap_scores, [tail, 100 - tail], axis=0)
+    return Leaderboard(
+        scores=scores,
+        lower=as_float_array(lower),
+        upper=as_float_array(upper),
+        ranks=ranks_from_intervals(lower, upper),
+        votes=votes,
+        win_rate=empirical_win_rates(battles),
+        bootstrap_scores=bootstrap_scores,
+    )
+
+
+def _pair_statistics(
+    battles: BattleCounts, cell_counts: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Games and first-model points per unordered pair (rounds × pairs), and the pair design.
+
+    The design row of pair (i, j), i < j, is e_i − e_j.
+    """
+    swapped = battles.model_a > battles.model_b
+    first = np.where(swapped, battles.model_b, battles.model_a)
+    second = np.where(swapped, battles.model_a, battles.model_b)
+    points_for_a = POINTS_FOR_A[battles.outcome]
+    points_for_first = np.where(swapped, 1.0 - points_for_a, points_for_a)
+    pair_keys, pair_of_cell = np.unique(first * battles.n_models + second, return_inverse=True)
+    cell_to_pair = np.zeros((len(battles.count), len(pair_keys)))
+    cell_to_pair[np.arange(len(battles.count)), pair_of_cell] = 1.0
+    games = cell_counts @ cell_to_pair
+    points = (cell_counts * points_for_first) @ cell_to_pair
+    pair_first, pair_second = np.divmod(pair_keys, battles.n_models)
+    pair_design = np.zeros((len(pair_keys), battles.n_models))
+    pair_design[np.arange(len(pair_keys)), pair_first] = 1.0
+    pair_design[np.arange(len(pair_keys)), pair_second] = -1.0
+    return as_float_array(games), as_float_array(points), pair_design
+
+
+def _batched_loss(
+    strengths: FloatArray, games: FloatArray, points: FloatArray, pair_design: FloatArray
+) -> FloatArray:
+    logits = strengths @ pair_design.T
+    nll = (games * np.logaddexp(0.0, logits) - points * logits).sum(axis=1)
+    return as_float_array(nll + 0.5 * IDENTIFYING_RIDGE * (strengths**2).sum(axis=1))
+
+
+def _backtrack(
+    strengths: FloatArray,
+    step: FloatArray,
+    loss: FloatArray,
+    games: FloatArray,
+    points: FloatArray,
+    pair_design: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Halve each round's Newton step until its loss does not rise (guards near-separation)."""
+    step_size = np.ones(len(strengths))
+    slack = 1e-12 * (1.0 + np.abs(loss))
+    for _ in range(50):
+        candidate = strengths - step_size[:, None] * step
+        candidate_loss = _batched_loss(candidate, games, points, pair_design)
+        worse = candidate_loss > loss + slack
+        if not worse.any():
+            break
+        step_size = np.where(worse, step_size / 2, step_size)
+    return as_float_array(candidate), candidate_loss, step_size

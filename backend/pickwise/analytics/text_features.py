@@ -1,0 +1,209 @@
+"""Deterministic, documented text features of an answer, and a rater's choice patterns.
+
+The same definitions feed the leaderboard's style control, the "what the preferences teach"
+model and the rating page's private "what your choices teach" summary, so a number means the
+same thing everywhere. Definitions (docs/analytics.md repeats them):
+
+- words: whitespace-separated tokens with at least one letter or digit, in the whole answer
+  (our stand-in for tokens; markdown markers such as "-" or "#" alone are not words).
+- characters: length of the answer in Unicode code points.
+- code_blocks: fenced blocks (``` or ~~~, up to 3 spaces indent); an unclosed fence runs to
+  the end, as in CommonMark. The markdown and phrase counts below ignore fenced code.
+- list_items: lines starting with "-", "*", "+" or "1." / "1)" followed by a space.
+- headings: ATX headings, lines starting with 1-6 "#" and a space.
+- bold: **text** or __text__ spans on one line.
+- hedging, refusal, apology, agreement: case-insensitive occurrences of the phrase lists
+  below, matched as whole words, longest phrase first, without overlaps (’ counts as ').
+- questions_back: sentences ending in "?" that do not repeat a sentence of the prompt.
+"""
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+HEDGING_PHRASES = (
+    "might",
+    "perhaps",
+    "possibly",
+    "probably",
+    "maybe",
+    "likely",
+    "i think",
+    "i believe",
+    "i'm not sure",
+    "i am not sure",
+    "not entirely sure",
+    "it depends",
+    "it seems",
+    "it appears",
+    "could be",
+    "may be",
+    "in some cases",
+    "to some extent",
+)
+REFUSAL_PHRASES = (
+    "i can't help",
+    "i cannot help",
+    "i can't assist",
+    "i cannot assist",
+    "i can't provide",
+    "i cannot provide",
+    "i can't do that",
+    "i'm unable to",
+    "i am unable to",
+    "i'm not able to",
+    "i am not able to",
+    "i must decline",
+    "i can't comply",
+    "i cannot comply",
+)
+APOLOGY_PHRASES = ("sorry", "i apologize", "i apologise", "my apologies", "apologies")
+# Sycophancy markers: agreeing with or flattering the user rather than answering.
+AGREEMENT_PHRASES = (
+    "you're right",
+    "you are right",
+    "you're absolutely right",
+    "you are absolutely right",
+    "you're correct",
+    "you are correct",
+    "that's right",
+    "that's correct",
+    "i agree",
+    "great question",
+    "good question",
+    "excellent question",
+    "great point",
+    "good point",
+)
+
+FEATURE_NAMES = (
+    "words",
+    "characters",
+    "list_items",
+    "headings",
+    "bold",
+    "code_blocks",
+    "hedging",
+    "refusal",
+    "apology",
+    "agreement",
+    "questions_back",
+)
+
+_FENCED_BLOCK = re.compile(
+    r"^ {0,3}(`{3,}|~{3,})[^\n]*\n?.*?(?:^ {0,3}\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL
+)
+_LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S", re.MULTILINE)
+_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.MULTILINE)
+_BOLD = re.compile(r"\*\*(?=\S)[^*\n]+?\*\*|__(?=\S)[^_\n]+?__")
+_QUESTION = re.compile(r"[^.!?\n]*\?")
+_WORD = re.compile(r"\S*\w\S*")
+
+
+def _phrase_pattern(phrases: Sequence[str]) -> re.Pattern[str]:
+    longest_first = sorted(phrases, key=len, reverse=True)
+    alternatives = "|".join(re.escape(phrase) for phrase in longest_first)
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
+_HEDGING = _phrase_pattern(HEDGING_PHRASES)
+_REFUSAL = _phrase_pattern(REFUSAL_PHRASES)
+_APOLOGY = _phrase_pattern(APOLOGY_PHRASES)
+_AGREEMENT = _phrase_pattern(AGREEMENT_PHRASES)
+
+
+def _normalize_sentence(sentence: str) -> str:
+    return " ".join(sentence.lower().split())
+
+
+def _questions_back(prose: str, prompt: str | None) -> int:
+    questions = [_normalize_sentence(match) for match in _QUESTION.findall(prose)]
+    questions = [question for question in questions if question != "?"]
+    if prompt is None:
+        return len(questions)
+    # An answer that quotes the user's own question is not asking anything back.
+    asked_by_user = _normalize_sentence(prompt.replace("\u2019", "'"))
+    return sum(1 for question in questions if question not in asked_by_user)
+
+
+def text_features(text: str, prompt: str | None) -> dict[str, float]:
+    """Counts for one answer; keys are FEATURE_NAMES (see the module docstring)."""
+    code_blocks = _FENCED_BLOCK.findall(text)
+    prose = _FENCED_BLOCK.sub("\n", text).replace("\u2019", "'")
+    return {
+        "words": float(len(_WORD.findall(text))),
+        "characters": float(len(text)),
+        "list_items": float(len(_LIST_ITEM.findall(prose))),
+        "headings": float(len(_HEADING.findall(prose))),
+        "bold": float(len(_BOLD.findall(prose))),
+        "code_blocks": float(len(code_blocks)),
+        "hedging": float(len(_HEDGING.findall(prose))),
+        "refusal": float(len(_REFUSAL.findall(prose))),
+        "apology": float(len(_APOLOGY.findall(prose))),
+        "agreement": float(len(_AGREEMENT.findall(prose))),
+        "questions_back": float(_questions_back(prose, prompt)),
+    }
+
+
+@dataclass(frozen=True)
+class ChoiceRecord:
+    """One judgment as the pattern summary and the preference model need it."""
+
+    prompt: str
+    text_a: str
+    text_b: str
+    choice: str  # "a", "b", "tie" or "both_bad", relative to the canonical A / B
+    left_side: str  # "a" or "b": which answer was shown on the left
+
+
+@dataclass(frozen=True)
+class PatternLine:
+    key: str
+    label: str
+    chosen_count: int  # times the picked answer was the one with more of the feature
+    eligible_count: int  # A/B choices where the two answers differ on the feature
+    share: float | None  # chosen / eligible; None without eligible choices
+
+
+Features = dict[str, float]
+_PATTERNS: tuple[tuple[str, str, Callable[[Features], float]], ...] = (
+    ("longer", "Picked the longer answer", lambda f: f["words"]),
+    (
+        "structured",
+        "Picked the answer with lists or headings",
+        lambda f: float(f["list_items"] + f["headings"] > 0),
+    ),
+    ("hedged", "Picked the more hedged answer", lambda f: f["hedging"]),
+    ("agreeing", "Picked the answer that agrees with the user", lambda f: f["agreement"]),
+)
+
+
+def choice_pattern_summary(records: Sequence[ChoiceRecord]) -> list[PatternLine]:
+    """How often the picked answer was the longer / structured / hedged / agreeing / left one.
+
+    Only A or B choices count; a feature line counts only pairs whose answers differ on it.
+    """
+    decisive = [record for record in records if record.choice in ("a", "b")]
+    features = [
+        (text_features(r.text_a, r.prompt), text_features(r.text_b, r.prompt)) for r in decisive
+    ]
+    lines = []
+    for key, label, value in _PATTERNS:
+        chosen = eligible = 0
+        for record, (features_a, features_b) in zip(decisive, features, strict=True):
+            value_a, value_b = value(features_a), value(features_b)
+            if value_a == value_b:
+                continue
+            eligible += 1
+            chosen += (value_a > value_b) == (record.choice == "a")
+        lines.append(_pattern_line(key, label, chosen, eligible))
+    picked_left = sum(record.choice == record.left_side for record in decisive)
+    lines.append(
+        _pattern_line("left", "Picked the answer shown on the left", picked_left, len(decisive))
+    )
+    return lines
+
+
+def _pattern_line(key: str, label: str, chosen: int, eligible: int) -> PatternLine:
+    share = chosen / eligible if eligible else None
+    return PatternLine(key, label, chosen, eligible, share)

@@ -1,0 +1,229 @@
+"""Turn the votes on each pair into preference rows, or say why a pair gives none.
+
+Votes arrive sorted by (prompt external id, pair id, judgment id), so the votes of a pair are
+consecutive: the stream is cut into pairs as it goes and never held whole.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pickwise.exports.errors import InvalidExportOptions
+from pickwise.exports.margin import mean_strength, preference_margin, strength_fraction
+from pickwise.exports.records import InvalidRecordError, PromptRecord, Side, VoteRecord
+from pickwise.exports.stats import ExportStats
+
+# Agreement is a ratio of small integers; don't let 2/3 fail a 0.6666666666666666 threshold.
+_AGREEMENT_TOLERANCE = 1e-9
+
+
+class AggregationMode(StrEnum):
+    MAJORITY = "majority"
+    UNANIMOUS = "unanimous"
+    EACH_VOTE = "each-vote"
+
+
+class DropReason(StrEnum):
+    TOO_FEW_VOTES = "too_few_votes"
+    NO_MAJORITY = "no_majority"
+    NOT_UNANIMOUS = "not_unanimous"
+    TIE = "tie"
+    BOTH_BAD = "both_bad"
+    BELOW_AGREEMENT = "below_agreement"
+
+
+class UnsortedVotesError(InvalidRecordError):
+    """The stream is not in (prompt external id, pair id, judgment id) order."""
+
+
+@dataclass(frozen=True, slots=True)
+class AggregationOptions:
+    mode: AggregationMode = AggregationMode.MAJORITY
+    min_votes: int = 1
+    # Share of the pair's votes (ties and both-bad included) the winner needs.
+    min_agreement: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.min_votes < 1:
+            raise InvalidExportOptions("min_votes must be at least 1")
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise InvalidExportOptions("min_agreement must be between 0 and 1")
+
+    @property
+    def unit(self) -> str:
+        return "judgment" if self.mode is AggregationMode.EACH_VOTE else "pair"
+
+
+@dataclass(frozen=True, slots=True)
+class PreferencePair:
+    """One preference row: the winner, the loser, and how sure the raters were."""
+
+    pair_id: int
+    prompt: PromptRecord
+    winner: Side
+    chosen: str
+    rejected: str
+    chosen_model: str
+    rejected_model: str
+    vote_count: int
+    winner_votes: int
+    strength: float | None
+    judgment_ids: tuple[int, ...]
+
+    @property
+    def agreement(self) -> float:
+        return self.winner_votes / self.vote_count
+
+    @property
+    def margin(self) -> float:
+        return preference_margin(self.strength, self.agreement)
+
+
+@dataclass(frozen=True, slots=True)
+class PairOutcome:
+    kept: tuple[PreferencePair, ...]
+    dropped: tuple[DropReason, ...]
+
+
+class PairGrouper:
+    """Cuts a sorted vote stream into the votes of each pair, one vote at a time."""
+
+    def __init__(self) -> None:
+        self._current: list[VoteRecord] = []
+        self._last_key: tuple[str, int, int] | None = None
+
+    def push(self, vote: VoteRecord) -> tuple[VoteRecord, ...] | None:
+        """Add a vote; return the previous pair's votes once this vote starts a new pair."""
+        self._check_order(vote)
+        if self._current and self._current[0].pair_id != vote.pair_id:
+            finished = tuple(self._current)
+            self._current = [vote]
+            return finished
+        self._current.append(vote)
+        return None
+
+    def flush(self) -> tuple[VoteRecord, ...] | None:
+        finished = tuple(self._current) if self._current else None
+        self._current = []
+        return finished
+
+    def _check_order(self, vote: VoteRecord) -> None:
+        # Python compares strings by code point, like Postgres `COLLATE "C"` on UTF-8 text.
+        key = (vote.prompt.external_id, vote.pair_id, vote.judgment_id)
+        if self._last_key is not None and key <= self._last_key:
+            raise UnsortedVotesError(
+                f"judgment {vote.judgment_id} arrived out of order; sort the export query by "
+                '(prompt external_id COLLATE "C", pair id, judgment id)'
+            )
+        if self._current and self._current[0].pair_id == vote.pair_id:
+            first = self._current[0]
+            if first.prompt.prompt_id != vote.prompt.prompt_id:
+                raise InvalidRecordError(f"pair {vote.pair_id} has judgments on two prompts")
+        self._last_key = key
+
+
+def group_votes_by_pair(votes: Iterable[VoteRecord]) -> Iterator[tuple[VoteRecord, ...]]:
+    grouper = PairGrouper()
+    for vote in votes:
+        finished = grouper.push(vote)
+        if finished is not None:
+            yield finished
+    last = grouper.flush()
+    if last is not None:
+        yield last
+
+
+def aggregate_pair(votes: Sequence[VoteRecord], options: AggregationOptions) -> PairOutcome:
+    """The rows one pair gives under `options`, and one drop reason per unit left out."""
+    if options.mode is AggregationMode.EACH_VOTE:
+        return _each_vote(votes, options)
+    if len(votes) < options.min_votes:
+        return PairOutcome(kept=(), dropped=(DropReason.TOO_FEW_VOTES,))
+    counts = Counter(vote.choice for vote in votes)
+    ranked = counts.most_common()
+    winner_choice, winner_votes = ranked[0]
+    if options.mode is AggregationMode.UNANIMOUS and len(ranked) > 1:
+        return PairOutcome(kept=(), dropped=(DropReason.NOT_UNANIMOUS,))
+    if len(ranked) > 1 and ranked[1][1] == winner_votes:
+        return PairOutcome(kept=(), dropped=(DropReason.NO_MAJORITY,))
+    reason = _reason_to_drop(winner_choice, winner_votes / len(votes), options)
+    if reason is not None:
+        return PairOutcome(kept=(), dropped=(reason,))
+    side: Side = "a" if winner_choice == "a" else "b"
+    winning = [vote for vote in votes if vote.choice == side]
+    return PairOutcome(kept=(_preference(votes, side, winning),), dropped=())
+
+
+def aggregate(
+    votes: Iterable[VoteRecord],
+    options: AggregationOptions,
+    stats: ExportStats | None = None,
+) -> Iterator[PreferencePair]:
+    """Stream preference rows; `stats` (if given) counts votes, pairs, kept and dropped."""
+    stats = stats if stats is not None else ExportStats()
+    for pair_votes in group_votes_by_pair(votes):
+        stats.votes_read += len(pair_votes)
+        stats.pairs_read += 1
+        outcome = aggregate_pair(pair_votes, options)
+        stats.dropped.update(outcome.dropped)
+        stats.kept += len(outcome.kept)
+        yield from outcome.kept
+
+
+def _each_vote(votes: Sequence[VoteRecord], options: AggregationOptions) -> PairOutcome:
+    if len(votes) < options.min_votes:
+        return PairOutcome(kept=(), dropped=(DropReason.TOO_FEW_VOTES,) * len(votes))
+    counts = Counter(vote.choice for vote in votes)
+    kept: list[PreferencePair] = []
+    dropped: list[DropReason] = []
+    for vote in votes:
+        reason = _reason_to_drop(vote.choice, counts[vote.choice] / len(votes), options)
+        if reason is not None:
+            dropped.append(reason)
+            continue
+        side: Side = "a" if vote.choice == "a" else "b"
+        kept.append(_preference(votes, side, [vote], winner_votes=counts[side]))
+    return PairOutcome(kept=tuple(kept), dropped=tuple(dropped))
+
+
+def _reason_to_drop(
+    choice: str, agreement: float, options: AggregationOptions
+) -> DropReason | None:
+    if choice == "tie":
+        return DropReason.TIE
+    if choice == "both_bad":
+        return DropReason.BOTH_BAD
+    if agreement + _AGREEMENT_TOLERANCE < options.min_agreement:
+        return DropReason.BELOW_AGREEMENT
+    return None
+
+
+def _preference(
+    votes: Sequence[VoteRecord],
+    side: Side,
+    backing: Sequence[VoteRecord],
+    *,
+    winner_votes: int | None = None,
+) -> PreferencePair:
+    """A row for `side` over the other; `backing` are the votes its strength comes from."""
+    first = votes[0]
+    strength = mean_strength(
+        strength_fraction(vote.strength, len(vote.strength_scale))
+        for vote in backing
+        if vote.strength is not None
+    )
+    a_wins = side == "a"
+    return PreferencePair(
+        pair_id=first.pair_id,
+        prompt=first.prompt,
+        winner=side,
+        chosen=first.response_a if a_wins else first.response_b,
+        rejected=first.response_b if a_wins else first.response_a,
+        chosen_model=first.model_a if a_wins else first.model_b,
+        rejected_model=first.model_b if a_wins else first.model_a,
+        vote_count=len(votes),
+        winner_votes=len(backing) if winner_votes is None else winner_votes,
+        strength=strength,
+        judgment_ids=tuple(vote.judgment_id for vote in backing),
+    )

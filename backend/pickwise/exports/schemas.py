@@ -1,0 +1,54 @@
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from pickwise.exports.aggregation import AggregationMode, AggregationOptions
+from pickwise.exports.formats import ExportFormat
+from pickwise.exports.pipeline import ExportOptions
+from pickwise.exports.selection import Selection
+from pickwise.exports.splits import Split
+
+
+class ExportQuery(BaseModel):
+    """Options shared by the CLI, the API and the admin page."""
+
+    format: ExportFormat = ExportFormat.TRL
+    aggregation: AggregationMode = AggregationMode.MAJORITY
+    min_votes: int = Field(1, ge=1, le=1000)
+    min_agreement: float = Field(0.0, ge=0.0, le=1.0)
+    test_fraction: float = Field(0.1, ge=0.0, le=1.0)
+    seed: int = 0
+    batch_id: list[int] = Field(default_factory=list, description="Only these batches.")
+    include_gold: bool = False
+    include_excluded: bool = Field(False, description="Keep votes of excluded raters.")
+    split: Literal["all", "train", "test"] = "all"
+
+    def options(self) -> ExportOptions:
+        return ExportOptions(
+            format=self.format,
+            aggregation=AggregationOptions(
+                mode=self.aggregation, min_votes=self.min_votes, min_agreement=self.min_agreement
+            ),
+            test_fraction=self.test_fraction,
+            seed=self.seed,
+        )
+
+    def selection(self, project_id: int) -> Selection:
+        return Selection(
+            project_id=project_id,
+            batch_ids=tuple(self.batch_id),
+            include_gold=self.include_gold,
+            include_excluded_raters=self.include_excluded,
+        )
+
+    def only_split(self) -> Split | None:
+        return None if self.split == "all" else Split(self.split)
+
+
+class PreviewRead(BaseModel):
+    votes: int
+    kept: int
+    unit: str
+    dropped: dict[str, int]
+    conversational: bool
+    summary: str

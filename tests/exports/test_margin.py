@@ -1,0 +1,48 @@
+import pytest
+
+from pickwise.exports.aggregation import AggregationOptions, aggregate
+from pickwise.exports.margin import preference_margin, strength_fraction
+from pickwise.exports.records import Choice
+from tests.exports.factory import VoteFactory, make_prompt
+
+
+@pytest.mark.parametrize(
+    ("index", "size", "expected"),
+    [(0, 3, 1 / 3), (1, 3, 2 / 3), (2, 3, 1.0), (0, 1, 1.0), (3, 4, 1.0), (0, 4, 0.25)],
+)
+def test_strength_index_maps_to_its_share_of_the_scale(
+    index: int, size: int, expected: float
+) -> None:
+    assert strength_fraction(index, size) == pytest.approx(expected)
+
+
+def test_strength_outside_the_scale_is_refused() -> None:
+    with pytest.raises(ValueError):
+        strength_fraction(3, 3)
+
+
+def test_margin_is_strength_times_agreement_rounded() -> None:
+    assert preference_margin(1 / 3, 2 / 3) == 0.222222
+    assert preference_margin(1.0, 1.0) == 1.0
+    assert preference_margin(None, 1.0) == 0.0
+
+
+def _margin_of(choices: list[Choice], strengths: list[int | None], scale: tuple[str, ...]) -> float:
+    votes = VoteFactory().pair(make_prompt("p"), choices, strengths=strengths, scale=scale)
+    (pair,) = aggregate(votes, AggregationOptions())
+    return pair.margin
+
+
+def test_pair_margin_averages_the_winning_votes_strength() -> None:
+    # Winners gave "slightly" (1/3) and "much" (1): mean 2/3, times agreement 2/3.
+    assert _margin_of(["a", "a", "b"], [0, 2, 2], ("slightly", "clearly", "much")) == 0.444444
+
+
+def test_votes_without_strength_are_left_out_of_the_mean() -> None:
+    assert _margin_of(["b", "b"], [None, 1], ("slightly", "clearly", "much")) == 0.666667
+
+
+def test_margin_is_zero_float_without_a_scale() -> None:
+    margin = _margin_of(["a", "a"], [None, None], ())
+    assert margin == 0.0
+    assert isinstance(margin, float)
