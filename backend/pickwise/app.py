@@ -11,6 +11,7 @@ from pickwise.exports.router import router as exports_router
 from pickwise.health.router import router as health_router
 from pickwise.projects.router import router as projects_router
 from pickwise.users.router import router as users_router
+from pickwise.web.exports_page import router as exports_page_router
 from pickwise.web.pages import router as pages_router
 from pickwise.web.templating import STATIC_DIR
 
@@ -36,6 +37,7 @@ def create_app() -> FastAPI:
         exports_router,
         rating_router,
         pages_router,
+        exports_page_router,
     ):
         app.include_router(router)
     return app

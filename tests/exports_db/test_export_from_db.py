@@ -125,3 +125,48 @@ async def test_api_stream_matches_filters(live_app: Any) -> None:
         assert body["kept"] == 0 and body["dropped"] == {"not_unanimous": 8}
         rater_headers = info["raters"][0][1]
         assert (await client.get(url, headers=rater_headers)).status_code == 403
+
+
+async def test_admin_page_previews_and_downloads_zip(
+    live_app: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import io
+    import re
+    import zipfile
+
+    from pickwise.core.config import get_settings
+    from tests.factories import PASSWORD
+
+    info = await seed(live_app)
+    project = info["project"]
+    async with session_factory(get_engine())() as session, session.begin():
+        admin = await make_user(session, role="admin", password=PASSWORD)
+        email = admin.email
+    monkeypatch.setattr(get_settings(), "exports_dir", tmp_path)
+    async with AsyncClient(transport=ASGITransport(app=live_app), base_url="http://t") as client:
+        await client.post("/login", data={"email": email, "password": PASSWORD})
+        page = await client.get(f"/admin/projects/{project.id}/export")
+        assert page.status_code == 200
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert match is not None
+        form = {"csrf_token": match.group(1), "format": "trl", "aggregation": "unanimous"}
+        preview = await client.post(
+            f"/admin/projects/{project.id}/export", data={**form, "action": "preview"}
+        )
+        assert preview.status_code == 200
+        assert "0 pairs" in preview.text and "not_unanimous" in preview.text
+        download = await client.post(
+            f"/admin/projects/{project.id}/export",
+            data={**form, "aggregation": "majority", "action": "export"},
+        )
+        assert download.status_code == 200
+        assert download.headers["content-type"] == "application/zip"
+        names = zipfile.ZipFile(io.BytesIO(download.content)).namelist()
+        assert {name.split("/")[-1] for name in names} >= {
+            "train.jsonl",
+            "test.jsonl",
+            "README.md",
+            "manifest.json",
+        }
+        forged = await client.post(f"/admin/projects/{project.id}/export", data={"format": "trl"})
+        assert forged.status_code == 403
