@@ -159,7 +159,7 @@ async def test_admin_creates_rater_and_invite(client: AsyncClient, session: Asyn
             "email": "new@example.org",
             "display_name": "New",
             "password": "long-enough-pw",
-            "project_ids": [project.id],
+            "project_ids": [project_id],
         },
         headers=headers,
     )
@@ -172,7 +172,7 @@ async def test_admin_creates_rater_and_invite(client: AsyncClient, session: Asyn
     assert duplicate.status_code == 409 and "email" in duplicate.json()["detail"]
     invite = await client.post(
         "/api/v1/invites",
-        json={"email": "inv@example.org", "project_id": project.id},
+        json={"email": "inv@example.org", "project_id": project_id},
         headers=headers,
     )
     assert invite.status_code == 201

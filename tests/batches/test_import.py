@@ -23,7 +23,9 @@ def prompt_row(external_id: str, n: int = 3, **extra: Any) -> dict[str, Any]:
     return {
         "id": external_id,
         "prompt": f"Question {external_id}?",
-        "responses": [{"id": f"r{i}", "model": f"m{i}", "content": f"answer {i}"} for i in range(n)],
+        "responses": [
+            {"id": f"r{i}", "model": f"m{i}", "content": f"answer {i}"} for i in range(n)
+        ],
         **extra,
     }
 
@@ -161,20 +163,51 @@ BAD_FILES: list[tuple[str, bytes, int | None, str]] = [
     ("bad utf-8", jsonl(prompt_row("a")) + b'{"id": "\xff"}\n', 2, "UTF-8"),
     ("missing field", jsonl({"id": "a", "prompt": "x"}), 1, "responses"),
     ("wrong type", jsonl({**prompt_row("a"), "prompt": 5}), 1, "prompt"),
-    ("empty content", jsonl({**prompt_row("a"), "responses": [
-        {"model": "m", "content": " "}, {"model": "m", "content": "ok"}]}), 1, "empty"),
-    ("one distinct response", jsonl({**prompt_row("a"), "responses": [
-        {"model": "m", "content": "same"}, {"model": "n", "content": "same"}]}), 1, "different"),
+    (
+        "empty content",
+        jsonl(
+            {
+                **prompt_row("a"),
+                "responses": [{"model": "m", "content": " "}, {"model": "m", "content": "ok"}],
+            }
+        ),
+        1,
+        "empty",
+    ),
+    (
+        "one distinct response",
+        jsonl(
+            {
+                **prompt_row("a"),
+                "responses": [{"model": "m", "content": "same"}, {"model": "n", "content": "same"}],
+            }
+        ),
+        1,
+        "different",
+    ),
     ("gold not a response", jsonl({**prompt_row("a"), "gold": {"winner": "zz"}}), 1, "winner"),
-    ("ends on assistant", jsonl({**{k: v for k, v in prompt_row("a").items() if k != "prompt"},
-        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}),
-        1, "user"),
+    (
+        "ends on assistant",
+        jsonl(
+            {
+                **{k: v for k, v in prompt_row("a").items() if k != "prompt"},
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "a"},
+                ],
+            }
+        ),
+        1,
+        "user",
+    ),
     ("broken csv", b'id,prompt,response_a,response_b,model_a,model_b\nx,"open,a,b,m,n\n', None, ""),
     ("empty file", b"", None, "no records"),
 ]
 
 
-@pytest.mark.parametrize(("name", "data", "line", "needle"), BAD_FILES, ids=[c[0] for c in BAD_FILES])
+@pytest.mark.parametrize(
+    ("name", "data", "line", "needle"), BAD_FILES, ids=[c[0] for c in BAD_FILES]
+)
 async def test_bad_files_are_rejected_whole(
     session: AsyncSession, name: str, data: bytes, line: int | None, needle: str
 ) -> None:
@@ -203,7 +236,12 @@ async def test_oversized_line_is_rejected(session: AsyncSession) -> None:
     big = jsonl({**prompt_row("a"), "prompt": "x" * 5000})
     with pytest.raises(ImportRejected) as caught:
         await import_stream(
-            session, project, io.BytesIO(big), filename="big.jsonl", source="cli", user=None,
+            session,
+            project,
+            io.BytesIO(big),
+            filename="big.jsonl",
+            source="cli",
+            user=None,
             limits=ImportLimits(max_line_bytes=1000),
         )
     assert caught.value.report.errors[0].line == 1

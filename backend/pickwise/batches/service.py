@@ -24,7 +24,6 @@ from pickwise.batches.report import (
     ImportLimits,
     ImportRejected,
     LineError,
-    ValidationReport,
 )
 from pickwise.core.config import get_settings
 from pickwise.models import Batch, Project, User
