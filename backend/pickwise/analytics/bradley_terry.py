@@ -194,9 +194,30 @@ def bradley_terry_leaderboard(
     seed: int = 0,
 ) -> Leaderboard:
     """Scores, bootstrap intervals, interval-based ranks and win rates for models 0..n−1."""
+    return leaderboard_from_battles(
+        aggregate_battles(model_a, model_b, choice_codes, n_models),
+        bootstrap_rounds=bootstrap_rounds,
+        confidence=confidence,
+        anchor_model=anchor_model,
+        seed=seed,
+    )
+
+
+def leaderboard_from_battles(
+    battles: BattleCounts,
+    *,
+    bootstrap_rounds: int = 200,
+    confidence: float = 0.95,
+    anchor_model: int | None = None,
+    seed: int = 0,
+) -> Leaderboard:
+    """``bradley_terry_leaderboard`` on votes already counted per cell (e.g. by SQL GROUP BY).
+
+    Cells must be in increasing (model_a, model_b, outcome) order, as ``aggregate_battles``
+    returns them, for the bootstrap draws to match the per-vote entry point exactly.
+    """
     if bootstrap_rounds < 100:
         raise ValueError("use at least 100 bootstrap rounds for stable 95% intervals")
-    battles = aggregate_battles(model_a, model_b, choice_codes, n_models)
     votes = battles.votes_per_model()
     if np.any(votes == 0):
         raise ValueError(f"models without votes: {np.flatnonzero(votes == 0).tolist()}")

@@ -60,8 +60,11 @@ def normalized_style_differences(counts_a: npt.ArrayLike, counts_b: npt.ArrayLik
     ratio = np.zeros_like(total)
     np.divide(a - b, total, out=ratio, where=total > 0)
     spread = ratio.std(axis=0)
+    # Constant means max == min. The float std of identical values can be ~1e-17 instead of
+    # 0, and dividing by it would turn a constant into a column of ±1 (a spurious intercept).
+    varies = ratio.max(axis=0, initial=-np.inf) > ratio.min(axis=0, initial=np.inf)
     standardized = np.zeros_like(ratio)
-    np.divide(ratio - ratio.mean(axis=0), spread, out=standardized, where=spread > 0)
+    np.divide(ratio - ratio.mean(axis=0), spread, out=standardized, where=varies)
     return standardized
 
 

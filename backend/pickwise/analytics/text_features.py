@@ -96,8 +96,10 @@ _FENCED_BLOCK = re.compile(
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S", re.MULTILINE)
 _HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.MULTILINE)
 _BOLD = re.compile(r"\*\*(?=\S)[^*\n]+?\*\*|__(?=\S)[^_\n]+?__")
-_QUESTION = re.compile(r"[^.!?\n]*\?")
-_WORD = re.compile(r"\S*\w\S*")
+# Both start a match only where a sentence (a token) starts: unanchored, a long run without
+# "?" (without a letter or digit) was retried from every position inside it, quadratic time.
+_QUESTION = re.compile(r"(?<![^.!?\n])[^.!?\n]*\?")
+_WORD = re.compile(r"(?<!\S)\S*\w\S*")
 
 
 def _phrase_pattern(phrases: Sequence[str]) -> re.Pattern[str]:

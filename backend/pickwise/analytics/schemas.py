@@ -1,0 +1,204 @@
+"""What the analytics endpoints, the dashboard and `pickwise report` show.
+
+Numbers that have no value yet (no gold judgments, an undefined alpha, a feature that never
+differed) are null, never NaN. Raters are named by display name and pseudonym, never by email.
+"""
+
+from datetime import date
+
+from pydantic import BaseModel, Field
+
+
+class Readiness(BaseModel):
+    ready: bool = Field(description="False until there is enough data for this section.")
+    message: str | None = Field(None, description="Why the section is not ready yet.")
+
+
+class ProgressRead(BaseModel):
+    pairs_done: int = Field(description="Regular pairs with all their judgments.")
+    pairs_in_progress: int
+    pairs_open: int
+    pairs_flagged: int
+    judgments_needed: int = Field(description="Judgments still missing on active pairs.")
+    share_done: float | None = Field(description="Done pairs / active pairs.")
+    judgments: int = Field(description="Judgments on regular (non-gold) pairs.")
+    gold_judgments: int
+    raters_active: int = Field(description="Raters with at least one judgment.")
+    models: int = Field(description="Distinct model names among the project's responses.")
+
+
+class TimelineDay(BaseModel):
+    day: date = Field(description="UTC day.")
+    judgments: int
+    gold_judgments: int
+
+
+class TimelineRead(BaseModel):
+    days: list[TimelineDay] = Field(description="Every day from the first to the last judgment.")
+
+
+class FlagRead(BaseModel):
+    code: str = Field(
+        description="low_gold_accuracy | position_bias | too_fast | low_estimated_accuracy"
+    )
+    detail: str
+
+
+class RaterRow(BaseModel):
+    user_id: int
+    display_name: str
+    pseudonym: str
+    member: bool = Field(description="Still a member of the project (can be excluded).")
+    excluded: bool
+    judgments: int = Field(description="All judgments, gold included.")
+    gold_correct: int
+    gold_total: int
+    gold_accuracy: float | None
+    gold_lower: float | None = Field(description="95% Wilson interval.")
+    gold_upper: float | None
+    majority_agreed: int
+    majority_eligible: int
+    majority_agreement: float | None = Field(
+        description="Share of judgments matching the unique majority of the other raters."
+    )
+    left_picks: int
+    decisive: int = Field(description="A-or-B choices (ties have no side).")
+    left_share: float | None
+    position_p_value: float | None = Field(description="Exact binomial test of 0.5.")
+    median_seconds: float | None
+    fast_count: int
+    tie_rate: float | None
+    both_bad_rate: float | None
+    dawid_skene_accuracy: float | None
+    flags: list[FlagRead]
+
+
+class ThresholdsRead(BaseModel):
+    min_gold_accuracy: float
+    max_position_bias: float
+    position_p_value: float
+    min_median_seconds: float
+    min_dawid_skene_accuracy: float
+    overridden: dict[str, float] = Field(
+        description="Values taken from the project's quality_rules instead of the defaults."
+    )
+    ignored_rules: list[str] = Field(
+        description="quality_rules keys that are not a threshold name or not a finite number."
+    )
+
+
+class RatersRead(BaseModel):
+    raters: list[RaterRow] = Field(description="Flagged raters first, then by judgments.")
+    thresholds: ThresholdsRead
+    fast_threshold_seconds: float
+    flagged: int
+
+
+class AgreementStats(BaseModel):
+    judgments: int
+    items: int = Field(description="Pairs with at least one judgment.")
+    agreeing_pairs_with_ties: int
+    rater_pairs_with_ties: int
+    agreement_with_ties: float | None = Field(
+        description="Share of rater pairs on the same item giving the same label (A / tie / B)."
+    )
+    agreeing_pairs_without_ties: int
+    rater_pairs_without_ties: int
+    agreement_without_ties: float | None = Field(
+        description="The same among raters who both preferred A or B."
+    )
+    krippendorff_alpha: float | None = Field(description="Nominal alpha over A / tie / B.")
+
+
+class BatchAgreement(AgreementStats):
+    batch_id: int
+    filename: str
+
+
+class RaterAgreement(BaseModel):
+    user_id: int
+    display_name: str
+    pseudonym: str
+    judgments: int
+    agreement_with_ties: float | None = Field(
+        description="Share of this rater's pairs with other raters (same item) that agree."
+    )
+    rater_pairs_with_ties: int
+    agreement_without_ties: float | None
+    rater_pairs_without_ties: int
+    majority_agreement: float | None
+    alpha_without_rater: float | None = Field(
+        description="The project's alpha with this rater's judgments left out."
+    )
+
+
+class AgreementRead(Readiness):
+    project: AgreementStats | None = None
+    batches: list[BatchAgreement] = Field(default_factory=list)
+    raters: list[RaterAgreement] = Field(default_factory=list)
+    excluded_raters_left_out: int = 0
+
+
+class ModelRow(BaseModel):
+    model: str
+    score: float = Field(description="Bradley-Terry score on the Elo-like scale (mean 1000).")
+    lower: float = Field(description="Bootstrap percentile interval.")
+    upper: float
+    rank: int = Field(description="1 + models whose interval lies entirely above this one's.")
+    votes: int
+    score_style_controlled: float | None = Field(
+        description="Score once length and markdown are controlled for."
+    )
+
+
+class StyleCoefficient(BaseModel):
+    feature: str
+    coefficient: float | None = Field(
+        description="Log-odds per standard deviation of the normalised difference; "
+        "null when the answers never differed on it."
+    )
+    lower: float | None
+    upper: float | None
+
+
+class LeaderboardRead(Readiness):
+    models: list[ModelRow] = Field(default_factory=list, description="Best score first.")
+    win_rate: list[list[float | None]] = Field(
+        default_factory=list,
+        description="[i][j]: share of points models[i] took from models[j]; null if never met.",
+    )
+    votes: int = 0
+    bootstrap_rounds: int = 0
+    style_coefficients: list[StyleCoefficient] = Field(default_factory=list)
+    style_converged: bool | None = None
+    notes: list[str] = Field(default_factory=list)
+    excluded_raters_left_out: int = 0
+
+
+class FeatureWeightRead(BaseModel):
+    name: str
+    weight: float | None = Field(description="Log-odds; null when the feature never differed.")
+    lower: float | None = Field(description="95% Wald interval.")
+    upper: float | None
+
+
+class PreferencesRead(Readiness):
+    weights: list[FeatureWeightRead] = Field(default_factory=list)
+    held_out_accuracy: float | None = None
+    baseline_accuracy: float | None = Field(
+        None, description="Always predicting the more common choice of the training folds."
+    )
+    judgments: int = Field(0, description="A-or-B judgments used (ties are left out).")
+    folds: int = 0
+    batch_id: int | None = None
+    rater_id: int | None = None
+    excluded_raters_left_out: int = 0
+
+
+class ReportRead(BaseModel):
+    progress: ProgressRead
+    timeline: TimelineRead
+    raters: RatersRead
+    agreement: AgreementRead
+    leaderboard: LeaderboardRead
+    preferences: PreferencesRead

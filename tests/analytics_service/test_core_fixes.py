@@ -1,0 +1,29 @@
+"""Regressions for two bugs in the statistics core found while wiring it to the database.
+(They belong with tests/analytics; kept here because this change owns only this folder.)"""
+
+import time
+
+import numpy as np
+
+from pickwise.analytics.style_control import normalized_style_differences, style_counts
+from pickwise.analytics.text_features import text_features
+
+
+def test_text_features_take_linear_time_on_long_runs() -> None:
+    """An answer with no sentence end, or a long run without letters, used to take seconds
+    (quadratic backtracking in the question and word patterns)."""
+    long_sentence = "word " * 20_000 + "is this a question?"
+    rule = "-" * 100_000
+    started = time.perf_counter()
+    features = text_features(long_sentence + "\n" + rule, None)
+    assert time.perf_counter() - started < 0.5
+    assert features["words"] == 20_004
+    assert features["questions_back"] == 1
+
+
+def test_a_style_ratio_that_never_changes_stays_zero() -> None:
+    """30 identical ratios have a float std of ~3e-17, not 0; dividing by it used to turn
+    the feature into a constant column of -1."""
+    counts_a = style_counts(["North: answer."] * 30)
+    counts_b = style_counts(["South: a longer reply."] * 30)
+    assert np.all(normalized_style_differences(counts_a, counts_b) == 0)
