@@ -1,0 +1,173 @@
+"""Markdown from models and admins becomes HTML with nothing that can run."""
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from pickwise.web.markdown import (
+    ALLOWED_ATTRIBUTES,
+    ALLOWED_TAGS,
+    pygments_stylesheet,
+    render_markdown,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+XSS_PAYLOADS = [
+    "<script>alert(1)</script>",
+    "<SCRIPT SRC=//evil.example/x.js></SCRIPT>",
+    "<img src=x onerror=alert(1)>",
+    '<a href="javascript:alert(1)">click</a>',
+    "<svg onload=alert(1)><circle r=10 /></svg>",
+    "<svg><script>alert(1)</script></svg>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    '<iframe src="javascript:alert(1)"></iframe>',
+    '<object data="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=="></object>',
+    '<embed src="javascript:alert(1)">',
+    "<body onload=alert(1)>",
+    '<div style="background:url(javascript:alert(1))">x</div>',
+    "<style>@import 'https://evil.example/x.css';</style>",
+    '<meta http-equiv="refresh" content="0;url=javascript:alert(1)">',
+    '<form action="javascript:alert(1)"><button>go</button></form>',
+    '<details open ontoggle="alert(1)">',
+    "<p onmouseover=alert(1)>hover</p>",
+    "[click](javascript:alert(1))",
+    "[click](JaVaScRiPt:alert(1))",
+    "[click]( javascript:alert(1) )",
+    "[click](<javascript:alert(1)>)",
+    "[click](&#106;avascript:alert(1))",
+    "[click](&#x6A;&#x61;&#x76;&#x61;script:alert(1))",
+    "[click](javascript&colon;alert(1))",
+    "[click](java\tscript:alert(1))",
+    "[click](vbscript:msgbox(1))",
+    "[click](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "[click](file:///etc/passwd)",
+    "<javascript:alert(1)>",
+    "<data:text/html,<script>alert(1)</script>>",
+    "[ref][x]\n\n[x]: javascript:alert(1)",
+    "![img](javascript:alert(1))",
+    "![img](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+)",
+    '![x" onerror="alert(1)](https://example.org/a.png)',
+    '[t](https://example.org "a\\" onmouseover=\\"alert(1)")',
+    '[t](https://example.org"onmouseover="alert(1))',
+    '```"><script>alert(1)</script>\ncode\n```',
+    "```html\n<script>alert(1)</script>\n```",
+    "| a |\n|---|\n| <img src=x onerror=alert(1)> |",
+    "&lt;script&gt;alert(1)&lt;/script&gt;",
+    "&#60;script&#62;alert(1)&#60;/script&#62;",
+    "<!-- <script>alert(1)</script> -->",
+    "<a href=https://example.org onclick=alert(1)>x</a>",
+    '<noscript><p title="</noscript><img src=x onerror=alert(1)>">',
+    "`<script>alert(1)</script>`",
+]
+
+SAFE_SCHEMES = ("http://", "https://", "mailto:")
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+
+def parsed(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    collector = _Collector()
+    collector.feed(html)
+    collector.close()
+    return collector.elements
+
+
+def assert_inert(html: str) -> None:
+    """Only allowed tags and attributes; links only to http(s) or mailto URLs."""
+    for tag, attributes in parsed(html):
+        assert tag in ALLOWED_TAGS, (tag, html)
+        for name, value in attributes.items():
+            assert not name.startswith("on"), (tag, name, html)
+            assert name in ALLOWED_ATTRIBUTES.get(tag, set()) | {"class", "rel", "target"}, (
+                tag,
+                name,
+                html,
+            )
+            if name == "href":
+                assert value is not None and value.lower().startswith(SAFE_SCHEMES), html
+    # As text (&lt;script&gt;) these are harmless; as tags they must never appear.
+    lowered = html.lower()
+    for tag in ("<script", "<svg", "<math", "<iframe", "<img", "<style", "<object", "<form"):
+        assert tag not in lowered, html
+
+
+@pytest.mark.parametrize("payload", XSS_PAYLOADS)
+def test_payload_renders_inert(payload: str) -> None:
+    html = render_markdown(payload)
+
+    assert_inert(html)
+    for _, attributes in parsed(html):
+        for value in attributes.values():
+            assert "script" not in (value or "").lower()
+            assert not (value or "").lower().startswith(("data:", "file:"))
+
+
+def test_raw_html_shows_as_text() -> None:
+    html = render_markdown("Use <b>bold</b> and <script>x()</script>")
+
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html
+    assert "&lt;script&gt;x()&lt;/script&gt;" in html
+
+
+def test_links_get_safe_rel_and_relative_links_lose_their_target() -> None:
+    html = render_markdown("[docs](https://example.org/docs) and [inside](/admin/users)")
+
+    assert (
+        '<a href="https://example.org/docs" target="_blank" rel="noopener noreferrer nofollow">'
+        in html
+    )
+    assert "/admin/users" not in html
+
+
+def test_images_are_links_never_loaded() -> None:
+    html = render_markdown(
+        "![a cat](https://example.org/cat.png) ![inline](data:image/png;base64,AAAA)"
+    )
+
+    assert "<img" not in html
+    assert '<a href="https://example.org/cat.png"' in html and "Image: a cat</a>" in html
+    assert "[Image: inline]" in html and "data:" not in html
+
+
+def test_code_is_highlighted_with_classes_only() -> None:
+    html = render_markdown("```python\ndef f():\n    return 1  # one\n```")
+
+    assert html.startswith('<pre class="highlight"><code>')
+    assert '<span class="k">def</span>' in html and '<span class="c1"># one</span>' in html
+    assert "style=" not in html
+
+
+def test_unknown_language_and_plain_blocks_are_escaped() -> None:
+    html = render_markdown("```nosuchlanguage\n<b>x</b>\n```")
+
+    assert "<pre><code>&lt;b&gt;x&lt;/b&gt;" in html
+
+
+def test_tables_headings_and_lists() -> None:
+    html = render_markdown("# Title\n\n| a | b |\n|:-:|--:|\n| 1 | 2 |\n\n3. three\n4. four")
+
+    assert "<h3>Title</h3>" in html
+    assert '<th class="align-center">a</th>' in html and '<td class="align-right">2</td>' in html
+    assert '<ol start="3">' in html
+    assert "style=" not in html
+
+
+def test_empty_text() -> None:
+    assert render_markdown("") == render_markdown(None) == ""
+
+
+def test_pygments_stylesheet_file_is_current() -> None:
+    stylesheet = (ROOT / "frontend/static/css/pygments.css").read_text()
+
+    # Regenerate with: .venv/bin/python -c "from pickwise.web.markdown import
+    # pygments_stylesheet as s; print(s(), end='')" > frontend/static/css/pygments.css
+    assert stylesheet == pygments_stylesheet()

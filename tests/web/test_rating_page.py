@@ -1,0 +1,415 @@
+"""The rating page through HTTP: cookie login, plain forms, redirects back to the page."""
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient, Response
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.assignments.service import next_assignment
+from pickwise.core import clock
+from pickwise.models import Assignment, Judgment, Pair, PairFlag, Project, Prompt, User
+from pickwise.models.pools import PoolParticipant, RaterPool
+from pickwise.web.rating import FLASH_COOKIE
+from tests.factories import PASSWORD, add_member, make_pairs, make_project, make_user
+
+HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
+
+
+@pytest.fixture(autouse=True)
+def reset_clock() -> Iterator[None]:
+    clock.reset()
+    yield
+    clock.reset()
+
+
+async def rater_on_project(
+    client: AsyncClient, session: AsyncSession, **settings: object
+) -> tuple[User, Project]:
+    """A rater who is a member of a new project and logged in with the session cookie."""
+    rater = await make_user(session, password=PASSWORD)
+    project = await make_project(session, **settings)
+    await add_member(session, project, rater)
+    response = await client.post("/login", data={"email": rater.email, "password": PASSWORD})
+    assert response.status_code == 303
+    return rater, project
+
+
+def form_of(html: str, form_class_or_id: str) -> tuple[str, dict[str, str]]:
+    """(action, hidden fields) of the form whose opening tag mentions `form_class_or_id`."""
+    start = html.index(form_class_or_id)
+    start = html.rindex("<form", 0, start)
+    end = html.index("</form>", start)
+    block = html[start:end]
+    action = re.search(r'action="([^"]+)"', block)
+    assert action
+    return action.group(1), dict(HIDDEN.findall(block))
+
+
+async def open_page(client: AsyncClient, app: FastAPI, project: Project) -> Response:
+    response = await client.get(app.url_path_for("rate_page", project_id=project.id))
+    assert response.status_code == 200, response.text
+    return response
+
+
+async def choose(
+    client: AsyncClient, html: str, choice: str, **fields: str
+) -> tuple[Response, dict[str, str]]:
+    action, hidden = form_of(html, 'id="choice-form"')
+    data = {**hidden, "choice": choice, **fields}
+    return await client.post(action, data=data), data
+
+
+async def leased(session: AsyncSession, rater: User) -> Assignment:
+    assignment = await session.scalar(
+        select(Assignment).where(Assignment.rater_id == rater.id, Assignment.status == "leased")
+    )
+    assert assignment is not None
+    return assignment
+
+
+async def judgments_of(session: AsyncSession, rater: User) -> list[Judgment]:
+    return list(await session.scalars(select(Judgment).where(Judgment.rater_id == rater.id)))
+
+
+async def test_page_shows_the_pair_but_never_the_model_names(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    _, project = await rater_on_project(client, session)
+    (pair,) = await make_pairs(session, project, 1, models=("secret-model-x", "secret-model-y"))
+    prompt = await session.get(Prompt, pair.prompt_id)
+    assert prompt is not None
+    prompt.system = "You are **terse**."
+    await session.flush()
+
+    html = (await open_page(client, app, project)).text
+
+    assert "secret-model" not in html
+    assert "Answer 0 to question 0." in html and "Answer 1 to question 0." in html
+    assert "Question 0?" in html
+    assert '<details class="system-prompt">' in html and "<strong>terse</strong>" in html
+    for label in ("Left is better", "Right is better", "Tie", "Both are bad", "Skip this pair"):
+        assert label in html
+    _, hidden = form_of(html, 'id="choice-form"')
+    assert hidden["csrf_token"] and len(hidden["idempotency_key"]) == 36
+    assert '<main id="main"' in html and 'aria-label="Your progress"' in html
+
+
+async def test_submitting_the_form_stores_the_judgment(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 2)
+    html = (await open_page(client, app, project)).text
+    assignment = await leased(session, rater)
+
+    response, _ = await choose(client, html, "left")
+
+    assert response.status_code == 303
+    assert response.headers["location"] == app.url_path_for("rate_page", project_id=project.id)
+    (judgment,) = await judgments_of(session, rater)
+    assert judgment.assignment_id == assignment.id
+    assert judgment.choice == assignment.left_side  # "left" stored as the canonical a / b
+    after = (await open_page(client, app, project)).text
+    assert "Saved. Here is the next pair." in after
+    assert (await leased(session, rater)).id != assignment.id
+    # The one-time message is used up.
+    assert "Saved." not in (await open_page(client, app, project)).text
+
+
+async def test_double_submit_with_the_same_token_stores_one_judgment(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 3)
+    html = (await open_page(client, app, project)).text
+
+    first, data = await choose(client, html, "right")
+    second = await client.post(form_of(html, 'id="choice-form"')[0], data=data)
+
+    assert first.status_code == second.status_code == 303
+    assert len(await judgments_of(session, rater)) == 1
+
+
+async def test_strength_rationale_and_criteria(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(
+        client,
+        session,
+        strength_scale=["slightly", "clearly", "much"],
+        rationale_mode="required",
+        criteria=["honesty", "clarity"],
+        allow_tie=False,
+    )
+    await make_pairs(session, project, 2)
+    html = (await open_page(client, app, project)).text
+    assert 'name="strength" value="2"' in html and "much" in html
+    assert 'name="criterion-1" value="left"' in html and "clarity" in html
+    assert "required>" in html  # the rationale
+    assert 'name="choice" value="tie"' not in html
+
+    refused, _ = await choose(
+        client, html, "left", rationale="Clearer.", **{"criterion-0": "right"}
+    )
+
+    assert refused.status_code == 422
+    assert "Pick how much better the left answer is" in refused.text
+    assert ">Clearer.</textarea>" in refused.text  # what the rater typed is kept
+    assert 'name="criterion-0" value="right"\n          checked' in refused.text
+    assert await judgments_of(session, rater) == []
+
+    assignment = await leased(session, rater)
+    response, _ = await choose(
+        client,
+        refused.text,
+        "left",
+        strength="1",
+        rationale="  Clearer.  ",
+        **{"criterion-0": "right", "criterion-1": "tie"},
+    )
+
+    assert response.status_code == 303
+    (judgment,) = await judgments_of(session, rater)
+    right = "b" if assignment.left_side == "a" else "a"
+    assert (judgment.strength, judgment.rationale) == (1, "Clearer.")
+    assert judgment.criteria == {"honesty": right, "clarity": "tie"}
+
+
+async def test_tie_ignores_a_strength_left_selected(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(client, session, strength_scale=["a bit", "a lot"])
+    await make_pairs(session, project, 1)
+    html = (await open_page(client, app, project)).text
+
+    response, _ = await choose(client, html, "tie", strength="1")
+
+    assert response.status_code == 303
+    (judgment,) = await judgments_of(session, rater)
+    assert (judgment.choice, judgment.strength) == ("tie", None)
+
+
+async def test_skip_and_flag(client: AsyncClient, app: FastAPI, session: AsyncSession) -> None:
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 3)
+    html = (await open_page(client, app, project)).text
+    skipped = await leased(session, rater)
+
+    action, hidden = form_of(html, 'class="skip-form"')
+    response = await client.post(action, data={**hidden, "reason": "needs_expertise"})
+
+    assert response.status_code == 303
+    await session.refresh(skipped)
+    assert (skipped.status, skipped.skip_reason) == ("skipped", "needs_expertise")
+    html = (await open_page(client, app, project)).text
+    assert "Skipped. Here is the next pair." in html
+    flagged = await leased(session, rater)
+
+    action, hidden = form_of(html, 'class="flag-form"')
+    response = await client.post(
+        action, data={**hidden, "reason": "personal_data", "note": "A phone number."}
+    )
+
+    assert response.status_code == 303
+    flag = await session.scalar(select(PairFlag).where(PairFlag.pair_id == flagged.pair_id))
+    assert flag is not None and (flag.reason, flag.note) == ("personal_data", "A phone number.")
+    pair = await session.get(Pair, flagged.pair_id)
+    assert pair is not None and pair.status == "flagged"
+    assert "Flagged for review" in (await open_page(client, app, project)).text
+
+
+async def test_skip_without_a_reason_is_explained(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 1)
+    html = (await open_page(client, app, project)).text
+
+    action, hidden = form_of(html, 'class="skip-form"')
+    response = await client.post(action, data=hidden)
+
+    assert response.status_code == 303
+    assert "Pick a reason to skip" in (await open_page(client, app, project)).text
+    assert (await leased(session, rater)).status == "leased"
+
+
+async def test_late_submit_says_so_and_shows_the_next_pair(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(client, session, lease_seconds=60)
+    await make_pairs(session, project, 2)
+    html = (await open_page(client, app, project)).text
+    mine = await leased(session, rater)
+    clock.advance(timedelta(minutes=5))
+    other = await make_user(session)
+    await add_member(session, project, other)
+    taken = await next_assignment(session, project, other)
+    assert taken is not None and taken.pair_id == mine.pair_id
+
+    response, _ = await choose(client, html, "left")
+
+    assert response.status_code == 303
+    page = (await open_page(client, app, project)).text
+    assert "Your time on this pair ran out" in page
+    assert 'id="choice-form"' in page
+    assert (await leased(session, rater)).pair_id != mine.pair_id
+    assert await judgments_of(session, rater) == []
+
+
+async def test_a_form_without_the_csrf_token_is_refused(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 1)
+    html = (await open_page(client, app, project)).text
+    action, hidden = form_of(html, 'id="choice-form"')
+    del hidden["csrf_token"]
+    rater_id = rater.id  # the refused request rolls the session back
+
+    response = await client.post(action, data={**hidden, "choice": "left"})
+
+    assert response.status_code == 403
+    stored = select(func.count()).where(Judgment.rater_id == rater_id)
+    assert await session.scalar(stored) == 0
+
+
+async def test_no_work_left_page(client: AsyncClient, app: FastAPI, session: AsyncSession) -> None:
+    _, project = await rater_on_project(client, session)
+
+    html = (await open_page(client, app, project)).text
+
+    assert "Nothing left for you to rate" in html
+    assert 'id="choice-form"' not in html
+
+
+async def test_summary_after_every_nth_judgment(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    _, project = await rater_on_project(client, session, summary_every=2)
+    await make_pairs(session, project, 4)
+    summary = app.url_path_for("rate_summary", project_id=project.id)
+
+    first, _ = await choose(client, (await open_page(client, app, project)).text, "left")
+    second, _ = await choose(client, (await open_page(client, app, project)).text, "left")
+
+    assert first.headers["location"] == app.url_path_for("rate_page", project_id=project.id)
+    assert second.headers["location"] == f"{summary}?after=2"
+    page = await client.get(second.headers["location"])
+    assert page.status_code == 200
+    html = page.text
+    assert "What your choices teach" in html and "You have made 2 judgments" in html
+    assert "Picked the answer shown on the left" in html and "2 of 2" in html
+    assert "Picked the longer answer" in html
+    assert "Continue rating" in html
+
+
+async def test_summary_counts_only_this_raters_choices(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    _, project = await rater_on_project(client, session, summary_every=0)
+    await make_pairs(session, project, 2)
+    summary = app.url_path_for("rate_summary", project_id=project.id)
+    assert "Nothing to show yet" in (await client.get(summary)).text
+
+    response, _ = await choose(client, (await open_page(client, app, project)).text, "right")
+
+    assert response.headers["location"] == app.url_path_for("rate_page", project_id=project.id)
+    html = (await client.get(summary)).text
+    assert "0 of 1" in html  # the right answer was picked, never the left
+
+
+async def test_guidelines_page_is_sanitized(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    _, project = await rater_on_project(
+        client,
+        session,
+        guidelines_md="# Be fair\n<script>alert(1)</script> [x](javascript:alert(1))",
+    )
+
+    response = await client.get(app.url_path_for("rate_guidelines", project_id=project.id))
+
+    assert response.status_code == 200
+    assert "<h3>Be fair</h3>" in response.text
+    assert "<script>alert" not in response.text and 'href="javascript' not in response.text
+    assert "&lt;script&gt;" in response.text
+
+
+async def test_a_rater_of_another_project_gets_404(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    await rater_on_project(client, session)
+    other = await make_project(session)
+    await make_pairs(session, other, 1)
+
+    for name in ("rate_page", "rate_summary", "rate_guidelines"):
+        response = await client.get(app.url_path_for(name, project_id=other.id))
+        assert response.status_code == 404
+    assert await session.scalar(select(func.count()).select_from(Assignment)) == 0
+
+
+async def test_not_logged_in_goes_to_login(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    project = await make_project(session)
+
+    response = await client.get(app.url_path_for("rate_page", project_id=project.id))
+
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+async def test_gold_feedback_is_shown_once(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(client, session, gold_rate=1.0, gold_feedback=True)
+    await make_pairs(session, project, 2, gold=1)
+    html = (await open_page(client, app, project)).text
+    assignment = await leased(session, rater)
+    assert assignment.is_gold and "check pair" not in html.lower()
+    # The gold winner is response a; pick the other one.
+    wrong = "right" if assignment.left_side == "a" else "left"
+
+    await choose(client, html, wrong)
+
+    shown = (await open_page(client, app, project)).text
+    assert "This was a check pair" in shown
+    assert "This was a check pair" not in (await open_page(client, app, project)).text
+
+
+async def test_a_forged_message_cookie_is_ignored(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    _, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 1)
+    client.cookies.set(FLASH_COOKIE, "not-base64-json!")
+
+    response = await open_page(client, app, project)
+
+    assert 'class="flash' not in response.text
+
+
+async def test_a_study_participant_at_quota_goes_to_the_completion_page(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 3)
+    pool = RaterPool(
+        project_id=project.id, name="Study", token_hash="f" * 64, token_prefix="f", quota=1
+    )
+    session.add(pool)
+    await session.flush()
+    session.add(PoolParticipant(pool_id=pool.id, user_id=rater.id, external_id="p1"))
+    await session.flush()
+
+    await choose(client, (await open_page(client, app, project)).text, "left")
+    response = await client.get(app.url_path_for("rate_page", project_id=project.id))
+
+    assert response.status_code == 303
+    assert response.headers["location"] == app.url_path_for(
+        "participant_done", project_id=project.id
+    )
