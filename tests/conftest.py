@@ -2,7 +2,7 @@
 database per run, and each test inside a transaction that is rolled back."""
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
@@ -12,7 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_DATABASE = "pickwise_test"
+# One database per run, so runs on one server (several checkouts, CI) never collide.
+TEST_DATABASE = f"pickwise_test_{os.getpid()}"
 
 os.environ.setdefault("ENVIRONMENT", "test")
 os.environ.setdefault("PICKWISE_DATA_DIR", str(ROOT / ".pickwise-test"))
@@ -47,8 +48,8 @@ def server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(server_url: str) -> str:
-    """SQLAlchemy URL of a freshly migrated test database."""
+def database_url(server_url: str) -> Iterator[str]:
+    """SQLAlchemy URL of a freshly migrated test database, dropped after the run."""
     from pickwise.core.embedded_pg import to_sqlalchemy_url
     from pickwise.core.migrations import upgrade_head
 
@@ -62,7 +63,9 @@ def database_url(server_url: str) -> str:
 
     get_settings.cache_clear()
     get_engine.cache_clear()
-    return url
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
