@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.clock import utcnow
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
+from pickwise.core.metrics import JUDGMENTS_STORED
 from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
 from pickwise.models import Assignment, Judgment, Pair, PairFlag, PairSlot, Project, User
 
@@ -128,6 +129,7 @@ async def submit(
             await session.flush()
     except IntegrityError as exc:
         raise Conflict("This pair already has your judgment.") from exc
+    JUDGMENTS_STORED.inc()
     return Stored(judgment, await _gold_feedback(session, project, assignment, judgment))
 
 
