@@ -26,6 +26,7 @@ from pickwise.batches.report import (
     LineError,
 )
 from pickwise.core.config import get_settings
+from pickwise.core.metrics import IMPORT_ROWS
 from pickwise.models import Batch, Project, User
 
 __all__ = ["ImportOutcome", "ImportRejected", "import_stream", "limits_from_settings"]
@@ -112,6 +113,7 @@ async def import_stream(
             replace(report, errors=tuple(writer.conflicts.kept), error_count=writer.conflicts.count)
         )
     await create_slots(session, project, batch.id)
+    IMPORT_ROWS.inc(writer.prompts_new + writer.responses_new + writer.pairs_new)
     batch.prompts_new, batch.prompts_unchanged = writer.prompts_new, writer.prompts_unchanged
     batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
     await session.flush()

@@ -22,6 +22,8 @@ def make_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_pre_ping=True,
+        # Statement parameters (prompts, password hashes) never reach logs or tracebacks.
+        hide_parameters=True,
         connect_args={"connect_timeout": settings.db_connect_timeout},
     )
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pickwise.core.metrics import EXPORT_ROWS
 from pickwise.exports import repository
 from pickwise.exports.card import CardInfo
 from pickwise.exports.ndjson import aiter_ndjson
@@ -52,7 +53,7 @@ async def write_folder(
     async with engine.connect() as connection, connection.begin():
         conversational = await repository.needs_messages(connection, selection)
         votes = repository.stream_votes(connection, selection, strength_scale(project))
-        return await awrite_export(
+        result = await awrite_export(
             votes,
             options,
             out_root=out_root,
@@ -62,6 +63,8 @@ async def write_folder(
             command=command,
             progress=progress,
         )
+    EXPORT_ROWS.inc(sum(result.stats.rows.values()))
+    return result
 
 
 async def stream_ndjson(
@@ -76,6 +79,7 @@ async def stream_ndjson(
         conversational = await repository.needs_messages(connection, selection)
         votes = repository.stream_votes(connection, selection, strength_scale(project))
         async for chunk in aiter_ndjson(votes, options, conversational=conversational, split=split):
+            EXPORT_ROWS.inc(chunk.count(b"\n"))
             yield chunk
 
 

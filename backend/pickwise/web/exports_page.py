@@ -1,10 +1,13 @@
 """Admin page: pick an export's format and options, preview the counts, download a zip."""
 
+import shutil
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 
 from pickwise.auth.deps import PrincipalDep
 from pickwise.batches import repository as batches_repository
@@ -116,4 +119,13 @@ async def export_download(
         get_read_engine(), project, query.selection(project.id), query.options(), out_root
     )
     archive = zip_export(result.path)
-    return FileResponse(archive, media_type="application/zip", filename=archive.name)
+    # The folder and zip are scratch files of this request; the app keeps no local state.
+    cleanup = BackgroundTask(_remove, result.path, archive)
+    return FileResponse(
+        archive, media_type="application/zip", filename=archive.name, background=cleanup
+    )
+
+
+def _remove(folder: Path, archive: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    archive.unlink(missing_ok=True)
