@@ -2,21 +2,34 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from pickwise import __version__
+from pickwise.analytics.router import router as analytics_router
 from pickwise.assignments.router import router as rating_router
 from pickwise.auth.router import router as auth_router
 from pickwise.batches.router import router as batches_router
 from pickwise.core.exception_handlers import register_exception_handlers
+from pickwise.core.logging import RequestContextMiddleware, configure_logging
+from pickwise.core.metrics import MetricsMiddleware
 from pickwise.core.middleware import SecurityHeadersMiddleware
 from pickwise.exports.router import router as exports_router
+from pickwise.generation.router import router as generation_router
 from pickwise.health.router import router as health_router
+from pickwise.pools.integrations_page import router as integrations_page_router
+from pickwise.pools.pages import router as pool_pages_router
+from pickwise.pools.router import router as pools_router
 from pickwise.projects.router import router as projects_router
 from pickwise.users.router import router as users_router
+from pickwise.web.account import router as account_router
+from pickwise.web.admin import router as admin_router
+from pickwise.web.dashboard import router as dashboard_router
 from pickwise.web.exports_page import router as exports_page_router
 from pickwise.web.pages import router as pages_router
+from pickwise.web.rating import router as rating_page_router
 from pickwise.web.templating import STATIC_DIR
+from pickwise.webhooks.router import router as webhooks_router
 
 
 def create_app() -> FastAPI:
+    configure_logging()
     app = FastAPI(
         title="pickwise",
         version=__version__,
@@ -27,6 +40,9 @@ def create_app() -> FastAPI:
     )
     register_exception_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(MetricsMiddleware)
+    # Outermost: every log line of the request carries its id.
+    app.add_middleware(RequestContextMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (
         health_router,
@@ -35,9 +51,20 @@ def create_app() -> FastAPI:
         projects_router,
         batches_router,
         exports_router,
+        analytics_router,
         rating_router,
         pages_router,
+        rating_page_router,
         exports_page_router,
+        dashboard_router,
+        admin_router,
+        account_router,
+        # Integrations (issue 8); the webhooks router also runs the delivery worker.
+        pools_router,
+        pool_pages_router,
+        integrations_page_router,
+        generation_router,
+        webhooks_router,
     ):
         app.include_router(router)
     return app

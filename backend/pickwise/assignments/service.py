@@ -15,7 +15,9 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.clock import utcnow
+from pickwise.core.metrics import LEASES_EXPIRED, LEASES_GRANTED
 from pickwise.models import Assignment, Pair, PairSlot, Project, User
+from pickwise.pools.quota import quota_reached
 
 # Which side shows on the left and when a gold pair is mixed in; seedable for tests.
 chance = random.Random()
@@ -187,6 +189,7 @@ async def _take_slot(
         return None
     slot_id, pair_id, state, previous_assignment_id = row
     if state == "leased" and previous_assignment_id is not None:
+        LEASES_EXPIRED.inc()
         await session.execute(
             update(Assignment)
             .where(Assignment.id == previous_assignment_id, Assignment.status == "leased")
@@ -228,6 +231,7 @@ async def _new_assignment(
     )
     session.add(assignment)
     await session.flush()
+    LEASES_GRANTED.inc()
     return assignment
 
 
@@ -240,6 +244,9 @@ async def next_assignment(
     held = await _current_lease(session, project, rater, now)
     if held is not None:
         return held
+    # Study participants (rater pools) stop at their quota; everyone else has none.
+    if await quota_reached(session, project, rater):
+        return None
     wants_gold = project.gold_rate > 0 and chance.random() < project.gold_rate
     # Gold pairs check real work, so they are only mixed in while real work remains.
     if wants_gold and await _has_regular_work(session, project, rater, now):
@@ -255,22 +262,24 @@ async def project_progress(session: AsyncSession, project_id: int) -> dict[str, 
         await session.execute(
             text(
                 """
+                WITH s AS (
+                  SELECT pair_id,
+                         count(*) AS total,
+                         count(*) FILTER (WHERE state = 'done') AS done,
+                         count(*) FILTER (WHERE state = 'leased') AS leased
+                  FROM pair_slots WHERE project_id = :project_id
+                  GROUP BY pair_id
+                )
                 SELECT
-                  count(*) FILTER (WHERE p.status = 'active' AND s.total > 0 AND s.done = s.total),
+                  count(*) FILTER (WHERE p.status = 'active' AND s.done = s.total),
                   count(*) FILTER (WHERE p.status = 'active' AND s.done < s.total
                                    AND (s.done > 0 OR s.leased > 0)),
-                  count(*) FILTER (WHERE p.status = 'active' AND s.done = 0 AND s.leased = 0
-                                   AND s.total > 0),
+                  count(*) FILTER (WHERE p.status = 'active' AND s.done = 0 AND s.leased = 0),
                   count(*) FILTER (WHERE p.status = 'flagged'),
                   coalesce(sum(s.total - s.done) FILTER (WHERE p.status = 'active'), 0)
                 FROM pairs p
-                JOIN LATERAL (
-                  SELECT count(*) AS total,
-                         count(*) FILTER (WHERE state = 'done') AS done,
-                         count(*) FILTER (WHERE state = 'leased') AS leased
-                  FROM pair_slots WHERE pair_id = p.id
-                ) s ON true
-                WHERE p.project_id = :project_id AND NOT p.is_gold
+                JOIN s ON s.pair_id = p.id
+                WHERE p.project_id = :project_id
                 """
             ),
             {"project_id": project_id},
@@ -283,3 +292,17 @@ async def project_progress(session: AsyncSession, project_id: int) -> dict[str, 
         "pairs_flagged": row[3],
         "judgments_needed": int(row[4]),
     }
+
+
+async def judgments_needed(session: AsyncSession, project_id: int) -> int:
+    """Slots not yet judged on pairs in the queue: cheap, from the partial slot index."""
+    needed = await session.scalar(
+        text(
+            """
+            SELECT count(*) FROM pair_slots s JOIN pairs p ON p.id = s.pair_id
+            WHERE s.project_id = :project_id AND s.state <> 'done' AND p.status = 'active'
+            """
+        ),
+        {"project_id": project_id},
+    )
+    return int(needed or 0)

@@ -8,7 +8,15 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from pickwise.cli import export_cmd, import_cmd, projects_cmd, users_cmd
+from pickwise.cli import (
+    export_cmd,
+    generate_cmd,
+    import_cmd,
+    ops_cmd,
+    projects_cmd,
+    report_cmd,
+    users_cmd,
+)
 from pickwise.core.config import get_settings
 from pickwise.core.embedded_pg import resolve_database_url
 
@@ -21,6 +29,9 @@ app.add_typer(users_cmd.app, name="users")
 app.add_typer(projects_cmd.app, name="projects")
 app.command("import")(import_cmd.import_file)
 app.command("export")(export_cmd.export)
+app.command("report")(report_cmd.report)
+app.command("generate")(generate_cmd.generate)
+ops_cmd.register(app)
 console = Console()
 T = TypeVar("T")
 
@@ -71,6 +82,8 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        # The app logs JSON through the root logger; uvicorn's own config would not.
+        log_config=None,
         proxy_headers=True,
     )
 

@@ -2,6 +2,8 @@
 
 from pickwise.models.base import Base
 from pickwise.models.content import Batch, Pair, Prompt, Response
+from pickwise.models.generation import GenerationEndpoint
+from pickwise.models.pools import PoolParticipant, RaterPool
 from pickwise.models.projects import Project, ProjectMember
 from pickwise.models.rating import (
     Assignment,
@@ -11,12 +13,14 @@ from pickwise.models.rating import (
     PairSlot,
 )
 from pickwise.models.users import ApiToken, Invite, LoginFailure, User, UserSession
+from pickwise.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
     "ApiToken",
     "Assignment",
     "Base",
     "Batch",
+    "GenerationEndpoint",
     "IdempotencyKey",
     "Invite",
     "Judgment",
@@ -24,10 +28,14 @@ __all__ = [
     "Pair",
     "PairFlag",
     "PairSlot",
+    "PoolParticipant",
     "Project",
     "ProjectMember",
     "Prompt",
+    "RaterPool",
     "Response",
     "User",
     "UserSession",
+    "Webhook",
+    "WebhookDelivery",
 ]

@@ -143,8 +143,8 @@ def _page(
 async def _progress(session: AsyncSession, project: Project, rater: User) -> Progress:
     midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     counts = await assignments_repository.rater_counts(session, project.id, rater.id, midnight)
-    remaining = await assignments.project_progress(session, project.id)
-    return Progress(counts["today"], counts["total"], remaining["judgments_needed"])
+    remaining = await assignments.judgments_needed(session, project.id)
+    return Progress(counts["today"], counts["total"], remaining)
 
 
 def _csrf_token(principal: Principal) -> str:

@@ -1,0 +1,68 @@
+"""What the client returns. Fields the server adds later are kept (extra="allow"), so an older
+client keeps working against a newer server."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _ServerModel(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Project(_ServerModel):
+    id: int
+    slug: str
+    name: str
+    description: str = ""
+    raters_per_pair: int
+    created_at: datetime
+
+
+class ImportSummary(_ServerModel):
+    """One imported batch, as the server counted it."""
+
+    batch_id: int
+    filename: str
+    rows: int
+    prompts_new: int
+    prompts_unchanged: int
+    responses_new: int
+    pairs_new: int
+    sha256: str
+    summary: str
+
+
+class Progress(_ServerModel):
+    pairs_done: int
+    pairs_in_progress: int
+    pairs_open: int
+    pairs_flagged: int
+    judgments_needed: int
+    share_done: float | None = None
+    judgments: int | None = None
+    gold_judgments: int | None = None
+    raters_active: int | None = None
+    models: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Every active pair has all the judgments it needs (and there is at least one)."""
+        return self.judgments_needed == 0 and self.pairs_done > 0
+
+
+class ModelScore(_ServerModel):
+    model: str
+    score: float
+    lower: float
+    upper: float
+    rank: int
+    votes: int
+    score_style_controlled: float | None = None
+
+
+class Leaderboard(_ServerModel):
+    ready: bool
+    message: str | None = None
+    models: list[ModelScore] = []
+    votes: int = 0

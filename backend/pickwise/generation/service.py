@@ -1,0 +1,74 @@
+"""The chat endpoints of a project: made, changed and listed by admins."""
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.core.errors import Conflict, InvalidInput, NotFound
+from pickwise.generation.schemas import EndpointCreate, EndpointUpdate
+from pickwise.models import GenerationEndpoint, Project
+from pickwise.models.generation import ENDPOINT_NAME_PATTERN
+
+_REQUIRED_FIELDS = frozenset({"base_url", "model", "is_active"})
+
+
+async def list_endpoints(
+    session: AsyncSession, project: Project, *, active_only: bool = False
+) -> list[GenerationEndpoint]:
+    statement = select(GenerationEndpoint).where(GenerationEndpoint.project_id == project.id)
+    if active_only:
+        statement = statement.where(GenerationEndpoint.is_active)
+    return list((await session.execute(statement.order_by(GenerationEndpoint.id))).scalars())
+
+
+async def get_endpoint_or_404(
+    session: AsyncSession, project: Project, endpoint_id: int
+) -> GenerationEndpoint:
+    endpoint = await session.scalar(
+        select(GenerationEndpoint).where(
+            GenerationEndpoint.id == endpoint_id, GenerationEndpoint.project_id == project.id
+        )
+    )
+    if endpoint is None:
+        raise NotFound(f"endpoint {endpoint_id}: no such endpoint in this project")
+    return endpoint
+
+
+async def create_endpoint(
+    session: AsyncSession, project: Project, data: EndpointCreate
+) -> GenerationEndpoint:
+    name = data.name or data.model
+    if not re.fullmatch(ENDPOINT_NAME_PATTERN, name):
+        raise InvalidInput(
+            "name: the model name is not usable as a name here; give a name of letters, "
+            "digits and _ . : / @ + -"
+        )
+    endpoint = GenerationEndpoint(
+        project_id=project.id, name=name, **data.model_dump(exclude={"name"})
+    )
+    session.add(endpoint)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"name: this project already has an endpoint called {name!r}") from exc
+    return endpoint
+
+
+async def update_endpoint(
+    session: AsyncSession, endpoint: GenerationEndpoint, data: EndpointUpdate
+) -> GenerationEndpoint:
+    for field, value in data.model_dump(exclude_unset=True).items():
+        if value is None and field in _REQUIRED_FIELDS:
+            continue
+        setattr(endpoint, field, value)
+    await session.flush()
+    return endpoint
+
+
+async def delete_endpoint(session: AsyncSession, endpoint: GenerationEndpoint) -> None:
+    """Answers already imported keep their model name and settings in their metadata."""
+    await session.delete(endpoint)
+    await session.flush()

@@ -1,0 +1,185 @@
+"""The in-process sender of webhook deliveries.
+
+Every app process runs one worker (started with the app, see router.py). Each round it
+queues the batch events nobody has queued yet, claims due deliveries with FOR UPDATE SKIP
+LOCKED (so several processes share the work without sending anything twice at once), sends
+them outside any transaction, and records the outcome: delivered, retried later with
+exponential backoff, or given up after the last attempt. The queue lives in Postgres, so a
+restart loses nothing; a delivery claimed by a process that died is retried once its claim
+runs out.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise import __version__
+from pickwise.core.clock import utcnow
+from pickwise.webhooks import repository, service
+from pickwise.webhooks.repository import Claimed
+from pickwise.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature
+
+logger = logging.getLogger(__name__)
+
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""Opens a session in a transaction that commits when the block ends."""
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    timeout: float = 10.0
+    max_attempts: int = 10
+    base_delay: float = 10.0
+    max_delay: float = 3600.0
+    batch_size: int = 20
+    poll_seconds: float = 2.0
+
+    def retry_delay(self, attempts: int, rng: random.Random) -> timedelta:
+        """After `attempts` failures: 10 s, 20 s, 40 s … up to an hour, less up to a half."""
+        delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
+        return timedelta(seconds=delay * rng.uniform(0.5, 1.0))
+
+    @property
+    def claim_for(self) -> timedelta:
+        return timedelta(seconds=self.timeout + 30)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    error: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.error is None
+
+
+def request_body(delivery: Claimed) -> bytes:
+    return json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def send(http: httpx.AsyncClient, delivery: Claimed, policy: DeliveryPolicy) -> Outcome:
+    body = request_body(delivery)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"pickwise-webhooks/{__version__}",
+        EVENT_HEADER: delivery.event,
+        DELIVERY_HEADER: str(delivery.id),
+        SIGNATURE_HEADER: signature(delivery.secret, body),
+    }
+    try:
+        response = await http.post(
+            delivery.url, content=body, headers=headers, timeout=policy.timeout
+        )
+    except httpx.TimeoutException:
+        return Outcome(None, f"no answer within {policy.timeout:g} s")
+    except httpx.HTTPError as exc:
+        return Outcome(None, f"{type(exc).__name__}: {exc}")
+    if 200 <= response.status_code < 300:
+        return Outcome(response.status_code, None)
+    return Outcome(response.status_code, f"HTTP {response.status_code}: {response.text[:300]}")
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        transaction: Transaction,
+        http: httpx.AsyncClient,
+        policy: DeliveryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.transaction = transaction
+        self.http = http
+        self.policy = policy or DeliveryPolicy()
+        self.rng = rng or random.Random()
+        self.pair_id_ranges: service.PairIdRanges = {}
+        self._stopping = asyncio.Event()
+
+    async def run_once(self) -> int:
+        """One round; returns the number of deliveries attempted."""
+        now = utcnow()
+        async with self.transaction() as session:
+            await service.queue_batch_events(session, now, self.pair_id_ranges)
+            claimed = await repository.claim_due(
+                session, now, self.policy.claim_for, self.policy.batch_size
+            )
+        if not claimed:
+            return 0
+        outcomes = await asyncio.gather(
+            *(send(self.http, delivery, self.policy) for delivery in claimed)
+        )
+        done = utcnow()
+        async with self.transaction() as session:
+            for delivery, outcome in zip(claimed, outcomes, strict=True):
+                await self._record(session, delivery, outcome, done)
+        return len(claimed)
+
+    async def _record(
+        self, session: AsyncSession, delivery: Claimed, outcome: Outcome, now: datetime
+    ) -> None:
+        if outcome.delivered:
+            assert outcome.status_code is not None
+            await repository.mark_delivered(session, delivery.id, outcome.status_code, now)
+            return
+        retry_at = None
+        if delivery.attempts < self.policy.max_attempts:
+            retry_at = now + self.policy.retry_delay(delivery.attempts, self.rng)
+        await repository.mark_failed_attempt(
+            session,
+            delivery.id,
+            status_code=outcome.status_code,
+            error=outcome.error or "",
+            retry_at=retry_at,
+        )
+
+    async def run_forever(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                busy = await self.run_once()
+                failures = 0
+            except Exception:
+                # The database may be down for a while: log, back off, carry on.
+                failures += 1
+                logger.exception("webhook worker round failed")
+                busy = 0
+            if busy == self.policy.batch_size:
+                continue  # More may be due right away.
+            pause = self.policy.poll_seconds * min(2**failures, 30)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), pause)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+@contextlib.asynccontextmanager
+async def committing_session() -> AsyncIterator[AsyncSession]:
+    from pickwise.core.db import get_engine, session_factory
+
+    async with session_factory(get_engine())() as session, session.begin():
+        yield session
+
+
+@contextlib.asynccontextmanager
+async def running_worker(policy: DeliveryPolicy | None = None) -> AsyncIterator[DeliveryWorker]:
+    """The worker as a background task for as long as the block runs."""
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        worker = DeliveryWorker(committing_session, http, policy)
+        task = asyncio.create_task(worker.run_forever(), name="webhook-worker")
+        try:
+            yield worker
+        finally:
+            worker.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
