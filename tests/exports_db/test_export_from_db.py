@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from httpx import ASGITransport, AsyncClient
+from sqlalchemy import select
 
 from pickwise.assignments.service import chance
 from pickwise.core.db import get_engine, session_factory
+from pickwise.models.webhooks import Webhook, WebhookDelivery
 from tests.factories import add_member, login, make_pairs, make_project, make_user
 
 PICKWISE = str(Path(sys.executable).with_name("pickwise"))
@@ -62,6 +64,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 async def test_cli_export_folder_is_reproducible(live_app: Any, tmp_path: Path) -> None:
     info = await seed(live_app)
     slug = info["project"].slug
+    async with session_factory(get_engine())() as session, session.begin():
+        session.add(
+            Webhook(
+                project_id=info["project"].id,
+                url="http://127.0.0.1:9/hook",
+                secret="s" * 32,
+                events=["export.ready"],
+            )
+        )
     first = await asyncio.to_thread(
         run_cli, "export", slug, "--format", "trl", "--out", str(tmp_path / "one")
     )
@@ -89,6 +100,15 @@ async def test_cli_export_folder_is_reproducible(live_app: Any, tmp_path: Path) 
     assert {row["margin"] for row in rows} == {round(2 / 3, 6)}
     assert "pickwise export" in manifest["command"]
     assert (folder_one / "README.md").read_text().startswith("---\n")
+    # Each export queued an export.ready webhook carrying its manifest.
+    async with session_factory(get_engine())() as session:
+        payloads = list(
+            await session.scalars(
+                select(WebhookDelivery.payload).where(WebhookDelivery.event == "export.ready")
+            )
+        )
+    assert len(payloads) == 2
+    assert all("manifest" in str(payload) for payload in payloads)
 
 
 async def test_api_stream_matches_filters(live_app: Any) -> None:

@@ -33,11 +33,12 @@ def export(
     out: Annotated[Path, typer.Option(help="Folder the export folder goes in.")] = Path("exports"),
 ) -> None:
     """Write a dataset folder: train.jsonl, test.jsonl, README.md (dataset card), manifest.json."""
-    from pickwise.cli.main import database_url, run
+    from pickwise.cli.main import database_url, run, with_session
     from pickwise.core.db import get_read_engine, session_factory
     from pickwise.exports import repository, service
     from pickwise.exports.schemas import ExportQuery
     from pickwise.projects import service as projects_service
+    from pickwise.webhooks.service import queue_export_written
 
     try:
         query = ExportQuery(
@@ -76,7 +77,7 @@ def export(
             console=console,
         ) as bar:
             task = bar.add_task("votes", total=total)
-            return await service.write_folder(
+            result = await service.write_folder(
                 engine,
                 target,
                 selection,
@@ -85,6 +86,8 @@ def export(
                 command=command,
                 progress=lambda done: bar.update(task, completed=done),
             )
+        await with_session(queue_export_written)(target, result.path, result.manifest)
+        return result
 
     try:
         result = run(work())

@@ -20,6 +20,7 @@ from pickwise.exports.formats import ExportFormat
 from pickwise.exports.schemas import ExportQuery
 from pickwise.projects.deps import AdminProject
 from pickwise.web.templating import render
+from pickwise.webhooks.service import queue_export_written
 
 router = APIRouter(prefix="/admin/projects/{project_id}/export", include_in_schema=False)
 
@@ -118,6 +119,7 @@ async def export_download(
     result = await service.write_folder(
         get_read_engine(), project, query.selection(project.id), query.options(), out_root
     )
+    await queue_export_written(session, project, result.path, result.manifest)
     archive = zip_export(result.path)
     # The folder and zip are scratch files of this request; the app keeps no local state.
     cleanup = BackgroundTask(_remove, result.path, archive)
