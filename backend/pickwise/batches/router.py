@@ -45,6 +45,7 @@ async def import_batch(
     session: SessionDep,
     filename: Annotated[str, Query(min_length=1, max_length=500)] = "upload.jsonl",
     format: Annotated[Literal["jsonl", "csv"] | None, Query()] = None,
+    source: Annotated[Literal["api", "client"], Query(description="Who sent it.")] = "api",
 ) -> ImportResult:
     limits = service.limits_from_settings()
     with await spool_upload(request.stream(), limits) as spooled:
@@ -53,7 +54,7 @@ async def import_batch(
             project,
             spooled,  # type: ignore[arg-type]
             filename=filename,
-            source="api",
+            source=source,
             user=admin,
             file_format=format,
             limits=limits,

@@ -234,7 +234,7 @@ class Client:
                     f"/api/v1/projects/{project_id}/batches",
                     retry=True,
                     first_row=current.first_row,
-                    params={"filename": name, "format": "jsonl"},
+                    params={"filename": name, "format": "jsonl", "source": "client"},
                     content=b"".join(current.lines),
                     headers={"Content-Type": "application/x-ndjson"},
                 )
