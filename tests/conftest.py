@@ -59,10 +59,11 @@ def database_url(server_url: str) -> Iterator[str]:
     # The app under test (and anything it spawns) uses the same database.
     os.environ["DATABASE_URL"] = url
     from pickwise.core.config import get_settings
-    from pickwise.core.db import get_engine
+    from pickwise.core.db import get_background_engine, get_engine
 
     get_settings.cache_clear()
     get_engine.cache_clear()
+    get_background_engine.cache_clear()
     yield url
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')

@@ -6,10 +6,11 @@ from pickwise.analytics.router import router as analytics_router
 from pickwise.assignments.router import router as rating_router
 from pickwise.auth.router import router as auth_router
 from pickwise.batches.router import router as batches_router
+from pickwise.core.config import get_settings
 from pickwise.core.exception_handlers import register_exception_handlers
 from pickwise.core.logging import RequestContextMiddleware, configure_logging
 from pickwise.core.metrics import MetricsMiddleware
-from pickwise.core.middleware import SecurityHeadersMiddleware
+from pickwise.core.middleware import LoadSheddingMiddleware, SecurityHeadersMiddleware
 from pickwise.exports.router import router as exports_router
 from pickwise.generation.router import router as generation_router
 from pickwise.health.router import router as health_router
@@ -41,6 +42,7 @@ def create_app() -> FastAPI:
     register_exception_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(LoadSheddingMiddleware, limit=get_settings().max_requests_in_flight)
     # Outermost: every log line of the request carries its id.
     app.add_middleware(RequestContextMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -223,8 +223,9 @@ class SimulatedRater:
         self.ledger.slowest_answer = max(self.ledger.slowest_answer, time.monotonic() - started)
         if response.status_code == 503:
             self.ledger.unavailable_seconds.append(time.monotonic() - started)
+            # The two deliberate 503s: the database is unreachable, or the worker sheds load.
             if response.headers.get("retry-after") is None or (
-                response.json().get("error") != "DatabaseUnavailable"
+                response.json().get("error") not in ("DatabaseUnavailable", "Overloaded")
             ):
                 self.ledger.unexpected.append(f"503 without Retry-After: {response.text}")
             self.ledger.retries += 1

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # Requests fail fast instead of hanging when Postgres is down.
     db_connect_timeout: int = 3
     db_pool_timeout: float = 5.0
+    # Requests in flight per process before new ones get a fast 503 (0 = no limit).
+    max_requests_in_flight: int = 100
     import_max_line_bytes: int = 1_000_000
     import_max_file_bytes: int = 2_000_000_000
     exports_dir: Path = Path("exports")

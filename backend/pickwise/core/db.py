@@ -35,6 +35,22 @@ def get_engine() -> AsyncEngine:
 
 
 @lru_cache
+def get_background_engine() -> AsyncEngine:
+    """Background work (webhook deliveries) gets its own small pool, so it never competes
+    with requests for connections under load."""
+    settings = get_settings()
+    return create_async_engine(
+        resolve_database_url(settings.pickwise_data_dir),
+        pool_size=1,
+        max_overflow=1,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args={"connect_timeout": settings.db_connect_timeout},
+    )
+
+
+@lru_cache
 def get_read_engine() -> AsyncEngine:
     """Exports and analytics may go to a read replica."""
     settings = get_settings()

@@ -37,3 +37,45 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class LoadSheddingMiddleware:
+    """Past `limit` requests in flight in this process, answer 503 at once.
+
+    Without it an overloaded worker queues requests behind the database pool and clients
+    wait many seconds; a fast 503 with Retry-After tells them to come back instead.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.limit <= 0:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            await _overloaded(send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+async def _overloaded(send: Send) -> None:
+    body = b'{"error":"Overloaded","detail":"The server is busy; try again shortly."}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"retry-after", b"1"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

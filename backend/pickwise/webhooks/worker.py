@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise import __version__
@@ -147,8 +149,11 @@ class DeliveryWorker:
             try:
                 busy = await self.run_once()
                 failures = 0
+            except (OperationalError, PoolTimeoutError) as exc:
+                # The database is down or busy for a while: back off and carry on.
+                failures += 1
+                logger.warning("webhook worker waiting for the database: %s", type(exc).__name__)
             except Exception:
-                # The database may be down for a while: log, back off, carry on.
                 failures += 1
                 logger.exception("webhook worker round failed")
                 busy = 0
@@ -164,9 +169,9 @@ class DeliveryWorker:
 
 @contextlib.asynccontextmanager
 async def committing_session() -> AsyncIterator[AsyncSession]:
-    from pickwise.core.db import get_engine, session_factory
+    from pickwise.core.db import get_background_engine, session_factory
 
-    async with session_factory(get_engine())() as session, session.begin():
+    async with session_factory(get_background_engine())() as session, session.begin():
         yield session
 
 
