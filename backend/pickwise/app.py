@@ -7,7 +7,7 @@ from pickwise.assignments.router import router as rating_router
 from pickwise.auth.router import router as auth_router
 from pickwise.batches.router import router as batches_router
 from pickwise.core.config import get_settings
-from pickwise.core.exception_handlers import register_exception_handlers
+from pickwise.core.exception_handlers import API_ERROR_RESPONSES, register_exception_handlers
 from pickwise.core.logging import RequestContextMiddleware, configure_logging
 from pickwise.core.metrics import MetricsMiddleware
 from pickwise.core.middleware import LoadSheddingMiddleware, SecurityHeadersMiddleware
@@ -68,5 +68,6 @@ def create_app() -> FastAPI:
         generation_router,
         webhooks_router,
     ):
-        app.include_router(router)
+        api = router.prefix.startswith("/api/")
+        app.include_router(router, responses=API_ERROR_RESPONSES if api else None)
     return app

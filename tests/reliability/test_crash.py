@@ -170,6 +170,8 @@ def judgments_stored(database_url: str, population: Population) -> int:
     return int(rows[0][0])
 
 
+# Heavy and timing-sensitive on a loaded 2-core machine: runs with `make soak`.
+@pytest.mark.slow
 async def test_worker_killed_mid_load(cluster: Cluster, run_dir: Path) -> None:
     database_url = await asyncio.to_thread(migrated_database, cluster.url(), "pickwise_kill")
     population = await populate(

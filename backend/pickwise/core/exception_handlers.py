@@ -1,10 +1,40 @@
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import OperationalError
+from psycopg import errors as pg_errors
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from pickwise.core.errors import DatabaseUnavailable, NotAuthenticated, PickwiseError
+from pickwise.core.errors import DatabaseUnavailable, InvalidInput, NotAuthenticated, PickwiseError
+
+
+class ErrorRead(BaseModel):
+    """Every API error: the error's class name and what went wrong. A 422 adds `errors`
+    (the problems one by one); an import rejection adds `error_count` as well."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    detail: str
+
+
+# Documented on every /api/ operation, so the schema describes the error bodies clients get
+# (FastAPI's default 422 schema, a list of pydantic errors, is not what the handler sends).
+API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorRead, "description": description}
+    for status, description in (
+        (400, "The request cannot be handled as sent."),
+        (401, "No login, or the API token is invalid, expired or revoked."),
+        (403, "The caller may not do this (for example: admins only)."),
+        (404, "No such object, or none the caller may see."),
+        (409, "The request conflicts with the current state."),
+        (422, "Invalid input; `errors` lists the problems."),
+        (503, "The database is unavailable; retry after Retry-After seconds."),
+    )
+}
 
 
 def wants_html(request: Request) -> bool:
@@ -33,6 +63,23 @@ async def handle_database_down(request: Request, exc: Exception) -> Response:
     return await handle_pickwise_error(request, DatabaseUnavailable())
 
 
+async def handle_unstorable_value(request: Request, exc: Exception) -> Response:
+    """A value the request carried that Postgres cannot hold is the client's mistake (422),
+    not a server error: an id or number beyond its column's range, or text with a NUL
+    character (which psycopg refuses before sending, so that error has no SQLSTATE)."""
+    assert isinstance(exc, DataError)
+    cause = exc.orig
+    if isinstance(cause, pg_errors.NumericValueOutOfRange) or (
+        isinstance(cause, pg_errors.DataError) and cause.sqlstate is None
+    ):
+        problem = InvalidInput(
+            "A value in the request cannot be stored: a number is out of range "
+            "or a text contains a NUL character."
+        )
+        return await handle_pickwise_error(request, problem)
+    raise exc
+
+
 async def handle_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = []
@@ -49,4 +96,5 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PickwiseError, handle_pickwise_error)
     app.add_exception_handler(OperationalError, handle_database_down)
     app.add_exception_handler(PoolTimeoutError, handle_database_down)
+    app.add_exception_handler(DataError, handle_unstorable_value)
     app.add_exception_handler(RequestValidationError, handle_validation_error)

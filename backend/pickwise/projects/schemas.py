@@ -6,6 +6,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
+def clean_labels(labels: list[str]) -> list[str]:
+    """Strength or criterion labels: trimmed, none blank, no two alike."""
+    cleaned = [label.strip() for label in labels]
+    if any(not label for label in cleaned):
+        raise ValueError("labels must not be empty")
+    if len(set(cleaned)) != len(cleaned):
+        raise ValueError("labels must be distinct")
+    return cleaned
+
+
 class ProjectSettings(BaseModel):
     raters_per_pair: int = Field(
         1, ge=1, le=100, description="Distinct raters each pair needs (k)."
@@ -31,12 +41,7 @@ class ProjectSettings(BaseModel):
     @field_validator("strength_scale", "criteria")
     @classmethod
     def _labels_not_blank(cls, labels: list[str]) -> list[str]:
-        cleaned = [label.strip() for label in labels]
-        if any(not label for label in cleaned):
-            raise ValueError("labels must not be empty")
-        if len(set(cleaned)) != len(cleaned):
-            raise ValueError("labels must be distinct")
-        return cleaned
+        return clean_labels(labels)
 
 
 class ProjectCreate(ProjectSettings):
@@ -54,9 +59,9 @@ class ProjectUpdate(BaseModel):
     lease_seconds: int | None = Field(None, ge=10, le=86400)
     allow_tie: bool | None = None
     allow_both_bad: bool | None = None
-    strength_scale: list[str] | None = None
+    strength_scale: list[str] | None = Field(None, max_length=10)
     rationale_mode: Literal["off", "optional", "required"] | None = None
-    criteria: list[str] | None = None
+    criteria: list[str] | None = Field(None, max_length=20)
     guidelines_md: str | None = Field(None, max_length=200_000)
     pairing_strategy: Literal["all", "random_k"] | None = None
     pairs_per_prompt: int | None = Field(None, ge=1, le=1000)
@@ -64,6 +69,13 @@ class ProjectUpdate(BaseModel):
     gold_rate: float | None = Field(None, ge=0.0, le=1.0)
     gold_feedback: bool | None = None
     summary_every: int | None = Field(None, ge=0, le=10_000)
+
+    # The same rules as on creation; otherwise a list accepted here fails ProjectRead after
+    # the update, and the caller gets a 500 instead of a 422.
+    @field_validator("strength_scale", "criteria")
+    @classmethod
+    def _labels_not_blank(cls, labels: list[str] | None) -> list[str] | None:
+        return None if labels is None else clean_labels(labels)
 
 
 class ProjectRead(ProjectSettings):

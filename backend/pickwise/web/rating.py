@@ -25,6 +25,7 @@ from pickwise.assignments import repository as assignments_repository
 from pickwise.assignments import service as assignments
 from pickwise.auth.deps import Principal, PrincipalDep
 from pickwise.core.clock import utcnow
+from pickwise.core.config import get_settings
 from pickwise.core.db import SessionDep
 from pickwise.core.errors import InvalidInput
 from pickwise.judgments import idempotency
@@ -120,6 +121,7 @@ def _redirect(request: Request, project: Project, flash: Flash | None, to: str =
             path=_rate_path(request, project.id),
             httponly=True,
             samesite="lax",
+            secure=get_settings().secure_cookies,
         )
     return response
 

@@ -1,0 +1,377 @@
+"""Import: a JSONL file end to end through `pickwise import` (a subprocess), against COPY of
+the same rows from prepared files on the same server.
+
+Rows counted on both sides: prompts + responses + pairs. Both sides also write the pairs'
+capacity slots (k = 1, the default), pickwise with its INSERT … SELECT, the limit with COPY.
+Each import goes into a fresh database on the same server, so table sizes match.
+"""
+
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench import datagen
+from bench.app_server import child_env
+from bench.measure import ChildRun, CpuMeter, pickwise_command, postmaster_pid, run_child
+from bench.postgres import Server
+from bench.report import BenchResult, DetailTable, Target
+
+NAME = "import"
+MODELS = tuple(f"model-{index:02d}" for index in range(8))
+RATIO_TARGET = 0.5
+RSS_TARGET = 1.2
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    prompts: int
+    responses: int
+    mean_words: int
+
+    @property
+    def pairs(self) -> int:
+        return self.prompts * self.responses * (self.responses - 1) // 2
+
+    @property
+    def rows(self) -> int:
+        return self.prompts * (1 + self.responses) + self.pairs
+
+    def label(self) -> str:
+        return f"{_count(self.prompts)} × {self.responses}"
+
+
+@dataclass(frozen=True)
+class Size:
+    main: FileSpec  # throughput against COPY
+    # Memory at 10× fewer lines, same shape as rss_large; None skips the memory comparison.
+    rss_small: FileSpec | None
+    rss_large: FileSpec | None
+    fixed_cost: bool = True  # also time a one-line import
+
+
+SIZES = {
+    "full": Size(FileSpec(100_000, 4, 60), FileSpec(100_000, 2, 12), FileSpec(1_000_000, 2, 12)),
+    "quick": Size(FileSpec(5_000, 4, 60), FileSpec(5_000, 2, 12), FileSpec(50_000, 2, 12)),
+    "smoke": Size(FileSpec(200, 4, 30), None, None, fixed_cost=False),
+}
+
+
+def _count(value: int) -> str:
+    if value >= 1_000_000 and value % 1_000_000 == 0:
+        return f"{value // 1_000_000}M"
+    if value >= 1000 and value % 1000 == 0:
+        return f"{value // 1000}k"
+    return str(value)
+
+
+def _turns(question: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": question}]
+
+
+def write_jsonl(path: Path, spec: FileSpec, seed: int) -> int:
+    """The import file: one prompt a line with its responses; returns its size in bytes."""
+    pool = datagen.TextPool(seed=seed, mean_words=spec.mean_words)
+    models = MODELS[: max(spec.responses, 2)]
+    with path.open("w", encoding="utf-8") as out:
+        for offset in range(spec.prompts):
+            record = {
+                "id": f"p{offset:08d}",
+                "prompt": f"{pool.question(offset)} ({offset})",
+                "responses": [
+                    {
+                        "model": models[index],
+                        "content": f"{pool.answer(offset * 7 + index * 13).text} (#{index})",
+                    }
+                    for index in range(spec.responses)
+                ],
+            }
+            out.write(json.dumps(record, ensure_ascii=False))
+            out.write("\n")
+    return path.stat().st_size
+
+
+def write_copy_files(
+    folder: Path, spec: FileSpec, seed: int, project_id: int, batch_id: int
+) -> dict[str, Path]:
+    """The same rows pickwise would write, in COPY text format, ids from 1."""
+    pool = datagen.TextPool(seed=seed, mean_words=spec.mean_words)
+    models = MODELS[: max(spec.responses, 2)]
+    combinations = [
+        (first, second)
+        for first in range(spec.responses)
+        for second in range(first + 1, spec.responses)
+    ]
+
+    def prompts() -> Any:
+        for offset in range(spec.prompts):
+            turns = json.dumps(_turns(f"{pool.question(offset)} ({offset})"), ensure_ascii=False)
+            yield (
+                offset + 1,
+                project_id,
+                batch_id,
+                f"p{offset:08d}",
+                None,
+                turns,
+                hashlib.sha256(turns.encode()).hexdigest(),
+                "{}",
+            )
+
+    def responses() -> Any:
+        for offset in range(spec.prompts):
+            for index in range(spec.responses):
+                yield (
+                    offset * spec.responses + index + 1,
+                    project_id,
+                    offset + 1,
+                    str(index),
+                    models[index],
+                    f"{pool.answer(offset * 7 + index * 13).text} (#{index})",
+                    "{}",
+                )
+
+    def pairs() -> Any:
+        pair_id = 0
+        for offset in range(spec.prompts):
+            base = offset * spec.responses + 1
+            for first, second in combinations:
+                pair_id += 1
+                yield (
+                    pair_id,
+                    project_id,
+                    offset + 1,
+                    batch_id,
+                    base + first,
+                    base + second,
+                    False,
+                    None,
+                    "active",
+                )
+
+    def slots() -> Any:
+        for pair_id in range(1, spec.pairs + 1):
+            yield (pair_id, project_id, pair_id, 1, "open", None, None)
+
+    files = {
+        "prompts": folder / "prompts.copy",
+        "responses": folder / "responses.copy",
+        "pairs": folder / "pairs.copy",
+        "pair_slots": folder / "pair_slots.copy",
+    }
+    datagen.write_copy_file(files["prompts"], prompts())
+    datagen.write_copy_file(files["responses"], responses())
+    datagen.write_copy_file(files["pairs"], pairs())
+    datagen.write_copy_file(files["pair_slots"], slots())
+    return files
+
+
+_COLUMNS = {
+    "prompts": datagen.PROMPT_COLUMNS,
+    "responses": datagen.RESPONSE_COLUMNS,
+    "pairs": datagen.PAIR_COLUMNS,
+    "pair_slots": datagen.SLOT_COLUMNS,
+}
+
+
+def copy_limit(url: str, files: dict[str, Path]) -> float:
+    """Seconds to COPY the prepared files in one transaction (connect to commit)."""
+    started = time.perf_counter()
+    with psycopg.connect(url) as conn:
+        for table, path in files.items():
+            with path.open("rb") as source:
+                datagen.copy_file_in(conn, table, _COLUMNS[table], source)
+    return time.perf_counter() - started
+
+
+def pickwise_import(url: str, slug: str, path: Path, log: Path) -> ChildRun:
+    run = run_child(
+        [*pickwise_command(), "import", slug, str(path)], child_env(url), timeout=3600, log=log
+    )
+    if run.returncode != 0 or "Imported" not in run.output:
+        raise RuntimeError(f"pickwise import failed ({run.returncode}):\n{run.output[-3000:]}")
+    return run
+
+
+def _fresh_project(server: Server, name: str) -> tuple[str, datagen.Setup]:
+    url = server.create_database(name)
+    return url, datagen.make_project(url, slug="bench-import", raters=0)
+
+
+def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchResult:
+    size = SIZES[size_name]
+    started = time.perf_counter()
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="pickwise-bench-import-"))
+    result = BenchResult(
+        name=NAME,
+        size=size_name,
+        params={
+            "main": vars(size.main),
+            "rss_small": vars(size.rss_small) if size.rss_small else None,
+            "rss_large": vars(size.rss_large) if size.rss_large else None,
+            "raters_per_pair": 1,
+            "pairing": "all",
+        },
+        server=server.describe(),
+    )
+    specs = {"main": size.main}
+    if size.rss_small and size.rss_large:
+        specs.update(rss_small=size.rss_small, rss_large=size.rss_large)
+    runs: dict[str, dict[str, Any]] = {}
+    meter = CpuMeter({})
+    for label, spec in specs.items():
+        path = workdir / f"{label}.jsonl"
+        file_bytes = write_jsonl(path, spec, seed=7)
+        url, setup = _fresh_project(server, f"import_{label}")
+        meter = meter if meter.trees else CpuMeter({"postgres": postmaster_pid(url)})
+        before = meter.sample()
+        child = pickwise_import(url, setup.slug, path, workdir / f"{label}.log")
+        spent = CpuMeter.spent(before, meter.sample())
+        runs[label] = {
+            **_child_summary(child),
+            "postgres_cpu_seconds": spent.get("postgres"),
+            "file_bytes": file_bytes,
+            "rows": spec.rows,
+            "lines": spec.prompts,
+            "rows_per_s": spec.rows / child.seconds,
+        }
+        path.unlink()
+
+    if size.fixed_cost:
+        # One run of the command on one line: interpreter, imports, connecting.
+        tiny = workdir / "tiny.jsonl"
+        write_jsonl(tiny, FileSpec(1, 2, 10), seed=1)
+        url, setup = _fresh_project(server, "import_tiny")
+        runs["tiny"] = _child_summary(pickwise_import(url, setup.slug, tiny, workdir / "t.log"))
+
+    limit_url, limit_setup = _fresh_project(server, "import_copy")
+    files = write_copy_files(workdir, size.main, 7, limit_setup.project_id, limit_setup.batch_id)
+    before = meter.sample()
+    copy_seconds = copy_limit(limit_url, files)
+    spent = CpuMeter.spent(before, meter.sample())
+    runs["copy"] = {
+        "seconds": copy_seconds,
+        "rows": size.main.rows,
+        "rows_per_s": size.main.rows / copy_seconds,
+        "bytes": sum(path.stat().st_size for path in files.values()),
+        "cpu_seconds": spent["client"],
+        "postgres_cpu_seconds": spent.get("postgres"),
+    }
+    for path in files.values():
+        path.unlink()
+
+    main, copy = runs["main"], runs["copy"]
+    result.compare(
+        f"import rows/s, {size.main.label()} ({size.main.rows:,} rows)",
+        "rows/s",
+        main["rows_per_s"],
+        copy["rows_per_s"],
+        "COPY of the same rows",
+        Target("ratio_at_least", RATIO_TARGET),
+    )
+    if size.rss_small and size.rss_large:
+        result.compare(
+            f"import peak RSS, {size.rss_large.label()} vs {size.rss_small.label()} lines",
+            "MB",
+            runs["rss_large"]["peak_rss_mb"],
+            runs["rss_small"]["peak_rss_mb"],
+            f"at {_count(size.rss_small.prompts)} lines",
+            Target("ratio_at_most", RSS_TARGET),
+        )
+    result.compare(
+        f"CPU for the {size.main.label()} import (pickwise + Postgres)",
+        "CPU s",
+        _total_cpu(main),
+        _total_cpu(copy),
+        "COPY client + Postgres",
+    )
+    table = []
+    for label, spec in specs.items():
+        entry = runs[label]
+        table.append(
+            [
+                spec.label(),
+                entry["rows"],
+                entry["file_bytes"] / 1e6,
+                entry["seconds"],
+                entry["rows_per_s"],
+                entry["lines"] / entry["seconds"],
+                entry["cpu_seconds"],
+                entry["postgres_cpu_seconds"],
+                entry["peak_rss_mb"],
+            ]
+        )
+    tiny_run = runs.get("tiny", {})
+    table.append(
+        [
+            "1 line (fixed cost)",
+            5,
+            None,
+            tiny_run.get("seconds"),
+            None,
+            None,
+            tiny_run.get("cpu_seconds"),
+            None,
+            tiny_run.get("peak_rss_mb"),
+        ]
+    )
+    table.append(
+        [
+            f"COPY limit, {size.main.label()}",
+            copy["rows"],
+            copy["bytes"] / 1e6,
+            copy["seconds"],
+            copy["rows_per_s"],
+            size.main.prompts / copy["seconds"],
+            copy["cpu_seconds"],
+            copy["postgres_cpu_seconds"],
+            None,
+        ]
+    )
+    result.details.append(
+        DetailTable(
+            "import runs (wall time includes interpreter start; CPU s of the pickwise process "
+            "or the COPY client, and of Postgres)",
+            [
+                "file",
+                "rows",
+                "MB",
+                "seconds",
+                "rows/s",
+                "lines/s",
+                "CPU s",
+                "Postgres CPU s",
+                "peak RSS MB",
+            ],
+            table,
+        )
+    )
+    result.notes.append("Rows = prompts + responses + pairs; both sides also write the slots.")
+    if size.rss_small and size.rss_large:
+        result.notes.append(
+            f"The {size.rss_large.label()} and {size.rss_small.label()} files have 2 short "
+            f"responses a line (about {size.rss_large.mean_words} words) so the 1M-line run "
+            "stays fast; their peak RSS is compared like for like."
+        )
+    result.raw = runs
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _total_cpu(entry: dict[str, Any]) -> float | None:
+    if entry.get("postgres_cpu_seconds") is None:
+        return None
+    return float(entry["cpu_seconds"]) + float(entry["postgres_cpu_seconds"])
+
+
+def _child_summary(child: ChildRun) -> dict[str, Any]:
+    return {
+        "seconds": child.seconds,
+        "peak_rss_mb": child.peak_rss_mb,
+        "cpu_seconds": child.cpu_seconds,
+        "returncode": child.returncode,
+    }

@@ -1,0 +1,669 @@
+"""Rater loop: simulated raters over HTTP against `pickwise serve`, next pair + submit.
+
+The limits, measured on the same server in the same run:
+- the same work issued directly with psycopg (no HTTP, no ORM): claim a slot with the app's
+  own FOR UPDATE SKIP LOCKED query, insert the assignment, lease the slot and read the pair's
+  text (one transaction), then mark the slot done, insert the judgment and close the
+  assignment (a second transaction, as a rater submits later);
+- pgbench's built-in tpcb-like transaction on a scratch database.
+Each configuration gets its own project of the same size, so no run eats another's pairs.
+"""
+
+import asyncio
+import os
+import random
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from bench import datagen
+from bench.app_server import serve
+from bench.measure import CpuMeter, latency_ms, postmaster_pid
+from bench.postgres import Server, run_tool
+from bench.report import BenchResult, DetailTable, Target
+
+NAME = "rater-loop"
+K = 3
+MODELS = ("model-a", "model-b")
+NEXT_P99_TARGET_MS = 50.0
+RATIO_TARGET = 0.5
+
+
+@dataclass(frozen=True)
+class Size:
+    pairs: int
+    concurrency: tuple[int, ...]
+    seconds: float  # time cap per run
+    max_loops: int  # per rater per run
+    workers: tuple[int, ...]
+    pgbench_scale: int
+    warmup_seconds: float
+    think_seconds: float  # between loops, in the paced run
+
+
+SIZES = {
+    "full": Size(100_000, (1, 16, 64), 15.0, 50_000, (1, 2), 10, 2.0, 1.0),
+    "quick": Size(3_000, (1, 16, 64), 2.0, 2_000, (1, 2), 1, 0.5, 0.25),
+    "smoke": Size(200, (4,), 0.5, 3, (1,), 1, 0.0, 0.0),
+}
+
+
+@dataclass
+class RunStats:
+    loops: int = 0
+    errors: int = 0
+    no_work: int = 0
+    first: list[float] = field(default_factory=list)  # next pair / claim
+    second: list[float] = field(default_factory=list)  # submit
+    wall: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.loops / self.wall if self.wall > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "loops": self.loops,
+            "loops_per_s": self.rate,
+            "errors": self.errors,
+            "raters_without_work": self.no_work,
+            "wall_s": self.wall,
+            "first_ms": latency_ms(self.first),
+            "second_ms": latency_ms(self.second),
+            "cpu_s": self.cpu,
+        }
+
+
+class Pace:
+    """Think time between loops: exponential with mean `seconds`, seeded per rater, and a
+    random start, so raters do not move in lockstep (a burst of 16 at once is not 16 people)."""
+
+    def __init__(self, seconds: float, seed: int) -> None:
+        self.seconds = seconds
+        self.rng = random.Random(seed)
+
+    async def start(self) -> None:
+        if self.seconds:
+            await asyncio.sleep(self.rng.uniform(0, self.seconds))
+
+    async def think(self) -> None:
+        if self.seconds:
+            await asyncio.sleep(self.rng.expovariate(1 / self.seconds))
+
+
+# --- pickwise over HTTP -----------------------------------------------------------------
+
+
+async def _http_rater(
+    client: httpx.AsyncClient,
+    project_id: int,
+    deadline: float,
+    max_loops: int,
+    pace: Pace,
+    stats: RunStats,
+) -> None:
+    clock = time.perf_counter
+    await pace.start()
+    for _ in range(max_loops):
+        if clock() >= deadline:
+            return
+        started = clock()
+        response = await client.get(f"/api/v1/projects/{project_id}/next")
+        fetched = clock()
+        if response.status_code != 200:
+            stats.errors += 1
+            continue
+        assignment_id = response.json()["assignment_id"]
+        if assignment_id is None:
+            stats.no_work += 1
+            return
+        submitted = await client.post(
+            f"/api/v1/assignments/{assignment_id}/judgment", json={"choice": "left"}
+        )
+        done = clock()
+        if submitted.status_code != 201:
+            stats.errors += 1
+            continue
+        stats.first.append(fetched - started)
+        stats.second.append(done - fetched)
+        stats.loops += 1
+        await pace.think()
+
+
+async def http_run(
+    base_url: str,
+    tokens: list[str],
+    project_id: int,
+    seconds: float,
+    max_loops: int,
+    think_seconds: float = 0.0,
+) -> RunStats:
+    """Each rater is its own client with one keep-alive connection, like a browser tab."""
+    stats = RunStats()
+    clients = [
+        httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            limits=httpx.Limits(max_connections=1),
+            timeout=60,
+        )
+        for token in tokens
+    ]
+    try:
+        # Connect first: a rater's first call should not pay for TCP setup.
+        await asyncio.gather(*(client.get("/healthz") for client in clients))
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(
+                _http_rater(
+                    client,
+                    project_id,
+                    started + seconds,
+                    max_loops,
+                    Pace(think_seconds, seed),
+                    stats,
+                )
+                for seed, client in enumerate(clients)
+            )
+        )
+        stats.wall = time.perf_counter() - started
+    finally:
+        for client in clients:
+            await client.aclose()
+    return stats
+
+
+# --- the same work straight through psycopg ---------------------------------------------
+
+
+def _available_slots_sql() -> str:
+    """The app's own slot query (SQLAlchemy :name parameters → psycopg %(name)s)."""
+    from pickwise.assignments.service import _AVAILABLE_SLOTS
+
+    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", _AVAILABLE_SLOTS)
+
+
+def raw_statements() -> dict[str, str]:
+    return {
+        "claim": f"""
+            SELECT s.id, s.pair_id {_available_slots_sql()}
+            ORDER BY s.project_id, s.pair_id, s.slot_no
+            LIMIT 1
+            FOR UPDATE OF s SKIP LOCKED
+        """,
+        "assign": """
+            INSERT INTO assignments (project_id, pair_id, rater_id, slot_id, status, left_side,
+                                     is_gold, shown_at, lease_expires_at)
+            VALUES (%(project_id)s, %(pair_id)s, %(rater_id)s, %(slot_id)s, 'leased', 'a',
+                    false, %(now)s, %(now)s + interval '600 seconds')
+            RETURNING id, lease_expires_at
+        """,
+        "lease": """
+            UPDATE pair_slots SET state = 'leased', assignment_id = %(assignment_id)s,
+                                  lease_expires_at = %(expires)s
+            WHERE id = %(slot_id)s
+        """,
+        "content": """
+            SELECT p.system, p.turns, ra.content, rb.content
+            FROM pairs pr
+            JOIN prompts p ON p.id = pr.prompt_id
+            JOIN responses ra ON ra.id = pr.response_a_id
+            JOIN responses rb ON rb.id = pr.response_b_id
+            WHERE pr.id = %(pair_id)s
+        """,
+        "done": """
+            UPDATE pair_slots SET state = 'done', lease_expires_at = NULL
+            WHERE id = %(slot_id)s AND assignment_id = %(assignment_id)s AND state = 'leased'
+        """,
+        "judge": """
+            INSERT INTO judgments (project_id, pair_id, assignment_id, rater_id, slot_id, is_gold,
+                                   choice, criteria, left_side, shown_at, submitted_at)
+            VALUES (%(project_id)s, %(pair_id)s, %(assignment_id)s, %(rater_id)s, %(slot_id)s,
+                    false, 'a', '{}', 'a', %(now)s, greatest(now(), %(now)s))
+        """,
+        "close": """
+            UPDATE assignments SET status = 'submitted', completed_at = now()
+            WHERE id = %(assignment_id)s
+        """,
+    }
+
+
+async def _raw_rater(
+    conn: psycopg.AsyncConnection[Any],
+    rater_id: int,
+    project_id: int,
+    deadline: float,
+    max_loops: int,
+    pace: Pace,
+    stats: RunStats,
+    sql: dict[str, str],
+) -> None:
+    clock = time.perf_counter
+    await pace.start()
+    for _ in range(max_loops):
+        if clock() >= deadline:
+            return
+        started = clock()
+        params: dict[str, Any] = {
+            "project_id": project_id,
+            "rater_id": rater_id,
+            "now": datetime.now(UTC),
+        }
+        async with conn.transaction():
+            row = await (await conn.execute(sql["claim"], params)).fetchone()
+            if row is None:
+                stats.no_work += 1
+                return
+            params["slot_id"], params["pair_id"] = row
+            assigned = await (await conn.execute(sql["assign"], params)).fetchone()
+            assert assigned is not None
+            params["assignment_id"], params["expires"] = assigned
+            await conn.execute(sql["lease"], params)
+            await (await conn.execute(sql["content"], params)).fetchone()
+        fetched = clock()
+        async with conn.transaction():
+            marked = await conn.execute(sql["done"], params)
+            if marked.rowcount != 1:
+                stats.errors += 1
+                continue
+            await conn.execute(sql["judge"], params)
+            await conn.execute(sql["close"], params)
+        done = clock()
+        stats.first.append(fetched - started)
+        stats.second.append(done - fetched)
+        stats.loops += 1
+        await pace.think()
+
+
+async def raw_run(
+    url: str,
+    rater_ids: list[int],
+    project_id: int,
+    seconds: float,
+    max_loops: int,
+    think_seconds: float = 0.0,
+) -> RunStats:
+    stats = RunStats()
+    sql = raw_statements()
+    connections = [await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in rater_ids]
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(
+                _raw_rater(
+                    conn,
+                    rater,
+                    project_id,
+                    started + seconds,
+                    max_loops,
+                    Pace(think_seconds, seed),
+                    stats,
+                    sql,
+                )
+                for seed, (conn, rater) in enumerate(zip(connections, rater_ids, strict=True))
+            )
+        )
+        stats.wall = time.perf_counter() - started
+    finally:
+        for conn in connections:
+            await conn.close()
+    return stats
+
+
+# --- pgbench ----------------------------------------------------------------------------
+
+_TPS = re.compile(r"tps = ([\d.]+) \(without initial connection time\)")
+_LATENCY = re.compile(r"latency average = ([\d.]+) ms")
+
+
+def pgbench_run(url: str, clients: int, seconds: float, threads: int) -> dict[str, float]:
+    out = run_tool(
+        "pgbench",
+        "-n",
+        "-c",
+        str(clients),
+        "-j",
+        str(min(clients, threads)),
+        "-T",
+        str(max(round(seconds), 1)),
+        url,
+        timeout=seconds + 120,
+    )
+    tps = _TPS.search(out)
+    latency = _LATENCY.search(out)
+    return {
+        "tps": float(tps.group(1)) if tps else 0.0,
+        "latency_avg_ms": float(latency.group(1)) if latency else 0.0,
+    }
+
+
+# --- the benchmark ----------------------------------------------------------------------
+
+
+def _vacuum(url: str, tables: tuple[str, ...] = ("pair_slots", "assignments", "judgments")) -> None:
+    """Between runs, as autovacuum would: each run starts from clean slot indexes."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in tables:
+            conn.execute(f"VACUUM ANALYZE {table}")
+
+
+def _load(url: str, size: Size, label: str, raters: int, seed: int) -> datagen.Setup:
+    setup = datagen.make_project(
+        url, slug=f"rater-{label}", raters=raters, raters_per_pair=K, seed=seed
+    )
+    pool = datagen.TextPool(seed=seed, mean_words=80)
+    with psycopg.connect(url) as conn:
+        datagen.fast_load(conn)
+        corpus = datagen.write_corpus(
+            conn,
+            setup,
+            datagen.CorpusSpec(
+                prompts=size.pairs, responses_per_prompt=2, models=MODELS, seed=seed
+            ),
+            pool,
+        )
+        datagen.write_open_slots(conn, setup, corpus, K)
+    return setup
+
+
+@dataclass
+class Runs:
+    """Saturated runs per configuration ("1w", "2w", "raw") and raters; paced runs."""
+
+    saturated: dict[str, dict[int, RunStats]] = field(default_factory=dict)
+    paced: dict[str, RunStats] = field(default_factory=dict)
+    pgbench: dict[int, dict[str, float]] = field(default_factory=dict)
+
+
+def _measured(meter: CpuMeter, work: Callable[[], RunStats]) -> RunStats:
+    before = meter.sample()
+    stats = work()
+    stats.cpu = CpuMeter.spent(before, meter.sample())
+    return stats
+
+
+def _over_http(
+    base_url: str, setup: datagen.Setup, size: Size, clients: int, **options: float
+) -> RunStats:
+    seconds = options.get("seconds", size.seconds)
+    think = options.get("think", 0.0)
+    tokens = setup.rater_tokens[:clients]
+    return asyncio.run(http_run(base_url, tokens, setup.project_id, seconds, size.max_loops, think))
+
+
+def _direct(
+    url: str, setup: datagen.Setup, size: Size, clients: int, think: float = 0.0
+) -> RunStats:
+    raters = setup.rater_ids[:clients]
+    return asyncio.run(raw_run(url, raters, setup.project_id, size.seconds, size.max_loops, think))
+
+
+def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchResult:
+    size = SIZES[size_name]
+    started = time.perf_counter()
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="pickwise-bench-rater-"))
+    paced_raters = 16 if 16 in size.concurrency else size.concurrency[-1]
+    result = BenchResult(
+        name=NAME,
+        size=size_name,
+        params={
+            "pairs_per_project": size.pairs,
+            "k": K,
+            "concurrency": list(size.concurrency),
+            "workers": list(size.workers),
+            "seconds_per_run": size.seconds,
+            "max_loops_per_rater": size.max_loops,
+            "paced_raters": paced_raters,
+            "think_seconds": size.think_seconds,
+            "pgbench_scale": size.pgbench_scale,
+        },
+        server=server.describe(),
+    )
+    url = server.create_database("rater")
+    raters = max(size.concurrency)
+    configurations = [f"{workers}w" for workers in size.workers] + ["raw"]
+    setups = {
+        label: _load(url, size, label, raters, seed=index)
+        for index, label in enumerate(configurations)
+    }
+    datagen.finish_load(url)
+    pg_pid = postmaster_pid(url)
+    runs = Runs()
+
+    for workers in size.workers:
+        label = f"{workers}w"
+        setup = setups[label]
+        runs.saturated[label] = {}
+        with serve(url, workers=workers, log=workdir / f"serve-{label}.log") as app:
+            meter = CpuMeter({"app": app.pid, "postgres": pg_pid})
+            if size.warmup_seconds:
+                _over_http(app.base_url, setup, size, 4, seconds=size.warmup_seconds)
+            for clients in size.concurrency:
+                _vacuum(url)
+                runs.saturated[label][clients] = _measured(
+                    meter, partial(_over_http, app.base_url, setup, size, clients)
+                )
+            _vacuum(url)
+            runs.paced[label] = _measured(
+                meter,
+                partial(
+                    _over_http, app.base_url, setup, size, paced_raters, think=size.think_seconds
+                ),
+            )
+
+    raw = setups["raw"]
+    raw_meter = CpuMeter({"postgres": pg_pid})
+    runs.saturated["raw"] = {}
+    for clients in size.concurrency:
+        _vacuum(url)
+        runs.saturated["raw"][clients] = _measured(
+            raw_meter, partial(_direct, url, raw, size, clients)
+        )
+    _vacuum(url)
+    runs.paced["raw"] = _measured(
+        raw_meter, partial(_direct, url, raw, size, paced_raters, size.think_seconds)
+    )
+
+    scratch = server.create_database("pgbench", migrate=False)
+    run_tool("pgbench", "-i", "-q", "-s", str(size.pgbench_scale), scratch, timeout=900)
+    _vacuum(scratch, ("pgbench_accounts", "pgbench_branches", "pgbench_tellers"))
+    runs.pgbench = {
+        clients: pgbench_run(scratch, clients, size.seconds, threads=os.cpu_count() or 2)
+        for clients in size.concurrency
+    }
+
+    _report(result, size, runs, paced_raters)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _plural(workers: int) -> str:
+    return f"{workers} worker{'s' if workers > 1 else ''}"
+
+
+def _cpu_ms_per_loop(stats: RunStats) -> dict[str, float]:
+    loops = max(stats.loops, 1)
+    return {
+        part: seconds * 1000 / loops
+        for part, seconds in stats.cpu.items()
+        if part not in ("wall", "idle")
+    }
+
+
+def _own_cpu_ms(stats: RunStats) -> float:
+    """CPU per loop of everything the loop needs: client, app (if any), Postgres."""
+    cpu = _cpu_ms_per_loop(stats)
+    return sum(value for part, value in cpu.items() if part != "other")
+
+
+def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> None:
+    raw = runs.saturated["raw"]
+    rows: list[list[Any]] = []
+    cpu_rows: list[list[Any]] = []
+    for workers in size.workers:
+        label = f"{workers}w"
+        for clients in size.concurrency:
+            app, limit = runs.saturated[label][clients], raw[clients]
+            result.compare(
+                f"loops/s, {_plural(workers)}, {clients} raters",
+                "loops/s",
+                app.rate,
+                limit.rate,
+                "raw psycopg",
+                Target("ratio_at_least", RATIO_TARGET),
+            )
+            if clients == paced_raters:
+                result.compare(
+                    f"next-pair p99, {_plural(workers)}, {clients} raters back to back",
+                    "ms",
+                    latency_ms(app.first)["p99"],
+                    latency_ms(limit.first)["p99"],
+                    "raw claim p99",
+                    Target("value_at_most", NEXT_P99_TARGET_MS),
+                )
+        paced = runs.paced[label]
+        result.compare(
+            f"next-pair p99, {_plural(workers)}, {paced_raters} raters thinking "
+            f"~{size.think_seconds:g} s",
+            "ms",
+            latency_ms(paced.first)["p99"],
+            latency_ms(runs.paced["raw"].first)["p99"],
+            "raw claim p99",
+            Target("value_at_most", NEXT_P99_TARGET_MS),
+        )
+    for workers in size.workers:
+        clients = paced_raters
+        app, limit = runs.saturated[f"{workers}w"][clients], raw[clients]
+        result.compare(
+            f"CPU per loop (client + app + Postgres), {_plural(workers)}, {clients} raters",
+            "ms",
+            _own_cpu_ms(app),
+            _own_cpu_ms(limit),
+            "raw: client + Postgres",
+        )
+
+    labels = [f"{workers}w" for workers in size.workers] + ["raw"]
+    for label in labels:
+        for clients in size.concurrency:
+            stats = runs.saturated[label][clients]
+            first, second = latency_ms(stats.first), latency_ms(stats.second)
+            tps = runs.pgbench[clients]["tps"]
+            limit = raw[clients].rate
+            rows.append(
+                [
+                    label,
+                    clients,
+                    stats.loops,
+                    stats.rate,
+                    stats.rate / limit if limit else None,
+                    tps,
+                    stats.rate / tps if tps else None,
+                    first["p50"],
+                    first["p99"],
+                    second["p50"],
+                    second["p99"],
+                    stats.errors,
+                ]
+            )
+            cpu = _cpu_ms_per_loop(stats)
+            cpu_rows.append(
+                [
+                    label,
+                    clients,
+                    cpu.get("client"),
+                    cpu.get("app"),
+                    cpu.get("postgres"),
+                    cpu.get("other"),
+                    _busy_share(stats),
+                ]
+            )
+        paced = runs.paced[label]
+        first, second = latency_ms(paced.first), latency_ms(paced.second)
+        rows.append(
+            [
+                f"{label} paced",
+                paced_raters,
+                paced.loops,
+                paced.rate,
+                None,
+                None,
+                None,
+                first["p50"],
+                first["p99"],
+                second["p50"],
+                second["p99"],
+                paced.errors,
+            ]
+        )
+    result.details.append(
+        DetailTable(
+            "runs (1w/2w = pickwise serve workers; raw = psycopg; latencies in ms; for raw, "
+            "next = the claim transaction, submit = the judgment transaction)",
+            [
+                "run",
+                "raters",
+                "loops",
+                "loops/s",
+                "of raw",
+                "pgbench tps",
+                "loops/tps",
+                "next p50",
+                "next p99",
+                "submit p50",
+                "submit p99",
+                "errors",
+            ],
+            rows,
+        )
+    )
+    result.details.append(
+        DetailTable(
+            "CPU ms per loop (client = the simulated raters in this process; other = the rest "
+            "of the machine, e.g. other users)",
+            ["run", "raters", "client", "app", "postgres", "other", "machine busy"],
+            cpu_rows,
+        )
+    )
+    loaded = runs.saturated[labels[0]][paced_raters]
+    if loaded.rate:
+        # Little's law for a closed loop without think time: each rater always has one call
+        # in flight, so the mean time per call is raters / calls per second.
+        mean_ms = paced_raters / (2 * loaded.rate) * 1000
+        result.notes.append(
+            f"Back to back, {paced_raters} raters keep {paced_raters} calls in flight: at "
+            f"{loaded.rate:.0f} loops/s ({2 * loaded.rate:.0f} calls/s) the mean call takes "
+            f"{paced_raters}/{2 * loaded.rate:.0f} s = {mean_ms:.0f} ms (Little's law), so a "
+            f"p99 ≤ {NEXT_P99_TARGET_MS:.0f} ms needs ≥ {paced_raters / 0.05:.0f} calls/s. The "
+            "paced rows give raters a think time, as people have."
+        )
+    result.notes.append(
+        "A loop is next pair + submit (two transactions). The raw limit runs the app's own slot "
+        "query and the same inserts/updates with psycopg, one connection per rater. Raters, "
+        "app and Postgres share the machine's cores."
+    )
+    result.raw = {
+        "saturated": {
+            label: {str(clients): stats.summary() for clients, stats in by_clients.items()}
+            for label, by_clients in runs.saturated.items()
+        },
+        "paced": {label: stats.summary() for label, stats in runs.paced.items()},
+        "pgbench": {str(clients): value for clients, value in runs.pgbench.items()},
+    }
+
+
+def _busy_share(stats: RunStats) -> float | None:
+    cpu = stats.cpu
+    capacity = sum(value for key, value in cpu.items() if key != "wall")
+    if capacity <= 0:
+        return None
+    return 1.0 - cpu.get("idle", 0.0) / capacity

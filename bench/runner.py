@@ -1,0 +1,41 @@
+"""Run benchmarks one after the other, each on its own fresh Postgres."""
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from bench import analytics, exporting, importing, rater_loop
+from bench.measure import load_average
+from bench.postgres import Server, fresh_server
+from bench.report import BenchResult, console, print_result, write_result
+
+
+class Benchmark(Protocol):
+    def __call__(
+        self, server: Server, size_name: str, workdir: Path | None = None
+    ) -> BenchResult: ...
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    rater_loop.NAME: rater_loop.run,
+    importing.NAME: importing.run,
+    exporting.NAME: exporting.run,
+    analytics.NAME: analytics.run,
+}
+
+
+def run_benchmarks(names: Sequence[str], size: str) -> list[Path]:
+    written = []
+    started = time.perf_counter()
+    for name in names:
+        console.rule(f"{name} ({size})")
+        with fresh_server() as server:
+            result = BENCHMARKS[name](server, size)
+        result.load_after = load_average()
+        print_result(result)
+        path = write_result(result)
+        console.print(f"  wrote {path}")
+        written.append(path)
+    console.print(f"all done in {time.perf_counter() - started:.0f} s")
+    return written

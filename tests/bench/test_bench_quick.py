@@ -1,0 +1,36 @@
+"""Smoke test of the benchmarks: the smallest data of each, one iteration, no timings checked.
+
+Keeps `python -m bench` from rotting as the code it measures changes. Each benchmark makes
+its own databases on the test server and drops them.
+"""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import runner
+from bench.postgres import Server, fresh_server
+from bench.report import BenchResult, write_result
+
+
+@pytest.fixture(scope="module")
+def bench_server(server_url: str) -> Iterator[Server]:
+    with fresh_server(server_url) as server:
+        yield server
+
+
+@pytest.mark.parametrize("name", list(runner.BENCHMARKS))
+def test_benchmark_runs_on_the_smallest_data(
+    name: str, bench_server: Server, tmp_path: Path
+) -> None:
+    result: BenchResult = runner.BENCHMARKS[name](bench_server, "smoke", tmp_path)
+
+    assert result.comparisons, "a benchmark reports at least one comparison"
+    for line in result.comparisons:
+        assert line.pickwise is not None, line.metric
+        assert line.reference is not None, line.metric
+    written = json.loads(write_result(result, tmp_path / "results").read_text())
+    assert written["benchmark"] == name
+    assert written["machine"]["cores"]
