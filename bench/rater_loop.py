@@ -47,13 +47,14 @@ class Size:
     workers: tuple[int, ...]
     pgbench_scale: int
     warmup_seconds: float
-    think_seconds: float  # between loops, in the paced run
+    think_seconds: float  # mean think time between loops, in the paced run
+    settle_seconds: float  # paced run: loops started earlier are not recorded
 
 
 SIZES = {
-    "full": Size(100_000, (1, 16, 64), 15.0, 50_000, (1, 2), 10, 2.0, 1.0),
-    "quick": Size(3_000, (1, 16, 64), 2.0, 2_000, (1, 2), 1, 0.5, 0.25),
-    "smoke": Size(200, (4,), 0.5, 3, (1,), 1, 0.0, 0.0),
+    "full": Size(100_000, (1, 16, 64), 15.0, 50_000, (1, 2), 10, 2.0, 1.0, 3.0),
+    "quick": Size(3_000, (1, 16, 64), 2.0, 2_000, (1, 2), 1, 0.5, 0.25, 0.5),
+    "smoke": Size(200, (4,), 0.5, 3, (1,), 1, 0.0, 0.0, 0.0),
 }
 
 
@@ -88,9 +89,11 @@ class Pace:
     """Think time between loops: exponential with mean `seconds`, seeded per rater, and a
     random start, so raters do not move in lockstep (a burst of 16 at once is not 16 people)."""
 
-    def __init__(self, seconds: float, seed: int) -> None:
+    def __init__(self, seconds: float, seed: int, record_after: float = 0.0) -> None:
         self.seconds = seconds
         self.rng = random.Random(seed)
+        # Loops started before this moment (perf_counter) are a warm-up and not recorded.
+        self.record_after = record_after
 
     async def start(self) -> None:
         if self.seconds:
@@ -134,9 +137,10 @@ async def _http_rater(
         if submitted.status_code != 201:
             stats.errors += 1
             continue
-        stats.first.append(fetched - started)
-        stats.second.append(done - fetched)
-        stats.loops += 1
+        if started >= pace.record_after:
+            stats.first.append(fetched - started)
+            stats.second.append(done - fetched)
+            stats.loops += 1
         await pace.think()
 
 
@@ -147,6 +151,7 @@ async def http_run(
     seconds: float,
     max_loops: int,
     think_seconds: float = 0.0,
+    settle_seconds: float = 0.0,
 ) -> RunStats:
     """Each rater is its own client with one keep-alive connection, like a browser tab."""
     stats = RunStats()
@@ -168,15 +173,15 @@ async def http_run(
                 _http_rater(
                     client,
                     project_id,
-                    started + seconds,
+                    started + settle_seconds + seconds,
                     max_loops,
-                    Pace(think_seconds, seed),
+                    Pace(think_seconds, seed, started + settle_seconds),
                     stats,
                 )
                 for seed, client in enumerate(clients)
             )
         )
-        stats.wall = time.perf_counter() - started
+        stats.wall = time.perf_counter() - started - settle_seconds
     finally:
         for client in clients:
             await client.aclose()
@@ -279,12 +284,15 @@ async def _raw_rater(
             await conn.execute(sql["judge"], params)
             await conn.execute(sql["close"], params)
         done = clock()
-        stats.first.append(fetched - started)
-        stats.second.append(done - fetched)
-        stats.loops += 1
+        if started >= pace.record_after:
+            stats.first.append(fetched - started)
+            stats.second.append(done - fetched)
+            stats.loops += 1
         await pace.think()
 
 
+# No prepared statements, like the app's: a prepared slot query may switch to a generic plan
+# that ignores which project it is asked about, and then it scans every project's slots.
 async def raw_run(
     url: str,
     rater_ids: list[int],
@@ -292,10 +300,14 @@ async def raw_run(
     seconds: float,
     max_loops: int,
     think_seconds: float = 0.0,
+    settle_seconds: float = 0.0,
 ) -> RunStats:
     stats = RunStats()
     sql = raw_statements()
-    connections = [await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in rater_ids]
+    connections = [
+        await psycopg.AsyncConnection.connect(url, autocommit=True, prepare_threshold=None)
+        for _ in rater_ids
+    ]
     try:
         started = time.perf_counter()
         await asyncio.gather(
@@ -304,16 +316,16 @@ async def raw_run(
                     conn,
                     rater,
                     project_id,
-                    started + seconds,
+                    started + settle_seconds + seconds,
                     max_loops,
-                    Pace(think_seconds, seed),
+                    Pace(think_seconds, seed, started + settle_seconds),
                     stats,
                     sql,
                 )
                 for seed, (conn, rater) in enumerate(zip(connections, rater_ids, strict=True))
             )
         )
-        stats.wall = time.perf_counter() - started
+        stats.wall = time.perf_counter() - started - settle_seconds
     finally:
         for conn in connections:
             await conn.close()
@@ -388,6 +400,9 @@ class Runs:
 def _measured(meter: CpuMeter, work: Callable[[], RunStats]) -> RunStats:
     before = meter.sample()
     stats = work()
+    # Let the postmaster reap the run's closed connections: their CPU then shows in its
+    # children's time instead of falling out of the tree.
+    time.sleep(0.3)
     stats.cpu = CpuMeter.spent(before, meter.sample())
     return stats
 
@@ -397,15 +412,21 @@ def _over_http(
 ) -> RunStats:
     seconds = options.get("seconds", size.seconds)
     think = options.get("think", 0.0)
+    settle = size.settle_seconds if think else 0.0
     tokens = setup.rater_tokens[:clients]
-    return asyncio.run(http_run(base_url, tokens, setup.project_id, seconds, size.max_loops, think))
+    return asyncio.run(
+        http_run(base_url, tokens, setup.project_id, seconds, size.max_loops, think, settle)
+    )
 
 
 def _direct(
     url: str, setup: datagen.Setup, size: Size, clients: int, think: float = 0.0
 ) -> RunStats:
     raters = setup.rater_ids[:clients]
-    return asyncio.run(raw_run(url, raters, setup.project_id, size.seconds, size.max_loops, think))
+    settle = size.settle_seconds if think else 0.0
+    return asyncio.run(
+        raw_run(url, raters, setup.project_id, size.seconds, size.max_loops, think, settle)
+    )
 
 
 def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchResult:
@@ -425,25 +446,27 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
             "max_loops_per_rater": size.max_loops,
             "paced_raters": paced_raters,
             "think_seconds": size.think_seconds,
+            "settle_seconds": size.settle_seconds,
             "pgbench_scale": size.pgbench_scale,
         },
         server=server.describe(),
     )
-    url = server.create_database("rater")
     raters = max(size.concurrency)
     configurations = [f"{workers}w" for workers in size.workers] + ["raw"]
-    setups = {
-        label: _load(url, size, label, raters, seed=index)
-        for index, label in enumerate(configurations)
-    }
-    datagen.finish_load(url)
-    pg_pid = postmaster_pid(url)
+    # One database per configuration, loaded alike: the slot query's plan depends on what
+    # else the tables hold, so each configuration starts from the same state.
+    urls = {label: server.create_database(f"rater_{label}") for label in configurations}
+    setups = {label: _load(urls[label], size, label, raters, seed=0) for label in configurations}
+    for url in urls.values():
+        datagen.finish_load(url)
+    pg_pid = postmaster_pid(urls["raw"])
     runs = Runs()
 
     for workers in size.workers:
         label = f"{workers}w"
         setup = setups[label]
         runs.saturated[label] = {}
+        url = urls[label]
         with serve(url, workers=workers, log=workdir / f"serve-{label}.log") as app:
             meter = CpuMeter({"app": app.pid, "postgres": pg_pid})
             if size.warmup_seconds:
@@ -461,8 +484,12 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
                 ),
             )
 
-    raw = setups["raw"]
+    raw, url = setups["raw"], urls["raw"]
     raw_meter = CpuMeter({"postgres": pg_pid})
+    if size.warmup_seconds:
+        asyncio.run(
+            raw_run(url, raw.rater_ids[:4], raw.project_id, size.warmup_seconds, size.max_loops)
+        )
     runs.saturated["raw"] = {}
     for clients in size.concurrency:
         _vacuum(url)
@@ -558,14 +585,14 @@ def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> N
             stats = runs.saturated[label][clients]
             first, second = latency_ms(stats.first), latency_ms(stats.second)
             tps = runs.pgbench[clients]["tps"]
-            limit = raw[clients].rate
+            raw_rate = raw[clients].rate
             rows.append(
                 [
                     label,
                     clients,
                     stats.loops,
                     stats.rate,
-                    stats.rate / limit if limit else None,
+                    stats.rate / raw_rate if raw_rate else None,
                     tps,
                     stats.rate / tps if tps else None,
                     first["p50"],

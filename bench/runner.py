@@ -1,5 +1,7 @@
 """Run benchmarks one after the other, each on its own fresh Postgres."""
 
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,8 +32,14 @@ def run_benchmarks(names: Sequence[str], size: str) -> list[Path]:
     started = time.perf_counter()
     for name in names:
         console.rule(f"{name} ({size})")
+        workdir = Path(tempfile.mkdtemp(prefix=f"pickwise-bench-{name}-"))
         with fresh_server() as server:
-            result = BENCHMARKS[name](server, size)
+            try:
+                result = BENCHMARKS[name](server, size, workdir)
+            except BaseException:
+                console.print(f"[red]{name} failed[/red]; logs kept in {workdir}")
+                raise
+        shutil.rmtree(workdir, ignore_errors=True)
         result.load_after = load_average()
         print_result(result)
         path = write_result(result)

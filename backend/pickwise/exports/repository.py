@@ -19,10 +19,12 @@ JOIN prompts p ON p.id = pr.prompt_id
 """
 
 # COLLATE "C": the writer checks the order with Python string comparison, which is bytewise.
+# The JSON columns come as text: turns are parsed once per prompt, not once per vote, and an
+# empty criteria object not at all (decoding them per row was a sixth of the export's CPU).
 _VOTES = f"""
-SELECT j.id, j.pair_id, p.id, p.external_id, p.system, p.turns,
+SELECT j.id, j.pair_id, p.id, p.external_id, p.system, p.turns::text,
        ra.id, rb.id, ra.content, rb.content, ra.model, rb.model,
-       j.choice, j.strength, j.rationale, j.criteria, u.pseudonym, j.left_side,
+       j.choice, j.strength, j.rationale, j.criteria::text, u.pseudonym, j.left_side,
        j.shown_at, j.submitted_at, j.is_gold, pr.batch_id
 {_FROM}
 JOIN responses ra ON ra.id = pr.response_a_id
@@ -80,7 +82,9 @@ async def stream_votes(
                     prompt_id=prompt_id,
                     external_id=external_id,
                     system=system,
-                    turns=tuple(Message(turn["role"], turn["content"]) for turn in turns),
+                    turns=tuple(
+                        Message(turn["role"], turn["content"]) for turn in json.loads(turns)
+                    ),
                 )
             yield VoteRecord(
                 judgment_id=judgment_id,
@@ -96,7 +100,7 @@ async def stream_votes(
                 strength=strength if strength_scale else None,
                 strength_scale=strength_scale,
                 rationale=rationale,
-                criteria=criteria if isinstance(criteria, dict) else json.loads(criteria),
+                criteria={} if criteria == "{}" else json.loads(criteria),
                 rater_pseudonym=pseudonym,
                 shown_left=left_side,
                 shown_at=shown_at,
