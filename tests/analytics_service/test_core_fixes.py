@@ -1,22 +1,22 @@
 """Regressions for two bugs in the statistics core found while wiring it to the database.
 (They belong with tests/analytics; kept here because this change owns only this folder.)"""
 
-import time
-
 import numpy as np
+import pytest
 
 from pickwise.analytics.style_control import normalized_style_differences, style_counts
 from pickwise.analytics.text_features import text_features
 
 
-def test_text_features_take_linear_time_on_long_runs() -> None:
+# A hang guard, not a speed check: the quadratic patterns took minutes on this input, the
+# linear ones milliseconds (the cost is measured in bench/analytics).
+@pytest.mark.timeout(60)
+def test_text_features_finish_on_long_runs() -> None:
     """An answer with no sentence end, or a long run without letters, used to take seconds
     (quadratic backtracking in the question and word patterns)."""
     long_sentence = "word " * 20_000 + "is this a question?"
-    rule = "-" * 100_000
-    started = time.perf_counter()
+    rule = "-" * 400_000
     features = text_features(long_sentence + "\n" + rule, None)
-    assert time.perf_counter() - started < 0.5
     assert features["words"] == 20_004
     assert features["questions_back"] == 1
 

@@ -1,5 +1,6 @@
 """Webhooks: events queued in Postgres, signed deliveries, retries with backoff, the API."""
 
+import random
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -48,7 +49,9 @@ async def add_webhook(
     )
 
 
-def worker_on(session: AsyncSession, http: httpx.AsyncClient) -> DeliveryWorker:
+def worker_on(
+    session: AsyncSession, http: httpx.AsyncClient, rng: random.Random | None = None
+) -> DeliveryWorker:
     """A worker whose transactions are savepoints of the test's session."""
 
     @asynccontextmanager
@@ -56,7 +59,7 @@ def worker_on(session: AsyncSession, http: httpx.AsyncClient) -> DeliveryWorker:
         async with session.begin_nested():
             yield session
 
-    return DeliveryWorker(transaction, http, QUICK)
+    return DeliveryWorker(transaction, http, QUICK, rng=rng)
 
 
 async def deliveries(session: AsyncSession) -> list[WebhookDelivery]:
@@ -141,8 +144,9 @@ async def test_deliveries_are_signed_and_retried_with_backoff(
     received.secret, received.fail_first = webhook.secret, 1
     assert await service.queue_export_ready(session, project, {"format": "trl", "rows": 12}) == 1
 
+    clock.freeze()
     async with httpx.AsyncClient() as http:
-        worker = worker_on(session, http)
+        worker = worker_on(session, http, rng=random.Random(3))
         assert await worker.run_once() == 1
         [delivery] = await deliveries(session)
         assert (delivery.status, delivery.attempts, delivery.last_status_code) == (
@@ -150,8 +154,9 @@ async def test_deliveries_are_signed_and_retried_with_backoff(
             1,
             500,
         )
+        # The first retry follows the policy's schedule exactly (clock frozen, seeded jitter).
         first_retry_in = delivery.next_attempt_at - clock.utcnow()
-        assert timedelta(seconds=4) < first_retry_in <= timedelta(seconds=10)
+        assert first_retry_in == QUICK.retry_delay(1, random.Random(3))
         assert await worker.run_once() == 0  # Not due yet.
 
         clock.advance(timedelta(seconds=11))

@@ -15,8 +15,17 @@ def utcnow() -> datetime:
 
 def advance(delta: timedelta) -> None:
     """Move the clock forward for every caller in this process (tests only)."""
-    global _offset
+    global _offset, _fixed
     _offset += delta
+    if _fixed is not None:
+        _fixed += delta
+
+
+def freeze() -> datetime:
+    """Stop the clock at the current time until reset() (tests only)."""
+    global _fixed
+    _fixed = utcnow()
+    return _fixed
 
 
 def reset() -> None:
