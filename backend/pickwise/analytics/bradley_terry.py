@@ -121,9 +121,13 @@ def fit_bradley_terry_batch(battles: BattleCounts, cell_counts: FloatArray) -> F
         hessian += IDENTIFYING_RIDGE * identity
         step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
         strengths, loss, step_size = _backtrack(strengths, step, loss, games, points, pair_design)
-        if np.max(np.abs(step_size[:, None] * step)) < 1e-10:
+        move = step_size[:, None] * step
+        # Adding a constant to every strength changes nothing but the tiny ridge term, so
+        # steps along that direction stall near 1e-9; judge convergence without it.
+        if np.max(np.abs(move - move.mean(axis=1, keepdims=True))) < 1e-10:
             break
-    return as_float_array(strengths)
+    # The ridge's optimum has mean exactly zero (the likelihood's gradient sums to zero).
+    return as_float_array(strengths - strengths.mean(axis=1, keepdims=True))
 
 
 def elo_scores(strengths: FloatArray, anchor_model: int | None = None) -> FloatArray:
