@@ -1,7 +1,9 @@
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import repository, service
 from pickwise.auth.deps import CurrentRater
@@ -19,6 +21,7 @@ from pickwise.judgments.schemas import (
     ShownResponse,
     SkipIn,
 )
+from pickwise.models import Assignment, User
 from pickwise.projects.deps import RaterProject
 
 router = APIRouter(prefix="/api/v1", tags=["rating"])
@@ -90,6 +93,25 @@ async def submit_judgment(
     return _json(*await idempotency.run_once(session, rater, idempotency_key, fingerprint, work))
 
 
+async def _set_aside(
+    session: AsyncSession,
+    rater: User,
+    request: Request,
+    body: SkipIn | FlagIn,
+    idempotency_key: str | None,
+    set_aside: Callable[[], Awaitable[Assignment]],
+) -> JSONResponse:
+    """Skip and flag answer alike: the assignment's new status, replayable by key."""
+
+    async def work() -> tuple[int, dict[str, Any]]:
+        assignment = await set_aside()
+        done = AssignmentDone(assignment_id=assignment.id, status=assignment.status)
+        return 200, done.model_dump()
+
+    fingerprint = idempotency.request_fingerprint(request.url.path, body)
+    return _json(*await idempotency.run_once(session, rater, idempotency_key, fingerprint, work))
+
+
 @router.post("/assignments/{assignment_id}/skip", response_model=AssignmentDone)
 async def skip_pair(
     assignment_id: int,
@@ -99,14 +121,14 @@ async def skip_pair(
     session: SessionDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    async def work() -> tuple[int, dict[str, Any]]:
-        assignment = await judgments.skip(session, assignment_id, rater, body)
-        return 200, AssignmentDone(
-            assignment_id=assignment.id, status=assignment.status
-        ).model_dump()
-
-    fingerprint = idempotency.request_fingerprint(request.url.path, body)
-    return _json(*await idempotency.run_once(session, rater, idempotency_key, fingerprint, work))
+    return await _set_aside(
+        session,
+        rater,
+        request,
+        body,
+        idempotency_key,
+        lambda: judgments.skip(session, assignment_id, rater, body),
+    )
 
 
 @router.post("/assignments/{assignment_id}/flag", response_model=AssignmentDone)
@@ -118,11 +140,11 @@ async def flag_pair(
     session: SessionDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    async def work() -> tuple[int, dict[str, Any]]:
-        assignment = await judgments.flag(session, assignment_id, rater, body)
-        return 200, AssignmentDone(
-            assignment_id=assignment.id, status=assignment.status
-        ).model_dump()
-
-    fingerprint = idempotency.request_fingerprint(request.url.path, body)
-    return _json(*await idempotency.run_once(session, rater, idempotency_key, fingerprint, work))
+    return await _set_aside(
+        session,
+        rater,
+        request,
+        body,
+        idempotency_key,
+        lambda: judgments.flag(session, assignment_id, rater, body),
+    )
