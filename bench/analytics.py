@@ -8,6 +8,7 @@ of the answer texts it needs.
 """
 
 import asyncio
+import importlib
 import math
 import random
 import time
@@ -22,6 +23,7 @@ import psycopg
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import datagen
+from bench.measure import CpuMeter, postmaster_pid
 from bench.postgres import Server
 from bench.report import BenchResult, DetailTable, Target
 from pickwise.core.embedded_pg import to_sqlalchemy_url
@@ -170,40 +172,53 @@ def _recorded(module: Any, name: str, into: dict[str, Any]) -> Iterator[None]:
 
 
 async def service_timings(url: str, project_id: int, repeats: int) -> dict[str, Any]:
-    """The service's leaderboard end to end (its SQL reads timed as they happen), then the
-    pure fits again on the same inputs, one by one."""
+    """The service's leaderboard end to end (its SQL reads timed as they happen, its CPU and
+    Postgres' CPU measured), then the pure fits again on the same inputs, one by one."""
     from pickwise.analytics import repository, service
     from pickwise.analytics.bradley_terry import (
         bootstrap_cell_counts,
+        counted_battles,
         fit_bradley_terry,
         fit_bradley_terry_batch,
     )
 
+    # The analytics modules import scipy when they first compute (the app starts without it);
+    # a worker that has served one report has it loaded, so the timing starts warm.
+    for module in ("scipy.optimize", "scipy.sparse", "scipy.special", "scipy.stats"):
+        importlib.import_module(module)
+
     engine = create_async_engine(to_sqlalchemy_url(url))
+    meter = CpuMeter({"postgres": postmaster_pid(url)})
     seen: dict[str, Any] = {}
     timings: dict[str, Any] = {}
     try:
         async with repository.read_only_connection(engine) as connection:
             with (
-                _recorded(repository, "battle_cells", seen),
+                _recorded(repository, "pair_outcomes", seen),
                 _recorded(service, "_style_input", seen),
             ):
+                before = meter.sample()
                 seconds, board = await _timed(
                     lambda: service.leaderboard(
                         connection, project_id, bootstrap_rounds=BOOTSTRAP_ROUNDS
                     )
                 )
+                cpu = CpuMeter.spent(before, meter.sample())
     finally:
         await engine.dispose()
     timings["leaderboard_s"] = seconds
+    timings["leaderboard_cpu_s"] = cpu["client"]
+    timings["postgres_cpu_s"] = cpu.get("postgres", 0.0)
+    timings["other_cpu_s"] = cpu["other"]
     timings["models"] = len(board.models)
     timings["votes"] = board.votes
     timings["style_converged"] = board.style_converged
-    timings["sql_battle_cells_s"], cells = seen["battle_cells"]
+    timings["sql_pair_outcomes_s"], pairs = seen["pair_outcomes"]
     timings["style_input_s"], style_input = seen["_style_input"]
-    cells = [cell for cell in cells if cell.model_a != cell.model_b]
-    models = sorted({cell.model_a for cell in cells} | {cell.model_b for cell in cells})
-    battles = service.battle_counts(cells, models)
+    models = sorted({row.model for row in board.models})
+    battles = counted_battles(
+        style_input.model_a, style_input.model_b, style_input.outcome_counts, len(models)
+    )
     timings["one_fit_s"] = _best_of(repeats, lambda: fit_bradley_terry(battles))
 
     def bootstrap() -> None:
@@ -214,7 +229,8 @@ async def service_timings(url: str, project_id: int, repeats: int) -> dict[str, 
     timings["style_fit_s"] = _best_of(
         repeats, lambda: service.style_report(style_input, len(models))
     )
-    timings["style_votes"] = len(style_input.model_a)
+    timings["pairs"] = len(pairs.response_a)
+    timings["style_rows"] = len(style_input.model_a)
     return timings
 
 
@@ -242,13 +258,13 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
     floor = read_floor(url, setup.project_id)
     timings = asyncio.run(service_timings(url, setup.project_id, size.repeats))
 
-    one_fit_from_votes = timings["sql_battle_cells_s"] + timings["one_fit_s"]
+    one_fit_from_votes = timings["sql_pair_outcomes_s"] + timings["one_fit_s"]
     result.compare(
         f"bootstrap ({BOOTSTRAP_ROUNDS} rounds) vs one fit over the votes",
         "ms",
         timings["bootstrap_s"] * 1000,
         one_fit_from_votes * 1000,
-        "votes counted in SQL + Newton fit",
+        "votes counted per pair in SQL + Newton fit",
         Target("ratio_at_most", BOOTSTRAP_TARGET),
     )
     result.compare(
@@ -272,11 +288,16 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
             ["part", "seconds"],
             [
                 ["service.leaderboard, end to end", timings["leaderboard_s"]],
-                ["  SQL: battle cells (GROUP BY)", timings["sql_battle_cells_s"]],
-                ["  SQL + text features: style input", timings["style_input_s"]],
+                ["  its CPU (pickwise process, all threads)", timings["leaderboard_cpu_s"]],
+                ["  Postgres CPU meanwhile", timings["postgres_cpu_s"]],
+                ["  SQL: votes per pair and outcome (GROUP BY)", timings["sql_pair_outcomes_s"]],
+                ["  SQL texts + style counts: style input", timings["style_input_s"]],
                 ["  one Bradley-Terry fit", timings["one_fit_s"]],
                 [f"  bootstrap, {BOOTSTRAP_ROUNDS} rounds", timings["bootstrap_s"]],
-                ["  style-controlled fit", timings["style_fit_s"]],
+                [
+                    f"  style-controlled fit ({timings['style_rows']:,} pair rows)",
+                    timings["style_fit_s"],
+                ],
                 ["COPY: votes (model a, model b, choice)", floor["votes_s"]],
                 ["COPY: texts of voted answers", floor["texts_s"]],
             ],
@@ -284,8 +305,8 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
     )
     result.notes.append(
         "SQL parts are timed inside the end-to-end run; the fits are timed again on the same "
-        f"inputs (best of {size.repeats}). The service runs the bootstrap and the style fit in "
-        "parallel threads, so the parts need not add up to the whole."
+        f"inputs (best of {size.repeats}). The service runs the bootstrap in a thread while "
+        "it reads and counts the texts, so the parts need not add up to the whole."
     )
     result.raw = {"timings": timings, "read_floor": floor}
     result.seconds = time.perf_counter() - started

@@ -52,7 +52,7 @@ def test_alpha_equals_the_krippendorff_package_with_missing_values(seed: int) ->
     item_ids = items * 7 + 100  # arbitrary, non-dense ids
 
     ours = group_agreement(item_ids, labels).krippendorff_alpha
-    rebuilt = reliability_data(raters, item_ids, labels, n_raters)
+    rebuilt = reliability_data(raters, item_ids, labels, int(n_raters))
     judged = ~np.all(np.isnan(matrix), axis=0)
 
     expected = krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal")

@@ -6,6 +6,7 @@ from pickwise.analytics.bradley_terry import (
     ELO_PER_LOGIT,
     INITIAL_RATING,
     POINTS_FOR_A,
+    BattleCounts,
     aggregate_battles,
     bootstrap_cell_counts,
     bradley_terry_leaderboard,
@@ -38,7 +39,9 @@ def simulate_votes(
     return model_a, model_b, choice
 
 
-def sklearn_reference(model_a, model_b, choice, n_models) -> np.ndarray:
+def sklearn_reference(
+    model_a: np.ndarray, model_b: np.ndarray, choice: np.ndarray, n_models: int
+) -> np.ndarray:
     """Unpenalised logistic regression on the expanded per-vote design.
 
     A tie becomes one win and one loss of weight ½ each; model 0's column is dropped so the
@@ -72,7 +75,7 @@ def test_recovers_exact_order_and_matches_reference_logistic_regression() -> Non
     assert abs(strengths.mean()) < 1e-9
 
 
-def wald_standard_errors_of_centered_scores(battles) -> np.ndarray:
+def wald_standard_errors_of_centered_scores(battles: BattleCounts) -> np.ndarray:
     """Elo-scale standard errors of mean-anchored scores from the inverse Fisher information.
 
     Treats a tie as half a win and half a loss, so it slightly overstates the variance when
@@ -89,8 +92,8 @@ def wald_standard_errors_of_centered_scores(battles) -> np.ndarray:
 def test_bootstrap_intervals_cover_true_strengths_without_being_inflated() -> None:
     rng = np.random.default_rng(11)
     centered_truth = elo_scores(TRUE_STRENGTHS)
-    covered = []
-    width_ratios = []
+    covered: list[bool] = []
+    width_ratios: list[float] = []
     for _ in range(20):
         model_a, model_b, choice = simulate_votes(TRUE_STRENGTHS, 20_000, rng)
         board = bradley_terry_leaderboard(

@@ -66,7 +66,7 @@ def crowd() -> tuple[np.ndarray, RaterQuality]:
     return kinds, rater_quality(judgments, len(kinds))
 
 
-def test_flags_catch_bad_raters_and_spare_good_ones(crowd) -> None:
+def test_flags_catch_bad_raters_and_spare_good_ones(crowd: tuple[np.ndarray, RaterQuality]) -> None:
     kinds, quality = crowd
     flagged = np.array([bool(reasons) for reasons in rater_flags(quality)])
     good = np.isin(kinds, list(GOOD_KINDS))
@@ -81,7 +81,9 @@ def test_flags_catch_bad_raters_and_spare_good_ones(crowd) -> None:
     assert per_kind["random"] == 1.0 and per_kind["always_left"] == 1.0
 
 
-def test_always_left_clickers_are_flagged_for_position_bias(crowd) -> None:
+def test_always_left_clickers_are_flagged_for_position_bias(
+    crowd: tuple[np.ndarray, RaterQuality],
+) -> None:
     kinds, quality = crowd
     reasons = rater_flags(quality)
 
@@ -90,7 +92,9 @@ def test_always_left_clickers_are_flagged_for_position_bias(crowd) -> None:
         assert quality.position.left_share[index] == 1.0
 
 
-def test_dawid_skene_accuracy_tracks_the_simulated_accuracy(crowd) -> None:
+def test_dawid_skene_accuracy_tracks_the_simulated_accuracy(
+    crowd: tuple[np.ndarray, RaterQuality],
+) -> None:
     kinds, quality = crowd
     for kind, accuracy in ACCURACY.items():
         estimated = quality.dawid_skene_accuracy[kinds == kind].mean()
@@ -99,7 +103,7 @@ def test_dawid_skene_accuracy_tracks_the_simulated_accuracy(crowd) -> None:
     assert quality.dawid_skene_accuracy[kinds == "random"].mean() == pytest.approx(1 / 3, abs=0.04)
 
 
-def test_per_rater_measures_have_plausible_values(crowd) -> None:
+def test_per_rater_measures_have_plausible_values(crowd: tuple[np.ndarray, RaterQuality]) -> None:
     kinds, quality = crowd
     assert np.all(quality.pace.judgments == JUDGMENTS_PER_RATER)
     assert quality.pace.median_seconds.mean() == pytest.approx(25.0, rel=0.1)

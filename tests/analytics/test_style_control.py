@@ -1,10 +1,18 @@
 import numpy as np
 import pytest
 
+from pickwise.analytics.bradley_terry import (
+    ELO_PER_LOGIT,
+    aggregate_battles,
+    counted_battles,
+    outcomes_of_choices,
+)
 from pickwise.analytics.labels import CHOICE_A, CHOICE_B, CHOICE_TIE
 from pickwise.analytics.style_control import (
+    StyleControlledLeaderboard,
     normalized_style_differences,
     style_controlled_leaderboard,
+    style_controlled_leaderboard_counts,
     style_counts,
 )
 
@@ -39,7 +47,7 @@ def simulate_style_votes(n_votes: int, seed: int) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def style_board():
+def style_board() -> StyleControlledLeaderboard:
     votes = simulate_style_votes(40_000, seed=21)
     return style_controlled_leaderboard(
         votes["model_a"],
@@ -51,7 +59,7 @@ def style_board():
     )
 
 
-def test_recovers_injected_length_preference(style_board) -> None:
+def test_recovers_injected_length_preference(style_board: StyleControlledLeaderboard) -> None:
     length, *markdown = style_board.style_coefficients
     print(f"length coefficient {length:.3f} (injected {LENGTH_PREFERENCE})")
 
@@ -62,7 +70,9 @@ def test_recovers_injected_length_preference(style_board) -> None:
     np.testing.assert_allclose(markdown, 0.0, atol=0.05)
 
 
-def test_a_model_that_is_only_longer_loses_its_advantage(style_board) -> None:
+def test_a_model_that_is_only_longer_loses_its_advantage(
+    style_board: StyleControlledLeaderboard,
+) -> None:
     without = style_board.scores_without_style_control
     with_control = style_board.scores_with_style_control
     advantage_without = without[3] - without[2]
@@ -94,3 +104,99 @@ def test_style_counts_come_from_text_features() -> None:
 
     # Columns: words, headings, list items, bold. "#" and "-" alone are not words.
     np.testing.assert_array_equal(counts, [[3.0, 1.0, 2.0, 1.0], [3.0, 0.0, 0.0, 0.0]])
+
+
+def simulate_counted_pairs(n_pairs: int, seed: int) -> dict[str, np.ndarray]:
+    """Pairs of answers with 0-5 votes each: per pair, and the same votes one row each."""
+    rng = np.random.default_rng(seed)
+    model_a = rng.integers(0, 5, n_pairs)
+    model_b = (model_a + rng.integers(1, 5, n_pairs)) % 5
+    counts_a = np.column_stack(
+        [rng.integers(0, 400, n_pairs), rng.poisson(0.5, (n_pairs, 3))]
+    ).astype(float)
+    counts_b = np.column_stack(
+        [rng.integers(0, 400, n_pairs), rng.poisson(0.5, (n_pairs, 3))]
+    ).astype(float)
+    votes = rng.integers(0, 6, n_pairs)  # pairs without votes must count nowhere
+    vote_pair = np.repeat(np.arange(n_pairs), votes)
+    ratio = (counts_a[vote_pair, 0] - counts_b[vote_pair, 0]) / (
+        counts_a[vote_pair, 0] + counts_b[vote_pair, 0] + 1
+    )
+    logit = STRENGTHS[model_a[vote_pair]] - STRENGTHS[model_b[vote_pair]] + ratio
+    u = rng.random(len(vote_pair))
+    p = 1 / (1 + np.exp(-logit))
+    choice = np.where(u < 0.1, CHOICE_TIE, np.where(u < 0.1 + 0.9 * p, CHOICE_A, CHOICE_B))
+    outcome = outcomes_of_choices(choice)
+    outcome_counts = np.zeros((n_pairs, 3))
+    np.add.at(outcome_counts, (vote_pair, outcome), 1.0)
+    return {
+        "vote_pair": vote_pair,
+        "choice": choice,
+        "model_a": model_a,
+        "model_b": model_b,
+        "counts_a": counts_a,
+        "counts_b": counts_b,
+        "outcome_counts": outcome_counts,
+    }
+
+
+def test_votes_counted_per_pair_fit_exactly_like_one_row_per_vote() -> None:
+    pairs = simulate_counted_pairs(3_000, seed=8)
+    per_vote = pairs["vote_pair"]
+
+    one_row_per_vote = style_controlled_leaderboard(
+        pairs["model_a"][per_vote],
+        pairs["model_b"][per_vote],
+        pairs["choice"],
+        5,
+        pairs["counts_a"][per_vote],
+        pairs["counts_b"][per_vote],
+    )
+    counted = style_controlled_leaderboard_counts(
+        pairs["model_a"],
+        pairs["model_b"],
+        pairs["outcome_counts"],
+        5,
+        pairs["counts_a"],
+        pairs["counts_b"],
+    )
+
+    assert counted.converged and one_row_per_vote.converged
+    assert abs(one_row_per_vote.style_coefficients[0]) > 0.1  # a real fit, not all zeros
+    # Equal to 1e-6 in log-odds; scores are on the Elo scale (ELO_PER_LOGIT per log-odds unit).
+    for field, unit in (
+        ("style_coefficients", 1.0),
+        ("coefficient_lower", 1.0),
+        ("coefficient_upper", 1.0),
+        ("scores_with_style_control", ELO_PER_LOGIT),
+        ("scores_without_style_control", ELO_PER_LOGIT),
+    ):
+        np.testing.assert_allclose(
+            getattr(counted, field), getattr(one_row_per_vote, field), rtol=0, atol=1e-6 * unit
+        )
+
+
+def test_weighted_normalized_differences_equal_the_per_vote_ones() -> None:
+    pairs = simulate_counted_pairs(500, seed=9)
+    votes = pairs["outcome_counts"].sum(axis=1)
+    per_vote = pairs["vote_pair"]
+
+    weighted = normalized_style_differences(pairs["counts_a"], pairs["counts_b"], votes)
+    expected = normalized_style_differences(
+        pairs["counts_a"][per_vote], pairs["counts_b"][per_vote]
+    )
+
+    np.testing.assert_allclose(weighted[per_vote], expected, rtol=0, atol=1e-12)
+
+
+def test_counted_battles_equal_aggregated_votes() -> None:
+    pairs = simulate_counted_pairs(500, seed=10)
+    per_vote = pairs["vote_pair"]
+
+    counted = counted_battles(pairs["model_a"], pairs["model_b"], pairs["outcome_counts"], 5)
+    aggregated = aggregate_battles(
+        pairs["model_a"][per_vote], pairs["model_b"][per_vote], pairs["choice"], 5
+    )
+
+    for field in ("model_a", "model_b", "outcome", "count"):
+        np.testing.assert_array_equal(getattr(counted, field), getattr(aggregated, field))

@@ -1,9 +1,15 @@
+import random
+import re
+import sys
+
 import pytest
 
 from pickwise.analytics.text_features import (
     FEATURE_NAMES,
+    MARKDOWN_STYLE_FEATURES,
     ChoiceRecord,
     choice_pattern_summary,
+    markdown_style_counts,
     text_features,
 )
 
@@ -103,3 +109,138 @@ def test_choice_pattern_summary_counts() -> None:
     assert lines["agreeing"].share is None
     assert (lines["left"].chosen_count, lines["left"].eligible_count) == (2, 4)
     assert lines["left"].label == "Picked the answer shown on the left"
+
+
+# --- the batched markdown counts equal text_features ----------------------------------------
+
+EDGE_CASES = [
+    "",
+    " ",
+    "\n",
+    "word",
+    "-",
+    "- ",
+    "- item",
+    "-item",
+    "  - item",
+    "\t* item",
+    "+ x",
+    "1. one",
+    "1) one",
+    "123456789. nine digits is a list item",
+    "1234567890. ten digits is not",
+    "12.x",
+    "# h",
+    "#h",
+    "    # four spaces",
+    "   ### three spaces",
+    "####### seven",
+    "#\ttab",
+    "# ",
+    "**bold**",
+    "** not bold**",
+    "**a** **b**",
+    "****",
+    "**a __b** c__",
+    "__a__",
+    "__ a__",
+    "**unclosed",
+    "**multi\nline**",
+    "**_**",
+    "_ __ ___",
+    "```\n# in code\n- in code\n**b**\n```\n# after",
+    "```python\n- unclosed fence runs to the end",
+    "~~~\n# x\n~~~\n- y",
+    "  ```\n- z\n  ```\n- after",
+    "````\n```\n- still code\n````\n- out",
+    "``` not a fence in the middle ``` # not a heading",
+    "a ``` b\n- item",
+    "text\n```",
+    "- -- ---",
+    "— dash words —",
+    "a\r\n- b\r\n# c\r\n",
+    "x\x1c- y",
+    "x\u2028- y\u2029# z",
+    "\xa0- nbsp",
+    "\u3000# ideographic space",
+    "é ü 中文 ١٢٣ ٫",
+    "1.\n2.",
+    "- \n- a",
+    "text\n\n\n- a\n\n## b\n",
+    "it\u2019s **you\u2019re** right",
+    "trailing ",
+    "\n\n- leading newlines",
+]
+_FRAGMENTS = (
+    "word",
+    "Wörd",
+    "42",
+    "x_y",
+    "-",
+    "*",
+    "+",
+    "#",
+    "##",
+    "**",
+    "__",
+    "_",
+    "`",
+    "```",
+    "~~~",
+    "1.",
+    "2)",
+    "?",
+    ".",
+    "—",
+    "\u2019",
+    " ",
+    "  ",
+    "    ",
+    "\t",
+    "\n",
+    "\n\n",
+    "\r",
+    "\xa0",
+    "\u3000",
+    "\x1f",
+    "\u2028",
+)
+
+
+def _generated_markdown(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        pieces = rng.choices(_FRAGMENTS, k=rng.randint(0, 60))
+        texts.append("".join(pieces))
+    return texts
+
+
+def _expected(texts: list[str]) -> list[list[float]]:
+    return [[text_features(text, None)[name] for name in MARKDOWN_STYLE_FEATURES] for text in texts]
+
+
+def test_markdown_style_counts_equal_text_features() -> None:
+    texts = [*EDGE_CASES, MARKDOWN_ANSWER, *_generated_markdown(3000, seed=11)]
+
+    together = markdown_style_counts(texts)
+
+    assert together.shape == (len(texts), 4)
+    assert together.tolist() == _expected(texts)
+    # Each answer alone too: nothing may depend on the neighbours in a batch.
+    for text in EDGE_CASES:
+        assert markdown_style_counts([text]).tolist() == _expected([text])
+
+
+def test_markdown_style_counts_of_no_answers() -> None:
+    assert markdown_style_counts([]).shape == (0, 4)
+
+
+def test_str_split_and_regex_agree_on_whitespace() -> None:
+    # markdown_style_counts counts tokens with str.split(); text_features with \s.
+    disagreeing = [
+        code
+        for code in range(sys.maxunicode + 1)
+        if (re.fullmatch(r"\s", chr(code)) is not None) != chr(code).isspace()
+    ]
+    assert disagreeing == []

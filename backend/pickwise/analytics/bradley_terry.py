@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from pickwise.analytics.arrays import FloatArray, IntArray, as_float_array, as_int_array
 from pickwise.analytics.labels import CHOICE_A, CHOICE_B, CHOICE_BOTH_BAD, CHOICE_TIE
@@ -82,15 +81,34 @@ def aggregate_battles(
     if np.any(first == second):
         raise ValueError("a model cannot be compared with itself")
     flat = (first * n_models + second) * 3 + outcome
-    counts = np.bincount(flat, minlength=n_models * n_models * 3)
-    cells = np.flatnonzero(counts)
+    return _battle_cells(np.bincount(flat, minlength=n_models * n_models * 3), n_models)
+
+
+def counted_battles(
+    model_a: npt.ArrayLike, model_b: npt.ArrayLike, outcome_counts: npt.ArrayLike, n_models: int
+) -> BattleCounts:
+    """``aggregate_battles`` of rows that each stand for several votes: ``outcome_counts``
+    (rows × 3) holds, per row, the votes of each outcome (columns ordered as OUTCOME_*)."""
+    first = as_int_array(model_a)
+    second = as_int_array(model_b)
+    counts = as_float_array(outcome_counts).reshape(len(first), 3)
+    if np.any((first == second) & (counts.sum(axis=1) > 0)):
+        raise ValueError("a model cannot be compared with itself")
+    flat = ((first * n_models + second) * 3)[:, None] + np.arange(3)
+    totals = np.bincount(flat.ravel(), weights=counts.ravel(), minlength=n_models * n_models * 3)
+    return _battle_cells(totals, n_models)
+
+
+def _battle_cells(totals: npt.NDArray[np.generic], n_models: int) -> BattleCounts:
+    """The non-empty cells of a flat (model_a, model_b, outcome) count table."""
+    cells = np.flatnonzero(totals)
     pair, cell_outcome = np.divmod(cells, 3)
     cell_a, cell_b = np.divmod(pair, n_models)
     return BattleCounts(
         model_a=as_int_array(cell_a),
         model_b=as_int_array(cell_b),
         outcome=as_int_array(cell_outcome),
-        count=as_float_array(counts[cells]),
+        count=as_float_array(totals[cells]),
         n_models=n_models,
     )
 
@@ -107,6 +125,9 @@ def fit_bradley_terry_batch(battles: BattleCounts, cell_counts: FloatArray) -> F
     how many games each unordered pair played and how many points the first model took.
     Bootstrap rounds are solved together as a batch of small linear systems.
     """
+    # Imported here: scipy takes seconds to import and the app must start without it.
+    from scipy import special
+
     games, points, pair_design = _pair_statistics(battles, np.atleast_2d(cell_counts))
     n_rounds = games.shape[0]
     identity = np.eye(battles.n_models)
@@ -182,6 +203,9 @@ def empirical_win_rates(battles: BattleCounts) -> FloatArray:
 
 def predicted_win_rates(scores: FloatArray) -> FloatArray:
     """Model-implied probability that the row model beats the column model."""
+    # Imported here: scipy takes seconds to import and the app must start without it.
+    from scipy import special
+
     difference = (scores[:, None] - scores[None, :]) / ELO_PER_LOGIT
     return as_float_array(special.expit(difference))
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from pickwise.analytics.arrays import FloatArray, IntArray, as_float_array, as_int_array
 from pickwise.analytics.labels import N_PREFERENCE_LABELS, NO_GOLD
@@ -139,6 +138,9 @@ def _expect(
     smoothing: float,
 ) -> tuple[FloatArray, float]:
     """Posterior over each item's true label, and the log posterior of (π, Θ)."""
+    # Imported here: scipy takes seconds to import and the app must start without it.
+    from scipy import special
+
     log_confusion = np.log(confusion)
     per_judgment = log_confusion[judgments.rater, :, judgments.label]  # judgments × true
     log_joint = np.stack(

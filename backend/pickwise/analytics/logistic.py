@@ -76,12 +76,14 @@ def fit_logistic(
     *,
     weight: npt.ArrayLike | None = None,
     ridge: npt.ArrayLike = 0.0,
+    initial: npt.ArrayLike | None = None,
 ) -> LogisticFit:
     """Maximum-likelihood logistic regression without intercept (add a column of ones for one).
 
     ``ridge`` is a per-coefficient (or common) L2 penalty on the summed loss; use a tiny one
     only where the design leaves a direction unidentified (e.g. a constant added to every
-    model's strength).
+    model's strength). ``initial`` is where the search starts (zeros if not given): a good
+    guess saves iterations, the estimate does not depend on it.
     """
     y = as_float_array(target)
     n_rows, n_coefficients = design.shape
@@ -96,7 +98,7 @@ def fit_logistic(
 
     result = optimize.minimize(
         mean_loss_and_gradient,
-        np.zeros(n_coefficients),
+        np.zeros(n_coefficients) if initial is None else as_float_array(initial),
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": 5000, "gtol": 1e-10, "ftol": 1e-15},

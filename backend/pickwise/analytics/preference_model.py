@@ -12,10 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
 from pickwise.analytics.arrays import BoolArray, FloatArray, as_bool_array, as_float_array
-from pickwise.analytics.logistic import fit_logistic
 from pickwise.analytics.text_features import ChoiceRecord, text_features
 
 # length: log2 of the ratio of word counts (+1 each), so a weight is per doubling of length.
@@ -97,6 +95,9 @@ def fit_preference_model(
 
     Folds come from a permutation seeded with ``seed``, so the report is reproducible.
     """
+    # Imported here: scipy takes seconds to import and the app must start without it.
+    from pickwise.analytics.logistic import fit_logistic
+
     design = as_float_array(differences)
     outcome = as_bool_array(chose_a)
     varies = np.any(design != 0, axis=0)
@@ -127,6 +128,11 @@ def preferences_report(
 def _cross_validated_accuracy(
     design: FloatArray, outcome: BoolArray, folds: int, seed: int
 ) -> tuple[float, float]:
+    # Imported here: scipy takes seconds to import and the app must start without it.
+    from scipy import special
+
+    from pickwise.analytics.logistic import fit_logistic
+
     if len(outcome) < folds or folds < 2:
         return float("nan"), float("nan")
     order = np.random.default_rng(seed).permutation(len(outcome))

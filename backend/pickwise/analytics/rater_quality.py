@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from pickwise.analytics.agreement import MajorityAgreement, agreement_with_majority
 from pickwise.analytics.arrays import (
@@ -86,6 +85,9 @@ def wilson_interval(
 
     Unlike p ± z·se it stays inside [0, 1] and is sensible at 0/n and n/n.
     """
+    # Imported here: scipy takes seconds to import and the app must start without it.
+    from scipy import stats
+
     k = as_float_array(successes)
     n = as_float_array(trials)
     z = float(stats.norm.ppf(0.5 + confidence / 2))
@@ -130,6 +132,9 @@ def position_bias(
     rater: npt.ArrayLike, choice: npt.ArrayLike, a_shown_left: npt.ArrayLike, n_raters: int
 ) -> PositionBias:
     """Share of A-or-B choices that picked the left answer, tested against 0.5."""
+    # Imported here: scipy takes seconds to import and the app must start without it.
+    from scipy import stats
+
     raters = as_int_array(rater)
     decisive = is_decisive(choice)
     left = picked_left(choice, a_shown_left) & decisive

@@ -41,7 +41,12 @@ from pickwise.analytics.agreement import (
     pairwise_agreement,
 )
 from pickwise.analytics.arrays import FloatArray, IntArray, as_float_array, as_int_array
-from pickwise.analytics.bradley_terry import BattleCounts, Leaderboard, leaderboard_from_battles
+from pickwise.analytics.bradley_terry import (
+    BattleCounts,
+    Leaderboard,
+    counted_battles,
+    leaderboard_from_battles,
+)
 from pickwise.analytics.flags import FlagThresholds, rater_flags
 from pickwise.analytics.labels import PREFER_A, PREFER_B, preference_labels
 from pickwise.analytics.preference_model import (
@@ -79,7 +84,6 @@ from pickwise.analytics.style_control import (
     STYLE_FEATURES,
     StyleControlledLeaderboard,
     normalized_style_differences,
-    style_controlled_leaderboard,
     style_counts,
 )
 from pickwise.analytics.text_features import ChoiceRecord
@@ -339,20 +343,41 @@ async def agreement(connection: AsyncConnection, project_id: int) -> AgreementRe
 # --- leaderboard -------------------------------------------------------------------------
 
 
-def battle_counts(cells: Sequence[repository.BattleCell], models: Sequence[str]) -> BattleCounts:
-    """SQL-counted cells as ``BattleCounts``, in the order ``aggregate_battles`` gives them."""
-    index = {model: position for position, model in enumerate(models)}
-    n_models = len(models)
-    model_a = as_int_array([index[cell.model_a] for cell in cells])
-    model_b = as_int_array([index[cell.model_b] for cell in cells])
-    outcome = as_int_array([cell.outcome for cell in cells])
-    order = np.argsort((model_a * n_models + model_b) * 3 + outcome)
-    return BattleCounts(
-        model_a=model_a[order],
-        model_b=model_b[order],
-        outcome=outcome[order],
-        count=as_float_array([cell.count for cell in cells])[order],
-        n_models=n_models,
+@dataclasses.dataclass(frozen=True)
+class CountedPairs:
+    """Pairs of two different models with counted votes; models index the ``models`` list."""
+
+    models: list[str]
+    response_a: IntArray
+    response_b: IntArray
+    model_a: IntArray
+    model_b: IntArray
+    outcome_counts: FloatArray  # pairs × 3, votes per bradley_terry.OUTCOME_*
+
+
+def counted_pairs(
+    pairs: repository.PairOutcomes, project_models: Sequence[str]
+) -> tuple[CountedPairs, int]:
+    """Same-model pairs left out (and their votes counted), models renumbered densely among
+    the models that remain."""
+    counts = as_float_array(pairs.outcome_counts)
+    same = pairs.model_a == pairs.model_b
+    same_model_votes = int(counts[same].sum())
+    different = ~same
+    used, dense = np.unique(
+        np.concatenate([pairs.model_a[different], pairs.model_b[different]]), return_inverse=True
+    )
+    model_a, model_b = np.split(as_int_array(dense.ravel()), 2)
+    return (
+        CountedPairs(
+            models=[project_models[index] for index in used.tolist()],
+            response_a=pairs.response_a[different],
+            response_b=pairs.response_b[different],
+            model_a=model_a,
+            model_b=model_b,
+            outcome_counts=counts[different],
+        ),
+        same_model_votes,
     )
 
 
@@ -373,10 +398,12 @@ def comparison_groups(battles: BattleCounts) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class StyleInput:
+    """One row per pair with counted votes (each row stands for its votes)."""
+
     model_a: IntArray
     model_b: IntArray
-    choice: IntArray
-    counts_a: FloatArray  # votes × STYLE_FEATURES
+    outcome_counts: FloatArray  # pairs × 3, votes per bradley_terry.OUTCOME_*
+    counts_a: FloatArray  # pairs × STYLE_FEATURES, of answer A
     counts_b: FloatArray
 
 
@@ -387,13 +414,17 @@ def style_report(
 
     A feature that never varies has no coefficient (it would make the Hessian singular).
     """
-    varies = np.any(normalized_style_differences(style.counts_a, style.counts_b) != 0, axis=0)
+    from pickwise.analytics.style_control import style_controlled_leaderboard_counts
+
+    votes = style.outcome_counts.sum(axis=1)
+    differences = normalized_style_differences(style.counts_a, style.counts_b, votes)
+    varies = np.any(differences != 0, axis=0)
     if not varies.any():
         return None, varies
-    result = style_controlled_leaderboard(
+    result = style_controlled_leaderboard_counts(
         style.model_a,
         style.model_b,
-        style.choice,
+        style.outcome_counts,
         n_models,
         style.counts_a[:, varies],
         style.counts_b[:, varies],
@@ -402,34 +433,43 @@ def style_report(
     return result, varies
 
 
-async def _style_input(
-    connection: AsyncConnection, project_id: int, models: Sequence[str]
-) -> StyleInput:
-    votes = await repository.pair_votes(
-        connection, project_id, {model: position for position, model in enumerate(models)}
-    )
+async def _style_input(connection: AsyncConnection, pairs: CountedPairs) -> StyleInput:
+    """Style counts of every answer in a counted pair: each text read and counted once.
+
+    While one block of texts is counted in a worker thread, the next one is read.
+    """
+    response_ids = as_int_array(np.unique(np.concatenate([pairs.response_a, pairs.response_b])))
     ids: list[IntArray] = []
     counts: list[FloatArray] = []
-    async for block in repository.voted_response_texts(connection, project_id):
+    loop = asyncio.get_running_loop()
+    counting: asyncio.Future[FloatArray] | None = None
+    async for block in repository.response_texts(connection, response_ids):
+        if counting is not None:
+            counts.append(await counting)
         ids.append(as_int_array([response_id for response_id, _ in block]))
-        counts.append(await asyncio.to_thread(style_counts, [content for _, content in block]))
-    response_ids = as_int_array(np.concatenate(ids)) if ids else as_int_array([])
+        counting = loop.run_in_executor(None, style_counts, [content for _, content in block])
+    if counting is not None:
+        counts.append(await counting)
+    read_ids = as_int_array(np.concatenate(ids)) if ids else as_int_array([])
     styles = (
         as_float_array(np.concatenate(counts))
         if counts
         else as_float_array(np.empty((0, len(STYLE_FEATURES))))
     )
-
-    def per_vote(values: IntArray) -> IntArray:
-        return as_int_array(np.repeat(values, votes.count))
-
     return StyleInput(
-        model_a=per_vote(votes.model_a),
-        model_b=per_vote(votes.model_b),
-        choice=per_vote(votes.choice),
-        counts_a=styles[np.searchsorted(response_ids, per_vote(votes.response_a))],
-        counts_b=styles[np.searchsorted(response_ids, per_vote(votes.response_b))],
+        model_a=pairs.model_a,
+        model_b=pairs.model_b,
+        outcome_counts=pairs.outcome_counts,
+        counts_a=styles[np.searchsorted(read_ids, pairs.response_a)],
+        counts_b=styles[np.searchsorted(read_ids, pairs.response_b)],
     )
+
+
+async def _style_fit(
+    connection: AsyncConnection, pairs: CountedPairs
+) -> tuple[StyleControlledLeaderboard | None, npt.NDArray[np.bool_]]:
+    style_input = await _style_input(connection, pairs)
+    return await asyncio.to_thread(style_report, style_input, len(pairs.models))
 
 
 def _style_coefficients(style: StyleControlledLeaderboard | None) -> list[StyleCoefficient]:
@@ -498,16 +538,17 @@ async def leaderboard(
     seed: int = 0,
 ) -> LeaderboardRead:
     """Bradley-Terry scores with bootstrap intervals, and the style-controlled scores."""
-    cells = await repository.battle_cells(connection, project_id)
+    project_models = await repository.project_models(connection, project_id)
+    pairs, same_model = counted_pairs(
+        await repository.pair_outcomes(connection, project_id, project_models), project_models
+    )
     excluded = await repository.excluded_raters_with_votes(connection, project_id)
     notes = []
-    same_model = sum(cell.count for cell in cells if cell.model_a == cell.model_b)
     if same_model:
         notes.append(
             f"{same_model} votes compare two answers of the same model; they are not counted."
         )
-    cells = [cell for cell in cells if cell.model_a != cell.model_b]
-    models = sorted({cell.model_a for cell in cells} | {cell.model_b for cell in cells})
+    models = pairs.models
     if len(models) < 2:
         return LeaderboardRead(
             ready=False,
@@ -516,19 +557,19 @@ async def leaderboard(
             notes=notes,
             excluded_raters_left_out=excluded,
         )
-    battles = battle_counts(cells, models)
+    battles = counted_battles(pairs.model_a, pairs.model_b, pairs.outcome_counts, len(models))
     groups = comparison_groups(battles)
     if groups > 1:
         notes.append(
             f"The models fall into {groups} groups that were never compared with each other; "
             "scores are comparable only within a group."
         )
-    style_input = await _style_input(connection, project_id, models)
+    # The bootstrap runs in a worker thread while the texts are read and counted.
     board, (style, varies) = await asyncio.gather(
         asyncio.to_thread(
             leaderboard_from_battles, battles, bootstrap_rounds=bootstrap_rounds, seed=seed
         ),
-        asyncio.to_thread(style_report, style_input, len(models)),
+        _style_fit(connection, pairs),
     )
     if not varies.all():
         unused = [name for name, used in zip(STYLE_FEATURES, varies, strict=True) if not used]

@@ -21,6 +21,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from pickwise.analytics.arrays import IntArray, as_int_array
+
 HEDGING_PHRASES = (
     "might",
     "perhaps",
@@ -112,6 +116,64 @@ _HEDGING = _phrase_pattern(HEDGING_PHRASES)
 _REFUSAL = _phrase_pattern(REFUSAL_PHRASES)
 _APOLOGY = _phrase_pattern(APOLOGY_PHRASES)
 _AGREEMENT = _phrase_pattern(AGREEMENT_PHRASES)
+
+
+# The markdown counts of many answers at once (``markdown_style_counts``). Answers are joined
+# with "\n", which none of these patterns can match across, and which behaves like the start /
+# end of an answer for "^" (hence the "\n" prefixes, which also give the regex engine a literal
+# to skip to) and for the whitespace look-arounds.
+# Two literal patterns: the regex engine skips to a literal fast, an alternation it tries
+# at every position (30x slower here).
+_BACKTICKS = re.compile("```")
+_TILDES = re.compile("~~~")
+_LIST_ITEM_AFTER_NEWLINE = re.compile(r"\n[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S")
+_HEADING_AFTER_NEWLINE = re.compile(r"\n {0,3}#{1,6}[ \t]+\S")
+# A whitespace-separated token without a letter or digit ("-", "#", "**"): tokens minus these
+# are the words. str.split() and \s agree on what whitespace is (a test checks every code
+# point), and split is several times faster than matching the words themselves.
+_NON_WORD_TOKEN = re.compile(r"\s[^\w\s]+(?!\S)")
+MARKDOWN_STYLE_FEATURES = ("words", "headings", "list_items", "bold")
+
+
+def _matches_per_answer(pattern: re.Pattern[str], joined: str, starts: IntArray) -> IntArray:
+    """Matches of ``pattern`` in ``joined`` counted per answer (``starts``: answer offsets)."""
+    positions = as_int_array([match.start() for match in pattern.finditer(joined)])
+    answer = np.searchsorted(starts, positions, side="right") - 1
+    return as_int_array(np.bincount(answer, minlength=len(starts)))
+
+
+def _joined(texts: Sequence[str]) -> tuple[str, IntArray]:
+    lengths = as_int_array([len(text) for text in texts])
+    starts = np.zeros(len(texts), dtype=np.int64)
+    np.cumsum(lengths[:-1] + 1, out=starts[1:])
+    return "\n".join(texts), starts
+
+
+def markdown_style_counts(texts: Sequence[str]) -> IntArray:
+    """``text_features``' words, headings, list_items and bold (in that order, answers ×
+    4) for many answers, by a few scans of all of them joined instead of 11 patterns each.
+
+    Same definitions, same numbers (tests compare the two on many texts); about 15x faster.
+    """
+    if not texts:
+        return np.zeros((0, len(MARKDOWN_STYLE_FEATURES)), dtype=np.int64)
+    joined, starts = _joined(texts)
+    tokens = as_int_array([len(text.split()) for text in texts])
+    words = tokens - _matches_per_answer(_NON_WORD_TOKEN, " " + joined, starts)
+    # Fenced code does not count for the markdown features; only answers with a possible
+    # fence need the (slower) exact fence pattern.
+    fences = _matches_per_answer(_BACKTICKS, joined, starts)
+    fences += _matches_per_answer(_TILDES, joined, starts)
+    fenced = np.flatnonzero(fences)
+    if len(fenced):
+        prose = list(texts)
+        for index in fenced.tolist():
+            prose[index] = _FENCED_BLOCK.sub("\n", texts[index])
+        joined, starts = _joined(prose)
+    headings = _matches_per_answer(_HEADING_AFTER_NEWLINE, "\n" + joined, starts)
+    list_items = _matches_per_answer(_LIST_ITEM_AFTER_NEWLINE, "\n" + joined, starts)
+    bold = _matches_per_answer(_BOLD, joined, starts)
+    return as_int_array(np.column_stack([words, headings, list_items, bold]))
 
 
 def _normalize_sentence(sentence: str) -> str:
