@@ -1,6 +1,7 @@
 """Export: judgments to `trl` JSONL through `pickwise export` (a subprocess) and through the
 HTTP download of `pickwise serve`, against `COPY (SELECT …) TO STDOUT` of the same rows (the
-export's own query, same joins and order) on the same server.
+export's per-judgment query: the same joins, selection and order, one row per judgment; the trl
+export itself reads one row per pair) on the same server.
 
 Rows counted on every side: judgments read. Two projects in one database (small and large)
 give the memory comparison: peak RSS at the large size over peak RSS at the small one.
@@ -92,7 +93,7 @@ def load_project(
 
 
 def export_query(project_id: int) -> tuple[str, dict[str, Any]]:
-    """The export's own vote query with its default selection."""
+    """The export's per-judgment query (the votes format's) with its default selection."""
     from pickwise.exports.repository import _VOTES
     from pickwise.exports.selection import Selection
 

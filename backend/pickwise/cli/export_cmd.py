@@ -68,7 +68,7 @@ def export(
             target = await projects_service.get_by_slug_or_404(session, project)
         selection = query.selection(target.id)
         async with engine.connect() as connection:
-            total = await repository.count_votes(connection, selection)
+            total = await repository.count_votes_at_most(connection, selection)
         with Progress(
             TextColumn("exporting"),
             BarColumn(),
@@ -86,6 +86,9 @@ def export(
                 command=command,
                 progress=lambda done: bar.update(task, completed=done),
             )
+            # The total counted votes of removed pairs and other batches too.
+            read = result.stats.votes_read
+            bar.update(task, total=read, completed=read)
         await with_session(queue_export_written)(target, result.path, result.manifest)
         return result
 

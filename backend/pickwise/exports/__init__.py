@@ -1,7 +1,8 @@
 """Dataset export: votes in, trainer-ready JSONL out (votes, trl, openai, hh-rlhf, kto).
 
-Pure: no database. The export query yields `VoteRecord`s sorted by (prompt external id, pair
-id, judgment id); everything here streams them.
+Pure: no database (except `service` and `repository`). The export query yields `VoteRecord`s
+or `PairVotes` sorted by (prompt external id, pair id, judgment id); everything here streams
+them.
 """
 
 from pickwise.exports.aggregation import (
@@ -24,11 +25,23 @@ from pickwise.exports.formats import (
 )
 from pickwise.exports.manifest import reproduce_command
 from pickwise.exports.ndjson import NDJSON_MEDIA_TYPE, aiter_ndjson, iter_ndjson
-from pickwise.exports.pipeline import ExportOptions, ProgressCallback, iter_rows
-from pickwise.exports.records import InvalidRecordError, Message, PromptRecord, VoteRecord
+from pickwise.exports.pipeline import (
+    ExportItem,
+    ExportOptions,
+    ProgressCallback,
+    RowStream,
+    iter_rows,
+)
+from pickwise.exports.records import (
+    InvalidRecordError,
+    Message,
+    PairVotes,
+    PromptRecord,
+    VoteRecord,
+)
 from pickwise.exports.splits import Split, split_for_prompt
 from pickwise.exports.stats import ExportStats
-from pickwise.exports.writer import ExportResult, ExportWriter, awrite_export, write_export
+from pickwise.exports.writer import ExportResult, ExportWriter, write_export
 
 __all__ = [
     "NDJSON_MEDIA_TYPE",
@@ -38,6 +51,7 @@ __all__ = [
     "ConversationalMismatchError",
     "DropReason",
     "ExportFormat",
+    "ExportItem",
     "ExportOptions",
     "ExportResult",
     "ExportStats",
@@ -45,15 +59,16 @@ __all__ = [
     "InvalidExportOptions",
     "InvalidRecordError",
     "Message",
+    "PairVotes",
     "PreferencePair",
     "ProgressCallback",
     "PromptRecord",
+    "RowStream",
     "Split",
     "UnsortedVotesError",
     "VoteRecord",
     "aggregate",
     "aiter_ndjson",
-    "awrite_export",
     "decide_conversational",
     "group_votes_by_pair",
     "iter_ndjson",

@@ -4,14 +4,19 @@ Votes arrive sorted by (prompt external id, pair id, judgment id), so the votes 
 consecutive: the stream is cut into pairs as it goes and never held whole.
 """
 
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from pickwise.exports.errors import InvalidExportOptions
 from pickwise.exports.margin import mean_strength, preference_margin, strength_fraction
-from pickwise.exports.records import InvalidRecordError, PromptRecord, Side, VoteRecord
+from pickwise.exports.records import (
+    InvalidRecordError,
+    PairVotes,
+    PromptRecord,
+    Side,
+    VoteRecord,
+)
 from pickwise.exports.stats import ExportStats
 
 # Agreement is a ratio of small integers; don't let 2/3 fail a 0.6666666666666666 threshold.
@@ -134,25 +139,27 @@ def group_votes_by_pair(votes: Iterable[VoteRecord]) -> Iterator[tuple[VoteRecor
         yield last
 
 
-def aggregate_pair(votes: Sequence[VoteRecord], options: AggregationOptions) -> PairOutcome:
+def aggregate_pair(pair: PairVotes, options: AggregationOptions) -> PairOutcome:
     """The rows one pair gives under `options`, and one drop reason per unit left out."""
+    counts = _count_choices(pair.choices)
     if options.mode is AggregationMode.EACH_VOTE:
-        return _each_vote(votes, options)
-    if len(votes) < options.min_votes:
+        return _each_vote(pair, counts, options)
+    votes = len(pair.choices)
+    if votes < options.min_votes:
         return PairOutcome(kept=(), dropped=(DropReason.TOO_FEW_VOTES,))
-    counts = Counter(vote.choice for vote in votes)
-    ranked = counts.most_common()
-    winner_choice, winner_votes = ranked[0]
-    if options.mode is AggregationMode.UNANIMOUS and len(ranked) > 1:
+    if options.mode is AggregationMode.UNANIMOUS and len(counts) > 1:
         return PairOutcome(kept=(), dropped=(DropReason.NOT_UNANIMOUS,))
-    if len(ranked) > 1 and ranked[1][1] == winner_votes:
+    winner_votes = max(counts.values())
+    leaders = [choice for choice, count in counts.items() if count == winner_votes]
+    if len(leaders) > 1:
         return PairOutcome(kept=(), dropped=(DropReason.NO_MAJORITY,))
-    reason = _reason_to_drop(winner_choice, winner_votes / len(votes), options)
+    winner_choice = leaders[0]
+    reason = _reason_to_drop(winner_choice, winner_votes / votes, options)
     if reason is not None:
         return PairOutcome(kept=(), dropped=(reason,))
     side: Side = "a" if winner_choice == "a" else "b"
-    winning = [vote for vote in votes if vote.choice == side]
-    return PairOutcome(kept=(_preference(votes, side, winning),), dropped=())
+    backing = [index for index, choice in enumerate(pair.choices) if choice == side]
+    return PairOutcome(kept=(_preference(pair, side, backing, winner_votes),), dropped=())
 
 
 def aggregate(
@@ -165,25 +172,33 @@ def aggregate(
     for pair_votes in group_votes_by_pair(votes):
         stats.votes_read += len(pair_votes)
         stats.pairs_read += 1
-        outcome = aggregate_pair(pair_votes, options)
+        outcome = aggregate_pair(PairVotes.from_votes(pair_votes), options)
         stats.dropped.update(outcome.dropped)
         stats.kept += len(outcome.kept)
         yield from outcome.kept
 
 
-def _each_vote(votes: Sequence[VoteRecord], options: AggregationOptions) -> PairOutcome:
-    if len(votes) < options.min_votes:
-        return PairOutcome(kept=(), dropped=(DropReason.TOO_FEW_VOTES,) * len(votes))
-    counts = Counter(vote.choice for vote in votes)
+def _count_choices(choices: Sequence[str]) -> dict[str, int]:
+    """Votes per choice, in the order the choices first appear (a handful of votes: no Counter)."""
+    counts: dict[str, int] = {}
+    for choice in choices:
+        counts[choice] = counts.get(choice, 0) + 1
+    return counts
+
+
+def _each_vote(pair: PairVotes, counts: dict[str, int], options: AggregationOptions) -> PairOutcome:
+    votes = len(pair.choices)
+    if votes < options.min_votes:
+        return PairOutcome(kept=(), dropped=(DropReason.TOO_FEW_VOTES,) * votes)
     kept: list[PreferencePair] = []
     dropped: list[DropReason] = []
-    for vote in votes:
-        reason = _reason_to_drop(vote.choice, counts[vote.choice] / len(votes), options)
+    for index, choice in enumerate(pair.choices):
+        reason = _reason_to_drop(choice, counts[choice] / votes, options)
         if reason is not None:
             dropped.append(reason)
             continue
-        side: Side = "a" if vote.choice == "a" else "b"
-        kept.append(_preference(votes, side, [vote], winner_votes=counts[side]))
+        side: Side = "a" if choice == "a" else "b"
+        kept.append(_preference(pair, side, [index], counts[side]))
     return PairOutcome(kept=tuple(kept), dropped=tuple(dropped))
 
 
@@ -200,30 +215,26 @@ def _reason_to_drop(
 
 
 def _preference(
-    votes: Sequence[VoteRecord],
-    side: Side,
-    backing: Sequence[VoteRecord],
-    *,
-    winner_votes: int | None = None,
+    pair: PairVotes, side: Side, backing: Sequence[int], winner_votes: int
 ) -> PreferencePair:
-    """A row for `side` over the other; `backing` are the votes its strength comes from."""
-    first = votes[0]
+    """A row for `side` over the other; `backing` (vote indexes) give its strength."""
+    scale = len(pair.strength_scale)
     strength = mean_strength(
-        strength_fraction(vote.strength, len(vote.strength_scale))
-        for vote in backing
-        if vote.strength is not None
+        strength_fraction(given, scale)
+        for given in (pair.strengths[index] for index in backing)
+        if given is not None
     )
     a_wins = side == "a"
     return PreferencePair(
-        pair_id=first.pair_id,
-        prompt=first.prompt,
+        pair_id=pair.pair_id,
+        prompt=pair.prompt,
         winner=side,
-        chosen=first.response_a if a_wins else first.response_b,
-        rejected=first.response_b if a_wins else first.response_a,
-        chosen_model=first.model_a if a_wins else first.model_b,
-        rejected_model=first.model_b if a_wins else first.model_a,
-        vote_count=len(votes),
-        winner_votes=len(backing) if winner_votes is None else winner_votes,
+        chosen=pair.response_a if a_wins else pair.response_b,
+        rejected=pair.response_b if a_wins else pair.response_a,
+        chosen_model=pair.model_a if a_wins else pair.model_b,
+        rejected_model=pair.model_b if a_wins else pair.model_a,
+        vote_count=len(pair.choices),
+        winner_votes=winner_votes,
         strength=strength,
-        judgment_ids=tuple(vote.judgment_id for vote in backing),
+        judgment_ids=tuple(pair.judgment_ids[index] for index in backing),
     )

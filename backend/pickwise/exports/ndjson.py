@@ -4,73 +4,65 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 
 from pickwise.exports.formats import Row
-from pickwise.exports.pipeline import ExportOptions, ProgressCallback, RowStream, SplitRow
-from pickwise.exports.records import VoteRecord
+from pickwise.exports.pipeline import ExportItem, RowStream, SplitRow
 from pickwise.exports.splits import Split
-from pickwise.exports.stats import ExportStats
 
 CHUNK_BYTES = 64 * 1024
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
 
+# Keys keep the format's order; UTF-8 as is, no escapes, no spaces. One encoder for every row:
+# `json.dumps` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+
 
 def encode_row(row: Row) -> bytes:
-    """One JSON line. Keys keep the format's order; UTF-8 as is, no escapes, no spaces."""
-    text = json.dumps(row, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
-    return text.encode("utf-8") + b"\n"
+    """One JSON line."""
+    return _ENCODER.encode(row).encode("utf-8") + b"\n"
 
 
 def iter_ndjson(
-    votes: Iterable[VoteRecord],
-    options: ExportOptions,
+    items: Iterable[ExportItem],
+    rows: RowStream,
     *,
-    conversational: bool,
     split: Split | None = None,
-    stats: ExportStats | None = None,
-    progress: ProgressCallback | None = None,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> Iterator[bytes]:
-    """Stream one format as NDJSON chunks of about `chunk_bytes`; `split` keeps only one split."""
-    stream = RowStream(options, conversational=conversational, stats=stats, progress=progress)
-    buffer = _ChunkBuffer(chunk_bytes)
-    for vote in votes:
-        yield from buffer.add(stream.push(vote), split)
-    yield from buffer.add(stream.finish(), split)
+    """Stream the rows as NDJSON chunks of about `chunk_bytes`; `split` keeps only one split."""
+    buffer = _ChunkBuffer(chunk_bytes, split)
+    for item in items:
+        yield from buffer.add(rows.push(item))
+    yield from buffer.add(rows.finish())
     yield from buffer.drain()
 
 
 async def aiter_ndjson(
-    votes: AsyncIterable[VoteRecord],
-    options: ExportOptions,
+    items: AsyncIterable[ExportItem],
+    rows: RowStream,
     *,
-    conversational: bool,
     split: Split | None = None,
-    stats: ExportStats | None = None,
-    progress: ProgressCallback | None = None,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> AsyncIterator[bytes]:
-    """`iter_ndjson` over an async vote stream (e.g. an async session's `stream_scalars`)."""
-    stream = RowStream(options, conversational=conversational, stats=stats, progress=progress)
-    buffer = _ChunkBuffer(chunk_bytes)
-    async for vote in votes:
-        for chunk in buffer.add(stream.push(vote), split):
+    """`iter_ndjson` over an async stream (the database export's)."""
+    buffer = _ChunkBuffer(chunk_bytes, split)
+    async for item in items:
+        for chunk in buffer.add(rows.push(item)):
             yield chunk
-    for chunk in buffer.add(stream.finish(), split):
-        yield chunk
-    for chunk in buffer.drain():
+    for chunk in (*buffer.add(rows.finish()), *buffer.drain()):
         yield chunk
 
 
 class _ChunkBuffer:
     """Collects encoded lines so the response sends a few large writes, not one per row."""
 
-    def __init__(self, chunk_bytes: int) -> None:
+    def __init__(self, chunk_bytes: int, split: Split | None) -> None:
         self._chunk_bytes = chunk_bytes
+        self._split = split
         self._parts: list[bytes] = []
         self._size = 0
 
-    def add(self, rows: list[SplitRow], split: Split | None) -> Iterator[bytes]:
+    def add(self, rows: list[SplitRow]) -> Iterator[bytes]:
         for item in rows:
-            if split is not None and item.split != split:
+            if self._split is not None and item.split != self._split:
                 continue
             line = encode_row(item.row)
             self._parts.append(line)

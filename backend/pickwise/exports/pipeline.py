@@ -1,7 +1,7 @@
 """Votes in, formatted rows with their split out: the part every export shares.
 
-`RowStream` is push-based (feed one vote, get the rows it completes) so the same code serves a
-sync iterator, an async database stream and the file writer alike.
+`RowStream` is push-based (feed one vote or one pair, get the rows it completes) so the same
+code serves a sync iterator, an async database stream and the file writer alike.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -11,6 +11,7 @@ from pickwise.exports.aggregation import (
     AggregationOptions,
     PairGrouper,
     PreferencePair,
+    UnsortedVotesError,
     aggregate_pair,
 )
 from pickwise.exports.formats import (
@@ -22,9 +23,12 @@ from pickwise.exports.formats import (
     trl_row,
     vote_row,
 )
-from pickwise.exports.records import VoteRecord
+from pickwise.exports.records import PairVotes, VoteRecord
 from pickwise.exports.splits import Split, check_test_fraction, split_for_prompt
 from pickwise.exports.stats import ExportStats
+
+ExportItem = VoteRecord | PairVotes
+"""What an export is fed: judgments one by one, or whole pairs (not for the votes format)."""
 
 ProgressCallback = Callable[[int], None]
 """Called with the number of votes read so far (for a progress bar over the vote count)."""
@@ -56,7 +60,7 @@ class SplitRow:
 
 
 class RowStream:
-    """Feed votes in order; get back the rows of each pair once the pair is complete."""
+    """Feed votes (or whole pairs) in order; get back the rows of each pair once it is complete."""
 
     def __init__(
         self,
@@ -71,36 +75,71 @@ class RowStream:
         self.stats = stats if stats is not None else ExportStats()
         self._progress = progress
         self._grouper = PairGrouper()
+        self._last_pair: tuple[str, int] | None = None
+        # Pairs of one prompt arrive together: its split is computed once.
+        self._split_of: tuple[str, Split] | None = None
 
-    def push(self, vote: VoteRecord) -> list[SplitRow]:
-        self.stats.votes_read += 1
-        if self._progress is not None and self.stats.votes_read % PROGRESS_EVERY == 0:
-            self._progress(self.stats.votes_read)
-        finished = self._grouper.push(vote)
-        return [] if finished is None else self._rows_for_pair(finished)
+    def push(self, item: ExportItem) -> list[SplitRow]:
+        if isinstance(item, PairVotes):
+            return self._push_pair(item)
+        self._count_votes(1)
+        finished = self._grouper.push(item)
+        return [] if finished is None else self._rows_for_votes(finished)
 
     def finish(self) -> list[SplitRow]:
         last = self._grouper.flush()
-        rows = [] if last is None else self._rows_for_pair(last)
+        rows = [] if last is None else self._rows_for_votes(last)
         if self._progress is not None:
             self._progress(self.stats.votes_read)
         return rows
 
-    def _rows_for_pair(self, votes: Sequence[VoteRecord]) -> list[SplitRow]:
-        self.stats.pairs_read += 1
-        split = split_for_prompt(
-            votes[0].prompt.external_id,
-            test_fraction=self.options.test_fraction,
-            seed=self.options.seed,
-        )
+    def _push_pair(self, pair: PairVotes) -> list[SplitRow]:
         if self.options.format is ExportFormat.VOTES:
-            self.stats.kept += len(votes)
-            rows = [vote_row(vote) for vote in votes]
-        else:
-            outcome = aggregate_pair(votes, self.options.aggregation)
+            raise TypeError("the votes format exports every judgment: feed VoteRecords")
+        # A pair read whole follows any votes fed one by one.
+        pending = self._grouper.flush()
+        rows = [] if pending is None else self._rows_for_votes(pending)
+        key = (pair.prompt.external_id, pair.pair_id)
+        if self._last_pair is not None and key <= self._last_pair:
+            raise UnsortedVotesError(
+                f"pair {pair.pair_id} arrived out of order; sort the export query by "
+                '(prompt external_id COLLATE "C", pair id)'
+            )
+        self._last_pair = key
+        self._count_votes(len(pair.choices))
+        return rows + self._rows_for_pair(pair)
+
+    def _count_votes(self, count: int) -> None:
+        before = self.stats.votes_read
+        self.stats.votes_read += count
+        if self._progress is not None and (
+            before // PROGRESS_EVERY != self.stats.votes_read // PROGRESS_EVERY
+        ):
+            self._progress(self.stats.votes_read)
+
+    def _rows_for_votes(self, votes: Sequence[VoteRecord]) -> list[SplitRow]:
+        if self.options.format is not ExportFormat.VOTES:
+            return self._rows_for_pair(PairVotes.from_votes(votes))
+        self.stats.pairs_read += 1
+        self.stats.kept += len(votes)
+        return self._with_split(votes[0].prompt.external_id, [vote_row(vote) for vote in votes])
+
+    def _rows_for_pair(self, pair: PairVotes) -> list[SplitRow]:
+        self.stats.pairs_read += 1
+        outcome = aggregate_pair(pair, self.options.aggregation)
+        if outcome.dropped:
             self.stats.dropped.update(outcome.dropped)
-            self.stats.kept += len(outcome.kept)
-            rows = [row for pair in outcome.kept for row in self._format(pair)]
+        self.stats.kept += len(outcome.kept)
+        rows = [row for kept in outcome.kept for row in self._format(kept)]
+        return self._with_split(pair.prompt.external_id, rows)
+
+    def _with_split(self, external_id: str, rows: list[Row]) -> list[SplitRow]:
+        if self._split_of is None or self._split_of[0] != external_id:
+            split = split_for_prompt(
+                external_id, test_fraction=self.options.test_fraction, seed=self.options.seed
+            )
+            self._split_of = (external_id, split)
+        split = self._split_of[1]
         self.stats.rows[split] += len(rows)
         return [SplitRow(split, row) for row in rows]
 
@@ -121,7 +160,7 @@ class RowStream:
 
 
 def iter_rows(
-    votes: Iterable[VoteRecord],
+    votes: Iterable[ExportItem],
     options: ExportOptions,
     *,
     conversational: bool,

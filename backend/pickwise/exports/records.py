@@ -1,9 +1,11 @@
-"""What the export query yields: one frozen record per judgment, with its prompt and pair.
+"""What the export reads: one frozen record per judgment (`VoteRecord`), or per pair with the
+choices of its votes (`PairVotes`), each with its prompt.
 
-The query sorts them by (prompt external id, pair id, judgment id), so the votes of one pair
+Both come sorted by (prompt external id, pair id, judgment id), so the votes of one pair
 arrive together and the export can aggregate them without holding the whole project in memory.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, get_args
@@ -103,3 +105,59 @@ class VoteRecord:
     @property
     def strength_label(self) -> str | None:
         return None if self.strength is None else self.strength_scale[self.strength]
+
+
+@dataclass(frozen=True, slots=True)
+class PairVotes:
+    """One pair with the choices of its selected votes, in judgment id order.
+
+    All that aggregation reads: the database export gets one per pair in a single row, instead
+    of one `VoteRecord` per judgment that repeats the pair's texts; `from_votes` builds it from
+    records. `strengths` are indexes on `strength_scale` (None where a vote gave none).
+    """
+
+    pair_id: int
+    prompt: PromptRecord
+    response_a: str
+    response_b: str
+    model_a: str
+    model_b: str
+    judgment_ids: tuple[int, ...]
+    choices: tuple[Choice, ...]
+    strengths: tuple[int | None, ...]
+    strength_scale: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        count = len(self.judgment_ids)
+        if not count or len(self.choices) != count or len(self.strengths) != count:
+            raise InvalidRecordError(
+                f"pair {self.pair_id}: votes must have an id, choice, strength"
+            )
+        scale = len(self.strength_scale)
+        for judgment_id, choice, strength in zip(
+            self.judgment_ids, self.choices, self.strengths, strict=True
+        ):
+            if choice not in CHOICES:
+                raise InvalidRecordError(f"judgment {judgment_id}: unknown choice {choice!r}")
+            if strength is not None and not 0 <= strength < scale:
+                raise InvalidRecordError(
+                    f"judgment {judgment_id}: strength {strength} is outside the project's "
+                    f"scale of {scale} labels"
+                )
+
+    @classmethod
+    def from_votes(cls, votes: Sequence[VoteRecord]) -> "PairVotes":
+        """The votes of one pair (as `PairGrouper` cuts them) as one record."""
+        first = votes[0]
+        return cls(
+            pair_id=first.pair_id,
+            prompt=first.prompt,
+            response_a=first.response_a,
+            response_b=first.response_b,
+            model_a=first.model_a,
+            model_b=first.model_b,
+            judgment_ids=tuple(vote.judgment_id for vote in votes),
+            choices=tuple(vote.choice for vote in votes),
+            strengths=tuple(vote.strength for vote in votes),
+            strength_scale=first.strength_scale,
+        )

@@ -1,16 +1,19 @@
-"""Reading judgments for export: one server-side cursor, in the order the writer needs."""
+"""Reading judgments for export, in the order the writer needs, with `COPY … TO STDOUT`.
+
+COPY streams: Postgres keeps producing rows while Python formats the previous ones (a named
+cursor waits for each `FETCH`), and it may use parallel workers. Rows come in binary, decoded
+to typed values by psycopg. Memory stays flat: psycopg holds one row at a time.
+"""
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pickwise.exports.records import Message, PromptRecord, VoteRecord
+from pickwise.exports.records import Message, PairVotes, PromptRecord, VoteRecord
 from pickwise.exports.selection import Selection
-
-FETCH_ROWS = 5_000
 
 _FROM = """
 FROM judgments j
@@ -18,9 +21,9 @@ JOIN pairs pr ON pr.id = j.pair_id
 JOIN prompts p ON p.id = pr.prompt_id
 """
 
-# COLLATE "C": the writer checks the order with Python string comparison, which is bytewise.
-# The JSON columns come as text: turns are parsed once per prompt, not once per vote, and an
-# empty criteria object not at all (decoding them per row was a sixth of the export's CPU).
+# One row per judgment (the votes format). COLLATE "C": the writer checks the order with
+# Python string comparison, which is bytewise. The JSON columns come as text: turns are
+# parsed once per prompt, not once per vote, and an empty criteria object not at all.
 _VOTES = f"""
 SELECT j.id, j.pair_id, p.id, p.external_id, p.system, p.turns::text,
        ra.id, rb.id, ra.content, rb.content, ra.model, rb.model,
@@ -33,6 +36,42 @@ JOIN users u ON u.id = j.rater_id
 WHERE {{where}}
 ORDER BY p.external_id COLLATE "C", j.pair_id, j.id
 """
+_VOTE_TYPES = (
+    *("int8", "int8", "int8", "text", "text", "text", "int8", "int8"),
+    *("text", "text", "text", "text", "text", "int4", "text", "text", "text", "text"),
+    *("timestamptz", "timestamptz", "bool", "int8"),
+)
+
+# One row per pair with the choices of its votes (every other format): each pair's texts are
+# sent and decoded once, not once per vote. The pairs are sorted before the responses are
+# joined (the sort moves narrow rows), and a pair's votes are read by index.
+_PAIRS = """
+SELECT o.pair_id, o.prompt_id, o.external_id, o.system, o.turns::text,
+       ra.content, rb.content, ra.model, rb.model, v.ids, v.choices, v.strengths
+FROM (
+    SELECT pr.id AS pair_id, pr.prompt_id, p.external_id, p.system, p.turns,
+           pr.response_a_id, pr.response_b_id
+    FROM pairs pr
+    JOIN prompts p ON p.id = pr.prompt_id
+    WHERE {pairs}
+    ORDER BY p.external_id COLLATE "C", pr.id
+) o
+JOIN responses ra ON ra.id = o.response_a_id
+JOIN responses rb ON rb.id = o.response_b_id
+CROSS JOIN LATERAL (
+    SELECT array_agg(j.id ORDER BY j.id) AS ids,
+           array_agg(j.choice::text ORDER BY j.id) AS choices,
+           array_agg(j.strength ORDER BY j.id) AS strengths
+    FROM judgments j
+    WHERE j.pair_id = o.pair_id AND {judgments}
+) v
+WHERE v.ids IS NOT NULL
+ORDER BY o.external_id COLLATE "C", o.pair_id
+"""
+_PAIR_TYPES = (
+    *("int8", "int8", "text", "text", "text", "text", "text", "text", "text"),
+    *("int8[]", "text[]", "int4[]"),
+)
 
 
 async def _driver(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
@@ -42,72 +81,113 @@ async def _driver(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
     return driver
 
 
+async def _copy_rows(
+    connection: AsyncConnection, query: str, params: dict[str, Any], types: Sequence[str]
+) -> AsyncIterator[tuple[Any, ...]]:
+    driver = await _driver(connection)
+    async with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", params) as copy,
+    ):
+        copy.set_types(list(types))
+        async for row in copy.rows():
+            yield row
+
+
+class _Prompts:
+    """The prompt of the current row: its turns are parsed once, not once per pair or vote."""
+
+    def __init__(self) -> None:
+        self._last: PromptRecord | None = None
+
+    def get(self, prompt_id: int, external_id: str, system: str | None, turns: str) -> PromptRecord:
+        if self._last is None or self._last.prompt_id != prompt_id:
+            self._last = PromptRecord(
+                prompt_id=prompt_id,
+                external_id=external_id,
+                system=system,
+                turns=tuple(Message(turn["role"], turn["content"]) for turn in json.loads(turns)),
+            )
+        return self._last
+
+
 async def stream_votes(
     connection: AsyncConnection, selection: Selection, strength_scale: tuple[str, ...]
 ) -> AsyncIterator[VoteRecord]:
-    """Memory stays flat: rows come from a named (server-side) cursor in batches."""
+    """Every selected judgment (the votes format)."""
     where, params = selection.where()
-    driver = await _driver(connection)
-    prompt: PromptRecord | None = None
-    async with driver.cursor(name="pickwise_export") as cursor:
-        cursor.itersize = FETCH_ROWS
-        await cursor.execute(_VOTES.format(where=where), params)
-        async for row in cursor:
-            (
-                judgment_id,
-                pair_id,
-                prompt_id,
-                external_id,
-                system,
-                turns,
-                a_id,
-                b_id,
-                a_text,
-                b_text,
-                a_model,
-                b_model,
-                choice,
-                strength,
-                rationale,
-                criteria,
-                pseudonym,
-                left_side,
-                shown_at,
-                submitted_at,
-                is_gold,
-                batch_id,
-            ) = row
-            if prompt is None or prompt.prompt_id != prompt_id:
-                prompt = PromptRecord(
-                    prompt_id=prompt_id,
-                    external_id=external_id,
-                    system=system,
-                    turns=tuple(
-                        Message(turn["role"], turn["content"]) for turn in json.loads(turns)
-                    ),
-                )
-            yield VoteRecord(
-                judgment_id=judgment_id,
-                pair_id=pair_id,
-                prompt=prompt,
-                response_a_id=a_id,
-                response_b_id=b_id,
-                response_a=a_text,
-                response_b=b_text,
-                model_a=a_model,
-                model_b=b_model,
-                choice=choice,
-                strength=strength if strength_scale else None,
-                strength_scale=strength_scale,
-                rationale=rationale,
-                criteria={} if criteria == "{}" else json.loads(criteria),
-                rater_pseudonym=pseudonym,
-                shown_left=left_side,
-                shown_at=shown_at,
-                submitted_at=submitted_at,
-                is_gold=is_gold,
-                batch_id=batch_id,
-            )
+    prompts = _Prompts()
+    async for row in _copy_rows(connection, _VOTES.format(where=where), params, _VOTE_TYPES):
+        (
+            judgment_id,
+            pair_id,
+            prompt_id,
+            external_id,
+            system,
+            turns,
+            a_id,
+            b_id,
+            a_text,
+            b_text,
+            a_model,
+            b_model,
+            choice,
+            strength,
+            rationale,
+            criteria,
+            pseudonym,
+            left_side,
+            shown_at,
+            submitted_at,
+            is_gold,
+            batch_id,
+        ) = row
+        yield VoteRecord(
+            judgment_id=judgment_id,
+            pair_id=pair_id,
+            prompt=prompts.get(prompt_id, external_id, system, turns),
+            response_a_id=a_id,
+            response_b_id=b_id,
+            response_a=a_text,
+            response_b=b_text,
+            model_a=a_model,
+            model_b=b_model,
+            choice=choice,
+            strength=strength if strength_scale else None,
+            strength_scale=strength_scale,
+            rationale=rationale,
+            criteria={} if criteria == "{}" else json.loads(criteria),
+            rater_pseudonym=pseudonym,
+            shown_left=left_side,
+            shown_at=shown_at,
+            submitted_at=submitted_at,
+            is_gold=is_gold,
+            batch_id=batch_id,
+        )
+
+
+async def stream_pairs(
+    connection: AsyncConnection, selection: Selection, strength_scale: tuple[str, ...]
+) -> AsyncIterator[PairVotes]:
+    """Every pair with selected judgments, with their choices (all formats but votes)."""
+    pairs, judgments, params = selection.clauses()
+    query = _PAIRS.format(pairs=pairs, judgments=judgments)
+    prompts = _Prompts()
+    async for row in _copy_rows(connection, query, params, _PAIR_TYPES):
+        (pair_id, prompt_id, external_id, system, turns, a_text, b_text, a_model, b_model) = row[:9]
+        ids, choices, strengths = row[9:]
+        yield PairVotes(
+            pair_id=pair_id,
+            prompt=prompts.get(prompt_id, external_id, system, turns),
+            response_a=a_text,
+            response_b=b_text,
+            model_a=a_model,
+            model_b=b_model,
+            judgment_ids=tuple(ids),
+            choices=tuple(choices),
+            strengths=tuple(strengths) if strength_scale else (None,) * len(ids),
+            strength_scale=strength_scale,
+        )
 
 
 async def needs_messages(connection: AsyncConnection, selection: Selection) -> bool:
@@ -124,10 +204,12 @@ async def needs_messages(connection: AsyncConnection, selection: Selection) -> b
     return bool(row and row[0])
 
 
-async def count_votes(connection: AsyncConnection, selection: Selection) -> int:
-    where, params = selection.where()
+async def count_votes_at_most(connection: AsyncConnection, selection: Selection) -> int:
+    """The selected judgments before the pair filters (removed pairs, batches): a progress bar's
+    total from the judgments alone, without the export query's joins (an extra pass)."""
+    _, judgments, params = selection.clauses()
     driver = await _driver(connection)
     async with driver.cursor() as cursor:
-        await cursor.execute(f"SELECT count(*) {_FROM} WHERE {where}", params)
+        await cursor.execute(f"SELECT count(*) FROM judgments j WHERE {judgments}", params)
         row = await cursor.fetchone()
     return int(row[0]) if row else 0

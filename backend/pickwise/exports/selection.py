@@ -12,20 +12,24 @@ class Selection:
     # Votes of raters an admin excluded stay in the database but are left out by default.
     include_excluded_raters: bool = False
 
-    def where(self) -> tuple[str, dict[str, Any]]:
-        clauses = [
-            "j.project_id = %(project_id)s",
-            "pr.status <> 'removed'",
-        ]
+    def clauses(self) -> tuple[str, str, dict[str, Any]]:
+        """(condition on the pairs `pr`, condition on the judgments `j`, parameters)."""
+        pairs = ["pr.project_id = %(project_id)s", "pr.status <> 'removed'"]
+        judgments = ["j.project_id = %(project_id)s"]
         params: dict[str, Any] = {"project_id": self.project_id}
         if not self.include_gold:
-            clauses.append("NOT j.is_gold")
+            judgments.append("NOT j.is_gold")
         if self.batch_ids:
-            clauses.append("pr.batch_id = ANY(%(batch_ids)s)")
+            pairs.append("pr.batch_id = ANY(%(batch_ids)s)")
             params["batch_ids"] = list(self.batch_ids)
         if not self.include_excluded_raters:
-            clauses.append(
+            judgments.append(
                 "NOT EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = j.project_id"
                 " AND m.user_id = j.rater_id AND m.excluded)"
             )
-        return " AND ".join(clauses), params
+        return " AND ".join(pairs), " AND ".join(judgments), params
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        """Both conditions, for a query that joins judgments `j` to pairs `pr`."""
+        pairs, judgments, params = self.clauses()
+        return f"{judgments} AND {pairs}", params

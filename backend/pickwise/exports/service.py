@@ -5,17 +5,18 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pickwise.core.metrics import EXPORT_ROWS
 from pickwise.exports import repository
 from pickwise.exports.card import CardInfo
+from pickwise.exports.formats import ExportFormat
 from pickwise.exports.ndjson import aiter_ndjson
-from pickwise.exports.pipeline import ExportOptions
+from pickwise.exports.pipeline import ExportItem, ExportOptions, RowStream
 from pickwise.exports.selection import Selection
 from pickwise.exports.splits import Split
 from pickwise.exports.stats import ExportStats
-from pickwise.exports.writer import ExportResult, awrite_export
+from pickwise.exports.writer import ExportResult, ExportWriter
 
 __all__ = ["ExportResult", "Preview", "preview", "stream_ndjson", "write_folder"]
 from pickwise.models import Project
@@ -40,6 +41,16 @@ def strength_scale(project: Project) -> tuple[str, ...]:
     return tuple(str(label) for label in project.strength_scale)
 
 
+def _read(
+    connection: AsyncConnection, project: Project, selection: Selection, options: ExportOptions
+) -> AsyncIterator[ExportItem]:
+    """Judgments one by one for the votes format; whole pairs (one row each) for the others."""
+    scale = strength_scale(project)
+    if options.format is ExportFormat.VOTES:
+        return repository.stream_votes(connection, selection, scale)
+    return repository.stream_pairs(connection, selection, scale)
+
+
 async def write_folder(
     engine: AsyncEngine,
     project: Project,
@@ -52,9 +63,7 @@ async def write_folder(
 ) -> ExportResult:
     async with engine.connect() as connection, connection.begin():
         conversational = await repository.needs_messages(connection, selection)
-        votes = repository.stream_votes(connection, selection, strength_scale(project))
-        result = await awrite_export(
-            votes,
+        writer = ExportWriter(
             options,
             out_root=out_root,
             project_slug=project.slug,
@@ -63,6 +72,7 @@ async def write_folder(
             command=command,
             progress=progress,
         )
+        result = await writer.awrite_all(_read(connection, project, selection, options))
     EXPORT_ROWS.inc(sum(result.stats.rows.values()))
     return result
 
@@ -77,8 +87,9 @@ async def stream_ndjson(
     """Opens its own connection: the response body outlives the request's session."""
     async with engine.connect() as connection, connection.begin():
         conversational = await repository.needs_messages(connection, selection)
-        votes = repository.stream_votes(connection, selection, strength_scale(project))
-        async for chunk in aiter_ndjson(votes, options, conversational=conversational, split=split):
+        items = _read(connection, project, selection, options)
+        rows = RowStream(options, conversational=conversational)
+        async for chunk in aiter_ndjson(items, rows, split=split):
             EXPORT_ROWS.inc(chunk.count(b"\n"))
             yield chunk
 
@@ -89,9 +100,10 @@ async def preview(
     stats = ExportStats()
     async with engine.connect() as connection, connection.begin():
         conversational = await repository.needs_messages(connection, selection)
-        votes = repository.stream_votes(connection, selection, strength_scale(project))
-        async for _ in aiter_ndjson(votes, options, conversational=conversational, stats=stats):
-            pass
+        rows = RowStream(options, conversational=conversational, stats=stats)
+        async for item in _read(connection, project, selection, options):
+            rows.push(item)
+        rows.finish()
     return Preview(
         votes=stats.votes_read,
         kept=stats.kept,

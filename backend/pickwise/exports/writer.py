@@ -24,8 +24,13 @@ from pickwise.exports.errors import InvalidExportOptions
 from pickwise.exports.formats import as_utc
 from pickwise.exports.manifest import FileDigest, build_manifest, reproduce_command
 from pickwise.exports.ndjson import encode_row
-from pickwise.exports.pipeline import ExportOptions, ProgressCallback, RowStream, SplitRow
-from pickwise.exports.records import VoteRecord
+from pickwise.exports.pipeline import (
+    ExportItem,
+    ExportOptions,
+    ProgressCallback,
+    RowStream,
+    SplitRow,
+)
 from pickwise.exports.splits import Split
 from pickwise.exports.stats import ExportStats
 
@@ -51,7 +56,8 @@ def split_file_name(split: Split) -> str:
 
 
 class ExportWriter:
-    """Feed votes with `add`, then `finish`; use as a context manager so errors clean up."""
+    """Feed votes or pairs with `add`, then `finish` (or both: `write_all`); use as a context
+    manager so errors clean up."""
 
     def __init__(
         self,
@@ -93,8 +99,22 @@ class ExportWriter:
             options, conversational=conversational, stats=self.stats, progress=progress
         )
 
-    def add(self, vote: VoteRecord) -> None:
-        self._write(self._rows.push(vote))
+    def add(self, item: ExportItem) -> None:
+        self._write(self._rows.push(item))
+
+    def write_all(self, items: Iterable[ExportItem]) -> ExportResult:
+        """Add every item and finish; on any error nothing is left behind."""
+        with self:
+            for item in items:
+                self.add(item)
+            return self.finish()
+
+    async def awrite_all(self, items: AsyncIterable[ExportItem]) -> ExportResult:
+        """`write_all` over an async stream. File writes block; fine for the CLI and admin page."""
+        with self:
+            async for item in items:
+                self.add(item)
+            return self.finish()
 
     def finish(self) -> ExportResult:
         self._write(self._rows.finish())
@@ -145,7 +165,7 @@ class ExportWriter:
 
 
 def write_export(
-    votes: Iterable[VoteRecord],
+    votes: Iterable[ExportItem],
     options: ExportOptions,
     *,
     out_root: Path,
@@ -156,7 +176,7 @@ def write_export(
     exported_at: datetime | None = None,
     progress: ProgressCallback | None = None,
 ) -> ExportResult:
-    with ExportWriter(
+    writer = ExportWriter(
         options,
         out_root=out_root,
         project_slug=project_slug,
@@ -165,56 +185,41 @@ def write_export(
         command=command,
         exported_at=exported_at,
         progress=progress,
-    ) as writer:
-        for vote in votes:
-            writer.add(vote)
-        return writer.finish()
-
-
-async def awrite_export(
-    votes: AsyncIterable[VoteRecord],
-    options: ExportOptions,
-    *,
-    out_root: Path,
-    project_slug: str,
-    conversational: bool,
-    card: CardInfo | None = None,
-    command: str | None = None,
-    exported_at: datetime | None = None,
-    progress: ProgressCallback | None = None,
-) -> ExportResult:
-    """`write_export` over an async vote stream. File writes block; fine for the CLI."""
-    with ExportWriter(
-        options,
-        out_root=out_root,
-        project_slug=project_slug,
-        conversational=conversational,
-        card=card,
-        command=command,
-        exported_at=exported_at,
-        progress=progress,
-    ) as writer:
-        async for vote in votes:
-            writer.add(vote)
-        return writer.finish()
+    )
+    return writer.write_all(votes)
 
 
 class _HashingFile:
+    """Lines are written and hashed in blocks of about `BLOCK_BYTES`, not one call per line."""
+
+    BLOCK_BYTES = 64 * 1024
+
     def __init__(self, path: Path) -> None:
         self._file: BinaryIO = path.open("wb")
         self._sha256 = hashlib.sha256()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._lines = 0
         self._bytes = 0
 
     def write(self, line: bytes) -> None:
-        self._file.write(line)
-        self._sha256.update(line)
-        self._lines += 1
-        self._bytes += len(line)
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= self.BLOCK_BYTES:
+            self._flush()
 
     def close(self) -> FileDigest:
+        self._flush()
         self._file.close()
         return FileDigest(sha256=self._sha256.hexdigest(), lines=self._lines, bytes=self._bytes)
+
+    def _flush(self) -> None:
+        block = b"".join(self._pending)
+        self._file.write(block)
+        self._sha256.update(block)
+        self._lines += len(self._pending)
+        self._bytes += len(block)
+        self._pending, self._pending_bytes = [], 0
 
     def discard(self) -> None:
         self._file.close()
