@@ -17,7 +17,7 @@ K = 3
 
 
 async def rate_until_done(app: Any, headers: dict[str, str], project_id: int) -> list[int]:
-    acknowledged = []
+    acknowledged: list[int] = []
     transport = ASGITransport(app=app)
     async with AsyncClient(transport=transport, base_url="http://test", headers=headers) as c:
         while True:

@@ -390,3 +390,73 @@ async def test_rater_of_another_project_gets_404(
     _, outsider = await rater_in(session, other_project)
     response = await client.get(next_url(project), headers=outsider)
     assert response.status_code == 404
+
+
+async def test_submit_stores_judgment_slot_and_assignment_together(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    project = await make_project(session, raters_per_pair=1)
+    await make_pairs(session, project, 2)
+    rater, headers = await rater_in(session, project)
+    shown = (await client.get(next_url(project), headers=headers)).json()
+    url = f"/api/v1/assignments/{shown['assignment_id']}/judgment"
+    stored = await client.post(url, json={"choice": "right"}, headers=headers)
+    assert stored.status_code == 201, stored.text
+    answer = stored.json()
+
+    judgment = await session.scalar(
+        select(Judgment)
+        .where(Judgment.id == answer["judgment_id"])
+        .execution_options(populate_existing=True)
+    )
+    assignment = await session.scalar(
+        select(Assignment)
+        .where(Assignment.id == shown["assignment_id"])
+        .execution_options(populate_existing=True)
+    )
+    assert judgment is not None and assignment is not None
+    slot = await session.scalar(
+        select(PairSlot)
+        .where(PairSlot.id == assignment.slot_id)
+        .execution_options(populate_existing=True)
+    )
+    assert slot is not None
+    assert (judgment.pair_id, judgment.rater_id, judgment.slot_id) == (
+        shown["pair_id"],
+        rater.id,
+        slot.id,
+    )
+    assert judgment.choice == ("b" if assignment.left_side == "a" else "a")
+    assert answer["choice"] == judgment.choice and answer["pair_id"] == judgment.pair_id
+    assert (assignment.status, slot.state, slot.lease_expires_at) == ("submitted", "done", None)
+    assert slot.assignment_id == assignment.id
+
+    # A second submit of the same assignment stores nothing more.
+    again = await client.post(url, json={"choice": "left"}, headers=headers)
+    assert again.status_code == 409
+    assert "already submitted" in again.json()["detail"]
+    assert len(await judgments_of(session, shown["pair_id"])) == 1
+
+
+async def test_claim_closes_the_expired_lease_it_takes_over(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    project = await make_project(session, raters_per_pair=1, lease_seconds=60)
+    await make_pairs(session, project, 1)
+    _, slow = await rater_in(session, project)
+    fast_rater, fast = await rater_in(session, project)
+    leased = (await client.get(next_url(project), headers=slow)).json()
+    clock.advance(timedelta(seconds=61))
+    taken = (await client.get(next_url(project), headers=fast)).json()
+    assert taken["pair_id"] == leased["pair_id"]
+
+    old = await session.get(Assignment, leased["assignment_id"], populate_existing=True)
+    new = await session.get(Assignment, taken["assignment_id"], populate_existing=True)
+    assert old is not None and new is not None
+    assert (old.status, new.status, new.rater_id) == ("expired", "leased", fast_rater.id)
+    slot = await session.scalar(
+        select(PairSlot).where(PairSlot.id == new.slot_id).execution_options(populate_existing=True)
+    )
+    assert slot is not None and old.slot_id == slot.id
+    assert (slot.state, slot.assignment_id) == ("leased", new.id)
+    assert slot.lease_expires_at == new.lease_expires_at

@@ -2,35 +2,68 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from pickwise.models import Assignment, Judgment, Pair, Prompt, Response
 
 
 @dataclass(frozen=True)
+class PromptText:
+    system: str | None
+    turns: list[Any]
+
+
+@dataclass(frozen=True)
+class ResponseText:
+    id: int
+    content: str
+
+
+@dataclass(frozen=True)
 class PairContent:
-    pair: Pair
-    prompt: Prompt
-    response_a: Response
-    response_b: Response
+    """What a rater is shown of a pair: texts only (no model names, no gold status)."""
+
+    pair_id: int
+    prompt: PromptText
+    response_a: ResponseText
+    response_b: ResponseText
+
+
+_response_a, _response_b = aliased(Response), aliased(Response)
+# Built once: this runs on every "next pair".
+_PAIR_CONTENT = (
+    select(
+        Prompt.system,
+        Prompt.turns,
+        _response_a.id,
+        _response_a.content,
+        _response_b.id,
+        _response_b.content,
+    )
+    .select_from(Pair)
+    .join(Prompt, Prompt.id == Pair.prompt_id)
+    .join(_response_a, _response_a.id == Pair.response_a_id)
+    .join(_response_b, _response_b.id == Pair.response_b_id)
+    .where(Pair.id == bindparam("pair_id"))
+)
 
 
 async def pair_content(session: AsyncSession, pair_id: int) -> PairContent:
-    pair = await session.get(Pair, pair_id)
-    assert pair is not None
-    prompt = await session.get(Prompt, pair.prompt_id)
-    responses = {
-        response.id: response
-        for response in await session.scalars(
-            select(Response).where(Response.id.in_([pair.response_a_id, pair.response_b_id]))
-        )
-    }
-    assert prompt is not None
-    return PairContent(pair, prompt, responses[pair.response_a_id], responses[pair.response_b_id])
+    """The pair's prompt and both responses, in one query."""
+    system, turns, a_id, a_content, b_id, b_content = (
+        await session.execute(_PAIR_CONTENT, {"pair_id": pair_id})
+    ).one()
+    return PairContent(
+        pair_id,
+        PromptText(system, turns),
+        ResponseText(a_id, a_content),
+        ResponseText(b_id, b_content),
+    )
 
 
-def shown_sides(content: PairContent, assignment: Assignment) -> tuple[Response, Response]:
+def shown_sides(content: PairContent, assignment: Assignment) -> tuple[ResponseText, ResponseText]:
     """(left, right) as this rater sees them."""
     if assignment.left_side == "a":
         return content.response_a, content.response_b

@@ -21,7 +21,10 @@ def make_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        pool_pre_ping=True,
+        # No pre-ping: it is a round trip before every request. A connection that died
+        # (Postgres restarted) fails its request with a 503, and SQLAlchemy then invalidates
+        # the whole pool, so the next requests get fresh connections.
+        pool_pre_ping=False,
         # Statement parameters (prompts, password hashes) never reach logs or tracebacks.
         hide_parameters=True,
         connect_args={"connect_timeout": settings.db_connect_timeout},

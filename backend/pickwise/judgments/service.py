@@ -1,9 +1,11 @@
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pickwise.core.clock import utcnow
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
@@ -27,18 +29,31 @@ class Stored:
     gold_feedback: str | None
 
 
+# Built once: every submit, skip and flag starts here. The row is locked, so what the session
+# may hold of it is replaced by what the lock saw.
+_LOCKED_ASSIGNMENT = (
+    select(Assignment, Project)
+    .join(Project, Project.id == Assignment.project_id)
+    .where(
+        Assignment.id == bindparam("assignment_id"),
+        Assignment.rater_id == bindparam("rater_id"),
+    )
+    .with_for_update(of=Assignment)
+    .execution_options(populate_existing=True)
+)
+
+
 async def _locked_assignment(
     session: AsyncSession, assignment_id: int, rater: User
 ) -> tuple[Assignment, Project]:
-    assignment = await session.scalar(
-        select(Assignment)
-        .where(Assignment.id == assignment_id, Assignment.rater_id == rater.id)
-        .with_for_update()
-    )
-    if assignment is None:
+    row = (
+        await session.execute(
+            _LOCKED_ASSIGNMENT, {"assignment_id": assignment_id, "rater_id": rater.id}
+        )
+    ).first()
+    if row is None:
         raise NotFound(f"assignment {assignment_id}: no such assignment of yours")
-    project = await session.get(Project, assignment.project_id)
-    assert project is not None
+    assignment, project = row
     if assignment.status == "expired":
         raise Conflict(LATE_MESSAGE)
     if assignment.status == "revoked":
@@ -83,6 +98,43 @@ def validate_judgment(project: Project, body: JudgmentIn) -> None:
         )
 
 
+# Store a judgment in one statement, all or nothing: the slot must still be leased to this
+# assignment (gold pairs have no slot); then the judgment goes in, the slot is done and the
+# assignment submitted. Returns whether the slot was still ours and the new judgment's id
+# (None when nothing was stored).
+_STORE_JUDGMENT = text(
+    """
+    WITH slot AS (
+        SELECT id FROM pair_slots
+        WHERE id = :slot_id AND assignment_id = :assignment_id AND state = 'leased'
+        FOR UPDATE
+    ), stored AS (
+        INSERT INTO judgments (project_id, pair_id, assignment_id, rater_id, slot_id, is_gold,
+                               choice, strength, rationale, criteria, left_side, shown_at,
+                               submitted_at)
+        SELECT :project_id, :pair_id, :assignment_id, :rater_id, slot.id, :is_gold,
+               :choice, CAST(:strength AS integer), CAST(:rationale AS text),
+               CAST(:criteria AS jsonb), :left_side, :shown_at, :submitted_at
+        FROM (SELECT) AS one
+        LEFT JOIN slot ON true
+        WHERE slot.id IS NOT NULL OR :is_gold
+        -- Cannot happen while the assignment is leased (one per pair and rater); if the data
+        -- says otherwise, nothing is written and the rater gets a 409.
+        ON CONFLICT DO NOTHING
+        RETURNING id, slot_id
+    ), done AS (
+        UPDATE pair_slots s SET state = 'done', lease_expires_at = NULL
+        FROM stored
+        WHERE s.id = stored.slot_id
+    ), closed AS (
+        UPDATE assignments SET status = 'submitted', completed_at = :now
+        WHERE id = :assignment_id AND EXISTS (SELECT FROM stored)
+    )
+    SELECT EXISTS (SELECT FROM slot), (SELECT id FROM stored)
+    """
+)
+
+
 async def submit(
     session: AsyncSession,
     assignment_id: int,
@@ -93,24 +145,15 @@ async def submit(
     now = now or utcnow()
     assignment, project = await _locked_assignment(session, assignment_id, rater)
     validate_judgment(project, body)
-    slot: PairSlot | None = None
-    if not assignment.is_gold:
-        if assignment.slot_id is None:
-            assignment.status, assignment.completed_at = "revoked", now
-            raise Conflict(NOT_NEEDED_MESSAGE)
-        slot = await session.scalar(
-            select(PairSlot).where(PairSlot.id == assignment.slot_id).with_for_update()
-        )
-        if slot is None or slot.assignment_id != assignment.id or slot.state != "leased":
-            assignment.status, assignment.completed_at = "expired", now
-            raise Conflict(LATE_MESSAGE)
-        slot.state, slot.lease_expires_at = "done", None
+    if not assignment.is_gold and assignment.slot_id is None:
+        assignment.status, assignment.completed_at = "revoked", now
+        raise Conflict(NOT_NEEDED_MESSAGE)
     judgment = Judgment(
         project_id=project.id,
         pair_id=assignment.pair_id,
         assignment_id=assignment.id,
         rater_id=rater.id,
-        slot_id=slot.id if slot else None,
+        slot_id=assignment.slot_id,
         is_gold=assignment.is_gold,
         choice=_to_canonical(body.choice, assignment.left_side),
         strength=body.strength,
@@ -122,13 +165,39 @@ async def submit(
         shown_at=assignment.shown_at,
         submitted_at=max(now, assignment.shown_at),
     )
-    session.add(judgment)
-    assignment.status, assignment.completed_at = "submitted", now
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("This pair already has your judgment.") from exc
+    slot_was_ours, judgment_id = (
+        await session.execute(
+            _STORE_JUDGMENT,
+            {
+                "slot_id": None if assignment.is_gold else assignment.slot_id,
+                "assignment_id": assignment.id,
+                "project_id": judgment.project_id,
+                "pair_id": judgment.pair_id,
+                "rater_id": judgment.rater_id,
+                "is_gold": judgment.is_gold,
+                "choice": judgment.choice,
+                "strength": judgment.strength,
+                "rationale": judgment.rationale,
+                "criteria": json.dumps(judgment.criteria),
+                "left_side": judgment.left_side,
+                "shown_at": judgment.shown_at,
+                "submitted_at": judgment.submitted_at,
+                "now": now,
+            },
+        )
+    ).one()
+    if not (assignment.is_gold or slot_was_ours):
+        # The lease ran out and another rater took the slot (or k was lowered).
+        assignment.status, assignment.completed_at = "expired", now
+        raise Conflict(LATE_MESSAGE)
+    if judgment_id is None:
+        raise Conflict("This pair already has your judgment.")
+    # The statement changed the assignment row; the loaded object follows without a write.
+    set_committed_value(assignment, "status", "submitted")
+    set_committed_value(assignment, "completed_at", now)
+    judgment.id = judgment_id
+    # The row exists: the object stands for it and is never inserted again.
+    make_transient_to_detached(judgment)
     JUDGMENTS_STORED.inc()
     return Stored(judgment, await _gold_feedback(session, project, assignment, judgment))
 

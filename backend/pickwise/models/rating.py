@@ -85,13 +85,14 @@ class Assignment(IdMixin, Base):
             "project_id",
             postgresql_where=text("status = 'leased'"),
         ),
+        # "Has this rater seen this pair?" is one probe here, asked per candidate slot by the
+        # next-pair query; it also serves every lookup by rater_id alone.
+        Index("ix_assignments_rater_id_pair_id", "rater_id", "pair_id"),
     )
 
     project_id: Mapped[int] = mapped_column(BigInteger, index=True)
     pair_id: Mapped[int] = mapped_column(BigInteger)
-    rater_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    rater_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
     slot_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("pair_slots.id", ondelete="SET NULL")
     )
