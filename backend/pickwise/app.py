@@ -1,4 +1,7 @@
+from html import escape
+
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from pickwise import __version__
@@ -35,10 +38,12 @@ def create_app() -> FastAPI:
         title="pickwise",
         version=__version__,
         description="Collect human pairwise preferences for reward-model and DPO training.",
-        docs_url="/api/docs",
+        # /api/docs is served below from vendored files, so the CSP can stay strict.
+        docs_url=None,
         openapi_url="/api/openapi.json",
         redoc_url=None,
     )
+    _add_api_docs(app)
     register_exception_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
@@ -71,3 +76,35 @@ def create_app() -> FastAPI:
         api = router.prefix.startswith("/api/")
         app.include_router(router, responses=API_ERROR_RESPONSES if api else None)
     return app
+
+
+SWAGGER_STATIC = "/static/swagger-ui"
+OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
+
+
+def _add_api_docs(app: FastAPI) -> None:
+    """Swagger UI from `frontend/static/swagger-ui` (swagger-ui-dist, vendored): no CDN and no
+    inline script, so it renders under the nonce CSP and without internet access."""
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        openapi_url = escape(app.openapi_url or "", quote=True)
+        return HTMLResponse(
+            '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{escape(app.title)} API</title>\n"
+            f'<link rel="stylesheet" href="{SWAGGER_STATIC}/swagger-ui.css">\n'
+            f'<link rel="icon" type="image/png" href="{SWAGGER_STATIC}/favicon-32x32.png">\n'
+            "</head>\n<body>\n"
+            f'<div id="swagger-ui" data-openapi-url="{openapi_url}" '
+            f'data-oauth2-redirect-url="{OAUTH2_REDIRECT_URL}"></div>\n'
+            f'<script src="{SWAGGER_STATIC}/swagger-ui-bundle.js"></script>\n'
+            f'<script src="{SWAGGER_STATIC}/pickwise-init.js"></script>\n'
+            "</body>\n</html>\n"
+        )
+
+    @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
+    async def api_docs_oauth2_redirect() -> HTMLResponse:
+        return HTMLResponse(
+            '<!doctype html>\n<html lang="en">\n<body>\n'
+            f'<script src="{SWAGGER_STATIC}/oauth2-redirect.js"></script>\n</body>\n</html>\n'
+        )

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.db import get_engine, session_factory
@@ -25,11 +26,56 @@ PICKWISE = str(Path(sys.executable).with_name("pickwise"))
 
 def test_the_key_comes_from_the_named_environment_variable() -> None:
     endpoint = GenerationEndpoint(
-        name="e", base_url="http://127.0.0.1:9/v1", model="m", api_key_env="E_KEY"
+        name="e", base_url="http://127.0.0.1:9/v1", model="m", api_key_env="E_API_KEY"
     )
-    assert EndpointConfig.from_endpoint(endpoint, {"E_KEY": "k1"}).api_key == "k1"
-    with pytest.raises(MissingApiKey, match="E_KEY"):
+    assert EndpointConfig.from_endpoint(endpoint, {"E_API_KEY": "k1"}).api_key == "k1"
+    with pytest.raises(MissingApiKey, match="E_API_KEY"):
         EndpointConfig.from_endpoint(endpoint, {})
+
+
+def test_only_variables_named_like_api_keys_are_ever_read() -> None:
+    environ = {"SECRET_KEY": "session-signing-secret", "DATABASE_URL": "postgresql://x"}
+    for name in ("SECRET_KEY", "DATABASE_URL"):
+        endpoint = GenerationEndpoint(
+            name="e", base_url="http://127.0.0.1:9/v1", model="m", api_key_env=name
+        )
+        with pytest.raises(MissingApiKey, match=f"{name} is refused"):
+            EndpointConfig.from_endpoint(endpoint, environ)
+
+
+@pytest.mark.parametrize(
+    "name", ["SECRET_KEY", "DATABASE_URL", "API_KEY", "_API_KEY", "OPENAI_API_KEY_2", "X_API_KEYS"]
+)
+async def test_api_refuses_key_variables_not_ending_in_api_key(
+    client: AsyncClient, app: FastAPI, session: AsyncSession, name: str
+) -> None:
+    project = await make_project(session)
+    headers = await login(client, session, await make_user(session, role="admin"))
+    await session.commit()  # a refused request rolls back what is not committed
+    collection = app.url_path_for("create_endpoint", project_id=str(project.id))
+    body = {"base_url": "https://api.example.org/v1", "model": "m", "api_key_env": name}
+    refused = await client.post(collection, json=body, headers=headers)
+    assert refused.status_code == 422 and "api_key_env" in refused.text
+    made = await client.post(
+        collection, json={**body, "api_key_env": "OPENAI_API_KEY"}, headers=headers
+    )
+    assert made.status_code == 201, made.text
+    item = app.url_path_for(
+        "update_endpoint", project_id=str(project.id), endpoint_id=str(made.json()["id"])
+    )
+    changed = await client.patch(item, json={"api_key_env": name}, headers=headers)
+    assert changed.status_code == 422 and "api_key_env" in changed.text
+
+
+async def test_database_refuses_key_variables_not_ending_in_api_key(session: AsyncSession) -> None:
+    project = await make_project(session)
+    endpoint = GenerationEndpoint(
+        project_id=project.id, name="e", base_url="http://x/v1", model="m", api_key_env="SECRET_KEY"
+    )
+    session.add(endpoint)
+    with pytest.raises(IntegrityError, match="api_key_env_format"):
+        async with session.begin_nested():
+            await session.flush()
 
 
 async def test_endpoints_api_keeps_the_key_name_never_a_key(
@@ -92,7 +138,7 @@ async def test_generate_command_answers_and_imports(live_app: Any, tmp_path: Pat
     with fake_openai() as fake:
         async with session_factory(get_engine())() as session, session.begin():
             project = await make_project(session, slug="generated")
-            for name, key in (("alpha", "FAKE_KEY"), ("beta", None)):
+            for name, key in (("alpha", "FAKE_API_KEY"), ("beta", None)):
                 session.add(
                     GenerationEndpoint(
                         project_id=project.id,
@@ -115,7 +161,7 @@ async def test_generate_command_answers_and_imports(live_app: Any, tmp_path: Pat
             )
         )
         result = await asyncio.to_thread(
-            run_cli, "generate", "generated", str(prompts), "--attempts", "2", FAKE_KEY="k"
+            run_cli, "generate", "generated", str(prompts), "--attempts", "2", FAKE_API_KEY="k"
         )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 prompt(s) left out" in result.stdout and "p3" in result.stdout

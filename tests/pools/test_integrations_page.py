@@ -62,7 +62,7 @@ async def test_admin_makes_a_link_a_webhook_and_an_endpoint(
             "csrf_token": csrf,
             "base_url": "http://127.0.0.1:9/v1",
             "model": "tiny-chat",
-            "api_key_env": "TINY_KEY",
+            "api_key_env": "TINY_API_KEY",
             "temperature": "0.7",
             "top_p": "",
         },
@@ -72,7 +72,7 @@ async def test_admin_makes_a_link_a_webhook_and_an_endpoint(
         select(GenerationEndpoint).where(GenerationEndpoint.project_id == project.id)
     )
     assert stored is not None and stored.name == "tiny-chat" and stored.temperature == 0.7
-    assert stored.top_p is None and stored.api_key_env == "TINY_KEY"
+    assert stored.top_p is None and stored.api_key_env == "TINY_API_KEY"
 
     invalid = await client.post(
         f"{page_path}/endpoints",
@@ -81,7 +81,7 @@ async def test_admin_makes_a_link_a_webhook_and_an_endpoint(
     assert invalid.status_code == 422 and "base_url" in invalid.text
 
     page = (await client.get(page_path)).text
-    assert "Wave 1" in page and "https://example.org/hook" in page and "$TINY_KEY" in page
+    assert "Wave 1" in page and "https://example.org/hook" in page and "$TINY_API_KEY" in page
 
 
 async def test_forms_need_the_csrf_token_and_an_admin(

@@ -7,6 +7,7 @@ from pickwise.batches import repository, service
 from pickwise.batches.schemas import BatchRead, ImportResult
 from pickwise.batches.spooling import spool_upload
 from pickwise.core.db import SessionDep
+from pickwise.generation.uploads import import_prompt_only
 from pickwise.projects.deps import AdminProject
 
 router = APIRouter(prefix="/api/v1/projects/{project_id}/batches", tags=["batches"])
@@ -26,7 +27,9 @@ async def list_batches(project: AdminProject, session: SessionDep) -> list[Batch
     description=(
         "Send the file as the raw request body. All or nothing: a file with any bad line is "
         "rejected with 422 and line-numbered `errors` (the first 100, plus `error_count`), "
-        "and nothing is stored. Re-sending the same file adds nothing."
+        "and nothing is stored. Re-sending the same file adds nothing. In a project with "
+        "chat endpoints, JSONL lines without responses are answered by the endpoints first "
+        "(at most 100 such prompts per upload by default; see docs/integrations.md)."
     ),
     openapi_extra={
         "requestBody": {
@@ -49,7 +52,17 @@ async def import_batch(
 ) -> ImportResult:
     limits = service.limits_from_settings()
     with await spool_upload(request.stream(), limits) as spooled:
-        outcome = await service.import_stream(
+        # Prompts without responses, for a project with chat endpoints: answered first.
+        outcome = await import_prompt_only(
+            session,
+            project,
+            spooled,
+            filename=filename,
+            source=source,
+            user=admin,
+            file_format=format,
+            limits=limits,
+        ) or await service.import_stream(
             session,
             project,
             spooled,  # type: ignore[arg-type]

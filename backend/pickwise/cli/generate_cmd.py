@@ -74,6 +74,7 @@ def generate(
     from pickwise.batches import service as batches_service
     from pickwise.cli.main import database_url, run
     from pickwise.core.db import get_engine, session_factory
+    from pickwise.core.outbound import outbound_client
     from pickwise.generation import service
     from pickwise.generation.chat import EndpointConfig, MissingApiKey, RetryPolicy
     from pickwise.generation.runner import GenerationOptions, generate_jsonl
@@ -107,7 +108,7 @@ def generate(
                 f"{len(endpoints)} active endpoint(s) give fewer than two answers to compare; "
                 "add endpoints (admin page or API) or pass --samples 2"
             )
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) as http:
+        async with outbound_client(limits=httpx.Limits(max_connections=concurrency)) as http:
             with (
                 file.open("rb") as source,
                 tempfile.TemporaryFile() as complete,

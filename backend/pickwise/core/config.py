@@ -2,7 +2,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "dev-only-insecure-secret-change-me"
@@ -31,6 +31,15 @@ class Settings(BaseSettings):
     import_max_line_bytes: int = 1_000_000
     import_max_file_bytes: int = 2_000_000_000
     exports_dir: Path = Path("exports")
+    # Prompts without responses one API upload may have answered by the project's endpoints
+    # within the request (more: `pickwise generate`); 0 refuses such uploads.
+    generation_max_prompts_per_upload: int = 100
+    # May webhooks and chat endpoints point at loopback, private or link-local addresses?
+    # Unset: yes outside production (Ollama on localhost), no in production (SSRF).
+    outbound_allow_private: bool | None = Field(
+        None,
+        validation_alias=AliasChoices("PICKWISE_OUTBOUND_ALLOW_PRIVATE", "outbound_allow_private"),
+    )
 
     @model_validator(mode="after")
     def _refuse_defaults_in_production(self) -> "Settings":

@@ -8,12 +8,16 @@ key, an unknown model, a refused prompt) fail at once, since retrying would not 
 import asyncio
 import os
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
+
+from pickwise.core.outbound import is_refused_address
+from pickwise.models.generation import ENV_VAR_PATTERN
 
 if TYPE_CHECKING:
     from pickwise.models import GenerationEndpoint
@@ -23,10 +27,13 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class MissingApiKey(Exception):
-    def __init__(self, endpoint: str, variable: str) -> None:
-        super().__init__(
-            f"endpoint {endpoint}: the environment variable {variable} (its API key) is not set"
+    def __init__(self, endpoint: str, variable: str, *, refused: bool = False) -> None:
+        why = (
+            "is refused: only variables whose name ends in _API_KEY are read"
+            if refused
+            else "(its API key) is not set"
         )
+        super().__init__(f"endpoint {endpoint}: the environment variable {variable} {why}")
 
 
 class GenerationFailed(Exception):
@@ -51,6 +58,9 @@ class EndpointConfig:
     ) -> "EndpointConfig":
         api_key = None
         if endpoint.api_key_env:
+            # The database refuses other names too; this guards rows from before that rule.
+            if not re.fullmatch(ENV_VAR_PATTERN, endpoint.api_key_env):
+                raise MissingApiKey(endpoint.name, endpoint.api_key_env, refused=True)
             api_key = environ.get(endpoint.api_key_env)
             if not api_key:
                 raise MissingApiKey(endpoint.name, endpoint.api_key_env)
@@ -163,6 +173,8 @@ async def complete(
             problem = f"no answer within {policy.timeout:g} s"
         except httpx.TransportError as exc:
             problem = f"connection failed ({type(exc).__name__}: {exc})"
+            if is_refused_address(exc):
+                raise GenerationFailed(problem) from exc  # Retrying would not change it.
         else:
             if response.status_code == 200:
                 try:

@@ -144,6 +144,21 @@ def _check_prompt(record: dict[str, Any], answer_ids: Sequence[str]) -> list[Pro
     return problems
 
 
+def count_prompt_only(source: IO[bytes], stop_after: int) -> int:
+    """Lines that are JSON objects without responses, counting no further than `stop_after`.
+
+    Reads from the current position; lines that are not JSON objects are left to the
+    importer's checks."""
+    count = 0
+    for _, raw in _lines(source):
+        record, _ = _decode(raw)
+        if record is not None and RESPONSE_FIELDS.isdisjoint(record):
+            count += 1
+            if count >= stop_after:
+                break
+    return count
+
+
 def _validate(source: IO[bytes], answer_ids: Sequence[str], report: GenerationReport) -> None:
     first_line_of: dict[str, int] = {}
     for line_no, raw in _lines(source):

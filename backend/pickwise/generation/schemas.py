@@ -17,8 +17,8 @@ class EndpointSettings(BaseModel):
     api_key_env: str | None = Field(
         None,
         pattern=ENV_VAR_PATTERN,
-        description="Name of the environment variable holding the API key (the key itself is "
-        "never stored); empty for servers without keys.",
+        description="Name of the environment variable holding the API key, ending in "
+        "`_API_KEY` (the key itself is never stored); empty for servers without keys.",
     )
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)

@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
+from pickwise.core.outbound import check_url
 from pickwise.generation.schemas import EndpointCreate, EndpointUpdate
 from pickwise.models import GenerationEndpoint, Project
 from pickwise.models.generation import ENDPOINT_NAME_PATTERN
@@ -39,6 +40,7 @@ async def get_endpoint_or_404(
 async def create_endpoint(
     session: AsyncSession, project: Project, data: EndpointCreate
 ) -> GenerationEndpoint:
+    await check_url(data.base_url, "base_url")
     name = data.name or data.model
     if not re.fullmatch(ENDPOINT_NAME_PATTERN, name):
         raise InvalidInput(
@@ -60,6 +62,8 @@ async def create_endpoint(
 async def update_endpoint(
     session: AsyncSession, endpoint: GenerationEndpoint, data: EndpointUpdate
 ) -> GenerationEndpoint:
+    if data.base_url is not None:
+        await check_url(data.base_url, "base_url")
     for field, value in data.model_dump(exclude_unset=True).items():
         if value is None and field in _REQUIRED_FIELDS:
             continue

@@ -6,7 +6,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from pickwise.models.base import Base, IdMixin, TimestampMixin
 
 ENDPOINT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,99}$"
-ENV_VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+# Only variables named *_API_KEY: the server sends the value to the endpoint's URL, so a free
+# choice would let an admin send SECRET_KEY or DATABASE_URL to a host of their choosing.
+ENV_VAR_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,91}_API_KEY$"
 
 
 class GenerationEndpoint(IdMixin, TimestampMixin, Base):

@@ -170,7 +170,12 @@ async def create_webhook(
         return await _page(
             request, principal, session, project, error=_problems(exc), status_code=422
         )
-    webhook = await webhooks_service.create_webhook(session, project, data)
+    try:
+        webhook = await webhooks_service.create_webhook(session, project, data)
+    except PickwiseError as exc:
+        return await _page(
+            request, principal, session, project, error=exc.detail, status_code=exc.status_code
+        )
     return await _page(
         request,
         principal,

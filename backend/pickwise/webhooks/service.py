@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.clock import utcnow
 from pickwise.core.errors import Conflict, NotFound
+from pickwise.core.outbound import check_url
 from pickwise.models import Project, Webhook, WebhookDelivery
 from pickwise.webhooks import repository
 from pickwise.webhooks.schemas import WebhookCreate, WebhookUpdate
@@ -60,6 +61,7 @@ async def get_webhook_or_404(session: AsyncSession, project: Project, webhook_id
 
 
 async def create_webhook(session: AsyncSession, project: Project, data: WebhookCreate) -> Webhook:
+    await check_url(data.url, "url")
     webhook = Webhook(
         project_id=project.id,
         url=data.url,
@@ -73,6 +75,8 @@ async def create_webhook(session: AsyncSession, project: Project, data: WebhookC
 
 
 async def update_webhook(session: AsyncSession, webhook: Webhook, data: WebhookUpdate) -> Webhook:
+    if data.url is not None:
+        await check_url(data.url, "url")
     for field, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(webhook, field, list(value) if field == "events" else value)
     await session.flush()

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise import __version__
 from pickwise.core.clock import utcnow
+from pickwise.core.outbound import outbound_client
 from pickwise.webhooks import repository, service
 from pickwise.webhooks.repository import Claimed
 from pickwise.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature
@@ -178,7 +179,7 @@ async def committing_session() -> AsyncIterator[AsyncSession]:
 @contextlib.asynccontextmanager
 async def running_worker(policy: DeliveryPolicy | None = None) -> AsyncIterator[DeliveryWorker]:
     """The worker as a background task for as long as the block runs."""
-    async with httpx.AsyncClient(follow_redirects=False) as http:
+    async with outbound_client(follow_redirects=False) as http:
         worker = DeliveryWorker(committing_session, http, policy)
         task = asyncio.create_task(worker.run_forever(), name="webhook-worker")
         try:
