@@ -36,8 +36,12 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench all --quick
 
+# The heavy load run (600 raters), then the crash tests; each prints its figures and saves them
+# to .pickwise-test/reliability/<test>/figures.json (docs/reliability.md quotes them).
 soak: $(STAMP)
-	PICKWISE_SOAK=1 $(BIN)/pytest -m slow
+	@mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR)
+	PICKWISE_SOAK=1 $(BIN)/pytest -m slow -s -p no:cacheprovider tests/reliability
+	$(BIN)/pytest -s -p no:cacheprovider tests/reliability/test_crash.py
 
 clean:
 	rm -rf $(VENV) .pickwise-test .pytest_cache .mypy_cache .ruff_cache

@@ -84,6 +84,20 @@ class AppServer:
                 continue
         return pids
 
+    def worker_serving(self, client_port: int) -> int | None:
+        """The worker process holding the server end of our connection from `client_port`
+        (the worker that accepted it serves every request sent on it)."""
+        for pid in self.worker_pids():
+            try:
+                connections = psutil.Process(pid).net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            for connection in connections:
+                ends = (connection.laddr, connection.raddr)
+                if all(ends) and (ends[0].port, ends[1].port) == (self.port, client_port):
+                    return pid
+        return None
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return

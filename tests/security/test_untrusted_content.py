@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext, FilePayload, Page
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pickwise.auth.deps import SESSION_COOKIE
@@ -324,11 +324,11 @@ async def test_no_payload_runs_on_any_page(
     await page.set_input_files(
         "#file",
         files=[
-            {
-                "name": "payloads.jsonl",
-                "mimeType": "application/x-ndjson",
-                "buffer": import_file_with_payload_fields(),
-            }
+            FilePayload(
+                name="payloads.jsonl",
+                mimeType="application/x-ndjson",
+                buffer=import_file_with_payload_fields(),
+            )
         ],
     )
     async with page.expect_navigation():
