@@ -2,7 +2,7 @@
 the same rows from prepared files on the same server.
 
 Rows counted on both sides: prompts + responses + pairs. Both sides also write the pairs'
-capacity slots (k = 1, the default), pickwise with its INSERT … SELECT, the limit with COPY.
+capacity slots (k = 1, the default), both with COPY.
 Each import goes into a fresh database on the same server, so table sizes match.
 """
 

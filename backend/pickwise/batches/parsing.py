@@ -13,13 +13,20 @@ every record. Used alone it stops yielding at the first problem, reads on to fin
 and raises `ImportRejected` (carrying the full report) at the end: the caller's transaction
 must roll back what it wrote by then.
 
-Memory does not grow with the file size, except for the ids seen (to find duplicates): about
-150 bytes plus the id's length per record.
+Memory does not grow with the file size, except for the ids seen (to find duplicates): 8 bytes
+per record. A seekable file keeps only a 64-bit hash of each id and compares them at the end of
+the pass; only if two hashes match is the file read again, remembering just the ids with those
+hashes, to name the lines. Duplicates therefore show up at the end of a pass: `iter_records` may
+yield a record whose id repeats an earlier one before it raises. A source that cannot seek keeps
+every id with its line, as it must name the lines in one read.
 """
 
+from array import array
 from collections.abc import Iterator
 from pathlib import PurePath
-from typing import Any
+from typing import Any, BinaryIO, cast
+
+import numpy as np
 
 from pickwise.batches.byte_lines import ByteLines, ByteSource
 from pickwise.batches.csv_source import csv_records
@@ -66,7 +73,7 @@ def validate(
     scan = _Scan(source, filename, file_format, limits)
     for _ in scan.records():
         pass
-    return scan.report()
+    return scan.exact_report()
 
 
 def iter_records(
@@ -81,9 +88,29 @@ def iter_records(
     for record in scan.records():
         if scan.errors.count == 0:
             yield record
-    report = scan.report()
+    report = scan.exact_report()
     if not report.valid:
         raise ImportRejected(report)
+
+
+def _start_offset(source: ByteSource) -> int | None:
+    """Where a seekable source starts, so it can be read again; None if it cannot seek."""
+    seekable = getattr(source, "seekable", None)
+    if seekable is None or not seekable():
+        return None
+    return cast(BinaryIO, source).tell()
+
+
+def _hash_of(external_id: str) -> int:
+    # Python's string hash: 64 bits, fixed within the process, which is all a pass needs.
+    return hash(external_id) & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _repeated(hashes: "array[int]") -> frozenset[int]:
+    """The hashes that occur more than once."""
+    ordered = np.sort(np.frombuffer(hashes, dtype=np.uint64))
+    repeats = ordered[1:][ordered[1:] == ordered[:-1]]
+    return frozenset(int(value) for value in np.unique(repeats))
 
 
 class _Scan:
@@ -95,17 +122,27 @@ class _Scan:
         filename: str | None,
         file_format: ImportFormat | None,
         limits: ImportLimits,
+        suspects: frozenset[int] | None = None,
     ) -> None:
+        self._source = source
+        self._start = _start_offset(source)
         self._input = ByteLines(source, limits)
         self._filename = filename
+        self._file_format = file_format
         self._limits = limits
         self.format = file_format or format_from_filename(filename)
         self.errors = ErrorLog(limits.max_errors_kept)
         self.shape: RecordShape | None = None
         self._shape_line = 0
         self._reported_mixed_shapes = False
-        # Line of the first record with each id, for "already used on line N".
+        # Line of the first record with each id, for "already used on line N": every id when
+        # the source cannot be read again, else only ids whose hash is among `suspects` (on the
+        # second read); on a first read of a seekable source, just the hashes.
         self._line_by_id: dict[str, int] = {}
+        self._suspects = suspects
+        self._id_hashes: array[int] | None = (
+            array("Q") if suspects is None and self._start is not None else None
+        )
         self._prompt_count = 0
         self._response_count = 0
         self._gold_prompt_count = 0
@@ -125,6 +162,20 @@ class _Scan:
             if prompt is not None:
                 yield prompt
         self._add_file_problems()
+
+    def exact_report(self) -> ValidationReport:
+        """The report, after reading the file again if two ids may be the same."""
+        if self._id_hashes is None:
+            return self.report()
+        suspects = _repeated(self._id_hashes)
+        if not suspects:
+            return self.report()
+        assert self._start is not None
+        cast(BinaryIO, self._source).seek(self._start)
+        rescan = _Scan(self._source, self._filename, self._file_format, self._limits, suspects)
+        for _ in rescan.records():
+            pass
+        return rescan.report()
 
     def report(self) -> ValidationReport:
         return ValidationReport(
@@ -200,6 +251,11 @@ class _Scan:
         # Ids of bad records count too, so a later duplicate is still reported.
         external_id = prompt.external_id if prompt else read_id(fields, "id", "", [], required=True)
         if external_id is not None:
+            if self._id_hashes is not None:
+                self._id_hashes.append(_hash_of(external_id))
+                return prompt
+            if self._suspects is not None and _hash_of(external_id) not in self._suspects:
+                return prompt
             first_line = self._line_by_id.setdefault(external_id, line_no)
             if first_line != line_no:
                 problems.append(("id", f'"{external_id}" is already used on line {first_line}'))

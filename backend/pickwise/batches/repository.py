@@ -5,10 +5,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.models import Batch, Prompt
+from pickwise.models import Batch
 
 
 async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
@@ -19,28 +19,42 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
     return driver
 
 
-async def next_ids(session: AsyncSession, table: str, count: int) -> list[int]:
-    if count == 0:
-        return []
-    result = await session.execute(
-        text(
-            f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
-            "FROM generate_series(1, :count)"
-        ),
-        {"count": count},
+async def reserve_ids(session: AsyncSession, counts: dict[str, int]) -> dict[str, list[int]]:
+    """`counts[table]` new ids from each table's sequence, in one round trip.
+
+    Each table's ids come back as one array value, not as a row per id. They need not be
+    consecutive (other sessions draw from the same sequences), only unused.
+    """
+    tables = [table for table, count in counts.items() if count]
+    ids: dict[str, list[int]] = {table: [] for table in counts}
+    if not tables:
+        return ids
+    columns = ", ".join(
+        f"(SELECT array_agg(nextval(s.seq)) FROM generate_series(1, %s), "
+        f"(SELECT pg_get_serial_sequence('{table}', 'id')::regclass AS seq) AS s)"
+        for table in tables
     )
-    return [int(value) for value in result.scalars()]
+    driver = await driver_connection(session)
+    async with driver.cursor() as cursor:
+        await cursor.execute(f"SELECT {columns}", [counts[table] for table in tables])
+        row = await cursor.fetchone()
+    assert row is not None
+    for table, values in zip(tables, row, strict=True):
+        ids[table] = values
+    return ids
 
 
 async def existing_hashes(
     session: AsyncSession, project_id: int, external_ids: Sequence[str]
 ) -> dict[str, str]:
-    result = await session.execute(
-        select(Prompt.external_id, Prompt.content_hash).where(
-            Prompt.project_id == project_id, Prompt.external_id.in_(external_ids)
+    driver = await driver_connection(session)
+    async with driver.cursor() as cursor:
+        await cursor.execute(
+            "SELECT external_id, content_hash FROM prompts "
+            "WHERE project_id = %s AND external_id = ANY(%s)",
+            [project_id, list(external_ids)],
         )
-    )
-    return {external_id: content_hash for external_id, content_hash in result}
+        return dict(await cursor.fetchall())
 
 
 async def copy_rows(

@@ -7,13 +7,14 @@ exist with the same content are counted as unchanged and left alone.
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import create_slots
 from pickwise.batches import repository
 from pickwise.batches.pairing import PairStrategy, generate_pairs
 from pickwise.batches.parsing import iter_records, validate
@@ -32,6 +33,10 @@ from pickwise.models import Batch, Project, User
 __all__ = ["ImportOutcome", "ImportRejected", "import_stream", "limits_from_settings"]
 
 CHUNK = 2_000
+# Name of the thread that reads and shapes the next chunk while one is written.
+IMPORT_THREAD_PREFIX = "pickwise-import"
+_DONE = object()
+T = TypeVar("T")
 # Called with (prompts written so far, prompts in the file) after each chunk.
 Progress = Callable[[int, int], None]
 
@@ -99,20 +104,20 @@ async def import_stream(
     await session.flush()
     writer = _BatchWriter(session, project, batch)
     records = iter_records(stream, filename=filename, file_format=file_format, limits=limits)
-    chunks = _chunks(records)
+    prepared = (writer.rules.prepare(chunk) for chunk in _chunks(records))
     done = 0
     if progress:
         progress(done, report.prompt_count)
-    while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-        await writer.write(chunk)
-        done += len(chunk)
-        if progress:
-            progress(done, report.prompt_count)
+    async with aclosing(_ahead(prepared)) as chunks:
+        async for chunk in chunks:
+            await writer.write(chunk)
+            done += len(chunk.records)
+            if progress:
+                progress(done, report.prompt_count)
     if writer.conflicts.count:
         raise ImportRejected(
             replace(report, errors=tuple(writer.conflicts.kept), error_count=writer.conflicts.count)
         )
-    await create_slots(session, project, batch.id)
     IMPORT_ROWS.inc(writer.prompts_new + writer.responses_new + writer.pairs_new)
     batch.prompts_new, batch.prompts_unchanged = writer.prompts_new, writer.prompts_unchanged
     batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
@@ -127,18 +132,107 @@ async def import_stream(
     )
 
 
+async def _ahead(items: Iterator[T]) -> AsyncGenerator[T, None]:
+    """Yields `items`, computing the next one in a worker thread while the caller handles this
+    one: reading and shaping chunk n+1 overlaps with writing chunk n.
+
+    The thread is this call's own; when the loop ends, however it ends, the item in progress is
+    finished, the iterator closed and the thread joined, so nothing reads on after a failure.
+    """
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=IMPORT_THREAD_PREFIX) as executor:
+        pending = loop.run_in_executor(executor, next, items, _DONE)
+        try:
+            while (item := await pending) is not _DONE:
+                pending = loop.run_in_executor(executor, next, items, _DONE)
+                yield cast(T, item)
+        finally:
+            # Let the running step finish (it cannot be interrupted) before closing its iterator.
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()  # The error that ended the loop is the one to report.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+
+@dataclass(frozen=True)
+class _PreparedPrompt:
+    """One record's rows without their ids, built off the event loop."""
+
+    line_no: int
+    external_id: str
+    content_hash: str
+    # external_id, system, turns, content_hash, metadata
+    prompt: tuple[Any, ...]
+    # external_id, model, content, metadata
+    responses: list[tuple[Any, ...]]
+    # Pairs as positions in `responses`, and the gold winner's position.
+    pairs: list[tuple[int, int]]
+    winner: int | None
+
+
+@dataclass(frozen=True)
+class _PreparedChunk:
+    records: list[_PreparedPrompt]
+
+
+@dataclass(frozen=True)
+class _PairingRules:
+    strategy: PairStrategy
+    pairs_per_prompt: int
+    seed: int
+
+    def prepare(self, records: list[ParsedPrompt]) -> _PreparedChunk:
+        return _PreparedChunk([self._prepared(record) for record in records])
+
+    def _prepared(self, record: ParsedPrompt) -> _PreparedPrompt:
+        as_json = repository.as_json
+        position = {response.external_id: index for index, response in enumerate(record.responses)}
+        pairs = []
+        for first, second in generate_pairs(
+            record, self.strategy, self.pairs_per_prompt, self.seed
+        ):
+            pairs.append((position[first], position[second]))
+        return _PreparedPrompt(
+            line_no=record.line_no,
+            external_id=record.external_id,
+            content_hash=record.content_hash,
+            prompt=(
+                record.external_id,
+                record.system,
+                as_json([{"role": t.role, "content": t.content} for t in record.turns]),
+                record.content_hash,
+                as_json(record.metadata),
+            ),
+            responses=[
+                (response.external_id, response.model, response.content, as_json(response.metadata))
+                for response in record.responses
+            ],
+            pairs=pairs,
+            winner=position.get(record.gold_winner) if record.gold_winner else None,
+        )
+
+
 class _BatchWriter:
     def __init__(self, session: AsyncSession, project: Project, batch: Batch) -> None:
-        self.session, self.project, self.batch = session, project, batch
+        self.session, self.batch = session, batch
+        self.project_id, self.slots_per_pair = project.id, project.raters_per_pair
+        # Plain values, read here: the worker thread must not touch the ORM object.
+        self.rules = _PairingRules(
+            cast(PairStrategy, project.pairing_strategy),
+            project.pairs_per_prompt,
+            project.pairing_seed,
+        )
         self.conflicts = ErrorLog(ImportLimits().max_errors_kept)
         self.prompts_new = self.prompts_unchanged = self.responses_new = self.pairs_new = 0
 
-    async def write(self, chunk: list[ParsedPrompt]) -> None:
+    async def write(self, chunk: _PreparedChunk) -> None:
         existing = await repository.existing_hashes(
-            self.session, self.project.id, [record.external_id for record in chunk]
+            self.session, self.project_id, [record.external_id for record in chunk.records]
         )
         fresh = []
-        for record in chunk:
+        for record in chunk.records:
             stored_hash = existing.get(record.external_id)
             if stored_hash is None:
                 fresh.append(record)
@@ -157,56 +251,48 @@ class _BatchWriter:
         if fresh and not self.conflicts.count:
             await self._insert(fresh)
 
-    async def _insert(self, records: list[ParsedPrompt]) -> None:
-        project, batch = self.project, self.batch
-        prompt_ids = await repository.next_ids(self.session, "prompts", len(records))
-        response_count = sum(len(record.responses) for record in records)
-        response_ids = iter(await repository.next_ids(self.session, "responses", response_count))
-        strategy = cast(PairStrategy, project.pairing_strategy)
-        seed = project.pairing_seed
-        prompt_rows, response_rows, pair_specs = [], [], []
-        for prompt_id, record in zip(prompt_ids, records, strict=True):
-            prompt_rows.append(
-                (
-                    prompt_id,
-                    project.id,
-                    batch.id,
-                    record.external_id,
-                    record.system,
-                    repository.as_json(
-                        [{"role": t.role, "content": t.content} for t in record.turns]
-                    ),
-                    record.content_hash,
-                    repository.as_json(record.metadata),
-                )
-            )
-            ids_by_external: dict[str, int] = {}
-            for response in record.responses:
-                response_id = next(response_ids)
-                ids_by_external[response.external_id] = response_id
-                response_rows.append(
+    async def _insert(self, records: list[_PreparedPrompt]) -> None:
+        project_id, batch_id = self.project_id, self.batch.id
+        ids = await repository.reserve_ids(
+            self.session,
+            {
+                "prompts": len(records),
+                "responses": sum(len(record.responses) for record in records),
+                "pairs": sum(len(record.pairs) for record in records),
+            },
+        )
+        response_ids, pair_ids = iter(ids["responses"]), iter(ids["pairs"])
+        prompt_rows: list[tuple[Any, ...]] = []
+        response_rows: list[tuple[Any, ...]] = []
+        pair_rows: list[tuple[Any, ...]] = []
+        slot_rows: list[tuple[Any, ...]] = []
+        slot_numbers = range(1, self.slots_per_pair + 1)
+        for prompt_id, record in zip(ids["prompts"], records, strict=True):
+            prompt_rows.append((prompt_id, project_id, batch_id, *record.prompt))
+            these = [next(response_ids) for _ in record.responses]
+            for response_id, response in zip(these, record.responses, strict=True):
+                response_rows.append((response_id, project_id, prompt_id, *response))
+            winner = these[record.winner] if record.winner is not None else None
+            for first, second in record.pairs:
+                low, high = sorted((these[first], these[second]))
+                is_gold = winner is not None and winner in (low, high)
+                pair_id = next(pair_ids)
+                pair_rows.append(
                     (
-                        response_id,
-                        project.id,
+                        pair_id,
+                        project_id,
                         prompt_id,
-                        response.external_id,
-                        response.model,
-                        response.content,
-                        repository.as_json(response.metadata),
+                        batch_id,
+                        low,
+                        high,
+                        is_gold,
+                        winner if is_gold else None,
+                        "active",
                     )
                 )
-            winner = ids_by_external.get(record.gold_winner) if record.gold_winner else None
-            for first, second in generate_pairs(record, strategy, project.pairs_per_prompt, seed):
-                low, high = sorted((ids_by_external[first], ids_by_external[second]))
-                is_gold = winner is not None and winner in (low, high)
-                pair_specs.append((prompt_id, low, high, is_gold, winner if is_gold else None))
-        pair_ids = await repository.next_ids(self.session, "pairs", len(pair_specs))
-        pair_rows = [
-            (pair_id, project.id, prompt_id, batch.id, low, high, is_gold, winner, "active")
-            for pair_id, (prompt_id, low, high, is_gold, winner) in zip(
-                pair_ids, pair_specs, strict=True
-            )
-        ]
+                # Gold pairs have no slots; the batch is new, so no pair has slots yet.
+                if not is_gold:
+                    slot_rows.extend((project_id, pair_id, n, "open") for n in slot_numbers)
         await repository.copy_rows(
             self.session,
             "prompts",
@@ -243,6 +329,9 @@ class _BatchWriter:
                 "status",
             ),
             pair_rows,
+        )
+        await repository.copy_rows(
+            self.session, "pair_slots", ("project_id", "pair_id", "slot_no", "state"), slot_rows
         )
         self.prompts_new += len(prompt_rows)
         self.responses_new += len(response_rows)
