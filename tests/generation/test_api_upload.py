@@ -1,7 +1,6 @@
 """Prompt-only files uploaded through the batches API: answered by the endpoints, then imported."""
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,20 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.config import get_settings
-from pickwise.generation import uploads
-from pickwise.generation.chat import RetryPolicy
 from pickwise.models import Batch, GenerationEndpoint, Prompt, Response
 from tests.factories import login, make_project, make_user
-from tests.generation.fake_openai import FakeServer, fake_openai
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
-    monkeypatch.setattr(
-        uploads, "POLICY", RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=10)
-    )
-    with fake_openai() as server:
-        yield server
+from tests.generation.fake_openai import FakeServer
 
 
 def body(*records: dict[str, Any]) -> bytes:

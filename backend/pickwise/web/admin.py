@@ -24,9 +24,10 @@ from pickwise.auth.deps import AdminUser, PrincipalDep, get_admin_user
 from pickwise.auth.schemas import InviteCreate
 from pickwise.batches import repository as batches_repository
 from pickwise.batches.report import LineError
-from pickwise.batches.service import ImportRejected, import_stream
+from pickwise.batches.service import ImportRejected, import_stream, limits_from_settings
 from pickwise.core.db import SessionDep
-from pickwise.core.errors import InvalidInput, NotFound, PickwiseError
+from pickwise.core.errors import Conflict, InvalidInput, NotFound, PickwiseError
+from pickwise.generation.uploads import import_prompt_only
 from pickwise.judgments import service as judgments_service
 from pickwise.models import Pair, PairFlag, Project, ProjectMember, Prompt, User
 from pickwise.projects import repository as projects_repository
@@ -406,13 +407,31 @@ async def import_batch(
         # A savepoint, because the rejection is caught here and the request still commits:
         # a file rejected half-way (e.g. a conflicting prompt id) must leave nothing behind.
         async with session.begin_nested():
-            outcome = await import_stream(
+            # Prompts without responses, for a project with chat endpoints: answered first.
+            outcome = await import_prompt_only(
+                session,
+                project,
+                file.file,
+                filename=file.filename,
+                source="web",
+                user=admin,
+                file_format=None,
+                limits=limits_from_settings(),
+            ) or await import_stream(
                 session, project, file.file, filename=file.filename, source="web", user=admin
             )
     except ImportRejected as exc:
         page = ProjectPage(
             import_errors=exc.report.errors, import_error_count=exc.report.error_count
         )
+        return await _render_project(request, principal, session, project, page, 422)
+    except (InvalidInput, Conflict) as exc:
+        # From answering prompts without responses: the endpoints' failures, per line.
+        errors = exc.extra.get("errors")
+        if errors:
+            page = ProjectPage(import_errors=errors, import_error_count=exc.extra["error_count"])
+        else:
+            page = ProjectPage(import_error=exc.detail)
         return await _render_project(request, principal, session, project, page, 422)
     query = {"imported": outcome.batch_id}
     return redirect_to(request, "admin_project", query, project_id=project.id)
