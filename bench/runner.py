@@ -10,7 +10,7 @@ from typing import Protocol
 from bench import analytics, exporting, importing, rater_loop
 from bench.measure import load_average
 from bench.postgres import Server, fresh_server
-from bench.report import BenchResult, console, print_result, write_result
+from bench.report import RESULTS_DIR, BenchResult, console, print_result, write_result
 
 
 class Benchmark(Protocol):
@@ -42,7 +42,8 @@ def run_benchmarks(names: Sequence[str], size: str) -> list[Path]:
         shutil.rmtree(workdir, ignore_errors=True)
         result.load_after = load_average()
         print_result(result)
-        path = write_result(result)
+        # Only full-size runs replace the recorded results; smaller ones go beside them.
+        path = write_result(result, RESULTS_DIR if size == "full" else RESULTS_DIR / size)
         console.print(f"  wrote {path}")
         written.append(path)
     console.print(f"all done in {time.perf_counter() - started:.0f} s")
