@@ -108,18 +108,23 @@ async def test_saving_a_webhook_to_an_internal_address_is_a_422_naming_the_field
     assert await client.patch(item, json={"is_active": False}, headers=headers)
 
 
+async def ping_once(session: AsyncSession, url: str, secret: str) -> None:
+    """A project with a webhook to `url`, a queued ping, and one round of the worker."""
+    project = await make_project(session)
+    webhook = Webhook(project_id=project.id, url=url, secret=secret, events=["export.ready"])
+    session.add(webhook)
+    await session.flush()
+    await service.queue_ping(session, project, webhook)
+    async with outbound_client() as http:
+        assert await worker_on(session, http).run_once() == 1
+
+
 async def test_loopback_receivers_are_fine_outside_production(
     session: AsyncSession, hook: tuple[str, Received]
 ) -> None:
     url, received = hook
-    project = await make_project(session)
-    webhook = Webhook(project_id=project.id, url=url, secret="whsec_x", events=["export.ready"])
-    session.add(webhook)
-    await session.flush()
-    await service.queue_ping(session, project, webhook)
-    received.secret = webhook.secret
-    async with outbound_client() as http:
-        assert await worker_on(session, http).run_once() == 1
+    received.secret = "whsec_x"
+    await ping_once(session, url, received.secret)
     assert [d.status for d in await deliveries(session)] == ["delivered"]
     assert len(received.events) == 1
 
@@ -191,13 +196,7 @@ async def test_a_refused_address_is_reported_without_a_request(
     session: AsyncSession, hook: tuple[str, Received]
 ) -> None:
     url, received = hook
-    project = await make_project(session)
-    webhook = Webhook(project_id=project.id, url=url, secret="whsec_z", events=["export.ready"])
-    session.add(webhook)
-    await session.flush()
-    await service.queue_ping(session, project, webhook)
-    async with outbound_client() as http:
-        assert await worker_on(session, http).run_once() == 1
+    await ping_once(session, url, "whsec_z")
     [delivery] = await deliveries(session)
     assert delivery.status == "pending"  # retried later: the admin may fix the URL
     assert "resolves to 127.0.0.1, a loopback address; refused" in (delivery.last_error or "")
