@@ -84,6 +84,7 @@ from pickwise.analytics.style_control import (
     STYLE_FEATURES,
     StyleControlledLeaderboard,
     normalized_style_differences,
+    style_controlled_leaderboard_counts,
     style_counts,
 )
 from pickwise.analytics.text_features import ChoiceRecord
@@ -414,8 +415,6 @@ def style_report(
 
     A feature that never varies has no coefficient (it would make the Hessian singular).
     """
-    from pickwise.analytics.style_control import style_controlled_leaderboard_counts
-
     votes = style.outcome_counts.sum(axis=1)
     differences = normalized_style_differences(style.counts_a, style.counts_b, votes)
     varies = np.any(differences != 0, axis=0)

@@ -1,4 +1,4 @@
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.models import Project, ProjectMember, User
@@ -24,6 +24,23 @@ async def list_for_member(session: AsyncSession, user_id: int) -> list[Project]:
         .order_by(Project.id)
     )
     return list(result.scalars())
+
+
+# Project and membership in one query, built once: this runs on every rater request.
+_PROJECT_OF_MEMBER = select(Project).where(
+    Project.id == bindparam("project_id"),
+    select(ProjectMember.user_id)
+    .where(
+        ProjectMember.project_id == bindparam("project_id"),
+        ProjectMember.user_id == bindparam("user_id"),
+    )
+    .exists(),
+)
+
+
+async def get_for_member(session: AsyncSession, project_id: int, user_id: int) -> Project | None:
+    """The project, if the user is one of its members."""
+    return await session.scalar(_PROJECT_OF_MEMBER, {"project_id": project_id, "user_id": user_id})
 
 
 async def is_member(session: AsyncSession, project_id: int, user_id: int) -> bool:
