@@ -68,6 +68,13 @@ class RunStats:
     wall: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
 
+    def record(self, started: float, fetched: float, done: float, record_after: float) -> None:
+        """One loop's two calls, unless it started in the warm-up."""
+        if started >= record_after:
+            self.first.append(fetched - started)
+            self.second.append(done - fetched)
+            self.loops += 1
+
     @property
     def rate(self) -> float:
         return self.loops / self.wall if self.wall > 0 else 0.0
@@ -137,10 +144,7 @@ async def _http_rater(
         if submitted.status_code != 201:
             stats.errors += 1
             continue
-        if started >= pace.record_after:
-            stats.first.append(fetched - started)
-            stats.second.append(done - fetched)
-            stats.loops += 1
+        stats.record(started, fetched, done, pace.record_after)
         await pace.think()
 
 
@@ -284,14 +288,11 @@ async def _raw_rater(
             await conn.execute(sql["judge"], params)
             await conn.execute(sql["close"], params)
         done = clock()
-        if started >= pace.record_after:
-            stats.first.append(fetched - started)
-            stats.second.append(done - fetched)
-            stats.loops += 1
+        stats.record(started, fetched, done, pace.record_after)
         await pace.think()
 
 
-# No prepared statements, like the app's: a prepared slot query may switch to a generic plan
+# No prepared statements: a prepared slot query may switch to a generic plan
 # that ignores which project it is asked about, and then it scans every project's slots.
 async def raw_run(
     url: str,
