@@ -1,5 +1,6 @@
 import dataclasses
 import hashlib
+import json
 import tracemalloc
 import zipfile
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -14,7 +15,7 @@ from pickwise.exports.archive import zip_export
 from pickwise.exports.card import CardInfo, size_category
 from pickwise.exports.errors import InvalidExportOptions
 from pickwise.exports.formats import ConversationalMismatchError, ExportFormat
-from pickwise.exports.ndjson import aiter_ndjson, iter_ndjson
+from pickwise.exports.ndjson import aiter_ndjson, encode_row, iter_ndjson
 from pickwise.exports.pipeline import ExportOptions, RowStream
 from pickwise.exports.records import VoteRecord
 from pickwise.exports.splits import Split
@@ -393,3 +394,25 @@ def test_card_keeps_a_multi_line_name_on_one_line(tmp_path: Path) -> None:
     assert result.path.name == "demo-20260301T120000Z-trl"
     assert card_front_matter(result.path)["pretty_name"] == "Two lines here"
     assert "\n# Two lines here\n" in (result.path / "README.md").read_text()
+
+
+@pytest.mark.parametrize("format", list(ExportFormat))
+def test_lines_are_what_the_standard_json_encoder_writes(format: ExportFormat) -> None:
+    """encode_row (orjson) must keep the bytes `json.dumps` gives: exports stay reproducible."""
+    factory = VoteFactory()
+    tricky = 'quote " backslash \\ tab \t nul \x00 unit \x1f line-sep \u2028 é 🗼 </script>'
+    votes = [
+        *mixed_stream(),
+        *factory.pair(
+            make_prompt("zz-tricky", tricky, system="sys " + tricky, history=[tricky, tricky]),
+            ["a", "b", "a"],
+            strengths=[0, 2, 1],
+        ),
+    ]
+    options = dataclasses.replace(TRL, format=format)
+    rows = RowStream(options, conversational=format in (ExportFormat.TRL, ExportFormat.KTO))
+    split_rows = [item for vote in votes for item in rows.push(vote)] + rows.finish()
+    assert len(split_rows) > 10
+    for item in split_rows:
+        expected = json.dumps(item.row, ensure_ascii=False, separators=(",", ":")) + "\n"
+        assert encode_row(item.row) == expected.encode("utf-8")

