@@ -21,7 +21,11 @@ class Settings(BaseSettings):
     port: int = 8000
     session_days: int = 14
     cookie_secure: bool | None = None
-    db_pool_size: int = 10
+    # Connections per worker. Size the pool to the requests a worker has in flight: the
+    # overflow is opened and closed request by request while load hovers above the pool,
+    # and every new connection is a new Postgres backend (at 16 raters a pool of 10 doubled
+    # Postgres's CPU per judgment; see docs/benchmarks.md).
+    db_pool_size: int = 20
     db_max_overflow: int = 10
     # Requests fail fast instead of hanging when Postgres is down.
     db_connect_timeout: int = 3
