@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,17 +51,21 @@ _PAIR_CONTENT = (
 )
 
 
-async def pair_content(session: AsyncSession, pair_id: int) -> PairContent:
-    """The pair's prompt and both responses, in one query."""
-    system, turns, a_id, a_content, b_id, b_content = (
-        await session.execute(_PAIR_CONTENT, {"pair_id": pair_id})
-    ).one()
+def content_from_row(pair_id: int, row: Sequence[Any]) -> PairContent:
+    """From (system, turns, response A id, its text, response B id, its text)."""
+    system, turns, a_id, a_content, b_id, b_content = row
     return PairContent(
         pair_id,
         PromptText(system, turns),
         ResponseText(a_id, a_content),
         ResponseText(b_id, b_content),
     )
+
+
+async def pair_content(session: AsyncSession, pair_id: int) -> PairContent:
+    """The pair's prompt and both responses, in one query."""
+    row = (await session.execute(_PAIR_CONTENT, {"pair_id": pair_id})).one()
+    return content_from_row(pair_id, row)
 
 
 def shown_sides(content: PairContent, assignment: Assignment) -> tuple[ResponseText, ResponseText]:

@@ -43,10 +43,10 @@ IdempotencyKeyHeader = Annotated[
 async def next_pair(
     project: RaterProject, rater: CurrentRater, session: SessionDep
 ) -> NextPair | NoWorkLeft:
-    assignment = await service.next_assignment(session, project, rater)
-    if assignment is None:
+    lease = await service.next_lease(session, project, rater)
+    if lease is None:
         return NoWorkLeft()
-    content = await repository.pair_content(session, assignment.pair_id)
+    assignment, content = lease.assignment, lease.content
     left, right = repository.shown_sides(content, assignment)
     return NextPair(
         assignment_id=assignment.id,

@@ -15,10 +15,11 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
+from pickwise.assignments.repository import PairContent, content_from_row, pair_content
 from pickwise.core.clock import utcnow
 from pickwise.core.metrics import LEASES_EXPIRED, LEASES_GRANTED
 from pickwise.models import Assignment, Pair, PairSlot, Project, User
-from pickwise.pools.quota import quota_reached
+from pickwise.pools.quota import QUOTA_REACHED_SQL, quota_reached
 
 # Which side shows on the left and when a gold pair is mixed in; seedable for tests.
 chance = random.Random()
@@ -26,8 +27,10 @@ chance = random.Random()
 
 @dataclass(frozen=True)
 class Lease:
+    """A leased pair and what the rater is shown of it."""
+
     assignment: Assignment
-    pair: Pair
+    content: PairContent
 
 
 async def create_slots(session: AsyncSession, project: Project, batch_id: int | None = None) -> int:
@@ -194,13 +197,15 @@ async def _has_regular_work(
 
 
 # Claim a slot in one statement: lock the first available slot (skipping slots other raters
-# are taking), close the lease it held if that ran out, create the assignment and lease the
-# slot to it. Returns nothing when no slot is left for this rater.
+# are taking), close the lease it held if that ran out, create the assignment, lease the slot
+# to it and read the pair's texts. Returns nothing when no slot is left for this rater, or when
+# they came through a rater pool and have given their quota (an init plan, tested once).
 _CLAIM_SLOT = text(
     f"""
     WITH slot AS (
         SELECT s.id, s.pair_id, s.state, s.assignment_id
         {_AVAILABLE_SLOTS}
+          AND NOT {QUOTA_REACHED_SQL}
         ORDER BY s.project_id, s.pair_id, s.slot_no
         LIMIT 1
         FOR UPDATE OF s SKIP LOCKED
@@ -222,15 +227,20 @@ _CLAIM_SLOT = text(
         FROM created
         WHERE s.id = created.slot_id
     )
-    SELECT created.id, created.pair_id, created.slot_id, (SELECT count(*) FROM expired)
+    SELECT created.id, created.pair_id, created.slot_id, (SELECT count(*) FROM expired),
+           p.system, p.turns, ra.id, ra.content, rb.id, rb.content
     FROM created
+    JOIN pairs pr ON pr.id = created.pair_id
+    JOIN prompts p ON p.id = pr.prompt_id
+    JOIN responses ra ON ra.id = pr.response_a_id
+    JOIN responses rb ON rb.id = pr.response_b_id
     """
 )
 
 
 async def _take_slot(
     session: AsyncSession, project: Project, rater: User, now: datetime
-) -> Assignment | None:
+) -> Lease | None:
     left_side = chance.choice("ab")
     expires = now + timedelta(seconds=project.lease_seconds)
     row = (
@@ -247,7 +257,7 @@ async def _take_slot(
     ).first()
     if row is None:
         return None
-    assignment_id, pair_id, slot_id, expired = row
+    assignment_id, pair_id, slot_id, expired = row[:4]
     if expired:
         LEASES_EXPIRED.inc()
     LEASES_GRANTED.inc()
@@ -269,7 +279,7 @@ async def _take_slot(
     # it are saved as updates and nothing is read back.
     make_transient_to_detached(assignment)
     session.add(assignment)
-    return assignment
+    return Lease(assignment, content_from_row(pair_id, row[4:]))
 
 
 async def _new_assignment(
@@ -299,25 +309,35 @@ async def _new_assignment(
     return assignment
 
 
-async def next_assignment(
+async def next_lease(
     session: AsyncSession, project: Project, rater: User, now: datetime | None = None
-) -> Assignment | None:
-    """The rater's current lease, or a new one; None when no work is left for them."""
+) -> Lease | None:
+    """The rater's current lease, or a new one, with the pair's texts; None when no work is
+    left for them. Study participants (rater pools) stop at their quota; nobody else has one."""
     now = now or utcnow()
     await _lock_rater(session, project.id, rater.id)
     held = await _current_lease(session, project, rater, now)
     if held is not None:
-        return held
-    # Study participants (rater pools) stop at their quota; everyone else has none.
-    if await quota_reached(session, project, rater):
-        return None
+        return Lease(held, await pair_content(session, held.pair_id))
     wants_gold = project.gold_rate > 0 and chance.random() < project.gold_rate
-    # Gold pairs check real work, so they are only mixed in while real work remains.
-    if wants_gold and await _has_regular_work(session, project, rater, now):
-        gold = await _take_gold(session, project, rater, now)
-        if gold is not None:
-            return gold
+    if wants_gold:
+        if await quota_reached(session, project, rater):
+            return None
+        # Gold pairs check real work, so they are only mixed in while real work remains.
+        if await _has_regular_work(session, project, rater, now):
+            gold = await _take_gold(session, project, rater, now)
+            if gold is not None:
+                return Lease(gold, await pair_content(session, gold.pair_id))
+    # The claim itself checks the quota: one statement fewer on the hot path.
     return await _take_slot(session, project, rater, now)
+
+
+async def next_assignment(
+    session: AsyncSession, project: Project, rater: User, now: datetime | None = None
+) -> Assignment | None:
+    """`next_lease` without the texts (the rating page reads them when it shows the pair)."""
+    lease = await next_lease(session, project, rater, now)
+    return None if lease is None else lease.assignment
 
 
 async def project_progress(session: AsyncSession, project_id: int) -> dict[str, int]:

@@ -25,6 +25,19 @@ _QUOTA_STATE = text(
 )
 
 
+# The same test inside another statement (the slot claim): true for a participant of one of
+# the project's pools who has given their quota of judgments. Parameters :rater_id, :project_id.
+QUOTA_REACHED_SQL = """
+    EXISTS (
+        SELECT 1 FROM pool_participants pp
+        JOIN rater_pools rp ON rp.id = pp.pool_id
+        WHERE pp.user_id = :rater_id AND rp.project_id = :project_id
+          AND rp.quota <= (SELECT count(*) FROM judgments j
+                           WHERE j.rater_id = pp.user_id AND j.project_id = rp.project_id)
+    )
+"""
+
+
 @dataclass(frozen=True)
 class QuotaState:
     quota: int
