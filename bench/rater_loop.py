@@ -22,11 +22,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 
 from bench import datagen
 from bench.app_server import serve
+from bench.http_client import KeepAliveClient
 from bench.measure import CpuMeter, latency_ms, postmaster_pid
 from bench.postgres import Server, run_tool
 from bench.report import BenchResult, DetailTable, Target
@@ -115,7 +115,7 @@ class Pace:
 
 
 async def _http_rater(
-    client: httpx.AsyncClient,
+    client: KeepAliveClient,
     project_id: int,
     deadline: float,
     max_loops: int,
@@ -138,7 +138,7 @@ async def _http_rater(
             stats.no_work += 1
             return
         submitted = await client.post(
-            f"/api/v1/assignments/{assignment_id}/judgment", json={"choice": "left"}
+            f"/api/v1/assignments/{assignment_id}/judgment", {"choice": "left"}
         )
         done = clock()
         if submitted.status_code != 201:
@@ -160,13 +160,7 @@ async def http_run(
     """Each rater is its own client with one keep-alive connection, like a browser tab."""
     stats = RunStats()
     clients = [
-        httpx.AsyncClient(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {token}"},
-            limits=httpx.Limits(max_connections=1),
-            timeout=60,
-        )
-        for token in tokens
+        KeepAliveClient(base_url, headers={"Authorization": f"Bearer {token}"}) for token in tokens
     ]
     try:
         # Connect first: a rater's first call should not pay for TCP setup.
