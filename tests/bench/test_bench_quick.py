@@ -34,3 +34,8 @@ def test_benchmark_runs_on_the_smallest_data(
     written = json.loads(write_result(result, tmp_path / "results").read_text())
     assert written["benchmark"] == name
     assert written["machine"]["cores"]
+    if name == "rater-loop":
+        # The simulated raters' HTTP client must really get pairs and store judgments.
+        runs = written["details"][0]
+        loops, errors = runs["columns"].index("loops"), runs["columns"].index("errors")
+        assert all(row[loops] > 0 and row[errors] == 0 for row in runs["rows"]), runs["rows"]
