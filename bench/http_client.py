@@ -10,6 +10,7 @@ replies (an error says so if one comes).
 """
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -49,14 +50,13 @@ class KeepAliveClient:
         return await self._request(b"POST", path, json.dumps(json_body).encode())
 
     async def aclose(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            await self._writer.wait_closed()
-            self._reader = self._writer = None
+        writer, self._reader, self._writer = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(ConnectionError):  # the server closed it first
+                await writer.wait_closed()
 
     async def _request(self, method: bytes, path: str, body: bytes | None) -> Reply:
-        if self._writer is None or self._reader is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         request = [method, b" ", path.encode(), b" HTTP/1.1\r\n", self._head]
         if body is not None:
             request += [
@@ -67,7 +67,31 @@ class KeepAliveClient:
             ]
         else:
             request.append(b"\r\n")
-        self._writer.write(b"".join(request))
+        data = b"".join(request)
+        # The server closes a connection left idle past its keep-alive timeout (uvicorn: 5 s;
+        # a thinking rater can pause longer). Such a request was never read, so it is sent
+        # again once on a new connection, as browsers do.
+        reused = self._writer is not None and not self._reader_at_eof()
+        if not reused:
+            await self._reconnect()
+        try:
+            return await self._send(data)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise HttpError(f"{method.decode()} {path}: connection lost") from exc
+            await self._reconnect()
+            return await self._send(data)
+
+    def _reader_at_eof(self) -> bool:
+        return self._reader is None or self._reader.at_eof()
+
+    async def _reconnect(self) -> None:
+        await self.aclose()
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+
+    async def _send(self, data: bytes) -> Reply:
+        assert self._reader is not None and self._writer is not None
+        self._writer.write(data)
         return await self._read_reply(self._reader)
 
     async def _read_reply(self, reader: asyncio.StreamReader) -> Reply:
