@@ -225,3 +225,23 @@ async def test_admin_sees_pools_and_participants_and_can_rotate_the_link(
         headers=await login(client, session, rater),
     )
     assert refused.status_code == 403
+
+
+async def test_quota_also_stops_gold_pairs(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    # gold_rate 1: every next pair tries a gold pair first, a path that checks the quota itself
+    # (the regular claim checks it inside its statement).
+    project = await make_project(session, raters_per_pair=2, gold_rate=1.0)
+    await make_pairs(session, project, 6, gold=3)
+    admin = await make_user(session, role="admin")
+    link = await make_pool(client, app, await login(client, session, admin), project, quota=1)
+    assert (await client.get(join_path(link), params={"PROLIFIC_PID": "g1"})).status_code == 303
+    participant = await session.scalar(select(User).where(User.display_name == "g1"))
+    assert participant is not None
+
+    first = await next_assignment(session, project, participant)
+    assert first is not None and first.is_gold
+    await judgments.submit(session, first.id, participant, JudgmentIn(choice="left"))
+    assert await quota_reached(session, project, participant)
+    assert await next_assignment(session, project, participant) is None
