@@ -62,6 +62,16 @@ class PromptRecord:
         return not self.has_system and len(self.turns) == 1
 
 
+def _check_vote(judgment_id: int, choice: str, strength: int | None, scale_size: int) -> None:
+    if choice not in CHOICES:
+        raise InvalidRecordError(f"judgment {judgment_id}: unknown choice {choice!r}")
+    if strength is not None and not 0 <= strength < scale_size:
+        raise InvalidRecordError(
+            f"judgment {judgment_id}: strength {strength} is outside the project's scale "
+            f"of {scale_size} labels"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class VoteRecord:
     """One judgment. `choice` is relative to the pair's canonical A/B, not to screen position."""
@@ -89,15 +99,9 @@ class VoteRecord:
 
     def __post_init__(self) -> None:
         where = f"judgment {self.judgment_id}"
-        if self.choice not in CHOICES:
-            raise InvalidRecordError(f"{where}: unknown choice {self.choice!r}")
+        _check_vote(self.judgment_id, self.choice, self.strength, len(self.strength_scale))
         if self.shown_left not in SIDES:
             raise InvalidRecordError(f"{where}: shown_left must be 'a' or 'b'")
-        if self.strength is not None and not 0 <= self.strength < len(self.strength_scale):
-            raise InvalidRecordError(
-                f"{where}: strength {self.strength} is outside the project's scale "
-                f"of {len(self.strength_scale)} labels"
-            )
         for criterion, choice in self.criteria.items():
             if choice not in CRITERION_CHOICES:
                 raise InvalidRecordError(f"{where}: criterion {criterion!r} has choice {choice!r}")
@@ -137,13 +141,7 @@ class PairVotes:
         for judgment_id, choice, strength in zip(
             self.judgment_ids, self.choices, self.strengths, strict=True
         ):
-            if choice not in CHOICES:
-                raise InvalidRecordError(f"judgment {judgment_id}: unknown choice {choice!r}")
-            if strength is not None and not 0 <= strength < scale:
-                raise InvalidRecordError(
-                    f"judgment {judgment_id}: strength {strength} is outside the project's "
-                    f"scale of {scale} labels"
-                )
+            _check_vote(judgment_id, choice, strength, scale)
 
     @classmethod
     def from_votes(cls, votes: Sequence[VoteRecord]) -> "PairVotes":
