@@ -178,20 +178,22 @@ _AVAILABLE_SLOTS = """
 """
 
 
+_HAS_REGULAR_WORK = text(
+    f"""
+    SELECT EXISTS (
+        SELECT 1 {_AVAILABLE_SLOTS}
+        ORDER BY s.project_id, s.pair_id, s.slot_no
+        LIMIT 1
+    )
+    """
+)
+
+
 async def _has_regular_work(
     session: AsyncSession, project: Project, rater: User, now: datetime
 ) -> bool:
     found = await session.scalar(
-        text(
-            f"""
-            SELECT EXISTS (
-                SELECT 1 {_AVAILABLE_SLOTS}
-                ORDER BY s.project_id, s.pair_id, s.slot_no
-                LIMIT 1
-            )
-            """
-        ),
-        {"project_id": project.id, "rater_id": rater.id, "now": now},
+        _HAS_REGULAR_WORK, {"project_id": project.id, "rater_id": rater.id, "now": now}
     )
     return bool(found)
 
