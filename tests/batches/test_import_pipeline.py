@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.assignments.service import create_slots
 from pickwise.batches import service
 from pickwise.batches.report import ImportRejected
 from pickwise.models import Pair, PairSlot, Prompt, Response
@@ -100,6 +101,8 @@ async def test_many_chunks_write_consistent_rows_and_report_progress(
         (pair.id, number) for pair in pairs_rows if not pair.is_gold for number in (1, 2)
     )
     assert {slot.state for slot in slots} == {"open"}
+    # The import writes slots itself (with COPY); they are exactly what create_slots would give.
+    assert await create_slots(session, project) == 0
 
 
 async def test_bad_line_in_a_later_chunk_read_by_the_thread_leaves_nothing(
