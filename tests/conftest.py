@@ -143,3 +143,14 @@ async def live_app(database_url: str) -> AsyncIterator[object]:
         )
         await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     await engine.dispose()
+
+
+@pytest.fixture
+def guarded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Outbound requests (webhooks, chat endpoints) as in production: private addresses refused."""
+    from pickwise.core.config import get_settings
+
+    monkeypatch.setenv("PICKWISE_OUTBOUND_ALLOW_PRIVATE", "false")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -1,26 +1,16 @@
 """SSRF: chat endpoints may not point at internal addresses in production."""
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.core.config import get_settings
 from pickwise.core.outbound import outbound_client
 from pickwise.generation.chat import EndpointConfig, GenerationFailed, RetryPolicy, complete
 from tests.factories import login, make_project, make_user
 from tests.generation.fake_openai import fake_openai
-
-
-@pytest.fixture
-def guarded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("PICKWISE_OUTBOUND_ALLOW_PRIVATE", "false")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.mark.usefixtures("guarded")

@@ -9,7 +9,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core import outbound
-from pickwise.core.config import Settings, get_settings
+from pickwise.core.config import Settings
 from pickwise.core.outbound import outbound_client, private_allowed, refused_reason
 from pickwise.models import Webhook
 from pickwise.webhooks import service
@@ -19,15 +19,6 @@ from tests.webhooks.receiver import Received, receiver
 from tests.webhooks.test_webhooks import deliveries, worker_on
 
 PUBLIC = "93.184.215.14"
-
-
-@pytest.fixture
-def guarded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Outbound requests as in production: private addresses refused."""
-    monkeypatch.setenv("PICKWISE_OUTBOUND_ALLOW_PRIVATE", "false")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture
