@@ -337,7 +337,7 @@ async def next_lease(
 async def next_assignment(
     session: AsyncSession, project: Project, rater: User, now: datetime | None = None
 ) -> Assignment | None:
-    """`next_lease` without the texts (the rating page reads them when it shows the pair)."""
+    """`next_lease` for callers that need only the assignment (scripts, tests)."""
     lease = await next_lease(session, project, rater, now)
     return None if lease is None else lease.assignment
 

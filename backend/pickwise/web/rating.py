@@ -171,12 +171,12 @@ async def _pair_page(
     principal: Principal,
     project: Project,
     session: AsyncSession,
-    assignment: Assignment,
+    lease: assignments.Lease,
     *,
     values: FormValues | None = None,
     error: str | None = None,
 ) -> Response:
-    content = await assignments_repository.pair_content(session, assignment.pair_id)
+    assignment, content = lease.assignment, lease.content
     left, right = assignments_repository.shown_sides(content, assignment)
     turns = [
         {
@@ -260,11 +260,11 @@ async def _refused(
     message: str,
 ) -> Response:
     """The same pair again, with the rater's entries and what to fix."""
-    assignment = await assignments.next_assignment(session, project, principal.user)
-    if assignment is None:
+    lease = await assignments.next_lease(session, project, principal.user)
+    if lease is None:
         return _redirect(request, project, Flash("warning", message))
     return await _pair_page(
-        request, principal, project, session, assignment, values=values, error=message
+        request, principal, project, session, lease, values=values, error=message
     )
 
 
@@ -299,9 +299,9 @@ async def rate_page(
     request: Request, principal: PrincipalDep, project: RaterProject, session: SessionDep
 ) -> Response:
     rater = principal.user
-    assignment = await assignments.next_assignment(session, project, rater)
-    if assignment is not None:
-        return await _pair_page(request, principal, project, session, assignment)
+    lease = await assignments.next_lease(session, project, rater)
+    if lease is not None:
+        return await _pair_page(request, principal, project, session, lease)
     quota = await quota_state(session, project.id, rater.id)
     if quota is not None and quota.reached:
         # A study participant who is done gets their completion code.
