@@ -84,13 +84,18 @@ def test_app_environment_names_are_real_settings(services: dict[str, Any]) -> No
         assert not unknown, f"{name}: {unknown} are not read by anything"
 
 
-def test_image_runs_gunicorn_with_uvicorn_workers() -> None:
+def test_image_installs_the_wheel_and_runs_gunicorn() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert 'CMD ["gunicorn", "--config", "deploy/gunicorn.conf.py"' in dockerfile
     assert "USER pickwise" in dockerfile
     for source in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.MULTILINE):
         for path in source.split():
             assert (ROOT / path).exists(), f"Dockerfile copies missing {path}"
+    # The image runs the wheel built in the first stage, not the source tree.
+    build, image = dockerfile.rsplit("\nFROM ", 1)
+    assert "pip wheel" in build and "--editable" not in dockerfile
+    assert "COPY --from=build /opt/venv /opt/venv" in image
+    assert not re.search(r"^COPY (backend|frontend|migrations)\b", image, re.MULTILINE)
     config = (ROOT / "deploy" / "gunicorn.conf.py").read_text()
     assert 'worker_class = "uvicorn_worker.UvicornWorker"' in config
     ignored = (ROOT / ".dockerignore").read_text().split()

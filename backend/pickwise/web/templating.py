@@ -1,11 +1,12 @@
-from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-FRONTEND_DIR = Path(__file__).resolve().parents[3] / "frontend"
+from pickwise.core.resources import FRONTEND_PACKAGE, package_folder
+
+FRONTEND_DIR = package_folder(FRONTEND_PACKAGE)
 TEMPLATES_DIR = FRONTEND_DIR / "templates"
 STATIC_DIR = FRONTEND_DIR / "static"
 

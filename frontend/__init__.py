@@ -1,0 +1,1 @@
+"""Templates and static files, shipped inside the package as `pickwise.frontend` (setup.py)."""
