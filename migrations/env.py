@@ -5,8 +5,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from pickwise.core.config import get_settings
-from pickwise.core.embedded_pg import resolve_database_url
+from pickwise.core.db import get_database
 from pickwise.models import Base
 
 config = context.config
@@ -20,7 +19,7 @@ def database_url() -> str:
     url = config.attributes.get("database_url")
     if url:
         return str(url)
-    return resolve_database_url(get_settings().pickwise_data_dir)
+    return get_database().url
 
 
 def do_run_migrations(connection: Connection) -> None:

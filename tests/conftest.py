@@ -19,6 +19,18 @@ os.environ.setdefault("ENVIRONMENT", "test")
 os.environ.setdefault("PICKWISE_DATA_DIR", str(ROOT / ".pickwise-test"))
 
 
+def reread_settings() -> None:
+    """Forget the cached settings, database and engines (without closing the engines), so
+    the next use reads the environment again."""
+    from pickwise.core.config import get_settings
+    from pickwise.core.db import ENGINES, get_database
+
+    get_settings.cache_clear()
+    get_database.cache_clear()
+    for engine in ENGINES:
+        engine.cache_clear()
+
+
 def _server_url() -> str:
     """libpq URL of a maintenance database on the server the tests use."""
     from pickwise.core.embedded_pg import start_embedded, to_libpq_url
@@ -58,12 +70,7 @@ def database_url(server_url: str) -> Iterator[str]:
     upgrade_head(url)
     # The app under test (and anything it spawns) uses the same database.
     os.environ["DATABASE_URL"] = url
-    from pickwise.core.config import get_settings
-    from pickwise.core.db import get_background_engine, get_engine
-
-    get_settings.cache_clear()
-    get_engine.cache_clear()
-    get_background_engine.cache_clear()
+    reread_settings()
     yield url
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE}" WITH (FORCE)')

@@ -19,6 +19,7 @@ from pickwise.core.embedded_pg import to_sqlalchemy_url
 from pickwise.core.migrations import upgrade_head
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.judgments.service import submit
+from tests.conftest import reread_settings
 from tests.factories import add_member, login, make_pairs, make_project, make_user
 
 CHECKSUMMED = ("users", "pairs", "pair_slots", "assignments", "judgments")
@@ -73,7 +74,12 @@ async def snapshot(url: str) -> dict[str, object]:
 
 
 def run_cli(url: str, *args: str, input: str | None = None) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, list(args), input=input, env={"DATABASE_URL": url})
+    """The command as its own process would run it: settings read from this environment."""
+    reread_settings()
+    try:
+        result = CliRunner().invoke(cli, list(args), input=input, env={"DATABASE_URL": url})
+    finally:
+        reread_settings()
     return result.exit_code, result.output
 
 

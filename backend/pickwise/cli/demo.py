@@ -68,7 +68,7 @@ async def _seed(session: AsyncSession) -> bool:
 
 
 async def seed_demo(console: Console) -> None:
-    from pickwise.cli.main import with_session
+    from pickwise.cli.runtime import with_session
 
     if get_settings().environment == "production":
         console.print("Not seeding the demo project in production.")

@@ -33,7 +33,7 @@ def export(
     out: Annotated[Path, typer.Option(help="Folder the export folder goes in.")] = Path("exports"),
 ) -> None:
     """Write a dataset folder: train.jsonl, test.jsonl, README.md (dataset card), manifest.json."""
-    from pickwise.cli.main import database_url, run, with_session
+    from pickwise.cli.runtime import database, run, with_session
     from pickwise.core.db import get_read_engine, session_factory
     from pickwise.exports import repository, service
     from pickwise.exports.schemas import ExportQuery
@@ -58,7 +58,7 @@ def export(
                 f"[red]error:[/red] --{error['loc'][0]}: {error['msg']}".replace("_", "-")
             )
         raise typer.Exit(2) from exc
-    database_url()
+    database()
     out.mkdir(parents=True, exist_ok=True)
     command = "pickwise export " + shlex.join(sys.argv[2:]) if len(sys.argv) > 2 else None
 
@@ -67,28 +67,28 @@ def export(
         async with session_factory(engine)() as session:
             target = await projects_service.get_by_slug_or_404(session, project)
         selection = query.selection(target.id)
-        async with engine.connect() as connection:
+        async with engine.connect() as connection, connection.begin():
             total = await repository.count_votes_at_most(connection, selection)
-        with Progress(
-            TextColumn("exporting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
-            task = bar.add_task("votes", total=total)
-            result = await service.write_folder(
-                engine,
-                target,
-                selection,
-                query.options(),
-                out,
-                command=command,
-                progress=lambda done: bar.update(task, completed=done),
-            )
-            # The total counted votes of removed pairs and other batches too.
-            read = result.stats.votes_read
-            bar.update(task, total=read, completed=read)
+            with Progress(
+                TextColumn("exporting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as bar:
+                task = bar.add_task("votes", total=total)
+                result = await service.write_folder(
+                    connection,
+                    target,
+                    selection,
+                    query.options(),
+                    out,
+                    command=command,
+                    progress=lambda done: bar.update(task, completed=done),
+                )
+                # The total counted votes of removed pairs and other batches too.
+                read = result.stats.votes_read
+                bar.update(task, total=read, completed=read)
         await with_session(queue_export_written)(target, result.path, result.manifest)
         return result
 

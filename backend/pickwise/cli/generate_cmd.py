@@ -72,7 +72,7 @@ def generate(
 
     from pickwise.batches import repository as batches_repository
     from pickwise.batches import service as batches_service
-    from pickwise.cli.main import database_url, run
+    from pickwise.cli.runtime import database, run
     from pickwise.core.db import get_engine, session_factory
     from pickwise.core.outbound import outbound_client
     from pickwise.generation import service
@@ -80,7 +80,7 @@ def generate(
     from pickwise.generation.runner import GenerationOptions, generate_jsonl
     from pickwise.projects import service as projects_service
 
-    database_url()
+    database()
     options = GenerationOptions(
         concurrency=concurrency,
         samples=samples,

@@ -36,7 +36,7 @@ def import_file(
 ) -> None:
     """Import a batch of prompts and responses (all or nothing; re-importing adds nothing)."""
     from pickwise.batches import service
-    from pickwise.cli.main import run, with_session
+    from pickwise.cli.runtime import run, with_session
     from pickwise.projects import service as projects_service
 
     if format not in (None, "jsonl", "csv"):

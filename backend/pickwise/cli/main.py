@@ -1,9 +1,7 @@
 """The `pickwise` command."""
 
-import asyncio
-import os
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+import logging
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,8 +15,8 @@ from pickwise.cli import (
     report_cmd,
     users_cmd,
 )
+from pickwise.cli.runtime import database, run
 from pickwise.core.config import get_settings
-from pickwise.core.embedded_pg import resolve_database_url
 
 app = typer.Typer(
     help="pickwise: collect pairwise preferences for reward models and DPO.", no_args_is_help=True
@@ -33,11 +31,7 @@ app.command("report")(report_cmd.report)
 app.command("generate")(generate_cmd.generate)
 ops_cmd.register(app)
 console = Console()
-T = TypeVar("T")
-
-
-def database_url() -> str:
-    return resolve_database_url(get_settings().pickwise_data_dir)
+logger = logging.getLogger("pickwise.serve")
 
 
 @db_app.command("upgrade")
@@ -45,14 +39,14 @@ def db_upgrade() -> None:
     """Apply all migrations (creates the schema on a new database)."""
     from pickwise.core.migrations import upgrade_head
 
-    upgrade_head(database_url())
+    upgrade_head(database().url)
     console.print("[green]Database is at the latest migration.[/green]")
 
 
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default $PORT or 8000).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: PORT, 8000).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     migrate: Annotated[bool, typer.Option(help="Apply migrations first.")] = True,
     seed_demo: Annotated[
@@ -62,18 +56,26 @@ def serve(
     """Serve the web UI and API (starts the embedded Postgres if DATABASE_URL is unset)."""
     import uvicorn
 
+    from pickwise.core.logging import configure_logging
+
+    configure_logging()
     settings = get_settings()
-    url = database_url()
+    db = database()
+    logger.info(
+        "database: %s",
+        db.describe(),
+        extra={"database": db.describe(), "embedded_database": db.embedded},
+    )
     if migrate:
         from pickwise.core.migrations import upgrade_head
 
-        upgrade_head(url)
+        upgrade_head(db.url)
     if seed_demo:
         from pickwise.cli.demo import seed_demo as seed
 
         run(seed(console))
     host = host or settings.host
-    port = port or int(os.environ.get("PORT", settings.port))
+    port = port or settings.port
     console.print(f"[bold]pickwise[/bold] on http://{host}:{port}  (Ctrl-C to stop)")
     uvicorn.run(
         "pickwise.app:create_app",
@@ -86,31 +88,6 @@ def serve(
         log_config=None,
         proxy_headers=True,
     )
-
-
-def run(coroutine: Awaitable[T]) -> T:
-    async def main() -> T:
-        from pickwise.core.db import get_engine
-
-        try:
-            return await coroutine
-        finally:
-            await get_engine().dispose()
-
-    return asyncio.run(main())
-
-
-def with_session(work: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Run `work(session, ...)` in one transaction that commits at the end."""
-
-    async def wrapped(*args: object, **kwargs: object) -> T:
-        from pickwise.core.db import get_engine, session_factory
-
-        database_url()
-        async with session_factory(get_engine())() as session, session.begin():
-            return await work(session, *args, **kwargs)
-
-    return wrapped
 
 
 def main() -> None:

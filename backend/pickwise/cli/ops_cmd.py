@@ -56,10 +56,10 @@ def _embedded_bin_dir() -> Path | None:
 def connection() -> tuple[str, dict[str, str]]:
     """The database as a libpq conninfo without the password, and an environment that
     carries the password (so it never shows in `ps`)."""
-    from pickwise.cli.main import database_url
+    from pickwise.cli.runtime import database
     from pickwise.core.embedded_pg import to_libpq_url
 
-    params = conninfo_to_dict(to_libpq_url(database_url()))
+    params = conninfo_to_dict(to_libpq_url(database().url))
     password = params.pop("password", None)
     env = dict(os.environ)
     if password:

@@ -24,7 +24,7 @@ def create(
     gold_rate: Annotated[float, typer.Option(help="Share of gold pairs shown.")] = 0.0,
 ) -> None:
     """Create a project."""
-    from pickwise.cli.main import run, with_session
+    from pickwise.cli.runtime import run, with_session
     from pickwise.projects import service
     from pickwise.projects.schemas import ProjectCreate
 

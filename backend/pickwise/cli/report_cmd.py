@@ -25,23 +25,18 @@ def report(
 
     from pickwise.analytics import service
     from pickwise.analytics.repository import read_only_connection
-    from pickwise.cli.main import database_url, run
-    from pickwise.core.db import get_engine, get_read_engine
+    from pickwise.cli.runtime import database, run
+    from pickwise.core.db import get_read_engine
     from pickwise.projects import service as projects_service
 
-    database_url()
+    database()
 
     async def work() -> tuple[str, ReportRead]:
-        engine = get_read_engine()
-        try:
-            async with read_only_connection(engine) as connection:
-                async with AsyncSession(bind=connection) as session:
-                    target = await projects_service.get_by_slug_or_404(session, project)
-                    title = f"{target.name} ({target.slug})"
-                return title, await service.report(connection, target)
-        finally:
-            if engine is not get_engine():
-                await engine.dispose()
+        async with read_only_connection(get_read_engine()) as connection:
+            async with AsyncSession(bind=connection) as session:
+                target = await projects_service.get_by_slug_or_404(session, project)
+                title = f"{target.name} ({target.slug})"
+            return title, await service.report(connection, target)
 
     try:
         title, result = run(work())

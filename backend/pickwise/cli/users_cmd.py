@@ -21,7 +21,7 @@ def create(
     project: Annotated[list[str] | None, typer.Option(help="Project slug to join.")] = None,
 ) -> None:
     """Create an admin or rater account."""
-    from pickwise.cli.main import run, with_session
+    from pickwise.cli.runtime import run, with_session
     from pickwise.projects import service as projects_service
     from pickwise.users import service
 
@@ -54,7 +54,7 @@ def token(
 ) -> None:
     """Create an API token for a user (printed once)."""
     from pickwise.auth import service as auth_service
-    from pickwise.cli.main import run, with_session
+    from pickwise.cli.runtime import run, with_session
     from pickwise.users import service
 
     async def work(session: AsyncSession) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from pickwise.core.config import get_settings
-from pickwise.core.embedded_pg import resolve_database_url
+from pickwise.core.embedded_pg import ResolvedDatabase, resolve_database, to_sqlalchemy_url
 
 
 def make_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
@@ -32,9 +32,14 @@ def make_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
 
 
 @lru_cache
+def get_database() -> ResolvedDatabase:
+    """The database of this process, from the settings (see `resolve_database`)."""
+    return resolve_database(get_settings())
+
+
+@lru_cache
 def get_engine() -> AsyncEngine:
-    settings = get_settings()
-    return make_engine(resolve_database_url(settings.pickwise_data_dir))
+    return make_engine(get_database().url)
 
 
 @lru_cache
@@ -43,7 +48,7 @@ def get_background_engine() -> AsyncEngine:
     with requests for connections under load."""
     settings = get_settings()
     return create_async_engine(
-        resolve_database_url(settings.pickwise_data_dir),
+        get_database().url,
         pool_size=1,
         max_overflow=1,
         pool_timeout=settings.db_pool_timeout,
@@ -58,10 +63,18 @@ def get_read_engine() -> AsyncEngine:
     """Exports and analytics may go to a read replica."""
     settings = get_settings()
     if settings.read_database_url:
-        from pickwise.core.embedded_pg import to_sqlalchemy_url
-
         return make_engine(to_sqlalchemy_url(settings.read_database_url))
     return get_engine()
+
+
+ENGINES = (get_read_engine, get_background_engine, get_engine)
+
+
+async def dispose_engines() -> None:
+    """Close the connection pools this process opened (at shutdown); opens none."""
+    for engine in ENGINES:
+        if engine.cache_info().currsize:
+            await engine().dispose()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -5,9 +5,13 @@ system user) or as a normal user, and listens on a Unix socket inside the data f
 """
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from sqlalchemy.engine import make_url
+
+from pickwise.core.config import Settings
 
 DATABASE_NAME = "pickwise"
 
@@ -51,14 +55,28 @@ def to_libpq_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def resolve_database_url(data_dir: Path, *, stop_at_exit: bool = True) -> str:
-    """The SQLAlchemy URL to use; starts the embedded server if DATABASE_URL is unset.
+@dataclass(frozen=True)
+class ResolvedDatabase:
+    url: str
+    """SQLAlchemy URL."""
+    embedded: bool
 
-    The URL is exported to the environment so worker processes and subcommands reuse the
-    same server instead of each starting one.
+    def describe(self) -> str:
+        """Where the data goes, for logs: the URL without its password."""
+        shown = make_url(self.url).render_as_string(hide_password=True)
+        source = "embedded Postgres" if self.embedded else "DATABASE_URL"
+        return f"{shown} ({source})"
+
+
+def resolve_database(settings: Settings, *, stop_at_exit: bool = True) -> ResolvedDatabase:
+    """The database `settings` name (DATABASE_URL from the environment or .env), or else the
+    embedded server in the data folder, started (or joined) here.
+
+    The embedded server's URL is exported to the environment, so worker processes and
+    subcommands reuse that server instead of each starting one.
     """
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        url = start_embedded(data_dir, stop_at_exit=stop_at_exit)
-        os.environ["DATABASE_URL"] = url
-    return to_sqlalchemy_url(url)
+    if settings.database_url:
+        return ResolvedDatabase(to_sqlalchemy_url(settings.database_url), embedded=False)
+    url = start_embedded(settings.pickwise_data_dir, stop_at_exit=stop_at_exit)
+    os.environ["DATABASE_URL"] = url
+    return ResolvedDatabase(to_sqlalchemy_url(url), embedded=True)

@@ -1,0 +1,43 @@
+"""What the `pickwise` commands share: the database named by the settings, running a
+coroutine with the connection pools closed at the end, and one transaction around a piece of
+work. Its own module, so commands import it without importing the whole CLI back."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pickwise.core.embedded_pg import ResolvedDatabase
+
+T = TypeVar("T")
+
+
+def database() -> ResolvedDatabase:
+    """The database from the settings; starts the embedded Postgres if DATABASE_URL is unset."""
+    from pickwise.core.db import get_database
+
+    return get_database()
+
+
+def run(coroutine: Awaitable[T]) -> T:
+    async def main() -> T:
+        from pickwise.core.db import dispose_engines
+
+        try:
+            return await coroutine
+        finally:
+            await dispose_engines()
+
+    return asyncio.run(main())
+
+
+def with_session(work: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Run `work(session, ...)` in one transaction that commits at the end."""
+
+    async def wrapped(*args: object, **kwargs: object) -> T:
+        from pickwise.core.db import get_engine, session_factory
+
+        database()
+        async with session_factory(get_engine())() as session, session.begin():
+            return await work(session, *args, **kwargs)
+
+    return wrapped
