@@ -22,14 +22,14 @@ async def make_user(
     password: str | None = None,
     email: str | None = None,
 ) -> User:
-    from pickwise.core.security import hash_password
+    from pickwise.core.security import hash_password_now
 
     n = next(_counter)
     user = User(
         email=email or f"user{n}@example.org",
         display_name=f"User {n}",
         role=role,
-        password_hash=hash_password(password) if password else None,
+        password_hash=hash_password_now(password) if password else None,
         pseudonym=new_pseudonym(),
     )
     session.add(user)

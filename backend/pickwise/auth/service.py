@@ -35,7 +35,11 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
             "Too many failed logins for this account; wait 15 minutes and try again."
         )
     user = await users_service.get_by_email(session, email_key)
-    if user is None or not user.is_active or not verify_password(password, user.password_hash):
+    if (
+        user is None
+        or not user.is_active
+        or not await verify_password(password, user.password_hash)
+    ):
         session.add(LoginFailure(email=email_key, failed_at=utcnow()))
         await session.flush()
         raise NotAuthenticated("Wrong email or password.")

@@ -1,16 +1,25 @@
+import asyncio
 import hashlib
+import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 from pwdlib import PasswordHash
 
 _password_hash = PasswordHash.recommended()
+# Argon2 spends tens of milliseconds of CPU and 64 MiB per hash by design. Hashes run in
+# threads of their own (argon2 releases the GIL), so a burst of logins neither stalls the
+# event loop nor takes every thread of asyncio's shared pool, and at most one hash per core
+# holds its memory at a time.
+_hashing = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="argon2")
 
 
-def hash_password(password: str) -> str:
+def hash_password_now(password: str) -> str:
+    """Blocks for the whole hash: for scripts and tests; async code awaits `hash_password`."""
     return _password_hash.hash(password)
 
 
-def verify_password(password: str, hashed: str | None) -> bool:
+def _verify(password: str, hashed: str | None) -> bool:
     if not hashed:
         # Spend the same time as a real check so unknown accounts are not revealed by timing.
         _password_hash.verify(password, _DUMMY_HASH)
@@ -18,7 +27,15 @@ def verify_password(password: str, hashed: str | None) -> bool:
     return _password_hash.verify(password, hashed)
 
 
-_DUMMY_HASH = _password_hash.hash("not-a-real-password")
+async def hash_password(password: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(_hashing, hash_password_now, password)
+
+
+async def verify_password(password: str, hashed: str | None) -> bool:
+    return await asyncio.get_running_loop().run_in_executor(_hashing, _verify, password, hashed)
+
+
+_DUMMY_HASH = hash_password_now("not-a-real-password")
 
 
 def new_token(prefix: str = "") -> str:

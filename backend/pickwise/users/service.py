@@ -35,7 +35,7 @@ async def create_user(
         email=email.strip(),
         display_name=display_name.strip() or email.split("@")[0],
         role=role,
-        password_hash=hash_password(password) if password else None,
+        password_hash=await hash_password(password) if password else None,
         pseudonym=new_pseudonym(),
     )
     session.add(user)
