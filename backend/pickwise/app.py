@@ -1,3 +1,5 @@
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from html import escape
 
 from fastapi import FastAPI
@@ -10,6 +12,7 @@ from pickwise.assignments.router import router as rating_router
 from pickwise.auth.router import router as auth_router
 from pickwise.batches.router import router as batches_router
 from pickwise.core.config import get_settings
+from pickwise.core.db import dispose_engines
 from pickwise.core.exception_handlers import API_ERROR_RESPONSES, register_exception_handlers
 from pickwise.core.logging import RequestContextMiddleware, configure_logging
 from pickwise.core.metrics import MetricsMiddleware
@@ -30,6 +33,18 @@ from pickwise.web.pages import router as pages_router
 from pickwise.web.rating import router as rating_page_router
 from pickwise.web.templating import STATIC_DIR
 from pickwise.webhooks.router import router as webhooks_router
+from pickwise.webhooks.worker import running_worker
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """While the app serves, the webhook worker sends deliveries in the background; at the
+    end the worker stops and the connection pools are closed."""
+    try:
+        async with running_worker():
+            yield
+    finally:
+        await dispose_engines()
 
 
 def create_app() -> FastAPI:
@@ -42,6 +57,7 @@ def create_app() -> FastAPI:
         docs_url=None,
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        lifespan=lifespan,
     )
     _add_api_docs(app)
     register_exception_handlers(app)
@@ -66,7 +82,7 @@ def create_app() -> FastAPI:
         dashboard_router,
         admin_router,
         account_router,
-        # Integrations (issue 8); the webhooks router also runs the delivery worker.
+        # Integrations (issue 8).
         pools_router,
         pool_pages_router,
         integrations_page_router,

@@ -349,9 +349,10 @@ async def test_database_export_equals_the_reference(
             conversational=conversational,
             card=CardInfo(pretty_name=project.name),
         )
-        folder = await service.write_folder(
-            get_read_engine(), project, selection, options, tmp_path / f"got-{number}"
-        )
+        async with get_read_engine().begin() as connection:
+            folder = await service.write_folder(
+                connection, project, selection, options, tmp_path / f"got-{number}"
+            )
         for name in [f"{split.value}.jsonl" for split in Split] + [README]:
             got = (folder.path / name).read_bytes()
             assert got == (expected.path / name).read_bytes(), f"{label}: {name} differs"
@@ -360,19 +361,15 @@ async def test_database_export_equals_the_reference(
         ), label
 
         for split in (None, Split.TEST):
-            download = b"".join(
-                [
-                    chunk
-                    async for chunk in service.stream_ndjson(
-                        get_read_engine(), project, selection, options, split
-                    )
-                ]
-            )
+            async with get_read_engine().begin() as connection:
+                chunks = service.stream_ndjson(connection, project, selection, options, split)
+                download = b"".join([chunk async for chunk in chunks])
             rows = RowStream(options, conversational=conversational)
             reference = b"".join(iter_ndjson(votes, rows, split=split))
             assert download == reference, f"{label}: download ({split}) differs"
 
-        preview = await service.preview(get_read_engine(), project, selection, options)
+        async with get_read_engine().begin() as connection:
+            preview = await service.preview(connection, project, selection, options)
         assert preview.votes == expected.stats.votes_read == len(votes), label
         assert preview.kept == expected.stats.kept, label
         assert preview.dropped == dict(expected.stats.dropped), label

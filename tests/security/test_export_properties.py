@@ -244,13 +244,14 @@ async def test_anything_imported_and_rated_exports_to_valid_files(
     with tempfile.TemporaryDirectory() as folder:
         for export_format in ExportFormat:
             query = ExportQuery(format=export_format, test_fraction=0.5)
-            result = await service.write_folder(
-                get_read_engine(),
-                project,
-                query.selection(project.id),
-                query.options(),
-                Path(folder),
-            )
+            async with get_read_engine().begin() as connection:
+                result = await service.write_folder(
+                    connection,
+                    project,
+                    query.selection(project.id),
+                    query.options(),
+                    Path(folder),
+                )
             rows = []
             for split in Split:
                 split_rows = read_lines((result.path / f"{split.value}.jsonl").read_bytes())

@@ -3,8 +3,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from pickwise.core.db import get_read_engine
 from pickwise.exports import service
+from pickwise.exports.deps import ReadConnection
 from pickwise.exports.ndjson import NDJSON_MEDIA_TYPE
 from pickwise.exports.schemas import ExportQuery, PreviewRead
 from pickwise.projects.deps import AdminProject
@@ -20,10 +20,12 @@ QueryOptions = Annotated[ExportQuery, Query()]
     response_class=StreamingResponse,
     responses={200: {"content": {NDJSON_MEDIA_TYPE: {}}, "description": "One JSON row a line."}},
 )
-async def download(project: AdminProject, query: QueryOptions) -> StreamingResponse:
+async def download(
+    project: AdminProject, query: QueryOptions, connection: ReadConnection
+) -> StreamingResponse:
     options = query.options()
     chunks = service.stream_ndjson(
-        get_read_engine(), project, query.selection(project.id), options, query.only_split()
+        connection, project, query.selection(project.id), options, query.only_split()
     )
     filename = f"{project.slug}-{options.format.value}-{query.split}.jsonl"
     return StreamingResponse(
@@ -34,8 +36,10 @@ async def download(project: AdminProject, query: QueryOptions) -> StreamingRespo
 
 
 @router.get("/preview", response_model=PreviewRead, summary="What an export would hold")
-async def preview(project: AdminProject, query: QueryOptions) -> PreviewRead:
+async def preview(
+    project: AdminProject, query: QueryOptions, connection: ReadConnection
+) -> PreviewRead:
     result = await service.preview(
-        get_read_engine(), project, query.selection(project.id), query.options()
+        connection, project, query.selection(project.id), query.options()
     )
     return PreviewRead(**result.__dict__, summary=result.summary)

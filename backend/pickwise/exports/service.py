@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pickwise.core.metrics import EXPORT_ROWS
 from pickwise.exports import repository
@@ -52,7 +52,7 @@ def _read(
 
 
 async def write_folder(
-    engine: AsyncEngine,
+    connection: AsyncConnection,
     project: Project,
     selection: Selection,
     options: ExportOptions,
@@ -61,49 +61,47 @@ async def write_folder(
     command: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
-    async with engine.connect() as connection, connection.begin():
-        conversational = await repository.needs_messages(connection, selection)
-        writer = ExportWriter(
-            options,
-            out_root=out_root,
-            project_slug=project.slug,
-            conversational=conversational,
-            card=CardInfo(pretty_name=project.name),
-            command=command,
-            progress=progress,
-        )
-        result = await writer.awrite_all(_read(connection, project, selection, options))
+    conversational = await repository.needs_messages(connection, selection)
+    writer = ExportWriter(
+        options,
+        out_root=out_root,
+        project_slug=project.slug,
+        conversational=conversational,
+        card=CardInfo(pretty_name=project.name),
+        command=command,
+        progress=progress,
+    )
+    result = await writer.awrite_all(_read(connection, project, selection, options))
     EXPORT_ROWS.inc(sum(result.stats.rows.values()))
     return result
 
 
 async def stream_ndjson(
-    engine: AsyncEngine,
+    connection: AsyncConnection,
     project: Project,
     selection: Selection,
     options: ExportOptions,
     split: Split | None = None,
 ) -> AsyncIterator[bytes]:
-    """Opens its own connection: the response body outlives the request's session."""
-    async with engine.connect() as connection, connection.begin():
-        conversational = await repository.needs_messages(connection, selection)
-        items = _read(connection, project, selection, options)
-        rows = RowStream(options, conversational=conversational)
-        async for chunk in aiter_ndjson(items, rows, split=split):
-            EXPORT_ROWS.inc(chunk.count(b"\n"))
-            yield chunk
+    """`connection` must stay open while the chunks are sent (the request's session is
+    committed before the body goes out; exports.deps.ReadConnection is not)."""
+    conversational = await repository.needs_messages(connection, selection)
+    items = _read(connection, project, selection, options)
+    rows = RowStream(options, conversational=conversational)
+    async for chunk in aiter_ndjson(items, rows, split=split):
+        EXPORT_ROWS.inc(chunk.count(b"\n"))
+        yield chunk
 
 
 async def preview(
-    engine: AsyncEngine, project: Project, selection: Selection, options: ExportOptions
+    connection: AsyncConnection, project: Project, selection: Selection, options: ExportOptions
 ) -> Preview:
     stats = ExportStats()
-    async with engine.connect() as connection, connection.begin():
-        conversational = await repository.needs_messages(connection, selection)
-        rows = RowStream(options, conversational=conversational, stats=stats)
-        async for item in _read(connection, project, selection, options):
-            rows.push(item)
-        rows.finish()
+    conversational = await repository.needs_messages(connection, selection)
+    rows = RowStream(options, conversational=conversational, stats=stats)
+    async for item in _read(connection, project, selection, options):
+        rows.push(item)
+    rows.finish()
     return Preview(
         votes=stats.votes_read,
         kept=stats.kept,

@@ -1,5 +1,6 @@
 """Admin page: pick an export's format and options, preview the counts, download a zip."""
 
+import asyncio
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -12,10 +13,11 @@ from starlette.background import BackgroundTask
 from pickwise.auth.deps import PrincipalDep
 from pickwise.batches import repository as batches_repository
 from pickwise.core.config import get_settings
-from pickwise.core.db import SessionDep, get_read_engine
+from pickwise.core.db import SessionDep
 from pickwise.exports import service
 from pickwise.exports.aggregation import AggregationMode
 from pickwise.exports.archive import zip_export
+from pickwise.exports.deps import ReadConnection
 from pickwise.exports.formats import ExportFormat
 from pickwise.exports.schemas import ExportQuery
 from pickwise.projects.deps import AdminProject
@@ -74,6 +76,7 @@ async def export_download(
     principal: PrincipalDep,
     session: SessionDep,
     project: AdminProject,
+    connection: ReadConnection,
     format: Annotated[str, Form()],
     aggregation: Annotated[str, Form()] = "majority",
     min_votes: Annotated[int, Form()] = 1,
@@ -111,16 +114,17 @@ async def export_download(
         )
     if action == "preview":
         counts = await service.preview(
-            get_read_engine(), project, query.selection(project.id), query.options()
+            connection, project, query.selection(project.id), query.options()
         )
         return await _page(request, principal, session, project, query, preview=counts)
     out_root = get_settings().exports_dir
     out_root.mkdir(parents=True, exist_ok=True)
     result = await service.write_folder(
-        get_read_engine(), project, query.selection(project.id), query.options(), out_root
+        connection, project, query.selection(project.id), query.options(), out_root
     )
     await queue_export_written(session, project, result.path, result.manifest)
-    archive = zip_export(result.path)
+    # Compressing is CPU work that grows with the export: off the event loop.
+    archive = await asyncio.to_thread(zip_export, result.path)
     # The folder and zip are scratch files of this request; the app keeps no local state.
     cleanup = BackgroundTask(_remove, result.path, archive)
     return FileResponse(

@@ -1,8 +1,6 @@
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, Query
 
 from pickwise.core.db import SessionDep
 from pickwise.projects.deps import AdminProject
@@ -14,19 +12,8 @@ from pickwise.webhooks.schemas import (
     WebhookSecret,
     WebhookUpdate,
 )
-from pickwise.webhooks.worker import running_worker
 
-
-@asynccontextmanager
-async def webhook_worker(app: FastAPI) -> AsyncIterator[None]:
-    """Sends webhook deliveries in the background for as long as the app runs."""
-    async with running_worker():
-        yield
-
-
-router = APIRouter(
-    prefix="/api/v1/projects/{project_id}/webhooks", tags=["webhooks"], lifespan=webhook_worker
-)
+router = APIRouter(prefix="/api/v1/projects/{project_id}/webhooks", tags=["webhooks"])
 
 
 @router.get("", response_model=list[WebhookRead])

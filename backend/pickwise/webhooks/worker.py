@@ -1,6 +1,6 @@
 """The in-process sender of webhook deliveries.
 
-Every app process runs one worker (started with the app, see router.py). Each round it
+Every app process runs one worker (started with the app: the lifespan in app.py). Each round it
 queues the batch events nobody has queued yet, claims due deliveries with FOR UPDATE SKIP
 LOCKED (so several processes share the work without sending anything twice at once), sends
 them outside any transaction, and records the outcome: delivered, retried later with
