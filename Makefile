@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export XDG_RUNTIME_DIR ?= $(CURDIR)/.pickwise/run
 
-.PHONY: install run test lint typecheck bench bench-quick soak clean
+.PHONY: install run test lint typecheck dist wheel-smoke bench bench-quick soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck wheel-smoke
 	@mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR)
 	$(BIN)/pytest
+
+# The sdist, and the wheel built from it (as pip would): templates, static files and
+# migrations travel inside as package data.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
+# The wheel installed with pip into a fresh virtualenv outside the checkout and run from an
+# empty folder: migrate, import, serve, log in, rate over the API, export, report.
+wheel-smoke: dist
+	@mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR)
+	PICKWISE_WHEEL=$$(ls dist/*.whl) $(BIN)/pytest -m slow -p no:cacheprovider tests/packaging
 
 bench: $(STAMP)
 	$(BIN)/python -m bench all
@@ -44,4 +56,4 @@ soak: $(STAMP)
 	$(BIN)/pytest -s -p no:cacheprovider tests/reliability/test_crash.py
 
 clean:
-	rm -rf $(VENV) .pickwise-test .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pickwise-test .pytest_cache .mypy_cache .ruff_cache dist build

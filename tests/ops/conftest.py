@@ -43,9 +43,11 @@ def server_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def start(command: list[str], port: int, log: Path, env: dict[str, str]) -> Server:
+def start(
+    command: list[str], port: int, log: Path, env: dict[str, str], cwd: Path = ROOT
+) -> Server:
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     return Server(f"http://127.0.0.1:{port}", process, log)
 
 

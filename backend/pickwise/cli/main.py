@@ -1,6 +1,8 @@
 """The `pickwise` command."""
 
 import logging
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -59,6 +61,10 @@ def serve(
     from pickwise.core.logging import configure_logging
 
     configure_logging()
+    # uvicorn hands a SIGTERM it handled back to the previous handler once the app has shut
+    # down. Exit normally then, so the embedded Postgres is stopped at exit; the default
+    # action would end the process before that and leave the server running.
+    signal.signal(signal.SIGTERM, _exit_normally)
     settings = get_settings()
     db = database()
     logger.info(
@@ -88,6 +94,10 @@ def serve(
         log_config=None,
         proxy_headers=True,
     )
+
+
+def _exit_normally(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def main() -> None:
