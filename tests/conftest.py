@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 # One database per run, so runs on one server (several checkouts, CI) never collide.
@@ -102,6 +102,7 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 def app(session: AsyncSession):  # type: ignore[no-untyped-def]
     from pickwise.app import create_app
     from pickwise.core.db import get_session
+    from pickwise.exports.deps import read_connection
 
     application = create_app()
 
@@ -116,7 +117,12 @@ def app(session: AsyncSession):  # type: ignore[no-untyped-def]
         else:
             await session.commit()
 
+    async def test_read_connection() -> AsyncIterator[AsyncConnection]:
+        # Exports read through the test's connection too, so they see its uncommitted data.
+        yield await session.connection()
+
     application.dependency_overrides[get_session] = test_session
+    application.dependency_overrides[read_connection] = test_read_connection
     return application
 
 

@@ -35,11 +35,10 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
             "Too many failed logins for this account; wait 15 minutes and try again."
         )
     user = await users_service.get_by_email(session, email_key)
-    if (
-        user is None
-        or not user.is_active
-        or not await verify_password(password, user.password_hash)
-    ):
+    # Checked for unknown accounts too (against a dummy hash), so the time taken does not
+    # tell which accounts exist.
+    valid = await verify_password(password, user.password_hash if user else None)
+    if user is None or not user.is_active or not valid:
         session.add(LoginFailure(email=email_key, failed_at=utcnow()))
         await session.flush()
         raise NotAuthenticated("Wrong email or password.")
