@@ -19,7 +19,9 @@ def _runtime_dir() -> None:
 
 @app.command()
 def main(
-    name: Annotated[str, typer.Argument(help="rater-loop, import, export, analytics or all.")],
+    name: Annotated[
+        str, typer.Argument(help="rater-loop, import, export, analytics, login-storm or all.")
+    ],
     quick: Annotated[
         bool, typer.Option("--quick", help="Small sizes (minutes, not half an hour).")
     ] = False,

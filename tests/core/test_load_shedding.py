@@ -11,8 +11,9 @@ async def test_requests_past_the_limit_get_a_fast_503_with_retry_after() -> None
     entered = asyncio.Event()
 
     async def slow_app(scope: Scope, receive: Receive, send: Send) -> None:
-        entered.set()
-        await release.wait()
+        if scope["path"] != "/healthz":
+            entered.set()
+            await release.wait()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -24,6 +25,8 @@ async def test_requests_past_the_limit_get_a_fast_503_with_retry_after() -> None
         assert shed.status_code == 503
         assert shed.headers["retry-after"] == "1"
         assert shed.json()["error"] == "Overloaded"
+        # The liveness probe is never shed.
+        assert (await client.get("/healthz")).status_code == 200
         release.set()
         assert (await first).status_code == 200
         # Capacity is given back once the first request is done.

@@ -39,6 +39,11 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+# Liveness probes are answered even past the limit: a busy worker is alive, and an
+# orchestrator that saw 503s there would restart it in the middle of a burst.
+LIVENESS_PATH = "/healthz"
+
+
 class LoadSheddingMiddleware:
     """Past `limit` requests in flight in this process, answer 503 at once.
 
@@ -52,7 +57,7 @@ class LoadSheddingMiddleware:
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.limit <= 0:
+        if scope["type"] != "http" or self.limit <= 0 or scope["path"] == LIVENESS_PATH:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.limit:
