@@ -1,12 +1,15 @@
 """Login storm: a crowd pool opens its link and every rater logs in at once.
 
 Argon2 costs about 0.1-0.2 s of CPU per login by design. The figure: /healthz's p99 on one
-`pickwise serve` worker while the raters log in, beside the same probe on the idle worker
-(measured in the same run). With hashing on the event loop every other request of the
-worker waited behind each hash; in worker threads the loop keeps answering.
+`pickwise serve` worker while the raters log in, beside the time of one argon2 check on the
+idle machine (measured in the same run). With hashing on the event loop every other request
+of the worker waited behind whole hashes, so the p99 was several checks long; in worker
+threads the loop keeps answering, and the p99 must stay below one check. The idle worker's
+/healthz latency is shown beside.
 
 Logins answered 503 (load shedding, or no pool connection within DB_POOL_TIMEOUT) are
-retried after the Retry-After second, as a person would; every rater logs in in the end.
+retried after the Retry-After second, as a person would, and so are those whose keep-alive
+connection the server closed; every rater logs in in the end.
 """
 
 import asyncio
@@ -23,14 +26,12 @@ from bench.http_client import KeepAliveClient
 from bench.measure import latency_ms
 from bench.postgres import Server
 from bench.report import BenchResult, DetailTable, Target
-from pickwise.core.security import hash_password_now
+from pickwise.core.security import _verify, hash_password_now
 
 NAME = "login-storm"
 PASSWORD = "correct horse battery staple"
 IDLE_PROBES = 300
-# /healthz p99 during the storm may be this many times its idle p99 (the probe also waits
-# for the CPU the hashes take: two cores run argon2, Postgres and the worker).
-STORM_TARGET = 20.0
+HASH_TIMINGS = 5
 MAX_ATTEMPTS = 100
 
 
@@ -47,6 +48,7 @@ class Storm:
     seconds: float
     attempts: int
     shed: int
+    dropped: int
     probes: list[float]
     probe_errors: int
 
@@ -82,6 +84,17 @@ async def probe(base_url: str, stop: asyncio.Event, samples: list[float]) -> int
     return errors
 
 
+def one_check_seconds() -> float:
+    """The fastest of a few argon2 checks of the login's password, on the idle machine."""
+    hashed = hash_password_now(PASSWORD)
+    timings = []
+    for _ in range(HASH_TIMINGS):
+        started = time.perf_counter()
+        assert _verify(PASSWORD, hashed)
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
 async def idle_probes(base_url: str) -> list[float]:
     samples: list[float] = []
     client = KeepAliveClient(base_url)
@@ -99,7 +112,12 @@ async def idle_probes(base_url: str) -> list[float]:
 async def log_in(client: httpx.AsyncClient, email: str, counts: dict[str, int]) -> None:
     for _ in range(MAX_ATTEMPTS):
         counts["attempts"] += 1
-        reply = await client.post("/login", data={"email": email, "password": PASSWORD})
+        try:
+            reply = await client.post("/login", data={"email": email, "password": PASSWORD})
+        except httpx.TransportError:
+            # A keep-alive connection the server closed as it was reused: a browser retries.
+            counts["dropped"] += 1
+            continue
         if reply.status_code == 303:
             return
         if reply.status_code != 503:
@@ -113,7 +131,7 @@ async def storm(base_url: str, emails: list[str]) -> Storm:
     samples: list[float] = []
     stop = asyncio.Event()
     prober = asyncio.create_task(probe(base_url, stop, samples))
-    counts = {"attempts": 0, "shed": 0}
+    counts = {"attempts": 0, "shed": 0, "dropped": 0}
     limits = httpx.Limits(max_connections=len(emails), max_keepalive_connections=len(emails))
     started = time.perf_counter()
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120) as client:
@@ -121,7 +139,7 @@ async def storm(base_url: str, emails: list[str]) -> Storm:
     seconds = time.perf_counter() - started
     stop.set()
     errors = await prober
-    return Storm(seconds, counts["attempts"], counts["shed"], samples, errors)
+    return Storm(seconds, counts["attempts"], counts["shed"], counts["dropped"], samples, errors)
 
 
 def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchResult:
@@ -130,6 +148,7 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
     url = server.create_database("login_storm")
     emails = create_raters(url, size.raters)
     result = BenchResult(name=NAME, size=size_name, params={"raters": size.raters, "workers": 1})
+    check_ms = one_check_seconds() * 1000
     with serve(url, workers=1, log=workdir / "serve.log") as app:
         idle = asyncio.run(idle_probes(app.base_url))
         measured = asyncio.run(storm(app.base_url, emails))
@@ -138,20 +157,29 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
         f"/healthz p99 while {size.raters} raters log in",
         "ms",
         storm_ms["p99"],
-        idle_ms["p99"],
-        "idle worker",
-        Target("ratio_at_most", STORM_TARGET),
+        check_ms,
+        "one argon2 check",
+        Target("ratio_at_most", 1.0),
     )
     result.details.append(
         DetailTable(
             "the storm",
-            ["logins", "seconds", "logins/s", "503 then retried", "/healthz probes", "not 200"],
+            [
+                "logins",
+                "seconds",
+                "logins/s",
+                "503 then retried",
+                "connection lost, retried",
+                "/healthz probes",
+                "not 200",
+            ],
             [
                 [
                     size.raters,
                     measured.seconds,
                     size.raters / measured.seconds,
                     measured.shed,
+                    measured.dropped,
                     len(measured.probes),
                     measured.probe_errors,
                 ]
@@ -168,5 +196,10 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
             ],
         )
     )
-    result.raw = {"idle_ms": idle_ms, "storm_ms": storm_ms, "storm_seconds": measured.seconds}
+    result.raw = {
+        "idle_ms": idle_ms,
+        "storm_ms": storm_ms,
+        "storm_seconds": measured.seconds,
+        "argon2_check_ms": check_ms,
+    }
     return result
