@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export XDG_RUNTIME_DIR ?= $(CURDIR)/.pickwise/run
 
-.PHONY: install run test lint typecheck dist wheel-smoke bench bench-quick soak clean
+.PHONY: install run test lint typecheck dist wheel-smoke migration bench bench-quick soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ dist: $(STAMP)
 wheel-smoke: dist
 	@mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR)
 	PICKWISE_WHEEL=$$(ls dist/*.whl) $(BIN)/pytest -m slow -p no:cacheprovider tests/packaging
+
+# A new Alembic revision from the models' changes: make migration m="add a column"
+migration: $(STAMP)
+	@mkdir -p $(XDG_RUNTIME_DIR) && chmod 700 $(XDG_RUNTIME_DIR)
+	$(BIN)/alembic -c migrations/alembic.ini revision --autogenerate -m "$(m)"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench all
