@@ -9,6 +9,9 @@ DEFAULT_SECRET = "dev-only-insecure-secret-change-me"
 
 
 class Settings(BaseSettings):
+    """Every setting of the app, the commands and the migrations, read from the environment,
+    then from `.env` in the working folder, then the defaults here (docs/deploy.md)."""
+
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
