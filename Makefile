@@ -7,7 +7,7 @@ export XDG_RUNTIME_DIR ?= $(CURDIR)/.pickwise/run
 
 .PHONY: install run test lint typecheck dist wheel-smoke migration bench bench-quick soak clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -6,13 +6,17 @@ wheel installed anywhere finds them with importlib.resources, and so does the ed
 install (setuptools maps the two packages to the top-level folders).
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
-setup(
-    packages=[*find_packages("backend"), "pickwise.frontend", "pickwise.migrations"],
-    package_dir={
-        "": "backend",
-        "pickwise.frontend": "frontend",
-        "pickwise.migrations": "migrations",
-    },
-)
+MAPPED = {"pickwise.frontend": "frontend", "pickwise.migrations": "migrations"}
+
+
+def packages() -> list[str]:
+    # Folders that only hold data are listed too (as namespace packages), as setuptools asks.
+    found = find_namespace_packages("backend", include=["pickwise*"])
+    for package, folder in MAPPED.items():
+        found += [package, *(f"{package}.{sub}" for sub in find_namespace_packages(folder))]
+    return found
+
+
+setup(packages=packages(), package_dir={"": "backend", **MAPPED})
