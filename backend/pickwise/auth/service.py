@@ -12,7 +12,7 @@ from pickwise.core.errors import (
     NotFound,
     TooManyRequests,
 )
-from pickwise.core.security import new_token, token_digest, verify_password
+from pickwise.core.security import login_turn, new_token, token_digest, verify_password
 from pickwise.models import ApiToken, Invite, LoginFailure, ProjectMember, User, UserSession
 from pickwise.users import service as users_service
 
@@ -25,19 +25,21 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     """Check a password; after repeated failures the account's logins are refused for a while."""
     email_key = email.strip().lower()
     since = utcnow() - FAILURE_WINDOW
-    failures = await session.scalar(
-        select(func.count())
-        .select_from(LoginFailure)
-        .where(LoginFailure.email == email_key, LoginFailure.failed_at > since)
-    )
-    if (failures or 0) >= MAX_FAILURES:
-        raise TooManyRequests(
-            "Too many failed logins for this account; wait 15 minutes and try again."
+    # A burst of logins waits here without holding a database connection (see login_turn).
+    async with login_turn():
+        failures = await session.scalar(
+            select(func.count())
+            .select_from(LoginFailure)
+            .where(LoginFailure.email == email_key, LoginFailure.failed_at > since)
         )
-    user = await users_service.get_by_email(session, email_key)
-    # Checked for unknown accounts too (against a dummy hash), so the time taken does not
-    # tell which accounts exist.
-    valid = await verify_password(password, user.password_hash if user else None)
+        if (failures or 0) >= MAX_FAILURES:
+            raise TooManyRequests(
+                "Too many failed logins for this account; wait 15 minutes and try again."
+            )
+        user = await users_service.get_by_email(session, email_key)
+        # Checked for unknown accounts too (against a dummy hash), so the time taken does not
+        # tell which accounts exist.
+        valid = await verify_password(password, user.password_hash if user else None)
     if user is None or not user.is_active or not valid:
         session.add(LoginFailure(email=email_key, failed_at=utcnow()))
         await session.flush()

@@ -2,16 +2,34 @@ import asyncio
 import hashlib
 import os
 import secrets
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 from pwdlib import PasswordHash
 
 _password_hash = PasswordHash.recommended()
-# Argon2 spends tens of milliseconds of CPU and 64 MiB per hash by design. Hashes run in
-# threads of their own (argon2 releases the GIL), so a burst of logins neither stalls the
+# Argon2 spends about a tenth of a second of CPU and 64 MiB per hash by design. Hashes run
+# in threads of their own (argon2 releases the GIL), so a burst of logins neither stalls the
 # event loop nor takes every thread of asyncio's shared pool, and at most one hash per core
 # holds its memory at a time.
-_hashing = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="argon2")
+HASHING_THREADS = os.cpu_count() or 2
+_hashing = ThreadPoolExecutor(max_workers=HASHING_THREADS, thread_name_prefix="argon2")
+# Logins past this many wait for their turn before they touch the database: a burst then
+# queues in memory instead of holding pool connections (which other requests need) while
+# it waits for a hashing thread.
+LOGINS_AT_ONCE = 2 * HASHING_THREADS
+_login_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def login_turn() -> asyncio.Semaphore:
+    """The running event loop's queue of logins (a semaphore belongs to one loop)."""
+    loop = asyncio.get_running_loop()
+    turns = _login_turns.get(loop)
+    if turns is None:
+        turns = _login_turns[loop] = asyncio.Semaphore(LOGINS_AT_ONCE)
+    return turns
 
 
 def hash_password_now(password: str) -> str:
