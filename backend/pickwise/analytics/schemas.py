@@ -154,8 +154,9 @@ class ModelRow(BaseModel):
 class StyleCoefficient(BaseModel):
     feature: str
     coefficient: float | None = Field(
-        description="Log-odds per standard deviation of the normalised difference; "
-        "null when the answers never differed on it."
+        description="Log-odds per root mean square of the normalised difference "
+        "(a − b) / (a + b); null when the votes cannot tell it apart from the models (e.g. "
+        "the answers never differed on it)."
     )
     lower: float | None
     upper: float | None

@@ -84,6 +84,7 @@ from pickwise.analytics.style_control import (
     STYLE_FEATURES,
     StyleControlledLeaderboard,
     normalized_style_differences,
+    separable_features,
     style_controlled_leaderboard_counts,
     style_counts,
 )
@@ -411,13 +412,14 @@ class StyleInput:
 def style_report(
     style: StyleInput, n_models: int
 ) -> tuple[StyleControlledLeaderboard | None, npt.NDArray[np.bool_]]:
-    """Style-controlled fit on the features whose normalised difference varies.
+    """Style-controlled fit on the features the votes can tell apart from the models.
 
-    A feature that never varies has no coefficient (it would make the Hessian singular).
+    The others (e.g. a feature that never differs) have no coefficient: they would make the
+    Hessian singular.
     """
     votes = style.outcome_counts.sum(axis=1)
     differences = normalized_style_differences(style.counts_a, style.counts_b, votes)
-    varies = np.any(differences != 0, axis=0)
+    varies = separable_features(style.model_a, style.model_b, n_models, differences, votes)
     if not varies.any():
         return None, varies
     result = style_controlled_leaderboard_counts(
@@ -573,8 +575,9 @@ async def leaderboard(
     if not varies.all():
         unused = [name for name, used in zip(STYLE_FEATURES, varies, strict=True) if not used]
         notes.append(
-            f"Same difference between the answers in every vote, so not controlled for: "
-            f"{', '.join(unused)}."
+            f"Not controlled for: {', '.join(unused)}. In these votes it never differs "
+            "between the answers, or only along with the models, so its effect cannot be told "
+            "apart from the models' strengths."
         )
     return leaderboard_read(
         models,

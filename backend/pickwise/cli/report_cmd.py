@@ -247,7 +247,7 @@ def _leaderboard(result: ReportRead) -> None:
         for model, row in zip(board.models, board.win_rate, strict=True):
             rates.add_row(model.model, *(percent(rate) if rate is not None else "" for rate in row))
         console.print(rates)
-        style = Table(title="Style effects (log-odds per SD)", title_justify="left")
+        style = Table(title="Style effects (log-odds per RMS difference)", title_justify="left")
         for name in ("Feature", "Effect", "95% interval"):
             style.add_column(name, justify="right" if name == "Effect" else "left")
         for coefficient in board.style_coefficients:

@@ -101,7 +101,7 @@ def charts(report: ReportRead) -> dict[str, Markup]:
                 )
                 for c in board.style_coefficients
             ],
-            title="Style effects on the vote (log-odds per standard deviation)",
+            title="Style effects on the vote (log-odds per root-mean-square difference)",
             reference=0.0,
             reference_label="0: no effect",
             value_format="{:+.2f}",
