@@ -49,8 +49,13 @@ class VoteFactory:
         rationale: str | None = None,
         shown_left: Side = "a",
         is_gold: bool = False,
+        responses: tuple[str, str] | None = None,
     ) -> list[VoteRecord]:
         pair_id = next(self._pair_ids)
+        response_a, response_b = responses or (
+            f"answer A of pair {pair_id}",
+            f"answer B of pair {pair_id}",
+        )
         strengths = strengths if strengths is not None else [None] * len(choices)
         return [
             VoteRecord(
@@ -59,8 +64,8 @@ class VoteFactory:
                 prompt=prompt,
                 response_a_id=pair_id * 10 + 1,
                 response_b_id=pair_id * 10 + 2,
-                response_a=f"answer A of pair {pair_id}",
-                response_b=f"answer B of pair {pair_id}",
+                response_a=response_a,
+                response_b=response_b,
                 model_a="model-alpha",
                 model_b="model-beta",
                 choice=choice,

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pickwise.exports.aggregation import PreferencePair
+from pickwise.exports.aggregation import DropReason, PreferencePair
 from pickwise.exports.records import PromptRecord, VoteRecord
 
 Row = dict[str, object]
@@ -19,6 +19,9 @@ MessageDict = dict[str, str]
 # Anthropic HH-RLHF transcript markers.
 HUMAN_PREFIX = "\n\nHuman: "
 ASSISTANT_PREFIX = "\n\nAssistant: "
+# A text containing one of these would start a turn of its own when the transcript is read
+# back (a trainer cuts the prompt at the last "\n\nAssistant: "); such rows are left out.
+HH_TURN_MARKERS = ("\n\nHuman:", "\n\nAssistant:")
 
 # The votes format has no nulls: these stand for "not given".
 NO_STRENGTH_INDEX = -1
@@ -117,8 +120,25 @@ def openai_row(pair: PreferencePair) -> Row:
     }
 
 
+def hh_rlhf_marker_problem(pair: PreferencePair) -> DropReason | None:
+    """Why the pair cannot be an HH-RLHF row, if it cannot: a turn marker in a prompt turn or
+    in a response (the system prompt is not written, so it does not matter)."""
+    if any(_has_turn_marker(turn.content) for turn in pair.prompt.turns):
+        return DropReason.MARKER_IN_PROMPT
+    if _has_turn_marker(pair.chosen) or _has_turn_marker(pair.rejected):
+        return DropReason.MARKER_IN_RESPONSE
+    return None
+
+
+def _has_turn_marker(text: str) -> bool:
+    return any(marker in text for marker in HH_TURN_MARKERS)
+
+
 def hh_rlhf_row(pair: PreferencePair) -> Row:
-    """Anthropic HH-RLHF transcripts. The system prompt has no slot and is left out."""
+    """Anthropic HH-RLHF transcripts. The system prompt has no slot and is left out.
+
+    Call `hh_rlhf_marker_problem` first: with a turn marker inside a text, the transcript
+    would not read back as the same turns."""
     history = "".join(
         (HUMAN_PREFIX if turn.role == "user" else ASSISTANT_PREFIX) + turn.content
         for turn in pair.prompt.turns
