@@ -34,9 +34,11 @@ def make_prompt(
 class VoteFactory:
     """Gives pairs increasing ids and judgments increasing ids, as the export query sorts them."""
 
-    def __init__(self) -> None:
+    def __init__(self, criteria_names: tuple[str, ...] = ()) -> None:
         self._pair_ids = itertools.count(101)
         self._judgment_ids = itertools.count(1001)
+        # The export's criteria, as the export query would give them.
+        self.criteria_names = criteria_names
 
     def pair(
         self,
@@ -79,6 +81,7 @@ class VoteFactory:
                 submitted_at=SHOWN_AT + timedelta(minutes=index, seconds=30),
                 is_gold=is_gold,
                 batch_id=7,
+                criteria_names=self.criteria_names,
             )
             for index, (choice, strength) in enumerate(zip(choices, strengths, strict=True))
         ]

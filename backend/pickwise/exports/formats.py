@@ -5,7 +5,6 @@ Every key is present in every row with one fixed type (no nulls), because Huggin
 fixed, so the same input always gives the same bytes.
 """
 
-import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -73,13 +72,15 @@ def vote_row(vote: VoteRecord) -> Row:
         "response_a": vote.response_a,
         "response_b": vote.response_b,
         "winner": vote.choice,
+        "winner_as_shown": vote.winner_as_shown,
         "strength_index": NO_STRENGTH_INDEX if vote.strength is None else vote.strength,
         "strength_label": vote.strength_label or NO_TEXT,
         "strength_scale": list(vote.strength_scale),
         "rationale": vote.rationale or NO_TEXT,
-        "criteria": criteria_json(vote.criteria),
+        "criteria": criteria_object(vote),
         "rater": vote.rater_pseudonym,
         "shown_left": vote.shown_left,
+        "left_response_id": vote.left_response_id,
         "shown_at": iso_utc(vote.shown_at),
         "submitted_at": iso_utc(vote.submitted_at),
         "is_gold": vote.is_gold,
@@ -149,14 +150,15 @@ def hh_rlhf_row(pair: PreferencePair) -> Row:
     }
 
 
-def criteria_json(criteria: dict[str, str]) -> str:
-    """Per-criterion winners as a JSON object in a string, "{}" when none.
+def criteria_object(vote: VoteRecord) -> dict[str, str]:
+    """Per-criterion winner (a / b / tie, canonical like `winner`) for every criterion of the
+    export, "" where the vote gave none.
 
-    Not a nested object: `datasets` loads an object whose keys vary between rows (or that is
-    empty) as an untyped `Json` column, and a list that is empty in every row of the first
-    10 MB chunk gets a null type that later rows with criteria cannot be cast to.
+    Every row has the same keys: `datasets` types an object whose keys are the same in every
+    row as a struct of strings, while keys that vary between rows (or that first appear in a
+    later chunk) make it an untyped `Json` column or fail the load.
     """
-    return json.dumps(criteria, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return {name: vote.criteria.get(name, NO_TEXT) for name in vote.criteria_names}
 
 
 def iso_utc(moment: datetime) -> str:
