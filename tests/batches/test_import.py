@@ -8,6 +8,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from pickwise.batches.report import ImportRejected
 from pickwise.batches.service import import_stream
@@ -282,3 +283,50 @@ async def test_rater_cannot_import(client: AsyncClient, session: AsyncSession) -
     )
     assert response.status_code == 403
     assert (await counts(session, project))[0] == 0
+
+
+async def test_a_pairs_a_is_the_response_listed_first(session: AsyncSession) -> None:
+    """One rule, docs/import-format.md "Pairs": A is the response the file lists first (it
+    gets the smaller id), whatever the response ids say; in the pairs shape, response_a."""
+    project = await make_project(session)
+    listed = {
+        "id": "order",
+        "prompt": "Pick one.",
+        "responses": [
+            {"id": "z", "model": "m1", "content": "listed first"},
+            {"id": "a", "model": "m2", "content": "listed second"},
+            {"id": "m", "model": "m3", "content": "listed third"},
+        ],
+    }
+    pairs_shape = {
+        "id": "arena",
+        "prompt": "Pick again.",
+        "response_a": "left column",
+        "response_b": "right column",
+        "model_a": "zz-model",
+        "model_b": "aa-model",
+    }
+    await run_import(session, project, jsonl(listed))
+    await run_import(session, project, jsonl(pairs_shape), filename="arena.jsonl")
+    response_a, response_b = aliased(Response), aliased(Response)
+    rows = await session.execute(
+        select(Prompt.external_id, response_a.content, response_b.content)
+        .join(Pair, Pair.prompt_id == Prompt.id)
+        .join(response_a, response_a.id == Pair.response_a_id)
+        .join(response_b, response_b.id == Pair.response_b_id)
+        .where(Pair.project_id == project.id)
+    )
+    found = sorted(tuple(row) for row in rows)
+    assert found == [
+        ("arena", "left column", "right column"),
+        ("order", "listed first", "listed second"),
+        ("order", "listed first", "listed third"),
+        ("order", "listed second", "listed third"),
+    ]
+    ids = await session.execute(
+        select(Response.external_id, Response.id)
+        .join(Prompt, Prompt.id == Response.prompt_id)
+        .where(Prompt.external_id == "order", Prompt.project_id == project.id)
+        .order_by(Response.id)
+    )
+    assert [external_id for external_id, _ in ids] == ["z", "a", "m"]

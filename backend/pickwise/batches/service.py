@@ -274,6 +274,7 @@ class _BatchWriter:
                 response_rows.append((response_id, project_id, prompt_id, *response))
             winner = these[record.winner] if record.winner is not None else None
             for first, second in record.pairs:
+                # A is the response listed first in the file: ids follow the file's order.
                 low, high = sorted((these[first], these[second]))
                 is_gold = winner is not None and winner in (low, high)
                 pair_id = next(pair_ids)
