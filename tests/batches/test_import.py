@@ -137,9 +137,36 @@ async def test_reimport_is_idempotent(session: AsyncSession) -> None:
     before = await counts(session, project)
     again = await run_import(session, project, data)
     assert (again.prompts_new, again.prompts_unchanged, again.pairs_new) == (0, 2, 0)
-    assert again.summary.startswith("0 new, 2 unchanged")
-    after = await counts(session, project)
-    assert after[:3] == before[:3] and after[4] == before[4]
+    # Nothing new: no empty batch row either.
+    assert again.nothing_new and again.batch_id is None
+    assert again.summary == (
+        "nothing new: all 2 prompts are already in the project, unchanged; no batch was added"
+    )
+    assert await counts(session, project) == before
+    # One new prompt among unchanged ones is a batch like any other.
+    partly = await run_import(session, project, jsonl(prompt_row("p1"), prompt_row("p3")))
+    assert not partly.nothing_new and partly.batch_id is not None
+    assert partly.summary.startswith("1 new, 1 unchanged")
+    assert (await counts(session, project))[3] == before[3] + 1
+
+
+async def test_reimport_over_the_api_answers_nothing_new(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    project = await make_project(session)
+    admin = await make_user(session, role="admin")
+    headers = await login(client, session, admin)
+    url = f"/api/v1/projects/{project.id}/batches"
+    data = jsonl(prompt_row("p1"), prompt_row("p2"))
+    first = await client.post(url, content=data, headers=headers)
+    assert first.status_code == 201 and first.json()["nothing_new"] is False
+    again = await client.post(url, content=data, headers=headers)
+    assert again.status_code == 200, again.text
+    body = again.json()
+    assert (body["batch_id"], body["nothing_new"], body["prompts_unchanged"]) == (None, True, 2)
+    assert body["summary"].startswith("nothing new")
+    listed = (await client.get(url, headers=headers)).json()
+    assert [batch["id"] for batch in listed] == [first.json()["batch_id"]]
 
 
 async def test_same_id_different_content_is_a_conflict_and_nothing_changes(
