@@ -1,5 +1,7 @@
-"""The one email check, used by the API schemas, the pages and the CLI (through the users and
-invite services), so an address one of them accepts is accepted by all."""
+"""The one email check for addresses people type: the API schemas and the admin forms use
+`Email`, the CLI and the invite service `checked_email`, so an address one of them accepts is
+accepted by all. (Pool participants get synthetic addresses under the reserved .invalid
+domain, which this check would refuse; they are made by the code, not typed.)"""
 
 from typing import Annotated
 
@@ -21,7 +23,7 @@ def valid_email(value: str) -> str:
 
 
 def checked_email(value: str) -> str:
-    """`valid_email` for services: a bad address is an InvalidInput on the `email` field."""
+    """`valid_email` for the CLI and services: a bad address is an InvalidInput on `email`."""
     try:
         return valid_email(value)
     except ValueError as exc:

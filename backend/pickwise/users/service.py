@@ -5,7 +5,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.core.errors import Conflict, InvalidInput
 from pickwise.core.security import hash_password, new_pseudonym
 from pickwise.models import User
-from pickwise.users.email import checked_email
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -28,13 +27,12 @@ async def create_user(
     role: str = "rater",
     password: str | None = None,
 ) -> User:
-    email = checked_email(email)
     if password is not None:
         check_password_strength(password)
     if await get_by_email(session, email) is not None:
         raise Conflict(f"email: an account for {email} already exists")
     user = User(
-        email=email,
+        email=email.strip(),
         display_name=display_name.strip() or email.split("@")[0],
         role=role,
         password_hash=hash_password(password) if password else None,
