@@ -318,6 +318,16 @@ async def test_import_upload_succeeds_then_rejects_with_line_numbers(
     assert "2 new, 0 unchanged prompts; 6 responses; 6 pairs" in page.text
     assert batch.sha256[:12] in page.text and admin.display_name in page.text
 
+    # The same file again: the page says nothing was new, and no batch is added.
+    again = await upload(client, project, csrf, jsonl(prompt_row("p1"), prompt_row("p2")))
+    assert again.status_code == 303
+    assert again.headers["location"] == project_path(app, project, "?unchanged=2")
+    page = await client.get(again.headers["location"])
+    assert "Nothing new: all 2 prompts of the file are already in this project" in page.text
+    assert (
+        len(list(await session.scalars(select(Batch).where(Batch.project_id == project.id)))) == 1
+    )
+
     broken = jsonl(prompt_row("p3"), *["{not json"] * 120)
     rejected = await upload(client, project, csrf, broken)
     assert rejected.status_code == 422

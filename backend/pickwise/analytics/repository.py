@@ -203,6 +203,8 @@ class JudgmentTable:
     gold_choice: IntArray  # CHOICE_A / CHOICE_B on gold judgments, NO_GOLD otherwise
     is_gold: npt.NDArray[np.bool_]
     rater_excluded: npt.NDArray[np.bool_]
+    # +1 where answer A has more bytes of text than B, −1 where fewer, 0 where as many.
+    a_longer: IntArray
 
     def __len__(self) -> int:
         return len(self.rater_id)
@@ -223,15 +225,18 @@ async def judgment_table(connection: AsyncConnection, project_id: int) -> Judgme
                     WHEN pr.gold_winner_id = pr.response_a_id THEN {CHOICE_A}
                     ELSE {CHOICE_B} END,
                j.is_gold::int,
-               coalesce(m.excluded, false)::int
+               coalesce(m.excluded, false)::int,
+               sign(octet_length(ra.content) - octet_length(rb.content))::int
         FROM judgments j
         JOIN pairs pr ON pr.id = j.pair_id
+        JOIN responses ra ON ra.id = pr.response_a_id
+        JOIN responses rb ON rb.id = pr.response_b_id
         LEFT JOIN project_members m ON m.project_id = j.project_id AND m.user_id = j.rater_id
         WHERE j.project_id = %(project_id)s AND pr.status <> 'removed'
         ORDER BY j.id
         """,
         {"project_id": project_id},
-        columns=9,
+        columns=10,
     )
     return JudgmentTable(
         rater_id=as_int_array(matrix[:, 0]),
@@ -243,6 +248,7 @@ async def judgment_table(connection: AsyncConnection, project_id: int) -> Judgme
         gold_choice=as_int_array(matrix[:, 6]),
         is_gold=matrix[:, 7].astype(np.bool_),
         rater_excluded=matrix[:, 8].astype(np.bool_),
+        a_longer=as_int_array(matrix[:, 9]),
     )
 
 

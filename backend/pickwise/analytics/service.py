@@ -11,8 +11,8 @@ Which votes count where:
 * Removed pairs count nowhere.
 
 Per-project flag thresholds: a project's ``quality_rules`` JSON object may set any field of
-``analytics.flags.FlagThresholds`` (``min_gold_accuracy``, ``max_position_bias``,
-``position_p_value``, ``min_median_seconds``, ``min_dawid_skene_accuracy``) to a number, e.g.
+``analytics.flags.FlagThresholds`` (``comparison_p_value``, ``max_position_bias``,
+``position_p_value``, ``max_length_bias``, ``min_median_seconds``) to a number, e.g.
 ``{"min_median_seconds": 8}``. Other keys, and values that are not finite numbers, are
 ignored; the rater report lists them under ``ignored_rules``.
 
@@ -47,7 +47,7 @@ from pickwise.analytics.bradley_terry import (
     counted_battles,
     leaderboard_from_battles,
 )
-from pickwise.analytics.flags import FlagThresholds, rater_flags
+from pickwise.analytics.flags import FlagReason, FlagThresholds, assess_raters
 from pickwise.analytics.labels import PREFER_A, PREFER_B, preference_labels
 from pickwise.analytics.preference_model import (
     PREFERENCE_FEATURES,
@@ -55,12 +55,8 @@ from pickwise.analytics.preference_model import (
     fit_preference_model,
     preference_design,
 )
-from pickwise.analytics.rater_quality import (
-    DEFAULT_FAST_SECONDS,
-    RaterJudgments,
-    RaterQuality,
-    rater_quality,
-)
+from pickwise.analytics.rater_judgments import RaterJudgments
+from pickwise.analytics.rater_quality import RaterQuality
 from pickwise.analytics.schemas import (
     AgreementRead,
     AgreementStats,
@@ -84,6 +80,7 @@ from pickwise.analytics.style_control import (
     STYLE_FEATURES,
     StyleControlledLeaderboard,
     normalized_style_differences,
+    separable_features,
     style_controlled_leaderboard_counts,
     style_counts,
 )
@@ -169,6 +166,7 @@ def rater_judgments(
         a_shown_left=table.a_shown_left,
         seconds=table.seconds,
         gold_choice=table.gold_choice,
+        a_longer=table.a_longer,
     )
 
 
@@ -179,8 +177,8 @@ def rater_report(
 ) -> RatersRead:
     """Every rater, excluded or not, measured on all their judgments (gold included)."""
     thresholds, overridden, ignored = flag_thresholds(quality_rules)
-    quality = rater_quality(rater_judgments(table, people), len(people))
-    flags = rater_flags(quality, thresholds)
+    assessment = assess_raters(rater_judgments(table, people), len(people), thresholds)
+    quality, flags = assessment.quality, assessment.flags
     rows = [_rater_row(person, quality, index, flags[index]) for index, person in enumerate(people)]
     rows.sort(key=lambda row: (not row.flags, -row.judgments, row.display_name, row.user_id))
     return RatersRead(
@@ -188,15 +186,29 @@ def rater_report(
         thresholds=ThresholdsRead(
             **dataclasses.asdict(thresholds), overridden=overridden, ignored_rules=ignored
         ),
-        fast_threshold_seconds=DEFAULT_FAST_SECONDS,
+        fast_threshold_seconds=thresholds.min_median_seconds,
         flagged=sum(1 for row in rows if row.flags),
     )
 
 
+def _flag_read(flag: FlagReason) -> FlagRead:
+    return FlagRead(
+        code=flag.code,
+        label=flag.code.label,
+        detail=flag.detail,
+        test=flag.test,
+        observed=_number(flag.observed),
+        expected=_number(flag.expected),
+        judgments=flag.judgments,
+        p_value=None if flag.p_value is None else _number(flag.p_value),
+    )
+
+
 def _rater_row(
-    person: repository.Person, quality: RaterQuality, index: int, flags: Sequence[Any]
+    person: repository.Person, quality: RaterQuality, index: int, flags: Sequence[FlagReason]
 ) -> RaterRow:
     gold, position, pace = quality.gold, quality.position, quality.pace
+    comparisons = quality.comparisons
     return RaterRow(
         user_id=person.user_id,
         display_name=person.display_name,
@@ -221,7 +233,11 @@ def _rater_row(
         tie_rate=_number(quality.tie_rate[index]),
         both_bad_rate=_number(quality.both_bad_rate[index]),
         dawid_skene_accuracy=_number(quality.dawid_skene_accuracy[index]),
-        flags=[FlagRead(code=flag.code, detail=flag.detail) for flag in flags],
+        agreement_with_others=_number(comparisons.agreement.observed[index]),
+        agreement_expected=_number(comparisons.agreement.expected[index]),
+        longer_share=_number(comparisons.longer_picks.observed[index]),
+        longer_share_expected=_number(comparisons.longer_picks.expected[index]),
+        flags=[_flag_read(flag) for flag in flags],
     )
 
 
@@ -411,13 +427,14 @@ class StyleInput:
 def style_report(
     style: StyleInput, n_models: int
 ) -> tuple[StyleControlledLeaderboard | None, npt.NDArray[np.bool_]]:
-    """Style-controlled fit on the features whose normalised difference varies.
+    """Style-controlled fit on the features the votes can tell apart from the models.
 
-    A feature that never varies has no coefficient (it would make the Hessian singular).
+    The others (e.g. a feature that never differs) have no coefficient: they would make the
+    Hessian singular.
     """
     votes = style.outcome_counts.sum(axis=1)
     differences = normalized_style_differences(style.counts_a, style.counts_b, votes)
-    varies = np.any(differences != 0, axis=0)
+    varies = separable_features(style.model_a, style.model_b, n_models, differences, votes)
     if not varies.any():
         return None, varies
     result = style_controlled_leaderboard_counts(
@@ -573,8 +590,9 @@ async def leaderboard(
     if not varies.all():
         unused = [name for name, used in zip(STYLE_FEATURES, varies, strict=True) if not used]
         notes.append(
-            f"Same difference between the answers in every vote, so not controlled for: "
-            f"{', '.join(unused)}."
+            f"Not controlled for: {', '.join(unused)}. In these votes it never differs "
+            "between the answers, or only along with the models, so its effect cannot be told "
+            "apart from the models' strengths."
         )
     return leaderboard_read(
         models,

@@ -82,7 +82,8 @@ class Response(IdMixin, Base):
 
 
 class Pair(IdMixin, TimestampMixin, Base):
-    """Two responses to the same prompt, stored once in canonical order (a < b)."""
+    """Two responses to the same prompt, stored once in canonical order: A is the response
+    listed first in the import file, which got the smaller id (a < b)."""
 
     __tablename__ = "pairs"
     __table_args__ = (

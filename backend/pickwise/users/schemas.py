@@ -1,10 +1,12 @@
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from pickwise.users.email import Email
 
 
 class UserCreate(BaseModel):
-    email: EmailStr
+    email: Email
     display_name: str = Field(min_length=1, max_length=200)
     role: str = Field("rater", pattern="^(admin|rater)$")
     password: str = Field(min_length=8, max_length=1000)

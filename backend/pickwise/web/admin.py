@@ -298,8 +298,15 @@ async def project_page(
     project: AdminProject,
     done: str | None = None,
     imported: str | None = None,
+    unchanged: int | None = None,
 ) -> HTMLResponse:
-    page = ProjectPage(notice=PROJECT_NOTICES.get(done or ""), imported_batch_id=imported)
+    notice = PROJECT_NOTICES.get(done or "")
+    if unchanged is not None:
+        notice = (
+            f"Nothing new: all {unchanged:,} prompts of the file are already in this project, "
+            "unchanged; no batch was added."
+        )
+    page = ProjectPage(notice=notice, imported_batch_id=imported)
     return await _render_project(request, principal, session, project, page)
 
 
@@ -433,7 +440,10 @@ async def import_batch(
         else:
             page = ProjectPage(import_error=exc.detail)
         return await _render_project(request, principal, session, project, page, 422)
-    query = {"imported": outcome.batch_id}
+    if outcome.nothing_new:
+        query: dict[str, Any] = {"unchanged": outcome.prompts_unchanged}
+    else:
+        query = {"imported": outcome.batch_id}
     return redirect_to(request, "admin_project", query, project_id=project.id)
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 
 from pickwise.analytics import service
+from pickwise.analytics.flags import FlagCode
 from pickwise.analytics.router import AnalyticsConnection
 from pickwise.analytics.schemas import ReportRead
 from pickwise.auth.deps import PrincipalDep
@@ -38,12 +39,6 @@ STYLE_LABELS = {
     "list_items": "List items",
     "bold": "Bold text",
 }
-FLAG_LABELS = {
-    "low_gold_accuracy": "Low gold accuracy",
-    "position_bias": "Position bias",
-    "too_fast": "Too fast",
-    "low_estimated_accuracy": "Low estimated accuracy",
-}
 
 
 def percent(value: float | None, digits: int = 0) -> str:
@@ -52,6 +47,11 @@ def percent(value: float | None, digits: int = 0) -> str:
 
 def number(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def seconds(value: float) -> str:
+    """A duration limit as the rules state it: 5 s, 7.5 s (never rounded)."""
+    return f"{value:g} s"
 
 
 def p_value(value: float | None) -> str:
@@ -101,7 +101,7 @@ def charts(report: ReportRead) -> dict[str, Markup]:
                 )
                 for c in board.style_coefficients
             ],
-            title="Style effects on the vote (log-odds per standard deviation)",
+            title="Style effects on the vote (log-odds per root-mean-square difference)",
             reference=0.0,
             reference_label="0: no effect",
             value_format="{:+.2f}",
@@ -143,7 +143,8 @@ async def dashboard(
         "csrf_token": principal.web_session.csrf_token if principal.web_session else "",
         "feature_labels": FEATURE_LABELS,
         "style_labels": STYLE_LABELS,
-        "flag_labels": FLAG_LABELS,
+        "flag_codes": FlagCode,
+        "seconds": seconds,
         "percent": percent,
         "number": number,
         "p_value": p_value,
