@@ -62,24 +62,43 @@ class PreferenceModelReport:
     folds: int
 
 
+# What each design column is computed from, per answer (see answer_properties).
+_PROPERTY_SOURCES = ("words", *(_PRESENCE_SOURCE[name] for name in PREFERENCE_FEATURES[1:-1]))
+
+
+def answer_properties(text: str, prompt: str | None) -> FloatArray:
+    """The text features the design uses, of one answer (``_PROPERTY_SOURCES`` order).
+
+    They depend on the answer and its prompt only, so a caller with many votes on the same
+    answers computes them once per answer and builds the rows with ``design_rows``.
+    """
+    features = text_features(text, prompt)
+    return as_float_array([features[source] for source in _PROPERTY_SOURCES])
+
+
+def design_rows(
+    properties_a: npt.ArrayLike, properties_b: npt.ArrayLike, a_shown_left: npt.ArrayLike
+) -> FloatArray:
+    """Design rows (votes × PREFERENCE_FEATURES) from both answers' ``answer_properties``."""
+    a = as_float_array(properties_a).reshape(-1, len(_PROPERTY_SOURCES))
+    b = as_float_array(properties_b).reshape(-1, len(_PROPERTY_SOURCES))
+    length = np.log2((a[:, :1] + 1) / (b[:, :1] + 1))
+    presence = (a[:, 1:] > 0).astype(np.float64) - (b[:, 1:] > 0).astype(np.float64)
+    position = np.where(as_bool_array(a_shown_left), 1.0, -1.0)[:, None]
+    return as_float_array(np.hstack([length, presence, position]))
+
+
 def preference_design(records: Sequence[ChoiceRecord]) -> tuple[FloatArray, BoolArray]:
     """Feature differences (judgments × PREFERENCE_FEATURES) and chose-A, for A/B choices."""
-    rows = []
-    chose_a = []
-    for record in records:
-        if record.choice not in ("a", "b"):
-            continue
-        features_a = text_features(record.text_a, record.prompt)
-        features_b = text_features(record.text_b, record.prompt)
-        row = [float(np.log2((features_a["words"] + 1) / (features_b["words"] + 1)))]
-        for name in PREFERENCE_FEATURES[1:-1]:
-            source = _PRESENCE_SOURCE[name]
-            row.append(float(features_a[source] > 0) - float(features_b[source] > 0))
-        row.append(1.0 if record.left_side == "a" else -1.0)
-        rows.append(row)
-        chose_a.append(record.choice == "a")
-    design = as_float_array(rows).reshape(len(rows), len(PREFERENCE_FEATURES))
-    return design, as_bool_array(chose_a)
+    decisive = [record for record in records if record.choice in ("a", "b")]
+    properties_a = [answer_properties(record.text_a, record.prompt) for record in decisive]
+    properties_b = [answer_properties(record.text_b, record.prompt) for record in decisive]
+    design = design_rows(
+        np.reshape(properties_a, (len(decisive), -1)),
+        np.reshape(properties_b, (len(decisive), -1)),
+        [record.left_side == "a" for record in decisive],
+    )
+    return design, as_bool_array([record.choice == "a" for record in decisive])
 
 
 def fit_preference_model(

@@ -382,7 +382,9 @@ async def decisive_votes(
 class PairText:
     pair_id: int
     prompt: str  # the user turns, joined by blank lines
+    response_a_id: int
     text_a: str
+    response_b_id: int
     text_b: str
 
 
@@ -401,7 +403,7 @@ async def pair_texts(
     """Prompt and both answers of every pair with an A-or-B vote, in blocks, by pair id."""
     where, params = kept_votes(project_id, batch_id=batch_id, rater_id=rater_id)
     sql = f"""
-        SELECT q.id, p.turns, ra.content, rb.content
+        SELECT q.id, p.turns, ra.id, ra.content, rb.id, rb.content
         FROM pairs q
         JOIN prompts p ON p.id = q.prompt_id
         JOIN responses ra ON ra.id = q.response_a_id
@@ -414,6 +416,6 @@ async def pair_texts(
     """
     async for rows in _stream(connection, sql, params):
         yield [
-            PairText(pair_id, prompt_text(turns), text_a, text_b)
-            for pair_id, turns, text_a, text_b in rows
+            PairText(pair_id, prompt_text(turns), a_id, text_a, b_id, text_b)
+            for pair_id, turns, a_id, text_a, b_id, text_b in rows
         ]
