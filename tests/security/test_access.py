@@ -107,6 +107,7 @@ ACCESS_ROWS = [
     row("GET", "/api/v1/me", 401, 200, 200, 200),
     row("GET", "/api/v1/users", 401, 403, 403, 200),
     row("POST", "/api/v1/users", 401, 403, 403, 201, json=NEW_USER),
+    row("PATCH", "/api/v1/users/{user_id}", 401, 403, 403, 200, json={"is_active": True}),
     row("GET", "/api/v1/projects", 401, 200, 200, 200),
     row("POST", "/api/v1/projects", 401, 403, 403, 201, json=NEW_PROJECT),
     row("GET", "/api/v1/projects/{project_id}", 401, 200, 404, 200),
@@ -158,6 +159,7 @@ ACCESS_ROWS = [
     row("POST", "/admin/projects/{project_id}/settings", LOGIN, 403, 403, 422),
     row("POST", "/admin/projects/{project_id}/members", LOGIN, 403, 403, 303, data=PICK_OTHER_RATER),
     row("POST", "/admin/projects/{project_id}/members/{user_id}/remove", LOGIN, 403, 403, 303),
+    row("POST", "/admin/projects/{project_id}/closed", LOGIN, 403, 403, 303, data={"closed": "false"}),
     row("POST", "/admin/projects/{project_id}/members/{user_id}/exclude", LOGIN, 403, 403, 303),
     row("POST", "/admin/projects/{project_id}/members/{user_id}/include", LOGIN, 403, 403, 303),
     row("POST", "/admin/projects/{project_id}/flags/{pair_id}", LOGIN, 403, 403, 303, data={"resolution": "restored"}),
@@ -165,6 +167,7 @@ ACCESS_ROWS = [
     row("GET", "/admin/users", LOGIN, 403, 403, 200),
     row("POST", "/admin/users", LOGIN, 403, 403, 422),
     row("POST", "/admin/users/invites", LOGIN, 403, 403, 422),
+    row("POST", "/admin/users/{user_id}/active", LOGIN, 403, 403, 303, data={"active": "true"}),
     # Every user's own API tokens (only your own, even for admins).
     row("GET", "/account/tokens", LOGIN, 200, 200, 200),
     row("POST", "/account/tokens", LOGIN, 200, 200, 200, data={"name": "t"}),

@@ -7,6 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from pickwise.assignments import repository as assignments_repository
+from pickwise.assignments.standing import ensure_may_rate
 from pickwise.core.clock import utcnow
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.metrics import JUDGMENTS_STORED
@@ -29,8 +31,14 @@ class Stored:
     gold_feedback: str | None
 
 
-# Built once: every submit, skip and flag starts here. The row is locked, so what the session
-# may hold of it is replaced by what the lock saw.
+# Built once: every submit, skip and flag starts here. The slot id is read without a lock: it
+# is fixed when the lease is made and can only become NULL (k lowered), so the slot can be
+# locked before the assignment, in the order every writer uses (assignments.repository).
+_SLOT_OF_ASSIGNMENT = select(Assignment.slot_id).where(
+    Assignment.id == bindparam("assignment_id"),
+    Assignment.rater_id == bindparam("rater_id"),
+)
+# The row is locked, so what the session may hold of it is replaced by what the lock saw.
 _LOCKED_ASSIGNMENT = (
     select(Assignment, Project)
     .join(Project, Project.id == Assignment.project_id)
@@ -46,14 +54,18 @@ _LOCKED_ASSIGNMENT = (
 async def _locked_assignment(
     session: AsyncSession, assignment_id: int, rater: User
 ) -> tuple[Assignment, Project]:
-    row = (
-        await session.execute(
-            _LOCKED_ASSIGNMENT, {"assignment_id": assignment_id, "rater_id": rater.id}
-        )
-    ).first()
-    if row is None:
+    """The rater's assignment and its slot, locked; refused unless it is still an open lease
+    of a rater who may still work in the project."""
+    params = {"assignment_id": assignment_id, "rater_id": rater.id}
+    found = (await session.execute(_SLOT_OF_ASSIGNMENT, params)).first()
+    if found is None:
         raise NotFound(f"assignment {assignment_id}: no such assignment of yours")
-    assignment, project = row
+    if found.slot_id is not None:
+        await assignments_repository.lock_slots(session, [found.slot_id])
+    assignment, project = (await session.execute(_LOCKED_ASSIGNMENT, params)).one()
+    # Read after the locks: a removal, deactivation or closing that committed before them is
+    # seen here, and one that comes later waits for this request and then ends no lease.
+    ensure_may_rate(await assignments_repository.standing(session, project.id, rater.id))
     if assignment.status == "expired":
         raise Conflict(LATE_MESSAGE)
     if assignment.status == "revoked":
@@ -217,10 +229,13 @@ async def _gold_feedback(
 
 
 async def _release_slot(session: AsyncSession, assignment: Assignment) -> None:
+    """Gives the assignment's slot back to the pool (the slot is already locked)."""
     if assignment.slot_id is None:
         return
     slot = await session.scalar(
-        select(PairSlot).where(PairSlot.id == assignment.slot_id).with_for_update()
+        select(PairSlot)
+        .where(PairSlot.id == assignment.slot_id)
+        .execution_options(populate_existing=True)
     )
     if slot is not None and slot.assignment_id == assignment.id and slot.state == "leased":
         slot.state, slot.assignment_id, slot.lease_expires_at = "open", None, None
@@ -252,7 +267,11 @@ async def flag(
     assignment, _ = await _locked_assignment(session, assignment_id, rater)
     assignment.status, assignment.completed_at = "flagged", now or utcnow()
     await _release_slot(session, assignment)
-    pair = await session.scalar(select(Pair).where(Pair.id == assignment.pair_id).with_for_update())
+    # FOR NO KEY UPDATE: a claim inserting an assignment for this pair (which takes a key-share
+    # lock on it through the foreign key) is not held up.
+    pair = await session.scalar(
+        select(Pair).where(Pair.id == assignment.pair_id).with_for_update(key_share=True)
+    )
     assert pair is not None
     if pair.status == "active":
         pair.status = "flagged"
@@ -276,7 +295,9 @@ async def resolve_flags(
     if resolution not in ("restored", "removed"):
         raise InvalidInput("resolution: must be 'restored' or 'removed'")
     pair = await session.scalar(
-        select(Pair).where(Pair.id == pair_id, Pair.project_id == project.id).with_for_update()
+        select(Pair)
+        .where(Pair.id == pair_id, Pair.project_id == project.id)
+        .with_for_update(key_share=True)
     )
     if pair is None:
         raise NotFound(f"pair {pair_id}: no such pair in this project")
