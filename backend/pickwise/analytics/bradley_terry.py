@@ -135,18 +135,26 @@ def fit_bradley_terry_batch(
     rounds × (pairs + models³) — never rounds × pairs × models, which is what explodes once a
     few hundred models have met in tens of thousands of pairings. Rounds are solved in
     chunks that bound the memory, and a round leaves its chunk once it has converged.
+
     ``initial`` (one strength per model, e.g. the fit on all votes) is where every round
     starts: the optimum does not depend on it, the number of iterations does.
+
+    The per-round solves are small: BLAS runs them on one thread, as threads of its own
+    slow them down several times over on a busy machine.
     """
+    # Imported here: it loads the BLAS libraries' controls, which the app does not need.
+    from threadpoolctl import threadpool_limits
+
     counts = as_float_array(np.atleast_2d(cell_counts))
     pairs = _PairGames.of(battles)
     start = np.zeros(battles.n_models) if initial is None else as_float_array(initial)
     per_round = battles.n_models**2 + 4 * len(pairs.first)
     chunk = max(1, _CHUNK_FLOATS // per_round)
-    fitted = [
-        _newton(pairs, counts[first : first + chunk], start)
-        for first in range(0, len(counts), chunk)
-    ]
+    with threadpool_limits(limits=1, user_api="blas"):
+        fitted = [
+            _newton(pairs, counts[first : first + chunk], start)
+            for first in range(0, len(counts), chunk)
+        ]
     strengths = np.concatenate(fitted)
     # The ridge's optimum has mean exactly zero (the likelihood's gradient sums to zero).
     return as_float_array(strengths - strengths.mean(axis=1, keepdims=True))

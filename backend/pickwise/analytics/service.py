@@ -605,13 +605,17 @@ def _answer_properties_of(
     block: Sequence[repository.PairText], known: dict[int, FloatArray]
 ) -> None:
     """``answer_properties`` of the answers in ``block`` not seen before, into ``known``."""
+    unseen: dict[int, tuple[str, str]] = {}
     for pair in block:
         for response_id, text in (
             (pair.response_a_id, pair.text_a),
             (pair.response_b_id, pair.text_b),
         ):
             if response_id not in known:
-                known[response_id] = answer_properties(text, pair.prompt)
+                unseen[response_id] = (text, pair.prompt)
+    texts = [text for text, _ in unseen.values()]
+    properties = answer_properties(texts, [prompt for _, prompt in unseen.values()])
+    known.update(zip(unseen, properties, strict=True))
 
 
 async def _preference_design_rows(
@@ -696,15 +700,29 @@ async def report(
     connection: AsyncConnection, project: Project, *, bootstrap_rounds: int = BOOTSTRAP_ROUNDS
 ) -> ReportRead:
     """All sections from one snapshot; the judgment table is read once for raters and
-    agreement."""
+    agreement, which then need nothing more from the database: they are computed in worker
+    threads while the other sections read and compute theirs."""
     people = await repository.people(connection, project.id)
     table = await repository.judgment_table(connection, project.id)
     batch_names = await repository.batch_names(connection, project.id)
+    from_table = asyncio.gather(
+        asyncio.to_thread(rater_report, table, people, project.quality_rules),
+        asyncio.to_thread(agreement_report, table, people, batch_names),
+    )
+    try:
+        progress_read = await progress(connection, project.id)
+        timeline_read = await timeline(connection, project.id)
+        board = await leaderboard(connection, project.id, bootstrap_rounds=bootstrap_rounds)
+        preferences_read = await preferences(connection, project.id)
+    except BaseException:
+        from_table.cancel()
+        raise
+    raters_read, agreement_read = await from_table
     return ReportRead(
-        progress=await progress(connection, project.id),
-        timeline=await timeline(connection, project.id),
-        raters=await asyncio.to_thread(rater_report, table, people, project.quality_rules),
-        agreement=await asyncio.to_thread(agreement_report, table, people, batch_names),
-        leaderboard=await leaderboard(connection, project.id, bootstrap_rounds=bootstrap_rounds),
-        preferences=await preferences(connection, project.id),
+        progress=progress_read,
+        timeline=timeline_read,
+        raters=raters_read,
+        agreement=agreement_read,
+        leaderboard=board,
+        preferences=preferences_read,
     )
