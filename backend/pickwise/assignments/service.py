@@ -355,10 +355,16 @@ async def _new_assignment(
 
 
 async def next_lease(
-    session: AsyncSession, project: Project, rater: User, now: datetime | None = None
+    session: AsyncSession,
+    project: Project,
+    rater: User,
+    now: datetime | None = None,
+    *,
+    new: bool = True,
 ) -> Lease | None:
     """The rater's current lease, or a new one, with the pair's texts; None when no work is
-    left for them. Study participants (rater pools) stop at their quota; nobody else has one."""
+    left for them (or, with ``new=False``, when they hold no lease: none is made). Study
+    participants (rater pools) stop at their quota; nobody else has one."""
     now = now or utcnow()
     await repository.enter_project(session, project.id, rater.id)
     # After the locks: a removal, deactivation or closing that committed meanwhile (and
@@ -367,6 +373,8 @@ async def next_lease(
     held = await _current_lease(session, project, rater, now)
     if held is not None:
         return Lease(held, await pair_content(session, held.pair_id))
+    if not new:
+        return None
     wants_gold = project.gold_rate > 0 and chance.random() < project.gold_rate
     if wants_gold:
         if await quota_reached(session, project, rater):
