@@ -9,16 +9,25 @@ from pickwise.analytics import bradley_terry
 from pickwise.analytics.labels import encode_choices
 
 
-def test_bootstrap_fit_converges_in_a_few_newton_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    steps = 0
+class Steps:
+    count = 0
+
+
+@pytest.fixture
+def steps(monkeypatch: pytest.MonkeyPatch) -> Steps:
+    """Counts the Newton steps (one line search each) of every fit in the test."""
+    counted = Steps()
     line_search = bradley_terry._line_search
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal steps
-        steps += 1
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        counted.count += 1
         return line_search(*args, **kwargs)
 
-    monkeypatch.setattr(bradley_terry, "_line_search", counted)
+    monkeypatch.setattr(bradley_terry, "_line_search", counting)
+    return counted
+
+
+def test_bootstrap_fit_converges_in_a_few_newton_steps(steps: Steps) -> None:
     rng = np.random.default_rng(1)
     n_models, n_votes = 20, 10_000
     truth = rng.normal(0, 1, n_models)
@@ -31,7 +40,7 @@ def test_bootstrap_fit_converges_in_a_few_newton_steps(monkeypatch: pytest.Monke
     cells = bradley_terry.bootstrap_cell_counts(battles, 200, rng)
     strengths = bradley_terry.fit_bradley_terry_batch(battles, cells)
     # Before the fix the add-a-constant direction never met the tolerance: 100 steps.
-    assert steps < 20
+    assert steps.count < 20
     assert np.abs(strengths.mean(axis=1)).max() < 1e-12
     one = bradley_terry.fit_bradley_terry(battles)
     assert np.corrcoef(one, truth)[0, 1] > 0.95
@@ -51,25 +60,16 @@ def _sparse_votes(
 
 
 def test_bootstrap_of_many_models_with_few_votes_converges_before_the_cap(
-    monkeypatch: pytest.MonkeyPatch,
+    steps: Steps,
 ) -> None:
     # 120 models, 360 votes: the case that took 54 s. Strengths of models that never lost
     # run far out; the fit must still stop on convergence, not at its 100-step cap.
-    steps = 0
-    line_search = bradley_terry._line_search
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal steps
-        steps += 1
-        return line_search(*args, **kwargs)
-
-    monkeypatch.setattr(bradley_terry, "_line_search", counted)
     battles = _sparse_votes(120, 360, np.random.default_rng(0))
     one = bradley_terry.fit_bradley_terry(battles)
     cells = bradley_terry.bootstrap_cell_counts(battles, 200, np.random.default_rng(1))
-    steps = 0
+    steps.count = 0
     warm = bradley_terry.fit_bradley_terry_batch(battles, cells, initial=one)
-    assert steps < 60
+    assert steps.count < 60
     cold = bradley_terry.fit_bradley_terry_batch(battles, cells)
     # The optimum does not depend on where the search starts.
     np.testing.assert_allclose(warm, cold, atol=1e-6)

@@ -2,28 +2,16 @@
 hold ends at once (its slot goes back to the pool) and a choice, skip or flag they send for it
 later is refused with nothing stored."""
 
-from collections.abc import Iterator
-
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import chance
 from pickwise.assignments.standing import AccountDeactivated
-from pickwise.core import clock
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.models import Assignment, Judgment, Pair, PairFlag, PairSlot, Project, User
 from tests.factories import add_member, login, make_pairs, make_project, make_user
-
-
-@pytest.fixture(autouse=True)
-def fixed_clock() -> Iterator[None]:
-    clock.reset()
-    chance.seed(7)
-    yield
-    clock.reset()
 
 
 class World:
@@ -78,6 +66,12 @@ async def assert_lease_ended(session: AsyncSession, w: World) -> None:
     assert all(slot.state == "open" and slot.assignment_id is None for slot in slots)
 
 
+async def assert_other_member_gets_the_pair(client: AsyncClient, w: World) -> None:
+    """The slot went back to the pool: another member gets the pair now, not after expiry."""
+    lease = await client.get(f"/api/v1/projects/{w.project_id}/next", headers=w.other_headers)
+    assert lease.json()["pair_id"] == w.pair_id
+
+
 async def send_everything(client: AsyncClient, w: World) -> list[tuple[int, str]]:
     """Submit, skip and flag for the lease the rater held: (status, error) of each."""
     base = f"/api/v1/assignments/{w.assignment_id}"
@@ -106,8 +100,7 @@ async def test_removed_member_cannot_submit_skip_or_flag_the_lease_they_held(
     assert pair is not None and pair.status == "active"
     assert await session.scalar(select(func.count()).select_from(PairFlag)) == 0
     # The slot went back to the pool: another member gets the pair now, not after expiry.
-    lease = await client.get(f"/api/v1/projects/{w.project_id}/next", headers=w.other_headers)
-    assert lease.json()["pair_id"] == w.pair_id
+    await assert_other_member_gets_the_pair(client, w)
 
 
 async def test_removed_member_is_refused_even_if_the_lease_was_never_ended(
@@ -145,8 +138,7 @@ async def test_deactivated_rater_is_refused_and_their_lease_ends(
     with pytest.raises(AccountDeactivated):
         await judgments.submit(session, w.assignment_id, rater, JudgmentIn(choice="left"))
     assert await stored(session) == 0
-    lease = await client.get(f"/api/v1/projects/{w.project_id}/next", headers=w.other_headers)
-    assert lease.json()["pair_id"] == w.pair_id
+    await assert_other_member_gets_the_pair(client, w)
 
 
 async def test_closed_project_refuses_choices_and_ends_every_lease(
@@ -169,8 +161,7 @@ async def test_closed_project_refuses_choices_and_ends_every_lease(
         f"/api/v1/projects/{w.project_id}", json={"is_archived": False}, headers=w.admin_headers
     )
     assert reopened.status_code == 200
-    lease = await client.get(f"/api/v1/projects/{w.project_id}/next", headers=w.other_headers)
-    assert lease.json()["pair_id"] == w.pair_id
+    await assert_other_member_gets_the_pair(client, w)
 
 
 async def test_gold_lease_of_a_removed_member_ends_too(
