@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from pickwise.core.errors import Conflict, Forbidden
 
 NOT_A_MEMBER_MESSAGE = (
-    "You are no longer a member of this project, so this was not stored. "
+    "You are not (or no longer) a member of this project: nothing you send to it is stored. "
     "Ask the project's admin if this is a mistake."
 )
-DEACTIVATED_MESSAGE = "Your account has been deactivated, so this was not stored."
-CLOSED_MESSAGE = "This project is closed and collects nothing more, so this was not stored."
+DEACTIVATED_MESSAGE = "Your account has been deactivated: nothing you send is stored."
+CLOSED_MESSAGE = (
+    "This project is closed: it collects no more judgments, and nothing you send to it is "
+    "stored."
+)
 
 
 class NotAMember(Forbidden):
