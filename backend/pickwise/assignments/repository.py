@@ -203,20 +203,68 @@ async def release_leases(
     return len(revoked)
 
 
-_STANDING = text(
-    """
-    SELECT u.is_active, p.is_archived,
-           u.role = 'admin' OR EXISTS (
-               SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = u.id
-           )
-    FROM users u, projects p
-    WHERE u.id = :rater_id AND p.id = :project_id
+_STANDING_COLUMNS = """
+    u.is_active, p.is_archived,
+    u.role = 'admin' OR EXISTS (
+        SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = u.id
+    )
+"""
+_STANDING_AND_LEASE = text(
+    f"""
+    SELECT {_STANDING_COLUMNS}, lease.id, lease.slot_id
+    FROM users u
+    JOIN projects p ON p.id = :project_id
+    LEFT JOIN LATERAL (
+        SELECT a.id, a.slot_id FROM assignments a
+        WHERE a.rater_id = :rater_id AND a.project_id = :project_id AND a.status = 'leased'
+        ORDER BY a.id
+        LIMIT 1
+    ) lease ON true
+    WHERE u.id = :rater_id
     """
 )
 
 
-async def standing(session: AsyncSession, project_id: int, rater_id: int) -> Standing:
-    """The rater's standing in the project as committed now (a fresh read, not the
-    request's earlier one: it runs after the locks that make it final)."""
-    row = (await session.execute(_STANDING, {"project_id": project_id, "rater_id": rater_id})).one()
-    return Standing(bool(row[0]), bool(row[1]), bool(row[2]))
+@dataclass(frozen=True)
+class HeldLease:
+    """The rater's open lease as read without a lock (locked next: its slot, then itself)."""
+
+    assignment_id: int
+    slot_id: int | None
+
+
+async def standing_and_lease(
+    session: AsyncSession, project_id: int, rater_id: int
+) -> tuple[Standing, HeldLease | None]:
+    """The rater's standing in the project as committed now, and their open lease there.
+
+    One statement, run after the "next pair" locks (enter_project): a removal, deactivation
+    or closing that committed meanwhile is seen.
+    """
+    row = (
+        await session.execute(_STANDING_AND_LEASE, {"project_id": project_id, "rater_id": rater_id})
+    ).one()
+    held = None if row[3] is None else HeldLease(int(row[3]), row[4])
+    return Standing(bool(row[0]), bool(row[1]), bool(row[2])), held
+
+
+_LOCK_SLOT_OF_ASSIGNMENT = text(
+    """
+    SELECT s.id FROM pair_slots s
+    WHERE s.id = (
+        SELECT a.slot_id FROM assignments a WHERE a.id = :assignment_id AND a.rater_id = :rater_id
+    )
+    FOR UPDATE OF s
+    """
+)
+
+
+async def lock_slot_of(session: AsyncSession, assignment_id: int, rater_id: int) -> None:
+    """Locks the assignment's slot, if it has one (lock 4, before the assignment itself).
+
+    The slot id is read without a lock: it is set when the lease is made and can only become
+    NULL (k lowered), so the assignment, locked next, shows the same slot or none.
+    """
+    await session.execute(
+        _LOCK_SLOT_OF_ASSIGNMENT, {"assignment_id": assignment_id, "rater_id": rater_id}
+    )

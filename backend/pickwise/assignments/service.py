@@ -117,18 +117,6 @@ async def resize_slots(
     await create_slots(session, project)
 
 
-# Built once (it runs on every "next pair"). Read without a lock: the slot is locked first,
-# then the assignment (the order every writer uses, assignments.repository).
-_CURRENT_LEASE = (
-    select(Assignment.id, Assignment.slot_id)
-    .where(
-        Assignment.project_id == bindparam("project_id"),
-        Assignment.rater_id == bindparam("rater_id"),
-        Assignment.status == "leased",
-    )
-    .order_by(Assignment.id)
-    .limit(1)
-)
 # The lock refreshes what the session holds.
 _LOCKED_LEASE = (
     select(Assignment)
@@ -144,17 +132,14 @@ _LOCKED_SLOT = (
 
 
 async def _current_lease(
-    session: AsyncSession, project: Project, rater: User, now: datetime
+    session: AsyncSession, project: Project, current: repository.HeldLease, now: datetime
 ) -> Assignment | None:
-    current = (
-        await session.execute(_CURRENT_LEASE, {"project_id": project.id, "rater_id": rater.id})
-    ).first()
-    if current is None:
-        return None
+    """The rater's lease, continued, or None if it is lost (and then marked so). Locks its
+    slot, then itself, in the order every writer uses (assignments.repository)."""
     slot_ids = await repository.lock_slots(
         session, [] if current.slot_id is None else [current.slot_id]
     )
-    held = await session.scalar(_LOCKED_LEASE, {"assignment_id": current.id})
+    held = await session.scalar(_LOCKED_LEASE, {"assignment_id": current.assignment_id})
     if held is None or held.status != "leased":
         # Submitted, skipped or revoked by another request meanwhile.
         return None
@@ -369,8 +354,9 @@ async def next_lease(
     await repository.enter_project(session, project.id, rater.id)
     # After the locks: a removal, deactivation or closing that committed meanwhile (and
     # released this rater's leases) is seen here, so no lease follows it.
-    ensure_may_rate(await repository.standing(session, project.id, rater.id))
-    held = await _current_lease(session, project, rater, now)
+    standing, current = await repository.standing_and_lease(session, project.id, rater.id)
+    ensure_may_rate(standing)
+    held = None if current is None else await _current_lease(session, project, current, now)
     if held is not None:
         return Lease(held, await pair_content(session, held.pair_id))
     if not new:

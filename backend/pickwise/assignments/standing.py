@@ -13,8 +13,7 @@ NOT_A_MEMBER_MESSAGE = (
 )
 DEACTIVATED_MESSAGE = "Your account has been deactivated: nothing you send is stored."
 CLOSED_MESSAGE = (
-    "This project is closed: it collects no more judgments, and nothing you send to it is "
-    "stored."
+    "This project is closed: it collects no more judgments, and nothing you send to it is stored."
 )
 
 

@@ -8,12 +8,21 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pickwise.assignments import repository as assignments_repository
-from pickwise.assignments.standing import ensure_may_rate
+from pickwise.assignments.standing import Standing, ensure_may_rate
 from pickwise.core.clock import utcnow
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.metrics import JUDGMENTS_STORED
 from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
-from pickwise.models import Assignment, Judgment, Pair, PairFlag, PairSlot, Project, User
+from pickwise.models import (
+    Assignment,
+    Judgment,
+    Pair,
+    PairFlag,
+    PairSlot,
+    Project,
+    ProjectMember,
+    User,
+)
 
 LATE_MESSAGE = (
     "Your time on this pair ran out and another rater took it, so this choice was not "
@@ -31,17 +40,21 @@ class Stored:
     gold_feedback: str | None
 
 
-# Built once: every submit, skip and flag starts here. The slot id is read without a lock: it
-# is fixed when the lease is made and can only become NULL (k lowered), so the slot can be
-# locked before the assignment, in the order every writer uses (assignments.repository).
-_SLOT_OF_ASSIGNMENT = select(Assignment.slot_id).where(
-    Assignment.id == bindparam("assignment_id"),
-    Assignment.rater_id == bindparam("rater_id"),
+# Built once: every submit, skip and flag starts here, once the slot is locked. The row is
+# locked, so what the session may hold of it is replaced by what the lock saw; the rater's
+# standing is read in the same statement.
+_MEMBER = (
+    select(ProjectMember.user_id)
+    .where(
+        ProjectMember.project_id == Assignment.project_id,
+        ProjectMember.user_id == Assignment.rater_id,
+    )
+    .exists()
 )
-# The row is locked, so what the session may hold of it is replaced by what the lock saw.
 _LOCKED_ASSIGNMENT = (
-    select(Assignment, Project)
+    select(Assignment, Project, User.is_active, (User.role == "admin") | _MEMBER)
     .join(Project, Project.id == Assignment.project_id)
+    .join(User, User.id == Assignment.rater_id)
     .where(
         Assignment.id == bindparam("assignment_id"),
         Assignment.rater_id == bindparam("rater_id"),
@@ -54,18 +67,20 @@ _LOCKED_ASSIGNMENT = (
 async def _locked_assignment(
     session: AsyncSession, assignment_id: int, rater: User
 ) -> tuple[Assignment, Project]:
-    """The rater's assignment and its slot, locked; refused unless it is still an open lease
-    of a rater who may still work in the project."""
+    """The rater's assignment and its slot, locked (the slot first, as every writer does);
+    refused unless it is still an open lease of a rater who may still work in the project.
+
+    The standing is read after the slot's lock: a removal, deactivation or closing that
+    committed before is seen, and one made later needs the slot, so it waits for this
+    request. (A gold lease has no slot: a removal racing it shows as a revoked lease.)
+    """
     params = {"assignment_id": assignment_id, "rater_id": rater.id}
-    found = (await session.execute(_SLOT_OF_ASSIGNMENT, params)).first()
-    if found is None:
+    await assignments_repository.lock_slot_of(session, assignment_id, rater.id)
+    row = (await session.execute(_LOCKED_ASSIGNMENT, params)).first()
+    if row is None:
         raise NotFound(f"assignment {assignment_id}: no such assignment of yours")
-    if found.slot_id is not None:
-        await assignments_repository.lock_slots(session, [found.slot_id])
-    assignment, project = (await session.execute(_LOCKED_ASSIGNMENT, params)).one()
-    # Read after the locks: a removal, deactivation or closing that committed before them is
-    # seen here, and one that comes later waits for this request and then ends no lease.
-    ensure_may_rate(await assignments_repository.standing(session, project.id, rater.id))
+    assignment, project, active, member_or_admin = row
+    ensure_may_rate(Standing(bool(active), project.is_archived, bool(member_or_admin)))
     if assignment.status == "expired":
         raise Conflict(LATE_MESSAGE)
     if assignment.status == "revoked":
