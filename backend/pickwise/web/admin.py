@@ -85,6 +85,8 @@ PROJECT_NOTICES = {
     "member-removed": "Member removed.",
     "member-excluded": "Member excluded from exports.",
     "member-included": "Member included in exports again.",
+    "closed": "Project closed: every lease ended, and nothing more is collected.",
+    "reopened": "Project open for rating again.",
     "flag-restored": "Pair restored to the queue.",
     "flag-removed": "Pair removed.",
 }
@@ -384,6 +386,18 @@ async def include_member(
     return redirect_to(request, "admin_project", {"done": "member-included"}, project_id=project.id)
 
 
+@router.post("/projects/{project_id}/closed", name="admin_close_project")
+async def close_project(
+    request: Request,
+    session: SessionDep,
+    project: AdminProject,
+    closed: Annotated[bool, Form()],
+) -> Response:
+    await projects_service.update_project(session, project, ProjectUpdate(is_archived=closed))
+    notice = "closed" if closed else "reopened"
+    return redirect_to(request, "admin_project", {"done": notice}, project_id=project.id)
+
+
 @router.post("/projects/{project_id}/flags/{pair_id}", name="admin_resolve_flag")
 async def resolve_flag(
     request: Request,
@@ -548,6 +562,24 @@ async def create_user(request: Request, principal: PrincipalDep, session: Sessio
     for project_id in data.project_ids:
         await projects_service.add_member(session, projects[project_id], user)
     return redirect_to(request, "admin_users", {"created": user.id})
+
+
+@router.post("/users/{user_id}/active", name="admin_set_active")
+async def set_active(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    user_id: int,
+    active: Annotated[bool, Form()],
+) -> Response:
+    """Deactivating ends the account's leases at once; reactivating lets it log in again."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    if user.id == admin.id:
+        raise Conflict("You cannot deactivate your own account.")
+    await users_service.set_active(session, user, active)
+    return redirect_to(request, "admin_users")
 
 
 @router.post("/users/invites", response_class=HTMLResponse, name="admin_create_invite")
