@@ -159,7 +159,17 @@ CONVERSATIONS = [
 ]
 
 
-async def seed_rating_project(engine: AsyncEngine, **settings: object) -> RatingSetup:
+LONG_ANSWER = "\n\n".join(
+    f"Step {number}: read the error message again, then change one thing and run it once more."
+    for number in range(1, 41)
+)
+
+
+async def seed_rating_project(
+    engine: AsyncEngine,
+    conversations: list[tuple[str, str, str]] | None = None,
+    **settings: object,
+) -> RatingSetup:
     """A rater (who logs in with PASSWORD) and a project with one pair per conversation."""
     async with AsyncSession(engine, expire_on_commit=False) as session:
         rater: User = await make_user(session, password=PASSWORD)
@@ -172,7 +182,7 @@ async def seed_rating_project(engine: AsyncEngine, **settings: object) -> Rating
         )
         session.add(batch)
         await session.flush()
-        for number, (question, first, second) in enumerate(CONVERSATIONS):
+        for number, (question, first, second) in enumerate(conversations or CONVERSATIONS):
             prompt = Prompt(
                 project_id=project.id,
                 batch_id=batch.id,

@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -92,7 +92,14 @@ async def test_page_shows_the_pair_but_never_the_model_names(
     assert "Answer 0 to question 0." in html and "Answer 1 to question 0." in html
     assert "Question 0?" in html
     assert '<details class="system-prompt">' in html and "<strong>terse</strong>" in html
-    for label in ("Left is better", "Right is better", "Tie", "Both are bad", "Skip this pair"):
+    # Each side in the words of both layouts: left/right side by side, top/bottom stacked.
+    for label in (
+        'side-wide">Left</span><span class="side-stacked">Top</span> is better',
+        'side-wide">Right</span><span class="side-stacked">Bottom</span> is better',
+        "Tie",
+        "Both are bad",
+        "Skip this pair",
+    ):
         assert label in html
     _, hidden = form_of(html, 'id="choice-form"')
     assert hidden["csrf_token"] and len(hidden["idempotency_key"]) == 36
@@ -158,9 +165,9 @@ async def test_strength_rationale_and_criteria(
     )
 
     assert refused.status_code == 422
-    assert "Pick how much better the left answer is" in refused.text
+    assert "Pick how much better the answer you chose is" in refused.text
     assert ">Clearer.</textarea>" in refused.text  # what the rater typed is kept
-    assert 'name="criterion-0" value="right"\n          checked' in refused.text
+    assert re.search(r'name="criterion-0" value="right"\s+checked', refused.text)
     assert await judgments_of(session, rater) == []
 
     assignment = await leased(session, rater)
@@ -491,3 +498,28 @@ async def test_an_api_token_leases_whatever_the_request_says(
     answer = await client.get(f"/api/v1/projects/{project.id}/next", headers=headers)
 
     assert answer.status_code == 200 and answer.json()["assignment_id"] is not None
+
+
+def done_today(html: str) -> int:
+    found = re.search(r'id="done-today"><strong>(\d+)</strong> done today', html)
+    assert found, "the page shows no count for today"
+    return int(found.group(1))
+
+
+async def test_done_today_counts_from_the_raters_own_midnight(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    _, project = await rater_on_project(client, session, summary_every=0)
+    await make_pairs(session, project, 3)
+    clock.freeze()
+    clock.advance(datetime(2026, 3, 9, 23, 30, tzinfo=UTC) - clock.utcnow())
+    await choose(client, (await open_page(client, app, project)).text, "tie")
+    # 01:30 UTC on 10 March: a new day in UTC, still the evening of the 9th in New York.
+    clock.advance(timedelta(hours=2))
+
+    assert done_today((await open_page(client, app, project)).text) == 0
+    client.cookies.set("pickwise_tz", "America/New_York")
+    assert done_today((await open_page(client, app, project)).text) == 1
+    # A zone the server does not know counts in UTC.
+    client.cookies.set("pickwise_tz", "../../etc/passwd")
+    assert done_today((await open_page(client, app, project)).text) == 0

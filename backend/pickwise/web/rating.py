@@ -13,7 +13,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -41,6 +43,8 @@ from pickwise.web.templating import render
 router = APIRouter(prefix="/rate", include_in_schema=False)
 
 FLASH_COOKIE = "pickwise_flash"
+TIME_ZONE_COOKIE = "pickwise_tz"
+UNDO_MINUTES = 5
 FLASH_SECONDS = 120
 FLASH_KINDS = ("info", "warning", "feedback")
 ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
@@ -72,7 +76,7 @@ class Flash:
 
 @dataclass(frozen=True)
 class Progress:
-    today: int  # judgments by this rater in this project since midnight UTC
+    today: int  # judgments by this rater in this project since their midnight
     total: int  # all judgments by this rater in this project
     needed: int  # judgments the project still needs from anyone
 
@@ -84,6 +88,7 @@ class FormValues:
     strength: str = ""
     rationale: str = ""
     criteria: tuple[str, ...] = ()
+    skip_reason: str = ""
 
 
 # --- one-time messages ------------------------------------------------------------------
@@ -142,9 +147,28 @@ def _page(
 # --- page building ----------------------------------------------------------------------
 
 
-async def _progress(session: AsyncSession, project: Project, rater: User) -> Progress:
-    midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-    counts = await assignments_repository.rater_counts(session, project.id, rater.id, midnight)
+def _rater_zone(request: Request) -> ZoneInfo:
+    """The rater's time zone, as their browser said (rate.js sets the cookie); else UTC."""
+    name = request.cookies.get(TIME_ZONE_COOKIE, "")
+    return ZoneInfo(name) if name in _known_zones() else ZoneInfo("UTC")
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _start_of_day(request: Request) -> datetime:
+    """Midnight of the rater's today: "done today" counts from when their day began."""
+    local = utcnow().astimezone(_rater_zone(request))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def _progress(
+    request: Request, session: AsyncSession, project: Project, rater: User
+) -> Progress:
+    since = _start_of_day(request)
+    counts = await assignments_repository.rater_counts(session, project.id, rater.id, since)
     remaining = await assignments.judgments_needed(session, project.id)
     return Progress(counts["today"], counts["total"], remaining)
 
@@ -187,8 +211,9 @@ async def _pair_page(
         for turn in content.prompt.turns
     ]
     values = values or FormValues(criteria=("",) * len(project.criteria))
+    progress = await _progress(request, session, project, principal.user)
     context = {
-        **_base_context(principal, project, await _progress(session, project, principal.user)),
+        **_base_context(principal, project, progress),
         "assignment_id": assignment.id,
         "lease_minutes": _lease_minutes(assignment, utcnow()),
         # Only the texts reach the template: model names and gold status never do.
@@ -201,6 +226,15 @@ async def _pair_page(
         "flag_key": str(uuid.uuid4()),
         "values": values,
         "error": error,
+        "choice_action": request.app.url_path_for(
+            "rate_submit", project_id=project.id, assignment_id=assignment.id
+        ),
+        "skip_action": request.app.url_path_for(
+            "rate_skip", project_id=project.id, assignment_id=assignment.id
+        ),
+        "editing": None,
+        "undo_url": None,
+        "undo_minutes": UNDO_MINUTES,
         "skip_reasons": SKIP_REASONS,
         "flag_reasons": FLAG_REASONS,
     }
@@ -224,7 +258,7 @@ def _judgment_from_form(values: FormValues, choice: str, project: Project) -> Ju
     """The form as the API's JudgmentIn; the two slips a rater makes most get plain words."""
     decisive = choice in ("left", "right")
     if decisive and project.strength_scale and not values.strength:
-        raise InvalidInput(f"Pick how much better the {choice} answer is, then choose again.")
+        raise InvalidInput("Pick how much better the answer you chose is, then choose again.")
     if project.rationale_mode == "required" and not values.rationale.strip():
         raise InvalidInput("Say briefly why; this project asks for a reason with every choice.")
     strength: int | None = None
@@ -306,7 +340,7 @@ async def rate_page(
     if lease is not None:
         return await _pair_page(request, principal, project, session, lease)
     if not may_lease:
-        progress = await _progress(session, project, rater)
+        progress = await _progress(request, session, project, rater)
         context = _base_context(principal, project, progress)
         return _page(request, project, "rate/start.html", context)
     quota = await quota_state(session, project.id, rater.id)
@@ -314,7 +348,7 @@ async def rate_page(
         # A study participant who is done gets their completion code.
         done = request.app.url_path_for("participant_done", project_id=project.id)
         return RedirectResponse(done, status_code=303)
-    progress = await _progress(session, project, rater)
+    progress = await _progress(request, session, project, rater)
     return _page(request, project, "rate/no_work.html", _base_context(principal, project, progress))
 
 
@@ -427,8 +461,9 @@ async def summary_page(
 ) -> Response:
     """What your choices teach: the rater's own patterns, visible to nobody else."""
     patterns = await rater_choice_patterns(session, project.id, principal.user.id)
+    progress = await _progress(request, session, project, principal.user)
     context = {
-        **_base_context(principal, project, await _progress(session, project, principal.user)),
+        **_base_context(principal, project, progress),
         "patterns": patterns,
         "max_judgments": MAX_JUDGMENTS,
         "milestone": after is not None,
