@@ -20,7 +20,7 @@ from pickwise.core.migrations import upgrade_head
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.judgments.service import submit
 from tests.conftest import reread_settings
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 CHECKSUMMED = ("users", "pairs", "pair_slots", "assignments", "judgments")
 
@@ -49,7 +49,7 @@ async def populate(engine: AsyncEngine) -> None:
         for _ in range(3):
             rater = await make_user(session)
             await add_member(session, project, rater)
-            await login(None, session, rater)  # type: ignore[arg-type]
+            await bearer_headers(session, rater)
             while (assignment := await next_assignment(session, project, rater)) is not None:
                 body = JudgmentIn(choice="left", rationale="clearer")
                 await submit(session, assignment.id, rater, body)

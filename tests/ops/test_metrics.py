@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.assignments.service import next_assignment
 from pickwise.core.clock import utcnow
 from pickwise.core.metrics import EXPORT_ROWS, IMPORT_ROWS
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -41,7 +41,7 @@ async def test_rating_counts_latency_by_route_and_open_slots(
     await make_pairs(session, project, 3)
     rater = await make_user(session)
     await add_member(session, project, rater)
-    headers = await login(client, session, rater)
+    headers = await bearer_headers(session, rater)
     before = await scrape(client)
 
     lease = await client.get(f"/api/v1/projects/{project.id}/next", headers=headers)

@@ -15,7 +15,7 @@ from pickwise.judgments.schemas import JudgmentIn
 from pickwise.models import PoolParticipant, Project, ProjectMember, User
 from pickwise.pools.quota import quota_reached
 from pickwise.pools.service import completion_path, participant_email
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 
 async def make_pool(
@@ -48,7 +48,7 @@ async def test_entry_link_makes_a_rater_and_logs_them_in(
 ) -> None:
     project = await make_project(session)
     admin = await make_user(session, role="admin")
-    link = await make_pool(client, app, await login(client, session, admin), project)
+    link = await make_pool(client, app, await bearer_headers(session, admin), project)
     assert link["prolific_url"] == link["entry_url"] + "?PROLIFIC_PID={{%PROLIFIC_PID%}}"
     assert link["pool"]["token_prefix"] in link["entry_url"]
 
@@ -82,7 +82,7 @@ async def test_bad_links_and_ids_get_clear_pages(
 ) -> None:
     project = await make_project(session)
     admin = await make_user(session, role="admin")
-    headers = await login(client, session, admin)
+    headers = await bearer_headers(session, admin)
     project_id = str(project.id)  # Error answers roll back, which expires loaded objects.
     link = await make_pool(client, app, headers, project, max_participants=1)
     path = join_path(link)
@@ -115,7 +115,7 @@ async def test_someone_else_logged_in_is_not_switched_silently(
 ) -> None:
     project = await make_project(session)
     admin = await make_user(session, role="admin")
-    link = await make_pool(client, app, await login(client, session, admin), project)
+    link = await make_pool(client, app, await bearer_headers(session, admin), project)
     token, _ = await auth_service.start_session(session, admin)
     client.cookies.set(SESSION_COOKIE, token)
     response = await client.get(join_path(link), params={"PROLIFIC_PID": "p1"})
@@ -133,7 +133,7 @@ async def test_quota_stops_the_rater_loop_and_shows_the_completion_code(
     link = await make_pool(
         client,
         app,
-        await login(client, session, admin),
+        await bearer_headers(session, admin),
         project,
         quota=2,
         completion_code="C0DE42",
@@ -179,7 +179,7 @@ async def test_admin_sees_pools_and_participants_and_can_rotate_the_link(
     project = await make_project(session)
     await make_pairs(session, project, 3)
     admin = await make_user(session, role="admin")
-    headers = await login(client, session, admin)
+    headers = await bearer_headers(session, admin)
     project_id = str(project.id)  # Error answers roll back, which expires loaded objects.
     link = await make_pool(client, app, headers, project, quota=1)
     pool_id = str(link["pool"]["id"])
@@ -222,7 +222,7 @@ async def test_admin_sees_pools_and_participants_and_can_rotate_the_link(
     rater = await make_user(session)
     refused = await client.get(
         app.url_path_for("list_pools", project_id=project_id),
-        headers=await login(client, session, rater),
+        headers=await bearer_headers(session, rater),
     )
     assert refused.status_code == 403
 
@@ -235,7 +235,7 @@ async def test_quota_also_stops_gold_pairs(
     project = await make_project(session, raters_per_pair=2, gold_rate=1.0)
     await make_pairs(session, project, 6, gold=3)
     admin = await make_user(session, role="admin")
-    link = await make_pool(client, app, await login(client, session, admin), project, quota=1)
+    link = await make_pool(client, app, await bearer_headers(session, admin), project, quota=1)
     assert (await client.get(join_path(link), params={"PROLIFIC_PID": "g1"})).status_code == 303
     participant = await session.scalar(select(User).where(User.display_name == "g1"))
     assert participant is not None

@@ -8,13 +8,13 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.models import Project
-from tests.factories import PASSWORD, login, make_project, make_user
+from tests.factories import PASSWORD, bearer_headers, make_project, make_user
 
 BEYOND_BIGINT = 2**70
 
 
 async def admin_headers(client: AsyncClient, session: AsyncSession) -> dict[str, str]:
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     # Released from the test's savepoint, so a request that fails (and rolls back) keeps it.
     await session.commit()
     return headers

@@ -23,7 +23,7 @@ from pickwise.webhooks import service
 from pickwise.webhooks.schemas import WebhookCreate
 from pickwise.webhooks.signing import signature, verify
 from pickwise.webhooks.worker import DeliveryPolicy, DeliveryWorker
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 from tests.webhooks.receiver import Received, receiver
 
 QUICK = DeliveryPolicy(timeout=5, max_attempts=3, base_delay=10, max_delay=60)
@@ -188,7 +188,7 @@ async def test_gives_up_after_the_last_attempt_and_an_admin_can_resend(
     assert delivery.status == "failed" and delivery.attempts == QUICK.max_attempts
     assert delivery.last_status_code == 401 and "bad signature" in (delivery.last_error or "")
 
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     resent = await client.post(
         app.url_path_for(
             "resend",
@@ -234,7 +234,7 @@ async def test_export_ready_goes_to_the_webhooks_that_want_it(session: AsyncSess
 async def test_webhook_api(client: AsyncClient, app: FastAPI, session: AsyncSession) -> None:
     project = await make_project(session)
     project_id = str(project.id)
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     collection = app.url_path_for("create_webhook", project_id=project_id)
     made = await client.post(
         collection,
@@ -282,7 +282,7 @@ async def test_webhook_api(client: AsyncClient, app: FastAPI, session: AsyncSess
     assert changed.json()["is_active"] is False
     assert changed.json()["events"] == ["batch.imported", "export.ready"]
 
-    rater_headers = await login(client, session, await make_user(session))
+    rater_headers = await bearer_headers(session, await make_user(session))
     assert (await client.get(collection, headers=rater_headers)).status_code == 403
     deleted = await client.delete(
         app.url_path_for("delete_webhook", project_id=project_id, webhook_id=webhook_id),

@@ -37,7 +37,7 @@ async def create_invite(
         body.project_id is not None
         and await projects_repository.get(session, body.project_id) is None
     ):
-        raise NotFound(f"project_id: project {body.project_id} does not exist")
+        raise NotFound(f"project {body.project_id} does not exist", field="project_id")
     token, invite = await service.create_invite(
         session,
         admin=admin,

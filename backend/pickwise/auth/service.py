@@ -13,7 +13,8 @@ from pickwise.core.errors import (
     TooManyRequests,
 )
 from pickwise.core.security import login_turn, new_token, token_digest, verify_password
-from pickwise.models import ApiToken, Invite, LoginFailure, ProjectMember, User, UserSession
+from pickwise.models import ApiToken, Invite, LoginFailure, User, UserSession
+from pickwise.users import repository as users_repository
 from pickwise.users import service as users_service
 from pickwise.users.email import checked_email
 
@@ -37,7 +38,7 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
             raise TooManyRequests(
                 "Too many failed logins for this account; wait 15 minutes and try again."
             )
-        user = await users_service.get_by_email(session, email_key)
+        user = await users_repository.get_by_email(session, email_key)
         # Checked for unknown accounts too (against a dummy hash), so the time taken does not
         # tell which accounts exist.
         valid = await verify_password(password, user.password_hash if user else None)
@@ -179,16 +180,15 @@ async def accept_invite(
 ) -> User:
     invite = await find_open_invite(session, token)
     if not display_name.strip():
-        raise InvalidInput("display_name: must not be empty")
+        raise InvalidInput("must not be empty", field="display_name")
     user = await users_service.create_user(
         session,
         email=invite.email,
         display_name=display_name,
         role=invite.role,
         password=password,
+        project_ids=[] if invite.project_id is None else [invite.project_id],
     )
     invite.accepted_at = utcnow()
-    if invite.project_id is not None:
-        session.add(ProjectMember(project_id=invite.project_id, user_id=user.id))
     await session.flush()
     return user

@@ -27,6 +27,9 @@ def create(
     from pickwise.users.email import checked_email
 
     async def work(session: AsyncSession) -> int:
+        projects = [
+            await projects_service.get_by_slug_or_404(session, slug) for slug in project or []
+        ]
         user = await service.create_user(
             session,
             # The check POST /api/v1/users and the admin page make.
@@ -34,11 +37,8 @@ def create(
             display_name=name or email.split("@")[0],
             role="admin" if admin else "rater",
             password=password,
+            project_ids=[chosen.id for chosen in projects],
         )
-        for slug in project or []:
-            await projects_service.add_member(
-                session, await projects_service.get_by_slug_or_404(session, slug), user
-            )
         return user.id
 
     try:
@@ -57,10 +57,10 @@ def token(
     """Create an API token for a user (printed once)."""
     from pickwise.auth import service as auth_service
     from pickwise.cli.runtime import run, with_session
-    from pickwise.users import service
+    from pickwise.users import repository
 
     async def work(session: AsyncSession) -> str:
-        user = await service.get_by_email(session, email)
+        user = await repository.get_by_email(session, email)
         if user is None:
             raise PickwiseError(f"no account for {email}")
         plain, _ = await auth_service.create_api_token(session, user, name)

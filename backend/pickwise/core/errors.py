@@ -4,12 +4,28 @@ from typing import Any
 
 
 class PickwiseError(Exception):
+    """`message` says what is wrong; `field`, when set, names the input it is about, so a
+    form shows the message beside that input and an API client reads it in the body."""
+
     status_code = 400
 
-    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    def __init__(
+        self, message: str, *, field: str | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
+        self.message = message
+        self.field = field
         self.extra = extra or {}
+        super().__init__(self.detail)
+
+    @property
+    def detail(self) -> str:
+        """The message as one line, led by the field it is about."""
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body: the class name, the detail and the field (when there is one)."""
+        field = {"field": self.field} if self.field else {}
+        return {"error": type(self).__name__, "detail": self.detail, **field, **self.extra}
 
 
 class BadRequest(PickwiseError):
@@ -19,15 +35,15 @@ class BadRequest(PickwiseError):
 class NotAuthenticated(PickwiseError):
     status_code = 401
 
-    def __init__(self, detail: str = "Log in or send an API token.") -> None:
-        super().__init__(detail)
+    def __init__(self, message: str = "Log in or send an API token.") -> None:
+        super().__init__(message)
 
 
 class Forbidden(PickwiseError):
     status_code = 403
 
-    def __init__(self, detail: str = "You do not have access to this.") -> None:
-        super().__init__(detail)
+    def __init__(self, message: str = "You do not have access to this.") -> None:
+        super().__init__(message)
 
 
 class NotFound(PickwiseError):
@@ -49,5 +65,5 @@ class TooManyRequests(PickwiseError):
 class DatabaseUnavailable(PickwiseError):
     status_code = 503
 
-    def __init__(self, detail: str = "The database is unavailable; try again shortly.") -> None:
-        super().__init__(detail)
+    def __init__(self, message: str = "The database is unavailable; try again shortly.") -> None:
+        super().__init__(message)

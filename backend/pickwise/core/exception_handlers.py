@@ -4,7 +4,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from psycopg import errors as pg_errors
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -19,6 +19,10 @@ class ErrorRead(BaseModel):
 
     error: str
     detail: str
+    field: str | None = Field(
+        None, description="The input the error is about, when it is about one; `detail` starts "
+        "with it too."
+    )
 
 
 # Documented on every /api/ operation, so the schema describes the error bodies clients get
@@ -54,7 +58,7 @@ async def handle_pickwise_error(request: Request, exc: Exception) -> Response:
             {"status_code": exc.status_code, "detail": exc.detail, "error": type(exc).__name__},
             status_code=exc.status_code,
         )
-    body = {"error": type(exc).__name__, "detail": exc.detail, **exc.extra}
+    body = exc.body()
     headers = {"Retry-After": "5"} if isinstance(exc, DatabaseUnavailable) else None
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
 

@@ -44,8 +44,9 @@ async def create_endpoint(
     name = data.name or data.model
     if not re.fullmatch(ENDPOINT_NAME_PATTERN, name):
         raise InvalidInput(
-            "name: the model name is not usable as a name here; give a name of letters, "
-            "digits and _ . : / @ + -"
+            "the model name is not usable as a name here; give a name of letters, "
+            "digits and _ . : / @ + -",
+            field="name",
         )
     endpoint = GenerationEndpoint(
         project_id=project.id, name=name, **data.model_dump(exclude={"name"})
@@ -55,7 +56,9 @@ async def create_endpoint(
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as exc:
-        raise Conflict(f"name: this project already has an endpoint called {name!r}") from exc
+        raise Conflict(
+            f"this project already has an endpoint called {name!r}", field="name"
+        ) from exc
     return endpoint
 
 

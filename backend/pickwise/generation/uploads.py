@@ -91,7 +91,7 @@ async def import_prompt_only(
     try:
         configs = [EndpointConfig.from_endpoint(endpoint) for endpoint in endpoints]
     except MissingApiKey as exc:
-        raise InvalidInput(f"api_key_env: {exc}") from exc
+        raise InvalidInput(str(exc), field="api_key_env") from exc
     if len(configs) < 2:
         raise InvalidInput(
             "prompts without responses need two answers each: this project has one active "

@@ -37,7 +37,7 @@ async def run_once(
     if key is None:
         return await _answer(work)
     if not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput(f"Idempotency-Key: must be 1 to {MAX_KEY_LENGTH} characters")
+        raise InvalidInput(f"must be 1 to {MAX_KEY_LENGTH} characters", field="Idempotency-Key")
     inserted = await session.scalar(
         insert(IdempotencyKey)
         .values(user_id=user.id, key=key, request_hash=fingerprint, status_code=0, response_body={})
@@ -53,7 +53,8 @@ async def run_once(
         assert stored is not None
         if stored.request_hash != fingerprint:
             raise InvalidInput(
-                "Idempotency-Key: this key was already used with a different request body"
+                "this key was already used with a different request body",
+                field="Idempotency-Key",
             )
         return stored.status_code, dict(stored.response_body)
     status_code, body = await _answer(work)
@@ -72,4 +73,4 @@ async def _answer(
         return await work()
     except PickwiseError as exc:
         # A refusal (e.g. the late-submit 409) is an answer too: replays get the same one.
-        return exc.status_code, {"error": type(exc).__name__, "detail": exc.detail}
+        return exc.status_code, exc.body()

@@ -73,28 +73,30 @@ def _to_canonical(side: str, left_side: str) -> str:
 
 def validate_judgment(project: Project, body: JudgmentIn) -> None:
     if body.choice == "tie" and not project.allow_tie:
-        raise InvalidInput("choice: this project does not allow ties")
+        raise InvalidInput("this project does not allow ties", field="choice")
     if body.choice == "both_bad" and not project.allow_both_bad:
-        raise InvalidInput("choice: this project does not allow 'both bad'")
+        raise InvalidInput("this project does not allow 'both bad'", field="choice")
     scale = list(project.strength_scale)
     if body.strength is not None:
         if not scale:
-            raise InvalidInput("strength: this project has no strength scale")
+            raise InvalidInput("this project has no strength scale", field="strength")
         if body.strength >= len(scale):
-            raise InvalidInput(f"strength: must be between 0 and {len(scale) - 1}")
+            raise InvalidInput(f"must be between 0 and {len(scale) - 1}", field="strength")
         if body.choice not in ("left", "right"):
-            raise InvalidInput("strength: only a choice of left or right has a strength")
+            raise InvalidInput("only a choice of left or right has a strength", field="strength")
     elif scale and body.choice in ("left", "right"):
-        raise InvalidInput(f"strength: required; one of 0..{len(scale) - 1} ({', '.join(scale)})")
+        raise InvalidInput(
+            f"required; one of 0..{len(scale) - 1} ({', '.join(scale)})", field="strength"
+        )
     rationale = (body.rationale or "").strip()
     if project.rationale_mode == "off" and rationale:
-        raise InvalidInput("rationale: this project does not collect rationales")
+        raise InvalidInput("this project does not collect rationales", field="rationale")
     if project.rationale_mode == "required" and not rationale:
-        raise InvalidInput("rationale: required in this project; say briefly why")
+        raise InvalidInput("required in this project; say briefly why", field="rationale")
     unknown = set(body.criteria) - set(project.criteria)
     if unknown:
         raise InvalidInput(
-            f"criteria: unknown criteria {sorted(unknown)}; known: {project.criteria}"
+            f"unknown criteria {sorted(unknown)}; known: {project.criteria}", field="criteria"
         )
 
 
@@ -274,7 +276,7 @@ async def resolve_flags(
 ) -> None:
     """An admin's decision: 'restored' puts the pair back in the queue, 'removed' drops it."""
     if resolution not in ("restored", "removed"):
-        raise InvalidInput("resolution: must be 'restored' or 'removed'")
+        raise InvalidInput("must be 'restored' or 'removed'", field="resolution")
     pair = await session.scalar(
         select(Pair).where(Pair.id == pair_id, Pair.project_id == project.id).with_for_update()
     )

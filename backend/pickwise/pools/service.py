@@ -21,7 +21,6 @@ from pickwise.models.pools import PARTICIPANT_ID_PATTERN
 from pickwise.pools import repository
 from pickwise.pools.quota import QuotaState, quota_state
 from pickwise.pools.schemas import PoolCreate, PoolUpdate
-from pickwise.projects import service as projects_service
 from pickwise.users import service as users_service
 
 _PARTICIPANT_ID = re.compile(PARTICIPANT_ID_PATTERN)
@@ -82,14 +81,15 @@ async def get_pool_or_404(session: AsyncSession, project: Project, pool_id: int)
 def check_participant_id(participant_id: str | None) -> str:
     if participant_id is None or not participant_id.strip():
         raise InvalidInput(
-            "participant_id: this link needs your participant id "
-            "(…?PROLIFIC_PID=… or …?participant_id=…); open it from your study page"
+            "this link needs your participant id "
+            "(…?PROLIFIC_PID=… or …?participant_id=…); open it from your study page",
+            field="participant_id",
         )
     participant_id = participant_id.strip()
     if not _PARTICIPANT_ID.fullmatch(participant_id):
         raise InvalidInput(
-            "participant_id: must be 1 to 64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            field="participant_id",
         )
     return participant_id
 
@@ -129,17 +129,15 @@ async def join(session: AsyncSession, token: str, participant_id: str | None) ->
             email=participant_email(pool.id, external_id),
             display_name=external_id,
             role="rater",
+            project_ids=[pool.project_id],
         )
     except Conflict as exc:
         # Only ids that differ in letter case alone can get here (e-mails ignore case).
         raise Conflict(
-            "participant_id: an id that differs only in upper/lower case already joined"
+            "an id that differs only in upper/lower case already joined", field="participant_id"
         ) from exc
     participant = PoolParticipant(pool_id=pool.id, user_id=user.id, external_id=external_id)
     session.add(participant)
-    project = await session.get(Project, pool.project_id)
-    assert project is not None
-    await projects_service.add_member(session, project, user)
     await session.flush()
     return Joined(pool, participant, user, created=True)
 

@@ -61,7 +61,7 @@ async def list_members(project: AdminProject, session: SessionDep) -> list[Membe
 async def add_member(body: MemberAdd, project: AdminProject, session: SessionDep) -> None:
     user = await session.get(User, body.user_id)
     if user is None:
-        raise NotFound(f"user_id: user {body.user_id} does not exist")
+        raise NotFound(f"user {body.user_id} does not exist", field="user_id")
     await service.add_member(session, project, user)
 
 

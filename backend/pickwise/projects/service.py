@@ -9,14 +9,14 @@ from pickwise.projects.schemas import ProjectCreate, ProjectUpdate
 
 async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
     if await repository.get_by_slug(session, data.slug) is not None:
-        raise Conflict(f"slug: a project called {data.slug!r} already exists")
+        raise Conflict(f"a project called {data.slug!r} already exists", field="slug")
     project = Project(**data.model_dump())
     session.add(project)
     try:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as exc:
-        raise Conflict(f"slug: a project called {data.slug!r} already exists") from exc
+        raise Conflict(f"a project called {data.slug!r} already exists", field="slug") from exc
     return project
 
 
@@ -42,10 +42,7 @@ async def get_by_slug_or_404(session: AsyncSession, slug: str) -> Project:
 
 
 async def add_member(session: AsyncSession, project: Project, user: User) -> None:
-    if await repository.is_member(session, project.id, user.id):
-        return
-    session.add(ProjectMember(project_id=project.id, user_id=user.id))
-    await session.flush()
+    await repository.add_members(session, [project.id], user.id)
 
 
 async def remove_member(session: AsyncSession, project: Project, user_id: int) -> None:

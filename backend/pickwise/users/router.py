@@ -2,10 +2,7 @@ from fastapi import APIRouter
 
 from pickwise.auth.deps import AdminUser, CurrentUser
 from pickwise.core.db import SessionDep
-from pickwise.core.errors import NotFound
-from pickwise.projects import repository as projects_repository
-from pickwise.projects import service as projects_service
-from pickwise.users import service
+from pickwise.users import repository, service
 from pickwise.users.schemas import UserCreate, UserRead
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
@@ -18,7 +15,7 @@ async def me(user: CurrentUser) -> UserRead:
 
 @router.get("/users", response_model=list[UserRead])
 async def list_users(admin: AdminUser, session: SessionDep) -> list[UserRead]:
-    return [UserRead.model_validate(user) for user in await service.list_users(session)]
+    return [UserRead.model_validate(user) for user in await repository.list_all(session)]
 
 
 @router.post("/users", response_model=UserRead, status_code=201)
@@ -29,10 +26,6 @@ async def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -
         display_name=body.display_name,
         role=body.role,
         password=body.password,
+        project_ids=body.project_ids,
     )
-    for project_id in body.project_ids:
-        project = await projects_repository.get(session, project_id)
-        if project is None:
-            raise NotFound(f"project_ids: project {project_id} does not exist")
-        await projects_service.add_member(session, project, user)
     return UserRead.model_validate(user)

@@ -1,22 +1,20 @@
-from sqlalchemy import func, select
+from collections.abc import Sequence
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.core.errors import Conflict, InvalidInput
+from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.security import hash_password, new_pseudonym
 from pickwise.models import User
+from pickwise.projects import repository as projects_repository
+from pickwise.users import repository
 
 MIN_PASSWORD_LENGTH = 8
 
 
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"password: must be at least {MIN_PASSWORD_LENGTH} characters")
-
-
-async def get_by_email(session: AsyncSession, email: str) -> User | None:
-    result = await session.execute(select(User).where(func.lower(User.email) == email.lower()))
-    return result.scalar_one_or_none()
+        raise InvalidInput(f"must be at least {MIN_PASSWORD_LENGTH} characters", field="password")
 
 
 async def create_user(
@@ -26,11 +24,20 @@ async def create_user(
     display_name: str,
     role: str = "rater",
     password: str | None = None,
+    project_ids: Sequence[int] = (),
 ) -> User:
+    """Create an account and make it a member of `project_ids`: the one way in for accounts
+    from the API, the admin page, the CLI, invites and study links.
+
+    The projects are checked first, so a refusal leaves nothing behind even where the caller
+    catches it and its transaction commits (a page that shows the problem)."""
+    missing = await projects_repository.missing_ids(session, project_ids)
+    if missing:
+        raise NotFound(f"project {missing[0]} does not exist", field="project_ids")
     if password is not None:
         check_password_strength(password)
-    if await get_by_email(session, email) is not None:
-        raise Conflict(f"email: an account for {email} already exists")
+    if await repository.get_by_email(session, email) is not None:
+        raise Conflict(f"an account for {email} already exists", field="email")
     user = User(
         email=email.strip(),
         display_name=display_name.strip() or email.split("@")[0],
@@ -43,9 +50,6 @@ async def create_user(
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as exc:
-        raise Conflict(f"email: an account for {email} already exists") from exc
+        raise Conflict(f"an account for {email} already exists", field="email") from exc
+    await projects_repository.add_members(session, project_ids, user.id)
     return user
-
-
-async def list_users(session: AsyncSession) -> list[User]:
-    return list((await session.execute(select(User).order_by(User.id))).scalars())

@@ -21,14 +21,11 @@ from pickwise.exports.deps import ReadConnection
 from pickwise.exports.formats import ExportFormat
 from pickwise.exports.schemas import ExportQuery
 from pickwise.projects.deps import AdminProject
+from pickwise.web.forms import problems
 from pickwise.web.templating import render
 from pickwise.webhooks.service import queue_export_written
 
 router = APIRouter(prefix="/admin/projects/{project_id}/export", include_in_schema=False)
-
-
-def _problems(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
 
 
 async def _page(
@@ -109,7 +106,7 @@ async def export_download(
             session,
             project,
             ExportQuery(),
-            errors=_problems(exc),
+            errors=problems(exc),
             status_code=422,
         )
     if action == "preview":

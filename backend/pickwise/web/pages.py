@@ -23,7 +23,8 @@ def _safe_next(next_url: str | None) -> str:
     return "/"
 
 
-def _set_session_cookie(response: Response, token: str) -> None:
+def set_session_cookie(response: Response, token: str) -> None:
+    """Log the browser in: the session cookie, sent back on every same-site request."""
     settings = get_settings()
     response.set_cookie(
         SESSION_COOKIE,
@@ -60,7 +61,7 @@ async def login(
         )
     token, _ = await auth_service.start_session(session, user)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    _set_session_cookie(response, token)
+    set_session_cookie(response, token)
     return response
 
 
@@ -114,5 +115,5 @@ async def accept_invite(
         )
     session_token, _ = await auth_service.start_session(session, user)
     response = RedirectResponse("/", status_code=303)
-    _set_session_cookie(response, session_token)
+    set_session_cookie(response, session_token)
     return response

@@ -22,6 +22,7 @@ from pickwise.pools import service as pools_service
 from pickwise.pools.router import pool_link
 from pickwise.pools.schemas import PoolCreate, PoolRead, PoolUpdate
 from pickwise.projects.deps import AdminProject
+from pickwise.web.forms import problems
 from pickwise.web.templating import render
 from pickwise.webhooks import repository as webhooks_repository
 from pickwise.webhooks import service as webhooks_service
@@ -30,10 +31,6 @@ from pickwise.webhooks.schemas import WebhookCreate, WebhookUpdate
 router = APIRouter(prefix="/admin/projects/{project_id}/integrations", include_in_schema=False)
 
 FormText = Annotated[str, Form()]
-
-
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
 def _blank_none(value: str) -> str | None:
@@ -58,7 +55,7 @@ async def _page(
     ]
     return render(
         request,
-        "pools/integrations.html",
+        "admin/integrations.html",
         {
             "principal": principal,
             "project": project,
@@ -112,7 +109,7 @@ async def create_pool(
         )
     except ValidationError as exc:
         return await _page(
-            request, principal, session, project, error=_problems(exc), status_code=422
+            request, principal, session, project, error="; ".join(problems(exc)), status_code=422
         )
     token, pool = await pools_service.create_pool(session, project, data, admin)
     link = pool_link(request, PoolRead.model_validate(pool), token)
@@ -168,7 +165,7 @@ async def create_webhook(
         )
     except ValidationError as exc:
         return await _page(
-            request, principal, session, project, error=_problems(exc), status_code=422
+            request, principal, session, project, error="; ".join(problems(exc)), status_code=422
         )
     try:
         webhook = await webhooks_service.create_webhook(session, project, data)
@@ -268,7 +265,7 @@ async def create_endpoint(
         await generation_service.create_endpoint(session, project, data)
     except ValidationError as exc:
         return await _page(
-            request, principal, session, project, error=_problems(exc), status_code=422
+            request, principal, session, project, error="; ".join(problems(exc)), status_code=422
         )
     except PickwiseError as exc:
         return await _page(

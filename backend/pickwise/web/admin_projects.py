@@ -1,41 +1,38 @@
-"""Admin pages: create and manage projects (settings, members, imports, flags) and users.
+"""Admin pages of a project: create it, change its settings, manage its members, import
+batches, review the pairs raters flagged.
 
 A rejected form re-renders its page with the problems named per field. A successful POST
-redirects (303) back with a fixed notice key in the query string (never free text), except
-the invite form, which renders the one-time link in its response.
+redirects (303) back with a fixed notice key in the query string (never free text).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from pickwise.assignments.service import project_progress
-from pickwise.auth import service as auth_service
 from pickwise.auth.deps import AdminUser, PrincipalDep, get_admin_user
-from pickwise.auth.schemas import InviteCreate
 from pickwise.batches import repository as batches_repository
 from pickwise.batches.report import LineError
 from pickwise.batches.service import ImportRejected, import_stream, limits_from_settings
 from pickwise.core.db import SessionDep
 from pickwise.core.errors import Conflict, InvalidInput, NotFound, PickwiseError
 from pickwise.generation.uploads import import_prompt_only
+from pickwise.judgments import repository as judgments_repository
 from pickwise.judgments import service as judgments_service
-from pickwise.models import Pair, PairFlag, Project, ProjectMember, Prompt, User
+from pickwise.models import PairFlag, Project, User
 from pickwise.projects import repository as projects_repository
 from pickwise.projects import service as projects_service
 from pickwise.projects.deps import AdminProject
 from pickwise.projects.schemas import ProjectCreate, ProjectSettings, ProjectUpdate
-from pickwise.users import service as users_service
-from pickwise.users.schemas import UserCreate
+from pickwise.users import repository as users_repository
+from pickwise.web.forms import error_by_field, field_errors, form_text, redirect_to
 from pickwise.web.templating import render
 
 router = APIRouter(prefix="/admin", include_in_schema=False, dependencies=[Depends(get_admin_user)])
@@ -64,20 +61,6 @@ CHECKBOXES = ("allow_tie", "allow_both_bad", "gold_feedback")
 LABEL_LISTS = ("strength_scale", "criteria")
 MULTILINE = ("description", "guidelines_md")
 
-USER_LABELS: dict[str, str] = {
-    "email": "Email",
-    "display_name": "Name",
-    "role": "Role",
-    "password": "Password",
-    "project_ids": "Projects",
-}
-INVITE_LABELS: dict[str, str] = {
-    "email": "Email",
-    "role": "Role",
-    "project_id": "Project",
-    "valid_days": "Days valid",
-}
-
 PROJECT_NOTICES = {
     "created": "Project created.",
     "settings": "Settings saved.",
@@ -90,46 +73,6 @@ PROJECT_NOTICES = {
 }
 MAX_FLAGS_SHOWN = 200
 EXCERPT_CHARS = 240
-
-
-# ---- form helpers (also used by the account pages) ----
-
-
-def field_errors(exc: ValidationError) -> dict[str, str]:
-    """The first problem per field, keyed by the field's name."""
-    errors: dict[str, str] = {}
-    for error in exc.errors():
-        name = str(error["loc"][0]) if error["loc"] else "form"
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "string_pattern_mismatch" and name == "slug":
-            message = "use lower-case letters, digits and dashes, starting with a letter or digit"
-        errors.setdefault(name, message)
-    return errors
-
-
-def detail_errors(detail: str, fields: Sequence[str]) -> dict[str, str]:
-    """Service errors read "field: problem"; anything else belongs to the whole form."""
-    name, separator, message = detail.partition(": ")
-    if separator and name in fields:
-        return {name: message}
-    return {"form": detail}
-
-
-def redirect_to(
-    request: Request, route: str, query: dict[str, Any] | None = None, **params: Any
-) -> RedirectResponse:
-    path = str(request.app.url_path_for(route, **{k: str(v) for k, v in params.items()}))
-    if query:
-        path += "?" + urlencode(query)
-    return RedirectResponse(path, status_code=303)
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
-# ---- projects ----
 
 
 def _project_values(project: Project | None) -> dict[str, Any]:
@@ -150,9 +93,9 @@ def _submitted_project_values(form: FormData) -> dict[str, Any]:
         if name in CHECKBOXES:
             values[name] = name in form
         elif name in MULTILINE:
-            values[name] = _text(form, name).replace("\r\n", "\n")
+            values[name] = form_text(form, name).replace("\r\n", "\n")
         else:
-            values[name] = _text(form, name).strip()
+            values[name] = form_text(form, name).strip()
     return values
 
 
@@ -196,16 +139,10 @@ def _excerpt(turns: list[Any]) -> str:
 
 
 async def _open_flags(session: AsyncSession, project_id: int) -> list[FlaggedPair]:
-    rows = await session.execute(
-        select(PairFlag, Pair.status, Prompt.turns)
-        .join(Pair, Pair.id == PairFlag.pair_id)
-        .join(Prompt, Prompt.id == Pair.prompt_id)
-        .where(PairFlag.project_id == project_id, PairFlag.resolution.is_(None))
-        .order_by(PairFlag.pair_id, PairFlag.id)
-        .limit(MAX_FLAGS_SHOWN)
-    )
     by_pair: dict[int, FlaggedPair] = {}
-    for flag, status, turns in rows:
+    for flag, status, turns in await judgments_repository.open_flags(
+        session, project_id, MAX_FLAGS_SHOWN
+    ):
         pair = by_pair.get(flag.pair_id)
         if pair is None:
             pair = by_pair[flag.pair_id] = FlaggedPair(flag.pair_id, status, _excerpt(turns), [])
@@ -222,7 +159,7 @@ async def _render_project(
     status_code: int = 200,
 ) -> HTMLResponse:
     batches = await batches_repository.list_batches(session, project.id)
-    users = await users_service.list_users(session)
+    users = await users_repository.list_all(session)
     members = await projects_repository.members(session, project.id)
     member_ids = {user.id for user, _ in members}
     return render(
@@ -285,7 +222,7 @@ async def create_project(
     try:
         project = await projects_service.create_project(session, data)
     except PickwiseError as exc:
-        errors = detail_errors(exc.detail, list(PROJECT_LABELS))
+        errors = error_by_field(exc, PROJECT_LABELS)
         return _render_new_project(request, principal, values, errors, exc.status_code)
     return redirect_to(request, "admin_project", {"done": "created"}, project_id=project.id)
 
@@ -328,14 +265,14 @@ async def update_settings(
 
 async def _user_to_add(session: AsyncSession, email: str, user_id: str) -> User:
     if email:
-        user = await users_service.get_by_email(session, email)
+        user = await users_repository.get_by_email(session, email)
         if user is None:
             raise NotFound(
                 f"No account uses {email}; create it or send an invite on the Users page."
             )
         return user
     if user_id.isdigit():
-        picked = await session.get(User, int(user_id))
+        picked = await users_repository.get(session, int(user_id))
         if picked is None:
             raise NotFound(f"user {user_id} does not exist")
         return picked
@@ -445,144 +382,3 @@ async def import_batch(
     else:
         query = {"imported": outcome.batch_id}
     return redirect_to(request, "admin_project", query, project_id=project.id)
-
-
-# ---- users and invites ----
-
-
-@dataclass
-class UsersPage:
-    user_values: dict[str, Any] = field(
-        default_factory=lambda: {
-            "email": "",
-            "display_name": "",
-            "role": "rater",
-            "project_ids": [],
-        }
-    )
-    user_errors: dict[str, str] = field(default_factory=dict)
-    invite_values: dict[str, Any] = field(
-        default_factory=lambda: {"email": "", "role": "rater", "project_id": "", "valid_days": "7"}
-    )
-    invite_errors: dict[str, str] = field(default_factory=dict)
-    invite_url: str | None = None
-    invite_email: str | None = None
-    invite_expires_at: datetime | None = None
-    created_user_id: str | None = None
-
-
-async def _projects_by_user(session: AsyncSession) -> dict[int, list[Project]]:
-    rows = await session.execute(
-        select(ProjectMember.user_id, Project)
-        .join(Project, Project.id == ProjectMember.project_id)
-        .order_by(Project.id)
-    )
-    by_user: dict[int, list[Project]] = {}
-    for user_id, project in rows:
-        by_user.setdefault(user_id, []).append(project)
-    return by_user
-
-
-async def _render_users(
-    request: Request,
-    principal: PrincipalDep,
-    session: AsyncSession,
-    page: UsersPage,
-    status_code: int = 200,
-) -> HTMLResponse:
-    users = await users_service.list_users(session)
-    return render(
-        request,
-        "admin/users.html",
-        {
-            "principal": principal,
-            "page": page,
-            "users": users,
-            "created": next((u for u in users if str(u.id) == page.created_user_id), None),
-            "projects_by_user": await _projects_by_user(session),
-            "projects": await projects_repository.list_all(session),
-            "user_labels": USER_LABELS,
-            "invite_labels": INVITE_LABELS,
-        },
-        status_code=status_code,
-    )
-
-
-@router.get("/users", response_class=HTMLResponse, name="admin_users")
-async def users_page(
-    request: Request, principal: PrincipalDep, session: SessionDep, created: str | None = None
-) -> HTMLResponse:
-    return await _render_users(request, principal, session, UsersPage(created_user_id=created))
-
-
-@router.post("/users", response_class=HTMLResponse, name="admin_create_user")
-async def create_user(request: Request, principal: PrincipalDep, session: SessionDep) -> Response:
-    form = await request.form()
-    values: dict[str, Any] = {
-        "email": _text(form, "email").strip(),
-        "display_name": _text(form, "display_name").strip(),
-        "role": _text(form, "role"),
-        "project_ids": [v for v in form.getlist("project_ids") if isinstance(v, str)],
-    }
-    page = UsersPage(user_values=values)
-    try:
-        data = UserCreate.model_validate({**values, "password": _text(form, "password")})
-    except ValidationError as exc:
-        page.user_errors = field_errors(exc)
-        return await _render_users(request, principal, session, page, 422)
-    projects = {project.id: project for project in await projects_repository.list_all(session)}
-    if any(project_id not in projects for project_id in data.project_ids):
-        page.user_errors = {"project_ids": "one of the projects no longer exists"}
-        return await _render_users(request, principal, session, page, 422)
-    try:
-        user = await users_service.create_user(
-            session,
-            email=data.email,
-            display_name=data.display_name,
-            role=data.role,
-            password=data.password,
-        )
-    except PickwiseError as exc:
-        page.user_errors = detail_errors(exc.detail, list(USER_LABELS))
-        return await _render_users(request, principal, session, page, exc.status_code)
-    for project_id in data.project_ids:
-        await projects_service.add_member(session, projects[project_id], user)
-    return redirect_to(request, "admin_users", {"created": user.id})
-
-
-@router.post("/users/invites", response_class=HTMLResponse, name="admin_create_invite")
-async def create_invite(
-    request: Request, principal: PrincipalDep, admin: AdminUser, session: SessionDep
-) -> Response:
-    form = await request.form()
-    values = {name: _text(form, name).strip() for name in INVITE_LABELS}
-    page = UsersPage(invite_values=values)
-    try:
-        data = InviteCreate.model_validate({**values, "project_id": values["project_id"] or None})
-    except ValidationError as exc:
-        page.invite_errors = field_errors(exc)
-        return await _render_users(request, principal, session, page, 422)
-    if (
-        data.project_id is not None
-        and await projects_repository.get(session, data.project_id) is None
-    ):
-        page.invite_errors = {"project_id": "this project no longer exists"}
-        return await _render_users(request, principal, session, page, 422)
-    if await users_service.get_by_email(session, data.email) is not None:
-        page.invite_errors = {"email": f"an account for {data.email} already exists"}
-        return await _render_users(request, principal, session, page, 409)
-    token, invite = await auth_service.create_invite(
-        session,
-        admin=admin,
-        email=data.email,
-        role=data.role,
-        project_id=data.project_id,
-        valid_days=data.valid_days,
-    )
-    # Shown once, on this response only: the database keeps just the token's hash.
-    page = UsersPage(
-        invite_url=str(request.url_for("invite_page", token=token)),
-        invite_email=invite.email,
-        invite_expires_at=invite.expires_at,
-    )
-    return await _render_users(request, principal, session, page)

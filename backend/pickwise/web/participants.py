@@ -12,7 +12,7 @@ from pickwise.core.errors import Conflict
 from pickwise.pools import service
 from pickwise.pools.quota import quota_state
 from pickwise.projects.deps import RaterProject
-from pickwise.web.pages import _set_session_cookie
+from pickwise.web.pages import set_session_cookie
 from pickwise.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -44,7 +44,7 @@ async def join(
     response = RedirectResponse(target, status_code=303)
     if principal is None:
         session_token, _ = await auth_service.start_session(session, joined.user)
-        _set_session_cookie(response, session_token)
+        set_session_cookie(response, session_token)
     return response
 
 
