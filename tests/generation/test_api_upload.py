@@ -167,6 +167,7 @@ async def test_missing_keys_and_single_endpoints_are_clear_errors(
     missing = await upload(client, app, project_id, headers, body({"id": "p1", "prompt": "x"}))
     assert missing.status_code == 422
     assert missing.json()["detail"].startswith("api_key_env: endpoint keyed:")
+    assert missing.json()["field"] == "api_key_env"
     assert "PICKWISE_TEST_UNSET_API_KEY" in missing.json()["detail"]
     assert fake.seen.calls == []
 

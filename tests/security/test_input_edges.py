@@ -89,6 +89,7 @@ async def test_an_invite_to_a_missing_project_is_not_found(
     )
     assert response.status_code == 404
     assert response.json()["detail"].startswith("project_id:")
+    assert response.json()["field"] == "project_id"
 
 
 def test_the_schema_documents_the_error_bodies_the_api_sends(app: FastAPI) -> None:

@@ -381,6 +381,13 @@ async def test_create_user_with_the_form(client: AsyncClient, session: AsyncSess
     )
     assert short.status_code == 422 and 'id="user_password-error"' in short.text
     assert "long enough pw" not in again.text  # a password is never echoed back
+    # A project gone since the form was shown: named beside the projects, nothing created.
+    gone = await client.post(
+        "/admin/users", data={**form, "email": "late@example.org", "project_ids": ["987654"]}
+    )
+    assert gone.status_code == 404 and 'id="user_project_ids-error"' in gone.text
+    assert "project 987654 does not exist" in gone.text
+    assert await session.scalar(select(User).where(User.email == "late@example.org")) is None
 
 
 async def test_invite_link_is_shown_once_and_works(
