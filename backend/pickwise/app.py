@@ -13,10 +13,10 @@ from pickwise.auth.router import router as auth_router
 from pickwise.batches.router import router as batches_router
 from pickwise.core.config import get_settings
 from pickwise.core.db import dispose_engines
-from pickwise.core.exception_handlers import API_ERROR_RESPONSES, register_exception_handlers
 from pickwise.core.logging import RequestContextMiddleware, configure_logging
 from pickwise.core.metrics import MetricsMiddleware
 from pickwise.core.middleware import LoadSheddingMiddleware, SecurityHeadersMiddleware
+from pickwise.exception_handlers import API_ERROR_RESPONSES, register_exception_handlers
 from pickwise.exports.router import router as exports_router
 from pickwise.generation.router import router as generation_router
 from pickwise.health.router import router as health_router

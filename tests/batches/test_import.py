@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from pickwise.batches.report import ImportRejected
+from pickwise.batches.parsing.report import ImportRejected
 from pickwise.batches.service import import_stream
 from pickwise.models import Batch, Pair, PairSlot, Project, Prompt, Response
 from tests.factories import add_member, bearer_headers, make_project, make_user
@@ -258,7 +258,7 @@ async def test_bad_files_are_rejected_whole(
 
 
 async def test_oversized_line_is_rejected(session: AsyncSession) -> None:
-    from pickwise.batches.report import ImportLimits
+    from pickwise.batches.parsing.report import ImportLimits
 
     project = await make_project(session)
     big = jsonl({**prompt_row("a"), "prompt": "x" * 5000})

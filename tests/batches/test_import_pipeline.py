@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.service import create_slots
 from pickwise.batches import service
-from pickwise.batches.report import ImportRejected
+from pickwise.batches.parsing.report import ImportRejected
 from pickwise.models import Pair, PairSlot, Prompt, Response
 from tests.batches.test_import import counts, jsonl, prompt_row
 from tests.factories import make_project
@@ -165,7 +165,7 @@ def test_rules_prepare_rows_without_ids() -> None:
 
 
 def _parsed(row: dict[str, Any]) -> Any:
-    from pickwise.batches.parsing import iter_records
+    from pickwise.batches.parsing.reader import iter_records
 
     [record] = iter_records(io.BytesIO(jsonl(row)), filename="b.jsonl")
     return record

@@ -5,8 +5,8 @@ import itertools
 import pytest
 
 from pickwise.batches.pairing import PairStrategy, canonical_pair, generate_pairs, gold_pairs
-from pickwise.batches.parsing import iter_records
-from pickwise.batches.records import ParsedPrompt
+from pickwise.batches.parsing.reader import iter_records
+from pickwise.batches.parsing.records import ParsedPrompt
 from tests.batches.import_files import jsonl, pair_record, responses_record
 
 

@@ -11,7 +11,7 @@ import itertools
 import random
 from typing import Literal
 
-from pickwise.batches.records import ParsedPrompt
+from pickwise.batches.parsing.records import ParsedPrompt
 
 PairStrategy = Literal["all", "random_k"]
 Pair = tuple[str, str]

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches import repository
 from pickwise.batches.pairing import PairStrategy, generate_pairs
-from pickwise.batches.parsing import iter_records, validate
-from pickwise.batches.records import ParsedPrompt
-from pickwise.batches.report import (
+from pickwise.batches.parsing.reader import iter_records, validate
+from pickwise.batches.parsing.records import ParsedPrompt
+from pickwise.batches.parsing.report import (
     ErrorLog,
     ImportFormat,
     ImportLimits,

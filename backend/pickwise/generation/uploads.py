@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches import repository as batches_repository
 from pickwise.batches import service as batches_service
-from pickwise.batches.parsing import format_from_filename
-from pickwise.batches.report import ImportLimits
+from pickwise.batches.parsing.reader import format_from_filename
+from pickwise.batches.parsing.report import ImportLimits
 from pickwise.batches.service import ImportOutcome
 from pickwise.core.config import get_settings
 from pickwise.core.errors import Conflict, InvalidInput

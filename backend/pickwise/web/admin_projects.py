@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 from pickwise.assignments.service import project_progress
 from pickwise.auth.deps import AdminUser, PrincipalDep, get_admin_user
 from pickwise.batches import repository as batches_repository
-from pickwise.batches.report import LineError
+from pickwise.batches.parsing.report import LineError
 from pickwise.batches.service import ImportRejected, import_stream, limits_from_settings
 from pickwise.core.db import SessionDep
 from pickwise.core.errors import Conflict, InvalidInput, NotFound, PickwiseError

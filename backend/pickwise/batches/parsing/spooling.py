@@ -5,7 +5,7 @@ import tempfile
 from collections.abc import AsyncIterable
 from typing import IO
 
-from pickwise.batches.report import ImportLimits
+from pickwise.batches.parsing.report import ImportLimits
 
 # Small uploads stay in memory; bigger ones go to disk.
 IN_MEMORY_BYTES = 8 * 1024 * 1024

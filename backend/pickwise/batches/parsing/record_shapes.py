@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from pickwise.batches.conversation import read_conversation
-from pickwise.batches.fields import (
+from pickwise.batches.parsing.conversation import read_conversation
+from pickwise.batches.parsing.fields import (
     Problem,
     check_known_fields,
     read_id,
@@ -17,8 +17,8 @@ from pickwise.batches.fields import (
     read_object,
     read_text,
 )
-from pickwise.batches.records import ParsedPrompt, ParsedResponse
-from pickwise.batches.report import RecordShape
+from pickwise.batches.parsing.records import ParsedPrompt, ParsedResponse
+from pickwise.batches.parsing.report import RecordShape
 
 PROMPT_FIELDS = frozenset({"id", "prompt", "messages", "system", "metadata", "gold"})
 RESPONSES_FIELDS = PROMPT_FIELDS | {"responses"}

@@ -1,3 +1,5 @@
+"""The error base class mapped to HTTP, once: JSON for /api/, an HTML page for the rest."""
+
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,6 +11,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from pickwise.core.errors import DatabaseUnavailable, InvalidInput, NotAuthenticated, PickwiseError
+from pickwise.web.templating import render
 
 
 class ErrorRead(BaseModel):
@@ -20,8 +23,9 @@ class ErrorRead(BaseModel):
     error: str
     detail: str
     field: str | None = Field(
-        None, description="The input the error is about, when it is about one; `detail` starts "
-        "with it too."
+        None,
+        description="The input the error is about, when it is about one; `detail` starts "
+        "with it too.",
     )
 
 
@@ -50,8 +54,6 @@ async def handle_pickwise_error(request: Request, exc: Exception) -> Response:
     if wants_html(request):
         if isinstance(exc, NotAuthenticated):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        from pickwise.web.templating import render
-
         return render(
             request,
             "error.html",

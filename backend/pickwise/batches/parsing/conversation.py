@@ -3,8 +3,8 @@
 from collections.abc import Mapping
 from typing import Any
 
-from pickwise.batches.fields import Problem, check_known_fields, read_list, read_text
-from pickwise.batches.records import Message, Role
+from pickwise.batches.parsing.fields import Problem, check_known_fields, read_list, read_text
+from pickwise.batches.parsing.records import Message, Role
 
 ROLES = ("system", "user", "assistant")
 Conversation = tuple[str | None, tuple[Message, ...]]

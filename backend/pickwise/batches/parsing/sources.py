@@ -1,18 +1,55 @@
-"""CSV files of ready-made pairs: a header row names the columns, then one pair per record.
+"""Records as they come out of a file, before the rules for prompts are applied: one JSON
+object per line (JSONL), or CSV files of ready-made pairs.
 
-A quoted cell may span several lines, so a record's line number is the line it starts on.
-Line breaks inside quoted cells are read as "\\n" whatever the file's line endings.
+CSV: a header row names the columns, then one pair per record. A quoted cell may span several
+lines, so a record's line number is the line it starts on. Line breaks inside quoted cells
+are read as "\\n" whatever the file's line endings.
 """
 
 import csv
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from pickwise.batches.byte_lines import TextLine
-from pickwise.batches.fields import Problem
-from pickwise.batches.json_values import decode_json
-from pickwise.batches.record_shapes import PAIR_FIELDS
-from pickwise.batches.sources import SourceRecord
+from pickwise.batches.parsing.byte_lines import TextLine
+from pickwise.batches.parsing.fields import Problem
+from pickwise.batches.parsing.json_values import decode_json
+from pickwise.batches.parsing.record_shapes import PAIR_FIELDS
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """A decoded record starting on `line_no`, or (with `fields` None) why it could not be read."""
+
+    line_no: int
+    fields: dict[str, Any] | None
+    problems: tuple[Problem, ...] = ()
+    # The JSON text the fields were decoded from, for may_be_unstorable().
+    json_text: str = ""
+
+
+def jsonl_records(lines: Iterable[TextLine]) -> Iterator[SourceRecord]:
+    """One JSON object per line; blank lines are skipped."""
+    for line in lines:
+        if line.text is None:
+            yield SourceRecord(line.line_no, None, ((None, line.problem or "cannot be read"),))
+            continue
+        if not line.text.strip():
+            continue
+        value, problem = decode_json(line.text)
+        if problem is not None:
+            yield SourceRecord(line.line_no, None, ((None, problem),))
+        elif isinstance(value, list):
+            message = (
+                "is a JSON list, but each line must hold one JSON object; "
+                "a whole-file JSON array is not JSONL"
+            )
+            yield SourceRecord(line.line_no, None, ((None, message),))
+        elif not isinstance(value, dict):
+            yield SourceRecord(line.line_no, None, ((None, "must be a JSON object ({...})"),))
+        else:
+            yield SourceRecord(line.line_no, value, json_text=line.text)
+
 
 REQUIRED_COLUMNS = ("id", "response_a", "response_b", "model_a", "model_b")
 KNOWN_COLUMNS = PAIR_FIELDS

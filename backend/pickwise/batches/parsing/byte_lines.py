@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from pickwise.batches.report import ImportLimits
+from pickwise.batches.parsing.report import ImportLimits
 
 CHUNK_BYTES = 1 << 16
 UTF8_BOM = b"\xef\xbb\xbf"

@@ -5,7 +5,7 @@ import math
 import re
 from typing import Any
 
-from pickwise.batches.fields import Problem, describe_path
+from pickwise.batches.parsing.fields import Problem, describe_path
 
 # Postgres text and jsonb cannot hold NUL, and lone surrogates are not valid UTF-8.
 UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")

@@ -28,13 +28,12 @@ from typing import Any, BinaryIO, cast
 
 import numpy as np
 
-from pickwise.batches.byte_lines import ByteLines, ByteSource
-from pickwise.batches.csv_source import csv_records
-from pickwise.batches.fields import Problem, read_id
-from pickwise.batches.json_values import may_be_unstorable, unstorable_text
-from pickwise.batches.record_shapes import parse_record, shape_of
-from pickwise.batches.records import ParsedPrompt
-from pickwise.batches.report import (
+from pickwise.batches.parsing.byte_lines import ByteLines, ByteSource
+from pickwise.batches.parsing.fields import Problem, read_id
+from pickwise.batches.parsing.json_values import may_be_unstorable, unstorable_text
+from pickwise.batches.parsing.record_shapes import parse_record, shape_of
+from pickwise.batches.parsing.records import ParsedPrompt
+from pickwise.batches.parsing.report import (
     ErrorLog,
     ImportFormat,
     ImportLimits,
@@ -43,7 +42,7 @@ from pickwise.batches.report import (
     RecordShape,
     ValidationReport,
 )
-from pickwise.batches.sources import SourceRecord, jsonl_records
+from pickwise.batches.parsing.sources import SourceRecord, csv_records, jsonl_records
 
 DEFAULT_LIMITS = ImportLimits()
 FORMAT_BY_SUFFIX: dict[str, ImportFormat] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
