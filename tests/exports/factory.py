@@ -5,7 +5,7 @@ import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from pickwise.exports.records import Choice, Message, PromptRecord, Side, VoteRecord
+from pickwise.exports.dataset.records import Choice, Message, PromptRecord, Side, VoteRecord
 
 SCALE = ("slightly", "clearly", "much")
 SHOWN_AT = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -2,8 +2,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pickwise.exports.aggregation import AggregationOptions, PreferencePair, aggregate
-from pickwise.exports.formats import (
+from pickwise.exports.dataset.aggregation import AggregationOptions, PreferencePair, aggregate
+from pickwise.exports.dataset.formats import (
     ConversationalMismatchError,
     decide_conversational,
     hh_rlhf_row,
@@ -14,7 +14,7 @@ from pickwise.exports.formats import (
     trl_row,
     vote_row,
 )
-from pickwise.exports.records import Choice, InvalidRecordError, PromptRecord, Side
+from pickwise.exports.dataset.records import Choice, InvalidRecordError, PromptRecord, Side
 from tests.exports.factory import VoteFactory, make_prompt
 
 SIMPLE = make_prompt("simple", "Name a prime.")

@@ -13,11 +13,11 @@ from typing import Any
 import datasets
 import pytest
 
-from pickwise.exports.aggregation import AggregationMode, AggregationOptions
-from pickwise.exports.formats import ExportFormat, decide_conversational
-from pickwise.exports.pipeline import ExportOptions
-from pickwise.exports.records import Choice, VoteRecord
-from pickwise.exports.writer import write_export
+from pickwise.exports.dataset.aggregation import AggregationMode, AggregationOptions
+from pickwise.exports.dataset.formats import ExportFormat, decide_conversational
+from pickwise.exports.dataset.pipeline import ExportOptions
+from pickwise.exports.dataset.records import Choice, VoteRecord
+from pickwise.exports.dataset.writer import write_export
 from tests.exports.factory import VoteFactory, make_prompt, mixed_stream
 from tests.exports.helpers import read_manifest
 

@@ -10,10 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pickwise.exports import ExportFormat, ExportOptions, write_export
-from pickwise.exports.aggregation import AggregationMode, AggregationOptions
-from pickwise.exports.formats import ASSISTANT_PREFIX, HH_TURN_MARKERS, HUMAN_PREFIX
-from pickwise.exports.records import Choice, PromptRecord, VoteRecord
+from pickwise.exports.dataset.aggregation import AggregationMode, AggregationOptions
+from pickwise.exports.dataset.formats import (
+    ASSISTANT_PREFIX,
+    HH_TURN_MARKERS,
+    HUMAN_PREFIX,
+    ExportFormat,
+)
+from pickwise.exports.dataset.pipeline import ExportOptions
+from pickwise.exports.dataset.records import Choice, PromptRecord, VoteRecord
+from pickwise.exports.dataset.writer import write_export
 from tests.exports.factory import VoteFactory, make_prompt
 from tests.exports.helpers import read_lines, read_manifest
 

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from pickwise.exports.records import InvalidRecordError, Message, PromptRecord
+from pickwise.exports.dataset.records import InvalidRecordError, Message, PromptRecord
 from tests.exports.factory import VoteFactory, make_prompt
 
 

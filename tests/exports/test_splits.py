@@ -10,15 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pickwise.exports import ExportFormat, ExportOptions, write_export
-from pickwise.exports.errors import InvalidExportOptions
-from pickwise.exports.records import PromptRecord, VoteRecord
-from pickwise.exports.splits import (
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.pipeline import ExportOptions
+from pickwise.exports.dataset.records import InvalidExportOptions, PromptRecord, VoteRecord
+from pickwise.exports.dataset.splits import (
     Split,
     normalize_whitespace,
     prompt_bucket,
     split_for_prompt,
 )
+from pickwise.exports.dataset.writer import write_export
 from tests.exports.factory import VoteFactory, make_prompt
 from tests.exports.helpers import read_lines, read_manifest
 

@@ -10,16 +10,20 @@ from pathlib import Path
 import pytest
 
 from pickwise import __version__
-from pickwise.exports.aggregation import AggregationMode, AggregationOptions
-from pickwise.exports.archive import zip_export
-from pickwise.exports.card import CardInfo, size_category
-from pickwise.exports.errors import InvalidExportOptions
-from pickwise.exports.formats import ConversationalMismatchError, ExportFormat
-from pickwise.exports.ndjson import aiter_ndjson, encode_row, iter_ndjson
-from pickwise.exports.pipeline import ExportOptions, RowStream
-from pickwise.exports.records import VoteRecord
-from pickwise.exports.splits import Split
-from pickwise.exports.writer import ExportResult, ExportWriter, _HashingFile, write_export
+from pickwise.exports.dataset.aggregation import AggregationMode, AggregationOptions
+from pickwise.exports.dataset.card import CardInfo, size_category
+from pickwise.exports.dataset.formats import ConversationalMismatchError, ExportFormat
+from pickwise.exports.dataset.ndjson import aiter_ndjson, encode_row, iter_ndjson
+from pickwise.exports.dataset.pipeline import ExportOptions, RowStream
+from pickwise.exports.dataset.records import InvalidExportOptions, VoteRecord
+from pickwise.exports.dataset.splits import Split
+from pickwise.exports.dataset.writer import (
+    ExportResult,
+    ExportWriter,
+    _HashingFile,
+    write_export,
+    zip_export,
+)
 from tests.exports.factory import VoteFactory, make_prompt, mixed_stream
 from tests.exports.helpers import card_front_matter, read_lines, read_manifest
 

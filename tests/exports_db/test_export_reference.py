@@ -21,15 +21,15 @@ from sqlalchemy import select
 
 from pickwise.core.db import get_engine, get_read_engine, session_factory
 from pickwise.exports import service
-from pickwise.exports.card import CardInfo
-from pickwise.exports.formats import ExportFormat
-from pickwise.exports.ndjson import iter_ndjson
-from pickwise.exports.pipeline import RowStream
-from pickwise.exports.records import Message, PromptRecord, VoteRecord
+from pickwise.exports.dataset.card import CardInfo
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.ndjson import iter_ndjson
+from pickwise.exports.dataset.pipeline import RowStream
+from pickwise.exports.dataset.records import Message, PromptRecord, VoteRecord
+from pickwise.exports.dataset.splits import Split
+from pickwise.exports.dataset.writer import MANIFEST, README, write_export
+from pickwise.exports.repository import Selection
 from pickwise.exports.schemas import ExportQuery
-from pickwise.exports.selection import Selection
-from pickwise.exports.splits import Split
-from pickwise.exports.writer import MANIFEST, README, write_export
 from pickwise.models import (
     Assignment,
     Batch,

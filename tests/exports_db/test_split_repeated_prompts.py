@@ -12,11 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches.service import import_stream
-from pickwise.exports import ExportFormat, ExportOptions, write_export
 from pickwise.exports import repository as export_repository
-from pickwise.exports.records import PairVotes
-from pickwise.exports.selection import Selection
-from pickwise.exports.splits import Split, normalize_whitespace
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.pipeline import ExportOptions
+from pickwise.exports.dataset.records import PairVotes
+from pickwise.exports.dataset.splits import Split, normalize_whitespace
+from pickwise.exports.dataset.writer import write_export
+from pickwise.exports.repository import Selection
 from pickwise.models import Pair
 from tests.analytics_service.builders import Vote, add_votes
 from tests.exports.helpers import read_lines

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from pickwise.core.db import get_engine, get_read_engine, session_factory
 from pickwise.exports import service
-from pickwise.exports.formats import ExportFormat
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.splits import Split
 from pickwise.exports.schemas import ExportQuery
-from pickwise.exports.splits import Split
 from tests.batches.record_strategies import any_text, pair_records, responses_records
 from tests.batches.test_parsing_roundtrip import jsonl_files
 from tests.factories import add_member, bearer_headers, make_project, make_user

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from pickwise.analytics.arrays import FloatArray, IntArray, as_float_array, as_int_array
 from pickwise.analytics.bradley_terry import outcomes_of_choices
 from pickwise.analytics.labels import CHOICE_A, CHOICE_B, CHOICE_NAMES, NO_GOLD
-from pickwise.exports.selection import Selection
+from pickwise.exports.repository import Selection
 
 FETCH_ROWS = 20_000
 

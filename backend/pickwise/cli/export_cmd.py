@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pickwise.core.errors import PickwiseError
-from pickwise.exports.aggregation import AggregationMode
-from pickwise.exports.formats import ExportFormat
+from pickwise.exports.dataset.aggregation import AggregationMode
+from pickwise.exports.dataset.formats import ExportFormat
 
 console = Console()
 

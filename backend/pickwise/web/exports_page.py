@@ -15,10 +15,10 @@ from pickwise.batches import repository as batches_repository
 from pickwise.core.config import get_settings
 from pickwise.core.db import SessionDep
 from pickwise.exports import service
-from pickwise.exports.aggregation import AggregationMode
-from pickwise.exports.archive import zip_export
+from pickwise.exports.dataset.aggregation import AggregationMode
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.writer import zip_export
 from pickwise.exports.deps import ReadConnection
-from pickwise.exports.formats import ExportFormat
 from pickwise.exports.schemas import ExportQuery
 from pickwise.projects.deps import AdminProject
 from pickwise.web.forms import problems

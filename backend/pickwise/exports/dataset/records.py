@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, get_args
 
+from pickwise.core.errors import BadRequest
+
 Choice = Literal["a", "b", "tie", "both_bad"]
 Side = Literal["a", "b"]
 CriterionChoice = Literal["a", "b", "tie"]
@@ -178,3 +180,7 @@ class PairVotes:
             strengths=tuple(vote.strength for vote in votes),
             strength_scale=first.strength_scale,
         )
+
+
+class InvalidExportOptions(BadRequest):
+    """Bad export options are the caller's mistake (400); a bad record is a bug upstream."""

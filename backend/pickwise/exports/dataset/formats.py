@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pickwise.exports.aggregation import DropReason, PreferencePair
-from pickwise.exports.records import PromptRecord, VoteRecord
+from pickwise.exports.dataset.aggregation import DropReason, PreferencePair
+from pickwise.exports.dataset.records import PromptRecord, VoteRecord
 
 Row = dict[str, object]
 MessageDict = dict[str, str]

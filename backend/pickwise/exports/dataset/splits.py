@@ -16,8 +16,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from pickwise.exports.errors import InvalidExportOptions
-from pickwise.exports.records import PromptRecord
+from pickwise.exports.dataset.records import InvalidExportOptions, PromptRecord
 
 
 class Split(StrEnum):

@@ -10,7 +10,9 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import uuid
+import zipfile
 from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,20 +21,20 @@ from types import TracebackType
 from typing import BinaryIO, Self
 
 from pickwise.core.clock import utcnow
-from pickwise.exports.card import CardInfo, render_dataset_card
-from pickwise.exports.errors import InvalidExportOptions
-from pickwise.exports.formats import as_utc
-from pickwise.exports.manifest import FileDigest, build_manifest, reproduce_command
-from pickwise.exports.ndjson import encode_row
-from pickwise.exports.pipeline import (
+from pickwise.exports.dataset.aggregation import ExportStats
+from pickwise.exports.dataset.card import CardInfo, render_dataset_card
+from pickwise.exports.dataset.formats import as_utc
+from pickwise.exports.dataset.manifest import FileDigest, build_manifest, reproduce_command
+from pickwise.exports.dataset.ndjson import encode_row
+from pickwise.exports.dataset.pipeline import (
     ExportItem,
     ExportOptions,
     ProgressCallback,
     RowStream,
     SplitRow,
 )
-from pickwise.exports.splits import Split
-from pickwise.exports.stats import ExportStats
+from pickwise.exports.dataset.records import InvalidExportOptions
+from pickwise.exports.dataset.splits import Split
 
 README = "README.md"
 MANIFEST = "manifest.json"
@@ -233,3 +235,27 @@ def _write_text(path: Path, text: str) -> FileDigest:
     return FileDigest(
         sha256=hashlib.sha256(data).hexdigest(), lines=data.count(b"\n"), bytes=len(data)
     )
+
+
+def zip_export(folder: Path, destination: Path | None = None) -> Path:
+    """Write `<folder>.zip` (or `destination`) holding the folder's files under its name.
+
+    The archive is built in a temporary file beside the destination and renamed into place,
+    so a half-written zip is never left under the final name.
+    """
+    destination = destination or folder.with_name(folder.name + ".zip")
+    fd, temp_name = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent
+    )
+    os.close(fd)
+    temp = Path(temp_name)
+    try:
+        with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.iterdir()):
+                if path.is_file():
+                    archive.write(path, arcname=f"{folder.name}/{path.name}")
+        os.replace(temp, destination)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return destination

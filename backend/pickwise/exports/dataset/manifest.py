@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pickwise import __version__
-from pickwise.exports.formats import ExportFormat, as_utc
-from pickwise.exports.pipeline import ExportOptions
-from pickwise.exports.stats import ExportStats
+from pickwise.exports.dataset.aggregation import ExportStats
+from pickwise.exports.dataset.formats import ExportFormat, as_utc
+from pickwise.exports.dataset.pipeline import ExportOptions
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 
 import orjson
 
-from pickwise.exports.formats import Row
-from pickwise.exports.pipeline import ExportItem, RowStream, SplitRow
-from pickwise.exports.splits import Split
+from pickwise.exports.dataset.formats import Row
+from pickwise.exports.dataset.pipeline import ExportItem, RowStream, SplitRow
+from pickwise.exports.dataset.splits import Split
 
 CHUNK_BYTES = 64 * 1024
 NDJSON_MEDIA_TYPE = "application/x-ndjson"

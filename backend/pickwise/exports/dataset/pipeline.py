@@ -7,14 +7,15 @@ code serves a sync iterator, an async database stream and the file writer alike.
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from pickwise.exports.aggregation import (
+from pickwise.exports.dataset.aggregation import (
     AggregationOptions,
+    ExportStats,
     PairGrouper,
     PreferencePair,
     UnsortedVotesError,
     aggregate_pair,
 )
-from pickwise.exports.formats import (
+from pickwise.exports.dataset.formats import (
     ExportFormat,
     Row,
     hh_rlhf_marker_problem,
@@ -24,9 +25,13 @@ from pickwise.exports.formats import (
     trl_row,
     vote_row,
 )
-from pickwise.exports.records import PairVotes, PromptRecord, VoteRecord
-from pickwise.exports.splits import RepeatedPrompts, Split, check_test_fraction, split_for_prompt
-from pickwise.exports.stats import ExportStats
+from pickwise.exports.dataset.records import PairVotes, PromptRecord, VoteRecord
+from pickwise.exports.dataset.splits import (
+    RepeatedPrompts,
+    Split,
+    check_test_fraction,
+    split_for_prompt,
+)
 
 ExportItem = VoteRecord | PairVotes
 """What an export is fed: judgments one by one, or whole pairs (not for the votes format)."""

@@ -8,12 +8,11 @@ import json
 import re
 from dataclasses import dataclass
 
-from pickwise.exports.aggregation import AggregationMode, DropReason
-from pickwise.exports.errors import InvalidExportOptions
-from pickwise.exports.formats import ExportFormat
-from pickwise.exports.pipeline import ExportOptions
-from pickwise.exports.splits import Split
-from pickwise.exports.stats import ExportStats
+from pickwise.exports.dataset.aggregation import AggregationMode, DropReason, ExportStats
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.pipeline import ExportOptions
+from pickwise.exports.dataset.records import InvalidExportOptions
+from pickwise.exports.dataset.splits import Split
 
 # Hub task ids (huggingface.js packages/tasks/src/pipelines.ts). There is no "preference"
 # task and "conversational" was retired; DPO/KTO train generators and reward models are
