@@ -9,10 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from pickwise.analytics.labels import CHOICE_A, CHOICE_B, NO_GOLD, encode_choices
+from pickwise.analytics.labels import CHOICE_A, CHOICE_B, NO_GOLD
 from pickwise.analytics.rater_judgments import RaterJudgments
 from pickwise.analytics.repository import prompt_text
 from pickwise.models import Judgment, Pair, ProjectMember, Prompt, Response, User
+from tests.analytics.choice_codes import encode_choices
 from tests.analytics_service.builders import Crowd, simulate_crowd
 from tests.factories import add_member, bearer_headers, make_project, make_user
 

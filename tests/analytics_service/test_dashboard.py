@@ -10,11 +10,11 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.analytics.bradley_terry import bradley_terry_leaderboard
-from pickwise.analytics.labels import encode_choices
 from pickwise.analytics.router import router as analytics_router
 from pickwise.auth import service as auth_service
 from pickwise.auth.deps import SESSION_COOKIE
 from pickwise.models import User
+from tests.analytics.choice_codes import encode_choices
 from tests.analytics_service.builders import Answer, Vote, add_votes, make_model_pairs
 from tests.analytics_service.helpers import crowd_project, votes_of
 from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user

@@ -40,7 +40,7 @@ async def test_concurrent_raters_drain_project_with_exactly_k(live_app: Any) -> 
         for _ in range(RATERS):
             rater = await make_user(session)
             await add_member(session, project, rater)
-            raters.append((rater.id, await bearer_headers(session, rater)))  # type: ignore[arg-type]
+            raters.append((rater.id, await bearer_headers(session, rater)))
         project_id = project.id
 
     results = await asyncio.gather(

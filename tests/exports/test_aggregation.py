@@ -14,7 +14,8 @@ from pickwise.exports.dataset.aggregation import (
     aggregate,
     group_votes_by_pair,
 )
-from pickwise.exports.dataset.records import Choice, InvalidExportOptions, VoteRecord
+from pickwise.exports.dataset.records import InvalidExportOptions, VoteRecord
+from pickwise.vocabulary import Choice
 from tests.exports.factory import VoteFactory, make_prompt
 
 MAJORITY = AggregationOptions()

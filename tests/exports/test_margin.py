@@ -6,7 +6,7 @@ from pickwise.exports.dataset.aggregation import (
     preference_margin,
     strength_fraction,
 )
-from pickwise.exports.dataset.records import Choice
+from pickwise.vocabulary import Choice
 from tests.exports.factory import VoteFactory, make_prompt
 
 

@@ -33,7 +33,7 @@ async def seed(app: Any) -> dict[str, Any]:
         for _ in range(3):
             rater = await make_user(session)
             await add_member(session, project, rater)
-            raters.append((rater, await bearer_headers(session, rater)))  # type: ignore[arg-type]
+            raters.append((rater, await bearer_headers(session, rater)))
         info = {"project": project, "admin": admin_headers, "raters": raters}
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
         for number, (_, headers) in enumerate(raters):

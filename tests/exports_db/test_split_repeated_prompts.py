@@ -17,7 +17,7 @@ from pickwise.exports.dataset.formats import ExportFormat
 from pickwise.exports.dataset.pipeline import ExportOptions
 from pickwise.exports.dataset.records import PairVotes
 from pickwise.exports.dataset.splits import Split, normalize_whitespace
-from pickwise.exports.dataset.writer import write_export
+from pickwise.exports.dataset.writer import ExportWriter
 from pickwise.exports.repository import Selection
 from pickwise.models import Pair
 from tests.analytics_service.builders import Vote, add_votes
@@ -68,13 +68,12 @@ async def test_repeated_texts_under_new_ids_stay_on_one_side(
     ]
 
     for seed in range(5):
-        result = write_export(
-            items,
+        result = ExportWriter(
             ExportOptions(ExportFormat.TRL, test_fraction=0.3, seed=seed),
             out_root=tmp_path / str(seed),
             project_slug=project.slug,
             conversational=False,
-        )
+        ).write_all(items)
         sides: dict[str, set[Split]] = defaultdict(set)
         for split in Split:
             for row in read_lines(result.path / f"{split.value}.jsonl"):

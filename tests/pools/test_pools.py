@@ -14,7 +14,7 @@ from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.models import PoolParticipant, Project, ProjectMember, User
 from pickwise.pools.quota import quota_reached
-from pickwise.pools.service import completion_path, participant_email
+from pickwise.pools.service import participant_email
 from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 
@@ -143,8 +143,7 @@ async def test_quota_stops_the_rater_loop_and_shows_the_completion_code(
     participant = await session.scalar(select(User).where(User.display_name == "p1"))
     assert participant is not None
     done_path = app.url_path_for("participant_done", project_id=str(project.id))
-    assert await completion_path(session, project, participant) == done_path
-
+    # The participant's completion page, before any judgment: their progress, no code yet.
     halfway = await client.get(done_path)
     assert halfway.status_code == 200 and "0 of 2" in halfway.text
     assert "C0DE42" not in halfway.text
@@ -167,10 +166,12 @@ async def test_quota_stops_the_rater_loop_and_shows_the_completion_code(
     # Raters who did not come through a pool have no quota.
     regular = await make_user(session)
     await add_member(session, project, regular)
-    assert await completion_path(session, project, regular) is None
     for _ in range(3):
         assert await judge(session, project, regular)
     assert not await quota_reached(session, project, regular)
+    # Nor a completion page (the refusal rolls back the test's objects: keep this last).
+    not_a_participant = await client.get(done_path, headers=await bearer_headers(session, regular))
+    assert not_a_participant.status_code == 404
 
 
 async def test_admin_sees_pools_and_participants_and_can_rotate_the_link(

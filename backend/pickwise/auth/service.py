@@ -17,6 +17,7 @@ from pickwise.models import ApiToken, Invite, LoginFailure, User, UserSession
 from pickwise.users import repository as users_repository
 from pickwise.users import service as users_service
 from pickwise.users.email import checked_email
+from pickwise.vocabulary import Role
 
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
@@ -134,7 +135,7 @@ async def list_api_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
 
 async def revoke_api_token(session: AsyncSession, user: User, token_id: int) -> None:
     statement = update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
-    if user.role != "admin":
+    if user.role != Role.ADMIN:
         statement = statement.where(ApiToken.user_id == user.id)
     result = await session.execute(statement.values(revoked_at=utcnow()))
     if result.rowcount == 0:  # type: ignore[attr-defined]
@@ -146,7 +147,7 @@ async def create_invite(
     *,
     admin: User,
     email: str,
-    role: str,
+    role: Role,
     project_id: int | None,
     valid_days: int = 7,
 ) -> tuple[str, Invite]:
@@ -185,7 +186,7 @@ async def accept_invite(
         session,
         email=invite.email,
         display_name=display_name,
-        role=invite.role,
+        role=Role(invite.role),
         password=password,
         project_ids=[] if invite.project_id is None else [invite.project_id],
     )

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO, TypeVar, cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches import repository
-from pickwise.batches.pairing import PairStrategy, generate_pairs
+from pickwise.batches.pairing import generate_pairs
 from pickwise.batches.parsing.reader import iter_records, validate
 from pickwise.batches.parsing.records import ParsedPrompt
 from pickwise.batches.parsing.report import (
@@ -30,6 +30,7 @@ from pickwise.batches.parsing.report import (
 from pickwise.core.config import get_settings
 from pickwise.core.metrics import IMPORT_ROWS
 from pickwise.models import Batch, Project, User
+from pickwise.vocabulary import PairingStrategy, PairStatus, SlotState
 
 __all__ = ["ImportOutcome", "ImportRejected", "import_stream", "limits_from_settings"]
 
@@ -194,7 +195,7 @@ class _PreparedChunk:
 
 @dataclass(frozen=True)
 class _PairingRules:
-    strategy: PairStrategy
+    strategy: PairingStrategy
     pairs_per_prompt: int
     seed: int
 
@@ -235,7 +236,7 @@ class _BatchWriter:
         self.project_id, self.slots_per_pair = project.id, project.raters_per_pair
         # Plain values, read here: the worker thread must not touch the ORM object.
         self.rules = _PairingRules(
-            cast(PairStrategy, project.pairing_strategy),
+            PairingStrategy(project.pairing_strategy),
             project.pairs_per_prompt,
             project.pairing_seed,
         )
@@ -303,12 +304,12 @@ class _BatchWriter:
                         high,
                         is_gold,
                         winner if is_gold else None,
-                        "active",
+                        PairStatus.ACTIVE,
                     )
                 )
                 # Gold pairs have no slots; the batch is new, so no pair has slots yet.
                 if not is_gold:
-                    slot_rows.extend((project_id, pair_id, n, "open") for n in slot_numbers)
+                    slot_rows.extend((project_id, pair_id, n, SlotState.OPEN) for n in slot_numbers)
         await repository.copy_rows(
             self.session,
             "prompts",

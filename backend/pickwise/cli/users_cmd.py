@@ -25,6 +25,7 @@ def create(
     from pickwise.projects import service as projects_service
     from pickwise.users import service
     from pickwise.users.email import checked_email
+    from pickwise.vocabulary import Role
 
     async def work(session: AsyncSession) -> int:
         projects = [
@@ -35,7 +36,7 @@ def create(
             # The check POST /api/v1/users and the admin page make.
             email=checked_email(email),
             display_name=name or email.split("@")[0],
-            role="admin" if admin else "rater",
+            role=Role.ADMIN if admin else Role.RATER,
             password=password,
             project_ids=[chosen.id for chosen in projects],
         )

@@ -14,6 +14,7 @@ import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pickwise.exports.dataset.records import Message, PairVotes, PromptRecord, VoteRecord
+from pickwise.vocabulary import PairStatus
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Selection:
 
     def clauses(self) -> tuple[str, str, dict[str, Any]]:
         """(condition on the pairs `pr`, condition on the judgments `j`, parameters)."""
-        pairs = ["pr.project_id = %(project_id)s", "pr.status <> 'removed'"]
+        pairs = ["pr.project_id = %(project_id)s", f"pr.status <> '{PairStatus.REMOVED}'"]
         judgments = ["j.project_id = %(project_id)s"]
         params: dict[str, Any] = {"project_id": self.project_id}
         if not self.include_gold:

@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -29,3 +30,10 @@ class IdMixin:
 
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+def one_of(column: str, values: Iterable[str], *, nullable: bool = False) -> str:
+    """A CHECK constraint's text: `column` holds one of `values` (a vocabulary), or NULL."""
+    quoted = ", ".join(f"'{value}'" for value in values)
+    allowed = f"{column} IN ({quoted})"
+    return f"{column} IS NULL OR {allowed}" if nullable else allowed

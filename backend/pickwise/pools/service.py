@@ -22,6 +22,7 @@ from pickwise.pools import repository
 from pickwise.pools.quota import QuotaState, quota_state
 from pickwise.pools.schemas import PoolCreate, PoolUpdate
 from pickwise.users import service as users_service
+from pickwise.vocabulary import Role
 
 _PARTICIPANT_ID = re.compile(PARTICIPANT_ID_PATTERN)
 # Fields of PoolUpdate that may not be cleared (null means "leave as is" for them).
@@ -128,7 +129,7 @@ async def join(session: AsyncSession, token: str, participant_id: str | None) ->
             session,
             email=participant_email(pool.id, external_id),
             display_name=external_id,
-            role="rater",
+            role=Role.RATER,
             project_ids=[pool.project_id],
         )
     except Conflict as exc:
@@ -162,11 +163,3 @@ async def completion(
         participant.completed_at = now or utcnow()
         await session.flush()
     return Completion(pool, participant, state)
-
-
-async def completion_path(session: AsyncSession, project: Project, user: User) -> str | None:
-    """The completion page of a pool participant, for the rating page to send them to when
-    no pair is left for them; None for raters who did not come through a pool."""
-    if await repository.participant_in_project(session, project.id, user.id) is None:
-        return None
-    return f"/participants/{project.id}/done"

@@ -8,6 +8,7 @@ from pickwise.core.security import hash_password, new_pseudonym
 from pickwise.models import User
 from pickwise.projects import repository as projects_repository
 from pickwise.users import repository
+from pickwise.vocabulary import Role
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -22,7 +23,7 @@ async def create_user(
     *,
     email: str,
     display_name: str,
-    role: str = "rater",
+    role: Role = Role.RATER,
     password: str | None = None,
     project_ids: Sequence[int] = (),
 ) -> User:

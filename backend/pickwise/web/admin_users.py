@@ -22,6 +22,7 @@ from pickwise.projects import repository as projects_repository
 from pickwise.users import repository as users_repository
 from pickwise.users import service as users_service
 from pickwise.users.schemas import UserCreate
+from pickwise.vocabulary import Role
 from pickwise.web.forms import error_by_field, field_errors, form_text, redirect_to
 from pickwise.web.templating import render
 
@@ -48,13 +49,18 @@ class UsersPage:
         default_factory=lambda: {
             "email": "",
             "display_name": "",
-            "role": "rater",
+            "role": Role.RATER,
             "project_ids": [],
         }
     )
     user_errors: dict[str, str] = field(default_factory=dict)
     invite_values: dict[str, Any] = field(
-        default_factory=lambda: {"email": "", "role": "rater", "project_id": "", "valid_days": "7"}
+        default_factory=lambda: {
+            "email": "",
+            "role": Role.RATER,
+            "project_id": "",
+            "valid_days": "7",
+        }
     )
     invite_errors: dict[str, str] = field(default_factory=dict)
     invite_url: str | None = None

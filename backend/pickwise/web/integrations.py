@@ -16,12 +16,12 @@ from pickwise.core.errors import PickwiseError
 from pickwise.generation import service as generation_service
 from pickwise.generation.schemas import EndpointCreate, EndpointUpdate
 from pickwise.models import Project
-from pickwise.models.webhooks import WEBHOOK_EVENTS
 from pickwise.pools import repository as pools_repository
 from pickwise.pools import service as pools_service
 from pickwise.pools.router import pool_link
 from pickwise.pools.schemas import PoolCreate, PoolRead, PoolUpdate
 from pickwise.projects.deps import AdminProject
+from pickwise.vocabulary import WebhookEvent
 from pickwise.web.forms import problems
 from pickwise.web.templating import render
 from pickwise.webhooks import repository as webhooks_repository
@@ -63,7 +63,7 @@ async def _page(
             "webhooks": await webhooks_service.list_webhooks(session, project),
             "delivery_counts": await webhooks_repository.delivery_counts(session, project.id),
             "endpoints": await generation_service.list_endpoints(session, project),
-            "events": WEBHOOK_EVENTS,
+            "events": list(WebhookEvent),
             "shown_once": shown_once,
             "error": error,
         },

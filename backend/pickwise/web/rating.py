@@ -35,6 +35,7 @@ from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
 from pickwise.models import Assignment, Project, User
 from pickwise.pools.quota import quota_state
 from pickwise.projects.deps import RaterProject
+from pickwise.vocabulary import RationaleMode, ShownChoice, ShownCriterionChoice
 from pickwise.web.markdown import render_markdown
 from pickwise.web.templating import render
 
@@ -44,16 +45,6 @@ FLASH_COOKIE = "pickwise_flash"
 FLASH_SECONDS = 120
 FLASH_KINDS = ("info", "warning", "feedback")
 ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
-SKIP_REASONS = {
-    "cant_judge": "I can't judge this",
-    "needs_expertise": "Needs expertise I don't have",
-    "broken_content": "The content is broken",
-}
-FLAG_REASONS = {
-    "harmful": "Harmful content",
-    "personal_data": "Personal data",
-    "other": "Something else (say what below)",
-}
 FIELD_PROBLEMS = {
     "choice": "Choose one of the answer buttons.",
     "rationale": "The reason is too long; keep it under 20,000 characters.",
@@ -201,8 +192,6 @@ async def _pair_page(
         "flag_key": str(uuid.uuid4()),
         "values": values,
         "error": error,
-        "skip_reasons": SKIP_REASONS,
-        "flag_reasons": FLAG_REASONS,
     }
     return _page(request, project, "rate/pair.html", context, 422 if error else 200)
 
@@ -222,10 +211,10 @@ def _form_values(form: FormData, project: Project) -> FormValues:
 
 def _judgment_from_form(values: FormValues, choice: str, project: Project) -> JudgmentIn:
     """The form as the API's JudgmentIn; the two slips a rater makes most get plain words."""
-    decisive = choice in ("left", "right")
+    decisive = choice in (ShownChoice.LEFT, ShownChoice.RIGHT)
     if decisive and project.strength_scale and not values.strength:
         raise InvalidInput(f"Pick how much better the {choice} answer is, then choose again.")
-    if project.rationale_mode == "required" and not values.rationale.strip():
+    if project.rationale_mode == RationaleMode.REQUIRED and not values.rationale.strip():
         raise InvalidInput("Say briefly why; this project asks for a reason with every choice.")
     strength: int | None = None
     # Strength belongs to a left/right choice only; the radios stay filled in for a tie.
@@ -236,9 +225,9 @@ def _judgment_from_form(values: FormValues, choice: str, project: Project) -> Ju
     criteria = {
         name: side
         for name, side in zip(project.criteria, values.criteria, strict=True)
-        if side in ("left", "right", "tie")
+        if side in frozenset(ShownCriterionChoice)
     }
-    rationale = values.rationale if project.rationale_mode != "off" else ""
+    rationale = values.rationale if project.rationale_mode != RationaleMode.OFF else ""
     try:
         return JudgmentIn(
             choice=choice,

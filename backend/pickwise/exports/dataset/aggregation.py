@@ -14,9 +14,9 @@ from pickwise.exports.dataset.records import (
     InvalidRecordError,
     PairVotes,
     PromptRecord,
-    Side,
     VoteRecord,
 )
+from pickwise.vocabulary import CanonicalSide, Choice, chosen_side
 
 # Agreement is a ratio of small integers; don't let 2/3 fail a 0.6666666666666666 threshold.
 _AGREEMENT_TOLERANCE = 1e-9
@@ -122,7 +122,7 @@ class PreferencePair:
 
     pair_id: int
     prompt: PromptRecord
-    winner: Side
+    winner: CanonicalSide
     chosen: str
     rejected: str
     chosen_model: str
@@ -213,8 +213,9 @@ def aggregate_pair(pair: PairVotes, options: AggregationOptions) -> PairOutcome:
     reason = _reason_to_drop(winner_choice, winner_votes / votes, options)
     if reason is not None:
         return PairOutcome(kept=(), dropped=(reason,))
-    side: Side = "a" if winner_choice == "a" else "b"
-    backing = [index for index, choice in enumerate(pair.choices) if choice == side]
+    backing = [index for index, choice in enumerate(pair.choices) if choice == winner_choice]
+    side = chosen_side(winner_choice)
+    assert side is not None  # a tie or both bad was dropped above
     return PairOutcome(kept=(_preference(pair, side, backing, winner_votes),), dropped=())
 
 
@@ -253,17 +254,18 @@ def _each_vote(pair: PairVotes, counts: dict[str, int], options: AggregationOpti
         if reason is not None:
             dropped.append(reason)
             continue
-        side: Side = "a" if choice == "a" else "b"
-        kept.append(_preference(pair, side, [index], counts[side]))
+        side = chosen_side(choice)
+        assert side is not None  # a tie or both bad was dropped above
+        kept.append(_preference(pair, side, [index], counts[choice]))
     return PairOutcome(kept=tuple(kept), dropped=tuple(dropped))
 
 
 def _reason_to_drop(
     choice: str, agreement: float, options: AggregationOptions
 ) -> DropReason | None:
-    if choice == "tie":
+    if choice == Choice.TIE:
         return DropReason.TIE
-    if choice == "both_bad":
+    if choice == Choice.BOTH_BAD:
         return DropReason.BOTH_BAD
     if agreement + _AGREEMENT_TOLERANCE < options.min_agreement:
         return DropReason.BELOW_AGREEMENT
@@ -271,7 +273,7 @@ def _reason_to_drop(
 
 
 def _preference(
-    pair: PairVotes, side: Side, backing: Sequence[int], winner_votes: int
+    pair: PairVotes, side: CanonicalSide, backing: Sequence[int], winner_votes: int
 ) -> PreferencePair:
     """A row for `side` over the other; `backing` (vote indexes) give its strength."""
     scale = len(pair.strength_scale)
@@ -280,7 +282,7 @@ def _preference(
         for given in (pair.strengths[index] for index in backing)
         if given is not None
     )
-    a_wins = side == "a"
+    a_wins = side == CanonicalSide.A
     return PreferencePair(
         pair_id=pair.pair_id,
         prompt=pair.prompt,

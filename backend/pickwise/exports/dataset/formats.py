@@ -5,7 +5,6 @@ Every key is present in every row with one fixed type (no nulls), because Huggin
 fixed, so the same input always gives the same bytes.
 """
 
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -41,14 +40,6 @@ class ConversationalMismatchError(ValueError):
 
 def needs_conversational(prompt: PromptRecord) -> bool:
     return not prompt.is_single_user_turn
-
-
-def decide_conversational(prompts: Iterable[PromptRecord]) -> bool:
-    """Whether trl/kto rows must be message lists: yes if any prompt needs them.
-
-    The export query answers this in SQL; this is the same rule over records.
-    """
-    return any(needs_conversational(prompt) for prompt in prompts)
 
 
 def prompt_messages(prompt: PromptRecord) -> list[MessageDict]:

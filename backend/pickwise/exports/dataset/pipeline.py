@@ -4,7 +4,7 @@
 code serves a sync iterator, an async database stream and the file writer alike.
 """
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pickwise.exports.dataset.aggregation import (
@@ -173,17 +173,3 @@ class RowStream:
                 return (hh_rlhf_row(pair),)
             case ExportFormat.VOTES:
                 raise AssertionError("votes rows are not built from pairs")
-
-
-def iter_rows(
-    votes: Iterable[ExportItem],
-    options: ExportOptions,
-    *,
-    conversational: bool,
-    stats: ExportStats | None = None,
-    progress: ProgressCallback | None = None,
-) -> Iterator[SplitRow]:
-    stream = RowStream(options, conversational=conversational, stats=stats, progress=progress)
-    for vote in votes:
-        yield from stream.push(vote)
-    yield from stream.finish()

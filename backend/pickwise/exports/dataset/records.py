@@ -3,22 +3,20 @@ choices of its votes (`PairVotes`), each with its prompt.
 
 Both come sorted by (prompt external id, pair id, judgment id), so the votes of one pair
 arrive together and the export can aggregate them without holding the whole project in memory.
+Choices and sides hold the vocabularies' values as read from the database (checked here).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
 
 from pickwise.core.errors import BadRequest
+from pickwise.vocabulary import CanonicalSide, Choice, CriterionChoice, ShownSide, chosen_side
 
-Choice = Literal["a", "b", "tie", "both_bad"]
-Side = Literal["a", "b"]
-CriterionChoice = Literal["a", "b", "tie"]
-
-CHOICES: tuple[str, ...] = get_args(Choice)
-SIDES: tuple[str, ...] = get_args(Side)
-CRITERION_CHOICES: tuple[str, ...] = get_args(CriterionChoice)
+# Members are strings: a value read from the database is found in these sets.
+CHOICES = frozenset(Choice)
+SIDES = frozenset(CanonicalSide)
+CRITERION_CHOICES = frozenset(CriterionChoice)
 
 
 class InvalidRecordError(ValueError):
@@ -91,9 +89,9 @@ class VoteRecord:
     strength: int | None
     strength_scale: tuple[str, ...]
     rationale: str | None
-    criteria: dict[str, str]
+    criteria: dict[str, CriterionChoice]
     rater_pseudonym: str
-    shown_left: Side
+    shown_left: CanonicalSide
     shown_at: datetime
     submitted_at: datetime
     is_gold: bool
@@ -118,14 +116,15 @@ class VoteRecord:
 
     @property
     def left_response_id(self) -> int:
-        return self.response_a_id if self.shown_left == "a" else self.response_b_id
+        return self.response_a_id if self.shown_left == CanonicalSide.A else self.response_b_id
 
     @property
     def winner_as_shown(self) -> str:
         """The choice in the rater's words: the answer they picked by where it was shown."""
-        if self.choice not in SIDES:
-            return self.choice
-        return "left" if self.choice == self.shown_left else "right"
+        side = chosen_side(self.choice)
+        if side is None:
+            return self.choice  # a tie or both bad reads the same either way
+        return ShownSide.LEFT if side == self.shown_left else ShownSide.RIGHT
 
     @property
     def strength_label(self) -> str | None:

@@ -166,31 +166,6 @@ class ExportWriter:
             self._files[item.split].write(encode_row(item.row))
 
 
-def write_export(
-    votes: Iterable[ExportItem],
-    options: ExportOptions,
-    *,
-    out_root: Path,
-    project_slug: str,
-    conversational: bool,
-    card: CardInfo | None = None,
-    command: str | None = None,
-    exported_at: datetime | None = None,
-    progress: ProgressCallback | None = None,
-) -> ExportResult:
-    writer = ExportWriter(
-        options,
-        out_root=out_root,
-        project_slug=project_slug,
-        conversational=conversational,
-        card=card,
-        command=command,
-        exported_at=exported_at,
-        progress=progress,
-    )
-    return writer.write_all(votes)
-
-
 class _HashingFile:
     """Lines are written and hashed in blocks of about `BLOCK_BYTES`, not one call per line."""
 
