@@ -156,9 +156,16 @@ class BatchSource(StrEnum):
     CLIENT = "client"
 
 
-class Role(StrEnum):
+class AccountRole(StrEnum):
     ADMIN = "admin"
     RATER = "rater"
+
+
+class TurnRole(StrEnum):
+    """Who speaks in a turn of a prompt's conversation (the system prompt is kept apart)."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
 
 
 # --- webhooks ------------------------------------------------------------------------------

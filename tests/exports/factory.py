@@ -5,7 +5,8 @@ import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from pickwise.exports.dataset.records import Message, PromptRecord, VoteRecord
+from pickwise.batches.parsing.records import Message
+from pickwise.exports.dataset.records import PromptRecord, VoteRecord
 from pickwise.vocabulary import CanonicalSide, Choice
 
 SCALE = ("slightly", "clearly", "much")

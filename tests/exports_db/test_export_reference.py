@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from pickwise.batches.parsing.records import Message
 from pickwise.core.db import get_engine, get_read_engine, session_factory
 from pickwise.exports import service
 from pickwise.exports.dataset.card import CardInfo
 from pickwise.exports.dataset.formats import ExportFormat
 from pickwise.exports.dataset.ndjson import iter_ndjson
 from pickwise.exports.dataset.pipeline import RowStream
-from pickwise.exports.dataset.records import Message, PromptRecord, VoteRecord
+from pickwise.exports.dataset.records import PromptRecord, VoteRecord
 from pickwise.exports.dataset.splits import Split
 from pickwise.exports.dataset.writer import MANIFEST, README, ExportWriter
 from pickwise.exports.repository import Selection

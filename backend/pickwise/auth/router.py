@@ -4,8 +4,6 @@ from pickwise.auth import service
 from pickwise.auth.deps import AdminUser, CurrentUser
 from pickwise.auth.schemas import InviteCreate, InviteCreated, TokenCreate, TokenCreated, TokenRead
 from pickwise.core.db import SessionDep
-from pickwise.core.errors import NotFound
-from pickwise.projects import repository as projects_repository
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -33,11 +31,6 @@ async def revoke_token(token_id: int, user: CurrentUser, session: SessionDep) ->
 async def create_invite(
     body: InviteCreate, request: Request, admin: AdminUser, session: SessionDep
 ) -> InviteCreated:
-    if (
-        body.project_id is not None
-        and await projects_repository.get(session, body.project_id) is None
-    ):
-        raise NotFound(f"project {body.project_id} does not exist", field="project_id")
     token, invite = await service.create_invite(
         session,
         admin=admin,

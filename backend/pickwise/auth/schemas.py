@@ -3,7 +3,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from pickwise.users.email import Email
-from pickwise.vocabulary import Role
+from pickwise.vocabulary import AccountRole
 
 
 class TokenCreate(BaseModel):
@@ -31,7 +31,7 @@ class TokenRead(BaseModel):
 
 class InviteCreate(BaseModel):
     email: Email
-    role: Role = Role.RATER
+    role: AccountRole = AccountRole.RATER
     project_id: int | None = None
     valid_days: int = Field(7, ge=1, le=90)
 

@@ -14,10 +14,11 @@ from pickwise.core.errors import (
 )
 from pickwise.core.security import login_turn, new_token, token_digest, verify_password
 from pickwise.models import ApiToken, Invite, LoginFailure, User, UserSession
+from pickwise.projects import repository as projects_repository
 from pickwise.users import repository as users_repository
 from pickwise.users import service as users_service
 from pickwise.users.email import checked_email
-from pickwise.vocabulary import Role
+from pickwise.vocabulary import AccountRole
 
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
@@ -135,7 +136,7 @@ async def list_api_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
 
 async def revoke_api_token(session: AsyncSession, user: User, token_id: int) -> None:
     statement = update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
-    if user.role != Role.ADMIN:
+    if user.role != AccountRole.ADMIN:
         statement = statement.where(ApiToken.user_id == user.id)
     result = await session.execute(statement.values(revoked_at=utcnow()))
     if result.rowcount == 0:  # type: ignore[attr-defined]
@@ -147,10 +148,12 @@ async def create_invite(
     *,
     admin: User,
     email: str,
-    role: Role,
+    role: AccountRole,
     project_id: int | None,
     valid_days: int = 7,
 ) -> tuple[str, Invite]:
+    if project_id is not None and await projects_repository.get(session, project_id) is None:
+        raise NotFound(f"project {project_id} does not exist", field="project_id")
     token = new_token()
     invite = Invite(
         token_hash=token_digest(token),
@@ -186,7 +189,7 @@ async def accept_invite(
         session,
         email=invite.email,
         display_name=display_name,
-        role=Role(invite.role),
+        role=AccountRole(invite.role),
         password=password,
         project_ids=[] if invite.project_id is None else [invite.project_id],
     )

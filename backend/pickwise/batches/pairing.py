@@ -46,7 +46,7 @@ def generate_pairs(
     if strategy == PairingStrategy.ALL:
         return every_pair
     if strategy != PairingStrategy.RANDOM_K:
-        raise ValueError(f"unknown pair strategy {strategy!r}")
+        raise ValueError(f"unknown pair strategy {str(strategy)!r}")
     if k < 1:
         raise ValueError("k must be at least 1")
     chosen = set(gold_pairs(prompt))

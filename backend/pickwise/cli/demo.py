@@ -33,14 +33,18 @@ async def _seed(session: AsyncSession) -> bool:
     from pickwise.projects.schemas import ProjectCreate
     from pickwise.users import repository as users_repository
     from pickwise.users import service as users_service
-    from pickwise.vocabulary import Role
+    from pickwise.vocabulary import AccountRole
 
     if await repository.get_by_slug(session, DEMO_SLUG) is not None:
         return False
     admin = await users_repository.get_by_email(session, ADMIN[0])
     if admin is None:
         admin = await users_service.create_user(
-            session, email=ADMIN[0], display_name="Demo admin", role=Role.ADMIN, password=ADMIN[1]
+            session,
+            email=ADMIN[0],
+            display_name="Demo admin",
+            role=AccountRole.ADMIN,
+            password=ADMIN[1],
         )
     project: Project = await projects_service.create_project(
         session,

@@ -3,6 +3,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
 
 from pickwise.core.config import get_settings
 from pickwise.core.embedded_pg import ResolvedDatabase, resolve_database, to_sqlalchemy_url
+from pickwise.core.errors import PickwiseError
 
 
 def make_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
@@ -96,3 +98,14 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 # scope="function": the commit finishes before the response is sent, so an acknowledged
 # judgment is always durable.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def add_unique(session: AsyncSession, row: object, conflict: PickwiseError) -> None:
+    """Insert `row` in a savepoint. When a unique constraint refuses it (a concurrent request
+    got there first), `conflict` is raised and the session stays usable."""
+    session.add(row)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise conflict from exc

@@ -1,4 +1,5 @@
-"""One error base class; each subclass carries its HTTP status. Mapped to HTTP once, in app.py."""
+"""One error base class; each subclass carries its HTTP status. Mapped to HTTP once, in
+`pickwise.exception_handlers`."""
 
 from typing import Any
 
@@ -8,11 +9,17 @@ class PickwiseError(Exception):
     form shows the message beside that input and an API client reads it in the body."""
 
     status_code = 400
+    # What a subclass says when raised without a message.
+    default_message = ""
 
     def __init__(
-        self, message: str, *, field: str | None = None, extra: dict[str, Any] | None = None
+        self,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        self.message = message
+        self.message = message or self.default_message
         self.field = field
         self.extra = extra or {}
         super().__init__(self.detail)
@@ -34,16 +41,12 @@ class BadRequest(PickwiseError):
 
 class NotAuthenticated(PickwiseError):
     status_code = 401
-
-    def __init__(self, message: str = "Log in or send an API token.") -> None:
-        super().__init__(message)
+    default_message = "Log in or send an API token."
 
 
 class Forbidden(PickwiseError):
     status_code = 403
-
-    def __init__(self, message: str = "You do not have access to this.") -> None:
-        super().__init__(message)
+    default_message = "You do not have access to this."
 
 
 class NotFound(PickwiseError):
@@ -64,6 +67,4 @@ class TooManyRequests(PickwiseError):
 
 class DatabaseUnavailable(PickwiseError):
     status_code = 503
-
-    def __init__(self, message: str = "The database is unavailable; try again shortly.") -> None:
-        super().__init__(message)
+    default_message = "The database is unavailable; try again shortly."

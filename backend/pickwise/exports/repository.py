@@ -13,7 +13,8 @@ from typing import Any
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pickwise.exports.dataset.records import Message, PairVotes, PromptRecord, VoteRecord
+from pickwise.batches.parsing.records import Message
+from pickwise.exports.dataset.records import PairVotes, PromptRecord, VoteRecord
 from pickwise.vocabulary import PairStatus
 
 

@@ -3,9 +3,9 @@
 import re
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.core.db import add_unique
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.outbound import check_url
 from pickwise.generation.schemas import EndpointCreate, EndpointUpdate
@@ -51,14 +51,8 @@ async def create_endpoint(
     endpoint = GenerationEndpoint(
         project_id=project.id, name=name, **data.model_dump(exclude={"name"})
     )
-    session.add(endpoint)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"this project already has an endpoint called {name!r}", field="name"
-        ) from exc
+    taken = Conflict(f"this project already has an endpoint called {name!r}", field="name")
+    await add_unique(session, endpoint, taken)
     return endpoint
 
 

@@ -4,19 +4,19 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, T
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
-from pickwise.vocabulary import Role
+from pickwise.vocabulary import AccountRole
 
 
 class User(IdMixin, TimestampMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint(one_of("role", Role), name="role"),
+        CheckConstraint(one_of("role", AccountRole), name="role"),
         CheckConstraint("length(trim(display_name)) > 0", name="display_name_not_blank"),
     )
 
     email: Mapped[str] = mapped_column(String(320))
     display_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default=Role.RATER)
+    role: Mapped[str] = mapped_column(String(16), default=AccountRole.RATER)
     password_hash: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(default=True)
     # Stable pseudonym for exports: never the email.
@@ -54,11 +54,11 @@ class ApiToken(IdMixin, TimestampMixin, Base):
 
 class Invite(IdMixin, TimestampMixin, Base):
     __tablename__ = "invites"
-    __table_args__ = (CheckConstraint(one_of("role", Role), name="role"),)
+    __table_args__ = (CheckConstraint(one_of("role", AccountRole), name="role"),)
 
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str] = mapped_column(String(320))
-    role: Mapped[str] = mapped_column(String(16), default=Role.RATER)
+    role: Mapped[str] = mapped_column(String(16), default=AccountRole.RATER)
     project_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("projects.id", ondelete="CASCADE")
     )

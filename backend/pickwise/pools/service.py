@@ -22,7 +22,7 @@ from pickwise.pools import repository
 from pickwise.pools.quota import QuotaState, quota_state
 from pickwise.pools.schemas import PoolCreate, PoolUpdate
 from pickwise.users import service as users_service
-from pickwise.vocabulary import Role
+from pickwise.vocabulary import AccountRole
 
 _PARTICIPANT_ID = re.compile(PARTICIPANT_ID_PATTERN)
 # Fields of PoolUpdate that may not be cleared (null means "leave as is" for them).
@@ -129,7 +129,7 @@ async def join(session: AsyncSession, token: str, participant_id: str | None) ->
             session,
             email=participant_email(pool.id, external_id),
             display_name=external_id,
-            role=Role.RATER,
+            role=AccountRole.RATER,
             project_ids=[pool.project_id],
         )
     except Conflict as exc:

@@ -13,14 +13,14 @@ from pickwise.projects.schemas import (
     ProjectRead,
     ProjectUpdate,
 )
-from pickwise.vocabulary import Role
+from pickwise.vocabulary import AccountRole
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 
 @router.get("", response_model=list[ProjectRead])
 async def list_projects(user: CurrentUser, session: SessionDep) -> list[ProjectRead]:
-    if user.role == Role.ADMIN:
+    if user.role == AccountRole.ADMIN:
         projects = await repository.list_all(session)
     else:
         projects = await repository.list_for_member(session, user.id)

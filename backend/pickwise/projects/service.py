@@ -1,6 +1,6 @@
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.core.db import add_unique
 from pickwise.core.errors import Conflict, NotFound
 from pickwise.models import Project, ProjectMember, User
 from pickwise.projects import repository
@@ -8,15 +8,11 @@ from pickwise.projects.schemas import ProjectCreate, ProjectUpdate
 
 
 async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
+    taken = Conflict(f"a project called {data.slug!r} already exists", field="slug")
     if await repository.get_by_slug(session, data.slug) is not None:
-        raise Conflict(f"a project called {data.slug!r} already exists", field="slug")
+        raise taken
     project = Project(**data.model_dump())
-    session.add(project)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"a project called {data.slug!r} already exists", field="slug") from exc
+    await add_unique(session, project, taken)
     return project
 
 

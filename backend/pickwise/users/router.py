@@ -20,12 +20,5 @@ async def list_users(admin: AdminUser, session: SessionDep) -> list[UserRead]:
 
 @router.post("/users", response_model=UserRead, status_code=201)
 async def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -> UserRead:
-    user = await service.create_user(
-        session,
-        email=body.email,
-        display_name=body.display_name,
-        role=body.role,
-        password=body.password,
-        project_ids=body.project_ids,
-    )
+    user = await service.create_user(session, **body.model_dump())
     return UserRead.model_validate(user)

@@ -1,14 +1,14 @@
 from collections.abc import Sequence
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.core.db import add_unique
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.security import hash_password, new_pseudonym
 from pickwise.models import User
 from pickwise.projects import repository as projects_repository
 from pickwise.users import repository
-from pickwise.vocabulary import Role
+from pickwise.vocabulary import AccountRole
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -23,7 +23,7 @@ async def create_user(
     *,
     email: str,
     display_name: str,
-    role: Role = Role.RATER,
+    role: AccountRole = AccountRole.RATER,
     password: str | None = None,
     project_ids: Sequence[int] = (),
 ) -> User:
@@ -37,8 +37,9 @@ async def create_user(
         raise NotFound(f"project {missing[0]} does not exist", field="project_ids")
     if password is not None:
         check_password_strength(password)
+    taken = Conflict(f"an account for {email} already exists", field="email")
     if await repository.get_by_email(session, email) is not None:
-        raise Conflict(f"an account for {email} already exists", field="email")
+        raise taken
     user = User(
         email=email.strip(),
         display_name=display_name.strip() or email.split("@")[0],
@@ -46,11 +47,6 @@ async def create_user(
         password_hash=await hash_password(password) if password else None,
         pseudonym=new_pseudonym(),
     )
-    session.add(user)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"an account for {email} already exists", field="email") from exc
+    await add_unique(session, user, taken)
     await projects_repository.add_members(session, project_ids, user.id)
     return user

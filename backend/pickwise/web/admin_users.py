@@ -22,7 +22,7 @@ from pickwise.projects import repository as projects_repository
 from pickwise.users import repository as users_repository
 from pickwise.users import service as users_service
 from pickwise.users.schemas import UserCreate
-from pickwise.vocabulary import Role
+from pickwise.vocabulary import AccountRole
 from pickwise.web.forms import error_by_field, field_errors, form_text, redirect_to
 from pickwise.web.templating import render
 
@@ -49,7 +49,7 @@ class UsersPage:
         default_factory=lambda: {
             "email": "",
             "display_name": "",
-            "role": Role.RATER,
+            "role": AccountRole.RATER,
             "project_ids": [],
         }
     )
@@ -57,7 +57,7 @@ class UsersPage:
     invite_values: dict[str, Any] = field(
         default_factory=lambda: {
             "email": "",
-            "role": Role.RATER,
+            "role": AccountRole.RATER,
             "project_id": "",
             "valid_days": "7",
         }
@@ -117,14 +117,7 @@ async def create_user(request: Request, principal: PrincipalDep, session: Sessio
         page.user_errors = field_errors(exc)
         return await _render_users(request, principal, session, page, 422)
     try:
-        user = await users_service.create_user(
-            session,
-            email=data.email,
-            display_name=data.display_name,
-            role=data.role,
-            password=data.password,
-            project_ids=data.project_ids,
-        )
+        user = await users_service.create_user(session, **data.model_dump())
     except PickwiseError as exc:
         page.user_errors = error_by_field(exc, USER_LABELS)
         return await _render_users(request, principal, session, page, exc.status_code)
@@ -143,23 +136,21 @@ async def create_invite(
     except ValidationError as exc:
         page.invite_errors = field_errors(exc)
         return await _render_users(request, principal, session, page, 422)
-    if (
-        data.project_id is not None
-        and await projects_repository.get(session, data.project_id) is None
-    ):
-        page.invite_errors = {"project_id": "this project no longer exists"}
-        return await _render_users(request, principal, session, page, 422)
     if await users_repository.get_by_email(session, data.email) is not None:
         page.invite_errors = {"email": f"an account for {data.email} already exists"}
         return await _render_users(request, principal, session, page, 409)
-    token, invite = await auth_service.create_invite(
-        session,
-        admin=admin,
-        email=data.email,
-        role=data.role,
-        project_id=data.project_id,
-        valid_days=data.valid_days,
-    )
+    try:
+        token, invite = await auth_service.create_invite(
+            session,
+            admin=admin,
+            email=data.email,
+            role=data.role,
+            project_id=data.project_id,
+            valid_days=data.valid_days,
+        )
+    except PickwiseError as exc:
+        page.invite_errors = error_by_field(exc, INVITE_LABELS)
+        return await _render_users(request, principal, session, page, exc.status_code)
     # Shown once, on this response only: the database keeps just the token's hash.
     page = UsersPage(
         invite_url=str(request.url_for("invite_page", token=token)),

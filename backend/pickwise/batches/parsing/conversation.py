@@ -4,9 +4,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from pickwise.batches.parsing.fields import Problem, check_known_fields, read_list, read_text
-from pickwise.batches.parsing.records import Message, Role
+from pickwise.batches.parsing.records import Message
+from pickwise.vocabulary import TurnRole
 
-ROLES = ("system", "user", "assistant")
+# A messages list may open with the system prompt; the turns after it are TurnRoles.
+SYSTEM_ROLE = "system"
+ROLES = (SYSTEM_ROLE, *TurnRole)
 Conversation = tuple[str | None, tuple[Message, ...]]
 
 
@@ -18,7 +21,7 @@ def read_conversation(record: Mapping[str, Any], problems: list[Problem]) -> Con
         return None
     if "prompt" in record:
         text = read_text(record, "prompt", "", problems, required=True)
-        return None if text is None else (system, (Message("user", text),))
+        return None if text is None else (system, (Message(TurnRole.USER, text),))
     if "messages" not in record:
         problems.append((None, "needs a prompt (text) or messages (a list of turns)"))
         return None
@@ -62,14 +65,14 @@ def _ordered_turns(
 ) -> Conversation | None:
     system: str | None = None
     first_turn = 0
-    if roles_and_texts[0][0] == "system":
+    if roles_and_texts[0][0] == SYSTEM_ROLE:
         system = roles_and_texts[0][1]
         first_turn = 1
     turns: list[Message] = []
-    expected: Role = "user"
+    expected = TurnRole.USER
     for index in range(first_turn, len(roles_and_texts)):
         role, content = roles_and_texts[index]
-        if role == "system":
+        if role == SYSTEM_ROLE:
             problems.append(
                 (f"messages[{index}].role", "system is only allowed as the first message")
             )
@@ -84,11 +87,11 @@ def _ordered_turns(
             )
             return None
         turns.append(Message(expected, content))
-        expected = "assistant" if expected == "user" else "user"
+        expected = TurnRole.ASSISTANT if expected == TurnRole.USER else TurnRole.USER
     if not turns:
         problems.append(("messages", "needs a user message after the system message"))
         return None
-    if turns[-1].role != "user":
+    if turns[-1].role != TurnRole.USER:
         problems.append(
             (
                 f"messages[{len(roles_and_texts) - 1}].role",

@@ -5,9 +5,10 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any
 
-Role = Literal["user", "assistant"]
+from pickwise.vocabulary import TurnRole
+
 # Bump when the canonical form below changes; otherwise every stored hash turns into a "conflict".
 CONTENT_HASH_VERSION = 1
 # Built once: json.dumps() with options would build an encoder per call.
@@ -18,7 +19,9 @@ _CANONICAL_JSON = json.JSONEncoder(
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    role: Role
+    """One turn of a prompt's conversation, as imported and as exported."""
+
+    role: TurnRole
     content: str
 
 

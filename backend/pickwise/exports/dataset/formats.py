@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from pickwise.exports.dataset.aggregation import DropReason, PreferencePair
 from pickwise.exports.dataset.records import PromptRecord, VoteRecord
+from pickwise.vocabulary import TurnRole
 
 Row = dict[str, object]
 MessageDict = dict[str, str]
@@ -132,7 +133,7 @@ def hh_rlhf_row(pair: PreferencePair) -> Row:
     Call `hh_rlhf_marker_problem` first: with a turn marker inside a text, the transcript
     would not read back as the same turns."""
     history = "".join(
-        (HUMAN_PREFIX if turn.role == "user" else ASSISTANT_PREFIX) + turn.content
+        (HUMAN_PREFIX if turn.role == TurnRole.USER else ASSISTANT_PREFIX) + turn.content
         for turn in pair.prompt.turns
     )
     return {
@@ -168,7 +169,7 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def _assistant(content: str) -> MessageDict:
-    return {"role": "assistant", "content": content}
+    return {"role": TurnRole.ASSISTANT, "content": content}
 
 
 def _plain_prompt(prompt: PromptRecord) -> str:

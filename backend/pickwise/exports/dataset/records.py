@@ -10,8 +10,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from pickwise.batches.parsing.records import Message
 from pickwise.core.errors import BadRequest
-from pickwise.vocabulary import CanonicalSide, Choice, CriterionChoice, ShownSide, chosen_side
+from pickwise.vocabulary import (
+    CanonicalSide,
+    Choice,
+    CriterionChoice,
+    ShownSide,
+    TurnRole,
+    chosen_side,
+)
 
 # Members are strings: a value read from the database is found in these sets.
 CHOICES = frozenset(Choice)
@@ -21,12 +29,6 @@ CRITERION_CHOICES = frozenset(CriterionChoice)
 
 class InvalidRecordError(ValueError):
     """A record breaks an invariant the database should already guarantee: a bug upstream."""
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    role: str
-    content: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +44,13 @@ class PromptRecord:
         if not self.turns:
             raise InvalidRecordError(f"prompt {self.external_id!r} has no turns")
         for index, turn in enumerate(self.turns):
-            expected = "user" if index % 2 == 0 else "assistant"
+            expected = TurnRole.USER if index % 2 == 0 else TurnRole.ASSISTANT
             if turn.role != expected:
                 raise InvalidRecordError(
-                    f"prompt {self.external_id!r}: turn {index} is {turn.role!r}, "
-                    f"expected {expected!r} (turns alternate, starting with the user)"
+                    f"prompt {self.external_id!r}: turn {index} is {str(turn.role)!r}, "
+                    f"expected {str(expected)!r} (turns alternate, starting with the user)"
                 )
-        if self.turns[-1].role != "user":
+        if self.turns[-1].role != TurnRole.USER:
             raise InvalidRecordError(f"prompt {self.external_id!r} must end on a user turn")
 
     @property
@@ -64,7 +66,7 @@ class PromptRecord:
 
 def _check_vote(judgment_id: int, choice: str, strength: int | None, scale_size: int) -> None:
     if choice not in CHOICES:
-        raise InvalidRecordError(f"judgment {judgment_id}: unknown choice {choice!r}")
+        raise InvalidRecordError(f"judgment {judgment_id}: unknown choice {str(choice)!r}")
     if strength is not None and not 0 <= strength < scale_size:
         raise InvalidRecordError(
             f"judgment {judgment_id}: strength {strength} is outside the project's scale "
@@ -107,7 +109,9 @@ class VoteRecord:
             raise InvalidRecordError(f"{where}: shown_left must be 'a' or 'b'")
         for criterion, choice in self.criteria.items():
             if choice not in CRITERION_CHOICES:
-                raise InvalidRecordError(f"{where}: criterion {criterion!r} has choice {choice!r}")
+                raise InvalidRecordError(
+                    f"{where}: criterion {criterion!r} has choice {str(choice)!r}"
+                )
         unnamed = set(self.criteria) - set(self.criteria_names)
         if unnamed:
             raise InvalidRecordError(
