@@ -197,14 +197,15 @@ async def test_raters_get_403_on_every_analytics_route(
     client: AsyncClient, session: AsyncSession
 ) -> None:
     setup = await crowd_project(client, session)
-    paths = [
-        route.path.format(project_id=setup.project_id)
+    routes = [
+        (method, route.path.format(project_id=setup.project_id))
         for route in analytics_router.routes
         if isinstance(route, APIRoute)
+        for method in route.methods
     ]
-    assert len(paths) == 6
-    for path in paths:
-        response = await client.get(path, headers=setup.rater_headers)
+    assert len(routes) == 7
+    for method, path in routes:
+        response = await client.request(method, path, headers=setup.rater_headers)
         assert response.status_code == 403, path
         assert response.json()["error"] == "Forbidden"
     page = await client.get(dashboard_url(setup.project_id), headers=setup.rater_headers)

@@ -52,8 +52,9 @@ from pickwise.analytics.labels import PREFER_A, PREFER_B, preference_labels
 from pickwise.analytics.preference_model import (
     PREFERENCE_FEATURES,
     PreferenceModelReport,
+    answer_properties,
+    design_rows,
     fit_preference_model,
-    preference_design,
 )
 from pickwise.analytics.rater_judgments import RaterJudgments
 from pickwise.analytics.rater_quality import RaterQuality
@@ -84,7 +85,6 @@ from pickwise.analytics.style_control import (
     style_controlled_leaderboard_counts,
     style_counts,
 )
-from pickwise.analytics.text_features import ChoiceRecord
 from pickwise.assignments.service import project_progress
 from pickwise.models import Project
 
@@ -619,6 +619,23 @@ def _weights(report: PreferenceModelReport) -> list[FeatureWeightRead]:
     ]
 
 
+def _answer_properties_of(
+    block: Sequence[repository.PairText], known: dict[int, FloatArray]
+) -> None:
+    """``answer_properties`` of the answers in ``block`` not seen before, into ``known``."""
+    unseen: dict[int, tuple[str, str]] = {}
+    for pair in block:
+        for response_id, text in (
+            (pair.response_a_id, pair.text_a),
+            (pair.response_b_id, pair.text_b),
+        ):
+            if response_id not in known:
+                unseen[response_id] = (text, pair.prompt)
+    texts = [text for text, _ in unseen.values()]
+    properties = answer_properties(texts, [prompt for _, prompt in unseen.values()])
+    known.update(zip(unseen, properties, strict=True))
+
+
 async def _preference_design_rows(
     connection: AsyncConnection,
     project_id: int,
@@ -627,30 +644,22 @@ async def _preference_design_rows(
     batch_id: int | None,
     rater_id: int | None,
 ) -> FloatArray:
-    """``preference_design`` of every vote, computed once per (pair, side shown left)."""
-    keys = votes.pair_id * 2 + votes.a_shown_left
-    unique_keys, vote_row = np.unique(keys, return_inverse=True)
-    rows = np.full((len(unique_keys), len(PREFERENCE_FEATURES)), np.nan)
+    """``design_rows`` of every vote; each answer's text is featured once, however many
+    pairs and votes it is in."""
+    pair_ids = np.unique(votes.pair_id)
+    width = len(PREFERENCE_FEATURES) - 1
+    properties_a = np.full((len(pair_ids), width), np.nan)
+    properties_b = np.full((len(pair_ids), width), np.nan)
+    known: dict[int, FloatArray] = {}
     async for block in repository.pair_texts(
         connection, project_id, batch_id=batch_id, rater_id=rater_id
     ):
-        records = []
-        positions = []
-        for pair in block:
-            for a_left in (False, True):
-                key = pair.pair_id * 2 + a_left
-                position = int(np.searchsorted(unique_keys, key))
-                if position < len(unique_keys) and unique_keys[position] == key:
-                    records.append(
-                        ChoiceRecord(
-                            pair.prompt, pair.text_a, pair.text_b, "a", "a" if a_left else "b"
-                        )
-                    )
-                    positions.append(position)
-        if records:
-            design, _ = await asyncio.to_thread(preference_design, records)
-            rows[positions] = design
-    return as_float_array(rows[vote_row.ravel()])
+        await asyncio.to_thread(_answer_properties_of, block, known)
+        rows = np.searchsorted(pair_ids, [pair.pair_id for pair in block])
+        properties_a[rows] = [known[pair.response_a_id] for pair in block]
+        properties_b[rows] = [known[pair.response_b_id] for pair in block]
+    of_vote = np.searchsorted(pair_ids, votes.pair_id)
+    return design_rows(properties_a[of_vote], properties_b[of_vote], votes.a_shown_left)
 
 
 async def preferences(
@@ -709,15 +718,29 @@ async def report(
     connection: AsyncConnection, project: Project, *, bootstrap_rounds: int = BOOTSTRAP_ROUNDS
 ) -> ReportRead:
     """All sections from one snapshot; the judgment table is read once for raters and
-    agreement."""
+    agreement, which then need nothing more from the database: they are computed in worker
+    threads while the other sections read and compute theirs."""
     people = await repository.people(connection, project.id)
     table = await repository.judgment_table(connection, project.id)
     batch_names = await repository.batch_names(connection, project.id)
+    from_table = asyncio.gather(
+        asyncio.to_thread(rater_report, table, people, project.quality_rules),
+        asyncio.to_thread(agreement_report, table, people, batch_names),
+    )
+    try:
+        progress_read = await progress(connection, project.id)
+        timeline_read = await timeline(connection, project.id)
+        board = await leaderboard(connection, project.id, bootstrap_rounds=bootstrap_rounds)
+        preferences_read = await preferences(connection, project.id)
+    except BaseException:
+        from_table.cancel()
+        raise
+    raters_read, agreement_read = await from_table
     return ReportRead(
-        progress=await progress(connection, project.id),
-        timeline=await timeline(connection, project.id),
-        raters=await asyncio.to_thread(rater_report, table, people, project.quality_rules),
-        agreement=await asyncio.to_thread(agreement_report, table, people, batch_names),
-        leaderboard=await leaderboard(connection, project.id, bootstrap_rounds=bootstrap_rounds),
-        preferences=await preferences(connection, project.id),
+        progress=progress_read,
+        timeline=timeline_read,
+        raters=raters_read,
+        agreement=agreement_read,
+        leaderboard=board,
+        preferences=preferences_read,
     )

@@ -116,6 +116,14 @@ class Pair(IdMixin, TimestampMixin, Base):
             "project_id",
             postgresql_where=text(f"is_gold AND status = '{PairStatus.ACTIVE}'"),
         ),
+        # Pairs out of the queue (flagged, removed) are few: the analytics watermark reads
+        # them on every dashboard view.
+        Index(
+            "ix_pairs_out_of_queue",
+            "project_id",
+            "id",
+            postgresql_where=text("status <> 'active'"),
+        ),
     )
 
     project_id: Mapped[int] = mapped_column(BigInteger, index=True)

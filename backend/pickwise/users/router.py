@@ -2,8 +2,9 @@ from fastapi import APIRouter
 
 from pickwise.auth.deps import AdminUser, CurrentUser
 from pickwise.core.db import SessionDep
+from pickwise.core.errors import Conflict, NotFound
 from pickwise.users import repository, service
-from pickwise.users.schemas import UserCreate, UserRead
+from pickwise.users.schemas import UserCreate, UserRead, UserUpdate
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
@@ -21,4 +22,18 @@ async def list_users(admin: AdminUser, session: SessionDep) -> list[UserRead]:
 @router.post("/users", response_model=UserRead, status_code=201)
 async def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -> UserRead:
     user = await service.create_user(session, **body.model_dump())
+    return UserRead.model_validate(user)
+
+
+@router.patch("/users/{user_id}", response_model=UserRead, summary="Deactivate or reactivate")
+async def update_user(
+    user_id: int, body: UserUpdate, admin: AdminUser, session: SessionDep
+) -> UserRead:
+    user = await repository.get(session, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    if body.is_active is not None:
+        if user.id == admin.id and not body.is_active:
+            raise Conflict("you cannot deactivate your own account", field="is_active")
+        await service.set_active(session, user, body.is_active)
     return UserRead.model_validate(user)

@@ -14,6 +14,16 @@ class UserCreate(BaseModel):
     project_ids: list[int] = Field(default_factory=list)
 
 
+class UserUpdate(BaseModel):
+    """Only the fields sent are changed."""
+
+    is_active: bool | None = Field(
+        None,
+        description="false deactivates the account: it can no longer log in or use its API "
+        "tokens, its leases end at once and their pairs go back to the pool.",
+    )
+
+
 class UserRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

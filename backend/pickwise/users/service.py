@@ -2,6 +2,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.assignments.service import end_leases
 from pickwise.core.db import add_unique
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.security import hash_password, new_pseudonym
@@ -50,3 +51,15 @@ async def create_user(
     await add_unique(session, user, taken)
     await projects_repository.add_members(session, project_ids, user.id)
     return user
+
+
+async def set_active(session: AsyncSession, user: User, active: bool) -> None:
+    """Deactivating ends the account's open leases at once; its sessions and API tokens are
+    refused from then on (auth checks the flag on every request)."""
+    if user.is_active == active:
+        return
+    user.is_active = active
+    await session.flush()
+    if not active:
+        projects = await repository.projects_worked_in(session, user.id)
+        await end_leases(session, projects, rater_id=user.id)

@@ -68,6 +68,8 @@ PROJECT_NOTICES = {
     "member-removed": "Member removed.",
     "member-excluded": "Member excluded from exports.",
     "member-included": "Member included in exports again.",
+    "closed": "Project closed: every lease ended, and nothing more is collected.",
+    "reopened": "Project open for rating again.",
     "flag-restored": "Pair restored to the queue.",
     "flag-removed": "Pair removed.",
 }
@@ -319,6 +321,18 @@ async def include_member(
 ) -> Response:
     await projects_service.set_excluded(session, project, user_id, False)
     return redirect_to(request, "admin_project", {"done": "member-included"}, project_id=project.id)
+
+
+@router.post("/projects/{project_id}/closed", name="admin_close_project")
+async def close_project(
+    request: Request,
+    session: SessionDep,
+    project: AdminProject,
+    closed: Annotated[bool, Form()],
+) -> Response:
+    await projects_service.update_project(session, project, ProjectUpdate(is_archived=closed))
+    notice = "closed" if closed else "reopened"
+    return redirect_to(request, "admin_project", {"done": notice}, project_id=project.id)
 
 
 @router.post("/projects/{project_id}/flags/{pair_id}", name="admin_resolve_flag")

@@ -6,9 +6,9 @@ redirects (303) back; an invite renders its one-time link in the response.
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +17,7 @@ from pickwise.auth import service as auth_service
 from pickwise.auth.deps import AdminUser, PrincipalDep, get_admin_user
 from pickwise.auth.schemas import InviteCreate
 from pickwise.core.db import SessionDep
-from pickwise.core.errors import PickwiseError
+from pickwise.core.errors import Conflict, NotFound, PickwiseError
 from pickwise.projects import repository as projects_repository
 from pickwise.users import repository as users_repository
 from pickwise.users import service as users_service
@@ -122,6 +122,24 @@ async def create_user(request: Request, principal: PrincipalDep, session: Sessio
         page.user_errors = error_by_field(exc, USER_LABELS)
         return await _render_users(request, principal, session, page, exc.status_code)
     return redirect_to(request, "admin_users", {"created": user.id})
+
+
+@router.post("/users/{user_id}/active", name="admin_set_active")
+async def set_active(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    user_id: int,
+    active: Annotated[bool, Form()],
+) -> Response:
+    """Deactivating ends the account's leases at once; reactivating lets it log in again."""
+    user = await users_repository.get(session, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    if user.id == admin.id:
+        raise Conflict("You cannot deactivate your own account.")
+    await users_service.set_active(session, user, active)
+    return redirect_to(request, "admin_users")
 
 
 @router.post("/users/invites", response_class=HTMLResponse, name="admin_create_invite")
