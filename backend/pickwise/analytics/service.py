@@ -28,6 +28,8 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pickwise.analytics import repository
@@ -400,17 +402,12 @@ def counted_pairs(
 
 def comparison_groups(battles: BattleCounts) -> int:
     """How many groups of models were compared only among themselves (1 = all connected)."""
-    parent = list(range(battles.n_models))
-
-    def root(model: int) -> int:
-        while parent[model] != model:
-            parent[model] = parent[parent[model]]
-            model = parent[model]
-        return model
-
-    for first, second in zip(battles.model_a.tolist(), battles.model_b.tolist(), strict=True):
-        parent[root(first)] = root(second)
-    return len({root(model) for model in range(battles.n_models)})
+    n = battles.n_models
+    compared = coo_matrix(
+        (np.ones(len(battles.model_a)), (battles.model_a, battles.model_b)), shape=(n, n)
+    )
+    groups, _ = connected_components(compared, directed=False)
+    return int(groups)
 
 
 @dataclasses.dataclass(frozen=True)
