@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from pickwise import __version__
 from pickwise.analytics.router import router as analytics_router
-from pickwise.assignments.router import router as rating_router
+from pickwise.assignments.router import router as next_pair_router
 from pickwise.auth.router import router as auth_router
 from pickwise.batches.router import router as batches_router
 from pickwise.core.config import get_settings
@@ -20,6 +20,7 @@ from pickwise.exception_handlers import API_ERROR_RESPONSES, register_exception_
 from pickwise.exports.router import router as exports_router
 from pickwise.generation.router import router as generation_router
 from pickwise.health.router import router as health_router
+from pickwise.judgments.router import router as judgments_router
 from pickwise.pools.router import router as pools_router
 from pickwise.projects.router import router as projects_router
 from pickwise.users.router import router as users_router
@@ -76,7 +77,8 @@ def create_app() -> FastAPI:
         batches_router,
         exports_router,
         analytics_router,
-        rating_router,
+        next_pair_router,
+        judgments_router,
         pages_router,
         rating_page_router,
         exports_page_router,

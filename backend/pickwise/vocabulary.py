@@ -66,8 +66,24 @@ def chosen_side(choice: str) -> CanonicalSide | None:
     return _SIDE_OF_CHOICE.get(choice)
 
 
+def canonical_of(shown: str, left_side: str) -> str:
+    """A choice as the rater made it (left, right, tie, both bad; or a criterion's left, right,
+    tie) relative to the pair's canonical A / B, `left_side` being the response shown left."""
+    if shown == ShownSide.LEFT:
+        return CanonicalSide(left_side)
+    if shown == ShownSide.RIGHT:
+        return _OTHER_SIDE[CanonicalSide(left_side)]
+    return shown  # a tie, or both bad, reads the same either way
+
+
+def shown_side_of(side: str, left_side: str) -> ShownSide:
+    """Where response `side` (A or B) was shown, `left_side` being the one shown left."""
+    return ShownSide.LEFT if side == left_side else ShownSide.RIGHT
+
+
 # Keyed by value: a choice read from the database is a plain string.
 _SIDE_OF_CHOICE: dict[str, CanonicalSide] = {Choice.A: CanonicalSide.A, Choice.B: CanonicalSide.B}
+_OTHER_SIDE = {CanonicalSide.A: CanonicalSide.B, CanonicalSide.B: CanonicalSide.A}
 
 
 class CriterionChoice(StrEnum):

@@ -101,7 +101,7 @@ async def test_many_chunks_write_consistent_rows_and_report_progress(
         (pair.id, number) for pair in pairs_rows if not pair.is_gold for number in (1, 2)
     )
     assert {slot.state for slot in slots} == {"open"}
-    # The import writes slots itself (with COPY); they are exactly what create_slots would give.
+    # The import gives every new pair its k slots: create_slots finds none missing.
     assert await create_slots(session, project) == 0
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from typer.testing import CliRunner
 
-from pickwise.assignments.service import next_assignment
+from pickwise.assignments.service import next_lease
 from pickwise.cli.main import app as cli
 from pickwise.core.db import session_factory
 from pickwise.core.embedded_pg import to_sqlalchemy_url
@@ -50,9 +50,9 @@ async def populate(engine: AsyncEngine) -> None:
             rater = await make_user(session)
             await add_member(session, project, rater)
             await bearer_headers(session, rater)
-            while (assignment := await next_assignment(session, project, rater)) is not None:
+            while (assignment := await next_lease(session, project, rater)) is not None:
                 body = JudgmentIn(choice="left", rationale="clearer")
-                await submit(session, assignment.id, rater, body)
+                await submit(session, assignment.assignment_id, rater, body)
 
 
 async def snapshot(url: str) -> dict[str, object]:

@@ -7,7 +7,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import next_assignment
+from pickwise.assignments.service import next_lease
 from pickwise.core.clock import utcnow
 from pickwise.core.metrics import EXPORT_ROWS, IMPORT_ROWS
 from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
@@ -82,9 +82,9 @@ async def test_a_lease_taken_over_after_expiry_is_counted(session: AsyncSession)
         await add_member(session, project, rater)
     expired_before = counter("pickwise_leases_expired")
 
-    assert await next_assignment(session, project, first) is not None
+    assert await next_lease(session, project, first) is not None
     later = utcnow() + timedelta(seconds=60)
-    assert await next_assignment(session, project, second, now=later) is not None
+    assert await next_lease(session, project, second, now=later) is not None
 
     assert counter("pickwise_leases_expired") == expired_before + 1
 

@@ -7,7 +7,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import next_assignment
+from pickwise.assignments.service import next_lease
 from pickwise.auth import service as auth_service
 from pickwise.auth.deps import SESSION_COOKIE
 from pickwise.judgments import service as judgments
@@ -36,10 +36,10 @@ def join_path(link: dict[str, Any]) -> str:
 
 
 async def judge(session: AsyncSession, project: Project, user: User) -> bool:
-    assignment = await next_assignment(session, project, user)
+    assignment = await next_lease(session, project, user)
     if assignment is None:
         return False
-    await judgments.submit(session, assignment.id, user, JudgmentIn(choice="left"))
+    await judgments.submit(session, assignment.assignment_id, user, JudgmentIn(choice="left"))
     return True
 
 
@@ -152,7 +152,7 @@ async def test_quota_stops_the_rater_loop_and_shows_the_completion_code(
     assert not await quota_reached(session, project, participant)
     assert await judge(session, project, participant)
     assert await quota_reached(session, project, participant)
-    assert await next_assignment(session, project, participant) is None
+    assert await next_lease(session, project, participant) is None
 
     page = await client.get(done_path)
     assert page.status_code == 200
@@ -241,8 +241,8 @@ async def test_quota_also_stops_gold_pairs(
     participant = await session.scalar(select(User).where(User.display_name == "g1"))
     assert participant is not None
 
-    first = await next_assignment(session, project, participant)
+    first = await next_lease(session, project, participant)
     assert first is not None and first.is_gold
-    await judgments.submit(session, first.id, participant, JudgmentIn(choice="left"))
+    await judgments.submit(session, first.assignment_id, participant, JudgmentIn(choice="left"))
     assert await quota_reached(session, project, participant)
-    assert await next_assignment(session, project, participant) is None
+    assert await next_lease(session, project, participant) is None

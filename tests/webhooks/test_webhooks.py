@@ -14,7 +14,7 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import next_assignment
+from pickwise.assignments.service import next_lease
 from pickwise.core import clock
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import FlagIn, JudgmentIn
@@ -101,10 +101,10 @@ async def test_batch_events_are_queued_once_each(session: AsyncSession) -> None:
     rater = await make_user(session)
     await add_member(session, project, rater)
     for _ in pairs:
-        assignment = await next_assignment(session, project, rater)
+        assignment = await next_lease(session, project, rater)
         assert assignment is not None
         assert await service.queue_batch_events(session) == 0  # Not complete yet.
-        await judgments.submit(session, assignment.id, rater, JudgmentIn(choice="tie"))
+        await judgments.submit(session, assignment.assignment_id, rater, JudgmentIn(choice="tie"))
     assert await service.queue_batch_events(session) == 1
     completed = (await deliveries(session))[-1]
     assert completed.event == "batch.completed"
@@ -124,13 +124,13 @@ async def test_a_batch_whose_open_pair_is_flagged_counts_as_complete(
         await add_member(session, project, rater)
     ranges: service.PairIdRanges = {}
     for rater in (first, second):
-        assignment = await next_assignment(session, project, rater)
+        assignment = await next_lease(session, project, rater)
         assert assignment is not None
-        await judgments.submit(session, assignment.id, rater, JudgmentIn(choice="tie"))
+        await judgments.submit(session, assignment.assignment_id, rater, JudgmentIn(choice="tie"))
     assert await service.queue_batch_events(session, ranges=ranges) == 0
-    assignment = await next_assignment(session, project, first)
+    assignment = await next_lease(session, project, first)
     assert assignment is not None
-    await judgments.flag(session, assignment.id, first, FlagIn(reason="harmful"))
+    await judgments.flag(session, assignment.assignment_id, first, FlagIn(reason="harmful"))
     assert await service.queue_batch_events(session, ranges=ranges) == 1
     assert list(ranges.values()) == [(assignment.pair_id - 1, assignment.pair_id)]
 

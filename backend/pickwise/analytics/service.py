@@ -87,7 +87,7 @@ from pickwise.analytics.style_control import (
     style_controlled_leaderboard_counts,
     style_counts,
 )
-from pickwise.assignments.service import project_progress
+from pickwise.assignments.repository import project_progress
 from pickwise.models import Project
 
 BOOTSTRAP_ROUNDS = 200

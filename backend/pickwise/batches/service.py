@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.assignments import repository as assignments_repository
 from pickwise.batches import repository
 from pickwise.batches.pairing import generate_pairs
 from pickwise.batches.parsing.reader import iter_records, validate
@@ -30,7 +31,7 @@ from pickwise.batches.parsing.report import (
 from pickwise.core.config import get_settings
 from pickwise.core.metrics import IMPORT_ROWS
 from pickwise.models import Batch, Project, User
-from pickwise.vocabulary import PairingStrategy, PairStatus, SlotState
+from pickwise.vocabulary import PairingStrategy, PairStatus
 
 __all__ = ["ImportOutcome", "ImportRejected", "import_stream", "limits_from_settings"]
 
@@ -129,6 +130,10 @@ async def import_stream(
         raise ImportRejected(
             replace(report, errors=tuple(writer.conflicts.kept), error_count=writer.conflicts.count)
         )
+    # The new pairs get their k slots, in one statement (the rater loop defines them).
+    await assignments_repository.create_slots(
+        session, project.id, project.raters_per_pair, batch.id
+    )
     IMPORT_ROWS.inc(writer.prompts_new + writer.responses_new + writer.pairs_new)
     # Only new prompts bring responses and pairs: without one, the batch would be empty.
     nothing_new = writer.prompts_new == 0
@@ -233,7 +238,7 @@ class _PairingRules:
 class _BatchWriter:
     def __init__(self, session: AsyncSession, project: Project, batch: Batch) -> None:
         self.session, self.batch = session, batch
-        self.project_id, self.slots_per_pair = project.id, project.raters_per_pair
+        self.project_id = project.id
         # Plain values, read here: the worker thread must not touch the ORM object.
         self.rules = _PairingRules(
             PairingStrategy(project.pairing_strategy),
@@ -281,8 +286,6 @@ class _BatchWriter:
         prompt_rows: list[tuple[Any, ...]] = []
         response_rows: list[tuple[Any, ...]] = []
         pair_rows: list[tuple[Any, ...]] = []
-        slot_rows: list[tuple[Any, ...]] = []
-        slot_numbers = range(1, self.slots_per_pair + 1)
         for prompt_id, record in zip(ids["prompts"], records, strict=True):
             prompt_rows.append((prompt_id, project_id, batch_id, *record.prompt))
             these = [next(response_ids) for _ in record.responses]
@@ -293,10 +296,9 @@ class _BatchWriter:
                 # A is the response listed first in the file: ids follow the file's order.
                 low, high = sorted((these[first], these[second]))
                 is_gold = winner is not None and winner in (low, high)
-                pair_id = next(pair_ids)
                 pair_rows.append(
                     (
-                        pair_id,
+                        next(pair_ids),
                         project_id,
                         prompt_id,
                         batch_id,
@@ -307,9 +309,6 @@ class _BatchWriter:
                         PairStatus.ACTIVE,
                     )
                 )
-                # Gold pairs have no slots; the batch is new, so no pair has slots yet.
-                if not is_gold:
-                    slot_rows.extend((project_id, pair_id, n, SlotState.OPEN) for n in slot_numbers)
         await repository.copy_rows(
             self.session,
             "prompts",
@@ -346,9 +345,6 @@ class _BatchWriter:
                 "status",
             ),
             pair_rows,
-        )
-        await repository.copy_rows(
-            self.session, "pair_slots", ("project_id", "pair_id", "slot_no", "state"), slot_rows
         )
         self.prompts_new += len(prompt_rows)
         self.responses_new += len(response_rows)

@@ -8,7 +8,6 @@ from pickwise.vocabulary import (
     FlagReason,
     ShownChoice,
     ShownCriterionChoice,
-    ShownSide,
     SkipReason,
 )
 
@@ -63,30 +62,3 @@ class JudgmentOut(BaseModel):
 class AssignmentDone(BaseModel):
     assignment_id: int
     status: AssignmentStatus
-
-
-class Message(BaseModel):
-    role: str
-    content: str
-
-
-class ShownResponse(BaseModel):
-    side: ShownSide
-    content: str
-
-
-class NextPair(BaseModel):
-    """What a rater sees. Model names are never included."""
-
-    assignment_id: int
-    pair_id: int
-    lease_expires_at: datetime
-    system: str | None
-    turns: list[Message]
-    left: ShownResponse
-    right: ShownResponse
-
-
-class NoWorkLeft(BaseModel):
-    assignment_id: None = None
-    detail: str = "No pairs are waiting for you in this project."

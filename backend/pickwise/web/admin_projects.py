@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
-from pickwise.assignments.service import project_progress
+from pickwise.assignments.repository import project_progress
 from pickwise.auth.deps import AdminUser, PrincipalDep, get_admin_user
 from pickwise.batches import repository as batches_repository
 from pickwise.batches.parsing.report import LineError

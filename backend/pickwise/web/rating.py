@@ -32,7 +32,7 @@ from pickwise.judgments import idempotency
 from pickwise.judgments import service as judgments
 from pickwise.judgments.patterns import MAX_JUDGMENTS, rater_choice_patterns
 from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
-from pickwise.models import Assignment, Project, User
+from pickwise.models import Project, User
 from pickwise.pools.quota import quota_state
 from pickwise.projects.deps import RaterProject
 from pickwise.vocabulary import RationaleMode, ShownChoice, ShownCriterionChoice
@@ -136,7 +136,7 @@ def _page(
 async def _progress(session: AsyncSession, project: Project, rater: User) -> Progress:
     midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     counts = await assignments_repository.rater_counts(session, project.id, rater.id, midnight)
-    remaining = await assignments.judgments_needed(session, project.id)
+    remaining = await assignments_repository.judgments_needed(session, project.id)
     return Progress(counts["today"], counts["total"], remaining)
 
 
@@ -153,8 +153,8 @@ def _base_context(principal: Principal, project: Project, progress: Progress) ->
     }
 
 
-def _lease_minutes(assignment: Assignment, now: datetime) -> int:
-    return max(1, round((assignment.lease_expires_at - now).total_seconds() / 60))
+def _lease_minutes(lease: assignments.Lease, now: datetime) -> int:
+    return max(1, round((lease.expires_at - now).total_seconds() / 60))
 
 
 async def _pair_page(
@@ -167,8 +167,8 @@ async def _pair_page(
     values: FormValues | None = None,
     error: str | None = None,
 ) -> Response:
-    assignment, content = lease.assignment, lease.content
-    left, right = assignments_repository.shown_sides(content, assignment)
+    content = lease.content
+    left, right = assignments_repository.shown_sides(content, lease.left_side)
     turns = [
         {
             "role": str(turn.get("role", "")),
@@ -180,8 +180,8 @@ async def _pair_page(
     values = values or FormValues(criteria=("",) * len(project.criteria))
     context = {
         **_base_context(principal, project, await _progress(session, project, principal.user)),
-        "assignment_id": assignment.id,
-        "lease_minutes": _lease_minutes(assignment, utcnow()),
+        "assignment_id": lease.assignment_id,
+        "lease_minutes": _lease_minutes(lease, utcnow()),
         # Only the texts reach the template: model names and gold status never do.
         "system_html": render_markdown(content.prompt.system),
         "turns": turns,
@@ -334,7 +334,7 @@ async def submit_judgment(
 
     async def work() -> tuple[int, dict[str, Any]]:
         stored = await judgments.submit(session, assignment_id, rater, body)
-        return 201, {"judgment_id": stored.judgment.id, "gold_feedback": stored.gold_feedback}
+        return 201, {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
 
     fingerprint = idempotency.request_fingerprint(request.url.path, body)
     try:
