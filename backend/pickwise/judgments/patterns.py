@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.analytics.repository import prompt_text
 from pickwise.analytics.text_features import ChoiceRecord, PatternLine, choice_pattern_summary
+from pickwise.vocabulary import chosen_side
 
 # The summary describes recent habits; a cap keeps the page's memory and time bounded
 # however many judgments a rater has made.
@@ -54,5 +55,5 @@ async def rater_choice_patterns(
     records = await rater_choice_records(session, project_id, rater_id)
     # Text features are regex work on every answer: keep it off the event loop.
     lines = await asyncio.to_thread(choice_pattern_summary, records)
-    decisive = sum(record.choice in ("a", "b") for record in records)
+    decisive = sum(chosen_side(record.choice) is not None for record in records)
     return ChoicePatterns(judged=len(records), decisive=decisive, lines=lines)

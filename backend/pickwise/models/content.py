@@ -122,7 +122,7 @@ class Pair(IdMixin, TimestampMixin, Base):
             "ix_pairs_out_of_queue",
             "project_id",
             "id",
-            postgresql_where=text("status <> 'active'"),
+            postgresql_where=text(f"status <> '{PairStatus.ACTIVE}'"),
         ),
     )
 
