@@ -28,8 +28,6 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pickwise.analytics import repository
@@ -402,6 +400,10 @@ def counted_pairs(
 
 def comparison_groups(battles: BattleCounts) -> int:
     """How many groups of models were compared only among themselves (1 = all connected)."""
+    # Imported here: scipy takes seconds to import and the app must start without it.
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n = battles.n_models
     compared = coo_matrix(
         (np.ones(len(battles.model_a)), (battles.model_a, battles.model_b)), shape=(n, n)
