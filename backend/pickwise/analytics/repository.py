@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pickwise.analytics.arrays import FloatArray, IntArray, as_float_array, as_int_array
 from pickwise.analytics.bradley_terry import outcomes_of_choices
 from pickwise.analytics.labels import CHOICE_A, CHOICE_B, CHOICE_NAMES, NO_GOLD
+from pickwise.core.db import driver_connection
 from pickwise.exports.repository import Selection
 from pickwise.vocabulary import CanonicalSide, Choice, PairStatus, TurnRole
 
@@ -53,18 +53,11 @@ async def read_only_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnec
         yield connection
 
 
-async def _driver(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert isinstance(driver, psycopg.AsyncConnection)
-    return driver
-
-
 async def _stream(
     connection: AsyncConnection, sql: str, params: dict[str, Any]
 ) -> AsyncIterator[list[tuple[Any, ...]]]:
     """Rows in blocks of FETCH_ROWS from a named (server-side) cursor."""
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     async with driver.cursor(name="pickwise_analytics") as cursor:
         await cursor.execute(sql, params)
         while rows := await cursor.fetchmany(FETCH_ROWS):
@@ -84,7 +77,7 @@ async def fetch_all(
     connection: AsyncConnection, sql: str, params: dict[str, Any]
 ) -> list[tuple[Any, ...]]:
     """Small results only (aggregates, people, batches)."""
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     async with driver.cursor() as cursor:
         await cursor.execute(sql, params)
         return list(await cursor.fetchall())

@@ -31,13 +31,6 @@ async def revoke_token(token_id: int, user: CurrentUser, session: SessionDep) ->
 async def create_invite(
     body: InviteCreate, request: Request, admin: AdminUser, session: SessionDep
 ) -> InviteCreated:
-    token, invite = await service.create_invite(
-        session,
-        admin=admin,
-        email=body.email,
-        role=body.role,
-        project_id=body.project_id,
-        valid_days=body.valid_days,
-    )
+    token, invite = await service.create_invite(session, admin=admin, **body.model_dump())
     url = str(request.url_for("invite_page", token=token))
     return InviteCreated(id=invite.id, email=invite.email, url=url, expires_at=invite.expires_at)

@@ -1,10 +1,12 @@
 from collections.abc import AsyncIterator
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -109,3 +111,13 @@ async def add_unique(session: AsyncSession, row: object, conflict: PickwiseError
             await session.flush()
     except IntegrityError as exc:
         raise conflict from exc
+
+
+async def driver_connection(over: AsyncConnection | AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under a SQLAlchemy connection or session, in its transaction:
+    for what SQLAlchemy does not do (COPY, server-side cursors with typed binary rows)."""
+    connection = await over.connection() if isinstance(over, AsyncSession) else over
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    return driver

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pickwise.batches.parsing.records import Message
+from pickwise.core.db import driver_connection
 from pickwise.exports.dataset.records import PairVotes, PromptRecord, VoteRecord
 from pickwise.vocabulary import PairStatus
 
@@ -110,17 +110,10 @@ _PAIR_TYPES = (
 )
 
 
-async def _driver(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert isinstance(driver, psycopg.AsyncConnection)
-    return driver
-
-
 async def _copy_rows(
     connection: AsyncConnection, query: str, params: dict[str, Any], types: Sequence[str]
 ) -> AsyncIterator[tuple[Any, ...]]:
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     async with (
         driver.cursor() as cursor,
         cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", params) as copy,
@@ -234,7 +227,7 @@ async def stream_pairs(
 async def needs_messages(connection: AsyncConnection, selection: Selection) -> bool:
     """Does any selected prompt have a system prompt or several turns?"""
     where, params = selection.where()
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     async with driver.cursor() as cursor:
         await cursor.execute(
             f"SELECT EXISTS (SELECT 1 {_FROM} WHERE {where} AND "
@@ -248,7 +241,7 @@ async def needs_messages(connection: AsyncConnection, selection: Selection) -> b
 async def criteria_in_votes(connection: AsyncConnection, selection: Selection) -> set[str]:
     """The criteria any selected judgment gave (a project's list of criteria can change)."""
     where, params = selection.where()
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     async with driver.cursor() as cursor:
         await cursor.execute(
             f"SELECT DISTINCT jsonb_object_keys(j.criteria) {_FROM} WHERE {where}", params
@@ -260,7 +253,7 @@ async def count_votes_at_most(connection: AsyncConnection, selection: Selection)
     """The selected judgments before the pair filters (removed pairs, batches): a progress bar's
     total from the judgments alone, without the export query's joins (an extra pass)."""
     _, judgments, params = selection.clauses()
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     async with driver.cursor() as cursor:
         await cursor.execute(f"SELECT count(*) FROM judgments j WHERE {judgments}", params)
         row = await cursor.fetchone()

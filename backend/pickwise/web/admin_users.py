@@ -158,14 +158,7 @@ async def create_invite(
         page.invite_errors = {"email": f"an account for {data.email} already exists"}
         return await _render_users(request, principal, session, page, 409)
     try:
-        token, invite = await auth_service.create_invite(
-            session,
-            admin=admin,
-            email=data.email,
-            role=data.role,
-            project_id=data.project_id,
-            valid_days=data.valid_days,
-        )
+        token, invite = await auth_service.create_invite(session, admin=admin, **data.model_dump())
     except PickwiseError as exc:
         page.invite_errors = error_by_field(exc, INVITE_LABELS)
         return await _render_users(request, principal, session, page, exc.status_code)

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
@@ -257,6 +257,24 @@ async def _refused(
     )
 
 
+async def _once(
+    request: Request,
+    session: AsyncSession,
+    rater: User,
+    form: FormData,
+    body: BaseModel,
+    work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+) -> tuple[int, dict[str, Any]] | None:
+    """Runs `work` once per rendered form (its idempotency key): the first answer again for a
+    double submit; None when the form was already sent with another answer."""
+    fingerprint = idempotency.request_fingerprint(request.url.path, body)
+    key = _field(form, "idempotency_key") or None
+    try:
+        return await idempotency.run_once(session, rater, key, fingerprint, work)
+    except InvalidInput:
+        return None
+
+
 async def _skip_or_flag_once(
     request: Request,
     project: Project,
@@ -268,13 +286,10 @@ async def _skip_or_flag_once(
     done_message: str,
 ) -> Response:
     """Runs a skip or flag once per form and goes back to the page."""
-    fingerprint = idempotency.request_fingerprint(request.url.path, body)
-    try:
-        status, answer = await idempotency.run_once(
-            session, rater, _field(form, "idempotency_key") or None, fingerprint, work
-        )
-    except InvalidInput:
+    answered = await _once(request, session, rater, form, body, work)
+    if answered is None:
         return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
+    status, answer = answered
     if status >= 400:
         return _redirect(request, project, Flash("warning", str(answer["detail"])))
     return _redirect(request, project, Flash("info", f"{done_message} Here is the next pair."))
@@ -336,13 +351,10 @@ async def submit_judgment(
         stored = await judgments.submit(session, assignment_id, rater, body)
         return 201, {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
 
-    fingerprint = idempotency.request_fingerprint(request.url.path, body)
-    try:
-        status, answer = await idempotency.run_once(
-            session, rater, _field(form, "idempotency_key") or None, fingerprint, work
-        )
-    except InvalidInput:
+    answered = await _once(request, session, rater, form, body, work)
+    if answered is None:
         return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
+    status, answer = answered
     if status == 422:
         return await _refused(request, principal, project, session, values, answer["detail"])
     if status >= 400:
