@@ -1,8 +1,8 @@
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.auth import repository
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
 from pickwise.core.errors import (
@@ -31,12 +31,7 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     since = utcnow() - FAILURE_WINDOW
     # A burst of logins waits here without holding a database connection (see login_turn).
     async with login_turn():
-        failures = await session.scalar(
-            select(func.count())
-            .select_from(LoginFailure)
-            .where(LoginFailure.email == email_key, LoginFailure.failed_at > since)
-        )
-        if (failures or 0) >= MAX_FAILURES:
+        if await repository.failures_since(session, email_key, since) >= MAX_FAILURES:
             raise TooManyRequests(
                 "Too many failed logins for this account; wait 15 minutes and try again."
             )
@@ -48,7 +43,7 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
         session.add(LoginFailure(email=email_key, failed_at=utcnow()))
         await session.flush()
         raise NotAuthenticated("Wrong email or password.")
-    await session.execute(delete(LoginFailure).where(LoginFailure.email == email_key))
+    await repository.forget_failures(session, email_key)
     return user
 
 
@@ -66,48 +61,17 @@ async def start_session(session: AsyncSession, user: User) -> tuple[str, UserSes
 
 
 async def end_session(session: AsyncSession, token: str) -> None:
-    await session.execute(delete(UserSession).where(UserSession.token_hash == token_digest(token)))
-
-
-# Built once: they run on every request, and building a statement costs more CPU than
-# running it through SQLAlchemy's compiled cache.
-_USER_OF_SESSION = (
-    select(User, UserSession)
-    .join(UserSession, UserSession.user_id == User.id)
-    .where(
-        UserSession.token_hash == bindparam("token_hash"),
-        UserSession.expires_at > bindparam("now"),
-        User.is_active,
-    )
-)
-# Only the user is loaded: an ApiToken object per request is measurable CPU on the rater loop.
-_USER_OF_API_TOKEN = (
-    select(User)
-    .join(ApiToken, ApiToken.user_id == User.id)
-    .where(
-        ApiToken.token_hash == bindparam("token_hash"),
-        ApiToken.revoked_at.is_(None),
-        ApiToken.expires_at.is_(None) | (ApiToken.expires_at > bindparam("now")),
-        User.is_active,
-    )
-)
+    await repository.delete_session(session, token_digest(token))
 
 
 async def user_from_session_token(
     session: AsyncSession, token: str
 ) -> tuple[User, UserSession] | None:
-    row = (
-        await session.execute(
-            _USER_OF_SESSION, {"token_hash": token_digest(token), "now": utcnow()}
-        )
-    ).first()
-    return (row[0], row[1]) if row else None
+    return await repository.user_of_session(session, token_digest(token), utcnow())
 
 
 async def user_from_api_token(session: AsyncSession, token: str) -> User | None:
-    return await session.scalar(
-        _USER_OF_API_TOKEN, {"token_hash": token_digest(token), "now": utcnow()}
-    )
+    return await repository.user_of_api_token(session, token_digest(token), utcnow())
 
 
 async def create_api_token(
@@ -128,18 +92,13 @@ async def create_api_token(
 
 
 async def list_api_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
-    result = await session.execute(
-        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
-    )
-    return list(result.scalars())
+    return list(await repository.api_tokens_of(session, user.id))
 
 
 async def revoke_api_token(session: AsyncSession, user: User, token_id: int) -> None:
-    statement = update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
-    if user.role != AccountRole.ADMIN:
-        statement = statement.where(ApiToken.user_id == user.id)
-    result = await session.execute(statement.values(revoked_at=utcnow()))
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    """Your own token; admins may revoke anyone's."""
+    owner_id = None if user.role == AccountRole.ADMIN else user.id
+    if not await repository.revoke_api_token(session, token_id, utcnow(), owner_id=owner_id):
         raise NotFound(f"token {token_id}: no such active token")
 
 
@@ -169,7 +128,7 @@ async def create_invite(
 
 
 async def find_open_invite(session: AsyncSession, token: str) -> Invite:
-    invite = await session.scalar(select(Invite).where(Invite.token_hash == token_digest(token)))
+    invite = await repository.invite_by_token_hash(session, token_digest(token))
     if invite is None:
         raise NotFound("This invite link is not valid.")
     if invite.accepted_at is not None:

@@ -2,12 +2,12 @@
 
 import re
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.db import add_unique
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.outbound import check_url
+from pickwise.generation import repository
 from pickwise.generation.schemas import EndpointCreate, EndpointUpdate
 from pickwise.models import GenerationEndpoint, Project
 from pickwise.models.generation import ENDPOINT_NAME_PATTERN
@@ -18,20 +18,13 @@ _REQUIRED_FIELDS = frozenset({"base_url", "model", "is_active"})
 async def list_endpoints(
     session: AsyncSession, project: Project, *, active_only: bool = False
 ) -> list[GenerationEndpoint]:
-    statement = select(GenerationEndpoint).where(GenerationEndpoint.project_id == project.id)
-    if active_only:
-        statement = statement.where(GenerationEndpoint.is_active)
-    return list((await session.execute(statement.order_by(GenerationEndpoint.id))).scalars())
+    return await repository.endpoints_of(session, project.id, active_only=active_only)
 
 
 async def get_endpoint_or_404(
     session: AsyncSession, project: Project, endpoint_id: int
 ) -> GenerationEndpoint:
-    endpoint = await session.scalar(
-        select(GenerationEndpoint).where(
-            GenerationEndpoint.id == endpoint_id, GenerationEndpoint.project_id == project.id
-        )
-    )
+    endpoint = await repository.endpoint_of(session, project.id, endpoint_id)
     if endpoint is None:
         raise NotFound(f"endpoint {endpoint_id}: no such endpoint in this project")
     return endpoint

@@ -21,6 +21,7 @@ from pickwise.models.pools import PARTICIPANT_ID_PATTERN
 from pickwise.pools import repository
 from pickwise.pools.quota import QuotaState, quota_state
 from pickwise.pools.schemas import PoolCreate, PoolUpdate
+from pickwise.users import repository as users_repository
 from pickwise.users import service as users_service
 from pickwise.vocabulary import AccountRole
 
@@ -115,7 +116,7 @@ async def join(session: AsyncSession, token: str, participant_id: str | None) ->
         raise Forbidden("This study is closed and takes no more participants.")
     participant = await repository.find_participant(session, pool.id, external_id)
     if participant is not None:
-        user = await session.get(User, participant.user_id)
+        user = await users_repository.get(session, participant.user_id)
         if user is None or not user.is_active:
             raise Forbidden("This participant id has been blocked from the study.")
         return Joined(pool, participant, user, created=False)

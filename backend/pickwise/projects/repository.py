@@ -46,6 +46,10 @@ async def get_for_member(session: AsyncSession, project_id: int, user_id: int) -
     return await session.scalar(_PROJECT_OF_MEMBER, {"project_id": project_id, "user_id": user_id})
 
 
+async def member(session: AsyncSession, project_id: int, user_id: int) -> ProjectMember | None:
+    return await session.get(ProjectMember, (project_id, user_id))
+
+
 async def members(session: AsyncSession, project_id: int) -> list[tuple[User, ProjectMember]]:
     result = await session.execute(
         select(User, ProjectMember)

@@ -2,7 +2,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.db import add_unique
 from pickwise.core.errors import Conflict, NotFound
-from pickwise.models import Project, ProjectMember, User
+from pickwise.models import Project, User
 from pickwise.projects import repository
 from pickwise.projects.schemas import ProjectCreate, ProjectUpdate
 
@@ -50,7 +50,7 @@ async def remove_member(session: AsyncSession, project: Project, user_id: int) -
     and a choice they send for it later is refused."""
     from pickwise.assignments.service import end_leases
 
-    member = await session.get(ProjectMember, (project.id, user_id))
+    member = await repository.member(session, project.id, user_id)
     if member is None:
         raise NotFound(f"user {user_id} is not a member of this project")
     await session.delete(member)
@@ -61,7 +61,7 @@ async def remove_member(session: AsyncSession, project: Project, user_id: int) -
 async def set_excluded(
     session: AsyncSession, project: Project, user_id: int, excluded: bool
 ) -> None:
-    member = await session.get(ProjectMember, (project.id, user_id))
+    member = await repository.member(session, project.id, user_id)
     if member is None:
         raise NotFound(f"user {user_id} is not a member of this project")
     member.excluded = excluded

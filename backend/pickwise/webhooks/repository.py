@@ -261,3 +261,24 @@ async def delivery_counts(session: AsyncSession, project_id: int) -> dict[int, d
     for webhook_id, status, count in result:
         counts.setdefault(webhook_id, {})[status] = int(count)
     return counts
+
+
+async def webhooks_of(session: AsyncSession, project_id: int) -> list[Webhook]:
+    statement = select(Webhook).where(Webhook.project_id == project_id).order_by(Webhook.id)
+    return list((await session.scalars(statement)).all())
+
+
+async def webhook_of(session: AsyncSession, project_id: int, webhook_id: int) -> Webhook | None:
+    return await session.scalar(
+        select(Webhook).where(Webhook.id == webhook_id, Webhook.project_id == project_id)
+    )
+
+
+async def delivery_of(
+    session: AsyncSession, webhook_id: int, delivery_id: int
+) -> WebhookDelivery | None:
+    return await session.scalar(
+        select(WebhookDelivery).where(
+            WebhookDelivery.id == delivery_id, WebhookDelivery.webhook_id == webhook_id
+        )
+    )

@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.clock import utcnow
@@ -46,16 +45,11 @@ def envelope(
 
 
 async def list_webhooks(session: AsyncSession, project: Project) -> list[Webhook]:
-    result = await session.execute(
-        select(Webhook).where(Webhook.project_id == project.id).order_by(Webhook.id)
-    )
-    return list(result.scalars())
+    return await repository.webhooks_of(session, project.id)
 
 
 async def get_webhook_or_404(session: AsyncSession, project: Project, webhook_id: int) -> Webhook:
-    webhook = await session.scalar(
-        select(Webhook).where(Webhook.id == webhook_id, Webhook.project_id == project.id)
-    )
+    webhook = await repository.webhook_of(session, project.id, webhook_id)
     if webhook is None:
         raise NotFound(f"webhook {webhook_id}: no such webhook in this project")
     return webhook
@@ -101,11 +95,7 @@ async def deliveries(session: AsyncSession, webhook: Webhook, limit: int) -> lis
 
 async def resend(session: AsyncSession, webhook: Webhook, delivery_id: int) -> WebhookDelivery:
     """Queue a delivery again (a given-up one, say) for its next attempt now."""
-    delivery = await session.scalar(
-        select(WebhookDelivery).where(
-            WebhookDelivery.id == delivery_id, WebhookDelivery.webhook_id == webhook.id
-        )
-    )
+    delivery = await repository.delivery_of(session, webhook.id, delivery_id)
     if delivery is None:
         raise NotFound(f"delivery {delivery_id}: no such delivery of this webhook")
     if delivery.status == DeliveryStatus.PENDING:
