@@ -4,10 +4,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.models import Assignment, Pair, PairFlag, Project, ProjectMember, Prompt, User
+from pickwise.models import (
+    Assignment,
+    IdempotencyKey,
+    Pair,
+    PairFlag,
+    Project,
+    ProjectMember,
+    Prompt,
+    User,
+)
 from pickwise.vocabulary import AccountRole, AssignmentStatus, SlotState
 
 # Every submit, skip and flag starts here, once the slot is locked. The row is locked, so what
@@ -172,3 +182,61 @@ async def open_flags(
         .limit(limit)
     )
     return [(flag, status, turns) for flag, status, turns in rows]
+
+
+# --- replays (judgments.idempotency) ------------------------------------------------------
+
+
+async def claim_key(session: AsyncSession, user_id: int, key: str, fingerprint: str) -> bool:
+    """Records the key as taken by this request; False when it was taken before. A request
+    with the same key waits here, on the unique index, until the first one commits."""
+    inserted = await session.scalar(
+        insert(IdempotencyKey)
+        .values(user_id=user_id, key=key, request_hash=fingerprint, status_code=0, response_body={})
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)
+    )
+    return inserted is not None
+
+
+async def stored_answer(session: AsyncSession, user_id: int, key: str) -> IdempotencyKey | None:
+    return await session.scalar(
+        select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+    )
+
+
+async def store_answer(
+    session: AsyncSession, user_id: int, key: str, status_code: int, body: dict[str, Any]
+) -> None:
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+        .values(status_code=status_code, response_body=body)
+    )
+
+
+# --- a rater's own patterns (judgments.patterns) ------------------------------------------
+
+_RATER_CHOICES = text(
+    """
+    SELECT p.turns, ra.content, rb.content, j.choice, j.left_side
+    FROM judgments j
+    JOIN pairs q ON q.id = j.pair_id
+    JOIN prompts p ON p.id = q.prompt_id
+    JOIN responses ra ON ra.id = q.response_a_id
+    JOIN responses rb ON rb.id = q.response_b_id
+    WHERE j.project_id = :project_id AND j.rater_id = :rater_id
+    ORDER BY j.submitted_at DESC, j.id DESC
+    LIMIT :limit
+    """
+)
+
+
+async def latest_choices(
+    session: AsyncSession, project_id: int, rater_id: int, limit: int
+) -> Sequence[tuple[list[Any], str, str, str, str]]:
+    """The rater's latest judgments in the project: (prompt turns, text A, text B, choice,
+    side shown left), newest first."""
+    params = {"project_id": project_id, "rater_id": rater_id, "limit": limit}
+    rows = await session.execute(_RATER_CHOICES, params)
+    return [(turns, text_a, text_b, choice, left) for turns, text_a, text_b, choice, left in rows]
