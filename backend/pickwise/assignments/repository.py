@@ -291,11 +291,21 @@ async def lock_slot_of(session: AsyncSession, assignment_id: int, rater_id: int)
 
 
 # --- a pair's slots -----------------------------------------------------------------------
+#
+# What a pair's slots are, in one place: every non-gold pair has k of them (k = the project's
+# raters per pair), numbered from 1 and open when made. New pairs get theirs from their ids
+# alone (the importer, per chunk); pairs that exist get the ones they lack, numbered after
+# their highest (k raised).
 
-# The one definition of a pair's slots: every non-gold pair has k, numbered from 1, open when
-# made. Run for a new batch (the importer) and after k was raised; a pair that has slots
-# gets the ones it lacks, numbered after its highest.
-_CREATE_SLOTS = text(
+_NEW_PAIR_SLOTS = text(
+    f"""
+    INSERT INTO pair_slots (project_id, pair_id, slot_no, state)
+    SELECT :project_id, pair.id, slot_no, '{SlotState.OPEN}'
+    FROM unnest(CAST(:pair_ids AS bigint[])) AS pair(id)
+    CROSS JOIN generate_series(1, :k) AS slot_no
+    """
+)
+_MISSING_SLOTS = text(
     f"""
     INSERT INTO pair_slots (project_id, pair_id, slot_no, state)
     SELECT p.project_id, p.id, s.max_no + g, '{SlotState.OPEN}'
@@ -311,13 +321,22 @@ _CREATE_SLOTS = text(
 )
 
 
+async def create_new_pair_slots(
+    session: AsyncSession, project_id: int, k: int, pair_ids: Sequence[int]
+) -> None:
+    """The k slots of each of `pair_ids`: new, non-gold pairs that have none yet."""
+    if pair_ids:
+        params = {"project_id": project_id, "k": k, "pair_ids": list(pair_ids)}
+        await session.execute(_NEW_PAIR_SLOTS, params)
+
+
 async def create_slots(
     session: AsyncSession, project_id: int, k: int, batch_id: int | None = None
 ) -> int:
-    """Gives every non-gold pair (of one batch, or of the project) k slots; returns how many
-    were made."""
+    """Gives every non-gold pair (of one batch, or of the project) k slots: the ones it lacks.
+    Returns how many were made."""
     result = await session.execute(
-        _CREATE_SLOTS, {"k": k, "project_id": project_id, "batch_id": batch_id}
+        _MISSING_SLOTS, {"k": k, "project_id": project_id, "batch_id": batch_id}
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

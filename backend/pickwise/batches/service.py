@@ -130,10 +130,6 @@ async def import_stream(
         raise ImportRejected(
             replace(report, errors=tuple(writer.conflicts.kept), error_count=writer.conflicts.count)
         )
-    # The new pairs get their k slots, in one statement (the rater loop defines them).
-    await assignments_repository.create_slots(
-        session, project.id, project.raters_per_pair, batch.id
-    )
     IMPORT_ROWS.inc(writer.prompts_new + writer.responses_new + writer.pairs_new)
     # Only new prompts bring responses and pairs: without one, the batch would be empty.
     nothing_new = writer.prompts_new == 0
@@ -238,7 +234,7 @@ class _PairingRules:
 class _BatchWriter:
     def __init__(self, session: AsyncSession, project: Project, batch: Batch) -> None:
         self.session, self.batch = session, batch
-        self.project_id = project.id
+        self.project_id, self.slots_per_pair = project.id, project.raters_per_pair
         # Plain values, read here: the worker thread must not touch the ORM object.
         self.rules = _PairingRules(
             PairingStrategy(project.pairing_strategy),
@@ -286,6 +282,8 @@ class _BatchWriter:
         prompt_rows: list[tuple[Any, ...]] = []
         response_rows: list[tuple[Any, ...]] = []
         pair_rows: list[tuple[Any, ...]] = []
+        # Gold pairs have no slots; the batch is new, so no pair has slots yet.
+        regular_pairs: list[int] = []
         for prompt_id, record in zip(ids["prompts"], records, strict=True):
             prompt_rows.append((prompt_id, project_id, batch_id, *record.prompt))
             these = [next(response_ids) for _ in record.responses]
@@ -296,9 +294,12 @@ class _BatchWriter:
                 # A is the response listed first in the file: ids follow the file's order.
                 low, high = sorted((these[first], these[second]))
                 is_gold = winner is not None and winner in (low, high)
+                pair_id = next(pair_ids)
+                if not is_gold:
+                    regular_pairs.append(pair_id)
                 pair_rows.append(
                     (
-                        next(pair_ids),
+                        pair_id,
                         project_id,
                         prompt_id,
                         batch_id,
@@ -345,6 +346,9 @@ class _BatchWriter:
                 "status",
             ),
             pair_rows,
+        )
+        await assignments_repository.create_new_pair_slots(
+            self.session, project_id, self.slots_per_pair, regular_pairs
         )
         self.prompts_new += len(prompt_rows)
         self.responses_new += len(response_rows)
