@@ -11,13 +11,3 @@ async def endpoints_of(
     if active_only:
         statement = statement.where(GenerationEndpoint.is_active)
     return list((await session.scalars(statement.order_by(GenerationEndpoint.id))).all())
-
-
-async def endpoint_of(
-    session: AsyncSession, project_id: int, endpoint_id: int
-) -> GenerationEndpoint | None:
-    return await session.scalar(
-        select(GenerationEndpoint).where(
-            GenerationEndpoint.id == endpoint_id, GenerationEndpoint.project_id == project_id
-        )
-    )

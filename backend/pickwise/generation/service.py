@@ -10,7 +10,9 @@ from pickwise.core.outbound import check_url
 from pickwise.generation import repository
 from pickwise.generation.schemas import EndpointCreate, EndpointUpdate
 from pickwise.models import GenerationEndpoint, Project
+from pickwise.models.base import apply_changes
 from pickwise.models.generation import ENDPOINT_NAME_PATTERN
+from pickwise.projects import repository as projects_repository
 
 _REQUIRED_FIELDS = frozenset({"base_url", "model", "is_active"})
 
@@ -24,7 +26,9 @@ async def list_endpoints(
 async def get_endpoint_or_404(
     session: AsyncSession, project: Project, endpoint_id: int
 ) -> GenerationEndpoint:
-    endpoint = await repository.endpoint_of(session, project.id, endpoint_id)
+    endpoint = await projects_repository.in_project(
+        session, GenerationEndpoint, project.id, endpoint_id
+    )
     if endpoint is None:
         raise NotFound(f"endpoint {endpoint_id}: no such endpoint in this project")
     return endpoint
@@ -54,10 +58,7 @@ async def update_endpoint(
 ) -> GenerationEndpoint:
     if data.base_url is not None:
         await check_url(data.base_url, "base_url")
-    for field, value in data.model_dump(exclude_unset=True).items():
-        if value is None and field in _REQUIRED_FIELDS:
-            continue
-        setattr(endpoint, field, value)
+    apply_changes(endpoint, data.model_dump(exclude_unset=True), required=_REQUIRED_FIELDS)
     await session.flush()
     return endpoint
 

@@ -17,10 +17,12 @@ from pickwise.core.clock import utcnow
 from pickwise.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pickwise.core.security import new_token, token_digest
 from pickwise.models import PoolParticipant, Project, RaterPool, User
+from pickwise.models.base import apply_changes
 from pickwise.models.pools import PARTICIPANT_ID_PATTERN
 from pickwise.pools import repository
 from pickwise.pools.quota import QuotaState, quota_state
 from pickwise.pools.schemas import PoolCreate, PoolUpdate
+from pickwise.projects import repository as projects_repository
 from pickwise.users import repository as users_repository
 from pickwise.users import service as users_service
 from pickwise.vocabulary import AccountRole
@@ -65,16 +67,13 @@ async def rotate_token(session: AsyncSession, pool: RaterPool) -> str:
 
 
 async def update_pool(session: AsyncSession, pool: RaterPool, data: PoolUpdate) -> RaterPool:
-    for field, value in data.model_dump(exclude_unset=True).items():
-        if value is None and field in _REQUIRED_FIELDS:
-            continue
-        setattr(pool, field, value)
+    apply_changes(pool, data.model_dump(exclude_unset=True), required=_REQUIRED_FIELDS)
     await session.flush()
     return pool
 
 
 async def get_pool_or_404(session: AsyncSession, project: Project, pool_id: int) -> RaterPool:
-    pool = await repository.get_pool(session, project.id, pool_id)
+    pool = await projects_repository.in_project(session, RaterPool, project.id, pool_id)
     if pool is None:
         raise NotFound(f"pool {pool_id}: no such pool in this project")
     return pool

@@ -1,10 +1,23 @@
 from collections.abc import Sequence
+from typing import TypeVar
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.models import Project, ProjectMember, User
+from pickwise.models import GenerationEndpoint, Project, ProjectMember, RaterPool, User, Webhook
+
+# What an admin manages inside a project, found by its id.
+OwnedRow = TypeVar("OwnedRow", GenerationEndpoint, RaterPool, Webhook)
+
+
+async def in_project(
+    session: AsyncSession, model: type[OwnedRow], project_id: int, row_id: int
+) -> OwnedRow | None:
+    """The row of `model` with this id, if it belongs to the project."""
+    return await session.scalar(
+        select(model).where(model.id == row_id, model.project_id == project_id)
+    )
 
 
 async def get(session: AsyncSession, project_id: int) -> Project | None:

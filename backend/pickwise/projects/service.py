@@ -1,8 +1,10 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.assignments.service import end_leases, resize_slots
 from pickwise.core.db import add_unique
 from pickwise.core.errors import Conflict, NotFound
 from pickwise.models import Project, User
+from pickwise.models.base import apply_changes
 from pickwise.projects import repository
 from pickwise.projects.schemas import ProjectCreate, ProjectUpdate
 
@@ -17,14 +19,10 @@ async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
 
 
 async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate) -> Project:
-    # Imported here: assignments depends on projects, not the other way round.
-    from pickwise.assignments.service import end_leases, resize_slots
-
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     new_k = changes.get("raters_per_pair")
     closing = changes.get("is_archived") is True and not project.is_archived
-    for field, value in changes.items():
-        setattr(project, field, value)
+    apply_changes(project, changes)
     await session.flush()
     if new_k is not None:
         await resize_slots(session, project)
@@ -48,8 +46,6 @@ async def add_member(session: AsyncSession, project: Project, user: User) -> Non
 async def remove_member(session: AsyncSession, project: Project, user_id: int) -> None:
     """The rater leaves the project: the pair they hold (if any) goes back to the pool now,
     and a choice they send for it later is refused."""
-    from pickwise.assignments.service import end_leases
-
     member = await repository.member(session, project.id, user_id)
     if member is None:
         raise NotFound(f"user {user_id} is not a member of this project")

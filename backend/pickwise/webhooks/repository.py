@@ -268,12 +268,6 @@ async def webhooks_of(session: AsyncSession, project_id: int) -> list[Webhook]:
     return list((await session.scalars(statement)).all())
 
 
-async def webhook_of(session: AsyncSession, project_id: int, webhook_id: int) -> Webhook | None:
-    return await session.scalar(
-        select(Webhook).where(Webhook.id == webhook_id, Webhook.project_id == project_id)
-    )
-
-
 async def delivery_of(
     session: AsyncSession, webhook_id: int, delivery_id: int
 ) -> WebhookDelivery | None:

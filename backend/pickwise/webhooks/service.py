@@ -18,6 +18,7 @@ from pickwise.core.clock import utcnow
 from pickwise.core.errors import Conflict, NotFound
 from pickwise.core.outbound import check_url
 from pickwise.models import Project, Webhook, WebhookDelivery
+from pickwise.projects import repository as projects_repository
 from pickwise.vocabulary import PING_EVENT, DeliveryStatus, WebhookEvent
 from pickwise.webhooks import repository
 from pickwise.webhooks.schemas import WebhookCreate, WebhookUpdate
@@ -49,7 +50,7 @@ async def list_webhooks(session: AsyncSession, project: Project) -> list[Webhook
 
 
 async def get_webhook_or_404(session: AsyncSession, project: Project, webhook_id: int) -> Webhook:
-    webhook = await repository.webhook_of(session, project.id, webhook_id)
+    webhook = await projects_repository.in_project(session, Webhook, project.id, webhook_id)
     if webhook is None:
         raise NotFound(f"webhook {webhook_id}: no such webhook in this project")
     return webhook
