@@ -79,25 +79,28 @@ def vote_row(vote: VoteRecord) -> Row:
     }
 
 
+def _prompt_chosen_rejected(
+    pair: PreferencePair, conversational: bool
+) -> tuple[object, object, object]:
+    """TRL's two shapes: message lists, or plain strings (only for a single user turn)."""
+    if conversational:
+        return (
+            prompt_messages(pair.prompt),
+            [_assistant(pair.chosen)],
+            [_assistant(pair.rejected)],
+        )
+    return _plain_prompt(pair.prompt), pair.chosen, pair.rejected
+
+
 def trl_row(pair: PreferencePair, *, conversational: bool) -> Row:
     """TRL preference row with an explicit prompt; `margin` feeds RewardTrainer's loss."""
-    if conversational:
-        prompt: object = prompt_messages(pair.prompt)
-        chosen: object = [_assistant(pair.chosen)]
-        rejected: object = [_assistant(pair.rejected)]
-    else:
-        prompt, chosen, rejected = _plain_prompt(pair.prompt), pair.chosen, pair.rejected
+    prompt, chosen, rejected = _prompt_chosen_rejected(pair, conversational)
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "margin": pair.margin}
 
 
 def kto_rows(pair: PreferencePair, *, conversational: bool) -> tuple[Row, Row]:
     """TRL unpaired preference: the chosen response labelled true, the rejected one false."""
-    if conversational:
-        prompt: object = prompt_messages(pair.prompt)
-        chosen: object = [_assistant(pair.chosen)]
-        rejected: object = [_assistant(pair.rejected)]
-    else:
-        prompt, chosen, rejected = _plain_prompt(pair.prompt), pair.chosen, pair.rejected
+    prompt, chosen, rejected = _prompt_chosen_rejected(pair, conversational)
     return (
         {"prompt": prompt, "completion": chosen, "label": True},
         {"prompt": prompt, "completion": rejected, "label": False},
