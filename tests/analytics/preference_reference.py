@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from pickwise.analytics.arrays import BoolArray, FloatArray, as_bool_array
 from pickwise.analytics.preference_model import (
     PreferenceModelReport,
+    answer_properties,
     design_rows,
     fit_preference_model,
 )
-from pickwise.analytics.text_features import ChoiceRecord, answer_properties
+from pickwise.analytics.text_features import ChoiceRecord
 
 
 def preference_design(records: Sequence[ChoiceRecord]) -> tuple[FloatArray, BoolArray]:
