@@ -163,6 +163,13 @@ class PairingStrategy(Labelled):
     RANDOM_K = "random_k", "random_k: a few random pairs per prompt"
 
 
+class PairOrder(Labelled):
+    """The order in which new pairs are opened to raters (pairs already started come first)."""
+
+    SHUFFLED = "shuffled", "shuffled: prompts mixed, in an order drawn from the pairing seed"
+    FILE = "file", "file order: as the pairs were imported"
+
+
 class BatchSource(StrEnum):
     """Where an imported batch came from."""
 

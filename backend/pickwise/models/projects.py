@@ -4,7 +4,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
-from pickwise.vocabulary import PairingStrategy, RationaleMode
+from pickwise.vocabulary import PairingStrategy, PairOrder, RationaleMode
 
 
 class Project(IdMixin, TimestampMixin, Base):
@@ -14,6 +14,7 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint("lease_seconds BETWEEN 10 AND 86400", name="lease_seconds_range"),
         CheckConstraint(one_of("rationale_mode", RationaleMode), name="rationale"),
         CheckConstraint(one_of("pairing_strategy", PairingStrategy), name="pairing_strategy"),
+        CheckConstraint(one_of("pair_order", PairOrder), name="pair_order"),
         CheckConstraint("pairs_per_prompt >= 1", name="pairs_per_prompt_positive"),
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_range"),
         CheckConstraint("summary_every >= 0", name="summary_every_nonnegative"),
@@ -35,6 +36,8 @@ class Project(IdMixin, TimestampMixin, Base):
     pairing_strategy: Mapped[str] = mapped_column(String(16), default=PairingStrategy.ALL)
     pairs_per_prompt: Mapped[int] = mapped_column(default=1)
     pairing_seed: Mapped[int] = mapped_column(default=0)
+    # How new pairs are opened to raters: see assignments.repository, "the queue".
+    pair_order: Mapped[str] = mapped_column(String(16), default=PairOrder.SHUFFLED)
     gold_rate: Mapped[float] = mapped_column(default=0.0)
     gold_feedback: Mapped[bool] = mapped_column(default=False)
     summary_every: Mapped[int] = mapped_column(default=20)
