@@ -114,6 +114,13 @@ class FlagReason(Labelled):
     OTHER = "other", "Something else (say what below)"
 
 
+class DecisionKind(StrEnum):
+    """What a rater decided on a pair and later changed (the history keeps the old one)."""
+
+    JUDGMENT = "judgment"
+    SKIP = "skip"
+
+
 class FlagResolution(StrEnum):
     """An admin's decision on a flagged pair."""
 

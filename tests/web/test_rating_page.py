@@ -523,3 +523,67 @@ async def test_done_today_counts_from_the_raters_own_midnight(
     # A zone the server does not know counts in UTC.
     client.cookies.set("pickwise_tz", "../../etc/passwd")
     assert done_today((await open_page(client, app, project)).text) == 0
+
+
+async def test_the_last_choice_is_changed_from_the_page(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(
+        client, session, strength_scale=["a bit", "a lot"], summary_every=0
+    )
+    project_id = project.id
+    await make_pairs(session, project, 3)
+    html = (await open_page(client, app, project)).text
+    assert 'id="undo-link"' not in html  # nothing decided yet
+    await choose(client, html, "left", strength="1", rationale="Kinder.")
+    html = (await open_page(client, app, project)).text
+    change_path = app.url_path_for("rate_change", project_id=project_id)
+    assert f'href="{change_path}"' in html and "Change your last choice" in html
+
+    # The previous pair comes back with what was chosen, to choose again.
+    page = await client.get(change_path)
+    assert page.status_code == 200
+    assert "You are changing your choice on the previous pair." in page.text
+    assert "Your choice was: the left (top) answer was better, a lot." in page.text
+    assert re.search(r'name="strength" value="1" data-label="a lot"\s+checked', page.text)
+    assert ">Kinder.</textarea>" in page.text
+    response, _ = await choose(client, page.text, "tie")
+    assert response.status_code == 303
+    follow = await client.get(response.headers["location"])
+    assert "Changed: your choice on the previous pair is now this one." in follow.text
+    (judgment,) = await judgments_of(session, rater)
+    await session.refresh(judgment)
+    assert judgment.choice == "tie" and judgment.strength is None
+
+    # Withdrawn into a skip from the same page.
+    page = await client.get(change_path)
+    action, hidden = form_of(page.text, 'class="skip-form"')
+    assert action.endswith("/change-to-skip")
+    response = await client.post(action, data={**hidden, "reason": "needs_expertise"})
+    assert response.status_code == 303
+    assert await judgments_of(session, rater) == []
+
+
+async def test_after_the_window_the_page_says_nothing_can_change(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    _, project = await rater_on_project(client, session, summary_every=0, undo_seconds=60)
+    project_id = project.id
+    await make_pairs(session, project, 2)
+    clock.freeze()
+    await choose(client, (await open_page(client, app, project)).text, "tie")
+    change_path = app.url_path_for("rate_change", project_id=project_id)
+    page = await client.get(change_path)
+    assert page.status_code == 200
+    clock.advance(timedelta(seconds=61))
+    html = (await open_page(client, app, project)).text
+    assert 'id="undo-link"' not in html
+    refused = await client.get(change_path)
+    assert refused.status_code == 409 and "Nothing to change" in refused.text
+    # A change page opened in time and sent too late: the page says why, nothing changes.
+    clock.advance(timedelta(seconds=-61))
+    page = await client.get(change_path)
+    clock.advance(timedelta(seconds=61))
+    response, _ = await choose(client, page.text, "left")
+    follow = await client.get(response.headers["location"])
+    assert "The time to change this has passed" in follow.text

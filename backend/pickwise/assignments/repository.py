@@ -223,6 +223,74 @@ async def free_slots(
         )
 
 
+# A decision changed within the undo window (judgments.changes): the pair's slots are locked
+# (lock 4, in id order) before the assignment. A skip's slot went back to the pool; a skip
+# turned into a judgment takes a slot of the pair that is still free (its old one first), and
+# a judgment turned into a skip gives its slot back.
+_LOCK_PAIR_SLOTS = text("SELECT id FROM pair_slots WHERE pair_id = :pair_id ORDER BY id FOR UPDATE")
+_RETAKE_SLOT = text(
+    f"""
+    WITH slot AS (
+        SELECT id, state, assignment_id FROM pair_slots
+        WHERE pair_id = :pair_id
+          AND (state = '{SlotState.OPEN}'
+               OR (state = '{SlotState.LEASED}' AND lease_expires_at <= :now))
+        ORDER BY id = :slot_id DESC, slot_no
+        LIMIT 1
+    ), expired AS (
+        UPDATE assignments a SET status = '{AssignmentStatus.EXPIRED}', completed_at = :now
+        FROM slot
+        WHERE slot.state = '{SlotState.LEASED}' AND a.id = slot.assignment_id
+          AND a.status = '{AssignmentStatus.LEASED}'
+    )
+    UPDATE pair_slots s
+    SET state = '{SlotState.LEASED}', assignment_id = :assignment_id, lease_expires_at = :expires
+    FROM slot
+    WHERE s.id = slot.id
+    RETURNING s.id
+    """
+)
+_REOPEN_SLOT = text(
+    f"""
+    UPDATE pair_slots SET state = '{SlotState.OPEN}', assignment_id = NULL,
+                          lease_expires_at = NULL
+    WHERE id = :slot_id AND state = '{SlotState.DONE}'
+    """
+)
+
+
+async def lock_pair_slots(session: AsyncSession, pair_id: int) -> list[int]:
+    """Lock 4 for a change of decision: every slot of the pair, in id order."""
+    return list((await session.scalars(_LOCK_PAIR_SLOTS, {"pair_id": pair_id})).all())
+
+
+async def retake_slot(
+    session: AsyncSession,
+    *,
+    pair_id: int,
+    slot_id: int | None,
+    assignment_id: int,
+    now: datetime,
+    expires: datetime,
+) -> int | None:
+    """Leases a free slot of the pair (locked) to the assignment again: `slot_id` if it is
+    free, else another; a lease that ran out on it is closed. None when every slot is taken."""
+    params = {
+        "pair_id": pair_id,
+        "slot_id": slot_id,
+        "assignment_id": assignment_id,
+        "now": now,
+        "expires": expires,
+    }
+    taken: int | None = await session.scalar(_RETAKE_SLOT, params)
+    return taken
+
+
+async def reopen_slot(session: AsyncSession, slot_id: int) -> None:
+    """A done slot (locked) whose judgment was withdrawn goes back to the pool."""
+    await session.execute(_REOPEN_SLOT, {"slot_id": slot_id})
+
+
 _STANDING_COLUMNS = f"""
     u.is_active, p.is_archived,
     u.role = '{AccountRole.ADMIN}' OR EXISTS (
@@ -603,9 +671,11 @@ CHOSEN_SLOT = f"""
         LIMIT 1
     ), other_prompt AS (
         SELECT s.id, s.pair_id, s.state, s.assignment_id
-        {_AVAILABLE_SLOTS.format(
-            prompt_test="AND p.prompt_id IS DISTINCT FROM (SELECT prompt_id FROM seen_last)"
-        )}
+        {
+    _AVAILABLE_SLOTS.format(
+        prompt_test="AND p.prompt_id IS DISTINCT FROM (SELECT prompt_id FROM seen_last)"
+    )
+}
           AND NOT {QUOTA_REACHED_SQL}
         ORDER BY {QUEUE_ORDER}
         LIMIT 1

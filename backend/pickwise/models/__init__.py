@@ -4,6 +4,7 @@ from pickwise.models.analytics import AnalyticsSnapshot
 from pickwise.models.base import Base
 from pickwise.models.content import Batch, Pair, Prompt, Response
 from pickwise.models.generation import GenerationEndpoint
+from pickwise.models.history import ReplacedDecision
 from pickwise.models.pools import PoolParticipant, RaterPool
 from pickwise.models.projects import Project, ProjectMember
 from pickwise.models.rating import (
@@ -35,6 +36,7 @@ __all__ = [
     "ProjectMember",
     "Prompt",
     "RaterPool",
+    "ReplacedDecision",
     "Response",
     "User",
     "UserSession",

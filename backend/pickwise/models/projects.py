@@ -18,6 +18,7 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint("pairs_per_prompt >= 1", name="pairs_per_prompt_positive"),
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_range"),
         CheckConstraint("summary_every >= 0", name="summary_every_nonnegative"),
+        CheckConstraint("undo_seconds BETWEEN 0 AND 86400", name="undo_seconds_range"),
         CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'", name="slug_format"),
     )
 
@@ -41,6 +42,8 @@ class Project(IdMixin, TimestampMixin, Base):
     gold_rate: Mapped[float] = mapped_column(default=0.0)
     gold_feedback: Mapped[bool] = mapped_column(default=False)
     summary_every: Mapped[int] = mapped_column(default=20)
+    # How long a rater may change their last choice or skip (0: never).
+    undo_seconds: Mapped[int] = mapped_column(default=300)
     # Thresholds for rater flags (gold accuracy, position bias, speed); see analytics.
     quality_rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_archived: Mapped[bool] = mapped_column(default=False)

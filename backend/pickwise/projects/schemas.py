@@ -46,6 +46,13 @@ class ProjectSettings(BaseModel):
     gold_rate: float = Field(0.0, ge=0.0, le=1.0)
     gold_feedback: bool = False
     summary_every: int = Field(20, ge=0, le=10_000)
+    undo_seconds: int = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="How long a rater may change (or withdraw) their last choice or skip; "
+        "0 = never.",
+    )
 
     @field_validator("strength_scale", "criteria")
     @classmethod
@@ -79,6 +86,7 @@ class ProjectUpdate(BaseModel):
     gold_rate: float | None = Field(None, ge=0.0, le=1.0)
     gold_feedback: bool | None = None
     summary_every: int | None = Field(None, ge=0, le=10_000)
+    undo_seconds: int | None = Field(None, ge=0, le=86400)
     is_archived: bool | None = Field(
         None,
         description="Close the project (true): raters' leases end at once and nothing more is "

@@ -57,6 +57,7 @@ PROJECT_LABELS: dict[str, str] = {
     "gold_rate": "Gold rate",
     "gold_feedback": "Gold feedback",
     "summary_every": "Summary every N judgments",
+    "undo_seconds": "Time to change a choice (seconds)",
 }
 CHECKBOXES = ("allow_tie", "allow_both_bad", "gold_feedback")
 LABEL_LISTS = ("strength_scale", "criteria")
@@ -92,7 +93,7 @@ def _project_values(project: Project | None) -> dict[str, Any]:
 
 # Settings a form may lack (one rendered before they existed, a script's POST): they keep
 # their value, or take the default for a new project.
-OPTIONAL_SETTINGS = ("pair_order",)
+OPTIONAL_SETTINGS = ("pair_order", "undo_seconds")
 
 
 def _submitted_project_values(form: FormData, project: Project | None = None) -> dict[str, Any]:

@@ -30,14 +30,20 @@ from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
 from pickwise.core.db import SessionDep
 from pickwise.core.errors import InvalidInput
-from pickwise.judgments import idempotency
+from pickwise.judgments import changes, idempotency
 from pickwise.judgments import service as judgments
 from pickwise.judgments.patterns import MAX_JUDGMENTS, rater_choice_patterns
 from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
 from pickwise.models import Project, User
 from pickwise.pools.quota import quota_state
 from pickwise.projects.deps import RaterProject
-from pickwise.vocabulary import RationaleMode, ShownChoice, ShownCriterionChoice
+from pickwise.vocabulary import (
+    CanonicalSide,
+    RationaleMode,
+    ShownChoice,
+    ShownCriterionChoice,
+    SkipReason,
+)
 from pickwise.web.markdown import render_markdown
 from pickwise.web.templating import render
 
@@ -45,7 +51,6 @@ router = APIRouter(prefix="/rate", include_in_schema=False)
 
 FLASH_COOKIE = "pickwise_flash"
 TIME_ZONE_COOKIE = "pickwise_tz"
-UNDO_MINUTES = 5
 FLASH_SECONDS = 120
 FLASH_KINDS = ("info", "warning", "feedback")
 ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
@@ -53,6 +58,10 @@ FIELD_PROBLEMS = {
     "choice": "Choose one of the answer buttons.",
     "rationale": "The reason is too long; keep it under 20,000 characters.",
 }
+CHANGED_MESSAGE = "Changed: your choice on the previous pair is now this one. Here is your pair."
+WITHDRAWN_MESSAGE = (
+    "Changed: you skipped the previous pair; another rater will judge it. Here is your pair."
+)
 REUSED_FORM_MESSAGE = (
     "That page had already been sent with another answer, so this one was not stored. "
     "Here is your current pair."
@@ -181,6 +190,17 @@ def _lease_minutes(lease: assignments.Lease, now: datetime) -> int:
     return max(1, round((lease.expires_at - now).total_seconds() / 60))
 
 
+@dataclass(frozen=True)
+class Editing:
+    """The rater's last decision, shown again to change it."""
+
+    summary: str  # what they decided, in their words
+    until: datetime
+    until_text: str  # the deadline on the rater's clock
+    was_judged: bool
+    previous_choice: str  # a ShownChoice, or "" for a skip
+
+
 async def _pair_page(
     request: Request,
     principal: Principal,
@@ -190,6 +210,7 @@ async def _pair_page(
     *,
     values: FormValues | None = None,
     error: str | None = None,
+    editing: Editing | None = None,
 ) -> Response:
     content = lease.content
     left, right = assignments_repository.shown_sides(content, lease.left_side)
@@ -218,16 +239,29 @@ async def _pair_page(
         "values": values,
         "error": error,
         "choice_action": request.app.url_path_for(
-            "rate_submit", project_id=project.id, assignment_id=lease.assignment_id
+            "rate_change_judgment" if editing else "rate_submit",
+            project_id=project.id,
+            assignment_id=lease.assignment_id,
         ),
         "skip_action": request.app.url_path_for(
-            "rate_skip", project_id=project.id, assignment_id=lease.assignment_id
+            "rate_change_skip" if editing else "rate_skip",
+            project_id=project.id,
+            assignment_id=lease.assignment_id,
         ),
-        "editing": None,
-        "undo_url": None,
-        "undo_minutes": UNDO_MINUTES,
+        "editing": editing,
+        "undo_url": None if editing else await _undo_url(request, session, project, principal),
+        "undo_window": changes.window_words(project.undo_seconds),
     }
     return _page(request, project, "rate/pair.html", context, 422 if error else 200)
+
+
+async def _undo_url(
+    request: Request, session: AsyncSession, project: Project, principal: Principal
+) -> str | None:
+    """The link (and the u key) to change the rater's last decision, while they may."""
+    if await changes.changeable(session, project, principal.user) is None:
+        return None
+    return str(request.app.url_path_for("rate_change", project_id=project.id))
 
 
 def _field(form: FormData, name: str) -> str:
@@ -482,3 +516,163 @@ async def guidelines_page(
         "guidelines_html": render_markdown(project.guidelines_md),
     }
     return _page(request, project, "rate/guidelines.html", context)
+
+
+# --- changing the last choice or skip (judgments.changes) -------------------------------
+
+
+def _decision_words(project: Project, found: changes.Changeable) -> tuple[str, str]:
+    """(What the rater decided, in their words; the choice as shown, or "" for a skip)."""
+    judgment = found.judgment
+    if judgment is None:
+        reason = found.assignment.skip_reason
+        label = SkipReason(reason).label if reason else "no reason"
+        return f"You skipped it: “{label}”.", ""
+    shown = changes.shown_choice(judgment)
+    words = {
+        ShownChoice.LEFT: "the left (top) answer was better",
+        ShownChoice.RIGHT: "the right (bottom) answer was better",
+        ShownChoice.TIE: "a tie",
+        ShownChoice.BOTH_BAD: "both were bad",
+    }[ShownChoice(shown)]
+    scale = list(project.strength_scale)
+    if judgment.strength is not None and judgment.strength < len(scale):
+        words += f", {scale[judgment.strength]}"
+    return f"Your choice was: {words}.", shown
+
+
+def _values_of(project: Project, found: changes.Changeable) -> FormValues:
+    judgment = found.judgment
+    if judgment is None:
+        return FormValues(
+            criteria=("",) * len(project.criteria),
+            skip_reason=found.assignment.skip_reason or "",
+        )
+    criteria = changes.shown_criteria(judgment)
+    return FormValues(
+        strength="" if judgment.strength is None else str(judgment.strength),
+        rationale=judgment.rationale or "",
+        criteria=tuple(criteria.get(name, "") for name in project.criteria),
+    )
+
+
+async def _change_page(
+    request: Request,
+    principal: PrincipalDep,
+    project: Project,
+    session: AsyncSession,
+    *,
+    values: FormValues | None = None,
+    error: str | None = None,
+) -> Response:
+    """The rater's last decision shown again, to change; a 409 page when it cannot be."""
+    found = await changes.changeable(session, project, principal.user)
+    if found is None:
+        progress = await _progress(request, session, project, principal.user)
+        context = {
+            **_base_context(principal, project, progress),
+            "undo_window": changes.window_words(project.undo_seconds),
+        }
+        return _page(request, project, "rate/no_change.html", context, status=409)
+    assignment = found.assignment
+    summary, previous = _decision_words(project, found)
+    local_until = found.until.astimezone(_rater_zone(request))
+    lease = assignments.Lease(
+        assignment.id,
+        assignment.pair_id,
+        CanonicalSide(assignment.left_side),
+        assignment.is_gold,
+        found.until,
+        await assignments_repository.pair_content(session, assignment.pair_id),
+    )
+    editing = Editing(
+        summary=summary,
+        until=found.until,
+        until_text=f"{local_until:%H:%M:%S}",
+        was_judged=found.judgment is not None,
+        previous_choice=previous,
+    )
+    return await _pair_page(
+        request,
+        principal,
+        project,
+        session,
+        lease,
+        values=values or _values_of(project, found),
+        error=error,
+        editing=editing,
+    )
+
+
+@router.get("/{project_id}/change", response_class=HTMLResponse, name="rate_change")
+async def change_page(
+    request: Request, principal: PrincipalDep, project: RaterProject, session: SessionDep
+) -> Response:
+    """The previous pair again, with the rater's choice or skip, to change it (the `u` key)."""
+    return await _change_page(request, principal, project, session)
+
+
+@router.post("/{project_id}/assignments/{assignment_id}/change", name="rate_change_judgment")
+async def change_judgment(
+    request: Request,
+    assignment_id: int,
+    principal: PrincipalDep,
+    project: RaterProject,
+    session: SessionDep,
+) -> Response:
+    rater = principal.user
+    form = await request.form()
+    values = _form_values(form, project)
+    try:
+        body = _judgment_from_form(values, _field(form, "choice"), project)
+    except InvalidInput as exc:
+        return await _change_page(
+            request, principal, project, session, values=values, error=exc.detail
+        )
+
+    async def work() -> tuple[int, dict[str, Any]]:
+        stored = await changes.change_judgment(session, assignment_id, rater, body)
+        return 200, {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
+
+    answered = await _once(request, session, rater, form, body, work)
+    if answered is None:
+        return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
+    status, answer = answered
+    if status == 422:
+        return await _change_page(
+            request, principal, project, session, values=values, error=answer["detail"]
+        )
+    if status >= 400:
+        # Too late, or decided on another pair since: say so, and back to the current pair.
+        return _redirect(request, project, Flash("warning", str(answer["detail"])))
+    if answer.get("gold_feedback"):
+        return _redirect(request, project, Flash("feedback", str(answer["gold_feedback"])))
+    return _redirect(request, project, Flash("info", CHANGED_MESSAGE))
+
+
+@router.post("/{project_id}/assignments/{assignment_id}/change-to-skip", name="rate_change_skip")
+async def change_to_skip(
+    request: Request,
+    assignment_id: int,
+    principal: PrincipalDep,
+    project: RaterProject,
+    session: SessionDep,
+) -> Response:
+    rater = principal.user
+    form = await request.form()
+    try:
+        body = SkipIn(reason=_field(form, "reason"))
+    except ValidationError:
+        return _redirect(request, project, Flash("warning", "Pick a reason to skip the pair."))
+
+    async def work() -> tuple[int, dict[str, Any]]:
+        await changes.change_to_skip(session, assignment_id, rater, body)
+        return 200, {}
+
+    answered = await _once(request, session, rater, form, body, work)
+    if answered is None:
+        return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
+    status, answer = answered
+    if status >= 400:
+        return _redirect(request, project, Flash("warning", str(answer["detail"])))
+    return _redirect(request, project, Flash("info", WITHDRAWN_MESSAGE))
