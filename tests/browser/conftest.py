@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 
 from pickwise.assignments.service import create_slots
 from pickwise.models import Batch, Pair, Project, Prompt, Response, User
+from tests.browser.clocked_app import CLOCK_FILE_VARIABLE
 from tests.factories import PASSWORD, add_member, make_project, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +37,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 START_TIMEOUT = 30.0
+CLOCKED_APP = "tests.browser.clocked_app:create_app"
 
 
 def _free_port() -> int:
@@ -43,18 +46,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of pickwise served by uvicorn in a subprocess (one per test module: starting
-    it takes seconds)."""
+def _serve(
+    database_url: str, log_path: Path, factory: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test"}
-    env.pop("READ_DATABASE_URL", None)
-    log_path = tmp_path_factory.mktemp("live-server") / "server.log"
-    command = [sys.executable, "-m", "uvicorn", "pickwise.app:create_app", "--factory"]
+    environment = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test", **(env or {})}
+    environment.pop("READ_DATABASE_URL", None)
+    command = [sys.executable, "-m", "uvicorn", factory, "--factory"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=log)
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(process, base_url, log_path)
@@ -66,6 +67,37 @@ def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of pickwise served by uvicorn in a subprocess (one per test module: starting
+    it takes seconds)."""
+    log_path = tmp_path_factory.mktemp("live-server") / "server.log"
+    yield from _serve(database_url, log_path, "pickwise.app:create_app")
+
+
+@dataclass(frozen=True)
+class ClockedServer:
+    base_url: str
+    clock_file: Path
+
+    def set_time(self, moment: datetime | None) -> None:
+        """The server's clock from its next request: stopped at `moment`, or real (None)."""
+        self.clock_file.write_text(moment.isoformat() if moment else "")
+
+
+@pytest.fixture(scope="module")
+def clocked_server(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClockedServer]:
+    """Like live_server, with a clock the test stops and moves (tests/browser/clocked_app.py)."""
+    folder = tmp_path_factory.mktemp("clocked-server")
+    clock_file = folder / "clock"
+    clock_file.write_text("")
+    env = {CLOCK_FILE_VARIABLE: str(clock_file)}
+    for base_url in _serve(database_url, folder / "server.log", CLOCKED_APP, env):
+        yield ClockedServer(base_url, clock_file)
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:

@@ -11,8 +11,11 @@ from playwright.async_api import Browser, Page
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from pickwise.assignments.service import next_lease
 from pickwise.auth import service as auth_service
-from pickwise.models import Batch, Pair, PairFlag
+from pickwise.judgments.schemas import JudgmentIn
+from pickwise.judgments.service import submit
+from pickwise.models import Batch, Pair, PairFlag, Project, User
 from tests.analytics_service.builders import simulate_crowd
 from tests.browser.conftest import RatingSetup, seed_rating_project
 from tests.browser.test_rating_browser import AXE
@@ -42,6 +45,13 @@ async def seed_world(engine: AsyncEngine) -> World:
         guidelines_md="# Rules\n\n- Prefer **correct** answers.\n- Shorter wins a tie.",
     )
     async with AsyncSession(engine, expire_on_commit=False) as session:
+        # The rater has judged a pair just now, so the page to change it is there too.
+        rater = await session.get(User, rating.rater_id)
+        rating_project = await session.get(Project, rating.project_id)
+        assert rater is not None and rating_project is not None
+        lease = await next_lease(session, rating_project, rater)
+        assert lease is not None
+        await submit(session, lease.assignment_id, rater, JudgmentIn(choice="tie"))
         admin = await make_user(session, role="admin", password=PASSWORD)
         admin.display_name = "Grace Brewster Murray Hopper"
         raters = [await make_user(session, password=PASSWORD) for _ in range(5)]
@@ -105,7 +115,7 @@ def admin_pages(world: World) -> list[str]:
 
 def rater_pages(world: World) -> list[str]:
     rate = f"/rate/{world.rating.project_id}"
-    return ["/", rate, f"{rate}/summary", f"{rate}/guidelines", "/account/tokens"]
+    return ["/", rate, f"{rate}/change", f"{rate}/summary", f"{rate}/guidelines", "/account/tokens"]
 
 
 # Elements that stick out to the right of the window, outside any box that scrolls itself.

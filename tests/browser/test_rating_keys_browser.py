@@ -2,6 +2,7 @@
 that follow what happened last, the new-pair cue, the sticky choice bar, and the page with
 JavaScript off. At a desktop size and at a phone's."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -9,8 +10,8 @@ from playwright.async_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pickwise.models import Judgment
-from tests.browser.conftest import LONG_ANSWER, RatingSetup, seed_rating_project
+from pickwise.models import Judgment, ReplacedDecision
+from tests.browser.conftest import LONG_ANSWER, ClockedServer, RatingSetup, seed_rating_project
 from tests.browser.test_rating_browser import log_in, serious_violations
 
 pytestmark = pytest.mark.browser
@@ -277,3 +278,68 @@ async def test_the_page_works_with_javascript_off(
     await expect(page.locator(".flash")).to_contain_text("Skipped")
     assert await stored_judgments(committed_engine, setup) == [("left", 1)]
     await context.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE])
+async def test_undo_within_the_window_and_a_409_after_it(
+    browser: Browser,
+    clocked_server: ClockedServer,
+    committed_engine: AsyncEngine,
+    viewport: dict[str, int],
+) -> None:
+    setup = await seed_rating_project(committed_engine, strength_scale=SCALE, summary_every=0)
+    start = datetime.now(UTC).replace(microsecond=0)
+    clocked_server.set_time(start)  # the server's clock stands still from here
+    try:
+        context, page = await open_rating(
+            browser, clocked_server.base_url, setup, viewport=viewport
+        )
+        async with page.expect_navigation():
+            await page.keyboard.press("1")
+            await page.keyboard.press("2")
+        assert await stored_judgments(committed_engine, setup) == [("left", 1)]
+
+        # u: the previous pair again, as it was chosen; two keys change it.
+        clocked_server.set_time(start + timedelta(minutes=4))
+        async with page.expect_navigation():
+            await page.keyboard.press("u")
+        await expect(page.locator(".editing-note")).to_contain_text(
+            "You are changing your choice on the previous pair."
+        )
+        note = await page.locator(".editing-note").inner_text()
+        top = "left" if viewport is DESKTOP else "top"
+        assert f"Your choice was: {top} answer better, clearly." in " ".join(note.split())
+        async with page.expect_navigation():
+            await page.keyboard.press("2")
+            await page.keyboard.press("3")
+        await expect(page.locator(".flash")).to_contain_text("Changed")
+        assert await stored_judgments(committed_engine, setup) == [("right", 2)]
+        async with committed_engine.connect() as conn:
+            kept = (await conn.execute(select(ReplacedDecision.strength))).scalars().all()
+        assert kept == [1]
+
+        # The link does it too; five minutes after the change, the answer is a 409.
+        await expect(page.locator("#undo-link")).to_be_visible()
+        clocked_server.set_time(start + timedelta(minutes=9, seconds=1))
+        async with page.expect_navigation() as navigation:
+            await page.locator("#undo-link").click()
+        response = await navigation.value
+        assert response is not None and response.status == 409
+        await expect(page.get_by_role("heading", name="Nothing to change")).to_be_visible()
+        # And over the API, as the same rater.
+        api = await page.request.put(
+            f"{clocked_server.base_url}/api/v1/assignments/1/judgment",
+            data={"choice": "tie"},
+            headers={"X-CSRF-Token": await csrf_of(page)},
+        )
+        assert api.status == 409 and "time to change this has passed" in await api.text()
+        assert await stored_judgments(committed_engine, setup) == [("right", 2)]
+        await context.close()
+    finally:
+        clocked_server.set_time(None)
+
+
+async def csrf_of(page: Page) -> str:
+    token = await page.locator('input[name="csrf_token"]').first.get_attribute("value")
+    assert token
+    return token

@@ -544,8 +544,10 @@ async def test_the_last_choice_is_changed_from_the_page(
     page = await client.get(change_path)
     assert page.status_code == 200
     assert "You are changing your choice on the previous pair." in page.text
-    assert "Your choice was: the left (top) answer was better, a lot." in page.text
-    assert re.search(r'name="strength" value="1" data-label="a lot"\s+checked', page.text)
+    assert "Your choice was: " in page.text and "answer better, a lot." in page.text
+    assert 'side-wide">left</span><span class="side-stacked">top</span> answer better' in page.text
+    # The side and strength are picked again; what was written is kept.
+    assert not re.search(r'name="strength" value="\d" data-label="[a-z ]+"\s+checked', page.text)
     assert ">Kinder.</textarea>" in page.text
     response, _ = await choose(client, page.text, "tie")
     assert response.status_code == 303

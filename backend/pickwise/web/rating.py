@@ -194,11 +194,10 @@ def _lease_minutes(lease: assignments.Lease, now: datetime) -> int:
 class Editing:
     """The rater's last decision, shown again to change it."""
 
-    summary: str  # what they decided, in their words
+    previous: dict[str, str]  # see _previous
     until: datetime
     until_text: str  # the deadline on the rater's clock
     was_judged: bool
-    previous_choice: str  # a ShownChoice, or "" for a skip
 
 
 async def _pair_page(
@@ -521,24 +520,19 @@ async def guidelines_page(
 # --- changing the last choice or skip (judgments.changes) -------------------------------
 
 
-def _decision_words(project: Project, found: changes.Changeable) -> tuple[str, str]:
-    """(What the rater decided, in their words; the choice as shown, or "" for a skip)."""
+def _previous(project: Project, found: changes.Changeable) -> dict[str, str]:
+    """What the rater decided, for the page to say in the words of its layout: the choice as
+    shown (or "skip"), its strength label, a skip's reason."""
     judgment = found.judgment
     if judgment is None:
         reason = found.assignment.skip_reason
-        label = SkipReason(reason).label if reason else "no reason"
-        return f"You skipped it: “{label}”.", ""
-    shown = changes.shown_choice(judgment)
-    words = {
-        ShownChoice.LEFT: "the left (top) answer was better",
-        ShownChoice.RIGHT: "the right (bottom) answer was better",
-        ShownChoice.TIE: "a tie",
-        ShownChoice.BOTH_BAD: "both were bad",
-    }[ShownChoice(shown)]
+        return {"choice": "skip", "reason": SkipReason(reason).label if reason else ""}
     scale = list(project.strength_scale)
-    if judgment.strength is not None and judgment.strength < len(scale):
-        words += f", {scale[judgment.strength]}"
-    return f"Your choice was: {words}.", shown
+    strength = judgment.strength
+    return {
+        "choice": changes.shown_choice(judgment),
+        "strength": scale[strength] if strength is not None and strength < len(scale) else "",
+    }
 
 
 def _values_of(project: Project, found: changes.Changeable) -> FormValues:
@@ -548,9 +542,9 @@ def _values_of(project: Project, found: changes.Changeable) -> FormValues:
             criteria=("",) * len(project.criteria),
             skip_reason=found.assignment.skip_reason or "",
         )
+    # The side and its strength are chosen again (two keys); what was written stays.
     criteria = changes.shown_criteria(judgment)
     return FormValues(
-        strength="" if judgment.strength is None else str(judgment.strength),
         rationale=judgment.rationale or "",
         criteria=tuple(criteria.get(name, "") for name in project.criteria),
     )
@@ -575,7 +569,6 @@ async def _change_page(
         }
         return _page(request, project, "rate/no_change.html", context, status=409)
     assignment = found.assignment
-    summary, previous = _decision_words(project, found)
     local_until = found.until.astimezone(_rater_zone(request))
     lease = assignments.Lease(
         assignment.id,
@@ -586,11 +579,10 @@ async def _change_page(
         await assignments_repository.pair_content(session, assignment.pair_id),
     )
     editing = Editing(
-        summary=summary,
+        previous=_previous(project, found),
         until=found.until,
         until_text=f"{local_until:%H:%M:%S}",
         was_judged=found.judgment is not None,
-        previous_choice=previous,
     )
     return await _pair_page(
         request,
