@@ -135,6 +135,11 @@ ACCESS_ROWS = [
     row("POST", "/api/v1/assignments/{assignment_id}/judgment", 401, 201, 404, 404, json={"choice": "left"}),
     row("POST", "/api/v1/assignments/{assignment_id}/skip", 401, 200, 404, 404, json={"reason": "cant_judge"}),
     row("POST", "/api/v1/assignments/{assignment_id}/flag", 401, 200, 404, 404, json={"reason": "harmful"}),
+    # Changing the last choice: the rater's assignment is still leased, so not a decision to change.
+    row("PUT", "/api/v1/assignments/{assignment_id}/judgment", 401, 409, 404, 404, json={"choice": "left"}),
+    row("PUT", "/api/v1/assignments/{assignment_id}/skip", 401, 409, 404, 404, json={"reason": "cant_judge"}),
+    row("GET", "/api/v1/projects/{project_id}/last-decision", 401, 200, 404, 200),
+    row("GET", "/api/v1/projects/{project_id}/pairs/{pair_id}/history", 401, 403, 403, 200),
     # Login, logout, invites, home.
     row("GET", "/login", 200, 200, 200, 200),
     row("POST", "/login", 401, 401, 401, 401, data=WRONG_LOGIN),
@@ -149,6 +154,9 @@ ACCESS_ROWS = [
     row("POST", "/rate/{project_id}/assignments/{assignment_id}/judgment", LOGIN, 303, 404, 303, data={"choice": "left"}),
     row("POST", "/rate/{project_id}/assignments/{assignment_id}/skip", LOGIN, 303, 404, 303, data={"reason": "cant_judge"}),
     row("POST", "/rate/{project_id}/assignments/{assignment_id}/flag", LOGIN, 303, 404, 303, data={"reason": "harmful"}),
+    row("GET", "/rate/{project_id}/change", LOGIN, 409, 404, 409),
+    row("POST", "/rate/{project_id}/assignments/{assignment_id}/change", LOGIN, 303, 404, 303, data={"choice": "left"}),
+    row("POST", "/rate/{project_id}/assignments/{assignment_id}/change-to-skip", LOGIN, 303, 404, 303, data={"reason": "cant_judge"}),
     row("GET", "/rate/{project_id}/summary", LOGIN, 200, 404, 200),
     row("GET", "/rate/{project_id}/guidelines", LOGIN, 200, 404, 200),
     # Admin pages.
