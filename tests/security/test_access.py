@@ -104,6 +104,8 @@ ACCESS_ROWS = [
     row("GET", "/api/v1/tokens", 401, 200, 200, 200),
     row("DELETE", "/api/v1/tokens/{token_id}", 401, 404, 404, 204),
     row("POST", "/api/v1/invites", 401, 403, 403, 201, json=INVITE),
+    row("GET", "/api/v1/invites", 401, 403, 403, 200),
+    row("DELETE", "/api/v1/invites/{invite_id}", 401, 403, 403, 204),
     # Users and projects.
     row("GET", "/api/v1/me", 401, 200, 200, 200),
     row("GET", "/api/v1/users", 401, 403, 403, 200),
@@ -179,6 +181,7 @@ ACCESS_ROWS = [
     row("GET", "/admin/users", LOGIN, 403, 403, 200),
     row("POST", "/admin/users", LOGIN, 403, 403, 422),
     row("POST", "/admin/users/invites", LOGIN, 403, 403, 422),
+    row("POST", "/admin/users/invites/{invite_id}/revoke", LOGIN, 403, 403, 303),
     row("POST", "/admin/users/{user_id}/active", LOGIN, 403, 403, 303, data={"active": "true"}),
     # Every user's own API tokens (only your own, even for admins).
     row("GET", "/account/tokens", LOGIN, 200, 200, 200),
@@ -231,6 +234,7 @@ PATH_VALUES = {
     "user_id": "rater_id",
     "token_id": "admin_spare_token_id",
     "token": "invite_token",
+    "invite_id": "invite_id",
     "pool_id": "pool_id",
     "webhook_id": "webhook_id",
     "delivery_id": "delivery_id",
