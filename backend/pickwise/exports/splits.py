@@ -7,6 +7,7 @@ salted per process; the JSON array keeps ("ab", 1) and ("a", "b1") apart.
 
 import hashlib
 import json
+import re
 from enum import StrEnum
 
 from pickwise.exports.errors import InvalidExportOptions
@@ -26,7 +27,20 @@ def prompt_bucket(external_id: str, seed: int) -> float:
 
 def split_for_prompt(external_id: str, *, test_fraction: float, seed: int) -> Split:
     check_test_fraction(test_fraction)
-    return Split.TEST if prompt_bucket(external_id, seed) < test_fraction else Split.TRAIN
+    bucket = prompt_bucket(split_unit(external_id), seed)
+    return Split.TEST if bucket < test_fraction else Split.TRAIN
+
+
+# Live conversations (pickwise.conversations): each judged turn is a prompt of its own, with
+# the id "conversation:<id>:turn:<turn id>". A conversation's turns share their opening, so they
+# split as one unit, "conversation:<id>", which keeps every turn of it on one side.
+_CONVERSATION_TURN = re.compile(r"(conversation:[0-9]+):turn:[0-9]+")
+
+
+def split_unit(external_id: str) -> str:
+    """What decides the split of this prompt: its id, or its conversation's."""
+    match = _CONVERSATION_TURN.fullmatch(external_id)
+    return match.group(1) if match else external_id
 
 
 def check_test_fraction(test_fraction: float) -> None:

@@ -20,7 +20,10 @@ from pickwise.models.base import Base, IdMixin, TimestampMixin
 
 class Batch(IdMixin, TimestampMixin, Base):
     __tablename__ = "batches"
-    __table_args__ = (CheckConstraint("source IN ('cli', 'api', 'web', 'client')", name="source"),)
+    __table_args__ = (
+        # 'conversation': the batch that holds a conversation project's judged turns.
+        CheckConstraint("source IN ('cli', 'api', 'web', 'client', 'conversation')", name="source"),
+    )
 
     project_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), index=True

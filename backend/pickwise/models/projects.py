@@ -1,9 +1,15 @@
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin
+
+
+class ProjectKind(StrEnum):
+    PAIRS = "pairs"  # imported pairs, rated in the rater loop
+    CONVERSATIONS = "conversations"  # live conversations (docs/conversations.md)
 
 
 class Project(IdMixin, TimestampMixin, Base):
@@ -17,6 +23,12 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_range"),
         CheckConstraint("summary_every >= 0", name="summary_every_nonnegative"),
         CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'", name="slug_format"),
+        CheckConstraint("kind IN ('pairs', 'conversations')", name="kind"),
+        # A conversation turn is judged by its author alone: one slot per pair, no gold.
+        CheckConstraint(
+            "kind = 'pairs' OR (raters_per_pair = 1 AND gold_rate = 0)",
+            name="conversations_rated_once",
+        ),
     )
 
     slug: Mapped[str] = mapped_column(String(63), unique=True)
@@ -40,6 +52,7 @@ class Project(IdMixin, TimestampMixin, Base):
     # Thresholds for rater flags (gold accuracy, position bias, speed); see analytics.
     quality_rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_archived: Mapped[bool] = mapped_column(default=False)
+    kind: Mapped[str] = mapped_column(String(16), default=ProjectKind.PAIRS, server_default="pairs")
 
 
 class ProjectMember(TimestampMixin, Base):
