@@ -14,7 +14,7 @@ from pickwise.conversations.generation import generator
 from pickwise.core.db import get_engine, session_factory
 from pickwise.models import GenerationEndpoint
 from tests.conversations.fake_llm import FakeLLM, fake_llm_server
-from tests.factories import add_member, login, make_project, make_user
+from tests.factories import PASSWORD, add_member, login, make_project, make_user
 
 
 @pytest.fixture
@@ -29,6 +29,7 @@ class World:
     admin: dict[str, str]
     rater: dict[str, str]
     rater_id: int
+    rater_email: str
     other: dict[str, str]
     endpoint_ids: list[int]
     api: AsyncClient
@@ -88,7 +89,7 @@ async def drain_generator(seconds: float = 10.0) -> None:
 async def world(live_app: Any, fake_llm: FakeLLM) -> AsyncIterator[World]:
     async with session_factory(get_engine())() as session, session.begin():
         admin = await make_user(session, role="admin")
-        rater = await make_user(session)
+        rater = await make_user(session, password=PASSWORD)
         other = await make_user(session)
         project = await make_project(session, criteria=["accuracy"])
         for member in (rater, other):
@@ -102,7 +103,7 @@ async def world(live_app: Any, fake_llm: FakeLLM) -> AsyncIterator[World]:
         session.add_all(endpoints)
         await session.flush()
         headers = [await login(None, session, user) for user in (admin, rater, other)]  # type: ignore[arg-type]
-        world_ids = (project.id, rater.id, [endpoint.id for endpoint in endpoints])
+        world_ids = (project.id, rater.id, [endpoint.id for endpoint in endpoints], rater.email)
     transport = ASGITransport(app=live_app)
     async with AsyncClient(transport=transport, base_url="http://test") as api:
         yield World(
@@ -110,6 +111,7 @@ async def world(live_app: Any, fake_llm: FakeLLM) -> AsyncIterator[World]:
             admin=headers[0],
             rater=headers[1],
             rater_id=world_ids[1],
+            rater_email=world_ids[3],
             other=headers[2],
             endpoint_ids=world_ids[2],
             api=api,

@@ -85,6 +85,9 @@ class ProjectRead(ProjectSettings):
     slug: str
     name: str
     description: str
+    kind: Literal["pairs", "conversations"] = Field(
+        "pairs", description="conversations: set up with PUT .../conversation-settings."
+    )
     created_at: datetime
 
 

@@ -1,8 +1,9 @@
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.core.errors import Conflict, NotFound
+from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.models import Project, ProjectMember, User
+from pickwise.models.projects import ProjectKind
 from pickwise.projects import repository
 from pickwise.projects.schemas import ProjectCreate, ProjectUpdate
 
@@ -23,6 +24,11 @@ async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
 async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate) -> Project:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     new_k = changes.get("raters_per_pair")
+    if project.kind == ProjectKind.CONVERSATIONS:
+        # Each turn is judged by its author alone (docs/conversations.md).
+        for field, allowed in (("raters_per_pair", 1), ("gold_rate", 0)):
+            if changes.get(field, allowed) != allowed:
+                raise InvalidInput(f"{field}: must be {allowed} in a conversation project")
     for field, value in changes.items():
         setattr(project, field, value)
     await session.flush()
