@@ -40,6 +40,7 @@ class Behave:
     drop_after: int | None = None
     hang: bool = False
     usage: bool = True
+    honour_max_tokens: bool = True
 
 
 @dataclass
@@ -107,7 +108,7 @@ def make_app(fake: FakeLLM) -> FastAPI:
         )
         max_tokens = body.get("max_tokens")
         finish = "stop"
-        if isinstance(max_tokens, int) and len(words) > max_tokens:
+        if behave.honour_max_tokens and isinstance(max_tokens, int) and len(words) > max_tokens:
             words, finish = words[:max_tokens], "length"
         usage = {
             "prompt_tokens": 7,
