@@ -50,6 +50,8 @@ class FakeLLM:
     calls: list[dict[str, Any]] = field(default_factory=list)
     scripts: dict[str, deque[Behave]] = field(default_factory=lambda: defaultdict(deque))
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Streams sent to their end ([DONE]).
+    finished: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def script(self, model: str, *behaviours: Behave) -> None:
@@ -150,6 +152,8 @@ def make_app(fake: FakeLLM) -> FastAPI:
                 }
                 yield f"data: {json.dumps(tail)}\n\n".encode()
             yield b"data: [DONE]\n\n"
+            with fake.lock:
+                fake.finished += 1
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 

@@ -162,7 +162,7 @@ async def test_the_stream_follows_replies_after_a_reload(world: World, fake_llm:
 async def test_stop_keeps_what_was_written(world: World, fake_llm: FakeLLM) -> None:
     await world.configure()
     words = tuple(f" w{n}" for n in range(200))
-    fake_llm.default = Behave(tokens=("Start",) + words, gap=0.02)
+    fake_llm.default = Behave(tokens=("Start", *words), gap=0.02)
     conversation = await world.start("Go on and on", wait=False)
     turn = conversation["turns"][0]
     await asyncio.sleep(0.3)

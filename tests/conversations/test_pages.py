@@ -6,7 +6,7 @@ import re
 from httpx import AsyncClient, Response
 
 from tests.conversations.conftest import World
-from tests.conversations.fake_llm import Behave, FakeLLM
+from tests.conversations.fake_llm import FakeLLM
 from tests.factories import PASSWORD
 
 HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')

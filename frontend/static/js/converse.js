@@ -92,7 +92,7 @@
     }
     setVoting(true);
     if (status) {
-      status.textContent = "Both replies are complete: pick the better one (1 or 2).";
+      status.textContent = "Both replies are complete: pick the better one.";
     }
   }
 
