@@ -174,3 +174,29 @@ def wait_for(condition: Any, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met")
         time.sleep(0.01)
+
+
+def bench_app() -> FastAPI:
+    """The fake as its own server process (bench/conversations.py): every reply streams
+    FAKE_LLM_TOKENS words, the first after FAKE_LLM_FIRST_TOKEN_DELAY seconds, then one every
+    FAKE_LLM_GAP seconds. `uvicorn tests.conversations.fake_llm:bench_app --factory`."""
+    import os
+
+    words = int(os.environ.get("FAKE_LLM_TOKENS", "20"))
+    fake = FakeLLM(
+        default=Behave(
+            tokens=tuple(f" word{n}" for n in range(words)),
+            first_token_delay=float(os.environ.get("FAKE_LLM_FIRST_TOKEN_DELAY", "0")),
+            gap=float(os.environ.get("FAKE_LLM_GAP", "0")),
+        )
+    )
+    # A long run would keep every request body: forget them.
+    fake.next_call = _forgetful(fake)  # type: ignore[method-assign]
+    return make_app(fake)
+
+
+def _forgetful(fake: FakeLLM) -> Any:
+    def next_call(body: dict[str, Any]) -> tuple[Behave, int]:
+        return fake.default, 0
+
+    return next_call

@@ -8,8 +8,6 @@ from fastapi import Depends, Request
 from pickwise.auth.deps import Principal, get_principal
 from pickwise.core.db import UnitsDep
 from pickwise.core.errors import NotAuthenticated
-from pickwise.models import Project
-from pickwise.projects.deps import project_for_rater
 
 
 async def principal_in_unit(request: Request, units: UnitsDep) -> Principal:
@@ -21,14 +19,3 @@ async def principal_in_unit(request: Request, units: UnitsDep) -> Principal:
 
 
 UnitPrincipal = Annotated[Principal, Depends(principal_in_unit)]
-
-
-async def rater_project_in_unit(
-    project_id: int, principal: UnitPrincipal, units: UnitsDep
-) -> Project:
-    """`projects.deps.RaterProject`, read in a short transaction."""
-    async with units() as session:
-        return await project_for_rater(project_id, session, principal.user)
-
-
-UnitRaterProject = Annotated[Project, Depends(rater_project_in_unit)]

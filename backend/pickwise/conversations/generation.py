@@ -49,6 +49,8 @@ class ReplyJob:
         self.finished = asyncio.Event()
         self.runner: asyncio.Task[None] | None = None
         self.reading: asyncio.Task[dict[str, Any]] | None = None
+        # The values stored when it ended, for listeners (None if they could not be stored).
+        self.final: dict[str, Any] | None = None
         self._listeners: set[Listener] = set()
 
     @property
@@ -183,6 +185,7 @@ class Generator:
         try:
             async with self.units() as session:
                 await repository.finish_reply(session, job.task.reply_id, values)
+            job.final = {**repository.FINISH_DEFAULTS, **values}
         except Exception:
             logger.exception("the outcome of reply %s could not be stored", job.task.reply_id)
         finally:

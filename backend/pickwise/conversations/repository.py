@@ -1,16 +1,16 @@
 """Queries of live conversations: settings, turns and replies, budgets, and the pair a vote
 becomes."""
 
+import json
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.batches.records import ParsedResponse
 from pickwise.models import (
-    Assignment,
     Batch,
     Conversation,
     ConversationEdit,
@@ -22,10 +22,9 @@ from pickwise.models import (
     GenerationEndpoint,
     Judgment,
     Pair,
-    PairSlot,
     Project,
+    ProjectMember,
     Prompt,
-    Response,
 )
 
 CONVERSATION_BATCH_NAME = "live conversations"
@@ -147,13 +146,16 @@ async def count_openers(session: AsyncSession, project_id: int) -> int:
     return int(total or 0)
 
 
+# Built once, like the rater loop's statements: these run on every turn.
+_CONVERSATION = select(Conversation).where(Conversation.id == bindparam("conversation_id"))
+_LOCKED_CONVERSATION = _CONVERSATION.with_for_update().execution_options(populate_existing=True)
+
+
 async def get_conversation(
     session: AsyncSession, conversation_id: int, *, lock: bool = False
 ) -> Conversation | None:
-    statement = select(Conversation).where(Conversation.id == conversation_id)
-    if lock:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    return await session.scalar(statement)
+    statement = _LOCKED_CONVERSATION if lock else _CONVERSATION
+    return await session.scalar(statement, {"conversation_id": conversation_id})
 
 
 async def list_conversations(
@@ -186,13 +188,91 @@ async def list_conversations(
     return [(row[0], int(row[1]), row[2]) for row in rows]
 
 
+_TURNS = (
+    select(ConversationTurn)
+    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
+    .order_by(ConversationTurn.depth, ConversationTurn.branch, ConversationTurn.id)
+)
+# Every attempt of every turn, oldest first: the last one per side is the current reply.
+_REPLIES = (
+    select(ConversationReply)
+    .join(ConversationTurn, ConversationTurn.id == ConversationReply.turn_id)
+    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
+    .order_by(ConversationReply.attempt)
+    .execution_options(populate_existing=True)
+)
+_EDITS = (
+    select(ConversationEdit.turn_id, ConversationEdit.content)
+    .join(ConversationTurn, ConversationTurn.id == ConversationEdit.turn_id)
+    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
+    .order_by(ConversationEdit.id)
+)
+_JUDGMENTS = (
+    select(Judgment)
+    .join(ConversationTurn, ConversationTurn.pair_id == Judgment.pair_id)
+    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
+)
+
+
 async def turns(session: AsyncSession, conversation_id: int) -> list[ConversationTurn]:
-    rows = await session.scalars(
-        select(ConversationTurn)
-        .where(ConversationTurn.conversation_id == conversation_id)
-        .order_by(ConversationTurn.depth, ConversationTurn.branch, ConversationTurn.id)
+    return list(await session.scalars(_TURNS, {"conversation_id": conversation_id}))
+
+
+async def current_replies(
+    session: AsyncSession, conversation_id: int
+) -> dict[tuple[int, str], ConversationReply]:
+    """The latest attempt of each side of the conversation's turns."""
+    rows = await session.scalars(_REPLIES, {"conversation_id": conversation_id})
+    return {(reply.turn_id, reply.side): reply for reply in rows}
+
+
+async def latest_edits(session: AsyncSession, conversation_id: int) -> dict[int, str]:
+    rows = await session.execute(_EDITS, {"conversation_id": conversation_id})
+    return {turn_id: content for turn_id, content in rows}
+
+
+async def judgments_of(session: AsyncSession, conversation_id: int) -> dict[int, Judgment]:
+    rows = await session.scalars(_JUDGMENTS, {"conversation_id": conversation_id})
+    return {judgment.pair_id: judgment for judgment in rows}
+
+
+# The current replies of one turn of the rater's own conversation, in a project they may
+# still rate (a member, or an admin): what the event stream needs, in one query.
+_TURN_REPLIES = (
+    select(ConversationReply)
+    .join(ConversationTurn, ConversationTurn.id == ConversationReply.turn_id)
+    .join(Conversation, Conversation.id == ConversationTurn.conversation_id)
+    .where(
+        ConversationTurn.id == bindparam("turn_id"),
+        Conversation.id == bindparam("conversation_id"),
+        Conversation.rater_id == bindparam("rater_id"),
+        bindparam("is_admin")
+        | select(ProjectMember.user_id)
+        .where(
+            ProjectMember.project_id == Conversation.project_id,
+            ProjectMember.user_id == bindparam("rater_id"),
+        )
+        .exists(),
     )
-    return list(rows)
+    .order_by(ConversationReply.attempt)
+    .execution_options(populate_existing=True)
+)
+
+
+async def turn_replies(
+    session: AsyncSession, conversation_id: int, turn_id: int, rater_id: int, is_admin: bool
+) -> list[ConversationReply]:
+    """The turn's current reply on each side (none if the turn is not the rater's)."""
+    rows = await session.scalars(
+        _TURN_REPLIES,
+        {
+            "turn_id": turn_id,
+            "conversation_id": conversation_id,
+            "rater_id": rater_id,
+            "is_admin": is_admin,
+        },
+    )
+    return list({reply.side: reply for reply in rows}.values())
 
 
 async def turn_by_client_key(
@@ -204,39 +284,6 @@ async def turn_by_client_key(
             ConversationTurn.client_key == key,
         )
     )
-
-
-async def current_replies(
-    session: AsyncSession, turn_ids: Sequence[int]
-) -> dict[tuple[int, str], ConversationReply]:
-    """The latest attempt of each side of these turns (a turn has a handful at most)."""
-    if not turn_ids:
-        return {}
-    rows = await session.scalars(
-        select(ConversationReply)
-        .where(ConversationReply.turn_id.in_(turn_ids))
-        .order_by(ConversationReply.attempt)
-        .execution_options(populate_existing=True)
-    )
-    return {(reply.turn_id, reply.side): reply for reply in rows}
-
-
-async def latest_edits(session: AsyncSession, turn_ids: Sequence[int]) -> dict[int, str]:
-    if not turn_ids:
-        return {}
-    rows = await session.execute(
-        select(ConversationEdit.turn_id, ConversationEdit.content)
-        .where(ConversationEdit.turn_id.in_(turn_ids))
-        .order_by(ConversationEdit.id)
-    )
-    return {turn_id: content for turn_id, content in rows}
-
-
-async def judgments_of(session: AsyncSession, pair_ids: Sequence[int]) -> dict[int, Judgment]:
-    if not pair_ids:
-        return {}
-    rows = await session.scalars(select(Judgment).where(Judgment.pair_id.in_(pair_ids)))
-    return {judgment.pair_id: judgment for judgment in rows}
 
 
 async def add_edit(session: AsyncSession, turn_id: int, content: str) -> None:
@@ -284,69 +331,147 @@ async def replies_today(session: AsyncSession, project_id: int, rater_id: int, d
 
 # --- replies -----------------------------------------------------------------------------
 
+# How a generation ended. Every outcome sets every column (unset ones to their empty value),
+# so one statement serves them all; a reply already finished is left as it is.
+_FINISH_REPLY = text(
+    """
+    UPDATE conversation_replies
+    SET status = :status, content = :content, finish_reason = :finish_reason,
+        served_model = :served_model, failure = :failure, problem = :problem,
+        prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens,
+        requests = :requests, first_token_ms = :first_token_ms, latency_ms = :latency_ms,
+        finished_at = :finished_at
+    WHERE id = :reply_id AND status = 'generating'
+    """
+)
+FINISH_DEFAULTS: dict[str, Any] = {
+    "content": "",
+    "finish_reason": None,
+    "served_model": None,
+    "failure": None,
+    "problem": None,
+    "prompt_tokens": None,
+    "completion_tokens": None,
+    "requests": 1,
+    "first_token_ms": None,
+    "latency_ms": None,
+}
+
 
 async def finish_reply(session: AsyncSession, reply_id: int, values: dict[str, Any]) -> None:
-    """Stores how a generation ended; a reply already finished is left as it is."""
-    await session.execute(
-        update(ConversationReply)
-        .where(ConversationReply.id == reply_id, ConversationReply.status == "generating")
-        .values(**values)
+    await session.execute(_FINISH_REPLY, {**FINISH_DEFAULTS, **values, "reply_id": reply_id})
+
+
+_REQUEST_STOP = (
+    update(ConversationReply)
+    .where(
+        ConversationReply.turn_id == bindparam("the_turn"),
+        ConversationReply.status == "generating",
     )
+    .values(stop_requested=True)
+    .returning(ConversationReply.id)
+)
+_STOP_REQUESTED = select(ConversationReply.id).where(
+    ConversationReply.id.in_(bindparam("reply_ids", expanding=True)),
+    ConversationReply.stop_requested,
+)
+_REPLY_STATES = (
+    select(ConversationReply)
+    .where(ConversationReply.id.in_(bindparam("reply_ids", expanding=True)))
+    .execution_options(populate_existing=True)
+)
 
 
 async def request_stop(session: AsyncSession, turn_id: int) -> list[int]:
-    rows = await session.scalars(
-        update(ConversationReply)
-        .where(ConversationReply.turn_id == turn_id, ConversationReply.status == "generating")
-        .values(stop_requested=True)
-        .returning(ConversationReply.id)
-    )
-    return list(rows)
+    return list(await session.scalars(_REQUEST_STOP, {"the_turn": turn_id}))
 
 
 async def stop_requested(session: AsyncSession, reply_ids: Sequence[int]) -> list[int]:
-    rows = await session.scalars(
-        select(ConversationReply.id).where(
-            ConversationReply.id.in_(reply_ids), ConversationReply.stop_requested
-        )
-    )
-    return list(rows)
+    return list(await session.scalars(_STOP_REQUESTED, {"reply_ids": list(reply_ids)}))
 
 
 async def reply_states(
     session: AsyncSession, reply_ids: Sequence[int]
 ) -> dict[int, ConversationReply]:
-    rows = await session.scalars(
-        select(ConversationReply)
-        .where(ConversationReply.id.in_(reply_ids))
-        .execution_options(populate_existing=True)
-    )
+    rows = await session.scalars(_REPLY_STATES, {"reply_ids": list(reply_ids)})
     return {reply.id: reply for reply in rows}
 
 
 # --- the pair a vote becomes -----------------------------------------------------------
 
+_FIND_BATCH = text(
+    "SELECT id FROM batches WHERE project_id = :project_id AND source = 'conversation'"
+)
+_MAKE_BATCH = text(
+    f"""
+    INSERT INTO batches (project_id, filename, sha256, size_bytes, source, prompts_new,
+                         prompts_unchanged, responses_new, pairs_new)
+    VALUES (:project_id, '{CONVERSATION_BATCH_NAME}', repeat('0', 64), 0, 'conversation',
+            0, 0, 0, 0)
+    ON CONFLICT (project_id) WHERE source = 'conversation' DO NOTHING
+    RETURNING id
+    """
+)
+
 
 async def conversation_batch(session: AsyncSession, project_id: int) -> int:
     """The project's batch for judged turns, made on the first vote (once, whoever races)."""
-    await session.execute(
-        insert(Batch)
-        .values(
-            project_id=project_id,
-            filename=CONVERSATION_BATCH_NAME,
-            sha256="0" * 64,
-            size_bytes=0,
-            source="conversation",
-        )
-        .on_conflict_do_nothing(
-            index_elements=[Batch.project_id], index_where=text("source = 'conversation'")
-        )
-    )
-    batch_id = await session.scalar(
-        select(Batch.id).where(Batch.project_id == project_id, Batch.source == "conversation")
-    )
+    params = {"project_id": project_id}
+    batch_id = await session.scalar(_FIND_BATCH, params)
+    if batch_id is None:
+        batch_id = await session.scalar(_MAKE_BATCH, params)
+    if batch_id is None:  # made by another vote meanwhile
+        batch_id = await session.scalar(_FIND_BATCH, params)
     assert batch_id is not None
-    return batch_id
+    return int(batch_id)
+
+
+# One statement: ids first (so each row can name the others, and response A's id is below
+# B's as the pairs table requires), then the prompt, both responses, the pair, its single
+# slot leased to the new assignment, and the assignment. Foreign keys are checked at the
+# statement's end, when every row is there.
+_RECORD_PAIR = text(
+    """
+    WITH response_ids AS (
+        SELECT nextval(pg_get_serial_sequence('responses', 'id')) AS v
+        FROM generate_series(1, 2)
+    ), ids AS (
+        SELECT nextval(pg_get_serial_sequence('prompts', 'id')) AS prompt_id,
+               min(v) AS a_id, max(v) AS b_id,
+               nextval(pg_get_serial_sequence('pairs', 'id')) AS pair_id,
+               nextval(pg_get_serial_sequence('pair_slots', 'id')) AS slot_id,
+               nextval(pg_get_serial_sequence('assignments', 'id')) AS assignment_id
+        FROM response_ids
+    ), prompt AS (
+        INSERT INTO prompts (id, project_id, batch_id, external_id, system, turns,
+                             content_hash, metadata)
+        SELECT prompt_id, :project_id, :batch_id, :external_id, :system,
+               CAST(:turns AS jsonb), :content_hash, CAST(:prompt_metadata AS jsonb)
+        FROM ids
+    ), responses AS (
+        INSERT INTO responses (id, project_id, prompt_id, external_id, model, content, metadata)
+        SELECT a_id, :project_id, prompt_id, :a_external_id, :a_model, :a_content,
+               CAST(:a_metadata AS jsonb) FROM ids
+        UNION ALL
+        SELECT b_id, :project_id, prompt_id, :b_external_id, :b_model, :b_content,
+               CAST(:b_metadata AS jsonb) FROM ids
+    ), pair AS (
+        INSERT INTO pairs (id, project_id, prompt_id, batch_id, response_a_id, response_b_id,
+                           is_gold, status)
+        SELECT pair_id, :project_id, prompt_id, :batch_id, a_id, b_id, false, 'active' FROM ids
+    ), slot AS (
+        INSERT INTO pair_slots (id, project_id, pair_id, slot_no, state, assignment_id,
+                                lease_expires_at)
+        SELECT slot_id, :project_id, pair_id, 1, 'leased', assignment_id, :expires FROM ids
+    ), assignment AS (
+        INSERT INTO assignments (id, project_id, pair_id, rater_id, slot_id, status, left_side,
+                                 is_gold, shown_at, lease_expires_at)
+        SELECT assignment_id, :project_id, pair_id, :rater_id, slot_id, 'leased', :left_side,
+               false, :shown_at, :expires FROM ids
+    )
+    SELECT assignment_id FROM ids
+    """
+)
 
 
 async def record_pair(
@@ -356,70 +481,59 @@ async def record_pair(
     batch_id: int,
     rater_id: int,
     prompt: dict[str, Any],
-    responses: Sequence[dict[str, Any]],
+    responses: Sequence[ParsedResponse],
     left_response: int,
     shown_at: datetime,
     now: datetime,
 ) -> int:
-    """Writes the prompt, its two responses (canonical order: as given), the pair, its one
-    slot leased to a new assignment of the rater; returns the assignment's id, ready for
+    """Writes the prompt, its two responses (in canonical order), the pair and its one slot,
+    leased to a new assignment of the rater; returns the assignment's id, ready for
     `judgments.service.submit`. `left_response` is the index of the response shown left."""
-    stored_prompt = Prompt(project_id=project.id, batch_id=batch_id, **prompt)
-    session.add(stored_prompt)
-    await session.flush()
-    stored = [
-        Response(project_id=project.id, prompt_id=stored_prompt.id, **response)
-        for response in responses
-    ]
-    for response in stored:
-        session.add(response)
-        await session.flush()  # one at a time: ids in canonical order
-    pair = Pair(
-        project_id=project.id,
-        prompt_id=stored_prompt.id,
-        batch_id=batch_id,
-        response_a_id=stored[0].id,
-        response_b_id=stored[1].id,
+    first, second = responses
+    assignment_id = await session.scalar(
+        _RECORD_PAIR,
+        {
+            "project_id": project.id,
+            "batch_id": batch_id,
+            "external_id": prompt["external_id"],
+            "system": prompt["system"],
+            "turns": as_json(prompt["turns"]),
+            "content_hash": prompt["content_hash"],
+            "prompt_metadata": as_json(prompt["metadata"]),
+            **{
+                f"{side}_{field}": value
+                for side, response in (("a", first), ("b", second))
+                for field, value in (
+                    ("external_id", response.external_id),
+                    ("model", response.model),
+                    ("content", response.content),
+                    ("metadata", as_json(response.metadata)),
+                )
+            },
+            "rater_id": rater_id,
+            "left_side": "a" if left_response == 0 else "b",
+            "shown_at": shown_at,
+            "expires": now + timedelta(seconds=project.lease_seconds),
+        },
     )
-    session.add(pair)
-    await session.flush()
-    expires = now + timedelta(seconds=project.lease_seconds)
-    slot = PairSlot(
-        project_id=project.id,
-        pair_id=pair.id,
-        slot_no=1,
-        state="leased",
-        lease_expires_at=expires,
-    )
-    session.add(slot)
-    await session.flush()
-    assignment = Assignment(
-        project_id=project.id,
-        pair_id=pair.id,
-        rater_id=rater_id,
-        slot_id=slot.id,
-        status="leased",
-        left_side="a" if left_response == 0 else "b",
-        is_gold=False,
-        shown_at=shown_at,
-        lease_expires_at=expires,
-    )
-    session.add(assignment)
-    await session.flush()
-    slot.assignment_id = assignment.id
-    await session.flush()
-    return assignment.id
+    assert assignment_id is not None
+    return int(assignment_id)
+
+
+_COUNT_IN_BATCH = text(
+    """
+    UPDATE batches SET prompts_new = prompts_new + 1, responses_new = responses_new + 2,
+                       pairs_new = pairs_new + 1
+    WHERE id = :batch_id
+    """
+)
 
 
 async def count_in_batch(session: AsyncSession, batch_id: int) -> None:
     """One more prompt, two responses and a pair in the conversation batch's counters (last in
     the vote's transaction: the row is shared by the project's raters)."""
-    await session.execute(
-        update(Batch)
-        .where(Batch.id == batch_id)
-        .values(
-            prompts_new=Batch.prompts_new + 1,
-            responses_new=Batch.responses_new + 2,
-            pairs_new=Batch.pairs_new + 1,
-        )
-    )
+    await session.execute(_COUNT_IN_BATCH, {"batch_id": batch_id})
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pickwise.assignments.router import IdempotencyKeyHeader
 from pickwise.auth.deps import CurrentRater
 from pickwise.conversations import export, reports, service, streaming, views
-from pickwise.conversations.deps import UnitPrincipal, UnitRaterProject
+from pickwise.conversations.deps import UnitPrincipal
 from pickwise.conversations.generation import generator
 from pickwise.conversations.schemas import (
     ConversationListItem,
@@ -132,9 +132,10 @@ async def _after_sending(
 ) -> ConversationRead:
     """Starts the replies (their rows are committed) and answers, at once or when written."""
     generator.start(sent.tasks)
-    if wait:
-        release_load_slot(request.scope)
-        await generator.wait_for_turn(sent.turn_id)
+    if not wait:
+        return views.conversation_read(sent.view, utcnow())
+    release_load_slot(request.scope)
+    await generator.wait_for_turn(sent.turn_id)
     return await _read(units, sent.conversation_id, rater)
 
 
@@ -146,9 +147,9 @@ async def _after_sending(
     responses={429: {"description": "The rater's replies for today are used up."}},
 )
 async def start_conversation(
+    project_id: int,
     body: StartIn,
     request: Request,
-    project: UnitRaterProject,
     principal: UnitPrincipal,
     units: UnitsDep,
     wait: Wait = False,
@@ -156,7 +157,7 @@ async def start_conversation(
 ) -> ConversationRead:
     generator.check_room(2)
     async with units() as session:
-        sent = await service.start(session, project, principal.user, body, idempotency_key)
+        sent = await service.start(session, project_id, principal.user, body, idempotency_key)
     return await _after_sending(request, units, sent, principal.user, wait)
 
 
@@ -226,9 +227,9 @@ async def event_stream(
 ) -> StreamingResponse:
     """The page's stream and the API's: one source, `render` adds each reply's HTML."""
     async with units() as session:
-        _, _, turn = await service.turn_of(session, conversation_id, turn_id, rater, lock=False)
+        replies = await service.turn_replies(session, conversation_id, turn_id, rater)
     release_load_slot(request.scope)
-    events = streaming.turn_events(generator, units, (turn.left, turn.right), render)
+    events = streaming.turn_events(generator, units, replies, render)
     return StreamingResponse(events, media_type=EVENT_STREAM, headers=EVENT_STREAM_HEADERS)
 
 

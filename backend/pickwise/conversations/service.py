@@ -81,12 +81,16 @@ class ReplyTask:
 
 @dataclass(frozen=True)
 class Sent:
-    """What start, send and retry did: the turn, and the replies to generate (none when the
-    request repeated one already handled)."""
+    """What start, send and retry did: the conversation as it now stands (the turn last),
+    and the replies to generate (none when the request repeated one already handled)."""
 
-    conversation_id: int
+    view: views.ConversationView
     turn_id: int
     tasks: tuple[ReplyTask, ...]
+
+    @property
+    def conversation_id(self) -> int:
+        return self.view.conversation.id
 
 
 # --- admin --------------------------------------------------------------------------------
@@ -316,7 +320,9 @@ async def _add_turn(
     ]
     conversation.last_activity_at = now
     await session.flush()
-    return Sent(conversation.id, turn.id, tuple(_task(r, turn, c) for r, c in pending))
+    (left_reply, _), (right_reply, _) = pending
+    view.turns.append(views.TurnView(turn, left_reply, right_reply, judgment=None, edit=None))
+    return Sent(view, turn.id, tuple(_task(r, turn, c) for r, c in pending))
 
 
 def _message(text: str | None, field: str) -> str:
@@ -328,7 +334,7 @@ def _message(text: str | None, field: str) -> str:
 
 async def start(
     session: AsyncSession,
-    project: Project,
+    project_id: int,
     rater: User,
     data: StartIn,
     key: str | None,
@@ -336,13 +342,14 @@ async def start(
 ) -> Sent:
     """A new conversation with its first turn (a repeated key gives the first answer again)."""
     now = now or utcnow()
+    project = await project_for_rater(project_id, session, rater)
     settings = await settings_of(session, project)
     await repository.lock_rater(session, project.id, rater.id)
     if key is not None:
         existing = await repository.by_start_key(session, rater.id, key)
         if existing is not None:
             view = await views.load(session, existing)
-            return Sent(existing.id, view.turns[0].turn.id, ())
+            return Sent(view, view.turns[0].turn.id, ())
     opener = None
     system, prefix = settings.system_prompt, []
     if data.use_opener:
@@ -395,13 +402,13 @@ async def send(
         if existing is not None:
             if existing.user_content != message:
                 raise InvalidInput("Idempotency-Key: already used for another message")
-            return Sent(conversation.id, existing.id, ())
+            return Sent(await views.load(session, conversation), existing.id, ())
     view = await views.load(session, conversation)
     head = view.head
     if head is not None and head.turn.user_content == message:
         sent_twice = head.turn.parent_turn_id == data.parent_turn_id or not head.judged
         if sent_twice:
-            return Sent(conversation.id, head.turn.id, ())
+            return Sent(view, head.turn.id, ())
     if data.parent_turn_id is not None and (head is None or head.turn.id != data.parent_turn_id):
         raise Conflict(MOVED_ON)
     if not view.active:
@@ -446,14 +453,16 @@ async def vote(
     validate_judgment(project, body)
     decisive = body.choice in SIDES
     continue_side = body.choice if decisive else (body.continue_with or ReplySide.LEFT)
-    turn.turn.pair_id = await record_vote(session, project, turn, rater, body, now)
+    stored = await record_vote(session, project, turn, rater, body, now)
+    turn.judgment = stored
+    turn.turn.pair_id = stored.pair_id
     turn.turn.continue_side, turn.turn.judged_at = continue_side, now
     conversation = view.conversation
     conversation.last_activity_at = now
     if turn.turn.depth >= conversation.turn_cap:
         conversation.status, conversation.ended_at = ConversationStatus.COMPLETE, now
     await session.flush()
-    return await views.load(session, conversation)
+    return view
 
 
 async def edit(
@@ -508,7 +517,7 @@ async def retry(
     current = turn.reply(side)
     status, _ = views.reply_state(current, now)
     if status == ReplyStatus.GENERATING:
-        return Sent(view.conversation.id, turn.turn.id, ())  # asked twice: already running
+        return Sent(view, turn.turn.id, ())  # asked twice: already running
     if status == ReplyStatus.COMPLETE:
         raise Conflict("This reply is complete; there is nothing to retry.")
     settings = await settings_of(session, project)
@@ -528,7 +537,21 @@ async def retry(
     reply = _new_reply(session, turn.turn, side, endpoint, config, current.attempt + 1, now)
     view.conversation.last_activity_at = now
     await session.flush()
-    return Sent(view.conversation.id, turn.turn.id, (_task(reply, turn.turn, config),))
+    setattr(turn, side, reply)  # the view shows the new attempt
+    return Sent(view, turn.turn.id, (_task(reply, turn.turn, config),))
+
+
+async def turn_replies(
+    session: AsyncSession, conversation_id: int, turn_id: int, rater: User
+) -> list[ConversationReply]:
+    """The current reply of each side of a turn of the rater's own conversation (404 when
+    it is not theirs, or they may no longer rate its project)."""
+    replies = await repository.turn_replies(
+        session, conversation_id, turn_id, rater.id, rater.role == "admin"
+    )
+    if len(replies) != 2:
+        raise NotFound(f"turn {turn_id}: no such turn in your conversation {conversation_id}")
+    return replies
 
 
 async def stop(session: AsyncSession, conversation_id: int, turn_id: int, rater: User) -> list[int]:

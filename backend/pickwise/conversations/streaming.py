@@ -32,6 +32,27 @@ Render = Callable[[str], str]
 class _Piece:
     side: str
     text: str | None  # None: this side is done
+    final: ConversationReply | None = None  # at the end: the reply as stored, when known
+
+
+def _texts(batch: list[_Piece]) -> list[_Piece]:
+    """The batch per side: its text joined into one piece, then its end if the side ended.
+    Only the order within a side matters to a reader."""
+    texts: dict[str, list[str]] = {}
+    ends: dict[str, _Piece] = {}
+    for piece in batch:
+        texts.setdefault(piece.side, [])
+        if piece.text is None:
+            ends[piece.side] = piece
+        else:
+            texts[piece.side].append(piece.text)
+    merged: list[_Piece] = []
+    for side, parts in texts.items():
+        if parts:
+            merged.append(_Piece(side, "".join(parts)))
+        if side in ends:
+            merged.append(ends[side])
+    return merged
 
 
 def event(name: str, data: object) -> bytes:
@@ -45,16 +66,21 @@ async def _follow(
     job = generator.job(reply.id)
     if job is None:
         await _poll(generator, reply.id)
-    else:
-        text, listener = job.listen()
-        try:
-            if text:
-                out.put_nowait(_Piece(reply.side, text))
-            while (piece := await listener.get()) is not None:
-                out.put_nowait(_Piece(reply.side, piece))
-        finally:
-            job.unlisten(listener)
-    out.put_nowait(_Piece(reply.side, None))
+        out.put_nowait(_Piece(reply.side, None))
+        return
+    text, listener = job.listen()
+    try:
+        if text:
+            out.put_nowait(_Piece(reply.side, text))
+        while (piece := await listener.get()) is not None:
+            out.put_nowait(_Piece(reply.side, piece))
+    finally:
+        job.unlisten(listener)
+    # Written here: the job says what it stored, so the row need not be read back.
+    if job.final is not None:
+        for name, value in job.final.items():
+            setattr(reply, name, value)
+    out.put_nowait(_Piece(reply.side, None, reply if job.final is not None else None))
 
 
 async def _poll(generator: Generator, reply_id: int) -> None:
@@ -94,23 +120,28 @@ async def turn_events(
     try:
         for reply in finals.values():
             yield reply_event(reply, render)
-        waiting = {reply.id: reply.side for reply in replies if reply.side not in finals}
+        waiting = {reply.side: reply.id for reply in replies if reply.side not in finals}
         while waiting:
             try:
                 async with asyncio.timeout(KEEPALIVE_SECONDS):
-                    piece = await pieces.get()
+                    batch = [await pieces.get()]
             except TimeoutError:
                 yield b": still writing\n\n"
                 continue
-            if piece.text is not None:
-                yield event("text", {"side": piece.side, "text": piece.text})
-                continue
-            reply_id = next(i for i, side in waiting.items() if side == piece.side)
-            del waiting[reply_id]
-            async with units() as session:
-                stored = (await repository.reply_states(session, [reply_id]))[reply_id]
-            finals[piece.side] = stored
-            yield reply_event(stored, render)
+            # Pieces that came meanwhile go out together: fewer, larger events under load.
+            while not pieces.empty():
+                batch.append(pieces.get_nowait())
+            for piece in _texts(batch):
+                if piece.text is not None:
+                    yield event("text", {"side": piece.side, "text": piece.text})
+                    continue
+                reply_id = waiting.pop(piece.side)
+                stored = piece.final
+                if stored is None:
+                    async with units() as session:
+                        stored = (await repository.reply_states(session, [reply_id]))[reply_id]
+                finals[piece.side] = stored
+                yield reply_event(stored, render)
         now = utcnow()
         can_vote = all(
             views.reply_state(r, now)[0] == ReplyStatus.COMPLETE for r in finals.values()

@@ -109,12 +109,9 @@ def _path(turns: list[ConversationTurn]) -> list[ConversationTurn]:
 
 async def load(session: AsyncSession, conversation: Conversation) -> ConversationView:
     path = _path(await repository.turns(session, conversation.id))
-    ids = [turn.id for turn in path]
-    replies = await repository.current_replies(session, ids)
-    edits = await repository.latest_edits(session, ids)
-    judgments = await repository.judgments_of(
-        session, [turn.pair_id for turn in path if turn.pair_id is not None]
-    )
+    replies = await repository.current_replies(session, conversation.id)
+    edits = await repository.latest_edits(session, conversation.id)
+    judgments = await repository.judgments_of(session, conversation.id)
     views = [
         TurnView(
             turn=turn,

@@ -20,7 +20,7 @@ from pickwise.conversations.views import TurnView
 from pickwise.core.clock import utcnow
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn
-from pickwise.models import ConversationReply, Project, User
+from pickwise.models import ConversationReply, Judgment, Project, User
 
 
 def turn_external_id(conversation_id: int, turn_id: int) -> str:
@@ -60,8 +60,8 @@ async def record_vote(
     rater: User,
     body: VoteIn,
     now: datetime | None = None,
-) -> int:
-    """Writes the turn's pair and the rater's judgment of it; returns the pair's id."""
+) -> Judgment:
+    """Writes the turn's pair and the rater's judgment of it; returns the judgment."""
     now = now or utcnow()
     replies = _canonical(turn)
     context = turn.turn.context
@@ -102,17 +102,9 @@ async def record_vote(
                 "system": system,
                 "turns": turns,
                 "content_hash": content_hash,
-                "metadata_": metadata,
+                "metadata": metadata,
             },
-            responses=[
-                {
-                    "external_id": r.external_id,
-                    "model": r.model,
-                    "content": r.content,
-                    "metadata_": r.metadata,
-                }
-                for r in stored_responses
-            ],
+            responses=stored_responses,
             left_response=replies.index(turn.left),
             shown_at=min(shown_at, now),
             now=now,
@@ -120,4 +112,4 @@ async def record_vote(
         judgment = JudgmentIn(**body.model_dump(exclude={"continue_with"}))
         stored = await judgments.submit(session, assignment_id, rater, judgment, now)
     await repository.count_in_batch(session, batch_id)
-    return stored.judgment.pair_id
+    return stored.judgment

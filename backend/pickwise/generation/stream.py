@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from pickwise.core.outbound import is_refused_address
 from pickwise.generation.chat import RETRYABLE_STATUS, EndpointConfig
@@ -136,21 +137,26 @@ def request_body(
 
 
 async def _read_events(response: httpx.Response, reading: _Reading) -> None:
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue  # blank separators, comments (":"), "event:" and "id:" lines
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        try:
-            chunk = json.loads(data)
-        except ValueError as exc:
-            raise StreamFailed(ReplyFailure.ERROR, "a stream chunk is not JSON", 0) from exc
-        if isinstance(chunk, dict):
-            reading.take(chunk)
-        if reading.cut_at_limit:
-            reading.finish_reason = "length"
-            return
+    # Lines are cut from the bytes here (one split per chunk) rather than by httpx's text and
+    # line decoders: a server sends a chunk per token, and this runs for each.
+    pending = b""
+    async for chunk in response.aiter_bytes():
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue  # blank separators, comments (":"), "event:" and "id:" lines
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                return
+            try:
+                parsed = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise StreamFailed(ReplyFailure.ERROR, "a stream chunk is not JSON", 0) from exc
+            if isinstance(parsed, dict):
+                reading.take(parsed)
+            if reading.cut_at_limit:
+                reading.finish_reason = "length"
+                return
 
 
 async def _attempt(

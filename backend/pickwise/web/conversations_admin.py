@@ -55,7 +55,9 @@ def _text(form: FormData, name: str) -> str:
 
 def _submitted(form: FormData) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "endpoint_ids": [int(v) for v in form.getlist("endpoint_ids") if str(v).isdigit()],
+        "endpoint_ids": [
+            int(v) for v in form.getlist("endpoint_ids") if isinstance(v, str) and v.isdigit()
+        ],
         "system_prompt": _text(form, "system_prompt") or None,
         "turn_cap": _text(form, "turn_cap") or 5,
         "opener_source": _text(form, "opener_source") or OpenerSource.OWN,

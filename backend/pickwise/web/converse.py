@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 
 from pickwise.auth.deps import Principal, PrincipalDep
 from pickwise.conversations import repository, service, views
-from pickwise.conversations.deps import UnitPrincipal, UnitRaterProject
+from pickwise.conversations.deps import UnitPrincipal
 from pickwise.conversations.generation import generator
 from pickwise.conversations.router import event_stream
 from pickwise.conversations.schemas import MessageIn, StartIn, VoteIn
@@ -31,7 +31,7 @@ from pickwise.core.errors import PickwiseError
 from pickwise.core.middleware import release_load_slot
 from pickwise.models import Project, User
 from pickwise.models.conversations import ConversationStatus, OpenerSource, ReplyStatus
-from pickwise.projects.deps import RaterProject
+from pickwise.projects.deps import RaterProject, project_for_rater
 from pickwise.web.markdown import render_markdown
 from pickwise.web.rating import FormValues, _field, _form_values, _judgment_from_form
 from pickwise.web.templating import render
@@ -240,7 +240,7 @@ async def home(
 
 @router.post("/{project_id}/start", name="converse_start")
 async def start(
-    request: Request, principal: UnitPrincipal, project: UnitRaterProject, units: UnitsDep
+    request: Request, project_id: int, principal: UnitPrincipal, units: UnitsDep
 ) -> Response:
     form = await request.form()
     data = StartIn(
@@ -251,17 +251,18 @@ async def start(
         generator.check_room(2)
         async with units() as session:
             sent = await service.start(
-                session, project, principal.user, data, _field(form, "start_key") or None
+                session, project_id, principal.user, data, _field(form, "start_key") or None
             )
     except PickwiseError as exc:
         async with units() as session:
+            project = await project_for_rater(project_id, session, principal.user)
             problem = Problem(exc.detail, exc.status_code)
             return await _home_page(
                 request, principal, session, project, draft=data.message or "", problem=problem
             )
     await _after_sending(request, sent, form)
     return _redirect(
-        request, "converse_page", project_id=project.id, conversation_id=sent.conversation_id
+        request, "converse_page", project_id=project_id, conversation_id=sent.conversation_id
     )
 
 
@@ -385,7 +386,7 @@ async def vote(
     session: SessionDep,
 ) -> Response:
     form = await request.form()
-    conversation, project = await service.own_conversation(session, conversation_id, principal.user)
+    _, project = await service.own_conversation(session, conversation_id, principal.user)
     values = _form_values(form, project)
     try:
         judgment = _judgment_from_form(values, _field(form, "choice"), project)
