@@ -3,6 +3,7 @@ becomes."""
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -147,15 +148,94 @@ async def count_openers(session: AsyncSession, project_id: int) -> int:
 
 
 # Built once, like the rater loop's statements: these run on every turn.
-_CONVERSATION = select(Conversation).where(Conversation.id == bindparam("conversation_id"))
-_LOCKED_CONVERSATION = _CONVERSATION.with_for_update().execution_options(populate_existing=True)
+def _may_rate(project_id: Any) -> Any:
+    """The caller (rater_id, or an admin: is_admin) may rate the project."""
+    member = select(ProjectMember.user_id).where(
+        ProjectMember.project_id == project_id,
+        ProjectMember.user_id == bindparam("rater_id"),
+    )
+    return bindparam("is_admin") | member.exists()
 
 
-async def get_conversation(
-    session: AsyncSession, conversation_id: int, *, lock: bool = False
-) -> Conversation | None:
-    statement = _LOCKED_CONVERSATION if lock else _CONVERSATION
-    return await session.scalar(statement, {"conversation_id": conversation_id})
+# The rater's conversation with its project and settings, in a project they may still rate.
+_OWNED_CONVERSATION = (
+    select(Conversation, Project, ConversationSettings)
+    .join(Project, Project.id == Conversation.project_id)
+    .join(ConversationSettings, ConversationSettings.project_id == Conversation.project_id)
+    .where(
+        Conversation.id == bindparam("conversation_id"),
+        Conversation.rater_id == bindparam("rater_id"),
+        _may_rate(Conversation.project_id),
+    )
+    .execution_options(populate_existing=True)
+)
+_LOCKED_OWNED_CONVERSATION = _OWNED_CONVERSATION.with_for_update(of=Conversation)
+_RATER_PROJECT = (
+    select(Project, ConversationSettings)
+    .outerjoin(ConversationSettings, ConversationSettings.project_id == Project.id)
+    .where(Project.id == bindparam("project_id"), _may_rate(Project.id))
+)
+
+
+async def owned_conversation(
+    session: AsyncSession, conversation_id: int, rater_id: int, is_admin: bool, *, lock: bool
+) -> tuple[Conversation, Project, ConversationSettings] | None:
+    statement = _LOCKED_OWNED_CONVERSATION if lock else _OWNED_CONVERSATION
+    params = {"conversation_id": conversation_id, "rater_id": rater_id, "is_admin": is_admin}
+    row = (await session.execute(statement, params)).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+async def rater_project(
+    session: AsyncSession, project_id: int, rater_id: int, is_admin: bool
+) -> tuple[Project, ConversationSettings | None] | None:
+    """The project (and its conversation settings, if any) when the caller may rate it."""
+    params = {"project_id": project_id, "rater_id": rater_id, "is_admin": is_admin}
+    row = (await session.execute(_RATER_PROJECT, params)).first()
+    return None if row is None else (row[0], row[1])
+
+
+# The last turn of a conversation, with the text the conversation goes on from after it:
+# the latest edit, else the reply kept. All a new message needs.
+_KEPT = (
+    select(ConversationReply.content)
+    .where(
+        ConversationReply.turn_id == ConversationTurn.id,
+        ConversationReply.side == ConversationTurn.continue_side,
+        ConversationReply.status == "complete",
+    )
+    .order_by(ConversationReply.attempt.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_EDIT = (
+    select(ConversationEdit.content)
+    .where(ConversationEdit.turn_id == ConversationTurn.id)
+    .order_by(ConversationEdit.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_HEAD = (
+    select(ConversationTurn, func.coalesce(_EDIT, _KEPT))
+    .where(
+        ConversationTurn.conversation_id == bindparam("conversation_id"),
+        ConversationTurn.branch == 0,
+    )
+    .order_by(ConversationTurn.depth.desc())
+    .limit(1)
+)
+
+
+@dataclass(frozen=True)
+class Head:
+    turn: ConversationTurn
+    kept: str | None  # what the conversation goes on from (None until the turn is judged)
+
+
+async def head_turn(session: AsyncSession, conversation_id: int) -> Head | None:
+    """The conversation's last turn."""
+    row = (await session.execute(_HEAD, {"conversation_id": conversation_id})).first()
+    return None if row is None else Head(row[0], row[1])
 
 
 async def list_conversations(
@@ -524,15 +604,14 @@ _COUNT_IN_BATCH = text(
     """
     UPDATE batches SET prompts_new = prompts_new + 1, responses_new = responses_new + 2,
                        pairs_new = pairs_new + 1
-    WHERE id = :batch_id
+    WHERE project_id = :project_id AND source = 'conversation'
     """
 )
 
 
-async def count_in_batch(session: AsyncSession, batch_id: int) -> None:
-    """One more prompt, two responses and a pair in the conversation batch's counters (last in
-    the vote's transaction: the row is shared by the project's raters)."""
-    await session.execute(_COUNT_IN_BATCH, {"batch_id": batch_id})
+async def count_in_batch(session: AsyncSession, project_id: int) -> None:
+    """One more prompt, two responses and a pair in the conversation batch's counters."""
+    await session.execute(_COUNT_IN_BATCH, {"project_id": project_id})
 
 
 def as_json(value: Any) -> str:

@@ -12,11 +12,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 
 from pickwise.assignments.router import IdempotencyKeyHeader
 from pickwise.auth.deps import CurrentRater
 from pickwise.conversations import export, reports, service, streaming, views
-from pickwise.conversations.deps import UnitPrincipal
+from pickwise.conversations.deps import UnitPrincipal, caller
 from pickwise.conversations.generation import generator
 from pickwise.conversations.schemas import (
     ConversationListItem,
@@ -31,6 +32,7 @@ from pickwise.conversations.schemas import (
     VoteIn,
 )
 from pickwise.conversations.service import Sent
+from pickwise.conversations.voting import count_judged_turn
 from pickwise.core.clock import utcnow
 from pickwise.core.db import SessionDep, Units, UnitsDep
 from pickwise.core.middleware import release_load_slot
@@ -132,10 +134,9 @@ async def _after_sending(
 ) -> ConversationRead:
     """Starts the replies (their rows are committed) and answers, at once or when written."""
     generator.start(sent.tasks)
-    if not wait:
-        return views.conversation_read(sent.view, utcnow())
-    release_load_slot(request.scope)
-    await generator.wait_for_turn(sent.turn_id)
+    if wait:
+        release_load_slot(request.scope)
+        await generator.wait_for_turn(sent.turn_id)
     return await _read(units, sent.conversation_id, rater)
 
 
@@ -208,13 +209,9 @@ async def send_message(
     responses={200: {"content": {EVENT_STREAM: {}}, "description": "text, reply, done events"}},
 )
 async def turn_events(
-    conversation_id: int,
-    turn_id: int,
-    request: Request,
-    principal: UnitPrincipal,
-    units: UnitsDep,
+    conversation_id: int, turn_id: int, request: Request, units: UnitsDep
 ) -> StreamingResponse:
-    return await event_stream(request, units, conversation_id, turn_id, principal.user, None)
+    return await event_stream(request, units, conversation_id, turn_id, None)
 
 
 async def event_stream(
@@ -222,11 +219,11 @@ async def event_stream(
     units: Units,
     conversation_id: int,
     turn_id: int,
-    rater: User,
     render: streaming.Render | None,
 ) -> StreamingResponse:
     """The page's stream and the API's: one source, `render` adds each reply's HTML."""
     async with units() as session:
+        rater = (await caller(request, session)).user
         replies = await service.turn_replies(session, conversation_id, turn_id, rater)
     release_load_slot(request.scope)
     events = streaming.turn_events(generator, units, replies, render)
@@ -287,13 +284,18 @@ async def vote(
     session: SessionDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
+    counted: list[int] = []
+
     async def work() -> tuple[int, dict[str, Any]]:
-        view = await service.vote(session, conversation_id, turn_id, rater, body)
-        return 200, views.conversation_read(view, utcnow()).model_dump(mode="json")
+        voted = await service.vote(session, conversation_id, turn_id, rater, body)
+        if voted.stored:
+            counted.append(voted.view.conversation.project_id)
+        return 200, views.conversation_read(voted.view, utcnow()).model_dump(mode="json")
 
     fingerprint = idempotency.request_fingerprint(request.url.path, body)
     status, answer = await idempotency.run_once(session, rater, idempotency_key, fingerprint, work)
-    return JSONResponse(answer, status_code=status)
+    after = BackgroundTask(count_judged_turn, counted[0]) if counted else None
+    return JSONResponse(answer, status_code=status, background=after)
 
 
 @router.put(

@@ -46,7 +46,6 @@ from pickwise.models.conversations import (
     ReplyStatus,
 )
 from pickwise.models.projects import ProjectKind
-from pickwise.projects.deps import project_for_rater
 
 SIDES = tuple(side.value for side in ReplySide)
 # Which endpoints answer a turn and which side each is shown on; seedable for tests.
@@ -80,17 +79,19 @@ class ReplyTask:
 
 
 @dataclass(frozen=True)
-class Sent:
-    """What start, send and retry did: the conversation as it now stands (the turn last),
-    and the replies to generate (none when the request repeated one already handled)."""
-
+class Voted:
     view: views.ConversationView
+    stored: bool  # False when the same vote came again
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What start, send and retry did: the turn, and the replies to generate (none when the
+    request repeated one already handled)."""
+
+    conversation_id: int
     turn_id: int
     tasks: tuple[ReplyTask, ...]
-
-    @property
-    def conversation_id(self) -> int:
-        return self.view.conversation.id
 
 
 # --- admin --------------------------------------------------------------------------------
@@ -154,15 +155,23 @@ async def settings_read(session: AsyncSession, project: Project) -> Conversation
 # --- access -------------------------------------------------------------------------------
 
 
+async def owned(
+    session: AsyncSession, conversation_id: int, rater: User, *, lock: bool = False
+) -> tuple[Conversation, Project, ConversationSettings]:
+    """The rater's own conversation, its project and settings, in a project they may still
+    rate (a rater taken off the project cannot go on with it); 404 otherwise."""
+    found = await repository.owned_conversation(
+        session, conversation_id, rater.id, rater.role == "admin", lock=lock
+    )
+    if found is None:
+        raise NotFound(f"conversation {conversation_id}: no such conversation of yours")
+    return found
+
+
 async def own_conversation(
     session: AsyncSession, conversation_id: int, rater: User, *, lock: bool = False
 ) -> tuple[Conversation, Project]:
-    """The rater's own conversation in a project they may still rate; 404 otherwise."""
-    conversation = await repository.get_conversation(session, conversation_id, lock=lock)
-    if conversation is None or conversation.rater_id != rater.id:
-        raise NotFound(f"conversation {conversation_id}: no such conversation of yours")
-    # A rater taken off the project can no longer go on with it.
-    project = await project_for_rater(conversation.project_id, session, rater)
+    conversation, project, _ = await owned(session, conversation_id, rater, lock=lock)
     return conversation, project
 
 
@@ -214,16 +223,21 @@ def _endpoint_config(
     )
 
 
-def _context(conversation: Conversation, path: list[views.TurnView], message: str) -> list[Any]:
-    """What both endpoints are sent: system prompt, the turns so far (with the replies the
-    rater kept, as edited) and the new message."""
+def _context(conversation: Conversation, head: repository.Head | None, message: str) -> list[Any]:
+    """What both endpoints are sent: the last turn's context with the reply the rater kept
+    (as edited) and the new message; for the first turn, the system prompt, the opener's
+    earlier turns and the message."""
+    if head is not None:
+        assert head.kept is not None, "a message follows a judged turn only"
+        return [
+            *head.turn.context,
+            {"role": "assistant", "content": head.kept},
+            {"role": "user", "content": message},
+        ]
     messages: list[dict[str, str]] = []
     if conversation.system_prompt:
         messages.append({"role": "system", "content": conversation.system_prompt})
     messages.extend({"role": t["role"], "content": t["content"]} for t in conversation.prefix)
-    for view in path:
-        messages.append({"role": "user", "content": view.turn.user_content})
-        messages.append({"role": "assistant", "content": view.kept_text})
     messages.append({"role": "user", "content": message})
     return messages
 
@@ -283,7 +297,8 @@ def _task(reply: ConversationReply, turn: ConversationTurn, config: EndpointConf
 async def _add_turn(
     session: AsyncSession,
     settings: ConversationSettings,
-    view: views.ConversationView,
+    conversation: Conversation,
+    head: repository.Head | None,
     rater: User,
     message: str,
     client_key: str | None,
@@ -298,15 +313,13 @@ async def _add_turn(
         raise Conflict(NO_ENDPOINTS)
     await _reserve(session, settings, rater, 2, now)
     left, right = chance.sample(usable, 2)
-    conversation = view.conversation
-    head = view.head
     turn = ConversationTurn(
         conversation_id=conversation.id,
         parent_turn_id=head.turn.id if head else None,
-        depth=len(view.turns) + 1,
+        depth=head.turn.depth + 1 if head else 1,
         branch=0,
         user_content=message,
-        context=_context(conversation, view.turns, message),
+        context=_context(conversation, head, message),
         client_key=client_key,
         left_endpoint_id=left[0].id,
         right_endpoint_id=right[0].id,
@@ -318,11 +331,18 @@ async def _add_turn(
         (_new_reply(session, turn, side, endpoint, config, 1, now), config)
         for side, (endpoint, config) in ((ReplySide.LEFT, left), (ReplySide.RIGHT, right))
     ]
-    conversation.last_activity_at = now
+    if conversation.last_activity_at != now:
+        conversation.last_activity_at = now
     await session.flush()
-    (left_reply, _), (right_reply, _) = pending
-    view.turns.append(views.TurnView(turn, left_reply, right_reply, judgment=None, edit=None))
-    return Sent(view, turn.id, tuple(_task(r, turn, c) for r, c in pending))
+    return Sent(conversation.id, turn.id, tuple(_task(r, turn, c) for r, c in pending))
+
+
+def _repeated(head: repository.Head, message: str, parent_turn_id: int | None) -> bool:
+    """The same message again (a form sent twice): it made the last turn, and nothing came
+    after it that the page could not know."""
+    judged = head.turn.judged_at is not None
+    same_place = head.turn.parent_turn_id == parent_turn_id or not judged
+    return head.turn.user_content == message and same_place
 
 
 def _message(text: str | None, field: str) -> str:
@@ -342,14 +362,21 @@ async def start(
 ) -> Sent:
     """A new conversation with its first turn (a repeated key gives the first answer again)."""
     now = now or utcnow()
-    project = await project_for_rater(project_id, session, rater)
-    settings = await settings_of(session, project)
-    await repository.lock_rater(session, project.id, rater.id)
+    found = await repository.rater_project(session, project_id, rater.id, rater.role == "admin")
+    if found is None:
+        raise NotFound(f"project {project_id}: no such project")
+    project, settings = found
+    if settings is None or project.kind != ProjectKind.CONVERSATIONS:
+        raise Conflict(NOT_A_CONVERSATION_PROJECT)
+    if key is not None or data.use_opener:
+        # One start at a time per rater, so a repeated key or an opener is seen by the next.
+        await repository.lock_rater(session, project.id, rater.id)
     if key is not None:
         existing = await repository.by_start_key(session, rater.id, key)
         if existing is not None:
-            view = await views.load(session, existing)
-            return Sent(view, view.turns[0].turn.id, ())
+            head = await repository.head_turn(session, existing.id)
+            assert head is not None, "a conversation starts with its first turn"
+            return Sent(existing.id, head.turn.id, ())
     opener = None
     system, prefix = settings.system_prompt, []
     if data.use_opener:
@@ -379,9 +406,7 @@ async def start(
     )
     session.add(conversation)
     await session.flush()
-    return await _add_turn(
-        session, settings, views.ConversationView(conversation, []), rater, first, None, now
-    )
+    return await _add_turn(session, settings, conversation, None, rater, first, None, now)
 
 
 async def send(
@@ -395,30 +420,27 @@ async def send(
     """The rater's next message. The same message sent again (a reload, a double click, a
     retry with its key) gives back the turn it made the first time."""
     now = now or utcnow()
-    conversation, project = await own_conversation(session, conversation_id, rater, lock=True)
+    conversation, _, settings = await owned(session, conversation_id, rater, lock=True)
     message = _message(data.content, "content")
     if key is not None:
         existing = await repository.turn_by_client_key(session, conversation.id, key)
         if existing is not None:
             if existing.user_content != message:
                 raise InvalidInput("Idempotency-Key: already used for another message")
-            return Sent(await views.load(session, conversation), existing.id, ())
-    view = await views.load(session, conversation)
-    head = view.head
-    if head is not None and head.turn.user_content == message:
-        sent_twice = head.turn.parent_turn_id == data.parent_turn_id or not head.judged
-        if sent_twice:
-            return Sent(view, head.turn.id, ())
+            return Sent(conversation.id, existing.id, ())
+    head = await repository.head_turn(session, conversation.id)
+    judged = head is not None and head.turn.judged_at is not None
+    if head is not None and _repeated(head, message, data.parent_turn_id):
+        return Sent(conversation.id, head.turn.id, ())
     if data.parent_turn_id is not None and (head is None or head.turn.id != data.parent_turn_id):
         raise Conflict(MOVED_ON)
-    if not view.active:
+    if conversation.status != ConversationStatus.ACTIVE:
         raise Conflict(ENDED)
-    if head is not None and not head.judged:
+    if head is not None and not judged:
         raise Conflict(VOTE_FIRST)
-    if len(view.turns) >= conversation.turn_cap:
+    if head is not None and head.turn.depth >= conversation.turn_cap:
         raise Conflict(ENDED)
-    settings = await settings_of(session, project)
-    return await _add_turn(session, settings, view, rater, message, key, now)
+    return await _add_turn(session, settings, conversation, head, rater, message, key, now)
 
 
 async def turn_of(
@@ -439,14 +461,14 @@ async def vote(
     rater: User,
     body: VoteIn,
     now: datetime | None = None,
-) -> views.ConversationView:
+) -> Voted:
     """Stores the choice as a judgment on a pair made of this turn, and goes on from the
     reply kept. Voting again with the same choice changes nothing."""
     now = now or utcnow()
     project, view, turn = await turn_of(session, conversation_id, turn_id, rater)
     if turn.judged:
         if turn.shown_choice() == body.choice:
-            return view
+            return Voted(view, stored=False)
         raise Conflict("You have already picked a reply for this turn.")
     if not turn.both_complete(now):
         raise Conflict("Both replies must be complete before you pick one.")
@@ -462,7 +484,7 @@ async def vote(
     if turn.turn.depth >= conversation.turn_cap:
         conversation.status, conversation.ended_at = ConversationStatus.COMPLETE, now
     await session.flush()
-    return view
+    return Voted(view, stored=True)
 
 
 async def edit(
@@ -517,7 +539,7 @@ async def retry(
     current = turn.reply(side)
     status, _ = views.reply_state(current, now)
     if status == ReplyStatus.GENERATING:
-        return Sent(view, turn.turn.id, ())  # asked twice: already running
+        return Sent(view.conversation.id, turn.turn.id, ())  # asked twice: already running
     if status == ReplyStatus.COMPLETE:
         raise Conflict("This reply is complete; there is nothing to retry.")
     settings = await settings_of(session, project)
@@ -537,8 +559,7 @@ async def retry(
     reply = _new_reply(session, turn.turn, side, endpoint, config, current.attempt + 1, now)
     view.conversation.last_activity_at = now
     await session.flush()
-    setattr(turn, side, reply)  # the view shows the new attempt
-    return Sent(view, turn.turn.id, (_task(reply, turn.turn, config),))
+    return Sent(view.conversation.id, turn.turn.id, (_task(reply, turn.turn, config),))
 
 
 async def turn_replies(

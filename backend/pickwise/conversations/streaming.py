@@ -23,6 +23,7 @@ from pickwise.models import ConversationReply
 from pickwise.models.conversations import ReplyStatus
 
 POLL_SECONDS = 0.5
+FLUSH_SECONDS = 0.05
 # A comment line now and then keeps proxies from closing a quiet stream.
 KEEPALIVE_SECONDS = 15.0
 Render = Callable[[str], str]
@@ -142,6 +143,10 @@ async def turn_events(
                         stored = (await repository.reply_states(session, [reply_id]))[reply_id]
                 finals[piece.side] = stored
                 yield reply_event(stored, render)
+            if waiting and any(piece.text is not None for piece in batch):
+                # Text that comes meanwhile goes out together: a few events a second per
+                # stream instead of one per token (the first piece is never held back).
+                await asyncio.sleep(FLUSH_SECONDS)
         now = utcnow()
         can_vote = all(
             views.reply_state(r, now)[0] == ReplyStatus.COMPLETE for r in finals.values()

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
 
 from pickwise.auth.deps import Principal, PrincipalDep
@@ -25,6 +26,7 @@ from pickwise.conversations.generation import generator
 from pickwise.conversations.router import event_stream
 from pickwise.conversations.schemas import MessageIn, StartIn, VoteIn
 from pickwise.conversations.service import Sent
+from pickwise.conversations.voting import count_judged_turn
 from pickwise.core.clock import utcnow
 from pickwise.core.db import SessionDep, Units, UnitsDep
 from pickwise.core.errors import PickwiseError
@@ -321,16 +323,9 @@ async def send(
 
 @router.get("/{project_id}/c/{conversation_id}/turns/{turn_id}/stream", name="converse_stream")
 async def stream(
-    request: Request,
-    project_id: int,
-    conversation_id: int,
-    turn_id: int,
-    principal: UnitPrincipal,
-    units: UnitsDep,
+    request: Request, project_id: int, conversation_id: int, turn_id: int, units: UnitsDep
 ) -> Response:
-    return await event_stream(
-        request, units, conversation_id, turn_id, principal.user, render_markdown
-    )
+    return await event_stream(request, units, conversation_id, turn_id, render_markdown)
 
 
 @router.post("/{project_id}/c/{conversation_id}/turns/{turn_id}/retry", name="converse_retry")
@@ -395,16 +390,19 @@ async def vote(
             **judgment.model_dump(),
             continue_with=continue_with if continue_with in ("left", "right") else None,
         )
-        view = await service.vote(session, conversation_id, turn_id, principal.user, body)
+        voted = await service.vote(session, conversation_id, turn_id, principal.user, body)
     except PickwiseError as exc:
         problem = Problem(exc.detail, exc.status_code)
         return await _conversation_page(
             request, principal, session, conversation_id, values=values, problem=problem
         )
-    notice = "saved" if view.active else "finished"
-    return _redirect(
+    notice = "saved" if voted.view.active else "finished"
+    response = _redirect(
         request, "converse_page", notice, project_id=project_id, conversation_id=conversation_id
     )
+    if voted.stored:
+        response.background = BackgroundTask(count_judged_turn, project.id)
+    return response
 
 
 @router.post("/{project_id}/c/{conversation_id}/turns/{turn_id}/edit", name="converse_edit")

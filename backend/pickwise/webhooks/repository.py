@@ -21,6 +21,8 @@ _NEW_BATCHES = text(
     FROM webhooks w
     JOIN batches b ON b.project_id = w.project_id AND b.created_at >= w.created_at
     WHERE w.is_active AND w.events @> '["batch.imported"]'
+      -- A live-conversation batch grows vote by vote: it is never imported or completed.
+      AND b.source <> 'conversation'
       AND NOT EXISTS (
           SELECT 1 FROM webhook_deliveries d
           WHERE d.webhook_id = w.id AND d.event_key = 'batch.imported:' || b.id
@@ -34,7 +36,7 @@ _COMPLETION_CANDIDATES = text(
     SELECT w.id AS webhook_id, b.id AS batch_id, b.project_id
     FROM webhooks w
     JOIN batches b ON b.project_id = w.project_id
-    WHERE w.is_active AND w.events @> '["batch.completed"]'
+    WHERE w.is_active AND w.events @> '["batch.completed"]' AND b.source <> 'conversation'
       AND NOT EXISTS (
           SELECT 1 FROM webhook_deliveries d
           WHERE d.webhook_id = w.id AND d.event_key = 'batch.completed:' || b.id
