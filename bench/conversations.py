@@ -25,6 +25,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import httpx
@@ -63,14 +64,37 @@ class Size:
     seconds: float
     think_seconds: float
     settle_seconds: float
+    conversation_think: float  # before each vote and each next message
 
 
+# Replies of 300 words at 20 words a second (15 s), so the conversations spend almost all
+# their time streaming; a rater takes 0.2 s to vote and to send the next message.
 SIZES = {
     "full": Size(
-        300, Model(20, 0.05, 0.002), 100, Model(100, 0.3, 0.03), 16, 20_000, 30.0, 1.0, 3.0
+        ttft_samples=300,
+        ttft_model=Model(20, 0.05, 0.002),
+        conversations=100,
+        load_model=Model(300, 0.3, 0.05),
+        raters=16,
+        pairs=20_000,
+        seconds=30.0,
+        think_seconds=1.0,
+        settle_seconds=3.0,
+        conversation_think=0.2,
     ),
-    "quick": Size(100, Model(20, 0.05, 0.002), 100, Model(60, 0.2, 0.03), 16, 3_000, 8.0, 1.0, 2.0),
-    "smoke": Size(4, Model(3, 0.0, 0.0), 3, Model(3, 0.0, 0.0), 2, 50, 1.0, 0.0, 0.0),
+    "quick": Size(
+        ttft_samples=100,
+        ttft_model=Model(20, 0.05, 0.002),
+        conversations=100,
+        load_model=Model(150, 0.3, 0.05),
+        raters=16,
+        pairs=3_000,
+        seconds=10.0,
+        think_seconds=1.0,
+        settle_seconds=2.0,
+        conversation_think=0.2,
+    ),
+    "smoke": Size(4, Model(3, 0.0, 0.0), 3, Model(3, 0.0, 0.0), 2, 50, 1.0, 0.0, 0.0, 0.0),
 }
 
 
@@ -259,16 +283,24 @@ class DriverStats:
     texts: int = 0
     characters: int = 0
     first_text: list[float] = field(default_factory=list)
+    streaming: int = 0  # conversations whose replies are being followed right now
+    streaming_samples: list[int] = field(default_factory=list)
 
 
 async def _conversation(
-    client: httpx.AsyncClient, project_id: int, token: str, deadline: float, stats: DriverStats
+    client: httpx.AsyncClient,
+    project_id: int,
+    token: str,
+    deadline: float,
+    think: float,
+    stats: DriverStats,
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     conversation: dict[str, Any] | None = None
     number = 0
     while time.perf_counter() < deadline:
         number += 1
+        stats.streaming += 1
         try:
             if conversation is None or conversation["status"] != "active":
                 turn, conversation = await through_pickwise(
@@ -287,6 +319,7 @@ async def _conversation(
                 turn_id = conversation["turns"][-1]["id"]
                 url = f"/api/v1/conversations/{conversation['id']}/turns/{turn_id}/events"
                 turn = await follow(client, url, headers, sent)
+            stats.streaming -= 1
             stats.turns += 1
             stats.texts += turn.texts
             stats.characters += turn.characters
@@ -296,6 +329,7 @@ async def _conversation(
                 stats.failed_turns += 1
                 conversation = None
                 continue
+            await asyncio.sleep(think)  # reading both replies
             last = conversation["turns"][-1]["id"]
             voted = await client.post(
                 f"/api/v1/conversations/{conversation['id']}/turns/{last}/judgment",
@@ -304,26 +338,51 @@ async def _conversation(
             )
             voted.raise_for_status()
             conversation = voted.json()
+            await asyncio.sleep(think)  # writing the next message
         except (httpx.HTTPError, KeyError):
+            stats.streaming -= 1 if stats.streaming > 0 else 0
             stats.errors += 1
             conversation = None
             await asyncio.sleep(0.5)
 
 
-async def _drive(app_url: str, project_id: int, tokens: list[str], seconds: float) -> DriverStats:
+async def _count_streams(stats: DriverStats, deadline: float) -> None:
+    while time.perf_counter() < deadline:
+        stats.streaming_samples.append(stats.streaming)
+        await asyncio.sleep(0.1)
+
+
+async def _drive(
+    app_url: str, project_id: int, tokens: list[str], seconds: float, think: float
+) -> DriverStats:
     stats = DriverStats()
     limits = httpx.Limits(max_connections=len(tokens) * 2, max_keepalive_connections=len(tokens))
     async with httpx.AsyncClient(base_url=app_url, timeout=120, limits=limits) as client:
         deadline = time.perf_counter() + seconds
         await asyncio.gather(
-            *(_conversation(client, project_id, token, deadline, stats) for token in tokens)
+            _count_streams(stats, deadline),
+            *(_conversation(client, project_id, token, deadline, think, stats) for token in tokens),
         )
     return stats
 
 
-def drive(app_url: str, project_id: int, tokens: list[str], seconds: float, out: Any) -> None:
+def drive(
+    app_url: str, project_id: int, tokens: list[str], seconds: float, think: float, out: Any
+) -> None:
     """The conversations' process: its results go back through `out` (a queue)."""
-    out.put(asyncio.run(_drive(app_url, project_id, tokens, seconds)).__dict__)
+    out.put(asyncio.run(_drive(app_url, project_id, tokens, seconds, think)).__dict__)
+
+
+def _results(driver: Any, queue: Any, seconds: float) -> dict[str, Any]:
+    """The driver's results, or an error as soon as it is found dead without any."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            return dict(queue.get(timeout=1.0))
+        except Empty:
+            if not driver.is_alive():
+                raise RuntimeError("the conversations driver died; see its output") from None
+    raise TimeoutError("the conversations driver did not finish")
 
 
 # --- the benchmark -----------------------------------------------------------------------
@@ -441,7 +500,14 @@ def _under_load(server: Server, size: Size, workdir: Path, result: BenchResult) 
             seconds = size.seconds + size.settle_seconds + 2.0
             driver = context.Process(
                 target=drive,
-                args=(app.base_url, talkers.project_id, talkers.rater_tokens, seconds, queue),
+                args=(
+                    app.base_url,
+                    talkers.project_id,
+                    talkers.rater_tokens,
+                    seconds,
+                    size.conversation_think,
+                    queue,
+                ),
             )
             driver.start()
             meter = CpuMeter({**meter.trees, "conversations driver": driver.pid})
@@ -449,7 +515,7 @@ def _under_load(server: Server, size: Size, workdir: Path, result: BenchResult) 
             before = meter.sample()
             loaded = rater_loop()
             loaded.cpu = CpuMeter.spent(before, meter.sample())
-            talk = DriverStats(**queue.get(timeout=seconds + 120))
+            talk = DriverStats(**_results(driver, queue, seconds + 120))
             driver.join(30)
     finally:
         model.stop()
@@ -488,10 +554,13 @@ def _under_load(server: Server, size: Size, workdir: Path, result: BenchResult) 
     )
     streamed = _ms(talk.first_text)
     window = size.seconds + size.settle_seconds + 2.0
+    at_once = talk.streaming_samples[10:] or [0]  # after the first second
     result.details.append(
         DetailTable(
             "the conversations",
             [
+                "streaming at once (mean)",
+                "(fewest)",
                 "turns",
                 "failed turns",
                 "errors",
@@ -501,6 +570,8 @@ def _under_load(server: Server, size: Size, workdir: Path, result: BenchResult) 
             ],
             [
                 [
+                    sum(at_once) / len(at_once),
+                    min(at_once),
                     talk.turns,
                     talk.failed_turns,
                     talk.errors,
@@ -532,4 +603,10 @@ def _under_load(server: Server, size: Size, workdir: Path, result: BenchResult) 
         )
     )
     result.raw["rater_loop"] = {"idle": idle.summary(), "loaded": loaded.summary()}
-    result.raw["conversations"] = {**talk.__dict__, "first_text_ms": streamed, "first_text": None}
+    result.raw["conversations"] = {
+        **talk.__dict__,
+        "first_text_ms": streamed,
+        "first_text": None,
+        "streaming_samples": None,
+        "streaming_at_once_mean": sum(at_once) / len(at_once),
+    }
