@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from pickwise.core.db import get_engine, session_factory
-from pickwise.models import Assignment, Judgment, Pair, PairSlot, Prompt, Response
+from pickwise.models import Assignment, Batch, Judgment, Pair, PairSlot, Prompt, Response
 from tests.conversations.conftest import World
 from tests.conversations.fake_llm import FakeLLM
 
@@ -193,3 +193,64 @@ async def test_exports_hold_what_was_shown_and_chosen(world: World, fake_llm: Fa
             assert openings == by_split[split]
         assert not by_split["train"] & by_split["test"]
         assert len(by_split["train"]) + len(by_split["test"]) == 3
+
+
+async def test_usage_stats_counters_and_the_chosen_path_rules(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    await world.configure(turn_cap=3)
+    # One conversation ended after a "both bad" turn that was rewritten, then a "both bad"
+    # turn that was not; one left waiting for its vote.
+    conversation = await world.start("First")
+    conversation = await world.vote(conversation, "both_bad", continue_with="right")
+    turn = conversation["turns"][0]
+    edited = await world.api.put(
+        f"/api/v1/conversations/{conversation['id']}/turns/{turn['id']}/edit",
+        json={"content": "A better first reply."},
+        headers=world.rater,
+    )
+    assert edited.status_code == 200
+    conversation = await world.send(edited.json(), "Second")
+    conversation = await world.vote(conversation, "both_bad")
+    ended = await world.api.post(
+        f"/api/v1/conversations/{conversation['id']}/end", headers=world.rater
+    )
+    assert ended.json()["status"] == "ended"
+    await world.start("Waiting")
+
+    sft = await world.api.get(
+        f"/api/v1/projects/{world.project_id}/conversation-export",
+        params={"test_fraction": 0},
+        headers=world.admin,
+    )
+    assert [json.loads(line)["messages"] for line in sft.text.splitlines()] == [
+        [
+            {"role": "user", "content": "First"},
+            {"role": "assistant", "content": "A better first reply."},
+        ]
+    ]
+    stats = await world.api.get(
+        f"/api/v1/projects/{world.project_id}/conversation-stats", headers=world.admin
+    )
+    body = stats.json()
+    assert (body["conversations"], body["active"], body["ended"], body["judged_turns"]) == (
+        2,
+        1,
+        1,
+        2,
+    )
+    assert body["turns_per_conversation"] == {"0": 1, "2": 1}
+    stops = {row["turn"]: row for row in body["stops"]}
+    assert stops[2]["ended_by_rater"] == 1 and stops[1]["open_before_voting"] == 1
+    usage = await world.api.get(
+        f"/api/v1/projects/{world.project_id}/conversation-usage", headers=world.admin
+    )
+    rows = {row["endpoint_name"]: row for row in usage.json()}
+    assert set(rows) == {"alpha", "beta"}
+    for row in rows.values():
+        assert (row["requests"], row["replies"], row["failed"]) == (3, 3, 0)
+        assert row["prompt_tokens"] == 3 * 7 and row["completion_tokens"] > 0
+        assert row["requests_today"] == 3
+    async with session_factory(get_engine())() as session:
+        batch = await session.scalar(select(Batch).where(Batch.source == "conversation"))
+    assert batch is not None and (batch.prompts_new, batch.pairs_new) == (2, 2)

@@ -5,6 +5,8 @@ import re
 
 from httpx import AsyncClient, Response
 
+from pickwise.core.db import get_engine, session_factory
+from pickwise.models import Project
 from tests.conversations.conftest import World
 from tests.conversations.fake_llm import FakeLLM
 from tests.factories import PASSWORD
@@ -60,3 +62,43 @@ async def test_admin_page_configures_and_reports(world: World, fake_llm: FakeLLM
         f"/admin/projects/{world.project_id}/conversations", headers=world.admin
     )
     assert page.status_code == 200, page.text
+
+
+async def test_page_problems_are_said_and_entries_kept(world: World, fake_llm: FakeLLM) -> None:
+    await world.configure(turn_cap=3, replies_per_rater_per_day=4)
+    async with session_factory(get_engine())() as session, session.begin():
+        project = await session.get(Project, world.project_id)
+        assert project is not None
+        project.strength_scale = ["a bit", "a lot"]
+    api = await log_in(world)
+    home = await api.get(f"/converse/{world.project_id}")
+    action, hidden = form_of(home.text, 'class="start-form"')
+    page = await follow(api, await api.post(action, data={**hidden, "message": "Hello"}))
+    stale_action, stale_hidden = form_of(page.text, 'id="choice-form"')
+
+    # A decisive choice without a strength: the page says so and keeps the reason typed.
+    refused = await api.post(
+        stale_action, data={**stale_hidden, "choice": "left", "rationale": "Clearer"}
+    )
+    assert refused.status_code == 422
+    assert "how much better" in refused.text and ">Clearer</textarea>" in refused.text
+    page = await follow(
+        api, await api.post(stale_action, data={**stale_hidden, "choice": "left", "strength": "1"})
+    )
+    action, hidden = form_of(page.text, 'id="message-form"')
+    page = await follow(api, await api.post(action, data={**hidden, "content": "Second"}))
+    # The old message form again (another tab): nothing is sent, the page says why.
+    again = await api.post(action, data={**hidden, "content": "Something else"})
+    assert again.status_code == 303 and "notice=moved_on" in again.headers["location"]
+    moved = await api.get(again.headers["location"])
+    assert "has moved on" in moved.text
+    vote_action, vote_hidden = form_of(page.text, 'id="choice-form"')
+    page = await follow(
+        api, await api.post(vote_action, data={**vote_hidden, "choice": "right", "strength": "0"})
+    )
+    # Four replies used today: the next message is refused with the reason, text kept.
+    action, hidden = form_of(page.text, 'id="message-form"')
+    over = await api.post(action, data={**hidden, "content": "Third"})
+    assert over.status_code == 429
+    assert "(4 a day)" in over.text and ">Third</textarea>" in over.text
+    assert len(fake_llm.calls) == 4

@@ -66,6 +66,18 @@ VOTE_FIRST = "Pick the better reply first; the conversation goes on from the one
 ENDED = "This conversation has ended; start a new one."
 
 
+class MovedOn(Conflict):
+    """The message came from a page that no longer shows the conversation as it is."""
+
+    def __init__(self) -> None:
+        super().__init__(MOVED_ON)
+
+
+class KeyReused(InvalidInput):
+    def __init__(self) -> None:
+        super().__init__("Idempotency-Key: already used for another message")
+
+
 @dataclass(frozen=True)
 class ReplyTask:
     """One reply to generate, with everything the generator needs (read before the commit)."""
@@ -426,14 +438,14 @@ async def send(
         existing = await repository.turn_by_client_key(session, conversation.id, key)
         if existing is not None:
             if existing.user_content != message:
-                raise InvalidInput("Idempotency-Key: already used for another message")
+                raise KeyReused()
             return Sent(conversation.id, existing.id, ())
     head = await repository.head_turn(session, conversation.id)
     judged = head is not None and head.turn.judged_at is not None
     if head is not None and _repeated(head, message, data.parent_turn_id):
         return Sent(conversation.id, head.turn.id, ())
     if data.parent_turn_id is not None and (head is None or head.turn.id != data.parent_turn_id):
-        raise Conflict(MOVED_ON)
+        raise MovedOn()
     if conversation.status != ConversationStatus.ACTIVE:
         raise Conflict(ENDED)
     if head is not None and not judged:

@@ -303,7 +303,7 @@ async def send(
             key = _field(form, "idempotency_key") or None
             sent = await service.send(session, conversation_id, principal.user, data, key)
     except PickwiseError as exc:
-        if exc.detail == service.MOVED_ON:
+        if isinstance(exc, service.MovedOn | service.KeyReused):  # a second tab, an old page
             return _redirect(
                 request,
                 "converse_page",
