@@ -7,11 +7,13 @@ request-long session: they commit the turn first, let go of their connection and
 wait on the models (docs/conversations.md).
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
 from pickwise.assignments.router import IdempotencyKeyHeader
@@ -129,10 +131,20 @@ async def _read(units: Units, conversation_id: int, rater: User) -> Conversation
     return views.conversation_read(view, utcnow())
 
 
-async def _after_sending(
-    request: Request, units: Units, sent: Sent, rater: User, wait: bool
+async def _asking(
+    request: Request,
+    units: Units,
+    rater: User,
+    wait: bool,
+    ask: Callable[[AsyncSession], Awaitable[Sent]],
+    *,
+    replies: int,
 ) -> ConversationRead:
-    """Starts the replies (their rows are committed) and answers, at once or when written."""
+    """Writes the turn (or attempt) in a transaction of its own, then starts its replies and
+    answers, at once or when they are written."""
+    generator.check_room(replies)
+    async with units() as session:
+        sent = await ask(session)
     generator.start(sent.tasks)
     if wait:
         release_load_slot(request.scope)
@@ -156,10 +168,10 @@ async def start_conversation(
     wait: Wait = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
-    generator.check_room(2)
-    async with units() as session:
-        sent = await service.start(session, project_id, principal.user, body, idempotency_key)
-    return await _after_sending(request, units, sent, principal.user, wait)
+    async def ask(session: AsyncSession) -> Sent:
+        return await service.start(session, project_id, principal.user, body, idempotency_key)
+
+    return await _asking(request, units, principal.user, wait, ask, replies=2)
 
 
 @router.get("/projects/{project_id}/conversations", response_model=list[ConversationListItem])
@@ -196,10 +208,10 @@ async def send_message(
     wait: Wait = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
-    generator.check_room(2)
-    async with units() as session:
-        sent = await service.send(session, conversation_id, principal.user, body, idempotency_key)
-    return await _after_sending(request, units, sent, principal.user, wait)
+    async def ask(session: AsyncSession) -> Sent:
+        return await service.send(session, conversation_id, principal.user, body, idempotency_key)
+
+    return await _asking(request, units, principal.user, wait, ask, replies=2)
 
 
 @router.get(
@@ -248,10 +260,10 @@ async def retry_reply(
     units: UnitsDep,
     wait: Wait = False,
 ) -> ConversationRead:
-    generator.check_room(1)
-    async with units() as session:
-        sent = await service.retry(session, conversation_id, turn_id, body.side, principal.user)
-    return await _after_sending(request, units, sent, principal.user, wait)
+    async def ask(session: AsyncSession) -> Sent:
+        return await service.retry(session, conversation_id, turn_id, body.side, principal.user)
+
+    return await _asking(request, units, principal.user, wait, ask, replies=1)
 
 
 @router.post(

@@ -74,6 +74,13 @@ def _redirect(request: Request, name: str, notice: str | None = None, **params: 
     return RedirectResponse(f"{path}?notice={notice}" if notice else path, status_code=303)
 
 
+def _back(
+    request: Request, project_id: int, conversation_id: int, notice: str | None = None
+) -> Response:
+    """303 to the conversation's page, with a notice."""
+    return _back(request, project_id, conversation_id, notice)
+
+
 def _notice(request: Request) -> tuple[str, str] | None:
     return NOTICES.get(request.query_params.get("notice", ""))
 
@@ -304,21 +311,13 @@ async def send(
             sent = await service.send(session, conversation_id, principal.user, data, key)
     except PickwiseError as exc:
         if isinstance(exc, service.MovedOn | service.KeyReused):  # a second tab, an old page
-            return _redirect(
-                request,
-                "converse_page",
-                "moved_on",
-                project_id=project_id,
-                conversation_id=conversation_id,
-            )
+            return _back(request, project_id, conversation_id, "moved_on")
         problem = Problem(exc.detail, exc.status_code)
         return await _problem_page(
             request, principal, units, conversation_id, problem, draft=content
         )
     await _after_sending(request, sent, form)
-    return _redirect(
-        request, "converse_page", project_id=project_id, conversation_id=conversation_id
-    )
+    return _back(request, project_id, conversation_id)
 
 
 @router.get("/{project_id}/c/{conversation_id}/turns/{turn_id}/stream", name="converse_stream")
@@ -348,9 +347,7 @@ async def retry(
         problem = Problem(exc.detail, exc.status_code)
         return await _problem_page(request, principal, units, conversation_id, problem)
     await _after_sending(request, sent, form)
-    return _redirect(
-        request, "converse_page", project_id=project_id, conversation_id=conversation_id
-    )
+    return _back(request, project_id, conversation_id)
 
 
 @router.post("/{project_id}/c/{conversation_id}/turns/{turn_id}/stop", name="converse_stop")
@@ -366,9 +363,7 @@ async def stop(
         stopping = await service.stop(session, conversation_id, turn_id, principal.user)
     generator.stop(stopping)
     await generator.wait_for_turn(turn_id)
-    return _redirect(
-        request, "converse_page", "stopped", project_id=project_id, conversation_id=conversation_id
-    )
+    return _back(request, project_id, conversation_id, "stopped")
 
 
 @router.post("/{project_id}/c/{conversation_id}/turns/{turn_id}/judgment", name="converse_vote")
@@ -397,9 +392,7 @@ async def vote(
             request, principal, session, conversation_id, values=values, problem=problem
         )
     notice = "saved" if voted.view.active else "finished"
-    response = _redirect(
-        request, "converse_page", notice, project_id=project_id, conversation_id=conversation_id
-    )
+    response = _back(request, project_id, conversation_id, notice)
     if voted.stored:
         response.background = BackgroundTask(count_judged_turn, project.id)
     return response
@@ -424,9 +417,7 @@ async def edit(
         return await _conversation_page(
             request, principal, session, conversation_id, problem=problem
         )
-    return _redirect(
-        request, "converse_page", "edited", project_id=project_id, conversation_id=conversation_id
-    )
+    return _back(request, project_id, conversation_id, "edited")
 
 
 @router.post("/{project_id}/c/{conversation_id}/end", name="converse_end")
