@@ -78,7 +78,8 @@ def _back(
     request: Request, project_id: int, conversation_id: int, notice: str | None = None
 ) -> Response:
     """303 to the conversation's page, with a notice."""
-    return _back(request, project_id, conversation_id, notice)
+    params = {"project_id": project_id, "conversation_id": conversation_id}
+    return _redirect(request, "converse_page", notice, **params)
 
 
 def _notice(request: Request) -> tuple[str, str] | None:
