@@ -1,16 +1,21 @@
 """Analytics: the leaderboard (Bradley-Terry with 200 bootstrap rounds) plus style control over
-many judgments and 20 models, read from Postgres by the analytics service.
+many judgments and 20 models, read from Postgres by the analytics service; then a project of
+200 models, recomputed whole, and its dashboard read from the stored snapshot.
 
 Targets: the 200-round bootstrap costs at most 3 × one fit; the whole leaderboard report
 (SQL reads, text features, fit, bootstrap, style control) takes at most 10 s. The reference
 for the report is what its reads alone cost: COPY of the per-vote inputs (models, choice) and
-of the answer texts it needs.
+of the answer texts it needs. With 200 models: the full recompute (every section, what a
+snapshot holds) takes at most 10 s at 100k votes, and reading the dashboard and the
+leaderboard from the snapshot of a 1M-vote project takes at most 200 ms at p95, over HTTP
+from `pickwise serve`, beside the same server's p95 for /api/v1/me.
 """
 
 import asyncio
 import importlib
 import math
 import random
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +27,7 @@ import numpy as np
 import psycopg
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench import analytics_snapshots as snapshots_bench
 from bench import datagen
 from bench.measure import CpuMeter, postmaster_pid
 from bench.postgres import Server
@@ -42,25 +48,35 @@ LENGTH_EFFECT = 0.6
 T = TypeVar("T")
 
 
+MANY_MODELS = 200
+RECOMPUTE_TARGET_S = 10.0
+CACHED_READ_TARGET_MS = 200.0
+
+
 @dataclass(frozen=True)
 class Size:
     judgments: int
     repeats: int  # timings of the pure fits are the best of this many
+    many_models_judgments: int  # the 200-model project that is recomputed whole
+    cached_read_judgments: int  # the 200-model project whose snapshot is read
+    reads: int  # timed reads of each page from the snapshot
 
 
 SIZES = {
-    "full": Size(1_000_000, 3),
-    "quick": Size(100_000, 2),
-    "smoke": Size(2_000, 1),
+    "full": Size(1_000_000, 3, 100_000, 1_000_000, 60),
+    "quick": Size(100_000, 2, 100_000, 100_000, 40),
+    "smoke": Size(2_000, 1, 2_000, 2_000, 3),
 }
 
 
 class _Judge:
     """Choices from a Bradley-Terry model with a preference for longer answers."""
 
-    def __init__(self, corpus: datagen.Corpus, pool: datagen.TextPool, seed: int) -> None:
+    def __init__(
+        self, corpus: datagen.Corpus, pool: datagen.TextPool, seed: int, n_models: int
+    ) -> None:
         rng = random.Random(seed)
-        self.strength = [rng.gauss(0, 0.6) for _ in MODELS]
+        self.strength = [rng.gauss(0, 0.6) for _ in range(n_models)]
         self.corpus = corpus
         self.words = [pool.answer(index).words for index in corpus.response_answers]
 
@@ -78,21 +94,23 @@ class _Judge:
         return "a" if rng.random() < 1 / (1 + math.exp(-logit)) else "b"
 
 
-def load(url: str, judgments: int, seed: int = 3) -> datagen.Setup:
+def load(url: str, judgments: int, seed: int = 3, n_models: int = N_MODELS) -> datagen.Setup:
     setup = datagen.make_project(url, slug="analytics", raters=30, raters_per_pair=K, seed=seed)
     pool = datagen.TextPool(seed=seed, mean_words=60)
-    verbosity = [random.Random(seed + index).random() for index in range(N_MODELS)]
+    verbosity = [random.Random(seed + index).random() for index in range(n_models)]
+    models = MODELS if n_models == N_MODELS else tuple(f"model-{i:03d}" for i in range(n_models))
     spec = datagen.CorpusSpec(
         prompts=math.ceil(judgments / JUDGMENTS_PER_PROMPT),
         responses_per_prompt=RESPONSES_PER_PROMPT,
-        models=MODELS,
+        models=models,
         seed=seed,
         verbosity=verbosity,
     )
     with psycopg.connect(url) as conn:
         datagen.fast_load(conn)
         corpus = datagen.write_corpus(conn, setup, spec, pool)
-        datagen.write_judgments(conn, setup, corpus, K, _Judge(corpus, pool, seed), seed=seed)
+        judge = _Judge(corpus, pool, seed, n_models)
+        datagen.write_judgments(conn, setup, corpus, K, judge, seed=seed)
     return setup
 
 
@@ -237,7 +255,6 @@ async def service_timings(url: str, project_id: int, repeats: int) -> dict[str, 
 def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchResult:
     size = SIZES[size_name]
     started = time.perf_counter()
-    del workdir  # nothing is written to disk
     result = BenchResult(
         name=NAME,
         size=size_name,
@@ -308,6 +325,74 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
         f"inputs (best of {size.repeats}). The service runs the bootstrap in a thread while "
         "it reads and counts the texts, so the parts need not add up to the whole."
     )
-    result.raw = {"timings": timings, "read_floor": floor}
+    many_models = _many_models(server, size, workdir or Path(tempfile.mkdtemp()), result)
+    result.raw = {"timings": timings, "read_floor": floor, "many_models": many_models}
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _many_models(server: Server, size: Size, workdir: Path, result: BenchResult) -> dict[str, Any]:
+    """200 models: a full recompute, and reads of the stored snapshot over HTTP."""
+    url = server.create_database("analytics_200")
+    setup = load(url, size.many_models_judgments, n_models=MANY_MODELS)
+    datagen.finish_load(url)
+    floor = read_floor(url, setup.project_id)
+    recompute = snapshots_bench.run_recompute(url, setup.project_id, by_section=True)
+    result.compare(
+        f"full recompute (every section), {MANY_MODELS} models, "
+        f"{size.many_models_judgments:,} votes",
+        "s",
+        recompute["report"],
+        floor["seconds"],
+        "COPY of the leaderboard's inputs",
+        Target("value_at_most", RECOMPUTE_TARGET_S),
+    )
+    raw: dict[str, Any] = {"recompute": recompute}
+    if size.cached_read_judgments != size.many_models_judgments:
+        url = server.create_database("analytics_200_big")
+        setup = load(url, size.cached_read_judgments, n_models=MANY_MODELS)
+        datagen.finish_load(url)
+        raw["first_computation"] = snapshots_bench.run_recompute(
+            url, setup.project_id, by_section=False
+        )
+    reads = snapshots_bench.cached_reads(url, setup, size.reads, workdir)
+    me = snapshots_bench.p95_ms(reads["me"])
+    for name, label in (("dashboard", "dashboard page"), ("leaderboard", "leaderboard API")):
+        result.compare(
+            f"{label} from the snapshot, {MANY_MODELS} models, "
+            f"{size.cached_read_judgments:,} votes (p95 of {size.reads})",
+            "ms",
+            snapshots_bench.p95_ms(reads[name]),
+            me,
+            "GET /api/v1/me, same server (p95)",
+            Target("value_at_most", CACHED_READ_TARGET_MS),
+        )
+    rows = [
+        [f"  {name}", seconds]
+        for name, seconds in recompute.items()
+        if name not in ("report", "report_cpu")
+    ]
+    first = raw.get("first_computation", {}).get("report")
+    result.details.append(
+        DetailTable(
+            f"{MANY_MODELS} models: where a full recompute's time goes (seconds)",
+            ["part", "seconds"],
+            [
+                [f"full recompute, {size.many_models_judgments:,} votes", recompute["report"]],
+                ["  its CPU (pickwise process, all threads)", recompute["report_cpu"]],
+                *rows,
+                *(
+                    [[f"full recompute, {size.cached_read_judgments:,} votes", first]]
+                    if first is not None
+                    else []
+                ),
+            ],
+        )
+    )
+    result.notes.append(
+        "The sections are also computed one by one after the full recompute, to show where "
+        "its time goes; the reads are timed with the snapshot up to date (a stale one is "
+        "answered the same way, and recomputed behind)."
+    )
+    raw["reads_ms"] = {name: [1000 * value for value in values] for name, values in reads.items()}
+    return raw

@@ -6,7 +6,7 @@ and has no gold pairs), and batches a source 'conversation' for the batch that h
 conversation project's judged turns as pairs.
 
 Revision ID: a1b038eeac58
-Revises: 8e5f3a6c1d27
+Revises: 5b2c9e7f4a18
 Create Date: 2026-12-06 07:18:12.821114+00:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "a1b038eeac58"
-down_revision: str | None = "8e5f3a6c1d27"
+down_revision: str | None = "5b2c9e7f4a18"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,10 +2,19 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pickwise.analytics.flags import FlagThresholds, rater_flags
-from pickwise.analytics.labels import CHOICE_A, CHOICE_B, CHOICE_BOTH_BAD, CHOICE_TIE, NO_GOLD
+from pickwise.analytics.flags import FlagCode, FlagThresholds, rater_flags
+from pickwise.analytics.labels import (
+    CHOICE_A,
+    CHOICE_B,
+    CHOICE_BOTH_BAD,
+    CHOICE_TIE,
+    NO_GOLD,
+    PREFER_A,
+    PREFER_B,
+)
+from pickwise.analytics.rater_comparison import agreement_with_others, property_versus_others
+from pickwise.analytics.rater_judgments import RaterJudgments
 from pickwise.analytics.rater_quality import (
-    RaterJudgments,
     choice_rate,
     gold_accuracy,
     pace,
@@ -84,18 +93,58 @@ def test_each_rule_names_its_reason() -> None:
     choice = np.concatenate([truth, np.where(is_gold, 1 - truth, left_clicks)])
     gold = np.tile(np.where(is_gold, truth, NO_GOLD), 2)
     seconds = np.concatenate([np.full(n, 30.0), np.full(n, 2.0)])
-    judgments = RaterJudgments(rater, item, choice, a_left, seconds, gold)
+    judgments = RaterJudgments(rater, item, choice, a_left, seconds, gold, np.ones(2 * n, int))
 
     flags = rater_flags(rater_quality(judgments, n_raters=3))
 
     assert flags[0] == []
     assert {reason.code for reason in flags[1]} >= {
-        "low_gold_accuracy",
-        "position_bias",
-        "too_fast",
+        FlagCode.LOW_GOLD_ACCURACY,
+        FlagCode.POSITION_BIAS,
+        FlagCode.TOO_FAST,
     }
     assert flags[2] == []  # no judgments: nothing to judge
-    loose = FlagThresholds(min_median_seconds=1.0, position_p_value=1e-30, min_gold_accuracy=0.1)
-    assert "too_fast" not in {
+    loose = FlagThresholds(min_median_seconds=1.0, position_p_value=1e-30)
+    assert FlagCode.TOO_FAST not in {
         reason.code for reason in rater_flags(rater_quality(judgments, 3), loose)[1]
     }
+
+
+def test_agreement_with_others_moments_are_those_of_a_random_member() -> None:
+    """Pair 0: labels A, A, B (rater 0 says B); pair 1: A, A (nothing to compare: both
+    agree); pair 2: only rater 0. Rater 0's score on pair 0 is 0 of 2 others; a label drawn
+    at random from (A, A, B) scores 1/2 with probability 2/3 and 0 with 1/3."""
+    rater = [0, 1, 2, 0, 1, 0]
+    item = [0, 0, 0, 1, 1, 2]
+    label = [PREFER_B, PREFER_A, PREFER_A, PREFER_A, PREFER_A, PREFER_A]
+
+    result = agreement_with_others(rater, item, label, n_raters=3)
+
+    # Pair 1 has variance 0 but is still compared (score 1, expected 1); pair 2 is not.
+    assert list(result.judgments) == [2, 2, 1]
+    assert result.observed[0] == pytest.approx((0 + 1) / 2)
+    assert result.expected[0] == pytest.approx((1 / 3 + 1) / 2)
+    variance = (2 / 3) * 0.25 - (1 / 3) ** 2
+    deviation = max(abs(0 - 1 / 3) - 0.5 * (1 / 2 + 1) / 2, 0)  # continuity correction
+    assert result.z[0] == pytest.approx(-deviation / np.sqrt(variance))
+    assert result.p_value[0] == pytest.approx(stats.norm.cdf(result.z[0]))
+
+
+def test_property_versus_others_is_mantel_haenszel_pair_by_pair() -> None:
+    """Rater 0 is wrong on three gold pairs where the two others were right, and right on
+    one where another rater was wrong."""
+    rater = [0, 1, 2] * 4
+    item = np.repeat([10, 11, 12, 13], 3)
+    right = [0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1]
+
+    result = property_versus_others(rater, item, right, np.ones(12, bool), 3, two_sided=False)
+
+    assert result.judgments[0] == 4
+    assert result.observed[0] == pytest.approx(1 / 4)
+    assert result.expected[0] == pytest.approx((2 / 3) * 4 / 4)
+    variance = 4 * (2 / 3) * (1 / 3)
+    assert result.z[0] == pytest.approx((1 - 8 / 3 + 0.5) / np.sqrt(variance))
+    assert result.p_value[0] == pytest.approx(stats.norm.cdf(result.z[0]))
+    # Two-sided: the same distance either way.
+    both = property_versus_others(rater, item, right, np.ones(12, bool), 3, two_sided=True)
+    assert both.p_value[0] == pytest.approx(2 * stats.norm.cdf(result.z[0]))

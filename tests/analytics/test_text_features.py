@@ -11,6 +11,7 @@ from pickwise.analytics.text_features import (
     choice_pattern_summary,
     markdown_style_counts,
     text_features,
+    text_features_of,
 )
 
 MARKDOWN_ANSWER = """# Setting up
@@ -244,3 +245,25 @@ def test_str_split_and_regex_agree_on_whitespace() -> None:
         if (re.fullmatch(r"\s", chr(code)) is not None) != chr(code).isspace()
     ]
     assert disagreeing == []
+
+
+def test_text_features_of_many_answers_equal_text_features_one_by_one() -> None:
+    rng = random.Random(5)
+    phrases = [
+        "Maybe", "I'm not sure", "I\u2019m unable to", "sorry", "You're right", "great question",
+        "Is it?", "What is the capital?", "```\nsorry in code\n```", "~~~\nx?\n~~~",
+    ]  # fmt: skip
+    texts = [*EDGE_CASES, MARKDOWN_ANSWER, *_generated_markdown(1500, seed=12)]
+    texts += [
+        " ".join(rng.choices(phrases + list(_FRAGMENTS), k=rng.randint(0, 30))) for _ in range(1500)
+    ]
+    prompts = [rng.choice([None, "What is the capital?", "Is it?", "hello"]) for _ in texts]
+
+    together = text_features_of(texts, prompts)
+
+    expected = [
+        [text_features(text, prompt)[name] for name in FEATURE_NAMES]
+        for text, prompt in zip(texts, prompts, strict=True)
+    ]
+    assert together.tolist() == expected
+    assert text_features_of([], []).shape == (0, len(FEATURE_NAMES))

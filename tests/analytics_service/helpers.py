@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from pickwise.analytics.labels import CHOICE_A, CHOICE_B, NO_GOLD, encode_choices
-from pickwise.analytics.rater_quality import RaterJudgments
+from pickwise.analytics.rater_judgments import RaterJudgments
 from pickwise.analytics.repository import prompt_text
 from pickwise.models import Judgment, Pair, ProjectMember, Prompt, Response, User
 from tests.analytics_service.builders import Crowd, simulate_crowd
@@ -128,6 +128,9 @@ def rater_judgments(votes: list[VoteRow], rater_ids: list[int]) -> RaterJudgment
         a_shown_left=np.array([v.left_side == "a" for v in votes]),
         seconds=np.array([v.seconds for v in votes]),
         gold_choice=np.array([v.gold_choice for v in votes], dtype=np.int64),
+        a_longer=np.sign([len(v.text_a.encode()) - len(v.text_b.encode()) for v in votes]).astype(
+            np.int64
+        ),
     )
 
 

@@ -4,7 +4,11 @@
 import numpy as np
 import pytest
 
-from pickwise.analytics.style_control import normalized_style_differences, style_counts
+from pickwise.analytics.style_control import (
+    normalized_style_differences,
+    separable_features,
+    style_counts,
+)
 from pickwise.analytics.text_features import text_features
 
 
@@ -21,9 +25,14 @@ def test_text_features_finish_on_long_runs() -> None:
     assert features["questions_back"] == 1
 
 
-def test_a_style_ratio_that_never_changes_stays_zero() -> None:
+def test_a_style_ratio_that_never_changes_is_not_controlled_for() -> None:
     """30 identical ratios have a float std of ~3e-17, not 0; dividing by it used to turn
-    the feature into a constant column of -1."""
+    the feature into a constant column of -1. Now the ratio is scaled, not centred, and a
+    constant ratio on one pair of models is left out of the fit: it cannot be told apart
+    from the models' strengths."""
     counts_a = style_counts(["North: answer."] * 30)
     counts_b = style_counts(["South: a longer reply."] * 30)
-    assert np.all(normalized_style_differences(counts_a, counts_b) == 0)
+    features = normalized_style_differences(counts_a, counts_b)
+    np.testing.assert_allclose(features[:, 0], -1.0)
+    kept = separable_features(np.zeros(30, int), np.ones(30, int), 2, features, np.ones(30))
+    assert not kept.any()

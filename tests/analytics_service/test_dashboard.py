@@ -2,6 +2,7 @@
 exclude/include button, a clear empty state, and admins only."""
 
 import re
+from html import escape
 
 import numpy as np
 from fastapi.routing import APIRoute
@@ -57,6 +58,15 @@ async def test_dashboard_renders_charts_without_script(
         assert f"<title>{model}: " in page  # a whisker tooltip per model
     assert "Position bias" in page and "Too fast" in page
     assert setup.crowd.left_clicker.display_name in page
+    # Each flag shows its evidence as text, not only in a tooltip.
+    raters = (await client.get(setup.url("raters"), headers=setup.admin_headers)).json()
+    clicker = next(r for r in raters["raters"] if r["user_id"] == setup.left_clicker_id)
+    for flag in clicker["flags"]:
+        assert f'<span class="flag">{flag["label"]}</span> {escape(flag["detail"])}' in page
+    # The table's "fast" count and the rule that explains it use the same limit.
+    assert "under 5 s)</span>" in page
+    assert "median time per judgment under 5 s;" in page
+    assert "under 4 s" not in page and "5.0 s" not in page
     assert setup.crowd.left_clicker.email not in page
     assert "What the preferences teach" in page and "Held-out accuracy" in page
     assert "Not enough data yet" not in page
@@ -187,14 +197,15 @@ async def test_raters_get_403_on_every_analytics_route(
     client: AsyncClient, session: AsyncSession
 ) -> None:
     setup = await crowd_project(client, session)
-    paths = [
-        route.path.format(project_id=setup.project_id)
+    routes = [
+        (method, route.path.format(project_id=setup.project_id))
         for route in analytics_router.routes
         if isinstance(route, APIRoute)
+        for method in route.methods
     ]
-    assert len(paths) == 6
-    for path in paths:
-        response = await client.get(path, headers=setup.rater_headers)
+    assert len(routes) == 7
+    for method, path in routes:
+        response = await client.request(method, path, headers=setup.rater_headers)
         assert response.status_code == 403, path
         assert response.json()["error"] == "Forbidden"
     page = await client.get(dashboard_url(setup.project_id), headers=setup.rater_headers)

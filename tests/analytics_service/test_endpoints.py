@@ -10,10 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.analytics.agreement import agreement_by_group, group_agreement
 from pickwise.analytics.bradley_terry import bradley_terry_leaderboard
-from pickwise.analytics.flags import rater_flags
+from pickwise.analytics.flags import assess_raters
 from pickwise.analytics.labels import encode_choices, preference_labels
 from pickwise.analytics.preference_model import preferences_report
-from pickwise.analytics.rater_quality import rater_quality
 from pickwise.analytics.style_control import style_controlled_leaderboard, style_counts
 from pickwise.analytics.text_features import ChoiceRecord
 from tests.analytics_service.helpers import crowd_project, rater_judgments, user_ids, votes_of
@@ -46,10 +45,11 @@ async def test_raters_match_rater_quality(client: AsyncClient, session: AsyncSes
     setup = await crowd_project(client, session)
     body = (await client.get(setup.url("raters"), headers=setup.admin_headers)).json()
     ids = await user_ids(session, setup.project_id)
-    quality = rater_quality(
+    assessment = assess_raters(
         rater_judgments(await votes_of(session, setup.project_id), ids), len(ids)
     )
-    flags = rater_flags(quality)
+    quality, flags = assessment.quality, assessment.flags
+    comparisons = quality.comparisons
     rows = {row["user_id"]: row for row in body["raters"]}
     assert set(rows) == set(ids)
     for index, user_id in enumerate(ids):
@@ -66,8 +66,21 @@ async def test_raters_match_rater_quality(client: AsyncClient, session: AsyncSes
         assert row["fast_count"] == quality.pace.fast_count[index]
         assert close(row["tie_rate"], quality.tie_rate[index])
         assert close(row["dawid_skene_accuracy"], quality.dawid_skene_accuracy[index])
+        assert close(row["agreement_with_others"], comparisons.agreement.observed[index])
+        assert close(row["agreement_expected"], comparisons.agreement.expected[index])
+        assert close(row["longer_share"], comparisons.longer_picks.observed[index])
+        assert close(row["longer_share_expected"], comparisons.longer_picks.expected[index])
         assert [flag["code"] for flag in row["flags"]] == [f.code for f in flags[index]]
+        for shown, flag in zip(row["flags"], flags[index], strict=True):
+            assert shown["detail"] == flag.detail and shown["test"] == flag.test
+            assert shown["label"] == flag.code.label
+            assert shown["judgments"] == flag.judgments
+            assert close(shown["observed"], flag.observed)
+            assert close(shown["expected"], flag.expected)
+            if flag.p_value is not None:
+                assert close(shown["p_value"], flag.p_value)
         assert "@" not in str(row)  # never an email
+    assert body["fast_threshold_seconds"] == body["thresholds"]["min_median_seconds"] == 5.0
 
 
 async def test_rater_flags_catch_the_left_clicker(
@@ -92,14 +105,21 @@ async def test_quality_rules_override_thresholds(
         "min_median_seconds": 1.5,
         "max_position_bias": 0.6,
         "colour": 3,
-        "min_gold_accuracy": "x",
+        "comparison_p_value": "x",
+        "min_dawid_skene_accuracy": 0.5,  # a rule that no longer exists
     }
     setup = await crowd_project(client, session, quality_rules=rules)
     body = (await client.get(setup.url("raters"), headers=setup.admin_headers)).json()
     assert body["thresholds"]["min_median_seconds"] == 1.5
-    assert body["thresholds"]["min_gold_accuracy"] == 0.6  # the default: "x" is no number
+    # The judgments counted as fast are those under the same limit.
+    assert body["fast_threshold_seconds"] == 1.5
+    assert body["thresholds"]["comparison_p_value"] == 0.005  # the default: "x" is no number
     assert body["thresholds"]["overridden"] == {"min_median_seconds": 1.5, "max_position_bias": 0.6}
-    assert body["thresholds"]["ignored_rules"] == ["colour", "min_gold_accuracy"]
+    assert body["thresholds"]["ignored_rules"] == [
+        "colour",
+        "comparison_p_value",
+        "min_dawid_skene_accuracy",
+    ]
     clicker = next(r for r in body["raters"] if r["user_id"] == setup.left_clicker_id)
     # A left share of 1.0 is a bias of 0.5, within the relaxed 0.6; 1-2 s is over 1.5 s half
     # the time, so the median may or may not flag, but position bias cannot.

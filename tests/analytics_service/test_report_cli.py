@@ -88,6 +88,10 @@ async def test_report_prints_every_section(live_app: Any) -> None:
     assert board["votes"] == 30
     clicker = next(r for r in report["raters"]["raters"] if r["display_name"] == "Rater C")
     assert clicker["left_share"] == 1.0
+    # Each flag's evidence (its test and numbers) is printed under the table.
+    assert clicker["flags"], clicker
+    for flag in clicker["flags"]:
+        assert f"Rater C: {flag['label']}: {flag['detail']}" in " ".join(out.split())
     assert report["agreement"]["ready"] is True
     assert report["preferences"]["judgments"] == 30
     # North is always the shorter answer by the same ratio: nothing for style control to use.

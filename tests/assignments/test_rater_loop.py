@@ -1,25 +1,14 @@
 """The rater loop through the JSON API: leases, expiry, late submits, idempotency, skip, flag."""
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import chance
 from pickwise.core import clock
 from pickwise.models import Assignment, Judgment, Pair, PairSlot, Project, User
 from tests.factories import add_member, login, make_pairs, make_project, make_user
-
-
-@pytest.fixture(autouse=True)
-def fixed_clock() -> Iterator[None]:
-    clock.reset()
-    chance.seed(7)
-    yield
-    clock.reset()
 
 
 async def rater_in(session: AsyncSession, project: Project) -> tuple[User, dict[str, str]]:

@@ -8,6 +8,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from pickwise.batches.report import ImportRejected
 from pickwise.batches.service import import_stream
@@ -136,9 +137,36 @@ async def test_reimport_is_idempotent(session: AsyncSession) -> None:
     before = await counts(session, project)
     again = await run_import(session, project, data)
     assert (again.prompts_new, again.prompts_unchanged, again.pairs_new) == (0, 2, 0)
-    assert again.summary.startswith("0 new, 2 unchanged")
-    after = await counts(session, project)
-    assert after[:3] == before[:3] and after[4] == before[4]
+    # Nothing new: no empty batch row either.
+    assert again.nothing_new and again.batch_id is None
+    assert again.summary == (
+        "nothing new: all 2 prompts are already in the project, unchanged; no batch was added"
+    )
+    assert await counts(session, project) == before
+    # One new prompt among unchanged ones is a batch like any other.
+    partly = await run_import(session, project, jsonl(prompt_row("p1"), prompt_row("p3")))
+    assert not partly.nothing_new and partly.batch_id is not None
+    assert partly.summary.startswith("1 new, 1 unchanged")
+    assert (await counts(session, project))[3] == before[3] + 1
+
+
+async def test_reimport_over_the_api_answers_nothing_new(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    project = await make_project(session)
+    admin = await make_user(session, role="admin")
+    headers = await login(client, session, admin)
+    url = f"/api/v1/projects/{project.id}/batches"
+    data = jsonl(prompt_row("p1"), prompt_row("p2"))
+    first = await client.post(url, content=data, headers=headers)
+    assert first.status_code == 201 and first.json()["nothing_new"] is False
+    again = await client.post(url, content=data, headers=headers)
+    assert again.status_code == 200, again.text
+    body = again.json()
+    assert (body["batch_id"], body["nothing_new"], body["prompts_unchanged"]) == (None, True, 2)
+    assert body["summary"].startswith("nothing new")
+    listed = (await client.get(url, headers=headers)).json()
+    assert [batch["id"] for batch in listed] == [first.json()["batch_id"]]
 
 
 async def test_same_id_different_content_is_a_conflict_and_nothing_changes(
@@ -282,3 +310,50 @@ async def test_rater_cannot_import(client: AsyncClient, session: AsyncSession) -
     )
     assert response.status_code == 403
     assert (await counts(session, project))[0] == 0
+
+
+async def test_a_pairs_a_is_the_response_listed_first(session: AsyncSession) -> None:
+    """One rule, docs/import-format.md "Pairs": A is the response the file lists first (it
+    gets the smaller id), whatever the response ids say; in the pairs shape, response_a."""
+    project = await make_project(session)
+    listed = {
+        "id": "order",
+        "prompt": "Pick one.",
+        "responses": [
+            {"id": "z", "model": "m1", "content": "listed first"},
+            {"id": "a", "model": "m2", "content": "listed second"},
+            {"id": "m", "model": "m3", "content": "listed third"},
+        ],
+    }
+    pairs_shape = {
+        "id": "arena",
+        "prompt": "Pick again.",
+        "response_a": "left column",
+        "response_b": "right column",
+        "model_a": "zz-model",
+        "model_b": "aa-model",
+    }
+    await run_import(session, project, jsonl(listed))
+    await run_import(session, project, jsonl(pairs_shape), filename="arena.jsonl")
+    response_a, response_b = aliased(Response), aliased(Response)
+    rows = await session.execute(
+        select(Prompt.external_id, response_a.content, response_b.content)
+        .join(Pair, Pair.prompt_id == Prompt.id)
+        .join(response_a, response_a.id == Pair.response_a_id)
+        .join(response_b, response_b.id == Pair.response_b_id)
+        .where(Pair.project_id == project.id)
+    )
+    found = sorted(tuple(row) for row in rows)
+    assert found == [
+        ("arena", "left column", "right column"),
+        ("order", "listed first", "listed second"),
+        ("order", "listed first", "listed third"),
+        ("order", "listed second", "listed third"),
+    ]
+    ids = await session.execute(
+        select(Response.external_id, Response.id)
+        .join(Prompt, Prompt.id == Response.prompt_id)
+        .where(Prompt.external_id == "order", Prompt.project_id == project.id)
+        .order_by(Response.id)
+    )
+    assert [external_id for external_id, _ in ids] == ["z", "a", "m"]

@@ -85,6 +85,13 @@ async def test_rows_go_in_as_batches_and_again_add_nothing(
     assert [(s.filename, s.prompts_new, s.prompts_unchanged) for s in again] == [
         ("client.jsonl", 0, 25)
     ]
+    assert again[0].nothing_new and again[0].batch_id is None
+    assert (
+        await session.scalar(
+            select(func.count()).select_from(Batch).where(Batch.project_id == project.id)
+        )
+        == 3
+    )
     assert await harness.run(lambda pw: pw.add_prompts(project.id, iter(()))) == []
 
 

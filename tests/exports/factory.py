@@ -34,9 +34,11 @@ def make_prompt(
 class VoteFactory:
     """Gives pairs increasing ids and judgments increasing ids, as the export query sorts them."""
 
-    def __init__(self) -> None:
+    def __init__(self, criteria_names: tuple[str, ...] = ()) -> None:
         self._pair_ids = itertools.count(101)
         self._judgment_ids = itertools.count(1001)
+        # The export's criteria, as the export query would give them.
+        self.criteria_names = criteria_names
 
     def pair(
         self,
@@ -49,8 +51,13 @@ class VoteFactory:
         rationale: str | None = None,
         shown_left: Side = "a",
         is_gold: bool = False,
+        responses: tuple[str, str] | None = None,
     ) -> list[VoteRecord]:
         pair_id = next(self._pair_ids)
+        response_a, response_b = responses or (
+            f"answer A of pair {pair_id}",
+            f"answer B of pair {pair_id}",
+        )
         strengths = strengths if strengths is not None else [None] * len(choices)
         return [
             VoteRecord(
@@ -59,8 +66,8 @@ class VoteFactory:
                 prompt=prompt,
                 response_a_id=pair_id * 10 + 1,
                 response_b_id=pair_id * 10 + 2,
-                response_a=f"answer A of pair {pair_id}",
-                response_b=f"answer B of pair {pair_id}",
+                response_a=response_a,
+                response_b=response_b,
                 model_a="model-alpha",
                 model_b="model-beta",
                 choice=choice,
@@ -74,6 +81,7 @@ class VoteFactory:
                 submitted_at=SHOWN_AT + timedelta(minutes=index, seconds=30),
                 is_gold=is_gold,
                 batch_id=7,
+                criteria_names=self.criteria_names,
             )
             for index, (choice, strength) in enumerate(zip(choices, strengths, strict=True))
         ]

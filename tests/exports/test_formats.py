@@ -14,7 +14,7 @@ from pickwise.exports.formats import (
     trl_row,
     vote_row,
 )
-from pickwise.exports.records import PromptRecord
+from pickwise.exports.records import Choice, InvalidRecordError, PromptRecord, Side
 from tests.exports.factory import VoteFactory, make_prompt
 
 SIMPLE = make_prompt("simple", "Name a prime.")
@@ -29,7 +29,7 @@ def winner_b(prompt: PromptRecord, strengths: list[int | None] | None = None) ->
 
 
 def test_vote_row_has_every_field_with_a_fixed_type() -> None:
-    (vote,) = VoteFactory().pair(
+    (vote,) = VoteFactory(criteria_names=("accuracy", "clarity", "style")).pair(
         MULTI_TURN,
         ["tie"],
         strengths=[1],
@@ -55,13 +55,15 @@ def test_vote_row_has_every_field_with_a_fixed_type() -> None:
         "response_a": "answer A of pair 101",
         "response_b": "answer B of pair 101",
         "winner": "tie",
+        "winner_as_shown": "tie",
         "strength_index": 1,
         "strength_label": "clearly",
         "strength_scale": ["slightly", "clearly", "much"],
         "rationale": "Both fine.",
-        "criteria": '{"accuracy":"tie","style":"b"}',
+        "criteria": {"accuracy": "tie", "clarity": "", "style": "b"},
         "rater": "rater-1",
         "shown_left": "b",
+        "left_response_id": 1012,
         "shown_at": "2026-03-01T12:00:00.000000Z",
         "submitted_at": "2026-03-01T12:00:30.000000Z",
         "is_gold": True,
@@ -77,7 +79,38 @@ def test_vote_row_uses_empty_values_not_null() -> None:
         {"role": "user", "content": "Name a prime."},
     ]
     assert (row["strength_index"], row["strength_label"], row["strength_scale"]) == (-1, "", [])
-    assert (row["rationale"], row["criteria"]) == ("", "{}")
+    assert (row["rationale"], row["criteria"]) == ("", {})
+
+
+@pytest.mark.parametrize(
+    ("choice", "shown_left", "as_shown", "left_id"),
+    [
+        ("a", "a", "left", 1011),
+        ("a", "b", "right", 1012),
+        ("b", "a", "right", 1011),
+        ("b", "b", "left", 1012),
+        ("tie", "b", "tie", 1012),
+        ("both_bad", "a", "both_bad", 1011),
+    ],
+)
+def test_vote_row_says_what_the_rater_saw(
+    choice: Choice, shown_left: Side, as_shown: str, left_id: int
+) -> None:
+    """The rationale speaks of left and right; the row reads it into A and B."""
+    (vote,) = VoteFactory().pair(SIMPLE, [choice], shown_left=shown_left)
+    row = vote_row(vote)
+    assert (row["winner"], row["shown_left"]) == (choice, shown_left)
+    assert row["winner_as_shown"] == as_shown
+    assert row["left_response_id"] == left_id
+    right_id = 1011 + 1012 - left_id
+    if as_shown in ("left", "right"):
+        picked = left_id if as_shown == "left" else right_id
+        assert picked == row[f"response_{choice}_id"]
+
+
+def test_a_criterion_outside_the_exports_names_is_refused() -> None:
+    with pytest.raises(InvalidRecordError, match="criteria_names"):
+        VoteFactory(criteria_names=("style",)).pair(SIMPLE, ["a"], criteria={"tone": "a"})
 
 
 def test_timestamps_are_fixed_width_utc() -> None:

@@ -79,6 +79,8 @@ def test_manifest_describes_the_files(tmp_path: Path) -> None:
         "kept": 16,
         "dropped": {"both_bad": 8, "no_majority": 8, "tie": 8},
         "system_prompt_dropped": 0,
+        "prompts": 40,
+        "repeated_prompts": 0,
         "rows": rows,
     }
     assert rows["train"] + rows["test"] == 16

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from pickwise.core.db import get_engine, get_read_engine, session_factory
 from pickwise.exports import service
 from pickwise.exports.card import CardInfo
+from pickwise.exports.formats import ExportFormat
 from pickwise.exports.ndjson import iter_ndjson
 from pickwise.exports.pipeline import RowStream
 from pickwise.exports.records import Message, PromptRecord, VoteRecord
@@ -41,9 +42,11 @@ from pickwise.models import (
     Response,
     User,
 )
+from tests.exports.helpers import read_lines
 
 SCALE = ["slightly", "clearly", "much"]
-CRITERIA = ["accuracy", "tone"]
+# "tone" was dropped from the project after some votes gave it; "clarity" was never given.
+CRITERIA = ["accuracy", "clarity"]
 SHOWN = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=UTC)
 # Bytewise ("C") order differs from a locale's: "B" < "a" < "b" < "z" < "é" < "ü".
 PLAIN_IDS = ["b-2", "B-1", "a 1", "é", "10", "9", "z", "ü-x", "a-1", "a"]
@@ -253,17 +256,20 @@ async def reference_votes(project: Project, selection: Selection) -> list[VoteRe
             )
         )
     scale = tuple(project.strength_scale)
+    selected = [
+        judgment
+        for judgment in judgments
+        if pairs[judgment.pair_id].status != "removed"
+        and (selection.include_gold or not judgment.is_gold)
+        and (not selection.batch_ids or pairs[judgment.pair_id].batch_id in selection.batch_ids)
+        and (selection.include_excluded_raters or judgment.rater_id not in excluded)
+    ]
+    # Every criterion of the project and of the selected votes, in every row.
+    given = {name for judgment in selected for name in judgment.criteria}
+    criteria_names = tuple(sorted(given | set(project.criteria)))
     records = []
-    for judgment in judgments:
+    for judgment in selected:
         pair = pairs[judgment.pair_id]
-        if pair.status == "removed":
-            continue
-        if judgment.is_gold and not selection.include_gold:
-            continue
-        if selection.batch_ids and pair.batch_id not in selection.batch_ids:
-            continue
-        if judgment.rater_id in excluded and not selection.include_excluded_raters:
-            continue
         prompt = prompts[pair.prompt_id]
         a, b = responses[pair.response_a_id], responses[pair.response_b_id]
         records.append(
@@ -293,6 +299,7 @@ async def reference_votes(project: Project, selection: Selection) -> list[VoteRe
                 submitted_at=judgment.submitted_at,
                 is_gold=judgment.is_gold,
                 batch_id=pair.batch_id,
+                criteria_names=criteria_names,
             )
         )
     # Python compares str by code point: the order of Postgres' COLLATE "C" on UTF-8.
@@ -356,6 +363,12 @@ async def test_database_export_equals_the_reference(
         for name in [f"{split.value}.jsonl" for split in Split] + [README]:
             got = (folder.path / name).read_bytes()
             assert got == (expected.path / name).read_bytes(), f"{label}: {name} differs"
+        if options.format is ExportFormat.VOTES:
+            # Criteria are an object with the same keys in every row, including "tone",
+            # which the project no longer lists, and "clarity", which no vote gave.
+            names = {tuple(row["criteria"]) for row in read_lines(folder.path / "train.jsonl")}
+            assert len(names) == 1, label
+            assert set(next(iter(names))) >= set(CRITERIA), label
         assert without_time((folder.path / MANIFEST).read_text()) == without_time(
             (expected.path / MANIFEST).read_text()
         ), label

@@ -93,7 +93,9 @@ async def test_prompt_only_upload_is_answered_by_every_endpoint_and_imported(
     assert metadata["generation"]["base_url"] == fake.base_url
 
     again = await upload(client, app, project_id, headers, content)
-    assert again.status_code == 201, again.text  # nothing to generate; the ready line re-imports
+    # Nothing to generate, and the ready line is already there: nothing new, no batch.
+    assert again.status_code == 200, again.text
+    assert again.json()["nothing_new"] is True and again.json()["batch_id"] is None
     assert again.json()["prompts_new"] == 0 and len(fake.seen.calls) == 6
 
 

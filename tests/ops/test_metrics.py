@@ -78,6 +78,8 @@ async def test_a_lease_taken_over_after_expiry_is_counted(session: AsyncSession)
     project = await make_project(session, raters_per_pair=1, lease_seconds=10)
     await make_pairs(session, project, 1)
     first, second = await make_user(session), await make_user(session)
+    for rater in (first, second):
+        await add_member(session, project, rater)
     expired_before = counter("pickwise_leases_expired")
 
     assert await next_assignment(session, project, first) is not None

@@ -223,9 +223,11 @@ class SimulatedRater:
         self.ledger.slowest_answer = max(self.ledger.slowest_answer, time.monotonic() - started)
         if response.status_code == 503:
             self.ledger.unavailable_seconds.append(time.monotonic() - started)
-            # The two deliberate 503s: the database is unreachable, or the worker sheds load.
+            # The deliberate 503s: the database is unreachable, the worker sheds load, or the
+            # request lost a race (deadlock or serialization failure) and was undone.
             if response.headers.get("retry-after") is None or (
-                response.json().get("error") not in ("DatabaseUnavailable", "Overloaded")
+                response.json().get("error")
+                not in ("DatabaseUnavailable", "Overloaded", "TransientConflict")
             ):
                 self.ledger.unexpected.append(f"503 without Retry-After: {response.text}")
             self.ledger.retries += 1

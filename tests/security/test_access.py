@@ -26,6 +26,7 @@ from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from starlette.routing import Mount
 
+from pickwise.analytics import router as analytics_router
 from pickwise.auth.deps import CSRF_HEADER, SESSION_COOKIE
 from pickwise.core.config import get_settings
 from tests.security.world import NEW_PASSWORD, Caller, World, seed_world
@@ -113,6 +114,7 @@ ACCESS_ROWS = [
     row("GET", "/api/v1/me", 401, 200, 200, 200),
     row("GET", "/api/v1/users", 401, 403, 403, 200),
     row("POST", "/api/v1/users", 401, 403, 403, 201, json=NEW_USER),
+    row("PATCH", "/api/v1/users/{user_id}", 401, 403, 403, 200, json={"is_active": True}),
     row("GET", "/api/v1/projects", 401, 200, 200, 200),
     row("POST", "/api/v1/projects", 401, 403, 403, 201, json=NEW_PROJECT),
     row("GET", "/api/v1/projects/{project_id}", 401, 200, 404, 200),
@@ -133,6 +135,7 @@ ACCESS_ROWS = [
     row("GET", "/api/v1/projects/{project_id}/analytics/agreement", 401, 403, 403, 200),
     row("GET", "/api/v1/projects/{project_id}/analytics/leaderboard", 401, 403, 403, 200),
     row("GET", "/api/v1/projects/{project_id}/analytics/preferences", 401, 403, 403, 200),
+    row("POST", "/api/v1/projects/{project_id}/analytics/refresh", 401, 403, 403, 200),
     # Rating over the API: members (and admins) of the project; an assignment is its rater's.
     row("GET", "/api/v1/projects/{project_id}/next", 401, 200, 404, 200),
     row("POST", "/api/v1/assignments/{assignment_id}/judgment", 401, 201, 404, 404, json={"choice": "left"}),
@@ -148,6 +151,7 @@ ACCESS_ROWS = [
     # The rating pages. Someone else's assignment is refused inside the form handler, which
     # answers with a redirect back to the page and a message.
     row("GET", "/rate/{project_id}", LOGIN, 200, 404, 200),
+    row("POST", "/rate/{project_id}/next", LOGIN, 303, 404, 303),
     row("POST", "/rate/{project_id}/assignments/{assignment_id}/judgment", LOGIN, 303, 404, 303, data={"choice": "left"}),
     row("POST", "/rate/{project_id}/assignments/{assignment_id}/skip", LOGIN, 303, 404, 303, data={"reason": "cant_judge"}),
     row("POST", "/rate/{project_id}/assignments/{assignment_id}/flag", LOGIN, 303, 404, 303, data={"reason": "harmful"}),
@@ -158,12 +162,14 @@ ACCESS_ROWS = [
     row("POST", "/admin/projects/{project_id}/export", LOGIN, 403, 403, 200, data=PREVIEW),
     row("GET", "/admin/projects/{project_id}/dashboard", LOGIN, 403, 403, 200),
     row("POST", "/admin/projects/{project_id}/dashboard/raters/{user_id}/exclusion", LOGIN, 403, 403, 303, data={"excluded": "true"}),
+    row("POST", "/admin/projects/{project_id}/dashboard/refresh", LOGIN, 403, 403, 303),
     row("GET", "/admin/projects/new", LOGIN, 403, 403, 200),
     row("POST", "/admin/projects", LOGIN, 403, 403, 422),
     row("GET", "/admin/projects/{project_id}", LOGIN, 403, 403, 200),
     row("POST", "/admin/projects/{project_id}/settings", LOGIN, 403, 403, 422),
     row("POST", "/admin/projects/{project_id}/members", LOGIN, 403, 403, 303, data=PICK_OTHER_RATER),
     row("POST", "/admin/projects/{project_id}/members/{user_id}/remove", LOGIN, 403, 403, 303),
+    row("POST", "/admin/projects/{project_id}/closed", LOGIN, 403, 403, 303, data={"closed": "false"}),
     row("POST", "/admin/projects/{project_id}/members/{user_id}/exclude", LOGIN, 403, 403, 303),
     row("POST", "/admin/projects/{project_id}/members/{user_id}/include", LOGIN, 403, 403, 303),
     row("POST", "/admin/projects/{project_id}/flags/{pair_id}", LOGIN, 403, 403, 303, data={"resolution": "restored"}),
@@ -171,6 +177,7 @@ ACCESS_ROWS = [
     row("GET", "/admin/users", LOGIN, 403, 403, 200),
     row("POST", "/admin/users", LOGIN, 403, 403, 422),
     row("POST", "/admin/users/invites", LOGIN, 403, 403, 422),
+    row("POST", "/admin/users/{user_id}/active", LOGIN, 403, 403, 303, data={"active": "true"}),
     # Every user's own API tokens (only your own, even for admins).
     row("GET", "/account/tokens", LOGIN, 200, 200, 200),
     row("POST", "/account/tokens", LOGIN, 200, 200, 200, data={"name": "t"}),
@@ -353,8 +360,13 @@ def isolated_app(connection: AsyncConnection) -> FastAPI:
         async with request_unit() as session:
             yield session
 
+    async def analytics_connection() -> AsyncIterator[AsyncConnection]:
+        # The analytics read the world too (they would otherwise see an empty database).
+        yield connection
+
     application.dependency_overrides[get_session] = request_session
     application.dependency_overrides[get_units] = lambda: request_unit
+    application.dependency_overrides[analytics_router.analytics_connection] = analytics_connection
     return application
 
 

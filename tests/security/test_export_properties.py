@@ -74,10 +74,8 @@ def one_assistant_message(value: Any) -> bool:
 
 
 def criteria(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    decoded = json.loads(value)
-    return isinstance(decoded, dict) and all(side in {"a", "b", "tie"} for side in decoded.values())
+    """An object of criterion → canonical winner, "" where the vote gave none."""
+    return isinstance(value, dict) and all(side in {"a", "b", "tie", ""} for side in value.values())
 
 
 def hh_transcript(value: Any) -> bool:
@@ -97,6 +95,7 @@ VOTES: dict[str, Check] = {
     "response_a": text,
     "response_b": text,
     "winner": lambda v: v in {"a", "b", "tie", "both_bad"},
+    "winner_as_shown": lambda v: v in {"left", "right", "tie", "both_bad"},
     "strength_index": lambda v: integer(v) and v >= -1,
     "strength_label": any_string,
     "strength_scale": lambda v: isinstance(v, list) and all(text(label) for label in v),
@@ -104,6 +103,7 @@ VOTES: dict[str, Check] = {
     "criteria": criteria,
     "rater": text,
     "shown_left": lambda v: v in {"a", "b"},
+    "left_response_id": integer,
     "shown_at": lambda v: isinstance(v, str) and bool(TIMESTAMP.fullmatch(v)),
     "submitted_at": lambda v: isinstance(v, str) and bool(TIMESTAMP.fullmatch(v)),
     "is_gold": boolean,
@@ -178,6 +178,9 @@ def check_rows(export_format: ExportFormat, rows: list[dict[str, Any]], where: s
         assert matching, f"{where}: {export_format.value} row of the wrong shape: {row}"
         shapes_used.add(matching[0])
     assert len(shapes_used) <= 1, f"{where}: rows of different shapes in one file"
+    if export_format is ExportFormat.VOTES:
+        # One set of criteria keys per file, or datasets cannot give the column one type.
+        assert len({tuple(row["criteria"]) for row in rows}) <= 1, f"{where}: criteria keys vary"
 
 
 async def make_rated_project(

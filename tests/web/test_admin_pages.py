@@ -318,6 +318,16 @@ async def test_import_upload_succeeds_then_rejects_with_line_numbers(
     assert "2 new, 0 unchanged prompts; 6 responses; 6 pairs" in page.text
     assert batch.sha256[:12] in page.text and admin.display_name in page.text
 
+    # The same file again: the page says nothing was new, and no batch is added.
+    again = await upload(client, project, csrf, jsonl(prompt_row("p1"), prompt_row("p2")))
+    assert again.status_code == 303
+    assert again.headers["location"] == project_path(app, project, "?unchanged=2")
+    page = await client.get(again.headers["location"])
+    assert "Nothing new: all 2 prompts of the file are already in this project" in page.text
+    assert (
+        len(list(await session.scalars(select(Batch).where(Batch.project_id == project.id)))) == 1
+    )
+
     broken = jsonl(prompt_row("p3"), *["{not json"] * 120)
     rejected = await upload(client, project, csrf, broken)
     assert rejected.status_code == 422
@@ -415,3 +425,58 @@ async def test_cookie_post_without_csrf_token_is_refused(
     assert await session.scalar(select(Project).where(Project.slug == "no-csrf")) is None
     batches = select(func.count()).select_from(Batch).where(Batch.project_id == project_id)
     assert await session.scalar(batches) == 0
+
+
+async def test_closing_a_project_ends_its_leases_and_opening_brings_them_back(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    _, csrf = await admin_client(client, session)
+    project = await make_project(session)
+    await make_pairs(session, project, 1)
+    rater = await make_user(session)
+    await add_member(session, project, rater)
+    headers = await login(client, session, rater)
+    lease = (await client.get(f"/api/v1/projects/{project.id}/next", headers=headers)).json()
+
+    closed = await client.post(
+        f"/admin/projects/{project.id}/closed", data={"csrf_token": csrf, "closed": "true"}
+    )
+
+    assert closed.status_code == 303
+    page = (await client.get(closed.headers["location"])).text
+    assert "Project closed" in page and "Open it again" in page
+    slot = await session.scalar(
+        select(PairSlot)
+        .where(PairSlot.pair_id == lease["pair_id"])
+        .execution_options(populate_existing=True)
+    )
+    assert slot is not None and slot.state == "open"
+    refused = await client.post(
+        f"/api/v1/assignments/{lease['assignment_id']}/judgment",
+        json={"choice": "left"},
+        headers=headers,
+    )
+    assert refused.status_code == 409 and refused.json()["error"] == "ProjectClosed"
+    opened = await client.post(
+        f"/admin/projects/{project.id}/closed", data={"csrf_token": csrf, "closed": "false"}
+    )
+    assert "Project open for rating again" in (await client.get(opened.headers["location"])).text
+
+
+async def test_deactivating_a_user_from_the_users_page(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    admin, csrf = await admin_client(client, session)
+    rater = await make_user(session)
+    page = (await client.get("/admin/users")).text
+    assert f"Deactivate {rater.display_name}" in page
+    assert f"/admin/users/{admin.id}/active" not in page  # not oneself
+
+    answer = await client.post(
+        f"/admin/users/{rater.id}/active", data={"csrf_token": csrf, "active": "false"}
+    )
+
+    assert answer.status_code == 303
+    await session.refresh(rater)
+    assert rater.is_active is False
+    assert f"Reactivate {rater.display_name}" in (await client.get("/admin/users")).text

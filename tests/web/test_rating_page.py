@@ -413,3 +413,81 @@ async def test_a_study_participant_at_quota_goes_to_the_completion_page(
     assert response.headers["location"] == app.url_path_for(
         "participant_done", project_id=project.id
     )
+
+
+async def assignments_of(session: AsyncSession, rater_id: int) -> int:
+    count = await session.scalar(
+        select(func.count()).select_from(Assignment).where(Assignment.rater_id == rater_id)
+    )
+    return int(count or 0)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Referer": "https://elsewhere.example/page"},  # an older browser, from another site
+    ],
+)
+async def test_a_link_from_another_site_leases_nothing_until_the_rater_asks(
+    client: AsyncClient, session: AsyncSession, app: FastAPI, headers: dict[str, str]
+) -> None:
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 2)
+    # Plain ids: a refused request rolls the test session back and expires loaded objects.
+    rater_id, project_id = rater.id, project.id
+    await session.commit()
+    page_url = app.url_path_for("rate_page", project_id=project_id)
+
+    landing = await client.get(page_url, headers=headers)
+
+    assert landing.status_code == 200
+    assert "Show me a pair" in landing.text and 'name="choice"' not in landing.text
+    assert await assignments_of(session, rater_id) == 0
+    # The API, with the same cookie, refuses as well.
+    api = await client.get(f"/api/v1/projects/{project_id}/next", headers=headers)
+    assert api.status_code == 403 and "from this site" in api.json()["detail"]
+    assert await assignments_of(session, rater_id) == 0
+    # The button: a POST with the page's CSRF token, then the pair.
+    action, fields = form_of(landing.text, "Show me a pair")
+    asked = await client.post(action, data=fields)
+    assert asked.status_code == 303
+    shown = await client.get(asked.headers["location"], headers={"Sec-Fetch-Site": "same-origin"})
+    assert 'name="choice"' in shown.text
+    assert await assignments_of(session, rater_id) == 1
+    # From then on even a cross-site visit shows the pair already held (and leases no other).
+    again = await client.get(page_url, headers=headers)
+    assert 'name="choice"' in again.text
+    assert await assignments_of(session, rater_id) == 1
+
+
+@pytest.mark.parametrize("fetch_site", ["same-origin", "none"])
+async def test_our_own_links_and_typed_urls_lease_directly(
+    client: AsyncClient, session: AsyncSession, app: FastAPI, fetch_site: str
+) -> None:
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 1)
+
+    page = await client.get(
+        app.url_path_for("rate_page", project_id=project.id),
+        headers={"Sec-Fetch-Site": fetch_site},
+    )
+
+    assert 'name="choice"' in page.text
+    assert await assignments_of(session, rater.id) == 1
+
+
+async def test_an_api_token_leases_whatever_the_request_says(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    from tests.factories import login
+
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 1)
+    headers = {**await login(client, session, rater), "Sec-Fetch-Site": "cross-site"}
+    client.cookies.clear()
+
+    answer = await client.get(f"/api/v1/projects/{project.id}/next", headers=headers)
+
+    assert answer.status_code == 200 and answer.json()["assignment_id"] is not None

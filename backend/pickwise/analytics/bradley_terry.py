@@ -7,7 +7,9 @@ they are counted.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +26,10 @@ ELO_PER_LOGIT = ELO_SCALE / math.log(ELO_BASE)
 # the summed loss picks the mean-zero solution and keeps a model that never lost finite. Its
 # effect on any model with votes is far below the statistical error.
 IDENTIFYING_RIDGE = 1e-6
+# A Newton step that moves some strength by more than LONG_STEP log-odds may grow up to
+# 2**MAX_STEP_DOUBLINGS times while the loss keeps falling (see _line_search).
+LONG_STEP = 0.5
+MAX_STEP_DOUBLINGS = 6
 
 OUTCOME_B_WON, OUTCOME_TIE, OUTCOME_A_WON = range(3)
 POINTS_FOR_A = np.array([0.0, 0.5, 1.0])  # indexed by outcome
@@ -118,37 +124,76 @@ def fit_bradley_terry(battles: BattleCounts) -> FloatArray:
     return as_float_array(fit_bradley_terry_batch(battles, battles.count[None, :])[0])
 
 
-def fit_bradley_terry_batch(battles: BattleCounts, cell_counts: FloatArray) -> FloatArray:
+def fit_bradley_terry_batch(
+    battles: BattleCounts, cell_counts: FloatArray, initial: FloatArray | None = None
+) -> FloatArray:
     """Fit one set of strengths per row of ``cell_counts`` (rounds × cells) at once.
 
     Newton's method on the pair-level sufficient statistics: the likelihood depends only on
-    how many games each unordered pair played and how many points the first model took.
-    Bootstrap rounds are solved together as a batch of small linear systems.
+    how many games each unordered pair of models played and how many points the first took.
+    Per-pair values are scattered onto the models by index, so an iteration costs
+    rounds × (pairs + models³) — never rounds × pairs × models, which is what explodes once a
+    few hundred models have met in tens of thousands of pairings. Rounds are solved in
+    chunks that bound the memory, and a round leaves its chunk once it has converged.
+
+    ``initial`` (one strength per model, e.g. the fit on all votes) is where every round
+    starts: the optimum does not depend on it, the number of iterations does.
+
+    The per-round solves are small: BLAS runs them on one thread, as threads of its own
+    slow them down several times over on a busy machine.
     """
+    # Imported here: it loads the BLAS libraries' controls, which the app does not need.
+    from threadpoolctl import threadpool_limits
+
+    counts = as_float_array(np.atleast_2d(cell_counts))
+    pairs = _PairGames.of(battles)
+    start = np.zeros(battles.n_models) if initial is None else as_float_array(initial)
+    per_round = battles.n_models**2 + 4 * len(pairs.first)
+    chunk = max(1, _CHUNK_FLOATS // per_round)
+    with threadpool_limits(limits=1, user_api="blas"):
+        fitted = [
+            _newton(pairs, counts[first : first + chunk], start)
+            for first in range(0, len(counts), chunk)
+        ]
+    strengths = np.concatenate(fitted)
+    # The ridge's optimum has mean exactly zero (the likelihood's gradient sums to zero).
+    return as_float_array(strengths - strengths.mean(axis=1, keepdims=True))
+
+
+# Rounds per chunk are chosen so that one chunk's Hessians and per-pair arrays hold about
+# this many floats (8 bytes each).
+_CHUNK_FLOATS = 16_000_000
+
+
+def _newton(pairs: "_PairGames", cell_counts: FloatArray, initial: FloatArray) -> FloatArray:
     # Imported here: scipy takes seconds to import and the app must start without it.
     from scipy import special
 
-    games, points, pair_design = _pair_statistics(battles, np.atleast_2d(cell_counts))
-    n_rounds = games.shape[0]
-    identity = np.eye(battles.n_models)
-    strengths = np.zeros((n_rounds, battles.n_models))
-    loss = _batched_loss(strengths, games, points, pair_design)
+    games_all, points_all = pairs.games_and_points(cell_counts)
+    strengths = np.tile(initial, (len(cell_counts), 1))
+    active = np.arange(len(cell_counts))
+    loss = pairs.loss(strengths, games_all, points_all)
     for _ in range(100):
-        logits = strengths @ pair_design.T
-        probability = special.expit(logits)
-        gradient = (games * probability - points) @ pair_design + IDENTIFYING_RIDGE * strengths
-        curvature = games * probability * (1.0 - probability)
-        hessian = (pair_design.T[None, :, :] * curvature[:, None, :]) @ pair_design
-        hessian += IDENTIFYING_RIDGE * identity
-        step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
-        strengths, loss, step_size = _backtrack(strengths, step, loss, games, points, pair_design)
+        current, games, points = strengths[active], games_all[active], points_all[active]
+        probability = special.expit(pairs.logits(current))
+        gradient = pairs.to_models(games * probability - points) + IDENTIFYING_RIDGE * current
+        hessian = pairs.laplacian(games * probability * (1.0 - probability))
+        step = as_float_array(np.linalg.solve(hessian, gradient[..., None])[..., 0])
+        moved, loss[active], step_size = _line_search(
+            current, step, loss[active], partial(pairs.loss, games=games, points=points)
+        )
+        strengths[active] = moved
         move = step_size[:, None] * step
         # Adding a constant to every strength changes nothing but the tiny ridge term, so
-        # steps along that direction stall near 1e-9; judge convergence without it.
-        if np.max(np.abs(move - move.mean(axis=1, keepdims=True))) < 1e-10:
+        # steps along that direction stall near 1e-9; judge convergence without it. Relative
+        # to the strengths: where some models won every game they sit tens of units out, and
+        # the solve's rounding there is above any absolute tolerance.
+        change = np.max(np.abs(move - move.mean(axis=1, keepdims=True)), axis=1)
+        still_moving = change >= 1e-10 * (1.0 + np.max(np.abs(moved), axis=1))
+        active = active[still_moving]
+        if not len(active):
             break
-    # The ridge's optimum has mean exactly zero (the likelihood's gradient sums to zero).
-    return as_float_array(strengths - strengths.mean(axis=1, keepdims=True))
+    return strengths
 
 
 def elo_scores(strengths: FloatArray, anchor_model: int | None = None) -> FloatArray:
@@ -249,9 +294,13 @@ def leaderboard_from_battles(
     votes = battles.votes_per_model()
     if np.any(votes == 0):
         raise ValueError(f"models without votes: {np.flatnonzero(votes == 0).tolist()}")
-    scores = elo_scores(fit_bradley_terry(battles), anchor_model)
+    strengths = fit_bradley_terry(battles)
+    scores = elo_scores(strengths, anchor_model)
     resampled = bootstrap_cell_counts(battles, bootstrap_rounds, np.random.default_rng(seed))
-    bootstrap_scores = elo_scores(fit_bradley_terry_batch(battles, resampled), anchor_model)
+    # Each round starts from the fit on all votes, a few Newton steps from its own optimum.
+    bootstrap_scores = elo_scores(
+        fit_bradley_terry_batch(battles, resampled, initial=strengths), anchor_model
+    )
     tail = 100 * (1 - confidence) / 2
     lower, upper = np.percentile(bootstrap_scores, [tail, 100 - tail], axis=0)
     return Leaderboard(
@@ -265,54 +314,115 @@ def leaderboard_from_battles(
     )
 
 
-def _pair_statistics(
-    battles: BattleCounts, cell_counts: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Games and first-model points per unordered pair (rounds × pairs), and the pair design.
+@dataclass(frozen=True)
+class _PairGames:
+    """The unordered pairs of models that met, and how cell counts become their games and
+    the first model's points."""
 
-    The design row of pair (i, j), i < j, is e_i − e_j.
-    """
-    swapped = battles.model_a > battles.model_b
-    first = np.where(swapped, battles.model_b, battles.model_a)
-    second = np.where(swapped, battles.model_a, battles.model_b)
-    points_for_a = POINTS_FOR_A[battles.outcome]
-    points_for_first = np.where(swapped, 1.0 - points_for_a, points_for_a)
-    pair_keys, pair_of_cell = np.unique(first * battles.n_models + second, return_inverse=True)
-    cell_to_pair = np.zeros((len(battles.count), len(pair_keys)))
-    cell_to_pair[np.arange(len(battles.count)), pair_of_cell] = 1.0
-    games = cell_counts @ cell_to_pair
-    points = (cell_counts * points_for_first) @ cell_to_pair
-    pair_first, pair_second = np.divmod(pair_keys, battles.n_models)
-    pair_design = np.zeros((len(pair_keys), battles.n_models))
-    pair_design[np.arange(len(pair_keys)), pair_first] = 1.0
-    pair_design[np.arange(len(pair_keys)), pair_second] = -1.0
-    return as_float_array(games), as_float_array(points), pair_design
+    first: IntArray  # lower model index of each pair
+    second: IntArray
+    pair_of_cell: IntArray
+    points_for_first: FloatArray  # per cell: points of the pair's first model per vote
+    n_models: int
+
+    @classmethod
+    def of(cls, battles: BattleCounts) -> "_PairGames":
+        n = battles.n_models
+        swapped = battles.model_a > battles.model_b
+        first = np.where(swapped, battles.model_b, battles.model_a)
+        second = np.where(swapped, battles.model_a, battles.model_b)
+        points_for_a = POINTS_FOR_A[battles.outcome]
+        pair_keys, pair_of_cell = np.unique(first * n + second, return_inverse=True)
+        pair_first, pair_second = np.divmod(pair_keys, n)
+        return cls(
+            first=as_int_array(pair_first),
+            second=as_int_array(pair_second),
+            pair_of_cell=as_int_array(pair_of_cell.ravel()),
+            points_for_first=as_float_array(np.where(swapped, 1.0 - points_for_a, points_for_a)),
+            n_models=n,
+        )
+
+    def games_and_points(self, cell_counts: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Games and first-model points per pair (rounds × pairs)."""
+        return (
+            self._per_pair(cell_counts),
+            self._per_pair(cell_counts * self.points_for_first),
+        )
+
+    def _per_pair(self, per_cell: FloatArray) -> FloatArray:
+        n_pairs = len(self.first)
+        rounds = np.arange(len(per_cell))[:, None] * n_pairs
+        flat = np.bincount(
+            (rounds + self.pair_of_cell).ravel(),
+            weights=per_cell.ravel(),
+            minlength=len(per_cell) * n_pairs,
+        )
+        return as_float_array(flat.reshape(len(per_cell), n_pairs))
+
+    def logits(self, strengths: FloatArray) -> FloatArray:
+        return as_float_array(strengths[:, self.first] - strengths[:, self.second])
+
+    def to_models(self, per_pair: FloatArray) -> FloatArray:
+        """Σ over pairs of per_pair · (e_first − e_second), per round (rounds × models)."""
+        return self._scatter(per_pair, self.first) - self._scatter(per_pair, self.second)
+
+    def _scatter(self, per_pair: FloatArray, models: IntArray) -> FloatArray:
+        rounds = np.arange(len(per_pair))[:, None] * self.n_models
+        flat = np.bincount(
+            (rounds + models).ravel(),
+            weights=per_pair.ravel(),
+            minlength=len(per_pair) * self.n_models,
+        )
+        return as_float_array(flat.reshape(len(per_pair), self.n_models))
+
+    def laplacian(self, per_pair: FloatArray) -> FloatArray:
+        """Σ over pairs of per_pair · (e_i − e_j)(e_i − e_j)ᵀ plus the identifying ridge, per
+        round (rounds × models × models). Each pair fills its own two off-diagonal cells."""
+        n = self.n_models
+        hessian = np.zeros((len(per_pair), n, n))
+        hessian[:, self.first, self.second] = -per_pair
+        hessian[:, self.second, self.first] = -per_pair
+        diagonal = self._scatter(per_pair, self.first) + self._scatter(per_pair, self.second)
+        hessian[:, np.arange(n), np.arange(n)] = diagonal + IDENTIFYING_RIDGE
+        return as_float_array(hessian)
+
+    def loss(self, strengths: FloatArray, games: FloatArray, points: FloatArray) -> FloatArray:
+        """Negative log-likelihood plus the identifying ridge, per round."""
+        logits = self.logits(strengths)
+        nll = (games * np.logaddexp(0.0, logits) - points * logits).sum(axis=1)
+        return as_float_array(nll + 0.5 * IDENTIFYING_RIDGE * (strengths**2).sum(axis=1))
 
 
-def _batched_loss(
-    strengths: FloatArray, games: FloatArray, points: FloatArray, pair_design: FloatArray
-) -> FloatArray:
-    logits = strengths @ pair_design.T
-    nll = (games * np.logaddexp(0.0, logits) - points * logits).sum(axis=1)
-    return as_float_array(nll + 0.5 * IDENTIFYING_RIDGE * (strengths**2).sum(axis=1))
-
-
-def _backtrack(
+def _line_search(
     strengths: FloatArray,
     step: FloatArray,
     loss: FloatArray,
-    games: FloatArray,
-    points: FloatArray,
-    pair_design: FloatArray,
+    loss_at: Callable[[FloatArray], FloatArray],
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Halve each round's Newton step until its loss does not rise (guards near-separation)."""
+    """Each round's step size: halved until the loss does not rise (guards overshooting), or
+    doubled while the loss keeps falling.
+
+    Where some models won (or lost) every game, the optimum lies far out, held only by the
+    identifying ridge, and a full Newton step gains about one log-odds unit per iteration;
+    doubling reaches it in a handful of iterations instead of running into the cap. Near an
+    optimum the step is small and a doubled one would overshoot, so it is not tried there.
+    """
     step_size = np.ones(len(strengths))
     slack = 1e-12 * (1.0 + np.abs(loss))
     for _ in range(50):
-        candidate = strengths - step_size[:, None] * step
-        candidate_loss = _batched_loss(candidate, games, points, pair_design)
+        candidate_loss = loss_at(strengths - step_size[:, None] * step)
         worse = candidate_loss > loss + slack
         if not worse.any():
             break
         step_size = np.where(worse, step_size / 2, step_size)
-    return as_float_array(candidate), candidate_loss, step_size
+    spread = np.max(np.abs(step - step.mean(axis=1, keepdims=True)), axis=1)
+    growing = (step_size == 1.0) & (spread > LONG_STEP)
+    for _ in range(MAX_STEP_DOUBLINGS):
+        if not growing.any():
+            break
+        trial = np.where(growing, 2 * step_size, step_size)
+        trial_loss = loss_at(strengths - trial[:, None] * step)
+        growing &= trial_loss < candidate_loss - slack
+        step_size = np.where(growing, trial, step_size)
+        candidate_loss = np.where(growing, trial_loss, candidate_loss)
+    return as_float_array(strengths - step_size[:, None] * step), candidate_loss, step_size

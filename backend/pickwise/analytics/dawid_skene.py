@@ -9,6 +9,7 @@ label, which then stays fixed and anchors which label is which.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,19 @@ class _Judgments:
     n_raters: int
     n_items: int
     n_labels: int
+
+    @cached_property
+    def item_cells(self) -> IntArray:
+        """Per (judgment, true label): its cell in a flat items × labels table."""
+        return as_int_array(
+            ((self.item * self.n_labels)[:, None] + np.arange(self.n_labels)).ravel()
+        )
+
+    @cached_property
+    def confusion_cells(self) -> IntArray:
+        """Per (judgment, true label): its cell in a flat raters × true × reported table."""
+        true = (self.rater * self.n_labels)[:, None] + np.arange(self.n_labels)
+        return as_int_array((true * self.n_labels + self.label[:, None]).ravel())
 
 
 def dawid_skene(
@@ -109,23 +123,15 @@ def _maximize(
     posterior: FloatArray, judgments: _Judgments, smoothing: float
 ) -> tuple[FloatArray, FloatArray]:
     """π and Θ from posterior-weighted counts plus the pseudo-count."""
-    n_labels = judgments.n_labels
+    n_raters, n_labels = judgments.n_raters, judgments.n_labels
     prior = (posterior.sum(axis=0) + smoothing) / (judgments.n_items + n_labels * smoothing)
-    rater_label = judgments.rater * n_labels + judgments.label
-    weights = posterior[judgments.item]  # judgments × true label
-    weighted_counts = np.stack(
-        [
-            np.bincount(
-                rater_label, weights=weights[:, true], minlength=judgments.n_raters * n_labels
-            )
-            for true in range(n_labels)
-        ],
-        axis=1,
-    )  # (rater, reported) × true
-    counts = (
-        weighted_counts.reshape(judgments.n_raters, n_labels, n_labels).transpose(0, 2, 1)
-        + smoothing
+    # One weighted count per (judgment, true label), into cells (rater, true, reported).
+    weighted_counts = np.bincount(
+        judgments.confusion_cells,
+        weights=posterior[judgments.item].ravel(),
+        minlength=n_raters * n_labels * n_labels,
     )
+    counts = weighted_counts.reshape(n_raters, n_labels, n_labels) + smoothing
     confusion = counts / counts.sum(axis=2, keepdims=True)
     return as_float_array(prior), as_float_array(confusion)
 
@@ -138,20 +144,17 @@ def _expect(
     smoothing: float,
 ) -> tuple[FloatArray, float]:
     """Posterior over each item's true label, and the log posterior of (π, Θ)."""
-    # Imported here: scipy takes seconds to import and the app must start without it.
-    from scipy import special
-
+    n_labels = judgments.n_labels
     log_confusion = np.log(confusion)
     per_judgment = log_confusion[judgments.rater, :, judgments.label]  # judgments × true
-    log_joint = np.stack(
-        [
-            np.bincount(judgments.item, weights=per_judgment[:, true], minlength=judgments.n_items)
-            for true in range(judgments.n_labels)
-        ],
-        axis=1,
-    ) + np.log(prior)
+    log_joint = np.bincount(
+        judgments.item_cells,
+        weights=per_judgment.ravel(),
+        minlength=judgments.n_items * n_labels,
+    ).reshape(judgments.n_items, n_labels) + np.log(prior)
     is_known = known != NO_GOLD
-    log_evidence = special.logsumexp(log_joint, axis=1)
+    highest = log_joint.max(axis=1, keepdims=True)
+    log_evidence = np.log(np.exp(log_joint - highest).sum(axis=1)) + highest[:, 0]
     log_likelihood = log_evidence[~is_known].sum()
     log_likelihood += log_joint[is_known, known[is_known]].sum()
     log_prior = smoothing * (np.log(prior).sum() + log_confusion.sum())

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pickwise.analytics.arrays import BoolArray, FloatArray, as_bool_array, as_float_array
-from pickwise.analytics.text_features import ChoiceRecord, text_features
+from pickwise.analytics.text_features import FEATURE_NAMES, ChoiceRecord, text_features_of
 
 # length: log2 of the ratio of word counts (+1 each), so a weight is per doubling of length.
 # The others: presence in A minus presence in B (−1, 0 or +1), so a weight is the log-odds
@@ -62,24 +62,43 @@ class PreferenceModelReport:
     folds: int
 
 
+# What each design column is computed from, per answer (see answer_properties).
+_PROPERTY_SOURCES = ("words", *(_PRESENCE_SOURCE[name] for name in PREFERENCE_FEATURES[1:-1]))
+_PROPERTY_COLUMNS = [FEATURE_NAMES.index(source) for source in _PROPERTY_SOURCES]
+
+
+def answer_properties(texts: Sequence[str], prompts: Sequence[str | None]) -> FloatArray:
+    """The text features the design uses (answers × ``_PROPERTY_SOURCES``), each answer with
+    its prompt.
+
+    They depend on the answer and its prompt only, so a caller with many votes on the same
+    answers computes them once per answer and builds the rows with ``design_rows``.
+    """
+    return as_float_array(text_features_of(texts, prompts)[:, _PROPERTY_COLUMNS])
+
+
+def design_rows(
+    properties_a: npt.ArrayLike, properties_b: npt.ArrayLike, a_shown_left: npt.ArrayLike
+) -> FloatArray:
+    """Design rows (votes × PREFERENCE_FEATURES) from both answers' ``answer_properties``."""
+    a = as_float_array(properties_a).reshape(-1, len(_PROPERTY_SOURCES))
+    b = as_float_array(properties_b).reshape(-1, len(_PROPERTY_SOURCES))
+    length = np.log2((a[:, :1] + 1) / (b[:, :1] + 1))
+    presence = (a[:, 1:] > 0).astype(np.float64) - (b[:, 1:] > 0).astype(np.float64)
+    position = np.where(as_bool_array(a_shown_left), 1.0, -1.0)[:, None]
+    return as_float_array(np.hstack([length, presence, position]))
+
+
 def preference_design(records: Sequence[ChoiceRecord]) -> tuple[FloatArray, BoolArray]:
     """Feature differences (judgments × PREFERENCE_FEATURES) and chose-A, for A/B choices."""
-    rows = []
-    chose_a = []
-    for record in records:
-        if record.choice not in ("a", "b"):
-            continue
-        features_a = text_features(record.text_a, record.prompt)
-        features_b = text_features(record.text_b, record.prompt)
-        row = [float(np.log2((features_a["words"] + 1) / (features_b["words"] + 1)))]
-        for name in PREFERENCE_FEATURES[1:-1]:
-            source = _PRESENCE_SOURCE[name]
-            row.append(float(features_a[source] > 0) - float(features_b[source] > 0))
-        row.append(1.0 if record.left_side == "a" else -1.0)
-        rows.append(row)
-        chose_a.append(record.choice == "a")
-    design = as_float_array(rows).reshape(len(rows), len(PREFERENCE_FEATURES))
-    return design, as_bool_array(chose_a)
+    decisive = [record for record in records if record.choice in ("a", "b")]
+    prompts = [record.prompt for record in decisive]
+    design = design_rows(
+        answer_properties([record.text_a for record in decisive], prompts),
+        answer_properties([record.text_b for record in decisive], prompts),
+        [record.left_side == "a" for record in decisive],
+    )
+    return design, as_bool_array([record.choice == "a" for record in decisive])
 
 
 def fit_preference_model(
@@ -105,7 +124,9 @@ def fit_preference_model(
     lower, upper = fit.intervals(confidence)
     weights = np.full((3, len(feature_names)), np.nan)
     weights[:, varies] = [fit.coefficients, lower, upper]
-    accuracy, baseline = _cross_validated_accuracy(design[:, varies], outcome, folds, seed)
+    accuracy, baseline = _cross_validated_accuracy(
+        design[:, varies], outcome, folds, seed, fit.coefficients
+    )
     return PreferenceModelReport(
         weights=[
             FeatureWeight(name, float(w), float(lo), float(hi))
@@ -126,8 +147,10 @@ def preferences_report(
 
 
 def _cross_validated_accuracy(
-    design: FloatArray, outcome: BoolArray, folds: int, seed: int
+    design: FloatArray, outcome: BoolArray, folds: int, seed: int, start: FloatArray
 ) -> tuple[float, float]:
+    """Held-out accuracy over ``folds``; each fold's fit starts from ``start`` (the fit on
+    all data, close to every fold's own optimum, which does not depend on the start)."""
     # Imported here: scipy takes seconds to import and the app must start without it.
     from scipy import special
 
@@ -140,7 +163,7 @@ def _cross_validated_accuracy(
     baseline_correct = 0
     for held_out in np.array_split(order, folds):
         training = np.setdiff1d(order, held_out)
-        fit = fit_logistic(design[training], outcome[training], ridge=_RIDGE)
+        fit = fit_logistic(design[training], outcome[training], ridge=_RIDGE, initial=start)
         predicted_a = special.expit(design[held_out] @ fit.coefficients) > 0.5
         correct += int(np.sum(predicted_a == outcome[held_out]))
         majority_is_a = outcome[training].mean() >= 0.5

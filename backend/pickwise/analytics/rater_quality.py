@@ -1,4 +1,5 @@
-"""Per-rater quality measures: gold accuracy, position bias, pace, ties, agreement, Dawid-Skene.
+"""Per-rater quality measures: gold accuracy, position bias, pace, ties, agreement, Dawid-Skene,
+and each rater against the other raters of the same pairs (``rater_comparison``).
 
 Inputs are flat arrays with one entry per judgment; raters are dense indices 0..n_raters−1
 (the caller maps user ids), items may be any integer ids (e.g. pair ids).
@@ -11,7 +12,6 @@ import numpy.typing as npt
 
 from pickwise.analytics.agreement import MajorityAgreement, agreement_with_majority
 from pickwise.analytics.arrays import (
-    BoolArray,
     FloatArray,
     IntArray,
     as_bool_array,
@@ -28,18 +28,10 @@ from pickwise.analytics.labels import (
     picked_left,
     preference_labels,
 )
+from pickwise.analytics.rater_comparison import Comparisons, compare_with_others
+from pickwise.analytics.rater_judgments import RaterJudgments
 
-DEFAULT_FAST_SECONDS = 4.0
-
-
-@dataclass(frozen=True)
-class RaterJudgments:
-    rater: IntArray
-    item: IntArray
-    choice: IntArray  # choice codes (labels.CHOICE_*), relative to canonical A / B
-    a_shown_left: BoolArray
-    seconds: FloatArray  # time from showing the pair to submitting
-    gold_choice: IntArray  # CHOICE_A / CHOICE_B on gold pairs, NO_GOLD elsewhere
+DEFAULT_FAST_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +68,7 @@ class RaterQuality:
     both_bad_rate: FloatArray
     majority: MajorityAgreement
     dawid_skene_accuracy: FloatArray
+    comparisons: Comparisons  # each rater against the other raters of the same pairs
 
 
 def wilson_interval(
@@ -214,4 +207,5 @@ def rater_quality(
         both_bad_rate=choice_rate(judgments.rater, judgments.choice, CHOICE_BOTH_BAD, n_raters),
         majority=agreement_with_majority(judgments.rater, judgments.item, labels, n_raters),
         dawid_skene_accuracy=model.rater_accuracy,
+        comparisons=compare_with_others(judgments, n_raters),
     )

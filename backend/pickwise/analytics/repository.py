@@ -79,7 +79,7 @@ async def _int_matrix(
     return as_int_array(np.concatenate(blocks))
 
 
-async def _fetch_all(
+async def fetch_all(
     connection: AsyncConnection, sql: str, params: dict[str, Any]
 ) -> list[tuple[Any, ...]]:
     """Small results only (aggregates, people, batches)."""
@@ -122,7 +122,7 @@ class Person:
 
 async def people(connection: AsyncConnection, project_id: int) -> list[Person]:
     """Members and everyone who judged in the project, in user id order. No emails."""
-    rows = await _fetch_all(
+    rows = await fetch_all(
         connection,
         """
         SELECT u.id, u.display_name, u.pseudonym, m.user_id IS NOT NULL,
@@ -140,7 +140,7 @@ async def people(connection: AsyncConnection, project_id: int) -> list[Person]:
 
 
 async def batch_names(connection: AsyncConnection, project_id: int) -> dict[int, str]:
-    rows = await _fetch_all(
+    rows = await fetch_all(
         connection,
         "SELECT id, filename FROM batches WHERE project_id = %(project_id)s ORDER BY id",
         {"project_id": project_id},
@@ -157,7 +157,7 @@ class JudgmentCounts:
 
 
 async def judgment_counts(connection: AsyncConnection, project_id: int) -> JudgmentCounts:
-    rows = await _fetch_all(
+    rows = await fetch_all(
         connection,
         """
         SELECT count(*) FILTER (WHERE NOT j.is_gold), count(*) FILTER (WHERE j.is_gold),
@@ -174,7 +174,7 @@ async def judgments_per_day(
     connection: AsyncConnection, project_id: int
 ) -> list[tuple[date, int, int]]:
     """(UTC day, regular judgments, gold judgments) for days with any judgment."""
-    rows = await _fetch_all(
+    rows = await fetch_all(
         connection,
         """
         SELECT (j.submitted_at AT TIME ZONE 'UTC')::date AS day,
@@ -203,6 +203,8 @@ class JudgmentTable:
     gold_choice: IntArray  # CHOICE_A / CHOICE_B on gold judgments, NO_GOLD otherwise
     is_gold: npt.NDArray[np.bool_]
     rater_excluded: npt.NDArray[np.bool_]
+    # +1 where answer A has more bytes of text than B, −1 where fewer, 0 where as many.
+    a_longer: IntArray
 
     def __len__(self) -> int:
         return len(self.rater_id)
@@ -223,15 +225,18 @@ async def judgment_table(connection: AsyncConnection, project_id: int) -> Judgme
                     WHEN pr.gold_winner_id = pr.response_a_id THEN {CHOICE_A}
                     ELSE {CHOICE_B} END,
                j.is_gold::int,
-               coalesce(m.excluded, false)::int
+               coalesce(m.excluded, false)::int,
+               sign(octet_length(ra.content) - octet_length(rb.content))::int
         FROM judgments j
         JOIN pairs pr ON pr.id = j.pair_id
+        JOIN responses ra ON ra.id = pr.response_a_id
+        JOIN responses rb ON rb.id = pr.response_b_id
         LEFT JOIN project_members m ON m.project_id = j.project_id AND m.user_id = j.rater_id
         WHERE j.project_id = %(project_id)s AND pr.status <> 'removed'
         ORDER BY j.id
         """,
         {"project_id": project_id},
-        columns=9,
+        columns=10,
     )
     return JudgmentTable(
         rater_id=as_int_array(matrix[:, 0]),
@@ -243,6 +248,7 @@ async def judgment_table(connection: AsyncConnection, project_id: int) -> Judgme
         gold_choice=as_int_array(matrix[:, 6]),
         is_gold=matrix[:, 7].astype(np.bool_),
         rater_excluded=matrix[:, 8].astype(np.bool_),
+        a_longer=as_int_array(matrix[:, 9]),
     )
 
 
@@ -255,7 +261,7 @@ async def excluded_raters_with_votes(
         batch_ids=(batch_id,) if batch_id is not None else (),
         include_excluded_raters=True,
     ).where()
-    rows = await _fetch_all(
+    rows = await fetch_all(
         connection,
         f"""
         SELECT count(DISTINCT j.rater_id) FROM judgments j JOIN pairs pr ON pr.id = j.pair_id
@@ -279,7 +285,7 @@ JOIN responses rb ON rb.id = pr.response_b_id
 
 async def project_models(connection: AsyncConnection, project_id: int) -> list[str]:
     """Every model with an answer in the project, in Python's sort order."""
-    rows = await _fetch_all(
+    rows = await fetch_all(
         connection,
         "SELECT DISTINCT model FROM responses WHERE project_id = %(project_id)s",
         {"project_id": project_id},
@@ -382,7 +388,9 @@ async def decisive_votes(
 class PairText:
     pair_id: int
     prompt: str  # the user turns, joined by blank lines
+    response_a_id: int
     text_a: str
+    response_b_id: int
     text_b: str
 
 
@@ -401,7 +409,7 @@ async def pair_texts(
     """Prompt and both answers of every pair with an A-or-B vote, in blocks, by pair id."""
     where, params = kept_votes(project_id, batch_id=batch_id, rater_id=rater_id)
     sql = f"""
-        SELECT q.id, p.turns, ra.content, rb.content
+        SELECT q.id, p.turns, ra.id, ra.content, rb.id, rb.content
         FROM pairs q
         JOIN prompts p ON p.id = q.prompt_id
         JOIN responses ra ON ra.id = q.response_a_id
@@ -414,6 +422,6 @@ async def pair_texts(
     """
     async for rows in _stream(connection, sql, params):
         yield [
-            PairText(pair_id, prompt_text(turns), text_a, text_b)
-            for pair_id, turns, text_a, text_b in rows
+            PairText(pair_id, prompt_text(turns), a_id, text_a, b_id, text_b)
+            for pair_id, turns, a_id, text_a, b_id, text_b in rows
         ]

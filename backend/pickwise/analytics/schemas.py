@@ -8,6 +8,8 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
+from pickwise.analytics.flags import FlagCode
+
 
 class Readiness(BaseModel):
     ready: bool = Field(description="False until there is enough data for this section.")
@@ -38,10 +40,19 @@ class TimelineRead(BaseModel):
 
 
 class FlagRead(BaseModel):
-    code: str = Field(
-        description="low_gold_accuracy | position_bias | too_fast | low_estimated_accuracy"
+    """Why a rater is flagged: "worse than the others, with evidence" (docs/analytics.md)."""
+
+    code: FlagCode
+    label: str = Field(description="The code in words, as the dashboard shows it.")
+    detail: str = Field(description="The evidence in words: the test and its numbers.")
+    test: str = Field(description="The test or rule behind the flag.")
+    observed: float | None = Field(description="The rater's value (a share, or seconds).")
+    expected: float | None = Field(
+        description="What a rater like the others (or without the bias) would have; for "
+        "too_fast, the limit."
     )
-    detail: str
+    judgments: int = Field(description="How many judgments the evidence rests on.")
+    p_value: float | None = Field(description="Null for a rule that is not a test.")
 
 
 class RaterRow(BaseModel):
@@ -70,15 +81,27 @@ class RaterRow(BaseModel):
     tie_rate: float | None
     both_bad_rate: float | None
     dawid_skene_accuracy: float | None
+    agreement_with_others: float | None = Field(
+        description="Mean share of the other raters of the same pair who gave the same label."
+    )
+    agreement_expected: float | None = Field(
+        description="The same for a rater like the others, on the same pairs."
+    )
+    longer_share: float | None = Field(
+        description="Share of A-or-B choices that picked the longer answer."
+    )
+    longer_share_expected: float | None = Field(
+        description="The same for a rater like the others, on the same pairs."
+    )
     flags: list[FlagRead]
 
 
 class ThresholdsRead(BaseModel):
-    min_gold_accuracy: float
+    comparison_p_value: float
     max_position_bias: float
     position_p_value: float
+    max_length_bias: float
     min_median_seconds: float
-    min_dawid_skene_accuracy: float
     overridden: dict[str, float] = Field(
         description="Values taken from the project's quality_rules instead of the defaults."
     )
@@ -90,7 +113,9 @@ class ThresholdsRead(BaseModel):
 class RatersRead(BaseModel):
     raters: list[RaterRow] = Field(description="Flagged raters first, then by judgments.")
     thresholds: ThresholdsRead
-    fast_threshold_seconds: float
+    fast_threshold_seconds: float = Field(
+        description="fast_count counts judgments under this; the too_fast limit."
+    )
     flagged: int
 
 
@@ -154,8 +179,9 @@ class ModelRow(BaseModel):
 class StyleCoefficient(BaseModel):
     feature: str
     coefficient: float | None = Field(
-        description="Log-odds per standard deviation of the normalised difference; "
-        "null when the answers never differed on it."
+        description="Log-odds per root mean square of the normalised difference "
+        "(a − b) / (a + b); null when the votes cannot tell it apart from the models (e.g. "
+        "the answers never differed on it)."
     )
     lower: float | None
     upper: float | None

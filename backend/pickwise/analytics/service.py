@@ -11,8 +11,8 @@ Which votes count where:
 * Removed pairs count nowhere.
 
 Per-project flag thresholds: a project's ``quality_rules`` JSON object may set any field of
-``analytics.flags.FlagThresholds`` (``min_gold_accuracy``, ``max_position_bias``,
-``position_p_value``, ``min_median_seconds``, ``min_dawid_skene_accuracy``) to a number, e.g.
+``analytics.flags.FlagThresholds`` (``comparison_p_value``, ``max_position_bias``,
+``position_p_value``, ``max_length_bias``, ``min_median_seconds``) to a number, e.g.
 ``{"min_median_seconds": 8}``. Other keys, and values that are not finite numbers, are
 ignored; the rater report lists them under ``ignored_rules``.
 
@@ -47,20 +47,17 @@ from pickwise.analytics.bradley_terry import (
     counted_battles,
     leaderboard_from_battles,
 )
-from pickwise.analytics.flags import FlagThresholds, rater_flags
+from pickwise.analytics.flags import FlagReason, FlagThresholds, assess_raters
 from pickwise.analytics.labels import PREFER_A, PREFER_B, preference_labels
 from pickwise.analytics.preference_model import (
     PREFERENCE_FEATURES,
     PreferenceModelReport,
+    answer_properties,
+    design_rows,
     fit_preference_model,
-    preference_design,
 )
-from pickwise.analytics.rater_quality import (
-    DEFAULT_FAST_SECONDS,
-    RaterJudgments,
-    RaterQuality,
-    rater_quality,
-)
+from pickwise.analytics.rater_judgments import RaterJudgments
+from pickwise.analytics.rater_quality import RaterQuality
 from pickwise.analytics.schemas import (
     AgreementRead,
     AgreementStats,
@@ -84,10 +81,10 @@ from pickwise.analytics.style_control import (
     STYLE_FEATURES,
     StyleControlledLeaderboard,
     normalized_style_differences,
+    separable_features,
     style_controlled_leaderboard_counts,
     style_counts,
 )
-from pickwise.analytics.text_features import ChoiceRecord
 from pickwise.assignments.service import project_progress
 from pickwise.models import Project
 
@@ -169,6 +166,7 @@ def rater_judgments(
         a_shown_left=table.a_shown_left,
         seconds=table.seconds,
         gold_choice=table.gold_choice,
+        a_longer=table.a_longer,
     )
 
 
@@ -179,8 +177,8 @@ def rater_report(
 ) -> RatersRead:
     """Every rater, excluded or not, measured on all their judgments (gold included)."""
     thresholds, overridden, ignored = flag_thresholds(quality_rules)
-    quality = rater_quality(rater_judgments(table, people), len(people))
-    flags = rater_flags(quality, thresholds)
+    assessment = assess_raters(rater_judgments(table, people), len(people), thresholds)
+    quality, flags = assessment.quality, assessment.flags
     rows = [_rater_row(person, quality, index, flags[index]) for index, person in enumerate(people)]
     rows.sort(key=lambda row: (not row.flags, -row.judgments, row.display_name, row.user_id))
     return RatersRead(
@@ -188,15 +186,29 @@ def rater_report(
         thresholds=ThresholdsRead(
             **dataclasses.asdict(thresholds), overridden=overridden, ignored_rules=ignored
         ),
-        fast_threshold_seconds=DEFAULT_FAST_SECONDS,
+        fast_threshold_seconds=thresholds.min_median_seconds,
         flagged=sum(1 for row in rows if row.flags),
     )
 
 
+def _flag_read(flag: FlagReason) -> FlagRead:
+    return FlagRead(
+        code=flag.code,
+        label=flag.code.label,
+        detail=flag.detail,
+        test=flag.test,
+        observed=_number(flag.observed),
+        expected=_number(flag.expected),
+        judgments=flag.judgments,
+        p_value=None if flag.p_value is None else _number(flag.p_value),
+    )
+
+
 def _rater_row(
-    person: repository.Person, quality: RaterQuality, index: int, flags: Sequence[Any]
+    person: repository.Person, quality: RaterQuality, index: int, flags: Sequence[FlagReason]
 ) -> RaterRow:
     gold, position, pace = quality.gold, quality.position, quality.pace
+    comparisons = quality.comparisons
     return RaterRow(
         user_id=person.user_id,
         display_name=person.display_name,
@@ -221,7 +233,11 @@ def _rater_row(
         tie_rate=_number(quality.tie_rate[index]),
         both_bad_rate=_number(quality.both_bad_rate[index]),
         dawid_skene_accuracy=_number(quality.dawid_skene_accuracy[index]),
-        flags=[FlagRead(code=flag.code, detail=flag.detail) for flag in flags],
+        agreement_with_others=_number(comparisons.agreement.observed[index]),
+        agreement_expected=_number(comparisons.agreement.expected[index]),
+        longer_share=_number(comparisons.longer_picks.observed[index]),
+        longer_share_expected=_number(comparisons.longer_picks.expected[index]),
+        flags=[_flag_read(flag) for flag in flags],
     )
 
 
@@ -411,13 +427,14 @@ class StyleInput:
 def style_report(
     style: StyleInput, n_models: int
 ) -> tuple[StyleControlledLeaderboard | None, npt.NDArray[np.bool_]]:
-    """Style-controlled fit on the features whose normalised difference varies.
+    """Style-controlled fit on the features the votes can tell apart from the models.
 
-    A feature that never varies has no coefficient (it would make the Hessian singular).
+    The others (e.g. a feature that never differs) have no coefficient: they would make the
+    Hessian singular.
     """
     votes = style.outcome_counts.sum(axis=1)
     differences = normalized_style_differences(style.counts_a, style.counts_b, votes)
-    varies = np.any(differences != 0, axis=0)
+    varies = separable_features(style.model_a, style.model_b, n_models, differences, votes)
     if not varies.any():
         return None, varies
     result = style_controlled_leaderboard_counts(
@@ -573,8 +590,9 @@ async def leaderboard(
     if not varies.all():
         unused = [name for name, used in zip(STYLE_FEATURES, varies, strict=True) if not used]
         notes.append(
-            f"Same difference between the answers in every vote, so not controlled for: "
-            f"{', '.join(unused)}."
+            f"Not controlled for: {', '.join(unused)}. In these votes it never differs "
+            "between the answers, or only along with the models, so its effect cannot be told "
+            "apart from the models' strengths."
         )
     return leaderboard_read(
         models,
@@ -601,6 +619,23 @@ def _weights(report: PreferenceModelReport) -> list[FeatureWeightRead]:
     ]
 
 
+def _answer_properties_of(
+    block: Sequence[repository.PairText], known: dict[int, FloatArray]
+) -> None:
+    """``answer_properties`` of the answers in ``block`` not seen before, into ``known``."""
+    unseen: dict[int, tuple[str, str]] = {}
+    for pair in block:
+        for response_id, text in (
+            (pair.response_a_id, pair.text_a),
+            (pair.response_b_id, pair.text_b),
+        ):
+            if response_id not in known:
+                unseen[response_id] = (text, pair.prompt)
+    texts = [text for text, _ in unseen.values()]
+    properties = answer_properties(texts, [prompt for _, prompt in unseen.values()])
+    known.update(zip(unseen, properties, strict=True))
+
+
 async def _preference_design_rows(
     connection: AsyncConnection,
     project_id: int,
@@ -609,30 +644,22 @@ async def _preference_design_rows(
     batch_id: int | None,
     rater_id: int | None,
 ) -> FloatArray:
-    """``preference_design`` of every vote, computed once per (pair, side shown left)."""
-    keys = votes.pair_id * 2 + votes.a_shown_left
-    unique_keys, vote_row = np.unique(keys, return_inverse=True)
-    rows = np.full((len(unique_keys), len(PREFERENCE_FEATURES)), np.nan)
+    """``design_rows`` of every vote; each answer's text is featured once, however many
+    pairs and votes it is in."""
+    pair_ids = np.unique(votes.pair_id)
+    width = len(PREFERENCE_FEATURES) - 1
+    properties_a = np.full((len(pair_ids), width), np.nan)
+    properties_b = np.full((len(pair_ids), width), np.nan)
+    known: dict[int, FloatArray] = {}
     async for block in repository.pair_texts(
         connection, project_id, batch_id=batch_id, rater_id=rater_id
     ):
-        records = []
-        positions = []
-        for pair in block:
-            for a_left in (False, True):
-                key = pair.pair_id * 2 + a_left
-                position = int(np.searchsorted(unique_keys, key))
-                if position < len(unique_keys) and unique_keys[position] == key:
-                    records.append(
-                        ChoiceRecord(
-                            pair.prompt, pair.text_a, pair.text_b, "a", "a" if a_left else "b"
-                        )
-                    )
-                    positions.append(position)
-        if records:
-            design, _ = await asyncio.to_thread(preference_design, records)
-            rows[positions] = design
-    return as_float_array(rows[vote_row.ravel()])
+        await asyncio.to_thread(_answer_properties_of, block, known)
+        rows = np.searchsorted(pair_ids, [pair.pair_id for pair in block])
+        properties_a[rows] = [known[pair.response_a_id] for pair in block]
+        properties_b[rows] = [known[pair.response_b_id] for pair in block]
+    of_vote = np.searchsorted(pair_ids, votes.pair_id)
+    return design_rows(properties_a[of_vote], properties_b[of_vote], votes.a_shown_left)
 
 
 async def preferences(
@@ -691,15 +718,29 @@ async def report(
     connection: AsyncConnection, project: Project, *, bootstrap_rounds: int = BOOTSTRAP_ROUNDS
 ) -> ReportRead:
     """All sections from one snapshot; the judgment table is read once for raters and
-    agreement."""
+    agreement, which then need nothing more from the database: they are computed in worker
+    threads while the other sections read and compute theirs."""
     people = await repository.people(connection, project.id)
     table = await repository.judgment_table(connection, project.id)
     batch_names = await repository.batch_names(connection, project.id)
+    from_table = asyncio.gather(
+        asyncio.to_thread(rater_report, table, people, project.quality_rules),
+        asyncio.to_thread(agreement_report, table, people, batch_names),
+    )
+    try:
+        progress_read = await progress(connection, project.id)
+        timeline_read = await timeline(connection, project.id)
+        board = await leaderboard(connection, project.id, bootstrap_rounds=bootstrap_rounds)
+        preferences_read = await preferences(connection, project.id)
+    except BaseException:
+        from_table.cancel()
+        raise
+    raters_read, agreement_read = await from_table
     return ReportRead(
-        progress=await progress(connection, project.id),
-        timeline=await timeline(connection, project.id),
-        raters=await asyncio.to_thread(rater_report, table, people, project.quality_rules),
-        agreement=await asyncio.to_thread(agreement_report, table, people, batch_names),
-        leaderboard=await leaderboard(connection, project.id, bootstrap_rounds=bootstrap_rounds),
-        preferences=await preferences(connection, project.id),
+        progress=progress_read,
+        timeline=timeline_read,
+        raters=raters_read,
+        agreement=agreement_read,
+        leaderboard=board,
+        preferences=preferences_read,
     )

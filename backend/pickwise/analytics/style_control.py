@@ -1,18 +1,27 @@
 """Style-controlled Bradley-Terry: model strengths net of length and markdown effects.
 
 Following Chatbot Arena's style control, each vote gets, per style feature, the normalised
-difference (a − b) / (a + b) between the two answers, standardised over all votes; the
-logistic model is  logit P(A wins) = θ_A − θ_B + Σ_k β_k · z_k.  A model whose advantage
-comes only from, say, longer answers keeps that advantage in β and loses it from θ.
+difference (a − b) / (a + b) between the two answers, scaled by its root mean square over all
+votes; the logistic model is  logit P(A wins) = θ_A − θ_B + Σ_k β_k · z_k.  A model whose
+advantage comes only from, say, longer answers keeps that advantage in β and loses it from θ.
+Every term changes sign when A and B are swapped, so the fit does not depend on which answer
+is called A (see ``normalized_style_differences``).
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pickwise.analytics.arrays import FloatArray, as_float_array, as_int_array
+from pickwise.analytics.arrays import (
+    BoolArray,
+    FloatArray,
+    IntArray,
+    as_float_array,
+    as_int_array,
+)
 from pickwise.analytics.bradley_terry import (
     IDENTIFYING_RIDGE,
     POINTS_FOR_A,
@@ -34,7 +43,7 @@ STYLE_FEATURES = ("words", "headings", "list_items", "bold")
 @dataclass(frozen=True)
 class StyleControlledLeaderboard:
     feature_names: tuple[str, ...]
-    # Log-odds change per standard deviation of the feature's normalised difference.
+    # Log-odds change per root mean square of the feature's normalised difference.
     style_coefficients: FloatArray
     coefficient_lower: FloatArray  # Wald interval from the Hessian
     coefficient_upper: FloatArray
@@ -59,14 +68,22 @@ def style_counts(texts: Sequence[str], feature_names: Sequence[str] = STYLE_FEAT
 def normalized_style_differences(
     counts_a: npt.ArrayLike, counts_b: npt.ArrayLike, weight: npt.ArrayLike | None = None
 ) -> FloatArray:
-    """(a − b) / (a + b) per vote and feature, standardised to mean 0 and variance 1.
+    """(a − b) / (a + b) per vote and feature, divided by its root mean square over the votes.
 
     0 where both answers have none of a feature. Chatbot Arena divides by a + b + 1; without
     the +1 a single list against none is a full ±1, like 100 words against none. A feature
     that never differs stays all zero (its coefficient is then 0).
 
-    With ``weight`` a row stands for that many votes (votes counted per pair): mean and
-    variance are then those of the votes, so the result equals the per-vote one row by row.
+    Not centred: swapping which answer is called A must flip the sign of every feature and
+    change nothing else. Subtracting the mean would break that as soon as A is not a coin
+    flip (pickwise's A is the response listed first in the import file), and the mean would
+    then act as a hidden "A wins" intercept that the strengths have to absorb. The root mean
+    square is the same whichever answer is A. It is also the standard deviation the features
+    would have if every vote were counted once each way round, which is what Chatbot Arena's
+    standardisation gives when A and B are random.
+
+    With ``weight`` a row stands for that many votes (votes counted per pair): the root mean
+    square is then that of the votes, so the result equals the per-vote one row by row.
     Rows of weight 0 count nowhere.
     """
     a = as_float_array(counts_a)
@@ -75,20 +92,13 @@ def normalized_style_differences(
     ratio = np.zeros_like(total)
     np.divide(a - b, total, out=ratio, where=total > 0)
     if weight is None:
-        mean = ratio.mean(axis=0)
-        spread = ratio.std(axis=0)
-        counted = ratio
+        spread = np.sqrt(np.mean(ratio**2, axis=0))
     else:
         w = as_float_array(weight)
-        mean = np.average(ratio, axis=0, weights=w)
-        spread = np.sqrt(np.average((ratio - mean) ** 2, axis=0, weights=w))
-        counted = ratio[w > 0]
-    # Constant means max == min. The float std of identical values can be ~1e-17 instead of
-    # 0, and dividing by it would turn a constant into a column of ±1 (a spurious intercept).
-    varies = counted.max(axis=0, initial=-np.inf) > counted.min(axis=0, initial=np.inf)
-    standardized = np.zeros_like(ratio)
-    np.divide(ratio - mean, spread, out=standardized, where=varies)
-    return standardized
+        spread = np.sqrt(np.average(ratio**2, axis=0, weights=w))
+    scaled = np.zeros_like(ratio)
+    np.divide(ratio, spread, out=scaled, where=spread > 0)
+    return scaled
 
 
 @dataclass(frozen=True)
@@ -147,9 +157,6 @@ def fit_style_controlled_counts(
     entries per row plus the features — so memory stays linear in the number of rows.
     ``initial_strengths`` (e.g. the plain Bradley-Terry fit) only shortens the search.
     """
-    # Imported here: scipy takes seconds to import and the app must start without it.
-    from scipy import sparse
-
     from pickwise.analytics.logistic import fit_logistic
 
     first = as_int_array(model_a)
@@ -165,12 +172,8 @@ def fit_style_controlled_counts(
         features[voted],
         weight[voted],
     )
-    n_rows, n_features = features.shape
-    rows = np.repeat(np.arange(n_rows), 2)
-    columns = np.column_stack([first, second]).ravel()
-    signs = np.tile([1.0, -1.0], n_rows)
-    model_part = sparse.csr_array((signs, (rows, columns)), shape=(n_rows, n_models))
-    design = sparse.hstack([model_part, sparse.csr_array(features)], format="csr")
+    n_features = features.shape[1]
+    design = _design(first, second, features, n_models)
     target = (counts @ POINTS_FOR_A) / weight
     # Only the strengths need the identifying penalty; the style coefficients are identified.
     ridge = np.concatenate([np.full(n_models, IDENTIFYING_RIDGE), np.zeros(n_features)])
@@ -186,6 +189,63 @@ def fit_style_controlled_counts(
         coefficient_upper=upper[n_models:],
         converged=fit.converged,
     )
+
+
+def _design(first: IntArray, second: IntArray, features: FloatArray, n_models: int) -> Any:
+    """The sparse design: +1 in model A's column, −1 in model B's, then the style features.
+
+    Swapping A and B negates the whole row, which is why the fit cannot depend on it."""
+    # Imported here: scipy takes seconds to import and the app must start without it.
+    from scipy import sparse
+
+    n_rows = len(first)
+    rows = np.repeat(np.arange(n_rows), 2)
+    columns = np.column_stack([first, second]).ravel()
+    signs = np.tile([1.0, -1.0], n_rows)
+    model_part = sparse.csr_array((signs, (rows, columns)), shape=(n_rows, n_models))
+    return sparse.hstack([model_part, sparse.csr_array(features)], format="csr")
+
+
+def separable_features(
+    model_a: npt.ArrayLike,
+    model_b: npt.ArrayLike,
+    n_models: int,
+    style_features: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    *,
+    tolerance: float = 1e-9,
+) -> BoolArray:
+    """Which features the votes can tell apart from the models' strengths and from the
+    features before them; the others would make the fit singular.
+
+    A feature that never differs is one. So is one that always differs by the same amount
+    in favour of the same model (e.g. the same pair judged again and again): any advantage
+    it gives could as well be that model's strength. The test is on the votes' Gram matrix
+    (models + features, a few hundred columns at most): a feature is kept when the part of
+    its column that the kept columns do not explain holds more than ``tolerance`` of its
+    weight. Negating a row leaves the Gram matrix unchanged, so whichever answer is A gives
+    the same answer here too.
+    """
+    first = as_int_array(model_a)
+    second = as_int_array(model_b)
+    features = as_float_array(style_features).reshape(len(first), -1)
+    w = as_float_array(weight)
+    design = _design(first, second, features, n_models)
+    gram = np.asarray((design.T @ design.multiply(w[:, None])).toarray(), dtype=np.float64)
+    kept = list(range(n_models))
+    separable = np.zeros(features.shape[1], dtype=np.bool_)
+    for index in range(features.shape[1]):
+        column = n_models + index
+        total = gram[column, column]
+        if total <= 0:
+            continue
+        known = gram[np.ix_(kept, kept)]
+        cross = gram[kept, column]
+        explained = cross @ np.linalg.lstsq(known, cross, rcond=None)[0]
+        if total - explained > tolerance * total:
+            separable[index] = True
+            kept.append(column)
+    return separable
 
 
 def style_controlled_leaderboard(

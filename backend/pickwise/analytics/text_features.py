@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pickwise.analytics.arrays import IntArray, as_int_array
+from pickwise.analytics.arrays import FloatArray, IntArray, as_float_array, as_int_array
 
 HEDGING_PHRASES = (
     "might",
@@ -174,6 +174,44 @@ def markdown_style_counts(texts: Sequence[str]) -> IntArray:
     list_items = _matches_per_answer(_LIST_ITEM_AFTER_NEWLINE, "\n" + joined, starts)
     bold = _matches_per_answer(_BOLD, joined, starts)
     return as_int_array(np.column_stack([words, headings, list_items, bold]))
+
+
+_PHRASES = (
+    ("hedging", _HEDGING),
+    ("refusal", _REFUSAL),
+    ("apology", _APOLOGY),
+    ("agreement", _AGREEMENT),
+)
+
+
+def text_features_of(texts: Sequence[str], prompts: Sequence[str | None]) -> FloatArray:
+    """``text_features`` of many answers (answers × FEATURE_NAMES), each with its prompt.
+
+    The markdown counts come from ``markdown_style_counts``, the phrases from one scan of
+    all answers joined per phrase list, and the fenced blocks and questions back are looked
+    for only in answers that can have them. Same numbers (tests compare the two).
+    """
+    features = np.zeros((len(texts), len(FEATURE_NAMES)))
+    if not texts:
+        return as_float_array(features)
+    column = FEATURE_NAMES.index
+    markdown = markdown_style_counts(texts)
+    for position, name in enumerate(MARKDOWN_STYLE_FEATURES):
+        features[:, column(name)] = markdown[:, position]
+    features[:, column("characters")] = [len(text) for text in texts]
+    prose = list(texts)
+    for index, text in enumerate(texts):
+        if "```" in text or "~~~" in text:
+            features[index, column("code_blocks")] = len(_FENCED_BLOCK.findall(text))
+            prose[index] = _FENCED_BLOCK.sub("\n", text)
+    prose = [text.replace("\u2019", "'") for text in prose]
+    joined, starts = _joined(prose)
+    for name, pattern in _PHRASES:
+        features[:, column(name)] = _matches_per_answer(pattern, joined, starts)
+    for index, (text, prompt) in enumerate(zip(prose, prompts, strict=True)):
+        if "?" in text:
+            features[index, column("questions_back")] = _questions_back(text, prompt)
+    return as_float_array(features)
 
 
 def _normalize_sentence(sentence: str) -> str:

@@ -6,8 +6,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import repository, service
-from pickwise.auth.deps import CurrentRater
+from pickwise.auth.deps import CurrentRater, PrincipalDep, may_act_on_get
 from pickwise.core.db import SessionDep
+from pickwise.core.errors import Forbidden
 from pickwise.judgments import idempotency
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import (
@@ -26,6 +27,11 @@ from pickwise.projects.deps import RaterProject
 
 router = APIRouter(prefix="/api/v1", tags=["rating"])
 
+CROSS_SITE_MESSAGE = (
+    "A pair is leased only for a request from this site: a session cookie sent from another "
+    "site's page cannot lease one. Use an API token, or open the rating page."
+)
+
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
@@ -41,10 +47,19 @@ IdempotencyKeyHeader = Annotated[
     summary="Lease the next pair that needs this rater",
 )
 async def next_pair(
-    project: RaterProject, rater: CurrentRater, session: SessionDep
+    request: Request,
+    principal: PrincipalDep,
+    project: RaterProject,
+    rater: CurrentRater,
+    session: SessionDep,
 ) -> NextPair | NoWorkLeft:
-    lease = await service.next_lease(session, project, rater)
+    """With an API token, as is; with a session cookie, only for a request from this site
+    (a cookie rides along on a link from another site, and a lease must not)."""
+    may_lease = may_act_on_get(request, principal)
+    lease = await service.next_lease(session, project, rater, new=may_lease)
     if lease is None:
+        if not may_lease:
+            raise Forbidden(CROSS_SITE_MESSAGE)
         return NoWorkLeft()
     assignment, content = lease.assignment, lease.content
     left, right = repository.shown_sides(content, assignment)

@@ -8,6 +8,7 @@ query that takes it marks the old assignment expired, so no sweeper process is n
 """
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,7 +16,9 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
+from pickwise.assignments import repository
 from pickwise.assignments.repository import PairContent, content_from_row, pair_content
+from pickwise.assignments.standing import ensure_may_rate
 from pickwise.core.clock import utcnow
 from pickwise.core.metrics import LEASES_EXPIRED, LEASES_GRANTED
 from pickwise.models import Assignment, Pair, PairSlot, Project, User
@@ -55,73 +58,98 @@ async def create_slots(session: AsyncSession, project: Project, batch_id: int | 
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def resize_slots(session: AsyncSession, project: Project) -> None:
+# The slots a lower k no longer needs, per pair: open ones go before leased ones, and a slot
+# that holds a judgment is never dropped (the judgment's foreign key forbids it). They are
+# locked in id order, like every writer's slot locks; one whose state changed while waiting
+# (it became done) is passed over, and the next round ranks the pair again.
+_SURPLUS_SLOTS = text(
+    """
+    WITH ranked AS (
+        SELECT id, row_number() OVER (
+            PARTITION BY pair_id
+            ORDER BY (state = 'done') DESC, (state = 'leased') DESC, slot_no
+        ) AS rn
+        FROM pair_slots WHERE project_id = :project_id
+    )
+    SELECT s.id FROM pair_slots s
+    WHERE s.id IN (SELECT id FROM ranked WHERE rn > :k) AND s.state <> 'done'
+    ORDER BY s.id
+    FOR UPDATE OF s
+    """
+)
+_REVOKE_LEASES_OF_SLOTS = text(
+    """
+    UPDATE assignments SET status = 'revoked', completed_at = :now
+    WHERE id IN (
+        SELECT id FROM assignments
+        WHERE slot_id = ANY(:slot_ids) AND status = 'leased'
+        ORDER BY id
+        FOR UPDATE
+    )
+    """
+)
+_DELETE_SLOTS = text("DELETE FROM pair_slots WHERE id = ANY(:slot_ids)")
+_LOCK_PROJECT = text("SELECT id FROM projects WHERE id = :project_id FOR NO KEY UPDATE")
+# Each round drops what the last one could not; a round finds nothing left unless raters
+# finished judging, meanwhile, slots it meant to drop.
+RESIZE_ROUNDS = 10
+
+
+async def resize_slots(
+    session: AsyncSession, project: Project, now: datetime | None = None
+) -> None:
     """After k changed: add slots, or drop the ones no longer needed.
 
-    Slots that hold a judgment are never dropped (the judgment's foreign key forbids it);
-    open slots go before leased ones, and a rater whose leased slot is dropped gets a clear
-    409 on submit.
+    Lock order (assignments.repository): the project row (one resize at a time), the surplus
+    slots in id order, then the assignments leasing them, which are revoked: their raters get
+    a clear 409 on submit. Only then are the slots deleted (the foreign key clears the
+    assignments' slot ids, rows this transaction already holds).
     """
-    await session.execute(
-        text(
-            """
-            WITH ranked AS (
-                SELECT id, row_number() OVER (
-                    PARTITION BY pair_id
-                    ORDER BY (state = 'done') DESC, (state = 'leased') DESC, slot_no
-                ) AS rn
-                FROM pair_slots WHERE project_id = :project_id
-            )
-            DELETE FROM pair_slots ps USING ranked r
-            WHERE ps.id = r.id AND r.rn > :k AND ps.state <> 'done'
-            """
-        ),
-        {"project_id": project.id, "k": project.raters_per_pair},
-    )
+    now = now or utcnow()
+    params = {"project_id": project.id, "k": project.raters_per_pair}
+    await session.execute(_LOCK_PROJECT, params)
+    for _ in range(RESIZE_ROUNDS):
+        surplus = list((await session.scalars(_SURPLUS_SLOTS, params)).all())
+        if not surplus:
+            break
+        await session.execute(_REVOKE_LEASES_OF_SLOTS, {"slot_ids": surplus, "now": now})
+        await session.execute(_DELETE_SLOTS, {"slot_ids": surplus})
     await create_slots(session, project)
 
 
-async def _lock_rater(session: AsyncSession, project_id: int, rater_id: int) -> None:
-    # One next-pair at a time per rater and project: a double click cannot lease two pairs.
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(:a, :b)"),
-        {"a": rater_id % 2_147_483_647, "b": project_id % 2_147_483_647},
-    )
-
-
-# Built once (it runs on every "next pair"); the lock refreshes what the session holds.
-_CURRENT_LEASE = (
+# The lock refreshes what the session holds.
+_LOCKED_LEASE = (
     select(Assignment)
-    .where(
-        Assignment.project_id == bindparam("project_id"),
-        Assignment.rater_id == bindparam("rater_id"),
-        Assignment.status == "leased",
-    )
-    .order_by(Assignment.id)
-    .limit(1)
+    .where(Assignment.id == bindparam("assignment_id"))
     .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_LOCKED_SLOT = (
+    select(PairSlot)
+    .where(PairSlot.id == bindparam("slot_id"))
     .execution_options(populate_existing=True)
 )
 
 
 async def _current_lease(
-    session: AsyncSession, project: Project, rater: User, now: datetime
+    session: AsyncSession, project: Project, current: repository.HeldLease, now: datetime
 ) -> Assignment | None:
-    held = await session.scalar(_CURRENT_LEASE, {"project_id": project.id, "rater_id": rater.id})
-    if held is None:
+    """The rater's lease, continued, or None if it is lost (and then marked so). Locks its
+    slot, then itself, in the order every writer uses (assignments.repository)."""
+    slot_ids = await repository.lock_slots(
+        session, [] if current.slot_id is None else [current.slot_id]
+    )
+    held = await session.scalar(_LOCKED_LEASE, {"assignment_id": current.assignment_id})
+    if held is None or held.status != "leased":
+        # Submitted, skipped or revoked by another request meanwhile.
         return None
     if held.is_gold:
         if held.lease_expires_at <= now:
             held.lease_expires_at = now + timedelta(seconds=project.lease_seconds)
         return held
     slot = None
-    if held.slot_id is not None:
-        slot = await session.scalar(
-            select(PairSlot)
-            .where(PairSlot.id == held.slot_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+    if held.slot_id is not None and held.slot_id in slot_ids:
+        slot = await session.scalar(_LOCKED_SLOT, {"slot_id": held.slot_id})
     if slot is None or slot.assignment_id != held.id or slot.state != "leased":
         # The slot went to someone else after expiry, or k was lowered.
         held.status = "expired" if slot is not None else "revoked"
@@ -312,15 +340,27 @@ async def _new_assignment(
 
 
 async def next_lease(
-    session: AsyncSession, project: Project, rater: User, now: datetime | None = None
+    session: AsyncSession,
+    project: Project,
+    rater: User,
+    now: datetime | None = None,
+    *,
+    new: bool = True,
 ) -> Lease | None:
     """The rater's current lease, or a new one, with the pair's texts; None when no work is
-    left for them. Study participants (rater pools) stop at their quota; nobody else has one."""
+    left for them (or, with ``new=False``, when they hold no lease: none is made). Study
+    participants (rater pools) stop at their quota; nobody else has one."""
     now = now or utcnow()
-    await _lock_rater(session, project.id, rater.id)
-    held = await _current_lease(session, project, rater, now)
+    await repository.enter_project(session, project.id, rater.id)
+    # After the locks: a removal, deactivation or closing that committed meanwhile (and
+    # released this rater's leases) is seen here, so no lease follows it.
+    standing, current = await repository.standing_and_lease(session, project.id, rater.id)
+    ensure_may_rate(standing)
+    held = None if current is None else await _current_lease(session, project, current, now)
     if held is not None:
         return Lease(held, await pair_content(session, held.pair_id))
+    if not new:
+        return None
     wants_gold = project.gold_rate > 0 and chance.random() < project.gold_rate
     if wants_gold:
         if await quota_reached(session, project, rater):
@@ -392,3 +432,27 @@ async def judgments_needed(session: AsyncSession, project_id: int) -> int:
         {"project_id": project_id},
     )
     return int(needed or 0)
+
+
+async def end_leases(
+    session: AsyncSession,
+    project_ids: Sequence[int],
+    *,
+    rater_id: int | None = None,
+    now: datetime | None = None,
+) -> int:
+    """After a member was removed, an account deactivated or a project closed (in this
+    transaction): their open leases end now and the slots go back to the pool.
+
+    The projects' gates stay closed until the transaction commits, so a "next pair" that was
+    under way finishes first (and its lease is ended here), and one that comes later sees the
+    change and makes no lease. Returns how many leases ended.
+    """
+    now = now or utcnow()
+    await repository.close_gates(session, project_ids)
+    return sum(
+        [
+            await repository.release_leases(session, now, project_id=project_id, rater_id=rater_id)
+            for project_id in sorted(set(project_ids))
+        ]
+    )

@@ -3,6 +3,7 @@
 import hmac
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
@@ -53,6 +54,32 @@ async def check_csrf(request: Request, web_session: UserSession) -> None:
         sent = value if isinstance(value, str) else None
     if not sent or not hmac.compare_digest(sent, web_session.csrf_token):
         raise Forbidden("The form's security token is missing or stale; reload the page.")
+
+
+def from_this_site(request: Request) -> bool:
+    """Whether a browser request may have come from a page of another site.
+
+    Sec-Fetch-Site, sent by every current browser, says where a request was started: only
+    "same-origin" (a link or redirect of ours) and "none" (a typed URL, a bookmark) count
+    as ours. Without it (an older browser), a Referer of another origin is refused too. A
+    request with neither is taken as ours: a site cannot strip the header from a browser
+    that sends it.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    referer = request.headers.get("referer")
+    if not referer:
+        return True
+    origin = urlsplit(referer)
+    return (origin.scheme, origin.netloc) == (request.url.scheme, request.url.netloc)
+
+
+def may_act_on_get(request: Request, principal: "Principal") -> bool:
+    """A GET that changes something (leasing a pair) for a session cookie: only when the
+    request came from this site. A cookie rides along on a top-level cross-site link (it is
+    SameSite=Lax), an API token never does."""
+    return principal.web_session is None or from_this_site(request)
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(get_principal)]

@@ -1,6 +1,8 @@
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from pickwise.users.email import Email
 
 
 class TokenCreate(BaseModel):
@@ -27,7 +29,7 @@ class TokenRead(BaseModel):
 
 
 class InviteCreate(BaseModel):
-    email: EmailStr
+    email: Email
     role: str = Field("rater", pattern="^(admin|rater)$")
     project_id: int | None = None
     valid_days: int = Field(7, ge=1, le=90)

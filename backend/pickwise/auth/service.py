@@ -15,6 +15,7 @@ from pickwise.core.errors import (
 from pickwise.core.security import login_turn, new_token, token_digest, verify_password
 from pickwise.models import ApiToken, Invite, LoginFailure, ProjectMember, User, UserSession
 from pickwise.users import service as users_service
+from pickwise.users.email import checked_email
 
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
@@ -151,7 +152,7 @@ async def create_invite(
     token = new_token()
     invite = Invite(
         token_hash=token_digest(token),
-        email=email.strip(),
+        email=checked_email(email),
         role=role,
         project_id=project_id,
         created_by_id=admin.id,

@@ -1,6 +1,8 @@
 """Which pairs of a prompt's responses raters compare.
 
-A pair is two response external ids in canonical order (sorted), so each pair is stored once.
+Here a pair is two response external ids, sorted, so that each pair is drawn and stored
+once. Which of the two is the pair's A is decided when it is written: the response listed
+first in the file (it gets the smaller database id; see docs/import-format.md, "Pairs").
 A pair is gold exactly when it contains the prompt's gold winner.
 """
 

@@ -20,10 +20,12 @@ async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[An
 
 
 async def reserve_ids(session: AsyncSession, counts: dict[str, int]) -> dict[str, list[int]]:
-    """`counts[table]` new ids from each table's sequence, in one round trip.
+    """`counts[table]` new ids from each table's sequence, in one round trip, increasing.
 
     Each table's ids come back as one array value, not as a row per id. They need not be
-    consecutive (other sessions draw from the same sequences), only unused.
+    consecutive (other sessions draw from the same sequences), only unused. They are handed
+    out in increasing order because the order is a rule: a prompt's responses get ids in the
+    order the file lists them, and a pair's A is the response with the smaller id.
     """
     tables = [table for table, count in counts.items() if count]
     ids: dict[str, list[int]] = {table: [] for table in counts}
@@ -40,7 +42,7 @@ async def reserve_ids(session: AsyncSession, counts: dict[str, int]) -> dict[str
         row = await cursor.fetchone()
     assert row is not None
     for table, values in zip(tables, row, strict=True):
-        ids[table] = values
+        ids[table] = sorted(values)
     return ids
 
 

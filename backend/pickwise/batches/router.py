@@ -1,6 +1,6 @@
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from pickwise.auth.deps import AdminUser
 from pickwise.batches import repository, service
@@ -27,10 +27,13 @@ async def list_batches(project: AdminProject, session: SessionDep) -> list[Batch
     description=(
         "Send the file as the raw request body. All or nothing: a file with any bad line is "
         "rejected with 422 and line-numbered `errors` (the first 100, plus `error_count`), "
-        "and nothing is stored. Re-sending the same file adds nothing. In a project with "
-        "chat endpoints, JSONL lines without responses are answered by the endpoints first "
-        "(at most 100 such prompts per upload by default; see docs/integrations.md)."
+        "and nothing is stored. Re-sending the same file adds nothing: the answer is then "
+        "200 with `nothing_new` true and `batch_id` null, and no batch is added. In a "
+        "project with chat endpoints, JSONL lines without responses are answered by the "
+        "endpoints first (at most 100 such prompts per upload by default; see "
+        "docs/integrations.md)."
     ),
+    responses={200: {"model": ImportResult, "description": "Nothing new: no batch was added."}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -43,6 +46,7 @@ async def list_batches(project: AdminProject, session: SessionDep) -> list[Batch
 )
 async def import_batch(
     request: Request,
+    response: Response,
     project: AdminProject,
     admin: AdminUser,
     session: SessionDep,
@@ -72,4 +76,8 @@ async def import_batch(
             file_format=format,
             limits=limits,
         )
-    return ImportResult(**outcome.__dict__, summary=outcome.summary)
+    if outcome.nothing_new:
+        response.status_code = 200
+    return ImportResult(
+        **outcome.__dict__, nothing_new=outcome.nothing_new, summary=outcome.summary
+    )

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class BatchRead(BaseModel):
@@ -20,7 +20,12 @@ class BatchRead(BaseModel):
 
 
 class ImportResult(BaseModel):
-    batch_id: int
+    batch_id: int | None = Field(
+        description="The new batch; null when nothing in the file was new (no batch is added)."
+    )
+    nothing_new: bool = Field(
+        description="Every prompt of the file is already in the project, unchanged."
+    )
     prompts_new: int
     prompts_unchanged: int
     responses_new: int

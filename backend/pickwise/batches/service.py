@@ -2,7 +2,8 @@
 
 All or nothing: a file with any bad line, or any prompt id that already exists with other
 content, is rejected whole and the caller's transaction rolls back. Idempotent: prompts that
-exist with the same content are counted as unchanged and left alone.
+exist with the same content are counted as unchanged and left alone, and a file with nothing
+new adds no batch (the outcome says "nothing new" and has no batch id).
 """
 
 import asyncio
@@ -43,7 +44,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class ImportOutcome:
-    batch_id: int
+    batch_id: int | None  # None: nothing was new, so no batch was added
     prompts_new: int
     prompts_unchanged: int
     responses_new: int
@@ -51,7 +52,16 @@ class ImportOutcome:
     sha256: str
 
     @property
+    def nothing_new(self) -> bool:
+        return self.batch_id is None
+
+    @property
     def summary(self) -> str:
+        if self.nothing_new:
+            return (
+                f"nothing new: all {self.prompts_unchanged} prompts are already in the "
+                "project, unchanged; no batch was added"
+            )
         return (
             f"{self.prompts_new} new, {self.prompts_unchanged} unchanged prompts; "
             f"{self.responses_new} responses; {self.pairs_new} pairs"
@@ -119,11 +129,16 @@ async def import_stream(
             replace(report, errors=tuple(writer.conflicts.kept), error_count=writer.conflicts.count)
         )
     IMPORT_ROWS.inc(writer.prompts_new + writer.responses_new + writer.pairs_new)
-    batch.prompts_new, batch.prompts_unchanged = writer.prompts_new, writer.prompts_unchanged
-    batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
+    # Only new prompts bring responses and pairs: without one, the batch would be empty.
+    nothing_new = writer.prompts_new == 0
+    if nothing_new:
+        await session.delete(batch)
+    else:
+        batch.prompts_new, batch.prompts_unchanged = writer.prompts_new, writer.prompts_unchanged
+        batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
     await session.flush()
     return ImportOutcome(
-        batch_id=batch.id,
+        batch_id=None if nothing_new else batch.id,
         prompts_new=writer.prompts_new,
         prompts_unchanged=writer.prompts_unchanged,
         responses_new=writer.responses_new,
@@ -274,6 +289,7 @@ class _BatchWriter:
                 response_rows.append((response_id, project_id, prompt_id, *response))
             winner = these[record.winner] if record.winner is not None else None
             for first, second in record.pairs:
+                # A is the response listed first in the file: ids follow the file's order.
                 low, high = sorted((these[first], these[second]))
                 is_gold = winner is not None and winner in (low, high)
                 pair_id = next(pair_ids)

@@ -174,7 +174,7 @@ def generate(
         f"{report.retries} retried call(s)); {report.passed_through} already had responses; "
         f"{report.already_in_project} already in the project"
     )
-    if outcome is not None:
+    if outcome is not None and not outcome.nothing_new:
         console.print(f"[green]Imported[/green] batch {outcome.batch_id}: {outcome.summary}")
     elif report.failure_count and strict:
         console.print("[yellow]Nothing imported[/yellow] (--strict).")

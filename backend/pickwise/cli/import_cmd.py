@@ -91,4 +91,7 @@ def import_file(
             bar.stop()
             console.print(f"[red]error:[/red] {exc.detail}")
             raise typer.Exit(1) from exc
-    console.print(f"[green]Imported[/green] batch {outcome.batch_id}: {outcome.summary}")
+    if outcome.nothing_new:
+        console.print(f"[yellow]Nothing new[/yellow] in {file.name}: {outcome.summary}")
+    else:
+        console.print(f"[green]Imported[/green] batch {outcome.batch_id}: {outcome.summary}")

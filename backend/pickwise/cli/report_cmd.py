@@ -101,7 +101,7 @@ def _progress(result: ReportRead) -> None:
 
 
 def _raters(result: ReportRead) -> None:
-    from pickwise.web.dashboard import FLAG_LABELS, number, p_value, percent
+    from pickwise.web.dashboard import number, p_value, percent, seconds
 
     raters = result.raters
     console.print("\n[bold]Raters[/bold]")
@@ -114,8 +114,10 @@ def _raters(result: ReportRead) -> None:
         ("Judgments", "right"),
         ("Gold accuracy (95% interval)", "left"),
         ("Majority", "right"),
+        ("Agrees (like others)", "left"),
         ("Left (p)", "left"),
-        ("Median s (fast)", "left"),
+        ("Longer (like others)", "left"),
+        (f"Median s (under {seconds(raters.fast_threshold_seconds)})", "left"),
         ("Ties", "right"),
         ("Est. accuracy", "right"),
         ("Flags", "left"),
@@ -137,13 +139,15 @@ def _raters(result: ReportRead) -> None:
             if row.median_seconds is not None
             else "–"
         )
-        flags = ", ".join(FLAG_LABELS.get(flag.code, flag.code) for flag in row.flags)
+        flags = ", ".join(flag.label for flag in row.flags)
         table.add_row(
             name,
             f"{row.judgments:,}",
             gold,
             percent(row.majority_agreement),
+            f"{percent(row.agreement_with_others)} ({percent(row.agreement_expected)})",
             f"{percent(row.left_share)} ({p_value(row.position_p_value)})",
+            f"{percent(row.longer_share)} ({percent(row.longer_share_expected)})",
             pace,
             percent(row.tie_rate),
             percent(row.dawid_skene_accuracy),
@@ -153,7 +157,7 @@ def _raters(result: ReportRead) -> None:
     console.print(f"{raters.flagged} of {len(raters.raters)} raters flagged.")
     for row in raters.raters:
         for flag in row.flags:
-            console.print(f"  {row.display_name}: {flag.detail}", style="dim")
+            console.print(f"  {row.display_name}: [bold]{flag.label}[/bold]: {flag.detail}")
     thresholds = raters.thresholds
     if thresholds.overridden:
         overrides = ", ".join(f"{k} = {v:g}" for k, v in sorted(thresholds.overridden.items()))
@@ -242,7 +246,7 @@ def _leaderboard(result: ReportRead) -> None:
         for model, row in zip(board.models, board.win_rate, strict=True):
             rates.add_row(model.model, *(percent(rate) if rate is not None else "" for rate in row))
         console.print(rates)
-        style = Table(title="Style effects (log-odds per SD)", title_justify="left")
+        style = Table(title="Style effects (log-odds per RMS difference)", title_justify="left")
         for name in ("Feature", "Effect", "95% interval"):
             style.add_column(name, justify="right" if name == "Effect" else "left")
         for coefficient in board.style_coefficients:

@@ -24,11 +24,13 @@ def create(
     from pickwise.cli.runtime import run, with_session
     from pickwise.projects import service as projects_service
     from pickwise.users import service
+    from pickwise.users.email import checked_email
 
     async def work(session: AsyncSession) -> int:
         user = await service.create_user(
             session,
-            email=email,
+            # The check POST /api/v1/users and the admin page make.
+            email=checked_email(email),
             display_name=name or email.split("@")[0],
             role="admin" if admin else "rater",
             password=password,

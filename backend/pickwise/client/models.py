@@ -22,7 +22,8 @@ class Project(_ServerModel):
 class ImportSummary(_ServerModel):
     """One imported batch, as the server counted it."""
 
-    batch_id: int
+    batch_id: int | None  # None: nothing in it was new, and the server added no batch
+    nothing_new: bool = False
     filename: str
     rows: int
     prompts_new: int

@@ -5,7 +5,7 @@ imported opener's earlier turns, and each judged turn's message and the reply th
 
 A path stops before a turn whose kept reply should not be imitated: one the rater called
 "both bad" and did not rewrite, or whose pair an admin removed. Conversations with no turn
-left are not exported. Rows split like the preference export: by conversation.
+left are not exported. Rows split like the preference export: a conversation by its opening.
 """
 
 import json
@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pickwise.exports.ndjson import encode_row
+from pickwise.exports.records import Message, PromptRecord
 from pickwise.exports.splits import Split, split_for_prompt
 
 # Judged turns in conversation and turn order, with the reply kept and the latest edit.
@@ -90,11 +91,18 @@ async def chosen_paths(
         yield current
 
 
-def path_split(conversation_id: int, *, test_fraction: float, seed: int) -> Split:
-    """The same side as the conversation's turns take in the preference exports."""
-    return split_for_prompt(
-        f"conversation:{conversation_id}", test_fraction=test_fraction, seed=seed
+def path_split(path: ChosenPath, *, test_fraction: float, seed: int) -> Split:
+    """The side the conversation's turns take in the preference exports: that of its opening,
+    the system prompt and first user message (exports/splits.py)."""
+    system = next((m["content"] for m in path.messages if m["role"] == "system"), None)
+    first = next(m["content"] for m in path.messages if m["role"] == "user")
+    opening = PromptRecord(
+        prompt_id=0,
+        external_id=f"conversation:{path.conversation_id}",
+        system=system,
+        turns=(Message("user", first),),
     )
+    return split_for_prompt(opening, test_fraction=test_fraction, seed=seed)
 
 
 async def sft_ndjson(
@@ -107,6 +115,6 @@ async def sft_ndjson(
     include_excluded: bool = False,
 ) -> AsyncIterator[bytes]:
     async for path in chosen_paths(connection, project_id, include_excluded=include_excluded):
-        side = path_split(path.conversation_id, test_fraction=test_fraction, seed=seed)
+        side = path_split(path, test_fraction=test_fraction, seed=seed)
         if split is None or side == split:
             yield encode_row({"messages": path.messages})

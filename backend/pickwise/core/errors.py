@@ -51,3 +51,16 @@ class DatabaseUnavailable(PickwiseError):
 
     def __init__(self, detail: str = "The database is unavailable; try again shortly.") -> None:
         super().__init__(detail)
+
+
+class TransientConflict(PickwiseError):
+    """Postgres undid this transaction so that a concurrent one could finish (a deadlock or a
+    serialization failure). Nothing was stored; the same request can simply be sent again."""
+
+    status_code = 503
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"This request collided with another one changing the same rows ({what}) and was "
+            "undone; nothing was stored. Send it again (with the same Idempotency-Key)."
+        )

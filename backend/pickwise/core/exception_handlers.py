@@ -1,3 +1,4 @@
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -8,7 +9,17 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from pickwise.core.errors import DatabaseUnavailable, InvalidInput, NotAuthenticated, PickwiseError
+from pickwise.core.errors import (
+    DatabaseUnavailable,
+    InvalidInput,
+    NotAuthenticated,
+    PickwiseError,
+    TransientConflict,
+)
+
+logger = logging.getLogger(__name__)
+# Retryable answers (503) and how soon to retry, in seconds.
+RETRY_AFTER = {DatabaseUnavailable: "5", TransientConflict: "1"}
 
 
 class ErrorRead(BaseModel):
@@ -32,7 +43,12 @@ API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "No such object, or none the caller may see."),
         (409, "The request conflicts with the current state."),
         (422, "Invalid input; `errors` lists the problems."),
-        (503, "The database is unavailable; retry after Retry-After seconds."),
+        (
+            503,
+            "The database is unavailable (DatabaseUnavailable), or the request collided with "
+            "a concurrent one and was undone (TransientConflict); nothing was stored. Retry "
+            "after Retry-After seconds.",
+        ),
     )
 }
 
@@ -55,11 +71,24 @@ async def handle_pickwise_error(request: Request, exc: Exception) -> Response:
             status_code=exc.status_code,
         )
     body = {"error": type(exc).__name__, "detail": exc.detail, **exc.extra}
-    headers = {"Retry-After": "5"} if isinstance(exc, DatabaseUnavailable) else None
+    retry_after = RETRY_AFTER.get(type(exc))
+    headers = {"Retry-After": retry_after} if retry_after else None
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
+# SQLSTATE class 40 (transaction rollback): Postgres undid the transaction so that others
+# could go on. psycopg's classes for them do not share a base, so the code decides.
+_TRANSIENT = {"40P01": "deadlock detected", "40001": "could not serialize access"}
+
+
 async def handle_database_down(request: Request, exc: Exception) -> Response:
+    """An OperationalError is the database being unreachable, except for the rollbacks of
+    class 40: the database is fine, this transaction lost a race and can be sent again."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    if sqlstate.startswith("40"):
+        what = _TRANSIENT.get(sqlstate, f"transaction rolled back, SQLSTATE {sqlstate}")
+        logger.warning("transient conflict on %s %s: %s", request.method, request.url.path, what)
+        return await handle_pickwise_error(request, TransientConflict(what))
     return await handle_pickwise_error(request, DatabaseUnavailable())
 
 

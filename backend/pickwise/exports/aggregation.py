@@ -36,6 +36,9 @@ class DropReason(StrEnum):
     TIE = "tie"
     BOTH_BAD = "both_bad"
     BELOW_AGREEMENT = "below_agreement"
+    # hh-rlhf only: a transcript marker inside the text would be read as a turn boundary.
+    MARKER_IN_PROMPT = "hh_marker_in_prompt"
+    MARKER_IN_RESPONSE = "hh_marker_in_response"
 
 
 class UnsortedVotesError(InvalidRecordError):

@@ -8,7 +8,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from pickwise.exports.aggregation import AggregationMode
+from pickwise.exports.aggregation import AggregationMode, DropReason
 from pickwise.exports.errors import InvalidExportOptions
 from pickwise.exports.formats import ExportFormat
 from pickwise.exports.pipeline import ExportOptions
@@ -36,6 +36,13 @@ FORMAT_SUMMARIES: dict[ExportFormat, str] = {
     "`non_preferred_output`",
     ExportFormat.HH_RLHF: "Anthropic HH-RLHF transcripts `chosen` / `rejected`",
     ExportFormat.KTO: "TRL unpaired preference rows `prompt` / `completion` / `label`",
+}
+
+DROP_NOTES: dict[str, str] = {
+    DropReason.MARKER_IN_PROMPT: ' (a prompt turn contains "\\n\\nHuman:" or '
+    '"\\n\\nAssistant:", which would read as a turn of the transcript)',
+    DropReason.MARKER_IN_RESPONSE: ' (a response contains "\\n\\nHuman:" or '
+    '"\\n\\nAssistant:", which would read as a turn of the transcript)',
 }
 
 AGGREGATION_SUMMARIES: dict[AggregationMode, str] = {
@@ -135,7 +142,13 @@ def _body(info: CardInfo, options: ExportOptions, stats: ExportStats, conversati
         f"- kept: {stats.kept} {unit}s",
     ]
     for reason, count in sorted(stats.dropped.items()):
-        lines.append(f"- dropped ({reason}): {count} {unit}s")
+        lines.append(f"- dropped ({reason}): {count} {unit}s{DROP_NOTES.get(reason, '')}")
+    lines.append(f"- prompts: {stats.prompts_read}")
+    if stats.repeated_prompts:
+        lines.append(
+            f"- {stats.repeated_prompts} prompts share their conversation with another prompt "
+            "id; each such group is on one side of the split"
+        )
     if stats.system_prompt_dropped:
         lines.append(
             f"- system prompt left out of {stats.system_prompt_dropped} rows "
@@ -177,8 +190,9 @@ def _collection_notes(options: ExportOptions) -> list[str]:
             "- ties, both-bad and undecided pairs are left out (no trainer format has a tie)",
         ]
     notes.append(
-        f"- split by prompt: a prompt is in test when sha256 of (prompt external id, seed "
-        f"{options.seed}) falls below {options.test_fraction:g}, so no prompt is in both splits"
+        f"- split by conversation: a prompt is in test when sha256 of (its whitespace-"
+        f"normalised system prompt and turns, seed {options.seed}) falls below "
+        f"{options.test_fraction:g}, so no prompt is in both splits, even under two ids"
     )
     return notes
 

@@ -5,12 +5,11 @@ Every key is present in every row with one fixed type (no nulls), because Huggin
 fixed, so the same input always gives the same bytes.
 """
 
-import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pickwise.exports.aggregation import PreferencePair
+from pickwise.exports.aggregation import DropReason, PreferencePair
 from pickwise.exports.records import PromptRecord, VoteRecord
 
 Row = dict[str, object]
@@ -19,6 +18,9 @@ MessageDict = dict[str, str]
 # Anthropic HH-RLHF transcript markers.
 HUMAN_PREFIX = "\n\nHuman: "
 ASSISTANT_PREFIX = "\n\nAssistant: "
+# A text containing one of these would start a turn of its own when the transcript is read
+# back (a trainer cuts the prompt at the last "\n\nAssistant: "); such rows are left out.
+HH_TURN_MARKERS = ("\n\nHuman:", "\n\nAssistant:")
 
 # The votes format has no nulls: these stand for "not given".
 NO_STRENGTH_INDEX = -1
@@ -70,13 +72,15 @@ def vote_row(vote: VoteRecord) -> Row:
         "response_a": vote.response_a,
         "response_b": vote.response_b,
         "winner": vote.choice,
+        "winner_as_shown": vote.winner_as_shown,
         "strength_index": NO_STRENGTH_INDEX if vote.strength is None else vote.strength,
         "strength_label": vote.strength_label or NO_TEXT,
         "strength_scale": list(vote.strength_scale),
         "rationale": vote.rationale or NO_TEXT,
-        "criteria": criteria_json(vote.criteria),
+        "criteria": criteria_object(vote),
         "rater": vote.rater_pseudonym,
         "shown_left": vote.shown_left,
+        "left_response_id": vote.left_response_id,
         "shown_at": iso_utc(vote.shown_at),
         "submitted_at": iso_utc(vote.submitted_at),
         "is_gold": vote.is_gold,
@@ -117,8 +121,25 @@ def openai_row(pair: PreferencePair) -> Row:
     }
 
 
+def hh_rlhf_marker_problem(pair: PreferencePair) -> DropReason | None:
+    """Why the pair cannot be an HH-RLHF row, if it cannot: a turn marker in a prompt turn or
+    in a response (the system prompt is not written, so it does not matter)."""
+    if any(_has_turn_marker(turn.content) for turn in pair.prompt.turns):
+        return DropReason.MARKER_IN_PROMPT
+    if _has_turn_marker(pair.chosen) or _has_turn_marker(pair.rejected):
+        return DropReason.MARKER_IN_RESPONSE
+    return None
+
+
+def _has_turn_marker(text: str) -> bool:
+    return any(marker in text for marker in HH_TURN_MARKERS)
+
+
 def hh_rlhf_row(pair: PreferencePair) -> Row:
-    """Anthropic HH-RLHF transcripts. The system prompt has no slot and is left out."""
+    """Anthropic HH-RLHF transcripts. The system prompt has no slot and is left out.
+
+    Call `hh_rlhf_marker_problem` first: with a turn marker inside a text, the transcript
+    would not read back as the same turns."""
     history = "".join(
         (HUMAN_PREFIX if turn.role == "user" else ASSISTANT_PREFIX) + turn.content
         for turn in pair.prompt.turns
@@ -129,14 +150,15 @@ def hh_rlhf_row(pair: PreferencePair) -> Row:
     }
 
 
-def criteria_json(criteria: dict[str, str]) -> str:
-    """Per-criterion winners as a JSON object in a string, "{}" when none.
+def criteria_object(vote: VoteRecord) -> dict[str, str]:
+    """Per-criterion winner (a / b / tie, canonical like `winner`) for every criterion of the
+    export, "" where the vote gave none.
 
-    Not a nested object: `datasets` loads an object whose keys vary between rows (or that is
-    empty) as an untyped `Json` column, and a list that is empty in every row of the first
-    10 MB chunk gets a null type that later rows with criteria cannot be cast to.
+    Every row has the same keys: `datasets` types an object whose keys are the same in every
+    row as a struct of strings, while keys that vary between rows (or that first appear in a
+    later chunk) make it an untyped `Json` column or fail the load.
     """
-    return json.dumps(criteria, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return {name: vote.criteria.get(name, NO_TEXT) for name in vote.criteria_names}
 
 
 def iso_utc(moment: datetime) -> str:

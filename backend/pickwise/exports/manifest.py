@@ -67,6 +67,8 @@ def build_manifest(
             "kept": stats.kept,
             "dropped": dict(sorted(stats.dropped.items())),
             "system_prompt_dropped": stats.system_prompt_dropped,
+            "prompts": stats.prompts_read,
+            "repeated_prompts": stats.repeated_prompts,
             "rows": {split: stats.rows[split] for split in ("train", "test")},
         },
         "files": {

@@ -17,14 +17,15 @@ from pickwise.exports.aggregation import (
 from pickwise.exports.formats import (
     ExportFormat,
     Row,
+    hh_rlhf_marker_problem,
     hh_rlhf_row,
     kto_rows,
     openai_row,
     trl_row,
     vote_row,
 )
-from pickwise.exports.records import PairVotes, VoteRecord
-from pickwise.exports.splits import Split, check_test_fraction, split_for_prompt
+from pickwise.exports.records import PairVotes, PromptRecord, VoteRecord
+from pickwise.exports.splits import RepeatedPrompts, Split, check_test_fraction, split_for_prompt
 from pickwise.exports.stats import ExportStats
 
 ExportItem = VoteRecord | PairVotes
@@ -78,6 +79,7 @@ class RowStream:
         self._last_pair: tuple[str, int] | None = None
         # Pairs of one prompt arrive together: its split is computed once.
         self._split_of: tuple[str, Split] | None = None
+        self._repeated = RepeatedPrompts()
 
     def push(self, item: ExportItem) -> list[SplitRow]:
         if isinstance(item, PairVotes):
@@ -89,6 +91,8 @@ class RowStream:
     def finish(self) -> list[SplitRow]:
         last = self._grouper.flush()
         rows = [] if last is None else self._rows_for_votes(last)
+        self.stats.prompts_read = self._repeated.prompts
+        self.stats.repeated_prompts = self._repeated.repeated()
         if self._progress is not None:
             self._progress(self.stats.votes_read)
         return rows
@@ -122,7 +126,7 @@ class RowStream:
             return self._rows_for_pair(PairVotes.from_votes(votes))
         self.stats.pairs_read += 1
         self.stats.kept += len(votes)
-        return self._with_split(votes[0].prompt.external_id, [vote_row(vote) for vote in votes])
+        return self._with_split(votes[0].prompt, [vote_row(vote) for vote in votes])
 
     def _rows_for_pair(self, pair: PairVotes) -> list[SplitRow]:
         self.stats.pairs_read += 1
@@ -131,14 +135,15 @@ class RowStream:
             self.stats.dropped.update(outcome.dropped)
         self.stats.kept += len(outcome.kept)
         rows = [row for kept in outcome.kept for row in self._format(kept)]
-        return self._with_split(pair.prompt.external_id, rows)
+        return self._with_split(pair.prompt, rows)
 
-    def _with_split(self, external_id: str, rows: list[Row]) -> list[SplitRow]:
-        if self._split_of is None or self._split_of[0] != external_id:
+    def _with_split(self, prompt: PromptRecord, rows: list[Row]) -> list[SplitRow]:
+        if self._split_of is None or self._split_of[0] != prompt.external_id:
             split = split_for_prompt(
-                external_id, test_fraction=self.options.test_fraction, seed=self.options.seed
+                prompt, test_fraction=self.options.test_fraction, seed=self.options.seed
             )
-            self._split_of = (external_id, split)
+            self._split_of = (prompt.external_id, split)
+            self._repeated.add(prompt)
         split = self._split_of[1]
         self.stats.rows[split] += len(rows)
         return [SplitRow(split, row) for row in rows]
@@ -152,6 +157,12 @@ class RowStream:
             case ExportFormat.OPENAI:
                 return (openai_row(pair),)
             case ExportFormat.HH_RLHF:
+                problem = hh_rlhf_marker_problem(pair)
+                if problem is not None:
+                    # Kept by the aggregation, left out of this format only.
+                    self.stats.kept -= 1
+                    self.stats.dropped[problem] += 1
+                    return ()
                 if pair.prompt.has_system:
                     self.stats.system_prompt_dropped += 1
                 return (hh_rlhf_row(pair),)

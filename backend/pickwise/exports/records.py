@@ -96,6 +96,9 @@ class VoteRecord:
     submitted_at: datetime
     is_gold: bool
     batch_id: int
+    # Every criterion the export writes, in order: each row gets all of them (one fixed set of
+    # keys per file), "" where this vote gave none. Must hold every key of `criteria`.
+    criteria_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"judgment {self.judgment_id}"
@@ -105,6 +108,22 @@ class VoteRecord:
         for criterion, choice in self.criteria.items():
             if choice not in CRITERION_CHOICES:
                 raise InvalidRecordError(f"{where}: criterion {criterion!r} has choice {choice!r}")
+        unnamed = set(self.criteria) - set(self.criteria_names)
+        if unnamed:
+            raise InvalidRecordError(
+                f"{where}: criteria {sorted(unnamed)} are not among the export's criteria_names"
+            )
+
+    @property
+    def left_response_id(self) -> int:
+        return self.response_a_id if self.shown_left == "a" else self.response_b_id
+
+    @property
+    def winner_as_shown(self) -> str:
+        """The choice in the rater's words: the answer they picked by where it was shown."""
+        if self.choice not in SIDES:
+            return self.choice
+        return "left" if self.choice == self.shown_left else "right"
 
     @property
     def strength_label(self) -> str | None:

@@ -112,9 +112,13 @@ class _Prompts:
 
 
 async def stream_votes(
-    connection: AsyncConnection, selection: Selection, strength_scale: tuple[str, ...]
+    connection: AsyncConnection,
+    selection: Selection,
+    strength_scale: tuple[str, ...],
+    criteria_names: tuple[str, ...],
 ) -> AsyncIterator[VoteRecord]:
-    """Every selected judgment (the votes format)."""
+    """Every selected judgment (the votes format); ``criteria_names`` must hold every
+    criterion of the selected judgments (see `criteria_in_votes`)."""
     where, params = selection.where()
     prompts = _Prompts()
     async for row in _copy_rows(connection, _VOTES.format(where=where), params, _VOTE_TYPES):
@@ -163,6 +167,7 @@ async def stream_votes(
             submitted_at=submitted_at,
             is_gold=is_gold,
             batch_id=batch_id,
+            criteria_names=criteria_names,
         )
 
 
@@ -202,6 +207,17 @@ async def needs_messages(connection: AsyncConnection, selection: Selection) -> b
         )
         row = await cursor.fetchone()
     return bool(row and row[0])
+
+
+async def criteria_in_votes(connection: AsyncConnection, selection: Selection) -> set[str]:
+    """The criteria any selected judgment gave (a project's list of criteria can change)."""
+    where, params = selection.where()
+    driver = await _driver(connection)
+    async with driver.cursor() as cursor:
+        await cursor.execute(
+            f"SELECT DISTINCT jsonb_object_keys(j.criteria) {_FROM} WHERE {where}", params
+        )
+        return {str(row[0]) for row in await cursor.fetchall()}
 
 
 async def count_votes_at_most(connection: AsyncConnection, selection: Selection) -> int:

@@ -41,14 +41,20 @@ def strength_scale(project: Project) -> tuple[str, ...]:
     return tuple(str(label) for label in project.strength_scale)
 
 
-def _read(
+async def _read(
     connection: AsyncConnection, project: Project, selection: Selection, options: ExportOptions
 ) -> AsyncIterator[ExportItem]:
     """Judgments one by one for the votes format; whole pairs (one row each) for the others."""
     scale = strength_scale(project)
-    if options.format is ExportFormat.VOTES:
-        return repository.stream_votes(connection, selection, scale)
-    return repository.stream_pairs(connection, selection, scale)
+    if options.format is not ExportFormat.VOTES:
+        async for pair in repository.stream_pairs(connection, selection, scale):
+            yield pair
+        return
+    # Every row gets every criterion: the project's and any an older judgment gave.
+    found = await repository.criteria_in_votes(connection, selection)
+    names = tuple(sorted(found | {str(name) for name in project.criteria}))
+    async for vote in repository.stream_votes(connection, selection, scale, names):
+        yield vote
 
 
 async def write_folder(

@@ -13,4 +13,8 @@ class ExportStats:
     dropped: Counter[str] = field(default_factory=Counter)
     # hh-rlhf has no slot for a system prompt; count the rows that lost one.
     system_prompt_dropped: int = 0
+    # Prompt ids read, and those whose conversation another prompt id has too (same side of
+    # the split, whatever their ids). Set when the stream finishes.
+    prompts_read: int = 0
+    repeated_prompts: int = 0
     rows: Counter[str] = field(default_factory=Counter)

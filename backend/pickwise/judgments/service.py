@@ -7,11 +7,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from pickwise.assignments import repository as assignments_repository
+from pickwise.assignments.standing import Standing, ensure_may_rate
 from pickwise.core.clock import utcnow
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.metrics import JUDGMENTS_STORED
 from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
-from pickwise.models import Assignment, Judgment, Pair, PairFlag, PairSlot, Project, User
+from pickwise.models import (
+    Assignment,
+    Judgment,
+    Pair,
+    PairFlag,
+    PairSlot,
+    Project,
+    ProjectMember,
+    User,
+)
 
 LATE_MESSAGE = (
     "Your time on this pair ran out and another rater took it, so this choice was not "
@@ -29,11 +40,21 @@ class Stored:
     gold_feedback: str | None
 
 
-# Built once: every submit, skip and flag starts here. The row is locked, so what the session
-# may hold of it is replaced by what the lock saw.
+# Built once: every submit, skip and flag starts here, once the slot is locked. The row is
+# locked, so what the session may hold of it is replaced by what the lock saw; the rater's
+# standing is read in the same statement.
+_MEMBER = (
+    select(ProjectMember.user_id)
+    .where(
+        ProjectMember.project_id == Assignment.project_id,
+        ProjectMember.user_id == Assignment.rater_id,
+    )
+    .exists()
+)
 _LOCKED_ASSIGNMENT = (
-    select(Assignment, Project)
+    select(Assignment, Project, User.is_active, (User.role == "admin") | _MEMBER)
     .join(Project, Project.id == Assignment.project_id)
+    .join(User, User.id == Assignment.rater_id)
     .where(
         Assignment.id == bindparam("assignment_id"),
         Assignment.rater_id == bindparam("rater_id"),
@@ -46,14 +67,20 @@ _LOCKED_ASSIGNMENT = (
 async def _locked_assignment(
     session: AsyncSession, assignment_id: int, rater: User
 ) -> tuple[Assignment, Project]:
-    row = (
-        await session.execute(
-            _LOCKED_ASSIGNMENT, {"assignment_id": assignment_id, "rater_id": rater.id}
-        )
-    ).first()
+    """The rater's assignment and its slot, locked (the slot first, as every writer does);
+    refused unless it is still an open lease of a rater who may still work in the project.
+
+    The standing is read after the slot's lock: a removal, deactivation or closing that
+    committed before is seen, and one made later needs the slot, so it waits for this
+    request. (A gold lease has no slot: a removal racing it shows as a revoked lease.)
+    """
+    params = {"assignment_id": assignment_id, "rater_id": rater.id}
+    await assignments_repository.lock_slot_of(session, assignment_id, rater.id)
+    row = (await session.execute(_LOCKED_ASSIGNMENT, params)).first()
     if row is None:
         raise NotFound(f"assignment {assignment_id}: no such assignment of yours")
-    assignment, project = row
+    assignment, project, active, member_or_admin = row
+    ensure_may_rate(Standing(bool(active), project.is_archived, bool(member_or_admin)))
     if assignment.status == "expired":
         raise Conflict(LATE_MESSAGE)
     if assignment.status == "revoked":
@@ -217,10 +244,13 @@ async def _gold_feedback(
 
 
 async def _release_slot(session: AsyncSession, assignment: Assignment) -> None:
+    """Gives the assignment's slot back to the pool (the slot is already locked)."""
     if assignment.slot_id is None:
         return
     slot = await session.scalar(
-        select(PairSlot).where(PairSlot.id == assignment.slot_id).with_for_update()
+        select(PairSlot)
+        .where(PairSlot.id == assignment.slot_id)
+        .execution_options(populate_existing=True)
     )
     if slot is not None and slot.assignment_id == assignment.id and slot.state == "leased":
         slot.state, slot.assignment_id, slot.lease_expires_at = "open", None, None
@@ -252,7 +282,11 @@ async def flag(
     assignment, _ = await _locked_assignment(session, assignment_id, rater)
     assignment.status, assignment.completed_at = "flagged", now or utcnow()
     await _release_slot(session, assignment)
-    pair = await session.scalar(select(Pair).where(Pair.id == assignment.pair_id).with_for_update())
+    # FOR NO KEY UPDATE: a claim inserting an assignment for this pair (which takes a key-share
+    # lock on it through the foreign key) is not held up.
+    pair = await session.scalar(
+        select(Pair).where(Pair.id == assignment.pair_id).with_for_update(key_share=True)
+    )
     assert pair is not None
     if pair.status == "active":
         pair.status = "flagged"
@@ -276,7 +310,9 @@ async def resolve_flags(
     if resolution not in ("restored", "removed"):
         raise InvalidInput("resolution: must be 'restored' or 'removed'")
     pair = await session.scalar(
-        select(Pair).where(Pair.id == pair_id, Pair.project_id == project.id).with_for_update()
+        select(Pair)
+        .where(Pair.id == pair_id, Pair.project_id == project.id)
+        .with_for_update(key_share=True)
     )
     if pair is None:
         raise NotFound(f"pair {pair_id}: no such pair in this project")

@@ -1,5 +1,6 @@
 """All ORM models, imported here so Alembic and the app see one metadata."""
 
+from pickwise.models.analytics import AnalyticsSnapshot
 from pickwise.models.base import Base
 from pickwise.models.content import Batch, Pair, Prompt, Response
 from pickwise.models.conversations import (
@@ -25,6 +26,7 @@ from pickwise.models.users import ApiToken, Invite, LoginFailure, User, UserSess
 from pickwise.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
+    "AnalyticsSnapshot",
     "ApiToken",
     "Assignment",
     "Base",

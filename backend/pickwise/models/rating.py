@@ -121,6 +121,8 @@ class Judgment(IdMixin, Base):
             ["pair_id", "project_id"], ["pairs.id", "pairs.project_id"], ondelete="CASCADE"
         ),
         Index("ix_judgments_project_pair", "project_id", "pair_id"),
+        # "Judgments since the analytics were computed": a short range scan per project.
+        Index("ix_judgments_project_id_id", "project_id", "id"),
         Index("ix_judgments_rater_submitted", "rater_id", "submitted_at"),
     )
 

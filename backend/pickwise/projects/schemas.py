@@ -69,6 +69,11 @@ class ProjectUpdate(BaseModel):
     gold_rate: float | None = Field(None, ge=0.0, le=1.0)
     gold_feedback: bool | None = None
     summary_every: int | None = Field(None, ge=0, le=10_000)
+    is_archived: bool | None = Field(
+        None,
+        description="Close the project (true): raters' leases end at once and nothing more is "
+        "collected; false opens it again.",
+    )
 
     # The same rules as on creation; otherwise a list accepted here fails ProjectRead after
     # the update, and the caller gets a 500 instead of a 422.
@@ -88,6 +93,7 @@ class ProjectRead(ProjectSettings):
     kind: Literal["pairs", "conversations"] = Field(
         "pairs", description="conversations: set up with PUT .../conversation-settings."
     )
+    is_archived: bool
     created_at: datetime
 
 

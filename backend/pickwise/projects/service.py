@@ -22,6 +22,9 @@ async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
 
 
 async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate) -> Project:
+    # Imported here: assignments depends on projects, not the other way round.
+    from pickwise.assignments.service import end_leases, resize_slots
+
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     new_k = changes.get("raters_per_pair")
     if project.kind == ProjectKind.CONVERSATIONS:
@@ -29,14 +32,15 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
         for field, allowed in (("raters_per_pair", 1), ("gold_rate", 0)):
             if changes.get(field, allowed) != allowed:
                 raise InvalidInput(f"{field}: must be {allowed} in a conversation project")
+    closing = changes.get("is_archived") is True and not project.is_archived
     for field, value in changes.items():
         setattr(project, field, value)
     await session.flush()
     if new_k is not None:
-        # Imported here: assignments depends on projects, not the other way round.
-        from pickwise.assignments.service import resize_slots
-
         await resize_slots(session, project)
+    if closing:
+        # A closed project collects nothing more: every lease ends and its slot is freed.
+        await end_leases(session, [project.id])
     return project
 
 
@@ -55,11 +59,16 @@ async def add_member(session: AsyncSession, project: Project, user: User) -> Non
 
 
 async def remove_member(session: AsyncSession, project: Project, user_id: int) -> None:
+    """The rater leaves the project: the pair they hold (if any) goes back to the pool now,
+    and a choice they send for it later is refused."""
+    from pickwise.assignments.service import end_leases
+
     member = await session.get(ProjectMember, (project.id, user_id))
     if member is None:
         raise NotFound(f"user {user_id} is not a member of this project")
     await session.delete(member)
     await session.flush()
+    await end_leases(session, [project.id], rater_id=user_id)
 
 
 async def set_excluded(

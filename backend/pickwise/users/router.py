@@ -2,11 +2,12 @@ from fastapi import APIRouter
 
 from pickwise.auth.deps import AdminUser, CurrentUser
 from pickwise.core.db import SessionDep
-from pickwise.core.errors import NotFound
+from pickwise.core.errors import Conflict, NotFound
+from pickwise.models import User
 from pickwise.projects import repository as projects_repository
 from pickwise.projects import service as projects_service
 from pickwise.users import service
-from pickwise.users.schemas import UserCreate, UserRead
+from pickwise.users.schemas import UserCreate, UserRead, UserUpdate
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 
@@ -35,4 +36,18 @@ async def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -
         if project is None:
             raise NotFound(f"project_ids: project {project_id} does not exist")
         await projects_service.add_member(session, project, user)
+    return UserRead.model_validate(user)
+
+
+@router.patch("/users/{user_id}", response_model=UserRead, summary="Deactivate or reactivate")
+async def update_user(
+    user_id: int, body: UserUpdate, admin: AdminUser, session: SessionDep
+) -> UserRead:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    if body.is_active is not None:
+        if user.id == admin.id and not body.is_active:
+            raise Conflict("is_active: you cannot deactivate your own account")
+        await service.set_active(session, user, body.is_active)
     return UserRead.model_validate(user)

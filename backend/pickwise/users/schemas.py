@@ -1,14 +1,26 @@
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from pickwise.users.email import Email
 
 
 class UserCreate(BaseModel):
-    email: EmailStr
+    email: Email
     display_name: str = Field(min_length=1, max_length=200)
     role: str = Field("rater", pattern="^(admin|rater)$")
     password: str = Field(min_length=8, max_length=1000)
     project_ids: list[int] = Field(default_factory=list)
+
+
+class UserUpdate(BaseModel):
+    """Only the fields sent are changed."""
+
+    is_active: bool | None = Field(
+        None,
+        description="false deactivates the account: it can no longer log in or use its API "
+        "tokens, its leases end at once and their pairs go back to the pool.",
+    )
 
 
 class UserRead(BaseModel):

@@ -2,9 +2,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.assignments.service import end_leases
 from pickwise.core.errors import Conflict, InvalidInput
 from pickwise.core.security import hash_password, new_pseudonym
-from pickwise.models import User
+from pickwise.models import Assignment, ProjectMember, User
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -49,3 +50,23 @@ async def create_user(
 
 async def list_users(session: AsyncSession) -> list[User]:
     return list((await session.execute(select(User).order_by(User.id))).scalars())
+
+
+async def set_active(session: AsyncSession, user: User, active: bool) -> None:
+    """Deactivating ends the account's open leases at once; its sessions and API tokens are
+    refused from then on (auth checks the flag on every request)."""
+    if user.is_active == active:
+        return
+    user.is_active = active
+    await session.flush()
+    if not active:
+        await end_leases(session, await _projects_to_stop(session, user.id), rater_id=user.id)
+
+
+async def _projects_to_stop(session: AsyncSession, user_id: int) -> list[int]:
+    """Projects the user works in: those they are a member of or hold a lease in."""
+    member_of = select(ProjectMember.project_id).where(ProjectMember.user_id == user_id)
+    leased_in = select(Assignment.project_id).where(
+        Assignment.rater_id == user_id, Assignment.status == "leased"
+    )
+    return list((await session.scalars(member_of.union(leased_in))).all())

@@ -85,6 +85,8 @@ PROJECT_NOTICES = {
     "member-removed": "Member removed.",
     "member-excluded": "Member excluded from exports.",
     "member-included": "Member included in exports again.",
+    "closed": "Project closed: every lease ended, and nothing more is collected.",
+    "reopened": "Project open for rating again.",
     "flag-restored": "Pair restored to the queue.",
     "flag-removed": "Pair removed.",
 }
@@ -298,8 +300,15 @@ async def project_page(
     project: AdminProject,
     done: str | None = None,
     imported: str | None = None,
+    unchanged: int | None = None,
 ) -> HTMLResponse:
-    page = ProjectPage(notice=PROJECT_NOTICES.get(done or ""), imported_batch_id=imported)
+    notice = PROJECT_NOTICES.get(done or "")
+    if unchanged is not None:
+        notice = (
+            f"Nothing new: all {unchanged:,} prompts of the file are already in this project, "
+            "unchanged; no batch was added."
+        )
+    page = ProjectPage(notice=notice, imported_batch_id=imported)
     return await _render_project(request, principal, session, project, page)
 
 
@@ -377,6 +386,18 @@ async def include_member(
     return redirect_to(request, "admin_project", {"done": "member-included"}, project_id=project.id)
 
 
+@router.post("/projects/{project_id}/closed", name="admin_close_project")
+async def close_project(
+    request: Request,
+    session: SessionDep,
+    project: AdminProject,
+    closed: Annotated[bool, Form()],
+) -> Response:
+    await projects_service.update_project(session, project, ProjectUpdate(is_archived=closed))
+    notice = "closed" if closed else "reopened"
+    return redirect_to(request, "admin_project", {"done": notice}, project_id=project.id)
+
+
 @router.post("/projects/{project_id}/flags/{pair_id}", name="admin_resolve_flag")
 async def resolve_flag(
     request: Request,
@@ -433,7 +454,10 @@ async def import_batch(
         else:
             page = ProjectPage(import_error=exc.detail)
         return await _render_project(request, principal, session, project, page, 422)
-    query = {"imported": outcome.batch_id}
+    if outcome.nothing_new:
+        query: dict[str, Any] = {"unchanged": outcome.prompts_unchanged}
+    else:
+        query = {"imported": outcome.batch_id}
     return redirect_to(request, "admin_project", query, project_id=project.id)
 
 
@@ -538,6 +562,24 @@ async def create_user(request: Request, principal: PrincipalDep, session: Sessio
     for project_id in data.project_ids:
         await projects_service.add_member(session, projects[project_id], user)
     return redirect_to(request, "admin_users", {"created": user.id})
+
+
+@router.post("/users/{user_id}/active", name="admin_set_active")
+async def set_active(
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    user_id: int,
+    active: Annotated[bool, Form()],
+) -> Response:
+    """Deactivating ends the account's leases at once; reactivating lets it log in again."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    if user.id == admin.id:
+        raise Conflict("You cannot deactivate your own account.")
+    await users_service.set_active(session, user, active)
+    return redirect_to(request, "admin_users")
 
 
 @router.post("/users/invites", response_class=HTMLResponse, name="admin_create_invite")

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 
-from pickwise.analytics import service
+from pickwise.analytics import recipes, snapshots
+from pickwise.analytics.flags import FlagCode
 from pickwise.analytics.router import AnalyticsConnection
 from pickwise.analytics.schemas import ReportRead
 from pickwise.auth.deps import PrincipalDep
@@ -38,12 +39,6 @@ STYLE_LABELS = {
     "list_items": "List items",
     "bold": "Bold text",
 }
-FLAG_LABELS = {
-    "low_gold_accuracy": "Low gold accuracy",
-    "position_bias": "Position bias",
-    "too_fast": "Too fast",
-    "low_estimated_accuracy": "Low estimated accuracy",
-}
 
 
 def percent(value: float | None, digits: int = 0) -> str:
@@ -52,6 +47,11 @@ def percent(value: float | None, digits: int = 0) -> str:
 
 def number(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def seconds(value: float) -> str:
+    """A duration limit as the rules state it: 5 s, 7.5 s (never rounded)."""
+    return f"{value:g} s"
 
 
 def p_value(value: float | None) -> str:
@@ -101,7 +101,7 @@ def charts(report: ReportRead) -> dict[str, Markup]:
                 )
                 for c in board.style_coefficients
             ],
-            title="Style effects on the vote (log-odds per standard deviation)",
+            title="Style effects on the vote (log-odds per root-mean-square difference)",
             reference=0.0,
             reference_label="0: no effect",
             value_format="{:+.2f}",
@@ -127,23 +127,38 @@ def _odds(weight: float | None) -> str:
     return f"× {math.exp(weight):.2f}"
 
 
+# The page's win-rate table covers the best-ranked models only: 200 models would make 40,000
+# cells nobody reads. The API's leaderboard has the whole matrix.
+WIN_RATE_MODELS = 25
+
+
 @router.get("", response_class=HTMLResponse, name="project_dashboard")
 async def dashboard(
     request: Request,
     principal: PrincipalDep,
     project: AdminProject,
     connection: AnalyticsConnection,
+    session: SessionDep,
 ) -> HTMLResponse:
-    report = await service.report(connection, project)
+    served = await snapshots.serve(
+        connection, session, project, recipes.REPORT, first_in_background=True
+    )
+    if served is None:
+        pending = {"principal": principal, "project": project}
+        return render(request, "admin/dashboard_pending.html", pending, status_code=202)
+    report = ReportRead.model_validate_json(served.json)
     context: dict[str, Any] = {
         "principal": principal,
         "project": project,
         "report": report,
+        "snapshot": served.info,
         "charts": charts(report),
         "csrf_token": principal.web_session.csrf_token if principal.web_session else "",
         "feature_labels": FEATURE_LABELS,
         "style_labels": STYLE_LABELS,
-        "flag_labels": FLAG_LABELS,
+        "flag_codes": FlagCode,
+        "seconds": seconds,
+        "win_rate_models": WIN_RATE_MODELS,
         "percent": percent,
         "number": number,
         "p_value": p_value,
@@ -151,6 +166,19 @@ async def dashboard(
         "win_rate_class": win_rate_class,
     }
     return render(request, "admin/dashboard.html", context)
+
+
+@router.post("/refresh", name="dashboard_refresh")
+async def refresh(
+    request: Request,
+    project: AdminProject,
+    connection: AnalyticsConnection,
+    session: SessionDep,
+) -> RedirectResponse:
+    """Recompute now (in the background for a big project); back to the dashboard."""
+    await snapshots.refresh(connection, session, project, recipes.REPORT)
+    page = request.app.url_path_for("project_dashboard", project_id=str(project.id))
+    return RedirectResponse(page, status_code=303)
 
 
 @router.post("/raters/{user_id}/exclusion", name="dashboard_set_excluded")

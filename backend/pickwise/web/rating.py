@@ -23,7 +23,7 @@ from starlette.datastructures import FormData
 
 from pickwise.assignments import repository as assignments_repository
 from pickwise.assignments import service as assignments
-from pickwise.auth.deps import Principal, PrincipalDep
+from pickwise.auth.deps import Principal, PrincipalDep, may_act_on_get
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
 from pickwise.core.db import SessionDep
@@ -298,10 +298,17 @@ async def _skip_or_flag_once(
 async def rate_page(
     request: Request, principal: PrincipalDep, project: RaterProject, session: SessionDep
 ) -> Response:
+    """The rater's pair. A new one is leased only for a request from this site; one that
+    came from another site's link shows a button that asks for it (a POST, CSRF-checked)."""
     rater = principal.user
-    lease = await assignments.next_lease(session, project, rater)
+    may_lease = may_act_on_get(request, principal)
+    lease = await assignments.next_lease(session, project, rater, new=may_lease)
     if lease is not None:
         return await _pair_page(request, principal, project, session, lease)
+    if not may_lease:
+        progress = await _progress(session, project, rater)
+        context = _base_context(principal, project, progress)
+        return _page(request, project, "rate/start.html", context)
     quota = await quota_state(session, project.id, rater.id)
     if quota is not None and quota.reached:
         # A study participant who is done gets their completion code.
@@ -309,6 +316,15 @@ async def rate_page(
         return RedirectResponse(done, status_code=303)
     progress = await _progress(session, project, rater)
     return _page(request, project, "rate/no_work.html", _base_context(principal, project, progress))
+
+
+@router.post("/{project_id}/next", name="rate_next")
+async def next_pair(
+    request: Request, principal: PrincipalDep, project: RaterProject, session: SessionDep
+) -> Response:
+    """Lease a pair (the start page's button), then show it."""
+    await assignments.next_lease(session, project, principal.user)
+    return _redirect(request, project, None)
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/judgment", name="rate_submit")

@@ -1,0 +1,48 @@
+"""`pickwise import` twice: the second run says nothing was new and adds no batch."""
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from pickwise.cli.main import app as cli
+from pickwise.core.db import get_engine, session_factory
+from pickwise.models import Batch
+from tests.factories import make_project
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), env={"COLUMNS": "200"})
+
+
+async def test_importing_the_same_file_again_adds_nothing(live_app: Any, tmp_path: Path) -> None:
+    async with session_factory(get_engine())() as session, session.begin():
+        project = await make_project(session)
+        slug, project_id = project.slug, project.id
+    await get_engine().dispose()  # the CLI runs its own event loop on the same engine
+    rows = [
+        {"id": f"q{n}", "prompt": f"Question {n}?", "responses": [
+            {"id": "a", "model": "m1", "content": "One."},
+            {"id": "b", "model": "m2", "content": "Two."},
+        ]}
+        for n in range(3)
+    ]  # fmt: skip
+    file = tmp_path / "questions.jsonl"
+    file.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    first = await asyncio.to_thread(invoke, "import", slug, str(file))
+    again = await asyncio.to_thread(invoke, "import", slug, str(file))
+
+    assert first.exit_code == 0 and "Imported batch" in first.output, first.output
+    assert again.exit_code == 0, again.output
+    assert "Nothing new in questions.jsonl" in again.output
+    assert "all 3 prompts are already in the project" in " ".join(again.output.split())
+    await get_engine().dispose()
+    async with session_factory(get_engine())() as session:
+        batches = await session.scalar(
+            select(func.count()).select_from(Batch).where(Batch.project_id == project_id)
+        )
+    assert batches == 1
