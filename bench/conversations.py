@@ -94,7 +94,7 @@ SIZES = {
         settle_seconds=2.0,
         conversation_think=0.2,
     ),
-    "smoke": Size(4, Model(3, 0.0, 0.0), 3, Model(3, 0.0, 0.0), 2, 50, 1.0, 0.0, 0.0, 0.0),
+    "smoke": Size(4, Model(3, 0.0, 0.0), 3, Model(3, 0.0, 0.01), 2, 1_000, 1.0, 0.0, 0.0, 0.1),
 }
 
 
