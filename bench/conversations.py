@@ -301,6 +301,7 @@ async def _conversation(
     while time.perf_counter() < deadline:
         number += 1
         stats.streaming += 1
+        following = True
         try:
             if conversation is None or conversation["status"] != "active":
                 turn, conversation = await through_pickwise(
@@ -320,6 +321,7 @@ async def _conversation(
                 url = f"/api/v1/conversations/{conversation['id']}/turns/{turn_id}/events"
                 turn = await follow(client, url, headers, sent)
             stats.streaming -= 1
+            following = False
             stats.turns += 1
             stats.texts += turn.texts
             stats.characters += turn.characters
@@ -340,7 +342,8 @@ async def _conversation(
             conversation = voted.json()
             await asyncio.sleep(think)  # writing the next message
         except (httpx.HTTPError, KeyError):
-            stats.streaming -= 1 if stats.streaming > 0 else 0
+            if following:
+                stats.streaming -= 1
             stats.errors += 1
             conversation = None
             await asyncio.sleep(0.5)
