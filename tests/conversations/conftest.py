@@ -14,7 +14,7 @@ from pickwise.conversations.generation import generator
 from pickwise.core.db import get_engine, session_factory
 from pickwise.models import GenerationEndpoint
 from tests.conversations.fake_llm import FakeLLM, fake_llm_server
-from tests.factories import PASSWORD, add_member, login, make_project, make_user
+from tests.factories import PASSWORD, add_member, bearer_headers, make_project, make_user
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ async def world(live_app: Any, fake_llm: FakeLLM) -> AsyncIterator[World]:
         ]
         session.add_all(endpoints)
         await session.flush()
-        headers = [await login(None, session, user) for user in (admin, rater, other)]  # type: ignore[arg-type]
+        headers = [await bearer_headers(session, user) for user in (admin, rater, other)]
         world_ids = (project.id, rater.id, [endpoint.id for endpoint in endpoints], rater.email)
     transport = ASGITransport(app=live_app)
     async with AsyncClient(transport=transport, base_url="http://test") as api:

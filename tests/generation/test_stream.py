@@ -9,7 +9,7 @@ import pytest
 
 from pickwise.generation.chat import EndpointConfig
 from pickwise.generation.stream import StreamFailed, StreamLimits, stream_reply
-from pickwise.models.conversations import ReplyFailure
+from pickwise.vocabulary import ReplyFailure
 from tests.conversations.fake_llm import Behave, FakeLLM, fake_llm_server
 
 MESSAGES = [{"role": "user", "content": "one two three"}]

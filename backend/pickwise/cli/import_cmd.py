@@ -7,7 +7,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.batches.report import ImportRejected
+from pickwise.batches.parsing.report import ImportRejected
 from pickwise.core.errors import PickwiseError
 
 console = Console()
@@ -38,8 +38,8 @@ def import_file(
     from pickwise.batches import service
     from pickwise.cli.runtime import run, with_session
     from pickwise.conversations.openers import import_openers
-    from pickwise.models.projects import ProjectKind
     from pickwise.projects import service as projects_service
+    from pickwise.vocabulary import ProjectKind
 
     if format not in (None, "jsonl", "csv"):
         console.print("[red]error:[/red] --format must be jsonl or csv")

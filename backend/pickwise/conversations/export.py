@@ -16,9 +16,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pickwise.exports.ndjson import encode_row
-from pickwise.exports.records import Message, PromptRecord
-from pickwise.exports.splits import Split, split_for_prompt
+from pickwise.batches.parsing.records import Message
+from pickwise.exports.dataset.ndjson import encode_row
+from pickwise.exports.dataset.records import PromptRecord
+from pickwise.exports.dataset.splits import Split, split_for_prompt
+from pickwise.vocabulary import TurnRole
 
 # Judged turns in conversation and turn order, with the reply kept and the latest edit.
 _CHOSEN_TURNS = text(
@@ -100,7 +102,7 @@ def path_split(path: ChosenPath, *, test_fraction: float, seed: int) -> Split:
         prompt_id=0,
         external_id=f"conversation:{path.conversation_id}",
         system=system,
-        turns=(Message("user", first),),
+        turns=(Message(TurnRole.USER, first),),
     )
     return split_for_prompt(opening, test_fraction=test_fraction, seed=seed)
 

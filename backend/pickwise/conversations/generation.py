@@ -25,7 +25,7 @@ from pickwise.core.db import Units, unit_of_work
 from pickwise.core.errors import PickwiseError
 from pickwise.core.outbound import outbound_client, private_allowed
 from pickwise.generation.stream import StreamedReply, StreamFailed, StreamLimits, stream_reply
-from pickwise.models.conversations import ReplyFailure, ReplyStatus
+from pickwise.vocabulary import ReplyFailure, ReplyStatus
 
 logger = logging.getLogger(__name__)
 

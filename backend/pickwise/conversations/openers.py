@@ -17,11 +17,11 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches import repository as batches_repository
-from pickwise.batches.conversation import read_conversation
-from pickwise.batches.fields import Problem, check_known_fields, read_id, read_object
-from pickwise.batches.json_values import decode_json
-from pickwise.batches.records import compute_content_hash
-from pickwise.batches.report import (
+from pickwise.batches.parsing.conversation import read_conversation
+from pickwise.batches.parsing.fields import Problem, check_known_fields, read_id, read_object
+from pickwise.batches.parsing.json_values import decode_json
+from pickwise.batches.parsing.records import compute_content_hash
+from pickwise.batches.parsing.report import (
     ErrorLog,
     ImportLimits,
     ImportRejected,

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.conversations.schemas import ConversationStats, EndpointUsage, StopPoint
-from pickwise.models.conversations import ConversationStatus
+from pickwise.vocabulary import ConversationStatus
 
 _USAGE = text(
     """

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.batches.records import ParsedResponse
+from pickwise.batches.parsing.records import ParsedResponse
 from pickwise.models import (
     Batch,
     Conversation,
@@ -364,6 +364,12 @@ async def turn_by_client_key(
             ConversationTurn.client_key == key,
         )
     )
+
+
+async def judgment(session: AsyncSession, judgment_id: int) -> Judgment:
+    found = await session.get(Judgment, judgment_id)
+    assert found is not None
+    return found
 
 
 async def add_edit(session: AsyncSession, turn_id: int, content: str) -> None:

@@ -16,7 +16,6 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
-from pickwise.assignments.router import IdempotencyKeyHeader
 from pickwise.auth.deps import CurrentRater
 from pickwise.conversations import export, reports, service, streaming, views
 from pickwise.conversations.deps import UnitPrincipal, caller
@@ -38,13 +37,14 @@ from pickwise.conversations.voting import count_judged_turn
 from pickwise.core.clock import utcnow
 from pickwise.core.db import SessionDep, Units, UnitsDep
 from pickwise.core.middleware import release_load_slot
+from pickwise.exports.dataset.ndjson import NDJSON_MEDIA_TYPE
+from pickwise.exports.dataset.splits import Split
 from pickwise.exports.deps import ReadConnection
-from pickwise.exports.ndjson import NDJSON_MEDIA_TYPE
-from pickwise.exports.splits import Split
 from pickwise.judgments import idempotency
+from pickwise.judgments.router import IdempotencyKeyHeader
 from pickwise.models import User
-from pickwise.models.conversations import ReplySide
 from pickwise.projects.deps import AdminProject, RaterProject
+from pickwise.vocabulary import ShownSide
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
 
@@ -243,7 +243,7 @@ async def event_stream(
 
 
 class RetryIn(BaseModel):
-    side: ReplySide
+    side: ShownSide
 
 
 @router.post(

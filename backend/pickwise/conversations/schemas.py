@@ -3,14 +3,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pickwise.judgments.schemas import JudgmentIn, Message
-from pickwise.models.conversations import (
-    MAX_TURN_CAP,
-    ConversationStatus,
-    OpenerSource,
-    ReplySide,
-    ReplyStatus,
-)
+from pickwise.assignments.schemas import Message
+from pickwise.judgments.schemas import JudgmentIn
+from pickwise.models.conversations import MAX_TURN_CAP
+from pickwise.vocabulary import ConversationStatus, OpenerSource, ReplyStatus, ShownSide
 
 MAX_MESSAGE_CHARS = 50_000
 Side = Literal["left", "right"]
@@ -88,7 +84,7 @@ class EditIn(BaseModel):
 class ReplyRead(BaseModel):
     """One side of a turn, as the rater sees it (model names are never included)."""
 
-    side: ReplySide
+    side: ShownSide
     status: ReplyStatus
     attempt: int
     content: str

@@ -38,16 +38,16 @@ from pickwise.models import (
     Project,
     User,
 )
-from pickwise.models.conversations import (
+from pickwise.vocabulary import (
     ConversationStatus,
     OpenerSource,
+    ProjectKind,
     ReplyFailure,
-    ReplySide,
     ReplyStatus,
+    ShownSide,
 )
-from pickwise.models.projects import ProjectKind
 
-SIDES = tuple(side.value for side in ReplySide)
+SIDES = tuple(side.value for side in ShownSide)
 # Which endpoints answer a turn and which side each is shown on; seedable for tests.
 chance = random.Random()
 # A reply still 'generating' this long after its own time limit was abandoned.
@@ -75,7 +75,7 @@ class MovedOn(Conflict):
 
 class KeyReused(InvalidInput):
     def __init__(self) -> None:
-        super().__init__("Idempotency-Key: already used for another message")
+        super().__init__("already used for another message", field="Idempotency-Key")
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,13 @@ async def configure(
     settings, or changes them."""
     ids = sorted(set(data.endpoint_ids))
     if len(ids) < 2:
-        raise InvalidInput("endpoint_ids: pick at least two different endpoints")
+        raise InvalidInput("pick at least two different endpoints", field="endpoint_ids")
     found = {
         endpoint.id for endpoint in await repository.project_endpoints(session, project.id, ids)
     }
     missing = [i for i in ids if i not in found]
     if missing:
-        raise InvalidInput(f"endpoint_ids: no endpoint {missing[0]} in this project")
+        raise InvalidInput(f"no endpoint {missing[0]} in this project", field="endpoint_ids")
     if project.kind != ProjectKind.CONVERSATIONS:
         if await repository.has_imported_pairs(session, project.id):
             raise Conflict(
@@ -341,7 +341,7 @@ async def _add_turn(
     await session.flush()
     pending = [
         (_new_reply(session, turn, side, endpoint, config, 1, now), config)
-        for side, (endpoint, config) in ((ReplySide.LEFT, left), (ReplySide.RIGHT, right))
+        for side, (endpoint, config) in ((ShownSide.LEFT, left), (ShownSide.RIGHT, right))
     ]
     if conversation.last_activity_at != now:
         conversation.last_activity_at = now
@@ -360,7 +360,7 @@ def _repeated(head: repository.Head, message: str, parent_turn_id: int | None) -
 def _message(text: str | None, field: str) -> str:
     cleaned = (text or "").strip()
     if not cleaned:
-        raise InvalidInput(f"{field}: write a message first")
+        raise InvalidInput("write a message first", field=field)
     return cleaned
 
 
@@ -393,7 +393,9 @@ async def start(
     system, prefix = settings.system_prompt, []
     if data.use_opener:
         if settings.opener_source == OpenerSource.OWN:
-            raise InvalidInput("use_opener: in this project raters write their first message")
+            raise InvalidInput(
+                "in this project raters write their first message", field="use_opener"
+            )
         opener = await repository.pick_opener(session, project.id, rater.id)
         if opener is None:
             raise Conflict("No openers are left for you in this project; write your own.")
@@ -402,7 +404,7 @@ async def start(
         first = _message(str(opener.turns[-1]["content"]), "message")
     else:
         if settings.opener_source == OpenerSource.IMPORTED:
-            raise InvalidInput("message: this project starts from its openers (use_opener)")
+            raise InvalidInput("this project starts from its openers (use_opener)", field="message")
         first = _message(data.message, "message")
     conversation = Conversation(
         project_id=project.id,
@@ -486,7 +488,7 @@ async def vote(
         raise Conflict("Both replies must be complete before you pick one.")
     validate_judgment(project, body)
     decisive = body.choice in SIDES
-    continue_side = body.choice if decisive else (body.continue_with or ReplySide.LEFT)
+    continue_side = body.choice if decisive else (body.continue_with or ShownSide.LEFT)
     stored = await record_vote(session, project, turn, rater, body, now)
     turn.judgment = stored
     turn.turn.pair_id = stored.pair_id
@@ -545,7 +547,7 @@ async def retry(
     now = now or utcnow()
     project, view, turn = await turn_of(session, conversation_id, turn_id, rater)
     if side not in SIDES:
-        raise InvalidInput("side: must be 'left' or 'right'")
+        raise InvalidInput("must be 'left' or 'right'", field="side")
     if turn.judged:
         raise Conflict("This turn has been judged; its replies stay as they are.")
     current = turn.reply(side)

@@ -20,7 +20,7 @@ from pickwise.conversations.generation import Generator
 from pickwise.core.clock import utcnow
 from pickwise.core.db import Units
 from pickwise.models import ConversationReply
-from pickwise.models.conversations import ReplyStatus
+from pickwise.vocabulary import ReplyStatus
 
 POLL_SECONDS = 0.5
 FLUSH_SECONDS = 0.05

@@ -6,11 +6,11 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.assignments.schemas import Message
 from pickwise.conversations import repository
 from pickwise.conversations.schemas import ConversationRead, ReplyRead, TurnRead, VoteRead
-from pickwise.judgments.schemas import Message
 from pickwise.models import Conversation, ConversationReply, ConversationTurn, Judgment
-from pickwise.models.conversations import ConversationStatus, ReplyFailure, ReplySide, ReplyStatus
+from pickwise.vocabulary import ConversationStatus, ReplyFailure, ReplyStatus, ShownSide
 
 PROBLEMS = {
     ReplyFailure.ERROR: "The model's server answered with an error.",
@@ -40,7 +40,7 @@ class TurnView:
     edit: str | None
 
     def reply(self, side: str) -> ConversationReply:
-        return self.left if side == ReplySide.LEFT else self.right
+        return self.left if side == ShownSide.LEFT else self.right
 
     @property
     def judged(self) -> bool:
@@ -115,8 +115,8 @@ async def load(session: AsyncSession, conversation: Conversation) -> Conversatio
     views = [
         TurnView(
             turn=turn,
-            left=replies[(turn.id, ReplySide.LEFT)],
-            right=replies[(turn.id, ReplySide.RIGHT)],
+            left=replies[(turn.id, ShownSide.LEFT)],
+            right=replies[(turn.id, ShownSide.RIGHT)],
             judgment=judgments.get(turn.pair_id) if turn.pair_id is not None else None,
             edit=edits.get(turn.id),
         )
@@ -128,7 +128,7 @@ async def load(session: AsyncSession, conversation: Conversation) -> Conversatio
 def reply_read(reply: ConversationReply, judged: bool, now: datetime) -> ReplyRead:
     status, failure = reply_state(reply, now)
     return ReplyRead(
-        side=ReplySide(reply.side),
+        side=ShownSide(reply.side),
         status=status,
         attempt=reply.attempt,
         content=reply.content if status == ReplyStatus.COMPLETE else "",

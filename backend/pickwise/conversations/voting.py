@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.batches.records import Message, ParsedResponse, compute_content_hash
+from pickwise.batches.parsing.records import Message, ParsedResponse, compute_content_hash
 from pickwise.conversations import repository
 from pickwise.conversations.schemas import VoteIn
 from pickwise.conversations.views import TurnView
@@ -112,7 +112,7 @@ async def record_vote(
         )
         judgment = JudgmentIn(**body.model_dump(exclude={"continue_with"}))
         stored = await judgments.submit(session, assignment_id, rater, judgment, now)
-    return stored.judgment
+    return await repository.judgment(session, stored.judgment_id)
 
 
 async def count_judged_turn(project_id: int) -> None:

@@ -19,9 +19,8 @@ import httpx
 import orjson
 
 from pickwise.core.outbound import is_refused_address
-from pickwise.generation.chat import RETRYABLE_STATUS, EndpointConfig
-from pickwise.generation.chat import _error_text as error_text
-from pickwise.models.conversations import ReplyFailure
+from pickwise.generation.chat import RETRYABLE_STATUS, EndpointConfig, error_text
+from pickwise.vocabulary import ReplyFailure
 
 OnText = Callable[[str], None]
 Sleep = Callable[[float], Awaitable[None]]

@@ -8,7 +8,6 @@ edits, and each rater's daily budget.
 """
 
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -26,60 +25,23 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pickwise.models.base import Base, IdMixin, TimestampMixin
+from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
 from pickwise.models.content import Batch
 from pickwise.models.generation import GenerationEndpoint
+from pickwise.vocabulary import (
+    BatchSource,
+    ConversationStatus,
+    OpenerSource,
+    ReplyFailure,
+    ReplyStatus,
+    ShownSide,
+)
 
 MAX_TURN_CAP = 50
 MAX_KEY_LENGTH = 200
 # Server defaults (created_at and the like) come back with the INSERT, so reading them later
 # needs no extra query (relationships and attributes never load lazily here).
 EAGER_DEFAULTS = {"eager_defaults": True}
-
-
-class OpenerSource(StrEnum):
-    """Where a conversation's first message comes from."""
-
-    OWN = "own"  # the rater writes it
-    IMPORTED = "imported"  # an opener imported as a batch of prompts
-    BOTH = "both"  # the rater chooses
-
-
-class ConversationStatus(StrEnum):
-    ACTIVE = "active"
-    ENDED = "ended"  # the rater ended it
-    COMPLETE = "complete"  # it reached the turn cap
-
-
-class ReplySide(StrEnum):
-    """Where a reply is shown to the rater (not the pair's canonical A/B)."""
-
-    LEFT = "left"
-    RIGHT = "right"
-
-
-class ReplyStatus(StrEnum):
-    GENERATING = "generating"
-    COMPLETE = "complete"
-    FAILED = "failed"
-
-
-class ReplyFailure(StrEnum):
-    """Why a reply failed, in words a rater can be shown (the detail is for admins)."""
-
-    ERROR = "error"  # the endpoint answered with an error
-    TIMEOUT = "timeout"
-    CONNECTION = "connection"
-    EMPTY = "empty"  # an answer without text
-    STOPPED = "stopped"  # the rater stopped it before any text came
-    INTERRUPTED = "interrupted"  # the server stopped (restart) before it finished
-    CONFIGURATION = "configuration"  # the endpoint is gone, inactive or has no key
-
-
-def one_of(column: str, vocabulary: type[StrEnum]) -> str:
-    """A CHECK clause: the column holds one of the vocabulary's values."""
-    values = ", ".join(f"'{member.value}'" for member in vocabulary)
-    return f"{column} IN ({values})"
 
 
 # Composite foreign keys below point at (id, project_id): the endpoint of a conversation
@@ -95,7 +57,7 @@ Index(
     "uq_batches_conversation_project",
     Batch.project_id,
     unique=True,
-    postgresql_where=text("source = 'conversation'"),
+    postgresql_where=text(f"source = '{BatchSource.CONVERSATION}'"),
 )
 
 
@@ -216,10 +178,7 @@ class ConversationTurn(IdMixin, TimestampMixin, Base):
             "left_endpoint_id IS NULL OR left_endpoint_id <> right_endpoint_id",
             name="two_endpoints",
         ),
-        CheckConstraint(
-            "continue_side IS NULL OR " + one_of("continue_side", ReplySide),
-            name="continue_side",
-        ),
+        CheckConstraint(one_of("continue_side", ShownSide, nullable=True), name="continue_side"),
         CheckConstraint("(judged_at IS NULL) = (continue_side IS NULL)", name="judged_continues"),
         # Reloads, double submits and a second tab never add a second turn after the same one.
         UniqueConstraint("parent_turn_id", "branch"),
@@ -268,11 +227,9 @@ class ConversationReply(IdMixin, Base):
     __mapper_args__ = EAGER_DEFAULTS
     __table_args__ = (
         UniqueConstraint("turn_id", "side", "attempt"),
-        CheckConstraint(one_of("side", ReplySide), name="side"),
+        CheckConstraint(one_of("side", ShownSide), name="side"),
         CheckConstraint(one_of("status", ReplyStatus), name="status"),
-        CheckConstraint(
-            "failure IS NULL OR " + one_of("failure", ReplyFailure), name="failure_known"
-        ),
+        CheckConstraint(one_of("failure", ReplyFailure, nullable=True), name="failure_known"),
         CheckConstraint("attempt >= 1", name="attempt_positive"),
         CheckConstraint("(status = 'failed') = (failure IS NOT NULL)", name="failed_says_why"),
         CheckConstraint("status <> 'complete' OR length(content) > 0", name="complete_has_text"),

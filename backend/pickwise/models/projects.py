@@ -1,15 +1,10 @@
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pickwise.models.base import Base, IdMixin, TimestampMixin
-
-
-class ProjectKind(StrEnum):
-    PAIRS = "pairs"  # imported pairs, rated in the rater loop
-    CONVERSATIONS = "conversations"  # live conversations (docs/conversations.md)
+from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
+from pickwise.vocabulary import PairingStrategy, ProjectKind, RationaleMode
 
 
 class Project(IdMixin, TimestampMixin, Base):
@@ -17,13 +12,13 @@ class Project(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("raters_per_pair BETWEEN 1 AND 100", name="raters_per_pair_range"),
         CheckConstraint("lease_seconds BETWEEN 10 AND 86400", name="lease_seconds_range"),
-        CheckConstraint("rationale_mode IN ('off', 'optional', 'required')", name="rationale"),
-        CheckConstraint("pairing_strategy IN ('all', 'random_k')", name="pairing_strategy"),
+        CheckConstraint(one_of("rationale_mode", RationaleMode), name="rationale"),
+        CheckConstraint(one_of("pairing_strategy", PairingStrategy), name="pairing_strategy"),
         CheckConstraint("pairs_per_prompt >= 1", name="pairs_per_prompt_positive"),
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_range"),
         CheckConstraint("summary_every >= 0", name="summary_every_nonnegative"),
         CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'", name="slug_format"),
-        CheckConstraint("kind IN ('pairs', 'conversations')", name="kind"),
+        CheckConstraint(one_of("kind", ProjectKind), name="kind"),
         # A conversation turn is judged by its author alone: one slot per pair, no gold.
         CheckConstraint(
             "kind = 'pairs' OR (raters_per_pair = 1 AND gold_rate = 0)",
@@ -41,9 +36,9 @@ class Project(IdMixin, TimestampMixin, Base):
     allow_both_bad: Mapped[bool] = mapped_column(default=True)
     # Labels from weakest to strongest, e.g. ["slightly", "clearly", "much"]; empty = no scale.
     strength_scale: Mapped[list[Any]] = mapped_column(default=list)
-    rationale_mode: Mapped[str] = mapped_column(String(16), default="optional")
+    rationale_mode: Mapped[str] = mapped_column(String(16), default=RationaleMode.OPTIONAL)
     criteria: Mapped[list[Any]] = mapped_column(default=list)
-    pairing_strategy: Mapped[str] = mapped_column(String(16), default="all")
+    pairing_strategy: Mapped[str] = mapped_column(String(16), default=PairingStrategy.ALL)
     pairs_per_prompt: Mapped[int] = mapped_column(default=1)
     pairing_seed: Mapped[int] = mapped_column(default=0)
     gold_rate: Mapped[float] = mapped_column(default=0.0)

@@ -18,10 +18,9 @@ from pickwise.core.db import SessionDep
 from pickwise.core.errors import PickwiseError
 from pickwise.generation import service as generation_service
 from pickwise.models import Project
-from pickwise.models.conversations import OpenerSource
-from pickwise.models.projects import ProjectKind
 from pickwise.projects.deps import AdminProject
-from pickwise.web.admin import detail_errors, field_errors, redirect_to
+from pickwise.vocabulary import OpenerSource, ProjectKind
+from pickwise.web.forms import error_by_field, field_errors, redirect_to
 from pickwise.web.templating import render
 
 router = APIRouter(
@@ -120,6 +119,6 @@ async def save_settings(
         async with session.begin_nested():
             await service.configure(session, project, data)
     except PickwiseError as exc:
-        errors = detail_errors(exc.detail, list(LABELS))
+        errors = error_by_field(exc, LABELS)
         return await _render(request, principal, session, project, values, errors)
     return redirect_to(request, "admin_conversations", {"saved": "1"}, project_id=project.id)

@@ -32,10 +32,11 @@ from pickwise.core.db import SessionDep, Units, UnitsDep
 from pickwise.core.errors import PickwiseError
 from pickwise.core.middleware import release_load_slot
 from pickwise.models import Project, User
-from pickwise.models.conversations import ConversationStatus, OpenerSource, ReplyStatus
 from pickwise.projects.deps import RaterProject, project_for_rater
+from pickwise.vocabulary import ConversationStatus, OpenerSource, ReplyStatus
+from pickwise.web.forms import form_text
 from pickwise.web.markdown import render_markdown
-from pickwise.web.rating import FormValues, _field, _form_values, _judgment_from_form
+from pickwise.web.rating import FormValues, form_values, judgment_from_form
 from pickwise.web.templating import render
 
 router = APIRouter(prefix="/converse", include_in_schema=False)
@@ -233,7 +234,7 @@ async def _problem_page(
 async def _after_sending(request: Request, sent: Sent, form: FormData) -> None:
     """Starts the replies; without JavaScript (wait=1) returns only once they are written."""
     generator.start(sent.tasks)
-    if _field(form, "wait") != "0":
+    if form_text(form, "wait") != "0":
         release_load_slot(request.scope)
         await generator.wait_for_turn(sent.turn_id)
 
@@ -254,14 +255,14 @@ async def start(
 ) -> Response:
     form = await request.form()
     data = StartIn(
-        message=_field(form, "message")[:50_000] or None,
-        use_opener=_field(form, "use_opener") == "1",
+        message=form_text(form, "message")[:50_000] or None,
+        use_opener=form_text(form, "use_opener") == "1",
     )
     try:
         generator.check_room(2)
         async with units() as session:
             sent = await service.start(
-                session, project_id, principal.user, data, _field(form, "start_key") or None
+                session, project_id, principal.user, data, form_text(form, "start_key") or None
             )
     except PickwiseError as exc:
         async with units() as session:
@@ -296,8 +297,8 @@ async def send(
     units: UnitsDep,
 ) -> Response:
     form = await request.form()
-    content = _field(form, "content")
-    parent = _field(form, "parent_turn_id")
+    content = form_text(form, "content")
+    parent = form_text(form, "parent_turn_id")
     try:
         data = MessageIn(content=content, parent_turn_id=int(parent) if parent.isdigit() else None)
     except ValidationError:
@@ -308,7 +309,7 @@ async def send(
     try:
         generator.check_room(2)
         async with units() as session:
-            key = _field(form, "idempotency_key") or None
+            key = form_text(form, "idempotency_key") or None
             sent = await service.send(session, conversation_id, principal.user, data, key)
     except PickwiseError as exc:
         if isinstance(exc, service.MovedOn | service.KeyReused):  # a second tab, an old page
@@ -342,7 +343,7 @@ async def retry(
         generator.check_room(1)
         async with units() as session:
             sent = await service.retry(
-                session, conversation_id, turn_id, _field(form, "side"), principal.user
+                session, conversation_id, turn_id, form_text(form, "side"), principal.user
             )
     except PickwiseError as exc:
         problem = Problem(exc.detail, exc.status_code)
@@ -378,10 +379,10 @@ async def vote(
 ) -> Response:
     form = await request.form()
     _, project = await service.own_conversation(session, conversation_id, principal.user)
-    values = _form_values(form, project)
+    values = form_values(form, project)
     try:
-        judgment = _judgment_from_form(values, _field(form, "choice"), project)
-        continue_with = _field(form, "continue_with")
+        judgment = judgment_from_form(values, form_text(form, "choice"), project)
+        continue_with = form_text(form, "continue_with")
         body = VoteIn(
             **judgment.model_dump(),
             continue_with=continue_with if continue_with in ("left", "right") else None,
@@ -411,7 +412,7 @@ async def edit(
     form = await request.form()
     try:
         await service.edit(
-            session, conversation_id, turn_id, principal.user, _field(form, "content")[:50_000]
+            session, conversation_id, turn_id, principal.user, form_text(form, "content")[:50_000]
         )
     except PickwiseError as exc:
         problem = Problem(exc.detail, exc.status_code)

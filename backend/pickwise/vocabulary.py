@@ -1,0 +1,247 @@
+"""Every list of values pickwise stores or accepts, each defined once.
+
+One `StrEnum` per vocabulary: the database's CHECK constraint is made from it
+(`models.base.one_of`), request schemas take it as their type (so the API schema lists the
+values), and pages show its `label`. Members are strings, so they compare equal to the values
+read back from the database.
+
+Two vocabularies that look alike stay apart: a choice relative to the pair's canonical
+responses (`Choice`, `CanonicalSide`: A is the response listed first in the import file) is
+never the choice as the rater saw it on screen (`ShownChoice`, `ShownSide`: left or right).
+"""
+
+from enum import StrEnum
+from typing import Self
+
+
+class Labelled(StrEnum):
+    """A vocabulary whose members also carry the words people read."""
+
+    label: str
+
+    def __new__(cls, value: str, label: str = "") -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label or value
+        return member
+
+
+# --- judgments -----------------------------------------------------------------------------
+
+
+class Choice(Labelled):
+    """A judgment, relative to the pair's canonical response A / B."""
+
+    A = "a", "A"
+    B = "b", "B"
+    TIE = "tie", "tie"
+    BOTH_BAD = "both_bad", "both bad"
+
+
+class ShownChoice(Labelled):
+    """A judgment as the rater made it: the answer shown on the left or on the right."""
+
+    LEFT = "left", "Left"
+    RIGHT = "right", "Right"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+
+
+class CanonicalSide(StrEnum):
+    """One of a pair's two responses: A (listed first in the import file) or B."""
+
+    A = "a"
+    B = "b"
+
+
+class ShownSide(StrEnum):
+    """Where a response was shown to the rater."""
+
+    LEFT = "left"
+    RIGHT = "right"
+
+
+def chosen_side(choice: str) -> CanonicalSide | None:
+    """The response a choice picked: A or B, or None for a tie or both bad."""
+    return _SIDE_OF_CHOICE.get(choice)
+
+
+def canonical_of(shown: str, left_side: str) -> str:
+    """A choice as the rater made it (left, right, tie, both bad; or a criterion's left, right,
+    tie) relative to the pair's canonical A / B, `left_side` being the response shown left."""
+    if shown == ShownSide.LEFT:
+        return CanonicalSide(left_side)
+    if shown == ShownSide.RIGHT:
+        return _OTHER_SIDE[CanonicalSide(left_side)]
+    return shown  # a tie, or both bad, reads the same either way
+
+
+def shown_side_of(side: str, left_side: str) -> ShownSide:
+    """Where response `side` (A or B) was shown, `left_side` being the one shown left."""
+    return ShownSide.LEFT if side == left_side else ShownSide.RIGHT
+
+
+# Keyed by value: a choice read from the database is a plain string.
+_SIDE_OF_CHOICE: dict[str, CanonicalSide] = {Choice.A: CanonicalSide.A, Choice.B: CanonicalSide.B}
+_OTHER_SIDE = {CanonicalSide.A: CanonicalSide.B, CanonicalSide.B: CanonicalSide.A}
+
+
+class CriterionChoice(StrEnum):
+    """The better response on one criterion, canonical A / B (or a tie)."""
+
+    A = "a"
+    B = "b"
+    TIE = "tie"
+
+
+class ShownCriterionChoice(Labelled):
+    """The better response on one criterion, as the rater saw them."""
+
+    LEFT = "left", "Left"
+    RIGHT = "right", "Right"
+    TIE = "tie", "Same"
+
+
+class SkipReason(Labelled):
+    CANT_JUDGE = "cant_judge", "I can't judge this"
+    NEEDS_EXPERTISE = "needs_expertise", "Needs expertise I don't have"
+    BROKEN_CONTENT = "broken_content", "The content is broken"
+
+
+class FlagReason(Labelled):
+    HARMFUL = "harmful", "Harmful content"
+    PERSONAL_DATA = "personal_data", "Personal data"
+    OTHER = "other", "Something else (say what below)"
+
+
+class FlagResolution(StrEnum):
+    """An admin's decision on a flagged pair."""
+
+    RESTORED = "restored"  # back in the queue
+    REMOVED = "removed"  # out of the queue and of exports
+
+
+# --- the rater loop ------------------------------------------------------------------------
+
+
+class SlotState(StrEnum):
+    """One of the k judgments a pair needs."""
+
+    OPEN = "open"
+    LEASED = "leased"
+    DONE = "done"
+
+
+class AssignmentStatus(StrEnum):
+    """A pair shown to a rater."""
+
+    LEASED = "leased"  # theirs to judge until the lease runs out
+    SUBMITTED = "submitted"
+    SKIPPED = "skipped"
+    FLAGGED = "flagged"
+    EXPIRED = "expired"  # the lease ran out and another rater took the slot
+    REVOKED = "revoked"  # the slot is gone (k was lowered)
+
+
+class PairStatus(StrEnum):
+    ACTIVE = "active"  # in the queue
+    FLAGGED = "flagged"  # out of the queue until an admin decides
+    REMOVED = "removed"
+
+
+# --- projects, batches, accounts -----------------------------------------------------------
+
+
+class RationaleMode(Labelled):
+    OFF = "off", "off: no rationale box"
+    OPTIONAL = "optional", "optional"
+    REQUIRED = "required", "required"
+
+
+class PairingStrategy(Labelled):
+    ALL = "all", "all: every two responses"
+    RANDOM_K = "random_k", "random_k: a few random pairs per prompt"
+
+
+class BatchSource(StrEnum):
+    """Where an imported batch came from."""
+
+    CLI = "cli"
+    API = "api"
+    WEB = "web"
+    CLIENT = "client"
+    # The batch that holds a conversation project's judged turns (one per project).
+    CONVERSATION = "conversation"
+
+
+class AccountRole(StrEnum):
+    ADMIN = "admin"
+    RATER = "rater"
+
+
+class TurnRole(StrEnum):
+    """Who speaks in a turn of a prompt's conversation (the system prompt is kept apart)."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+# --- webhooks ------------------------------------------------------------------------------
+
+
+class WebhookEvent(StrEnum):
+    """What a webhook subscribes to."""
+
+    BATCH_IMPORTED = "batch.imported"
+    BATCH_COMPLETED = "batch.completed"
+    EXPORT_READY = "export.ready"
+
+
+# The test delivery an admin sends by hand; nobody subscribes to it.
+PING_EVENT = "ping"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+# --- live conversations ----------------------------------------------------------------------
+
+
+class ProjectKind(StrEnum):
+    PAIRS = "pairs"  # imported pairs, rated in the rater loop
+    CONVERSATIONS = "conversations"  # live conversations (docs/conversations.md)
+
+
+class OpenerSource(Labelled):
+    """Where a conversation's first message comes from."""
+
+    OWN = "own", "Raters write their own"
+    IMPORTED = "imported", "Imported openers"
+    BOTH = "both", "Both: raters choose"
+
+
+class ConversationStatus(StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"  # the rater ended it
+    COMPLETE = "complete"  # it reached the turn cap
+
+
+class ReplyStatus(StrEnum):
+    GENERATING = "generating"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+class ReplyFailure(Labelled):
+    """Why a reply failed; the label is what the rater is told (the detail is for admins)."""
+
+    ERROR = "error", "The model's server answered with an error."
+    TIMEOUT = "timeout", "The model took too long to answer."
+    CONNECTION = "connection", "The connection to the model's server failed."
+    EMPTY = "empty", "The model sent an empty reply."
+    STOPPED = "stopped", "You stopped this reply before any text came."
+    INTERRUPTED = "interrupted", "The server stopped while this reply was being written."
+    CONFIGURATION = "configuration", "This model cannot be reached right now; an admin must fix it."
