@@ -12,16 +12,6 @@ from pickwise.conversations.schemas import ConversationRead, ReplyRead, TurnRead
 from pickwise.models import Conversation, ConversationReply, ConversationTurn, Judgment
 from pickwise.vocabulary import ConversationStatus, ReplyFailure, ReplyStatus, ShownSide
 
-PROBLEMS = {
-    ReplyFailure.ERROR: "The model's server answered with an error.",
-    ReplyFailure.TIMEOUT: "The model took too long to answer.",
-    ReplyFailure.CONNECTION: "The connection to the model's server failed.",
-    ReplyFailure.EMPTY: "The model sent an empty reply.",
-    ReplyFailure.STOPPED: "You stopped this reply before any text came.",
-    ReplyFailure.INTERRUPTED: "The server stopped while this reply was being written.",
-    ReplyFailure.CONFIGURATION: "This model cannot be reached right now; an admin must fix it.",
-}
-
 
 def reply_state(reply: ConversationReply, now: datetime) -> tuple[ReplyStatus, ReplyFailure | None]:
     """A reply still 'generating' past its deadline was abandoned (its server stopped)."""
@@ -132,7 +122,7 @@ def reply_read(reply: ConversationReply, judged: bool, now: datetime) -> ReplyRe
         status=status,
         attempt=reply.attempt,
         content=reply.content if status == ReplyStatus.COMPLETE else "",
-        problem=PROBLEMS[failure] if failure else None,
+        problem=failure.label if failure else None,
         can_retry=status == ReplyStatus.FAILED and not judged,
     )
 
