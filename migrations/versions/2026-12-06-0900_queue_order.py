@@ -7,7 +7,7 @@ pair id. The next-pair scan walks the new (project, queue_pos, slot_no) index in
 prompt they saw last).
 
 Revision ID: 304e027b05d7
-Revises: 5b2c9e7f4a18
+Revises: a1b038eeac58
 Create Date: 2026-12-06 09:00:00.000000+00:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "304e027b05d7"
-down_revision: str | None = "5b2c9e7f4a18"
+down_revision: str | None = "a1b038eeac58"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

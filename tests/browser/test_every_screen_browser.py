@@ -1,7 +1,9 @@
 """Every page on a phone and on a desktop: nothing scrolls sideways at 320 to 390 px, every
 control is a finger wide (44 px), wide tables and charts scroll inside their own box, and axe
 finds nothing at either size. Admin pages over a project with a crowd's votes, a flagged pair,
-a long file name, an invite and a token; rater pages over a pair to judge."""
+a long file name, an invite and a token; rater pages over a pair to judge; a live-conversations
+project's pages before its first message (tests/browser/test_conversation_browser.py sees them
+mid-conversation)."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +17,16 @@ from pickwise.assignments.service import next_lease
 from pickwise.auth import service as auth_service
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.judgments.service import submit
-from pickwise.models import Batch, Pair, PairFlag, Project, User
+from pickwise.models import (
+    Batch,
+    ConversationEndpoint,
+    ConversationSettings,
+    GenerationEndpoint,
+    Pair,
+    PairFlag,
+    Project,
+    User,
+)
 from tests.analytics_service.builders import simulate_crowd
 from tests.browser.conftest import RatingSetup, seed_rating_project
 from tests.browser.test_rating_browser import AXE
@@ -35,6 +46,7 @@ class World:
     admin_email: str
     project_id: int
     rating: RatingSetup
+    conversations_id: int
 
 
 async def seed_world(engine: AsyncEngine) -> World:
@@ -87,8 +99,32 @@ async def seed_world(engine: AsyncEngine) -> World:
         await auth_service.create_api_token(
             session, admin, "nightly import from the lab's scheduler"
         )
+        conversations = await conversation_project(session, rater_id=rating.rater_id)
         await session.commit()
-        return World(admin.email, project.id, rating)
+        return World(admin.email, project.id, rating, conversations.id)
+
+
+async def conversation_project(session: AsyncSession, rater_id: int) -> Project:
+    """A live-conversations project the rater belongs to, with two models (never called: the
+    pages are seen before any message is sent)."""
+    project = await make_project(session, kind="conversations", criteria=["helpfulness"])
+    project.name = "Travel assistant with a long name, round one"
+    rater = await session.get(User, rater_id)
+    assert rater is not None
+    await add_member(session, project, rater)
+    session.add(ConversationSettings(project_id=project.id, system_prompt="Be brief."))
+    endpoints = [
+        GenerationEndpoint(
+            project_id=project.id, name=name, base_url="http://127.0.0.1:9/v1", model=name
+        )
+        for name in ("alpha-model-with-a-long-name", "beta")
+    ]
+    session.add_all(endpoints)
+    await session.flush()
+    session.add_all(
+        ConversationEndpoint(project_id=project.id, endpoint_id=e.id) for e in endpoints
+    )
+    return project
 
 
 async def log_in_as(page: Page, base_url: str, email: str) -> None:
@@ -110,12 +146,21 @@ def admin_pages(world: World) -> list[str]:
         f"{project}/integrations",
         "/admin/users",
         "/account/tokens",
+        f"/admin/projects/{world.conversations_id}/conversations",
     ]
 
 
 def rater_pages(world: World) -> list[str]:
     rate = f"/rate/{world.rating.project_id}"
-    return ["/", rate, f"{rate}/change", f"{rate}/summary", f"{rate}/guidelines", "/account/tokens"]
+    return [
+        "/",
+        rate,
+        f"{rate}/change",
+        f"{rate}/summary",
+        f"{rate}/guidelines",
+        "/account/tokens",
+        f"/converse/{world.conversations_id}",
+    ]
 
 
 # Elements that stick out to the right of the window, outside any box that scrolls itself.

@@ -391,9 +391,7 @@ async def test_create_user_with_the_form(client: AsyncClient, session: AsyncSess
     assert await session.scalar(select(User).where(User.email == "late@example.org")) is None
 
 
-async def test_invite_link_is_shown_and_works(
-    client: AsyncClient, session: AsyncSession
-) -> None:
+async def test_invite_link_is_shown_and_works(client: AsyncClient, session: AsyncSession) -> None:
     _, csrf = await admin_client(client, session)
     project = await make_project(session)
     form = {

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth import service
 from pickwise.core.db import SessionDep
@@ -45,6 +46,12 @@ class Principal:
 async def get_principal(
     request: Request, session: SessionDep, _documented: ApiTokenHeader
 ) -> Principal | None:
+    """The dependency; `_documented` only puts the bearer scheme in the OpenAPI document."""
+    return await principal_of(request, session)
+
+
+async def principal_of(request: Request, session: AsyncSession) -> Principal | None:
+    """Who asks: an API token's user, a web session's, or None."""
     authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
         user = await service.user_from_api_token(session, authorization[7:].strip())

@@ -13,8 +13,9 @@ the project's undo window (`undo_seconds`, 5 minutes unless set), by another cho
 
 Whatever is replaced is kept in `replaced_decisions` for the admins. Only the rater's last
 decision in the project can change (decisions come one lease at a time), a flag never (the
-admins have the pair), and a missed check pair whose expected answer the rater was shown
-never. Refusals are 409s that say why; nothing is written then.
+admins have the pair), a missed check pair whose expected answer the rater was shown never,
+and a vote in a conversation never (the conversation went on from the reply kept). Refusals
+are 409s that say why; nothing is written then.
 
 Lock order (assignments.repository): the pair's slots in id order, the assignment (with the
 rater's standing), then the judgment.
@@ -39,6 +40,7 @@ from pickwise.vocabulary import (
     AssignmentStatus,
     Choice,
     DecisionKind,
+    ProjectKind,
     canonical_of,
     chosen_side,
     shown_side_of,
@@ -51,6 +53,10 @@ NOT_LAST_MESSAGE = (
 )
 FLAGGED_MESSAGE = "You flagged this pair for the admins; a flag cannot be changed."
 NO_UNDO_MESSAGE = "This project does not let raters change a choice once it is made."
+CONVERSATION_MESSAGE = (
+    "A vote in a conversation is where the conversation went on from, so it cannot be changed "
+    "here; edit the reply you kept on the conversation's page instead."
+)
 GOLD_SEEN_MESSAGE = (
     "This was a check pair and you were shown its expected answer, so your choice on it "
     "cannot be changed."
@@ -104,6 +110,8 @@ def _check_changeable(
         raise ChangeRefused(NOT_DECIDED_MESSAGE)
     if project.undo_seconds <= 0:
         raise ChangeRefused(NO_UNDO_MESSAGE)
+    if project.kind == ProjectKind.CONVERSATIONS:
+        raise ChangeRefused(CONVERSATION_MESSAGE)
     if last_decision != assignment.id:
         raise ChangeRefused(NOT_LAST_MESSAGE)
     assert assignment.completed_at is not None
@@ -128,7 +136,7 @@ async def changeable(
     the page's link and key, and the API). Reads without locks: the change itself checks
     again."""
     now = now or utcnow()
-    if project.undo_seconds <= 0:
+    if project.undo_seconds <= 0 or project.kind == ProjectKind.CONVERSATIONS:
         return None
     last = await repository.last_decision(session, project.id, rater.id)
     if last is None:

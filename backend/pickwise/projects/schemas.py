@@ -2,7 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pickwise.vocabulary import PairingStrategy, PairOrder, RationaleMode
+from pickwise.vocabulary import PairingStrategy, PairOrder, ProjectKind, RationaleMode
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -108,6 +108,9 @@ class ProjectRead(ProjectSettings):
     slug: str
     name: str
     description: str
+    kind: ProjectKind = Field(
+        ProjectKind.PAIRS, description="conversations: set up with PUT .../conversation-settings."
+    )
     is_archived: bool
     created_at: datetime
 
