@@ -28,6 +28,18 @@ from tests.factories import PASSWORD, add_member, make_project, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+def screenshot_path(tmp_path: Path, name: str) -> str:
+    """docs/screenshots/<name> when PICKWISE_SCREENSHOTS=1; otherwise a throwaway file, so a
+    test run does not rewrite a tracked image (which side is left is random)."""
+    if os.environ.get("PICKWISE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return str(SCREENSHOTS / name)
+    return str(tmp_path / name)
+
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -3,6 +3,7 @@ that follow what happened last, the new-pair cue, the sticky choice bar, and the
 JavaScript off. At a desktop size and at a phone's."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pickwise.models import Judgment, ReplacedDecision
-from tests.browser.conftest import LONG_ANSWER, ClockedServer, RatingSetup, seed_rating_project
+from tests.browser.conftest import (
+    CONVERSATIONS,
+    LONG_ANSWER,
+    ClockedServer,
+    RatingSetup,
+    screenshot_path,
+    seed_rating_project,
+)
 from tests.browser.test_rating_browser import log_in, serious_violations
 
 pytestmark = pytest.mark.browser
@@ -62,9 +70,14 @@ async def test_a_judgment_with_strength_is_two_key_presses(
     viewport: dict[str, int],
     left: str,
     right: str,
+    tmp_path: Path,
 ) -> None:
     setup = await seed_rating_project(
-        committed_engine, strength_scale=SCALE, criteria=["accuracy"], summary_every=0
+        committed_engine,
+        CONVERSATIONS[:3],  # the everyday ones: this test takes the docs' pictures
+        strength_scale=SCALE,
+        criteria=["accuracy"],
+        summary_every=0,
     )
     context, page = await open_rating(browser, live_server, setup, viewport=viewport)
     message = page.locator("#choice-message")
@@ -103,6 +116,11 @@ async def test_a_judgment_with_strength_is_two_key_presses(
     await expect(page.locator(".flash")).to_be_hidden()
     await expect(page.locator("#pair-cue")).to_have_text("")
     await expect(message).to_contain_text(f"{right} is better. How much?")
+    # The docs' pictures (README, docs/rating.md): halfway through a judgment, the bar asking.
+    if viewport == PHONE:  # the first answer at the top of the screen, the bar below it
+        await page.locator("#answer-left").evaluate("e => e.scrollIntoView()")
+    name = "rating.png" if viewport == DESKTOP else "rating-phone.png"
+    await page.screenshot(path=screenshot_path(tmp_path, name))
     async with page.expect_navigation():
         await page.keyboard.press("3")
     # A tie is one key.

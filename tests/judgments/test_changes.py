@@ -2,6 +2,7 @@
 skip, a skip made a choice again; the history kept; a 409 once the window has passed or
 another pair was decided; replays by Idempotency-Key."""
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +11,16 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core import clock
-from pickwise.models import Assignment, Judgment, PairSlot, ProjectMember, ReplacedDecision, User
+from pickwise.models import (
+    Assignment,
+    Judgment,
+    Pair,
+    PairSlot,
+    ProjectMember,
+    ReplacedDecision,
+    User,
+)
+from pickwise.models import Response as Answer
 from tests.factories import bearer_headers, make_pairs, make_project, make_user
 
 
@@ -343,3 +353,32 @@ async def test_admins_see_a_pairs_replaced_choices(
     assert (await client.get(missing, headers=admin_headers)).status_code == 404
     # The choice was withdrawn: exports read no judgment for the pair.
     assert await session.scalar(select(func.count()).select_from(Judgment)) == 0
+
+
+async def test_exports_read_the_changed_choice(client: AsyncClient, session: AsyncSession) -> None:
+    project = await make_project(session)
+    project_id = project.id
+    await make_pairs(session, project, 2)
+    _, headers = await rater_in(session, project_id)
+    admin_headers = await bearer_headers(session, await make_user(session, role="admin"))
+    first = await judge(client, project_id, headers, choice="left")
+    pair = await session.get(Pair, first["pair_id"])
+    assert pair is not None
+    judgment = (await judgments_on(session, first["pair_id"]))[0]
+    a, b = pair.response_a_id, pair.response_b_id
+    left_id, right_id = (a, b) if judgment.left_side == "a" else (b, a)
+    left, right = await session.get(Answer, left_id), await session.get(Answer, right_id)
+    assert left is not None and right is not None
+    left_text, right_text = left.content, right.content
+
+    async def chosen() -> list[str]:
+        export = await client.get(f"/api/v1/projects/{project_id}/export", headers=admin_headers)
+        assert export.status_code == 200, export.text
+        rows = [json.loads(line) for line in export.text.splitlines()]
+        return [row["chosen"] for row in rows]
+
+    assert await chosen() == [left_text]
+    changed = await change(client, first["assignment_id"], headers, choice="right")
+    assert changed.status_code == 200, changed.text
+    # The pair's one row now prefers the other answer; the replaced choice is not counted.
+    assert await chosen() == [right_text]
