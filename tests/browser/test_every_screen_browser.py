@@ -5,6 +5,7 @@ a long file name, an invite and a token; rater pages over a pair to judge; a liv
 project's pages before its first message (tests/browser/test_conversation_browser.py sees them
 mid-conversation)."""
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,38 +228,44 @@ async def axe_violations(page: Page) -> list[dict[str, Any]]:
     ]
 
 
+async def every_page(
+    browser: Browser, base_url: str, world: World, **context_options: Any
+) -> AsyncIterator[tuple[str, Page]]:
+    """Each page of the admin, then of the rater, then the login page, opened in turn."""
+    for email, paths in (
+        (world.admin_email, admin_pages(world)),
+        (world.rating.email, rater_pages(world)),
+        (None, ["/login"]),
+    ):
+        context = await browser.new_context(**context_options)
+        page = await context.new_page()
+        page.set_default_timeout(20_000)
+        if email:
+            await log_in_as(page, base_url, email)
+        for path in paths:
+            await page.goto(f"{base_url}{path}")
+            yield path, page
+        await context.close()
+
+
 @pytest.mark.parametrize("width", PHONE_WIDTHS)
 async def test_no_page_scrolls_sideways_and_every_target_is_a_finger_wide(
     browser: Browser, live_server: str, committed_engine: AsyncEngine, width: int
 ) -> None:
     world = await seed_world(committed_engine)
     problems: dict[str, Any] = {}
-    for email, paths in (
-        (world.admin_email, admin_pages(world)),
-        (world.rating.email, rater_pages(world)),
-        (None, ["/login"]),
-    ):
-        context = await browser.new_context(
-            viewport={"width": width, "height": PHONE_HEIGHT}, has_touch=True, is_mobile=True
-        )
-        page = await context.new_page()
-        page.set_default_timeout(20_000)
-        if email:
-            await log_in_as(page, live_server, email)
-        for path in paths:
-            await page.goto(f"{live_server}{path}")
-            await page.evaluate(
-                "() => document.querySelectorAll('details').forEach(d => d.open = true)"
-            )
-            # On a phone the window grows to fit a page that is too wide: compare with the
-            # screen's width, not innerWidth.
-            overflow = await page.evaluate(OVERFLOW, width)
-            if max(overflow["scroll"], overflow["inner"]) > width or overflow["out"]:
-                problems[f"{path} sideways"] = overflow
-            small = await page.evaluate(SMALL_TARGETS, MIN_TARGET)
-            if small:
-                problems[f"{path} small"] = small
-        await context.close()
+    viewport = {"width": width, "height": PHONE_HEIGHT}
+    phone = {"viewport": viewport, "has_touch": True, "is_mobile": True}
+    async for path, page in every_page(browser, live_server, world, **phone):
+        await page.evaluate(OPEN_ALL_DETAILS)
+        # On a phone the window grows to fit a page that is too wide: compare with the
+        # screen's width, not innerWidth.
+        overflow = await page.evaluate(OVERFLOW, width)
+        if max(overflow["scroll"], overflow["inner"]) > width or overflow["out"]:
+            problems[f"{path} sideways"] = overflow
+        small = await page.evaluate(SMALL_TARGETS, MIN_TARGET)
+        if small:
+            problems[f"{path} small"] = small
     assert problems == {}
 
 
@@ -268,20 +275,11 @@ async def test_axe_finds_nothing_on_any_page(
 ) -> None:
     world = await seed_world(committed_engine)
     problems: dict[str, Any] = {}
-    for email, paths in (
-        (world.admin_email, admin_pages(world)),
-        (world.rating.email, rater_pages(world)),
-        (None, ["/login"]),
+    # bypass_csp: axe is injected as a script the page's CSP would otherwise refuse.
+    async for path, page in every_page(
+        browser, live_server, world, viewport=viewport, bypass_csp=True
     ):
-        context = await browser.new_context(viewport=viewport, bypass_csp=True)
-        page = await context.new_page()
-        page.set_default_timeout(20_000)
-        if email:
-            await log_in_as(page, live_server, email)
-        for path in paths:
-            await page.goto(f"{live_server}{path}")
-            violations = await axe_violations(page)
-            if violations:
-                problems[path] = violations
-        await context.close()
+        violations = await axe_violations(page)
+        if violations:
+            problems[path] = violations
     assert problems == {}

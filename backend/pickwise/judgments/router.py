@@ -138,7 +138,8 @@ async def flag_pair(
 CHANGE_REFUSED: dict[int | str, dict[str, Any]] = {
     409: {
         "description": "The time to change it has passed (the project's undo window), another "
-        "pair was decided since, it was a flag, or (skip to choice) other raters took the pair."
+        "pair was decided since, it was a flag or a vote in a conversation, or (skip to "
+        "choice) other raters took the pair."
     }
 }
 

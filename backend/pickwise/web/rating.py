@@ -59,6 +59,7 @@ FIELD_PROBLEMS = {
     "rationale": "The reason is too long; keep it under 20,000 characters.",
 }
 CHANGED_MESSAGE = "Changed: your choice on the previous pair is now this one. Here is your pair."
+SKIP_REASON_MISSING = "Pick a reason to skip the pair."
 WITHDRAWN_MESSAGE = (
     "Changed: you skipped the previous pair; another rater will judge it. Here is your pair."
 )
@@ -352,14 +353,21 @@ async def _skip_or_flag_once(
     work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
     done_message: str,
 ) -> Response:
-    """Runs a skip or flag once per form and goes back to the page."""
+    """Runs a skip or flag (or a change into a skip) once per form and goes back to the page."""
     answered = await _once(request, session, rater, form, body, work)
     if answered is None:
         return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
     status, answer = answered
     if status >= 400:
         return _redirect(request, project, Flash("warning", str(answer["detail"])))
-    return _redirect(request, project, Flash("info", f"{done_message} Here is the next pair."))
+    return _redirect(request, project, Flash("info", done_message))
+
+
+def _skip_from_form(form: FormData) -> SkipIn | None:
+    try:
+        return SkipIn(reason=_field(form, "reason"))
+    except ValidationError:
+        return None
 
 
 # --- routes -----------------------------------------------------------------------------
@@ -450,16 +458,16 @@ async def skip_pair(
 ) -> Response:
     rater = principal.user
     form = await request.form()
-    try:
-        body = SkipIn(reason=_field(form, "reason"))
-    except ValidationError:
-        return _redirect(request, project, Flash("warning", "Pick a reason to skip the pair."))
+    body = _skip_from_form(form)
+    if body is None:
+        return _redirect(request, project, Flash("warning", SKIP_REASON_MISSING))
 
     async def work() -> tuple[int, dict[str, Any]]:
         await judgments.skip(session, assignment_id, rater, body)
         return 200, {}
 
-    return await _skip_or_flag_once(request, project, session, rater, form, body, work, "Skipped.")
+    done = "Skipped. Here is the next pair."
+    return await _skip_or_flag_once(request, project, session, rater, form, body, work, done)
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/flag", name="rate_flag")
@@ -481,7 +489,10 @@ async def flag_pair(
         await judgments.flag(session, assignment_id, rater, body)
         return 200, {}
 
-    done = "Flagged for review; nobody will be shown this pair until an admin has looked."
+    done = (
+        "Flagged for review; nobody will be shown this pair until an admin has looked. "
+        "Here is the next pair."
+    )
     return await _skip_or_flag_once(request, project, session, rater, form, body, work, done)
 
 
@@ -652,19 +663,14 @@ async def change_to_skip(
 ) -> Response:
     rater = principal.user
     form = await request.form()
-    try:
-        body = SkipIn(reason=_field(form, "reason"))
-    except ValidationError:
-        return _redirect(request, project, Flash("warning", "Pick a reason to skip the pair."))
+    body = _skip_from_form(form)
+    if body is None:
+        return _redirect(request, project, Flash("warning", SKIP_REASON_MISSING))
 
     async def work() -> tuple[int, dict[str, Any]]:
         await changes.change_to_skip(session, assignment_id, rater, body)
         return 200, {}
 
-    answered = await _once(request, session, rater, form, body, work)
-    if answered is None:
-        return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
-    status, answer = answered
-    if status >= 400:
-        return _redirect(request, project, Flash("warning", str(answer["detail"])))
-    return _redirect(request, project, Flash("info", WITHDRAWN_MESSAGE))
+    return await _skip_or_flag_once(
+        request, project, session, rater, form, body, work, WITHDRAWN_MESSAGE
+    )
