@@ -24,6 +24,7 @@ from pickwise.pools.integrations_page import router as integrations_page_router
 from pickwise.pools.pages import router as pool_pages_router
 from pickwise.pools.router import router as pools_router
 from pickwise.projects.router import router as projects_router
+from pickwise.review.router import router as review_router
 from pickwise.users.router import router as users_router
 from pickwise.web.account import router as account_router
 from pickwise.web.admin import router as admin_router
@@ -88,6 +89,8 @@ def create_app() -> FastAPI:
         integrations_page_router,
         generation_router,
         webhooks_router,
+        # Review and curation (issue 17).
+        review_router,
     ):
         api = router.prefix.startswith("/api/")
         app.include_router(router, responses=API_ERROR_RESPONSES if api else None)

@@ -36,25 +36,41 @@ class Lease:
     content: PairContent
 
 
-async def create_slots(session: AsyncSession, project: Project, batch_id: int | None = None) -> int:
-    """Give every non-gold pair (of one batch, or of the project) the project's k slots."""
-    statement = text(
-        """
-        INSERT INTO pair_slots (project_id, pair_id, slot_no, state)
-        SELECT p.project_id, p.id, s.max_no + g, 'open'
-        FROM pairs p
-        CROSS JOIN LATERAL (
-            SELECT count(*) AS n, coalesce(max(slot_no), 0) AS max_no
-            FROM pair_slots WHERE pair_id = p.id
-        ) s
-        CROSS JOIN LATERAL generate_series(1, :k - s.n) g
-        WHERE p.project_id = :project_id AND NOT p.is_gold
-          AND (CAST(:batch_id AS bigint) IS NULL OR p.batch_id = :batch_id)
-        """
-    )
-    result = await session.execute(
-        statement, {"k": project.raters_per_pair, "project_id": project.id, "batch_id": batch_id}
-    )
+# A pair's slots: the project's k, or more where an admin asked for more votes on it.
+_SLOTS_WANTED = "greatest(:k, coalesce(p.votes_wanted, 0))"
+_CREATE_SLOTS = text(
+    f"""
+    INSERT INTO pair_slots (project_id, pair_id, slot_no, state)
+    SELECT p.project_id, p.id, s.max_no + g, 'open'
+    FROM pairs p
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n, coalesce(max(slot_no), 0) AS max_no
+        FROM pair_slots WHERE pair_id = p.id
+    ) s
+    CROSS JOIN LATERAL generate_series(1, {_SLOTS_WANTED} - s.n) g
+    WHERE p.project_id = :project_id AND NOT p.is_gold
+      AND (CAST(:batch_id AS bigint) IS NULL OR p.batch_id = :batch_id)
+      AND (NOT :raised_only OR p.votes_wanted > :k)
+    """
+)
+
+
+async def create_slots(
+    session: AsyncSession,
+    project: Project,
+    batch_id: int | None = None,
+    *,
+    raised_only: bool = False,
+) -> int:
+    """Give every non-gold pair (of one batch, or of the project; with ``raised_only``, of
+    the pairs that want more votes than k) the slots it lacks: k, or its votes wanted."""
+    params = {
+        "k": project.raters_per_pair,
+        "project_id": project.id,
+        "batch_id": batch_id,
+        "raised_only": raised_only,
+    }
+    result = await session.execute(_CREATE_SLOTS, params)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -63,16 +79,19 @@ async def create_slots(session: AsyncSession, project: Project, batch_id: int | 
 # locked in id order, like every writer's slot locks; one whose state changed while waiting
 # (it became done) is passed over, and the next round ranks the pair again.
 _SURPLUS_SLOTS = text(
-    """
+    f"""
     WITH ranked AS (
-        SELECT id, row_number() OVER (
-            PARTITION BY pair_id
-            ORDER BY (state = 'done') DESC, (state = 'leased') DESC, slot_no
+        SELECT s.id, s.pair_id, row_number() OVER (
+            PARTITION BY s.pair_id
+            ORDER BY (s.state = 'done') DESC, (s.state = 'leased') DESC, s.slot_no
         ) AS rn
-        FROM pair_slots WHERE project_id = :project_id
+        FROM pair_slots s WHERE s.project_id = :project_id
     )
     SELECT s.id FROM pair_slots s
-    WHERE s.id IN (SELECT id FROM ranked WHERE rn > :k) AND s.state <> 'done'
+    WHERE s.id IN (
+        SELECT r.id FROM ranked r JOIN pairs p ON p.id = r.pair_id
+        WHERE r.rn > {_SLOTS_WANTED}
+    ) AND s.state <> 'done'
     ORDER BY s.id
     FOR UPDATE OF s
     """
@@ -98,7 +117,8 @@ RESIZE_ROUNDS = 10
 async def resize_slots(
     session: AsyncSession, project: Project, now: datetime | None = None
 ) -> None:
-    """After k changed: add slots, or drop the ones no longer needed.
+    """After k changed: add slots, or drop the ones no longer needed (a pair keeps the votes
+    an admin asked for beyond k).
 
     Lock order (assignments.repository): the project row (one resize at a time), the surplus
     slots in id order, then the assignments leasing them, which are revoked: their raters get
@@ -115,6 +135,31 @@ async def resize_slots(
         await session.execute(_REVOKE_LEASES_OF_SLOTS, {"slot_ids": surplus, "now": now})
         await session.execute(_DELETE_SLOTS, {"slot_ids": surplus})
     await create_slots(session, project)
+
+
+_UNFINISHED_SLOTS = text(
+    """
+    SELECT id FROM pair_slots
+    WHERE pair_id = ANY(:pair_ids) AND state <> 'done'
+    ORDER BY id
+    FOR UPDATE
+    """
+)
+
+
+async def drop_unfinished_slots(
+    session: AsyncSession, pair_ids: Sequence[int], now: datetime | None = None
+) -> int:
+    """The slots of these pairs that hold no judgment go (a pair made gold needs none); a
+    lease on one is revoked first, as when k is lowered. The caller holds the project row
+    (lock order: assignments.repository). Returns how many slots went."""
+    slot_ids = list((await session.scalars(_UNFINISHED_SLOTS, {"pair_ids": list(pair_ids)})).all())
+    if slot_ids:
+        await session.execute(
+            _REVOKE_LEASES_OF_SLOTS, {"slot_ids": slot_ids, "now": now or utcnow()}
+        )
+        await session.execute(_DELETE_SLOTS, {"slot_ids": slot_ids})
+    return len(slot_ids)
 
 
 # The lock refreshes what the session holds.

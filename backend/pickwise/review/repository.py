@@ -1,0 +1,269 @@
+"""The explorer's reads: a page of pair summaries in keyset order, its count, text search, and
+what a page shows of each pair besides its summary.
+
+A listing counts the votes up to a watermark (`as_of`, a judgment id). A pair with no later
+judgment is read from `pair_summaries` as it is (and walked in an index's order); the few
+pairs voted on since are read apart with their counts taken back to the watermark, and the
+two are merged. So while votes keep arriving, a listing's pages neither repeat a pair nor
+skip one, whatever the sort.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.models.review import AGREEMENT_SQL, MAJORITY_SQL
+from pickwise.review.cursor import SORT_KEYS, Cursor
+from pickwise.review.schemas import Sort
+from pickwise.review.sql_filters import SEARCH_MATCHES, TSQUERY_OF, Conditions
+
+_COUNTS = ("judgments", "votes", "votes_a", "votes_b", "ties", "both_bad", "rationales")
+_FIXED = (
+    "pair_id",
+    "project_id",
+    "batch_id",
+    "prompt_id",
+    "response_a_id",
+    "response_b_id",
+    "created_at",
+    "model_low",
+    "model_high",
+    "is_gold",
+    "pair_status",
+    "excluded",
+    "votes_wanted",
+    "open_flags",
+    "decision",
+)
+_DERIVED = ("agreement", "majority", "agreement_low", "agreement_high")
+COLUMNS = (*_FIXED, *_COUNTS, *_DERIVED)
+_SELECT = ", ".join(f"s.{column}" for column in COLUMNS)
+
+# Judgments after the watermark, per pair, as the summary counts them.
+_RECENT = """
+recent AS MATERIALIZED (
+    SELECT v.pair_id,
+           count(*) AS judgments,
+           count(*) FILTER (WHERE v.counted) AS votes,
+           count(*) FILTER (WHERE v.counted AND v.choice = 'a') AS votes_a,
+           count(*) FILTER (WHERE v.counted AND v.choice = 'b') AS votes_b,
+           count(*) FILTER (WHERE v.counted AND v.choice = 'tie') AS ties,
+           count(*) FILTER (WHERE v.counted AND v.choice = 'both_bad') AS both_bad,
+           count(*) FILTER (WHERE v.counted AND v.with_rationale) AS rationales
+    FROM (
+        SELECT j.pair_id, j.choice, j.rationale IS NOT NULL AS with_rationale,
+               NOT coalesce(m.excluded, false) AS counted
+        FROM judgments j
+        LEFT JOIN project_members m ON m.project_id = j.project_id AND m.user_id = j.rater_id
+        WHERE j.project_id = :project_id AND j.id > :as_of
+    ) v
+    GROUP BY v.pair_id
+)"""
+# The summaries of the pairs voted on since the watermark, as they were at the watermark.
+_THEN = f"""(
+    SELECT b.*, {AGREEMENT_SQL} AS agreement, {MAJORITY_SQL} AS majority,
+           coalesce({AGREEMENT_SQL}, 2) AS agreement_low,
+           coalesce(-({AGREEMENT_SQL}), 1) AS agreement_high
+    FROM (
+        SELECT {", ".join(f"s.{column}" for column in _FIXED)},
+               {", ".join(f"s.{column} - r.{column} AS {column}" for column in _COUNTS)}
+        FROM pair_summaries s JOIN recent r ON r.pair_id = s.pair_id
+    ) b
+) s"""
+_NOW = """pair_summaries s
+    WHERE s.project_id = :project_id AND s.pair_id NOT IN (SELECT pair_id FROM recent)"""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One row of `pair_summaries`, as of a listing's watermark."""
+
+    pair_id: int
+    project_id: int
+    batch_id: int
+    prompt_id: int
+    response_a_id: int
+    response_b_id: int
+    created_at: datetime
+    model_low: str
+    model_high: str
+    is_gold: bool
+    pair_status: str
+    excluded: bool
+    votes_wanted: int | None
+    open_flags: int
+    decision: str | None
+    judgments: int
+    votes: int
+    votes_a: int
+    votes_b: int
+    ties: int
+    both_bad: int
+    rationales: int
+    agreement: float | None
+    majority: str | None
+    agreement_low: float
+    agreement_high: float
+
+    def key(self, sort: Sort) -> Any:
+        return getattr(self, SORT_KEYS[sort][0])
+
+
+def _order(sort: Sort, backwards: bool, qualified: bool) -> str:
+    column, descending = SORT_KEYS[sort]
+    direction = "DESC" if descending != backwards else "ASC"
+    prefix = "s." if qualified else ""
+    return f"{prefix}{column} {direction}, {prefix}pair_id {direction}"
+
+
+def _keyset(sort: Sort, cursor: Cursor | None, backwards: bool) -> tuple[str, dict[str, Any]]:
+    if cursor is None:
+        return "true", {}
+    column, descending = SORT_KEYS[sort]
+    comparison = "<" if descending != backwards else ">"
+    clause = f"(s.{column}, s.pair_id) {comparison} (:cursor_key, :cursor_pair)"
+    return clause, {"cursor_key": cursor.key, "cursor_pair": cursor.pair_id}
+
+
+async def watermark(session: AsyncSession, project_id: int) -> int:
+    """The project's last judgment id (0 without judgments)."""
+    last = await session.scalar(
+        text("SELECT max(id) FROM judgments WHERE project_id = :project_id"),
+        {"project_id": project_id},
+    )
+    return int(last or 0)
+
+
+async def page(
+    session: AsyncSession,
+    project_id: int,
+    where: Conditions,
+    sort: Sort,
+    *,
+    cursor: Cursor | None,
+    backwards: bool,
+    limit: int,
+    params: dict[str, Any],
+) -> list[Summary]:
+    """Up to `limit` summaries after (or, `backwards`, before) the cursor, in listing order
+    (backwards: nearest the cursor first)."""
+    keyset, keyset_params = _keyset(sort, cursor, backwards)
+    statement = text(
+        f"""
+        WITH {_RECENT}
+        SELECT * FROM (
+            (SELECT {_SELECT} FROM {_NOW} AND {where.sql} AND {keyset}
+             ORDER BY {_order(sort, backwards, True)} LIMIT :limit)
+            UNION ALL
+            (SELECT {_SELECT} FROM {_THEN} WHERE {where.sql} AND {keyset})
+        ) listing
+        ORDER BY {_order(sort, backwards, False)}
+        LIMIT :limit
+        """
+    )
+    bound = {**params, **where.params, **keyset_params, "limit": limit, "project_id": project_id}
+    rows = await session.execute(statement, bound)
+    return [Summary(**row._mapping) for row in rows]
+
+
+async def count_up_to(
+    session: AsyncSession,
+    project_id: int,
+    where: Conditions,
+    bound: int,
+    params: dict[str, Any],
+) -> int:
+    """Matching pairs, counted up to `bound` among those not voted on since the watermark
+    (plus the few that were)."""
+    statement = text(
+        f"""
+        WITH {_RECENT}
+        SELECT (SELECT count(*) FROM (SELECT 1 FROM {_NOW} AND {where.sql} LIMIT :bound) x)
+             + (SELECT count(*) FROM {_THEN} WHERE {where.sql})
+        """
+    )
+    bound_params = {**params, **where.params, "bound": bound, "project_id": project_id}
+    return int(await session.scalar(statement, bound_params) or 0)
+
+
+async def estimate(
+    session: AsyncSession, project_id: int, where: Conditions, params: dict[str, Any]
+) -> int:
+    """Postgres's estimate of the matching pairs (its plan's row count)."""
+    statement = text(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM pair_summaries s "
+        f"WHERE s.project_id = :project_id AND {where.sql}"
+    )
+    plan = await session.scalar(statement, {**params, **where.params, "project_id": project_id})
+    parsed = json.loads(plan) if isinstance(plan, str) else plan
+    return int(parsed[0]["Plan"]["Plan Rows"])
+
+
+async def tsquery(session: AsyncSession, words: str) -> str:
+    """The search's words as a text-search query ('' when they hold no word)."""
+    return str(await session.scalar(text(TSQUERY_OF), {"q": words}) or "")
+
+
+async def search_matches(
+    session: AsyncSession, project_id: int, query: str, as_of: int, cap: int
+) -> list[int]:
+    """Pairs whose texts match, found from the text indexes: at most `cap` rows (a pair
+    may come several times)."""
+    rows = await session.scalars(
+        text(SEARCH_MATCHES),
+        {"project_id": project_id, "tsquery": query, "as_of": as_of, "cap": cap},
+    )
+    return list(rows)
+
+
+@dataclass(frozen=True)
+class RowText:
+    """What a listing shows of a pair besides its summary."""
+
+    pair_id: int
+    batch_filename: str
+    prompt_excerpt: str
+    model_a: str
+    model_b: str
+    median_seconds: float | None
+
+
+_ROW_TEXT = text(
+    """
+    SELECT pr.id, b.filename, left(p.turns -> -1 ->> 'content', :excerpt),
+           ra.model, rb.model,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (
+                       ORDER BY extract(epoch FROM j.submitted_at - j.shown_at))
+            FROM judgments j
+            LEFT JOIN project_members m
+                   ON m.project_id = j.project_id AND m.user_id = j.rater_id
+            WHERE j.pair_id = pr.id AND j.id <= :as_of AND NOT coalesce(m.excluded, false))
+    FROM pairs pr
+    JOIN prompts p ON p.id = pr.prompt_id
+    JOIN responses ra ON ra.id = pr.response_a_id
+    JOIN responses rb ON rb.id = pr.response_b_id
+    JOIN batches b ON b.id = pr.batch_id
+    WHERE pr.id = ANY(:pair_ids)
+    """
+)
+
+
+async def row_texts(
+    session: AsyncSession, pair_ids: Sequence[int], as_of: int, excerpt_chars: int
+) -> dict[int, RowText]:
+    rows = await session.execute(
+        _ROW_TEXT, {"pair_ids": list(pair_ids), "as_of": as_of, "excerpt": excerpt_chars + 1}
+    )
+    return {
+        row[0]: RowText(row[0], row[1], row[2] or "", row[3], row[4], _seconds(row[5]))
+        for row in rows
+    }
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
