@@ -29,8 +29,10 @@ from pickwise.users.router import router as users_router
 from pickwise.web.account import router as account_router
 from pickwise.web.admin import router as admin_router
 from pickwise.web.dashboard import router as dashboard_router
+from pickwise.web.explorer import router as explorer_router
 from pickwise.web.exports_page import router as exports_page_router
 from pickwise.web.pages import router as pages_router
+from pickwise.web.pair_page import router as pair_page_router
 from pickwise.web.rating import router as rating_page_router
 from pickwise.web.templating import STATIC_DIR
 from pickwise.webhooks.router import router as webhooks_router
@@ -91,6 +93,8 @@ def create_app() -> FastAPI:
         webhooks_router,
         # Review and curation (issue 17).
         review_router,
+        explorer_router,
+        pair_page_router,
     ):
         api = router.prefix.startswith("/api/")
         app.include_router(router, responses=API_ERROR_RESPONSES if api else None)

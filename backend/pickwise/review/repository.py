@@ -267,3 +267,50 @@ async def row_texts(
 
 def _seconds(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+# A loose index scan: one index probe per distinct model, however many pairs there are.
+_MODELS = text(
+    """
+    WITH RECURSIVE lows AS (
+        (SELECT model_low AS model FROM pair_summaries
+         WHERE project_id = :project_id ORDER BY model_low LIMIT 1)
+        UNION ALL
+        SELECT (SELECT s.model_low FROM pair_summaries s
+                WHERE s.project_id = :project_id AND s.model_low > lows.model
+                ORDER BY s.model_low LIMIT 1)
+        FROM lows WHERE lows.model IS NOT NULL
+    ), highs AS (
+        (SELECT model_high AS model FROM pair_summaries
+         WHERE project_id = :project_id ORDER BY model_high LIMIT 1)
+        UNION ALL
+        SELECT (SELECT s.model_high FROM pair_summaries s
+                WHERE s.project_id = :project_id AND s.model_high > highs.model
+                ORDER BY s.model_high LIMIT 1)
+        FROM highs WHERE highs.model IS NOT NULL
+    )
+    SELECT model FROM lows WHERE model IS NOT NULL
+    UNION
+    SELECT model FROM highs WHERE model IS NOT NULL
+    ORDER BY 1
+    """
+)
+
+
+async def models(session: AsyncSession, project_id: int) -> list[str]:
+    """The models of the project's pairs."""
+    return list(await session.scalars(_MODELS, {"project_id": project_id}))
+
+
+async def rater_choices(
+    session: AsyncSession, rater_id: int, pair_ids: Sequence[int]
+) -> dict[int, tuple[str, str]]:
+    """The rater's (choice, side shown left) on each of these pairs they judged."""
+    rows = await session.execute(
+        text(
+            "SELECT pair_id, choice, left_side FROM judgments "
+            "WHERE rater_id = :rater_id AND pair_id = ANY(:pair_ids)"
+        ),
+        {"rater_id": rater_id, "pair_ids": list(pair_ids)},
+    )
+    return {row[0]: (row[1], row[2]) for row in rows}
