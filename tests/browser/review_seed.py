@@ -80,7 +80,9 @@ async def seed_review_project(engine: AsyncEngine) -> ReviewSetup:
             rater.display_name = name
             await add_member(session, project, rater)
             raters.append(rater)
-        batch = Batch(project_id=project.id, filename="round-2.jsonl", sha256="0" * 64, source="cli")
+        batch = Batch(
+            project_id=project.id, filename="round-2.jsonl", sha256="0" * 64, source="cli"
+        )
         session.add(batch)
         await session.flush()
         pairs = []
