@@ -56,7 +56,8 @@ LAYOUT_PROBLEMS = """
     if (element.closest(".skip-link, .md")) continue;  // off-screen until focused; model text
     if (rect.height < minTap - 0.5) {
       const name = (element.innerText || element.name || element.id || element.tagName).trim();
-      problems.push(`${element.tagName.toLowerCase()} "${name.slice(0, 40)}" is ${rect.height.toFixed(0)}px high`);
+      const tag = element.tagName.toLowerCase();
+      problems.push(`${tag} "${name.slice(0, 40)}" is ${rect.height.toFixed(0)}px high`);
     }
   }
   return problems;
