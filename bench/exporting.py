@@ -94,8 +94,7 @@ def load_project(
 
 def export_query(project_id: int) -> tuple[str, dict[str, Any]]:
     """The export's per-judgment query (the votes format's) with its default selection."""
-    from pickwise.exports.repository import _VOTES
-    from pickwise.exports.selection import Selection
+    from pickwise.exports.repository import _VOTES, Selection
 
     where, params = Selection(project_id=project_id).where()
     return _VOTES.format(where=where), params

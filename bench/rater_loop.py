@@ -191,9 +191,9 @@ async def http_run(
 
 def _available_slots_sql() -> str:
     """The app's own slot query (SQLAlchemy :name parameters → psycopg %(name)s)."""
-    from pickwise.assignments.service import _AVAILABLE_SLOTS
+    from pickwise.assignments.repository import AVAILABLE_SLOTS
 
-    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", _AVAILABLE_SLOTS)
+    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", AVAILABLE_SLOTS)
 
 
 def raw_statements() -> dict[str, str]:

@@ -3,7 +3,6 @@
 import itertools
 from typing import Any
 
-from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.service import create_slots
@@ -104,7 +103,7 @@ async def make_pairs(
     return pairs
 
 
-async def login(client: AsyncClient, session: AsyncSession, user: User) -> dict[str, str]:
-    """Bearer headers for `user`."""
+async def bearer_headers(session: AsyncSession, user: User) -> dict[str, str]:
+    """Headers that authenticate as `user` over the API (a new API token)."""
     token, _ = await auth_service.create_api_token(session, user, "test")
     return {"Authorization": f"Bearer {token}"}

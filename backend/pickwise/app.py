@@ -8,31 +8,33 @@ from fastapi.staticfiles import StaticFiles
 
 from pickwise import __version__
 from pickwise.analytics.router import router as analytics_router
-from pickwise.assignments.router import router as rating_router
+from pickwise.assignments.router import router as next_pair_router
 from pickwise.auth.router import router as auth_router
 from pickwise.batches.router import router as batches_router
 from pickwise.core.config import get_settings
 from pickwise.core.db import dispose_engines
-from pickwise.core.exception_handlers import API_ERROR_RESPONSES, register_exception_handlers
 from pickwise.core.logging import RequestContextMiddleware, configure_logging
 from pickwise.core.metrics import MetricsMiddleware
 from pickwise.core.middleware import LoadSheddingMiddleware, SecurityHeadersMiddleware
+from pickwise.exception_handlers import API_ERROR_RESPONSES, register_exception_handlers
 from pickwise.exports.router import router as exports_router
 from pickwise.generation.router import router as generation_router
 from pickwise.health.router import router as health_router
-from pickwise.pools.integrations_page import router as integrations_page_router
-from pickwise.pools.pages import router as pool_pages_router
+from pickwise.judgments.router import router as judgments_router
 from pickwise.pools.router import router as pools_router
 from pickwise.projects.router import router as projects_router
 from pickwise.review.router import router as review_router
 from pickwise.users.router import router as users_router
 from pickwise.web.account import router as account_router
-from pickwise.web.admin import router as admin_router
+from pickwise.web.admin_projects import router as admin_projects_router
+from pickwise.web.admin_users import router as admin_users_router
 from pickwise.web.dashboard import router as dashboard_router
 from pickwise.web.explorer import router as explorer_router
 from pickwise.web.exports_page import router as exports_page_router
+from pickwise.web.integrations import router as integrations_page_router
 from pickwise.web.pages import router as pages_router
 from pickwise.web.pair_page import router as pair_page_router
+from pickwise.web.participants import router as participant_pages_router
 from pickwise.web.rating import router as rating_page_router
 from pickwise.web.templating import STATIC_DIR
 from pickwise.webhooks.router import router as webhooks_router
@@ -78,16 +80,18 @@ def create_app() -> FastAPI:
         batches_router,
         exports_router,
         analytics_router,
-        rating_router,
+        next_pair_router,
+        judgments_router,
         pages_router,
         rating_page_router,
         exports_page_router,
         dashboard_router,
-        admin_router,
+        admin_projects_router,
+        admin_users_router,
         account_router,
         # Integrations (issue 8).
         pools_router,
-        pool_pages_router,
+        participant_pages_router,
         integrations_page_router,
         generation_router,
         webhooks_router,

@@ -1,13 +1,14 @@
 import krippendorff
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from pickwise.analytics.agreement import (
     agreement_by_group,
     agreement_with_majority,
     group_agreement,
-    reliability_data,
 )
+from pickwise.analytics.arrays import FloatArray, as_int_array
 from pickwise.analytics.labels import NO_PREFERENCE, PREFER_A, PREFER_B
 
 A, T, B = PREFER_A, NO_PREFERENCE, PREFER_B
@@ -15,6 +16,19 @@ A, T, B = PREFER_A, NO_PREFERENCE, PREFER_B
 # item 1: A A B    item 2: A T T A    item 3: B (alone)    item 4: T B
 SMALL_ITEMS = [1, 1, 1, 2, 2, 2, 2, 3, 4, 4]
 SMALL_LABELS = [A, A, B, A, T, T, A, B, T, B]
+
+
+def reliability_data(
+    rater: npt.ArrayLike, item: npt.ArrayLike, label: npt.ArrayLike, n_raters: int
+) -> FloatArray:
+    """Raters × items matrix of labels with NaN where a rater did not judge an item.
+
+    The input format of the ``krippendorff`` package; columns follow sorted item ids.
+    """
+    _, item_index = np.unique(as_int_array(item), return_inverse=True)
+    matrix = np.full((n_raters, int(item_index.max(initial=-1)) + 1), np.nan)
+    matrix[as_int_array(rater), item_index.ravel()] = as_int_array(label)
+    return matrix
 
 
 def test_pairwise_agreement_on_a_hand_worked_example() -> None:

@@ -1,21 +1,29 @@
+import re
+
 import numpy as np
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.analytics.labels import (
     CHOICE_NAMES,
     NO_PREFERENCE,
     PREFER_A,
     PREFER_B,
-    encode_a_shown_left,
-    encode_choices,
     picked_left,
     preference_labels,
 )
-from pickwise.models.rating import CHOICES
+from tests.analytics.choice_codes import encode_a_shown_left, encode_choices
 
 
-def test_choice_codes_follow_the_database_choices() -> None:
-    assert CHOICE_NAMES == CHOICES
+async def test_choice_codes_follow_the_database_choices(session: AsyncSession) -> None:
+    """The codes cover exactly the choices the database's CHECK constraint allows, in order."""
+    definition = await session.scalar(
+        text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = :name"),
+        {"name": "ck_judgments_choice"},
+    )
+    assert definition is not None
+    assert tuple(re.findall(r"'([^']+)'::character varying", definition)) == CHOICE_NAMES
 
 
 def test_encoding_and_preference_labels() -> None:

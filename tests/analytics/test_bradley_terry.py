@@ -13,7 +13,6 @@ from pickwise.analytics.bradley_terry import (
     elo_scores,
     empirical_win_rates,
     fit_bradley_terry,
-    predicted_win_rates,
     ranks_from_intervals,
 )
 from pickwise.analytics.labels import CHOICE_A, CHOICE_B, CHOICE_BOTH_BAD, CHOICE_TIE
@@ -188,13 +187,6 @@ def test_ranks_only_separate_non_overlapping_intervals() -> None:
 
     # Model 2 overlaps model 1 but not model 0; model 3 is below everyone.
     assert list(ranks_from_intervals(lower, upper)) == [1, 1, 2, 4]
-
-
-def test_predicted_win_rate_follows_the_elo_formula() -> None:
-    rates = predicted_win_rates(np.array([1400.0, 1000.0]))
-
-    assert rates[0, 1] == pytest.approx(10 / 11)  # 400 points = odds of 10 to 1
-    assert rates[0, 0] == pytest.approx(0.5)
 
 
 def test_models_without_votes_are_rejected() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pickwise.analytics import bradley_terry
-from pickwise.analytics.labels import encode_choices
+from tests.analytics.choice_codes import encode_choices
 
 
 class Steps:

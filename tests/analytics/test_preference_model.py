@@ -1,13 +1,9 @@
 import numpy as np
 import pytest
 
-from pickwise.analytics.preference_model import (
-    PREFERENCE_FEATURES,
-    fit_preference_model,
-    preference_design,
-    preferences_report,
-)
+from pickwise.analytics.preference_model import PREFERENCE_FEATURES, fit_preference_model
 from pickwise.analytics.text_features import ChoiceRecord
+from tests.analytics.preference_reference import preference_design, preferences_report
 
 INJECTED = {
     "length": 0.4,

@@ -9,12 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from pickwise.analytics.labels import CHOICE_A, CHOICE_B, NO_GOLD, encode_choices
+from pickwise.analytics.labels import CHOICE_A, CHOICE_B, NO_GOLD
 from pickwise.analytics.rater_judgments import RaterJudgments
 from pickwise.analytics.repository import prompt_text
 from pickwise.models import Judgment, Pair, ProjectMember, Prompt, Response, User
+from tests.analytics.choice_codes import encode_choices
 from tests.analytics_service.builders import Crowd, simulate_crowd
-from tests.factories import add_member, login, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_project, make_user
 
 
 @dataclass
@@ -48,8 +49,8 @@ async def crowd_project(client: AsyncClient, session: AsyncSession, **settings: 
         project_id=project.id,
         left_clicker_id=crowd.left_clicker.id,
         good_rater_ids=[rater.id for rater in crowd.good_raters],
-        admin_headers=await login(client, session, admin),
-        rater_headers=await login(client, session, raters[0]),
+        admin_headers=await bearer_headers(session, admin),
+        rater_headers=await bearer_headers(session, raters[0]),
     )
     # Only releases the test's savepoint (the test is still rolled back at the end), so a
     # refused request, which rolls back to the last commit, keeps the setup.

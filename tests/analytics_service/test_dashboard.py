@@ -10,14 +10,14 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.analytics.bradley_terry import bradley_terry_leaderboard
-from pickwise.analytics.labels import encode_choices
 from pickwise.analytics.router import router as analytics_router
 from pickwise.auth import service as auth_service
 from pickwise.auth.deps import SESSION_COOKIE
 from pickwise.models import User
+from tests.analytics.choice_codes import encode_choices
 from tests.analytics_service.builders import Answer, Vote, add_votes, make_model_pairs
 from tests.analytics_service.helpers import crowd_project, votes_of
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 
 async def browser_login(client: AsyncClient, session: AsyncSession, user: User) -> None:
@@ -129,7 +129,7 @@ async def test_empty_project_says_not_enough_data(
 ) -> None:
     project = await make_project(session)
     admin = await make_user(session, role="admin")
-    headers = await login(client, session, admin)
+    headers = await bearer_headers(session, admin)
     base = f"/api/v1/projects/{project.id}/analytics"
     for section in ("progress", "timeline", "raters", "agreement", "leaderboard", "preferences"):
         response = await client.get(f"{base}/{section}", headers=headers)
@@ -153,7 +153,7 @@ async def test_one_model_and_no_second_rater(client: AsyncClient, session: Async
     await add_member(session, project, rater)
     await add_votes(session, [Vote(pair, rater, "a") for pair in pairs])
     admin = await make_user(session, role="admin")
-    headers = await login(client, session, admin)
+    headers = await bearer_headers(session, admin)
     base = f"/api/v1/projects/{project.id}/analytics"
     board = (await client.get(f"{base}/leaderboard", headers=headers)).json()
     assert board["ready"] is False

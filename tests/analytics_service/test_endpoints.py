@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.analytics.agreement import agreement_by_group, group_agreement
 from pickwise.analytics.bradley_terry import bradley_terry_leaderboard
 from pickwise.analytics.flags import assess_raters
-from pickwise.analytics.labels import encode_choices, preference_labels
-from pickwise.analytics.preference_model import preferences_report
+from pickwise.analytics.labels import preference_labels
 from pickwise.analytics.style_control import style_controlled_leaderboard, style_counts
 from pickwise.analytics.text_features import ChoiceRecord
+from tests.analytics.choice_codes import encode_choices
+from tests.analytics.preference_reference import preferences_report
 from tests.analytics_service.helpers import crowd_project, rater_judgments, user_ids, votes_of
 
 

@@ -13,7 +13,7 @@ from pickwise.assignments.service import chance
 from pickwise.cli.main import app as cli
 from pickwise.core.db import get_engine, session_factory
 from tests.analytics_service.builders import Answer, make_model_pairs
-from tests.factories import add_member, login, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_project, make_user
 
 
 async def seed(app: Any) -> str:
@@ -33,7 +33,7 @@ async def seed(app: Any) -> str:
             rater = await make_user(session)
             rater.display_name = f"Rater {'ABC'[number]}"
             await add_member(session, project, rater)
-            raters.append(await login(None, session, rater))  # type: ignore[arg-type]
+            raters.append(await bearer_headers(session, rater))
         project_id = project.id
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
         for number, headers in enumerate(raters):

@@ -13,7 +13,7 @@ from pickwise.analytics.schemas import ProgressRead
 from pickwise.analytics.service import progress
 from pickwise.core.db import get_engine, session_factory
 from pickwise.models import Project
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 
 @pytest.fixture(autouse=True)
@@ -54,8 +54,8 @@ async def live_project(live_app: Any) -> Live:
         return Live(
             live_app,
             project.id,
-            await login(None, session, admin),  # type: ignore[arg-type]
-            await login(None, session, rater),  # type: ignore[arg-type]
+            await bearer_headers(session, admin),
+            await bearer_headers(session, rater),
         )
 
 

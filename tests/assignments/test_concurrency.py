@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from pickwise.core.db import get_engine, session_factory
 from pickwise.models import Judgment
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 RATERS = 60
 PAIRS = 40
@@ -40,7 +40,7 @@ async def test_concurrent_raters_drain_project_with_exactly_k(live_app: Any) -> 
         for _ in range(RATERS):
             rater = await make_user(session)
             await add_member(session, project, rater)
-            raters.append((rater.id, await login(None, session, rater)))  # type: ignore[arg-type]
+            raters.append((rater.id, await bearer_headers(session, rater)))
         project_id = project.id
 
     results = await asyncio.gather(

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core import clock
 from pickwise.models import Assignment, Judgment, Pair, PairSlot, Project, User
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 
 async def rater_in(session: AsyncSession, project: Project) -> tuple[User, dict[str, str]]:
@@ -18,7 +18,7 @@ async def rater_in(session: AsyncSession, project: Project) -> tuple[User, dict[
 
 
 async def login_headers(session: AsyncSession, user: User) -> dict[str, str]:
-    return await login(None, session, user)  # type: ignore[arg-type]
+    return await bearer_headers(session, user)
 
 
 def next_url(project: Project) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 
 from pickwise.core.db import get_engine, session_factory
 from pickwise.models import Judgment, PairSlot, Project
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 RATERS = 16
 PAIRS = 60
@@ -106,12 +106,12 @@ async def test_resizing_while_raters_submit_never_deadlocks(live_app: Any) -> No
         project = await make_project(session, raters_per_pair=HIGH_K)
         pairs = await make_pairs(session, project, PAIRS)
         admin = await make_user(session, role="admin")
-        admin_headers = await login(None, session, admin)  # type: ignore[arg-type]
+        admin_headers = await bearer_headers(session, admin)
         raters = []
         for _ in range(RATERS):
             rater = await make_user(session)
             await add_member(session, project, rater)
-            raters.append(await login(None, session, rater))  # type: ignore[arg-type]
+            raters.append(await bearer_headers(session, rater))
         project_id = project.id
     deadlocks_before = await deadlocks_so_far()
 
@@ -134,7 +134,7 @@ async def test_resizing_while_raters_submit_never_deadlocks(live_app: Any) -> No
         for _ in range(HIGH_K):
             rater = await make_user(session)
             await add_member(session, project, rater)
-            finishers.append(await login(None, session, rater))  # type: ignore[arg-type]
+            finishers.append(await bearer_headers(session, rater))
     await asyncio.gather(*(rate(live_app, headers, project_id, tally) for headers in finishers))
 
     assert await deadlocks_so_far() == deadlocks_before, "Postgres detected a deadlock"

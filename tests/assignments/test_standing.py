@@ -11,7 +11,7 @@ from pickwise.assignments.standing import AccountDeactivated
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.models import Assignment, Judgment, Pair, PairFlag, PairSlot, Project, User
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 
 class World:
@@ -39,9 +39,9 @@ async def world(client: AsyncClient, session: AsyncSession, *, gold: bool = Fals
     for user in (rater, other):
         await add_member(session, project, user)
     found = World(project, rater, other)
-    found.headers = await login(client, session, rater)
-    found.other_headers = await login(client, session, other)
-    found.admin_headers = await login(client, session, await make_user(session, role="admin"))
+    found.headers = await bearer_headers(session, rater)
+    found.other_headers = await bearer_headers(session, other)
+    found.admin_headers = await bearer_headers(session, await make_user(session, role="admin"))
     lease = (await client.get(f"/api/v1/projects/{project.id}/next", headers=found.headers)).json()
     found.assignment_id, found.pair_id = lease["assignment_id"], lease["pair_id"]
     # Only releases the test's savepoint: a refused request keeps the setup.

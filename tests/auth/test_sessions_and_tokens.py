@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth.deps import SESSION_COOKIE
 from pickwise.core import clock
-from tests.factories import PASSWORD, login, make_project, make_user
+from tests.factories import PASSWORD, bearer_headers, make_project, make_user
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +97,7 @@ async def test_api_token_shown_once_then_revoked(
     client: AsyncClient, session: AsyncSession
 ) -> None:
     user = await make_user(session)
-    headers = await login(client, session, user)
+    headers = await bearer_headers(session, user)
     created = await client.post("/api/v1/tokens", json={"name": "script"}, headers=headers)
     assert created.status_code == 201
     new_token = created.json()["token"]
@@ -114,7 +114,7 @@ async def test_api_token_shown_once_then_revoked(
 
 async def test_expiring_token(client: AsyncClient, session: AsyncSession) -> None:
     user = await make_user(session)
-    headers = await login(client, session, user)
+    headers = await bearer_headers(session, user)
     created = await client.post(
         "/api/v1/tokens", json={"name": "short", "expires_days": 1}, headers=headers
     )
@@ -133,7 +133,7 @@ async def test_raters_see_only_their_projects_and_no_admin_routes(
     await make_project(session)
     rater = await make_user(session)
     await add_member(session, mine, rater)
-    headers = await login(client, session, rater)
+    headers = await bearer_headers(session, rater)
     listed = await client.get("/api/v1/projects", headers=headers)
     assert [project["id"] for project in listed.json()] == [mine.id]
     for method, url in [
@@ -152,7 +152,7 @@ async def test_admin_creates_rater_and_invite(client: AsyncClient, session: Asyn
     project = await make_project(session)
     # A failed request rolls the shared test session back, which expires loaded objects.
     project_id = project.id
-    headers = await login(client, session, admin)
+    headers = await bearer_headers(session, admin)
     created = await client.post(
         "/api/v1/users",
         json={

@@ -5,8 +5,8 @@ import io
 import json
 from typing import Any
 
-from pickwise.batches.parsing import validate
-from pickwise.batches.report import ImportFormat, ImportLimits, LineError, ValidationReport
+from pickwise.batches.parsing.reader import validate
+from pickwise.batches.parsing.report import ImportFormat, ImportLimits, LineError, ValidationReport
 
 CSV_HEADER = ("id", "prompt", "response_a", "response_b", "model_a", "model_b")
 

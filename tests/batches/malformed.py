@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from pickwise.batches.report import ImportLimits
+from pickwise.batches.parsing.report import ImportLimits
 
 Record = dict[str, Any]
 Mutation = Callable[[Record, Record], tuple[bytes, str | None]]

@@ -6,7 +6,7 @@ from typing import Any
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from pickwise.batches.records import (
+from pickwise.batches.parsing.records import (
     Message,
     ParsedPrompt,
     ParsedResponse,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pickwise.batches.parsing import iter_records
+from pickwise.batches.parsing.reader import iter_records
 from tests.batches.import_files import jsonl, responses_record
 
 

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from pickwise.batches.report import ImportRejected
+from pickwise.batches.parsing.report import ImportRejected
 from pickwise.batches.service import import_stream
 from pickwise.models import Batch, Pair, PairSlot, Project, Prompt, Response
-from tests.factories import add_member, login, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_project, make_user
 
 
 def jsonl(*rows: dict[str, Any]) -> bytes:
@@ -155,7 +155,7 @@ async def test_reimport_over_the_api_answers_nothing_new(
 ) -> None:
     project = await make_project(session)
     admin = await make_user(session, role="admin")
-    headers = await login(client, session, admin)
+    headers = await bearer_headers(session, admin)
     url = f"/api/v1/projects/{project.id}/batches"
     data = jsonl(prompt_row("p1"), prompt_row("p2"))
     first = await client.post(url, content=data, headers=headers)
@@ -258,7 +258,7 @@ async def test_bad_files_are_rejected_whole(
 
 
 async def test_oversized_line_is_rejected(session: AsyncSession) -> None:
-    from pickwise.batches.report import ImportLimits
+    from pickwise.batches.parsing.report import ImportLimits
 
     project = await make_project(session)
     big = jsonl({**prompt_row("a"), "prompt": "x" * 5000})
@@ -279,7 +279,7 @@ async def test_oversized_line_is_rejected(session: AsyncSession) -> None:
 async def test_api_upload_with_token_and_errors(client: AsyncClient, session: AsyncSession) -> None:
     admin = await make_user(session, role="admin")
     project = await make_project(session)
-    headers = await login(client, session, admin)
+    headers = await bearer_headers(session, admin)
     url = f"/api/v1/projects/{project.id}/batches"
     ok = await client.post(
         url, params={"filename": "b.jsonl"}, content=jsonl(prompt_row("p1")), headers=headers
@@ -306,7 +306,7 @@ async def test_rater_cannot_import(client: AsyncClient, session: AsyncSession) -
     response = await client.post(
         f"/api/v1/projects/{project.id}/batches",
         content=jsonl(prompt_row("p1")),
-        headers=await login(client, session, rater),
+        headers=await bearer_headers(session, rater),
     )
     assert response.status_code == 403
     assert (await counts(session, project))[0] == 0

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.service import create_slots
 from pickwise.batches import service
-from pickwise.batches.report import ImportRejected
+from pickwise.batches.parsing.report import ImportRejected
 from pickwise.models import Pair, PairSlot, Prompt, Response
 from tests.batches.test_import import counts, jsonl, prompt_row
 from tests.factories import make_project
@@ -101,7 +101,7 @@ async def test_many_chunks_write_consistent_rows_and_report_progress(
         (pair.id, number) for pair in pairs_rows if not pair.is_gold for number in (1, 2)
     )
     assert {slot.state for slot in slots} == {"open"}
-    # The import writes slots itself (with COPY); they are exactly what create_slots would give.
+    # The import gives every new pair its k slots: create_slots finds none missing.
     assert await create_slots(session, project) == 0
 
 
@@ -165,7 +165,7 @@ def test_rules_prepare_rows_without_ids() -> None:
 
 
 def _parsed(row: dict[str, Any]) -> Any:
-    from pickwise.batches.parsing import iter_records
+    from pickwise.batches.parsing.reader import iter_records
 
     [record] = iter_records(io.BytesIO(jsonl(row)), filename="b.jsonl")
     return record

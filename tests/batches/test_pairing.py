@@ -4,9 +4,10 @@ import itertools
 
 import pytest
 
-from pickwise.batches.pairing import PairStrategy, canonical_pair, generate_pairs, gold_pairs
-from pickwise.batches.parsing import iter_records
-from pickwise.batches.records import ParsedPrompt
+from pickwise.batches.pairing import canonical_pair, generate_pairs, gold_pairs
+from pickwise.batches.parsing.reader import iter_records
+from pickwise.batches.parsing.records import ParsedPrompt
+from pickwise.vocabulary import PairingStrategy
 from tests.batches.import_files import jsonl, pair_record, responses_record
 
 
@@ -99,7 +100,7 @@ def test_gold_pairs_with_more_than_two_responses() -> None:
 def test_explicit_pairs_are_used_as_given_and_canonicalised() -> None:
     [prompt] = iter_records(io.BytesIO(jsonl(pair_record("p1"))), filename="b.jsonl")
     reversed_pair = dataclasses.replace(prompt, explicit_pairs=(("b", "a"),))
-    strategies: tuple[PairStrategy, ...] = ("all", "random_k")
+    strategies = tuple(PairingStrategy)
     for strategy in strategies:
         assert generate_pairs(prompt, strategy, k=5, seed=1) == [("a", "b")]
         assert generate_pairs(reversed_pair, strategy, k=5, seed=1) == [("a", "b")]

@@ -5,9 +5,9 @@ import io
 
 import pytest
 
-from pickwise.batches.parsing import format_from_filename, iter_records, validate
-from pickwise.batches.records import Message, ParsedResponse
-from pickwise.batches.report import ImportLimits
+from pickwise.batches.parsing.reader import format_from_filename, iter_records, validate
+from pickwise.batches.parsing.records import Message, ParsedResponse
+from pickwise.batches.parsing.report import ImportLimits
 from tests.batches.import_files import (
     check,
     csv_file,

@@ -9,9 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from pickwise.batches import parsing
-from pickwise.batches.parsing import iter_records, validate
-from pickwise.batches.report import ImportLimits, ImportRejected, LineError, ValidationReport
+from pickwise.batches.parsing import reader
+from pickwise.batches.parsing.reader import iter_records, validate
+from pickwise.batches.parsing.report import (
+    ImportLimits,
+    ImportRejected,
+    LineError,
+    ValidationReport,
+)
 from tests.batches.import_files import csv_file, csv_row, jsonl, pair_record, responses_record
 
 
@@ -74,7 +79,7 @@ def test_hash_collisions_of_different_ids_are_not_duplicates(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Every id of the same length collides: the second read must tell them apart.
-    monkeypatch.setattr(parsing, "_hash_of", len)
+    monkeypatch.setattr(reader, "_hash_of", len)
     data = jsonl(*(responses_record(f"p{n}") for n in range(10, 60)), responses_record("p12"))
     report = both_ways(data)
     assert report.errors == (LineError(51, "id", '"p12" is already used on line 3'),)

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pickwise.batches.parsing import validate
-from pickwise.batches.report import ImportLimits, LineError
+from pickwise.batches.parsing.reader import validate
+from pickwise.batches.parsing.report import ImportLimits, LineError
 from tests.batches.import_files import (
     check,
     csv_file,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pickwise.batches.parsing import validate
+from pickwise.batches.parsing.reader import validate
 from tests.batches.import_files import responses_record
 from tests.batches.malformed import MUTATIONS, TEST_LIMITS, Record
 from tests.batches.record_strategies import Expected, responses_records

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from pickwise.batches.parsing import iter_records
-from pickwise.batches.report import ImportLimits, ImportRejected, LineError
+from pickwise.batches.parsing.reader import iter_records
+from pickwise.batches.parsing.report import ImportLimits, ImportRejected, LineError
 from tests.batches.import_files import (
     check,
     csv_file,

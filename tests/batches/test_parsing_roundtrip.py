@@ -8,7 +8,7 @@ from typing import Any, Literal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pickwise.batches.parsing import iter_records, validate
+from pickwise.batches.parsing.reader import iter_records, validate
 from tests.batches.record_strategies import Expected, pair_records, responses_records
 
 CSV_COLUMNS = (

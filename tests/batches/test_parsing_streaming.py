@@ -3,7 +3,7 @@
 import tracemalloc
 from pathlib import Path
 
-from pickwise.batches.parsing import validate
+from pickwise.batches.parsing.reader import validate
 
 LINES = 200_000
 PADDING = "lorem ipsum dolor sit amet " * 12

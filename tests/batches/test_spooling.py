@@ -1,8 +1,8 @@
 from collections.abc import AsyncIterator
 
-from pickwise.batches.parsing import validate
-from pickwise.batches.report import ImportLimits
-from pickwise.batches.spooling import spool_upload
+from pickwise.batches.parsing.reader import validate
+from pickwise.batches.parsing.report import ImportLimits
+from pickwise.batches.parsing.spooling import spool_upload
 from tests.batches.import_files import jsonl, responses_record
 
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import next_assignment
+from pickwise.assignments.service import next_lease
 from pickwise.auth import service as auth_service
 from pickwise.client import Client, ImportSummary, Leaderboard, PickwiseAPIError, Progress
 from pickwise.core.db import get_engine, session_factory
@@ -142,10 +142,12 @@ async def test_progress_export_and_leaderboard(live_app: FastAPI, tmp_path: Path
 
     while True:
         async with session_factory(get_engine())() as session, session.begin():
-            assignment = await next_assignment(session, project, rater)
+            assignment = await next_lease(session, project, rater)
             if assignment is None:
                 break
-            await judgments.submit(session, assignment.id, rater, JudgmentIn(choice="left"))
+            await judgments.submit(
+                session, assignment.assignment_id, rater, JudgmentIn(choice="left")
+            )
 
     seen: list[Progress] = []
     after = await harness.run(

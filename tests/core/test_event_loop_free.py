@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core import security
 from pickwise.web import exports_page
-from tests.factories import PASSWORD, login, make_pairs, make_project, make_user
+from tests.factories import PASSWORD, bearer_headers, make_pairs, make_project, make_user
 
 # Only ends a test whose heavy call blocked the event loop (it would wait for itself forever).
 GUARD_SECONDS = 30
@@ -95,7 +95,7 @@ async def test_an_unknown_account_is_checked_off_the_event_loop(
 async def test_a_new_password_is_hashed_off_the_event_loop(
     client: AsyncClient, session: AsyncSession, gate: Gate, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    admin = await login(client, session, await make_user(session, role="admin"))
+    admin = await bearer_headers(session, await make_user(session, role="admin"))
     slow_hashing(gate, monkeypatch)
     body = {"email": "new@example.org", "display_name": "New", "password": PASSWORD}
     response = await gate.answered_meanwhile(

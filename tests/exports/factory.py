@@ -5,7 +5,9 @@ import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from pickwise.exports.records import Choice, Message, PromptRecord, Side, VoteRecord
+from pickwise.batches.parsing.records import Message
+from pickwise.exports.dataset.records import PromptRecord, VoteRecord
+from pickwise.vocabulary import CanonicalSide, Choice
 
 SCALE = ("slightly", "clearly", "much")
 SHOWN_AT = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -49,7 +51,7 @@ class VoteFactory:
         scale: tuple[str, ...] = SCALE,
         criteria: dict[str, str] | None = None,
         rationale: str | None = None,
-        shown_left: Side = "a",
+        shown_left: CanonicalSide = "a",
         is_gold: bool = False,
         responses: tuple[str, str] | None = None,
     ) -> list[VoteRecord]:

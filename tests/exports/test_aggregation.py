@@ -4,18 +4,18 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from pickwise.exports.aggregation import (
+from pickwise.exports.dataset.aggregation import (
     AggregationMode,
     AggregationOptions,
     DropReason,
+    ExportStats,
     PreferencePair,
     UnsortedVotesError,
     aggregate,
     group_votes_by_pair,
 )
-from pickwise.exports.errors import InvalidExportOptions
-from pickwise.exports.records import Choice, VoteRecord
-from pickwise.exports.stats import ExportStats
+from pickwise.exports.dataset.records import InvalidExportOptions, VoteRecord
+from pickwise.vocabulary import Choice
 from tests.exports.factory import VoteFactory, make_prompt
 
 MAJORITY = AggregationOptions()

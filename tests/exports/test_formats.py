@@ -2,10 +2,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from pickwise.exports.aggregation import AggregationOptions, PreferencePair, aggregate
-from pickwise.exports.formats import (
+from pickwise.exports.dataset.aggregation import AggregationOptions, PreferencePair, aggregate
+from pickwise.exports.dataset.formats import (
     ConversationalMismatchError,
-    decide_conversational,
     hh_rlhf_row,
     iso_utc,
     kto_rows,
@@ -14,7 +13,8 @@ from pickwise.exports.formats import (
     trl_row,
     vote_row,
 )
-from pickwise.exports.records import Choice, InvalidRecordError, PromptRecord, Side
+from pickwise.exports.dataset.records import InvalidRecordError, PromptRecord
+from pickwise.vocabulary import CanonicalSide, Choice
 from tests.exports.factory import VoteFactory, make_prompt
 
 SIMPLE = make_prompt("simple", "Name a prime.")
@@ -94,7 +94,7 @@ def test_vote_row_uses_empty_values_not_null() -> None:
     ],
 )
 def test_vote_row_says_what_the_rater_saw(
-    choice: Choice, shown_left: Side, as_shown: str, left_id: int
+    choice: Choice, shown_left: CanonicalSide, as_shown: str, left_id: int
 ) -> None:
     """The rationale speaks of left and right; the row reads it into A and B."""
     (vote,) = VoteFactory().pair(SIMPLE, [choice], shown_left=shown_left)
@@ -166,11 +166,7 @@ def test_string_export_refuses_prompts_that_need_messages(prompt: PromptRecord) 
         kto_rows(pair, conversational=False)
 
 
-def test_conversational_decision_looks_at_every_prompt() -> None:
-    assert not decide_conversational([SIMPLE, make_prompt("other")])
-    assert decide_conversational([SIMPLE, SIMPLE, WITH_SYSTEM])
-    assert decide_conversational(iter([MULTI_TURN]))
-    assert not decide_conversational([])
+def test_prompts_with_a_system_prompt_or_several_turns_need_messages() -> None:
     assert [needs_conversational(p) for p in (SIMPLE, WITH_SYSTEM, MULTI_TURN)] == [
         False,
         True,

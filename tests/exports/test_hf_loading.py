@@ -13,11 +13,12 @@ from typing import Any
 import datasets
 import pytest
 
-from pickwise.exports.aggregation import AggregationMode, AggregationOptions
-from pickwise.exports.formats import ExportFormat, decide_conversational
-from pickwise.exports.pipeline import ExportOptions
-from pickwise.exports.records import Choice, VoteRecord
-from pickwise.exports.writer import write_export
+from pickwise.exports.dataset.aggregation import AggregationMode, AggregationOptions
+from pickwise.exports.dataset.formats import ExportFormat, needs_conversational
+from pickwise.exports.dataset.pipeline import ExportOptions
+from pickwise.exports.dataset.records import VoteRecord
+from pickwise.exports.dataset.writer import ExportWriter
+from pickwise.vocabulary import Choice
 from tests.exports.factory import VoteFactory, make_prompt, mixed_stream
 from tests.exports.helpers import read_manifest
 
@@ -96,18 +97,14 @@ def test_export_loads_with_typed_columns(
     tmp_path: Path, stream: str, name: str, export_format: ExportFormat, mode: AggregationMode
 ) -> None:
     votes = mixed_stream() if stream == "plain" else rich_stream()
-    conversational = decide_conversational(vote.prompt for vote in votes)
+    conversational = any(needs_conversational(vote.prompt) for vote in votes)
     assert conversational is (stream == "rich")
     options = ExportOptions(
         format=export_format, aggregation=AggregationOptions(mode=mode), test_fraction=0.3
     )
-    result = write_export(
-        votes,
-        options,
-        out_root=tmp_path / "out",
-        project_slug="demo",
-        conversational=conversational,
-    )
+    result = ExportWriter(
+        options, out_root=tmp_path / "out", project_slug="demo", conversational=conversational
+    ).write_all(votes)
     manifest = read_manifest(result.path)
     rows = manifest["counts"]["rows"]
     assert rows["train"] > 0 and rows["test"] > 0
@@ -145,9 +142,11 @@ def test_criteria_that_start_late_still_load(tmp_path: Path) -> None:
         criteria = {"accuracy": "a", "style": "tie"} if index >= 500 else None
         votes += factory.pair(make_prompt(f"late-{index:04d}"), ["a"], criteria=criteria)
     options = ExportOptions(format=ExportFormat.VOTES, test_fraction=0.0)
-    folder = write_export(
-        votes, options, out_root=tmp_path / "out", project_slug="demo", conversational=False
-    ).path
+    folder = (
+        ExportWriter(options, out_root=tmp_path / "out", project_slug="demo", conversational=False)
+        .write_all(votes)
+        .path
+    )
     loaded = datasets.load_dataset(
         "json",
         data_files={"train": str(folder / "train.jsonl")},

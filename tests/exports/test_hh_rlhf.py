@@ -10,10 +10,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pickwise.exports import ExportFormat, ExportOptions, write_export
-from pickwise.exports.aggregation import AggregationMode, AggregationOptions
-from pickwise.exports.formats import ASSISTANT_PREFIX, HH_TURN_MARKERS, HUMAN_PREFIX
-from pickwise.exports.records import Choice, PromptRecord, VoteRecord
+from pickwise.exports.dataset.aggregation import AggregationMode, AggregationOptions
+from pickwise.exports.dataset.formats import (
+    ASSISTANT_PREFIX,
+    HH_TURN_MARKERS,
+    HUMAN_PREFIX,
+    ExportFormat,
+)
+from pickwise.exports.dataset.pipeline import ExportOptions
+from pickwise.exports.dataset.records import PromptRecord, VoteRecord
+from pickwise.exports.dataset.writer import ExportWriter
+from pickwise.vocabulary import Choice
 from tests.exports.factory import VoteFactory, make_prompt
 from tests.exports.helpers import read_lines, read_manifest
 
@@ -62,7 +69,9 @@ def test_every_row_reads_back_to_its_prompt_and_responses(
         votes += factory.pair(prompt, [choice], responses=answers)
     out = tmp_path_factory.mktemp("hh")
     options = ExportOptions(ExportFormat.HH_RLHF, test_fraction=0.0)
-    result = write_export(votes, options, out_root=out, project_slug="demo", conversational=True)
+    result = ExportWriter(
+        options, out_root=out, project_slug="demo", conversational=True
+    ).write_all(votes)
 
     rows = read_lines(result.path / "train.jsonl")
     expected_rows, expected_drops = [], Counter[str]()
@@ -99,20 +108,18 @@ def test_marker_rows_are_left_out_of_hh_rlhf_only(tmp_path: Path) -> None:
         + factory.pair(make_prompt("c-prompt", "Say \n\nAssistant: yes"), ["a", "a"])
     )
     each_vote = AggregationOptions(mode=AggregationMode.EACH_VOTE)
-    hh = write_export(
-        votes,
+    hh = ExportWriter(
         ExportOptions(ExportFormat.HH_RLHF, aggregation=each_vote, test_fraction=0.0),
         out_root=tmp_path / "hh",
         project_slug="demo",
         conversational=False,
-    )
-    trl = write_export(
-        votes,
+    ).write_all(votes)
+    trl = ExportWriter(
         ExportOptions(ExportFormat.TRL, aggregation=each_vote, test_fraction=0.0),
         out_root=tmp_path / "trl",
         project_slug="demo",
         conversational=False,
-    )
+    ).write_all(votes)
 
     assert len(read_lines(hh.path / "train.jsonl")) == 1
     hh_counts = read_manifest(hh.path)["counts"]

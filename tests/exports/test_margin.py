@@ -1,8 +1,12 @@
 import pytest
 
-from pickwise.exports.aggregation import AggregationOptions, aggregate
-from pickwise.exports.margin import preference_margin, strength_fraction
-from pickwise.exports.records import Choice
+from pickwise.exports.dataset.aggregation import (
+    AggregationOptions,
+    aggregate,
+    preference_margin,
+    strength_fraction,
+)
+from pickwise.vocabulary import Choice
 from tests.exports.factory import VoteFactory, make_prompt
 
 

@@ -2,7 +2,8 @@ import dataclasses
 
 import pytest
 
-from pickwise.exports.records import InvalidRecordError, Message, PromptRecord
+from pickwise.batches.parsing.records import Message
+from pickwise.exports.dataset.records import InvalidRecordError, PromptRecord
 from tests.exports.factory import VoteFactory, make_prompt
 
 

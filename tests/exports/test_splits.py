@@ -10,15 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pickwise.exports import ExportFormat, ExportOptions, write_export
-from pickwise.exports.errors import InvalidExportOptions
-from pickwise.exports.records import PromptRecord, VoteRecord
-from pickwise.exports.splits import (
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.pipeline import ExportOptions
+from pickwise.exports.dataset.records import InvalidExportOptions, PromptRecord, VoteRecord
+from pickwise.exports.dataset.splits import (
     Split,
     normalize_whitespace,
     prompt_bucket,
     split_for_prompt,
 )
+from pickwise.exports.dataset.writer import ExportWriter
 from tests.exports.factory import VoteFactory, make_prompt
 from tests.exports.helpers import read_lines, read_manifest
 
@@ -148,13 +149,9 @@ def test_no_conversation_is_in_both_splits(
     for _, prompt in prompts:
         votes += factory.pair(prompt, ["a", "b", "a"])
     options = ExportOptions(export_format, test_fraction=test_fraction, seed=seed)
-    result = write_export(
-        votes,
-        options,
-        out_root=tmp_path_factory.mktemp("split"),
-        project_slug="demo",
-        conversational=True,
-    )
+    result = ExportWriter(
+        options, out_root=tmp_path_factory.mktemp("split"), project_slug="demo", conversational=True
+    ).write_all(votes)
 
     conversation_of = {prompt.external_id: number for number, prompt in prompts}
     sides: dict[int, set[str]] = defaultdict(set)
@@ -190,13 +187,12 @@ def test_the_card_counts_repeated_prompts(tmp_path: Path) -> None:
     votes: list[VoteRecord] = []
     for external_id, text in (("a-1", "Same?"), ("b-2", "Other?"), ("c-3", " Same? ")):
         votes += factory.pair(make_prompt(external_id, text), ["a"])
-    result = write_export(
-        votes,
+    result = ExportWriter(
         ExportOptions(ExportFormat.TRL),
         out_root=tmp_path,
         project_slug="demo",
         conversational=False,
-    )
+    ).write_all(votes)
     card = (result.path / "README.md").read_text(encoding="utf-8")
     assert "- prompts: 3" in card
     assert "- 2 prompts share their conversation with another prompt id" in card

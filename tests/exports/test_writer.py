@@ -10,16 +10,19 @@ from pathlib import Path
 import pytest
 
 from pickwise import __version__
-from pickwise.exports.aggregation import AggregationMode, AggregationOptions
-from pickwise.exports.archive import zip_export
-from pickwise.exports.card import CardInfo, size_category
-from pickwise.exports.errors import InvalidExportOptions
-from pickwise.exports.formats import ConversationalMismatchError, ExportFormat
-from pickwise.exports.ndjson import aiter_ndjson, encode_row, iter_ndjson
-from pickwise.exports.pipeline import ExportOptions, RowStream
-from pickwise.exports.records import VoteRecord
-from pickwise.exports.splits import Split
-from pickwise.exports.writer import ExportResult, ExportWriter, _HashingFile, write_export
+from pickwise.exports.dataset.aggregation import AggregationMode, AggregationOptions
+from pickwise.exports.dataset.card import CardInfo, size_category
+from pickwise.exports.dataset.formats import ConversationalMismatchError, ExportFormat
+from pickwise.exports.dataset.ndjson import aiter_ndjson, encode_row, iter_ndjson
+from pickwise.exports.dataset.pipeline import ExportOptions, RowStream
+from pickwise.exports.dataset.records import InvalidExportOptions, VoteRecord
+from pickwise.exports.dataset.splits import Split
+from pickwise.exports.dataset.writer import (
+    ExportResult,
+    ExportWriter,
+    _HashingFile,
+    zip_export,
+)
 from tests.exports.factory import VoteFactory, make_prompt, mixed_stream
 from tests.exports.helpers import card_front_matter, read_lines, read_manifest
 
@@ -35,14 +38,13 @@ def export(
     conversational: bool = False,
     exported_at: datetime = EXPORTED_AT,
 ) -> ExportResult:
-    return write_export(
-        votes if votes is not None else mixed_stream(),
+    return ExportWriter(
         options,
         out_root=out,
         project_slug="demo",
         conversational=conversational,
         exported_at=exported_at,
-    )
+    ).write_all(votes if votes is not None else mixed_stream())
 
 
 def test_folder_layout(tmp_path: Path) -> None:
@@ -205,33 +207,29 @@ def test_an_existing_folder_is_not_overwritten(tmp_path: Path) -> None:
 
 def test_slug_must_be_safe_in_a_path(tmp_path: Path) -> None:
     with pytest.raises(InvalidExportOptions):
-        write_export([], TRL, out_root=tmp_path, project_slug="../x", conversational=False)
+        ExportWriter(TRL, out_root=tmp_path, project_slug="../x", conversational=False).write_all(
+            []
+        )
 
 
 def test_progress_reports_votes_read(tmp_path: Path) -> None:
     seen: list[int] = []
     votes = mixed_stream(1000)
-    write_export(
-        votes,
-        TRL,
-        out_root=tmp_path,
-        project_slug="demo",
-        conversational=False,
-        progress=seen.append,
-    )
+    ExportWriter(
+        TRL, out_root=tmp_path, project_slug="demo", conversational=False, progress=seen.append
+    ).write_all(votes)
     assert seen == [1000, 2000, len(votes)]
 
 
 def test_card_front_matter(tmp_path: Path) -> None:
-    result = write_export(
-        mixed_stream(),
+    result = ExportWriter(
         TRL,
         out_root=tmp_path,
         project_slug="demo",
         conversational=False,
         card=CardInfo(pretty_name='Demo "prefs": été', languages=("en", "fr")),
         exported_at=EXPORTED_AT,
-    )
+    ).write_all(mixed_stream())
     text = (result.path / "README.md").read_text()
     assert "# Placeholder" in text.split("license: other")[0]
     assert card_front_matter(result.path) == {
@@ -362,13 +360,9 @@ def _peak_bytes(tmp_path: Path, prompt_count: int) -> int:
 
     tracemalloc.start()
     try:
-        write_export(
-            stream(),
-            TRL,
-            out_root=tmp_path / str(prompt_count),
-            project_slug="demo",
-            conversational=False,
-        )
+        ExportWriter(
+            TRL, out_root=tmp_path / str(prompt_count), project_slug="demo", conversational=False
+        ).write_all(stream())
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -384,15 +378,14 @@ def test_memory_does_not_grow_with_the_number_of_votes(tmp_path: Path) -> None:
 
 
 def test_card_keeps_a_multi_line_name_on_one_line(tmp_path: Path) -> None:
-    result = write_export(
-        mixed_stream(),
+    result = ExportWriter(
         TRL,
         out_root=tmp_path,
         project_slug="demo",
         conversational=False,
         card=CardInfo(pretty_name="Two\nlines\u2028here"),
-        exported_at=datetime(2026, 3, 1, 12, 0),  # naive: taken as UTC
-    )
+        exported_at=datetime(2026, 3, 1, 12, 0),
+    ).write_all(mixed_stream())
     assert result.path.name == "demo-20260301T120000Z-trl"
     assert card_front_matter(result.path)["pretty_name"] == "Two lines here"
     assert "\n# Two lines here\n" in (result.path / "README.md").read_text()

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from pickwise.assignments.service import chance
 from pickwise.core.db import get_engine, session_factory
 from pickwise.models.webhooks import Webhook, WebhookDelivery
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 PICKWISE = str(Path(sys.executable).with_name("pickwise"))
 
@@ -28,12 +28,12 @@ async def seed(app: Any) -> dict[str, Any]:
         )
         await make_pairs(session, project, 9, gold=1)
         admin = await make_user(session, role="admin")
-        admin_headers = await login(None, session, admin)  # type: ignore[arg-type]
+        admin_headers = await bearer_headers(session, admin)
         raters = []
         for _ in range(3):
             rater = await make_user(session)
             await add_member(session, project, rater)
-            raters.append((rater, await login(None, session, rater)))  # type: ignore[arg-type]
+            raters.append((rater, await bearer_headers(session, rater)))
         info = {"project": project, "admin": admin_headers, "raters": raters}
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
         for number, (_, headers) in enumerate(raters):

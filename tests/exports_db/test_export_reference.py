@@ -19,17 +19,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from pickwise.batches.parsing.records import Message
 from pickwise.core.db import get_engine, get_read_engine, session_factory
 from pickwise.exports import service
-from pickwise.exports.card import CardInfo
-from pickwise.exports.formats import ExportFormat
-from pickwise.exports.ndjson import iter_ndjson
-from pickwise.exports.pipeline import RowStream
-from pickwise.exports.records import Message, PromptRecord, VoteRecord
+from pickwise.exports.dataset.card import CardInfo
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.ndjson import iter_ndjson
+from pickwise.exports.dataset.pipeline import RowStream
+from pickwise.exports.dataset.records import PromptRecord, VoteRecord
+from pickwise.exports.dataset.splits import Split
+from pickwise.exports.dataset.writer import MANIFEST, README, ExportWriter
+from pickwise.exports.repository import Selection
 from pickwise.exports.schemas import ExportQuery
-from pickwise.exports.selection import Selection
-from pickwise.exports.splits import Split
-from pickwise.exports.writer import MANIFEST, README, write_export
 from pickwise.models import (
     Assignment,
     Batch,
@@ -348,14 +349,13 @@ async def test_database_export_equals_the_reference(
         selection, options = query.selection(project.id), query.options()
         votes = await reference_votes(project, selection)
         conversational = any(not vote.prompt.is_single_user_turn for vote in votes)
-        expected = write_export(
-            votes,
+        expected = ExportWriter(
             options,
             out_root=tmp_path / f"expected-{number}",
             project_slug=project.slug,
             conversational=conversational,
             card=CardInfo(pretty_name=project.name),
-        )
+        ).write_all(votes)
         async with get_read_engine().begin() as connection:
             folder = await service.write_folder(
                 connection, project, selection, options, tmp_path / f"got-{number}"

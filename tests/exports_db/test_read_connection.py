@@ -4,7 +4,7 @@ its own), so a test, or a deployment, decides where exports read from in one pla
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 
 async def test_download_and_preview_read_through_the_dependency(
@@ -14,10 +14,10 @@ async def test_download_and_preview_read_through_the_dependency(
     # ReadConnection) can see it.
     project = await make_project(session)
     await make_pairs(session, project, 2)
-    admin = await login(client, session, await make_user(session, role="admin"))
+    admin = await bearer_headers(session, await make_user(session, role="admin"))
     rater = await make_user(session)
     await add_member(session, project, rater)
-    rater_headers = await login(client, session, rater)
+    rater_headers = await bearer_headers(session, rater)
     lease = (await client.get(f"/api/v1/projects/{project.id}/next", headers=rater_headers)).json()
     judged = await client.post(
         f"/api/v1/assignments/{lease['assignment_id']}/judgment",

@@ -12,11 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches.service import import_stream
-from pickwise.exports import ExportFormat, ExportOptions, write_export
 from pickwise.exports import repository as export_repository
-from pickwise.exports.records import PairVotes
-from pickwise.exports.selection import Selection
-from pickwise.exports.splits import Split, normalize_whitespace
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.pipeline import ExportOptions
+from pickwise.exports.dataset.records import PairVotes
+from pickwise.exports.dataset.splits import Split, normalize_whitespace
+from pickwise.exports.dataset.writer import ExportWriter
+from pickwise.exports.repository import Selection
 from pickwise.models import Pair
 from tests.analytics_service.builders import Vote, add_votes
 from tests.exports.helpers import read_lines
@@ -66,13 +68,12 @@ async def test_repeated_texts_under_new_ids_stay_on_one_side(
     ]
 
     for seed in range(5):
-        result = write_export(
-            items,
+        result = ExportWriter(
             ExportOptions(ExportFormat.TRL, test_fraction=0.3, seed=seed),
             out_root=tmp_path / str(seed),
             project_slug=project.slug,
             conversational=False,
-        )
+        ).write_all(items)
         sides: dict[str, set[Split]] = defaultdict(set)
         for split in Split:
             for row in read_lines(result.path / f"{split.value}.jsonl"):

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.config import get_settings
 from pickwise.models import Batch, GenerationEndpoint, Prompt, Response
-from tests.factories import login, make_project, make_user
+from tests.factories import bearer_headers, make_project, make_user
 from tests.generation.fake_openai import FakeServer
 
 
@@ -34,7 +34,7 @@ async def setup(
                 temperature=0.3,
             )
         )
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     await session.commit()  # a refused upload rolls back what is not committed
     return project.id, headers
 
@@ -167,6 +167,7 @@ async def test_missing_keys_and_single_endpoints_are_clear_errors(
     missing = await upload(client, app, project_id, headers, body({"id": "p1", "prompt": "x"}))
     assert missing.status_code == 422
     assert missing.json()["detail"].startswith("api_key_env: endpoint keyed:")
+    assert missing.json()["field"] == "api_key_env"
     assert "PICKWISE_TEST_UNSET_API_KEY" in missing.json()["detail"]
     assert fake.seen.calls == []
 

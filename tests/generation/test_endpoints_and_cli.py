@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.core.db import get_engine, session_factory
 from pickwise.generation.chat import EndpointConfig, MissingApiKey
 from pickwise.models import GenerationEndpoint, Prompt, Response
-from tests.factories import login, make_project, make_user
+from tests.factories import bearer_headers, make_project, make_user
 from tests.generation.fake_openai import fake_openai
 
 PICKWISE = str(Path(sys.executable).with_name("pickwise"))
@@ -50,7 +50,7 @@ async def test_api_refuses_key_variables_not_ending_in_api_key(
     client: AsyncClient, app: FastAPI, session: AsyncSession, name: str
 ) -> None:
     project = await make_project(session)
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     await session.commit()  # a refused request rolls back what is not committed
     collection = app.url_path_for("create_endpoint", project_id=str(project.id))
     body = {"base_url": "https://api.example.org/v1", "model": "m", "api_key_env": name}
@@ -83,7 +83,7 @@ async def test_endpoints_api_keeps_the_key_name_never_a_key(
 ) -> None:
     project = await make_project(session)
     project_id = str(project.id)
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     collection = app.url_path_for("create_endpoint", project_id=project_id)
     made = await client.post(
         collection,

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.outbound import outbound_client
 from pickwise.generation.chat import EndpointConfig, GenerationFailed, RetryPolicy, complete
-from tests.factories import login, make_project, make_user
+from tests.factories import bearer_headers, make_project, make_user
 from tests.generation.fake_openai import fake_openai
 
 
@@ -18,7 +18,7 @@ async def test_endpoint_on_an_internal_address_is_a_422_naming_base_url(
     client: AsyncClient, app: FastAPI, session: AsyncSession
 ) -> None:
     project = await make_project(session)
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     await session.commit()  # a refused request rolls back what is not committed
     collection = app.url_path_for("create_endpoint", project_id=str(project.id))
     refused = await client.post(

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from typer.testing import CliRunner
 
-from pickwise.assignments.service import next_assignment
+from pickwise.assignments.service import next_lease
 from pickwise.cli.main import app as cli
 from pickwise.core.db import session_factory
 from pickwise.core.embedded_pg import to_sqlalchemy_url
@@ -20,7 +20,7 @@ from pickwise.core.migrations import upgrade_head
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.judgments.service import submit
 from tests.conftest import reread_settings
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 CHECKSUMMED = ("users", "pairs", "pair_slots", "assignments", "judgments")
 
@@ -49,10 +49,10 @@ async def populate(engine: AsyncEngine) -> None:
         for _ in range(3):
             rater = await make_user(session)
             await add_member(session, project, rater)
-            await login(None, session, rater)  # type: ignore[arg-type]
-            while (assignment := await next_assignment(session, project, rater)) is not None:
+            await bearer_headers(session, rater)
+            while (assignment := await next_lease(session, project, rater)) is not None:
                 body = JudgmentIn(choice="left", rationale="clearer")
-                await submit(session, assignment.id, rater, body)
+                await submit(session, assignment.assignment_id, rater, body)
 
 
 async def snapshot(url: str) -> dict[str, object]:

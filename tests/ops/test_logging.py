@@ -9,7 +9,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.logging import RedactionFilter, configure_logging, redact_text
-from tests.factories import PASSWORD, login, make_user
+from tests.factories import PASSWORD, bearer_headers, make_user
 
 SECRET_PASSWORD = "hunter2-do-not-log"
 PROMPT = "Please summarise this confidential memo: " + "lorem ipsum " * 200
@@ -34,7 +34,7 @@ async def test_request_logs_carry_the_request_id_and_no_secrets(
 ) -> None:
     user = await make_user(session, password=PASSWORD)
     email = user.email
-    headers = await login(client, session, user)
+    headers = await bearer_headers(session, user)
     token = headers["Authorization"].removeprefix("Bearer ")
     capsys.readouterr()
 

@@ -7,10 +7,10 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import next_assignment
+from pickwise.assignments.service import next_lease
 from pickwise.core.clock import utcnow
 from pickwise.core.metrics import EXPORT_ROWS, IMPORT_ROWS
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -41,7 +41,7 @@ async def test_rating_counts_latency_by_route_and_open_slots(
     await make_pairs(session, project, 3)
     rater = await make_user(session)
     await add_member(session, project, rater)
-    headers = await login(client, session, rater)
+    headers = await bearer_headers(session, rater)
     before = await scrape(client)
 
     lease = await client.get(f"/api/v1/projects/{project.id}/next", headers=headers)
@@ -82,9 +82,9 @@ async def test_a_lease_taken_over_after_expiry_is_counted(session: AsyncSession)
         await add_member(session, project, rater)
     expired_before = counter("pickwise_leases_expired")
 
-    assert await next_assignment(session, project, first) is not None
+    assert await next_lease(session, project, first) is not None
     later = utcnow() + timedelta(seconds=60)
-    assert await next_assignment(session, project, second, now=later) is not None
+    assert await next_lease(session, project, second, now=later) is not None
 
     assert counter("pickwise_leases_expired") == expired_before + 1
 

@@ -20,7 +20,14 @@ from sqlalchemy import select
 from pickwise.core.db import get_engine, session_factory
 from pickwise.models import Judgment
 from tests.conftest import ROOT
-from tests.factories import PASSWORD, add_member, login, make_pairs, make_project, make_user
+from tests.factories import (
+    PASSWORD,
+    add_member,
+    bearer_headers,
+    make_pairs,
+    make_project,
+    make_user,
+)
 from tests.ops.conftest import BIN, Server, free_port, server_env, start, stop, wait_ready
 
 RATERS = 12
@@ -94,7 +101,7 @@ async def test_two_servers_drain_a_project_with_exactly_k(
         for _ in range(RATERS):
             rater = await make_user(session)
             await add_member(session, project, rater)
-            raters.append(await login(None, session, rater))  # type: ignore[arg-type]
+            raters.append(await bearer_headers(session, rater))
         web_user = await make_user(session, password=PASSWORD)
         web_email, project_id = web_user.email, project.id
     for server in servers:

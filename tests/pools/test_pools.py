@@ -7,15 +7,15 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import next_assignment
+from pickwise.assignments.service import next_lease
 from pickwise.auth import service as auth_service
 from pickwise.auth.deps import SESSION_COOKIE
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.models import PoolParticipant, Project, ProjectMember, User
 from pickwise.pools.quota import quota_reached
-from pickwise.pools.service import completion_path, participant_email
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from pickwise.pools.service import participant_email
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 
 async def make_pool(
@@ -36,10 +36,10 @@ def join_path(link: dict[str, Any]) -> str:
 
 
 async def judge(session: AsyncSession, project: Project, user: User) -> bool:
-    assignment = await next_assignment(session, project, user)
+    assignment = await next_lease(session, project, user)
     if assignment is None:
         return False
-    await judgments.submit(session, assignment.id, user, JudgmentIn(choice="left"))
+    await judgments.submit(session, assignment.assignment_id, user, JudgmentIn(choice="left"))
     return True
 
 
@@ -48,7 +48,7 @@ async def test_entry_link_makes_a_rater_and_logs_them_in(
 ) -> None:
     project = await make_project(session)
     admin = await make_user(session, role="admin")
-    link = await make_pool(client, app, await login(client, session, admin), project)
+    link = await make_pool(client, app, await bearer_headers(session, admin), project)
     assert link["prolific_url"] == link["entry_url"] + "?PROLIFIC_PID={{%PROLIFIC_PID%}}"
     assert link["pool"]["token_prefix"] in link["entry_url"]
 
@@ -82,7 +82,7 @@ async def test_bad_links_and_ids_get_clear_pages(
 ) -> None:
     project = await make_project(session)
     admin = await make_user(session, role="admin")
-    headers = await login(client, session, admin)
+    headers = await bearer_headers(session, admin)
     project_id = str(project.id)  # Error answers roll back, which expires loaded objects.
     link = await make_pool(client, app, headers, project, max_participants=1)
     path = join_path(link)
@@ -115,7 +115,7 @@ async def test_someone_else_logged_in_is_not_switched_silently(
 ) -> None:
     project = await make_project(session)
     admin = await make_user(session, role="admin")
-    link = await make_pool(client, app, await login(client, session, admin), project)
+    link = await make_pool(client, app, await bearer_headers(session, admin), project)
     token, _ = await auth_service.start_session(session, admin)
     client.cookies.set(SESSION_COOKIE, token)
     response = await client.get(join_path(link), params={"PROLIFIC_PID": "p1"})
@@ -133,7 +133,7 @@ async def test_quota_stops_the_rater_loop_and_shows_the_completion_code(
     link = await make_pool(
         client,
         app,
-        await login(client, session, admin),
+        await bearer_headers(session, admin),
         project,
         quota=2,
         completion_code="C0DE42",
@@ -143,8 +143,7 @@ async def test_quota_stops_the_rater_loop_and_shows_the_completion_code(
     participant = await session.scalar(select(User).where(User.display_name == "p1"))
     assert participant is not None
     done_path = app.url_path_for("participant_done", project_id=str(project.id))
-    assert await completion_path(session, project, participant) == done_path
-
+    # The participant's completion page, before any judgment: their progress, no code yet.
     halfway = await client.get(done_path)
     assert halfway.status_code == 200 and "0 of 2" in halfway.text
     assert "C0DE42" not in halfway.text
@@ -153,7 +152,7 @@ async def test_quota_stops_the_rater_loop_and_shows_the_completion_code(
     assert not await quota_reached(session, project, participant)
     assert await judge(session, project, participant)
     assert await quota_reached(session, project, participant)
-    assert await next_assignment(session, project, participant) is None
+    assert await next_lease(session, project, participant) is None
 
     page = await client.get(done_path)
     assert page.status_code == 200
@@ -167,10 +166,12 @@ async def test_quota_stops_the_rater_loop_and_shows_the_completion_code(
     # Raters who did not come through a pool have no quota.
     regular = await make_user(session)
     await add_member(session, project, regular)
-    assert await completion_path(session, project, regular) is None
     for _ in range(3):
         assert await judge(session, project, regular)
     assert not await quota_reached(session, project, regular)
+    # Nor a completion page (the refusal rolls back the test's objects: keep this last).
+    not_a_participant = await client.get(done_path, headers=await bearer_headers(session, regular))
+    assert not_a_participant.status_code == 404
 
 
 async def test_admin_sees_pools_and_participants_and_can_rotate_the_link(
@@ -179,7 +180,7 @@ async def test_admin_sees_pools_and_participants_and_can_rotate_the_link(
     project = await make_project(session)
     await make_pairs(session, project, 3)
     admin = await make_user(session, role="admin")
-    headers = await login(client, session, admin)
+    headers = await bearer_headers(session, admin)
     project_id = str(project.id)  # Error answers roll back, which expires loaded objects.
     link = await make_pool(client, app, headers, project, quota=1)
     pool_id = str(link["pool"]["id"])
@@ -222,7 +223,7 @@ async def test_admin_sees_pools_and_participants_and_can_rotate_the_link(
     rater = await make_user(session)
     refused = await client.get(
         app.url_path_for("list_pools", project_id=project_id),
-        headers=await login(client, session, rater),
+        headers=await bearer_headers(session, rater),
     )
     assert refused.status_code == 403
 
@@ -235,13 +236,13 @@ async def test_quota_also_stops_gold_pairs(
     project = await make_project(session, raters_per_pair=2, gold_rate=1.0)
     await make_pairs(session, project, 6, gold=3)
     admin = await make_user(session, role="admin")
-    link = await make_pool(client, app, await login(client, session, admin), project, quota=1)
+    link = await make_pool(client, app, await bearer_headers(session, admin), project, quota=1)
     assert (await client.get(join_path(link), params={"PROLIFIC_PID": "g1"})).status_code == 303
     participant = await session.scalar(select(User).where(User.display_name == "g1"))
     assert participant is not None
 
-    first = await next_assignment(session, project, participant)
+    first = await next_lease(session, project, participant)
     assert first is not None and first.is_gold
-    await judgments.submit(session, first.id, participant, JudgmentIn(choice="left"))
+    await judgments.submit(session, first.assignment_id, participant, JudgmentIn(choice="left"))
     assert await quota_reached(session, project, participant)
-    assert await next_assignment(session, project, participant) is None
+    assert await next_lease(session, project, participant) is None

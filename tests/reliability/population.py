@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from pickwise.core.db import session_factory
 from pickwise.core.embedded_pg import to_libpq_url, to_sqlalchemy_url
 from pickwise.core.migrations import upgrade_head
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 
 def fresh_database(server_url: str, name: str) -> str:
@@ -55,7 +55,7 @@ async def populate(
             for _ in range(raters):
                 user = await make_user(session)
                 await add_member(session, project, user)
-                headers = await login(None, session, user)  # type: ignore[arg-type]
+                headers = await bearer_headers(session, user)
                 members.append(Rater(user.id, headers["Authorization"].removeprefix("Bearer ")))
             return Population(project.id, raters_per_pair, [p.id for p in made_pairs], members)
     finally:

@@ -34,7 +34,7 @@ from pickwise.core.db import get_session, session_factory
 from pickwise.core.embedded_pg import to_libpq_url, to_sqlalchemy_url
 from pickwise.core.migrations import alembic_config
 from pickwise.models import Base, User
-from tests.factories import PASSWORD, login, make_user
+from tests.factories import PASSWORD, bearer_headers, make_user
 from tests.reliability.population import fresh_database, migrated_database
 
 TEMPLATE = "pickwise_reliability_migrations"
@@ -221,7 +221,7 @@ async def populate_via_app(url: str) -> None:
         async with session_factory(engine)() as session, session.begin():
             # The first admin comes from the CLI (`pickwise users create`), not the API.
             admin = await make_user(session, role="admin", password=PASSWORD)
-            as_admin = await login(None, session, admin)  # type: ignore[arg-type]
+            as_admin = await bearer_headers(session, admin)
         async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as c:
 
             async def call(

@@ -8,7 +8,14 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import PASSWORD, add_member, login, make_pairs, make_project, make_user
+from tests.factories import (
+    PASSWORD,
+    add_member,
+    bearer_headers,
+    make_pairs,
+    make_project,
+    make_user,
+)
 from tests.web.test_admin_pages import log_in
 
 MISSING = 987_654_321
@@ -40,7 +47,7 @@ async def test_a_rater_cannot_tell_projects_apart(
     (their_pair,) = await make_pairs(session, theirs, 1)
     rater = await make_user(session, password=PASSWORD)
     await add_member(session, mine, rater)
-    bearer = await login(client, session, rater)
+    bearer = await bearer_headers(session, rater)
     # Plain ids: refused requests roll the session back to here, expiring loaded objects.
     targets = ((mine.id, my_pair.id), (theirs.id, their_pair.id), (MISSING, MISSING))
     rater_id, email = rater.id, rater.email
@@ -66,7 +73,7 @@ async def test_an_admin_gets_404_for_what_does_not_exist(
     client: AsyncClient, session: AsyncSession
 ) -> None:
     project = await make_project(session)
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     urls = (f"/api/v1/projects/{MISSING}/pairs", f"/api/v1/projects/{project.id}/pairs/{MISSING}")
     await session.commit()  # a refused request rolls back to here, keeping the token
     for url in urls:

@@ -9,12 +9,12 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import next_assignment
+from pickwise.assignments.service import next_lease
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.models import Assignment, Pair, PairFlag, PairSlot, Project
 from pickwise.review import actions_repository
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 from tests.review.helpers import vote
 
 
@@ -41,7 +41,7 @@ async def test_exclude_and_include_a_filtered_selection(
     rater = await make_user(session)
     await vote(session, pairs[0], rater, "tie")
     await vote(session, pairs[1], rater, "a")
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
 
     done = await act(client, project, headers, action="exclude", filter={"tie": True})
     assert (done["selected"], done["changed"]) == (1, 1)
@@ -65,7 +65,7 @@ async def test_more_votes_open_slots_and_survive_a_lower_k(
     pairs = await make_pairs(session, project, 3, gold=1)
     rater = await make_user(session)
     await vote(session, pairs[0], rater, "a")
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
 
     done = await act(client, project, headers, action="request_votes", votes=4, filter={})
     assert (done["selected"], done["changed"]) == (3, 2)  # the gold pair has no slots
@@ -93,9 +93,9 @@ async def test_make_gold_closes_unfilled_slots_and_revokes_their_leases(
     for user in (voter, holder):
         await add_member(session, project, user)
     await vote(session, pair, voter, "b")
-    lease = await next_assignment(session, project, holder)
+    lease = await next_lease(session, project, holder)
     assert lease is not None and lease.pair_id == pair.id
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
 
     done = await act(client, project, headers, action="make_gold", answer="b", pair_ids=[pair.id])
     assert done["changed"] == 1
@@ -104,10 +104,10 @@ async def test_make_gold_closes_unfilled_slots_and_revokes_their_leases(
         select(Pair).where(Pair.id == pair.id).execution_options(populate_existing=True)
     )
     assert refreshed is not None and refreshed.gold_winner_id == pair.response_b_id
-    held = await session.get(Assignment, lease.id, populate_existing=True)
+    held = await session.get(Assignment, lease.assignment_id, populate_existing=True)
     assert held is not None and held.status == "revoked"
     with pytest.raises(Exception, match="no longer needs"):
-        await judgments.submit(session, lease.id, holder, JudgmentIn(choice="left"))
+        await judgments.submit(session, lease.assignment_id, holder, JudgmentIn(choice="left"))
     repeat = await act(client, project, headers, action="make_gold", answer="b", pair_ids=[pair.id])
     assert repeat["changed"] == 0
 
@@ -122,7 +122,7 @@ async def test_resolve_flags_of_a_selection(client: AsyncClient, session: AsyncS
             PairFlag(project_id=project.id, pair_id=pair.id, rater_id=rater.id, reason="harmful")
         )
     await session.flush()
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     done = await act(
         client,
         project,
@@ -153,7 +153,7 @@ async def test_an_action_that_fails_half_way_leaves_nothing(
     two steps undoes the first."""
     project = await make_project(session, raters_per_pair=2)
     pairs = await make_pairs(session, project, 5)
-    headers = await login(None, session, await make_user(session, role="admin"))  # type: ignore[arg-type]
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     # Plain ids: the refused request rolls the session back, which expires loaded objects.
     project_id, slot_count = project.id, 2 * len(pairs)
     await session.commit()  # releases the test's savepoint only; the test is rolled back
@@ -181,7 +181,7 @@ async def test_an_action_that_fails_half_way_leaves_nothing(
 
 async def test_actions_name_what_is_missing(client: AsyncClient, session: AsyncSession) -> None:
     project = await make_project(session)
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     url = f"/api/v1/projects/{project.id}/pairs/actions"
     await session.commit()  # a refused request rolls back to here, keeping the token
     for body, field in (

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.models import Adjudication
-from tests.factories import login, make_pairs, make_project, make_user
+from tests.factories import bearer_headers, make_pairs, make_project, make_user
 from tests.review.helpers import vote
 
 
@@ -18,7 +18,7 @@ async def test_decide_repeat_replace_withdraw(client: AsyncClient, session: Asyn
     await vote(session, pair, raters[1], "b")
     admin = await make_user(session, role="admin")
     admin.display_name = "Judge Judy"
-    headers = await login(client, session, admin)
+    headers = await bearer_headers(session, admin)
     url = f"/api/v1/projects/{project.id}/pairs/{pair.id}"
 
     listing = await client.get(
@@ -89,7 +89,7 @@ async def test_pair_detail_reads_each_vote_as_the_rater_gave_it(
     )
     await vote(session, pair, second, "tie", left_side="a", rationale="Same facts.")
     admin = await make_user(session, role="admin")
-    headers = await login(client, session, admin)
+    headers = await bearer_headers(session, admin)
     url = f"/api/v1/projects/{project.id}/pairs/{pair.id}"
     detail = (await client.get(url, headers=headers)).json()
     one, two = detail["votes_list"]

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from pickwise.core.db import get_engine, session_factory
 from pickwise.models import Judgment, Pair, PairSlot, Project
 from tests.assignments.test_resize_under_load import Tally, deadlocks_so_far, rate
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 RATERS = 12
 PAIRS = 40
@@ -72,12 +72,12 @@ async def test_more_votes_while_raters_work_keeps_exactly_the_votes_asked_for(
         project = await make_project(session, raters_per_pair=K)
         pairs = await make_pairs(session, project, PAIRS)
         admin = await make_user(session, role="admin")
-        admin_headers = await login(None, session, admin)  # type: ignore[arg-type]
+        admin_headers = await bearer_headers(session, admin)
         raters, rater_ids = [], []
         for _ in range(RATERS):
             rater = await make_user(session)
             await add_member(session, project, rater)
-            raters.append(await login(None, session, rater))  # type: ignore[arg-type]
+            raters.append(await bearer_headers(session, rater))
             rater_ids.append(rater.id)
         project_id = project.id
     first_pairs = [pair.id for pair in pairs[:10]]
@@ -96,7 +96,7 @@ async def test_more_votes_while_raters_work_keeps_exactly_the_votes_asked_for(
         for _ in range(RAISES[1]):
             rater = await make_user(session)
             await add_member(session, project, rater)
-            finishers.append(await login(None, session, rater))  # type: ignore[arg-type]
+            finishers.append(await bearer_headers(session, rater))
     await asyncio.gather(*(rate(live_app, headers, project_id, tally) for headers in finishers))
 
     assert await deadlocks_so_far() == deadlocks_before, "Postgres detected a deadlock"
@@ -111,9 +111,7 @@ async def test_more_votes_while_raters_work_keeps_exactly_the_votes_asked_for(
                 )
             ).all()
         )
-        votes_wanted = dict(
-            (await session.execute(select(Pair.id, Pair.votes_wanted))).all()  # type: ignore[arg-type]
-        )
+        votes_wanted = dict((await session.execute(select(Pair.id, Pair.votes_wanted))).all())
         recount = (await session.execute(RECOUNT, {"project_id": project_id})).all()
     assert sorted(row.id for row in stored) == sorted(tally.acknowledged), "lost or extra"
     assert Counter(row.pair_id for row in stored) == wanted

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.review import service
-from pickwise.review.schemas import PairFilter, Sort
+from pickwise.review.schemas import PairFilter
+from pickwise.vocabulary import PairSort
 from tests.review.helpers import vote
 from tests.review.world import (
     CHOICES,
@@ -30,7 +31,7 @@ SETTINGS = settings(
 
 
 async def walk(
-    session: AsyncSession, built: Built, pairs: PairFilter, sort: Sort, size: int
+    session: AsyncSession, built: Built, pairs: PairFilter, sort: PairSort, size: int
 ) -> tuple[list[int], list[list[int]]]:
     """Every page from the first, following next_cursor; returns the ids and the pages."""
     pages: list[list[int]] = []
@@ -47,9 +48,9 @@ async def walk(
 
 
 @SETTINGS
-@given(spec=worlds(), drawn=filters(), sort=st.sampled_from(list(Sort)), size=st.integers(1, 4))
+@given(spec=worlds(), drawn=filters(), sort=st.sampled_from(list(PairSort)), size=st.integers(1, 4))
 async def test_filters_and_sorts_match_the_reference(
-    session: AsyncSession, spec: WorldSpec, drawn: PairFilter, sort: Sort, size: int
+    session: AsyncSession, spec: WorldSpec, drawn: PairFilter, sort: PairSort, size: int
 ) -> None:
     savepoint = await session.begin_nested()
     try:
@@ -101,7 +102,7 @@ async def test_filters_and_sorts_match_the_reference(
 @given(
     spec=worlds(max_pairs=8),
     drawn=filters(),
-    sort=st.sampled_from(list(Sort)),
+    sort=st.sampled_from(list(PairSort)),
     size=st.integers(1, 3),
     data=st.data(),
 )
@@ -109,7 +110,7 @@ async def test_pages_neither_skip_nor_repeat_while_votes_arrive(
     session: AsyncSession,
     spec: WorldSpec,
     drawn: PairFilter,
-    sort: Sort,
+    sort: PairSort,
     size: int,
     data: st.DataObject,
 ) -> None:

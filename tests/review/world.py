@@ -24,7 +24,8 @@ from pickwise.models import (
     Response,
     User,
 )
-from pickwise.review.schemas import PairFilter, PairState, Sort
+from pickwise.review.schemas import PairFilter
+from pickwise.vocabulary import PairSort, PairState
 from tests.factories import make_project, make_user
 from tests.review.helpers import vote
 
@@ -386,16 +387,16 @@ class PairFacts:
         ]
         return all(checks)
 
-    def sort_key(self, sort: Sort) -> tuple[object, ...]:
+    def sort_key(self, sort: PairSort) -> tuple[object, ...]:
         agreement = self.agreement
         match sort:
-            case Sort.NEWEST | Sort.OLDEST:
+            case PairSort.NEWEST | PairSort.OLDEST:
                 return (self.created_at, self.pair_id)
-            case Sort.AGREEMENT_LOW:
+            case PairSort.AGREEMENT_LOW:
                 return (2.0 if agreement is None else agreement, self.pair_id)
-            case Sort.AGREEMENT_HIGH:
+            case PairSort.AGREEMENT_HIGH:
                 return (1.0 if agreement is None else -agreement, self.pair_id)
-            case Sort.VOTES_MOST | Sort.VOTES_FEWEST:
+            case PairSort.VOTES_MOST | PairSort.VOTES_FEWEST:
                 return (len(self.counted), self.pair_id)
 
 
@@ -423,10 +424,10 @@ def reference(built: Built) -> list[PairFacts]:
     return facts
 
 
-def expected_ids(facts: list[PairFacts], pairs: PairFilter, sort: Sort) -> list[int]:
+def expected_ids(facts: list[PairFacts], pairs: PairFilter, sort: PairSort) -> list[int]:
     """The pairs the filter selects, in the sort's order."""
     chosen = [fact for fact in facts if fact.matches(pairs)]
-    descending = sort in (Sort.NEWEST, Sort.VOTES_MOST)
+    descending = sort in (PairSort.NEWEST, PairSort.VOTES_MOST)
     chosen.sort(key=lambda fact: fact.sort_key(sort), reverse=descending)
     return [fact.pair_id for fact in chosen]
 

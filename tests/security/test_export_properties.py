@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 
 from pickwise.core.db import get_engine, get_read_engine, session_factory
 from pickwise.exports import service
-from pickwise.exports.formats import ExportFormat
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.splits import Split
 from pickwise.exports.schemas import ExportQuery
-from pickwise.exports.splits import Split
 from tests.batches.record_strategies import any_text, pair_records, responses_records
 from tests.batches.test_parsing_roundtrip import jsonl_files
-from tests.factories import add_member, login, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_project, make_user
 
 MAX_JUDGMENTS = 6
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -194,8 +194,8 @@ async def make_rated_project(
         admin = await make_user(session, role="admin")
         rater = await make_user(session)
         await add_member(session, project, rater)
-        admin_headers = await login(None, session, admin)  # type: ignore[arg-type]
-        rater_headers = await login(None, session, rater)  # type: ignore[arg-type]
+        admin_headers = await bearer_headers(session, admin)
+        rater_headers = await bearer_headers(session, rater)
     judged = 0
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://t") as client:
         imported = await client.post(

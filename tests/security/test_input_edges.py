@@ -8,13 +8,13 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.models import Project
-from tests.factories import PASSWORD, login, make_project, make_user
+from tests.factories import PASSWORD, bearer_headers, make_project, make_user
 
 BEYOND_BIGINT = 2**70
 
 
 async def admin_headers(client: AsyncClient, session: AsyncSession) -> dict[str, str]:
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     # Released from the test's savepoint, so a request that fails (and rolls back) keeps it.
     await session.commit()
     return headers
@@ -89,6 +89,7 @@ async def test_an_invite_to_a_missing_project_is_not_found(
     )
     assert response.status_code == 404
     assert response.json()["detail"].startswith("project_id:")
+    assert response.json()["field"] == "project_id"
 
 
 def test_the_schema_documents_the_error_bodies_the_api_sends(app: FastAPI) -> None:

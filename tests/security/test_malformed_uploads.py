@@ -15,7 +15,7 @@ from pickwise.models.base import Base
 from tests.batches.import_files import responses_record
 from tests.batches.malformed import TEST_LIMITS
 from tests.batches.test_parsing_malformed import GENERATED
-from tests.factories import login, make_project, make_user
+from tests.factories import bearer_headers, make_project, make_user
 
 
 async def row_counts(session: AsyncSession) -> dict[str, int]:
@@ -31,7 +31,7 @@ async def test_every_generated_malformed_upload_is_refused_and_changes_no_row(
     # The corpus's oversized lines are oversized for the test limit.
     monkeypatch.setattr(get_settings(), "import_max_line_bytes", TEST_LIMITS.max_line_bytes)
     project = await make_project(session)
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     url = f"/api/v1/projects/{project.id}/batches"
     good = responses_record("already-there")
     stored = await client.post(

@@ -203,10 +203,13 @@ def _integrations(project: Project) -> list[object]:
 
 
 async def _judge(session: AsyncSession, project: Project, rater: User, rationale: str) -> None:
-    assignment = await assignments.next_assignment(session, project, rater)
+    assignment = await assignments.next_lease(session, project, rater)
     assert assignment is not None
     await judgments.submit(
-        session, assignment.id, rater, JudgmentIn(choice="left", strength=1, rationale=rationale)
+        session,
+        assignment.assignment_id,
+        rater,
+        JudgmentIn(choice="left", strength=1, rationale=rationale),
     )
 
 

@@ -94,12 +94,12 @@ async def seed_world(session: AsyncSession) -> World:
         await add_member(session, member_project, member)
 
     # Another rater of the same project has judged a pair, with a rationale.
-    held = await assignments.next_assignment(session, project, fellow)
+    held = await assignments.next_lease(session, project, fellow)
     assert held is not None
     await judgments.submit(
-        session, held.id, fellow, JudgmentIn(choice="left", rationale=OTHER_RATIONALE)
+        session, held.assignment_id, fellow, JudgmentIn(choice="left", rationale=OTHER_RATIONALE)
     )
-    assignment = await assignments.next_assignment(session, project, rater)
+    assignment = await assignments.next_lease(session, project, rater)
     assert assignment is not None
 
     callers = {
@@ -141,7 +141,7 @@ async def seed_world(session: AsyncSession) -> World:
     return World(
         project_id=project.id,
         other_project_id=other_project.id,
-        assignment_id=assignment.id,
+        assignment_id=assignment.assignment_id,
         pair_id=pairs[0].id,
         rater_id=rater.id,
         other_rater_id=other.id,

@@ -15,7 +15,7 @@ from pickwise.cli.main import app as cli
 from pickwise.core.db import get_engine, session_factory
 from pickwise.models import Invite, User
 from pickwise.users.email import valid_email
-from tests.factories import login, make_user
+from tests.factories import bearer_headers, make_user
 from tests.web.test_admin_pages import admin_client
 
 REFUSED = ["not-an-email", "x@localhost", "a@b", "two@@example.org", "sp ace@example.org", "@x.org"]
@@ -39,7 +39,7 @@ async def test_api_and_page_accept_and_refuse_the_same(
 ) -> None:
     for address in REFUSED + [typed for typed, _ in ACCEPTED]:
         # A refused request rolls the test's session back, token included: log in each time.
-        headers = await login(client, session, await make_user(session, role="admin"))
+        headers = await bearer_headers(session, await make_user(session, role="admin"))
         body = {"email": address, "display_name": "Someone", "password": "long enough pw"}
         answer = await client.post("/api/v1/users", json=body, headers=headers)
         if address in REFUSED:

@@ -19,8 +19,16 @@ from pickwise.models import (
     Prompt,
     User,
 )
-from pickwise.web.admin import router as admin_router
-from tests.factories import PASSWORD, add_member, login, make_pairs, make_project, make_user
+from pickwise.web.admin_projects import router as projects_pages
+from pickwise.web.admin_users import router as users_pages
+from tests.factories import (
+    PASSWORD,
+    add_member,
+    bearer_headers,
+    make_pairs,
+    make_project,
+    make_user,
+)
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -144,13 +152,13 @@ async def test_raters_get_403_on_every_admin_route(
     project = await make_project(session)
     await add_member(session, project, rater)
     (pair,) = await make_pairs(session, project, 1)
-    headers = await login(client, session, rater)
+    headers = await bearer_headers(session, rater)
     # Each refused request rolls the request's session back: keep the data made so far.
     await session.commit()
     ids = {"project_id": project.id, "user_id": rater.id, "pair_id": pair.id}
     rater_email = rater.email
     checked = 0
-    for route in admin_router.routes:
+    for route in [*projects_pages.routes, *users_pages.routes]:
         path = route.path.format(**ids)  # type: ignore[attr-defined]
         for method in route.methods:  # type: ignore[attr-defined]
             response = await client.request(
@@ -373,6 +381,13 @@ async def test_create_user_with_the_form(client: AsyncClient, session: AsyncSess
     )
     assert short.status_code == 422 and 'id="user_password-error"' in short.text
     assert "long enough pw" not in again.text  # a password is never echoed back
+    # A project gone since the form was shown: named beside the projects, nothing created.
+    gone = await client.post(
+        "/admin/users", data={**form, "email": "late@example.org", "project_ids": ["987654"]}
+    )
+    assert gone.status_code == 404 and 'id="user_project_ids-error"' in gone.text
+    assert "project 987654 does not exist" in gone.text
+    assert await session.scalar(select(User).where(User.email == "late@example.org")) is None
 
 
 async def test_invite_link_is_shown_once_and_works(
@@ -435,7 +450,7 @@ async def test_closing_a_project_ends_its_leases_and_opening_brings_them_back(
     await make_pairs(session, project, 1)
     rater = await make_user(session)
     await add_member(session, project, rater)
-    headers = await login(client, session, rater)
+    headers = await bearer_headers(session, rater)
     lease = (await client.get(f"/api/v1/projects/{project.id}/next", headers=headers)).json()
 
     closed = await client.post(

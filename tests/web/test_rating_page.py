@@ -10,7 +10,7 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import next_assignment
+from pickwise.assignments.service import next_lease
 from pickwise.core import clock
 from pickwise.models import Assignment, Judgment, Pair, PairFlag, Project, Prompt, User
 from pickwise.models.pools import PoolParticipant, RaterPool
@@ -248,7 +248,7 @@ async def test_late_submit_says_so_and_shows_the_next_pair(
     clock.advance(timedelta(minutes=5))
     other = await make_user(session)
     await add_member(session, project, other)
-    taken = await next_assignment(session, project, other)
+    taken = await next_lease(session, project, other)
     assert taken is not None and taken.pair_id == mine.pair_id
 
     response, _ = await choose(client, html, "left")
@@ -481,11 +481,11 @@ async def test_our_own_links_and_typed_urls_lease_directly(
 async def test_an_api_token_leases_whatever_the_request_says(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    from tests.factories import login
+    from tests.factories import bearer_headers
 
     rater, project = await rater_on_project(client, session)
     await make_pairs(session, project, 1)
-    headers = {**await login(client, session, rater), "Sec-Fetch-Site": "cross-site"}
+    headers = {**await bearer_headers(session, rater), "Sec-Fetch-Site": "cross-site"}
     client.cookies.clear()
 
     answer = await client.get(f"/api/v1/projects/{project.id}/next", headers=headers)

@@ -14,7 +14,7 @@ from pickwise.core.outbound import outbound_client, private_allowed, refused_rea
 from pickwise.models import Webhook
 from pickwise.webhooks import service
 from pickwise.webhooks.schemas import WebhookCreate
-from tests.factories import login, make_project, make_user
+from tests.factories import bearer_headers, make_project, make_user
 from tests.webhooks.receiver import Received, receiver
 from tests.webhooks.test_webhooks import deliveries, worker_on
 
@@ -65,7 +65,7 @@ async def test_saving_a_webhook_to_an_internal_address_is_a_422_naming_the_field
     client: AsyncClient, app: FastAPI, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = await make_project(session)
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     await session.commit()  # a refused request rolls back what is not committed
     collection = app.url_path_for("create_webhook", project_id=str(project.id))
 

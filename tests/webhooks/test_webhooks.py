@@ -14,7 +14,7 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import next_assignment
+from pickwise.assignments.service import next_lease
 from pickwise.core import clock
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import FlagIn, JudgmentIn
@@ -23,7 +23,7 @@ from pickwise.webhooks import service
 from pickwise.webhooks.schemas import WebhookCreate
 from pickwise.webhooks.signing import signature, verify
 from pickwise.webhooks.worker import DeliveryPolicy, DeliveryWorker
-from tests.factories import add_member, login, make_pairs, make_project, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 from tests.webhooks.receiver import Received, receiver
 
 QUICK = DeliveryPolicy(timeout=5, max_attempts=3, base_delay=10, max_delay=60)
@@ -101,10 +101,10 @@ async def test_batch_events_are_queued_once_each(session: AsyncSession) -> None:
     rater = await make_user(session)
     await add_member(session, project, rater)
     for _ in pairs:
-        assignment = await next_assignment(session, project, rater)
+        assignment = await next_lease(session, project, rater)
         assert assignment is not None
         assert await service.queue_batch_events(session) == 0  # Not complete yet.
-        await judgments.submit(session, assignment.id, rater, JudgmentIn(choice="tie"))
+        await judgments.submit(session, assignment.assignment_id, rater, JudgmentIn(choice="tie"))
     assert await service.queue_batch_events(session) == 1
     completed = (await deliveries(session))[-1]
     assert completed.event == "batch.completed"
@@ -124,13 +124,13 @@ async def test_a_batch_whose_open_pair_is_flagged_counts_as_complete(
         await add_member(session, project, rater)
     ranges: service.PairIdRanges = {}
     for rater in (first, second):
-        assignment = await next_assignment(session, project, rater)
+        assignment = await next_lease(session, project, rater)
         assert assignment is not None
-        await judgments.submit(session, assignment.id, rater, JudgmentIn(choice="tie"))
+        await judgments.submit(session, assignment.assignment_id, rater, JudgmentIn(choice="tie"))
     assert await service.queue_batch_events(session, ranges=ranges) == 0
-    assignment = await next_assignment(session, project, first)
+    assignment = await next_lease(session, project, first)
     assert assignment is not None
-    await judgments.flag(session, assignment.id, first, FlagIn(reason="harmful"))
+    await judgments.flag(session, assignment.assignment_id, first, FlagIn(reason="harmful"))
     assert await service.queue_batch_events(session, ranges=ranges) == 1
     assert list(ranges.values()) == [(assignment.pair_id - 1, assignment.pair_id)]
 
@@ -188,7 +188,7 @@ async def test_gives_up_after_the_last_attempt_and_an_admin_can_resend(
     assert delivery.status == "failed" and delivery.attempts == QUICK.max_attempts
     assert delivery.last_status_code == 401 and "bad signature" in (delivery.last_error or "")
 
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     resent = await client.post(
         app.url_path_for(
             "resend",
@@ -234,7 +234,7 @@ async def test_export_ready_goes_to_the_webhooks_that_want_it(session: AsyncSess
 async def test_webhook_api(client: AsyncClient, app: FastAPI, session: AsyncSession) -> None:
     project = await make_project(session)
     project_id = str(project.id)
-    headers = await login(client, session, await make_user(session, role="admin"))
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
     collection = app.url_path_for("create_webhook", project_id=project_id)
     made = await client.post(
         collection,
@@ -282,7 +282,7 @@ async def test_webhook_api(client: AsyncClient, app: FastAPI, session: AsyncSess
     assert changed.json()["is_active"] is False
     assert changed.json()["events"] == ["batch.imported", "export.ready"]
 
-    rater_headers = await login(client, session, await make_user(session))
+    rater_headers = await bearer_headers(session, await make_user(session))
     assert (await client.get(collection, headers=rater_headers)).status_code == 403
     deleted = await client.delete(
         app.url_path_for("delete_webhook", project_id=project_id, webhook_id=webhook_id),

@@ -107,19 +107,6 @@ def agreement_by_group(
     return result
 
 
-def reliability_data(
-    rater: npt.ArrayLike, item: npt.ArrayLike, label: npt.ArrayLike, n_raters: int
-) -> FloatArray:
-    """Raters × items matrix of labels with NaN where a rater did not judge an item.
-
-    The input format of the ``krippendorff`` package; columns follow sorted item ids.
-    """
-    _, item_index = np.unique(as_int_array(item), return_inverse=True)
-    matrix = np.full((n_raters, int(item_index.max(initial=-1)) + 1), np.nan)
-    matrix[as_int_array(rater), item_index.ravel()] = as_int_array(label)
-    return matrix
-
-
 def agreement_with_majority(
     rater: npt.ArrayLike, item: npt.ArrayLike, label: npt.ArrayLike, n_raters: int
 ) -> MajorityAgreement:

@@ -246,15 +246,6 @@ def empirical_win_rates(battles: BattleCounts) -> FloatArray:
     return rates
 
 
-def predicted_win_rates(scores: FloatArray) -> FloatArray:
-    """Model-implied probability that the row model beats the column model."""
-    # Imported here: scipy takes seconds to import and the app must start without it.
-    from scipy import special
-
-    difference = (scores[:, None] - scores[None, :]) / ELO_PER_LOGIT
-    return as_float_array(special.expit(difference))
-
-
 def bradley_terry_leaderboard(
     model_a: npt.ArrayLike,
     model_b: npt.ArrayLike,

@@ -1,43 +1,33 @@
 """Integer codes for judgment choices and the three preference labels used for agreement.
 
-Choice codes follow the order of ``pickwise.models.rating.CHOICES`` ("a", "b", "tie",
-"both_bad"); a test keeps the two in step. Choices are relative to the pair's canonical
-response A / B, never to the screen position.
+A choice's code is its position in the `Choice` vocabulary (the values the database allows).
+Choices are relative to the pair's canonical response A / B, never to the screen position.
 """
-
-from collections.abc import Iterable
 
 import numpy as np
 import numpy.typing as npt
 
 from pickwise.analytics.arrays import BoolArray, IntArray, as_int_array
+from pickwise.vocabulary import Choice
 
-CHOICE_NAMES = ("a", "b", "tie", "both_bad")
-CHOICE_A, CHOICE_B, CHOICE_TIE, CHOICE_BOTH_BAD = range(4)
+CHOICE_NAMES: tuple[Choice, ...] = tuple(Choice)
+CHOICE_A, CHOICE_B, CHOICE_TIE, CHOICE_BOTH_BAD = (
+    CHOICE_NAMES.index(choice) for choice in (Choice.A, Choice.B, Choice.TIE, Choice.BOTH_BAD)
+)
 NO_GOLD = -1
 
 # Agreement, Krippendorff's alpha and Dawid-Skene work on three nominal labels. "Both bad"
 # states no preference between the two answers, so it shares the label of a tie.
 PREFER_A, NO_PREFERENCE, PREFER_B = range(3)
-PREFERENCE_NAMES = ("A", "tie", "B")
 N_PREFERENCE_LABELS = 3
 
-_PREFERENCE_OF_CHOICE = np.array([PREFER_A, PREFER_B, NO_PREFERENCE, NO_PREFERENCE])
-
-
-def encode_choices(choices: Iterable[str]) -> IntArray:
-    """Map choice strings ("a", "b", "tie", "both_bad") to choice codes; unknown names raise."""
-    code_of = {name: code for code, name in enumerate(CHOICE_NAMES)}
-    return as_int_array([code_of[choice] for choice in choices])
-
-
-def encode_a_shown_left(left_sides: Iterable[str]) -> BoolArray:
-    """True where response A was shown on the left ("a"), False where B was ("b")."""
-    sides = list(left_sides)
-    unknown = set(sides) - {"a", "b"}
-    if unknown:
-        raise ValueError(f"left side must be 'a' or 'b', got {sorted(unknown)}")
-    return np.array([side == "a" for side in sides], dtype=np.bool_)
+_PREFERENCE_OF = {
+    Choice.A: PREFER_A,
+    Choice.B: PREFER_B,
+    Choice.TIE: NO_PREFERENCE,
+    Choice.BOTH_BAD: NO_PREFERENCE,
+}
+_PREFERENCE_OF_CHOICE = np.array([_PREFERENCE_OF[choice] for choice in CHOICE_NAMES])
 
 
 def preference_labels(choice_codes: npt.ArrayLike) -> IntArray:

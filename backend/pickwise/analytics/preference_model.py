@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pickwise.analytics.arrays import BoolArray, FloatArray, as_bool_array, as_float_array
-from pickwise.analytics.text_features import FEATURE_NAMES, ChoiceRecord, text_features_of
+from pickwise.analytics.text_features import FEATURE_NAMES, text_features_of
 
 # length: log2 of the ratio of word counts (+1 each), so a weight is per doubling of length.
 # The others: presence in A minus presence in B (−1, 0 or +1), so a weight is the log-odds
@@ -89,18 +89,6 @@ def design_rows(
     return as_float_array(np.hstack([length, presence, position]))
 
 
-def preference_design(records: Sequence[ChoiceRecord]) -> tuple[FloatArray, BoolArray]:
-    """Feature differences (judgments × PREFERENCE_FEATURES) and chose-A, for A/B choices."""
-    decisive = [record for record in records if record.choice in ("a", "b")]
-    prompts = [record.prompt for record in decisive]
-    design = design_rows(
-        answer_properties([record.text_a for record in decisive], prompts),
-        answer_properties([record.text_b for record in decisive], prompts),
-        [record.left_side == "a" for record in decisive],
-    )
-    return design, as_bool_array([record.choice == "a" for record in decisive])
-
-
 def fit_preference_model(
     differences: npt.ArrayLike,
     chose_a: npt.ArrayLike,
@@ -137,13 +125,6 @@ def fit_preference_model(
         judgments=len(outcome),
         folds=folds,
     )
-
-
-def preferences_report(
-    records: Sequence[ChoiceRecord], *, folds: int = 5, seed: int = 0
-) -> PreferenceModelReport:
-    differences, chose_a = preference_design(records)
-    return fit_preference_model(differences, chose_a, folds=folds, seed=seed)
 
 
 def _cross_validated_accuracy(

@@ -16,14 +16,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pickwise.analytics.arrays import FloatArray, IntArray, as_float_array, as_int_array
 from pickwise.analytics.bradley_terry import outcomes_of_choices
 from pickwise.analytics.labels import CHOICE_A, CHOICE_B, CHOICE_NAMES, NO_GOLD
-from pickwise.exports.selection import Selection
+from pickwise.core.db import driver_connection
+from pickwise.exports.repository import Selection
+from pickwise.vocabulary import CanonicalSide, Choice, PairStatus, TurnRole
 
 FETCH_ROWS = 20_000
 
@@ -52,18 +53,11 @@ async def read_only_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnec
         yield connection
 
 
-async def _driver(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert isinstance(driver, psycopg.AsyncConnection)
-    return driver
-
-
 async def _stream(
     connection: AsyncConnection, sql: str, params: dict[str, Any]
 ) -> AsyncIterator[list[tuple[Any, ...]]]:
     """Rows in blocks of FETCH_ROWS from a named (server-side) cursor."""
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     async with driver.cursor(name="pickwise_analytics") as cursor:
         await cursor.execute(sql, params)
         while rows := await cursor.fetchmany(FETCH_ROWS):
@@ -83,7 +77,7 @@ async def fetch_all(
     connection: AsyncConnection, sql: str, params: dict[str, Any]
 ) -> list[tuple[Any, ...]]:
     """Small results only (aggregates, people, batches)."""
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     async with driver.cursor() as cursor:
         await cursor.execute(sql, params)
         return list(await cursor.fetchall())
@@ -219,7 +213,7 @@ async def judgment_table(connection: AsyncConnection, project_id: int) -> Judgme
         connection,
         f"""
         SELECT j.rater_id, j.pair_id, pr.batch_id, {_CHOICE_CODE},
-               (j.left_side = 'a')::int,
+               (j.left_side = '{CanonicalSide.A}')::int,
                (extract(epoch FROM j.submitted_at - j.shown_at) * 1000000)::bigint,
                CASE WHEN NOT j.is_gold OR pr.gold_winner_id IS NULL THEN {NO_GOLD}
                     WHEN pr.gold_winner_id = pr.response_a_id THEN {CHOICE_A}
@@ -232,7 +226,7 @@ async def judgment_table(connection: AsyncConnection, project_id: int) -> Judgme
         JOIN responses ra ON ra.id = pr.response_a_id
         JOIN responses rb ON rb.id = pr.response_b_id
         LEFT JOIN project_members m ON m.project_id = j.project_id AND m.user_id = j.rater_id
-        WHERE j.project_id = %(project_id)s AND pr.status <> 'removed'
+        WHERE j.project_id = %(project_id)s AND pr.status <> '{PairStatus.REMOVED}'
         ORDER BY j.id
         """,
         {"project_id": project_id},
@@ -369,9 +363,10 @@ async def decisive_votes(
     matrix = await _int_matrix(
         connection,
         f"""
-        SELECT j.pair_id, (j.choice = 'a')::int, (j.left_side = 'a')::int
+        SELECT j.pair_id, (j.choice = '{Choice.A}')::int,
+               (j.left_side = '{CanonicalSide.A}')::int
         FROM judgments j JOIN pairs pr ON pr.id = j.pair_id
-        WHERE {where} AND j.choice IN ('a', 'b')
+        WHERE {where} AND j.choice IN ('{Choice.A}', '{Choice.B}')
         ORDER BY j.id
         """,
         params,
@@ -396,7 +391,7 @@ class PairText:
 
 def prompt_text(turns: Sequence[dict[str, Any]]) -> str:
     """What the user asked, over all user turns: answers that repeat it ask nothing back."""
-    return "\n\n".join(str(turn["content"]) for turn in turns if turn.get("role") == "user")
+    return "\n\n".join(str(turn["content"]) for turn in turns if turn.get("role") == TurnRole.USER)
 
 
 async def pair_texts(
@@ -416,7 +411,7 @@ async def pair_texts(
         JOIN responses rb ON rb.id = q.response_b_id
         WHERE q.id IN (
             SELECT j.pair_id FROM judgments j JOIN pairs pr ON pr.id = j.pair_id
-            WHERE {where} AND j.choice IN ('a', 'b')
+            WHERE {where} AND j.choice IN ('{Choice.A}', '{Choice.B}')
         )
         ORDER BY q.id
     """

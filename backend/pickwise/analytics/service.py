@@ -85,7 +85,7 @@ from pickwise.analytics.style_control import (
     style_controlled_leaderboard_counts,
     style_counts,
 )
-from pickwise.assignments.service import project_progress
+from pickwise.assignments.repository import project_progress
 from pickwise.models import Project
 
 BOOTSTRAP_ROUNDS = 200
@@ -400,17 +400,16 @@ def counted_pairs(
 
 def comparison_groups(battles: BattleCounts) -> int:
     """How many groups of models were compared only among themselves (1 = all connected)."""
-    parent = list(range(battles.n_models))
+    # Imported here: scipy takes seconds to import and the app must start without it.
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def root(model: int) -> int:
-        while parent[model] != model:
-            parent[model] = parent[parent[model]]
-            model = parent[model]
-        return model
-
-    for first, second in zip(battles.model_a.tolist(), battles.model_b.tolist(), strict=True):
-        parent[root(first)] = root(second)
-    return len({root(model) for model in range(battles.n_models)})
+    n = battles.n_models
+    compared = coo_matrix(
+        (np.ones(len(battles.model_a)), (battles.model_a, battles.model_b)), shape=(n, n)
+    )
+    groups, _ = connected_components(compared, directed=False)
+    return int(groups)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pickwise.analytics.repository import fetch_all
 from pickwise.models import AnalyticsSnapshot
+from pickwise.vocabulary import PairStatus
 
 # A judgment counted as "since the snapshot" if its id is above the newest counted one minus
 # this: ids are drawn before the transaction commits, so one that was still in flight when
@@ -43,7 +44,7 @@ class Inputs:
 
 
 _NEWEST_JUDGMENT = "SELECT coalesce(max(id), 0) FROM judgments WHERE project_id = %(project_id)s"
-_INPUTS = """
+_INPUTS = f"""
     SELECT
       (SELECT count(*) FROM judgments j
        WHERE j.project_id = p.id AND j.id > %(floor)s),
@@ -51,7 +52,7 @@ _INPUTS = """
                                       ORDER BY m.user_id), ''))
        FROM project_members m WHERE m.project_id = p.id),
       (SELECT md5(coalesce(string_agg(q.id::text || ':' || q.status, ',' ORDER BY q.id), ''))
-       FROM pairs q WHERE q.project_id = p.id AND q.status <> 'active'),
+       FROM pairs q WHERE q.project_id = p.id AND q.status <> '{PairStatus.ACTIVE}'),
       (SELECT coalesce(max(b.id), 0) FROM batches b WHERE b.project_id = p.id),
       p.raters_per_pair,
       md5(p.quality_rules::text)

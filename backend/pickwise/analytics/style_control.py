@@ -118,26 +118,6 @@ def outcome_counts_of_choices(choice_codes: npt.ArrayLike) -> FloatArray:
     return counts
 
 
-def fit_style_controlled(
-    model_a: npt.ArrayLike,
-    model_b: npt.ArrayLike,
-    choice_codes: npt.ArrayLike,
-    n_models: int,
-    style_features: npt.ArrayLike,
-    *,
-    confidence: float = 0.95,
-) -> StyleFit:
-    """Fit θ and β on per-vote style features (votes × features, already standardised)."""
-    return fit_style_controlled_counts(
-        model_a,
-        model_b,
-        outcome_counts_of_choices(choice_codes),
-        n_models,
-        style_features,
-        confidence=confidence,
-    )
-
-
 def fit_style_controlled_counts(
     model_a: npt.ArrayLike,
     model_b: npt.ArrayLike,

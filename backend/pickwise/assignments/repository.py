@@ -8,7 +8,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from pickwise.assignments.standing import Standing
-from pickwise.models import Assignment, Judgment, Pair, Prompt, Response
+from pickwise.models import Assignment, Judgment, Pair, PairSlot, Prompt, Response
+from pickwise.pools.quota import QUOTA_REACHED_SQL
+from pickwise.vocabulary import (
+    AccountRole,
+    AssignmentStatus,
+    CanonicalSide,
+    PairStatus,
+    SlotState,
+)
 
 
 @dataclass(frozen=True)
@@ -69,9 +77,9 @@ async def pair_content(session: AsyncSession, pair_id: int) -> PairContent:
     return content_from_row(pair_id, row)
 
 
-def shown_sides(content: PairContent, assignment: Assignment) -> tuple[ResponseText, ResponseText]:
-    """(left, right) as this rater sees them."""
-    if assignment.left_side == "a":
+def shown_sides(content: PairContent, left_side: str) -> tuple[ResponseText, ResponseText]:
+    """(left, right) as the rater sees them, `left_side` being the response shown left."""
+    if left_side == CanonicalSide.A:
         return content.response_a, content.response_b
     return content.response_b, content.response_a
 
@@ -154,25 +162,26 @@ async def lock_assignments(session: AsyncSession, assignment_ids: Sequence[int])
 
 
 _OPEN_LEASES = text(
-    """
+    f"""
     SELECT id, slot_id FROM assignments
-    WHERE status = 'leased'
+    WHERE status = '{AssignmentStatus.LEASED}'
       AND (CAST(:project_id AS bigint) IS NULL OR project_id = :project_id)
       AND (CAST(:rater_id AS bigint) IS NULL OR rater_id = :rater_id)
     ORDER BY id
     """
 )
 _REVOKE = text(
-    """
-    UPDATE assignments SET status = 'revoked', completed_at = :now
-    WHERE id = ANY(:ids) AND status = 'leased'
+    f"""
+    UPDATE assignments SET status = '{AssignmentStatus.REVOKED}', completed_at = :now
+    WHERE id = ANY(:ids) AND status = '{AssignmentStatus.LEASED}'
     RETURNING id
     """
 )
 _FREE_SLOTS = text(
-    """
-    UPDATE pair_slots SET state = 'open', assignment_id = NULL, lease_expires_at = NULL
-    WHERE id = ANY(:slot_ids) AND state = 'leased' AND assignment_id = ANY(:ids)
+    f"""
+    UPDATE pair_slots
+    SET state = '{SlotState.OPEN}', assignment_id = NULL, lease_expires_at = NULL
+    WHERE id = ANY(:slot_ids) AND state = '{SlotState.LEASED}' AND assignment_id = ANY(:ids)
     """
 )
 
@@ -198,14 +207,24 @@ async def release_leases(
     await lock_slots(session, slot_ids)
     await lock_assignments(session, ids)
     revoked = list((await session.scalars(_REVOKE, {"ids": ids, "now": now})).all())
-    if revoked and slot_ids:
-        await session.execute(_FREE_SLOTS, {"slot_ids": slot_ids, "ids": revoked})
+    await free_slots(session, slot_ids, revoked)
     return len(revoked)
 
 
-_STANDING_COLUMNS = """
+async def free_slots(
+    session: AsyncSession, slot_ids: Sequence[int], assignment_ids: Sequence[int]
+) -> None:
+    """The slots (already locked) go back to the pool, those still leased to one of
+    `assignment_ids`: a slot another rater took meanwhile stays theirs."""
+    if slot_ids and assignment_ids:
+        await session.execute(
+            _FREE_SLOTS, {"slot_ids": list(slot_ids), "ids": list(assignment_ids)}
+        )
+
+
+_STANDING_COLUMNS = f"""
     u.is_active, p.is_archived,
-    u.role = 'admin' OR EXISTS (
+    u.role = '{AccountRole.ADMIN}' OR EXISTS (
         SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = u.id
     )
 """
@@ -216,7 +235,8 @@ _STANDING_AND_LEASE = text(
     JOIN projects p ON p.id = :project_id
     LEFT JOIN LATERAL (
         SELECT a.id, a.slot_id FROM assignments a
-        WHERE a.rater_id = :rater_id AND a.project_id = :project_id AND a.status = 'leased'
+        WHERE a.rater_id = :rater_id AND a.project_id = :project_id
+          AND a.status = '{AssignmentStatus.LEASED}'
         ORDER BY a.id
         LIMIT 1
     ) lease ON true
@@ -268,3 +288,377 @@ async def lock_slot_of(session: AsyncSession, assignment_id: int, rater_id: int)
     await session.execute(
         _LOCK_SLOT_OF_ASSIGNMENT, {"assignment_id": assignment_id, "rater_id": rater_id}
     )
+
+
+# --- a pair's slots -----------------------------------------------------------------------
+#
+# What a pair's slots are, in one place: every non-gold pair has k of them (k = the project's
+# raters per pair), numbered from 1 and open when made. New pairs get theirs from their ids
+# alone (the importer, per chunk); pairs that exist get the ones they lack, numbered after
+# their highest (k raised).
+
+_NEW_PAIR_SLOTS = text(
+    f"""
+    INSERT INTO pair_slots (project_id, pair_id, slot_no, state)
+    SELECT :project_id, pair.id, slot_no, '{SlotState.OPEN}'
+    FROM unnest(CAST(:pair_ids AS bigint[])) AS pair(id)
+    CROSS JOIN generate_series(1, :k) AS slot_no
+    """
+)
+# A pair's slots: the project's k, or more where an admin asked for more votes on it.
+_SLOTS_WANTED = "greatest(:k, coalesce(p.votes_wanted, 0))"
+_MISSING_SLOTS = text(
+    f"""
+    INSERT INTO pair_slots (project_id, pair_id, slot_no, state)
+    SELECT p.project_id, p.id, s.max_no + g, '{SlotState.OPEN}'
+    FROM pairs p
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n, coalesce(max(slot_no), 0) AS max_no
+        FROM pair_slots WHERE pair_id = p.id
+    ) s
+    CROSS JOIN LATERAL generate_series(1, {_SLOTS_WANTED} - s.n) g
+    WHERE p.project_id = :project_id AND NOT p.is_gold
+      AND (CAST(:batch_id AS bigint) IS NULL OR p.batch_id = :batch_id)
+      AND (NOT :raised_only OR p.votes_wanted > :k)
+    """
+)
+
+
+async def create_new_pair_slots(
+    session: AsyncSession, project_id: int, k: int, pair_ids: Sequence[int]
+) -> None:
+    """The k slots of each of `pair_ids`: new, non-gold pairs that have none yet."""
+    if pair_ids:
+        params = {"project_id": project_id, "k": k, "pair_ids": list(pair_ids)}
+        await session.execute(_NEW_PAIR_SLOTS, params)
+
+
+async def create_slots(
+    session: AsyncSession,
+    project_id: int,
+    k: int,
+    batch_id: int | None = None,
+    *,
+    raised_only: bool = False,
+) -> int:
+    """Gives every non-gold pair (of one batch, or of the project; with `raised_only`, of the
+    pairs that want more votes than k) the slots it lacks: k, or the votes wanted of it.
+    Returns how many were made."""
+    params = {"k": k, "project_id": project_id, "batch_id": batch_id, "raised_only": raised_only}
+    result = await session.execute(_MISSING_SLOTS, params)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# The slots a lower k no longer needs, per pair: open ones go before leased ones, and a slot
+# that holds a judgment is never dropped (the judgment's foreign key forbids it). They are
+# locked in id order, like every writer's slot locks; one whose state changed while waiting
+# (it became done) is passed over, and the next round ranks the pair again.
+_SURPLUS_SLOTS = text(
+    f"""
+    WITH ranked AS (
+        SELECT id, pair_id, row_number() OVER (
+            PARTITION BY pair_id
+            ORDER BY (state = '{SlotState.DONE}') DESC, (state = '{SlotState.LEASED}') DESC,
+                     slot_no
+        ) AS rn
+        FROM pair_slots WHERE project_id = :project_id
+    )
+    SELECT s.id FROM pair_slots s
+    WHERE s.id IN (
+        SELECT r.id FROM ranked r JOIN pairs p ON p.id = r.pair_id
+        WHERE r.rn > {_SLOTS_WANTED}
+    ) AND s.state <> '{SlotState.DONE}'
+    ORDER BY s.id
+    FOR UPDATE OF s
+    """
+)
+_UNFINISHED_SLOTS = text(
+    f"""
+    SELECT id FROM pair_slots
+    WHERE pair_id = ANY(:pair_ids) AND state <> '{SlotState.DONE}'
+    ORDER BY id
+    FOR UPDATE
+    """
+)
+_REVOKE_LEASES_OF_SLOTS = text(
+    f"""
+    UPDATE assignments SET status = '{AssignmentStatus.REVOKED}', completed_at = :now
+    WHERE id IN (
+        SELECT id FROM assignments
+        WHERE slot_id = ANY(:slot_ids) AND status = '{AssignmentStatus.LEASED}'
+        ORDER BY id
+        FOR UPDATE
+    )
+    """
+)
+_DELETE_SLOTS = text("DELETE FROM pair_slots WHERE id = ANY(:slot_ids)")
+_LOCK_PROJECT = text("SELECT id FROM projects WHERE id = :project_id FOR NO KEY UPDATE")
+
+
+async def lock_project(session: AsyncSession, project_id: int) -> None:
+    """Lock 3: the project row (one change of k at a time)."""
+    await session.execute(_LOCK_PROJECT, {"project_id": project_id})
+
+
+async def lock_surplus_slots(session: AsyncSession, project_id: int, k: int) -> list[int]:
+    """Locks (in id order) the slots beyond the k each pair keeps (or the votes wanted of it,
+    if more), and returns their ids."""
+    params = {"project_id": project_id, "k": k}
+    return list((await session.scalars(_SURPLUS_SLOTS, params)).all())
+
+
+async def lock_unfinished_slots(session: AsyncSession, pair_ids: Sequence[int]) -> list[int]:
+    """Locks (in id order) the slots of these pairs that hold no judgment; returns their ids."""
+    rows = await session.scalars(_UNFINISHED_SLOTS, {"pair_ids": list(pair_ids)})
+    return list(rows.all())
+
+
+async def drop_slots(session: AsyncSession, slot_ids: Sequence[int], now: datetime) -> None:
+    """Revokes the leases on the slots (locked), then deletes the slots."""
+    await session.execute(_REVOKE_LEASES_OF_SLOTS, {"slot_ids": list(slot_ids), "now": now})
+    await session.execute(_DELETE_SLOTS, {"slot_ids": list(slot_ids)})
+
+
+# --- leases -------------------------------------------------------------------------------
+
+# Locking refreshes what the session holds of the rows.
+_LOCKED_LEASE = (
+    select(Assignment)
+    .where(Assignment.id == bindparam("assignment_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_SLOT = (
+    select(PairSlot)
+    .where(PairSlot.id == bindparam("slot_id"))
+    .execution_options(populate_existing=True)
+)
+
+
+async def lock_lease(session: AsyncSession, assignment_id: int) -> Assignment | None:
+    """Lock 5: the assignment (its slot is locked first)."""
+    return await session.scalar(_LOCKED_LEASE, {"assignment_id": assignment_id})
+
+
+async def slot(session: AsyncSession, slot_id: int) -> PairSlot | None:
+    """The slot as it is now (the caller holds its lock)."""
+    return await session.scalar(_SLOT, {"slot_id": slot_id})
+
+
+async def random_gold_pair(session: AsyncSession, project_id: int, rater_id: int) -> int | None:
+    """An active gold pair of the project this rater has not been shown, picked at random."""
+    return await session.scalar(
+        select(Pair.id)
+        .where(
+            Pair.project_id == project_id,
+            Pair.is_gold,
+            Pair.status == PairStatus.ACTIVE,
+            ~select(Assignment.id)
+            .where(Assignment.pair_id == Pair.id, Assignment.rater_id == rater_id)
+            .exists(),
+        )
+        .order_by(func.random())
+        .limit(1)
+    )
+
+
+async def add_lease(
+    session: AsyncSession,
+    *,
+    project_id: int,
+    pair_id: int,
+    rater_id: int,
+    left_side: str,
+    now: datetime,
+    expires: datetime,
+) -> Assignment:
+    """A lease without a slot (gold pairs have none)."""
+    assignment = Assignment(
+        project_id=project_id,
+        pair_id=pair_id,
+        rater_id=rater_id,
+        slot_id=None,
+        status=AssignmentStatus.LEASED,
+        left_side=left_side,
+        is_gold=True,
+        shown_at=now,
+        lease_expires_at=expires,
+    )
+    session.add(assignment)
+    await session.flush()
+    return assignment
+
+
+# The rater's scan: the available slots of the project in index order (pair, slot), each
+# tested on its own. OFFSET 0 keeps the two tests as per-slot index probes (pairs' primary key;
+# assignments' (rater_id, pair_id) index) that the planner cannot turn into joins: with stale
+# statistics it used to pick a merge join that walked `pairs` from the table's first row and an
+# anti-join that rescanned all of the rater's assignments per slot (48 ms per claim instead of
+# well under 1), and a generic plan of the prepared statement behaves the same. (The rater-loop
+# benchmark runs this very text with psycopg for its raw limit.)
+AVAILABLE_SLOTS = f"""
+    FROM pair_slots s
+    WHERE s.project_id = :project_id
+      AND s.state <> '{SlotState.DONE}'
+      AND (s.state = '{SlotState.OPEN}' OR s.lease_expires_at <= :now)
+      AND EXISTS (
+          SELECT 1 FROM pairs p
+          WHERE p.id = s.pair_id AND p.status = '{PairStatus.ACTIVE}' OFFSET 0
+      )
+      AND NOT EXISTS (
+          SELECT 1 FROM assignments a
+          WHERE a.pair_id = s.pair_id AND a.rater_id = :rater_id
+          OFFSET 0
+      )
+"""
+_HAS_OPEN_SLOT = text(
+    f"""
+    SELECT EXISTS (
+        SELECT 1 {AVAILABLE_SLOTS}
+        ORDER BY s.project_id, s.pair_id, s.slot_no
+        LIMIT 1
+    )
+    """
+)
+
+
+async def has_open_slot(
+    session: AsyncSession, project_id: int, rater_id: int, now: datetime
+) -> bool:
+    """Whether a slot of the project is waiting for this rater."""
+    params = {"project_id": project_id, "rater_id": rater_id, "now": now}
+    return bool(await session.scalar(_HAS_OPEN_SLOT, params))
+
+
+# Claim a slot in one statement: lock the first available slot (skipping slots other raters
+# are taking), close the lease it held if that ran out, create the assignment, lease the slot
+# to it and read the pair's texts. Returns nothing when no slot is left for this rater, or when
+# they came through a rater pool and have given their quota (an init plan, tested once).
+_CLAIM_SLOT = text(
+    f"""
+    WITH slot AS (
+        SELECT s.id, s.pair_id, s.state, s.assignment_id
+        {AVAILABLE_SLOTS}
+          AND NOT {QUOTA_REACHED_SQL}
+        ORDER BY s.project_id, s.pair_id, s.slot_no
+        LIMIT 1
+        FOR UPDATE OF s SKIP LOCKED
+    ), expired AS (
+        UPDATE assignments a SET status = '{AssignmentStatus.EXPIRED}', completed_at = :now
+        FROM slot
+        WHERE slot.state = '{SlotState.LEASED}' AND a.id = slot.assignment_id
+          AND a.status = '{AssignmentStatus.LEASED}'
+        RETURNING a.id
+    ), created AS (
+        INSERT INTO assignments (project_id, pair_id, rater_id, slot_id, status, left_side,
+                                 is_gold, shown_at, lease_expires_at)
+        SELECT :project_id, slot.pair_id, :rater_id, slot.id, '{AssignmentStatus.LEASED}',
+               :left_side, false, :now, :expires
+        FROM slot
+        RETURNING id, pair_id, slot_id
+    ), leased AS (
+        UPDATE pair_slots s
+        SET state = '{SlotState.LEASED}', assignment_id = created.id, lease_expires_at = :expires
+        FROM created
+        WHERE s.id = created.slot_id
+    )
+    SELECT created.id, created.pair_id, (SELECT count(*) FROM expired) > 0,
+           p.system, p.turns, ra.id, ra.content, rb.id, rb.content
+    FROM created
+    JOIN pairs pr ON pr.id = created.pair_id
+    JOIN prompts p ON p.id = pr.prompt_id
+    JOIN responses ra ON ra.id = pr.response_a_id
+    JOIN responses rb ON rb.id = pr.response_b_id
+    """
+)
+
+
+@dataclass(frozen=True)
+class ClaimedSlot:
+    assignment_id: int
+    pair_id: int
+    # The slot was leased to someone whose lease had run out: that assignment is now expired.
+    took_expired_lease: bool
+    content: PairContent
+
+
+async def claim_slot(
+    session: AsyncSession,
+    *,
+    project_id: int,
+    rater_id: int,
+    left_side: str,
+    now: datetime,
+    expires: datetime,
+) -> ClaimedSlot | None:
+    """The first slot waiting for this rater, leased to a new assignment, with the pair's
+    texts: one statement. None when no slot is left for them (or their pool quota is met)."""
+    row = (
+        await session.execute(
+            _CLAIM_SLOT,
+            {
+                "project_id": project_id,
+                "rater_id": rater_id,
+                "left_side": left_side,
+                "now": now,
+                "expires": expires,
+            },
+        )
+    ).first()
+    if row is None:
+        return None
+    assignment_id, pair_id, took_expired = row[:3]
+    return ClaimedSlot(
+        assignment_id, pair_id, bool(took_expired), content_from_row(pair_id, row[3:])
+    )
+
+
+# --- progress -----------------------------------------------------------------------------
+
+_PROGRESS = text(
+    f"""
+    WITH s AS (
+      SELECT pair_id,
+             count(*) AS total,
+             count(*) FILTER (WHERE state = '{SlotState.DONE}') AS done,
+             count(*) FILTER (WHERE state = '{SlotState.LEASED}') AS leased
+      FROM pair_slots WHERE project_id = :project_id
+      GROUP BY pair_id
+    )
+    SELECT
+      count(*) FILTER (WHERE p.status = '{PairStatus.ACTIVE}' AND s.done = s.total),
+      count(*) FILTER (WHERE p.status = '{PairStatus.ACTIVE}' AND s.done < s.total
+                       AND (s.done > 0 OR s.leased > 0)),
+      count(*) FILTER (WHERE p.status = '{PairStatus.ACTIVE}' AND s.done = 0 AND s.leased = 0),
+      count(*) FILTER (WHERE p.status = '{PairStatus.FLAGGED}'),
+      coalesce(sum(s.total - s.done) FILTER (WHERE p.status = '{PairStatus.ACTIVE}'), 0)
+    FROM pairs p
+    JOIN s ON s.pair_id = p.id
+    WHERE p.project_id = :project_id
+    """
+)
+_JUDGMENTS_NEEDED = text(
+    f"""
+    SELECT count(*) FROM pair_slots s JOIN pairs p ON p.id = s.pair_id
+    WHERE s.project_id = :project_id AND s.state <> '{SlotState.DONE}'
+      AND p.status = '{PairStatus.ACTIVE}'
+    """
+)
+
+
+async def project_progress(session: AsyncSession, project_id: int) -> dict[str, int]:
+    """Pairs done (all slots judged), in progress (some), open (none), and flagged."""
+    row = (await session.execute(_PROGRESS, {"project_id": project_id})).one()
+    return {
+        "pairs_done": row[0],
+        "pairs_in_progress": row[1],
+        "pairs_open": row[2],
+        "pairs_flagged": row[3],
+        "judgments_needed": int(row[4]),
+    }
+
+
+async def judgments_needed(session: AsyncSession, project_id: int) -> int:
+    """Slots not yet judged on pairs in the queue: cheap, from the partial slot index."""
+    needed = await session.scalar(_JUDGMENTS_NEEDED, {"project_id": project_id})
+    return int(needed or 0)

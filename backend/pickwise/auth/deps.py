@@ -11,6 +11,7 @@ from pickwise.auth import service
 from pickwise.core.db import SessionDep
 from pickwise.core.errors import Forbidden, NotAuthenticated
 from pickwise.models import User, UserSession
+from pickwise.vocabulary import AccountRole
 
 SESSION_COOKIE = "pickwise_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -102,7 +103,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 async def get_admin_user(user: CurrentUser) -> User:
-    if user.role != "admin":
+    if user.role != AccountRole.ADMIN:
         raise Forbidden("Only admins can do this.")
     return user
 

@@ -4,8 +4,6 @@ from pickwise.auth import service
 from pickwise.auth.deps import AdminUser, CurrentUser
 from pickwise.auth.schemas import InviteCreate, InviteCreated, TokenCreate, TokenCreated, TokenRead
 from pickwise.core.db import SessionDep
-from pickwise.core.errors import NotFound
-from pickwise.projects import repository as projects_repository
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -33,18 +31,6 @@ async def revoke_token(token_id: int, user: CurrentUser, session: SessionDep) ->
 async def create_invite(
     body: InviteCreate, request: Request, admin: AdminUser, session: SessionDep
 ) -> InviteCreated:
-    if (
-        body.project_id is not None
-        and await projects_repository.get(session, body.project_id) is None
-    ):
-        raise NotFound(f"project_id: project {body.project_id} does not exist")
-    token, invite = await service.create_invite(
-        session,
-        admin=admin,
-        email=body.email,
-        role=body.role,
-        project_id=body.project_id,
-        valid_days=body.valid_days,
-    )
+    token, invite = await service.create_invite(session, admin=admin, **body.model_dump())
     url = str(request.url_for("invite_page", token=token))
     return InviteCreated(id=invite.id, email=invite.email, url=url, expires_at=invite.expires_at)

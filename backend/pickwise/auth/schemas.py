@@ -3,6 +3,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from pickwise.users.email import Email
+from pickwise.vocabulary import AccountRole
 
 
 class TokenCreate(BaseModel):
@@ -30,7 +31,7 @@ class TokenRead(BaseModel):
 
 class InviteCreate(BaseModel):
     email: Email
-    role: str = Field("rater", pattern="^(admin|rater)$")
+    role: AccountRole = AccountRole.RATER
     project_id: int | None = None
     valid_days: int = Field(7, ge=1, le=90)
 

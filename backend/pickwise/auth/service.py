@@ -1,8 +1,8 @@
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.auth import repository
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
 from pickwise.core.errors import (
@@ -13,9 +13,12 @@ from pickwise.core.errors import (
     TooManyRequests,
 )
 from pickwise.core.security import login_turn, new_token, token_digest, verify_password
-from pickwise.models import ApiToken, Invite, LoginFailure, ProjectMember, User, UserSession
+from pickwise.models import ApiToken, Invite, LoginFailure, User, UserSession
+from pickwise.projects import repository as projects_repository
+from pickwise.users import repository as users_repository
 from pickwise.users import service as users_service
 from pickwise.users.email import checked_email
+from pickwise.vocabulary import AccountRole
 
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
@@ -28,16 +31,11 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     since = utcnow() - FAILURE_WINDOW
     # A burst of logins waits here without holding a database connection (see login_turn).
     async with login_turn():
-        failures = await session.scalar(
-            select(func.count())
-            .select_from(LoginFailure)
-            .where(LoginFailure.email == email_key, LoginFailure.failed_at > since)
-        )
-        if (failures or 0) >= MAX_FAILURES:
+        if await repository.failures_since(session, email_key, since) >= MAX_FAILURES:
             raise TooManyRequests(
                 "Too many failed logins for this account; wait 15 minutes and try again."
             )
-        user = await users_service.get_by_email(session, email_key)
+        user = await users_repository.get_by_email(session, email_key)
         # Checked for unknown accounts too (against a dummy hash), so the time taken does not
         # tell which accounts exist.
         valid = await verify_password(password, user.password_hash if user else None)
@@ -45,7 +43,7 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
         session.add(LoginFailure(email=email_key, failed_at=utcnow()))
         await session.flush()
         raise NotAuthenticated("Wrong email or password.")
-    await session.execute(delete(LoginFailure).where(LoginFailure.email == email_key))
+    await repository.forget_failures(session, email_key)
     return user
 
 
@@ -63,48 +61,17 @@ async def start_session(session: AsyncSession, user: User) -> tuple[str, UserSes
 
 
 async def end_session(session: AsyncSession, token: str) -> None:
-    await session.execute(delete(UserSession).where(UserSession.token_hash == token_digest(token)))
-
-
-# Built once: they run on every request, and building a statement costs more CPU than
-# running it through SQLAlchemy's compiled cache.
-_USER_OF_SESSION = (
-    select(User, UserSession)
-    .join(UserSession, UserSession.user_id == User.id)
-    .where(
-        UserSession.token_hash == bindparam("token_hash"),
-        UserSession.expires_at > bindparam("now"),
-        User.is_active,
-    )
-)
-# Only the user is loaded: an ApiToken object per request is measurable CPU on the rater loop.
-_USER_OF_API_TOKEN = (
-    select(User)
-    .join(ApiToken, ApiToken.user_id == User.id)
-    .where(
-        ApiToken.token_hash == bindparam("token_hash"),
-        ApiToken.revoked_at.is_(None),
-        ApiToken.expires_at.is_(None) | (ApiToken.expires_at > bindparam("now")),
-        User.is_active,
-    )
-)
+    await repository.delete_session(session, token_digest(token))
 
 
 async def user_from_session_token(
     session: AsyncSession, token: str
 ) -> tuple[User, UserSession] | None:
-    row = (
-        await session.execute(
-            _USER_OF_SESSION, {"token_hash": token_digest(token), "now": utcnow()}
-        )
-    ).first()
-    return (row[0], row[1]) if row else None
+    return await repository.user_of_session(session, token_digest(token), utcnow())
 
 
 async def user_from_api_token(session: AsyncSession, token: str) -> User | None:
-    return await session.scalar(
-        _USER_OF_API_TOKEN, {"token_hash": token_digest(token), "now": utcnow()}
-    )
+    return await repository.user_of_api_token(session, token_digest(token), utcnow())
 
 
 async def create_api_token(
@@ -125,18 +92,13 @@ async def create_api_token(
 
 
 async def list_api_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
-    result = await session.execute(
-        select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
-    )
-    return list(result.scalars())
+    return list(await repository.api_tokens_of(session, user.id))
 
 
 async def revoke_api_token(session: AsyncSession, user: User, token_id: int) -> None:
-    statement = update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
-    if user.role != "admin":
-        statement = statement.where(ApiToken.user_id == user.id)
-    result = await session.execute(statement.values(revoked_at=utcnow()))
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    """Your own token; admins may revoke anyone's."""
+    owner_id = None if user.role == AccountRole.ADMIN else user.id
+    if not await repository.revoke_api_token(session, token_id, utcnow(), owner_id=owner_id):
         raise NotFound(f"token {token_id}: no such active token")
 
 
@@ -145,10 +107,12 @@ async def create_invite(
     *,
     admin: User,
     email: str,
-    role: str,
+    role: AccountRole,
     project_id: int | None,
     valid_days: int = 7,
 ) -> tuple[str, Invite]:
+    if project_id is not None and await projects_repository.get(session, project_id) is None:
+        raise NotFound(f"project {project_id} does not exist", field="project_id")
     token = new_token()
     invite = Invite(
         token_hash=token_digest(token),
@@ -164,7 +128,7 @@ async def create_invite(
 
 
 async def find_open_invite(session: AsyncSession, token: str) -> Invite:
-    invite = await session.scalar(select(Invite).where(Invite.token_hash == token_digest(token)))
+    invite = await repository.invite_by_token_hash(session, token_digest(token))
     if invite is None:
         raise NotFound("This invite link is not valid.")
     if invite.accepted_at is not None:
@@ -179,16 +143,15 @@ async def accept_invite(
 ) -> User:
     invite = await find_open_invite(session, token)
     if not display_name.strip():
-        raise InvalidInput("display_name: must not be empty")
+        raise InvalidInput("must not be empty", field="display_name")
     user = await users_service.create_user(
         session,
         email=invite.email,
         display_name=display_name,
-        role=invite.role,
+        role=AccountRole(invite.role),
         password=password,
+        project_ids=[] if invite.project_id is None else [invite.project_id],
     )
     invite.accepted_at = utcnow()
-    if invite.project_id is not None:
-        session.add(ProjectMember(project_id=invite.project_id, user_id=user.id))
     await session.flush()
     return user

@@ -9,11 +9,10 @@ A pair is gold exactly when it contains the prompt's gold winner.
 import hashlib
 import itertools
 import random
-from typing import Literal
 
-from pickwise.batches.records import ParsedPrompt
+from pickwise.batches.parsing.records import ParsedPrompt
+from pickwise.vocabulary import PairingStrategy
 
-PairStrategy = Literal["all", "random_k"]
 Pair = tuple[str, str]
 
 
@@ -30,7 +29,9 @@ def gold_pairs(prompt: ParsedPrompt) -> list[Pair]:
     return sorted(canonical_pair(winner, other) for other in others)
 
 
-def generate_pairs(prompt: ParsedPrompt, strategy: PairStrategy, k: int, seed: int) -> list[Pair]:
+def generate_pairs(
+    prompt: ParsedPrompt, strategy: PairingStrategy, k: int, seed: int
+) -> list[Pair]:
     """The pairs to create for `prompt`, sorted.
 
     Ready-made pairs (`explicit_pairs`) are used as given, whatever the strategy. "all" makes
@@ -42,10 +43,10 @@ def generate_pairs(prompt: ParsedPrompt, strategy: PairStrategy, k: int, seed: i
         return sorted({canonical_pair(a, b) for a, b in prompt.explicit_pairs})
     ids = sorted(response.external_id for response in prompt.responses)
     every_pair = list(itertools.combinations(ids, 2))
-    if strategy == "all":
+    if strategy == PairingStrategy.ALL:
         return every_pair
-    if strategy != "random_k":
-        raise ValueError(f"unknown pair strategy {strategy!r}")
+    if strategy != PairingStrategy.RANDOM_K:
+        raise ValueError(f"unknown pair strategy {str(strategy)!r}")
     if k < 1:
         raise ValueError("k must be at least 1")
     chosen = set(gold_pairs(prompt))

@@ -4,19 +4,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.core.db import driver_connection
 from pickwise.models import Batch
-
-
-async def driver_connection(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert isinstance(driver, psycopg.AsyncConnection)
-    return driver
 
 
 async def reserve_ids(session: AsyncSession, counts: dict[str, int]) -> dict[str, list[int]]:

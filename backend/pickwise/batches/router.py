@@ -4,8 +4,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from pickwise.auth.deps import AdminUser
 from pickwise.batches import repository, service
+from pickwise.batches.parsing.spooling import spool_upload
 from pickwise.batches.schemas import BatchRead, ImportResult
-from pickwise.batches.spooling import spool_upload
 from pickwise.core.db import SessionDep
 from pickwise.generation.uploads import import_prompt_only
 from pickwise.projects.deps import AdminProject

@@ -16,11 +16,12 @@ from typing import Any, BinaryIO, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.assignments import repository as assignments_repository
 from pickwise.batches import repository
-from pickwise.batches.pairing import PairStrategy, generate_pairs
-from pickwise.batches.parsing import iter_records, validate
-from pickwise.batches.records import ParsedPrompt
-from pickwise.batches.report import (
+from pickwise.batches.pairing import generate_pairs
+from pickwise.batches.parsing.reader import iter_records, validate
+from pickwise.batches.parsing.records import ParsedPrompt
+from pickwise.batches.parsing.report import (
     ErrorLog,
     ImportFormat,
     ImportLimits,
@@ -30,6 +31,7 @@ from pickwise.batches.report import (
 from pickwise.core.config import get_settings
 from pickwise.core.metrics import IMPORT_ROWS
 from pickwise.models import Batch, Project, User
+from pickwise.vocabulary import PairingStrategy, PairStatus
 
 __all__ = ["ImportOutcome", "ImportRejected", "import_stream", "limits_from_settings"]
 
@@ -194,7 +196,7 @@ class _PreparedChunk:
 
 @dataclass(frozen=True)
 class _PairingRules:
-    strategy: PairStrategy
+    strategy: PairingStrategy
     pairs_per_prompt: int
     seed: int
 
@@ -235,7 +237,7 @@ class _BatchWriter:
         self.project_id, self.slots_per_pair = project.id, project.raters_per_pair
         # Plain values, read here: the worker thread must not touch the ORM object.
         self.rules = _PairingRules(
-            cast(PairStrategy, project.pairing_strategy),
+            PairingStrategy(project.pairing_strategy),
             project.pairs_per_prompt,
             project.pairing_seed,
         )
@@ -280,8 +282,8 @@ class _BatchWriter:
         prompt_rows: list[tuple[Any, ...]] = []
         response_rows: list[tuple[Any, ...]] = []
         pair_rows: list[tuple[Any, ...]] = []
-        slot_rows: list[tuple[Any, ...]] = []
-        slot_numbers = range(1, self.slots_per_pair + 1)
+        # Gold pairs have no slots; the batch is new, so no pair has slots yet.
+        regular_pairs: list[int] = []
         for prompt_id, record in zip(ids["prompts"], records, strict=True):
             prompt_rows.append((prompt_id, project_id, batch_id, *record.prompt))
             these = [next(response_ids) for _ in record.responses]
@@ -293,6 +295,8 @@ class _BatchWriter:
                 low, high = sorted((these[first], these[second]))
                 is_gold = winner is not None and winner in (low, high)
                 pair_id = next(pair_ids)
+                if not is_gold:
+                    regular_pairs.append(pair_id)
                 pair_rows.append(
                     (
                         pair_id,
@@ -303,12 +307,9 @@ class _BatchWriter:
                         high,
                         is_gold,
                         winner if is_gold else None,
-                        "active",
+                        PairStatus.ACTIVE,
                     )
                 )
-                # Gold pairs have no slots; the batch is new, so no pair has slots yet.
-                if not is_gold:
-                    slot_rows.extend((project_id, pair_id, n, "open") for n in slot_numbers)
         await repository.copy_rows(
             self.session,
             "prompts",
@@ -346,8 +347,8 @@ class _BatchWriter:
             ),
             pair_rows,
         )
-        await repository.copy_rows(
-            self.session, "pair_slots", ("project_id", "pair_id", "slot_no", "state"), slot_rows
+        await assignments_repository.create_new_pair_slots(
+            self.session, project_id, self.slots_per_pair, regular_pairs
         )
         self.prompts_new += len(prompt_rows)
         self.responses_new += len(response_rows)

@@ -31,14 +31,20 @@ async def _seed(session: AsyncSession) -> bool:
     from pickwise.projects import repository
     from pickwise.projects import service as projects_service
     from pickwise.projects.schemas import ProjectCreate
+    from pickwise.users import repository as users_repository
     from pickwise.users import service as users_service
+    from pickwise.vocabulary import AccountRole
 
     if await repository.get_by_slug(session, DEMO_SLUG) is not None:
         return False
-    admin = await users_service.get_by_email(session, ADMIN[0])
+    admin = await users_repository.get_by_email(session, ADMIN[0])
     if admin is None:
         admin = await users_service.create_user(
-            session, email=ADMIN[0], display_name="Demo admin", role="admin", password=ADMIN[1]
+            session,
+            email=ADMIN[0],
+            display_name="Demo admin",
+            role=AccountRole.ADMIN,
+            password=ADMIN[1],
         )
     project: Project = await projects_service.create_project(
         session,
@@ -56,10 +62,17 @@ async def _seed(session: AsyncSession) -> bool:
         ),
     )
     for number, (email, password) in enumerate(RATERS, start=1):
-        rater = await users_service.get_by_email(session, email) or await users_service.create_user(
-            session, email=email, display_name=f"Demo rater {number}", password=password
-        )
-        await projects_service.add_member(session, project, rater)
+        rater = await users_repository.get_by_email(session, email)
+        if rater is None:
+            await users_service.create_user(
+                session,
+                email=email,
+                display_name=f"Demo rater {number}",
+                password=password,
+                project_ids=[project.id],
+            )
+        else:
+            await projects_service.add_member(session, project, rater)
     with SAMPLE.open("rb") as stream:
         await batches_service.import_stream(
             session, project, stream, filename=SAMPLE.name, source="cli", user=admin

@@ -8,9 +8,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pickwise.core.errors import PickwiseError
-from pickwise.exports.aggregation import AggregationMode
-from pickwise.exports.formats import ExportFormat
+from pickwise.exports.dataset.aggregation import AggregationMode
+from pickwise.exports.dataset.formats import ExportFormat
 
 console = Console()
 
@@ -33,7 +32,7 @@ def export(
     out: Annotated[Path, typer.Option(help="Folder the export folder goes in.")] = Path("exports"),
 ) -> None:
     """Write a dataset folder: train.jsonl, test.jsonl, README.md (dataset card), manifest.json."""
-    from pickwise.cli.runtime import database, run, with_session
+    from pickwise.cli.runtime import database, run_or_exit, with_session
     from pickwise.core.db import get_read_engine, session_factory
     from pickwise.exports import repository, service
     from pickwise.exports.schemas import ExportQuery
@@ -92,11 +91,7 @@ def export(
         await with_session(queue_export_written)(target, result.path, result.manifest)
         return result
 
-    try:
-        result = run(work())
-    except PickwiseError as exc:
-        console.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(1) from exc
+    result = run_or_exit(work())
     stats = result.stats
     console.print(f"[green]Wrote[/green] {result.path}")
     console.print(

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pickwise.batches.report import ImportRejected
+from pickwise.batches.parsing.report import ImportRejected
 from pickwise.core.errors import PickwiseError
 
 if TYPE_CHECKING:

@@ -5,8 +5,6 @@ from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.core.errors import PickwiseError
-
 app = typer.Typer(help="Projects.", no_args_is_help=True)
 console = Console()
 
@@ -24,7 +22,7 @@ def create(
     gold_rate: Annotated[float, typer.Option(help="Share of gold pairs shown.")] = 0.0,
 ) -> None:
     """Create a project."""
-    from pickwise.cli.runtime import run, with_session
+    from pickwise.cli.runtime import run_or_exit, with_session
     from pickwise.projects import service
     from pickwise.projects.schemas import ProjectCreate
 
@@ -46,9 +44,5 @@ def create(
     async def work(session: AsyncSession) -> int:
         return (await service.create_project(session, data)).id
 
-    try:
-        project_id = run(with_session(work)())
-    except PickwiseError as exc:
-        console.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(1) from exc
+    project_id = run_or_exit(with_session(work)())
     console.print(f"Created project {slug} (id {project_id}).")

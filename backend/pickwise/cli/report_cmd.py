@@ -7,7 +7,6 @@ from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from pickwise.analytics.schemas import ReportRead
-from pickwise.core.errors import PickwiseError
 
 console = Console()
 TIMELINE_DAYS = 31
@@ -25,7 +24,7 @@ def report(
 
     from pickwise.analytics import service
     from pickwise.analytics.repository import read_only_connection
-    from pickwise.cli.runtime import database, run
+    from pickwise.cli.runtime import database, run_or_exit
     from pickwise.core.db import get_read_engine
     from pickwise.projects import service as projects_service
 
@@ -38,11 +37,7 @@ def report(
                 title = f"{target.name} ({target.slug})"
             return title, await service.report(connection, target)
 
-    try:
-        title, result = run(work())
-    except PickwiseError as exc:
-        console.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(1) from exc
+    title, result = run_or_exit(work())
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return

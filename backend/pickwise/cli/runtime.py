@@ -6,7 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import typer
+from rich.console import Console
+
 from pickwise.core.embedded_pg import ResolvedDatabase
+from pickwise.core.errors import PickwiseError
 
 T = TypeVar("T")
 
@@ -28,6 +32,15 @@ def run(coroutine: Awaitable[T]) -> T:
             await dispose_engines()
 
     return asyncio.run(main())
+
+
+def run_or_exit(coroutine: Awaitable[T]) -> T:
+    """`run`; a refusal (any PickwiseError) is printed as the error and ends with status 1."""
+    try:
+        return run(coroutine)
+    except PickwiseError as exc:
+        Console().print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
 
 
 def with_session(work: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:

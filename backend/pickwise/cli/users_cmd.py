@@ -21,31 +21,28 @@ def create(
     project: Annotated[list[str] | None, typer.Option(help="Project slug to join.")] = None,
 ) -> None:
     """Create an admin or rater account."""
-    from pickwise.cli.runtime import run, with_session
+    from pickwise.cli.runtime import run_or_exit, with_session
     from pickwise.projects import service as projects_service
     from pickwise.users import service
     from pickwise.users.email import checked_email
+    from pickwise.vocabulary import AccountRole
 
     async def work(session: AsyncSession) -> int:
+        projects = [
+            await projects_service.get_by_slug_or_404(session, slug) for slug in project or []
+        ]
         user = await service.create_user(
             session,
             # The check POST /api/v1/users and the admin page make.
             email=checked_email(email),
             display_name=name or email.split("@")[0],
-            role="admin" if admin else "rater",
+            role=AccountRole.ADMIN if admin else AccountRole.RATER,
             password=password,
+            project_ids=[chosen.id for chosen in projects],
         )
-        for slug in project or []:
-            await projects_service.add_member(
-                session, await projects_service.get_by_slug_or_404(session, slug), user
-            )
         return user.id
 
-    try:
-        user_id = run(with_session(work)())
-    except PickwiseError as exc:
-        console.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(1) from exc
+    user_id = run_or_exit(with_session(work)())
     console.print(f"Created {'admin' if admin else 'rater'} {email} (id {user_id}).")
 
 
@@ -56,18 +53,14 @@ def token(
 ) -> None:
     """Create an API token for a user (printed once)."""
     from pickwise.auth import service as auth_service
-    from pickwise.cli.runtime import run, with_session
-    from pickwise.users import service
+    from pickwise.cli.runtime import run_or_exit, with_session
+    from pickwise.users import repository
 
     async def work(session: AsyncSession) -> str:
-        user = await service.get_by_email(session, email)
+        user = await repository.get_by_email(session, email)
         if user is None:
             raise PickwiseError(f"no account for {email}")
         plain, _ = await auth_service.create_api_token(session, user, name)
         return plain
 
-    try:
-        console.print(run(with_session(work)()))
-    except PickwiseError as exc:
-        console.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(1) from exc
+    console.print(run_or_exit(with_session(work)()))

@@ -1,6 +1,5 @@
 """One place that tells the time, so tests can move it (lease expiry, session expiry)."""
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 _offset = timedelta(0)
@@ -32,6 +31,3 @@ def reset() -> None:
     global _offset, _fixed
     _offset = timedelta(0)
     _fixed = None
-
-
-Clock = Callable[[], datetime]

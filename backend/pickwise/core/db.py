@@ -1,9 +1,12 @@
 from collections.abc import AsyncIterator
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -12,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 
 from pickwise.core.config import get_settings
 from pickwise.core.embedded_pg import ResolvedDatabase, resolve_database, to_sqlalchemy_url
+from pickwise.core.errors import PickwiseError
 
 
 def make_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
@@ -96,3 +100,24 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 # scope="function": the commit finishes before the response is sent, so an acknowledged
 # judgment is always durable.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def add_unique(session: AsyncSession, row: object, conflict: PickwiseError) -> None:
+    """Insert `row` in a savepoint. When a unique constraint refuses it (a concurrent request
+    got there first), `conflict` is raised and the session stays usable."""
+    session.add(row)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise conflict from exc
+
+
+async def driver_connection(over: AsyncConnection | AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under a SQLAlchemy connection or session, in its transaction:
+    for what SQLAlchemy does not do (COPY, server-side cursors with typed binary rows)."""
+    connection = await over.connection() if isinstance(over, AsyncSession) else over
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    return driver

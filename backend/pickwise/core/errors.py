@@ -1,15 +1,38 @@
-"""One error base class; each subclass carries its HTTP status. Mapped to HTTP once, in app.py."""
+"""One error base class; each subclass carries its HTTP status. Mapped to HTTP once, in
+`pickwise.exception_handlers`."""
 
 from typing import Any
 
 
 class PickwiseError(Exception):
-    status_code = 400
+    """`message` says what is wrong; `field`, when set, names the input it is about, so a
+    form shows the message beside that input and an API client reads it in the body."""
 
-    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    status_code = 400
+    # What a subclass says when raised without a message.
+    default_message = ""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        self.field = field
         self.extra = extra or {}
+        super().__init__(self.detail)
+
+    @property
+    def detail(self) -> str:
+        """The message as one line, led by the field it is about."""
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body: the class name, the detail and the field (when there is one)."""
+        field = {"field": self.field} if self.field else {}
+        return {"error": type(self).__name__, "detail": self.detail, **field, **self.extra}
 
 
 class BadRequest(PickwiseError):
@@ -18,16 +41,12 @@ class BadRequest(PickwiseError):
 
 class NotAuthenticated(PickwiseError):
     status_code = 401
-
-    def __init__(self, detail: str = "Log in or send an API token.") -> None:
-        super().__init__(detail)
+    default_message = "Log in or send an API token."
 
 
 class Forbidden(PickwiseError):
     status_code = 403
-
-    def __init__(self, detail: str = "You do not have access to this.") -> None:
-        super().__init__(detail)
+    default_message = "You do not have access to this."
 
 
 class NotFound(PickwiseError):
@@ -48,9 +67,7 @@ class TooManyRequests(PickwiseError):
 
 class DatabaseUnavailable(PickwiseError):
     status_code = 503
-
-    def __init__(self, detail: str = "The database is unavailable; try again shortly.") -> None:
-        super().__init__(detail)
+    default_message = "The database is unavailable; try again shortly."
 
 
 class TransientConflict(PickwiseError):

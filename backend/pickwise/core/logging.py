@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from pickwise.core.middleware import HttpMiddleware
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REDACTED = "[redacted]"
@@ -248,17 +250,11 @@ def _loggable_path(scope: Scope) -> str:
     return redact_text("/".join(segments))
 
 
-class RequestContextMiddleware:
+class RequestContextMiddleware(HttpMiddleware):
     """Gives each request an id (the client's X-Request-ID if sane), returns it in the
     response and writes one access-log line when the request ends."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         status = 500

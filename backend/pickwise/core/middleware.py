@@ -3,8 +3,9 @@ import secrets
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class SecurityHeadersMiddleware:
-    """A fresh CSP nonce per request; inline scripts and styles run only with it."""
+class HttpMiddleware:
+    """An ASGI middleware that sees HTTP requests only (`handle`); lifespan and other scopes
+    go straight to the app."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -13,6 +14,16 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class SecurityHeadersMiddleware(HttpMiddleware):
+    """A fresh CSP nonce per request; inline scripts and styles run only with it."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         nonce = secrets.token_urlsafe(16)
         scope.setdefault("state", {})["csp_nonce"] = nonce
         csp = (

@@ -71,8 +71,9 @@ async def _resolve(host: str, port: int) -> list[str]:
 def _refusal(field: str, host: str, address: str, reason: str) -> InvalidInput:
     where = host if host == address else f"{host} ({address})"
     return InvalidInput(
-        f"{field}: {where} is {reason}; the server does not send requests there "
-        "(PICKWISE_OUTBOUND_ALLOW_PRIVATE=true allows it)"
+        f"{where} is {reason}; the server does not send requests there "
+        "(PICKWISE_OUTBOUND_ALLOW_PRIVATE=true allows it)",
+        field=field,
     )
 
 

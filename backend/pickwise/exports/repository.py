@@ -7,13 +7,49 @@ to typed values by psycopg. Memory stays flat: psycopg holds one row at a time.
 
 import json
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pickwise.exports.records import Message, PairVotes, PromptRecord, VoteRecord
-from pickwise.exports.selection import Selection
+from pickwise.batches.parsing.records import Message
+from pickwise.core.db import driver_connection
+from pickwise.exports.dataset.records import PairVotes, PromptRecord, VoteRecord
+from pickwise.vocabulary import PairStatus
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which judgments an export takes, as options and as SQL."""
+
+    project_id: int
+    batch_ids: tuple[int, ...] = field(default_factory=tuple)
+    include_gold: bool = False
+    # Votes of raters an admin excluded stay in the database but are left out by default.
+    include_excluded_raters: bool = False
+
+    def clauses(self) -> tuple[str, str, dict[str, Any]]:
+        """(condition on the pairs `pr`, condition on the judgments `j`, parameters)."""
+        pairs = ["pr.project_id = %(project_id)s", f"pr.status <> '{PairStatus.REMOVED}'"]
+        judgments = ["j.project_id = %(project_id)s"]
+        params: dict[str, Any] = {"project_id": self.project_id}
+        if not self.include_gold:
+            judgments.append("NOT j.is_gold")
+        if self.batch_ids:
+            pairs.append("pr.batch_id = ANY(%(batch_ids)s)")
+            params["batch_ids"] = list(self.batch_ids)
+        if not self.include_excluded_raters:
+            judgments.append(
+                "NOT EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = j.project_id"
+                " AND m.user_id = j.rater_id AND m.excluded)"
+            )
+        return " AND ".join(pairs), " AND ".join(judgments), params
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        """Both conditions, for a query that joins judgments `j` to pairs `pr`."""
+        pairs, judgments, params = self.clauses()
+        return f"{judgments} AND {pairs}", params
+
 
 _FROM = """
 FROM judgments j
@@ -74,17 +110,10 @@ _PAIR_TYPES = (
 )
 
 
-async def _driver(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert isinstance(driver, psycopg.AsyncConnection)
-    return driver
-
-
 async def _copy_rows(
     connection: AsyncConnection, query: str, params: dict[str, Any], types: Sequence[str]
 ) -> AsyncIterator[tuple[Any, ...]]:
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     async with (
         driver.cursor() as cursor,
         cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", params) as copy,
@@ -198,7 +227,7 @@ async def stream_pairs(
 async def needs_messages(connection: AsyncConnection, selection: Selection) -> bool:
     """Does any selected prompt have a system prompt or several turns?"""
     where, params = selection.where()
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     async with driver.cursor() as cursor:
         await cursor.execute(
             f"SELECT EXISTS (SELECT 1 {_FROM} WHERE {where} AND "
@@ -212,7 +241,7 @@ async def needs_messages(connection: AsyncConnection, selection: Selection) -> b
 async def criteria_in_votes(connection: AsyncConnection, selection: Selection) -> set[str]:
     """The criteria any selected judgment gave (a project's list of criteria can change)."""
     where, params = selection.where()
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     async with driver.cursor() as cursor:
         await cursor.execute(
             f"SELECT DISTINCT jsonb_object_keys(j.criteria) {_FROM} WHERE {where}", params
@@ -224,7 +253,7 @@ async def count_votes_at_most(connection: AsyncConnection, selection: Selection)
     """The selected judgments before the pair filters (removed pairs, batches): a progress bar's
     total from the judgments alone, without the export query's joins (an extra pass)."""
     _, judgments, params = selection.clauses()
-    driver = await _driver(connection)
+    driver = await driver_connection(connection)
     async with driver.cursor() as cursor:
         await cursor.execute(f"SELECT count(*) FROM judgments j WHERE {judgments}", params)
         row = await cursor.fetchone()

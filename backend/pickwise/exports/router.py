@@ -4,8 +4,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from pickwise.exports import service
+from pickwise.exports.dataset.ndjson import NDJSON_MEDIA_TYPE
 from pickwise.exports.deps import ReadConnection
-from pickwise.exports.ndjson import NDJSON_MEDIA_TYPE
 from pickwise.exports.schemas import ExportQuery, PreviewRead
 from pickwise.projects.deps import AdminProject
 

@@ -2,11 +2,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from pickwise.exports.aggregation import AggregationMode, AggregationOptions
-from pickwise.exports.formats import ExportFormat
-from pickwise.exports.pipeline import ExportOptions
-from pickwise.exports.selection import Selection
-from pickwise.exports.splits import Split
+from pickwise.exports.dataset.aggregation import AggregationMode, AggregationOptions
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.pipeline import ExportOptions
+from pickwise.exports.dataset.splits import Split
+from pickwise.exports.repository import Selection
 
 
 class ExportQuery(BaseModel):

@@ -9,14 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pickwise.core.metrics import EXPORT_ROWS
 from pickwise.exports import repository
-from pickwise.exports.card import CardInfo
-from pickwise.exports.formats import ExportFormat
-from pickwise.exports.ndjson import aiter_ndjson
-from pickwise.exports.pipeline import ExportItem, ExportOptions, RowStream
-from pickwise.exports.selection import Selection
-from pickwise.exports.splits import Split
-from pickwise.exports.stats import ExportStats
-from pickwise.exports.writer import ExportResult, ExportWriter
+from pickwise.exports.dataset.aggregation import ExportStats
+from pickwise.exports.dataset.card import CardInfo
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.ndjson import aiter_ndjson
+from pickwise.exports.dataset.pipeline import ExportItem, ExportOptions, RowStream
+from pickwise.exports.dataset.splits import Split
+from pickwise.exports.dataset.writer import ExportResult, ExportWriter
+from pickwise.exports.repository import Selection
 
 __all__ = ["ExportResult", "Preview", "preview", "stream_ndjson", "write_folder"]
 from pickwise.models import Project

@@ -22,11 +22,11 @@ from typing import IO, Any
 
 import httpx
 
-from pickwise.batches.conversation import read_conversation
-from pickwise.batches.fields import Problem, check_known_fields, read_id, read_object
-from pickwise.batches.json_values import decode_json
-from pickwise.batches.record_shapes import PROMPT_FIELDS
-from pickwise.batches.report import ErrorLog, LineError
+from pickwise.batches.parsing.conversation import read_conversation
+from pickwise.batches.parsing.fields import Problem, check_known_fields, read_id, read_object
+from pickwise.batches.parsing.json_values import decode_json
+from pickwise.batches.parsing.record_shapes import PROMPT_FIELDS
+from pickwise.batches.parsing.report import ErrorLog, LineError
 from pickwise.generation.chat import (
     Answer,
     EndpointConfig,

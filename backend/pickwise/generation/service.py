@@ -2,15 +2,17 @@
 
 import re
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.core.db import add_unique
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.outbound import check_url
+from pickwise.generation import repository
 from pickwise.generation.schemas import EndpointCreate, EndpointUpdate
 from pickwise.models import GenerationEndpoint, Project
+from pickwise.models.base import apply_changes
 from pickwise.models.generation import ENDPOINT_NAME_PATTERN
+from pickwise.projects import repository as projects_repository
 
 _REQUIRED_FIELDS = frozenset({"base_url", "model", "is_active"})
 
@@ -18,19 +20,14 @@ _REQUIRED_FIELDS = frozenset({"base_url", "model", "is_active"})
 async def list_endpoints(
     session: AsyncSession, project: Project, *, active_only: bool = False
 ) -> list[GenerationEndpoint]:
-    statement = select(GenerationEndpoint).where(GenerationEndpoint.project_id == project.id)
-    if active_only:
-        statement = statement.where(GenerationEndpoint.is_active)
-    return list((await session.execute(statement.order_by(GenerationEndpoint.id))).scalars())
+    return await repository.endpoints_of(session, project.id, active_only=active_only)
 
 
 async def get_endpoint_or_404(
     session: AsyncSession, project: Project, endpoint_id: int
 ) -> GenerationEndpoint:
-    endpoint = await session.scalar(
-        select(GenerationEndpoint).where(
-            GenerationEndpoint.id == endpoint_id, GenerationEndpoint.project_id == project.id
-        )
+    endpoint = await projects_repository.in_project(
+        session, GenerationEndpoint, project.id, endpoint_id
     )
     if endpoint is None:
         raise NotFound(f"endpoint {endpoint_id}: no such endpoint in this project")
@@ -44,18 +41,15 @@ async def create_endpoint(
     name = data.name or data.model
     if not re.fullmatch(ENDPOINT_NAME_PATTERN, name):
         raise InvalidInput(
-            "name: the model name is not usable as a name here; give a name of letters, "
-            "digits and _ . : / @ + -"
+            "the model name is not usable as a name here; give a name of letters, "
+            "digits and _ . : / @ + -",
+            field="name",
         )
     endpoint = GenerationEndpoint(
         project_id=project.id, name=name, **data.model_dump(exclude={"name"})
     )
-    session.add(endpoint)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"name: this project already has an endpoint called {name!r}") from exc
+    taken = Conflict(f"this project already has an endpoint called {name!r}", field="name")
+    await add_unique(session, endpoint, taken)
     return endpoint
 
 
@@ -64,10 +58,7 @@ async def update_endpoint(
 ) -> GenerationEndpoint:
     if data.base_url is not None:
         await check_url(data.base_url, "base_url")
-    for field, value in data.model_dump(exclude_unset=True).items():
-        if value is None and field in _REQUIRED_FIELDS:
-            continue
-        setattr(endpoint, field, value)
+    apply_changes(endpoint, data.model_dump(exclude_unset=True), required=_REQUIRED_FIELDS)
     await session.flush()
     return endpoint
 

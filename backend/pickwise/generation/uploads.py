@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches import repository as batches_repository
 from pickwise.batches import service as batches_service
-from pickwise.batches.parsing import format_from_filename
-from pickwise.batches.report import ImportLimits
+from pickwise.batches.parsing.reader import format_from_filename
+from pickwise.batches.parsing.report import ImportLimits
 from pickwise.batches.service import ImportOutcome
 from pickwise.core.config import get_settings
 from pickwise.core.errors import Conflict, InvalidInput
@@ -91,7 +91,7 @@ async def import_prompt_only(
     try:
         configs = [EndpointConfig.from_endpoint(endpoint) for endpoint in endpoints]
     except MissingApiKey as exc:
-        raise InvalidInput(f"api_key_env: {exc}") from exc
+        raise InvalidInput(str(exc), field="api_key_env") from exc
     if len(configs) < 2:
         raise InvalidInput(
             "prompts without responses need two answers each: this project has one active "

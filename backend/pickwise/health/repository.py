@@ -2,6 +2,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.metrics import ProjectSlots
+from pickwise.vocabulary import SlotState
 
 
 async def applied_revisions(session: AsyncSession) -> set[str]:
@@ -18,12 +19,16 @@ async def remaining_slots(session: AsyncSession) -> list[ProjectSlots]:
     await session.execute(text("SET LOCAL statement_timeout = '5s'"))
     rows = await session.execute(
         text(
-            """
+            f"""
             SELECT p.slug,
-                   count(s.id) FILTER (WHERE s.state = 'open' OR s.lease_expires_at <= now()),
-                   count(s.id) FILTER (WHERE s.state = 'leased' AND s.lease_expires_at > now())
+                   count(s.id) FILTER (
+                       WHERE s.state = '{SlotState.OPEN}' OR s.lease_expires_at <= now()
+                   ),
+                   count(s.id) FILTER (
+                       WHERE s.state = '{SlotState.LEASED}' AND s.lease_expires_at > now()
+                   )
             FROM projects p
-            LEFT JOIN pair_slots s ON s.project_id = p.id AND s.state <> 'done'
+            LEFT JOIN pair_slots s ON s.project_id = p.id AND s.state <> '{SlotState.DONE}'
             WHERE NOT p.is_archived
             GROUP BY p.slug
             ORDER BY p.slug

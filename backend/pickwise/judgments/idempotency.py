@@ -11,12 +11,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.errors import InvalidInput, PickwiseError
-from pickwise.models import IdempotencyKey, User
+from pickwise.judgments import repository
+from pickwise.models import User
 
 MAX_KEY_LENGTH = 200
 
@@ -37,31 +36,18 @@ async def run_once(
     if key is None:
         return await _answer(work)
     if not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidInput(f"Idempotency-Key: must be 1 to {MAX_KEY_LENGTH} characters")
-    inserted = await session.scalar(
-        insert(IdempotencyKey)
-        .values(user_id=user.id, key=key, request_hash=fingerprint, status_code=0, response_body={})
-        .on_conflict_do_nothing()
-        .returning(IdempotencyKey.key)
-    )
-    if inserted is None:
-        stored = await session.scalar(
-            select(IdempotencyKey).where(
-                IdempotencyKey.user_id == user.id, IdempotencyKey.key == key
-            )
-        )
+        raise InvalidInput(f"must be 1 to {MAX_KEY_LENGTH} characters", field="Idempotency-Key")
+    if not await repository.claim_key(session, user.id, key, fingerprint):
+        stored = await repository.stored_answer(session, user.id, key)
         assert stored is not None
         if stored.request_hash != fingerprint:
             raise InvalidInput(
-                "Idempotency-Key: this key was already used with a different request body"
+                "this key was already used with a different request body",
+                field="Idempotency-Key",
             )
         return stored.status_code, dict(stored.response_body)
     status_code, body = await _answer(work)
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.user_id == user.id, IdempotencyKey.key == key)
-        .values(status_code=status_code, response_body=body)
-    )
+    await repository.store_answer(session, user.id, key, status_code, body)
     return status_code, body
 
 
@@ -72,4 +58,4 @@ async def _answer(
         return await work()
     except PickwiseError as exc:
         # A refusal (e.g. the late-submit 409) is an answer too: replays get the same one.
-        return exc.status_code, {"error": type(exc).__name__, "detail": exc.detail}
+        return exc.status_code, exc.body()

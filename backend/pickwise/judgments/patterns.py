@@ -3,29 +3,16 @@
 import asyncio
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.analytics.repository import prompt_text
 from pickwise.analytics.text_features import ChoiceRecord, PatternLine, choice_pattern_summary
+from pickwise.judgments import repository
+from pickwise.vocabulary import chosen_side
 
 # The summary describes recent habits; a cap keeps the page's memory and time bounded
 # however many judgments a rater has made.
 MAX_JUDGMENTS = 500
-
-_RATER_CHOICES = text(
-    """
-    SELECT p.turns, ra.content, rb.content, j.choice, j.left_side
-    FROM judgments j
-    JOIN pairs q ON q.id = j.pair_id
-    JOIN prompts p ON p.id = q.prompt_id
-    JOIN responses ra ON ra.id = q.response_a_id
-    JOIN responses rb ON rb.id = q.response_b_id
-    WHERE j.project_id = :project_id AND j.rater_id = :rater_id
-    ORDER BY j.submitted_at DESC, j.id DESC
-    LIMIT :limit
-    """
-)
 
 
 @dataclass(frozen=True)
@@ -39,9 +26,7 @@ async def rater_choice_records(
     session: AsyncSession, project_id: int, rater_id: int, limit: int = MAX_JUDGMENTS
 ) -> list[ChoiceRecord]:
     """The rater's latest judgments in the project, with the texts they compared."""
-    rows = await session.execute(
-        _RATER_CHOICES, {"project_id": project_id, "rater_id": rater_id, "limit": limit}
-    )
+    rows = await repository.latest_choices(session, project_id, rater_id, limit)
     return [
         ChoiceRecord(prompt_text(turns), text_a, text_b, choice, left_side)
         for turns, text_a, text_b, choice, left_side in rows
@@ -54,5 +39,5 @@ async def rater_choice_patterns(
     records = await rater_choice_records(session, project_id, rater_id)
     # Text features are regex work on every answer: keep it off the event loop.
     lines = await asyncio.to_thread(choice_pattern_summary, records)
-    decisive = sum(record.choice in ("a", "b") for record in records)
+    decisive = sum(chosen_side(record.choice) is not None for record in records)
     return ChoicePatterns(judged=len(records), decisive=decisive, lines=lines)

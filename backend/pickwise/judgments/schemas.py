@@ -1,10 +1,15 @@
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Choice = Literal["a", "b", "tie", "both_bad"]
-Side = Literal["left", "right"]
+from pickwise.vocabulary import (
+    AssignmentStatus,
+    Choice,
+    FlagReason,
+    ShownChoice,
+    ShownCriterionChoice,
+    SkipReason,
+)
 
 
 class JudgmentIn(BaseModel):
@@ -20,10 +25,10 @@ class JudgmentIn(BaseModel):
         },
     )
 
-    choice: Literal["left", "right", "tie", "both_bad"]
+    choice: ShownChoice
     strength: int | None = Field(None, ge=0, description="Index on the project's strength scale.")
     rationale: str | None = Field(None, max_length=20_000)
-    criteria: dict[str, Literal["left", "right", "tie"]] = Field(default_factory=dict)
+    criteria: dict[str, ShownCriterionChoice] = Field(default_factory=dict)
 
 
 class SkipIn(BaseModel):
@@ -31,7 +36,7 @@ class SkipIn(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "cant_judge"}]}
     )
 
-    reason: Literal["cant_judge", "needs_expertise", "broken_content"]
+    reason: SkipReason
 
 
 class FlagIn(BaseModel):
@@ -39,7 +44,7 @@ class FlagIn(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "harmful", "note": ""}]}
     )
 
-    reason: Literal["harmful", "personal_data", "other"]
+    reason: FlagReason
     note: str = Field("", max_length=5_000)
 
 
@@ -56,31 +61,4 @@ class JudgmentOut(BaseModel):
 
 class AssignmentDone(BaseModel):
     assignment_id: int
-    status: str
-
-
-class Message(BaseModel):
-    role: str
-    content: str
-
-
-class ShownResponse(BaseModel):
-    side: Side
-    content: str
-
-
-class NextPair(BaseModel):
-    """What a rater sees. Model names are never included."""
-
-    assignment_id: int
-    pair_id: int
-    lease_expires_at: datetime
-    system: str | None
-    turns: list[Message]
-    left: ShownResponse
-    right: ShownResponse
-
-
-class NoWorkLeft(BaseModel):
-    assignment_id: None = None
-    detail: str = "No pairs are waiting for you in this project."
+    status: AssignmentStatus

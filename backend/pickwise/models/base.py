@@ -1,3 +1,4 @@
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -29,3 +30,20 @@ class IdMixin:
 
 class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+def one_of(column: str, values: Iterable[str], *, nullable: bool = False) -> str:
+    """A CHECK constraint's text: `column` holds one of `values` (a vocabulary), or NULL."""
+    quoted = ", ".join(f"'{value}'" for value in values)
+    allowed = f"{column} IN ({quoted})"
+    return f"{column} IS NULL OR {allowed}" if nullable else allowed
+
+
+def apply_changes(
+    row: object, changes: Mapping[str, Any], *, required: Collection[str] = ()
+) -> None:
+    """Sets the fields a PATCH sent on `row`; None for a `required` column leaves it as is."""
+    for field, value in changes.items():
+        if value is None and field in required:
+            continue
+        setattr(row, field, value)

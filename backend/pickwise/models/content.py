@@ -15,13 +15,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pickwise.models.base import Base, IdMixin, TimestampMixin
+from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
 from pickwise.models.search import prompt_document, text_document
+from pickwise.vocabulary import BatchSource, PairStatus
 
 
 class Batch(IdMixin, TimestampMixin, Base):
     __tablename__ = "batches"
-    __table_args__ = (CheckConstraint("source IN ('cli', 'api', 'web', 'client')", name="source"),)
+    __table_args__ = (CheckConstraint(one_of("source", BatchSource), name="source"),)
 
     project_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), index=True
@@ -92,7 +93,7 @@ class Pair(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("response_a_id", "response_b_id"),
         CheckConstraint("response_a_id < response_b_id", name="canonical_order"),
-        CheckConstraint("status IN ('active', 'flagged', 'removed')", name="status"),
+        CheckConstraint(one_of("status", PairStatus), name="status"),
         CheckConstraint(
             "gold_winner_id IS NULL OR gold_winner_id IN (response_a_id, response_b_id)",
             name="gold_winner_in_pair",
@@ -119,7 +120,7 @@ class Pair(IdMixin, TimestampMixin, Base):
         Index(
             "ix_pairs_gold_active",
             "project_id",
-            postgresql_where=text("is_gold AND status = 'active'"),
+            postgresql_where=text(f"is_gold AND status = '{PairStatus.ACTIVE}'"),
         ),
         # Pairs out of the queue (flagged, removed) are few: the analytics watermark reads
         # them on every dashboard view.
@@ -127,7 +128,7 @@ class Pair(IdMixin, TimestampMixin, Base):
             "ix_pairs_out_of_queue",
             "project_id",
             "id",
-            postgresql_where=text("status <> 'active'"),
+            postgresql_where=text(f"status <> '{PairStatus.ACTIVE}'"),
         ),
     )
 
@@ -140,7 +141,7 @@ class Pair(IdMixin, TimestampMixin, Base):
     response_b_id: Mapped[int] = mapped_column(BigInteger)
     is_gold: Mapped[bool] = mapped_column(default=False)
     gold_winner_id: Mapped[int | None] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=PairStatus.ACTIVE)
     # An admin left the pair out of every export (it stays in the queue and the explorer).
     excluded: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     # An admin asked for more votes on this pair than the project's k: it gets

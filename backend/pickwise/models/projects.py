@@ -3,7 +3,8 @@ from typing import Any
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pickwise.models.base import Base, IdMixin, TimestampMixin
+from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
+from pickwise.vocabulary import PairingStrategy, RationaleMode
 
 
 class Project(IdMixin, TimestampMixin, Base):
@@ -11,8 +12,8 @@ class Project(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("raters_per_pair BETWEEN 1 AND 100", name="raters_per_pair_range"),
         CheckConstraint("lease_seconds BETWEEN 10 AND 86400", name="lease_seconds_range"),
-        CheckConstraint("rationale_mode IN ('off', 'optional', 'required')", name="rationale"),
-        CheckConstraint("pairing_strategy IN ('all', 'random_k')", name="pairing_strategy"),
+        CheckConstraint(one_of("rationale_mode", RationaleMode), name="rationale"),
+        CheckConstraint(one_of("pairing_strategy", PairingStrategy), name="pairing_strategy"),
         CheckConstraint("pairs_per_prompt >= 1", name="pairs_per_prompt_positive"),
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_range"),
         CheckConstraint("summary_every >= 0", name="summary_every_nonnegative"),
@@ -29,9 +30,9 @@ class Project(IdMixin, TimestampMixin, Base):
     allow_both_bad: Mapped[bool] = mapped_column(default=True)
     # Labels from weakest to strongest, e.g. ["slightly", "clearly", "much"]; empty = no scale.
     strength_scale: Mapped[list[Any]] = mapped_column(default=list)
-    rationale_mode: Mapped[str] = mapped_column(String(16), default="optional")
+    rationale_mode: Mapped[str] = mapped_column(String(16), default=RationaleMode.OPTIONAL)
     criteria: Mapped[list[Any]] = mapped_column(default=list)
-    pairing_strategy: Mapped[str] = mapped_column(String(16), default="all")
+    pairing_strategy: Mapped[str] = mapped_column(String(16), default=PairingStrategy.ALL)
     pairs_per_prompt: Mapped[int] = mapped_column(default=1)
     pairing_seed: Mapped[int] = mapped_column(default=0)
     gold_rate: Mapped[float] = mapped_column(default=0.0)

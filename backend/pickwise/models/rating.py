@@ -17,12 +17,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pickwise.models.base import Base, IdMixin, TimestampMixin
+from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
 from pickwise.models.search import text_document
-
-CHOICES = ("a", "b", "tie", "both_bad")
-SKIP_REASONS = ("cant_judge", "needs_expertise", "broken_content")
-FLAG_REASONS = ("harmful", "personal_data", "other")
+from pickwise.vocabulary import (
+    AssignmentStatus,
+    CanonicalSide,
+    Choice,
+    FlagReason,
+    FlagResolution,
+    SkipReason,
+    SlotState,
+)
 
 
 class PairSlot(IdMixin, Base):
@@ -36,10 +41,11 @@ class PairSlot(IdMixin, Base):
     __tablename__ = "pair_slots"
     __table_args__ = (
         UniqueConstraint("pair_id", "slot_no"),
-        CheckConstraint("state IN ('open', 'leased', 'done')", name="state"),
+        CheckConstraint(one_of("state", SlotState), name="state"),
         CheckConstraint("slot_no >= 1", name="slot_no_positive"),
         CheckConstraint(
-            "(state = 'leased') = (lease_expires_at IS NOT NULL)", name="lease_has_expiry"
+            f"(state = '{SlotState.LEASED}') = (lease_expires_at IS NOT NULL)",
+            name="lease_has_expiry",
         ),
         ForeignKeyConstraint(
             ["pair_id", "project_id"], ["pairs.id", "pairs.project_id"], ondelete="CASCADE"
@@ -51,14 +57,14 @@ class PairSlot(IdMixin, Base):
             "project_id",
             "pair_id",
             "slot_no",
-            postgresql_where=text("state <> 'done'"),
+            postgresql_where=text(f"state <> '{SlotState.DONE}'"),
         ),
     )
 
     project_id: Mapped[int] = mapped_column(BigInteger)
     pair_id: Mapped[int] = mapped_column(BigInteger)
     slot_no: Mapped[int] = mapped_column()
-    state: Mapped[str] = mapped_column(String(8), default="open")
+    state: Mapped[str] = mapped_column(String(8), default=SlotState.OPEN)
     assignment_id: Mapped[int | None] = mapped_column(BigInteger)
     lease_expires_at: Mapped[datetime | None]
 
@@ -69,14 +75,9 @@ class Assignment(IdMixin, Base):
     __tablename__ = "assignments"
     __table_args__ = (
         UniqueConstraint("pair_id", "rater_id"),
-        CheckConstraint(
-            "status IN ('leased', 'submitted', 'skipped', 'flagged', 'expired', 'revoked')",
-            name="status",
-        ),
-        CheckConstraint("left_side IN ('a', 'b')", name="left_side"),
-        CheckConstraint(
-            f"skip_reason IS NULL OR skip_reason IN {SKIP_REASONS!r}", name="skip_reason"
-        ),
+        CheckConstraint(one_of("status", AssignmentStatus), name="status"),
+        CheckConstraint(one_of("left_side", CanonicalSide), name="left_side"),
+        CheckConstraint(one_of("skip_reason", SkipReason, nullable=True), name="skip_reason"),
         ForeignKeyConstraint(
             ["pair_id", "project_id"], ["pairs.id", "pairs.project_id"], ondelete="CASCADE"
         ),
@@ -84,7 +85,7 @@ class Assignment(IdMixin, Base):
             "ix_assignments_open_lease",
             "rater_id",
             "project_id",
-            postgresql_where=text("status = 'leased'"),
+            postgresql_where=text(f"status = '{AssignmentStatus.LEASED}'"),
         ),
         # "Has this rater seen this pair?" is one probe here, asked per candidate slot by the
         # next-pair query; it also serves every lookup by rater_id alone.
@@ -97,7 +98,7 @@ class Assignment(IdMixin, Base):
     slot_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("pair_slots.id", ondelete="SET NULL")
     )
-    status: Mapped[str] = mapped_column(String(16), default="leased")
+    status: Mapped[str] = mapped_column(String(16), default=AssignmentStatus.LEASED)
     left_side: Mapped[str] = mapped_column(String(1))
     is_gold: Mapped[bool] = mapped_column(default=False)
     shown_at: Mapped[datetime]
@@ -112,9 +113,9 @@ class Judgment(IdMixin, Base):
         UniqueConstraint("pair_id", "rater_id"),
         UniqueConstraint("assignment_id"),
         UniqueConstraint("slot_id"),
-        CheckConstraint(f"choice IN {CHOICES!r}", name="choice"),
+        CheckConstraint(one_of("choice", Choice), name="choice"),
         CheckConstraint("strength IS NULL OR strength >= 0", name="strength_nonnegative"),
-        CheckConstraint("left_side IN ('a', 'b')", name="left_side"),
+        CheckConstraint(one_of("left_side", CanonicalSide), name="left_side"),
         # Non-gold judgments must consume a capacity slot.
         CheckConstraint("is_gold OR slot_id IS NOT NULL", name="slot_unless_gold"),
         CheckConstraint("submitted_at >= shown_at", name="submitted_after_shown"),
@@ -159,10 +160,8 @@ class Judgment(IdMixin, Base):
 class PairFlag(IdMixin, TimestampMixin, Base):
     __tablename__ = "pair_flags"
     __table_args__ = (
-        CheckConstraint(f"reason IN {FLAG_REASONS!r}", name="reason"),
-        CheckConstraint(
-            "resolution IS NULL OR resolution IN ('restored', 'removed')", name="resolution"
-        ),
+        CheckConstraint(one_of("reason", FlagReason), name="reason"),
+        CheckConstraint(one_of("resolution", FlagResolution, nullable=True), name="resolution"),
         ForeignKeyConstraint(
             ["pair_id", "project_id"], ["pairs.id", "pairs.project_id"], ondelete="CASCADE"
         ),

@@ -8,7 +8,6 @@ in migration 2026-12-06-1200_review; docs/review.md describes them.
 """
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
@@ -25,31 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pickwise.models.base import Base, IdMixin
-
-
-class Decision(StrEnum):
-    """An admin's final word on a pair, relative to its canonical responses A / B."""
-
-    A = "a"
-    B = "b"
-    TIE = "tie"
-    BOTH_BAD = "both_bad"
-    DROP = "drop"  # leave the pair out of every export
-
-    @property
-    def label(self) -> str:
-        return _DECISION_LABELS[self]
-
-
-_DECISION_LABELS = {
-    Decision.A: "A is better",
-    Decision.B: "B is better",
-    Decision.TIE: "Tie",
-    Decision.BOTH_BAD: "Both bad",
-    Decision.DROP: "Drop from exports",
-}
-DECISIONS = tuple(decision.value for decision in Decision)
+from pickwise.models.base import Base, IdMixin, one_of
+from pickwise.vocabulary import Decision, PairStatus
 
 # The share of the counted votes behind the most common choice; NULL without votes. Written
 # out in each generated column (one generated column cannot read another), and used by the
@@ -97,7 +73,7 @@ class PairSummary(Base):
             "pair_id",
             postgresql_where=text(
                 "open_flags > 0 OR excluded OR is_gold OR decision IS NOT NULL "
-                "OR pair_status <> 'active'"
+                f"OR pair_status <> '{PairStatus.ACTIVE}'"
             ),
         ),
     )
@@ -146,7 +122,7 @@ class Adjudication(IdMixin, Base):
         ForeignKeyConstraint(
             ["pair_id", "project_id"], ["pairs.id", "pairs.project_id"], ondelete="CASCADE"
         ),
-        CheckConstraint(f"decision IN {DECISIONS!r}", name="decision"),
+        CheckConstraint(one_of("decision", Decision), name="decision"),
         CheckConstraint(
             "NOT (is_current AND withdrawn_at IS NOT NULL)", name="withdrawn_not_current"
         ),

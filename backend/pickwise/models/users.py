@@ -3,19 +3,20 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pickwise.models.base import Base, IdMixin, TimestampMixin
+from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
+from pickwise.vocabulary import AccountRole
 
 
 class User(IdMixin, TimestampMixin, Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('admin', 'rater')", name="role"),
+        CheckConstraint(one_of("role", AccountRole), name="role"),
         CheckConstraint("length(trim(display_name)) > 0", name="display_name_not_blank"),
     )
 
     email: Mapped[str] = mapped_column(String(320))
     display_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default="rater")
+    role: Mapped[str] = mapped_column(String(16), default=AccountRole.RATER)
     password_hash: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(default=True)
     # Stable pseudonym for exports: never the email.
@@ -53,11 +54,11 @@ class ApiToken(IdMixin, TimestampMixin, Base):
 
 class Invite(IdMixin, TimestampMixin, Base):
     __tablename__ = "invites"
-    __table_args__ = (CheckConstraint("role IN ('admin', 'rater')", name="role"),)
+    __table_args__ = (CheckConstraint(one_of("role", AccountRole), name="role"),)
 
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str] = mapped_column(String(320))
-    role: Mapped[str] = mapped_column(String(16), default="rater")
+    role: Mapped[str] = mapped_column(String(16), default=AccountRole.RATER)
     project_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("projects.id", ondelete="CASCADE")
     )

@@ -16,12 +16,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pickwise.models.base import Base, IdMixin, TimestampMixin
-
-WEBHOOK_EVENTS = ("batch.imported", "batch.completed", "export.ready")
-# "ping" is the test event an admin sends by hand; nobody subscribes to it.
-DELIVERY_EVENTS = (*WEBHOOK_EVENTS, "ping")
-DELIVERY_STATES = ("pending", "delivered", "failed")
+from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
+from pickwise.vocabulary import PING_EVENT, DeliveryStatus, WebhookEvent
 
 
 class Webhook(IdMixin, TimestampMixin, Base):
@@ -30,7 +26,7 @@ class Webhook(IdMixin, TimestampMixin, Base):
         CheckConstraint("url ~ '^https?://'", name="url_http"),
         CheckConstraint(
             "jsonb_typeof(events) = 'array' AND jsonb_array_length(events) > 0 "
-            f"AND events <@ '{json.dumps(list(WEBHOOK_EVENTS))}'::jsonb",
+            f"AND events <@ '{json.dumps(list(WebhookEvent))}'::jsonb",
             name="events_known",
         ),
     )
@@ -53,13 +49,13 @@ class WebhookDelivery(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         # The same event is never queued twice for a webhook, whoever notices it first.
         UniqueConstraint("webhook_id", "event_key"),
-        CheckConstraint(f"event IN {DELIVERY_EVENTS!r}", name="event"),
-        CheckConstraint(f"status IN {DELIVERY_STATES!r}", name="status"),
+        CheckConstraint(one_of("event", (*WebhookEvent, PING_EVENT)), name="event"),
+        CheckConstraint(one_of("status", DeliveryStatus), name="status"),
         CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
         Index(
             "ix_webhook_deliveries_due",
             "next_attempt_at",
-            postgresql_where=text("status = 'pending'"),
+            postgresql_where=text(f"status = '{DeliveryStatus.PENDING}'"),
         ),
     )
 
@@ -70,7 +66,7 @@ class WebhookDelivery(IdMixin, TimestampMixin, Base):
     # e.g. "batch.completed:12"; the receiver sees it as the event id.
     event_key: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column()
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime]
     last_status_code: Mapped[int | None] = mapped_column()

@@ -6,12 +6,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.models import Judgment, PoolParticipant, ProjectMember, RaterPool, User
 
 
-async def get_pool(session: AsyncSession, project_id: int, pool_id: int) -> RaterPool | None:
-    return await session.scalar(
-        select(RaterPool).where(RaterPool.id == pool_id, RaterPool.project_id == project_id)
-    )
-
-
 async def pool_by_token_hash(
     session: AsyncSession, token_hash: str, *, lock: bool = False
 ) -> RaterPool | None:

@@ -17,12 +17,15 @@ from pickwise.core.clock import utcnow
 from pickwise.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pickwise.core.security import new_token, token_digest
 from pickwise.models import PoolParticipant, Project, RaterPool, User
+from pickwise.models.base import apply_changes
 from pickwise.models.pools import PARTICIPANT_ID_PATTERN
 from pickwise.pools import repository
 from pickwise.pools.quota import QuotaState, quota_state
 from pickwise.pools.schemas import PoolCreate, PoolUpdate
-from pickwise.projects import service as projects_service
+from pickwise.projects import repository as projects_repository
+from pickwise.users import repository as users_repository
 from pickwise.users import service as users_service
+from pickwise.vocabulary import AccountRole
 
 _PARTICIPANT_ID = re.compile(PARTICIPANT_ID_PATTERN)
 # Fields of PoolUpdate that may not be cleared (null means "leave as is" for them).
@@ -64,16 +67,13 @@ async def rotate_token(session: AsyncSession, pool: RaterPool) -> str:
 
 
 async def update_pool(session: AsyncSession, pool: RaterPool, data: PoolUpdate) -> RaterPool:
-    for field, value in data.model_dump(exclude_unset=True).items():
-        if value is None and field in _REQUIRED_FIELDS:
-            continue
-        setattr(pool, field, value)
+    apply_changes(pool, data.model_dump(exclude_unset=True), required=_REQUIRED_FIELDS)
     await session.flush()
     return pool
 
 
 async def get_pool_or_404(session: AsyncSession, project: Project, pool_id: int) -> RaterPool:
-    pool = await repository.get_pool(session, project.id, pool_id)
+    pool = await projects_repository.in_project(session, RaterPool, project.id, pool_id)
     if pool is None:
         raise NotFound(f"pool {pool_id}: no such pool in this project")
     return pool
@@ -82,14 +82,15 @@ async def get_pool_or_404(session: AsyncSession, project: Project, pool_id: int)
 def check_participant_id(participant_id: str | None) -> str:
     if participant_id is None or not participant_id.strip():
         raise InvalidInput(
-            "participant_id: this link needs your participant id "
-            "(…?PROLIFIC_PID=… or …?participant_id=…); open it from your study page"
+            "this link needs your participant id "
+            "(…?PROLIFIC_PID=… or …?participant_id=…); open it from your study page",
+            field="participant_id",
         )
     participant_id = participant_id.strip()
     if not _PARTICIPANT_ID.fullmatch(participant_id):
         raise InvalidInput(
-            "participant_id: must be 1 to 64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            field="participant_id",
         )
     return participant_id
 
@@ -114,7 +115,7 @@ async def join(session: AsyncSession, token: str, participant_id: str | None) ->
         raise Forbidden("This study is closed and takes no more participants.")
     participant = await repository.find_participant(session, pool.id, external_id)
     if participant is not None:
-        user = await session.get(User, participant.user_id)
+        user = await users_repository.get(session, participant.user_id)
         if user is None or not user.is_active:
             raise Forbidden("This participant id has been blocked from the study.")
         return Joined(pool, participant, user, created=False)
@@ -128,18 +129,16 @@ async def join(session: AsyncSession, token: str, participant_id: str | None) ->
             session,
             email=participant_email(pool.id, external_id),
             display_name=external_id,
-            role="rater",
+            role=AccountRole.RATER,
+            project_ids=[pool.project_id],
         )
     except Conflict as exc:
         # Only ids that differ in letter case alone can get here (e-mails ignore case).
         raise Conflict(
-            "participant_id: an id that differs only in upper/lower case already joined"
+            "an id that differs only in upper/lower case already joined", field="participant_id"
         ) from exc
     participant = PoolParticipant(pool_id=pool.id, user_id=user.id, external_id=external_id)
     session.add(participant)
-    project = await session.get(Project, pool.project_id)
-    assert project is not None
-    await projects_service.add_member(session, project, user)
     await session.flush()
     return Joined(pool, participant, user, created=True)
 
@@ -164,11 +163,3 @@ async def completion(
         participant.completed_at = now or utcnow()
         await session.flush()
     return Completion(pool, participant, state)
-
-
-async def completion_path(session: AsyncSession, project: Project, user: User) -> str | None:
-    """The completion page of a pool participant, for the rating page to send them to when
-    no pair is left for them; None for raters who did not come through a pool."""
-    if await repository.participant_in_project(session, project.id, user.id) is None:
-        return None
-    return f"/participants/{project.id}/done"

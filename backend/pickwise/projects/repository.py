@@ -1,7 +1,23 @@
+from collections.abc import Sequence
+from typing import TypeVar
+
 from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.models import Project, ProjectMember, User
+from pickwise.models import GenerationEndpoint, Project, ProjectMember, RaterPool, User, Webhook
+
+# What an admin manages inside a project, found by its id.
+OwnedRow = TypeVar("OwnedRow", GenerationEndpoint, RaterPool, Webhook)
+
+
+async def in_project(
+    session: AsyncSession, model: type[OwnedRow], project_id: int, row_id: int
+) -> OwnedRow | None:
+    """The row of `model` with this id, if it belongs to the project."""
+    return await session.scalar(
+        select(model).where(model.id == row_id, model.project_id == project_id)
+    )
 
 
 async def get(session: AsyncSession, project_id: int) -> Project | None:
@@ -43,9 +59,8 @@ async def get_for_member(session: AsyncSession, project_id: int, user_id: int) -
     return await session.scalar(_PROJECT_OF_MEMBER, {"project_id": project_id, "user_id": user_id})
 
 
-async def is_member(session: AsyncSession, project_id: int, user_id: int) -> bool:
-    member = await session.get(ProjectMember, (project_id, user_id))
-    return member is not None
+async def member(session: AsyncSession, project_id: int, user_id: int) -> ProjectMember | None:
+    return await session.get(ProjectMember, (project_id, user_id))
 
 
 async def members(session: AsyncSession, project_id: int) -> list[tuple[User, ProjectMember]]:
@@ -56,3 +71,35 @@ async def members(session: AsyncSession, project_id: int) -> list[tuple[User, Pr
         .order_by(User.id)
     )
     return [(row[0], row[1]) for row in result]
+
+
+async def missing_ids(session: AsyncSession, project_ids: Sequence[int]) -> list[int]:
+    """Those of `project_ids` that name no project, in the order given."""
+    if not project_ids:
+        return []
+    found = set(await session.scalars(select(Project.id).where(Project.id.in_(project_ids))))
+    return [project_id for project_id in project_ids if project_id not in found]
+
+
+async def add_members(session: AsyncSession, project_ids: Sequence[int], user_id: int) -> None:
+    """The user joins each project; one they are already a member of stays as it is."""
+    if not project_ids:
+        return
+    await session.execute(
+        insert(ProjectMember)
+        .values([{"project_id": project_id, "user_id": user_id} for project_id in project_ids])
+        .on_conflict_do_nothing()
+    )
+
+
+async def projects_by_member(session: AsyncSession) -> dict[int, list[Project]]:
+    """Every user's projects, by user id (users in no project are left out)."""
+    rows = await session.execute(
+        select(ProjectMember.user_id, Project)
+        .join(Project, Project.id == ProjectMember.project_id)
+        .order_by(Project.id)
+    )
+    by_user: dict[int, list[Project]] = {}
+    for user_id, project in rows:
+        by_user.setdefault(user_id, []).append(project)
+    return by_user

@@ -3,7 +3,6 @@ from fastapi import APIRouter
 from pickwise.auth.deps import AdminUser, CurrentUser
 from pickwise.core.db import SessionDep
 from pickwise.core.errors import NotFound
-from pickwise.models import User
 from pickwise.projects import repository, service
 from pickwise.projects.deps import AdminProject, RaterProject
 from pickwise.projects.schemas import (
@@ -13,13 +12,15 @@ from pickwise.projects.schemas import (
     ProjectRead,
     ProjectUpdate,
 )
+from pickwise.users import repository as users_repository
+from pickwise.vocabulary import AccountRole
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 
 @router.get("", response_model=list[ProjectRead])
 async def list_projects(user: CurrentUser, session: SessionDep) -> list[ProjectRead]:
-    if user.role == "admin":
+    if user.role == AccountRole.ADMIN:
         projects = await repository.list_all(session)
     else:
         projects = await repository.list_for_member(session, user.id)
@@ -59,9 +60,9 @@ async def list_members(project: AdminProject, session: SessionDep) -> list[Membe
 
 @router.post("/{project_id}/members", status_code=204)
 async def add_member(body: MemberAdd, project: AdminProject, session: SessionDep) -> None:
-    user = await session.get(User, body.user_id)
+    user = await users_repository.get(session, body.user_id)
     if user is None:
-        raise NotFound(f"user_id: user {body.user_id} does not exist")
+        raise NotFound(f"user {body.user_id} does not exist", field="user_id")
     await service.add_member(session, project, user)
 
 

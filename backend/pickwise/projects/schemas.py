@@ -1,7 +1,8 @@
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pickwise.vocabulary import PairingStrategy, RationaleMode
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -28,10 +29,10 @@ class ProjectSettings(BaseModel):
         description='Labels weakest first, e.g. ["slightly", "clearly", "much"]; empty = none.',
         max_length=10,
     )
-    rationale_mode: Literal["off", "optional", "required"] = "optional"
+    rationale_mode: RationaleMode = RationaleMode.OPTIONAL
     criteria: list[str] = Field(default_factory=list, max_length=20)
     guidelines_md: str = Field("", max_length=200_000)
-    pairing_strategy: Literal["all", "random_k"] = "all"
+    pairing_strategy: PairingStrategy = PairingStrategy.ALL
     pairs_per_prompt: int = Field(1, ge=1, le=1000)
     pairing_seed: int = 0
     gold_rate: float = Field(0.0, ge=0.0, le=1.0)
@@ -60,10 +61,10 @@ class ProjectUpdate(BaseModel):
     allow_tie: bool | None = None
     allow_both_bad: bool | None = None
     strength_scale: list[str] | None = Field(None, max_length=10)
-    rationale_mode: Literal["off", "optional", "required"] | None = None
+    rationale_mode: RationaleMode | None = None
     criteria: list[str] | None = Field(None, max_length=20)
     guidelines_md: str | None = Field(None, max_length=200_000)
-    pairing_strategy: Literal["all", "random_k"] | None = None
+    pairing_strategy: PairingStrategy | None = None
     pairs_per_prompt: int | None = Field(None, ge=1, le=1000)
     pairing_seed: int | None = None
     gold_rate: float | None = Field(None, ge=0.0, le=1.0)

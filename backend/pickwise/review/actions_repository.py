@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.review.sql_filters import Conditions
+from pickwise.vocabulary import CanonicalSide, FlagResolution, PairStatus
 
 _LOCK_PROJECT = text("SELECT id FROM projects WHERE id = :project_id FOR NO KEY UPDATE")
 _NEW_SELECTION = (
@@ -73,7 +74,7 @@ async def pairs_to_make_gold(session: AsyncSession, answer: str) -> list[int]:
             SELECT id FROM pairs
             WHERE id IN ({_SELECTED})
               AND gold_winner_id IS DISTINCT FROM
-                  CASE WHEN :answer = 'a' THEN response_a_id ELSE response_b_id END
+                  CASE WHEN :answer = '{CanonicalSide.A}' THEN response_a_id ELSE response_b_id END
             ORDER BY id
             """
         ),
@@ -85,10 +86,10 @@ async def pairs_to_make_gold(session: AsyncSession, answer: str) -> list[int]:
 async def make_gold(session: AsyncSession, pair_ids: list[int], answer: str) -> None:
     await session.execute(
         text(
-            """
+            f"""
             UPDATE pairs
             SET is_gold = true,
-                gold_winner_id = CASE WHEN :answer = 'a' THEN response_a_id
+                gold_winner_id = CASE WHEN :answer = '{CanonicalSide.A}' THEN response_a_id
                                       ELSE response_b_id END
             WHERE id = ANY(:pair_ids)
             """
@@ -100,7 +101,7 @@ async def make_gold(session: AsyncSession, pair_ids: list[int], answer: str) -> 
 async def resolve_flags(session: AsyncSession, resolution: str, now: object) -> int:
     """Selected pairs with open flags go back to the queue (restored) or out of it
     (removed), and their open flags are resolved; returns how many pairs."""
-    status = "active" if resolution == "restored" else "removed"
+    status = PairStatus.ACTIVE if resolution == FlagResolution.RESTORED else PairStatus.REMOVED
     result = await session.execute(
         text(
             f"""

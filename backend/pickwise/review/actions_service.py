@@ -13,9 +13,10 @@ from pickwise.assignments.service import create_slots, drop_unfinished_slots
 from pickwise.core.clock import utcnow
 from pickwise.models import Project
 from pickwise.review import actions_repository as repository
-from pickwise.review.schemas import ActionIn, ActionName, ActionResult, PairFilter
+from pickwise.review.schemas import ActionIn, ActionResult, PairFilter
 from pickwise.review.service import select_pairs
 from pickwise.review.sql_filters import Conditions
+from pickwise.vocabulary import CurationAction
 
 # Judgment ids stop well below this: a selection made now counts every vote.
 EVERY_VOTE = 2**63 - 1
@@ -28,16 +29,16 @@ async def run_action(
     await repository.lock_project(session, project.id)
     selected = await _select(session, project, action)
     match action.action:
-        case ActionName.EXCLUDE | ActionName.INCLUDE:
-            excluded = action.action is ActionName.EXCLUDE
+        case CurationAction.EXCLUDE | CurationAction.INCLUDE:
+            excluded = action.action is CurationAction.EXCLUDE
             changed = await repository.set_excluded(session, excluded)
             detail = f"{changed:,} pairs {'excluded from' if excluded else 'included in'} exports"
-        case ActionName.REQUEST_VOTES:
+        case CurationAction.REQUEST_VOTES:
             assert action.votes is not None
             changed = await repository.raise_votes_wanted(session, action.votes)
             slots = await create_slots(session, project, raised_only=True)
             detail = f"{changed:,} pairs now want {action.votes} votes; {slots:,} slots opened"
-        case ActionName.MAKE_GOLD:
+        case CurationAction.MAKE_GOLD:
             assert action.answer is not None
             pair_ids = await repository.pairs_to_make_gold(session, action.answer)
             dropped = await drop_unfinished_slots(session, pair_ids, now)
@@ -47,7 +48,7 @@ async def run_action(
                 f"{changed:,} pairs made gold with answer {action.answer.upper()}; "
                 f"{dropped:,} unfilled slots closed"
             )
-        case ActionName.RESOLVE_FLAGS:
+        case CurationAction.RESOLVE_FLAGS:
             assert action.resolution is not None
             changed = await repository.resolve_flags(session, action.resolution, now)
             detail = f"flags of {changed:,} pairs resolved: {action.resolution}"

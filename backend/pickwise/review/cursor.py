@@ -12,23 +12,23 @@ from datetime import datetime
 from typing import Any
 
 from pickwise.core.errors import InvalidInput
-from pickwise.review.schemas import Sort
+from pickwise.vocabulary import PairSort
 
 # (summary column, descending) per sort; ties broken by pair id in the same direction. The
 # agreement sorts read columns that put pairs without votes last (models.review).
-SORT_KEYS: dict[Sort, tuple[str, bool]] = {
-    Sort.NEWEST: ("created_at", True),
-    Sort.OLDEST: ("created_at", False),
-    Sort.AGREEMENT_LOW: ("agreement_low", False),
-    Sort.AGREEMENT_HIGH: ("agreement_high", False),
-    Sort.VOTES_MOST: ("votes", True),
-    Sort.VOTES_FEWEST: ("votes", False),
+SORT_KEYS: dict[PairSort, tuple[str, bool]] = {
+    PairSort.NEWEST: ("created_at", True),
+    PairSort.OLDEST: ("created_at", False),
+    PairSort.AGREEMENT_LOW: ("agreement_low", False),
+    PairSort.AGREEMENT_HIGH: ("agreement_high", False),
+    PairSort.VOTES_MOST: ("votes", True),
+    PairSort.VOTES_FEWEST: ("votes", False),
 }
 
 
 @dataclass(frozen=True)
 class Cursor:
-    sort: Sort
+    sort: PairSort
     key: Any  # the sort column's value: a datetime, a float or an int
     pair_id: int
     as_of: int
@@ -39,17 +39,17 @@ class Cursor:
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, value: str, sort: Sort, field: str) -> "Cursor":
+    def decode(cls, value: str, sort: PairSort, field: str) -> "Cursor":
         try:
             raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
             sort_name, key, pair_id, as_of = json.loads(raw)
-            found = Sort(sort_name)
+            found = PairSort(sort_name)
         except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"{field}: not a cursor from this listing") from exc
+            raise InvalidInput("not a cursor from this listing", field=field) from exc
         if found is not sort:
-            raise InvalidInput(f"{field}: this cursor belongs to the sort {found.value!r}")
+            raise InvalidInput(f"this cursor belongs to the sort {found.value!r}", field=field)
         if not (isinstance(pair_id, int) and isinstance(as_of, int)):
-            raise InvalidInput(f"{field}: not a cursor from this listing")
+            raise InvalidInput("not a cursor from this listing", field=field)
         return cls(sort, _key(SORT_KEYS[sort][0], key, field), pair_id, as_of)
 
 
@@ -65,4 +65,4 @@ def _key(column: str, value: Any, field: str) -> Any:
             return float(value)
         raise TypeError(value)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{field}: not a cursor from this listing") from exc
+        raise InvalidInput("not a cursor from this listing", field=field) from exc

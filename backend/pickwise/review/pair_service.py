@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.core.clock import utcnow
 from pickwise.core.errors import NotFound
 from pickwise.models import Adjudication, Judgment, Project, User
-from pickwise.models.review import Decision
 from pickwise.review import pair_repository as repository
 from pickwise.review import service as listing
 from pickwise.review.pair_repository import Rater
@@ -31,16 +30,10 @@ from pickwise.review.schemas import (
     TurnRead,
     VoteRead,
 )
+from pickwise.vocabulary import Decision, SkipReason, shown_choice_of
 
 OPEN_LEASE = ("leased",)
 SKIPPED = ("skipped",)
-
-
-def as_shown(choice: str, shown_left: str) -> str:
-    """A canonical choice ('a', 'b', 'tie', ...) in the rater's words: the side it was on."""
-    if choice not in ("a", "b"):
-        return choice
-    return "left" if choice == shown_left else "right"
 
 
 def _rater(rater: Rater, reveal: bool) -> RaterRef:
@@ -65,14 +58,14 @@ def _vote(
         counted=not rater.excluded,
         shown_left=judgment.left_side,
         choice=judgment.choice,
-        as_shown=as_shown(judgment.choice, judgment.left_side),
+        as_shown=shown_choice_of(judgment.choice, judgment.left_side),
         strength=judgment.strength,
         strength_label=label,
         criteria=[
             CriterionRead(
                 name=name,
                 choice=choice,
-                as_shown=as_shown(choice, judgment.left_side),
+                as_shown=shown_choice_of(choice, judgment.left_side),
             )
             for name, choice in sorted(judgment.criteria.items())
         ],
@@ -164,7 +157,9 @@ async def pair_detail(
             SkipRead(
                 rater=_rater(rater, reveal),
                 reason=assignment.skip_reason,
-                reason_label=(assignment.skip_reason or "no reason").replace("_", " "),
+                reason_label=SkipReason(assignment.skip_reason).label
+                if assignment.skip_reason
+                else "no reason given",
                 at=assignment.completed_at,
             )
             for assignment, rater in await repository.assignments(session, pair_id, SKIPPED)

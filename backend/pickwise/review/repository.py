@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.models.review import AGREEMENT_SQL, MAJORITY_SQL
 from pickwise.review.cursor import SORT_KEYS, Cursor
-from pickwise.review.schemas import Sort
 from pickwise.review.sql_filters import SEARCH_MATCHES, TSQUERY_OF, Conditions
+from pickwise.vocabulary import Choice, PairSort
 
 _COUNTS = ("judgments", "votes", "votes_a", "votes_b", "ties", "both_bad", "rationales")
 _FIXED = (
@@ -45,15 +45,15 @@ COLUMNS = (*_FIXED, *_COUNTS, *_DERIVED)
 _SELECT = ", ".join(f"s.{column}" for column in COLUMNS)
 
 # Judgments after the watermark, per pair, as the summary counts them.
-_RECENT = """
+_RECENT = f"""
 recent AS MATERIALIZED (
     SELECT v.pair_id,
            count(*) AS judgments,
            count(*) FILTER (WHERE v.counted) AS votes,
-           count(*) FILTER (WHERE v.counted AND v.choice = 'a') AS votes_a,
-           count(*) FILTER (WHERE v.counted AND v.choice = 'b') AS votes_b,
-           count(*) FILTER (WHERE v.counted AND v.choice = 'tie') AS ties,
-           count(*) FILTER (WHERE v.counted AND v.choice = 'both_bad') AS both_bad,
+           count(*) FILTER (WHERE v.counted AND v.choice = '{Choice.A}') AS votes_a,
+           count(*) FILTER (WHERE v.counted AND v.choice = '{Choice.B}') AS votes_b,
+           count(*) FILTER (WHERE v.counted AND v.choice = '{Choice.TIE}') AS ties,
+           count(*) FILTER (WHERE v.counted AND v.choice = '{Choice.BOTH_BAD}') AS both_bad,
            count(*) FILTER (WHERE v.counted AND v.with_rationale) AS rationales
     FROM (
         SELECT j.pair_id, j.choice, j.rationale IS NOT NULL AS with_rationale,
@@ -110,18 +110,18 @@ class Summary:
     agreement_low: float
     agreement_high: float
 
-    def key(self, sort: Sort) -> Any:
+    def key(self, sort: PairSort) -> Any:
         return getattr(self, SORT_KEYS[sort][0])
 
 
-def _order(sort: Sort, backwards: bool, qualified: bool) -> str:
+def _order(sort: PairSort, backwards: bool, qualified: bool) -> str:
     column, descending = SORT_KEYS[sort]
     direction = "DESC" if descending != backwards else "ASC"
     prefix = "s." if qualified else ""
     return f"{prefix}{column} {direction}, {prefix}pair_id {direction}"
 
 
-def _keyset(sort: Sort, cursor: Cursor | None, backwards: bool) -> tuple[str, dict[str, Any]]:
+def _keyset(sort: PairSort, cursor: Cursor | None, backwards: bool) -> tuple[str, dict[str, Any]]:
     if cursor is None:
         return "true", {}
     column, descending = SORT_KEYS[sort]
@@ -143,7 +143,7 @@ async def page(
     session: AsyncSession,
     project_id: int,
     where: Conditions,
-    sort: Sort,
+    sort: PairSort,
     *,
     cursor: Cursor | None,
     backwards: bool,

@@ -17,8 +17,8 @@ from pickwise.review.schemas import (
     PairDetailRead,
     PairFilter,
     PairPage,
-    Sort,
 )
+from pickwise.vocabulary import PairSort
 
 router = APIRouter(prefix="/api/v1/projects/{project_id}/pairs", tags=["review"])
 
@@ -28,7 +28,7 @@ async def list_pairs(
     project: AdminProject,
     session: SessionDep,
     pairs: Annotated[PairFilter, Query()],
-    sort: Sort = Sort.NEWEST,
+    sort: PairSort = PairSort.NEWEST,
     after: Annotated[str | None, Query(description="next_cursor of the page before")] = None,
     before: Annotated[str | None, Query(description="previous_cursor of the page after")] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = service.PAGE_SIZE,

@@ -1,67 +1,19 @@
 """What the explorer is asked (a filter, a sort, a cursor) and what it answers."""
 
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from pickwise.models.review import Decision
+from pickwise.vocabulary import (
+    CanonicalSide,
+    CurationAction,
+    Decision,
+    FlagResolution,
+    PairState,
+)
 
 MAX_TEXT = 500
-
-
-class PairState(StrEnum):
-    """What a pair's status filter can ask for; a pair may be in several (complete and
-    disputed and adjudicated, say). docs/review.md defines each."""
-
-    WAITING = "waiting"
-    IN_PROGRESS = "in_progress"
-    COMPLETE = "complete"
-    DISPUTED = "disputed"
-    FLAGGED = "flagged"
-    REMOVED = "removed"
-    ADJUDICATED = "adjudicated"
-    EXCLUDED = "excluded"
-
-    @property
-    def label(self) -> str:
-        return _STATE_LABELS[self]
-
-
-_STATE_LABELS = {
-    PairState.WAITING: "waiting",
-    PairState.IN_PROGRESS: "in progress",
-    PairState.COMPLETE: "complete",
-    PairState.DISPUTED: "disputed",
-    PairState.FLAGGED: "flagged",
-    PairState.REMOVED: "removed",
-    PairState.ADJUDICATED: "adjudicated",
-    PairState.EXCLUDED: "excluded",
-}
-
-
-class Sort(StrEnum):
-    NEWEST = "newest"
-    OLDEST = "oldest"
-    AGREEMENT_LOW = "agreement_low"
-    AGREEMENT_HIGH = "agreement_high"
-    VOTES_MOST = "votes_most"
-    VOTES_FEWEST = "votes_fewest"
-
-    @property
-    def label(self) -> str:
-        return _SORT_LABELS[self]
-
-
-_SORT_LABELS = {
-    Sort.NEWEST: "Newest first",
-    Sort.OLDEST: "Oldest first",
-    Sort.AGREEMENT_LOW: "Lowest agreement first",
-    Sort.AGREEMENT_HIGH: "Highest agreement first",
-    Sort.VOTES_MOST: "Most votes first",
-    Sort.VOTES_FEWEST: "Fewest votes first",
-}
 
 
 class PairFilter(BaseModel):
@@ -110,13 +62,20 @@ class PairFilter(BaseModel):
     def _stripped(cls, value: str | None) -> str | None:
         return value.strip() if value is not None else None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "PairFilter":
-        if self.versus is not None and self.model is None:
-            raise ValueError("versus: give the first model too (model)")
-        if self.created_from and self.created_to and self.created_from > self.created_to:
-            raise ValueError("created_to: the last day comes before the first")
-        return self
+    @field_validator("versus")
+    @classmethod
+    def _versus_needs_a_model(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("model") is None:
+            raise ValueError("give the first model too (model)")
+        return value
+
+    @field_validator("created_to")
+    @classmethod
+    def _after_the_first_day(cls, value: date | None, info: ValidationInfo) -> date | None:
+        first = info.data.get("created_from")
+        if value is not None and first is not None and first > value:
+            raise ValueError("the last day comes before the first (created_from)")
+        return value
 
     def as_params(self) -> list[tuple[str, str]]:
         """The filter as query parameters (only what is set), for links and forms."""
@@ -214,27 +173,6 @@ class AdjudicationRead(BaseModel):
     withdrawn_by: str | None
 
 
-class ActionName(StrEnum):
-    EXCLUDE = "exclude"
-    INCLUDE = "include"
-    REQUEST_VOTES = "request_votes"
-    MAKE_GOLD = "make_gold"
-    RESOLVE_FLAGS = "resolve_flags"
-
-    @property
-    def label(self) -> str:
-        return _ACTION_LABELS[self]
-
-
-_ACTION_LABELS = {
-    ActionName.EXCLUDE: "Exclude from exports",
-    ActionName.INCLUDE: "Include in exports again",
-    ActionName.REQUEST_VOTES: "Request more votes",
-    ActionName.MAKE_GOLD: "Make gold",
-    ActionName.RESOLVE_FLAGS: "Resolve flags",
-}
-
-
 class ActionIn(BaseModel):
     """One action on the pairs a filter selects, or on the pairs listed in `pair_ids`."""
 
@@ -248,33 +186,48 @@ class ActionIn(BaseModel):
         },
     )
 
-    action: ActionName
+    action: CurationAction
     filter: PairFilter | None = None
-    pair_ids: list[int] | None = Field(None, max_length=1000)
+    pair_ids: list[int] | None = Field(None, max_length=1000, validate_default=True)
     votes: int | None = Field(
-        None, ge=1, le=100, description="request_votes: the votes each pair should get."
+        None,
+        ge=1,
+        le=100,
+        validate_default=True,
+        description="request_votes: the votes each pair should get.",
     )
-    answer: Literal["a", "b"] | None = Field(None, description="make_gold: the right answer.")
-    resolution: Literal["restored", "removed"] | None = Field(
-        None, description="resolve_flags: back in the queue, or removed."
+    answer: CanonicalSide | None = Field(
+        None, validate_default=True, description="make_gold: the right answer."
+    )
+    resolution: FlagResolution | None = Field(
+        None, validate_default=True, description="resolve_flags: back in the queue, or removed."
     )
 
-    @model_validator(mode="after")
-    def _complete(self) -> "ActionIn":
-        if (self.filter is None) == (self.pair_ids is None):
-            raise ValueError("filter: give either a filter or pair_ids")
-        needed = {
-            ActionName.REQUEST_VOTES: ("votes", self.votes),
-            ActionName.MAKE_GOLD: ("answer", self.answer),
-            ActionName.RESOLVE_FLAGS: ("resolution", self.resolution),
-        }.get(self.action)
-        if needed is not None and needed[1] is None:
-            raise ValueError(f"{needed[0]}: required for {self.action.value}")
-        return self
+    @field_validator("pair_ids")
+    @classmethod
+    def _filter_or_pairs(cls, value: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if (info.data.get("filter") is None) == (value is None):
+            raise ValueError("give either a filter or pair_ids")
+        return value
+
+    @field_validator("votes", "answer", "resolution")
+    @classmethod
+    def _needed_by_the_action(cls, value: Any, info: ValidationInfo) -> Any:
+        action = info.data.get("action")
+        if value is None and action is not None and _NEEDS.get(action) == info.field_name:
+            raise ValueError(f"required for {action.value}")
+        return value
+
+
+_NEEDS = {
+    CurationAction.REQUEST_VOTES: "votes",
+    CurationAction.MAKE_GOLD: "answer",
+    CurationAction.RESOLVE_FLAGS: "resolution",
+}
 
 
 class ActionResult(BaseModel):
-    action: ActionName
+    action: CurationAction
     selected: int = Field(description="Pairs the filter or list selected.")
     changed: int = Field(description="Pairs this request changed (0 when repeated).")
     detail: str

@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.errors import InvalidInput
 from pickwise.models import Project
-from pickwise.models.review import Decision
 from pickwise.review import repository
 from pickwise.review.cursor import Cursor
 from pickwise.review.repository import Summary
-from pickwise.review.schemas import MatchCount, PairFilter, PairPage, PairRow, PairState, Sort
+from pickwise.review.schemas import MatchCount, PairFilter, PairPage, PairRow
 from pickwise.review.sql_filters import Conditions, Search, filter_conditions
+from pickwise.vocabulary import Decision, PairSort, PairState
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -104,9 +104,9 @@ async def _search(session: AsyncSession, project_id: int, words: str, as_of: int
     return Search(query, sorted(set(found)))
 
 
-def _cursor(after: str | None, before: str | None, sort: Sort) -> tuple[Cursor | None, bool]:
+def _cursor(after: str | None, before: str | None, sort: PairSort) -> tuple[Cursor | None, bool]:
     if after and before:
-        raise InvalidInput("before: give either after or before, not both")
+        raise InvalidInput("give either after or before, not both", field="before")
     if after:
         return Cursor.decode(after, sort, "after"), False
     if before:
@@ -118,7 +118,7 @@ async def list_pairs(
     session: AsyncSession,
     project: Project,
     pairs: PairFilter,
-    sort: Sort = Sort.NEWEST,
+    sort: PairSort = PairSort.NEWEST,
     *,
     after: str | None = None,
     before: str | None = None,
@@ -170,7 +170,7 @@ async def summary_as_of(
         session,
         project.id,
         where,
-        Sort.NEWEST,
+        PairSort.NEWEST,
         cursor=None,
         backwards=False,
         limit=1,
@@ -183,7 +183,7 @@ async def neighbours(
     session: AsyncSession,
     project: Project,
     pairs: PairFilter,
-    sort: Sort,
+    sort: PairSort,
     summary: Summary,
     as_of: int,
 ) -> tuple[int | None, int | None]:

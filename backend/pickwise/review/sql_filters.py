@@ -11,7 +11,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from pickwise.models.search import prompt_document, text_document
-from pickwise.review.schemas import PairFilter, PairState
+from pickwise.review.schemas import PairFilter
+from pickwise.vocabulary import PairState, PairStatus
 
 # Agreement is a ratio of small integers: 2/3 must pass "at most 0.6666666666666666".
 AGREEMENT_TOLERANCE = 1e-9
@@ -23,8 +24,8 @@ STATE_SQL: dict[PairState, str] = {
     PairState.IN_PROGRESS: f"(NOT s.is_gold AND s.judgments > 0 AND s.judgments < {_WANTED})",
     PairState.COMPLETE: _COMPLETE,
     PairState.DISPUTED: f"({_COMPLETE} AND s.votes > 0 AND s.majority IS NULL)",
-    PairState.FLAGGED: "(s.pair_status = 'flagged')",
-    PairState.REMOVED: "(s.pair_status = 'removed')",
+    PairState.FLAGGED: f"(s.pair_status = '{PairStatus.FLAGGED}')",
+    PairState.REMOVED: f"(s.pair_status = '{PairStatus.REMOVED}')",
     PairState.ADJUDICATED: "(s.decision IS NOT NULL)",
     PairState.EXCLUDED: "(s.excluded)",
 }

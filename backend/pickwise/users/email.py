@@ -27,7 +27,7 @@ def checked_email(value: str) -> str:
     try:
         return valid_email(value)
     except ValueError as exc:
-        raise InvalidInput(f"email: {exc}") from exc
+        raise InvalidInput(str(exc), field="email") from exc
 
 
 # For request schemas: the same check, documented as an email in the OpenAPI schema.

@@ -3,10 +3,7 @@ from fastapi import APIRouter
 from pickwise.auth.deps import AdminUser, CurrentUser
 from pickwise.core.db import SessionDep
 from pickwise.core.errors import Conflict, NotFound
-from pickwise.models import User
-from pickwise.projects import repository as projects_repository
-from pickwise.projects import service as projects_service
-from pickwise.users import service
+from pickwise.users import repository, service
 from pickwise.users.schemas import UserCreate, UserRead, UserUpdate
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
@@ -19,23 +16,12 @@ async def me(user: CurrentUser) -> UserRead:
 
 @router.get("/users", response_model=list[UserRead])
 async def list_users(admin: AdminUser, session: SessionDep) -> list[UserRead]:
-    return [UserRead.model_validate(user) for user in await service.list_users(session)]
+    return [UserRead.model_validate(user) for user in await repository.list_all(session)]
 
 
 @router.post("/users", response_model=UserRead, status_code=201)
 async def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -> UserRead:
-    user = await service.create_user(
-        session,
-        email=body.email,
-        display_name=body.display_name,
-        role=body.role,
-        password=body.password,
-    )
-    for project_id in body.project_ids:
-        project = await projects_repository.get(session, project_id)
-        if project is None:
-            raise NotFound(f"project_ids: project {project_id} does not exist")
-        await projects_service.add_member(session, project, user)
+    user = await service.create_user(session, **body.model_dump())
     return UserRead.model_validate(user)
 
 
@@ -43,11 +29,11 @@ async def create_user(body: UserCreate, admin: AdminUser, session: SessionDep) -
 async def update_user(
     user_id: int, body: UserUpdate, admin: AdminUser, session: SessionDep
 ) -> UserRead:
-    user = await session.get(User, user_id)
+    user = await repository.get(session, user_id)
     if user is None:
         raise NotFound(f"user {user_id} does not exist")
     if body.is_active is not None:
         if user.id == admin.id and not body.is_active:
-            raise Conflict("is_active: you cannot deactivate your own account")
+            raise Conflict("you cannot deactivate your own account", field="is_active")
         await service.set_active(session, user, body.is_active)
     return UserRead.model_validate(user)

@@ -3,12 +3,13 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from pickwise.users.email import Email
+from pickwise.vocabulary import AccountRole
 
 
 class UserCreate(BaseModel):
     email: Email
     display_name: str = Field(min_length=1, max_length=200)
-    role: str = Field("rater", pattern="^(admin|rater)$")
+    role: AccountRole = AccountRole.RATER
     password: str = Field(min_length=8, max_length=1000)
     project_ids: list[int] = Field(default_factory=list)
 

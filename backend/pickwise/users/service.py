@@ -1,23 +1,22 @@
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.service import end_leases
-from pickwise.core.errors import Conflict, InvalidInput
+from pickwise.core.db import add_unique
+from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.security import hash_password, new_pseudonym
-from pickwise.models import Assignment, ProjectMember, User
+from pickwise.models import User
+from pickwise.projects import repository as projects_repository
+from pickwise.users import repository
+from pickwise.vocabulary import AccountRole
 
 MIN_PASSWORD_LENGTH = 8
 
 
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"password: must be at least {MIN_PASSWORD_LENGTH} characters")
-
-
-async def get_by_email(session: AsyncSession, email: str) -> User | None:
-    result = await session.execute(select(User).where(func.lower(User.email) == email.lower()))
-    return result.scalar_one_or_none()
+        raise InvalidInput(f"must be at least {MIN_PASSWORD_LENGTH} characters", field="password")
 
 
 async def create_user(
@@ -25,13 +24,23 @@ async def create_user(
     *,
     email: str,
     display_name: str,
-    role: str = "rater",
+    role: AccountRole = AccountRole.RATER,
     password: str | None = None,
+    project_ids: Sequence[int] = (),
 ) -> User:
+    """Create an account and make it a member of `project_ids`: the one way in for accounts
+    from the API, the admin page, the CLI, invites and study links.
+
+    The projects are checked first, so a refusal leaves nothing behind even where the caller
+    catches it and its transaction commits (a page that shows the problem)."""
+    missing = await projects_repository.missing_ids(session, project_ids)
+    if missing:
+        raise NotFound(f"project {missing[0]} does not exist", field="project_ids")
     if password is not None:
         check_password_strength(password)
-    if await get_by_email(session, email) is not None:
-        raise Conflict(f"email: an account for {email} already exists")
+    taken = Conflict(f"an account for {email} already exists", field="email")
+    if await repository.get_by_email(session, email) is not None:
+        raise taken
     user = User(
         email=email.strip(),
         display_name=display_name.strip() or email.split("@")[0],
@@ -39,17 +48,9 @@ async def create_user(
         password_hash=await hash_password(password) if password else None,
         pseudonym=new_pseudonym(),
     )
-    session.add(user)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"email: an account for {email} already exists") from exc
+    await add_unique(session, user, taken)
+    await projects_repository.add_members(session, project_ids, user.id)
     return user
-
-
-async def list_users(session: AsyncSession) -> list[User]:
-    return list((await session.execute(select(User).order_by(User.id))).scalars())
 
 
 async def set_active(session: AsyncSession, user: User, active: bool) -> None:
@@ -60,13 +61,5 @@ async def set_active(session: AsyncSession, user: User, active: bool) -> None:
     user.is_active = active
     await session.flush()
     if not active:
-        await end_leases(session, await _projects_to_stop(session, user.id), rater_id=user.id)
-
-
-async def _projects_to_stop(session: AsyncSession, user_id: int) -> list[int]:
-    """Projects the user works in: those they are a member of or hold a lease in."""
-    member_of = select(ProjectMember.project_id).where(ProjectMember.user_id == user_id)
-    leased_in = select(Assignment.project_id).where(
-        Assignment.rater_id == user_id, Assignment.status == "leased"
-    )
-    return list((await session.scalars(member_of.union(leased_in))).all())
+        projects = await repository.projects_worked_in(session, user.id)
+        await end_leases(session, projects, rater_id=user.id)

@@ -13,7 +13,7 @@ from pickwise.auth.schemas import TokenCreate
 from pickwise.core.clock import utcnow
 from pickwise.core.db import SessionDep
 from pickwise.core.errors import NotFound
-from pickwise.web.admin import field_errors, redirect_to
+from pickwise.web.forms import field_errors, redirect_to
 from pickwise.web.templating import render
 
 router = APIRouter(prefix="/account", include_in_schema=False)

@@ -17,22 +17,22 @@ from pickwise.analytics.schemas import RaterRow, RatersRead
 from pickwise.auth.deps import PrincipalDep, get_admin_user
 from pickwise.batches import repository as batches_repository
 from pickwise.core.db import SessionDep
-from pickwise.core.errors import NotFound
+from pickwise.core.errors import InvalidInput, NotFound
 from pickwise.models import Project, User
 from pickwise.projects import repository as projects_repository
 from pickwise.projects import service as projects_service
 from pickwise.projects.deps import AdminProject
 from pickwise.review import actions_service, service
 from pickwise.review import repository as review_repository
-from pickwise.review.pair_service import as_shown
-from pickwise.review.schemas import ActionIn, ActionName, PairPage, PairState, Sort
+from pickwise.review.schemas import ActionIn, PairPage
+from pickwise.vocabulary import CurationAction, PairSort, PairState, shown_choice_of
 from pickwise.web.dashboard import number, p_value, percent, seconds
+from pickwise.web.forms import field_errors
 from pickwise.web.pair_filters import (
     FILTER_LABELS,
     Listing,
     action_notice,
     done_params,
-    field_problems,
     path_for,
     read_listing,
 )
@@ -57,8 +57,8 @@ async def _filter_choices(session: AsyncSession, project: Project) -> dict[str, 
         "models": await review_repository.models(session, project.id),
         "raters": [user for user, _ in members],
         "states": list(PairState),
-        "sorts": list(Sort),
-        "actions": list(ActionName),
+        "sorts": list(PairSort),
+        "actions": list(CurationAction),
     }
 
 
@@ -145,14 +145,16 @@ async def act(
     listing = read_listing(form)
     fields = {name: value for name, value in form.items() if isinstance(value, str)}
     single = bool(fields.get("pair_id"))
+    problems: dict[str, str] = {}
     try:
         action = _action_from_form(fields, listing)
-        if not single and fields.get("confirm") != "yes":
-            raise ValueError("confirm: tick the box to apply this to every pair of the filter")
-    except (ValidationError, ValueError) as exc:
-        problems = _problems(exc)
-        if single:
-            raise NotFound("; ".join(problems.values())) from exc
+    except ValidationError as exc:
+        problems = field_errors(exc)
+    if not single and fields.get("confirm") != "yes":
+        problems.setdefault("confirm", "tick the box to apply this to every pair of the filter")
+    if problems and single:
+        raise InvalidInput("; ".join(f"{name}: {text}" for name, text in problems.items()))
+    if problems:
         return await _render_explorer(
             request, principal, session, project, listing, action_problems=problems
         )
@@ -170,13 +172,6 @@ async def act(
     separator = "&" if query else "?"
     done_query = "&".join(f"{name}={value}" for name, value in done)
     return RedirectResponse(f"{target}{query}{separator}{done_query}", status_code=303)
-
-
-def _problems(exc: Exception) -> dict[str, str]:
-    if isinstance(exc, ValidationError):
-        return field_problems(exc)
-    name, _, message = str(exc).partition(": ")
-    return {name: message}
 
 
 # --- one rater ----------------------------------------------------------------------------
@@ -225,7 +220,8 @@ async def rater_audit(
             session, user_id, [row.pair_id for row in page.items]
         )
         choices = {
-            pair_id: (choice, as_shown(choice, left)) for pair_id, (choice, left) in their.items()
+            pair_id: (choice, shown_choice_of(choice, left))
+            for pair_id, (choice, left) in their.items()
         }
     numbers, raters, computing = await _rater_numbers(connection, session, project, user_id)
     members = await projects_repository.members(session, project.id)

@@ -15,20 +15,17 @@ from pickwise.batches import repository as batches_repository
 from pickwise.core.config import get_settings
 from pickwise.core.db import SessionDep
 from pickwise.exports import service
-from pickwise.exports.aggregation import AggregationMode
-from pickwise.exports.archive import zip_export
+from pickwise.exports.dataset.aggregation import AggregationMode
+from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.writer import zip_export
 from pickwise.exports.deps import ReadConnection
-from pickwise.exports.formats import ExportFormat
 from pickwise.exports.schemas import ExportQuery
 from pickwise.projects.deps import AdminProject
+from pickwise.web.forms import problems
 from pickwise.web.templating import render
 from pickwise.webhooks.service import queue_export_written
 
 router = APIRouter(prefix="/admin/projects/{project_id}/export", include_in_schema=False)
-
-
-def _problems(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
 
 
 async def _page(
@@ -109,7 +106,7 @@ async def export_download(
             session,
             project,
             ExportQuery(),
-            errors=_problems(exc),
+            errors=problems(exc),
             status_code=422,
         )
     if action == "preview":

@@ -11,6 +11,7 @@ from pickwise.core.config import get_settings
 from pickwise.core.db import SessionDep
 from pickwise.core.errors import PickwiseError
 from pickwise.projects import repository as projects_repository
+from pickwise.vocabulary import AccountRole
 from pickwise.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -23,7 +24,8 @@ def _safe_next(next_url: str | None) -> str:
     return "/"
 
 
-def _set_session_cookie(response: Response, token: str) -> None:
+def set_session_cookie(response: Response, token: str) -> None:
+    """Log the browser in: the session cookie, sent back on every same-site request."""
     settings = get_settings()
     response.set_cookie(
         SESSION_COOKIE,
@@ -60,7 +62,7 @@ async def login(
         )
     token, _ = await auth_service.start_session(session, user)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    _set_session_cookie(response, token)
+    set_session_cookie(response, token)
     return response
 
 
@@ -79,7 +81,7 @@ async def home(request: Request, principal: OptionalPrincipal, session: SessionD
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     user = principal.user
-    if user.role == "admin":
+    if user.role == AccountRole.ADMIN:
         projects = await projects_repository.list_all(session)
     else:
         projects = await projects_repository.list_for_member(session, user.id)
@@ -114,5 +116,5 @@ async def accept_invite(
         )
     session_token, _ = await auth_service.start_session(session, user)
     response = RedirectResponse("/", status_code=303)
-    _set_session_cookie(response, session_token)
+    set_session_cookie(response, session_token)
     return response

@@ -9,7 +9,9 @@ from urllib.parse import urlencode
 from fastapi import Request
 from pydantic import ValidationError
 
-from pickwise.review.schemas import ActionName, PairFilter, Sort
+from pickwise.review.schemas import PairFilter
+from pickwise.vocabulary import CurationAction, PairSort
+from pickwise.web.forms import field_errors
 
 LIST_FIELDS = ("batch", "status")
 FILTER_LABELS = {
@@ -27,7 +29,7 @@ FILTER_LABELS = {
     "created_from": "Created from",
     "created_to": "Created to",
     "q": "Search",
-    "sort": "Sort",
+    "sort": "PairSort",
     "after": "Page",
     "before": "Page",
 }
@@ -45,13 +47,13 @@ class Listing:
     the watermark of the votes it counts."""
 
     pairs: PairFilter
-    sort: Sort
+    sort: PairSort
     as_of: int | None
     problems: dict[str, str]
 
     def params(self, **extra: Any) -> list[tuple[str, str]]:
         params = [*self.pairs.as_params()]
-        if self.sort is not Sort.NEWEST:
+        if self.sort is not PairSort.NEWEST:
             params.append(("sort", self.sort.value))
         params += [(name, str(value)) for name, value in extra.items() if value is not None]
         return params
@@ -70,11 +72,11 @@ def read_listing(params: MultiParams) -> Listing:
         if values:
             data[name] = values if name in LIST_FIELDS else values[-1]
     pairs = _valid_part(data, problems)
-    sort = Sort.NEWEST
+    sort = PairSort.NEWEST
     chosen = _last(params, "sort")
     if chosen:
         try:
-            sort = Sort(chosen)
+            sort = PairSort(chosen)
         except ValueError:
             problems["sort"] = f"unknown sort {chosen!r}"
     as_of = _last(params, "as_of")
@@ -88,7 +90,7 @@ def _valid_part(data: dict[str, Any], problems: dict[str, str]) -> PairFilter:
         try:
             return PairFilter.model_validate(data)
         except ValidationError as exc:
-            found = field_problems(exc)
+            found = field_errors(exc)
             problems.update(found)
             data = {name: value for name, value in data.items() if name not in found}
     return PairFilter()
@@ -99,41 +101,28 @@ def _last(params: MultiParams, name: str) -> str | None:
     return values[-1] if values else None
 
 
-def field_problems(exc: ValidationError) -> dict[str, str]:
-    """The first problem per field; a model-level problem names its field ("field: …")."""
-    problems: dict[str, str] = {}
-    for error in exc.errors():
-        message = str(error["msg"]).removeprefix("Value error, ")
-        name = str(error["loc"][0]) if error["loc"] else ""
-        if not name:
-            name, _, rest = message.partition(": ")
-            message = rest or message
-        problems.setdefault(name, message)
-    return problems
-
-
 def path_for(request: Request, route: str, **params: Any) -> str:
     return str(request.app.url_path_for(route, **{k: str(v) for k, v in params.items()}))
 
 
 ACTION_NOTICES = {
-    ActionName.EXCLUDE: "{changed:,} of {selected:,} pairs excluded from exports.",
-    ActionName.INCLUDE: "{changed:,} of {selected:,} pairs included in exports again.",
-    ActionName.REQUEST_VOTES: "{changed:,} of {selected:,} pairs now ask for more votes.",
-    ActionName.MAKE_GOLD: "{changed:,} of {selected:,} pairs made gold.",
-    ActionName.RESOLVE_FLAGS: "Flags of {changed:,} of {selected:,} pairs resolved.",
+    CurationAction.EXCLUDE: "{changed:,} of {selected:,} pairs excluded from exports.",
+    CurationAction.INCLUDE: "{changed:,} of {selected:,} pairs included in exports again.",
+    CurationAction.REQUEST_VOTES: "{changed:,} of {selected:,} pairs now ask for more votes.",
+    CurationAction.MAKE_GOLD: "{changed:,} of {selected:,} pairs made gold.",
+    CurationAction.RESOLVE_FLAGS: "Flags of {changed:,} of {selected:,} pairs resolved.",
 }
 
 
 def action_notice(query: Mapping[str, str]) -> str | None:
     """The notice a finished action's redirect asks for: fixed words and two numbers."""
     try:
-        action = ActionName(query.get("done", ""))
+        action = CurationAction(query.get("done", ""))
         changed, selected = int(query.get("changed", "")), int(query.get("selected", ""))
     except ValueError:
         return None
     return ACTION_NOTICES[action].format(changed=changed, selected=selected)
 
 
-def done_params(action: ActionName, changed: int, selected: int) -> Sequence[tuple[str, str]]:
+def done_params(action: CurationAction, changed: int, selected: int) -> Sequence[tuple[str, str]]:
     return [("done", action.value), ("changed", str(changed)), ("selected", str(selected))]

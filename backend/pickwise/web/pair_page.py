@@ -12,11 +12,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from pickwise.auth.deps import AdminUser, PrincipalDep, get_admin_user
 from pickwise.core.db import SessionDep
-from pickwise.models.review import Decision
 from pickwise.projects.deps import AdminProject
 from pickwise.review import pair_service, service
 from pickwise.review.repository import watermark
-from pickwise.review.schemas import ActionName, AdjudicationIn, PairDetailRead, VoteRead
+from pickwise.review.schemas import AdjudicationIn, PairDetailRead, VoteRead
+from pickwise.vocabulary import CanonicalSide, CurationAction, Decision
 from pickwise.web.markdown import render_markdown
 from pickwise.web.pair_filters import FILTER_LABELS, Listing, action_notice, path_for, read_listing
 from pickwise.web.rating import ROLE_LABELS
@@ -37,18 +37,22 @@ DECISION_NOTICES = {
 
 
 def _answers(detail: PairDetailRead, seen_by: VoteRead | None) -> list[dict[str, Any]]:
-    """The two answers in the order to show: canonical A then B, or as one rater saw them."""
+    """The two answers in the order to show: canonical A then B, or as one rater saw them
+    (then each also says whether it was on the left or the right)."""
+    responses = {CanonicalSide.A: detail.response_a, CanonicalSide.B: detail.response_b}
     answers = {
-        "a": {"side": "a", "response": detail.response_a},
-        "b": {"side": "b", "response": detail.response_b},
+        side: {
+            "side": side.value,
+            "response": response,
+            "html": render_markdown(response.content),
+            "shown_left": sum(1 for vote in detail.votes_list if vote.shown_left == side),
+        }
+        for side, response in responses.items()
     }
-    for side, answer in answers.items():
-        answer["html"] = render_markdown(answer["response"].content)
-        answer["shown_left"] = sum(1 for vote in detail.votes_list if vote.shown_left == side)
     if seen_by is None:
-        return [answers["a"], answers["b"]]
-    left = seen_by.shown_left
-    right = "b" if left == "a" else "a"
+        return [answers[CanonicalSide.A], answers[CanonicalSide.B]]
+    left = CanonicalSide(seen_by.shown_left)
+    right = CanonicalSide.B if left is CanonicalSide.A else CanonicalSide.A
     return [{**answers[left], "position": "left"}, {**answers[right], "position": "right"}]
 
 
@@ -98,7 +102,7 @@ async def pair_page(
         "previous_id": previous_id,
         "next_id": next_id,
         "decisions": list(Decision),
-        "actions": ActionName,
+        "actions": CurationAction,
         "notice": action_notice(query) or DECISION_NOTICES.get(query.get("decision", "")),
         "csrf_token": principal.web_session.csrf_token if principal.web_session else "",
         "listing_path": path_for(request, "pairs_explorer", project_id=project.id),

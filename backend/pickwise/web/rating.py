@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
@@ -32,9 +32,10 @@ from pickwise.judgments import idempotency
 from pickwise.judgments import service as judgments
 from pickwise.judgments.patterns import MAX_JUDGMENTS, rater_choice_patterns
 from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
-from pickwise.models import Assignment, Project, User
+from pickwise.models import Project, User
 from pickwise.pools.quota import quota_state
 from pickwise.projects.deps import RaterProject
+from pickwise.vocabulary import RationaleMode, ShownChoice, ShownCriterionChoice
 from pickwise.web.markdown import render_markdown
 from pickwise.web.templating import render
 
@@ -44,16 +45,6 @@ FLASH_COOKIE = "pickwise_flash"
 FLASH_SECONDS = 120
 FLASH_KINDS = ("info", "warning", "feedback")
 ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
-SKIP_REASONS = {
-    "cant_judge": "I can't judge this",
-    "needs_expertise": "Needs expertise I don't have",
-    "broken_content": "The content is broken",
-}
-FLAG_REASONS = {
-    "harmful": "Harmful content",
-    "personal_data": "Personal data",
-    "other": "Something else (say what below)",
-}
 FIELD_PROBLEMS = {
     "choice": "Choose one of the answer buttons.",
     "rationale": "The reason is too long; keep it under 20,000 characters.",
@@ -145,7 +136,7 @@ def _page(
 async def _progress(session: AsyncSession, project: Project, rater: User) -> Progress:
     midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
     counts = await assignments_repository.rater_counts(session, project.id, rater.id, midnight)
-    remaining = await assignments.judgments_needed(session, project.id)
+    remaining = await assignments_repository.judgments_needed(session, project.id)
     return Progress(counts["today"], counts["total"], remaining)
 
 
@@ -162,8 +153,8 @@ def _base_context(principal: Principal, project: Project, progress: Progress) ->
     }
 
 
-def _lease_minutes(assignment: Assignment, now: datetime) -> int:
-    return max(1, round((assignment.lease_expires_at - now).total_seconds() / 60))
+def _lease_minutes(lease: assignments.Lease, now: datetime) -> int:
+    return max(1, round((lease.expires_at - now).total_seconds() / 60))
 
 
 async def _pair_page(
@@ -176,8 +167,8 @@ async def _pair_page(
     values: FormValues | None = None,
     error: str | None = None,
 ) -> Response:
-    assignment, content = lease.assignment, lease.content
-    left, right = assignments_repository.shown_sides(content, assignment)
+    content = lease.content
+    left, right = assignments_repository.shown_sides(content, lease.left_side)
     turns = [
         {
             "role": str(turn.get("role", "")),
@@ -189,8 +180,8 @@ async def _pair_page(
     values = values or FormValues(criteria=("",) * len(project.criteria))
     context = {
         **_base_context(principal, project, await _progress(session, project, principal.user)),
-        "assignment_id": assignment.id,
-        "lease_minutes": _lease_minutes(assignment, utcnow()),
+        "assignment_id": lease.assignment_id,
+        "lease_minutes": _lease_minutes(lease, utcnow()),
         # Only the texts reach the template: model names and gold status never do.
         "system_html": render_markdown(content.prompt.system),
         "turns": turns,
@@ -201,8 +192,6 @@ async def _pair_page(
         "flag_key": str(uuid.uuid4()),
         "values": values,
         "error": error,
-        "skip_reasons": SKIP_REASONS,
-        "flag_reasons": FLAG_REASONS,
     }
     return _page(request, project, "rate/pair.html", context, 422 if error else 200)
 
@@ -222,10 +211,10 @@ def _form_values(form: FormData, project: Project) -> FormValues:
 
 def _judgment_from_form(values: FormValues, choice: str, project: Project) -> JudgmentIn:
     """The form as the API's JudgmentIn; the two slips a rater makes most get plain words."""
-    decisive = choice in ("left", "right")
+    decisive = choice in (ShownChoice.LEFT, ShownChoice.RIGHT)
     if decisive and project.strength_scale and not values.strength:
         raise InvalidInput(f"Pick how much better the {choice} answer is, then choose again.")
-    if project.rationale_mode == "required" and not values.rationale.strip():
+    if project.rationale_mode == RationaleMode.REQUIRED and not values.rationale.strip():
         raise InvalidInput("Say briefly why; this project asks for a reason with every choice.")
     strength: int | None = None
     # Strength belongs to a left/right choice only; the radios stay filled in for a tie.
@@ -236,9 +225,9 @@ def _judgment_from_form(values: FormValues, choice: str, project: Project) -> Ju
     criteria = {
         name: side
         for name, side in zip(project.criteria, values.criteria, strict=True)
-        if side in ("left", "right", "tie")
+        if side in frozenset(ShownCriterionChoice)
     }
-    rationale = values.rationale if project.rationale_mode != "off" else ""
+    rationale = values.rationale if project.rationale_mode != RationaleMode.OFF else ""
     try:
         return JudgmentIn(
             choice=choice,
@@ -268,6 +257,24 @@ async def _refused(
     )
 
 
+async def _once(
+    request: Request,
+    session: AsyncSession,
+    rater: User,
+    form: FormData,
+    body: BaseModel,
+    work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+) -> tuple[int, dict[str, Any]] | None:
+    """Runs `work` once per rendered form (its idempotency key): the first answer again for a
+    double submit; None when the form was already sent with another answer."""
+    fingerprint = idempotency.request_fingerprint(request.url.path, body)
+    key = _field(form, "idempotency_key") or None
+    try:
+        return await idempotency.run_once(session, rater, key, fingerprint, work)
+    except InvalidInput:
+        return None
+
+
 async def _skip_or_flag_once(
     request: Request,
     project: Project,
@@ -279,13 +286,10 @@ async def _skip_or_flag_once(
     done_message: str,
 ) -> Response:
     """Runs a skip or flag once per form and goes back to the page."""
-    fingerprint = idempotency.request_fingerprint(request.url.path, body)
-    try:
-        status, answer = await idempotency.run_once(
-            session, rater, _field(form, "idempotency_key") or None, fingerprint, work
-        )
-    except InvalidInput:
+    answered = await _once(request, session, rater, form, body, work)
+    if answered is None:
         return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
+    status, answer = answered
     if status >= 400:
         return _redirect(request, project, Flash("warning", str(answer["detail"])))
     return _redirect(request, project, Flash("info", f"{done_message} Here is the next pair."))
@@ -345,15 +349,12 @@ async def submit_judgment(
 
     async def work() -> tuple[int, dict[str, Any]]:
         stored = await judgments.submit(session, assignment_id, rater, body)
-        return 201, {"judgment_id": stored.judgment.id, "gold_feedback": stored.gold_feedback}
+        return 201, {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
 
-    fingerprint = idempotency.request_fingerprint(request.url.path, body)
-    try:
-        status, answer = await idempotency.run_once(
-            session, rater, _field(form, "idempotency_key") or None, fingerprint, work
-        )
-    except InvalidInput:
+    answered = await _once(request, session, rater, form, body, work)
+    if answered is None:
         return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
+    status, answer = answered
     if status == 422:
         return await _refused(request, principal, project, session, values, answer["detail"])
     if status >= 400:

@@ -4,6 +4,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from pickwise import vocabulary
 from pickwise.core.resources import FRONTEND_PACKAGE, package_folder
 
 FRONTEND_DIR = package_folder(FRONTEND_PACKAGE)
@@ -11,6 +12,8 @@ TEMPLATES_DIR = FRONTEND_DIR / "templates"
 STATIC_DIR = FRONTEND_DIR / "static"
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+# Forms list the values (and their labels) from the one definition of each vocabulary.
+templates.env.globals["vocabulary"] = vocabulary
 
 
 def render(

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.models import Webhook, WebhookDelivery
+from pickwise.vocabulary import DeliveryStatus, PairStatus, SlotState, WebhookEvent
 
 # Batches a webhook has not heard about yet. "Imported" counts batches made after the webhook
 # (not the project's whole history); "completed" counts every batch whose active pairs have
@@ -16,28 +17,28 @@ from pickwise.models import Webhook, WebhookDelivery
 # A batch has no pairs of its own (only counted in pairs_new) when all its prompts were
 # already there: such a batch never completes and is never a candidate.
 _NEW_BATCHES = text(
-    """
+    f"""
     SELECT w.id AS webhook_id, b.id AS batch_id
     FROM webhooks w
     JOIN batches b ON b.project_id = w.project_id AND b.created_at >= w.created_at
-    WHERE w.is_active AND w.events @> '["batch.imported"]'
+    WHERE w.is_active AND w.events @> '["{WebhookEvent.BATCH_IMPORTED}"]'
       AND NOT EXISTS (
           SELECT 1 FROM webhook_deliveries d
-          WHERE d.webhook_id = w.id AND d.event_key = 'batch.imported:' || b.id
+          WHERE d.webhook_id = w.id AND d.event_key = '{WebhookEvent.BATCH_IMPORTED}:' || b.id
       )
     ORDER BY b.id
     LIMIT :limit
     """
 )
 _COMPLETION_CANDIDATES = text(
-    """
+    f"""
     SELECT w.id AS webhook_id, b.id AS batch_id, b.project_id
     FROM webhooks w
     JOIN batches b ON b.project_id = w.project_id
-    WHERE w.is_active AND w.events @> '["batch.completed"]'
+    WHERE w.is_active AND w.events @> '["{WebhookEvent.BATCH_COMPLETED}"]'
       AND NOT EXISTS (
           SELECT 1 FROM webhook_deliveries d
-          WHERE d.webhook_id = w.id AND d.event_key = 'batch.completed:' || b.id
+          WHERE d.webhook_id = w.id AND d.event_key = '{WebhookEvent.BATCH_COMPLETED}:' || b.id
       )
       AND EXISTS (SELECT 1 FROM pairs p WHERE p.batch_id = b.id AND NOT p.is_gold)
     ORDER BY b.id
@@ -51,27 +52,29 @@ _PAIR_ID_RANGE = text(
 # ids only, and stops at the first one whose pair is this batch's and active. OFFSET 0 keeps
 # the planner from turning it into a join over the whole batch, whatever its statistics say.
 _OPEN_WORK = text(
-    """
+    f"""
     SELECT EXISTS (
         SELECT 1 FROM (
             SELECT s.pair_id FROM pair_slots s
-            WHERE s.project_id = :project_id AND s.state <> 'done'
+            WHERE s.project_id = :project_id AND s.state <> '{SlotState.DONE}'
               AND s.pair_id BETWEEN :first_pair AND :last_pair
             OFFSET 0
         ) open_slots
         WHERE EXISTS (
             SELECT 1 FROM pairs p
-            WHERE p.id = open_slots.pair_id AND p.batch_id = :batch_id AND p.status = 'active'
+            WHERE p.id = open_slots.pair_id AND p.batch_id = :batch_id
+              AND p.status = '{PairStatus.ACTIVE}'
         )
     )
     """
 )
 _BATCH_FACTS = text(
-    """
+    f"""
     SELECT b.id, b.filename, b.source, b.created_at, b.prompts_new, b.prompts_unchanged,
            b.responses_new, b.pairs_new, p.id AS project_id, p.slug,
            (SELECT count(*) FROM pairs pr
-            WHERE pr.batch_id = b.id AND NOT pr.is_gold AND pr.status = 'active') AS pairs_active,
+            WHERE pr.batch_id = b.id AND NOT pr.is_gold
+              AND pr.status = '{PairStatus.ACTIVE}') AS pairs_active,
            (SELECT count(*) FROM judgments j JOIN pairs pr ON pr.id = j.pair_id
             WHERE pr.batch_id = b.id AND NOT j.is_gold) AS judgments
     FROM batches b JOIN projects p ON p.id = b.project_id
@@ -137,7 +140,7 @@ async def queue(
             event=event,
             event_key=event_key,
             payload=payload,
-            status="pending",
+            status=DeliveryStatus.PENDING,
             attempts=0,
             next_attempt_at=now,
         )
@@ -172,13 +175,13 @@ class Claimed:
 
 
 _CLAIM = text(
-    """
+    f"""
     UPDATE webhook_deliveries d
     SET attempts = d.attempts + 1, next_attempt_at = :claimed_until
     FROM (
         SELECT dd.id FROM webhook_deliveries dd
         JOIN webhooks w ON w.id = dd.webhook_id
-        WHERE dd.status = 'pending' AND dd.next_attempt_at <= :now AND w.is_active
+        WHERE dd.status = '{DeliveryStatus.PENDING}' AND dd.next_attempt_at <= :now AND w.is_active
         ORDER BY dd.next_attempt_at
         LIMIT :limit
         FOR UPDATE OF dd SKIP LOCKED
@@ -206,7 +209,12 @@ async def mark_delivered(
     await session.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.id == delivery_id)
-        .values(status="delivered", delivered_at=now, last_status_code=status_code, last_error=None)
+        .values(
+            status=DeliveryStatus.DELIVERED,
+            delivered_at=now,
+            last_status_code=status_code,
+            last_error=None,
+        )
     )
 
 
@@ -221,7 +229,7 @@ async def mark_failed_attempt(
     """`retry_at` None: out of attempts, the delivery is given up (an admin may resend it)."""
     values: dict[str, Any] = {"last_status_code": status_code, "last_error": error[:2000]}
     if retry_at is None:
-        values["status"] = "failed"
+        values["status"] = DeliveryStatus.FAILED
     else:
         values["next_attempt_at"] = retry_at
     await session.execute(
@@ -253,3 +261,18 @@ async def delivery_counts(session: AsyncSession, project_id: int) -> dict[int, d
     for webhook_id, status, count in result:
         counts.setdefault(webhook_id, {})[status] = int(count)
     return counts
+
+
+async def webhooks_of(session: AsyncSession, project_id: int) -> list[Webhook]:
+    statement = select(Webhook).where(Webhook.project_id == project_id).order_by(Webhook.id)
+    return list((await session.scalars(statement)).all())
+
+
+async def delivery_of(
+    session: AsyncSession, webhook_id: int, delivery_id: int
+) -> WebhookDelivery | None:
+    return await session.scalar(
+        select(WebhookDelivery).where(
+            WebhookDelivery.id == delivery_id, WebhookDelivery.webhook_id == webhook_id
+        )
+    )

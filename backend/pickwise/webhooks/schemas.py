@@ -1,13 +1,14 @@
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pickwise.vocabulary import WebhookEvent
+
 URL_PATTERN = r"^https?://\S+$"
-Event = Literal["batch.imported", "batch.completed", "export.ready"]
 
 
-def _distinct(events: list[Event] | None) -> list[Event] | None:
+def _distinct(events: list[WebhookEvent] | None) -> list[WebhookEvent] | None:
     if events is None:
         return None
     if not events:
@@ -17,7 +18,7 @@ def _distinct(events: list[Event] | None) -> list[Event] | None:
 
 class WebhookCreate(BaseModel):
     url: str = Field(max_length=2000, pattern=URL_PATTERN)
-    events: list[Event] = Field(description="batch.imported, batch.completed, export.ready.")
+    events: list[WebhookEvent] = Field(description="batch.imported, batch.completed, export.ready.")
     description: str = Field("", max_length=200)
 
     _events = field_validator("events")(_distinct)
@@ -25,7 +26,7 @@ class WebhookCreate(BaseModel):
 
 class WebhookUpdate(BaseModel):
     url: str | None = Field(None, max_length=2000, pattern=URL_PATTERN)
-    events: list[Event] | None = None
+    events: list[WebhookEvent] | None = None
     description: str | None = Field(None, max_length=200)
     is_active: bool | None = None
 

@@ -12,13 +12,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.clock import utcnow
 from pickwise.core.errors import Conflict, NotFound
 from pickwise.core.outbound import check_url
 from pickwise.models import Project, Webhook, WebhookDelivery
+from pickwise.projects import repository as projects_repository
+from pickwise.vocabulary import PING_EVENT, DeliveryStatus, WebhookEvent
 from pickwise.webhooks import repository
 from pickwise.webhooks.schemas import WebhookCreate, WebhookUpdate
 from pickwise.webhooks.signing import new_secret
@@ -45,16 +46,11 @@ def envelope(
 
 
 async def list_webhooks(session: AsyncSession, project: Project) -> list[Webhook]:
-    result = await session.execute(
-        select(Webhook).where(Webhook.project_id == project.id).order_by(Webhook.id)
-    )
-    return list(result.scalars())
+    return await repository.webhooks_of(session, project.id)
 
 
 async def get_webhook_or_404(session: AsyncSession, project: Project, webhook_id: int) -> Webhook:
-    webhook = await session.scalar(
-        select(Webhook).where(Webhook.id == webhook_id, Webhook.project_id == project.id)
-    )
+    webhook = await projects_repository.in_project(session, Webhook, project.id, webhook_id)
     if webhook is None:
         raise NotFound(f"webhook {webhook_id}: no such webhook in this project")
     return webhook
@@ -100,16 +96,16 @@ async def deliveries(session: AsyncSession, webhook: Webhook, limit: int) -> lis
 
 async def resend(session: AsyncSession, webhook: Webhook, delivery_id: int) -> WebhookDelivery:
     """Queue a delivery again (a given-up one, say) for its next attempt now."""
-    delivery = await session.scalar(
-        select(WebhookDelivery).where(
-            WebhookDelivery.id == delivery_id, WebhookDelivery.webhook_id == webhook.id
-        )
-    )
+    delivery = await repository.delivery_of(session, webhook.id, delivery_id)
     if delivery is None:
         raise NotFound(f"delivery {delivery_id}: no such delivery of this webhook")
-    if delivery.status == "pending":
+    if delivery.status == DeliveryStatus.PENDING:
         raise Conflict("This delivery is still being tried.")
-    delivery.status, delivery.attempts, delivery.next_attempt_at = "pending", 0, utcnow()
+    delivery.status, delivery.attempts, delivery.next_attempt_at = (
+        DeliveryStatus.PENDING,
+        0,
+        utcnow(),
+    )
     await session.flush()
     return delivery
 
@@ -118,8 +114,8 @@ async def queue_ping(session: AsyncSession, project: Project, webhook: Webhook) 
     """A test event, so an admin can check the receiver and its signature check."""
     now = utcnow()
     key = f"ping:{uuid.uuid4()}"
-    payload = envelope("ping", key, project.id, project.slug, {"webhook_id": webhook.id}, now)
-    await repository.queue(session, webhook.id, "ping", key, payload, now)
+    payload = envelope(PING_EVENT, key, project.id, project.slug, {"webhook_id": webhook.id}, now)
+    await repository.queue(session, webhook.id, PING_EVENT, key, payload, now)
 
 
 async def queue_export_ready(
@@ -128,11 +124,12 @@ async def queue_export_ready(
     """Tell the project's webhooks that an export was written; `data` says what and where
     (format, path, counts). Returns the number of deliveries queued."""
     now = now or utcnow()
-    key = f"export.ready:{uuid.uuid4()}"
-    payload = envelope("export.ready", key, project.id, project.slug, data, now)
+    event = WebhookEvent.EXPORT_READY
+    key = f"{event}:{uuid.uuid4()}"
+    payload = envelope(event, key, project.id, project.slug, data, now)
     queued = 0
-    for webhook in await repository.active_webhooks(session, project.id, "export.ready"):
-        queued += await repository.queue(session, webhook.id, "export.ready", key, payload, now)
+    for webhook in await repository.active_webhooks(session, project.id, event):
+        queued += await repository.queue(session, webhook.id, event, key, payload, now)
     return queued
 
 
@@ -179,7 +176,7 @@ async def queue_batch_events(
     now = now or utcnow()
     ranges = {} if ranges is None else ranges
     events = [
-        ("batch.imported", webhook_id, batch_id)
+        (WebhookEvent.BATCH_IMPORTED, webhook_id, batch_id)
         for webhook_id, batch_id in await repository.new_batch_events(session, SWEEP_LIMIT)
     ]
     for webhook_id, batch_id, project_id in await repository.completion_candidates(
@@ -191,7 +188,7 @@ async def queue_batch_events(
         if pair_ids is not None and not await repository.has_open_work(
             session, project_id, batch_id, pair_ids
         ):
-            events.append(("batch.completed", webhook_id, batch_id))
+            events.append((WebhookEvent.BATCH_COMPLETED, webhook_id, batch_id))
     queued = 0
     for event, webhook_id, batch_id in events:
         facts = await repository.batch_facts(session, batch_id)

@@ -1,0 +1,83 @@
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.models import ApiToken, Invite, LoginFailure, User, UserSession
+
+
+async def failures_since(session: AsyncSession, email_key: str, since: datetime) -> int:
+    """Failed logins for this (lower-cased) email since `since`."""
+    failures = await session.scalar(
+        select(func.count())
+        .select_from(LoginFailure)
+        .where(LoginFailure.email == email_key, LoginFailure.failed_at > since)
+    )
+    return int(failures or 0)
+
+
+async def forget_failures(session: AsyncSession, email_key: str) -> None:
+    await session.execute(delete(LoginFailure).where(LoginFailure.email == email_key))
+
+
+async def delete_session(session: AsyncSession, token_hash: str) -> None:
+    await session.execute(delete(UserSession).where(UserSession.token_hash == token_hash))
+
+
+# Built once: they run on every request, and building a statement costs more CPU than
+# running it through SQLAlchemy's compiled cache.
+_USER_OF_SESSION = (
+    select(User, UserSession)
+    .join(UserSession, UserSession.user_id == User.id)
+    .where(
+        UserSession.token_hash == bindparam("token_hash"),
+        UserSession.expires_at > bindparam("now"),
+        User.is_active,
+    )
+)
+# Only the user is loaded: an ApiToken object per request is measurable CPU on the rater loop.
+_USER_OF_API_TOKEN = (
+    select(User)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        ApiToken.expires_at.is_(None) | (ApiToken.expires_at > bindparam("now")),
+        User.is_active,
+    )
+)
+
+
+async def user_of_session(
+    session: AsyncSession, token_hash: str, now: datetime
+) -> tuple[User, UserSession] | None:
+    """The active user of an unexpired web session."""
+    params = {"token_hash": token_hash, "now": now}
+    row = (await session.execute(_USER_OF_SESSION, params)).first()
+    return (row[0], row[1]) if row else None
+
+
+async def user_of_api_token(session: AsyncSession, token_hash: str, now: datetime) -> User | None:
+    """The active user of an API token that is neither revoked nor expired."""
+    return await session.scalar(_USER_OF_API_TOKEN, {"token_hash": token_hash, "now": now})
+
+
+async def api_tokens_of(session: AsyncSession, user_id: int) -> Sequence[ApiToken]:
+    statement = select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
+    return (await session.scalars(statement)).all()
+
+
+async def revoke_api_token(
+    session: AsyncSession, token_id: int, now: datetime, *, owner_id: int | None
+) -> bool:
+    """Revokes the active token (of `owner_id`, when given); False when there is none."""
+    statement = update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+    if owner_id is not None:
+        statement = statement.where(ApiToken.user_id == owner_id)
+    result = await session.execute(statement.values(revoked_at=now))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def invite_by_token_hash(session: AsyncSession, token_hash: str) -> Invite | None:
+    return await session.scalar(select(Invite).where(Invite.token_hash == token_hash))

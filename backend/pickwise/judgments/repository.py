@@ -1,0 +1,242 @@
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.models import (
+    Assignment,
+    IdempotencyKey,
+    Pair,
+    PairFlag,
+    Project,
+    ProjectMember,
+    Prompt,
+    User,
+)
+from pickwise.vocabulary import AccountRole, AssignmentStatus, SlotState
+
+# Every submit, skip and flag starts here, once the slot is locked. The row is locked, so what
+# the session may hold of it is replaced by what the lock saw; the rater's standing (account
+# active, member or admin) is read in the same statement.
+_MEMBER = (
+    select(ProjectMember.user_id)
+    .where(
+        ProjectMember.project_id == Assignment.project_id,
+        ProjectMember.user_id == Assignment.rater_id,
+    )
+    .exists()
+)
+_LOCKED_ASSIGNMENT = (
+    select(Assignment, Project, User.is_active, (User.role == AccountRole.ADMIN) | _MEMBER)
+    .join(Project, Project.id == Assignment.project_id)
+    .join(User, User.id == Assignment.rater_id)
+    .where(
+        Assignment.id == bindparam("assignment_id"),
+        Assignment.rater_id == bindparam("rater_id"),
+    )
+    .with_for_update(of=Assignment)
+    .execution_options(populate_existing=True)
+)
+
+
+@dataclass(frozen=True)
+class LockedAssignment:
+    assignment: Assignment
+    project: Project
+    account_active: bool
+    member_or_admin: bool
+
+
+async def lock_assignment(
+    session: AsyncSession, assignment_id: int, rater_id: int
+) -> LockedAssignment | None:
+    """Lock 5: the rater's assignment (its slot is locked first), with its project and the
+    rater's standing; None when the rater has no such assignment."""
+    params = {"assignment_id": assignment_id, "rater_id": rater_id}
+    row = (await session.execute(_LOCKED_ASSIGNMENT, params)).first()
+    if row is None:
+        return None
+    assignment, project, active, member_or_admin = row
+    return LockedAssignment(assignment, project, bool(active), bool(member_or_admin))
+
+
+@dataclass(frozen=True)
+class NewJudgment:
+    """A judgment to store, relative to the pair's canonical A / B."""
+
+    project_id: int
+    pair_id: int
+    assignment_id: int
+    rater_id: int
+    slot_id: int | None  # None for a gold pair (no slots)
+    is_gold: bool
+    choice: str
+    strength: int | None
+    rationale: str | None
+    criteria: dict[str, str]
+    left_side: str
+    shown_at: datetime
+    submitted_at: datetime
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    slot_was_ours: bool  # the slot was still leased to this assignment
+    judgment_id: int | None  # None when nothing was stored
+
+
+# Store a judgment in one statement, all or nothing: the slot must still be leased to this
+# assignment (gold pairs have no slot); then the judgment goes in, the slot is done and the
+# assignment submitted.
+_STORE_JUDGMENT = text(
+    f"""
+    WITH slot AS (
+        SELECT id FROM pair_slots
+        WHERE id = :slot_id AND assignment_id = :assignment_id AND state = '{SlotState.LEASED}'
+        FOR UPDATE
+    ), stored AS (
+        INSERT INTO judgments (project_id, pair_id, assignment_id, rater_id, slot_id, is_gold,
+                               choice, strength, rationale, criteria, left_side, shown_at,
+                               submitted_at)
+        SELECT :project_id, :pair_id, :assignment_id, :rater_id, slot.id, :is_gold,
+               :choice, CAST(:strength AS integer), CAST(:rationale AS text),
+               CAST(:criteria AS jsonb), :left_side, :shown_at, :submitted_at
+        FROM (SELECT) AS one
+        LEFT JOIN slot ON true
+        WHERE slot.id IS NOT NULL OR :is_gold
+        -- Cannot happen while the assignment is leased (one per pair and rater); if the data
+        -- says otherwise, nothing is written and the rater gets a 409.
+        ON CONFLICT DO NOTHING
+        RETURNING id, slot_id
+    ), done AS (
+        UPDATE pair_slots s SET state = '{SlotState.DONE}', lease_expires_at = NULL
+        FROM stored
+        WHERE s.id = stored.slot_id
+    ), closed AS (
+        UPDATE assignments SET status = '{AssignmentStatus.SUBMITTED}', completed_at = :now
+        WHERE id = :assignment_id AND EXISTS (SELECT FROM stored)
+    )
+    SELECT EXISTS (SELECT FROM slot), (SELECT id FROM stored)
+    """
+)
+
+
+async def store_judgment(session: AsyncSession, new: NewJudgment, now: datetime) -> StoreOutcome:
+    """One round trip: the judgment, the slot done, the assignment submitted, or nothing."""
+    params: dict[str, Any] = {
+        "project_id": new.project_id,
+        "pair_id": new.pair_id,
+        "assignment_id": new.assignment_id,
+        "rater_id": new.rater_id,
+        "slot_id": new.slot_id,
+        "is_gold": new.is_gold,
+        "choice": new.choice,
+        "strength": new.strength,
+        "rationale": new.rationale,
+        "criteria": json.dumps(new.criteria),
+        "left_side": new.left_side,
+        "shown_at": new.shown_at,
+        "submitted_at": new.submitted_at,
+        "now": now,
+    }
+    slot_was_ours, judgment_id = (await session.execute(_STORE_JUDGMENT, params)).one()
+    return StoreOutcome(bool(slot_was_ours), judgment_id)
+
+
+async def get_pair(session: AsyncSession, pair_id: int) -> Pair | None:
+    return await session.get(Pair, pair_id)
+
+
+async def lock_pair(
+    session: AsyncSession, pair_id: int, project_id: int | None = None
+) -> Pair | None:
+    """Lock 7: the pair row (of the project, when given). FOR NO KEY UPDATE: a claim inserting
+    an assignment for this pair (which takes a key-share lock on it through the foreign key)
+    is not held up."""
+    statement = select(Pair).where(Pair.id == pair_id).with_for_update(key_share=True)
+    if project_id is not None:
+        statement = statement.where(Pair.project_id == project_id)
+    return await session.scalar(statement)
+
+
+async def unresolved_flags(session: AsyncSession, pair_id: int) -> Sequence[PairFlag]:
+    statement = select(PairFlag).where(PairFlag.pair_id == pair_id, PairFlag.resolution.is_(None))
+    return (await session.scalars(statement)).all()
+
+
+async def open_flags(
+    session: AsyncSession, project_id: int, limit: int
+) -> Sequence[tuple[PairFlag, str, list[Any]]]:
+    """The project's unresolved flags with their pair's status and prompt turns, by pair."""
+    rows = await session.execute(
+        select(PairFlag, Pair.status, Prompt.turns)
+        .join(Pair, Pair.id == PairFlag.pair_id)
+        .join(Prompt, Prompt.id == Pair.prompt_id)
+        .where(PairFlag.project_id == project_id, PairFlag.resolution.is_(None))
+        .order_by(PairFlag.pair_id, PairFlag.id)
+        .limit(limit)
+    )
+    return [(flag, status, turns) for flag, status, turns in rows]
+
+
+# --- replays (judgments.idempotency) ------------------------------------------------------
+
+
+async def claim_key(session: AsyncSession, user_id: int, key: str, fingerprint: str) -> bool:
+    """Records the key as taken by this request; False when it was taken before. A request
+    with the same key waits here, on the unique index, until the first one commits."""
+    inserted = await session.scalar(
+        insert(IdempotencyKey)
+        .values(user_id=user_id, key=key, request_hash=fingerprint, status_code=0, response_body={})
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)
+    )
+    return inserted is not None
+
+
+async def stored_answer(session: AsyncSession, user_id: int, key: str) -> IdempotencyKey | None:
+    return await session.scalar(
+        select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+    )
+
+
+async def store_answer(
+    session: AsyncSession, user_id: int, key: str, status_code: int, body: dict[str, Any]
+) -> None:
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+        .values(status_code=status_code, response_body=body)
+    )
+
+
+# --- a rater's own patterns (judgments.patterns) ------------------------------------------
+
+_RATER_CHOICES = text(
+    """
+    SELECT p.turns, ra.content, rb.content, j.choice, j.left_side
+    FROM judgments j
+    JOIN pairs q ON q.id = j.pair_id
+    JOIN prompts p ON p.id = q.prompt_id
+    JOIN responses ra ON ra.id = q.response_a_id
+    JOIN responses rb ON rb.id = q.response_b_id
+    WHERE j.project_id = :project_id AND j.rater_id = :rater_id
+    ORDER BY j.submitted_at DESC, j.id DESC
+    LIMIT :limit
+    """
+)
+
+
+async def latest_choices(
+    session: AsyncSession, project_id: int, rater_id: int, limit: int
+) -> Sequence[tuple[list[Any], str, str, str, str]]:
+    """The rater's latest judgments in the project: (prompt turns, text A, text B, choice,
+    side shown left), newest first."""
+    params = {"project_id": project_id, "rater_id": rater_id, "limit": limit}
+    rows = await session.execute(_RATER_CHOICES, params)
+    return [(turns, text_a, text_b, choice, left) for turns, text_a, text_b, choice, left in rows]
