@@ -254,8 +254,20 @@ TRIGGERS = [
         "statement",
     ),
     ("review_flags_deleted", "pair_flags", "DELETE", "OLD TABLE AS old_rows", "statement"),
-    ("review_adjudications_inserted", "adjudications", "INSERT", "NEW TABLE AS new_rows", "statement"),
-    ("review_adjudications_updated", "adjudications", "UPDATE", "NEW TABLE AS new_rows", "statement"),
+    (
+        "review_adjudications_inserted",
+        "adjudications",
+        "INSERT",
+        "NEW TABLE AS new_rows",
+        "statement",
+    ),
+    (
+        "review_adjudications_updated",
+        "adjudications",
+        "UPDATE",
+        "NEW TABLE AS new_rows",
+        "statement",
+    ),
     ("review_member_changed", "project_members", "INSERT OR UPDATE OR DELETE", "", "row"),
 ]
 TRIGGER_FUNCTIONS = {

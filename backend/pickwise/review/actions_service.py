@@ -14,12 +14,9 @@ from pickwise.core.clock import utcnow
 from pickwise.models import Project
 from pickwise.review import actions_repository as repository
 from pickwise.review.schemas import ActionIn, ActionResult, PairFilter
-from pickwise.review.service import select_pairs
+from pickwise.review.service import EVERY_VOTE, select_pairs
 from pickwise.review.sql_filters import Conditions
 from pickwise.vocabulary import CurationAction
-
-# Judgment ids stop well below this: a selection made now counts every vote.
-EVERY_VOTE = 2**63 - 1
 
 
 async def run_action(

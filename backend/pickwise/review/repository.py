@@ -9,18 +9,23 @@ skip one, whatever the sort.
 """
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pickwise.models.review import AGREEMENT_SQL, MAJORITY_SQL
 from pickwise.review.cursor import SORT_KEYS, Cursor
 from pickwise.review.sql_filters import SEARCH_MATCHES, TSQUERY_OF, Conditions
 from pickwise.vocabulary import Choice, PairSort
+
+# The explorer reads through the request's session; exports through their read connection.
+Reader = AsyncSession | AsyncConnection
 
 _COUNTS = ("judgments", "votes", "votes_a", "votes_b", "ties", "both_bad", "rationales")
 _FIXED = (
@@ -130,7 +135,7 @@ def _keyset(sort: PairSort, cursor: Cursor | None, backwards: bool) -> tuple[str
     return clause, {"cursor_key": cursor.key, "cursor_pair": cursor.pair_id}
 
 
-async def watermark(session: AsyncSession, project_id: int) -> int:
+async def watermark(session: Reader, project_id: int) -> int:
     """The project's last judgment id (0 without judgments)."""
     last = await session.scalar(
         text("SELECT max(id) FROM judgments WHERE project_id = :project_id"),
@@ -204,13 +209,13 @@ async def estimate(
     return int(parsed[0]["Plan"]["Plan Rows"])
 
 
-async def tsquery(session: AsyncSession, words: str) -> str:
+async def tsquery(session: Reader, words: str) -> str:
     """The search's words as a text-search query ('' when they hold no word)."""
     return str(await session.scalar(text(TSQUERY_OF), {"q": words}) or "")
 
 
 async def search_matches(
-    session: AsyncSession, project_id: int, query: str, as_of: int, cap: int
+    session: Reader, project_id: int, query: str, as_of: int, cap: int
 ) -> list[int]:
     """Pairs whose texts match, found from the text indexes: at most `cap` rows (a pair
     may come several times)."""
@@ -314,3 +319,19 @@ async def rater_choices(
         {"rater_id": rater_id, "pair_ids": list(pair_ids)},
     )
     return {row[0]: (row[1], row[2]) for row in rows}
+
+
+_PSYCOPG = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+_DRIVER_PARAM = re.compile(r"%\((\w+)\)s")
+
+
+def driver_condition(
+    where: Conditions, params: dict[str, Any], prefix: str
+) -> tuple[str, dict[str, Any]]:
+    """`where` as psycopg takes it straight (pyformat, `%` escaped), for a query sent through
+    the driver (the exports' COPY); its parameters are renamed with `prefix`, so they never
+    meet the caller's own."""
+    compiled = text(where.sql).compile(dialect=_PSYCOPG)
+    values = {**params, **where.params}
+    sql = _DRIVER_PARAM.sub(lambda found: f"%({prefix}{found.group(1)})s", compiled.string)
+    return sql, {f"{prefix}{name}": values[name] for name in compiled.binds}

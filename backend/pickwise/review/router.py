@@ -57,6 +57,10 @@ async def pair_detail(
     "/{pair_id}/adjudication",
     response_model=AdjudicationRead,
     summary="Record the final decision on a pair (overrides its votes in exports)",
+    responses={
+        200: {"description": "The pair already had this decision and note: nothing changed."},
+        201: {"model": AdjudicationRead, "description": "The decision was recorded."},
+    },
 )
 async def adjudicate(
     project: AdminProject,

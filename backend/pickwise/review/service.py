@@ -20,7 +20,7 @@ from pickwise.core.errors import InvalidInput
 from pickwise.models import Project
 from pickwise.review import repository
 from pickwise.review.cursor import Cursor
-from pickwise.review.repository import Summary
+from pickwise.review.repository import Reader, Summary
 from pickwise.review.schemas import MatchCount, PairFilter, PairPage, PairRow
 from pickwise.review.sql_filters import Conditions, Search, filter_conditions
 from pickwise.vocabulary import Decision, PairSort, PairState
@@ -82,8 +82,12 @@ class Selection:
     as_of: int
 
 
+# Judgment ids stop well below this: a selection made with it counts every vote.
+EVERY_VOTE = 2**63 - 1
+
+
 async def select_pairs(
-    session: AsyncSession, project: Project, pairs: PairFilter, as_of: int | None = None
+    session: Reader, project: Project, pairs: PairFilter, as_of: int | None = None
 ) -> Selection:
     """The filter's conditions, counting the votes up to `as_of` (default: all of them)."""
     as_of = await repository.watermark(session, project.id) if as_of is None else as_of
@@ -94,7 +98,7 @@ async def select_pairs(
     return Selection(filter_conditions(pairs, search), params, as_of)
 
 
-async def _search(session: AsyncSession, project_id: int, words: str, as_of: int) -> Search:
+async def _search(session: Reader, project_id: int, words: str, as_of: int) -> Search:
     query = await repository.tsquery(session, words)
     if not query:
         return Search(query, [])  # no word to look for: nothing matches
@@ -286,3 +290,12 @@ async def _rows(
 
 def excerpt(value: str) -> str:
     return value if len(value) <= EXCERPT_CHARS else value[:EXCERPT_CHARS].rstrip() + "…"
+
+
+async def export_condition(
+    connection: Reader, project: Project, pairs: PairFilter, prefix: str
+) -> tuple[str, dict[str, Any]]:
+    """The filter as a condition on a pair summary `s` for a query sent through psycopg
+    (the exports' COPY), counting every vote."""
+    selection = await select_pairs(connection, project, pairs, as_of=EVERY_VOTE)
+    return repository.driver_condition(selection.where, selection.params, prefix)
