@@ -1,7 +1,9 @@
 """An admin reviews in real Chromium: filter the pairs, open one, adjudicate it, export the
 selection; axe finds nothing serious, and the pages fit a phone with 44 px tap targets."""
 
+import json
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -119,7 +121,43 @@ async def test_filter_open_adjudicate_and_export(
     await expect(page.get_by_role("status")).to_contain_text("Decision recorded")
     await expect(page.locator("#adjudication")).to_contain_text("Current decision: A is better")
     await page.screenshot(path=shot(tmp_path, "review-pair"), full_page=True)
+
+    # Back to the listing, and export it: the decided pair comes out as decided.
+    async with page.expect_navigation():
+        await page.get_by_role("link", name="Back to the list").click()
+    assert "status=disputed" in page.url
+    async with page.expect_navigation():
+        await page.get_by_role("link", name="Export this selection").click()
+    await expect(page.locator("#selection-title")).to_be_visible()
+    await expect(page.get_by_text("Status: disputed")).to_be_visible()
+    assert await serious_violations(page) == []
+    await page.get_by_label("Test split").fill("0")
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Preview counts").click()
+    # Two disputed pairs, 6 votes: the decided one is kept, the other has no majority.
+    preview = page.locator("section[aria-live]")
+    await expect(preview).to_contain_text("from 6 votes")
+    await expect(preview).to_contain_text("no_majority")
+    async with page.expect_download() as download_info:
+        await page.get_by_role("button", name="Export and download").click()
+    archive = tmp_path / "export.zip"
+    await (await download_info.value).save_as(archive)
+    rows = trl_rows(archive)
+    # The pair decided "A is better" (votes A, B, tie: no majority) exports with A chosen.
+    assert {"prompt": "What is the capital of Australia?", "chosen": "Canberra."} in [
+        {"prompt": row["prompt"], "chosen": row["chosen"]} for row in rows
+    ]
     await context.close()
+
+
+def trl_rows(archive: Path) -> list[dict[str, object]]:
+    with zipfile.ZipFile(archive) as bundle:
+        return [
+            json.loads(line)
+            for name in bundle.namelist()
+            if name.endswith(".jsonl")
+            for line in bundle.read(name).decode().splitlines()
+        ]
 
 
 @pytest.mark.parametrize("width", NARROW_WIDTHS)
