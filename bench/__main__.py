@@ -20,7 +20,8 @@ def _runtime_dir() -> None:
 @app.command()
 def main(
     name: Annotated[
-        str, typer.Argument(help="rater-loop, import, export, analytics, login-storm or all.")
+        str,
+        typer.Argument(help="rater-loop, import, export, analytics, login-storm, explorer or all."),
     ],
     quick: Annotated[
         bool, typer.Option("--quick", help="Small sizes (minutes, not half an hour).")

@@ -335,3 +335,78 @@ def driver_condition(
     values = {**params, **where.params}
     sql = _DRIVER_PARAM.sub(lambda found: f"%({prefix}{found.group(1)})s", compiled.string)
     return sql, {f"{prefix}{name}": values[name] for name in compiled.binds}
+
+
+# Every summary of a project counted afresh from what it summarises. For data written with
+# triggers off (a bulk load with session_replication_role = replica, such as the benchmarks'):
+# the triggers keep the summaries of everything else.
+_REBUILD_SUMMARIES = (
+    text("DELETE FROM pair_summaries WHERE project_id = :project_id"),
+    text(
+        """
+        INSERT INTO pair_summaries (
+            pair_id, project_id, batch_id, prompt_id, response_a_id, response_b_id,
+            created_at, model_low, model_high, is_gold, pair_status, excluded, votes_wanted)
+        SELECT p.id, p.project_id, p.batch_id, p.prompt_id, p.response_a_id, p.response_b_id,
+               p.created_at, least(ra.model, rb.model), greatest(ra.model, rb.model),
+               p.is_gold, p.status, p.excluded, p.votes_wanted
+        FROM pairs p
+        JOIN responses ra ON ra.id = p.response_a_id
+        JOIN responses rb ON rb.id = p.response_b_id
+        WHERE p.project_id = :project_id
+        """
+    ),
+    text(
+        f"""
+        UPDATE pair_summaries s
+        SET judgments = c.judgments, votes = c.votes, votes_a = c.votes_a,
+            votes_b = c.votes_b, ties = c.ties, both_bad = c.both_bad,
+            rationales = c.rationales
+        FROM (
+            SELECT v.pair_id, count(*) AS judgments,
+                   count(*) FILTER (WHERE v.counted) AS votes,
+                   count(*) FILTER (WHERE v.counted AND v.choice = '{Choice.A}') AS votes_a,
+                   count(*) FILTER (WHERE v.counted AND v.choice = '{Choice.B}') AS votes_b,
+                   count(*) FILTER (WHERE v.counted AND v.choice = '{Choice.TIE}') AS ties,
+                   count(*) FILTER (WHERE v.counted AND v.choice = '{Choice.BOTH_BAD}')
+                       AS both_bad,
+                   count(*) FILTER (WHERE v.counted AND v.with_rationale) AS rationales
+            FROM (
+                SELECT j.pair_id, j.choice, j.rationale IS NOT NULL AS with_rationale,
+                       NOT coalesce(m.excluded, false) AS counted
+                FROM judgments j
+                LEFT JOIN project_members m
+                       ON m.project_id = j.project_id AND m.user_id = j.rater_id
+                WHERE j.project_id = :project_id
+            ) v
+            GROUP BY v.pair_id
+        ) c
+        WHERE s.pair_id = c.pair_id
+        """
+    ),
+    text(
+        """
+        UPDATE pair_summaries s SET open_flags = f.open
+        FROM (
+            SELECT pair_id, count(*) AS open FROM pair_flags
+            WHERE project_id = :project_id AND resolution IS NULL
+            GROUP BY pair_id
+        ) f
+        WHERE s.pair_id = f.pair_id
+        """
+    ),
+    text(
+        """
+        UPDATE pair_summaries s SET decision = a.decision
+        FROM adjudications a
+        WHERE a.project_id = :project_id AND a.is_current AND s.pair_id = a.pair_id
+        """
+    ),
+)
+
+
+async def rebuild_summaries(session: Reader, project_id: int) -> None:
+    """The project's pair summaries counted again from scratch (after a load that bypassed
+    the triggers); the caller holds off every other writer of the project meanwhile."""
+    for statement in _REBUILD_SUMMARIES:
+        await session.execute(statement, {"project_id": project_id})
