@@ -107,11 +107,12 @@ async def rater_counts(
 #      member is removed, an account deactivated or the project closed, so no lease is made
 #      in the middle of ending them
 #   2. the rater's advisory lock (next pair only: one lease at a time per rater and project)
-#   3. the project row (changing k)
+#   3. the project row (changing k; review's curation actions and a rater's exclusion)
 #   4. pair slots, in id order
 #   5. assignments, in id order
 #   6. judgments (inserted last)
-#   7. the pair row (a flag takes the pair out of the queue)
+#   7. the pair row (a flag takes the pair out of the queue; adjudication; curation)
+#   8. the pair's summary (pair_summaries, by trigger after each of the writes above)
 #
 # An assignment's slot id is fixed when the lease is made and can only become NULL (when k
 # is lowered the slot is deleted), so a writer may read it unlocked, lock the slot, and then

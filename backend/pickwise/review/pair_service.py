@@ -139,15 +139,7 @@ async def pair_detail(
         pair_status=pair.status,
         excluded=pair.excluded,
         states=listing.states_of(summary, project.raters_per_pair),
-        judgments=summary.judgments,
-        votes_wanted=listing.votes_wanted(summary, project.raters_per_pair),
-        votes=summary.votes,
-        votes_a=summary.votes_a,
-        votes_b=summary.votes_b,
-        ties=summary.ties,
-        both_bad=summary.both_bad,
-        majority=summary.majority,
-        agreement=summary.agreement,
+        **listing.vote_counts(summary, project.raters_per_pair),
         decision=next((row for row in history if row.is_current), None),
         votes_list=[
             _vote(judgment, rater, scale, gold, reveal)

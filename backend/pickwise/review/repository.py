@@ -274,29 +274,27 @@ def _seconds(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-# A loose index scan: one index probe per distinct model, however many pairs there are.
+def _distinct(column: str) -> str:
+    """A loose index scan over `column`: one index probe per distinct value."""
+    return f"""
+    {column}s AS (
+        (SELECT {column} AS model FROM pair_summaries
+         WHERE project_id = :project_id ORDER BY {column} LIMIT 1)
+        UNION ALL
+        SELECT (SELECT s.{column} FROM pair_summaries s
+                WHERE s.project_id = :project_id AND s.{column} > {column}s.model
+                ORDER BY s.{column} LIMIT 1)
+        FROM {column}s WHERE {column}s.model IS NOT NULL
+    )"""
+
+
+# However many pairs there are: the models of either side, each found by an index probe.
 _MODELS = text(
-    """
-    WITH RECURSIVE lows AS (
-        (SELECT model_low AS model FROM pair_summaries
-         WHERE project_id = :project_id ORDER BY model_low LIMIT 1)
-        UNION ALL
-        SELECT (SELECT s.model_low FROM pair_summaries s
-                WHERE s.project_id = :project_id AND s.model_low > lows.model
-                ORDER BY s.model_low LIMIT 1)
-        FROM lows WHERE lows.model IS NOT NULL
-    ), highs AS (
-        (SELECT model_high AS model FROM pair_summaries
-         WHERE project_id = :project_id ORDER BY model_high LIMIT 1)
-        UNION ALL
-        SELECT (SELECT s.model_high FROM pair_summaries s
-                WHERE s.project_id = :project_id AND s.model_high > highs.model
-                ORDER BY s.model_high LIMIT 1)
-        FROM highs WHERE highs.model IS NOT NULL
-    )
-    SELECT model FROM lows WHERE model IS NOT NULL
+    f"""
+    WITH RECURSIVE {_distinct("model_low")}, {_distinct("model_high")}
+    SELECT model FROM model_lows WHERE model IS NOT NULL
     UNION
-    SELECT model FROM highs WHERE model IS NOT NULL
+    SELECT model FROM model_highs WHERE model IS NOT NULL
     ORDER BY 1
     """
 )

@@ -108,7 +108,22 @@ class MatchCount(BaseModel):
     )
 
 
-class PairRow(BaseModel):
+class VoteCounts(BaseModel):
+    """A pair's votes as counted (docs/review.md: votes of excluded raters do not count)."""
+
+    judgments: int = Field(description="Every judgment, each of which filled a slot.")
+    votes_wanted: int = Field(description="Judgments the pair needs (k, or more if raised).")
+    votes: int = Field(description="Votes that count: raters not excluded.")
+    votes_a: int
+    votes_b: int
+    ties: int
+    both_bad: int
+    majority: str | None = Field(description="The most common choice, if it is unique.")
+    agreement: float | None = Field(description="Share of the votes behind the most common.")
+    rationales: int
+
+
+class PairRow(VoteCounts):
     pair_id: int
     batch_id: int
     batch_filename: str
@@ -122,16 +137,6 @@ class PairRow(BaseModel):
     )
     states: list[PairState]
     is_gold: bool
-    judgments: int = Field(description="Every judgment, each of which filled a slot.")
-    votes_wanted: int = Field(description="Judgments the pair needs (k, or more if raised).")
-    votes: int = Field(description="Votes that count: raters not excluded.")
-    votes_a: int
-    votes_b: int
-    ties: int
-    both_bad: int
-    majority: str | None = Field(description="The most common choice, if it is unique.")
-    agreement: float | None = Field(description="Share of the votes behind the most common.")
-    rationales: int
     open_flags: int
     decision: Decision | None
     excluded: bool
@@ -313,7 +318,7 @@ class ResponseRead(BaseModel):
     content: str
 
 
-class PairDetailRead(BaseModel):
+class PairDetailRead(VoteCounts):
     pair_id: int
     project_id: int
     batch_id: int
@@ -329,15 +334,6 @@ class PairDetailRead(BaseModel):
     pair_status: str
     excluded: bool
     states: list[PairState]
-    judgments: int
-    votes_wanted: int
-    votes: int
-    votes_a: int
-    votes_b: int
-    ties: int
-    both_bad: int
-    majority: str | None
-    agreement: float | None
     decision: AdjudicationRead | None = Field(description="The current decision, if any.")
     votes_list: list[VoteRead] = Field(description="Every vote, in the order submitted.")
     skips: list[SkipRead]

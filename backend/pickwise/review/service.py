@@ -49,6 +49,22 @@ def votes_wanted(summary: Summary, k: int) -> int:
     return max(k, summary.votes_wanted or 0)
 
 
+def vote_counts(summary: Summary, k: int) -> dict[str, Any]:
+    """The fields of `VoteCounts`, from a summary."""
+    return {
+        "judgments": summary.judgments,
+        "votes_wanted": votes_wanted(summary, k),
+        "votes": summary.votes,
+        "votes_a": summary.votes_a,
+        "votes_b": summary.votes_b,
+        "ties": summary.ties,
+        "both_bad": summary.both_bad,
+        "majority": summary.majority,
+        "agreement": summary.agreement,
+        "rationales": summary.rationales,
+    }
+
+
 def states_of(summary: Summary, k: int) -> list[PairState]:
     """The states a pair is in, most important first (the SQL of `sql_filters.STATE_SQL`)."""
     states = []
@@ -259,6 +275,7 @@ async def _rows(
         states = states_of(summary, k)
         rows.append(
             PairRow(
+                **vote_counts(summary, k),
                 pair_id=summary.pair_id,
                 batch_id=summary.batch_id,
                 batch_filename=shown.batch_filename,
@@ -269,16 +286,6 @@ async def _rows(
                 status=states[0] if states else None,
                 states=states,
                 is_gold=summary.is_gold,
-                judgments=summary.judgments,
-                votes_wanted=votes_wanted(summary, k),
-                votes=summary.votes,
-                votes_a=summary.votes_a,
-                votes_b=summary.votes_b,
-                ties=summary.ties,
-                both_bad=summary.both_bad,
-                majority=summary.majority,
-                agreement=summary.agreement,
-                rationales=summary.rationales,
                 open_flags=summary.open_flags,
                 decision=Decision(summary.decision) if summary.decision else None,
                 excluded=summary.excluded,
