@@ -178,6 +178,7 @@ async def test_review_pages_fit_a_phone(
         "explorer": f"{base}/pairs?status=complete",
         "pair": f"{base}/pairs/{setup.disputed_pair_ids[0]}",
         "rater": f"{base}/raters/{setup.rater_ids[0]}",
+        "export": f"{base}/export?status=disputed",
     }
     problems = []
     for name, url in pages.items():
