@@ -6,6 +6,8 @@ import html
 
 import pytest
 from httpx import AsyncClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -170,3 +172,19 @@ async def test_a_raters_audit_and_exclusion(client: AsyncClient, session: AsyncS
     assert member is not None and member.excluded
     again = await client.get(done.headers["location"])
     assert "Rater excluded" in again.text and "Include their votes again" in again.text
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(words=st.text(max_size=60))
+async def test_any_search_text_is_a_valid_query(session: AsyncSession, words: str) -> None:
+    """Quotes, operators, apostrophes, backslashes, any script: the search's words always make
+    a query Postgres accepts (or none), never an error."""
+    words = words.replace("\x00", "")
+    query = await repository.tsquery(session, words)
+    await session.execute(text("SELECT CAST(:q AS tsquery)"), {"q": query})
+    if query:
+        assert ":*" not in query or "'" in query
