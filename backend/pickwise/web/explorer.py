@@ -25,7 +25,7 @@ from pickwise.projects.deps import AdminProject
 from pickwise.review import actions_service, service
 from pickwise.review import repository as review_repository
 from pickwise.review.schemas import ActionIn, PairPage
-from pickwise.vocabulary import CurationAction, PairSort, PairState, shown_choice_of
+from pickwise.vocabulary import PairSort, PairState, shown_choice_of
 from pickwise.web.dashboard import number, p_value, percent, seconds
 from pickwise.web.forms import field_errors
 from pickwise.web.pair_filters import (
@@ -58,7 +58,6 @@ async def _filter_choices(session: AsyncSession, project: Project) -> dict[str, 
         "raters": [user for user, _ in members],
         "states": list(PairState),
         "sorts": list(PairSort),
-        "actions": list(CurationAction),
     }
 
 
@@ -107,7 +106,6 @@ async def _render_explorer(
     listing: Listing,
     *,
     action_problems: dict[str, str] | None = None,
-    status_code: int = 200,
 ) -> HTMLResponse:
     page = await _page(session, project, listing, request)
     context = {
@@ -117,7 +115,7 @@ async def _render_explorer(
         "notice": action_notice(request.query_params),
         "action_problems": action_problems or {},
     }
-    status = 422 if action_problems or page is None else status_code
+    status = 422 if action_problems or page is None else 200
     return render(request, "admin/review/explorer.html", context, status_code=status)
 
 
