@@ -547,7 +547,7 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
         DetailTable(
             f"time per request over HTTP (loopback, {size.reads} reads each, one worker); SQL "
             "ms: the page's statements under EXPLAIN ANALYZE, run to the end (the count "
-            "included, which the app gives up after 60 ms)",
+            "included, which the app gives up after 30 ms)",
             ["page", "p50 ms", "p95 ms", "SQL ms", "rows", "matches"],
             rows,
         )

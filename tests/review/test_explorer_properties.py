@@ -3,6 +3,8 @@ filter and sort selects and orders the pairs the reference does, pages walked fo
 backwards give each pair once, the count is exact, and a listing holds still while votes
 keep arriving."""
 
+from unittest.mock import patch
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +15,7 @@ from pickwise.vocabulary import PairSort
 from tests.review.helpers import vote
 from tests.review.world import (
     CHOICES,
+    WORDS,
     Built,
     WorldSpec,
     build,
@@ -94,6 +97,40 @@ async def test_filters_and_sorts_match_the_reference(
                 back.append([row.pair_id for row in page.items])
                 before = page.previous_cursor
             assert list(reversed(back)) == pages
+    finally:
+        await savepoint.rollback()
+
+
+@SETTINGS
+@given(
+    spec=worlds(),
+    drawn=filters(),
+    word=st.sampled_from(WORDS),
+    cut=st.integers(1, 7),
+    sort=st.sampled_from(list(PairSort)),
+    common=st.booleans(),
+)
+async def test_searches_match_the_reference_through_the_indexes_and_pair_by_pair(
+    session: AsyncSession,
+    spec: WorldSpec,
+    drawn: PairFilter,
+    word: str,
+    cut: int,
+    sort: PairSort,
+    common: bool,
+) -> None:
+    """A search goes through the text indexes when its words are rare and tests pair by pair
+    when they are common (`common`: a match cap below any estimate); both find what the
+    reference does, alone and with other conditions."""
+    savepoint = await session.begin_nested()
+    cap = -1 if common else service.SEARCH_MATCH_CAP
+    try:
+        built = await build(session, spec)
+        pairs = resolve(drawn, built).model_copy(update={"q": word[:cut]})
+        expected = expected_ids(reference(built), pairs, sort)
+        with patch.object(service, "SEARCH_MATCH_CAP", cap):
+            seen, _ = await walk(session, built, pairs, sort, 3)
+        assert seen == expected
     finally:
         await savepoint.rollback()
 

@@ -49,6 +49,7 @@ _DERIVED = ("agreement", "majority", "agreement_low", "agreement_high")
 COLUMNS = (*_FIXED, *_COUNTS, *_DERIVED)
 _SELECT = ", ".join(f"s.{column}" for column in COLUMNS)
 
+_LAST_ID = 2**63 - 1
 # Judgments after the watermark, per pair, as the summary counts them.
 _RECENT = f"""
 recent AS MATERIALIZED (
@@ -65,7 +66,11 @@ recent AS MATERIALIZED (
                NOT coalesce(m.excluded, false) AS counted
         FROM judgments j
         LEFT JOIN project_members m ON m.project_id = j.project_id AND m.user_id = j.rater_id
-        WHERE j.project_id = :project_id AND j.id > :as_of
+        -- The project's judgments after the watermark as a range of the (project, id)
+        -- index, bounded both ways: "project_id = p AND id > w" lets the planner walk the
+        -- primary key instead, through every later project's judgments.
+        WHERE (j.project_id, j.id) > (CAST(:project_id AS bigint), CAST(:as_of AS bigint))
+          AND (j.project_id, j.id) <= (CAST(:project_id AS bigint), {_LAST_ID})
     ) v
     GROUP BY v.pair_id
 )"""
@@ -77,7 +82,10 @@ _THEN = f"""(
     FROM (
         SELECT {", ".join(f"s.{column}" for column in _FIXED)},
                {", ".join(f"s.{column} - r.{column} AS {column}" for column in _COUNTS)}
-        FROM pair_summaries s JOIN recent r ON r.pair_id = s.pair_id
+        -- LATERAL: one primary-key probe per pair voted on since, never a scan of them all.
+        FROM recent r CROSS JOIN LATERAL (
+            SELECT * FROM pair_summaries WHERE pair_id = r.pair_id
+        ) s
     ) b
 ) s"""
 _NOW = """pair_summaries s
@@ -212,6 +220,31 @@ async def estimate(
 async def tsquery(session: Reader, words: str) -> str:
     """The search's words as a text-search query ('' when they hold no word)."""
     return str(await session.scalar(text(TSQUERY_OF), {"q": words}) or "")
+
+
+async def search_estimate(
+    session: Reader, project_id: int, query: str, as_of: int, cap: int
+) -> int:
+    """Postgres's estimate of the pairs `search_matches` would find (from the text indexes'
+    statistics; no text is read)."""
+    statement = text(f"EXPLAIN (FORMAT JSON) {SEARCH_MATCHES}")
+    params = {"project_id": project_id, "tsquery": query, "as_of": as_of, "cap": cap}
+    plan = await session.scalar(statement, params)
+    parsed = json.loads(plan) if isinstance(plan, str) else plan
+    return int(parsed[0]["Plan"]["Plans"][0]["Plan Rows"])
+
+
+_EXPLORER_SETTINGS = text(
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+    "set_config('max_parallel_workers_per_gather', '0', true)"
+)
+
+
+async def explorer_settings(session: Reader) -> None:
+    """For this transaction: plan each statement with its values (the explorer's filters are
+    too uneven for one generic plan: a rare state and a common one want different plans), and
+    no parallel workers (starting them costs more than a page of 50 rows takes)."""
+    await session.execute(_EXPLORER_SETTINGS)
 
 
 async def search_matches(

@@ -5,8 +5,9 @@ Rules (docs/review.md):
   (`as_of`), so its pages hold still while raters keep voting;
 * the match count is exact up to COUNT_EXACT_UP_TO pairs, when counting fits in
   COUNT_BUDGET_MS; otherwise it is Postgres's estimate, and says so;
-* a search goes through the text indexes when its words are rare (at most SEARCH_MATCH_CAP
-  matches), and tests pair by pair, in the listing's order, when they are common.
+* a search goes through the text indexes when its words are rare (Postgres expects at most
+  SEARCH_MATCH_CAP matching pairs), and tests pair by pair, in the listing's order, when they
+  are common: around 3 % of the pairs of a big project, both cost the same.
 """
 
 from dataclasses import dataclass
@@ -28,8 +29,8 @@ from pickwise.vocabulary import Decision, PairSort, PairState
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 COUNT_EXACT_UP_TO = 10_000
-COUNT_BUDGET_MS = 60
-SEARCH_MATCH_CAP = 20_000
+COUNT_BUDGET_MS = 30
+SEARCH_MATCH_CAP = 30_000
 EXCERPT_CHARS = 240
 # Shown first when a pair is in several states.
 STATE_ORDER = (
@@ -106,6 +107,7 @@ async def select_pairs(
     session: Reader, project: Project, pairs: PairFilter, as_of: int | None = None
 ) -> Selection:
     """The filter's conditions, counting the votes up to `as_of` (default: all of them)."""
+    await repository.explorer_settings(session)
     as_of = await repository.watermark(session, project.id) if as_of is None else as_of
     search = None
     if pairs.q:
@@ -118,7 +120,11 @@ async def _search(session: Reader, project_id: int, words: str, as_of: int) -> S
     query = await repository.tsquery(session, words)
     if not query:
         return Search(query, [])  # no word to look for: nothing matches
-    found = await repository.search_matches(session, project_id, query, as_of, SEARCH_MATCH_CAP + 1)
+    cap = SEARCH_MATCH_CAP + 1
+    # Common words are not looked up one by one: the indexes' statistics say so first.
+    if await repository.search_estimate(session, project_id, query, as_of, cap) >= cap:
+        return Search(query, None)
+    found = await repository.search_matches(session, project_id, query, as_of, cap)
     if len(found) > SEARCH_MATCH_CAP:
         return Search(query, None)
     return Search(query, sorted(set(found)))

@@ -37,23 +37,35 @@ _YES_NO: dict[str, tuple[str, str]] = {
     "rationale": ("s.rationales > 0", "s.rationales = 0"),
 }
 _TSQUERY = "CAST(:tsquery AS tsquery)"
-# Pairs whose prompt, either answer, or a rationale (up to the watermark) has the words.
+# Pairs whose prompt, either answer, or a rationale (up to the watermark) has the words, tested
+# pair by pair (for common words: the listing's first pairs soon fill a page). OFFSET 0 keeps
+# each test a probe of the pair's own rows: without it the planner may turn a test into a hash
+# of every text holding the words, which for a common word is most of the project.
 SEARCH_EXISTS = f"""(
     EXISTS (SELECT 1 FROM prompts p WHERE p.id = s.prompt_id
-            AND {prompt_document("p")} @@ {_TSQUERY})
+            AND {prompt_document("p")} @@ {_TSQUERY} OFFSET 0)
     OR EXISTS (SELECT 1 FROM responses r WHERE r.id IN (s.response_a_id, s.response_b_id)
-               AND {text_document("r.content")} @@ {_TSQUERY})
+               AND {text_document("r.content")} @@ {_TSQUERY} OFFSET 0)
     OR EXISTS (SELECT 1 FROM judgments j WHERE j.pair_id = s.pair_id AND j.id <= :as_of
-               AND j.rationale IS NOT NULL AND {text_document("j.rationale")} @@ {_TSQUERY})
+               AND j.rationale IS NOT NULL AND {text_document("j.rationale")} @@ {_TSQUERY}
+               OFFSET 0)
 )"""
-# The same pairs found from the text indexes, at most :cap of them (with repeats).
+# The same pairs found from the text indexes, at most :cap of them (with repeats). Each text
+# found leads to its pairs by index (LATERAL ... OFFSET 0: never a hash of all the pairs).
 SEARCH_MATCHES = f"""
 SELECT pair_id FROM (
-    SELECT pr.id AS pair_id FROM prompts p JOIN pairs pr ON pr.prompt_id = p.id
+    SELECT pr.id AS pair_id FROM prompts p
+    CROSS JOIN LATERAL (
+        SELECT pr.id FROM pairs pr WHERE pr.prompt_id = p.id OFFSET 0
+    ) pr
     WHERE p.project_id = :project_id AND {prompt_document("p")} @@ {_TSQUERY}
     UNION ALL
     SELECT pr.id FROM responses r
-    JOIN pairs pr ON pr.prompt_id = r.prompt_id AND r.id IN (pr.response_a_id, pr.response_b_id)
+    CROSS JOIN LATERAL (
+        SELECT pr.id FROM pairs pr
+        WHERE pr.prompt_id = r.prompt_id AND r.id IN (pr.response_a_id, pr.response_b_id)
+        OFFSET 0
+    ) pr
     WHERE r.project_id = :project_id AND {text_document("r.content")} @@ {_TSQUERY}
     UNION ALL
     SELECT j.pair_id FROM judgments j
@@ -102,8 +114,12 @@ class Conditions:
 def filter_conditions(pairs: PairFilter, search: Search | None = None) -> Conditions:
     """The filter's conditions; needs `:k` and `:as_of` bound by the caller."""
     where = Conditions()
-    if pairs.batch:
-        where.add("s.batch_id = ANY(:batch_ids)", batch_ids=sorted(set(pairs.batch)))
+    batches = sorted(set(pairs.batch))
+    if len(batches) == 1:
+        # Equality, not ANY: then the batch's index also gives the listing's order.
+        where.add("s.batch_id = :batch_id", batch_id=batches[0])
+    elif batches:
+        where.add("s.batch_id = ANY(:batch_ids)", batch_ids=batches)
     if pairs.status:
         states = sorted(set(pairs.status))
         where.add("(" + " OR ".join(STATE_SQL[state] for state in states) + ")")
@@ -126,8 +142,10 @@ def filter_conditions(pairs: PairFilter, search: Search | None = None) -> Condit
         if wanted is not None:
             where.add(yes if wanted else no)
     if pairs.rater is not None:
+        # "s.judgments > 0" is implied, and cheap: pairs nobody voted on are passed over
+        # before their judgments are looked up.
         where.add(
-            "EXISTS (SELECT 1 FROM judgments j WHERE j.pair_id = s.pair_id "
+            "s.judgments > 0 AND EXISTS (SELECT 1 FROM judgments j WHERE j.pair_id = s.pair_id "
             "AND j.rater_id = :rater AND j.id <= :as_of)",
             rater=pairs.rater,
         )
