@@ -152,6 +152,15 @@ async def test_one_pair_as_the_raters_saw_it(client: AsyncClient, session: Async
     assert seen.text.index("Left: Answer B") < seen.text.index("Right: Answer A")
 
 
+async def test_the_project_page_leads_to_the_explorer(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    project, _, _ = await rated_project(session)
+    await admin_client(client, session)
+    page = await client.get(f"/admin/projects/{project.id}")  # type: ignore[attr-defined]
+    assert f'href="/admin/projects/{project.id}/pairs">Pairs</a>' in page.text  # type: ignore[attr-defined]
+
+
 async def test_a_raters_audit_and_exclusion(client: AsyncClient, session: AsyncSession) -> None:
     project, _, raters = await rated_project(session)
     _, csrf = await admin_client(client, session)
