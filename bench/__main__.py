@@ -21,7 +21,10 @@ def _runtime_dir() -> None:
 def main(
     name: Annotated[
         str,
-        typer.Argument(help="rater-loop, import, export, analytics, login-storm, explorer or all."),
+        typer.Argument(
+            help="rater-loop, import, export, analytics, login-storm, explorer, conversations "
+            "or all."
+        ),
     ],
     quick: Annotated[
         bool, typer.Option("--quick", help="Small sizes (minutes, not half an hour).")

@@ -17,7 +17,7 @@ drift from what it summarises, whichever path wrote. Concurrency:
   `review.service` under the pair's row lock.
 
 Revision ID: 6c41d9e2a7b3
-Revises: 5b2c9e7f4a18
+Revises: a1b038eeac58
 Create Date: 2026-12-06 12:00:00.000000+00:00
 """
 
@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "6c41d9e2a7b3"
-down_revision: str | None = "5b2c9e7f4a18"
+down_revision: str | None = "a1b038eeac58"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,7 +4,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
-from pickwise.vocabulary import PairingStrategy, RationaleMode
+from pickwise.vocabulary import PairingStrategy, ProjectKind, RationaleMode
 
 
 class Project(IdMixin, TimestampMixin, Base):
@@ -18,6 +18,12 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_range"),
         CheckConstraint("summary_every >= 0", name="summary_every_nonnegative"),
         CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'", name="slug_format"),
+        CheckConstraint(one_of("kind", ProjectKind), name="kind"),
+        # A conversation turn is judged by its author alone: one slot per pair, no gold.
+        CheckConstraint(
+            "kind = 'pairs' OR (raters_per_pair = 1 AND gold_rate = 0)",
+            name="conversations_rated_once",
+        ),
     )
 
     slug: Mapped[str] = mapped_column(String(63), unique=True)
@@ -41,6 +47,7 @@ class Project(IdMixin, TimestampMixin, Base):
     # Thresholds for rater flags (gold accuracy, position bias, speed); see analytics.
     quality_rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_archived: Mapped[bool] = mapped_column(default=False)
+    kind: Mapped[str] = mapped_column(String(16), default=ProjectKind.PAIRS, server_default="pairs")
 
 
 class ProjectMember(TimestampMixin, Base):

@@ -2,7 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pickwise.vocabulary import PairingStrategy, RationaleMode
+from pickwise.vocabulary import PairingStrategy, ProjectKind, RationaleMode
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -91,6 +91,9 @@ class ProjectRead(ProjectSettings):
     slug: str
     name: str
     description: str
+    kind: ProjectKind = Field(
+        ProjectKind.PAIRS, description="conversations: set up with PUT .../conversation-settings."
+    )
     is_archived: bool
     created_at: datetime
 

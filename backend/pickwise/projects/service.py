@@ -2,11 +2,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.service import end_leases, resize_slots
 from pickwise.core.db import add_unique
-from pickwise.core.errors import Conflict, NotFound
+from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.models import Project, User
 from pickwise.models.base import apply_changes
 from pickwise.projects import repository
 from pickwise.projects.schemas import ProjectCreate, ProjectUpdate
+from pickwise.vocabulary import ProjectKind
 
 
 async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
@@ -21,6 +22,11 @@ async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
 async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate) -> Project:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     new_k = changes.get("raters_per_pair")
+    if project.kind == ProjectKind.CONVERSATIONS:
+        # Each turn is judged by its author alone (docs/conversations.md).
+        for field, allowed in (("raters_per_pair", 1), ("gold_rate", 0)):
+            if changes.get(field, allowed) != allowed:
+                raise InvalidInput(f"must be {allowed} in a conversation project", field=field)
     closing = changes.get("is_archived") is True and not project.is_archived
     apply_changes(project, changes)
     await session.flush()
