@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pickwise.assignments.service import create_slots
-from pickwise.models import Batch, Pair, PairFlag, Project, Prompt, Response, User
+from pickwise.models import Batch, PairFlag, Project, User
 from tests.browser.conftest import CONVERSATIONS, SYSTEM_PROMPT
-from tests.factories import PASSWORD, add_member, make_project, make_user
+from tests.factories import PASSWORD, add_member, make_pair, make_project, make_user
 from tests.review.helpers import vote
 
 MORE = [
@@ -87,39 +87,19 @@ async def seed_review_project(engine: AsyncEngine) -> ReviewSetup:
         await session.flush()
         pairs = []
         for number, (question, first, second) in enumerate([*CONVERSATIONS, *MORE]):
-            prompt = Prompt(
-                project_id=project.id,
-                batch_id=batch.id,
+            pair = await make_pair(
+                session,
+                project,
+                batch.id,
                 external_id=f"q{number}",
+                question=question,
+                answers=(
+                    (MODELS[number % len(MODELS)], first),
+                    (MODELS[(number + 1) % len(MODELS)], second),
+                ),
                 system=SYSTEM_PROMPT if number % 2 == 0 else None,
-                turns=[{"role": "user", "content": question}],
-                content_hash="0" * 64,
+                gold=number == 4,
             )
-            session.add(prompt)
-            await session.flush()
-            responses = [
-                Response(
-                    project_id=project.id,
-                    prompt_id=prompt.id,
-                    external_id=str(side),
-                    model=MODELS[(number + side) % len(MODELS)],
-                    content=content,
-                )
-                for side, content in enumerate((first, second))
-            ]
-            session.add_all(responses)
-            await session.flush()
-            gold = number == 4
-            pair = Pair(
-                project_id=project.id,
-                prompt_id=prompt.id,
-                batch_id=batch.id,
-                response_a_id=responses[0].id,
-                response_b_id=responses[1].id,
-                is_gold=gold,
-                gold_winner_id=responses[0].id if gold else None,
-            )
-            session.add(pair)
             pairs.append(pair)
         await session.flush()
         await create_slots(session, project, batch.id)

@@ -20,13 +20,11 @@ from pickwise.models import (
     PairFlag,
     Project,
     ProjectMember,
-    Prompt,
-    Response,
     User,
 )
 from pickwise.review.schemas import PairFilter
 from pickwise.vocabulary import PairSort, PairState
-from tests.factories import make_project, make_user
+from tests.factories import make_pair, make_project, make_user
 from tests.review.helpers import vote
 
 MODELS = ("alpha", "beta", "gamma")
@@ -225,41 +223,18 @@ async def build(session: AsyncSession, spec: WorldSpec) -> Built:
 async def _pair(
     session: AsyncSession, project: Project, batch: Batch, number: int, spec: PairSpec
 ) -> Pair:
-    prompt = Prompt(
-        project_id=project.id,
-        batch_id=batch.id,
+    return await make_pair(
+        session,
+        project,
+        batch.id,
         external_id=f"w{number}",
-        system=None,
-        turns=[{"role": "user", "content": spec.prompt}],
-        content_hash="0" * 64,
-    )
-    session.add(prompt)
-    await session.flush()
-    responses = [
-        Response(
-            project_id=project.id, prompt_id=prompt.id, external_id=side, model=model, content=text
-        )
-        for side, model, text in (
-            ("a", spec.model_a, spec.answer_a),
-            ("b", spec.model_b, spec.answer_b),
-        )
-    ]
-    session.add_all(responses)
-    await session.flush()
-    pair = Pair(
-        project_id=project.id,
-        prompt_id=prompt.id,
-        batch_id=batch.id,
-        response_a_id=responses[0].id,
-        response_b_id=responses[1].id,
-        is_gold=spec.gold,
-        gold_winner_id=responses[0].id if spec.gold else None,
+        question=spec.prompt,
+        answers=((spec.model_a, spec.answer_a), (spec.model_b, spec.answer_b)),
+        response_ids=("a", "b"),
+        gold=spec.gold,
         votes_wanted=spec.votes_wanted,
         created_at=DAY_ZERO + timedelta(days=spec.day, minutes=number),
     )
-    session.add(pair)
-    await session.flush()
-    return pair
 
 
 async def _curate(
