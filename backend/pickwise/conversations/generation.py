@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import httpx
+import aiohttp
 
 from pickwise.conversations import repository
 from pickwise.conversations.service import ReplyTask
@@ -23,7 +23,7 @@ from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
 from pickwise.core.db import Units, unit_of_work
 from pickwise.core.errors import PickwiseError
-from pickwise.core.outbound import outbound_client, private_allowed
+from pickwise.core.outbound import outbound_session, private_allowed
 from pickwise.generation.stream import StreamedReply, StreamFailed, StreamLimits, stream_reply
 from pickwise.vocabulary import ReplyFailure, ReplyStatus
 
@@ -120,7 +120,7 @@ class Generator:
         self.units = units
         self.jobs: dict[int, ReplyJob] = {}
         self._watcher: asyncio.Task[None] | None = None
-        self._clients: dict[tuple[int, bool], httpx.AsyncClient] = {}
+        self._sessions: dict[tuple[int, bool], aiohttp.ClientSession] = {}
 
     def check_room(self, replies: int) -> None:
         """Refuses (503) work that would pass the process's limit of replies in flight."""
@@ -156,18 +156,22 @@ class Generator:
         if waits:
             await asyncio.gather(*waits)
 
-    def _http(self) -> httpx.AsyncClient:
-        # One client (and its connection pool) per event loop and outbound rule: connections
-        # to an endpoint are reused, and a test that changes the rule gets a new client.
+    def _http(self) -> aiohttp.ClientSession:
+        # One session (and its connection pool) per event loop and outbound rule: connections
+        # to an endpoint are reused, and a test that changes the rule gets a new session.
         key = (id(asyncio.get_running_loop()), private_allowed())
-        client = self._clients.get(key)
-        if client is None or client.is_closed:
+        session = self._sessions.get(key)
+        if session is None or session.closed:
             limit = get_settings().conversation_replies_in_flight
-            client = outbound_client(
-                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=100)
-            )
-            self._clients[key] = client
-        return client
+            session = outbound_session(connections=limit)
+            self._sessions[key] = session
+        return session
+
+    async def close(self) -> None:
+        """Closes this event loop's sessions (when the app stops)."""
+        loop = id(asyncio.get_running_loop())
+        for key in [key for key in self._sessions if key[0] == loop]:
+            await self._sessions.pop(key).close()
 
     async def _run(self, job: ReplyJob) -> None:
         started = time.monotonic()
