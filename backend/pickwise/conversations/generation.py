@@ -30,7 +30,6 @@ from pickwise.vocabulary import ReplyFailure, ReplyStatus
 logger = logging.getLogger(__name__)
 
 STOP_CHECK_SECONDS = 1.0
-Listener = asyncio.Queue[str | None]
 
 
 class Busy(PickwiseError):
@@ -38,6 +37,29 @@ class Busy(PickwiseError):
 
     def __init__(self) -> None:
         super().__init__("The server is writing too many replies right now; try again shortly.")
+
+
+class Feed:
+    """What one listener (an event stream) gets from the replies it follows: pieces of text by
+    side as they come and each side's end (text None), gathered until it takes them.
+
+    A piece costs a list append; the listener wakes once per batch, not once per piece (a
+    queue and a task per reply cost a wake-up per token, for every token of every reply)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str | None]] = []
+        self._ready = asyncio.Event()
+
+    def put(self, side: str, text: str | None) -> None:
+        self.items.append((side, text))
+        self._ready.set()
+
+    async def take(self) -> list[tuple[str, str | None]]:
+        """What came since the last call, waiting until something has."""
+        await self._ready.wait()
+        self._ready.clear()
+        items, self.items = self.items, []
+        return items
 
 
 class ReplyJob:
@@ -51,7 +73,7 @@ class ReplyJob:
         self.reading: asyncio.Task[dict[str, Any]] | None = None
         # The values stored when it ended, for listeners (None if they could not be stored).
         self.final: dict[str, Any] | None = None
-        self._listeners: set[Listener] = set()
+        self._listeners: dict[Feed, str] = {}
 
     @property
     def text(self) -> str:
@@ -59,26 +81,26 @@ class ReplyJob:
 
     def add_text(self, piece: str) -> None:
         self.parts.append(piece)
-        for listener in self._listeners:
-            listener.put_nowait(piece)
+        for feed, side in self._listeners.items():
+            feed.put(side, piece)
 
-    def listen(self) -> tuple[str, Listener]:
-        """The text so far and a queue of what follows (None at the end), taken together so
-        nothing falls between them."""
-        listener: Listener = asyncio.Queue()
+    def listen(self, feed: Feed, side: str) -> None:
+        """Sends `feed` the text so far as `side`, then what follows, then None at the end."""
+        text = self.text
+        if text:
+            feed.put(side, text)
         if self.finished.is_set():
-            listener.put_nowait(None)
+            feed.put(side, None)
         else:
-            self._listeners.add(listener)
-        return self.text, listener
+            self._listeners[feed] = side
 
-    def unlisten(self, listener: Listener) -> None:
-        self._listeners.discard(listener)
+    def unlisten(self, feed: Feed) -> None:
+        self._listeners.pop(feed, None)
 
     def close(self) -> None:
         self.finished.set()
-        for listener in self._listeners:
-            listener.put_nowait(None)
+        for feed, side in self._listeners.items():
+            feed.put(side, None)
         self._listeners.clear()
 
     def stop(self) -> None:
