@@ -2,10 +2,12 @@
 retries before the first token only, and every way a stream can fail."""
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from pickwise.core.outbound import outbound_session
 from pickwise.generation.chat import EndpointConfig
@@ -138,3 +140,54 @@ async def test_a_private_address_is_refused_at_once(fake: FakeLLM, host: str) ->
     assert caught.value.failure == ReplyFailure.CONFIGURATION
     assert "a loopback address; refused" in caught.value.detail
     assert caught.value.requests == 1 and fake.calls == []
+
+
+class Rebinding(AbstractResolver):
+    """Answers loopback for rebind.example, a name that exists nowhere."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        assert host == "rebind.example"
+        answer: ResolveResult = {
+            "hostname": host,
+            "host": "127.0.0.1",
+            "port": port,
+            "family": socket.AF_INET,
+            "proto": 0,
+            "flags": socket.AI_NUMERICHOST,
+        }
+        return [answer]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("production", [True, False])
+async def test_a_name_is_checked_and_connected_to_by_the_address_it_resolved_to(
+    fake: FakeLLM, production: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name that resolves to loopback when the reply is asked for (DNS rebinding) is
+    refused in production; elsewhere the request goes to the address the lookup gave (the
+    name itself resolves nowhere), so what is checked is what is reached."""
+    from pickwise.core.config import get_settings
+
+    monkeypatch.setenv("PICKWISE_OUTBOUND_ALLOW_PRIVATE", str(not production).lower())
+    get_settings.cache_clear()
+    port = fake.base_url.rsplit(":", 1)[1].split("/")[0]
+    config = EndpointConfig(
+        name="e", base_url=f"http://rebind.example:{port}/v1", model="m", api_key=None
+    )
+    try:
+        async with outbound_session(resolver=Rebinding()) as session:
+            if production:
+                with pytest.raises(StreamFailed) as caught:
+                    await stream_reply(session, config, MESSAGES, lambda _: None, limits=FAST)
+                assert caught.value.failure == ReplyFailure.CONFIGURATION
+                assert "rebind.example resolves to 127.0.0.1" in caught.value.detail
+                assert fake.calls == []
+            else:
+                reply = await stream_reply(session, config, MESSAGES, lambda _: None, limits=FAST)
+                assert reply.content == "[m] 1: one two three"
+    finally:
+        get_settings.cache_clear()

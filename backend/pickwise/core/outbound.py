@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 import httpcore
 import httpx
-from aiohttp.abc import ResolveResult
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from pickwise.core.config import Settings, get_settings
 from pickwise.core.errors import InvalidInput
@@ -210,15 +210,19 @@ class GuardedConnector(aiohttp.TCPConnector):
 
 
 def outbound_session(
-    settings: Settings | None = None, *, connections: int = 100
+    settings: Settings | None = None,
+    *,
+    connections: int = 100,
+    resolver: AbstractResolver | None = None,
 ) -> aiohttp.ClientSession:
     """An aiohttp session for requests to admin-typed URLs: guarded unless private is allowed.
 
     Without the guard it reads HTTP(S)_PROXY from the environment as httpx does; with it the
-    proxy is never used (the proxy would resolve the name)."""
+    proxy is never used (the proxy would resolve the name). `resolver` replaces aiohttp's
+    name lookup (tests answer with the addresses they need)."""
     guarded = not private_allowed(settings)
     connector_type = GuardedConnector if guarded else aiohttp.TCPConnector
-    connector = connector_type(limit=connections, limit_per_host=0)
+    connector = connector_type(limit=connections, limit_per_host=0, resolver=resolver)
     return aiohttp.ClientSession(connector=connector, trust_env=not guarded)
 
 
