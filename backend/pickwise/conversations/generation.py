@@ -30,6 +30,8 @@ from pickwise.vocabulary import ReplyFailure, ReplyStatus
 logger = logging.getLogger(__name__)
 
 STOP_CHECK_SECONDS = 1.0
+STORE_ATTEMPTS = 5
+STORE_RETRY_SECONDS = 0.5
 
 
 class Busy(PickwiseError):
@@ -209,14 +211,33 @@ class Generator:
         values = self._stopped(job, started) if reading.cancelled() else reading.result()
         values["finished_at"] = utcnow()
         try:
-            async with self.units() as session:
-                await repository.finish_reply(session, job.task.reply_id, values)
-            job.final = {**repository.FINISH_DEFAULTS, **values}
-        except Exception:
-            logger.exception("the outcome of reply %s could not be stored", job.task.reply_id)
+            if await self._store(job.task.reply_id, values):
+                job.final = {**repository.FINISH_DEFAULTS, **values}
         finally:
             del self.jobs[job.task.reply_id]
             job.close()
+
+    async def _store(self, reply_id: int, values: dict[str, Any]) -> bool:
+        """Stores the outcome, trying again after a failure: when a burst of requests holds
+        every pooled connection the wait for one times out, and the reply (in memory only)
+        would be lost. Storing twice is harmless: only a reply still generating is set."""
+        for attempt in range(1, STORE_ATTEMPTS + 1):
+            try:
+                async with self.units() as session:
+                    await repository.finish_reply(session, reply_id, values)
+                return True
+            except Exception:
+                if attempt == STORE_ATTEMPTS:
+                    logger.exception("the outcome of reply %s could not be stored", reply_id)
+                    return False
+                logger.warning(
+                    "storing the outcome of reply %s failed (attempt %d); trying again",
+                    reply_id,
+                    attempt,
+                    exc_info=True,
+                )
+                await asyncio.sleep(STORE_RETRY_SECONDS * attempt)
+        raise AssertionError("the loop returns")
 
     async def _read(self, task: ReplyTask, job: ReplyJob) -> dict[str, Any]:
         try:
