@@ -23,10 +23,7 @@ from pickwise.models import ConversationReply
 from pickwise.vocabulary import ReplyStatus
 
 POLL_SECONDS = 0.5
-# Text is sent at most 10 times a second per stream (an event per side that has new text):
-# smooth to read, and each event costs the worker an encode and a write through the ASGI
-# stack, which at 20 a second with 100 streams was a large share of its CPU.
-FLUSH_SECONDS = 0.1
+FLUSH_SECONDS = 0.05
 # A comment line now and then keeps proxies from closing a quiet stream.
 KEEPALIVE_SECONDS = 15.0
 Render = Callable[[str], str]
