@@ -6,9 +6,10 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth import service
-from pickwise.core.db import SessionDep
+from pickwise.core.db import OpenUnitDep, SessionDep
 from pickwise.core.errors import Forbidden, NotAuthenticated
 from pickwise.models import User, UserSession
 from pickwise.vocabulary import AccountRole
@@ -95,6 +96,15 @@ async def require_principal(principal: OptionalPrincipal) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
 
 
+async def principal_in(request: Request, session: AsyncSession) -> Principal:
+    """Who asks, found in a transaction the route opens itself: routes that commit before
+    they answer (and then go on in another transaction) take no request-long session."""
+    principal = await get_principal(request, session)
+    if principal is None:
+        raise NotAuthenticated()
+    return principal
+
+
 async def get_current_user(principal: PrincipalDep) -> User:
     return principal.user
 
@@ -111,3 +121,13 @@ async def get_admin_user(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(get_admin_user)]
 # Admins may rate too; what a rater may rate is checked per project (see projects.deps).
 CurrentRater = CurrentUser
+
+
+async def rater_in_open_unit(request: Request, unit: OpenUnitDep) -> User:
+    """Who asks, found in the route's first unit of work (before its body is read, as for
+    every route: a request without a login or a CSRF token is refused first)."""
+    return (await principal_in(request, unit.session)).user
+
+
+# For routes that commit before they answer and then go on in another unit (`OpenUnitDep`).
+RaterInOpenUnit = Annotated[User, Depends(rater_in_open_unit)]

@@ -1,5 +1,6 @@
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -121,6 +122,29 @@ def get_units() -> Units:
 # For requests that must hold no transaction while they wait (live conversations): each
 # `async with units() as session:` is one short transaction, committed at its end.
 UnitsDep = Annotated[Units, Depends(get_units)]
+
+
+@dataclass
+class OpenUnit:
+    """A unit of work opened before the route runs (its dependencies, such as who asks, use
+    it), which the route ends itself (`done`) when it goes on in other units afterwards."""
+
+    session: AsyncSession
+    _exit: AsyncExitStack
+
+    async def done(self) -> None:
+        """Commit now, not at the end of the request (the unit ends once: later, nothing)."""
+        await self._exit.aclose()
+
+
+async def open_unit(units: UnitsDep) -> AsyncIterator[OpenUnit]:
+    async with AsyncExitStack() as exit_stack:
+        session = await exit_stack.enter_async_context(units())
+        # An error in the route before `done` rolls the unit back, as for `SessionDep`.
+        yield OpenUnit(session, exit_stack)
+
+
+OpenUnitDep = Annotated[OpenUnit, Depends(open_unit, scope="function")]
 
 
 async def add_unique(session: AsyncSession, row: object, conflict: PickwiseError) -> None:

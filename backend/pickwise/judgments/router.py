@@ -1,18 +1,38 @@
 """A rater's answer to a leased pair over the API: a choice, a skip or a flag, each replayable
-with an Idempotency-Key."""
+with an Idempotency-Key; with `?next=true`, answered together with the rater's next pair.
 
+These routes end their first transaction themselves (`OpenUnit`): the answer is committed
+first, and only then is the next pair leased, in a transaction of its own, so a lease that
+fails can never undo a stored judgment.
+"""
+
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.auth.deps import CurrentRater
-from pickwise.core.db import SessionDep
+from pickwise.assignments import service as assignments
+from pickwise.assignments.schemas import NoWorkLeft
+from pickwise.auth.deps import RaterInOpenUnit
+from pickwise.core.db import OpenUnit, OpenUnitDep, Units, UnitsDep
+from pickwise.core.errors import PickwiseError
 from pickwise.judgments import idempotency, service
-from pickwise.judgments.schemas import AssignmentDone, FlagIn, JudgmentIn, JudgmentOut, SkipIn
-from pickwise.models import Assignment, User
+from pickwise.judgments.schemas import (
+    AssignmentDone,
+    AssignmentDoneAndNext,
+    FlagIn,
+    JudgmentAndNext,
+    JudgmentIn,
+    JudgmentOut,
+    NextFailed,
+    SkipIn,
+)
+from pickwise.models import Assignment, Project, User
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["rating"])
 
@@ -23,15 +43,77 @@ IdempotencyKeyHeader = Annotated[
         description="Any unique string; a retry with the same key returns the first answer.",
     ),
 ]
+WantsNext = Annotated[
+    bool,
+    Query(
+        alias="next",
+        description="Also lease the rater's next pair and send it in `next` (one request per "
+        "judgment). The answer is committed first; the lease follows in a transaction of its "
+        "own, and if it fails the answer still stands and `next_error` says why.",
+    ),
+]
+NEXT_FAILED_MESSAGE = (
+    "Your answer is stored, but the next pair could not be leased just now; ask for it again."
+)
+
+Work = Callable[[AsyncSession, User], Awaitable[tuple[int, dict[str, Any]]]]
 
 
-def _json(status_code: int, body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, status_code=status_code)
+async def _answer(
+    request: Request,
+    unit: OpenUnit,
+    units: Units,
+    rater: User,
+    assignment_id: int,
+    body: JudgmentIn | SkipIn | FlagIn,
+    idempotency_key: str | None,
+    wants_next: bool,
+    work: Work,
+) -> JSONResponse:
+    """Runs `work` once per key and commits it; then, when asked and the answer is not a
+    refusal, leases the next pair (a replay gets the lease the rater holds by then)."""
+    fingerprint = idempotency.request_fingerprint(request.url.path, body)
+    session = unit.session
+    status_code, answer = await idempotency.run_once(
+        session, rater, idempotency_key, fingerprint, lambda: work(session, rater)
+    )
+    project = await _project_of(session, assignment_id, rater) if wants_next else None
+    await unit.done()
+    if project is not None and status_code < 400:
+        answer = {**answer, **await _next_pair(units, project, rater)}
+    return JSONResponse(answer, status_code=status_code)
+
+
+async def _project_of(session: AsyncSession, assignment_id: int, rater: User) -> Project | None:
+    """The assignment's project: after the work, both are in the session already (no query);
+    a replay reads them."""
+    assignment = await session.get(Assignment, assignment_id)
+    if assignment is None or assignment.rater_id != rater.id:
+        return None
+    return await session.get(Project, assignment.project_id)
+
+
+async def _next_pair(units: Units, project: Project, rater: User) -> dict[str, Any]:
+    """The rater's next lease (or "no work left"), or why there is none; never raises, since
+    the answer it is sent with is already committed."""
+    project_id = project.id  # a rollback may expire the object
+    try:
+        async with units() as session:
+            lease = await assignments.next_lease(session, project, rater)
+    except PickwiseError as exc:
+        failed = NextFailed(status=exc.status_code, **exc.body())
+        return {"next": None, "next_error": failed.model_dump(exclude_none=True)}
+    except Exception:
+        logger.exception("the next pair after an answer to project %s failed", project_id)
+        failed = NextFailed(status=503, error="NextPairFailed", detail=NEXT_FAILED_MESSAGE)
+        return {"next": None, "next_error": failed.model_dump(exclude_none=True)}
+    shown = NoWorkLeft() if lease is None else assignments.shown(lease)
+    return {"next": shown.model_dump(mode="json")}
 
 
 @router.post(
     "/assignments/{assignment_id}/judgment",
-    response_model=JudgmentOut,
+    response_model=JudgmentOut | JudgmentAndNext,
     status_code=201,
     responses={409: {"description": "The lease ran out and the slot went to someone else."}},
 )
@@ -39,11 +121,13 @@ async def submit_judgment(
     assignment_id: int,
     body: JudgmentIn,
     request: Request,
-    rater: CurrentRater,
-    session: SessionDep,
+    rater: RaterInOpenUnit,
+    unit: OpenUnitDep,
+    units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    wants_next: WantsNext = False,
 ) -> JSONResponse:
-    async def work() -> tuple[int, dict[str, Any]]:
+    async def work(session: AsyncSession, rater: User) -> tuple[int, dict[str, Any]]:
         stored = await service.submit(session, assignment_id, rater, body)
         out = JudgmentOut(
             judgment_id=stored.judgment_id,
@@ -55,62 +139,55 @@ async def submit_judgment(
         )
         return 201, out.model_dump(mode="json")
 
-    fingerprint = idempotency.request_fingerprint(request.url.path, body)
-    return _json(*await idempotency.run_once(session, rater, idempotency_key, fingerprint, work))
+    return await _answer(
+        request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
+    )
 
 
-async def _set_aside(
-    session: AsyncSession,
-    rater: User,
-    request: Request,
-    body: SkipIn | FlagIn,
-    idempotency_key: str | None,
-    set_aside: Callable[[], Awaitable[Assignment]],
-) -> JSONResponse:
-    """Skip and flag answer alike: the assignment's new status, replayable by key."""
+def _set_aside(set_aside: Callable[[AsyncSession, User], Awaitable[Assignment]]) -> Work:
+    """Skip and flag answer alike: the assignment's new status."""
 
-    async def work() -> tuple[int, dict[str, Any]]:
-        assignment = await set_aside()
+    async def work(session: AsyncSession, rater: User) -> tuple[int, dict[str, Any]]:
+        assignment = await set_aside(session, rater)
         done = AssignmentDone(assignment_id=assignment.id, status=assignment.status)
         return 200, done.model_dump()
 
-    fingerprint = idempotency.request_fingerprint(request.url.path, body)
-    return _json(*await idempotency.run_once(session, rater, idempotency_key, fingerprint, work))
+    return work
 
 
-@router.post("/assignments/{assignment_id}/skip", response_model=AssignmentDone)
+@router.post(
+    "/assignments/{assignment_id}/skip", response_model=AssignmentDone | AssignmentDoneAndNext
+)
 async def skip_pair(
     assignment_id: int,
     body: SkipIn,
     request: Request,
-    rater: CurrentRater,
-    session: SessionDep,
+    rater: RaterInOpenUnit,
+    unit: OpenUnitDep,
+    units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    wants_next: WantsNext = False,
 ) -> JSONResponse:
-    return await _set_aside(
-        session,
-        rater,
-        request,
-        body,
-        idempotency_key,
-        lambda: service.skip(session, assignment_id, rater, body),
+    work = _set_aside(lambda session, rater: service.skip(session, assignment_id, rater, body))
+    return await _answer(
+        request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
     )
 
 
-@router.post("/assignments/{assignment_id}/flag", response_model=AssignmentDone)
+@router.post(
+    "/assignments/{assignment_id}/flag", response_model=AssignmentDone | AssignmentDoneAndNext
+)
 async def flag_pair(
     assignment_id: int,
     body: FlagIn,
     request: Request,
-    rater: CurrentRater,
-    session: SessionDep,
+    rater: RaterInOpenUnit,
+    unit: OpenUnitDep,
+    units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    wants_next: WantsNext = False,
 ) -> JSONResponse:
-    return await _set_aside(
-        session,
-        rater,
-        request,
-        body,
-        idempotency_key,
-        lambda: service.flag(session, assignment_id, rater, body),
+    work = _set_aside(lambda session, rater: service.flag(session, assignment_id, rater, body))
+    return await _answer(
+        request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
     )
