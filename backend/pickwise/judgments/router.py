@@ -56,7 +56,9 @@ NEXT_FAILED_MESSAGE = (
     "Your answer is stored, but the next pair could not be leased just now; ask for it again."
 )
 
-Work = Callable[[AsyncSession, User], Awaitable[tuple[int, dict[str, Any]]]]
+# The answer's status and body, and the project locked with the assignment (the next lease
+# needs it; a replay, which runs no work, reads it).
+Work = Callable[[AsyncSession, User], Awaitable[tuple[int, dict[str, Any], Project]]]
 
 
 async def _answer(
@@ -74,19 +76,27 @@ async def _answer(
     refusal, leases the next pair (a replay gets the lease the rater holds by then)."""
     fingerprint = idempotency.request_fingerprint(request.url.path, body)
     session = unit.session
+    project: Project | None = None
+
+    async def answer_once() -> tuple[int, dict[str, Any]]:
+        nonlocal project
+        status_code, answer, project = await work(session, rater)
+        return status_code, answer
+
     status_code, answer = await idempotency.run_once(
-        session, rater, idempotency_key, fingerprint, lambda: work(session, rater)
+        session, rater, idempotency_key, fingerprint, answer_once
     )
-    project = await _project_of(session, assignment_id, rater) if wants_next else None
+    wants_next = wants_next and status_code < 400  # a refusal comes with no lease
+    if wants_next and project is None:
+        project = await _project_of(session, assignment_id, rater)
     await unit.done()
-    if project is not None and status_code < 400:
+    if wants_next and project is not None:
         answer = {**answer, **await _next_pair(units, project, rater)}
     return JSONResponse(answer, status_code=status_code)
 
 
 async def _project_of(session: AsyncSession, assignment_id: int, rater: User) -> Project | None:
-    """The assignment's project: after the work, both are in the session already (no query);
-    a replay reads them."""
+    """The assignment's project, for a replay (which ran no work)."""
     assignment = await session.get(Assignment, assignment_id)
     if assignment is None or assignment.rater_id != rater.id:
         return None
@@ -127,7 +137,7 @@ async def submit_judgment(
     idempotency_key: IdempotencyKeyHeader = None,
     wants_next: WantsNext = False,
 ) -> JSONResponse:
-    async def work(session: AsyncSession, rater: User) -> tuple[int, dict[str, Any]]:
+    async def work(session: AsyncSession, rater: User) -> tuple[int, dict[str, Any], Project]:
         stored = await service.submit(session, assignment_id, rater, body)
         out = JudgmentOut(
             judgment_id=stored.judgment_id,
@@ -137,20 +147,21 @@ async def submit_judgment(
             submitted_at=stored.submitted_at,
             gold_feedback=stored.gold_feedback,
         )
-        return 201, out.model_dump(mode="json")
+        return 201, out.model_dump(mode="json"), stored.project
 
     return await _answer(
         request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
     )
 
 
-def _set_aside(set_aside: Callable[[AsyncSession, User], Awaitable[Assignment]]) -> Work:
+def _set_aside(set_aside: Callable[[AsyncSession, User], Awaitable[service.SetAside]]) -> Work:
     """Skip and flag answer alike: the assignment's new status."""
 
-    async def work(session: AsyncSession, rater: User) -> tuple[int, dict[str, Any]]:
-        assignment = await set_aside(session, rater)
-        done = AssignmentDone(assignment_id=assignment.id, status=assignment.status)
-        return 200, done.model_dump()
+    async def work(session: AsyncSession, rater: User) -> tuple[int, dict[str, Any], Project]:
+        done = await set_aside(session, rater)
+        assignment = done.assignment
+        out = AssignmentDone(assignment_id=assignment.id, status=assignment.status)
+        return 200, out.model_dump(), done.project
 
     return work
 
