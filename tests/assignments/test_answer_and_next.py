@@ -192,6 +192,7 @@ async def test_a_refused_lease_is_named_and_the_judgment_stays(
     assert body["next"] is None
     assert body["next_error"] == {
         "status": 403,
+        "project_id": project.id,
         "error": "Forbidden",
         "detail": "You are no longer a member of this project.",
     }

@@ -111,11 +111,13 @@ async def _next_pair(units: Units, project: Project, rater: User) -> dict[str, A
         async with units() as session:
             lease = await assignments.next_lease(session, project, rater)
     except PickwiseError as exc:
-        failed = NextFailed(status=exc.status_code, **exc.body())
+        failed = NextFailed(status=exc.status_code, project_id=project_id, **exc.body())
         return {"next": None, "next_error": failed.model_dump(exclude_none=True)}
     except Exception:
         logger.exception("the next pair after an answer to project %s failed", project_id)
-        failed = NextFailed(status=503, error="NextPairFailed", detail=NEXT_FAILED_MESSAGE)
+        failed = NextFailed(
+            status=503, project_id=project_id, error="NextPairFailed", detail=NEXT_FAILED_MESSAGE
+        )
         return {"next": None, "next_error": failed.model_dump(exclude_none=True)}
     shown = NoWorkLeft() if lease is None else assignments.shown(lease)
     return {"next": shown.model_dump(mode="json")}

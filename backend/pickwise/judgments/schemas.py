@@ -72,6 +72,7 @@ class NextFailed(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     status: int
+    project_id: int = Field(description="Ask `GET /api/v1/projects/{project_id}/next` again.")
     error: str
     detail: str
     field: str | None = None
