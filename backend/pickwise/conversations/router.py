@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
-from pickwise.auth.deps import CurrentRater, principal_in
+from pickwise.auth.deps import CurrentRater
 from pickwise.conversations import export, reports, service, streaming, views
-from pickwise.conversations.deps import UnitPrincipal
+from pickwise.conversations.deps import UnitPrincipal, caller
 from pickwise.conversations.generation import generator
 from pickwise.conversations.schemas import (
     ConversationListItem,
@@ -235,7 +235,7 @@ async def event_stream(
 ) -> StreamingResponse:
     """The page's stream and the API's: one source, `render` adds each reply's HTML."""
     async with units() as session:
-        rater = (await principal_in(request, session)).user
+        rater = (await caller(request, session)).user
         replies = await service.turn_replies(session, conversation_id, turn_id, rater)
     release_load_slot(request.scope)
     events = streaming.turn_events(generator, units, replies, render)
