@@ -19,14 +19,14 @@ import statistics
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench import datagen, rater_loop
 from bench.app_server import serve
 from bench.measure import CpuMeter, latency_ms, postmaster_pid
 from bench.postgres import fresh_server
-from bench.rater_loop import REQUESTS_ENV, RunStats, Size
+from bench.rater_loop import REQUESTS_ENV, RunStats
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=20_000)
     args = parser.parse_args()
-    size = Size(args.pairs, (args.raters,), args.seconds, 10**6, (1,), 1, 1.0, 0.0, 0.0)
+    size = replace(
+        rater_loop.SIZES["quick"],
+        pairs=args.pairs,
+        concurrency=(args.raters,),
+        seconds=args.seconds,
+        max_loops=10**6,
+        workers=(1,),
+    )
     workdir = Path(tempfile.mkdtemp(prefix="pickwise-rater-ab-"))
     results: dict[str, list[dict[str, float]]] = {v.name: [] for v in args.variants}
     with fresh_server() as server, ExitStack() as stack:
