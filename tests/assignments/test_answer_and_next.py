@@ -8,13 +8,24 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import repository as assignments_repository
-from pickwise.models import Assignment, Judgment, Pair
+from pickwise.models import Assignment, Judgment, Pair, Project
 from tests.assignments.test_rater_loop import next_url, rater_in
 from tests.factories import make_pairs, make_project
 
 
 def answer_url(assignment_id: int, action: str = "judgment") -> str:
     return f"/api/v1/assignments/{assignment_id}/{action}?next=true"
+
+
+async def first_lease(
+    client: AsyncClient, session: AsyncSession, pairs: int, **settings: Any
+) -> tuple[Project, dict[str, str], dict[str, Any]]:
+    """A project of `pairs` pairs, a rater's headers, and the pair leased to them first."""
+    project = await make_project(session, **settings)
+    await make_pairs(session, project, pairs)
+    _, headers = await rater_in(session, project)
+    first = (await client.get(next_url(project), headers=headers)).json()
+    return project, headers, first
 
 
 async def judgment_count(session: AsyncSession) -> int:
@@ -24,10 +35,7 @@ async def judgment_count(session: AsyncSession) -> int:
 async def test_judgment_comes_back_with_the_next_lease(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await make_project(session)
-    await make_pairs(session, project, 3)
-    _, headers = await rater_in(session, project)
-    first = (await client.get(next_url(project), headers=headers)).json()
+    project, headers, first = await first_lease(client, session, 3)
     response = await client.post(
         answer_url(first["assignment_id"]), json={"choice": "left"}, headers=headers
     )
@@ -51,10 +59,7 @@ async def test_judgment_comes_back_with_the_next_lease(
 async def test_without_the_option_the_answer_is_as_before(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await make_project(session)
-    await make_pairs(session, project, 2)
-    _, headers = await rater_in(session, project)
-    first = (await client.get(next_url(project), headers=headers)).json()
+    _project, headers, first = await first_lease(client, session, 2)
     response = await client.post(
         f"/api/v1/assignments/{first['assignment_id']}/judgment",
         json={"choice": "left"},
@@ -72,10 +77,7 @@ async def test_without_the_option_the_answer_is_as_before(
 async def test_skip_and_flag_come_back_with_the_next_lease(
     client: AsyncClient, session: AsyncSession, action: str, payload: dict[str, Any], status: str
 ) -> None:
-    project = await make_project(session)
-    await make_pairs(session, project, 2)
-    _, headers = await rater_in(session, project)
-    first = (await client.get(next_url(project), headers=headers)).json()
+    _project, headers, first = await first_lease(client, session, 2)
     response = await client.post(
         answer_url(first["assignment_id"], action), json=payload, headers=headers
     )
@@ -89,10 +91,7 @@ async def test_skip_and_flag_come_back_with_the_next_lease(
 async def test_last_pair_answered_says_no_work_left(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await make_project(session)
-    await make_pairs(session, project, 1)
-    _, headers = await rater_in(session, project)
-    first = (await client.get(next_url(project), headers=headers)).json()
+    _project, headers, first = await first_lease(client, session, 1)
     body = (
         await client.post(
             answer_url(first["assignment_id"]), json={"choice": "tie"}, headers=headers
@@ -104,10 +103,7 @@ async def test_last_pair_answered_says_no_work_left(
 
 
 async def test_a_refused_answer_leases_nothing(client: AsyncClient, session: AsyncSession) -> None:
-    project = await make_project(session, allow_tie=False)
-    await make_pairs(session, project, 2)
-    _, headers = await rater_in(session, project)
-    first = (await client.get(next_url(project), headers=headers)).json()
+    _project, headers, first = await first_lease(client, session, 2, allow_tie=False)
     keyed = {**headers, "Idempotency-Key": "refused"}
     response = await client.post(
         answer_url(first["assignment_id"]), json={"choice": "tie"}, headers=keyed
@@ -123,10 +119,7 @@ async def test_a_failed_lease_keeps_the_judgment_and_a_replay_gets_one_lease(
     """The claim fails inside Postgres after the judgment committed: the judgment stays, the
     answer says so, and replays with the same key return it with the lease the rater then
     holds — the same one each time."""
-    project = await make_project(session)
-    await make_pairs(session, project, 3)
-    _, headers = await rater_in(session, project)
-    first = (await client.get(next_url(project), headers=headers)).json()
+    _project, headers, first = await first_lease(client, session, 3)
     keyed = {**headers, "Idempotency-Key": "judge-once"}
     claim_slot = assignments_repository.claim_slot
 
@@ -175,10 +168,7 @@ async def test_a_refused_lease_is_named_and_the_judgment_stays(
     from pickwise.assignments import service as assignments_service
     from pickwise.core.errors import Forbidden
 
-    project = await make_project(session)
-    await make_pairs(session, project, 2)
-    _, headers = await rater_in(session, project)
-    first = (await client.get(next_url(project), headers=headers)).json()
+    project, headers, first = await first_lease(client, session, 2)
 
     async def refused(*_: Any, **__: Any) -> None:
         raise Forbidden("You are no longer a member of this project.")

@@ -17,7 +17,7 @@ from pickwise.client import Client, ImportSummary, Leaderboard, PickwiseAPIError
 from pickwise.core.db import get_engine, session_factory
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn
-from pickwise.models import Batch
+from pickwise.models import Batch, Project, User
 from tests.client.bridge import LoopTransport
 from tests.factories import add_member, make_project, make_user
 
@@ -195,17 +195,24 @@ async def test_errors_are_typed(harness: Harness, session: AsyncSession, tmp_pat
         await harness.run(lambda pw: pw.add_prompts(project_id, [{"id": object()}]))
 
 
+async def rater_with_pairs(session: AsyncSession, pairs: int) -> tuple[Project, User, str]:
+    """A project of `pairs` pairs, a rater of it and the rater's API token."""
+    from tests.factories import make_pairs
+
+    project = await make_project(session)
+    await make_pairs(session, project, pairs)
+    rater = await make_user(session)
+    await add_member(session, project, rater)
+    token, _ = await auth_service.create_api_token(session, rater, "rating")
+    return project, rater, token
+
+
 async def test_a_rater_judges_with_one_request_per_pair(
     harness: Harness, session: AsyncSession
 ) -> None:
     from pickwise.models import Assignment, Judgment
-    from tests.factories import make_pairs
 
-    project = await make_project(session)
-    await make_pairs(session, project, 3)
-    rater = await make_user(session)
-    await add_member(session, project, rater)
-    rater_token, _ = await auth_service.create_api_token(session, rater, "rating")
+    project, _rater, rater_token = await rater_with_pairs(session, 3)
     project_id = project.id
 
     def rate(pw: Client) -> list[Any]:
@@ -239,13 +246,8 @@ async def test_when_the_next_lease_fails_the_client_asks_for_it(
     from sqlalchemy import text
 
     from pickwise.assignments import repository as assignments_repository
-    from tests.factories import make_pairs
 
-    project = await make_project(session)
-    await make_pairs(session, project, 2)
-    rater = await make_user(session)
-    await add_member(session, project, rater)
-    rater_token, _ = await auth_service.create_api_token(session, rater, "rating")
+    project, rater, rater_token = await rater_with_pairs(session, 2)
     lease = await next_lease(session, project, rater)
     assert lease is not None
     claim_slot = assignments_repository.claim_slot
