@@ -38,6 +38,9 @@ class Inputs:
     last_batch: int
     raters_per_pair: int
     quality_rules: str  # md5
+    # The newest choice or skip a rater replaced (judgments.changes): a change edits or
+    # removes a judgment without adding one above the floor.
+    last_change: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -55,7 +58,8 @@ _INPUTS = f"""
        FROM pairs q WHERE q.project_id = p.id AND q.status <> '{PairStatus.ACTIVE}'),
       (SELECT coalesce(max(b.id), 0) FROM batches b WHERE b.project_id = p.id),
       p.raters_per_pair,
-      md5(p.quality_rules::text)
+      md5(p.quality_rules::text),
+      (SELECT coalesce(max(r.id), 0) FROM replaced_decisions r WHERE r.project_id = p.id)
     FROM projects p WHERE p.id = %(project_id)s
 """
 
@@ -63,7 +67,7 @@ _INPUTS = f"""
 async def inputs(connection: AsyncConnection, project_id: int, floor: int) -> Inputs:
     """The fingerprint now, counting judgments above ``floor``."""
     row = (await fetch_all(connection, _INPUTS, {"project_id": project_id, "floor": floor}))[0]
-    return Inputs(floor, int(row[0]), row[1], row[2], int(row[3]), int(row[4]), row[5])
+    return Inputs(floor, int(row[0]), row[1], row[2], int(row[3]), int(row[4]), row[5], int(row[6]))
 
 
 async def inputs_to_compute(connection: AsyncConnection, project_id: int) -> Inputs:
