@@ -23,10 +23,12 @@ from pickwise.models.rating import (
     PairFlag,
     PairSlot,
 )
+from pickwise.models.review import Adjudication, PairSummary
 from pickwise.models.users import ApiToken, Invite, LoginFailure, User, UserSession
 from pickwise.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
+    "Adjudication",
     "AnalyticsSnapshot",
     "ApiToken",
     "Assignment",
@@ -47,6 +49,7 @@ __all__ = [
     "Pair",
     "PairFlag",
     "PairSlot",
+    "PairSummary",
     "PoolParticipant",
     "Project",
     "ProjectMember",
