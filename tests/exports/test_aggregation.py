@@ -187,3 +187,9 @@ def test_unsorted_streams_are_refused(order: str) -> None:
 def test_bad_options_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(InvalidExportOptions):
         AggregationOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_every_reason_rows_are_left_out_is_said_in_words() -> None:
+    # The export page's preview names each reason; a new one without words would be a 500.
+    for reason in DropReason:
+        assert reason.description.endswith(".") and len(reason.description) > 20

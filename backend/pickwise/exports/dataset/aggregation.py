@@ -132,6 +132,13 @@ _DROP_DESCRIPTIONS = {
     DropReason.BELOW_AGREEMENT: (
         "The winner's share of the votes is below the minimum agreement you set."
     ),
+    DropReason.ADJUDICATED_TIE: (
+        "An admin decided the pair is a tie: no trainer format can say that."
+    ),
+    DropReason.ADJUDICATED_BOTH_BAD: (
+        "An admin decided both answers are bad: neither can be the chosen one."
+    ),
+    DropReason.ADJUDICATED_DROP: "An admin decided to leave the pair out of datasets.",
     DropReason.MARKER_IN_PROMPT: (
         "A prompt turn contains “Human:” or “Assistant:” markers, which would break an "
         "HH-RLHF transcript (other formats keep it)."
