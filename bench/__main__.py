@@ -29,9 +29,22 @@ def main(
     quick: Annotated[
         bool, typer.Option("--quick", help="Small sizes (minutes, not half an hour).")
     ] = False,
+    requests_per_judgment: Annotated[
+        int | None,
+        typer.Option(
+            "--requests-per-judgment",
+            min=1,
+            max=2,
+            help="rater-loop: 1 = POST …/judgment?next=true (default); 2 = GET …/next + POST.",
+        ),
+    ] = None,
 ) -> None:
     """Run benchmarks on a fresh Postgres; print tables, write bench/results/<name>.json."""
     _runtime_dir()
+    if requests_per_judgment is not None:
+        from bench.rater_loop import REQUESTS_ENV
+
+        os.environ[REQUESTS_ENV] = str(requests_per_judgment)
     from bench.runner import BENCHMARKS, run_benchmarks
 
     names = list(BENCHMARKS) if name == "all" else [name]

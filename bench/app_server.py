@@ -37,7 +37,12 @@ def child_env(database_url: str) -> dict[str, str]:
 
 @contextmanager
 def serve(
-    database_url: str, *, workers: int, log: Path, timeout: float = 90
+    database_url: str,
+    *,
+    workers: int,
+    log: Path,
+    timeout: float = 90,
+    env: dict[str, str] | None = None,
 ) -> Iterator[RunningApp]:
     port = free_port()
     argv = [
@@ -54,7 +59,7 @@ def serve(
     with log.open("wb") as sink:
         process = subprocess.Popen(
             argv,
-            env=child_env(database_url),
+            env={**child_env(database_url), **(env or {})},
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,

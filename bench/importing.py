@@ -4,6 +4,10 @@ the same rows from prepared files on the same server.
 Rows counted on both sides: prompts + responses + pairs. Both sides also write the pairs'
 capacity slots (k = 1, the default), both with COPY.
 Each import goes into a fresh database on the same server, so table sizes match.
+
+Per task (one line: a prompt and two answers, in the pairs shape and in the responses shape),
+imports are also held against the raw-records limit: COPY of the same file's lines, one
+jsonb row each, into a scratch table — what Postgres takes to store the records at all.
 """
 
 import hashlib
@@ -46,6 +50,12 @@ class FileSpec:
         return f"{_count(self.prompts)} × {self.responses}"
 
 
+SHAPES = ("pairs", "responses")
+# Two answers of about 140 words: ≈ 1.85 KB a task, as in the comparison with Label Studio.
+TASK_WORDS = 140
+TASK_RATIO_TARGET = 0.2
+
+
 @dataclass(frozen=True)
 class Size:
     main: FileSpec  # throughput against COPY
@@ -53,12 +63,23 @@ class Size:
     rss_small: FileSpec | None
     rss_large: FileSpec | None
     fixed_cost: bool = True  # also time a one-line import
+    tasks: tuple[int, ...] = ()  # per-task imports, each shape, against the jsonb COPY
 
 
 SIZES = {
-    "full": Size(FileSpec(100_000, 4, 60), FileSpec(100_000, 2, 12), FileSpec(1_000_000, 2, 12)),
-    "quick": Size(FileSpec(5_000, 4, 60), FileSpec(5_000, 2, 12), FileSpec(50_000, 2, 12)),
-    "smoke": Size(FileSpec(200, 4, 30), None, None, fixed_cost=False),
+    "full": Size(
+        FileSpec(100_000, 4, 60),
+        FileSpec(100_000, 2, 12),
+        FileSpec(1_000_000, 2, 12),
+        tasks=(10_000, 1_000_000),
+    ),
+    "quick": Size(
+        FileSpec(5_000, 4, 60),
+        FileSpec(5_000, 2, 12),
+        FileSpec(50_000, 2, 12),
+        tasks=(10_000,),
+    ),
+    "smoke": Size(FileSpec(200, 4, 30), None, None, fixed_cost=False, tasks=(100,)),
 }
 
 
@@ -94,6 +115,85 @@ def write_jsonl(path: Path, spec: FileSpec, seed: int) -> int:
             out.write(json.dumps(record, ensure_ascii=False))
             out.write("\n")
     return path.stat().st_size
+
+
+def write_tasks(path: Path, tasks: int, shape: str, seed: int) -> int:
+    """One task a line: a prompt and two answers, as a ready-made pair (`response_a`,
+    `response_b`) or as a list of two responses; returns the file's size in bytes."""
+    pool = datagen.TextPool(seed=seed, mean_words=TASK_WORDS)
+    with path.open("w", encoding="utf-8") as out:
+        for offset in range(tasks):
+            answers = [
+                f"{pool.answer(offset * 7 + index * 13).text} (#{index})" for index in range(2)
+            ]
+            record: dict[str, Any] = {
+                "id": f"t{offset:08d}",
+                "prompt": f"{pool.question(offset)} ({offset})",
+            }
+            if shape == "pairs":
+                record.update(
+                    response_a=answers[0],
+                    response_b=answers[1],
+                    model_a=MODELS[0],
+                    model_b=MODELS[1],
+                )
+            else:
+                record["responses"] = [
+                    {"model": MODELS[index], "content": answer}
+                    for index, answer in enumerate(answers)
+                ]
+            out.write(json.dumps(record, ensure_ascii=False))
+            out.write("\n")
+    return path.stat().st_size
+
+
+# CSV with quote and delimiter characters that JSON text never holds unescaped: each line
+# goes in as it is, and Postgres parses it into jsonb.
+_RAW_COPY = (
+    "COPY raw_records (record) FROM STDIN WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+)
+
+
+def jsonb_copy_limit(url: str, path: Path) -> float:
+    """Seconds to COPY the file's lines, one jsonb row each, into a new table (connect to
+    commit): the least any import of these records can cost on this server."""
+    started = time.perf_counter()
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE raw_records (record jsonb NOT NULL)")
+        with conn.cursor().copy(_RAW_COPY) as copy, path.open("rb") as source:
+            while chunk := source.read(1 << 20):
+                copy.write(chunk)
+    return time.perf_counter() - started
+
+
+def task_runs(
+    server: Server, tasks: int, workdir: Path, meter: CpuMeter
+) -> dict[str, dict[str, Any]]:
+    """Each shape: `pickwise import` of `tasks` lines, then the jsonb COPY of the same file."""
+    runs: dict[str, dict[str, Any]] = {}
+    for shape in SHAPES:
+        path = workdir / f"tasks-{shape}-{tasks}.jsonl"
+        file_bytes = write_tasks(path, tasks, shape, seed=11)
+        url, setup = _fresh_project(server, f"import_tasks_{shape}_{tasks}")
+        before = meter.sample()
+        child = pickwise_import(url, setup.slug, path, workdir / f"tasks-{shape}.log")
+        spent = CpuMeter.spent(before, meter.sample())
+        scratch = server.create_database(f"import_raw_{shape}_{tasks}", migrate=False)
+        before = meter.sample()
+        limit_seconds = jsonb_copy_limit(scratch, path)
+        limit_spent = CpuMeter.spent(before, meter.sample())
+        path.unlink()
+        runs[shape] = {
+            **_child_summary(child),
+            "tasks": tasks,
+            "file_bytes": file_bytes,
+            "tasks_per_s": tasks / child.seconds,
+            "postgres_cpu_seconds": spent.get("postgres"),
+            "limit_seconds": limit_seconds,
+            "limit_tasks_per_s": tasks / limit_seconds,
+            "limit_postgres_cpu_seconds": limit_spent.get("postgres"),
+        }
+    return runs
 
 
 def write_copy_files(
@@ -215,6 +315,8 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
             "rss_large": vars(size.rss_large) if size.rss_large else None,
             "raters_per_pair": 1,
             "pairing": "all",
+            "tasks": list(size.tasks),
+            "task_words": TASK_WORDS,
         },
         server=server.describe(),
     )
@@ -248,6 +350,10 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
         url, setup = _fresh_project(server, "import_tiny")
         runs["tiny"] = _child_summary(pickwise_import(url, setup.slug, tiny, workdir / "t.log"))
 
+    meter = meter if meter.trees else CpuMeter({"postgres": postmaster_pid(server.admin_url)})
+    tasks = {str(count): task_runs(server, count, workdir, meter) for count in size.tasks}
+    runs["tasks"] = tasks
+
     limit_url, limit_setup = _fresh_project(server, "import_copy")
     files = write_copy_files(workdir, size.main, 7, limit_setup.project_id, limit_setup.batch_id)
     before = meter.sample()
@@ -273,6 +379,57 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
         "COPY of the same rows",
         Target("ratio_at_least", RATIO_TARGET),
     )
+    task_table = []
+    startup = runs.get("tiny", {}).get("seconds")
+    for count, by_shape in tasks.items():
+        for shape, entry in by_shape.items():
+            result.compare(
+                f"import tasks/s, {shape} shape, {_count(int(count))} tasks",
+                "tasks/s",
+                entry["tasks_per_s"],
+                entry["limit_tasks_per_s"],
+                "COPY of the same records, one jsonb row each",
+                Target("ratio_at_least", TASK_RATIO_TARGET),
+            )
+            task_table.append(
+                [
+                    shape,
+                    entry["tasks"],
+                    entry["file_bytes"] / entry["tasks"],
+                    entry["seconds"],
+                    entry["tasks_per_s"],
+                    _net_rate(entry["tasks"], entry["seconds"], startup),
+                    entry["limit_tasks_per_s"],
+                    entry["tasks_per_s"] / entry["limit_tasks_per_s"],
+                    entry["cpu_seconds"],
+                    entry["postgres_cpu_seconds"],
+                    entry["limit_postgres_cpu_seconds"],
+                    entry["peak_rss_mb"],
+                ]
+            )
+    if task_table:
+        result.details.append(
+            DetailTable(
+                "tasks (a prompt and two answers a line): pickwise import against COPY of the "
+                "same lines as jsonb rows (the import's wall time includes interpreter start; "
+                "'after start-up' leaves out the one-line import's time)",
+                [
+                    "shape",
+                    "tasks",
+                    "bytes/task",
+                    "seconds",
+                    "tasks/s",
+                    "tasks/s after start-up",
+                    "jsonb COPY tasks/s",
+                    "ratio",
+                    "CPU s",
+                    "Postgres CPU s",
+                    "COPY Postgres CPU s",
+                    "peak RSS MB",
+                ],
+                task_table,
+            )
+        )
     if size.rss_small and size.rss_large:
         result.compare(
             f"import peak RSS, {size.rss_large.label()} vs {size.rss_small.label()} lines",
@@ -360,6 +517,12 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
     result.raw = runs
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _net_rate(tasks: int, seconds: float, startup: float | None) -> float | None:
+    if startup is None or seconds <= startup:
+        return None
+    return tasks / (seconds - startup)
 
 
 def _total_cpu(entry: dict[str, Any]) -> float | None:

@@ -1,5 +1,10 @@
 """Rater loop: simulated raters over HTTP against `pickwise serve`, next pair + submit.
 
+By default each judgment is one request, `POST …/judgment?next=true`, whose answer carries
+the next pair (as the rating page and the Python client do); `PICKWISE_BENCH_REQUESTS=2`
+(`python -m bench rater-loop --requests-per-judgment 2`) sends `GET …/next` and then the
+plain `POST …/judgment`, as before, for an A/B of the two.
+
 The limits, measured on the same server in the same run:
 - the same work issued directly with psycopg (no HTTP, no ORM): claim a slot with the app's
   own FOR UPDATE SKIP LOCKED query, insert the assignment, lease the slot and read the pair's
@@ -32,6 +37,7 @@ from bench.postgres import Server, run_tool
 from bench.report import BenchResult, DetailTable, Target
 
 NAME = "rater-loop"
+REQUESTS_ENV = "PICKWISE_BENCH_REQUESTS"
 K = 3
 MODELS = ("model-a", "model-b")
 NEXT_P99_TARGET_MS = 50.0
@@ -75,6 +81,12 @@ class RunStats:
             self.second.append(done - fetched)
             self.loops += 1
 
+    def record_one(self, started: float, done: float, record_after: float) -> None:
+        """One loop of one request (submit + next pair), unless it started in the warm-up."""
+        if started >= record_after:
+            self.first.append(done - started)
+            self.loops += 1
+
     @property
     def rate(self) -> float:
         return self.loops / self.wall if self.wall > 0 else 0.0
@@ -114,6 +126,13 @@ class Pace:
 # --- pickwise over HTTP -----------------------------------------------------------------
 
 
+def requests_per_judgment() -> int:
+    value = os.environ.get(REQUESTS_ENV, "1")
+    if value not in ("1", "2"):
+        raise ValueError(f"{REQUESTS_ENV}={value!r}: 1 (submit with ?next=true) or 2")
+    return int(value)
+
+
 async def _http_rater(
     client: KeepAliveClient,
     project_id: int,
@@ -122,6 +141,7 @@ async def _http_rater(
     pace: Pace,
     stats: RunStats,
 ) -> None:
+    """Two requests per judgment: GET …/next, then POST …/judgment."""
     clock = time.perf_counter
     await pace.start()
     for _ in range(max_loops):
@@ -148,6 +168,48 @@ async def _http_rater(
         await pace.think()
 
 
+async def _chained_rater(
+    client: KeepAliveClient,
+    project_id: int,
+    deadline: float,
+    max_loops: int,
+    pace: Pace,
+    stats: RunStats,
+) -> None:
+    """One request per judgment: POST …/judgment?next=true answers with the next pair. The
+    first pair (and one after an error) comes from GET …/next, outside the loops counted."""
+    clock = time.perf_counter
+    next_url = f"/api/v1/projects/{project_id}/next"
+    await pace.start()
+    pair: dict[str, Any] | None = None
+    for _ in range(max_loops):
+        if clock() >= deadline:
+            return
+        if pair is None:
+            response = await client.get(next_url)
+            if response.status_code != 200:
+                stats.errors += 1
+                continue
+            pair = response.json()
+        if pair["assignment_id"] is None:
+            stats.no_work += 1
+            return
+        started = clock()
+        submitted = await client.post(
+            f"/api/v1/assignments/{pair['assignment_id']}/judgment?next=true", {"choice": "left"}
+        )
+        done = clock()
+        if submitted.status_code != 201:
+            stats.errors += 1
+            pair = None
+            continue
+        pair = submitted.json()["next"]
+        if pair is None:  # stored, but the next lease failed: ask for it
+            stats.errors += 1
+        stats.record_one(started, done, pace.record_after)
+        await pace.think()
+
+
 async def http_run(
     base_url: str,
     tokens: list[str],
@@ -162,13 +224,14 @@ async def http_run(
     clients = [
         KeepAliveClient(base_url, headers={"Authorization": f"Bearer {token}"}) for token in tokens
     ]
+    rater = _chained_rater if requests_per_judgment() == 1 else _http_rater
     try:
         # Connect first: a rater's first call should not pay for TCP setup.
         await asyncio.gather(*(client.get("/healthz") for client in clients))
         started = time.perf_counter()
         await asyncio.gather(
             *(
-                _http_rater(
+                rater(
                     client,
                     project_id,
                     started + settle_seconds + seconds,
@@ -439,6 +502,7 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
             "think_seconds": size.think_seconds,
             "settle_seconds": size.settle_seconds,
             "pgbench_scale": size.pgbench_scale,
+            "requests_per_judgment": requests_per_judgment(),
         },
         server=server.describe(),
     )
@@ -626,7 +690,8 @@ def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> N
     result.details.append(
         DetailTable(
             "runs (1w/2w = pickwise serve workers; raw = psycopg; latencies in ms; for raw, "
-            "next = the claim transaction, submit = the judgment transaction)",
+            "next = the claim transaction, submit = the judgment transaction; with one request "
+            "per judgment, next = POST …/judgment?next=true and submit is empty)",
             [
                 "run",
                 "raters",
@@ -653,19 +718,26 @@ def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> N
         )
     )
     loaded = runs.saturated[labels[0]][paced_raters]
+    calls = requests_per_judgment()
     if loaded.rate:
         # Little's law for a closed loop without think time: each rater always has one call
         # in flight, so the mean time per call is raters / calls per second.
-        mean_ms = paced_raters / (2 * loaded.rate) * 1000
+        mean_ms = paced_raters / (calls * loaded.rate) * 1000
         result.notes.append(
             f"Back to back, {paced_raters} raters keep {paced_raters} calls in flight: at "
-            f"{loaded.rate:.0f} loops/s ({2 * loaded.rate:.0f} calls/s) the mean call takes "
-            f"{paced_raters}/{2 * loaded.rate:.0f} s = {mean_ms:.0f} ms (Little's law), so a "
+            f"{loaded.rate:.0f} loops/s ({calls * loaded.rate:.0f} calls/s) the mean call takes "
+            f"{paced_raters}/{calls * loaded.rate:.0f} s = {mean_ms:.0f} ms (Little's law), so a "
             f"p99 ≤ {NEXT_P99_TARGET_MS:.0f} ms needs ≥ {paced_raters / 0.05:.0f} calls/s. The "
             "paced rows give raters a think time, as people have."
         )
+    how = (
+        "one request, POST …/judgment?next=true (the submit's transaction, then the claim's)"
+        if calls == 1
+        else "two requests, GET …/next then POST …/judgment"
+    )
     result.notes.append(
-        "A loop is next pair + submit (two transactions). The raw limit runs the app's own slot "
+        f"A loop is submit + next pair (two transactions); over HTTP {how}. The raw limit "
+        "runs the app's own slot "
         "query and the same inserts/updates with psycopg, one connection per rater. Raters, "
         "app and Postgres share the machine's cores."
     )

@@ -39,3 +39,22 @@ def test_benchmark_runs_on_the_smallest_data(
         runs = written["details"][0]
         loops, errors = runs["columns"].index("loops"), runs["columns"].index("errors")
         assert all(row[loops] > 0 and row[errors] == 0 for row in runs["rows"]), runs["rows"]
+
+
+def test_the_rater_loop_keeps_its_two_request_mode(
+    bench_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--requests-per-judgment 2` (GET …/next, then POST …/judgment) stays runnable for A/B
+    against the default one-request loop."""
+    from bench import rater_loop
+
+    monkeypatch.setenv(rater_loop.REQUESTS_ENV, "2")
+    result = rater_loop.run(bench_server, "smoke", tmp_path)
+    assert result.params["requests_per_judgment"] == 2
+    runs = result.details[0]
+    loops, errors = runs.columns.index("loops"), runs.columns.index("errors")
+    submit = runs.columns.index("submit p50")
+    pickwise_rows = [row for row in runs.rows if not str(row[0]).startswith("raw")]
+    assert all(row[loops] > 0 and row[errors] == 0 for row in runs.rows), runs.rows
+    # Two requests: the submit is timed on its own.
+    assert all(row[submit] is not None for row in pickwise_rows)

@@ -17,7 +17,7 @@ from pickwise.client import Client, ImportSummary, Leaderboard, PickwiseAPIError
 from pickwise.core.db import get_engine, session_factory
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn
-from pickwise.models import Batch
+from pickwise.models import Batch, Project, User
 from tests.client.bridge import LoopTransport
 from tests.factories import add_member, make_project, make_user
 
@@ -193,3 +193,75 @@ async def test_errors_are_typed(harness: Harness, session: AsyncSession, tmp_pat
 
     with pytest.raises(ValueError, match="row 0 cannot be written as JSON"):
         await harness.run(lambda pw: pw.add_prompts(project_id, [{"id": object()}]))
+
+
+async def rater_with_pairs(session: AsyncSession, pairs: int) -> tuple[Project, User, str]:
+    """A project of `pairs` pairs, a rater of it and the rater's API token."""
+    from tests.factories import make_pairs
+
+    project = await make_project(session)
+    await make_pairs(session, project, pairs)
+    rater = await make_user(session)
+    await add_member(session, project, rater)
+    token, _ = await auth_service.create_api_token(session, rater, "rating")
+    return project, rater, token
+
+
+async def test_a_rater_judges_with_one_request_per_pair(
+    harness: Harness, session: AsyncSession
+) -> None:
+    from pickwise.models import Assignment, Judgment
+
+    project, _rater, rater_token = await rater_with_pairs(session, 3)
+    project_id = project.id
+
+    def rate(pw: Client) -> list[Any]:
+        seen = []
+        pair = pw.next_pair(project_id)
+        assert pair is not None
+        first = pw.skip(pair.assignment_id, "cant_judge")
+        assert first.status == "skipped"
+        seen.append(pair)
+        pair = first.next
+        while pair is not None:
+            seen.append(pair)
+            answered = pw.judge(pair.assignment_id, "left", rationale="clearer")
+            assert answered.judgment_id is not None and answered.choice in ("a", "b")
+            pair = answered.next
+        assert pw.next_pair(project_id) is None
+        return seen
+
+    seen = await harness.run(rate, token=rater_token)
+    assert len({pair.pair_id for pair in seen}) == 3
+    assert {pair.left.side for pair in seen} == {"left"}
+    stored = await session.scalar(select(func.count()).select_from(Judgment))
+    assert stored == 2
+    leases = await session.scalar(select(func.count()).select_from(Assignment))
+    assert leases == 3
+
+
+async def test_when_the_next_lease_fails_the_client_asks_for_it(
+    harness: Harness, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import text
+
+    from pickwise.assignments import repository as assignments_repository
+
+    project, rater, rater_token = await rater_with_pairs(session, 2)
+    lease = await next_lease(session, project, rater)
+    assert lease is not None
+    claim_slot = assignments_repository.claim_slot
+    failures = []
+
+    async def fails_once(claim_session: AsyncSession, **params: Any) -> Any:
+        if not failures:
+            failures.append(params)
+            await claim_session.execute(text("SELECT 1 / 0"))
+        return await claim_slot(claim_session, **params)
+
+    monkeypatch.setattr(assignments_repository, "claim_slot", fails_once)
+    answered = await harness.run(
+        lambda pw: pw.judge(lease.assignment_id, "right"), token=rater_token
+    )
+    assert failures and answered.judgment_id is not None
+    assert answered.next is not None and answered.next.pair_id != lease.pair_id

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,16 +111,22 @@ async def committed(database_url: str) -> AsyncIterator[None]:
 @pytest.fixture
 async def database_down(app) -> AsyncIterator[None]:  # type: ignore[no-untyped-def]
     """The app's sessions point at a port where no Postgres listens (refused at once)."""
-    from pickwise.core.db import get_session
+    from pickwise.core.db import get_session, get_units
 
     engine = create_async_engine(
         "postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 2}
     )
 
-    async def unreachable() -> AsyncIterator[AsyncSession]:
+    @asynccontextmanager
+    async def unreachable_unit() -> AsyncIterator[AsyncSession]:
         async with AsyncSession(engine) as session:
             yield session
 
+    async def unreachable() -> AsyncIterator[AsyncSession]:
+        async with unreachable_unit() as session:
+            yield session
+
     app.dependency_overrides[get_session] = unreachable
+    app.dependency_overrides[get_units] = lambda: unreachable_unit
     yield
     await engine.dispose()

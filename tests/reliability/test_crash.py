@@ -14,6 +14,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from pickwise.app import create_app
-from pickwise.core.db import get_session, make_engine, session_factory
+from pickwise.core.db import get_session, get_units, make_engine, session_factory
 from pickwise.core.embedded_pg import to_libpq_url, to_sqlalchemy_url
 from tests.reliability.app_server import AppServer, log_errors, running_server
 from tests.reliability.checks import check, counts
@@ -362,16 +363,19 @@ async def test_worker_killed_mid_load(cluster: Cluster, run_dir: Path) -> None:
     assert not log_errors(server_log).requests, log_errors(server_log).requests[:3]
 
 
-async def test_a_failed_commit_is_never_acknowledged(cluster: Cluster) -> None:
+@pytest.mark.parametrize("query", ["", "?next=true"])
+async def test_a_failed_commit_is_never_acknowledged(cluster: Cluster, query: str) -> None:
     """Postgres dying at COMMIT: the client gets a 503, never a 201 for a lost judgment, and
-    the retry with the same Idempotency-Key stores it once."""
+    the retry with the same Idempotency-Key stores it once (and, asked with the next pair,
+    the replay comes with the same lease)."""
     database_url = await asyncio.to_thread(migrated_database, cluster.url(), "pickwise_commit")
-    population = await populate(database_url, raters=1, pairs=1, raters_per_pair=1)
+    population = await populate(database_url, raters=1, pairs=2, raters_per_pair=1)
     engine = create_async_engine(to_sqlalchemy_url(database_url))
     commit_fails = asyncio.Event()
 
-    async def session_for_request() -> AsyncIterator[AsyncSession]:
-        # get_session, except that COMMIT may be lost as when the server dies at that moment.
+    @asynccontextmanager
+    async def unit() -> AsyncIterator[AsyncSession]:
+        # unit_of_work, except that COMMIT may be lost as when the server dies at that moment.
         async with session_factory(engine)() as session:
             try:
                 yield session
@@ -384,8 +388,14 @@ async def test_a_failed_commit_is_never_acknowledged(cluster: Cluster) -> None:
                 raise OperationalError("COMMIT", None, lost)
             await session.commit()
 
+    async def session_for_request() -> AsyncIterator[AsyncSession]:
+        async with unit() as session:
+            yield session
+
     app = create_app()
     app.dependency_overrides[get_session] = session_for_request
+    # The answer routes commit their first unit themselves (`OpenUnit`).
+    app.dependency_overrides[get_units] = lambda: unit
     headers = {"Authorization": f"Bearer {population.raters[0].token}"}
     try:
         async with AsyncClient(
@@ -395,7 +405,7 @@ async def test_a_failed_commit_is_never_acknowledged(cluster: Cluster) -> None:
                 app.url_path_for("next_pair", project_id=population.project_id)
             )
             assignment_id = shown.json()["assignment_id"]
-            submit_url = app.url_path_for("submit_judgment", assignment_id=assignment_id)
+            submit_url = app.url_path_for("submit_judgment", assignment_id=assignment_id) + query
             once = {"Idempotency-Key": "the-only-submit"}
 
             commit_fails.set()
@@ -412,3 +422,5 @@ async def test_a_failed_commit_is_never_acknowledged(cluster: Cluster) -> None:
     assert stored.status_code == replayed.status_code == 201, stored.text
     assert stored.json() == replayed.json()
     assert judgments_stored(database_url, population) == 1
+    if query:
+        assert stored.json()["next"]["assignment_id"] not in (None, assignment_id)

@@ -14,6 +14,7 @@ import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 
 from pickwise.app import create_app
 from pickwise.auth import service as auth_service
-from pickwise.core.db import get_session, session_factory
+from pickwise.core.db import get_session, get_units, session_factory
 from pickwise.core.embedded_pg import to_libpq_url, to_sqlalchemy_url
 from pickwise.core.migrations import alembic_config
 from pickwise.models import Base, User
@@ -171,10 +172,11 @@ def kept(before: Snapshot, after: Snapshot, older: Snapshot) -> list[str]:
 
 
 def app_on(engine: AsyncEngine) -> FastAPI:
-    """The real app; each request's session commits at the end, like get_session."""
+    """The real app; each unit of work commits at its end, like unit_of_work."""
     application = create_app()
 
-    async def session_for_request() -> AsyncIterator[AsyncSession]:
+    @asynccontextmanager
+    async def unit() -> AsyncIterator[AsyncSession]:
         async with session_factory(engine)() as session:
             try:
                 yield session
@@ -184,7 +186,12 @@ def app_on(engine: AsyncEngine) -> FastAPI:
             else:
                 await session.commit()
 
+    async def session_for_request() -> AsyncIterator[AsyncSession]:
+        async with unit() as session:
+            yield session
+
     application.dependency_overrides[get_session] = session_for_request
+    application.dependency_overrides[get_units] = lambda: unit
     return application
 
 

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from pickwise.assignments.standing import Standing
+from pickwise.core.db import DriverSql
 from pickwise.models import Assignment, Judgment, Pair, PairSlot, Prompt, Response
 from pickwise.pools.quota import QUOTA_REACHED_SQL
 from pickwise.vocabulary import (
@@ -122,7 +123,7 @@ async def rater_counts(
 # First keys of the two-key advisory locks: the rater's lock uses (rater id, project id) with
 # ids >= 0, so a negative first key never meets it.
 _PROJECT_GATE = -1
-_ENTER = text(
+_ENTER = DriverSql(
     "SELECT pg_advisory_xact_lock_shared(:gate, :project), pg_advisory_xact_lock(:rater, :project)"
 )
 _CLOSE_GATE = text("SELECT pg_advisory_xact_lock(:gate, :project)")
@@ -135,8 +136,8 @@ def _lock_key(value: int) -> int:
 async def enter_project(session: AsyncSession, project_id: int, rater_id: int) -> None:
     """Locks 1 and 2 for a "next pair": through the project's gate, then one next-pair at a
     time per rater and project (a double click cannot lease two pairs)."""
-    await session.execute(
-        _ENTER,
+    await _ENTER.rows(
+        session,
         {"gate": _PROJECT_GATE, "project": _lock_key(project_id), "rater": _lock_key(rater_id)},
     )
 
@@ -298,7 +299,7 @@ _STANDING_COLUMNS = f"""
         SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = u.id
     )
 """
-_STANDING_AND_LEASE = text(
+_STANDING_AND_LEASE = DriverSql(
     f"""
     SELECT {_STANDING_COLUMNS}, lease.id, lease.slot_id
     FROM users u
@@ -331,14 +332,12 @@ async def standing_and_lease(
     One statement, run after the "next pair" locks (enter_project): a removal, deactivation
     or closing that committed meanwhile is seen.
     """
-    row = (
-        await session.execute(_STANDING_AND_LEASE, {"project_id": project_id, "rater_id": rater_id})
-    ).one()
+    row = await _STANDING_AND_LEASE.one(session, {"project_id": project_id, "rater_id": rater_id})
     held = None if row[3] is None else HeldLease(int(row[3]), row[4])
     return Standing(bool(row[0]), bool(row[1]), bool(row[2])), held
 
 
-_LOCK_SLOT_OF_ASSIGNMENT = text(
+_LOCK_SLOT_OF_ASSIGNMENT = DriverSql(
     """
     SELECT s.id FROM pair_slots s
     WHERE s.id = (
@@ -355,8 +354,8 @@ async def lock_slot_of(session: AsyncSession, assignment_id: int, rater_id: int)
     The slot id is read without a lock: it is set when the lease is made and can only become
     NULL (k lowered), so the assignment, locked next, shows the same slot or none.
     """
-    await session.execute(
-        _LOCK_SLOT_OF_ASSIGNMENT, {"assignment_id": assignment_id, "rater_id": rater_id}
+    await _LOCK_SLOT_OF_ASSIGNMENT.rows(
+        session, {"assignment_id": assignment_id, "rater_id": rater_id}
     )
 
 
@@ -742,7 +741,7 @@ async def has_open_slot(
 # if that ran out, create the assignment, lease the slot to it and read the pair's texts.
 # Returns nothing when no slot is left for this rater, or when they came through a rater pool
 # and have given their quota (an init plan, tested once).
-_CLAIM_SLOT = text(
+_CLAIM_SLOT = DriverSql(
     f"""
     WITH {CHOSEN_SLOT}, expired AS (
         UPDATE assignments a SET status = '{AssignmentStatus.EXPIRED}', completed_at = :now
@@ -794,18 +793,16 @@ async def claim_slot(
 ) -> ClaimedSlot | None:
     """The first slot waiting for this rater, leased to a new assignment, with the pair's
     texts: one statement. None when no slot is left for them (or their pool quota is met)."""
-    row = (
-        await session.execute(
-            _CLAIM_SLOT,
-            {
-                "project_id": project_id,
-                "rater_id": rater_id,
-                "left_side": left_side,
-                "now": now,
-                "expires": expires,
-            },
-        )
-    ).first()
+    row = await _CLAIM_SLOT.first(
+        session,
+        {
+            "project_id": project_id,
+            "rater_id": rater_id,
+            "left_side": left_side,
+            "now": now,
+            "expires": expires,
+        },
+    )
     if row is None:
         return None
     assignment_id, pair_id, took_expired = row[:3]

@@ -2,13 +2,12 @@
 
 from fastapi import APIRouter, Request
 
-from pickwise.assignments import repository, service
-from pickwise.assignments.schemas import Message, NextPair, NoWorkLeft, ShownResponse
+from pickwise.assignments import service
+from pickwise.assignments.schemas import NextPair, NoWorkLeft
 from pickwise.auth.deps import CurrentRater, PrincipalDep, may_act_on_get
 from pickwise.core.db import SessionDep
 from pickwise.core.errors import Forbidden
 from pickwise.projects.deps import RaterProject
-from pickwise.vocabulary import ShownSide
 
 router = APIRouter(prefix="/api/v1", tags=["rating"])
 
@@ -38,14 +37,4 @@ async def next_pair(
         if not may_lease:
             raise Forbidden(CROSS_SITE_MESSAGE)
         return NoWorkLeft()
-    content = lease.content
-    left, right = repository.shown_sides(content, lease.left_side)
-    return NextPair(
-        assignment_id=lease.assignment_id,
-        pair_id=lease.pair_id,
-        lease_expires_at=lease.expires_at,
-        system=content.prompt.system,
-        turns=[Message(**turn) for turn in content.prompt.turns],
-        left=ShownResponse(side=ShownSide.LEFT, content=left.content),
-        right=ShownResponse(side=ShownSide.RIGHT, content=right.content),
-    )
+    return service.shown(lease)

@@ -18,12 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import repository
 from pickwise.assignments.repository import PairContent, pair_content
+from pickwise.assignments.schemas import Message, NextPair, ShownResponse
 from pickwise.assignments.standing import ensure_may_rate
 from pickwise.core.clock import utcnow
 from pickwise.core.metrics import LEASES_EXPIRED, LEASES_GRANTED
 from pickwise.models import Assignment, Project, User
 from pickwise.pools.quota import quota_reached
-from pickwise.vocabulary import AssignmentStatus, CanonicalSide, SlotState
+from pickwise.vocabulary import AssignmentStatus, CanonicalSide, ShownSide, SlotState
 
 # Which side shows on the left and when a gold pair is mixed in; seedable for tests.
 chance = random.Random()
@@ -50,6 +51,21 @@ class Lease:
             assignment.lease_expires_at,
             content,
         )
+
+
+def shown(lease: Lease) -> NextPair:
+    """What the rater is shown of a lease: the texts in the lease's left/right order."""
+    content = lease.content
+    left, right = repository.shown_sides(content, lease.left_side)
+    return NextPair(
+        assignment_id=lease.assignment_id,
+        pair_id=lease.pair_id,
+        lease_expires_at=lease.expires_at,
+        system=content.prompt.system,
+        turns=[Message(**turn) for turn in content.prompt.turns],
+        left=ShownResponse(side=ShownSide.LEFT, content=left.content),
+        right=ShownResponse(side=ShownSide.RIGHT, content=right.content),
+    )
 
 
 def queue_rules(project: Project) -> repository.QueueRules:

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth import service
-from pickwise.core.db import SessionDep
+from pickwise.core.db import OpenUnitDep, SessionDep
 from pickwise.core.errors import Forbidden, NotAuthenticated
 from pickwise.models import User, UserSession
 from pickwise.vocabulary import AccountRole
@@ -136,3 +136,18 @@ async def get_admin_user(user: CurrentUser) -> User:
 AdminUser = Annotated[User, Depends(get_admin_user)]
 # Admins may rate too; what a rater may rate is checked per project (see projects.deps).
 CurrentRater = CurrentUser
+
+
+async def rater_in_open_unit(
+    request: Request, unit: OpenUnitDep, _documented: ApiTokenHeader
+) -> User:
+    """Who asks, found in the route's first unit of work (before its body is read, as for
+    every route: a request without a login or a CSRF token is refused first)."""
+    principal = await principal_of(request, unit.session)
+    if principal is None:
+        raise NotAuthenticated()
+    return principal.user
+
+
+# For routes that commit before they answer and then go on in another unit (`OpenUnitDep`).
+RaterInOpenUnit = Annotated[User, Depends(rater_in_open_unit)]

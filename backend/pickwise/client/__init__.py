@@ -2,12 +2,22 @@
 
 from pickwise.client.client import Client, ProjectRef
 from pickwise.client.errors import LineError, PickwiseAPIError
-from pickwise.client.models import ImportSummary, Leaderboard, ModelScore, Progress, Project
+from pickwise.client.models import (
+    Answered,
+    ImportSummary,
+    Leaderboard,
+    LeasedPair,
+    ModelScore,
+    Progress,
+    Project,
+)
 
 __all__ = [
+    "Answered",
     "Client",
     "ImportSummary",
     "Leaderboard",
+    "LeasedPair",
     "LineError",
     "ModelScore",
     "PickwiseAPIError",

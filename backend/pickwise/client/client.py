@@ -8,12 +8,18 @@
         print(pw.progress(project))
         pw.download_export(project, path="trl.jsonl", format="trl")
 
+    with Client("https://pickwise.example.org", rater_token) as pw:   # rating: one request
+        pair = pw.next_pair(project)                                   # per judgment
+        while pair is not None:
+            pair = pw.judge(pair.assignment_id, "left").next
+
 It depends on httpx and pydantic only: nothing of the server is imported.
 """
 
 import json
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -23,7 +29,14 @@ import httpx
 
 from pickwise import __version__
 from pickwise.client.errors import LineError, PickwiseAPIError
-from pickwise.client.models import ImportSummary, Leaderboard, Progress, Project
+from pickwise.client.models import (
+    Answered,
+    ImportSummary,
+    Leaderboard,
+    LeasedPair,
+    Progress,
+    Project,
+)
 
 ProjectRef = int | str | Project
 """A project by id, by slug, or as returned by the client."""
@@ -332,3 +345,62 @@ class Client:
                 ) from exc
             raise
         return Leaderboard.model_validate(body)
+
+    # --- rating ---------------------------------------------------------------------------
+
+    def next_pair(self, project: ProjectRef) -> LeasedPair | None:
+        """The rater's leased pair (the same one while the lease runs), or None when no
+        work is left for them."""
+        body = self._json("GET", f"/api/v1/projects/{self.project_id(project)}/next")
+        return None if body.get("assignment_id") is None else LeasedPair.model_validate(body)
+
+    def judge(
+        self,
+        assignment_id: int,
+        choice: str,
+        *,
+        strength: int | None = None,
+        rationale: str | None = None,
+        criteria: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Answered:
+        """Stores a choice as the rater saw it ("left", "right", "tie", "both_bad") and
+        returns it with the rater's next pair, in one request (`?next=true`). Retried on
+        502/503/504 with one Idempotency-Key (made here unless given), so it is stored once."""
+        body: dict[str, Any] = {"choice": choice}
+        for name, value in (("strength", strength), ("rationale", rationale)):
+            if value is not None:
+                body[name] = value
+        if criteria:
+            body["criteria"] = dict(criteria)
+        return self._answer(assignment_id, "judgment", body, idempotency_key)
+
+    def skip(
+        self, assignment_id: int, reason: str, *, idempotency_key: str | None = None
+    ) -> Answered:
+        """Gives the pair back ("cant_judge", "needs_expertise", "broken_content"); returns
+        the rater's next pair with it."""
+        return self._answer(assignment_id, "skip", {"reason": reason}, idempotency_key)
+
+    def flag(
+        self, assignment_id: int, reason: str, note: str = "", *, idempotency_key: str | None = None
+    ) -> Answered:
+        """Takes the pair out of everyone's queue for an admin to look at ("harmful",
+        "personal_data", "other"); returns the rater's next pair with it."""
+        body = {"reason": reason, "note": note}
+        return self._answer(assignment_id, "flag", body, idempotency_key)
+
+    def _answer(
+        self, assignment_id: int, action: str, body: dict[str, Any], key: str | None
+    ) -> Answered:
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        path = f"/api/v1/assignments/{assignment_id}/{action}"
+        answer = self._json("POST", path, params={"next": "true"}, json=body, headers=headers)
+        failed = answer.get("next_error")
+        if failed is not None:
+            # Stored; only the next lease failed: ask for it (a refusal raises here).
+            answer["next"] = self._json("GET", f"/api/v1/projects/{failed['project_id']}/next")
+        next_pair = answer.get("next")
+        if next_pair is not None and next_pair.get("assignment_id") is None:
+            answer["next"] = None
+        return Answered.model_validate(answer)

@@ -67,3 +67,39 @@ class Leaderboard(_ServerModel):
     message: str | None = None
     models: list[ModelScore] = []
     votes: int = 0
+
+
+class Message(_ServerModel):
+    role: str
+    content: str
+
+
+class Shown(_ServerModel):
+    side: str  # "left" or "right"
+    content: str
+
+
+class LeasedPair(_ServerModel):
+    """A pair leased to the rater (model names are never sent to raters)."""
+
+    assignment_id: int
+    pair_id: int
+    lease_expires_at: datetime
+    system: str | None = None
+    turns: list[Message]
+    left: Shown
+    right: Shown
+
+
+class Answered(_ServerModel):
+    """A stored judgment (`judgment_id` set) or skip / flag (`status` set), with the rater's
+    next pair: `next` is None when no work is left for them."""
+
+    assignment_id: int
+    judgment_id: int | None = None
+    pair_id: int | None = None
+    choice: str | None = None  # relative to the pair's canonical A / B
+    submitted_at: datetime | None = None
+    gold_feedback: str | None = None
+    status: str | None = None
+    next: LeasedPair | None = None

@@ -292,6 +292,7 @@ async def _stored(
         choice=Choice(choice),
         submitted_at=max(now, assignment.shown_at),
         gold_feedback=await gold_feedback(session, project, assignment, choice),
+        project=project,
     )
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.core.db import DriverSql
 from pickwise.models import (
     Assignment,
     IdempotencyKey,
@@ -95,7 +96,7 @@ class StoreOutcome:
 # Store a judgment in one statement, all or nothing: the slot must still be leased to this
 # assignment (gold pairs have no slot); then the judgment goes in, the slot is done and the
 # assignment submitted.
-_STORE_JUDGMENT = text(
+_STORE_JUDGMENT = DriverSql(
     f"""
     WITH slot AS (
         SELECT id FROM pair_slots
@@ -146,7 +147,7 @@ async def store_judgment(session: AsyncSession, new: NewJudgment, now: datetime)
         "submitted_at": new.submitted_at,
         "now": now,
     }
-    slot_was_ours, judgment_id = (await session.execute(_STORE_JUDGMENT, params)).one()
+    slot_was_ours, judgment_id = await _STORE_JUDGMENT.one(session, params)
     return StoreOutcome(bool(slot_was_ours), judgment_id)
 
 

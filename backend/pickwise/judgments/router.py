@@ -1,31 +1,45 @@
 """A rater's answer to a leased pair over the API: a choice, a skip or a flag, each replayable
-with an Idempotency-Key; a change of the last choice or skip within the undo window; and the
-history of a pair's replaced choices for admins."""
+with an Idempotency-Key, and with `?next=true` answered together with the rater's next pair;
+a change of the last choice or skip within the undo window; and the history of a pair's
+replaced choices for admins.
 
+The answer routes (POST) end their first transaction themselves (`OpenUnit`): the answer is
+committed first, and only then is the next pair leased, in a transaction of its own, so a
+lease that fails can never undo a stored judgment.
+"""
+
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.auth.deps import CurrentRater
-from pickwise.core.db import SessionDep
-from pickwise.core.errors import NotFound
+from pickwise.assignments import service as assignments
+from pickwise.assignments.schemas import NoWorkLeft
+from pickwise.auth.deps import CurrentRater, RaterInOpenUnit
+from pickwise.core.db import OpenUnit, OpenUnitDep, SessionDep, Units, UnitsDep
+from pickwise.core.errors import NotFound, PickwiseError
 from pickwise.judgments import changes, idempotency, repository, service
 from pickwise.judgments.schemas import (
     AssignmentDone,
+    AssignmentDoneAndNext,
     FlagIn,
+    JudgmentAndNext,
     JudgmentIn,
     JudgmentOut,
     LastDecision,
+    NextFailed,
     NothingToChange,
     PairHistory,
     ReplacedDecisionOut,
     SkipIn,
 )
-from pickwise.models import Assignment, User
+from pickwise.models import Assignment, Project, User
 from pickwise.projects.deps import AdminProject, RaterProject
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["rating"])
 
@@ -36,15 +50,93 @@ IdempotencyKeyHeader = Annotated[
         description="Any unique string; a retry with the same key returns the first answer.",
     ),
 ]
+WantsNext = Annotated[
+    bool,
+    Query(
+        alias="next",
+        description="Also lease the rater's next pair and send it in `next` (one request per "
+        "judgment). The answer is committed first; the lease follows in a transaction of its "
+        "own, and if it fails the answer still stands and `next_error` says why.",
+    ),
+]
+NEXT_FAILED_MESSAGE = (
+    "Your answer is stored, but the next pair could not be leased just now; ask for it again."
+)
+
+# The answer's status and body, and the project locked with the assignment (the next lease
+# needs it; a replay, which runs no work, reads it).
+Work = Callable[[AsyncSession, User], Awaitable[tuple[int, dict[str, Any], Project]]]
 
 
 def _json(status_code: int, body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=status_code)
 
 
+async def _answer(
+    request: Request,
+    unit: OpenUnit,
+    units: Units,
+    rater: User,
+    assignment_id: int,
+    body: JudgmentIn | SkipIn | FlagIn,
+    idempotency_key: str | None,
+    wants_next: bool,
+    work: Work,
+) -> JSONResponse:
+    """Runs `work` once per key and commits it; then, when asked and the answer is not a
+    refusal, leases the next pair (a replay gets the lease the rater holds by then)."""
+    fingerprint = idempotency.request_fingerprint(request.url.path, body)
+    session = unit.session
+    project: Project | None = None
+
+    async def answer_once() -> tuple[int, dict[str, Any]]:
+        nonlocal project
+        status_code, answer, project = await work(session, rater)
+        return status_code, answer
+
+    status_code, answer = await idempotency.run_once(
+        session, rater, idempotency_key, fingerprint, answer_once
+    )
+    wants_next = wants_next and status_code < 400  # a refusal comes with no lease
+    if wants_next and project is None:
+        project = await _project_of(session, assignment_id, rater)
+    await unit.done()
+    if wants_next and project is not None:
+        answer = {**answer, **await _next_pair(units, project, rater)}
+    return _json(status_code, answer)
+
+
+async def _project_of(session: AsyncSession, assignment_id: int, rater: User) -> Project | None:
+    """The assignment's project, for a replay (which ran no work)."""
+    assignment = await session.get(Assignment, assignment_id)
+    if assignment is None or assignment.rater_id != rater.id:
+        return None
+    return await session.get(Project, assignment.project_id)
+
+
+async def _next_pair(units: Units, project: Project, rater: User) -> dict[str, Any]:
+    """The rater's next lease (or "no work left"), or why there is none; never raises, since
+    the answer it is sent with is already committed."""
+    project_id = project.id  # a rollback may expire the object
+    try:
+        async with units() as session:
+            lease = await assignments.next_lease(session, project, rater)
+    except PickwiseError as exc:
+        failed = NextFailed(status=exc.status_code, project_id=project_id, **exc.body())
+        return {"next": None, "next_error": failed.model_dump(exclude_none=True)}
+    except Exception:
+        logger.exception("the next pair after an answer to project %s failed", project_id)
+        failed = NextFailed(
+            status=503, project_id=project_id, error="NextPairFailed", detail=NEXT_FAILED_MESSAGE
+        )
+        return {"next": None, "next_error": failed.model_dump(exclude_none=True)}
+    shown = NoWorkLeft() if lease is None else assignments.shown(lease)
+    return {"next": shown.model_dump(mode="json")}
+
+
 @router.post(
     "/assignments/{assignment_id}/judgment",
-    response_model=JudgmentOut,
+    response_model=JudgmentOut | JudgmentAndNext,
     status_code=201,
     responses={409: {"description": "The lease ran out and the slot went to someone else."}},
 )
@@ -52,16 +144,19 @@ async def submit_judgment(
     assignment_id: int,
     body: JudgmentIn,
     request: Request,
-    rater: CurrentRater,
-    session: SessionDep,
+    rater: RaterInOpenUnit,
+    unit: OpenUnitDep,
+    units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    wants_next: WantsNext = False,
 ) -> JSONResponse:
-    async def work() -> tuple[int, dict[str, Any]]:
+    async def work(session: AsyncSession, rater: User) -> tuple[int, dict[str, Any], Project]:
         stored = await service.submit(session, assignment_id, rater, body)
-        return 201, _judgment_out(assignment_id, stored)
+        return 201, _judgment_out(assignment_id, stored), stored.project
 
-    fingerprint = idempotency.request_fingerprint(request.url.path, body)
-    return _json(*await idempotency.run_once(session, rater, idempotency_key, fingerprint, work))
+    return await _answer(
+        request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
+    )
 
 
 def _judgment_out(assignment_id: int, stored: service.StoredJudgment) -> dict[str, Any]:
@@ -76,60 +171,53 @@ def _judgment_out(assignment_id: int, stored: service.StoredJudgment) -> dict[st
     return out.model_dump(mode="json")
 
 
-async def _set_aside(
-    session: AsyncSession,
-    rater: User,
-    request: Request,
-    body: SkipIn | FlagIn,
-    idempotency_key: str | None,
-    set_aside: Callable[[], Awaitable[Assignment]],
-) -> JSONResponse:
-    """Skip and flag answer alike: the assignment's new status, replayable by key."""
+def _set_aside(set_aside: Callable[[AsyncSession, User], Awaitable[service.SetAside]]) -> Work:
+    """Skip and flag answer alike: the assignment's new status."""
 
-    async def work() -> tuple[int, dict[str, Any]]:
-        assignment = await set_aside()
-        done = AssignmentDone(assignment_id=assignment.id, status=assignment.status)
-        return 200, done.model_dump()
+    async def work(session: AsyncSession, rater: User) -> tuple[int, dict[str, Any], Project]:
+        done = await set_aside(session, rater)
+        assignment = done.assignment
+        out = AssignmentDone(assignment_id=assignment.id, status=assignment.status)
+        return 200, out.model_dump(), done.project
 
-    fingerprint = idempotency.request_fingerprint(request.url.path, body)
-    return _json(*await idempotency.run_once(session, rater, idempotency_key, fingerprint, work))
+    return work
 
 
-@router.post("/assignments/{assignment_id}/skip", response_model=AssignmentDone)
+@router.post(
+    "/assignments/{assignment_id}/skip", response_model=AssignmentDone | AssignmentDoneAndNext
+)
 async def skip_pair(
     assignment_id: int,
     body: SkipIn,
     request: Request,
-    rater: CurrentRater,
-    session: SessionDep,
+    rater: RaterInOpenUnit,
+    unit: OpenUnitDep,
+    units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    wants_next: WantsNext = False,
 ) -> JSONResponse:
-    return await _set_aside(
-        session,
-        rater,
-        request,
-        body,
-        idempotency_key,
-        lambda: service.skip(session, assignment_id, rater, body),
+    work = _set_aside(lambda session, rater: service.skip(session, assignment_id, rater, body))
+    return await _answer(
+        request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
     )
 
 
-@router.post("/assignments/{assignment_id}/flag", response_model=AssignmentDone)
+@router.post(
+    "/assignments/{assignment_id}/flag", response_model=AssignmentDone | AssignmentDoneAndNext
+)
 async def flag_pair(
     assignment_id: int,
     body: FlagIn,
     request: Request,
-    rater: CurrentRater,
-    session: SessionDep,
+    rater: RaterInOpenUnit,
+    unit: OpenUnitDep,
+    units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    wants_next: WantsNext = False,
 ) -> JSONResponse:
-    return await _set_aside(
-        session,
-        rater,
-        request,
-        body,
-        idempotency_key,
-        lambda: service.flag(session, assignment_id, rater, body),
+    work = _set_aside(lambda session, rater: service.flag(session, assignment_id, rater, body))
+    return await _answer(
+        request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
     )
 
 

@@ -2,6 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pickwise.assignments.schemas import NextPair, NoWorkLeft
 from pickwise.vocabulary import (
     AssignmentStatus,
     CanonicalSide,
@@ -65,6 +66,35 @@ class JudgmentOut(BaseModel):
 class AssignmentDone(BaseModel):
     assignment_id: int
     status: AssignmentStatus
+
+
+class NextFailed(BaseModel):
+    """Why no next pair came with an answer that was stored (`?next=true`): the error body
+    `GET …/next` would have sent, with its status code."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: int
+    project_id: int = Field(description="Ask `GET /api/v1/projects/{project_id}/next` again.")
+    error: str
+    detail: str
+    field: str | None = None
+
+
+class AnswerAndNext(BaseModel):
+    """`?next=true`: the rater's next pair, or "no work left", or (with `next` null) why
+    it could not be leased."""
+
+    next: NextPair | NoWorkLeft | None
+    next_error: NextFailed | None = None
+
+
+class JudgmentAndNext(JudgmentOut, AnswerAndNext):
+    pass
+
+
+class AssignmentDoneAndNext(AssignmentDone, AnswerAndNext):
+    pass
 
 
 class LastDecision(BaseModel):

@@ -45,6 +45,15 @@ class StoredJudgment:
     choice: Choice  # relative to the pair's canonical A / B
     submitted_at: datetime
     gold_feedback: str | None
+    project: Project  # as locked with the assignment: what the next lease needs
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A skipped or flagged assignment, and its project as locked with it."""
+
+    assignment: Assignment
+    project: Project
 
 
 async def _locked_assignment(
@@ -151,6 +160,7 @@ async def submit(
         choice=Choice(new.choice),
         submitted_at=new.submitted_at,
         gold_feedback=await gold_feedback(session, project, assignment, new.choice),
+        project=project,
     )
 
 
@@ -180,13 +190,13 @@ async def skip(
     rater: User,
     body: SkipIn,
     now: datetime | None = None,
-) -> Assignment:
-    assignment, _ = await _locked_assignment(session, assignment_id, rater)
+) -> SetAside:
+    assignment, project = await _locked_assignment(session, assignment_id, rater)
     assignment.status, assignment.skip_reason = AssignmentStatus.SKIPPED, body.reason
     assignment.completed_at = now or utcnow()
     await _release_slot(session, assignment)
     await session.flush()
-    return assignment
+    return SetAside(assignment, project)
 
 
 async def flag(
@@ -195,9 +205,9 @@ async def flag(
     rater: User,
     body: FlagIn,
     now: datetime | None = None,
-) -> Assignment:
+) -> SetAside:
     """The pair leaves everyone's queue until an admin restores or removes it."""
-    assignment, _ = await _locked_assignment(session, assignment_id, rater)
+    assignment, project = await _locked_assignment(session, assignment_id, rater)
     assignment.status, assignment.completed_at = AssignmentStatus.FLAGGED, now or utcnow()
     await _release_slot(session, assignment)
     pair = await repository.lock_pair(session, assignment.pair_id)
@@ -214,7 +224,7 @@ async def flag(
         )
     )
     await session.flush()
-    return assignment
+    return SetAside(assignment, project)
 
 
 async def resolve_flags(

@@ -1,0 +1,163 @@
+"""A/B of the rater loop: the same load against variants of the server, run alternately.
+
+    python -m bench.rater_ab [--seconds 8] [--raters 16] [--rounds 3] VARIANT...
+
+VARIANT is `name:requests[:backend]`: `requests` is 1 (POST …/judgment?next=true) or 2
+(GET …/next + POST …/judgment); `backend`, if given, is a folder whose `pickwise` package the
+server imports instead of this tree's (e.g. `git worktree add /tmp/old <commit>` →
+`old:1:/tmp/old/backend`). `raw` is the psycopg loop of the rater-loop benchmark.
+
+Each variant has its own server process (1 worker) and its own database, loaded alike; the
+runs go A, B, …, A, B, … so a machine whose speed drifts affects each variant alike. It
+prints CPU ms per judgment of the app and Postgres from /proc, per run and as medians.
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench import datagen, rater_loop
+from bench.app_server import serve
+from bench.measure import CpuMeter, latency_ms, postmaster_pid
+from bench.postgres import fresh_server
+from bench.rater_loop import REQUESTS_ENV, RunStats
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    requests: int  # 0 for the raw psycopg loop
+    backend: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> "Variant":
+        if text == "raw":
+            return cls("raw", 0, None)
+        name, requests, *backend = text.split(":", 2)
+        if requests not in ("1", "2"):
+            raise argparse.ArgumentTypeError(f"{text!r}: requests must be 1 or 2")
+        return cls(name, int(requests), backend[0] if backend else None)
+
+
+def _one_run(
+    variant: Variant, url: str, base_url: str, setup: datagen.Setup, args: argparse.Namespace
+) -> RunStats:
+    if variant.requests == 0:
+        return asyncio.run(
+            rater_loop.raw_run(
+                url, setup.rater_ids[: args.raters], setup.project_id, args.seconds, 10**6
+            )
+        )
+    os.environ[REQUESTS_ENV] = str(variant.requests)
+    return asyncio.run(
+        rater_loop.http_run(
+            base_url, setup.rater_tokens[: args.raters], setup.project_id, args.seconds, 10**6
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("variants", nargs="+", type=Variant.parse)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--raters", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=20_000)
+    args = parser.parse_args()
+    size = replace(
+        rater_loop.SIZES["quick"],
+        pairs=args.pairs,
+        concurrency=(args.raters,),
+        seconds=args.seconds,
+        max_loops=10**6,
+        workers=(1,),
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="pickwise-rater-ab-"))
+    results: dict[str, list[dict[str, float]]] = {v.name: [] for v in args.variants}
+    with fresh_server() as server, ExitStack() as stack:
+        urls, setups, apps = {}, {}, {}
+        for variant in args.variants:
+            urls[variant.name] = server.create_database(f"ab_{variant.name}")
+            setups[variant.name] = rater_loop._load(
+                urls[variant.name], size, variant.name, args.raters, seed=0
+            )
+        for url in urls.values():
+            datagen.finish_load(url)
+        pg_pid = postmaster_pid(next(iter(urls.values())))
+        for variant in args.variants:
+            if variant.requests:
+                env = {"PYTHONPATH": variant.backend} if variant.backend else {}
+                apps[variant.name] = stack.enter_context(
+                    serve(
+                        urls[variant.name],
+                        workers=1,
+                        log=workdir / f"{variant.name}.log",
+                        env=env,
+                    )
+                )
+        for variant in args.variants:  # warm-up: caches, prepared statements
+            app = apps.get(variant.name)
+            _one_run(
+                variant,
+                urls[variant.name],
+                app.base_url if app else "",
+                setups[variant.name],
+                argparse.Namespace(raters=4, seconds=1.5),
+            )
+        for round_no in range(args.rounds):
+            for variant in args.variants:
+                app = apps.get(variant.name)
+                rater_loop._vacuum(urls[variant.name])
+                meter = CpuMeter({"app": app.pid if app else None, "postgres": pg_pid})
+                before = meter.sample()
+                stats = _one_run(
+                    variant,
+                    urls[variant.name],
+                    app.base_url if app else "",
+                    setups[variant.name],
+                    args,
+                )
+                time.sleep(0.3)
+                cpu = CpuMeter.spent(before, meter.sample())
+                loops = max(stats.loops, 1)
+                row = {
+                    "loops_per_s": stats.rate,
+                    "app_ms": cpu.get("app", 0.0) * 1000 / loops,
+                    "postgres_ms": cpu["postgres"] * 1000 / loops,
+                    "client_ms": cpu["client"] * 1000 / loops,
+                    "other_ms": cpu["other"] * 1000 / loops,
+                    "p99_ms": latency_ms(stats.first)["p99"] or 0.0,
+                    "errors": float(stats.errors),
+                }
+                results[variant.name].append(row)
+                print(
+                    f"round {round_no + 1} {variant.name:>10}: {row['loops_per_s']:7.1f} loops/s"
+                    f"  app {row['app_ms']:5.2f}  pg {row['postgres_ms']:5.2f}"
+                    f"  client {row['client_ms']:5.2f}  other {row['other_ms']:6.2f} ms/loop"
+                    f"  p99 {row['p99_ms']:6.1f} ms  errors {stats.errors}",
+                    flush=True,
+                )
+    print("\nmedians")
+    raw = (
+        statistics.median(r["loops_per_s"] for r in results.get("raw", []))
+        if "raw" in results
+        else None
+    )
+    for name, rows in results.items():
+        rate = statistics.median(r["loops_per_s"] for r in rows)
+        app_ms = statistics.median(r["app_ms"] for r in rows)
+        pg_ms = statistics.median(r["postgres_ms"] for r in rows)
+        of_raw = f"  of raw {rate / raw:.2f}" if raw else ""
+        print(
+            f"{name:>10}: {rate:7.1f} loops/s  app {app_ms:5.2f}  pg {pg_ms:5.2f} ms/loop{of_raw}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""`?next=true`: a choice, skip or flag answered together with the rater's next pair."""
+
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.assignments import repository as assignments_repository
+from pickwise.models import Assignment, Judgment, Pair, Project
+from tests.assignments.test_rater_loop import next_url, rater_in
+from tests.factories import make_pairs, make_project
+
+
+def answer_url(assignment_id: int, action: str = "judgment") -> str:
+    return f"/api/v1/assignments/{assignment_id}/{action}?next=true"
+
+
+async def first_lease(
+    client: AsyncClient, session: AsyncSession, pairs: int, **settings: Any
+) -> tuple[Project, dict[str, str], dict[str, Any]]:
+    """A project of `pairs` pairs, a rater's headers, and the pair leased to them first."""
+    project = await make_project(session, **settings)
+    await make_pairs(session, project, pairs)
+    _, headers = await rater_in(session, project)
+    first = (await client.get(next_url(project), headers=headers)).json()
+    return project, headers, first
+
+
+async def judgment_count(session: AsyncSession) -> int:
+    return await session.scalar(select(func.count()).select_from(Judgment)) or 0
+
+
+async def test_judgment_comes_back_with_the_next_lease(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    project, headers, first = await first_lease(client, session, 3)
+    response = await client.post(
+        answer_url(first["assignment_id"]), json={"choice": "left"}, headers=headers
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["assignment_id"] == first["assignment_id"]
+    assert body["choice"] in ("a", "b")
+    assert "next_error" not in body
+    following = body["next"]
+    assert following["assignment_id"] not in (None, first["assignment_id"])
+    assert following["pair_id"] != first["pair_id"]
+    assert {following["left"]["side"], following["right"]["side"]} == {"left", "right"}
+    # The lease is real: the rater holds it, and GET …/next hands out the same one.
+    again = (await client.get(next_url(project), headers=headers)).json()
+    assert again["assignment_id"] == following["assignment_id"]
+    lease = await session.get(Assignment, following["assignment_id"])
+    assert lease is not None and lease.status == "leased"
+    assert await judgment_count(session) == 1
+
+
+async def test_without_the_option_the_answer_is_as_before(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    _project, headers, first = await first_lease(client, session, 2)
+    response = await client.post(
+        f"/api/v1/assignments/{first['assignment_id']}/judgment",
+        json={"choice": "left"},
+        headers=headers,
+    )
+    assert response.status_code == 201
+    assert "next" not in response.json()
+    assert await session.scalar(select(func.count()).select_from(Assignment)) == 1
+
+
+@pytest.mark.parametrize(
+    ("action", "payload", "status"),
+    [("skip", {"reason": "cant_judge"}, "skipped"), ("flag", {"reason": "other"}, "flagged")],
+)
+async def test_skip_and_flag_come_back_with_the_next_lease(
+    client: AsyncClient, session: AsyncSession, action: str, payload: dict[str, Any], status: str
+) -> None:
+    _project, headers, first = await first_lease(client, session, 2)
+    response = await client.post(
+        answer_url(first["assignment_id"], action), json=payload, headers=headers
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == status
+    assert body["next"]["assignment_id"] is not None
+    assert body["next"]["pair_id"] != first["pair_id"]
+
+
+async def test_last_pair_answered_says_no_work_left(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    _project, headers, first = await first_lease(client, session, 1)
+    body = (
+        await client.post(
+            answer_url(first["assignment_id"]), json={"choice": "tie"}, headers=headers
+        )
+    ).json()
+    assert body["judgment_id"] is not None
+    assert body["next"]["assignment_id"] is None
+    assert "No pairs" in body["next"]["detail"]
+
+
+async def test_a_refused_answer_leases_nothing(client: AsyncClient, session: AsyncSession) -> None:
+    _project, headers, first = await first_lease(client, session, 2, allow_tie=False)
+    keyed = {**headers, "Idempotency-Key": "refused"}
+    response = await client.post(
+        answer_url(first["assignment_id"]), json={"choice": "tie"}, headers=keyed
+    )
+    assert response.status_code == 422
+    assert "next" not in response.json()
+    assert await session.scalar(select(func.count()).select_from(Assignment)) == 1
+
+
+async def test_a_failed_lease_keeps_the_judgment_and_a_replay_gets_one_lease(
+    client: AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim fails inside Postgres after the judgment committed: the judgment stays, the
+    answer says so, and replays with the same key return it with the lease the rater then
+    holds — the same one each time."""
+    _project, headers, first = await first_lease(client, session, 3)
+    keyed = {**headers, "Idempotency-Key": "judge-once"}
+    claim_slot = assignments_repository.claim_slot
+
+    async def failing_claim(claim_session: AsyncSession, **_: Any) -> None:
+        await claim_session.execute(text("SELECT 1 / 0"))
+
+    monkeypatch.setattr(assignments_repository, "claim_slot", failing_claim)
+    failed = await client.post(
+        answer_url(first["assignment_id"]), json={"choice": "right"}, headers=keyed
+    )
+    assert failed.status_code == 201
+    stored = failed.json()
+    assert stored["next"] is None
+    assert stored["next_error"]["status"] == 503
+    assert "stored" in stored["next_error"]["detail"]
+    assert await judgment_count(session) == 1
+    pair = await session.get(Pair, first["pair_id"])
+    assert pair is not None
+    # Nothing of the failed claim is left: the rater holds no lease.
+    leased = select(func.count()).where(Assignment.status == "leased")
+    assert await session.scalar(leased) == 0
+
+    monkeypatch.setattr(assignments_repository, "claim_slot", claim_slot)
+    replies = [
+        await client.post(
+            answer_url(first["assignment_id"]), json={"choice": "right"}, headers=keyed
+        )
+        for _ in range(2)
+    ]
+    for reply in replies:
+        assert reply.status_code == 201
+        body = reply.json()
+        assert body["judgment_id"] == stored["judgment_id"]
+        assert body["submitted_at"] == stored["submitted_at"]
+    leases = [reply.json()["next"]["assignment_id"] for reply in replies]
+    assert leases[0] is not None and leases[0] == leases[1]
+    assert await judgment_count(session) == 1
+    assert await session.scalar(leased) == 1
+
+
+async def test_a_refused_lease_is_named_and_the_judgment_stays(
+    client: AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal of the lease itself (here: the rater reached a quota) comes back as
+    `next_error` with the status GET …/next would have had."""
+    from pickwise.assignments import service as assignments_service
+    from pickwise.core.errors import Forbidden
+
+    project, headers, first = await first_lease(client, session, 2)
+
+    async def refused(*_: Any, **__: Any) -> None:
+        raise Forbidden("You are no longer a member of this project.")
+
+    monkeypatch.setattr(assignments_service, "next_lease", refused)
+    response = await client.post(
+        answer_url(first["assignment_id"]), json={"choice": "left"}, headers=headers
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["next"] is None
+    assert body["next_error"] == {
+        "status": 403,
+        "project_id": project.id,
+        "error": "Forbidden",
+        "detail": "You are no longer a member of this project.",
+    }
+    assert await judgment_count(session) == 1
