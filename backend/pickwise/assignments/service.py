@@ -20,6 +20,7 @@ from pickwise.assignments.standing import ensure_may_rate
 from pickwise.core.clock import utcnow
 from pickwise.core.metrics import LEASES_EXPIRED, LEASES_GRANTED
 from pickwise.models import Assignment, Project, User
+from pickwise.overlap.rules import OverlapPolicy
 from pickwise.pools.quota import quota_reached
 from pickwise.vocabulary import AssignmentStatus, CanonicalSide, SlotState
 
@@ -51,8 +52,10 @@ class Lease:
 
 
 async def create_slots(session: AsyncSession, project: Project, batch_id: int | None = None) -> int:
-    """Give every non-gold pair (of one batch, or of the project) the project's k slots."""
-    return await repository.create_slots(session, project.id, project.raters_per_pair, batch_id)
+    """Give every non-gold pair (of one batch, or of the project) the slots it lacks of the
+    project's k (fixed), or of its minimum raters (adaptive)."""
+    slots = OverlapPolicy.of(project).initial_slots
+    return await repository.create_slots(session, project.id, slots, batch_id)
 
 
 # Each round drops what the last one could not; a round finds nothing left unless raters

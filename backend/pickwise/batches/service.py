@@ -31,6 +31,7 @@ from pickwise.batches.parsing.report import (
 from pickwise.core.config import get_settings
 from pickwise.core.metrics import IMPORT_ROWS
 from pickwise.models import Batch, Project, User
+from pickwise.overlap.rules import OverlapPolicy
 from pickwise.vocabulary import PairingStrategy, PairStatus
 
 __all__ = ["ImportOutcome", "ImportRejected", "import_stream", "limits_from_settings"]
@@ -234,7 +235,8 @@ class _PairingRules:
 class _BatchWriter:
     def __init__(self, session: AsyncSession, project: Project, batch: Batch) -> None:
         self.session, self.batch = session, batch
-        self.project_id, self.slots_per_pair = project.id, project.raters_per_pair
+        self.project_id = project.id
+        self.slots_per_pair = OverlapPolicy.of(project).initial_slots
         # Plain values, read here: the worker thread must not touch the ORM object.
         self.rules = _PairingRules(
             PairingStrategy(project.pairing_strategy),

@@ -12,6 +12,7 @@ from pickwise.models.rating import (
     Judgment,
     PairFlag,
     PairSlot,
+    RaterWeight,
 )
 from pickwise.models.users import ApiToken, Invite, LoginFailure, User, UserSession
 from pickwise.models.webhooks import Webhook, WebhookDelivery
@@ -35,6 +36,7 @@ __all__ = [
     "ProjectMember",
     "Prompt",
     "RaterPool",
+    "RaterWeight",
     "Response",
     "User",
     "UserSession",

@@ -4,7 +4,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
-from pickwise.vocabulary import PairingStrategy, RationaleMode
+from pickwise.vocabulary import OverlapMode, PairingStrategy, RationaleMode, StoppingRule
 
 
 class Project(IdMixin, TimestampMixin, Base):
@@ -18,6 +18,20 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_range"),
         CheckConstraint("summary_every >= 0", name="summary_every_nonnegative"),
         CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'", name="slug_format"),
+        CheckConstraint(one_of("overlap_mode", OverlapMode), name="overlap_mode"),
+        CheckConstraint(
+            "overlap_min BETWEEN 1 AND 100 AND overlap_max BETWEEN overlap_min AND 100",
+            name="overlap_range",
+        ),
+        CheckConstraint(one_of("overlap_rule", StoppingRule), name="overlap_rule"),
+        CheckConstraint("overlap_stop_votes BETWEEN 1 AND 100", name="overlap_stop_votes_range"),
+        CheckConstraint(
+            "overlap_stop_share > 0 AND overlap_stop_share <= 1", name="overlap_stop_share_range"
+        ),
+        CheckConstraint(
+            "overlap_stop_posterior >= 0.5 AND overlap_stop_posterior < 1",
+            name="overlap_stop_posterior_range",
+        ),
     )
 
     slug: Mapped[str] = mapped_column(String(63), unique=True)
@@ -41,6 +55,19 @@ class Project(IdMixin, TimestampMixin, Base):
     # Thresholds for rater flags (gold accuracy, position bias, speed); see analytics.
     quality_rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_archived: Mapped[bool] = mapped_column(default=False)
+    # Adaptive overlap (overlap.rules): between overlap_min and overlap_max raters per pair,
+    # stopping by overlap_rule; raters_per_pair stays the k a fixed project would use.
+    overlap_mode: Mapped[str] = mapped_column(
+        String(16), default=OverlapMode.FIXED, server_default=OverlapMode.FIXED
+    )
+    overlap_min: Mapped[int] = mapped_column(default=2, server_default="2")
+    overlap_max: Mapped[int] = mapped_column(default=5, server_default="5")
+    overlap_rule: Mapped[str] = mapped_column(
+        String(16), default=StoppingRule.LEADER_SHARE, server_default=StoppingRule.LEADER_SHARE
+    )
+    overlap_stop_votes: Mapped[int] = mapped_column(default=2, server_default="2")
+    overlap_stop_share: Mapped[float] = mapped_column(default=0.75, server_default="0.75")
+    overlap_stop_posterior: Mapped[float] = mapped_column(default=0.8, server_default="0.8")
 
 
 class ProjectMember(TimestampMixin, Base):

@@ -2,11 +2,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.service import end_leases, resize_slots
 from pickwise.core.db import add_unique
-from pickwise.core.errors import Conflict, NotFound
+from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.models import Project, User
 from pickwise.models.base import apply_changes
+from pickwise.overlap.service import apply_policy
 from pickwise.projects import repository
 from pickwise.projects.schemas import ProjectCreate, ProjectUpdate
+from pickwise.vocabulary import OverlapMode
 
 
 async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
@@ -18,13 +20,38 @@ async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
     return project
 
 
+OVERLAP_FIELDS = (
+    "overlap_mode",
+    "overlap_min",
+    "overlap_max",
+    "overlap_rule",
+    "overlap_stop_votes",
+    "overlap_stop_share",
+    "overlap_stop_posterior",
+)
+
+
 async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate) -> Project:
+    """Changes the settings sent. A new k resizes every pair of a fixed project (as always);
+    a new overlap policy (adaptive, or a switch of mode) applies to the pairs not yet settled
+    (overlap.service.apply_policy). In an adaptive project k is only the baseline its cost is
+    compared with."""
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    minimum = changes.get("overlap_min", project.overlap_min)
+    if changes.get("overlap_max", project.overlap_max) < minimum:
+        raise InvalidInput(f"must be at least the minimum ({minimum})", field="overlap_max")
+    was_adaptive = project.overlap_mode == OverlapMode.ADAPTIVE
+    new_policy = any(
+        name in changes and changes[name] != getattr(project, name) for name in OVERLAP_FIELDS
+    )
     new_k = changes.get("raters_per_pair")
     closing = changes.get("is_archived") is True and not project.is_archived
     apply_changes(project, changes)
     await session.flush()
-    if new_k is not None:
+    is_adaptive = project.overlap_mode == OverlapMode.ADAPTIVE
+    if new_policy and (was_adaptive or is_adaptive):
+        await apply_policy(session, project)
+    elif new_k is not None and not is_adaptive:
         await resize_slots(session, project)
     if closing:
         # A closed project collects nothing more: every lease ends and its slot is freed.
