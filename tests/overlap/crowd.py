@@ -1,0 +1,89 @@
+"""Raters that lease and vote through the JSON API, making the canonical choice asked for."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from httpx import AsyncClient, Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.models import Assignment, Judgment, PairSlot, Project
+from pickwise.vocabulary import CanonicalSide, SlotState
+from tests.factories import add_member, bearer_headers, make_user
+
+SHOWN = {CanonicalSide.A: "left", CanonicalSide.B: "right"}
+
+
+@dataclass
+class Rater:
+    id: int
+    headers: dict[str, str]
+
+
+class Crowd:
+    def __init__(self, client: AsyncClient, session: AsyncSession, project: Project) -> None:
+        self.client, self.session, self.project = client, session, project
+
+    async def join(self, count: int) -> list[Rater]:
+        raters = []
+        for _ in range(count):
+            user = await make_user(self.session)
+            await add_member(self.session, self.project, user)
+            raters.append(Rater(user.id, await bearer_headers(self.session, user)))
+        return raters
+
+    async def lease(self, rater: Rater) -> dict[str, Any] | None:
+        answer = await self.client.get(
+            f"/api/v1/projects/{self.project.id}/next", headers=rater.headers
+        )
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return None if body["assignment_id"] is None else body
+
+    async def submit(self, rater: Rater, lease: dict[str, Any], choice: str) -> Response:
+        """``choice`` is canonical (a, b, tie, both_bad): sent as the side it was shown on."""
+        assignment = await self.session.get(Assignment, lease["assignment_id"])
+        assert assignment is not None
+        shown = choice
+        if choice in (CanonicalSide.A, CanonicalSide.B):
+            shown = "left" if assignment.left_side == choice else "right"
+        return await self.client.post(
+            f"/api/v1/assignments/{lease['assignment_id']}/judgment",
+            json={"choice": shown},
+            headers=rater.headers,
+        )
+
+    async def vote(self, rater: Rater, choice: str) -> int:
+        """Lease the next pair and vote ``choice`` on it; returns the pair's id."""
+        lease = await self.lease(rater)
+        assert lease is not None, "no pair left for this rater"
+        answer = await self.submit(rater, lease, choice)
+        assert answer.status_code == 201, answer.text
+        return int(lease["pair_id"])
+
+    async def skip(self, rater: Rater, lease: dict[str, Any]) -> None:
+        answer = await self.client.post(
+            f"/api/v1/assignments/{lease['assignment_id']}/skip",
+            json={"reason": "cant_judge"},
+            headers=rater.headers,
+        )
+        assert answer.status_code == 200, answer.text
+
+
+async def slots_of(session: AsyncSession, pair_id: int) -> list[str]:
+    """The pair's slot states, in slot order."""
+    rows = await session.scalars(
+        select(PairSlot.state).where(PairSlot.pair_id == pair_id).order_by(PairSlot.slot_no)
+    )
+    return list(rows)
+
+
+async def votes_of(session: AsyncSession, pair_id: int) -> list[str]:
+    rows = await session.scalars(
+        select(Judgment.choice).where(Judgment.pair_id == pair_id).order_by(Judgment.id)
+    )
+    return list(rows)
+
+
+def settled(states: list[str]) -> bool:
+    return all(state == SlotState.DONE for state in states)
