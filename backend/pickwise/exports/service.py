@@ -13,6 +13,7 @@ from pickwise.exports.dataset.aggregation import ExportStats
 from pickwise.exports.dataset.card import CardInfo
 from pickwise.exports.dataset.formats import ExportFormat
 from pickwise.exports.dataset.ndjson import aiter_ndjson
+from pickwise.exports.dataset.overlap import OverlapNote
 from pickwise.exports.dataset.pipeline import ExportItem, ExportOptions, RowStream
 from pickwise.exports.dataset.splits import Split
 from pickwise.exports.dataset.writer import ExportResult, ExportWriter
@@ -20,6 +21,7 @@ from pickwise.exports.repository import Selection
 
 __all__ = ["ExportResult", "Preview", "preview", "stream_ndjson", "write_folder"]
 from pickwise.models import Project
+from pickwise.overlap.rules import OverlapPolicy
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,11 @@ class Preview:
         parts = [f"{self.kept:,} {self.unit}s"]
         parts += [f"{count:,} left out: {reason}" for reason, count in sorted(self.dropped.items())]
         return "; ".join(parts)
+
+
+def overlap_note(project: Project) -> OverlapNote:
+    policy = OverlapPolicy.of(project)
+    return OverlapNote(policy.settings(), policy.describe())
 
 
 def strength_scale(project: Project) -> tuple[str, ...]:
@@ -73,7 +80,7 @@ async def write_folder(
         out_root=out_root,
         project_slug=project.slug,
         conversational=conversational,
-        card=CardInfo(pretty_name=project.name),
+        card=CardInfo(pretty_name=project.name, overlap=overlap_note(project)),
         command=command,
         progress=progress,
     )

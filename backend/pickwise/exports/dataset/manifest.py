@@ -7,6 +7,7 @@ from datetime import datetime
 from pickwise import __version__
 from pickwise.exports.dataset.aggregation import ExportStats
 from pickwise.exports.dataset.formats import ExportFormat, as_utc
+from pickwise.exports.dataset.overlap import OverlapNote, votes_per_pair
 from pickwise.exports.dataset.pipeline import ExportOptions
 
 
@@ -43,6 +44,7 @@ def build_manifest(
     files: dict[str, FileDigest],
     exported_at: datetime,
     command: str,
+    overlap: OverlapNote | None = None,
 ) -> dict[str, object]:
     is_votes = options.format is ExportFormat.VOTES
     aggregation = options.aggregation
@@ -70,7 +72,11 @@ def build_manifest(
             "prompts": stats.prompts_read,
             "repeated_prompts": stats.repeated_prompts,
             "rows": {split: stats.rows[split] for split in ("train", "test")},
+            "votes_per_pair": votes_per_pair(stats.votes_per_pair),
         },
+        "overlap": None
+        if overlap is None
+        else {"policy": dict(overlap.settings), "summary": overlap.summary},
         "files": {
             name: {"sha256": digest.sha256, "lines": digest.lines, "bytes": digest.bytes}
             for name, digest in files.items()
