@@ -27,7 +27,7 @@ COLUMNS = (
     ("overlap_rule", sa.String(length=16), "leader_share"),
     ("overlap_stop_votes", sa.Integer(), "2"),
     ("overlap_stop_share", sa.Float(), "0.75"),
-    ("overlap_stop_posterior", sa.Float(), "0.8"),
+    ("overlap_stop_posterior", sa.Float(), "0.88"),
 )
 CHECKS = (
     ("overlap_mode", "overlap_mode IN ('fixed', 'adaptive')"),

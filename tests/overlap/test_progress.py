@@ -12,8 +12,8 @@ from tests.analytics_service.test_dashboard import browser_login
 from tests.factories import bearer_headers, make_pairs, make_project, make_user
 from tests.overlap.crowd import Crowd
 
-ADAPTIVE = OverlapPolicy(OverlapMode.ADAPTIVE, 3, 2, 5, StoppingRule.LEADER_SHARE, 2, 0.75, 0.8)
-FIXED = OverlapPolicy(OverlapMode.FIXED, 3, 2, 5, StoppingRule.LEADER_SHARE, 2, 0.75, 0.8)
+ADAPTIVE = OverlapPolicy(OverlapMode.ADAPTIVE, 3, 2, 5, StoppingRule.LEADER_SHARE, 2, 0.75, 0.88)
+FIXED = OverlapPolicy(OverlapMode.FIXED, 3, 2, 5, StoppingRule.LEADER_SHARE, 2, 0.75, 0.88)
 
 
 def test_a_fixed_project_needs_exactly_its_open_slots() -> None:

@@ -29,7 +29,7 @@ def policy(**changes: object) -> OverlapPolicy:
         "rule": StoppingRule.LEADER_SHARE,
         "stop_votes": 2,
         "stop_share": 0.75,
-        "stop_posterior": 0.8,
+        "stop_posterior": 0.88,
     }
     values.update(changes)
     return OverlapPolicy(**values)  # type: ignore[arg-type]
@@ -105,7 +105,7 @@ def test_posterior_rule_at_the_prior_decides_like_the_default_leader_share(
     length: int, no_preference: str
 ) -> None:
     """Every sequence of up to four votes (five is the maximum either way): with every rater
-    at the prior, threshold 0.8 settles exactly what "2 of 2, else first to 3" settles."""
+    at the prior, threshold 0.88 settles exactly what "2 of 2, else first to 3" settles."""
     weighted, counted = policy(rule=StoppingRule.POSTERIOR), policy()
     for choices in itertools.product((A, B, no_preference), repeat=length):
         cast = votes(*choices)

@@ -71,7 +71,7 @@ def settings_form(csrf: str, **overrides: Any) -> dict[str, Any]:
         "overlap_rule": "leader_share",
         "overlap_stop_votes": "2",
         "overlap_stop_share": "0.75",
-        "overlap_stop_posterior": "0.8",
+        "overlap_stop_posterior": "0.88",
     }
     form.update(overrides)
     return {name: value for name, value in form.items() if value is not None}

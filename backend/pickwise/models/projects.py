@@ -67,7 +67,7 @@ class Project(IdMixin, TimestampMixin, Base):
     )
     overlap_stop_votes: Mapped[int] = mapped_column(default=2, server_default="2")
     overlap_stop_share: Mapped[float] = mapped_column(default=0.75, server_default="0.75")
-    overlap_stop_posterior: Mapped[float] = mapped_column(default=0.8, server_default="0.8")
+    overlap_stop_posterior: Mapped[float] = mapped_column(default=0.88, server_default="0.88")
 
 
 class ProjectMember(TimestampMixin, Base):

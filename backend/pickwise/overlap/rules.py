@@ -14,7 +14,7 @@ opens. The rules (docs/analytics.md, "Adaptive overlap"):
   shrunk toward PRIOR_ACCURACY), and a pair is settled when the leading choice is also the
   most probable of A / no preference / B and its posterior probability reaches
   ``stop_posterior``. The pair starts with no preference among the three labels. With every
-  rater at the prior, the default threshold 0.8 decides exactly like the default
+  rater at the prior, the default threshold 0.88 decides exactly like the default
   ``leader_share`` (as long as raters do not mix "tie" and "both bad", which the posterior
   reads as one label).
 

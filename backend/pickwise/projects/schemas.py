@@ -74,7 +74,7 @@ class ProjectSettings(BaseModel):
         0.75, gt=0.0, le=1.0, description=OVERLAP_DESCRIPTIONS["overlap_stop_share"]
     )
     overlap_stop_posterior: float = Field(
-        0.8, ge=0.5, lt=1.0, description=OVERLAP_DESCRIPTIONS["overlap_stop_posterior"]
+        0.88, ge=0.5, lt=1.0, description=OVERLAP_DESCRIPTIONS["overlap_stop_posterior"]
     )
 
     @field_validator("strength_scale", "criteria")
