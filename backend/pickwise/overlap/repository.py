@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.core.db import driver_connection
 from pickwise.models import RaterWeight
 from pickwise.overlap.rules import Vote
 from pickwise.vocabulary import PairStatus, SlotState
@@ -52,7 +53,10 @@ _SLOTS_OF_PAIRS = """
     WHERE {where}
     ORDER BY s.pair_id, s.slot_no DESC
 """
-_PAIR_STATE = text(_SLOTS_OF_PAIRS.format(where="s.pair_id = :pair_id"))
+# Sent through the driver: it runs on every vote of an adaptive project, and SQLAlchemy's
+# handling of a statement costs about three times its execution here (0.23 against 0.07 ms
+# of the app's CPU, measured).
+_PAIR_STATE = _SLOTS_OF_PAIRS.format(where="s.pair_id = %(pair_id)s")
 # The pairs a change of policy applies to: those with a slot not judged yet.
 _OPEN_PAIR_STATES = text(
     _SLOTS_OF_PAIRS.format(
@@ -105,7 +109,10 @@ def _state(rows: Sequence[Sequence[Any]]) -> PairState:
 async def pair_state(session: AsyncSession, pair_id: int) -> PairState | None:
     """The pair's slots and votes as committed now (the caller holds the pair row); None for a
     pair without slots (gold)."""
-    states = _states((await session.execute(_PAIR_STATE, {"pair_id": pair_id})).all())
+    driver = await driver_connection(session)
+    async with driver.cursor() as cursor:
+        await cursor.execute(_PAIR_STATE, {"pair_id": pair_id})
+        states = _states(await cursor.fetchall())
     return states[0] if states else None
 
 
@@ -124,6 +131,21 @@ async def lock_pair_and_slots(session: AsyncSession, pair_id: int) -> None:
     UPDATE: a claim inserting an assignment for the pair is not held up)."""
     await session.execute(_LOCK_PAIR_SLOTS, {"pair_id": pair_id})
     await session.execute(_LOCK_PAIR, {"pair_id": pair_id})
+
+
+_ADD_SLOT = f"""
+    INSERT INTO pair_slots (project_id, pair_id, slot_no, state)
+    VALUES (%(project_id)s, %(pair_id)s, %(slot_no)s, '{SlotState.OPEN}')
+"""
+
+
+async def add_slot(session: AsyncSession, project_id: int, state: PairState) -> None:
+    """One more slot on the pair, numbered after its last (a vote's decision; the driver's
+    statement, as for pair_state)."""
+    driver = await driver_connection(session)
+    params = {"project_id": project_id, "pair_id": state.pair_id, "slot_no": state.last_slot_no + 1}
+    async with driver.cursor() as cursor:
+        await cursor.execute(_ADD_SLOT, params)
 
 
 _ADD_SLOTS = text(

@@ -44,10 +44,12 @@ async def after_vote(session: AsyncSession, project: Project, pair_id: int) -> i
     if state is None or state.status == PairStatus.REMOVED:
         return 0
     wanted = slots_wanted(policy_of(project), state.votes, len(state.leased_slots))
-    if wanted <= state.slots:
-        return 0
-    await repository.add_slots(session, project.id, [(state, wanted - state.slots)])
-    return wanted - state.slots
+    missing = wanted - state.slots
+    if missing == 1:  # the rule's "one more" (the usual case: a statement of its own)
+        await repository.add_slot(session, project.id, state)
+    elif missing > 1:  # below the minimum (a pair of an earlier policy)
+        await repository.add_slots(session, project.id, [(state, missing)])
+    return max(missing, 0)
 
 
 async def reconsider_pair(
