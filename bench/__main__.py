@@ -20,7 +20,10 @@ def _runtime_dir() -> None:
 @app.command()
 def main(
     name: Annotated[
-        str, typer.Argument(help="rater-loop, import, export, analytics, login-storm or all.")
+        str,
+        typer.Argument(
+            help="rater-loop, import, export, analytics, login-storm, conversations or all."
+        ),
     ],
     quick: Annotated[
         bool, typer.Option("--quick", help="Small sizes (minutes, not half an hour).")

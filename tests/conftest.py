@@ -3,6 +3,7 @@ database per run, and each test inside a transaction that is rolled back."""
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import psycopg
@@ -102,13 +103,14 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 def app(session: AsyncSession):  # type: ignore[no-untyped-def]
     from pickwise.analytics.router import analytics_connection
     from pickwise.app import create_app
-    from pickwise.core.db import get_session
+    from pickwise.core.db import get_session, get_units
     from pickwise.exports.deps import read_connection
 
     application = create_app()
 
-    async def test_session() -> AsyncIterator[AsyncSession]:
-        # Same contract as get_session (commit at the end); the commit only releases a
+    @asynccontextmanager
+    async def test_unit() -> AsyncIterator[AsyncSession]:
+        # Same contract as unit_of_work (commit at the end); the commit only releases a
         # savepoint, and the whole test is rolled back afterwards.
         try:
             yield session
@@ -118,12 +120,17 @@ def app(session: AsyncSession):  # type: ignore[no-untyped-def]
         else:
             await session.commit()
 
+    async def test_session() -> AsyncIterator[AsyncSession]:
+        async with test_unit() as unit:
+            yield unit
+
     async def test_read_connection() -> AsyncIterator[AsyncConnection]:
         # Exports and analytics read through the test's connection too (they have read-only
         # connections of their own), so they see its uncommitted data.
         yield await session.connection()
 
     application.dependency_overrides[get_session] = test_session
+    application.dependency_overrides[get_units] = lambda: test_unit
     application.dependency_overrides[read_connection] = test_read_connection
     application.dependency_overrides[analytics_connection] = test_read_connection
     return application

@@ -11,6 +11,7 @@ from pickwise.analytics.router import router as analytics_router
 from pickwise.assignments.router import router as next_pair_router
 from pickwise.auth.router import router as auth_router
 from pickwise.batches.router import router as batches_router
+from pickwise.conversations.router import router as conversations_router
 from pickwise.core.config import get_settings
 from pickwise.core.db import dispose_engines
 from pickwise.core.logging import RequestContextMiddleware, configure_logging
@@ -27,6 +28,8 @@ from pickwise.users.router import router as users_router
 from pickwise.web.account import router as account_router
 from pickwise.web.admin_projects import router as admin_projects_router
 from pickwise.web.admin_users import router as admin_users_router
+from pickwise.web.conversations_admin import router as conversations_admin_router
+from pickwise.web.converse import router as converse_pages_router
 from pickwise.web.dashboard import router as dashboard_router
 from pickwise.web.exports_page import router as exports_page_router
 from pickwise.web.integrations import router as integrations_page_router
@@ -92,6 +95,10 @@ def create_app() -> FastAPI:
         integrations_page_router,
         generation_router,
         webhooks_router,
+        # Live conversations (issue 21).
+        conversations_router,
+        converse_pages_router,
+        conversations_admin_router,
     ):
         api = router.prefix.startswith("/api/")
         app.include_router(router, responses=API_ERROR_RESPONSES if api else None)

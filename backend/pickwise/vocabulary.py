@@ -184,6 +184,8 @@ class BatchSource(StrEnum):
     API = "api"
     WEB = "web"
     CLIENT = "client"
+    # The batch that holds a conversation project's judged turns (one per project).
+    CONVERSATION = "conversation"
 
 
 class AccountRole(StrEnum):
@@ -217,3 +219,43 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+
+
+# --- live conversations ----------------------------------------------------------------------
+
+
+class ProjectKind(StrEnum):
+    PAIRS = "pairs"  # imported pairs, rated in the rater loop
+    CONVERSATIONS = "conversations"  # live conversations (docs/conversations.md)
+
+
+class OpenerSource(Labelled):
+    """Where a conversation's first message comes from."""
+
+    OWN = "own", "Raters write their own"
+    IMPORTED = "imported", "Imported openers"
+    BOTH = "both", "Both: raters choose"
+
+
+class ConversationStatus(StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"  # the rater ended it
+    COMPLETE = "complete"  # it reached the turn cap
+
+
+class ReplyStatus(StrEnum):
+    GENERATING = "generating"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+class ReplyFailure(Labelled):
+    """Why a reply failed; the label is what the rater is told (the detail is for admins)."""
+
+    ERROR = "error", "The model's server answered with an error."
+    TIMEOUT = "timeout", "The model took too long to answer."
+    CONNECTION = "connection", "The connection to the model's server failed."
+    EMPTY = "empty", "The model sent an empty reply."
+    STOPPED = "stopped", "You stopped this reply before any text came."
+    INTERRUPTED = "interrupted", "The server stopped while this reply was being written."
+    CONFIGURATION = "configuration", "This model cannot be reached right now; an admin must fix it."

@@ -2,10 +2,11 @@
 
 Existing projects keep fixed overlap (their k); the new columns get the defaults of the
 models. `rater_weights` starts empty: every rater weighs as the prior until the project's
-analytics are next computed.
+analytics are next computed. A conversation project stays fixed (its turns are judged by their
+author alone).
 
 Revision ID: 7c1d9e3a5b42
-Revises: 5b2c9e7f4a18
+Revises: a1b038eeac58
 Create Date: 2026-12-07 09:00:00.000000+00:00
 """
 
@@ -16,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "7c1d9e3a5b42"
-down_revision: str | None = "5b2c9e7f4a18"
+down_revision: str | None = "a1b038eeac58"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -40,6 +41,16 @@ CHECKS = (
         "overlap_stop_posterior >= 0.5 AND overlap_stop_posterior < 1",
     ),
 )
+RATED_ONCE = "conversations_rated_once"
+RATED_ONCE_BEFORE = "kind = 'pairs' OR (raters_per_pair = 1 AND gold_rate = 0)"
+RATED_ONCE_AFTER = (
+    "kind = 'pairs' OR (raters_per_pair = 1 AND gold_rate = 0 AND overlap_mode = 'fixed')"
+)
+
+
+def _rated_once(condition: str) -> None:
+    op.drop_constraint(op.f(f"ck_projects_{RATED_ONCE}"), "projects", type_="check")
+    op.create_check_constraint(op.f(f"ck_projects_{RATED_ONCE}"), "projects", condition)
 
 
 def upgrade() -> None:
@@ -47,6 +58,7 @@ def upgrade() -> None:
         op.add_column("projects", sa.Column(name, type_, server_default=default, nullable=False))
     for name, condition in CHECKS:
         op.create_check_constraint(op.f(f"ck_projects_{name}"), "projects", condition)
+    _rated_once(RATED_ONCE_AFTER)
     op.create_table(
         "rater_weights",
         sa.Column("project_id", sa.BigInteger(), nullable=False),
@@ -76,6 +88,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("rater_weights")
+    _rated_once(RATED_ONCE_BEFORE)
     for name, _ in reversed(CHECKS):
         op.drop_constraint(op.f(f"ck_projects_{name}"), "projects", type_="check")
     for name, _, _ in reversed(COLUMNS):

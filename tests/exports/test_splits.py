@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pickwise.batches.parsing.records import Message
 from pickwise.exports.dataset.formats import ExportFormat
 from pickwise.exports.dataset.pipeline import ExportOptions
 from pickwise.exports.dataset.records import InvalidExportOptions, PromptRecord, VoteRecord
@@ -18,8 +19,10 @@ from pickwise.exports.dataset.splits import (
     normalize_whitespace,
     prompt_bucket,
     split_for_prompt,
+    split_unit,
 )
 from pickwise.exports.dataset.writer import ExportWriter
+from pickwise.vocabulary import TurnRole
 from tests.exports.factory import VoteFactory, make_prompt
 from tests.exports.helpers import read_lines, read_manifest
 
@@ -198,3 +201,48 @@ def test_the_card_counts_repeated_prompts(tmp_path: Path) -> None:
     assert "- 2 prompts share their conversation with another prompt id" in card
     assert "split by conversation" in card
     assert result.manifest["counts"]["repeated_prompts"] == 2  # type: ignore[index]
+
+
+def _turn_prompt(conversation: int, turn: int, opening: str, later: int) -> PromptRecord:
+    """A live conversation's judged turn: id conversation:<id>:turn:<turn>, the conversation
+    before it as turns."""
+    turns = [Message(TurnRole.USER, opening)]
+    for number in range(later):
+        turns += [
+            Message(TurnRole.ASSISTANT, f"Reply {number}"),
+            Message(TurnRole.USER, f"More {number}"),
+        ]
+    return PromptRecord(
+        prompt_id=turn,
+        external_id=f"conversation:{conversation}:turn:{turn}",
+        system="Be brief.",
+        turns=tuple(turns),
+    )
+
+
+def test_the_turns_of_a_live_conversation_split_together() -> None:
+    """Every judged turn of one conversation takes the side of its opening (system prompt and
+    first message), whatever came after; other prompts split by their whole conversation."""
+    for seed in range(10):
+        for conversation in range(30):
+            opening = f"Opening {conversation}"
+            sides = {
+                split_for_prompt(
+                    _turn_prompt(conversation, turn, opening, later=turn),
+                    test_fraction=0.5,
+                    seed=seed,
+                )
+                for turn in range(6)
+            }
+            alone = PromptRecord(0, "q", "Be brief.", (Message(TurnRole.USER, opening),))
+            assert sides == {split_for_prompt(alone, test_fraction=0.5, seed=seed)}
+    first = {
+        split_for_prompt(_turn_prompt(c, 9, f"Opening {c}", 3), test_fraction=0.5, seed=0)
+        for c in range(30)
+    }
+    assert first == {Split.TRAIN, Split.TEST}
+    # Only ids of that exact form are conversation turns.
+    imported = _turn_prompt(1, 2, "Opening", later=2)
+    assert split_unit(imported) is not imported
+    lookalike = PromptRecord(0, "my conversation:1:turn:2", None, imported.turns)
+    assert split_unit(lookalike) is lookalike

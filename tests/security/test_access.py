@@ -15,6 +15,7 @@ X-CSRF-Token header) on pages, as a browser would. Statuses: numbers, or LOGIN f
 
 import re
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,11 @@ ACCEPT = {"display_name": "Invited", "password": NEW_PASSWORD}
 WRONG_LOGIN = {"email": "nobody@example.org", "password": "not the password"}
 PREVIEW = {"format": "votes", "action": "preview"}
 POOL = {"name": "p", "quota": "3"}
+CONVERSATIONS = {"project_id": "conversation_project_id"}
+
+
+def CONVERSATION_SETTINGS(world: World) -> dict[str, object]:
+    return {"endpoint_ids": list(world.conversation_endpoint_ids)}
 
 
 def ADD_OTHER_RATER(world: World) -> dict[str, int]:
@@ -211,6 +217,37 @@ ACCESS_ROWS = [
     row("POST", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/ping", 401, 403, 403, 202),
     row("GET", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries", 401, 403, 403, 200),
     row("POST", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/resend", 401, 403, 403, 200),
+    # Live conversations: the project's settings, usage and export are the admin's; a
+    # conversation is its rater's alone (an admin gets 404 too). Starting or sending is
+    # refused with 409 here (the project's endpoints are switched off, or the turn waits
+    # for its vote), after the caller was let in.
+    row("GET", "/api/v1/projects/{project_id}/conversation-settings", 401, 403, 403, 200, path=CONVERSATIONS),
+    row("PUT", "/api/v1/projects/{project_id}/conversation-settings", 401, 403, 403, 200, path=CONVERSATIONS, json=CONVERSATION_SETTINGS),
+    row("GET", "/api/v1/projects/{project_id}/conversation-usage", 401, 403, 403, 200, path=CONVERSATIONS),
+    row("GET", "/api/v1/projects/{project_id}/conversation-stats", 401, 403, 403, 200, path=CONVERSATIONS),
+    row("GET", "/api/v1/projects/{project_id}/conversation-export", 401, 403, 403, 200, path=CONVERSATIONS),
+    row("GET", "/api/v1/projects/{project_id}/conversations", 401, 200, 404, 200, path=CONVERSATIONS),
+    row("POST", "/api/v1/projects/{project_id}/conversations", 401, 409, 404, 409, path=CONVERSATIONS, json={"message": "Hi"}),
+    row("GET", "/api/v1/conversations/{conversation_id}", 401, 200, 404, 404),
+    row("POST", "/api/v1/conversations/{conversation_id}/messages", 401, 409, 404, 404, json={"content": "Next"}),
+    row("GET", "/api/v1/conversations/{conversation_id}/turns/{turn_id}/events", 401, 200, 404, 404),
+    row("POST", "/api/v1/conversations/{conversation_id}/turns/{turn_id}/retry", 401, 409, 404, 404, json={"side": "left"}),
+    row("POST", "/api/v1/conversations/{conversation_id}/turns/{turn_id}/stop", 401, 200, 404, 404),
+    row("POST", "/api/v1/conversations/{conversation_id}/turns/{turn_id}/judgment", 401, 200, 404, 404, json={"choice": "left"}),
+    row("PUT", "/api/v1/conversations/{conversation_id}/turns/{turn_id}/edit", 401, 409, 404, 404, json={"content": "Edited"}),
+    row("POST", "/api/v1/conversations/{conversation_id}/end", 401, 200, 404, 404),
+    row("GET", "/converse/{project_id}", LOGIN, 200, 404, 200, path=CONVERSATIONS),
+    row("POST", "/converse/{project_id}/start", LOGIN, 409, 404, 409, path=CONVERSATIONS, data={"message": "Hi"}),
+    row("GET", "/converse/{project_id}/c/{conversation_id}", LOGIN, 200, 404, 404, path=CONVERSATIONS),
+    row("POST", "/converse/{project_id}/c/{conversation_id}/messages", LOGIN, 409, 404, 404, path=CONVERSATIONS, data={"content": "Next"}),
+    row("GET", "/converse/{project_id}/c/{conversation_id}/turns/{turn_id}/stream", LOGIN, 200, 404, 404, path=CONVERSATIONS),
+    row("POST", "/converse/{project_id}/c/{conversation_id}/turns/{turn_id}/retry", LOGIN, 409, 404, 404, path=CONVERSATIONS, data={"side": "left"}),
+    row("POST", "/converse/{project_id}/c/{conversation_id}/turns/{turn_id}/stop", LOGIN, 303, 404, 404, path=CONVERSATIONS),
+    row("POST", "/converse/{project_id}/c/{conversation_id}/turns/{turn_id}/judgment", LOGIN, 303, 404, 404, path=CONVERSATIONS, data={"choice": "left"}),
+    row("POST", "/converse/{project_id}/c/{conversation_id}/turns/{turn_id}/edit", LOGIN, 409, 404, 404, path=CONVERSATIONS, data={"content": "Edited"}),
+    row("POST", "/converse/{project_id}/c/{conversation_id}/end", LOGIN, 303, 404, 404, path=CONVERSATIONS),
+    row("GET", "/admin/projects/{project_id}/conversations", LOGIN, 403, 403, 200, path=CONVERSATIONS),
+    row("POST", "/admin/projects/{project_id}/conversations", LOGIN, 403, 403, 422, path=CONVERSATIONS),
 ]
 # fmt: on
 ACCESS: dict[tuple[str, str], Expect] = dict(ACCESS_ROWS)
@@ -227,6 +264,8 @@ PATH_VALUES = {
     "webhook_id": "webhook_id",
     "delivery_id": "delivery_id",
     "endpoint_id": "endpoint_id",
+    "conversation_id": "conversation_id",
+    "turn_id": "turn_id",
     "path:path": "static_file",
 }
 STATIC_FILE = "css/app.css"
@@ -300,11 +339,12 @@ async def world(connection: AsyncConnection) -> World:
 def isolated_app(connection: AsyncConnection) -> FastAPI:
     """The app with one session per request on the test's connection."""
     from pickwise.app import create_app
-    from pickwise.core.db import get_session
+    from pickwise.core.db import get_session, get_units
 
     application = create_app()
 
-    async def request_session() -> AsyncIterator[AsyncSession]:
+    @asynccontextmanager
+    async def request_unit() -> AsyncIterator[AsyncSession]:
         session = joined_session(connection)
         try:
             yield session
@@ -316,11 +356,16 @@ def isolated_app(connection: AsyncConnection) -> FastAPI:
         finally:
             await session.close()
 
+    async def request_session() -> AsyncIterator[AsyncSession]:
+        async with request_unit() as session:
+            yield session
+
     async def analytics_connection() -> AsyncIterator[AsyncConnection]:
         # The analytics read the world too (they would otherwise see an empty database).
         yield connection
 
     application.dependency_overrides[get_session] = request_session
+    application.dependency_overrides[get_units] = lambda: request_unit
     application.dependency_overrides[analytics_router.analytics_connection] = analytics_connection
     return application
 

@@ -17,7 +17,16 @@ from pickwise.generation import service as generation_service
 from pickwise.generation.schemas import EndpointCreate
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn
-from pickwise.models import Project, User
+from pickwise.models import (
+    Conversation,
+    ConversationEndpoint,
+    ConversationReply,
+    ConversationSettings,
+    ConversationTurn,
+    GenerationEndpoint,
+    Project,
+    User,
+)
 from pickwise.models.webhooks import WebhookDelivery
 from pickwise.pools import service as pools_service
 from pickwise.pools.schemas import PoolCreate
@@ -62,6 +71,11 @@ class World:
     webhook_secret: str
     delivery_id: int
     endpoint_id: int
+    # A conversation project (its endpoints switched off) and the rater's conversation there.
+    conversation_project_id: int
+    conversation_endpoint_ids: tuple[int, ...]
+    conversation_id: int
+    turn_id: int
     callers: dict[str, Caller]
 
     def secrets(self) -> tuple[str, ...]:
@@ -138,6 +152,7 @@ async def seed_world(session: AsyncSession) -> World:
         session, project, EndpointCreate(base_url="https://llm.example.org/v1", model="m-1")
     )
     await session.flush()
+    conversation = await seed_conversation(session, rater)
     return World(
         project_id=project.id,
         other_project_id=other_project.id,
@@ -155,5 +170,74 @@ async def seed_world(session: AsyncSession) -> World:
         webhook_secret=webhook.secret,
         delivery_id=delivery.id,
         endpoint_id=endpoint.id,
+        conversation_project_id=conversation.project_id,
+        conversation_endpoint_ids=conversation.endpoint_ids,
+        conversation_id=conversation.conversation_id,
+        turn_id=conversation.turn_id,
         callers=callers,
     )
+
+
+@dataclass(frozen=True)
+class SeededConversation:
+    project_id: int
+    endpoint_ids: tuple[int, ...]
+    conversation_id: int
+    turn_id: int
+
+
+async def seed_conversation(session: AsyncSession, rater: User) -> SeededConversation:
+    """A conversation project whose endpoints carry the hidden model names, and one turn of
+    the rater's with both replies written, waiting for the vote."""
+    project = await make_project(session, kind="conversations")
+    await add_member(session, project, rater)
+    session.add(ConversationSettings(project_id=project.id, turn_cap=3))
+    endpoints = [
+        GenerationEndpoint(
+            project_id=project.id,
+            name=name,
+            base_url="https://llm.example.org/v1",
+            model=name,
+            is_active=False,
+        )
+        for name in HIDDEN_MODELS
+    ]
+    session.add_all(endpoints)
+    await session.flush()
+    session.add_all(
+        ConversationEndpoint(project_id=project.id, endpoint_id=e.id) for e in endpoints
+    )
+    conversation = Conversation(
+        project_id=project.id, rater_id=rater.id, prefix=[], turn_cap=3, status="active"
+    )
+    session.add(conversation)
+    await session.flush()
+    turn = ConversationTurn(
+        conversation_id=conversation.id,
+        depth=1,
+        user_content="Hello",
+        context=[{"role": "user", "content": "Hello"}],
+        left_endpoint_id=endpoints[0].id,
+        right_endpoint_id=endpoints[1].id,
+    )
+    session.add(turn)
+    await session.flush()
+    now = utcnow()
+    for side, endpoint in zip(("left", "right"), endpoints, strict=True):
+        session.add(
+            ConversationReply(
+                turn_id=turn.id,
+                side=side,
+                endpoint_id=endpoint.id,
+                endpoint_name=endpoint.name,
+                model=endpoint.model,
+                status="complete",
+                content=f"The {side} reply.",
+                requests=1,
+                started_at=now,
+                deadline_at=now + timedelta(minutes=5),
+                finished_at=now,
+            )
+        )
+    await session.flush()
+    return SeededConversation(project.id, tuple(e.id for e in endpoints), conversation.id, turn.id)

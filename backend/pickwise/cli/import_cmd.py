@@ -37,7 +37,9 @@ def import_file(
     """Import a batch of prompts and responses (all or nothing; re-importing adds nothing)."""
     from pickwise.batches import service
     from pickwise.cli.runtime import run, with_session
+    from pickwise.conversations.openers import import_openers
     from pickwise.projects import service as projects_service
+    from pickwise.vocabulary import ProjectKind
 
     if format not in (None, "jsonl", "csv"):
         console.print("[red]error:[/red] --format must be jsonl or csv")
@@ -58,6 +60,16 @@ def import_file(
         async def work(session: AsyncSession) -> service.ImportOutcome:
             target = await projects_service.get_by_slug_or_404(session, project)
             with file.open("rb") as stream:
+                if target.kind == ProjectKind.CONVERSATIONS:
+                    return await import_openers(
+                        session,
+                        target,
+                        stream,
+                        filename=file.name,
+                        source="cli",
+                        user=None,
+                        limits=service.limits_from_settings(),
+                    )
                 return await service.import_stream(
                     session,
                     target,

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # Prompts without responses one API upload may have answered by the project's endpoints
     # within the request (more: `pickwise generate`); 0 refuses such uploads.
     generation_max_prompts_per_upload: int = 100
+    # Live conversations: replies being written at once per process (more get a fast 503),
+    # and the longest one reply may take, from the request to its last token.
+    conversation_replies_in_flight: int = 1000
+    conversation_reply_seconds: float = 300.0
     # May webhooks and chat endpoints point at loopback, private or link-local addresses?
     # Unset: yes outside production (Ollama on localhost), no in production (SSRF).
     outbound_allow_private: bool | None = Field(

@@ -1,4 +1,5 @@
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -85,8 +86,11 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def get_session() -> AsyncIterator[AsyncSession]:
-    """One session per request; the only place that commits."""
+@asynccontextmanager
+async def unit_of_work() -> AsyncIterator[AsyncSession]:
+    """A session whose transaction commits at the end, or rolls back on error: the one place
+    that commits. Requests get one each (`get_session`); a request that waits on something
+    slow (a model's reply) uses several short ones around the wait instead (`UnitsDep`)."""
     async with session_factory(get_engine())() as session:
         try:
             yield session
@@ -97,9 +101,26 @@ async def get_session() -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
+async def get_session() -> AsyncIterator[AsyncSession]:
+    """One session per request."""
+    async with unit_of_work() as session:
+        yield session
+
+
 # scope="function": the commit finishes before the response is sent, so an acknowledged
 # judgment is always durable.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+Units = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+def get_units() -> Units:
+    return unit_of_work
+
+
+# For requests that must hold no transaction while they wait (live conversations): each
+# `async with units() as session:` is one short transaction, committed at its end.
+UnitsDep = Annotated[Units, Depends(get_units)]
 
 
 async def add_unique(session: AsyncSession, row: object, conflict: PickwiseError) -> None:

@@ -55,6 +55,18 @@ class SecurityHeadersMiddleware(HttpMiddleware):
 LIVENESS_PATH = "/healthz"
 
 
+# The request's callable that gives its place back (see `release_load_slot`).
+RELEASE_KEY = "release_load_slot"
+
+
+def release_load_slot(scope: Scope) -> None:
+    """The request no longer counts as in flight: it has let go of its database connection
+    and only waits (for a model's reply); those waits have their own limit."""
+    release = scope.get("state", {}).get(RELEASE_KEY)
+    if release is not None:
+        release()
+
+
 class LoadSheddingMiddleware:
     """Past `limit` requests in flight in this process, answer 503 at once.
 
@@ -75,10 +87,19 @@ class LoadSheddingMiddleware:
             await _overloaded(send)
             return
         self.in_flight += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.in_flight -= 1
+
+        scope.setdefault("state", {})[RELEASE_KEY] = release
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            release()
 
 
 async def _overloaded(send: Send) -> None:

@@ -120,7 +120,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # An HTTP date: rare for APIs; the normal backoff applies.
 
 
-def _error_text(response: httpx.Response) -> str:
+def error_text(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -190,7 +190,7 @@ async def complete(
                     attempts=attempt,
                     seconds=round(time.monotonic() - started, 3),
                 )
-            problem = f"HTTP {response.status_code}: {_error_text(response)}"
+            problem = f"HTTP {response.status_code}: {error_text(response)}"
             if response.status_code not in RETRYABLE_STATUS:
                 raise GenerationFailed(problem)
             retry_after = _retry_after(response)

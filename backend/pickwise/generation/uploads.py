@@ -22,6 +22,7 @@ from pickwise.batches import service as batches_service
 from pickwise.batches.parsing.reader import format_from_filename
 from pickwise.batches.parsing.report import ImportLimits
 from pickwise.batches.service import ImportOutcome
+from pickwise.conversations.openers import import_openers
 from pickwise.core.config import get_settings
 from pickwise.core.errors import Conflict, InvalidInput
 from pickwise.core.outbound import outbound_client
@@ -34,6 +35,7 @@ from pickwise.generation.runner import (
     generate_jsonl,
 )
 from pickwise.models import Project, User
+from pickwise.vocabulary import ProjectKind
 
 CONCURRENCY = 8
 # Shorter than the CLI's 120 s: a client is waiting for this request.
@@ -71,7 +73,13 @@ async def import_prompt_only(
 ) -> ImportOutcome | None:
     """Generates and imports when `upload` (JSONL, seekable, at its start) has prompts without
     responses and the project has active endpoints; None (upload untouched, back at its start)
-    otherwise, for the ordinary importer."""
+    otherwise, for the ordinary importer. A conversation project's files are its openers."""
+    if project.kind == ProjectKind.CONVERSATIONS:
+        if (file_format or format_from_filename(filename) or "jsonl") != "jsonl":
+            raise InvalidInput("a conversation project imports openers as JSONL")
+        return await import_openers(
+            session, project, upload, filename=filename, source=source, user=user, limits=limits
+        )
     if (file_format or format_from_filename(filename) or "jsonl") != "jsonl":
         return None
     endpoints = await service.list_endpoints(session, project, active_only=True)

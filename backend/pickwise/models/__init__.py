@@ -3,6 +3,15 @@
 from pickwise.models.analytics import AnalyticsSnapshot
 from pickwise.models.base import Base
 from pickwise.models.content import Batch, Pair, Prompt, Response
+from pickwise.models.conversations import (
+    Conversation,
+    ConversationEdit,
+    ConversationEndpoint,
+    ConversationRaterDay,
+    ConversationReply,
+    ConversationSettings,
+    ConversationTurn,
+)
 from pickwise.models.generation import GenerationEndpoint
 from pickwise.models.pools import PoolParticipant, RaterPool
 from pickwise.models.projects import Project, ProjectMember
@@ -23,6 +32,13 @@ __all__ = [
     "Assignment",
     "Base",
     "Batch",
+    "Conversation",
+    "ConversationEdit",
+    "ConversationEndpoint",
+    "ConversationRaterDay",
+    "ConversationReply",
+    "ConversationSettings",
+    "ConversationTurn",
     "GenerationEndpoint",
     "IdempotencyKey",
     "Invite",

@@ -4,7 +4,13 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
-from pickwise.vocabulary import OverlapMode, PairingStrategy, RationaleMode, StoppingRule
+from pickwise.vocabulary import (
+    OverlapMode,
+    PairingStrategy,
+    ProjectKind,
+    RationaleMode,
+    StoppingRule,
+)
 
 
 class Project(IdMixin, TimestampMixin, Base):
@@ -31,6 +37,13 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint(
             "overlap_stop_posterior >= 0.5 AND overlap_stop_posterior < 1",
             name="overlap_stop_posterior_range",
+        ),
+        CheckConstraint(one_of("kind", ProjectKind), name="kind"),
+        # A conversation turn is judged by its author alone: one slot per pair, no gold, and
+        # no adaptive overlap (it would open slots for other raters).
+        CheckConstraint(
+            "kind = 'pairs' OR (raters_per_pair = 1 AND gold_rate = 0 AND overlap_mode = 'fixed')",
+            name="conversations_rated_once",
         ),
     )
 
@@ -68,6 +81,7 @@ class Project(IdMixin, TimestampMixin, Base):
     overlap_stop_votes: Mapped[int] = mapped_column(default=2, server_default="2")
     overlap_stop_share: Mapped[float] = mapped_column(default=0.75, server_default="0.75")
     overlap_stop_posterior: Mapped[float] = mapped_column(default=0.88, server_default="0.88")
+    kind: Mapped[str] = mapped_column(String(16), default=ProjectKind.PAIRS, server_default="pairs")
 
 
 class ProjectMember(TimestampMixin, Base):

@@ -2,7 +2,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from pickwise.vocabulary import OverlapMode, PairingStrategy, RationaleMode, StoppingRule
+from pickwise.vocabulary import (
+    OverlapMode,
+    PairingStrategy,
+    ProjectKind,
+    RationaleMode,
+    StoppingRule,
+)
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -159,6 +165,9 @@ class ProjectRead(ProjectSettings):
     slug: str
     name: str
     description: str
+    kind: ProjectKind = Field(
+        ProjectKind.PAIRS, description="conversations: set up with PUT .../conversation-settings."
+    )
     is_archived: bool
     created_at: datetime
 

@@ -8,7 +8,7 @@ from pickwise.models.base import apply_changes
 from pickwise.overlap.service import apply_policy
 from pickwise.projects import repository
 from pickwise.projects.schemas import ProjectCreate, ProjectUpdate
-from pickwise.vocabulary import OverlapMode
+from pickwise.vocabulary import OverlapMode, ProjectKind
 
 
 async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
@@ -45,6 +45,17 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
         name in changes and changes[name] != getattr(project, name) for name in OVERLAP_FIELDS
     )
     new_k = changes.get("raters_per_pair")
+    if project.kind == ProjectKind.CONVERSATIONS:
+        # Each turn is judged by its author alone (docs/conversations.md).
+        # Adaptive overlap would open slots for other raters, so it stays fixed.
+        only: tuple[tuple[str, object], ...] = (
+            ("raters_per_pair", 1),
+            ("gold_rate", 0),
+            ("overlap_mode", OverlapMode.FIXED),
+        )
+        for field, allowed in only:
+            if changes.get(field, allowed) != allowed:
+                raise InvalidInput(f"must be {allowed} in a conversation project", field=field)
     closing = changes.get("is_archived") is True and not project.is_archived
     apply_changes(project, changes)
     await session.flush()

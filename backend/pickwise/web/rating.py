@@ -201,7 +201,7 @@ def _field(form: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _form_values(form: FormData, project: Project) -> FormValues:
+def form_values(form: FormData, project: Project) -> FormValues:
     return FormValues(
         strength=_field(form, "strength"),
         rationale=_field(form, "rationale"),
@@ -209,7 +209,7 @@ def _form_values(form: FormData, project: Project) -> FormValues:
     )
 
 
-def _judgment_from_form(values: FormValues, choice: str, project: Project) -> JudgmentIn:
+def judgment_from_form(values: FormValues, choice: str, project: Project) -> JudgmentIn:
     """The form as the API's JudgmentIn; the two slips a rater makes most get plain words."""
     decisive = choice in (ShownChoice.LEFT, ShownChoice.RIGHT)
     if decisive and project.strength_scale and not values.strength:
@@ -341,9 +341,9 @@ async def submit_judgment(
 ) -> Response:
     rater = principal.user
     form = await request.form()
-    values = _form_values(form, project)
+    values = form_values(form, project)
     try:
-        body = _judgment_from_form(values, _field(form, "choice"), project)
+        body = judgment_from_form(values, _field(form, "choice"), project)
     except InvalidInput as exc:
         return await _refused(request, principal, project, session, values, exc.detail)
 

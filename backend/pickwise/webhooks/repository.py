@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.models import Webhook, WebhookDelivery
-from pickwise.vocabulary import DeliveryStatus, PairStatus, SlotState, WebhookEvent
+from pickwise.vocabulary import BatchSource, DeliveryStatus, PairStatus, SlotState, WebhookEvent
 
 # Batches a webhook has not heard about yet. "Imported" counts batches made after the webhook
 # (not the project's whole history); "completed" counts every batch whose active pairs have
@@ -22,6 +22,8 @@ _NEW_BATCHES = text(
     FROM webhooks w
     JOIN batches b ON b.project_id = w.project_id AND b.created_at >= w.created_at
     WHERE w.is_active AND w.events @> '["{WebhookEvent.BATCH_IMPORTED}"]'
+      -- A live-conversation batch grows vote by vote: it is never imported or completed.
+      AND b.source <> '{BatchSource.CONVERSATION}'
       AND NOT EXISTS (
           SELECT 1 FROM webhook_deliveries d
           WHERE d.webhook_id = w.id AND d.event_key = '{WebhookEvent.BATCH_IMPORTED}:' || b.id
@@ -36,6 +38,7 @@ _COMPLETION_CANDIDATES = text(
     FROM webhooks w
     JOIN batches b ON b.project_id = w.project_id
     WHERE w.is_active AND w.events @> '["{WebhookEvent.BATCH_COMPLETED}"]'
+      AND b.source <> '{BatchSource.CONVERSATION}'
       AND NOT EXISTS (
           SELECT 1 FROM webhook_deliveries d
           WHERE d.webhook_id = w.id AND d.event_key = '{WebhookEvent.BATCH_COMPLETED}:' || b.id

@@ -11,7 +11,9 @@ fraction. sha256 rather than Python's `hash`, which is salted per process.
 
 import hashlib
 import json
+import re
 from array import array
+from dataclasses import replace
 from enum import StrEnum
 
 import numpy as np
@@ -46,7 +48,24 @@ def prompt_bucket(prompt: PromptRecord, seed: int) -> float:
 
 def split_for_prompt(prompt: PromptRecord, *, test_fraction: float, seed: int) -> Split:
     check_test_fraction(test_fraction)
-    return Split.TEST if prompt_bucket(prompt, seed) < test_fraction else Split.TRAIN
+    bucket = prompt_bucket(split_unit(prompt), seed)
+    return Split.TEST if bucket < test_fraction else Split.TRAIN
+
+
+# Live conversations (pickwise.conversations): each judged turn is a prompt of its own, with
+# the id "conversation:<id>:turn:<turn id>" and the whole conversation before it as turns.
+# All turns of a conversation begin alike, so they split by that beginning: the system
+# prompt and the first user message, as that one-turn prompt would. Every turn of a
+# conversation lands on one side, and so does every conversation that opens alike.
+_CONVERSATION_TURN = re.compile(r"conversation:[0-9]+:turn:[0-9]+")
+
+
+def split_unit(prompt: PromptRecord) -> PromptRecord:
+    """The prompt whose conversation decides this one's split: itself, or for a live
+    conversation's turn, its opening."""
+    if len(prompt.turns) > 1 and _CONVERSATION_TURN.fullmatch(prompt.external_id):
+        return replace(prompt, turns=prompt.turns[:1])
+    return prompt
 
 
 def check_test_fraction(test_fraction: float) -> None:

@@ -1,0 +1,242 @@
+"""Replies being written in this process. Each runs as its own task, outside any transaction;
+its outcome is stored in a short transaction of its own when it ends, whether or not anyone
+is still watching (a reload or a closed tab does not lose it).
+
+Pages and API clients follow a reply through `ReplyJob.listen` (text as it comes) when it is
+written in this process, or by reading its row until it is done when another worker writes
+it. "Stop" reaches a reply here at once, and one written by another worker within about a
+second: every process with replies in flight checks their stop flags once a second (one
+query for all of them).
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+
+from pickwise.conversations import repository
+from pickwise.conversations.service import ReplyTask
+from pickwise.core.clock import utcnow
+from pickwise.core.config import get_settings
+from pickwise.core.db import Units, unit_of_work
+from pickwise.core.errors import PickwiseError
+from pickwise.core.outbound import outbound_client, private_allowed
+from pickwise.generation.stream import StreamedReply, StreamFailed, StreamLimits, stream_reply
+from pickwise.vocabulary import ReplyFailure, ReplyStatus
+
+logger = logging.getLogger(__name__)
+
+STOP_CHECK_SECONDS = 1.0
+Listener = asyncio.Queue[str | None]
+
+
+class Busy(PickwiseError):
+    status_code = 503
+
+    def __init__(self) -> None:
+        super().__init__("The server is writing too many replies right now; try again shortly.")
+
+
+class ReplyJob:
+    """One reply being written: its text so far, and who is listening."""
+
+    def __init__(self, task: ReplyTask) -> None:
+        self.task = task
+        self.parts: list[str] = []
+        self.finished = asyncio.Event()
+        self.runner: asyncio.Task[None] | None = None
+        self.reading: asyncio.Task[dict[str, Any]] | None = None
+        # The values stored when it ended, for listeners (None if they could not be stored).
+        self.final: dict[str, Any] | None = None
+        self._listeners: set[Listener] = set()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def add_text(self, piece: str) -> None:
+        self.parts.append(piece)
+        for listener in self._listeners:
+            listener.put_nowait(piece)
+
+    def listen(self) -> tuple[str, Listener]:
+        """The text so far and a queue of what follows (None at the end), taken together so
+        nothing falls between them."""
+        listener: Listener = asyncio.Queue()
+        if self.finished.is_set():
+            listener.put_nowait(None)
+        else:
+            self._listeners.add(listener)
+        return self.text, listener
+
+    def unlisten(self, listener: Listener) -> None:
+        self._listeners.discard(listener)
+
+    def close(self) -> None:
+        self.finished.set()
+        for listener in self._listeners:
+            listener.put_nowait(None)
+        self._listeners.clear()
+
+    def stop(self) -> None:
+        if self.reading is not None:
+            self.reading.cancel()
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def _complete(reply: StreamedReply) -> dict[str, Any]:
+    return {
+        "status": ReplyStatus.COMPLETE,
+        "content": reply.content,
+        "finish_reason": reply.finish_reason,
+        "served_model": reply.served_model,
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens,
+        "requests": reply.requests,
+        "first_token_ms": _ms(reply.first_token_seconds),
+        "latency_ms": _ms(reply.seconds),
+    }
+
+
+def _failed(failure: ReplyFailure, problem: str, requests: int) -> dict[str, Any]:
+    return {
+        "status": ReplyStatus.FAILED,
+        "failure": failure,
+        "problem": problem,
+        "requests": requests,
+    }
+
+
+class Generator:
+    """The replies this process is writing."""
+
+    def __init__(self, units: Units = unit_of_work) -> None:
+        self.units = units
+        self.jobs: dict[int, ReplyJob] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._clients: dict[tuple[int, bool], httpx.AsyncClient] = {}
+
+    def check_room(self, replies: int) -> None:
+        """Refuses (503) work that would pass the process's limit of replies in flight."""
+        if len(self.jobs) + replies > get_settings().conversation_replies_in_flight:
+            raise Busy()
+
+    def job(self, reply_id: int) -> ReplyJob | None:
+        return self.jobs.get(reply_id)
+
+    def start(self, tasks: Iterable[ReplyTask]) -> list[ReplyJob]:
+        """Starts the replies (call after their rows are committed)."""
+        started = []
+        for task in tasks:
+            if task.reply_id in self.jobs:
+                continue
+            job = ReplyJob(task)
+            self.jobs[task.reply_id] = job
+            job.runner = asyncio.create_task(self._run(job), name=f"reply-{task.reply_id}")
+            started.append(job)
+        if self.jobs and (self._watcher is None or self._watcher.done()):
+            self._watcher = asyncio.create_task(self._watch_stops(), name="reply-stop-watch")
+        return started
+
+    def stop(self, reply_ids: Iterable[int]) -> None:
+        for reply_id in reply_ids:
+            job = self.jobs.get(reply_id)
+            if job is not None:
+                job.stop()
+
+    async def wait_for_turn(self, turn_id: int) -> None:
+        """Until the turn's replies written in this process are stored."""
+        waits = [job.finished.wait() for job in self.jobs.values() if job.task.turn_id == turn_id]
+        if waits:
+            await asyncio.gather(*waits)
+
+    def _http(self) -> httpx.AsyncClient:
+        # One client (and its connection pool) per event loop and outbound rule: connections
+        # to an endpoint are reused, and a test that changes the rule gets a new client.
+        key = (id(asyncio.get_running_loop()), private_allowed())
+        client = self._clients.get(key)
+        if client is None or client.is_closed:
+            limit = get_settings().conversation_replies_in_flight
+            client = outbound_client(
+                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=100)
+            )
+            self._clients[key] = client
+        return client
+
+    async def _run(self, job: ReplyJob) -> None:
+        started = time.monotonic()
+        # The model is read in a task of its own, so "stop" cancels the reading only, never
+        # the storing of what came.
+        reading = asyncio.create_task(self._read(job.task, job), name=f"read-{job.task.reply_id}")
+        job.reading = reading
+        try:
+            await asyncio.wait([reading])
+        except asyncio.CancelledError:
+            reading.cancel()  # The process is stopping: the deadline marks it interrupted.
+            raise
+        values = self._stopped(job, started) if reading.cancelled() else reading.result()
+        values["finished_at"] = utcnow()
+        try:
+            async with self.units() as session:
+                await repository.finish_reply(session, job.task.reply_id, values)
+            job.final = {**repository.FINISH_DEFAULTS, **values}
+        except Exception:
+            logger.exception("the outcome of reply %s could not be stored", job.task.reply_id)
+        finally:
+            del self.jobs[job.task.reply_id]
+            job.close()
+
+    async def _read(self, task: ReplyTask, job: ReplyJob) -> dict[str, Any]:
+        try:
+            remaining = max((task.deadline - utcnow()).total_seconds(), 0.0)
+            async with asyncio.timeout(remaining):
+                reply = await stream_reply(
+                    self._http(), task.endpoint, task.messages, job.add_text, limits=StreamLimits()
+                )
+            return _complete(reply)
+        except TimeoutError:
+            seconds = get_settings().conversation_reply_seconds
+            return _failed(ReplyFailure.TIMEOUT, f"not finished within {seconds:g} s", 1)
+        except StreamFailed as failed:
+            return _failed(failed.failure, failed.detail, failed.requests)
+        except Exception as exc:  # a bug must not leave the reply spinning forever
+            logger.exception("reply %s failed", task.reply_id)
+            return _failed(ReplyFailure.ERROR, f"{type(exc).__name__}: {exc}", 1)
+
+    @staticmethod
+    def _stopped(job: ReplyJob, started: float) -> dict[str, Any]:
+        """Stopped by the rater: what came so far is the reply (if anything came)."""
+        text = job.text
+        if not text.strip():
+            return _failed(ReplyFailure.STOPPED, "stopped by the rater before any text", 1)
+        return {
+            "status": ReplyStatus.COMPLETE,
+            "content": text,
+            "finish_reason": "stopped",
+            "requests": 1,
+            "latency_ms": _ms(time.monotonic() - started),
+        }
+
+    async def _watch_stops(self) -> None:
+        while self.jobs:
+            await asyncio.sleep(STOP_CHECK_SECONDS)
+            reply_ids = list(self.jobs)
+            if not reply_ids:
+                break
+            try:
+                async with self.units() as session:
+                    stopped = await repository.stop_requested(session, reply_ids)
+            except Exception as exc:
+                logger.warning("could not check stop requests: %s", type(exc).__name__)
+                continue
+            self.stop(stopped)
+
+
+generator = Generator()
+"""This process's generator."""

@@ -1,0 +1,624 @@
+"""Queries of live conversations: settings, turns and replies, budgets, and the pair a vote
+becomes."""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.batches.parsing.records import ParsedResponse
+from pickwise.models import (
+    Batch,
+    Conversation,
+    ConversationEdit,
+    ConversationEndpoint,
+    ConversationRaterDay,
+    ConversationReply,
+    ConversationSettings,
+    ConversationTurn,
+    GenerationEndpoint,
+    Judgment,
+    Pair,
+    Project,
+    ProjectMember,
+    Prompt,
+)
+
+CONVERSATION_BATCH_NAME = "live conversations"
+
+
+# --- settings ----------------------------------------------------------------------------
+
+
+async def get_settings(session: AsyncSession, project_id: int) -> ConversationSettings | None:
+    return await session.get(ConversationSettings, project_id)
+
+
+async def endpoint_ids(session: AsyncSession, project_id: int) -> list[int]:
+    rows = await session.scalars(
+        select(ConversationEndpoint.endpoint_id)
+        .where(ConversationEndpoint.project_id == project_id)
+        .order_by(ConversationEndpoint.endpoint_id)
+    )
+    return list(rows)
+
+
+async def replace_endpoints(session: AsyncSession, project_id: int, ids: Sequence[int]) -> None:
+    await session.execute(
+        delete(ConversationEndpoint).where(ConversationEndpoint.project_id == project_id)
+    )
+    session.add_all(ConversationEndpoint(project_id=project_id, endpoint_id=i) for i in ids)
+    await session.flush()
+
+
+async def project_endpoints(
+    session: AsyncSession, project_id: int, ids: Sequence[int]
+) -> list[GenerationEndpoint]:
+    rows = await session.scalars(
+        select(GenerationEndpoint).where(
+            GenerationEndpoint.project_id == project_id, GenerationEndpoint.id.in_(ids)
+        )
+    )
+    return list(rows)
+
+
+async def conversation_endpoints(
+    session: AsyncSession, project_id: int
+) -> list[GenerationEndpoint]:
+    """The project's conversation endpoints that are switched on."""
+    rows = await session.scalars(
+        select(GenerationEndpoint)
+        .join(ConversationEndpoint, ConversationEndpoint.endpoint_id == GenerationEndpoint.id)
+        .where(ConversationEndpoint.project_id == project_id, GenerationEndpoint.is_active)
+        .order_by(GenerationEndpoint.id)
+    )
+    return list(rows)
+
+
+async def endpoints_by_id(
+    session: AsyncSession, ids: Sequence[int]
+) -> dict[int, GenerationEndpoint]:
+    rows = await session.scalars(select(GenerationEndpoint).where(GenerationEndpoint.id.in_(ids)))
+    return {endpoint.id: endpoint for endpoint in rows}
+
+
+async def has_imported_pairs(session: AsyncSession, project_id: int) -> bool:
+    found = await session.scalar(
+        select(
+            select(Pair.id)
+            .join(Batch, Batch.id == Pair.batch_id)
+            .where(Pair.project_id == project_id, Batch.source != "conversation")
+            .exists()
+        )
+    )
+    return bool(found)
+
+
+# --- conversations ---------------------------------------------------------------------
+
+
+async def lock_rater(session: AsyncSession, project_id: int, rater_id: int) -> None:
+    """One start at a time per rater and project (two tabs cannot take one opener twice)."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(:a, :b)"),
+        {"a": rater_id % 2_147_483_647, "b": project_id % 2_147_483_647},
+    )
+
+
+async def by_start_key(session: AsyncSession, rater_id: int, key: str) -> Conversation | None:
+    return await session.scalar(
+        select(Conversation).where(Conversation.rater_id == rater_id, Conversation.start_key == key)
+    )
+
+
+# Imported openers are the project's prompts outside the conversation batch. The least used
+# one this rater has not had yet; ties by id, so openers are dealt in import order.
+_PICK_OPENER = text(
+    """
+    SELECT p.id FROM prompts p
+    JOIN batches b ON b.id = p.batch_id
+    WHERE p.project_id = :project_id AND b.source <> 'conversation'
+      AND NOT EXISTS (
+          SELECT 1 FROM conversations c
+          WHERE c.rater_id = :rater_id AND c.opener_prompt_id = p.id
+      )
+    ORDER BY (SELECT count(*) FROM conversations c WHERE c.opener_prompt_id = p.id), p.id
+    LIMIT 1
+    """
+)
+
+
+async def pick_opener(session: AsyncSession, project_id: int, rater_id: int) -> Prompt | None:
+    prompt_id = await session.scalar(_PICK_OPENER, {"project_id": project_id, "rater_id": rater_id})
+    return None if prompt_id is None else await session.get(Prompt, prompt_id)
+
+
+async def count_openers(session: AsyncSession, project_id: int) -> int:
+    total = await session.scalar(
+        select(func.count())
+        .select_from(Prompt)
+        .join(Batch, Batch.id == Prompt.batch_id)
+        .where(Prompt.project_id == project_id, Batch.source != "conversation")
+    )
+    return int(total or 0)
+
+
+# Built once, like the rater loop's statements: these run on every turn.
+def _may_rate(project_id: Any) -> Any:
+    """The caller (rater_id, or an admin: is_admin) may rate the project."""
+    member = select(ProjectMember.user_id).where(
+        ProjectMember.project_id == project_id,
+        ProjectMember.user_id == bindparam("rater_id"),
+    )
+    return bindparam("is_admin") | member.exists()
+
+
+# The rater's conversation with its project and settings, in a project they may still rate.
+_OWNED_CONVERSATION = (
+    select(Conversation, Project, ConversationSettings)
+    .join(Project, Project.id == Conversation.project_id)
+    .join(ConversationSettings, ConversationSettings.project_id == Conversation.project_id)
+    .where(
+        Conversation.id == bindparam("conversation_id"),
+        Conversation.rater_id == bindparam("rater_id"),
+        _may_rate(Conversation.project_id),
+    )
+    .execution_options(populate_existing=True)
+)
+_LOCKED_OWNED_CONVERSATION = _OWNED_CONVERSATION.with_for_update(of=Conversation)
+_RATER_PROJECT = (
+    select(Project, ConversationSettings)
+    .outerjoin(ConversationSettings, ConversationSettings.project_id == Project.id)
+    .where(Project.id == bindparam("project_id"), _may_rate(Project.id))
+)
+
+
+async def owned_conversation(
+    session: AsyncSession, conversation_id: int, rater_id: int, is_admin: bool, *, lock: bool
+) -> tuple[Conversation, Project, ConversationSettings] | None:
+    statement = _LOCKED_OWNED_CONVERSATION if lock else _OWNED_CONVERSATION
+    params = {"conversation_id": conversation_id, "rater_id": rater_id, "is_admin": is_admin}
+    row = (await session.execute(statement, params)).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+async def rater_project(
+    session: AsyncSession, project_id: int, rater_id: int, is_admin: bool
+) -> tuple[Project, ConversationSettings | None] | None:
+    """The project (and its conversation settings, if any) when the caller may rate it."""
+    params = {"project_id": project_id, "rater_id": rater_id, "is_admin": is_admin}
+    row = (await session.execute(_RATER_PROJECT, params)).first()
+    return None if row is None else (row[0], row[1])
+
+
+# The last turn of a conversation, with the text the conversation goes on from after it:
+# the latest edit, else the reply kept. All a new message needs.
+_KEPT = (
+    select(ConversationReply.content)
+    .where(
+        ConversationReply.turn_id == ConversationTurn.id,
+        ConversationReply.side == ConversationTurn.continue_side,
+        ConversationReply.status == "complete",
+    )
+    .order_by(ConversationReply.attempt.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_EDIT = (
+    select(ConversationEdit.content)
+    .where(ConversationEdit.turn_id == ConversationTurn.id)
+    .order_by(ConversationEdit.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_HEAD = (
+    select(ConversationTurn, func.coalesce(_EDIT, _KEPT))
+    .where(
+        ConversationTurn.conversation_id == bindparam("conversation_id"),
+        ConversationTurn.branch == 0,
+    )
+    .order_by(ConversationTurn.depth.desc())
+    .limit(1)
+)
+
+
+@dataclass(frozen=True)
+class Head:
+    turn: ConversationTurn
+    kept: str | None  # what the conversation goes on from (None until the turn is judged)
+
+
+async def head_turn(session: AsyncSession, conversation_id: int) -> Head | None:
+    """The conversation's last turn."""
+    row = (await session.execute(_HEAD, {"conversation_id": conversation_id})).first()
+    return None if row is None else Head(row[0], row[1])
+
+
+async def list_conversations(
+    session: AsyncSession, project_id: int, rater_id: int, limit: int = 50
+) -> list[tuple[Conversation, int, str | None]]:
+    """The rater's conversations, latest first, with their judged turns and first message."""
+    judged = (
+        select(func.count())
+        .where(
+            ConversationTurn.conversation_id == Conversation.id,
+            ConversationTurn.judged_at.is_not(None),
+        )
+        .scalar_subquery()
+    )
+    first = (
+        select(ConversationTurn.user_content)
+        .where(
+            ConversationTurn.conversation_id == Conversation.id,
+            ConversationTurn.parent_turn_id.is_(None),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(Conversation, judged, first)
+        .where(Conversation.project_id == project_id, Conversation.rater_id == rater_id)
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(limit)
+    )
+    return [(row[0], int(row[1]), row[2]) for row in rows]
+
+
+_TURNS = (
+    select(ConversationTurn)
+    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
+    .order_by(ConversationTurn.depth, ConversationTurn.branch, ConversationTurn.id)
+)
+# Every attempt of every turn, oldest first: the last one per side is the current reply.
+_REPLIES = (
+    select(ConversationReply)
+    .join(ConversationTurn, ConversationTurn.id == ConversationReply.turn_id)
+    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
+    .order_by(ConversationReply.attempt)
+    .execution_options(populate_existing=True)
+)
+_EDITS = (
+    select(ConversationEdit.turn_id, ConversationEdit.content)
+    .join(ConversationTurn, ConversationTurn.id == ConversationEdit.turn_id)
+    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
+    .order_by(ConversationEdit.id)
+)
+_JUDGMENTS = (
+    select(Judgment)
+    .join(ConversationTurn, ConversationTurn.pair_id == Judgment.pair_id)
+    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
+)
+
+
+async def turns(session: AsyncSession, conversation_id: int) -> list[ConversationTurn]:
+    return list(await session.scalars(_TURNS, {"conversation_id": conversation_id}))
+
+
+async def current_replies(
+    session: AsyncSession, conversation_id: int
+) -> dict[tuple[int, str], ConversationReply]:
+    """The latest attempt of each side of the conversation's turns."""
+    rows = await session.scalars(_REPLIES, {"conversation_id": conversation_id})
+    return {(reply.turn_id, reply.side): reply for reply in rows}
+
+
+async def latest_edits(session: AsyncSession, conversation_id: int) -> dict[int, str]:
+    rows = await session.execute(_EDITS, {"conversation_id": conversation_id})
+    return {turn_id: content for turn_id, content in rows}
+
+
+async def judgments_of(session: AsyncSession, conversation_id: int) -> dict[int, Judgment]:
+    rows = await session.scalars(_JUDGMENTS, {"conversation_id": conversation_id})
+    return {judgment.pair_id: judgment for judgment in rows}
+
+
+# The current replies of one turn of the rater's own conversation, in a project they may
+# still rate (a member, or an admin): what the event stream needs, in one query.
+_TURN_REPLIES = (
+    select(ConversationReply)
+    .join(ConversationTurn, ConversationTurn.id == ConversationReply.turn_id)
+    .join(Conversation, Conversation.id == ConversationTurn.conversation_id)
+    .where(
+        ConversationTurn.id == bindparam("turn_id"),
+        Conversation.id == bindparam("conversation_id"),
+        Conversation.rater_id == bindparam("rater_id"),
+        bindparam("is_admin")
+        | select(ProjectMember.user_id)
+        .where(
+            ProjectMember.project_id == Conversation.project_id,
+            ProjectMember.user_id == bindparam("rater_id"),
+        )
+        .exists(),
+    )
+    .order_by(ConversationReply.attempt)
+    .execution_options(populate_existing=True)
+)
+
+
+async def turn_replies(
+    session: AsyncSession, conversation_id: int, turn_id: int, rater_id: int, is_admin: bool
+) -> list[ConversationReply]:
+    """The turn's current reply on each side (none if the turn is not the rater's)."""
+    rows = await session.scalars(
+        _TURN_REPLIES,
+        {
+            "turn_id": turn_id,
+            "conversation_id": conversation_id,
+            "rater_id": rater_id,
+            "is_admin": is_admin,
+        },
+    )
+    return list({reply.side: reply for reply in rows}.values())
+
+
+async def turn_by_client_key(
+    session: AsyncSession, conversation_id: int, key: str
+) -> ConversationTurn | None:
+    return await session.scalar(
+        select(ConversationTurn).where(
+            ConversationTurn.conversation_id == conversation_id,
+            ConversationTurn.client_key == key,
+        )
+    )
+
+
+async def judgment(session: AsyncSession, judgment_id: int) -> Judgment:
+    found = await session.get(Judgment, judgment_id)
+    assert found is not None
+    return found
+
+
+async def add_edit(session: AsyncSession, turn_id: int, content: str) -> None:
+    session.add(ConversationEdit(turn_id=turn_id, content=content))
+    await session.flush()
+
+
+# --- budget ------------------------------------------------------------------------------
+
+# Counts the replies up front, in the transaction that creates them: two tabs cannot both
+# take the last two replies of the day (the row is updated under its lock).
+_RESERVE = text(
+    """
+    INSERT INTO conversation_rater_days AS d (project_id, rater_id, day, replies)
+    VALUES (:project_id, :rater_id, :day, :n)
+    ON CONFLICT (project_id, rater_id, day) DO UPDATE SET replies = d.replies + :n
+    WHERE CAST(:limit AS integer) IS NULL OR d.replies + :n <= CAST(:limit AS integer)
+    RETURNING replies
+    """
+)
+
+
+async def reserve_replies(
+    session: AsyncSession, project_id: int, rater_id: int, day: date, n: int, limit: int | None
+) -> bool:
+    if limit is not None and n > limit:
+        return False
+    taken = await session.scalar(
+        _RESERVE,
+        {"project_id": project_id, "rater_id": rater_id, "day": day, "n": n, "limit": limit},
+    )
+    return taken is not None
+
+
+async def replies_today(session: AsyncSession, project_id: int, rater_id: int, day: date) -> int:
+    found = await session.scalar(
+        select(ConversationRaterDay.replies).where(
+            ConversationRaterDay.project_id == project_id,
+            ConversationRaterDay.rater_id == rater_id,
+            ConversationRaterDay.day == day,
+        )
+    )
+    return int(found or 0)
+
+
+# --- replies -----------------------------------------------------------------------------
+
+# How a generation ended. Every outcome sets every column (unset ones to their empty value),
+# so one statement serves them all; a reply already finished is left as it is.
+_FINISH_REPLY = text(
+    """
+    UPDATE conversation_replies
+    SET status = :status, content = :content, finish_reason = :finish_reason,
+        served_model = :served_model, failure = :failure, problem = :problem,
+        prompt_tokens = :prompt_tokens, completion_tokens = :completion_tokens,
+        requests = :requests, first_token_ms = :first_token_ms, latency_ms = :latency_ms,
+        finished_at = :finished_at
+    WHERE id = :reply_id AND status = 'generating'
+    """
+)
+FINISH_DEFAULTS: dict[str, Any] = {
+    "content": "",
+    "finish_reason": None,
+    "served_model": None,
+    "failure": None,
+    "problem": None,
+    "prompt_tokens": None,
+    "completion_tokens": None,
+    "requests": 1,
+    "first_token_ms": None,
+    "latency_ms": None,
+}
+
+
+async def finish_reply(session: AsyncSession, reply_id: int, values: dict[str, Any]) -> None:
+    await session.execute(_FINISH_REPLY, {**FINISH_DEFAULTS, **values, "reply_id": reply_id})
+
+
+_REQUEST_STOP = (
+    update(ConversationReply)
+    .where(
+        ConversationReply.turn_id == bindparam("the_turn"),
+        ConversationReply.status == "generating",
+    )
+    .values(stop_requested=True)
+    .returning(ConversationReply.id)
+)
+_STOP_REQUESTED = select(ConversationReply.id).where(
+    ConversationReply.id.in_(bindparam("reply_ids", expanding=True)),
+    ConversationReply.stop_requested,
+)
+_REPLY_STATES = (
+    select(ConversationReply)
+    .where(ConversationReply.id.in_(bindparam("reply_ids", expanding=True)))
+    .execution_options(populate_existing=True)
+)
+
+
+async def request_stop(session: AsyncSession, turn_id: int) -> list[int]:
+    return list(await session.scalars(_REQUEST_STOP, {"the_turn": turn_id}))
+
+
+async def stop_requested(session: AsyncSession, reply_ids: Sequence[int]) -> list[int]:
+    return list(await session.scalars(_STOP_REQUESTED, {"reply_ids": list(reply_ids)}))
+
+
+async def reply_states(
+    session: AsyncSession, reply_ids: Sequence[int]
+) -> dict[int, ConversationReply]:
+    rows = await session.scalars(_REPLY_STATES, {"reply_ids": list(reply_ids)})
+    return {reply.id: reply for reply in rows}
+
+
+# --- the pair a vote becomes -----------------------------------------------------------
+
+_FIND_BATCH = text(
+    "SELECT id FROM batches WHERE project_id = :project_id AND source = 'conversation'"
+)
+_MAKE_BATCH = text(
+    f"""
+    INSERT INTO batches (project_id, filename, sha256, size_bytes, source, prompts_new,
+                         prompts_unchanged, responses_new, pairs_new)
+    VALUES (:project_id, '{CONVERSATION_BATCH_NAME}', repeat('0', 64), 0, 'conversation',
+            0, 0, 0, 0)
+    ON CONFLICT (project_id) WHERE source = 'conversation' DO NOTHING
+    RETURNING id
+    """
+)
+
+
+async def conversation_batch(session: AsyncSession, project_id: int) -> int:
+    """The project's batch for judged turns, made on the first vote (once, whoever races)."""
+    params = {"project_id": project_id}
+    batch_id = await session.scalar(_FIND_BATCH, params)
+    if batch_id is None:
+        batch_id = await session.scalar(_MAKE_BATCH, params)
+    if batch_id is None:  # made by another vote meanwhile
+        batch_id = await session.scalar(_FIND_BATCH, params)
+    assert batch_id is not None
+    return int(batch_id)
+
+
+# One statement: ids first (so each row can name the others, and response A's id is below
+# B's as the pairs table requires), then the prompt, both responses, the pair, its single
+# slot leased to the new assignment, and the assignment. Foreign keys are checked at the
+# statement's end, when every row is there.
+_RECORD_PAIR = text(
+    """
+    WITH response_ids AS (
+        SELECT nextval(pg_get_serial_sequence('responses', 'id')) AS v
+        FROM generate_series(1, 2)
+    ), ids AS (
+        SELECT nextval(pg_get_serial_sequence('prompts', 'id')) AS prompt_id,
+               min(v) AS a_id, max(v) AS b_id,
+               nextval(pg_get_serial_sequence('pairs', 'id')) AS pair_id,
+               nextval(pg_get_serial_sequence('pair_slots', 'id')) AS slot_id,
+               nextval(pg_get_serial_sequence('assignments', 'id')) AS assignment_id
+        FROM response_ids
+    ), prompt AS (
+        INSERT INTO prompts (id, project_id, batch_id, external_id, system, turns,
+                             content_hash, metadata)
+        SELECT prompt_id, :project_id, :batch_id, :external_id, :system,
+               CAST(:turns AS jsonb), :content_hash, CAST(:prompt_metadata AS jsonb)
+        FROM ids
+    ), responses AS (
+        INSERT INTO responses (id, project_id, prompt_id, external_id, model, content, metadata)
+        SELECT a_id, :project_id, prompt_id, :a_external_id, :a_model, :a_content,
+               CAST(:a_metadata AS jsonb) FROM ids
+        UNION ALL
+        SELECT b_id, :project_id, prompt_id, :b_external_id, :b_model, :b_content,
+               CAST(:b_metadata AS jsonb) FROM ids
+    ), pair AS (
+        INSERT INTO pairs (id, project_id, prompt_id, batch_id, response_a_id, response_b_id,
+                           is_gold, status)
+        SELECT pair_id, :project_id, prompt_id, :batch_id, a_id, b_id, false, 'active' FROM ids
+    ), slot AS (
+        INSERT INTO pair_slots (id, project_id, pair_id, slot_no, state, assignment_id,
+                                lease_expires_at)
+        SELECT slot_id, :project_id, pair_id, 1, 'leased', assignment_id, :expires FROM ids
+    ), assignment AS (
+        INSERT INTO assignments (id, project_id, pair_id, rater_id, slot_id, status, left_side,
+                                 is_gold, shown_at, lease_expires_at)
+        SELECT assignment_id, :project_id, pair_id, :rater_id, slot_id, 'leased', :left_side,
+               false, :shown_at, :expires FROM ids
+    )
+    SELECT assignment_id FROM ids
+    """
+)
+
+
+async def record_pair(
+    session: AsyncSession,
+    *,
+    project: Project,
+    batch_id: int,
+    rater_id: int,
+    prompt: dict[str, Any],
+    responses: Sequence[ParsedResponse],
+    left_response: int,
+    shown_at: datetime,
+    now: datetime,
+) -> int:
+    """Writes the prompt, its two responses (in canonical order), the pair and its one slot,
+    leased to a new assignment of the rater; returns the assignment's id, ready for
+    `judgments.service.submit`. `left_response` is the index of the response shown left."""
+    first, second = responses
+    assignment_id = await session.scalar(
+        _RECORD_PAIR,
+        {
+            "project_id": project.id,
+            "batch_id": batch_id,
+            "external_id": prompt["external_id"],
+            "system": prompt["system"],
+            "turns": as_json(prompt["turns"]),
+            "content_hash": prompt["content_hash"],
+            "prompt_metadata": as_json(prompt["metadata"]),
+            **{
+                f"{side}_{field}": value
+                for side, response in (("a", first), ("b", second))
+                for field, value in (
+                    ("external_id", response.external_id),
+                    ("model", response.model),
+                    ("content", response.content),
+                    ("metadata", as_json(response.metadata)),
+                )
+            },
+            "rater_id": rater_id,
+            "left_side": "a" if left_response == 0 else "b",
+            "shown_at": shown_at,
+            "expires": now + timedelta(seconds=project.lease_seconds),
+        },
+    )
+    assert assignment_id is not None
+    return int(assignment_id)
+
+
+_COUNT_IN_BATCH = text(
+    """
+    UPDATE batches SET prompts_new = prompts_new + 1, responses_new = responses_new + 2,
+                       pairs_new = pairs_new + 1
+    WHERE project_id = :project_id AND source = 'conversation'
+    """
+)
+
+
+async def count_in_batch(session: AsyncSession, project_id: int) -> None:
+    """One more prompt, two responses and a pair in the conversation batch's counters."""
+    await session.execute(_COUNT_IN_BATCH, {"project_id": project_id})
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

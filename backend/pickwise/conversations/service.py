@@ -1,0 +1,598 @@
+"""The rules of live conversations: configure a project, start, send, vote, edit, retry, end.
+
+Nothing here calls a model. A function that asks for replies writes the turn and its
+'generating' reply rows and returns `ReplyTask`s; the caller commits, and only then hands
+the tasks to `generation.Generator`, so no transaction is open while a model writes.
+"""
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.conversations import repository, views
+from pickwise.conversations.schemas import (
+    ConversationListItem,
+    ConversationRead,
+    ConversationSettingsIn,
+    ConversationSettingsRead,
+    MessageIn,
+    StartIn,
+    VoteIn,
+)
+from pickwise.conversations.voting import record_vote
+from pickwise.core.clock import utcnow
+from pickwise.core.config import get_settings
+from pickwise.core.errors import Conflict, InvalidInput, NotFound, TooManyRequests
+from pickwise.generation.chat import EndpointConfig, MissingApiKey
+from pickwise.judgments.service import validate_judgment
+from pickwise.models import (
+    Conversation,
+    ConversationReply,
+    ConversationSettings,
+    ConversationTurn,
+    GenerationEndpoint,
+    Project,
+    User,
+)
+from pickwise.vocabulary import (
+    ConversationStatus,
+    OpenerSource,
+    OverlapMode,
+    ProjectKind,
+    ReplyFailure,
+    ReplyStatus,
+    ShownSide,
+)
+
+SIDES = tuple(side.value for side in ShownSide)
+# Which endpoints answer a turn and which side each is shown on; seedable for tests.
+chance = random.Random()
+# A reply still 'generating' this long after its own time limit was abandoned.
+DEADLINE_GRACE = timedelta(seconds=30)
+
+NOT_A_CONVERSATION_PROJECT = "This project is not a conversation project."
+NO_ENDPOINTS = (
+    "This project cannot ask for replies right now: it needs two usable chat endpoints "
+    "(switched on, with their API keys set). Tell an admin."
+)
+MOVED_ON = (
+    "This conversation has moved on (in another tab, or the page was old), so this message "
+    "was not sent. Here is the conversation as it is now."
+)
+VOTE_FIRST = "Pick the better reply first; the conversation goes on from the one you pick."
+ENDED = "This conversation has ended; start a new one."
+
+
+class MovedOn(Conflict):
+    """The message came from a page that no longer shows the conversation as it is."""
+
+    def __init__(self) -> None:
+        super().__init__(MOVED_ON)
+
+
+class KeyReused(InvalidInput):
+    def __init__(self) -> None:
+        super().__init__("already used for another message", field="Idempotency-Key")
+
+
+@dataclass(frozen=True)
+class ReplyTask:
+    """One reply to generate, with everything the generator needs (read before the commit)."""
+
+    reply_id: int
+    turn_id: int
+    side: str
+    endpoint: EndpointConfig
+    messages: tuple[dict[str, str], ...]
+    deadline: datetime
+
+
+@dataclass(frozen=True)
+class Voted:
+    view: views.ConversationView
+    stored: bool  # False when the same vote came again
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What start, send and retry did: the turn, and the replies to generate (none when the
+    request repeated one already handled)."""
+
+    conversation_id: int
+    turn_id: int
+    tasks: tuple[ReplyTask, ...]
+
+
+# --- admin --------------------------------------------------------------------------------
+
+
+async def configure(
+    session: AsyncSession, project: Project, data: ConversationSettingsIn
+) -> ConversationSettings:
+    """Makes the project a conversation project (it must have no imported pairs) with these
+    settings, or changes them."""
+    ids = sorted(set(data.endpoint_ids))
+    if len(ids) < 2:
+        raise InvalidInput("pick at least two different endpoints", field="endpoint_ids")
+    found = {
+        endpoint.id for endpoint in await repository.project_endpoints(session, project.id, ids)
+    }
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(f"no endpoint {missing[0]} in this project", field="endpoint_ids")
+    if project.kind != ProjectKind.CONVERSATIONS:
+        if await repository.has_imported_pairs(session, project.id):
+            raise Conflict(
+                "This project already has imported pairs; make a new project for conversations."
+            )
+        # Each turn is judged by its author alone: one slot per pair, no gold pairs, and no
+        # adaptive overlap (it would open slots on the turn for other raters).
+        project.kind, project.raters_per_pair, project.gold_rate, project.overlap_mode = (
+            ProjectKind.CONVERSATIONS,
+            1,
+            0.0,
+            OverlapMode.FIXED,
+        )
+    settings = await repository.get_settings(session, project.id)
+    if settings is None:
+        settings = ConversationSettings(project_id=project.id)
+        session.add(settings)
+    for field, value in data.model_dump(exclude={"endpoint_ids"}).items():
+        setattr(settings, field, value)
+    settings.updated_at = utcnow()
+    await session.flush()
+    await repository.replace_endpoints(session, project.id, ids)
+    return settings
+
+
+async def settings_of(session: AsyncSession, project: Project) -> ConversationSettings:
+    settings = await repository.get_settings(session, project.id)
+    if settings is None or project.kind != ProjectKind.CONVERSATIONS:
+        raise Conflict(NOT_A_CONVERSATION_PROJECT)
+    return settings
+
+
+async def settings_read(session: AsyncSession, project: Project) -> ConversationSettingsRead:
+    settings = await settings_of(session, project)
+    fields = {
+        name: getattr(settings, name)
+        for name in ConversationSettingsIn.model_fields
+        if name != "endpoint_ids"
+    }
+    fields["endpoint_ids"] = await repository.endpoint_ids(session, project.id)
+    return ConversationSettingsRead(**fields, project_id=project.id, updated_at=settings.updated_at)
+
+
+# --- access -------------------------------------------------------------------------------
+
+
+async def owned(
+    session: AsyncSession, conversation_id: int, rater: User, *, lock: bool = False
+) -> tuple[Conversation, Project, ConversationSettings]:
+    """The rater's own conversation, its project and settings, in a project they may still
+    rate (a rater taken off the project cannot go on with it); 404 otherwise."""
+    found = await repository.owned_conversation(
+        session, conversation_id, rater.id, rater.role == "admin", lock=lock
+    )
+    if found is None:
+        raise NotFound(f"conversation {conversation_id}: no such conversation of yours")
+    return found
+
+
+async def own_conversation(
+    session: AsyncSession, conversation_id: int, rater: User, *, lock: bool = False
+) -> tuple[Conversation, Project]:
+    conversation, project, _ = await owned(session, conversation_id, rater, lock=lock)
+    return conversation, project
+
+
+async def conversation_read(
+    session: AsyncSession, conversation_id: int, rater: User
+) -> ConversationRead:
+    conversation, _ = await own_conversation(session, conversation_id, rater)
+    return views.conversation_read(await views.load(session, conversation), utcnow())
+
+
+async def list_items(
+    session: AsyncSession, project: Project, rater: User
+) -> list[ConversationListItem]:
+    return [
+        ConversationListItem(
+            id=conversation.id,
+            status=ConversationStatus(conversation.status),
+            turns=judged,
+            first_message=first or "",
+            last_activity_at=conversation.last_activity_at,
+        )
+        for conversation, judged, first in await repository.list_conversations(
+            session, project.id, rater.id
+        )
+    ]
+
+
+# --- turns --------------------------------------------------------------------------------
+
+
+def _endpoint_config(
+    endpoint: GenerationEndpoint, settings: ConversationSettings
+) -> EndpointConfig | None:
+    """The endpoint with the project's overrides, or None when it cannot be called."""
+    if not endpoint.is_active:
+        return None
+    try:
+        config = EndpointConfig.from_endpoint(endpoint)
+    except MissingApiKey:
+        return None
+    limits = [n for n in (config.max_tokens, settings.max_tokens_per_reply) if n is not None]
+    return dataclasses.replace(
+        config,
+        temperature=settings.temperature
+        if settings.temperature is not None
+        else config.temperature,
+        top_p=settings.top_p if settings.top_p is not None else config.top_p,
+        max_tokens=min(limits) if limits else None,
+    )
+
+
+def _context(conversation: Conversation, head: repository.Head | None, message: str) -> list[Any]:
+    """What both endpoints are sent: the last turn's context with the reply the rater kept
+    (as edited) and the new message; for the first turn, the system prompt, the opener's
+    earlier turns and the message."""
+    if head is not None:
+        assert head.kept is not None, "a message follows a judged turn only"
+        return [
+            *head.turn.context,
+            {"role": "assistant", "content": head.kept},
+            {"role": "user", "content": message},
+        ]
+    messages: list[dict[str, str]] = []
+    if conversation.system_prompt:
+        messages.append({"role": "system", "content": conversation.system_prompt})
+    messages.extend({"role": t["role"], "content": t["content"]} for t in conversation.prefix)
+    messages.append({"role": "user", "content": message})
+    return messages
+
+
+async def _reserve(
+    session: AsyncSession, settings: ConversationSettings, rater: User, n: int, now: datetime
+) -> None:
+    limit = settings.replies_per_rater_per_day
+    if not await repository.reserve_replies(
+        session, settings.project_id, rater.id, now.date(), n, limit
+    ):
+        raise TooManyRequests(
+            f"You have used today's replies in this project ({limit} a day); "
+            "come back tomorrow (UTC)."
+        )
+
+
+def _new_reply(
+    session: AsyncSession,
+    turn: ConversationTurn,
+    side: str,
+    endpoint: GenerationEndpoint,
+    config: EndpointConfig,
+    attempt: int,
+    now: datetime,
+) -> ConversationReply:
+    deadline = now + timedelta(seconds=get_settings().conversation_reply_seconds) + DEADLINE_GRACE
+    reply = ConversationReply(
+        turn_id=turn.id,
+        side=side,
+        attempt=attempt,
+        endpoint_id=endpoint.id,
+        endpoint_name=endpoint.name,
+        model=endpoint.model,
+        sampling=config.sampling,
+        status=ReplyStatus.GENERATING,
+        content="",
+        requests=0,
+        started_at=now,
+        deadline_at=deadline,
+    )
+    session.add(reply)
+    return reply
+
+
+def _task(reply: ConversationReply, turn: ConversationTurn, config: EndpointConfig) -> ReplyTask:
+    return ReplyTask(
+        reply_id=reply.id,
+        turn_id=turn.id,
+        side=reply.side,
+        endpoint=config,
+        messages=tuple(dict(message) for message in turn.context),
+        deadline=reply.deadline_at - DEADLINE_GRACE,
+    )
+
+
+async def _add_turn(
+    session: AsyncSession,
+    settings: ConversationSettings,
+    conversation: Conversation,
+    head: repository.Head | None,
+    rater: User,
+    message: str,
+    client_key: str | None,
+    now: datetime,
+) -> Sent:
+    usable = [
+        (endpoint, config)
+        for endpoint in await repository.conversation_endpoints(session, settings.project_id)
+        if (config := _endpoint_config(endpoint, settings)) is not None
+    ]
+    if len(usable) < 2:
+        raise Conflict(NO_ENDPOINTS)
+    await _reserve(session, settings, rater, 2, now)
+    left, right = chance.sample(usable, 2)
+    turn = ConversationTurn(
+        conversation_id=conversation.id,
+        parent_turn_id=head.turn.id if head else None,
+        depth=head.turn.depth + 1 if head else 1,
+        branch=0,
+        user_content=message,
+        context=_context(conversation, head, message),
+        client_key=client_key,
+        left_endpoint_id=left[0].id,
+        right_endpoint_id=right[0].id,
+        created_at=now,
+    )
+    session.add(turn)
+    await session.flush()
+    pending = [
+        (_new_reply(session, turn, side, endpoint, config, 1, now), config)
+        for side, (endpoint, config) in ((ShownSide.LEFT, left), (ShownSide.RIGHT, right))
+    ]
+    if conversation.last_activity_at != now:
+        conversation.last_activity_at = now
+    await session.flush()
+    return Sent(conversation.id, turn.id, tuple(_task(r, turn, c) for r, c in pending))
+
+
+def _repeated(head: repository.Head, message: str, parent_turn_id: int | None) -> bool:
+    """The same message again (a form sent twice): it made the last turn, and nothing came
+    after it that the page could not know."""
+    judged = head.turn.judged_at is not None
+    same_place = head.turn.parent_turn_id == parent_turn_id or not judged
+    return head.turn.user_content == message and same_place
+
+
+def _message(text: str | None, field: str) -> str:
+    cleaned = (text or "").strip()
+    if not cleaned:
+        raise InvalidInput("write a message first", field=field)
+    return cleaned
+
+
+async def start(
+    session: AsyncSession,
+    project_id: int,
+    rater: User,
+    data: StartIn,
+    key: str | None,
+    now: datetime | None = None,
+) -> Sent:
+    """A new conversation with its first turn (a repeated key gives the first answer again)."""
+    now = now or utcnow()
+    found = await repository.rater_project(session, project_id, rater.id, rater.role == "admin")
+    if found is None:
+        raise NotFound(f"project {project_id}: no such project")
+    project, settings = found
+    if settings is None or project.kind != ProjectKind.CONVERSATIONS:
+        raise Conflict(NOT_A_CONVERSATION_PROJECT)
+    if key is not None or data.use_opener:
+        # One start at a time per rater, so a repeated key or an opener is seen by the next.
+        await repository.lock_rater(session, project.id, rater.id)
+    if key is not None:
+        existing = await repository.by_start_key(session, rater.id, key)
+        if existing is not None:
+            head = await repository.head_turn(session, existing.id)
+            assert head is not None, "a conversation starts with its first turn"
+            return Sent(existing.id, head.turn.id, ())
+    opener = None
+    system, prefix = settings.system_prompt, []
+    if data.use_opener:
+        if settings.opener_source == OpenerSource.OWN:
+            raise InvalidInput(
+                "in this project raters write their first message", field="use_opener"
+            )
+        opener = await repository.pick_opener(session, project.id, rater.id)
+        if opener is None:
+            raise Conflict("No openers are left for you in this project; write your own.")
+        system = opener.system or system
+        prefix = [dict(turn) for turn in opener.turns[:-1]]
+        first = _message(str(opener.turns[-1]["content"]), "message")
+    else:
+        if settings.opener_source == OpenerSource.IMPORTED:
+            raise InvalidInput("this project starts from its openers (use_opener)", field="message")
+        first = _message(data.message, "message")
+    conversation = Conversation(
+        project_id=project.id,
+        rater_id=rater.id,
+        opener_prompt_id=opener.id if opener else None,
+        system_prompt=system,
+        prefix=prefix,
+        turn_cap=settings.turn_cap,
+        status=ConversationStatus.ACTIVE,
+        start_key=key,
+        created_at=now,
+        last_activity_at=now,
+    )
+    session.add(conversation)
+    await session.flush()
+    return await _add_turn(session, settings, conversation, None, rater, first, None, now)
+
+
+async def send(
+    session: AsyncSession,
+    conversation_id: int,
+    rater: User,
+    data: MessageIn,
+    key: str | None,
+    now: datetime | None = None,
+) -> Sent:
+    """The rater's next message. The same message sent again (a reload, a double click, a
+    retry with its key) gives back the turn it made the first time."""
+    now = now or utcnow()
+    conversation, _, settings = await owned(session, conversation_id, rater, lock=True)
+    message = _message(data.content, "content")
+    if key is not None:
+        existing = await repository.turn_by_client_key(session, conversation.id, key)
+        if existing is not None:
+            if existing.user_content != message:
+                raise KeyReused()
+            return Sent(conversation.id, existing.id, ())
+    head = await repository.head_turn(session, conversation.id)
+    judged = head is not None and head.turn.judged_at is not None
+    if head is not None and _repeated(head, message, data.parent_turn_id):
+        return Sent(conversation.id, head.turn.id, ())
+    if data.parent_turn_id is not None and (head is None or head.turn.id != data.parent_turn_id):
+        raise MovedOn()
+    if conversation.status != ConversationStatus.ACTIVE:
+        raise Conflict(ENDED)
+    if head is not None and not judged:
+        raise Conflict(VOTE_FIRST)
+    if head is not None and head.turn.depth >= conversation.turn_cap:
+        raise Conflict(ENDED)
+    return await _add_turn(session, settings, conversation, head, rater, message, key, now)
+
+
+async def turn_of(
+    session: AsyncSession, conversation_id: int, turn_id: int, rater: User, *, lock: bool = True
+) -> tuple[Project, views.ConversationView, views.TurnView]:
+    conversation, project = await own_conversation(session, conversation_id, rater, lock=lock)
+    view = await views.load(session, conversation)
+    turn = view.turn(turn_id)
+    if turn is None:
+        raise NotFound(f"turn {turn_id}: no such turn in this conversation")
+    return project, view, turn
+
+
+async def vote(
+    session: AsyncSession,
+    conversation_id: int,
+    turn_id: int,
+    rater: User,
+    body: VoteIn,
+    now: datetime | None = None,
+) -> Voted:
+    """Stores the choice as a judgment on a pair made of this turn, and goes on from the
+    reply kept. Voting again with the same choice changes nothing."""
+    now = now or utcnow()
+    project, view, turn = await turn_of(session, conversation_id, turn_id, rater)
+    if turn.judged:
+        if turn.shown_choice() == body.choice:
+            return Voted(view, stored=False)
+        raise Conflict("You have already picked a reply for this turn.")
+    if not turn.both_complete(now):
+        raise Conflict("Both replies must be complete before you pick one.")
+    validate_judgment(project, body)
+    decisive = body.choice in SIDES
+    continue_side = body.choice if decisive else (body.continue_with or ShownSide.LEFT)
+    stored = await record_vote(session, project, turn, rater, body, now)
+    turn.judgment = stored
+    turn.turn.pair_id = stored.pair_id
+    turn.turn.continue_side, turn.turn.judged_at = continue_side, now
+    conversation = view.conversation
+    conversation.last_activity_at = now
+    if turn.turn.depth >= conversation.turn_cap:
+        conversation.status, conversation.ended_at = ConversationStatus.COMPLETE, now
+    await session.flush()
+    return Voted(view, stored=True)
+
+
+async def edit(
+    session: AsyncSession,
+    conversation_id: int,
+    turn_id: int,
+    rater: User,
+    content: str,
+    now: datetime | None = None,
+) -> None:
+    """The rater's rewrite of the reply they kept, used from the next turn on and in the
+    chosen-path export; the pair keeps the reply as it was shown."""
+    _, view, turn = await turn_of(session, conversation_id, turn_id, rater)
+    if not turn.judged:
+        raise Conflict("Pick the better reply first; then you can edit the one you keep.")
+    if view.head is not turn:
+        raise Conflict("The conversation has gone on from this reply; it can no longer change.")
+    text = _message(content, "content")
+    if text != turn.kept_text:
+        await repository.add_edit(session, turn.turn.id, text)
+    view.conversation.last_activity_at = now or utcnow()
+    await session.flush()
+
+
+async def end(
+    session: AsyncSession, conversation_id: int, rater: User, now: datetime | None = None
+) -> Conversation:
+    conversation, _ = await own_conversation(session, conversation_id, rater, lock=True)
+    if conversation.status == ConversationStatus.ACTIVE:
+        now = now or utcnow()
+        conversation.status, conversation.ended_at = ConversationStatus.ENDED, now
+        conversation.last_activity_at = now
+        await session.flush()
+    return conversation
+
+
+async def retry(
+    session: AsyncSession,
+    conversation_id: int,
+    turn_id: int,
+    side: str,
+    rater: User,
+    now: datetime | None = None,
+) -> Sent:
+    """A new attempt for a failed side, from the same endpoint and context."""
+    now = now or utcnow()
+    project, view, turn = await turn_of(session, conversation_id, turn_id, rater)
+    if side not in SIDES:
+        raise InvalidInput("must be 'left' or 'right'", field="side")
+    if turn.judged:
+        raise Conflict("This turn has been judged; its replies stay as they are.")
+    current = turn.reply(side)
+    status, _ = views.reply_state(current, now)
+    if status == ReplyStatus.GENERATING:
+        return Sent(view.conversation.id, turn.turn.id, ())  # asked twice: already running
+    if status == ReplyStatus.COMPLETE:
+        raise Conflict("This reply is complete; there is nothing to retry.")
+    settings = await settings_of(session, project)
+    endpoint_id = turn.turn.left_endpoint_id if side == "left" else turn.turn.right_endpoint_id
+    endpoints = await repository.endpoints_by_id(session, [endpoint_id] if endpoint_id else [])
+    endpoint = endpoints.get(endpoint_id) if endpoint_id else None
+    config = _endpoint_config(endpoint, settings) if endpoint else None
+    if endpoint is None or config is None:
+        raise Conflict(NO_ENDPOINTS)
+    await _reserve(session, settings, rater, 1, now)
+    if current.status == ReplyStatus.GENERATING:  # abandoned: say so before the next attempt
+        await repository.finish_reply(
+            session,
+            current.id,
+            {"status": ReplyStatus.FAILED, "failure": ReplyFailure.INTERRUPTED, "finished_at": now},
+        )
+    reply = _new_reply(session, turn.turn, side, endpoint, config, current.attempt + 1, now)
+    view.conversation.last_activity_at = now
+    await session.flush()
+    return Sent(view.conversation.id, turn.turn.id, (_task(reply, turn.turn, config),))
+
+
+async def turn_replies(
+    session: AsyncSession, conversation_id: int, turn_id: int, rater: User
+) -> list[ConversationReply]:
+    """The current reply of each side of a turn of the rater's own conversation (404 when
+    it is not theirs, or they may no longer rate its project)."""
+    replies = await repository.turn_replies(
+        session, conversation_id, turn_id, rater.id, rater.role == "admin"
+    )
+    if len(replies) != 2:
+        raise NotFound(f"turn {turn_id}: no such turn in your conversation {conversation_id}")
+    return replies
+
+
+async def stop(session: AsyncSession, conversation_id: int, turn_id: int, rater: User) -> list[int]:
+    """Marks the turn's replies still being written to stop; returns their ids."""
+    _, _, turn = await turn_of(session, conversation_id, turn_id, rater, lock=False)
+    return await repository.request_stop(session, turn.turn.id)

@@ -1,0 +1,170 @@
+"""Making a conversation project, importing openers, and who may see what."""
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from pickwise.core.db import get_engine, session_factory
+from pickwise.models import Batch, GenerationEndpoint
+from tests.conversations.conftest import World
+from tests.conversations.fake_llm import FakeLLM
+from tests.factories import make_pairs, make_project
+
+
+def jsonl(*records: dict[str, Any]) -> bytes:
+    return "".join(json.dumps(record) + "\n" for record in records).encode()
+
+
+async def import_file(world: World, body: bytes) -> Any:
+    return await world.api.post(
+        f"/api/v1/projects/{world.project_id}/batches",
+        params={"filename": "openers.jsonl"},
+        content=body,
+        headers=world.admin,
+    )
+
+
+async def test_settings_are_checked(world: World, fake_llm: FakeLLM) -> None:
+    url = f"/api/v1/projects/{world.project_id}/conversation-settings"
+    before = await world.api.get(url, headers=world.admin)
+    assert before.status_code == 409
+    one = await world.api.put(
+        url, json={"endpoint_ids": world.endpoint_ids[:1] * 2}, headers=world.admin
+    )
+    assert one.status_code == 422 and "two different" in one.json()["detail"]
+    foreign = await world.api.put(
+        url, json={"endpoint_ids": [world.endpoint_ids[0], 999_999]}, headers=world.admin
+    )
+    assert foreign.status_code == 422 and "999999" in foreign.json()["detail"]
+    forbidden = await world.api.put(
+        url, json={"endpoint_ids": world.endpoint_ids}, headers=world.rater
+    )
+    assert forbidden.status_code == 403
+    saved = await world.configure(turn_cap=3, opener_source="both", replies_per_rater_per_day=10)
+    assert saved["turn_cap"] == 3 and sorted(saved["endpoint_ids"]) == sorted(world.endpoint_ids)
+    project = await world.api.get(f"/api/v1/projects/{world.project_id}", headers=world.admin)
+    assert project.json()["kind"] == "conversations" and project.json()["raters_per_pair"] == 1
+
+
+async def test_a_project_with_imported_pairs_stays_a_pair_project(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    async with session_factory(get_engine())() as session, session.begin():
+        project = await make_project(session)
+        await make_pairs(session, project, 2)
+        session.add_all(
+            GenerationEndpoint(project_id=project.id, name=n, base_url=fake_llm.base_url, model=n)
+            for n in ("x", "y")
+        )
+        await session.flush()
+        ids = list(
+            await session.scalars(
+                select(GenerationEndpoint.id).where(GenerationEndpoint.project_id == project.id)
+            )
+        )
+    refused = await world.api.put(
+        f"/api/v1/projects/{project.id}/conversation-settings",
+        json={"endpoint_ids": ids},
+        headers=world.admin,
+    )
+    assert refused.status_code == 409 and "imported pairs" in refused.json()["detail"]
+    not_here = await world.api.post(
+        f"/api/v1/projects/{project.id}/conversations", json={"message": "Hi"}, headers=world.admin
+    )
+    assert not_here.status_code == 409
+
+
+async def test_openers_are_imported_and_dealt(world: World, fake_llm: FakeLLM) -> None:
+    await world.configure(opener_source="imported", system_prompt="Project prompt.")
+    bad = await import_file(
+        world,
+        jsonl(
+            {"id": "o1", "prompt": "Fine"},
+            {"id": "o2", "prompt": "Hi", "responses": [{"content": "x"}, {"content": "y"}]},
+            {"id": "conversation:1:turn:1", "prompt": "Mine"},
+            {"id": "o1", "prompt": "Again"},
+            {"id": "o5"},
+        ),
+    )
+    assert bad.status_code == 422
+    problems = {(e["line"], e["field"]) for e in bad.json()["errors"]}
+    assert problems == {(2, None), (3, "id"), (4, "id"), (5, None)}
+    good = jsonl(
+        {"id": "trip", "prompt": "Help me plan a trip to Lisbon."},
+        {
+            "id": "tutor",
+            "messages": [
+                {"role": "system", "content": "You are a maths tutor."},
+                {"role": "user", "content": "What is a prime?"},
+                {"role": "assistant", "content": "A number with exactly two divisors."},
+                {"role": "user", "content": "Is 1 prime?"},
+            ],
+        },
+    )
+    imported = await import_file(world, good)
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["prompts_new"] == 2
+    assert (await import_file(world, good)).json()["prompts_unchanged"] == 2
+
+    own = await world.api.post(
+        f"/api/v1/projects/{world.project_id}/conversations",
+        json={"message": "My own"},
+        headers=world.rater,
+    )
+    assert own.status_code == 422
+    url = f"/api/v1/projects/{world.project_id}/conversations"
+    first = await world.api.post(
+        url, params={"wait": True}, json={"use_opener": True}, headers=world.rater
+    )
+    second = await world.api.post(
+        url, params={"wait": True}, json={"use_opener": True}, headers=world.rater
+    )
+    third = await world.api.post(url, json={"use_opener": True}, headers=world.rater)
+    assert first.status_code == second.status_code == 201 and third.status_code == 409
+    assert first.json()["turns"][0]["user_content"] == "Help me plan a trip to Lisbon."
+    assert first.json()["system_prompt"] == "Project prompt."
+    tutor = second.json()
+    assert tutor["system_prompt"] == "You are a maths tutor."
+    assert tutor["prefix"] == [
+        {"role": "user", "content": "What is a prime?"},
+        {"role": "assistant", "content": "A number with exactly two divisors."},
+    ]
+    assert tutor["turns"][0]["user_content"] == "Is 1 prime?"
+    assert fake_llm.calls[-1]["messages"] == [
+        {"role": "system", "content": "You are a maths tutor."},
+        {"role": "user", "content": "What is a prime?"},
+        {"role": "assistant", "content": "A number with exactly two divisors."},
+        {"role": "user", "content": "Is 1 prime?"},
+    ]
+    # Another rater is dealt the least used opener first.
+    theirs = await world.api.post(url, json={"use_opener": True}, headers=world.other)
+    assert theirs.json()["turns"][0]["user_content"] == "Help me plan a trip to Lisbon."
+    async with session_factory(get_engine())() as session:
+        sources = sorted((await session.scalars(select(Batch.source))).all())
+    assert sources == ["api", "api"]
+
+
+async def test_a_conversation_is_its_raters_alone(world: World, fake_llm: FakeLLM) -> None:
+    await world.configure()
+    conversation = await world.start("Private")
+    turn = conversation["turns"][0]
+    base = f"/api/v1/conversations/{conversation['id']}"
+    for method, path, body in (
+        ("GET", "", None),
+        ("POST", "/messages", {"content": "x"}),
+        ("POST", f"/turns/{turn['id']}/judgment", {"choice": "left"}),
+        ("PUT", f"/turns/{turn['id']}/edit", {"content": "x"}),
+        ("POST", f"/turns/{turn['id']}/retry", {"side": "left"}),
+        ("POST", f"/turns/{turn['id']}/stop", None),
+        ("GET", f"/turns/{turn['id']}/events", None),
+        ("POST", "/end", None),
+    ):
+        reply = await world.api.request(method, base + path, json=body, headers=world.other)
+        assert reply.status_code == 404, (method, path, reply.text)
+    unauthenticated = await world.api.get(base)
+    assert unauthenticated.status_code == 401
+    ended = await world.api.post(base + "/end", headers=world.rater)
+    assert ended.json()["status"] == "ended"
+    after = await world.api.post(base + "/messages", json={"content": "More"}, headers=world.rater)
+    assert after.status_code == 409
