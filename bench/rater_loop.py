@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from bench import datagen
+from bench import datagen, overlap_decision
 from bench.app_server import serve
 from bench.http_client import KeepAliveClient
 from bench.measure import CpuMeter, latency_ms, postmaster_pid
@@ -50,19 +50,24 @@ class Size:
     think_seconds: float  # mean think time between loops, in the paced run
     settle_seconds: float  # paced run: loops started earlier are not recorded
     overlap_pairs: int  # per project in the adaptive-beside-fixed runs
-    overlap_rounds: int  # fixed, adaptive, fixed, adaptive, ...
+    overlap_rounds: int  # rounds of two runs: fixed then adaptive, then the other way round
+    overlap_seconds: float  # time cap per run there
+    overlap_decisions: int  # the decision measured on its own: transactions per case
 
 
 SIZES = {
-    "full": Size(100_000, (1, 16, 64), 15.0, 50_000, (1, 2), 10, 2.0, 1.0, 3.0, 20_000, 3),
-    "quick": Size(3_000, (1, 16, 64), 2.0, 2_000, (1, 2), 1, 0.5, 0.25, 0.5, 3_000, 2),
-    "smoke": Size(200, (4,), 0.5, 3, (1,), 1, 0.0, 0.0, 0.0, 200, 1),
+    "full": Size(
+        100_000, (1, 16, 64), 15.0, 50_000, (1, 2), 10, 2.0, 1.0, 3.0, 20_000, 4, 15.0, 5_000
+    ),
+    "quick": Size(3_000, (1, 16, 64), 2.0, 2_000, (1, 2), 1, 0.5, 0.25, 0.5, 3_000, 4, 5.0, 1_000),
+    "smoke": Size(200, (4,), 0.5, 3, (1,), 1, 0.0, 0.0, 0.0, 200, 1, 0.5, 20),
 }
 # The adaptive project beside the fixed one: 2 to 5 raters, the default rule. The simulated
 # raters always pick the answer shown left, which is A or B at random: the first two votes
 # disagree on half the pairs, so decisions open slots often (a costly case).
 ADAPTIVE = {"overlap_mode": "adaptive", "overlap_min": 2, "overlap_max": 5}
 OVERLAP_CPU_TARGET = 1.10
+OVERLAP_DECISION_SHARE = 0.10
 
 
 @dataclass
@@ -453,6 +458,9 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
             "think_seconds": size.think_seconds,
             "settle_seconds": size.settle_seconds,
             "pgbench_scale": size.pgbench_scale,
+            "overlap_pairs_per_project": size.overlap_pairs,
+            "overlap_rounds": size.overlap_rounds,
+            "overlap_seconds_per_run": size.overlap_seconds,
         },
         server=server.describe(),
     )
@@ -527,8 +535,9 @@ def _overlap_beside_fixed(
     server: Server, size: Size, raters: int, workdir: Path, result: BenchResult
 ) -> None:
     """One server, one database, two projects loaded alike: k = 3, and adaptive 2..5. Runs
-    alternate (fixed, adaptive, ...) so that both meet the same machine; the figure is the
-    CPU per loop (client + app + Postgres) of all adaptive runs against all fixed ones."""
+    alternate (fixed, adaptive, adaptive, fixed, ...) so that both meet the same machine, and
+    neither always goes first; the figure is the CPU per loop (client + app + Postgres) of all
+    adaptive runs against all fixed ones."""
     url = server.create_database("rater_overlap")
     fixed = _load(url, size, "fixed", raters, seed=0, pairs=size.overlap_pairs)
     adaptive = _load(url, size, "adaptive", raters, seed=1, pairs=size.overlap_pairs, **ADAPTIVE)
@@ -539,14 +548,21 @@ def _overlap_beside_fixed(
         meter = CpuMeter({"app": app.pid, "postgres": postmaster_pid(url)})
         if size.warmup_seconds:
             _over_http(app.base_url, fixed, size, 4, seconds=size.warmup_seconds)
-        for _ in range(size.overlap_rounds):
-            for policy, setup in (("fixed", fixed), ("adaptive", adaptive)):
+        pair = [("fixed", fixed), ("adaptive", adaptive)]
+        for round_no in range(size.overlap_rounds):
+            for policy, setup in pair if round_no % 2 == 0 else pair[::-1]:
                 _vacuum(url)
-                by_policy[policy].append(
-                    _measured(meter, partial(_over_http, app.base_url, setup, size, raters))
+                work = partial(
+                    _over_http, app.base_url, setup, size, raters, seconds=size.overlap_seconds
                 )
+                by_policy[policy].append(_measured(meter, work))
+    decision = overlap_decision.measure(
+        url, adaptive.project_id, size.overlap_decisions, postmaster_pid(url)
+    )
     load_after = os.getloadavg()
     cpu = {policy: _pooled_cpu_ms(runs) for policy, runs in by_policy.items()}
+    if decision is not None:
+        _report_decision(result, decision, cpu["fixed"])
     result.compare(
         f"CPU per loop, adaptive overlap 2..5 beside fixed k = 3, 1 worker, {raters} raters",
         "ms",
@@ -607,6 +623,33 @@ def _overlap_beside_fixed(
         policy: [stats.summary() for stats in runs] for policy, runs in by_policy.items()
     }
     result.raw["overlap_load_average"] = {"before": load_before, "after": load_after}
+
+
+def _report_decision(
+    result: BenchResult, decision: overlap_decision.DecisionCost, fixed_loop_ms: float
+) -> None:
+    result.compare(
+        "CPU of one overlap decision that opens a slot (app + Postgres, measured apart)",
+        "ms",
+        decision.one_more_ms,
+        fixed_loop_ms,
+        "CPU per loop, fixed k = 3",
+        Target("ratio_at_most", OVERLAP_DECISION_SHARE),
+    )
+    result.notes.append(
+        f"The decision alone ({decision.decisions} rolled-back transactions per case, over "
+        f"{decision.pairs[0]} settled and {decision.pairs[1]} split pairs): "
+        f"{decision.settled_ms:.3f} ms of CPU when the pair settles, "
+        f"{decision.one_more_ms:.3f} ms when a slot opens, "
+        f"beyond the {decision.baseline_ms:.3f} ms of the transaction that locks the pair."
+    )
+    result.raw["overlap_decision"] = {
+        "settled_ms": decision.settled_ms,
+        "one_more_ms": decision.one_more_ms,
+        "baseline_ms": decision.baseline_ms,
+        "decisions": decision.decisions,
+        "pairs": list(decision.pairs),
+    }
 
 
 def _pooled_cpu_ms(runs: list[RunStats]) -> float:
