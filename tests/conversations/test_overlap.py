@@ -31,7 +31,9 @@ async def test_an_adaptive_project_made_a_conversation_project_rates_each_turn_o
     conversation = await world.send(conversation, "Two")
     await world.vote(conversation, "right")
     async with session_factory(get_engine())() as session:
-        slots = (await session.execute(select(PairSlot.state, func.count()).group_by(PairSlot.state))).all()
+        slots = (
+            await session.execute(select(PairSlot.state, func.count()).group_by(PairSlot.state))
+        ).all()
         assert [tuple(row) for row in slots] == [("done", 2)]
     nothing = await world.api.get(f"/api/v1/projects/{world.project_id}/next", headers=world.other)
     assert nothing.status_code == 200 and nothing.json()["assignment_id"] is None

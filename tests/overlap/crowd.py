@@ -7,9 +7,9 @@ from httpx import AsyncClient, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.models import Assignment, Judgment, PairSlot, Project
+from pickwise.models import Assignment, Judgment, Pair, PairSlot, Project
 from pickwise.vocabulary import CanonicalSide, SlotState
-from tests.factories import add_member, bearer_headers, make_user
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 SHOWN = {CanonicalSide.A: "left", CanonicalSide.B: "right"}
 
@@ -87,3 +87,18 @@ async def votes_of(session: AsyncSession, pair_id: int) -> list[str]:
 
 def settled(states: list[str]) -> bool:
     return all(state == SlotState.DONE for state in states)
+
+
+async def adaptive_project(session: AsyncSession, **settings: Any) -> Project:
+    """An adaptive project (2 to 5 raters, the default rule unless ``settings`` say), k = 3."""
+    return await make_project(session, raters_per_pair=3, overlap_mode="adaptive", **settings)
+
+
+async def one_pair(
+    client: AsyncClient, session: AsyncSession, raters: int, **settings: Any
+) -> tuple[Project, Pair, Crowd, list[Rater]]:
+    """An adaptive project with one pair and ``raters`` raters."""
+    project = await adaptive_project(session, **settings)
+    [pair] = await make_pairs(session, project, 1)
+    crowd = Crowd(client, session, project)
+    return project, pair, crowd, await crowd.join(raters)

@@ -2,7 +2,6 @@
 the maximum, never the same rater twice; skips, expiry and gold pairs as in a fixed project."""
 
 from datetime import timedelta
-from typing import Any
 
 from httpx import AsyncClient
 from sqlalchemy import func, select
@@ -13,14 +12,10 @@ from pickwise.core.clock import utcnow
 from pickwise.models import Judgment, PairSlot, Project, RaterWeight
 from pickwise.overlap.rules import prior_confusion
 from tests.factories import make_pairs, make_project
-from tests.overlap.crowd import Crowd, slots_of
+from tests.overlap.crowd import Crowd, adaptive_project, one_pair, slots_of
 
 A, B, TIE = "a", "b", "tie"
 DONE, OPEN, LEASED = "done", "open", "leased"
-
-
-async def adaptive_project(session: AsyncSession, **settings: Any) -> Project:
-    return await make_project(session, raters_per_pair=3, overlap_mode="adaptive", **settings)
 
 
 async def test_two_agreeing_votes_settle_the_pair(
@@ -40,10 +35,7 @@ async def test_two_agreeing_votes_settle_the_pair(
 async def test_disagreement_opens_one_slot_at_a_time_up_to_the_maximum(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await adaptive_project(session)
-    [pair] = await make_pairs(session, project, 1)
-    crowd = Crowd(client, session, project)
-    raters = await crowd.join(6)
+    _, pair, crowd, raters = await one_pair(client, session, 6)
     steps = [(A, [DONE, OPEN]), (B, [DONE, DONE, OPEN]), (A, [DONE] * 3 + [OPEN])]
     steps += [(B, [DONE] * 4 + [OPEN]), (TIE, [DONE] * 5)]
     for rater, (choice, slots) in zip(raters, steps, strict=False):
@@ -55,10 +47,7 @@ async def test_disagreement_opens_one_slot_at_a_time_up_to_the_maximum(
 async def test_first_to_three_settles_before_the_maximum(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await adaptive_project(session)
-    [pair] = await make_pairs(session, project, 1)
-    crowd = Crowd(client, session, project)
-    raters = await crowd.join(5)
+    _, pair, crowd, raters = await one_pair(client, session, 5)
     for rater, choice in zip(raters, (A, B, B, B), strict=False):
         await crowd.vote(rater, choice)
     assert await slots_of(session, pair.id) == [DONE] * 4
@@ -66,10 +55,7 @@ async def test_first_to_three_settles_before_the_maximum(
 
 
 async def test_the_rule_waits_for_a_leased_vote(client: AsyncClient, session: AsyncSession) -> None:
-    project = await adaptive_project(session)
-    [pair] = await make_pairs(session, project, 1)
-    crowd = Crowd(client, session, project)
-    slow, fast = await crowd.join(2)
+    _, pair, crowd, (slow, fast) = await one_pair(client, session, 2)
     held = await crowd.lease(slow)
     assert held is not None
     await crowd.vote(fast, A)
@@ -81,10 +67,7 @@ async def test_the_rule_waits_for_a_leased_vote(client: AsyncClient, session: As
 async def test_the_new_slot_never_goes_to_a_rater_who_voted(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await adaptive_project(session)
-    await make_pairs(session, project, 1)
-    crowd = Crowd(client, session, project)
-    first, second, third = await crowd.join(3)
+    _, _, crowd, (first, second, third) = await one_pair(client, session, 3)
     await crowd.vote(first, A)
     await crowd.vote(second, B)
     assert await crowd.lease(first) is None
@@ -95,10 +78,7 @@ async def test_the_new_slot_never_goes_to_a_rater_who_voted(
 async def test_a_skip_gives_the_slot_back_and_decides_nothing(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await adaptive_project(session)
-    [pair] = await make_pairs(session, project, 1)
-    crowd = Crowd(client, session, project)
-    first, second, skipper, last = await crowd.join(4)
+    _, pair, crowd, (first, second, skipper, last) = await one_pair(client, session, 4)
     await crowd.vote(first, A)
     await crowd.vote(second, B)
     lease = await crowd.lease(skipper)
@@ -112,10 +92,9 @@ async def test_a_skip_gives_the_slot_back_and_decides_nothing(
 async def test_an_expired_lease_is_waited_for_until_another_rater_takes_it(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await adaptive_project(session, lease_seconds=60)
-    [pair] = await make_pairs(session, project, 1)
-    crowd = Crowd(client, session, project)
-    walker, voter, late_comer = await crowd.join(3)
+    _, pair, crowd, (walker, voter, late_comer) = await one_pair(
+        client, session, 3, lease_seconds=60
+    )
     walked_away = await crowd.lease(walker)
     assert walked_away is not None
     await crowd.vote(voter, A)
@@ -131,10 +110,7 @@ async def test_an_expired_lease_is_waited_for_until_another_rater_takes_it(
 async def test_a_late_vote_nobody_took_over_is_stored_and_decides(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await adaptive_project(session, lease_seconds=60)
-    [pair] = await make_pairs(session, project, 1)
-    crowd = Crowd(client, session, project)
-    slow, voter = await crowd.join(2)
+    _, pair, crowd, (slow, voter) = await one_pair(client, session, 2, lease_seconds=60)
     held = await crowd.lease(slow)
     assert held is not None
     await crowd.vote(voter, A)

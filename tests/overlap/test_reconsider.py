@@ -5,10 +5,10 @@ from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.models import Judgment, Project
+from pickwise.models import Judgment
 from pickwise.overlap.service import reconsider_pair
 from tests.factories import make_pairs, make_project
-from tests.overlap.crowd import Crowd, slots_of
+from tests.overlap.crowd import Crowd, adaptive_project, one_pair, slots_of
 
 A, B = "a", "b"
 DONE, OPEN, LEASED = "done", "open", "leased"
@@ -22,17 +22,10 @@ async def change_last_vote(session: AsyncSession, pair_id: int, choice: str) -> 
     await session.execute(update(Judgment).where(Judgment.id == last).values(choice=choice))
 
 
-async def adaptive(session: AsyncSession) -> Project:
-    return await make_project(session, raters_per_pair=3, overlap_mode="adaptive")
-
-
 async def test_a_changed_vote_reopens_a_settled_pair(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await adaptive(session)
-    [pair] = await make_pairs(session, project, 1)
-    crowd = Crowd(client, session, project)
-    first, second, third = await crowd.join(3)
+    project, pair, crowd, (first, second, third) = await one_pair(client, session, 3)
     await crowd.vote(first, A)
     await crowd.vote(second, A)
     assert await reconsider_pair(session, project, pair.id) == 0  # nothing changed
@@ -46,10 +39,7 @@ async def test_a_changed_vote_reopens_a_settled_pair(
 async def test_a_changed_vote_drops_the_open_slot_it_no_longer_needs(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await adaptive(session)
-    [pair] = await make_pairs(session, project, 1)
-    crowd = Crowd(client, session, project)
-    first, second, third = await crowd.join(3)
+    project, pair, crowd, (first, second, third) = await one_pair(client, session, 3)
     await crowd.vote(first, A)
     await crowd.vote(second, B)
     await change_last_vote(session, pair.id, A)
@@ -61,10 +51,7 @@ async def test_a_changed_vote_drops_the_open_slot_it_no_longer_needs(
 async def test_a_leased_slot_is_left_to_its_rater(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await adaptive(session)
-    [pair] = await make_pairs(session, project, 1)
-    crowd = Crowd(client, session, project)
-    first, second, third = await crowd.join(3)
+    project, pair, crowd, (first, second, third) = await one_pair(client, session, 3)
     await crowd.vote(first, A)
     await crowd.vote(second, B)
     held = await crowd.lease(third)
@@ -103,7 +90,7 @@ async def test_a_fixed_pair_gets_the_votes_asked_for(
 
 
 async def test_gold_pairs_have_nothing_to_reconsider(session: AsyncSession) -> None:
-    project = await adaptive(session)
+    project = await adaptive_project(session)
     [gold] = await make_pairs(session, project, 1, gold=1)
     assert await reconsider_pair(session, project, gold.id, floor=4) == 0
     assert await slots_of(session, gold.id) == []

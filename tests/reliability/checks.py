@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from pickwise.core.embedded_pg import to_libpq_url
-from pickwise.overlap.rules import OverlapPolicy, Vote
+from pickwise.overlap.rules import OVERLAP_SETTINGS, OverlapPolicy, Vote
 from tests.overlap.invariants import rule_problems
 from tests.reliability.population import Population
 from tests.reliability.raters import Ledger
@@ -178,16 +178,7 @@ def check(database_url: str, population: Population, ledger: Ledger, *, drained:
 
 def _policy(conn: psycopg.Connection[Any], project_id: int) -> OverlapPolicy:
     """The project's overlap policy, read as the app reads it."""
-    columns = [
-        "raters_per_pair",
-        "overlap_mode",
-        "overlap_min",
-        "overlap_max",
-        "overlap_rule",
-        "overlap_stop_votes",
-        "overlap_stop_share",
-        "overlap_stop_posterior",
-    ]
+    columns = ["raters_per_pair", *OVERLAP_SETTINGS]
     row = conn.execute(
         f"SELECT {', '.join(columns)} FROM projects WHERE id = %s", (project_id,)
     ).fetchone()

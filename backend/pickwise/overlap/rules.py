@@ -63,6 +63,19 @@ def prior_confusion(accuracy: float = PRIOR_ACCURACY) -> Confusion:
 PRIOR_CONFUSION = prior_confusion()
 
 
+# A project's columns that make its overlap policy (raters_per_pair aside: k is also a fixed
+# project's own setting).
+OVERLAP_SETTINGS = (
+    "overlap_mode",
+    "overlap_min",
+    "overlap_max",
+    "overlap_rule",
+    "overlap_stop_votes",
+    "overlap_stop_share",
+    "overlap_stop_posterior",
+)
+
+
 class OverlapSettings(Protocol):
     """What a policy is read from (a project)."""
 

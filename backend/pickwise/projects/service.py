@@ -5,6 +5,7 @@ from pickwise.core.db import add_unique
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.models import Project, User
 from pickwise.models.base import apply_changes
+from pickwise.overlap.rules import OVERLAP_SETTINGS
 from pickwise.overlap.service import apply_policy
 from pickwise.projects import repository
 from pickwise.projects.schemas import ProjectCreate, ProjectUpdate
@@ -20,17 +21,6 @@ async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
     return project
 
 
-OVERLAP_FIELDS = (
-    "overlap_mode",
-    "overlap_min",
-    "overlap_max",
-    "overlap_rule",
-    "overlap_stop_votes",
-    "overlap_stop_share",
-    "overlap_stop_posterior",
-)
-
-
 async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate) -> Project:
     """Changes the settings sent. A new k resizes every pair of a fixed project (as always);
     a new overlap policy (adaptive, or a switch of mode) applies to the pairs not yet settled
@@ -42,7 +32,7 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
         raise InvalidInput(f"must be at least the minimum ({minimum})", field="overlap_max")
     was_adaptive = project.overlap_mode == OverlapMode.ADAPTIVE
     new_policy = any(
-        name in changes and changes[name] != getattr(project, name) for name in OVERLAP_FIELDS
+        name in changes and changes[name] != getattr(project, name) for name in OVERLAP_SETTINGS
     )
     new_k = changes.get("raters_per_pair")
     if project.kind == ProjectKind.CONVERSATIONS:
