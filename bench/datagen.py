@@ -230,6 +230,7 @@ SLOT_COLUMNS = (
     "state",
     "assignment_id",
     "lease_expires_at",
+    "queue_pos",
 )
 ASSIGNMENT_COLUMNS = (
     "id",
@@ -452,9 +453,17 @@ def write_corpus(
     return corpus
 
 
-def write_open_slots(conn: psycopg.Connection[Any], setup: Setup, corpus: Corpus, k: int) -> int:
+def write_open_slots(
+    conn: psycopg.Connection[Any], setup: Setup, corpus: Corpus, k: int, *, seed: int = 0
+) -> int:
+    """k open slots per pair, the pairs' queue in a seeded shuffled order (as a project's
+    default order places them: no two pairs of one prompt next to each other when each prompt
+    has one pair, as the benchmarks' corpora do)."""
     first = next_ids(conn, "pair_slots")
     project = setup.project_id
+    order = list(range(corpus.pairs))
+    random.Random(seed).shuffle(order)
+    place = {offset: position + 1 for position, offset in enumerate(order)}
     rows = (
         (
             first + offset * k + slot,
@@ -464,6 +473,7 @@ def write_open_slots(conn: psycopg.Connection[Any], setup: Setup, corpus: Corpus
             "open",
             None,
             None,
+            place[offset],
         )
         for offset in range(corpus.pairs)
         for slot in range(k)
@@ -514,7 +524,7 @@ def write_judgments(
         for index, (offset, slot_no, *_rest) in enumerate(plans):
             pair = corpus.first_pair + offset
             assignment = first_assignment + index
-            yield (first_slot + index, project, pair, slot_no, "done", assignment, None)
+            yield (first_slot + index, project, pair, slot_no, "done", assignment, None, pair)
 
     def assignments() -> Iterator[tuple[Any, ...]]:
         for index, (offset, _slot, rater, _choice, left, shown) in enumerate(plans):

@@ -155,7 +155,7 @@ def write_copy_files(
 
     def slots() -> Any:
         for pair_id in range(1, spec.pairs + 1):
-            yield (pair_id, project_id, pair_id, 1, "open", None, None)
+            yield (pair_id, project_id, pair_id, 1, "open", None, None, pair_id)
 
     files = {
         "prompts": folder / "prompts.copy",

@@ -201,21 +201,17 @@ async def http_run(
 # --- the same work straight through psycopg ---------------------------------------------
 
 
-def _available_slots_sql() -> str:
-    """The app's own slot query (SQLAlchemy :name parameters → psycopg %(name)s)."""
-    from pickwise.assignments.repository import AVAILABLE_SLOTS
+def _chosen_slot_sql() -> str:
+    """The app's own choice of slot (SQLAlchemy :name parameters → psycopg %(name)s): the
+    first available slot in queue order, of another prompt than the rater's last one."""
+    from pickwise.assignments.repository import CHOSEN_SLOT
 
-    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", AVAILABLE_SLOTS)
+    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", CHOSEN_SLOT)
 
 
 def raw_statements() -> dict[str, str]:
     return {
-        "claim": f"""
-            SELECT s.id, s.pair_id {_available_slots_sql()}
-            ORDER BY s.project_id, s.pair_id, s.slot_no
-            LIMIT 1
-            FOR UPDATE OF s SKIP LOCKED
-        """,
+        "claim": f"WITH {_chosen_slot_sql()} SELECT id, pair_id FROM slot",
         "assign": """
             INSERT INTO assignments (project_id, pair_id, rater_id, slot_id, status, left_side,
                                      is_gold, shown_at, lease_expires_at)

@@ -114,6 +114,13 @@ class FlagReason(Labelled):
     OTHER = "other", "Something else (say what below)"
 
 
+class DecisionKind(StrEnum):
+    """What a rater decided on a pair and later changed (the history keeps the old one)."""
+
+    JUDGMENT = "judgment"
+    SKIP = "skip"
+
+
 class FlagResolution(StrEnum):
     """An admin's decision on a flagged pair."""
 
@@ -175,6 +182,13 @@ class RationaleMode(Labelled):
 class PairingStrategy(Labelled):
     ALL = "all", "all: every two responses"
     RANDOM_K = "random_k", "random_k: a few random pairs per prompt"
+
+
+class PairOrder(Labelled):
+    """The order in which new pairs are opened to raters (pairs already started come first)."""
+
+    SHUFFLED = "shuffled", "shuffled: prompts mixed, in an order drawn from the pairing seed"
+    FILE = "file", "file order: as the pairs were imported"
 
 
 class BatchSource(StrEnum):

@@ -10,7 +10,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.analytics import service
-from pickwise.models import AnalyticsSnapshot, Pair, Project, User
+from pickwise.models import AnalyticsSnapshot, Judgment, Pair, Project, ReplacedDecision, User
 from tests.analytics_service.builders import Answer, Vote, add_votes, make_model_pairs
 from tests.analytics_service.helpers import Setup, crowd_project
 
@@ -162,3 +162,37 @@ async def admin_of(session: AsyncSession) -> User:
     admin = await session.scalar(select(User).where(User.role == "admin"))
     assert admin is not None
     return admin
+
+
+async def test_a_changed_choice_makes_it_recompute(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    setup = await crowd_project(client, session)
+    before = await leaderboard(client, setup)
+    # What judgments.changes does: the old choice kept, the judgment turned around in place
+    # (no new judgment id, so only the history tells that something changed).
+    judgment = await session.scalar(
+        select(Judgment).where(Judgment.project_id == setup.project_id, Judgment.choice == "a")
+    )
+    assert judgment is not None
+    session.add(
+        ReplacedDecision(
+            project_id=judgment.project_id,
+            pair_id=judgment.pair_id,
+            assignment_id=judgment.assignment_id,
+            rater_id=judgment.rater_id,
+            kind="judgment",
+            choice=judgment.choice,
+            criteria={},
+            left_side=judgment.left_side,
+            decided_at=judgment.submitted_at,
+            replaced_at=judgment.submitted_at,
+        )
+    )
+    judgment.choice = "b"
+    await session.commit()
+
+    after = await leaderboard(client, setup)
+
+    assert after["snapshot"]["computed_at"] > before["snapshot"]["computed_at"]
+    assert after["votes"] == before["votes"]

@@ -1,14 +1,16 @@
-"""Cookie sessions and API tokens: login, expiry, logout, throttling, revocation."""
+"""Cookie sessions and API tokens: login, expiry, logout, throttling, revocation; invites."""
 
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from httpx import AsyncClient
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth.deps import SESSION_COOKIE
 from pickwise.core import clock
+from pickwise.core.config import get_settings
 from tests.factories import PASSWORD, bearer_headers, make_project, make_user
 
 
@@ -185,3 +187,43 @@ async def test_admin_creates_rater_and_invite(client: AsyncClient, session: Asyn
     assert me.json()["email"] == "inv@example.org"
     again = await client.get(f"/{path}")
     assert again.status_code == 403 and "already been used" in again.text
+
+
+async def test_pending_invites_are_listed_copied_again_and_withdrawn(
+    client: AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = await make_user(session, role="admin")
+    headers = await bearer_headers(session, admin)
+    made = (
+        await client.post("/api/v1/invites", json={"email": "late@example.org"}, headers=headers)
+    ).json()
+    used = (
+        await client.post("/api/v1/invites", json={"email": "quick@example.org"}, headers=headers)
+    ).json()
+    used_path = "/" + used["url"].split("://", 1)[1].split("/", 1)[1]
+    accept = await client.post(
+        used_path, data={"display_name": "Quick", "password": "quick-password"}
+    )
+    assert accept.status_code == 303
+    client.cookies.clear()
+
+    pending = (await client.get("/api/v1/invites", headers=headers)).json()
+    # The used one is gone; the other's link is the same as when it was made.
+    assert [(i["id"], i["email"], i["url"]) for i in pending] == [
+        (made["id"], "late@example.org", made["url"])
+    ]
+    path = "/" + made["url"].split("://", 1)[1].split("/", 1)[1]
+    assert (await client.get(path)).status_code == 200
+
+    # With another secret key the link cannot be made again: the list says so (no url).
+    monkeypatch.setattr(get_settings(), "secret_key", SecretStr("another-secret-key-for-this-test"))
+    assert (await client.get("/api/v1/invites", headers=headers)).json()[0]["url"] is None
+    monkeypatch.undo()
+
+    withdrawn = await client.delete(f"/api/v1/invites/{made['id']}", headers=headers)
+    assert withdrawn.status_code == 204
+    assert (await client.get("/api/v1/invites", headers=headers)).json() == []
+    refused = await client.get(path)
+    assert refused.status_code == 403 and "withdrawn" in refused.text
+    again = await client.delete(f"/api/v1/invites/{made['id']}", headers=headers)
+    assert again.status_code == 404

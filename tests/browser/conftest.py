@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -22,10 +23,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 
 from pickwise.assignments.service import create_slots
 from pickwise.models import Batch, Pair, Project, Prompt, Response, User
+from tests.browser.clocked_app import CLOCK_FILE_VARIABLE
 from tests.factories import PASSWORD, add_member, make_project, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+def screenshot_path(tmp_path: Path, name: str) -> str:
+    """docs/screenshots/<name> when PICKWISE_SCREENSHOTS=1; otherwise a throwaway file, so a
+    test run does not rewrite a tracked image (which side is left is random)."""
+    if os.environ.get("PICKWISE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return str(SCREENSHOTS / name)
+    return str(tmp_path / name)
+
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -35,6 +49,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 START_TIMEOUT = 30.0
+CLOCKED_APP = "tests.browser.clocked_app:create_app"
 
 
 def _free_port() -> int:
@@ -43,18 +58,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of pickwise served by uvicorn in a subprocess (one per test module: starting
-    it takes seconds)."""
+def _serve(
+    database_url: str, log_path: Path, factory: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test"}
-    env.pop("READ_DATABASE_URL", None)
-    log_path = tmp_path_factory.mktemp("live-server") / "server.log"
-    command = [sys.executable, "-m", "uvicorn", "pickwise.app:create_app", "--factory"]
+    environment = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test", **(env or {})}
+    environment.pop("READ_DATABASE_URL", None)
+    command = [sys.executable, "-m", "uvicorn", factory, "--factory"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log, stderr=log)
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(process, base_url, log_path)
@@ -66,6 +79,37 @@ def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of pickwise served by uvicorn in a subprocess (one per test module: starting
+    it takes seconds)."""
+    log_path = tmp_path_factory.mktemp("live-server") / "server.log"
+    yield from _serve(database_url, log_path, "pickwise.app:create_app")
+
+
+@dataclass(frozen=True)
+class ClockedServer:
+    base_url: str
+    clock_file: Path
+
+    def set_time(self, moment: datetime | None) -> None:
+        """The server's clock from its next request: stopped at `moment`, or real (None)."""
+        self.clock_file.write_text(moment.isoformat() if moment else "")
+
+
+@pytest.fixture(scope="module")
+def clocked_server(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClockedServer]:
+    """Like live_server, with a clock the test stops and moves (tests/browser/clocked_app.py)."""
+    folder = tmp_path_factory.mktemp("clocked-server")
+    clock_file = folder / "clock"
+    clock_file.write_text("")
+    env = {CLOCK_FILE_VARIABLE: str(clock_file)}
+    for base_url in _serve(database_url, folder / "server.log", CLOCKED_APP, env):
+        yield ClockedServer(base_url, clock_file)
 
 
 def _wait_until_up(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
@@ -159,7 +203,17 @@ CONVERSATIONS = [
 ]
 
 
-async def seed_rating_project(engine: AsyncEngine, **settings: object) -> RatingSetup:
+LONG_ANSWER = "\n\n".join(
+    f"Step {number}: read the error message again, then change one thing and run it once more."
+    for number in range(1, 41)
+)
+
+
+async def seed_rating_project(
+    engine: AsyncEngine,
+    conversations: list[tuple[str, str, str]] | None = None,
+    **settings: object,
+) -> RatingSetup:
     """A rater (who logs in with PASSWORD) and a project with one pair per conversation."""
     async with AsyncSession(engine, expire_on_commit=False) as session:
         rater: User = await make_user(session, password=PASSWORD)
@@ -172,7 +226,7 @@ async def seed_rating_project(engine: AsyncEngine, **settings: object) -> Rating
         )
         session.add(batch)
         await session.flush()
-        for number, (question, first, second) in enumerate(CONVERSATIONS):
+        for number, (question, first, second) in enumerate(conversations or CONVERSATIONS):
             prompt = Prompt(
                 project_id=project.id,
                 batch_id=batch.id,

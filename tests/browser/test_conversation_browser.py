@@ -2,7 +2,6 @@
 four turns with the keyboard only, a failed reply retried, stop, reload mid-stream, the
 phone layout, and an axe audit; and the event stream read as it is written."""
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,15 +26,12 @@ from pickwise.models import (
     Project,
     User,
 )
+from tests.browser.conftest import screenshot_path
 from tests.browser.test_rating_browser import serious_violations
 from tests.conversations.fake_llm import Behave, FakeLLM, fake_llm_server
 from tests.factories import PASSWORD, add_member, make_project, make_user
 
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-
 
 # What the two fake models say, turn by turn (realistic, for the docs' screenshots).
 REPLIES = {
@@ -122,14 +118,6 @@ async def log_in(page: Page, base_url: str, email: str) -> None:
         await page.keyboard.press("Enter")
 
 
-def screenshot(tmp_path: Path, name: str) -> str:
-    """docs/screenshots/<name> when PICKWISE_SCREENSHOTS=1, else a throwaway file."""
-    if os.environ.get("PICKWISE_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        return str(SCREENSHOTS / name)
-    return str(tmp_path / name)
-
-
 async def send_with_keys(page: Page, text: str) -> None:
     await page.keyboard.type(text)
     async with page.expect_navigation():
@@ -202,7 +190,9 @@ async def test_four_turns_with_the_keyboard(
         pressed.append(choice)
         if number == 1:
             await page.locator("#log-heading").scroll_into_view_if_needed()
-            await page.screenshot(path=screenshot(tmp_path, "conversation.png"), full_page=True)
+            await page.screenshot(
+                path=screenshot_path(tmp_path, "conversation.png"), full_page=True
+            )
         await blur(page)
         async with page.expect_navigation():
             await page.keyboard.press(key)
@@ -273,7 +263,7 @@ async def test_failure_retry_stop_and_reload_on_a_phone(
     async with page.expect_navigation():
         await retry.click()
     await wait_until_votable(page)
-    await page.screenshot(path=screenshot(tmp_path, "conversation-phone.png"), full_page=True)
+    await page.screenshot(path=screenshot_path(tmp_path, "conversation-phone.png"), full_page=True)
     async with page.expect_navigation():
         await page.get_by_role("button", name="Right is better").click()
 

@@ -124,6 +124,36 @@ async def test_turn_pairs_never_reach_another_raters_queue(world: World, fake_ll
         assert slots == 1
 
 
+async def test_a_vote_is_not_changed_through_the_rating_undo(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    """The conversation went on from the reply kept: the rating page's undo leaves it alone."""
+    await world.configure(turn_cap=3)
+    conversation = await world.start("One")
+    await world.vote(conversation, "left")
+    last = await world.api.get(
+        f"/api/v1/projects/{world.project_id}/last-decision", headers=world.rater
+    )
+    assert last.status_code == 200 and last.json().get("assignment_id") is None, last.text
+    async with session_factory(get_engine())() as session:
+        assignment_id = await session.scalar(
+            select(Assignment.id).where(Assignment.rater_id == world.rater_id)
+        )
+        before = await session.scalar(select(Judgment))
+        assert before is not None
+    for verb, body in (("judgment", {"choice": "right"}), ("skip", {"reason": "cant_judge"})):
+        refused = await world.api.put(
+            f"/api/v1/assignments/{assignment_id}/{verb}", json=body, headers=world.rater
+        )
+        assert refused.status_code == 409, refused.text
+        assert "conversation" in refused.json()["detail"]
+    async with session_factory(get_engine())() as session:
+        kept = (await session.scalars(select(Judgment))).all()
+        assert [(j.assignment_id, j.submitted_at) for j in kept] == [
+            (assignment_id, before.submitted_at)
+        ]
+
+
 async def export_rows(world: World, **params: Any) -> list[dict[str, Any]]:
     reply = await world.api.get(
         f"/api/v1/projects/{world.project_id}/export", params=params, headers=world.admin

@@ -6,6 +6,8 @@ from httpx import AsyncClient
 
 from pickwise.web.templating import STATIC_DIR
 
+OPENAPI_URL = "/api/openapi.json"
+
 
 async def test_swagger_ui_page_and_its_assets_are_served_by_pickwise(client: AsyncClient) -> None:
     page = await client.get("/api/docs")
@@ -47,3 +49,18 @@ def test_the_vendored_swagger_ui_loads_nothing_from_elsewhere() -> None:
     assert "validatorUrl: null" in init  # the default badge would call validator.swagger.io
     css = (folder / "swagger-ui.css").read_text()
     assert "sourceMappingURL" not in css and "@import" not in css
+
+
+async def test_every_api_operation_declares_the_api_token(client: AsyncClient) -> None:
+    """Swagger UI sends the token it was given (Authorize) only to operations that declare the
+    scheme: every /api/ operation does, whatever dependency finds its caller."""
+    document = (await client.get(OPENAPI_URL)).json()
+    assert "API token" in document["components"]["securitySchemes"]
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        if path.startswith("/api/")
+        for method, operation in operations.items()
+        if {"API token": []} not in operation.get("security", [])
+    ]
+    assert missing == []

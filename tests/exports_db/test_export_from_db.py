@@ -175,6 +175,12 @@ async def test_admin_page_previews_and_downloads_zip(
         )
         assert preview.status_code == 200
         assert "0 pairs" in preview.text and "not_unanimous" in preview.text
+        # Each reason, format and way from votes to rows is said in words.
+        assert "The votes differ (you asked for unanimous pairs only)." in preview.text
+        assert "Hugging Face TRL (DPOTrainer, RewardTrainer" in preview.text
+        for words in ("Anthropic HH-RLHF", "KTOTrainer", "OpenAI preference fine-tuning"):
+            assert words in page.text
+        assert "One row per pair, only where every vote picked the same answer." in page.text
         download = await client.post(
             f"/admin/projects/{project.id}/export",
             data={**form, "aggregation": "majority", "action": "export"},

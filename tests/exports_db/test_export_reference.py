@@ -186,6 +186,7 @@ async def seed(rng: random.Random) -> Seeded:
                     pair_id=pair.id,
                     slot_no=number + 1,
                     state="done",
+                    queue_pos=pair.id,
                 )
                 session.add(slot)
                 await session.flush()

@@ -42,24 +42,46 @@ class Crowd:
 
     async def submit(self, rater: Rater, lease: dict[str, Any], choice: str) -> Response:
         """``choice`` is canonical (a, b, tie, both_bad): sent as the side it was shown on."""
-        assignment = await self.session.get(Assignment, lease["assignment_id"])
-        assert assignment is not None
-        shown = choice
-        if choice in (CanonicalSide.A, CanonicalSide.B):
-            shown = "left" if assignment.left_side == choice else "right"
         return await self.client.post(
             f"/api/v1/assignments/{lease['assignment_id']}/judgment",
-            json={"choice": shown},
+            json={"choice": await self._shown(lease, choice)},
             headers=rater.headers,
         )
 
+    async def _shown(self, lease: dict[str, Any], choice: str) -> str:
+        assignment = await self.session.get(Assignment, lease["assignment_id"])
+        assert assignment is not None
+        if choice in (CanonicalSide.A, CanonicalSide.B):
+            return "left" if assignment.left_side == choice else "right"
+        return choice
+
     async def vote(self, rater: Rater, choice: str) -> int:
         """Lease the next pair and vote ``choice`` on it; returns the pair's id."""
+        return int((await self.vote_on(rater, choice))["pair_id"])
+
+    async def vote_on(self, rater: Rater, choice: str) -> dict[str, Any]:
+        """Lease the next pair and vote ``choice`` on it; returns the lease."""
         lease = await self.lease(rater)
         assert lease is not None, "no pair left for this rater"
         answer = await self.submit(rater, lease, choice)
         assert answer.status_code == 201, answer.text
-        return int(lease["pair_id"])
+        return lease
+
+    async def change(self, rater: Rater, lease: dict[str, Any], choice: str) -> Response:
+        """The rater's last vote becomes ``choice`` (canonical), within the undo window."""
+        return await self.client.put(
+            f"/api/v1/assignments/{lease['assignment_id']}/judgment",
+            json={"choice": await self._shown(lease, choice)},
+            headers=rater.headers,
+        )
+
+    async def withdraw(self, rater: Rater, lease: dict[str, Any]) -> Response:
+        """The rater's last vote becomes a skip, within the undo window."""
+        return await self.client.put(
+            f"/api/v1/assignments/{lease['assignment_id']}/skip",
+            json={"reason": "cant_judge"},
+            headers=rater.headers,
+        )
 
     async def skip(self, rater: Rater, lease: dict[str, Any]) -> None:
         answer = await self.client.post(

@@ -163,7 +163,7 @@ async def weigh(session: AsyncSession, project: Project, rater_id: int, accuracy
 async def test_the_posterior_rule_reads_the_rater_weights(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await adaptive_project(session, overlap_rule="posterior")
+    project = await adaptive_project(session, overlap_rule="posterior", pair_order="file")
     weak_pair, sharp_pair = await make_pairs(session, project, 2)
     crowd = Crowd(client, session, project)
     clicker_1, clicker_2, sharp_1, sharp_2 = await crowd.join(4)

@@ -32,7 +32,7 @@ async def vote_on(crowd: Crowd, rater: Rater, pair: Pair, choice: str) -> None:
 async def test_switching_to_adaptive_applies_to_open_pairs_only(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await make_project(session, raters_per_pair=3)
+    project = await make_project(session, raters_per_pair=3, pair_order="file")
     # Raters take the first pair with a slot for them, so the votes go in pair order.
     settled, split, agreed, started, untouched = await make_pairs(session, project, 5)
     crowd = Crowd(client, session, project)
@@ -80,7 +80,9 @@ async def test_a_lower_maximum_revokes_a_lease_beyond_it(
 async def test_a_higher_minimum_reaches_open_pairs_but_not_settled_ones(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await make_project(session, raters_per_pair=3, overlap_mode="adaptive")
+    project = await make_project(
+        session, raters_per_pair=3, overlap_mode="adaptive", pair_order="file"
+    )
     settled, started = await make_pairs(session, project, 2)
     crowd = Crowd(client, session, project)
     r1, r2, r3 = await crowd.join(3)

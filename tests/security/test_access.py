@@ -110,6 +110,8 @@ ACCESS_ROWS = [
     row("GET", "/api/v1/tokens", 401, 200, 200, 200),
     row("DELETE", "/api/v1/tokens/{token_id}", 401, 404, 404, 204),
     row("POST", "/api/v1/invites", 401, 403, 403, 201, json=INVITE),
+    row("GET", "/api/v1/invites", 401, 403, 403, 200),
+    row("DELETE", "/api/v1/invites/{invite_id}", 401, 403, 403, 204),
     # Users and projects.
     row("GET", "/api/v1/me", 401, 200, 200, 200),
     row("GET", "/api/v1/users", 401, 403, 403, 200),
@@ -141,6 +143,11 @@ ACCESS_ROWS = [
     row("POST", "/api/v1/assignments/{assignment_id}/judgment", 401, 201, 404, 404, json={"choice": "left"}),
     row("POST", "/api/v1/assignments/{assignment_id}/skip", 401, 200, 404, 404, json={"reason": "cant_judge"}),
     row("POST", "/api/v1/assignments/{assignment_id}/flag", 401, 200, 404, 404, json={"reason": "harmful"}),
+    # Changing the last choice: the rater's assignment is still leased, so not a decision to change.
+    row("PUT", "/api/v1/assignments/{assignment_id}/judgment", 401, 409, 404, 404, json={"choice": "left"}),
+    row("PUT", "/api/v1/assignments/{assignment_id}/skip", 401, 409, 404, 404, json={"reason": "cant_judge"}),
+    row("GET", "/api/v1/projects/{project_id}/last-decision", 401, 200, 404, 200),
+    row("GET", "/api/v1/projects/{project_id}/pairs/{pair_id}/history", 401, 403, 403, 200),
     # Login, logout, invites, home.
     row("GET", "/login", 200, 200, 200, 200),
     row("POST", "/login", 401, 401, 401, 401, data=WRONG_LOGIN),
@@ -155,6 +162,9 @@ ACCESS_ROWS = [
     row("POST", "/rate/{project_id}/assignments/{assignment_id}/judgment", LOGIN, 303, 404, 303, data={"choice": "left"}),
     row("POST", "/rate/{project_id}/assignments/{assignment_id}/skip", LOGIN, 303, 404, 303, data={"reason": "cant_judge"}),
     row("POST", "/rate/{project_id}/assignments/{assignment_id}/flag", LOGIN, 303, 404, 303, data={"reason": "harmful"}),
+    row("GET", "/rate/{project_id}/change", LOGIN, 409, 404, 409),
+    row("POST", "/rate/{project_id}/assignments/{assignment_id}/change", LOGIN, 303, 404, 303, data={"choice": "left"}),
+    row("POST", "/rate/{project_id}/assignments/{assignment_id}/change-to-skip", LOGIN, 303, 404, 303, data={"reason": "cant_judge"}),
     row("GET", "/rate/{project_id}/summary", LOGIN, 200, 404, 200),
     row("GET", "/rate/{project_id}/guidelines", LOGIN, 200, 404, 200),
     # Admin pages.
@@ -177,6 +187,7 @@ ACCESS_ROWS = [
     row("GET", "/admin/users", LOGIN, 403, 403, 200),
     row("POST", "/admin/users", LOGIN, 403, 403, 422),
     row("POST", "/admin/users/invites", LOGIN, 403, 403, 422),
+    row("POST", "/admin/users/invites/{invite_id}/revoke", LOGIN, 403, 403, 303),
     row("POST", "/admin/users/{user_id}/active", LOGIN, 403, 403, 303, data={"active": "true"}),
     # Every user's own API tokens (only your own, even for admins).
     row("GET", "/account/tokens", LOGIN, 200, 200, 200),
@@ -260,6 +271,7 @@ PATH_VALUES = {
     "user_id": "rater_id",
     "token_id": "admin_spare_token_id",
     "token": "invite_token",
+    "invite_id": "invite_id",
     "pool_id": "pool_id",
     "webhook_id": "webhook_id",
     "delivery_id": "delivery_id",

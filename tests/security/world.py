@@ -65,6 +65,7 @@ class World:
     admin_spare_token_id: int
     rater_spare_token_id: int
     invite_token: str
+    invite_id: int
     pool_id: int
     pool_token: str
     webhook_id: int
@@ -133,7 +134,7 @@ async def seed_world(session: AsyncSession) -> World:
 
     _, admin_spare = await auth_service.create_api_token(session, admin, "spare")
     _, rater_spare = await auth_service.create_api_token(session, rater, "spare")
-    invite_token, _ = await auth_service.create_invite(
+    invite_token, invite = await auth_service.create_invite(
         session, admin=admin, email="invited@example.org", role="rater", project_id=project.id
     )
     pool_token, pool = await pools_service.create_pool(
@@ -164,6 +165,7 @@ async def seed_world(session: AsyncSession) -> World:
         admin_spare_token_id=admin_spare.id,
         rater_spare_token_id=rater_spare.id,
         invite_token=invite_token,
+        invite_id=invite.id,
         pool_id=pool.id,
         pool_token=pool_token,
         webhook_id=webhook.id,

@@ -141,7 +141,8 @@ async def test_admin_pages_render_and_escape_user_text(
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "&lt;b&gt;rude&lt;/b&gt;" in page.text and "Question 0?" in page.text
     assert 'accept=".jsonl,.ndjson,.csv"' in page.text
-    assert "factory.jsonl" in page.text and rater.email in page.text
+    # The file name may wrap after its dots, dashes and underscores.
+    assert "factory.<wbr>jsonl" in page.text and rater.email in page.text
     assert re.search(r"Judgments needed</dt><dd[^>]*>4<", page.text)  # 2 open pairs × k=2
     assert 'href="/static/css/admin.css"' in page.text
 
@@ -162,7 +163,7 @@ async def test_raters_get_403_on_every_admin_route(
     headers = await bearer_headers(session, rater)
     # Each refused request rolls the request's session back: keep the data made so far.
     await session.commit()
-    ids = {"project_id": project.id, "user_id": rater.id, "pair_id": pair.id}
+    ids = {"project_id": project.id, "user_id": rater.id, "pair_id": pair.id, "invite_id": 1}
     rater_email = rater.email
     checked = 0
     for route in [*projects_pages.routes, *users_pages.routes]:
@@ -430,9 +431,7 @@ async def test_create_user_with_the_form(client: AsyncClient, session: AsyncSess
     assert await session.scalar(select(User).where(User.email == "late@example.org")) is None
 
 
-async def test_invite_link_is_shown_once_and_works(
-    client: AsyncClient, session: AsyncSession
-) -> None:
+async def test_invite_link_is_shown_and_works(client: AsyncClient, session: AsyncSession) -> None:
     _, csrf = await admin_client(client, session)
     project = await make_project(session)
     form = {
@@ -444,7 +443,10 @@ async def test_invite_link_is_shown_once_and_works(
     }
     response = await client.post("/admin/users/invites", data=form)
     assert response.status_code == 200
-    match = re.search(r'<code class="secret">(http://test/invite/[^<]+)</code>', response.text)
+    match = re.search(
+        r'<code class="secret" id="new-invite-link">(http://test/invite/[^<]+)</code>',
+        response.text,
+    )
     assert match
     bad = await client.post("/admin/users/invites", data={**form, "valid_days": "0"})
     assert bad.status_code == 422 and 'id="invite_valid_days-error"' in bad.text
@@ -535,3 +537,30 @@ async def test_deactivating_a_user_from_the_users_page(
     await session.refresh(rater)
     assert rater.is_active is False
     assert f"Reactivate {rater.display_name}" in (await client.get("/admin/users")).text
+
+
+async def test_pending_invites_are_listed_and_withdrawn_from_the_page(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    _, csrf = await admin_client(client, session)
+    form = {"csrf_token": csrf, "email": "wait@example.org", "role": "rater", "valid_days": "5"}
+    made = await client.post("/admin/users/invites", data=form)
+    link = re.search(r'id="new-invite-link">(http://test/invite/[^<]+)</code>', made.text)
+    assert link
+
+    page = (await client.get("/admin/users")).text
+    row = page[page.index('id="pending-invites"') :]
+    assert "wait@example.org" in row
+    # The same link again, to copy later, and a button to withdraw it.
+    assert f">{link.group(1)}</code>" in row
+    action = re.search(r'action="(/admin/users/invites/\d+/revoke)"', row)
+    assert action
+
+    withdrawn = await client.post(action.group(1), data={"csrf_token": csrf})
+    assert withdrawn.status_code == 303
+    page = (await client.get(withdrawn.headers["location"])).text
+    assert "Invite withdrawn: its link no longer works." in page
+    assert "No invites are waiting" in page
+    client.cookies.clear()
+    refused = await client.get(link.group(1))
+    assert refused.status_code == 403 and "withdrawn" in refused.text

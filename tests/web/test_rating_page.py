@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -92,7 +92,14 @@ async def test_page_shows_the_pair_but_never_the_model_names(
     assert "Answer 0 to question 0." in html and "Answer 1 to question 0." in html
     assert "Question 0?" in html
     assert '<details class="system-prompt">' in html and "<strong>terse</strong>" in html
-    for label in ("Left is better", "Right is better", "Tie", "Both are bad", "Skip this pair"):
+    # Each side in the words of both layouts: left/right side by side, top/bottom stacked.
+    for label in (
+        'side-wide">Left</span><span class="side-stacked">Top</span> is better',
+        'side-wide">Right</span><span class="side-stacked">Bottom</span> is better',
+        "Tie",
+        "Both are bad",
+        "Skip this pair",
+    ):
         assert label in html
     _, hidden = form_of(html, 'id="choice-form"')
     assert hidden["csrf_token"] and len(hidden["idempotency_key"]) == 36
@@ -158,9 +165,9 @@ async def test_strength_rationale_and_criteria(
     )
 
     assert refused.status_code == 422
-    assert "Pick how much better the left answer is" in refused.text
+    assert "Pick how much better the answer you chose is" in refused.text
     assert ">Clearer.</textarea>" in refused.text  # what the rater typed is kept
-    assert 'name="criterion-0" value="right"\n          checked' in refused.text
+    assert re.search(r'name="criterion-0" value="right"\s+checked', refused.text)
     assert await judgments_of(session, rater) == []
 
     assignment = await leased(session, rater)
@@ -491,3 +498,94 @@ async def test_an_api_token_leases_whatever_the_request_says(
     answer = await client.get(f"/api/v1/projects/{project.id}/next", headers=headers)
 
     assert answer.status_code == 200 and answer.json()["assignment_id"] is not None
+
+
+def done_today(html: str) -> int:
+    found = re.search(r'id="done-today"><strong>(\d+)</strong> done today', html)
+    assert found, "the page shows no count for today"
+    return int(found.group(1))
+
+
+async def test_done_today_counts_from_the_raters_own_midnight(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    _, project = await rater_on_project(client, session, summary_every=0)
+    await make_pairs(session, project, 3)
+    clock.freeze()
+    clock.advance(datetime(2026, 3, 9, 23, 30, tzinfo=UTC) - clock.utcnow())
+    await choose(client, (await open_page(client, app, project)).text, "tie")
+    # 01:30 UTC on 10 March: a new day in UTC, still the evening of the 9th in New York.
+    clock.advance(timedelta(hours=2))
+
+    assert done_today((await open_page(client, app, project)).text) == 0
+    client.cookies.set("pickwise_tz", "America/New_York")
+    assert done_today((await open_page(client, app, project)).text) == 1
+    # A zone the server does not know counts in UTC.
+    client.cookies.set("pickwise_tz", "../../etc/passwd")
+    assert done_today((await open_page(client, app, project)).text) == 0
+
+
+async def test_the_last_choice_is_changed_from_the_page(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(
+        client, session, strength_scale=["a bit", "a lot"], summary_every=0
+    )
+    project_id = project.id
+    await make_pairs(session, project, 3)
+    html = (await open_page(client, app, project)).text
+    assert 'id="undo-link"' not in html  # nothing decided yet
+    await choose(client, html, "left", strength="1", rationale="Kinder.")
+    html = (await open_page(client, app, project)).text
+    change_path = app.url_path_for("rate_change", project_id=project_id)
+    assert f'href="{change_path}"' in html and "Change your last choice" in html
+
+    # The previous pair comes back with what was chosen, to choose again.
+    page = await client.get(change_path)
+    assert page.status_code == 200
+    assert "You are changing your choice on the previous pair." in page.text
+    assert "Your choice was: " in page.text and "answer better, a lot." in page.text
+    assert 'side-wide">left</span><span class="side-stacked">top</span> answer better' in page.text
+    # The side and strength are picked again; what was written is kept.
+    assert not re.search(r'name="strength" value="\d" data-label="[a-z ]+"\s+checked', page.text)
+    assert ">Kinder.</textarea>" in page.text
+    response, _ = await choose(client, page.text, "tie")
+    assert response.status_code == 303
+    follow = await client.get(response.headers["location"])
+    assert "Changed: your choice on the previous pair is now this one." in follow.text
+    (judgment,) = await judgments_of(session, rater)
+    await session.refresh(judgment)
+    assert judgment.choice == "tie" and judgment.strength is None
+
+    # Withdrawn into a skip from the same page.
+    page = await client.get(change_path)
+    action, hidden = form_of(page.text, 'class="skip-form"')
+    assert action.endswith("/change-to-skip")
+    response = await client.post(action, data={**hidden, "reason": "needs_expertise"})
+    assert response.status_code == 303
+    assert await judgments_of(session, rater) == []
+
+
+async def test_after_the_window_the_page_says_nothing_can_change(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    _, project = await rater_on_project(client, session, summary_every=0, undo_seconds=60)
+    project_id = project.id
+    await make_pairs(session, project, 2)
+    clock.freeze()
+    await choose(client, (await open_page(client, app, project)).text, "tie")
+    change_path = app.url_path_for("rate_change", project_id=project_id)
+    page = await client.get(change_path)
+    assert page.status_code == 200
+    clock.advance(timedelta(seconds=61))
+    html = (await open_page(client, app, project)).text
+    assert 'id="undo-link"' not in html
+    refused = await client.get(change_path)
+    assert refused.status_code == 409 and "Nothing to change" in refused.text
+    # A change page opened in time and sent too late: the page says why, nothing changes.
+    clock.advance(timedelta(seconds=-61))
+    page = await client.get(change_path)
+    clock.advance(timedelta(seconds=61))
+    response, _ = await choose(client, page.text, "left")
+    follow = await client.get(response.headers["location"])
+    assert "The time to change this has passed" in follow.text

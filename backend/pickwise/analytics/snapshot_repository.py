@@ -39,6 +39,9 @@ class Inputs:
     raters_per_pair: int
     quality_rules: str  # md5
     overlap: str  # md5 of the overlap settings (progress reports on them)
+    # The newest choice or skip a rater replaced (judgments.changes): a change edits or
+    # removes a judgment without adding one above the floor.
+    last_change: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -58,7 +61,8 @@ _INPUTS = f"""
       p.raters_per_pair,
       md5(p.quality_rules::text),
       md5(concat_ws(',', p.overlap_mode, p.overlap_min, p.overlap_max, p.overlap_rule,
-                    p.overlap_stop_votes, p.overlap_stop_share, p.overlap_stop_posterior))
+                    p.overlap_stop_votes, p.overlap_stop_share, p.overlap_stop_posterior)),
+      (SELECT coalesce(max(r.id), 0) FROM replaced_decisions r WHERE r.project_id = p.id)
     FROM projects p WHERE p.id = %(project_id)s
 """
 
@@ -66,7 +70,9 @@ _INPUTS = f"""
 async def inputs(connection: AsyncConnection, project_id: int, floor: int) -> Inputs:
     """The fingerprint now, counting judgments above ``floor``."""
     row = (await fetch_all(connection, _INPUTS, {"project_id": project_id, "floor": floor}))[0]
-    return Inputs(floor, int(row[0]), row[1], row[2], int(row[3]), int(row[4]), row[5], row[6])
+    return Inputs(
+        floor, int(row[0]), row[1], row[2], int(row[3]), int(row[4]), row[5], row[6], int(row[7])
+    )
 
 
 async def inputs_to_compute(connection: AsyncConnection, project_id: int) -> Inputs:

@@ -14,6 +14,7 @@ from pickwise.vocabulary import (
     AccountRole,
     AssignmentStatus,
     CanonicalSide,
+    PairOrder,
     PairStatus,
     SlotState,
 )
@@ -103,10 +104,10 @@ async def rater_counts(
 # Every writer of pair slots, assignments and judgments takes its row locks in one order, so
 # no two of them can wait on each other in a circle (docs/reliability.md, "Lock order"):
 #
-#   1. the project's gate, an advisory lock: shared by every "next pair", submit, skip, flag
-#      and adaptive-overlap decision; exclusive while a member is removed, an account
-#      deactivated, the project closed or its overlap policy changed, so no lease is made or
-#      answered in the middle of ending them
+#   1. the project's gate, an advisory lock: shared by every "next pair", submit, skip, flag,
+#      change of a last decision and adaptive-overlap decision; exclusive while a member is
+#      removed, an account deactivated, the project closed or its overlap policy changed, so
+#      no lease is made or answered in the middle of ending them
 #   2. the rater's advisory lock (next pair only: one lease at a time per rater and project)
 #   3. the project row (changing k or the overlap policy)
 #   4. pair slots, in id order
@@ -232,6 +233,74 @@ async def free_slots(
         )
 
 
+# A decision changed within the undo window (judgments.changes): the pair's slots are locked
+# (lock 4, in id order) before the assignment. A skip's slot went back to the pool; a skip
+# turned into a judgment takes a slot of the pair that is still free (its old one first), and
+# a judgment turned into a skip gives its slot back.
+_LOCK_PAIR_SLOTS = text("SELECT id FROM pair_slots WHERE pair_id = :pair_id ORDER BY id FOR UPDATE")
+_RETAKE_SLOT = text(
+    f"""
+    WITH slot AS (
+        SELECT id, state, assignment_id FROM pair_slots
+        WHERE pair_id = :pair_id
+          AND (state = '{SlotState.OPEN}'
+               OR (state = '{SlotState.LEASED}' AND lease_expires_at <= :now))
+        ORDER BY id = :slot_id DESC, slot_no
+        LIMIT 1
+    ), expired AS (
+        UPDATE assignments a SET status = '{AssignmentStatus.EXPIRED}', completed_at = :now
+        FROM slot
+        WHERE slot.state = '{SlotState.LEASED}' AND a.id = slot.assignment_id
+          AND a.status = '{AssignmentStatus.LEASED}'
+    )
+    UPDATE pair_slots s
+    SET state = '{SlotState.LEASED}', assignment_id = :assignment_id, lease_expires_at = :expires
+    FROM slot
+    WHERE s.id = slot.id
+    RETURNING s.id
+    """
+)
+_REOPEN_SLOT = text(
+    f"""
+    UPDATE pair_slots SET state = '{SlotState.OPEN}', assignment_id = NULL,
+                          lease_expires_at = NULL
+    WHERE id = :slot_id AND state = '{SlotState.DONE}'
+    """
+)
+
+
+async def lock_pair_slots(session: AsyncSession, pair_id: int) -> list[int]:
+    """Lock 4 for a change of decision: every slot of the pair, in id order."""
+    return list((await session.scalars(_LOCK_PAIR_SLOTS, {"pair_id": pair_id})).all())
+
+
+async def retake_slot(
+    session: AsyncSession,
+    *,
+    pair_id: int,
+    slot_id: int | None,
+    assignment_id: int,
+    now: datetime,
+    expires: datetime,
+) -> int | None:
+    """Leases a free slot of the pair (locked) to the assignment again: `slot_id` if it is
+    free, else another; a lease that ran out on it is closed. None when every slot is taken."""
+    params = {
+        "pair_id": pair_id,
+        "slot_id": slot_id,
+        "assignment_id": assignment_id,
+        "now": now,
+        "expires": expires,
+    }
+    taken: int | None = await session.scalar(_RETAKE_SLOT, params)
+    return taken
+
+
+async def reopen_slot(session: AsyncSession, slot_id: int) -> None:
+    """A done slot (locked) whose judgment was withdrawn goes back to the pool."""
+    await session.execute(_REOPEN_SLOT, {"slot_id": slot_id})
+
+
 _STANDING_COLUMNS = f"""
     u.is_active, p.is_archived,
     u.role = '{AccountRole.ADMIN}' OR EXISTS (
@@ -308,55 +377,154 @@ async def lock_slot_of(session: AsyncSession, assignment_id: int, rater_id: int)
     )
 
 
-# --- a pair's slots -----------------------------------------------------------------------
+# --- a pair's slots and the queue ----------------------------------------------------------
 #
 # What a pair's slots are, in one place: every non-gold pair has k of them (k = the project's
-# raters per pair), numbered from 1 and open when made. New pairs get theirs from their ids
-# alone (the importer, per chunk); pairs that exist get the ones they lack, numbered after
+# raters per pair), numbered from 1 and open when made. Pairs that have none get theirs (a new
+# batch, at the end of its import); pairs that have some get the ones they lack, numbered after
 # their highest (k raised).
+#
+# The queue: each slot carries its pair's place, `queue_pos`, and raters are offered slots in
+# that order (claim_slot), so a pair's k slots go out one after the other and pairs already
+# started are finished before new ones are opened. New pairs are placed after every slot still
+# open, so a new batch never jumps ahead of work under way. Among themselves they are placed
+#
+# - in file order (`pair_order` = file): by pair id, which follows the import file;
+# - shuffled (the default): in rounds, one pair of each prompt per round, the prompts of a
+#   round in an order drawn from the project's seed, and each prompt's pairs in an order drawn
+#   from it too. Consecutive pairs are then of different prompts wherever that is possible,
+#   and the same seed gives the same order.
+#
+# The claim also steps over pairs of the prompt the rater saw last while other work is open
+# (see _CHOSEN_SLOT), whatever the order.
 
-_NEW_PAIR_SLOTS = text(
+# The order key of new pairs: (round, prompt) shuffled, pair id in file order. The draws hash
+# what the file says (the prompt's id in it, a pair's place among its prompt's pairs) with the
+# seed, so the same file and seed give the same order in any project.
+_NEW_PAIR_ORDER = f"""
+    CASE WHEN CAST(:pair_order AS text) = '{PairOrder.SHUFFLED}' THEN round ELSE 0 END,
+    CASE WHEN CAST(:pair_order AS text) = '{PairOrder.SHUFFLED}'
+         THEN hashtextextended(external_id, :seed) ELSE 0 END,
+    id
+"""
+# Each prompt's pairs in rounds: its first pair (drawn) in round 1, the next in round 2, ...
+_ROUNDS = """
+    row_number() OVER (
+        PARTITION BY prompt_id{partition}
+        ORDER BY hashtextextended(external_id || ':' || place, :seed), id
+    ) AS round
+"""
+_CREATE_SLOTS = text(
     f"""
-    INSERT INTO pair_slots (project_id, pair_id, slot_no, state)
-    SELECT :project_id, pair.id, slot_no, '{SlotState.OPEN}'
-    FROM unnest(CAST(:pair_ids AS bigint[])) AS pair(id)
-    CROSS JOIN generate_series(1, :k) AS slot_no
+    WITH counted AS (
+        SELECT p.id, p.project_id, p.prompt_id, s.n, s.max_no, s.pos
+        FROM pairs p
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS n, coalesce(max(slot_no), 0) AS max_no, max(queue_pos) AS pos
+            FROM pair_slots WHERE pair_id = p.id
+        ) s
+        WHERE p.project_id = :project_id AND NOT p.is_gold
+          AND (CAST(:batch_id AS bigint) IS NULL OR p.batch_id = :batch_id)
+          AND s.n < :k
+    ), new_pairs AS (
+        SELECT c.id, c.prompt_id, q.external_id,
+               row_number() OVER (PARTITION BY c.prompt_id ORDER BY c.id) AS place
+        FROM counted c JOIN prompts q ON q.id = c.prompt_id
+        WHERE c.pos IS NULL
+    ), rounds AS (
+        SELECT id, prompt_id, external_id, {_ROUNDS.format(partition="")}
+        FROM new_pairs
+    ), placed AS (
+        SELECT id, row_number() OVER (ORDER BY {_NEW_PAIR_ORDER}) + (
+            SELECT coalesce(max(queue_pos), 0) FROM pair_slots
+            WHERE project_id = :project_id AND state <> '{SlotState.DONE}'
+        ) AS pos
+        FROM rounds
+    )
+    INSERT INTO pair_slots (project_id, pair_id, slot_no, state, queue_pos)
+    SELECT c.project_id, c.id, c.max_no + g, '{SlotState.OPEN}', coalesce(c.pos, placed.pos)
+    FROM counted c
+    LEFT JOIN placed ON placed.id = c.id
+    CROSS JOIN LATERAL generate_series(1, :k - c.n) g
     """
 )
-_MISSING_SLOTS = text(
-    f"""
-    INSERT INTO pair_slots (project_id, pair_id, slot_no, state)
-    SELECT p.project_id, p.id, s.max_no + g, '{SlotState.OPEN}'
-    FROM pairs p
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS n, coalesce(max(slot_no), 0) AS max_no
-        FROM pair_slots WHERE pair_id = p.id
-    ) s
-    CROSS JOIN LATERAL generate_series(1, :k - s.n) g
-    WHERE p.project_id = :project_id AND NOT p.is_gold
-      AND (CAST(:batch_id AS bigint) IS NULL OR p.batch_id = :batch_id)
-    """
-)
 
 
-async def create_new_pair_slots(
-    session: AsyncSession, project_id: int, k: int, pair_ids: Sequence[int]
-) -> None:
-    """The k slots of each of `pair_ids`: new, non-gold pairs that have none yet."""
-    if pair_ids:
-        params = {"project_id": project_id, "k": k, "pair_ids": list(pair_ids)}
-        await session.execute(_NEW_PAIR_SLOTS, params)
+@dataclass(frozen=True)
+class QueueRules:
+    """How a project's new pairs are placed in its queue."""
+
+    pair_order: str  # a PairOrder
+    seed: int
 
 
 async def create_slots(
-    session: AsyncSession, project_id: int, k: int, batch_id: int | None = None
+    session: AsyncSession,
+    project_id: int,
+    k: int,
+    rules: QueueRules,
+    batch_id: int | None = None,
 ) -> int:
-    """Gives every non-gold pair (of one batch, or of the project) k slots: the ones it lacks.
-    Returns how many were made."""
-    result = await session.execute(
-        _MISSING_SLOTS, {"k": k, "project_id": project_id, "batch_id": batch_id}
-    )
+    """Gives every non-gold pair (of one batch, or of the project) k slots: the ones it lacks,
+    pairs without any placed at the end of the queue. Returns how many were made."""
+    params = {
+        "k": k,
+        "project_id": project_id,
+        "batch_id": batch_id,
+        "pair_order": rules.pair_order,
+        "seed": rules.seed,
+    }
+    result = await session.execute(_CREATE_SLOTS, params)
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+_LOCK_QUEUE = text(
+    f"""
+    SELECT id FROM pair_slots
+    WHERE project_id = :project_id AND state <> '{SlotState.DONE}'
+    ORDER BY id
+    FOR UPDATE
+    """
+)
+# Started pairs (a slot leased or done) keep their order and stay first; the others are placed
+# after them by the rules, as new pairs would be.
+_REORDER_QUEUE = text(
+    f"""
+    WITH waiting AS (
+        SELECT s.pair_id AS id, p.prompt_id, q.external_id, min(s.queue_pos) AS pos,
+               bool_or(s.state = '{SlotState.LEASED}') OR EXISTS (
+                   SELECT 1 FROM pair_slots d
+                   WHERE d.pair_id = s.pair_id AND d.state = '{SlotState.DONE}'
+               ) AS started
+        FROM pair_slots s
+        JOIN pairs p ON p.id = s.pair_id
+        JOIN prompts q ON q.id = p.prompt_id
+        WHERE s.project_id = :project_id AND s.state <> '{SlotState.DONE}'
+        GROUP BY s.pair_id, p.prompt_id, q.external_id
+    ), placed_in_prompt AS (
+        SELECT *, row_number() OVER (PARTITION BY prompt_id ORDER BY id) AS place FROM waiting
+    ), rounds AS (
+        SELECT id, prompt_id, external_id, pos, started,
+               {_ROUNDS.format(partition=", started")}
+        FROM placed_in_prompt
+    ), placed AS (
+        SELECT id, row_number() OVER (
+            ORDER BY started DESC, CASE WHEN started THEN pos END, {_NEW_PAIR_ORDER}
+        ) AS pos
+        FROM rounds
+    )
+    UPDATE pair_slots s SET queue_pos = placed.pos
+    FROM placed
+    WHERE s.pair_id = placed.id AND s.state <> '{SlotState.DONE}'
+    """
+)
+
+
+async def reorder_queue(session: AsyncSession, project_id: int, rules: QueueRules) -> None:
+    """Places the pairs not yet started by new rules (the project row is locked first)."""
+    params = {"project_id": project_id, "pair_order": rules.pair_order, "seed": rules.seed}
+    await session.execute(_LOCK_QUEUE, params)
+    await session.execute(_REORDER_QUEUE, params)
 
 
 # The slots a lower k no longer needs, per pair: open ones go before leased ones, and a slot
@@ -481,21 +649,22 @@ async def add_lease(
     return assignment
 
 
-# The rater's scan: the available slots of the project in index order (pair, slot), each
-# tested on its own. OFFSET 0 keeps the two tests as per-slot index probes (pairs' primary key;
-# assignments' (rater_id, pair_id) index) that the planner cannot turn into joins: with stale
-# statistics it used to pick a merge join that walked `pairs` from the table's first row and an
-# anti-join that rescanned all of the rater's assignments per slot (48 ms per claim instead of
-# well under 1), and a generic plan of the prepared statement behaves the same. (The rater-loop
-# benchmark runs this very text with psycopg for its raw limit.)
-AVAILABLE_SLOTS = f"""
+# The rater's scan: the available slots of the project in queue order, each tested on its own.
+# OFFSET 0 keeps the two tests as per-slot index probes (pairs' primary key; assignments'
+# (rater_id, pair_id) index) that the planner cannot turn into joins: with stale statistics it
+# used to pick a merge join that walked `pairs` from the table's first row and an anti-join
+# that rescanned all of the rater's assignments per slot (48 ms per claim instead of well
+# under 1), and a generic plan of the prepared statement behaves the same. {prompt_test} is
+# empty or one more condition on the pair `p`. (The rater-loop benchmark runs this very text
+# with psycopg for its raw limit.)
+_AVAILABLE_SLOTS = f"""
     FROM pair_slots s
     WHERE s.project_id = :project_id
       AND s.state <> '{SlotState.DONE}'
       AND (s.state = '{SlotState.OPEN}' OR s.lease_expires_at <= :now)
       AND EXISTS (
           SELECT 1 FROM pairs p
-          WHERE p.id = s.pair_id AND p.status = '{PairStatus.ACTIVE}' OFFSET 0
+          WHERE p.id = s.pair_id AND p.status = '{PairStatus.ACTIVE}' {{prompt_test}} OFFSET 0
       )
       AND NOT EXISTS (
           SELECT 1 FROM assignments a
@@ -503,11 +672,49 @@ AVAILABLE_SLOTS = f"""
           OFFSET 0
       )
 """
+AVAILABLE_SLOTS = _AVAILABLE_SLOTS.format(prompt_test="")
+QUEUE_ORDER = "s.project_id, s.queue_pos, s.slot_no"
+
+# The slot a claim takes, as WITH-clause members ending in `slot`: the first available slot
+# in queue order that is not of the prompt the rater was shown last, or, when no such slot is
+# left, the first available slot at all. So a rater does not get two pairs of one prompt in a
+# row while other work is open. The fallback is a one-time filter: it runs only when the
+# first walk found nothing. The prompt seen last is one backward probe of the
+# (rater_id, project_id, id) index. A slot another rater is taking is skipped (SKIP LOCKED).
+CHOSEN_SLOT = f"""
+    seen_last AS (
+        SELECT pr.prompt_id FROM assignments a JOIN pairs pr ON pr.id = a.pair_id
+        WHERE a.rater_id = :rater_id AND a.project_id = :project_id
+        ORDER BY a.id DESC
+        LIMIT 1
+    ), other_prompt AS (
+        SELECT s.id, s.pair_id, s.state, s.assignment_id
+        {
+    _AVAILABLE_SLOTS.format(
+        prompt_test="AND p.prompt_id IS DISTINCT FROM (SELECT prompt_id FROM seen_last)"
+    )
+}
+          AND NOT {QUOTA_REACHED_SQL}
+        ORDER BY {QUEUE_ORDER}
+        LIMIT 1
+        FOR UPDATE OF s SKIP LOCKED
+    ), any_prompt AS (
+        SELECT s.id, s.pair_id, s.state, s.assignment_id
+        {AVAILABLE_SLOTS}
+          AND NOT {QUOTA_REACHED_SQL}
+          AND NOT EXISTS (SELECT FROM other_prompt)
+        ORDER BY {QUEUE_ORDER}
+        LIMIT 1
+        FOR UPDATE OF s SKIP LOCKED
+    ), slot AS (
+        SELECT * FROM other_prompt UNION ALL SELECT * FROM any_prompt
+    )
+"""
 _HAS_OPEN_SLOT = text(
     f"""
     SELECT EXISTS (
         SELECT 1 {AVAILABLE_SLOTS}
-        ORDER BY s.project_id, s.pair_id, s.slot_no
+        ORDER BY {QUEUE_ORDER}
         LIMIT 1
     )
     """
@@ -522,20 +729,13 @@ async def has_open_slot(
     return bool(await session.scalar(_HAS_OPEN_SLOT, params))
 
 
-# Claim a slot in one statement: lock the first available slot (skipping slots other raters
-# are taking), close the lease it held if that ran out, create the assignment, lease the slot
-# to it and read the pair's texts. Returns nothing when no slot is left for this rater, or when
-# they came through a rater pool and have given their quota (an init plan, tested once).
+# Claim a slot in one statement: lock the slot to take (CHOSEN_SLOT), close the lease it held
+# if that ran out, create the assignment, lease the slot to it and read the pair's texts.
+# Returns nothing when no slot is left for this rater, or when they came through a rater pool
+# and have given their quota (an init plan, tested once).
 _CLAIM_SLOT = text(
     f"""
-    WITH slot AS (
-        SELECT s.id, s.pair_id, s.state, s.assignment_id
-        {AVAILABLE_SLOTS}
-          AND NOT {QUOTA_REACHED_SQL}
-        ORDER BY s.project_id, s.pair_id, s.slot_no
-        LIMIT 1
-        FOR UPDATE OF s SKIP LOCKED
-    ), expired AS (
+    WITH {CHOSEN_SLOT}, expired AS (
         UPDATE assignments a SET status = '{AssignmentStatus.EXPIRED}', completed_at = :now
         FROM slot
         WHERE slot.state = '{SlotState.LEASED}' AND a.id = slot.assignment_id

@@ -2,9 +2,11 @@
 
 Each non-gold pair has k slots (k = the project's raters per pair). "Next pair" locks one
 available slot with FOR UPDATE SKIP LOCKED, so concurrent raters never wait on each other
-and never take the same slot. Slots are walked in pair order: pairs already started are
-finished before new ones are opened. An expired lease is simply an available slot; the
-query that takes it marks the old assignment expired, so no sweeper process is needed.
+and never take the same slot. Slots are walked in queue order (assignments.repository, "the
+queue"): pairs already started are finished before new ones are opened, new ones open in the
+project's pair order, and a rater is not given two pairs of one prompt in a row while other
+work is open. An expired lease is simply an available slot; the query that takes it marks the
+old assignment expired, so no sweeper process is needed.
 """
 
 import random
@@ -51,11 +53,23 @@ class Lease:
         )
 
 
+def queue_rules(project: Project) -> repository.QueueRules:
+    return repository.QueueRules(project.pair_order, project.pairing_seed)
+
+
 async def create_slots(session: AsyncSession, project: Project, batch_id: int | None = None) -> int:
     """Give every non-gold pair (of one batch, or of the project) the slots it lacks of the
-    project's k (fixed), or of its minimum raters (adaptive)."""
+    project's k (fixed), or of its minimum raters (adaptive); new pairs join the end of the
+    queue, in the project's pair order."""
     slots = OverlapPolicy.of(project).initial_slots
-    return await repository.create_slots(session, project.id, slots, batch_id)
+    return await repository.create_slots(session, project.id, slots, queue_rules(project), batch_id)
+
+
+async def reorder_queue(session: AsyncSession, project: Project) -> None:
+    """After the pair order (or the seed) changed: the pairs not yet started are placed again;
+    started ones stay first. Lock order: the project row, then the slots in id order."""
+    await repository.lock_project(session, project.id)
+    await repository.reorder_queue(session, project.id, queue_rules(project))
 
 
 # Each round drops what the last one could not; a round finds nothing left unless raters

@@ -81,3 +81,32 @@ async def revoke_api_token(
 
 async def invite_by_token_hash(session: AsyncSession, token_hash: str) -> Invite | None:
     return await session.scalar(select(Invite).where(Invite.token_hash == token_hash))
+
+
+async def pending_invites(session: AsyncSession, now: datetime) -> Sequence[Invite]:
+    """Invites not yet used, withdrawn or expired, soonest to expire first."""
+    return (
+        await session.scalars(
+            select(Invite)
+            .where(
+                Invite.accepted_at.is_(None),
+                Invite.revoked_at.is_(None),
+                Invite.expires_at > now,
+            )
+            .order_by(Invite.expires_at, Invite.id)
+        )
+    ).all()
+
+
+async def revoke_invite(session: AsyncSession, invite_id: int, now: datetime) -> bool:
+    """Withdraws the invite if it is still pending; False when it is not."""
+    result = await session.execute(
+        update(Invite)
+        .where(
+            Invite.id == invite_id,
+            Invite.accepted_at.is_(None),
+            Invite.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

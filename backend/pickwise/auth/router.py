@@ -2,8 +2,16 @@ from fastapi import APIRouter, Request
 
 from pickwise.auth import service
 from pickwise.auth.deps import AdminUser, CurrentUser
-from pickwise.auth.schemas import InviteCreate, InviteCreated, TokenCreate, TokenCreated, TokenRead
+from pickwise.auth.schemas import (
+    InviteCreate,
+    InviteCreated,
+    PendingInvite,
+    TokenCreate,
+    TokenCreated,
+    TokenRead,
+)
 from pickwise.core.db import SessionDep
+from pickwise.models import Invite
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -34,3 +42,33 @@ async def create_invite(
     token, invite = await service.create_invite(session, admin=admin, **body.model_dump())
     url = str(request.url_for("invite_page", token=token))
     return InviteCreated(id=invite.id, email=invite.email, url=url, expires_at=invite.expires_at)
+
+
+@router.get("/invites", response_model=list[PendingInvite])
+async def pending_invites(
+    request: Request, admin: AdminUser, session: SessionDep
+) -> list[PendingInvite]:
+    """Invites not yet used, withdrawn or expired, with their links to send again."""
+    invites = await service.pending_invites(session)
+    return [
+        PendingInvite(
+            id=invite.id,
+            email=invite.email,
+            role=invite.role,
+            project_id=invite.project_id,
+            expires_at=invite.expires_at,
+            url=invite_url(request, invite),
+        )
+        for invite in invites
+    ]
+
+
+@router.delete("/invites/{invite_id}", status_code=204)
+async def revoke_invite(invite_id: int, admin: AdminUser, session: SessionDep) -> None:
+    """Withdraw a pending invite: its link stops working at once."""
+    await service.revoke_invite(session, invite_id)
+
+
+def invite_url(request: Request, invite: Invite) -> str | None:
+    token = service.invite_token(invite)
+    return None if token is None else str(request.url_for("invite_page", token=token))

@@ -41,3 +41,17 @@ class InviteCreated(BaseModel):
     email: str
     url: str
     expires_at: datetime
+
+
+class PendingInvite(BaseModel):
+    """An invite not yet used, withdrawn or expired."""
+
+    id: int
+    email: str
+    role: AccountRole
+    project_id: int | None
+    expires_at: datetime
+    url: str | None = Field(
+        description="The link to send again; null for an invite whose link was shown only once "
+        "(made before links could be shown again, or before the secret key changed)."
+    )

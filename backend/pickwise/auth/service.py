@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +13,13 @@ from pickwise.core.errors import (
     NotFound,
     TooManyRequests,
 )
-from pickwise.core.security import login_turn, new_token, token_digest, verify_password
+from pickwise.core.security import (
+    keyed_token,
+    login_turn,
+    new_token,
+    token_digest,
+    verify_password,
+)
 from pickwise.models import ApiToken, Invite, LoginFailure, User, UserSession
 from pickwise.projects import repository as projects_repository
 from pickwise.users import repository as users_repository
@@ -113,9 +120,11 @@ async def create_invite(
 ) -> tuple[str, Invite]:
     if project_id is not None and await projects_repository.get(session, project_id) is None:
         raise NotFound(f"project {project_id} does not exist", field="project_id")
-    token = new_token()
+    nonce = new_token()
+    token = _invite_token(nonce)
     invite = Invite(
         token_hash=token_digest(token),
+        token_nonce=nonce,
         email=checked_email(email),
         role=role,
         project_id=project_id,
@@ -127,12 +136,37 @@ async def create_invite(
     return token, invite
 
 
+def _invite_token(nonce: str) -> str:
+    return keyed_token(get_settings().secret_key.get_secret_value(), "invite", nonce)
+
+
+def invite_token(invite: Invite) -> str | None:
+    """The invite link's token again, for the admin to copy; None when it cannot be made (an
+    invite from before links could be shown again, or the secret key has changed since)."""
+    if invite.token_nonce is None:
+        return None
+    token = _invite_token(invite.token_nonce)
+    return token if token_digest(token) == invite.token_hash else None
+
+
+async def pending_invites(session: AsyncSession) -> Sequence[Invite]:
+    return await repository.pending_invites(session, utcnow())
+
+
+async def revoke_invite(session: AsyncSession, invite_id: int) -> None:
+    """The link stops working at once; whoever opens it is told it was withdrawn."""
+    if not await repository.revoke_invite(session, invite_id, utcnow()):
+        raise NotFound(f"invite {invite_id}: no such pending invite")
+
+
 async def find_open_invite(session: AsyncSession, token: str) -> Invite:
     invite = await repository.invite_by_token_hash(session, token_digest(token))
     if invite is None:
         raise NotFound("This invite link is not valid.")
     if invite.accepted_at is not None:
         raise Forbidden("This invite link has already been used.")
+    if invite.revoked_at is not None:
+        raise Forbidden("This invite was withdrawn by an admin; ask them for a new one.")
     if invite.expires_at <= utcnow():
         raise Forbidden("This invite link has expired; ask an admin for a new one.")
     return invite

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments import repository as assignments_repository
+from pickwise.assignments.service import create_slots
 from pickwise.batches import repository
 from pickwise.batches.pairing import generate_pairs
 from pickwise.batches.parsing.reader import iter_records, validate
@@ -31,7 +31,6 @@ from pickwise.batches.parsing.report import (
 from pickwise.core.config import get_settings
 from pickwise.core.metrics import IMPORT_ROWS
 from pickwise.models import Batch, Project, User
-from pickwise.overlap.rules import OverlapPolicy
 from pickwise.vocabulary import PairingStrategy, PairStatus
 
 __all__ = ["ImportOutcome", "ImportRejected", "import_stream", "limits_from_settings"]
@@ -137,6 +136,8 @@ async def import_stream(
     if nothing_new:
         await session.delete(batch)
     else:
+        # The batch's pairs join the queue together, so the order can mix all their prompts.
+        await create_slots(session, project, batch.id)
         batch.prompts_new, batch.prompts_unchanged = writer.prompts_new, writer.prompts_unchanged
         batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
     await session.flush()
@@ -236,7 +237,6 @@ class _BatchWriter:
     def __init__(self, session: AsyncSession, project: Project, batch: Batch) -> None:
         self.session, self.batch = session, batch
         self.project_id = project.id
-        self.slots_per_pair = OverlapPolicy.of(project).initial_slots
         # Plain values, read here: the worker thread must not touch the ORM object.
         self.rules = _PairingRules(
             PairingStrategy(project.pairing_strategy),
@@ -284,8 +284,6 @@ class _BatchWriter:
         prompt_rows: list[tuple[Any, ...]] = []
         response_rows: list[tuple[Any, ...]] = []
         pair_rows: list[tuple[Any, ...]] = []
-        # Gold pairs have no slots; the batch is new, so no pair has slots yet.
-        regular_pairs: list[int] = []
         for prompt_id, record in zip(ids["prompts"], records, strict=True):
             prompt_rows.append((prompt_id, project_id, batch_id, *record.prompt))
             these = [next(response_ids) for _ in record.responses]
@@ -297,8 +295,6 @@ class _BatchWriter:
                 low, high = sorted((these[first], these[second]))
                 is_gold = winner is not None and winner in (low, high)
                 pair_id = next(pair_ids)
-                if not is_gold:
-                    regular_pairs.append(pair_id)
                 pair_rows.append(
                     (
                         pair_id,
@@ -348,9 +344,6 @@ class _BatchWriter:
                 "status",
             ),
             pair_rows,
-        )
-        await assignments_repository.create_new_pair_slots(
-            self.session, project_id, self.slots_per_pair, regular_pairs
         )
         self.prompts_new += len(prompt_rows)
         self.responses_new += len(response_rows)

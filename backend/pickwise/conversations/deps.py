@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.auth.deps import Principal, get_principal
+from pickwise.auth.deps import ApiTokenHeader, Principal, principal_of
 from pickwise.core.db import UnitsDep
 from pickwise.core.errors import NotAuthenticated
 
@@ -14,13 +14,15 @@ from pickwise.core.errors import NotAuthenticated
 async def caller(request: Request, session: AsyncSession) -> Principal:
     """Who asks, in the caller's transaction (the event stream finds its caller and the
     turn's replies in one)."""
-    principal = await get_principal(request, session)
+    principal = await principal_of(request, session)
     if principal is None:
         raise NotAuthenticated()
     return principal
 
 
-async def principal_in_unit(request: Request, units: UnitsDep) -> Principal:
+async def principal_in_unit(
+    request: Request, units: UnitsDep, _documented: ApiTokenHeader
+) -> Principal:
     async with units() as session:
         return await caller(request, session)
 

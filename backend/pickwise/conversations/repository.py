@@ -514,8 +514,8 @@ async def conversation_batch(session: AsyncSession, project_id: int) -> int:
 
 # One statement: ids first (so each row can name the others, and response A's id is below
 # B's as the pairs table requires), then the prompt, both responses, the pair, its single
-# slot leased to the new assignment, and the assignment. Foreign keys are checked at the
-# statement's end, when every row is there.
+# slot leased to the new assignment (never queued, so its place is just the pair's id), and the
+# assignment. Foreign keys are checked at the statement's end, when every row is there.
 _RECORD_PAIR = text(
     """
     WITH response_ids AS (
@@ -547,8 +547,9 @@ _RECORD_PAIR = text(
         SELECT pair_id, :project_id, prompt_id, :batch_id, a_id, b_id, false, 'active' FROM ids
     ), slot AS (
         INSERT INTO pair_slots (id, project_id, pair_id, slot_no, state, assignment_id,
-                                lease_expires_at)
-        SELECT slot_id, :project_id, pair_id, 1, 'leased', assignment_id, :expires FROM ids
+                                lease_expires_at, queue_pos)
+        SELECT slot_id, :project_id, pair_id, 1, 'leased', assignment_id, :expires, pair_id
+        FROM ids
     ), assignment AS (
         INSERT INTO assignments (id, project_id, pair_id, rater_id, slot_id, status, left_side,
                                  is_gold, shown_at, lease_expires_at)

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
-from pickwise.auth.deps import CurrentRater
+from pickwise.auth.deps import ApiTokenHeader, CurrentRater
 from pickwise.conversations import export, reports, service, streaming, views
 from pickwise.conversations.deps import UnitPrincipal, caller
 from pickwise.conversations.generation import generator
@@ -221,7 +221,11 @@ async def send_message(
     responses={200: {"content": {EVENT_STREAM: {}}, "description": "text, reply, done events"}},
 )
 async def turn_events(
-    conversation_id: int, turn_id: int, request: Request, units: UnitsDep
+    conversation_id: int,
+    turn_id: int,
+    request: Request,
+    units: UnitsDep,
+    _documented: ApiTokenHeader,
 ) -> StreamingResponse:
     return await event_stream(request, units, conversation_id, turn_id, None)
 

@@ -1,5 +1,7 @@
 import asyncio
+import base64
 import hashlib
+import hmac
 import os
 import secrets
 import weakref
@@ -58,6 +60,13 @@ _DUMMY_HASH = hash_password_now("not-a-real-password")
 
 def new_token(prefix: str = "") -> str:
     return prefix + secrets.token_urlsafe(32)
+
+
+def keyed_token(secret: str, purpose: str, nonce: str) -> str:
+    """A token drawn from a secret and a stored nonce: whoever holds the secret can make it
+    again (to show an invite link twice), the database alone cannot."""
+    digest = hmac.new(secret.encode(), f"{purpose}:{nonce}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def token_digest(token: str) -> str:

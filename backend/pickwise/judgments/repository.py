@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.models import (
     Assignment,
     IdempotencyKey,
+    Judgment,
     Pair,
     PairFlag,
     Project,
     ProjectMember,
     Prompt,
+    ReplacedDecision,
     User,
 )
 from pickwise.vocabulary import AccountRole, AssignmentStatus, SlotState
@@ -156,6 +158,84 @@ async def store_judgment(
     }
     slot_was_ours, judgment_id, _ = (await session.execute(_STORE_JUDGMENT, params)).one()
     return StoreOutcome(bool(slot_was_ours), judgment_id)
+
+
+# --- changing the last decision (judgments.changes) ---------------------------------------
+
+# The rater's newest decided assignment in the project: decisions are made in lease order (one
+# lease at a time), so it is among the newest assignments, a short backward walk of the
+# (rater_id, project_id, id) index.
+_LAST_DECISION = text(
+    f"""
+    SELECT id FROM assignments
+    WHERE rater_id = :rater_id AND project_id = :project_id
+      AND status IN ('{AssignmentStatus.SUBMITTED}', '{AssignmentStatus.SKIPPED}',
+                     '{AssignmentStatus.FLAGGED}')
+    ORDER BY id DESC
+    LIMIT 1
+    """
+)
+
+
+async def last_decision(session: AsyncSession, project_id: int, rater_id: int) -> int | None:
+    """The id of the rater's last decided assignment in the project (a judgment, a skip or a
+    flag), or None."""
+    params = {"project_id": project_id, "rater_id": rater_id}
+    found: int | None = await session.scalar(_LAST_DECISION, params)
+    return found
+
+
+_ASSIGNMENT = (
+    select(Assignment)
+    .where(Assignment.id == bindparam("assignment_id"))
+    .execution_options(populate_existing=True)
+)
+
+
+async def assignment_of(session: AsyncSession, assignment_id: int) -> Assignment | None:
+    """The assignment as it is now, unlocked (a change locks its slots first, then it)."""
+    return await session.scalar(_ASSIGNMENT, {"assignment_id": assignment_id})
+
+
+_JUDGMENT_OF = select(Judgment).where(Judgment.assignment_id == bindparam("assignment_id"))
+
+
+async def judgment_of(
+    session: AsyncSession, assignment_id: int, *, lock: bool = False
+) -> Judgment | None:
+    """The assignment's judgment; with `lock`, lock 6 (after its slot and assignment)."""
+    statement = _JUDGMENT_OF.with_for_update() if lock else _JUDGMENT_OF
+    return await session.scalar(
+        statement.execution_options(populate_existing=True), {"assignment_id": assignment_id}
+    )
+
+
+async def keep_replaced(session: AsyncSession, replaced: ReplacedDecision) -> None:
+    session.add(replaced)
+    await session.flush()
+
+
+async def withdraw_judgment(session: AsyncSession, judgment: Judgment) -> None:
+    await session.delete(judgment)
+    await session.flush()
+
+
+_REPLACED_OF_PAIR = (
+    select(ReplacedDecision)
+    .where(
+        ReplacedDecision.project_id == bindparam("project_id"),
+        ReplacedDecision.pair_id == bindparam("pair_id"),
+    )
+    .order_by(ReplacedDecision.id)
+)
+
+
+async def replaced_decisions(
+    session: AsyncSession, project_id: int, pair_id: int
+) -> Sequence[ReplacedDecision]:
+    """The decisions raters replaced on a pair, oldest first."""
+    params = {"project_id": project_id, "pair_id": pair_id}
+    return (await session.scalars(_REPLACED_OF_PAIR, params)).all()
 
 
 async def get_pair(session: AsyncSession, pair_id: int) -> Pair | None:

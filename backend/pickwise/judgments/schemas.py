@@ -4,7 +4,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pickwise.vocabulary import (
     AssignmentStatus,
+    CanonicalSide,
     Choice,
+    CriterionChoice,
+    DecisionKind,
     FlagReason,
     ShownChoice,
     ShownCriterionChoice,
@@ -62,3 +65,55 @@ class JudgmentOut(BaseModel):
 class AssignmentDone(BaseModel):
     assignment_id: int
     status: AssignmentStatus
+
+
+class LastDecision(BaseModel):
+    """The rater's last choice or skip in the project, as they made it, while they may still
+    change it (`PUT /assignments/{assignment_id}/judgment` or `…/skip`, until
+    `changeable_until`)."""
+
+    assignment_id: int
+    pair_id: int
+    kind: DecisionKind
+    choice: ShownChoice | None = Field(None, description="A judgment's choice, as shown.")
+    strength: int | None = None
+    rationale: str | None = None
+    criteria: dict[str, ShownCriterionChoice] = Field(default_factory=dict)
+    skip_reason: SkipReason | None = None
+    changeable_until: datetime
+
+
+class NothingToChange(BaseModel):
+    assignment_id: None = None
+    detail: str = (
+        "Nothing of yours in this project can be changed: no choice yet, or the time to change "
+        "your last one has passed."
+    )
+
+
+class ReplacedDecisionOut(BaseModel):
+    """A choice or skip a rater replaced within the undo window. A choice is relative to the
+    pair's canonical A / B, like an export's `winner`; `left_side` says which was shown left."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    assignment_id: int
+    rater_id: int
+    kind: DecisionKind
+    choice: Choice | None
+    strength: int | None
+    rationale: str | None
+    criteria: dict[str, CriterionChoice]
+    skip_reason: SkipReason | None
+    left_side: CanonicalSide
+    decided_at: datetime
+    replaced_at: datetime
+
+
+class PairHistory(BaseModel):
+    """What raters replaced on a pair, oldest first (its current judgments are the pair's
+    judgments, as exports read them)."""
+
+    pair_id: int
+    replaced: list[ReplacedDecisionOut]

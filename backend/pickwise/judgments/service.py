@@ -155,11 +155,11 @@ async def submit(
         pair_id=new.pair_id,
         choice=Choice(new.choice),
         submitted_at=new.submitted_at,
-        gold_feedback=await _gold_feedback(session, project, assignment, new.choice),
+        gold_feedback=await gold_feedback(session, project, assignment, new.choice),
     )
 
 
-async def _gold_feedback(
+async def gold_feedback(
     session: AsyncSession, project: Project, assignment: Assignment, choice: str
 ) -> str | None:
     if not (assignment.is_gold and project.gold_feedback):

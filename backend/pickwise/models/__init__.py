@@ -13,6 +13,7 @@ from pickwise.models.conversations import (
     ConversationTurn,
 )
 from pickwise.models.generation import GenerationEndpoint
+from pickwise.models.history import ReplacedDecision
 from pickwise.models.pools import PoolParticipant, RaterPool
 from pickwise.models.projects import Project, ProjectMember
 from pickwise.models.rating import (
@@ -53,6 +54,7 @@ __all__ = [
     "Prompt",
     "RaterPool",
     "RaterWeight",
+    "ReplacedDecision",
     "Response",
     "User",
     "UserSession",

@@ -7,6 +7,7 @@ from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
 from pickwise.vocabulary import (
     OverlapMode,
     PairingStrategy,
+    PairOrder,
     ProjectKind,
     RationaleMode,
     StoppingRule,
@@ -20,9 +21,11 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint("lease_seconds BETWEEN 10 AND 86400", name="lease_seconds_range"),
         CheckConstraint(one_of("rationale_mode", RationaleMode), name="rationale"),
         CheckConstraint(one_of("pairing_strategy", PairingStrategy), name="pairing_strategy"),
+        CheckConstraint(one_of("pair_order", PairOrder), name="pair_order"),
         CheckConstraint("pairs_per_prompt >= 1", name="pairs_per_prompt_positive"),
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_range"),
         CheckConstraint("summary_every >= 0", name="summary_every_nonnegative"),
+        CheckConstraint("undo_seconds BETWEEN 0 AND 86400", name="undo_seconds_range"),
         CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'", name="slug_format"),
         CheckConstraint(one_of("overlap_mode", OverlapMode), name="overlap_mode"),
         CheckConstraint(
@@ -62,9 +65,13 @@ class Project(IdMixin, TimestampMixin, Base):
     pairing_strategy: Mapped[str] = mapped_column(String(16), default=PairingStrategy.ALL)
     pairs_per_prompt: Mapped[int] = mapped_column(default=1)
     pairing_seed: Mapped[int] = mapped_column(default=0)
+    # How new pairs are opened to raters: see assignments.repository, "the queue".
+    pair_order: Mapped[str] = mapped_column(String(16), default=PairOrder.SHUFFLED)
     gold_rate: Mapped[float] = mapped_column(default=0.0)
     gold_feedback: Mapped[bool] = mapped_column(default=False)
     summary_every: Mapped[int] = mapped_column(default=20)
+    # How long a rater may change their last choice or skip (0: never).
+    undo_seconds: Mapped[int] = mapped_column(default=300)
     # Thresholds for rater flags (gold accuracy, position bias, speed); see analytics.
     quality_rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_archived: Mapped[bool] = mapped_column(default=False)

@@ -51,12 +51,12 @@ class PairSlot(IdMixin, Base):
         ForeignKeyConstraint(
             ["pair_id", "project_id"], ["pairs.id", "pairs.project_id"], ondelete="CASCADE"
         ),
-        # The next-pair query walks this in pair order, so pairs already started are
+        # The next-pair query walks this in queue order, so pairs already started are
         # finished before new ones are opened.
         Index(
-            "ix_pair_slots_available",
+            "ix_pair_slots_queue",
             "project_id",
-            "pair_id",
+            "queue_pos",
             "slot_no",
             postgresql_where=text(f"state <> '{SlotState.DONE}'"),
         ),
@@ -65,6 +65,9 @@ class PairSlot(IdMixin, Base):
     project_id: Mapped[int] = mapped_column(BigInteger)
     pair_id: Mapped[int] = mapped_column(BigInteger)
     slot_no: Mapped[int] = mapped_column()
+    # The pair's place in the project's queue (the same for each of its slots): raters are
+    # offered slots in this order (assignments.repository, "the queue").
+    queue_pos: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(8), default=SlotState.OPEN)
     assignment_id: Mapped[int | None] = mapped_column(BigInteger)
     lease_expires_at: Mapped[datetime | None]
@@ -91,6 +94,9 @@ class Assignment(IdMixin, Base):
         # "Has this rater seen this pair?" is one probe here, asked per candidate slot by the
         # next-pair query; it also serves every lookup by rater_id alone.
         Index("ix_assignments_rater_id_pair_id", "rater_id", "pair_id"),
+        # The rater's latest assignments in a project, newest first: the prompt they saw last
+        # (the next pair is of another one) and the choice they may still change.
+        Index("ix_assignments_rater_project_recent", "rater_id", "project_id", "id"),
     )
 
     project_id: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -65,6 +65,11 @@ class Invite(IdMixin, TimestampMixin, Base):
     created_by_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
     expires_at: Mapped[datetime]
     accepted_at: Mapped[datetime | None]
+    # The link's token is drawn from this and the app's secret key (core.security), so an
+    # admin can copy the link again later; the database alone cannot rebuild it. NULL for
+    # invites made before: their link was shown once.
+    token_nonce: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None]
 
 
 class LoginFailure(IdMixin, Base):

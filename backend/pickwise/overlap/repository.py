@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.assignments import repository as assignments_repository
 from pickwise.core.db import driver_connection
 from pickwise.models import RaterWeight
 from pickwise.overlap.rules import Vote
@@ -32,6 +33,7 @@ class PairState:
     open_slots: tuple[int, ...]  # ids, highest slot number first (dropped first)
     leased_slots: tuple[int, ...]  # ids, highest slot number first
     last_slot_no: int
+    queue_pos: int  # the pair's place in the queue (assignments.repository): new slots share it
 
     @property
     def outstanding(self) -> int:
@@ -45,7 +47,8 @@ class PairState:
 # One row per slot of the pair, with the vote on it and the rater's weight (gold pairs have no
 # slots, so they have no state).
 _SLOTS_OF_PAIRS = """
-    SELECT s.pair_id, p.status, s.id, s.slot_no, s.state, j.id, j.choice, w.confusion
+    SELECT s.pair_id, p.status, s.id, s.slot_no, s.state, j.id, j.choice, w.confusion,
+           s.queue_pos
     FROM pair_slots s
     JOIN pairs p ON p.id = s.pair_id
     LEFT JOIN judgments j ON j.slot_id = s.id
@@ -87,7 +90,7 @@ def _state(rows: Sequence[Sequence[Any]]) -> PairState:
     votes: list[tuple[int, Vote]] = []
     open_slots: list[int] = []
     leased_slots: list[int] = []
-    for _, _, slot_id, _, state, judgment_id, choice, confusion in rows:
+    for _, _, slot_id, _, state, judgment_id, choice, confusion, _ in rows:
         if state == SlotState.DONE:
             weight = None if confusion is None else tuple(confusion)
             votes.append((judgment_id, Vote(choice, weight)))
@@ -103,6 +106,7 @@ def _state(rows: Sequence[Sequence[Any]]) -> PairState:
         open_slots=tuple(open_slots),
         leased_slots=tuple(leased_slots),
         last_slot_no=rows[0][3],
+        queue_pos=max(row[8] for row in rows),
     )
 
 
@@ -122,20 +126,19 @@ async def open_pair_states(session: AsyncSession, project_id: int) -> list[PairS
     return _states(rows.all())
 
 
-_LOCK_PAIR_SLOTS = text("SELECT id FROM pair_slots WHERE pair_id = :pair_id ORDER BY id FOR UPDATE")
 _LOCK_PAIR = text("SELECT id FROM pairs WHERE id = :pair_id FOR NO KEY UPDATE")
 
 
 async def lock_pair_and_slots(session: AsyncSession, pair_id: int) -> None:
     """Lock 4, then lock 7: every slot of the pair in id order, then the pair row (FOR NO KEY
     UPDATE: a claim inserting an assignment for the pair is not held up)."""
-    await session.execute(_LOCK_PAIR_SLOTS, {"pair_id": pair_id})
+    await assignments_repository.lock_pair_slots(session, pair_id)
     await session.execute(_LOCK_PAIR, {"pair_id": pair_id})
 
 
 _ADD_SLOT = f"""
-    INSERT INTO pair_slots (project_id, pair_id, slot_no, state)
-    VALUES (%(project_id)s, %(pair_id)s, %(slot_no)s, '{SlotState.OPEN}')
+    INSERT INTO pair_slots (project_id, pair_id, slot_no, state, queue_pos)
+    VALUES (%(project_id)s, %(pair_id)s, %(slot_no)s, '{SlotState.OPEN}', %(queue_pos)s)
 """
 
 
@@ -143,17 +146,23 @@ async def add_slot(session: AsyncSession, project_id: int, state: PairState) -> 
     """One more slot on the pair, numbered after its last (a vote's decision; the driver's
     statement, as for pair_state)."""
     driver = await driver_connection(session)
-    params = {"project_id": project_id, "pair_id": state.pair_id, "slot_no": state.last_slot_no + 1}
+    params = {
+        "project_id": project_id,
+        "pair_id": state.pair_id,
+        "slot_no": state.last_slot_no + 1,
+        "queue_pos": state.queue_pos,
+    }
     async with driver.cursor() as cursor:
         await cursor.execute(_ADD_SLOT, params)
 
 
 _ADD_SLOTS = text(
     f"""
-    INSERT INTO pair_slots (project_id, pair_id, slot_no, state)
-    SELECT :project_id, pair.id, pair.last_slot_no + n, '{SlotState.OPEN}'
+    INSERT INTO pair_slots (project_id, pair_id, slot_no, state, queue_pos)
+    SELECT :project_id, pair.id, pair.last_slot_no + n, '{SlotState.OPEN}', pair.queue_pos
     FROM unnest(CAST(:pair_ids AS bigint[]), CAST(:last_slot_nos AS integer[]),
-                CAST(:counts AS integer[])) AS pair(id, last_slot_no, count)
+                CAST(:counts AS integer[]), CAST(:queue_pos AS bigint[]))
+         AS pair(id, last_slot_no, count, queue_pos)
     CROSS JOIN LATERAL generate_series(1, pair.count) AS n
     """
 )
@@ -172,6 +181,7 @@ async def add_slots(
             "pair_ids": [state.pair_id for state, _ in additions],
             "last_slot_nos": [state.last_slot_no for state, _ in additions],
             "counts": [count for _, count in additions],
+            "queue_pos": [state.queue_pos for state, _ in additions],
         },
     )
 

@@ -5,6 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pickwise.vocabulary import (
     OverlapMode,
     PairingStrategy,
+    PairOrder,
     ProjectKind,
     RationaleMode,
     StoppingRule,
@@ -61,10 +62,25 @@ class ProjectSettings(BaseModel):
     guidelines_md: str = Field("", max_length=200_000)
     pairing_strategy: PairingStrategy = PairingStrategy.ALL
     pairs_per_prompt: int = Field(1, ge=1, le=1000)
-    pairing_seed: int = 0
+    pairing_seed: int = Field(
+        0, description="Draws the random pairs (random_k) and the shuffled order of new pairs."
+    )
+    pair_order: PairOrder = Field(
+        PairOrder.SHUFFLED,
+        description="How new pairs are opened to raters: shuffled across prompts (from the "
+        "seed) or in file order. Pairs already started are finished first either way, and no "
+        "rater gets two pairs of one prompt in a row while other work is open.",
+    )
     gold_rate: float = Field(0.0, ge=0.0, le=1.0)
     gold_feedback: bool = False
     summary_every: int = Field(20, ge=0, le=10_000)
+    undo_seconds: int = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="How long a rater may change (or withdraw) their last choice or skip; "
+        "0 = never.",
+    )
     overlap_mode: OverlapMode = Field(
         OverlapMode.FIXED, description=OVERLAP_DESCRIPTIONS["overlap_mode"]
     )
@@ -117,9 +133,11 @@ class ProjectUpdate(BaseModel):
     pairing_strategy: PairingStrategy | None = None
     pairs_per_prompt: int | None = Field(None, ge=1, le=1000)
     pairing_seed: int | None = None
+    pair_order: PairOrder | None = None
     gold_rate: float | None = Field(None, ge=0.0, le=1.0)
     gold_feedback: bool | None = None
     summary_every: int | None = Field(None, ge=0, le=10_000)
+    undo_seconds: int | None = Field(None, ge=0, le=86400)
     is_archived: bool | None = Field(
         None,
         description="Close the project (true): raters' leases end at once and nothing more is "

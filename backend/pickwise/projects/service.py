@@ -1,6 +1,6 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import end_leases, resize_slots
+from pickwise.assignments.service import end_leases, reorder_queue, resize_slots
 from pickwise.core.db import add_unique
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.models import Project, User
@@ -47,8 +47,11 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
             if changes.get(field, allowed) != allowed:
                 raise InvalidInput(f"must be {allowed} in a conversation project", field=field)
     closing = changes.get("is_archived") is True and not project.is_archived
+    before = (project.pair_order, project.pairing_seed)
     apply_changes(project, changes)
     await session.flush()
+    if (project.pair_order, project.pairing_seed) != before:
+        await reorder_queue(session, project)
     is_adaptive = project.overlap_mode == OverlapMode.ADAPTIVE
     if new_policy and (was_adaptive or is_adaptive):
         await apply_policy(session, project)

@@ -53,6 +53,7 @@ PROJECT_LABELS: dict[str, str] = {
     "pairing_strategy": "Pairing strategy",
     "pairs_per_prompt": "Pairs per prompt",
     "pairing_seed": "Pairing seed",
+    "pair_order": "Pair order",
     "gold_rate": "Gold rate",
     "gold_feedback": "Gold feedback",
     "summary_every": "Summary every N judgments",
@@ -63,6 +64,7 @@ PROJECT_LABELS: dict[str, str] = {
     "overlap_stop_votes": "Votes of the leading choice (m)",
     "overlap_stop_share": "Share of the leading choice (s)",
     "overlap_stop_posterior": "Posterior of the leading choice",
+    "undo_seconds": "Time to change a choice (seconds)",
 }
 CHECKBOXES = ("allow_tie", "allow_both_bad", "gold_feedback")
 LABEL_LISTS = ("strength_scale", "criteria")
@@ -96,10 +98,17 @@ def _project_values(project: Project | None) -> dict[str, Any]:
     return values
 
 
-def _submitted_project_values(form: FormData) -> dict[str, Any]:
+# Settings a form may lack (one rendered before they existed, a script's POST): they keep
+# their value, or take the default for a new project.
+OPTIONAL_SETTINGS = ("pair_order", "undo_seconds")
+
+
+def _submitted_project_values(form: FormData, project: Project | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in PROJECT_LABELS:
-        if name in CHECKBOXES:
+        if name in OPTIONAL_SETTINGS and name not in form:
+            values[name] = _project_values(project)[name]
+        elif name in CHECKBOXES:
             values[name] = name in form
         elif name in MULTILINE:
             values[name] = form_text(form, name).replace("\r\n", "\n")
@@ -260,7 +269,7 @@ async def project_page(
 async def update_settings(
     request: Request, principal: PrincipalDep, session: SessionDep, project: AdminProject
 ) -> Response:
-    values = _submitted_project_values(await request.form())
+    values = _submitted_project_values(await request.form(), project)
     values["slug"] = project.slug  # not editable: exports and API clients refer to it
     try:
         checked = ProjectCreate.model_validate(_project_input(values))

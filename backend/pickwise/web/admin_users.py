@@ -42,6 +42,8 @@ INVITE_LABELS: dict[str, str] = {
     "valid_days": "Days valid",
 }
 
+USERS_NOTICES = {"invite-revoked": "Invite withdrawn: its link no longer works."}
+
 
 @dataclass
 class UsersPage:
@@ -67,6 +69,7 @@ class UsersPage:
     invite_email: str | None = None
     invite_expires_at: datetime | None = None
     created_user_id: str | None = None
+    notice: str | None = None
 
 
 async def _render_users(
@@ -77,6 +80,10 @@ async def _render_users(
     status_code: int = 200,
 ) -> HTMLResponse:
     users = await users_repository.list_all(session)
+    pending = [
+        (invite, _invite_url(request, auth_service.invite_token(invite)))
+        for invite in await auth_service.pending_invites(session)
+    ]
     return render(
         request,
         "admin/users.html",
@@ -89,6 +96,7 @@ async def _render_users(
             "projects": await projects_repository.list_all(session),
             "user_labels": USER_LABELS,
             "invite_labels": INVITE_LABELS,
+            "pending_invites": pending,
         },
         status_code=status_code,
     )
@@ -96,9 +104,14 @@ async def _render_users(
 
 @router.get("/users", response_class=HTMLResponse, name="admin_users")
 async def users_page(
-    request: Request, principal: PrincipalDep, session: SessionDep, created: str | None = None
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    created: str | None = None,
+    done: str | None = None,
 ) -> HTMLResponse:
-    return await _render_users(request, principal, session, UsersPage(created_user_id=created))
+    page = UsersPage(created_user_id=created, notice=USERS_NOTICES.get(done or ""))
+    return await _render_users(request, principal, session, page)
 
 
 @router.post("/users", response_class=HTMLResponse, name="admin_create_user")
@@ -162,10 +175,22 @@ async def create_invite(
     except PickwiseError as exc:
         page.invite_errors = error_by_field(exc, INVITE_LABELS)
         return await _render_users(request, principal, session, page, exc.status_code)
-    # Shown once, on this response only: the database keeps just the token's hash.
+    # The link is shown here and in the list of pending invites; the database keeps only the
+    # token's hash and the nonce it is drawn from with the secret key.
     page = UsersPage(
-        invite_url=str(request.url_for("invite_page", token=token)),
+        invite_url=_invite_url(request, token),
         invite_email=invite.email,
         invite_expires_at=invite.expires_at,
     )
     return await _render_users(request, principal, session, page)
+
+
+@router.post("/users/invites/{invite_id}/revoke", name="admin_revoke_invite")
+async def revoke_invite(request: Request, session: SessionDep, invite_id: int) -> Response:
+    """Withdraws a pending invite: its link stops working at once."""
+    await auth_service.revoke_invite(session, invite_id)
+    return redirect_to(request, "admin_users", {"done": "invite-revoked"})
+
+
+def _invite_url(request: Request, token: str | None) -> str | None:
+    return None if token is None else str(request.url_for("invite_page", token=token))

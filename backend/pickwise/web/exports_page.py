@@ -15,7 +15,7 @@ from pickwise.batches import repository as batches_repository
 from pickwise.core.config import get_settings
 from pickwise.core.db import SessionDep
 from pickwise.exports import service
-from pickwise.exports.dataset.aggregation import AggregationMode
+from pickwise.exports.dataset.aggregation import AggregationMode, DropReason
 from pickwise.exports.dataset.formats import ExportFormat
 from pickwise.exports.dataset.writer import zip_export
 from pickwise.exports.deps import ReadConnection
@@ -46,8 +46,9 @@ async def _page(
             "principal": principal,
             "project": project,
             "query": query,
-            "formats": [f.value for f in ExportFormat],
-            "modes": [m.value for m in AggregationMode],
+            "formats": list(ExportFormat),
+            "modes": list(AggregationMode),
+            "drop_reasons": {reason.value: reason.description for reason in DropReason},
             "batches": await batches_repository.list_batches(session, project.id),
             "preview": preview,
             "errors": errors or [],

@@ -13,7 +13,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -28,20 +30,27 @@ from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
 from pickwise.core.db import SessionDep
 from pickwise.core.errors import InvalidInput
-from pickwise.judgments import idempotency
+from pickwise.judgments import changes, idempotency
 from pickwise.judgments import service as judgments
 from pickwise.judgments.patterns import MAX_JUDGMENTS, rater_choice_patterns
 from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
 from pickwise.models import Project, User
 from pickwise.pools.quota import quota_state
 from pickwise.projects.deps import RaterProject
-from pickwise.vocabulary import RationaleMode, ShownChoice, ShownCriterionChoice
+from pickwise.vocabulary import (
+    CanonicalSide,
+    RationaleMode,
+    ShownChoice,
+    ShownCriterionChoice,
+    SkipReason,
+)
 from pickwise.web.markdown import render_markdown
 from pickwise.web.templating import render
 
 router = APIRouter(prefix="/rate", include_in_schema=False)
 
 FLASH_COOKIE = "pickwise_flash"
+TIME_ZONE_COOKIE = "pickwise_tz"
 FLASH_SECONDS = 120
 FLASH_KINDS = ("info", "warning", "feedback")
 ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
@@ -49,6 +58,11 @@ FIELD_PROBLEMS = {
     "choice": "Choose one of the answer buttons.",
     "rationale": "The reason is too long; keep it under 20,000 characters.",
 }
+CHANGED_MESSAGE = "Changed: your choice on the previous pair is now this one. Here is your pair."
+SKIP_REASON_MISSING = "Pick a reason to skip the pair."
+WITHDRAWN_MESSAGE = (
+    "Changed: you skipped the previous pair; another rater will judge it. Here is your pair."
+)
 REUSED_FORM_MESSAGE = (
     "That page had already been sent with another answer, so this one was not stored. "
     "Here is your current pair."
@@ -63,7 +77,7 @@ class Flash:
 
 @dataclass(frozen=True)
 class Progress:
-    today: int  # judgments by this rater in this project since midnight UTC
+    today: int  # judgments by this rater in this project since their midnight
     total: int  # all judgments by this rater in this project
     needed: int  # judgments the project still needs from anyone
 
@@ -75,6 +89,7 @@ class FormValues:
     strength: str = ""
     rationale: str = ""
     criteria: tuple[str, ...] = ()
+    skip_reason: str = ""
 
 
 # --- one-time messages ------------------------------------------------------------------
@@ -133,9 +148,28 @@ def _page(
 # --- page building ----------------------------------------------------------------------
 
 
-async def _progress(session: AsyncSession, project: Project, rater: User) -> Progress:
-    midnight = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-    counts = await assignments_repository.rater_counts(session, project.id, rater.id, midnight)
+def _rater_zone(request: Request) -> ZoneInfo:
+    """The rater's time zone, as their browser said (rate.js sets the cookie); else UTC."""
+    name = request.cookies.get(TIME_ZONE_COOKIE, "")
+    return ZoneInfo(name) if name in _known_zones() else ZoneInfo("UTC")
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _start_of_day(request: Request) -> datetime:
+    """Midnight of the rater's today: "done today" counts from when their day began."""
+    local = utcnow().astimezone(_rater_zone(request))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def _progress(
+    request: Request, session: AsyncSession, project: Project, rater: User
+) -> Progress:
+    since = _start_of_day(request)
+    counts = await assignments_repository.rater_counts(session, project.id, rater.id, since)
     remaining = await assignments_repository.judgments_needed(session, project.id)
     return Progress(counts["today"], counts["total"], remaining)
 
@@ -157,6 +191,16 @@ def _lease_minutes(lease: assignments.Lease, now: datetime) -> int:
     return max(1, round((lease.expires_at - now).total_seconds() / 60))
 
 
+@dataclass(frozen=True)
+class Editing:
+    """The rater's last decision, shown again to change it."""
+
+    previous: dict[str, str]  # see _previous
+    until: datetime
+    until_text: str  # the deadline on the rater's clock
+    was_judged: bool
+
+
 async def _pair_page(
     request: Request,
     principal: Principal,
@@ -166,6 +210,7 @@ async def _pair_page(
     *,
     values: FormValues | None = None,
     error: str | None = None,
+    editing: Editing | None = None,
 ) -> Response:
     content = lease.content
     left, right = assignments_repository.shown_sides(content, lease.left_side)
@@ -178,8 +223,9 @@ async def _pair_page(
         for turn in content.prompt.turns
     ]
     values = values or FormValues(criteria=("",) * len(project.criteria))
+    progress = await _progress(request, session, project, principal.user)
     context = {
-        **_base_context(principal, project, await _progress(session, project, principal.user)),
+        **_base_context(principal, project, progress),
         "assignment_id": lease.assignment_id,
         "lease_minutes": _lease_minutes(lease, utcnow()),
         # Only the texts reach the template: model names and gold status never do.
@@ -192,8 +238,30 @@ async def _pair_page(
         "flag_key": str(uuid.uuid4()),
         "values": values,
         "error": error,
+        "choice_action": request.app.url_path_for(
+            "rate_change_judgment" if editing else "rate_submit",
+            project_id=project.id,
+            assignment_id=lease.assignment_id,
+        ),
+        "skip_action": request.app.url_path_for(
+            "rate_change_skip" if editing else "rate_skip",
+            project_id=project.id,
+            assignment_id=lease.assignment_id,
+        ),
+        "editing": editing,
+        "undo_url": None if editing else await _undo_url(request, session, project, principal),
+        "undo_window": changes.window_words(project.undo_seconds),
     }
     return _page(request, project, "rate/pair.html", context, 422 if error else 200)
+
+
+async def _undo_url(
+    request: Request, session: AsyncSession, project: Project, principal: Principal
+) -> str | None:
+    """The link (and the u key) to change the rater's last decision, while they may."""
+    if await changes.changeable(session, project, principal.user) is None:
+        return None
+    return str(request.app.url_path_for("rate_change", project_id=project.id))
 
 
 def _field(form: FormData, name: str) -> str:
@@ -213,7 +281,7 @@ def judgment_from_form(values: FormValues, choice: str, project: Project) -> Jud
     """The form as the API's JudgmentIn; the two slips a rater makes most get plain words."""
     decisive = choice in (ShownChoice.LEFT, ShownChoice.RIGHT)
     if decisive and project.strength_scale and not values.strength:
-        raise InvalidInput(f"Pick how much better the {choice} answer is, then choose again.")
+        raise InvalidInput("Pick how much better the answer you chose is, then choose again.")
     if project.rationale_mode == RationaleMode.REQUIRED and not values.rationale.strip():
         raise InvalidInput("Say briefly why; this project asks for a reason with every choice.")
     strength: int | None = None
@@ -285,14 +353,21 @@ async def _skip_or_flag_once(
     work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
     done_message: str,
 ) -> Response:
-    """Runs a skip or flag once per form and goes back to the page."""
+    """Runs a skip or flag (or a change into a skip) once per form and goes back to the page."""
     answered = await _once(request, session, rater, form, body, work)
     if answered is None:
         return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
     status, answer = answered
     if status >= 400:
         return _redirect(request, project, Flash("warning", str(answer["detail"])))
-    return _redirect(request, project, Flash("info", f"{done_message} Here is the next pair."))
+    return _redirect(request, project, Flash("info", done_message))
+
+
+def _skip_from_form(form: FormData) -> SkipIn | None:
+    try:
+        return SkipIn(reason=_field(form, "reason"))
+    except ValidationError:
+        return None
 
 
 # --- routes -----------------------------------------------------------------------------
@@ -310,7 +385,7 @@ async def rate_page(
     if lease is not None:
         return await _pair_page(request, principal, project, session, lease)
     if not may_lease:
-        progress = await _progress(session, project, rater)
+        progress = await _progress(request, session, project, rater)
         context = _base_context(principal, project, progress)
         return _page(request, project, "rate/start.html", context)
     quota = await quota_state(session, project.id, rater.id)
@@ -318,7 +393,7 @@ async def rate_page(
         # A study participant who is done gets their completion code.
         done = request.app.url_path_for("participant_done", project_id=project.id)
         return RedirectResponse(done, status_code=303)
-    progress = await _progress(session, project, rater)
+    progress = await _progress(request, session, project, rater)
     return _page(request, project, "rate/no_work.html", _base_context(principal, project, progress))
 
 
@@ -383,16 +458,16 @@ async def skip_pair(
 ) -> Response:
     rater = principal.user
     form = await request.form()
-    try:
-        body = SkipIn(reason=_field(form, "reason"))
-    except ValidationError:
-        return _redirect(request, project, Flash("warning", "Pick a reason to skip the pair."))
+    body = _skip_from_form(form)
+    if body is None:
+        return _redirect(request, project, Flash("warning", SKIP_REASON_MISSING))
 
     async def work() -> tuple[int, dict[str, Any]]:
         await judgments.skip(session, assignment_id, rater, body)
         return 200, {}
 
-    return await _skip_or_flag_once(request, project, session, rater, form, body, work, "Skipped.")
+    done = "Skipped. Here is the next pair."
+    return await _skip_or_flag_once(request, project, session, rater, form, body, work, done)
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/flag", name="rate_flag")
@@ -414,7 +489,10 @@ async def flag_pair(
         await judgments.flag(session, assignment_id, rater, body)
         return 200, {}
 
-    done = "Flagged for review; nobody will be shown this pair until an admin has looked."
+    done = (
+        "Flagged for review; nobody will be shown this pair until an admin has looked. "
+        "Here is the next pair."
+    )
     return await _skip_or_flag_once(request, project, session, rater, form, body, work, done)
 
 
@@ -428,8 +506,9 @@ async def summary_page(
 ) -> Response:
     """What your choices teach: the rater's own patterns, visible to nobody else."""
     patterns = await rater_choice_patterns(session, project.id, principal.user.id)
+    progress = await _progress(request, session, project, principal.user)
     context = {
-        **_base_context(principal, project, await _progress(session, project, principal.user)),
+        **_base_context(principal, project, progress),
         "patterns": patterns,
         "max_judgments": MAX_JUDGMENTS,
         "milestone": after is not None,
@@ -447,3 +526,151 @@ async def guidelines_page(
         "guidelines_html": render_markdown(project.guidelines_md),
     }
     return _page(request, project, "rate/guidelines.html", context)
+
+
+# --- changing the last choice or skip (judgments.changes) -------------------------------
+
+
+def _previous(project: Project, found: changes.Changeable) -> dict[str, str]:
+    """What the rater decided, for the page to say in the words of its layout: the choice as
+    shown (or "skip"), its strength label, a skip's reason."""
+    judgment = found.judgment
+    if judgment is None:
+        reason = found.assignment.skip_reason
+        return {"choice": "skip", "reason": SkipReason(reason).label if reason else ""}
+    scale = list(project.strength_scale)
+    strength = judgment.strength
+    return {
+        "choice": changes.shown_choice(judgment),
+        "strength": scale[strength] if strength is not None and strength < len(scale) else "",
+    }
+
+
+def _values_of(project: Project, found: changes.Changeable) -> FormValues:
+    judgment = found.judgment
+    if judgment is None:
+        return FormValues(
+            criteria=("",) * len(project.criteria),
+            skip_reason=found.assignment.skip_reason or "",
+        )
+    # The side and its strength are chosen again (two keys); what was written stays.
+    criteria = changes.shown_criteria(judgment)
+    return FormValues(
+        rationale=judgment.rationale or "",
+        criteria=tuple(criteria.get(name, "") for name in project.criteria),
+    )
+
+
+async def _change_page(
+    request: Request,
+    principal: PrincipalDep,
+    project: Project,
+    session: AsyncSession,
+    *,
+    values: FormValues | None = None,
+    error: str | None = None,
+) -> Response:
+    """The rater's last decision shown again, to change; a 409 page when it cannot be."""
+    found = await changes.changeable(session, project, principal.user)
+    if found is None:
+        progress = await _progress(request, session, project, principal.user)
+        context = {
+            **_base_context(principal, project, progress),
+            "undo_window": changes.window_words(project.undo_seconds),
+        }
+        return _page(request, project, "rate/no_change.html", context, status=409)
+    assignment = found.assignment
+    local_until = found.until.astimezone(_rater_zone(request))
+    lease = assignments.Lease(
+        assignment.id,
+        assignment.pair_id,
+        CanonicalSide(assignment.left_side),
+        assignment.is_gold,
+        found.until,
+        await assignments_repository.pair_content(session, assignment.pair_id),
+    )
+    editing = Editing(
+        previous=_previous(project, found),
+        until=found.until,
+        until_text=f"{local_until:%H:%M:%S}",
+        was_judged=found.judgment is not None,
+    )
+    return await _pair_page(
+        request,
+        principal,
+        project,
+        session,
+        lease,
+        values=values or _values_of(project, found),
+        error=error,
+        editing=editing,
+    )
+
+
+@router.get("/{project_id}/change", response_class=HTMLResponse, name="rate_change")
+async def change_page(
+    request: Request, principal: PrincipalDep, project: RaterProject, session: SessionDep
+) -> Response:
+    """The previous pair again, with the rater's choice or skip, to change it (the `u` key)."""
+    return await _change_page(request, principal, project, session)
+
+
+@router.post("/{project_id}/assignments/{assignment_id}/change", name="rate_change_judgment")
+async def change_judgment(
+    request: Request,
+    assignment_id: int,
+    principal: PrincipalDep,
+    project: RaterProject,
+    session: SessionDep,
+) -> Response:
+    rater = principal.user
+    form = await request.form()
+    values = form_values(form, project)
+    try:
+        body = judgment_from_form(values, _field(form, "choice"), project)
+    except InvalidInput as exc:
+        return await _change_page(
+            request, principal, project, session, values=values, error=exc.detail
+        )
+
+    async def work() -> tuple[int, dict[str, Any]]:
+        stored = await changes.change_judgment(session, assignment_id, rater, body)
+        return 200, {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
+
+    answered = await _once(request, session, rater, form, body, work)
+    if answered is None:
+        return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
+    status, answer = answered
+    if status == 422:
+        return await _change_page(
+            request, principal, project, session, values=values, error=answer["detail"]
+        )
+    if status >= 400:
+        # Too late, or decided on another pair since: say so, and back to the current pair.
+        return _redirect(request, project, Flash("warning", str(answer["detail"])))
+    if answer.get("gold_feedback"):
+        return _redirect(request, project, Flash("feedback", str(answer["gold_feedback"])))
+    return _redirect(request, project, Flash("info", CHANGED_MESSAGE))
+
+
+@router.post("/{project_id}/assignments/{assignment_id}/change-to-skip", name="rate_change_skip")
+async def change_to_skip(
+    request: Request,
+    assignment_id: int,
+    principal: PrincipalDep,
+    project: RaterProject,
+    session: SessionDep,
+) -> Response:
+    rater = principal.user
+    form = await request.form()
+    body = _skip_from_form(form)
+    if body is None:
+        return _redirect(request, project, Flash("warning", SKIP_REASON_MISSING))
+
+    async def work() -> tuple[int, dict[str, Any]]:
+        await changes.change_to_skip(session, assignment_id, rater, body)
+        return 200, {}
+
+    return await _skip_or_flag_once(
+        request, project, session, rater, form, body, work, WITHDRAWN_MESSAGE
+    )

@@ -1,8 +1,10 @@
+import re
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from pickwise import vocabulary
 from pickwise.core.resources import FRONTEND_PACKAGE, package_folder
@@ -14,6 +16,17 @@ STATIC_DIR = FRONTEND_DIR / "static"
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 # Forms list the values (and their labels) from the one definition of each vocabulary.
 templates.env.globals["vocabulary"] = vocabulary
+
+_WORD_ENDS = re.compile(r"(?<=[_\-./])")
+
+
+def wrap_points(name: str) -> Markup:
+    """A file name that may break after `_`, `-`, `.` and `/` (its "words") rather than in
+    the middle of one, so a long name wraps instead of widening the page."""
+    return Markup("<wbr>").join(escape(part) for part in _WORD_ENDS.split(name))
+
+
+templates.env.filters["wrap_points"] = wrap_points
 
 
 def render(

@@ -87,6 +87,24 @@ class AggregationMode(StrEnum):
     UNANIMOUS = "unanimous"
     EACH_VOTE = "each-vote"
 
+    @property
+    def description(self) -> str:
+        """How votes become rows, for the export page."""
+        return _MODE_DESCRIPTIONS[self]
+
+
+_MODE_DESCRIPTIONS = {
+    AggregationMode.MAJORITY: (
+        "One row per pair: the answer with more votes than any other wins; a pair whose top "
+        "choices are level gives no row."
+    ),
+    AggregationMode.UNANIMOUS: "One row per pair, only where every vote picked the same answer.",
+    AggregationMode.EACH_VOTE: (
+        "One row per judgment: every vote for one answer is a row of its own, so a pair judged "
+        "by three raters can give three rows, even disagreeing ones."
+    ),
+}
+
 
 class DropReason(StrEnum):
     TOO_FEW_VOTES = "too_few_votes"
@@ -98,6 +116,31 @@ class DropReason(StrEnum):
     # hh-rlhf only: a transcript marker inside the text would be read as a turn boundary.
     MARKER_IN_PROMPT = "hh_marker_in_prompt"
     MARKER_IN_RESPONSE = "hh_marker_in_response"
+
+    @property
+    def description(self) -> str:
+        """Why rows were left out, in words, for the export page's preview."""
+        return _DROP_DESCRIPTIONS[self]
+
+
+_DROP_DESCRIPTIONS = {
+    DropReason.TOO_FEW_VOTES: "Fewer votes than the minimum you set.",
+    DropReason.NO_MAJORITY: "Two choices share the highest number of votes.",
+    DropReason.NOT_UNANIMOUS: "The votes differ (you asked for unanimous pairs only).",
+    DropReason.TIE: "The raters called it a tie; no trainer format can say that.",
+    DropReason.BOTH_BAD: "The raters found both answers bad: neither can be the chosen one.",
+    DropReason.BELOW_AGREEMENT: (
+        "The winner's share of the votes is below the minimum agreement you set."
+    ),
+    DropReason.MARKER_IN_PROMPT: (
+        "A prompt turn contains “Human:” or “Assistant:” markers, which would break an "
+        "HH-RLHF transcript (other formats keep it)."
+    ),
+    DropReason.MARKER_IN_RESPONSE: (
+        "An answer contains “Human:” or “Assistant:” markers, which would break an HH-RLHF "
+        "transcript (other formats keep it)."
+    ),
+}
 
 
 class UnsortedVotesError(InvalidRecordError):

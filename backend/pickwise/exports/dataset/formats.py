@@ -34,6 +34,38 @@ class ExportFormat(StrEnum):
     HH_RLHF = "hh-rlhf"
     KTO = "kto"
 
+    @property
+    def description(self) -> str:
+        """What the format holds and which trainer reads it, for the export page."""
+        return _FORMAT_DESCRIPTIONS[self]
+
+
+_FORMAT_DESCRIPTIONS = {
+    ExportFormat.VOTES: (
+        "Every judgment on a line of its own: both answers and their models, the choice (ties "
+        "and “both are bad” too), strength, reason, criteria, the rater's pseudonym and times. "
+        "For your own analysis or to aggregate elsewhere; no trainer reads it as it is."
+    ),
+    ExportFormat.TRL: (
+        "Prompt, chosen and rejected answer, and a margin from the strength: for Hugging Face "
+        "TRL (DPOTrainer, RewardTrainer, which uses the margin, ORPO and the other preference "
+        "trainers) and for OpenRLHF's reward-model and DPO training."
+    ),
+    ExportFormat.OPENAI: (
+        "OpenAI preference fine-tuning (DPO): the input messages with a preferred and a "
+        "non-preferred output. Together AI and Fireworks DPO jobs read the same file."
+    ),
+    ExportFormat.HH_RLHF: (
+        "Anthropic HH-RLHF: two whole transcripts (Human: … Assistant: …) that differ in the "
+        "last answer, for code written for that dataset. A system prompt has no place in it "
+        "and is left out."
+    ),
+    ExportFormat.KTO: (
+        "Unpaired rows for TRL's KTOTrainer: each pair kept gives its chosen answer labelled "
+        "good and its rejected answer labelled bad."
+    ),
+}
+
 
 class ConversationalMismatchError(ValueError):
     """A string-format export met a prompt that needs messages (system prompt or turns)."""

@@ -1,0 +1,285 @@
+"""Every page on a phone and on a desktop: nothing scrolls sideways at 320 to 390 px, every
+control is a finger wide (44 px), wide tables and charts scroll inside their own box, and axe
+finds nothing at either size. Admin pages over a project with a crowd's votes, a flagged pair,
+a long file name, an invite and a token; rater pages over a pair to judge; a live-conversations
+project's pages before its first message (tests/browser/test_conversation_browser.py sees them
+mid-conversation)."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from pickwise.assignments.service import next_lease
+from pickwise.auth import service as auth_service
+from pickwise.judgments.schemas import JudgmentIn
+from pickwise.judgments.service import submit
+from pickwise.models import (
+    Batch,
+    ConversationEndpoint,
+    ConversationSettings,
+    GenerationEndpoint,
+    Pair,
+    PairFlag,
+    Project,
+    User,
+)
+from tests.analytics_service.builders import simulate_crowd
+from tests.browser.conftest import RatingSetup, seed_rating_project
+from tests.browser.test_rating_browser import AXE
+from tests.factories import PASSWORD, add_member, make_project, make_user
+
+pytestmark = pytest.mark.browser
+
+PHONE_WIDTHS = (320, 360, 390)
+PHONE_HEIGHT = 844
+DESKTOP = {"width": 1280, "height": 800}
+LONG_FILE_NAME = "helpfulness_round_one_batch_2026-11-30_final_reviewed_by_the_whole_team_v3.jsonl"
+MIN_TARGET = 44
+
+
+@dataclass(frozen=True)
+class World:
+    admin_email: str
+    project_id: int
+    rating: RatingSetup
+    conversations_id: int
+
+
+async def seed_world(engine: AsyncEngine) -> World:
+    rating = await seed_rating_project(
+        engine,
+        strength_scale=["slightly", "clearly", "much"],
+        criteria=["accuracy", "clarity"],
+        guidelines_md="# Rules\n\n- Prefer **correct** answers.\n- Shorter wins a tie.",
+    )
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        # The rater has judged a pair just now, so the page to change it is there too.
+        rater = await session.get(User, rating.rater_id)
+        rating_project = await session.get(Project, rating.project_id)
+        assert rater is not None and rating_project is not None
+        lease = await next_lease(session, rating_project, rater)
+        assert lease is not None
+        await submit(session, lease.assignment_id, rater, JudgmentIn(choice="tie"))
+        admin = await make_user(session, role="admin", password=PASSWORD)
+        admin.display_name = "Grace Brewster Murray Hopper"
+        raters = [await make_user(session, password=PASSWORD) for _ in range(5)]
+        project = await make_project(
+            session, raters_per_pair=3, strength_scale=["slightly", "much"], criteria=["honesty"]
+        )
+        project.name = "Helpfulness and honesty of the assistants, round one (November)"
+        for rater in raters:
+            await add_member(session, project, rater)
+        crowd = await simulate_crowd(session, project, raters)
+        await session.execute(
+            update(Batch).where(Batch.project_id == project.id).values(filename=LONG_FILE_NAME)
+        )
+        flagged = crowd.pairs[0]
+        await session.execute(update(Pair).where(Pair.id == flagged.id).values(status="flagged"))
+        session.add(
+            PairFlag(
+                project_id=project.id,
+                pair_id=flagged.id,
+                rater_id=raters[0].id,
+                reason="other",
+                note="The second answer quotes a URL: https://example.org/a/very/long/path/"
+                "that/never/ends/and/has/no/spaces/at/all/anywhere",
+            )
+        )
+        await auth_service.create_invite(
+            session,
+            admin=admin,
+            email="someone.with.a.long.address@research-lab.example.org",
+            role="rater",
+            project_id=project.id,
+        )
+        await auth_service.create_api_token(
+            session, admin, "nightly import from the lab's scheduler"
+        )
+        conversations = await conversation_project(session, rater_id=rating.rater_id)
+        await session.commit()
+        return World(admin.email, project.id, rating, conversations.id)
+
+
+async def conversation_project(session: AsyncSession, rater_id: int) -> Project:
+    """A live-conversations project the rater belongs to, with two models (never called: the
+    pages are seen before any message is sent)."""
+    project = await make_project(session, kind="conversations", criteria=["helpfulness"])
+    project.name = "Travel assistant with a long name, round one"
+    rater = await session.get(User, rater_id)
+    assert rater is not None
+    await add_member(session, project, rater)
+    session.add(ConversationSettings(project_id=project.id, system_prompt="Be brief."))
+    endpoints = [
+        GenerationEndpoint(
+            project_id=project.id, name=name, base_url="http://127.0.0.1:9/v1", model=name
+        )
+        for name in ("alpha-model-with-a-long-name", "beta")
+    ]
+    session.add_all(endpoints)
+    await session.flush()
+    session.add_all(
+        ConversationEndpoint(project_id=project.id, endpoint_id=e.id) for e in endpoints
+    )
+    return project
+
+
+async def log_in_as(page: Page, base_url: str, email: str) -> None:
+    await page.goto(f"{base_url}/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Log in").click()
+
+
+def admin_pages(world: World) -> list[str]:
+    project = f"/admin/projects/{world.project_id}"
+    return [
+        "/",
+        "/admin/projects/new",
+        project,
+        f"{project}/dashboard",
+        f"{project}/export",
+        f"{project}/integrations",
+        "/admin/users",
+        "/account/tokens",
+        f"/admin/projects/{world.conversations_id}/conversations",
+    ]
+
+
+def rater_pages(world: World) -> list[str]:
+    rate = f"/rate/{world.rating.project_id}"
+    return [
+        "/",
+        rate,
+        f"{rate}/change",
+        f"{rate}/summary",
+        f"{rate}/guidelines",
+        "/account/tokens",
+        f"/converse/{world.conversations_id}",
+    ]
+
+
+# Elements that stick out to the right of the window, outside any box that scrolls itself.
+OVERFLOW = """width => {
+    const inScrollBox = e => {
+        for (let p = e.parentElement; p; p = p.parentElement) {
+            const x = getComputedStyle(p).overflowX;
+            if (x === 'auto' || x === 'scroll' || x === 'hidden') return true;
+        }
+        return false;
+    };
+    const out = [...document.body.querySelectorAll('*')]
+        .filter(e => e.getClientRects().length && e.getBoundingClientRect().right > width + 0.5)
+        .filter(e => !inScrollBox(e))
+        .map(e => {
+            const right = Math.round(e.getBoundingClientRect().right);
+            return `${e.tagName.toLowerCase()}#${e.id}.${e.className} right=${right}`;
+        });
+    const scroll = document.documentElement.scrollWidth;
+    return {scroll: scroll, inner: window.innerWidth, out: out.slice(0, 5)};
+}"""
+
+# Controls smaller than a finger: buttons, fields, summaries, radio and check boxes (by their
+# label, the thing one taps) and links that stand alone (in a menu, a line of their own).
+SMALL_TARGETS = """min => {
+    const seen = new Set();
+    const targets = [];
+    const add = e => { if (e && !seen.has(e)) { seen.add(e); targets.push(e); } };
+    document.querySelectorAll(
+        'button, .button, select, textarea, summary, input:not([type=hidden])'
+    ).forEach(e => {
+        if (e.type === 'radio' || e.type === 'checkbox') add(e.closest('label') || e);
+        else add(e);
+    });
+    document.querySelectorAll('a[href]').forEach(a => {
+        const parent = a.parentElement;
+        const alone = parent.textContent.trim() === a.textContent.trim();
+        if (alone || a.closest('nav')) add(a);
+    });
+    return targets
+        .filter(e => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
+        .filter(e => {
+            const r = e.getBoundingClientRect();
+            return r.height < min - 0.5 || r.width < min - 0.5;
+        })
+        .map(e => {
+            const r = e.getBoundingClientRect();
+            const text = (e.textContent || e.name || '').trim().slice(0, 30);
+            const size = `${Math.round(r.width)}x${Math.round(r.height)}`;
+            return `${e.tagName.toLowerCase()} "${text}" ${size}`;
+        });
+}"""
+
+
+OPEN_ALL_DETAILS = "() => document.querySelectorAll('details').forEach(d => d.open = true)"
+
+
+async def axe_violations(page: Page) -> list[dict[str, Any]]:
+    await page.add_script_tag(path=str(AXE))
+    results = await page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+        for v in results["violations"]
+    ]
+
+
+async def every_page(
+    browser: Browser, base_url: str, world: World, **context_options: Any
+) -> AsyncIterator[tuple[str, Page]]:
+    """Each page of the admin, then of the rater, then the login page, opened in turn."""
+    for email, paths in (
+        (world.admin_email, admin_pages(world)),
+        (world.rating.email, rater_pages(world)),
+        (None, ["/login"]),
+    ):
+        context = await browser.new_context(**context_options)
+        page = await context.new_page()
+        page.set_default_timeout(20_000)
+        if email:
+            await log_in_as(page, base_url, email)
+        for path in paths:
+            await page.goto(f"{base_url}{path}")
+            yield path, page
+        await context.close()
+
+
+@pytest.mark.parametrize("width", PHONE_WIDTHS)
+async def test_no_page_scrolls_sideways_and_every_target_is_a_finger_wide(
+    browser: Browser, live_server: str, committed_engine: AsyncEngine, width: int
+) -> None:
+    world = await seed_world(committed_engine)
+    problems: dict[str, Any] = {}
+    viewport = {"width": width, "height": PHONE_HEIGHT}
+    phone = {"viewport": viewport, "has_touch": True, "is_mobile": True}
+    async for path, page in every_page(browser, live_server, world, **phone):
+        await page.evaluate(OPEN_ALL_DETAILS)
+        # On a phone the window grows to fit a page that is too wide: compare with the
+        # screen's width, not innerWidth.
+        overflow = await page.evaluate(OVERFLOW, width)
+        if max(overflow["scroll"], overflow["inner"]) > width or overflow["out"]:
+            problems[f"{path} sideways"] = overflow
+        small = await page.evaluate(SMALL_TARGETS, MIN_TARGET)
+        if small:
+            problems[f"{path} small"] = small
+    assert problems == {}
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, {"width": 390, "height": PHONE_HEIGHT}])
+async def test_axe_finds_nothing_on_any_page(
+    browser: Browser, live_server: str, committed_engine: AsyncEngine, viewport: dict[str, int]
+) -> None:
+    world = await seed_world(committed_engine)
+    problems: dict[str, Any] = {}
+    # bypass_csp: axe is injected as a script the page's CSP would otherwise refuse.
+    async for path, page in every_page(
+        browser, live_server, world, viewport=viewport, bypass_csp=True
+    ):
+        violations = await axe_violations(page)
+        if violations:
+            problems[path] = violations
+    assert problems == {}
