@@ -22,7 +22,8 @@ def main(
     name: Annotated[
         str,
         typer.Argument(
-            help="rater-loop, import, export, analytics, login-storm, conversations or all."
+            help="rater-loop, import, export, analytics, login-storm, explorer, conversations "
+            "or all."
         ),
     ],
     quick: Annotated[

@@ -8,7 +8,7 @@ million string joins, not a million random texts.
 import hashlib
 import json
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
@@ -492,9 +492,11 @@ def write_judgments(
     choose: ChoiceRule,
     *,
     seed: int = 0,
+    rationale: Callable[[int, random.Random], str | None] | None = None,
 ) -> int:
     """k judgments on every pair, each by a different rater, with their done slots and
-    submitted assignments, as the rater loop would have left them."""
+    submitted assignments, as the rater loop would have left them (with `rationale`, each
+    judgment gets the text it returns, or none)."""
     rng = random.Random(seed)
     raters = setup.rater_ids
     if len(raters) < k:
@@ -502,8 +504,8 @@ def write_judgments(
     first_slot = next_ids(conn, "pair_slots")
     first_assignment = next_ids(conn, "assignments")
     first_judgment = next_ids(conn, "judgments")
-    plans: list[tuple[int, int, int, str, str, datetime]] = []
-    # (pair offset, slot no, rater, choice, left side, shown at)
+    plans: list[tuple[int, int, int, str, str, datetime, str | None]] = []
+    # (pair offset, slot no, rater, choice, left side, shown at, rationale)
     for offset in range(corpus.pairs):
         start = rng.randrange(len(raters))
         for slot in range(k):
@@ -516,6 +518,7 @@ def write_judgments(
                     choose(offset, rng),
                     "a" if rng.random() < 0.5 else "b",
                     shown,
+                    rationale(offset, rng) if rationale is not None else None,
                 )
             )
     project = setup.project_id
@@ -527,7 +530,7 @@ def write_judgments(
             yield (first_slot + index, project, pair, slot_no, "done", assignment, None, pair)
 
     def assignments() -> Iterator[tuple[Any, ...]]:
-        for index, (offset, _slot, rater, _choice, left, shown) in enumerate(plans):
+        for index, (offset, _slot, rater, _choice, left, shown, _why) in enumerate(plans):
             done = shown + timedelta(seconds=20)
             yield (
                 first_assignment + index,
@@ -544,7 +547,8 @@ def write_judgments(
             )
 
     def judgments() -> Iterator[tuple[Any, ...]]:
-        for index, (offset, _slot, rater, choice, left, shown) in enumerate(plans):
+        for index, (offset, _slot, rater, choice, left, shown, why) in enumerate(plans):
+            extra = (why,) if rationale is not None else ()
             yield (
                 first_judgment + index,
                 project,
@@ -558,11 +562,13 @@ def write_judgments(
                 left,
                 shown,
                 shown + timedelta(seconds=20),
+                *extra,
             )
 
+    columns = (*JUDGMENT_COLUMNS, "rationale") if rationale is not None else JUDGMENT_COLUMNS
     copy_in(conn, "pair_slots", SLOT_COLUMNS, slots())
     copy_in(conn, "assignments", ASSIGNMENT_COLUMNS, assignments())
-    return copy_in(conn, "judgments", JUDGMENT_COLUMNS, judgments())
+    return copy_in(conn, "judgments", columns, judgments())
 
 
 def finish_load(url: str, tables: Sequence[str] = ()) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from bench import analytics, conversations, exporting, importing, login_storm, rater_loop
+from bench import analytics, conversations, explorer, exporting, importing, login_storm, rater_loop
 from bench.measure import load_average
 from bench.postgres import Server, fresh_server
 from bench.report import RESULTS_DIR, BenchResult, console, print_result, write_result
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     exporting.NAME: exporting.run,
     analytics.NAME: analytics.run,
     login_storm.NAME: login_storm.run,
+    explorer.NAME: explorer.run,
     conversations.NAME: conversations.run,
 }
 

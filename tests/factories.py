@@ -49,6 +49,58 @@ async def add_member(session: AsyncSession, project: Project, user: User) -> Non
     await session.flush()
 
 
+async def make_pair(
+    session: AsyncSession,
+    project: Project,
+    batch_id: int,
+    *,
+    external_id: str,
+    question: str,
+    answers: tuple[tuple[str, str], tuple[str, str]],
+    system: str | None = None,
+    response_ids: tuple[str, str] = ("0", "1"),
+    gold: bool = False,
+    **pair_fields: Any,
+) -> Pair:
+    """One prompt (one user turn), its two responses (`answers`: model and text, A then B)
+    and their pair; a gold pair's winner is A. `pair_fields` go to the pair as they are."""
+    prompt = Prompt(
+        project_id=project.id,
+        batch_id=batch_id,
+        external_id=external_id,
+        system=system,
+        turns=[{"role": "user", "content": question}],
+        content_hash="0" * 64,
+    )
+    session.add(prompt)
+    await session.flush()
+    responses = [
+        Response(
+            project_id=project.id,
+            prompt_id=prompt.id,
+            external_id=response_id,
+            model=model,
+            content=content,
+        )
+        for response_id, (model, content) in zip(response_ids, answers, strict=True)
+    ]
+    session.add_all(responses)
+    await session.flush()
+    pair = Pair(
+        project_id=project.id,
+        prompt_id=prompt.id,
+        batch_id=batch_id,
+        response_a_id=responses[0].id,
+        response_b_id=responses[1].id,
+        is_gold=gold,
+        gold_winner_id=responses[0].id if gold else None,
+        **pair_fields,
+    )
+    session.add(pair)
+    await session.flush()
+    return pair
+
+
 async def make_pairs(
     session: AsyncSession,
     project: Project,
@@ -62,43 +114,21 @@ async def make_pairs(
     batch = Batch(project_id=project.id, filename="factory.jsonl", sha256="0" * 64, source="cli")
     session.add(batch)
     await session.flush()
-    pairs = []
-    for i in range(count):
-        prompt = Prompt(
-            project_id=project.id,
-            batch_id=batch.id,
+    pairs = [
+        await make_pair(
+            session,
+            project,
+            batch.id,
             external_id=f"p{batch.id}-{i}",
-            system=None,
-            turns=[{"role": "user", "content": f"Question {i}?"}],
-            content_hash="0" * 64,
+            question=f"Question {i}?",
+            answers=(
+                (models[0], f"Answer 0 to question {i}."),
+                (models[1], f"Answer 1 to question {i}."),
+            ),
+            gold=i >= count - gold,
         )
-        session.add(prompt)
-        await session.flush()
-        responses = [
-            Response(
-                project_id=project.id,
-                prompt_id=prompt.id,
-                external_id=str(j),
-                model=models[j],
-                content=f"Answer {j} to question {i}.",
-            )
-            for j in range(2)
-        ]
-        session.add_all(responses)
-        await session.flush()
-        is_gold = i >= count - gold
-        pair = Pair(
-            project_id=project.id,
-            prompt_id=prompt.id,
-            batch_id=batch.id,
-            response_a_id=responses[0].id,
-            response_b_id=responses[1].id,
-            is_gold=is_gold,
-            gold_winner_id=responses[0].id if is_gold else None,
-        )
-        session.add(pair)
-        pairs.append(pair)
-    await session.flush()
+        for i in range(count)
+    ]
     await create_slots(session, project, batch.id)
     return pairs
 

@@ -24,6 +24,7 @@ from pickwise.health.router import router as health_router
 from pickwise.judgments.router import router as judgments_router
 from pickwise.pools.router import router as pools_router
 from pickwise.projects.router import router as projects_router
+from pickwise.review.router import router as review_router
 from pickwise.users.router import router as users_router
 from pickwise.web.account import router as account_router
 from pickwise.web.admin_projects import router as admin_projects_router
@@ -31,9 +32,11 @@ from pickwise.web.admin_users import router as admin_users_router
 from pickwise.web.conversations_admin import router as conversations_admin_router
 from pickwise.web.converse import router as converse_pages_router
 from pickwise.web.dashboard import router as dashboard_router
+from pickwise.web.explorer import router as explorer_router
 from pickwise.web.exports_page import router as exports_page_router
 from pickwise.web.integrations import router as integrations_page_router
 from pickwise.web.pages import router as pages_router
+from pickwise.web.pair_page import router as pair_page_router
 from pickwise.web.participants import router as participant_pages_router
 from pickwise.web.rating import router as rating_page_router
 from pickwise.web.templating import STATIC_DIR
@@ -95,6 +98,10 @@ def create_app() -> FastAPI:
         integrations_page_router,
         generation_router,
         webhooks_router,
+        # Review and curation (issue 17).
+        review_router,
+        explorer_router,
+        pair_page_router,
         # Live conversations (issue 21).
         conversations_router,
         converse_pages_router,

@@ -81,6 +81,13 @@ def shown_side_of(side: str, left_side: str) -> ShownSide:
     return ShownSide.LEFT if side == left_side else ShownSide.RIGHT
 
 
+def shown_choice_of(choice: str, left_side: str) -> str:
+    """A canonical choice (A, B, tie, both bad; or a criterion's A, B, tie) in the rater's
+    words: the side its response was shown on. The inverse of `canonical_of`."""
+    side = chosen_side(choice)
+    return choice if side is None else shown_side_of(side, left_side)
+
+
 # Keyed by value: a choice read from the database is a plain string.
 _SIDE_OF_CHOICE: dict[str, CanonicalSide] = {Choice.A: CanonicalSide.A, Choice.B: CanonicalSide.B}
 _OTHER_SIDE = {CanonicalSide.A: CanonicalSide.B, CanonicalSide.B: CanonicalSide.A}
@@ -126,6 +133,52 @@ class FlagResolution(StrEnum):
 
     RESTORED = "restored"  # back in the queue
     REMOVED = "removed"  # out of the queue and of exports
+
+
+# --- review and curation -------------------------------------------------------------------
+
+
+class Decision(Labelled):
+    """An admin's final word on a pair, relative to its canonical responses A / B."""
+
+    A = "a", "A is better"
+    B = "b", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+    DROP = "drop", "Drop from exports"  # leave the pair out of every export
+
+
+class PairState(Labelled):
+    """What the explorer's status filter asks for; a pair may be in several at once
+    (complete, disputed and adjudicated, say). docs/review.md defines each."""
+
+    WAITING = "waiting", "waiting"
+    IN_PROGRESS = "in_progress", "in progress"
+    COMPLETE = "complete", "complete"
+    DISPUTED = "disputed", "disputed"
+    FLAGGED = "flagged", "flagged"
+    REMOVED = "removed", "removed"
+    ADJUDICATED = "adjudicated", "adjudicated"
+    EXCLUDED = "excluded", "excluded"
+
+
+class PairSort(Labelled):
+    NEWEST = "newest", "Newest first"
+    OLDEST = "oldest", "Oldest first"
+    AGREEMENT_LOW = "agreement_low", "Lowest agreement first"
+    AGREEMENT_HIGH = "agreement_high", "Highest agreement first"
+    VOTES_MOST = "votes_most", "Most votes first"
+    VOTES_FEWEST = "votes_fewest", "Fewest votes first"
+
+
+class CurationAction(Labelled):
+    """What an admin can do to one pair or to every pair a filter selects."""
+
+    EXCLUDE = "exclude", "Exclude from exports"
+    INCLUDE = "include", "Include in exports again"
+    REQUEST_VOTES = "request_votes", "Request more votes"
+    MAKE_GOLD = "make_gold", "Make gold"
+    RESOLVE_FLAGS = "resolve_flags", "Resolve flags"
 
 
 # --- the rater loop ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ analytics are next computed. A conversation project stays fixed (its turns are j
 author alone).
 
 Revision ID: 7c1d9e3a5b42
-Revises: c1d74e16a8d7
+Revises: 6c41d9e2a7b3
 Create Date: 2026-12-07 09:00:00.000000+00:00
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "7c1d9e3a5b42"
-down_revision: str | None = "c1d74e16a8d7"
+down_revision: str | None = "6c41d9e2a7b3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -58,6 +58,8 @@ async def test_dashboard_renders_charts_without_script(
         assert f"<title>{model}: " in page  # a whisker tooltip per model
     assert "Position bias" in page and "Too fast" in page
     assert setup.crowd.left_clicker.display_name in page
+    # Each rater's name opens their audit (every vote, with these numbers beside them).
+    assert f'href="/admin/projects/{setup.project_id}/raters/{setup.left_clicker_id}"' in page
     # Each flag shows its evidence as text, not only in a tooltip.
     raters = (await client.get(setup.url("raters"), headers=setup.admin_headers)).json()
     clicker = next(r for r in raters["raters"] if r["user_id"] == setup.left_clicker_id)

@@ -187,3 +187,8 @@ def test_unsorted_streams_are_refused(order: str) -> None:
 def test_bad_options_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(InvalidExportOptions):
         AggregationOptions(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("reason", list(DropReason))
+def test_every_drop_reason_is_described(reason: DropReason) -> None:
+    assert reason.description.endswith(".")

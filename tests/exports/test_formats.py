@@ -67,6 +67,7 @@ def test_vote_row_has_every_field_with_a_fixed_type() -> None:
         "shown_at": "2026-03-01T12:00:00.000000Z",
         "submitted_at": "2026-03-01T12:00:30.000000Z",
         "is_gold": True,
+        "adjudication": "",
     }
 
 

@@ -83,6 +83,7 @@ def test_manifest_describes_the_files(tmp_path: Path) -> None:
         "system_prompt_dropped": 0,
         "prompts": 40,
         "repeated_prompts": 0,
+        "adjudicated": {"kept": 0, "dropped": 0},
         "rows": rows,
         "votes_per_pair": {"2": 8, "3": 32},
     }

@@ -240,7 +240,9 @@ def _prompt(
     )
 
 
-async def reference_votes(project: Project, selection: Selection) -> list[VoteRecord]:
+async def reference_votes(
+    project: Project, selection: Selection, batch_ids: list[int]
+) -> list[VoteRecord]:
     """The selected votes read with plain ORM queries, filtered and sorted in Python."""
     async with session_factory(get_engine())() as session:
         judgments = list(
@@ -263,7 +265,7 @@ async def reference_votes(project: Project, selection: Selection) -> list[VoteRe
         for judgment in judgments
         if pairs[judgment.pair_id].status != "removed"
         and (selection.include_gold or not judgment.is_gold)
-        and (not selection.batch_ids or pairs[judgment.pair_id].batch_id in selection.batch_ids)
+        and (not batch_ids or pairs[judgment.pair_id].batch_id in batch_ids)
         and (selection.include_excluded_raters or judgment.rater_id not in excluded)
     ]
     # Every criterion of the project and of the selected votes, in every row.
@@ -347,8 +349,10 @@ async def test_database_export_equals_the_reference(
         project = await session.get_one(Project, project.id)
     kept_rows = 0
     for number, (label, query) in enumerate(cases(seeded)):
-        selection, options = query.selection(project.id), query.options()
-        votes = await reference_votes(project, selection)
+        async with get_read_engine().begin() as connection:
+            selection = await service.selection_for(connection, project, query)
+        options = query.options()
+        votes = await reference_votes(project, selection, query.batch_id)
         conversational = any(not vote.prompt.is_single_user_turn for vote in votes)
         expected = ExportWriter(
             options,

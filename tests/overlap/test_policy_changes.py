@@ -97,7 +97,9 @@ async def test_a_higher_minimum_reaches_open_pairs_but_not_settled_ones(
 async def test_switching_back_to_fixed_gives_open_pairs_k(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    project = await make_project(session, raters_per_pair=4, overlap_mode="adaptive")
+    project = await make_project(
+        session, raters_per_pair=4, overlap_mode="adaptive", pair_order="file"
+    )
     settled, started = await make_pairs(session, project, 2)
     crowd = Crowd(client, session, project)
     r1, r2, r3 = await crowd.join(3)

@@ -47,6 +47,17 @@ INVITE = {"email": "someone@example.org", "role": "rater"}
 ACCEPT = {"display_name": "Invited", "password": NEW_PASSWORD}
 WRONG_LOGIN = {"email": "nobody@example.org", "password": "not the password"}
 PREVIEW = {"format": "votes", "action": "preview"}
+DECISION = {"decision": "a", "note": "B is wrong."}
+
+
+def ACT_ON_PAIR(world: World) -> dict[str, Any]:
+    return {"action": "exclude", "pair_ids": [world.pair_id]}
+
+
+def EXCLUDE_PAIR_FORM(world: World) -> dict[str, str]:
+    return {"action": "exclude", "pair_id": str(world.pair_id)}
+
+
 POOL = {"name": "p", "quota": "3"}
 CONVERSATIONS = {"project_id": "conversation_project_id"}
 
@@ -228,6 +239,20 @@ ACCESS_ROWS = [
     row("POST", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/ping", 401, 403, 403, 202),
     row("GET", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries", 401, 403, 403, 200),
     row("POST", "/api/v1/projects/{project_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/resend", 401, 403, 403, 200),
+    # Review and curation (issue 17): admins only; a rater meets the same 403 whether or not
+    # the project exists or they are a member (tests/review/test_access_review.py).
+    row("GET", "/api/v1/projects/{project_id}/pairs", 401, 403, 403, 200),
+    row("POST", "/api/v1/projects/{project_id}/pairs/actions", 401, 403, 403, 200, json=ACT_ON_PAIR),
+    row("GET", "/api/v1/projects/{project_id}/pairs/{pair_id}", 401, 403, 403, 200),
+    row("PUT", "/api/v1/projects/{project_id}/pairs/{pair_id}/adjudication", 401, 403, 403, 201, json=DECISION),
+    row("DELETE", "/api/v1/projects/{project_id}/pairs/{pair_id}/adjudication", 401, 403, 403, 204),
+    row("GET", "/admin/projects/{project_id}/pairs", LOGIN, 403, 403, 200),
+    row("POST", "/admin/projects/{project_id}/pairs/actions", LOGIN, 403, 403, 303, data=EXCLUDE_PAIR_FORM),
+    row("GET", "/admin/projects/{project_id}/pairs/{pair_id}", LOGIN, 403, 403, 200),
+    row("POST", "/admin/projects/{project_id}/pairs/{pair_id}/adjudication", LOGIN, 403, 403, 303, data=DECISION),
+    row("POST", "/admin/projects/{project_id}/pairs/{pair_id}/adjudication/withdraw", LOGIN, 403, 403, 303),
+    row("GET", "/admin/projects/{project_id}/raters/{user_id}", LOGIN, 403, 403, 200),
+    row("POST", "/admin/projects/{project_id}/raters/{user_id}/exclusion", LOGIN, 403, 403, 303, data={"excluded": "true"}),
     # Live conversations: the project's settings, usage and export are the admin's; a
     # conversation is its rater's alone (an admin gets 404 too). Starting or sending is
     # refused with 409 here (the project's endpoints are switched off, or the turn waits

@@ -107,6 +107,7 @@ VOTES: dict[str, Check] = {
     "shown_at": lambda v: isinstance(v, str) and bool(TIMESTAMP.fullmatch(v)),
     "submitted_at": lambda v: isinstance(v, str) and bool(TIMESTAMP.fullmatch(v)),
     "is_gold": boolean,
+    "adjudication": lambda v: v in {"", "a", "b", "tie", "both_bad"},
 }
 # trl and kto rows are all strings or all messages, never mixed (TRL looks at one row).
 TRL_STRINGS: dict[str, Check] = {
@@ -251,7 +252,7 @@ async def test_anything_imported_and_rated_exports_to_valid_files(
                 result = await service.write_folder(
                     connection,
                     project,
-                    query.selection(project.id),
+                    await service.selection_for(connection, project, query),
                     query.options(),
                     Path(folder),
                 )

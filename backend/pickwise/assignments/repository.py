@@ -109,12 +109,15 @@ async def rater_counts(
 #      removed, an account deactivated, the project closed or its overlap policy changed, so
 #      no lease is made or answered in the middle of ending them
 #   2. the rater's advisory lock (next pair only: one lease at a time per rater and project)
-#   3. the project row (changing k or the overlap policy)
+#   3. the project row (changing k or the overlap policy; review's curation actions and a
+#      rater's exclusion)
 #   4. pair slots, in id order
 #   5. assignments, in id order
 #   6. judgments (inserted last)
-#   7. the pair row (a flag takes the pair out of the queue; an adaptive pair's decision is
-#      made holding it, so two submits on one pair decide one after the other)
+#   7. the pair row (a flag takes the pair out of the queue; adjudication; curation; an
+#      adaptive pair's decision is made holding it, so two submits on one pair decide one
+#      after the other)
+#   8. the pair's summary (pair_summaries, by trigger after each of the writes above)
 #
 # An assignment's slot id is fixed when the lease is made and can only become NULL (when k
 # is lowered the slot is deleted), so a writer may read it unlocked, lock the slot, and then
@@ -414,10 +417,13 @@ _ROUNDS = """
         ORDER BY hashtextextended(external_id || ':' || place, :seed), id
     ) AS round
 """
+# A pair's slots: the project's k, or more where an admin asked for more votes on it.
+_SLOTS_WANTED = "greatest(:k, coalesce(p.votes_wanted, 0))"
 _CREATE_SLOTS = text(
     f"""
     WITH counted AS (
-        SELECT p.id, p.project_id, p.prompt_id, s.n, s.max_no, s.pos
+        SELECT p.id, p.project_id, p.prompt_id, s.n, s.max_no, s.pos,
+               {_SLOTS_WANTED} AS wanted
         FROM pairs p
         CROSS JOIN LATERAL (
             SELECT count(*) AS n, coalesce(max(slot_no), 0) AS max_no, max(queue_pos) AS pos
@@ -425,7 +431,8 @@ _CREATE_SLOTS = text(
         ) s
         WHERE p.project_id = :project_id AND NOT p.is_gold
           AND (CAST(:batch_id AS bigint) IS NULL OR p.batch_id = :batch_id)
-          AND s.n < :k
+          AND (NOT :raised_only OR p.votes_wanted > :k)
+          AND s.n < {_SLOTS_WANTED}
     ), new_pairs AS (
         SELECT c.id, c.prompt_id, q.external_id,
                row_number() OVER (PARTITION BY c.prompt_id ORDER BY c.id) AS place
@@ -445,7 +452,7 @@ _CREATE_SLOTS = text(
     SELECT c.project_id, c.id, c.max_no + g, '{SlotState.OPEN}', coalesce(c.pos, placed.pos)
     FROM counted c
     LEFT JOIN placed ON placed.id = c.id
-    CROSS JOIN LATERAL generate_series(1, :k - c.n) g
+    CROSS JOIN LATERAL generate_series(1, c.wanted - c.n) g
     """
 )
 
@@ -464,15 +471,19 @@ async def create_slots(
     k: int,
     rules: QueueRules,
     batch_id: int | None = None,
+    *,
+    raised_only: bool = False,
 ) -> int:
-    """Gives every non-gold pair (of one batch, or of the project) k slots: the ones it lacks,
-    pairs without any placed at the end of the queue. Returns how many were made."""
+    """Gives every non-gold pair (of one batch, or of the project; with `raised_only`, of the
+    pairs that want more votes than k) the slots it lacks: k, or the votes wanted of it; pairs
+    without any are placed at the end of the queue. Returns how many were made."""
     params = {
         "k": k,
         "project_id": project_id,
         "batch_id": batch_id,
         "pair_order": rules.pair_order,
         "seed": rules.seed,
+        "raised_only": raised_only,
     }
     result = await session.execute(_CREATE_SLOTS, params)
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -534,7 +545,7 @@ async def reorder_queue(session: AsyncSession, project_id: int, rules: QueueRule
 _SURPLUS_SLOTS = text(
     f"""
     WITH ranked AS (
-        SELECT id, row_number() OVER (
+        SELECT id, pair_id, row_number() OVER (
             PARTITION BY pair_id
             ORDER BY (state = '{SlotState.DONE}') DESC, (state = '{SlotState.LEASED}') DESC,
                      slot_no
@@ -542,9 +553,20 @@ _SURPLUS_SLOTS = text(
         FROM pair_slots WHERE project_id = :project_id
     )
     SELECT s.id FROM pair_slots s
-    WHERE s.id IN (SELECT id FROM ranked WHERE rn > :k) AND s.state <> '{SlotState.DONE}'
+    WHERE s.id IN (
+        SELECT r.id FROM ranked r JOIN pairs p ON p.id = r.pair_id
+        WHERE r.rn > {_SLOTS_WANTED}
+    ) AND s.state <> '{SlotState.DONE}'
     ORDER BY s.id
     FOR UPDATE OF s
+    """
+)
+_UNFINISHED_SLOTS = text(
+    f"""
+    SELECT id FROM pair_slots
+    WHERE pair_id = ANY(:pair_ids) AND state <> '{SlotState.DONE}'
+    ORDER BY id
+    FOR UPDATE
     """
 )
 _REVOKE_LEASES_OF_SLOTS = text(
@@ -568,9 +590,16 @@ async def lock_project(session: AsyncSession, project_id: int) -> None:
 
 
 async def lock_surplus_slots(session: AsyncSession, project_id: int, k: int) -> list[int]:
-    """Locks (in id order) the slots beyond the k each pair keeps, and returns their ids."""
+    """Locks (in id order) the slots beyond the k each pair keeps (or the votes wanted of it,
+    if more), and returns their ids."""
     params = {"project_id": project_id, "k": k}
     return list((await session.scalars(_SURPLUS_SLOTS, params)).all())
+
+
+async def lock_unfinished_slots(session: AsyncSession, pair_ids: Sequence[int]) -> list[int]:
+    """Locks (in id order) the slots of these pairs that hold no judgment; returns their ids."""
+    rows = await session.scalars(_UNFINISHED_SLOTS, {"pair_ids": list(pair_ids)})
+    return list(rows.all())
 
 
 async def drop_slots(session: AsyncSession, slot_ids: Sequence[int], now: datetime) -> None:

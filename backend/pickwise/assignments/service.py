@@ -57,12 +57,25 @@ def queue_rules(project: Project) -> repository.QueueRules:
     return repository.QueueRules(project.pair_order, project.pairing_seed)
 
 
-async def create_slots(session: AsyncSession, project: Project, batch_id: int | None = None) -> int:
-    """Give every non-gold pair (of one batch, or of the project) the slots it lacks of the
-    project's k (fixed), or of its minimum raters (adaptive); new pairs join the end of the
-    queue, in the project's pair order."""
-    slots = OverlapPolicy.of(project).initial_slots
-    return await repository.create_slots(session, project.id, slots, queue_rules(project), batch_id)
+async def create_slots(
+    session: AsyncSession,
+    project: Project,
+    batch_id: int | None = None,
+    *,
+    raised_only: bool = False,
+) -> int:
+    """Give every non-gold pair (of one batch, or of the project; with ``raised_only``, of
+    the pairs that want more votes than that) the slots it lacks: the project's k (fixed) or
+    its minimum raters (adaptive), or the pair's votes wanted if more; new pairs join the end
+    of the queue, in the project's pair order."""
+    return await repository.create_slots(
+        session,
+        project.id,
+        OverlapPolicy.of(project).initial_slots,
+        queue_rules(project),
+        batch_id,
+        raised_only=raised_only,
+    )
 
 
 async def reorder_queue(session: AsyncSession, project: Project) -> None:
@@ -80,7 +93,8 @@ RESIZE_ROUNDS = 10
 async def resize_slots(
     session: AsyncSession, project: Project, now: datetime | None = None
 ) -> None:
-    """After k changed: add slots, or drop the ones no longer needed.
+    """After k changed: add slots, or drop the ones no longer needed (a pair keeps the votes
+    an admin asked for beyond k).
 
     Lock order (assignments.repository): the project row (one resize at a time), the surplus
     slots in id order, then the assignments leasing them, which are revoked: their raters get
@@ -95,6 +109,18 @@ async def resize_slots(
             break
         await repository.drop_slots(session, surplus, now)
     await create_slots(session, project)
+
+
+async def drop_unfinished_slots(
+    session: AsyncSession, pair_ids: Sequence[int], now: datetime | None = None
+) -> int:
+    """The slots of these pairs that hold no judgment go (a pair made gold needs none); a
+    lease on one is revoked first, as when k is lowered. The caller holds the project row
+    (lock order: assignments.repository). Returns how many slots went."""
+    slot_ids = await repository.lock_unfinished_slots(session, pair_ids)
+    if slot_ids:
+        await repository.drop_slots(session, slot_ids, now or utcnow())
+    return len(slot_ids)
 
 
 async def _current_lease(

@@ -19,18 +19,33 @@ from pickwise.vocabulary import PairStatus
 
 
 @dataclass(frozen=True)
+class PairCondition:
+    """A condition on the pair summary `s` in psycopg's parameter style (the explorer's
+    filter: review.service.export_condition), with its parameters."""
+
+    sql: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Selection:
-    """Which judgments an export takes, as options and as SQL."""
+    """Which judgments an export takes, as options and as SQL. Pairs an admin excluded from
+    exports never count; `pairs` narrows the pairs as the explorer's filter does."""
 
     project_id: int
     batch_ids: tuple[int, ...] = field(default_factory=tuple)
     include_gold: bool = False
     # Votes of raters an admin excluded stay in the database but are left out by default.
     include_excluded_raters: bool = False
+    pairs: PairCondition | None = None
 
     def clauses(self) -> tuple[str, str, dict[str, Any]]:
         """(condition on the pairs `pr`, condition on the judgments `j`, parameters)."""
-        pairs = ["pr.project_id = %(project_id)s", f"pr.status <> '{PairStatus.REMOVED}'"]
+        pairs = [
+            "pr.project_id = %(project_id)s",
+            f"pr.status <> '{PairStatus.REMOVED}'",
+            "NOT pr.excluded",
+        ]
         judgments = ["j.project_id = %(project_id)s"]
         params: dict[str, Any] = {"project_id": self.project_id}
         if not self.include_gold:
@@ -43,6 +58,12 @@ class Selection:
                 "NOT EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = j.project_id"
                 " AND m.user_id = j.rater_id AND m.excluded)"
             )
+        if self.pairs is not None:
+            pairs.append(
+                "pr.id IN (SELECT s.pair_id FROM pair_summaries s "
+                f"WHERE s.project_id = %(project_id)s AND {self.pairs.sql})"
+            )
+            params.update(self.pairs.params)
         return " AND ".join(pairs), " AND ".join(judgments), params
 
     def where(self) -> tuple[str, dict[str, Any]]:
@@ -50,6 +71,9 @@ class Selection:
         pairs, judgments, params = self.clauses()
         return f"{judgments} AND {pairs}", params
 
+
+# The pair's adjudicated decision, if any: it overrides the votes in every format.
+_DECISION = "LEFT JOIN adjudications adj ON adj.pair_id = pr.id AND adj.is_current"
 
 _FROM = """
 FROM judgments j
@@ -64,32 +88,35 @@ _VOTES = f"""
 SELECT j.id, j.pair_id, p.id, p.external_id, p.system, p.turns::text,
        ra.id, rb.id, ra.content, rb.content, ra.model, rb.model,
        j.choice, j.strength, j.rationale, j.criteria::text, u.pseudonym, j.left_side,
-       j.shown_at, j.submitted_at, j.is_gold, pr.batch_id
+       j.shown_at, j.submitted_at, j.is_gold, pr.batch_id, adj.decision
 {_FROM}
 JOIN responses ra ON ra.id = pr.response_a_id
 JOIN responses rb ON rb.id = pr.response_b_id
 JOIN users u ON u.id = j.rater_id
+{_DECISION}
 WHERE {{where}}
 ORDER BY p.external_id COLLATE "C", j.pair_id, j.id
 """
 _VOTE_TYPES = (
     *("int8", "int8", "int8", "text", "text", "text", "int8", "int8"),
     *("text", "text", "text", "text", "text", "int4", "text", "text", "text", "text"),
-    *("timestamptz", "timestamptz", "bool", "int8"),
+    *("timestamptz", "timestamptz", "bool", "int8", "text"),
 )
 
 # One row per pair with the choices of its votes (every other format): each pair's texts are
 # sent and decoded once, not once per vote. The pairs are sorted before the responses are
-# joined (the sort moves narrow rows), and a pair's votes are read by index.
-_PAIRS = """
+# joined (the sort moves narrow rows), and a pair's votes are read by index. A pair an admin
+# decided comes even without selected votes: the decision is what it exports.
+_PAIRS = f"""
 SELECT o.pair_id, o.prompt_id, o.external_id, o.system, o.turns::text,
-       ra.content, rb.content, ra.model, rb.model, v.ids, v.choices, v.strengths
+       ra.content, rb.content, ra.model, rb.model, v.ids, v.choices, v.strengths, o.decision
 FROM (
     SELECT pr.id AS pair_id, pr.prompt_id, p.external_id, p.system, p.turns,
-           pr.response_a_id, pr.response_b_id
+           pr.response_a_id, pr.response_b_id, adj.decision
     FROM pairs pr
     JOIN prompts p ON p.id = pr.prompt_id
-    WHERE {pairs}
+    {_DECISION}
+    WHERE {{pairs}}
     ORDER BY p.external_id COLLATE "C", pr.id
 ) o
 JOIN responses ra ON ra.id = o.response_a_id
@@ -99,14 +126,14 @@ CROSS JOIN LATERAL (
            array_agg(j.choice::text ORDER BY j.id) AS choices,
            array_agg(j.strength ORDER BY j.id) AS strengths
     FROM judgments j
-    WHERE j.pair_id = o.pair_id AND {judgments}
+    WHERE j.pair_id = o.pair_id AND {{judgments}}
 ) v
-WHERE v.ids IS NOT NULL
+WHERE v.ids IS NOT NULL OR o.decision IS NOT NULL
 ORDER BY o.external_id COLLATE "C", o.pair_id
 """
 _PAIR_TYPES = (
     *("int8", "int8", "text", "text", "text", "text", "text", "text", "text"),
-    *("int8[]", "text[]", "int4[]"),
+    *("int8[]", "text[]", "int4[]", "text"),
 )
 
 
@@ -174,6 +201,7 @@ async def stream_votes(
             submitted_at,
             is_gold,
             batch_id,
+            decision,
         ) = row
         yield VoteRecord(
             judgment_id=judgment_id,
@@ -197,6 +225,7 @@ async def stream_votes(
             is_gold=is_gold,
             batch_id=batch_id,
             criteria_names=criteria_names,
+            adjudication=decision,
         )
 
 
@@ -209,7 +238,8 @@ async def stream_pairs(
     prompts = _Prompts()
     async for row in _copy_rows(connection, query, params, _PAIR_TYPES):
         (pair_id, prompt_id, external_id, system, turns, a_text, b_text, a_model, b_model) = row[:9]
-        ids, choices, strengths = row[9:]
+        ids, choices, strengths, decision = row[9:]
+        ids, choices, strengths = ids or [], choices or [], strengths or []
         yield PairVotes(
             pair_id=pair_id,
             prompt=prompts.get(prompt_id, external_id, system, turns),
@@ -221,17 +251,26 @@ async def stream_pairs(
             choices=tuple(choices),
             strengths=tuple(strengths) if strength_scale else (None,) * len(ids),
             strength_scale=strength_scale,
+            adjudication=decision,
         )
 
 
+# A system prompt, or more than one turn: the rows need message lists.
+_NEEDS_MESSAGES = "(coalesce(p.system, '') <> '' OR jsonb_array_length(p.turns) > 1)"
+
+
 async def needs_messages(connection: AsyncConnection, selection: Selection) -> bool:
-    """Does any selected prompt have a system prompt or several turns?"""
+    """Does any selected prompt have a system prompt or several turns? (Selected: with a
+    selected vote, or on a pair an admin decided.)"""
     where, params = selection.where()
+    pairs, _, _ = selection.clauses()
     driver = await driver_connection(connection)
     async with driver.cursor() as cursor:
         await cursor.execute(
-            f"SELECT EXISTS (SELECT 1 {_FROM} WHERE {where} AND "
-            "(coalesce(p.system, '') <> '' OR jsonb_array_length(p.turns) > 1))",
+            f"SELECT EXISTS (SELECT 1 {_FROM} WHERE {where} AND {_NEEDS_MESSAGES}) "
+            "OR EXISTS (SELECT 1 FROM pairs pr JOIN prompts p ON p.id = pr.prompt_id "
+            "JOIN adjudications adj ON adj.pair_id = pr.id AND adj.is_current "
+            f"WHERE {pairs} AND {_NEEDS_MESSAGES})",
             params,
         )
         row = await cursor.fetchone()

@@ -24,9 +24,8 @@ async def download(
     project: AdminProject, query: QueryOptions, connection: ReadConnection
 ) -> StreamingResponse:
     options = query.options()
-    chunks = service.stream_ndjson(
-        connection, project, query.selection(project.id), options, query.only_split()
-    )
+    selection = await service.selection_for(connection, project, query)
+    chunks = service.stream_ndjson(connection, project, selection, options, query.only_split())
     filename = f"{project.slug}-{options.format.value}-{query.split}.jsonl"
     return StreamingResponse(
         chunks,
@@ -39,7 +38,6 @@ async def download(
 async def preview(
     project: AdminProject, query: QueryOptions, connection: ReadConnection
 ) -> PreviewRead:
-    result = await service.preview(
-        connection, project, query.selection(project.id), query.options()
-    )
+    selection = await service.selection_for(connection, project, query)
+    result = await service.preview(connection, project, selection, query.options())
     return PreviewRead(**result.__dict__, summary=result.summary)

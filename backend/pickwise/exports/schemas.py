@@ -4,13 +4,15 @@ from pydantic import BaseModel, Field
 
 from pickwise.exports.dataset.aggregation import AggregationMode, AggregationOptions
 from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.manifest import SelectionRecord
 from pickwise.exports.dataset.pipeline import ExportOptions
 from pickwise.exports.dataset.splits import Split
-from pickwise.exports.repository import Selection
+from pickwise.review.schemas import PairFilter
 
 
-class ExportQuery(BaseModel):
-    """Options shared by the CLI, the API and the admin page."""
+class ExportQuery(PairFilter):
+    """Options shared by the CLI, the API and the admin page: the pairs explorer's filter
+    (so a filtered view becomes a dataset) and the export's own options."""
 
     format: ExportFormat = ExportFormat.TRL
     aggregation: AggregationMode = AggregationMode.MAJORITY
@@ -33,12 +35,18 @@ class ExportQuery(BaseModel):
             seed=self.seed,
         )
 
-    def selection(self, project_id: int) -> Selection:
-        return Selection(
-            project_id=project_id,
-            batch_ids=tuple(self.batch_id),
+    def pair_filter(self) -> PairFilter:
+        """The explorer's filter; `batch_id` (the export's older name) adds to `batch`."""
+        fields = self.model_dump(include=set(PairFilter.model_fields))
+        fields["batch"] = sorted({*self.batch, *self.batch_id})
+        return PairFilter.model_validate(fields)
+
+    def record(self) -> SelectionRecord:
+        """What the manifest says was selected."""
+        return SelectionRecord(
+            filter=self.pair_filter().as_record(),
             include_gold=self.include_gold,
-            include_excluded_raters=self.include_excluded,
+            include_excluded=self.include_excluded,
         )
 
     def only_split(self) -> Split | None:

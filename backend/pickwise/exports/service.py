@@ -12,12 +12,15 @@ from pickwise.exports import repository
 from pickwise.exports.dataset.aggregation import ExportStats
 from pickwise.exports.dataset.card import CardInfo
 from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.manifest import SelectionRecord
 from pickwise.exports.dataset.ndjson import aiter_ndjson
 from pickwise.exports.dataset.overlap import OverlapNote
 from pickwise.exports.dataset.pipeline import ExportItem, ExportOptions, RowStream
 from pickwise.exports.dataset.splits import Split
 from pickwise.exports.dataset.writer import ExportResult, ExportWriter
-from pickwise.exports.repository import Selection
+from pickwise.exports.repository import PairCondition, Selection
+from pickwise.exports.schemas import ExportQuery
+from pickwise.review import service as review
 
 __all__ = ["ExportResult", "Preview", "preview", "stream_ndjson", "write_folder"]
 from pickwise.models import Project
@@ -42,6 +45,24 @@ class Preview:
 def overlap_note(project: Project) -> OverlapNote:
     policy = OverlapPolicy.of(project)
     return OverlapNote(policy.settings(), policy.describe())
+
+
+async def selection_for(
+    connection: AsyncConnection, project: Project, query: ExportQuery
+) -> Selection:
+    """The judgments the query selects: the explorer's filter (through the pair summaries)
+    and the vote options."""
+    pairs = query.pair_filter()
+    condition = None
+    if not pairs.is_empty:
+        sql, params = await review.export_condition(connection, project, pairs, "pairs_")
+        condition = PairCondition(sql, params)
+    return Selection(
+        project_id=project.id,
+        include_gold=query.include_gold,
+        include_excluded_raters=query.include_excluded,
+        pairs=condition,
+    )
 
 
 def strength_scale(project: Project) -> tuple[str, ...]:
@@ -73,6 +94,7 @@ async def write_folder(
     *,
     command: str | None = None,
     progress: Callable[[int], None] | None = None,
+    record: SelectionRecord | None = None,
 ) -> ExportResult:
     conversational = await repository.needs_messages(connection, selection)
     writer = ExportWriter(
@@ -83,6 +105,7 @@ async def write_folder(
         card=CardInfo(pretty_name=project.name, overlap=overlap_note(project)),
         command=command,
         progress=progress,
+        selection=record,
     )
     result = await writer.awrite_all(_read(connection, project, selection, options))
     EXPORT_ROWS.inc(sum(result.stats.rows.values()))

@@ -24,10 +24,12 @@ from pickwise.models.rating import (
     PairSlot,
     RaterWeight,
 )
+from pickwise.models.review import Adjudication, PairSummary
 from pickwise.models.users import ApiToken, Invite, LoginFailure, User, UserSession
 from pickwise.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
+    "Adjudication",
     "AnalyticsSnapshot",
     "ApiToken",
     "Assignment",
@@ -48,6 +50,7 @@ __all__ = [
     "Pair",
     "PairFlag",
     "PairSlot",
+    "PairSummary",
     "PoolParticipant",
     "Project",
     "ProjectMember",

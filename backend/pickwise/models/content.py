@@ -16,6 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
+from pickwise.models.search import prompt_document, text_document
 from pickwise.vocabulary import BatchSource, PairStatus
 
 
@@ -47,6 +48,7 @@ class Prompt(IdMixin, TimestampMixin, Base):
         CheckConstraint(
             "jsonb_typeof(turns) = 'array' AND jsonb_array_length(turns) > 0", name="turns_nonempty"
         ),
+        Index("ix_prompts_search", text(prompt_document()), postgresql_using="gin"),
     )
 
     project_id: Mapped[int] = mapped_column(
@@ -72,6 +74,7 @@ class Response(IdMixin, Base):
         ForeignKeyConstraint(
             ["prompt_id", "project_id"], ["prompts.id", "prompts.project_id"], ondelete="CASCADE"
         ),
+        Index("ix_responses_search", text(text_document("content")), postgresql_using="gin"),
     )
 
     project_id: Mapped[int] = mapped_column(BigInteger, index=True)
@@ -96,6 +99,9 @@ class Pair(IdMixin, TimestampMixin, Base):
             name="gold_winner_in_pair",
         ),
         CheckConstraint("is_gold = (gold_winner_id IS NOT NULL)", name="gold_has_winner"),
+        CheckConstraint(
+            "votes_wanted IS NULL OR votes_wanted BETWEEN 1 AND 100", name="votes_wanted_range"
+        ),
         # Both responses belong to this pair's prompt: enforced by composite foreign keys.
         ForeignKeyConstraint(
             ["response_a_id", "prompt_id"],
@@ -136,3 +142,8 @@ class Pair(IdMixin, TimestampMixin, Base):
     is_gold: Mapped[bool] = mapped_column(default=False)
     gold_winner_id: Mapped[int | None] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default=PairStatus.ACTIVE)
+    # An admin left the pair out of every export (it stays in the queue and the explorer).
+    excluded: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # An admin asked for more votes on this pair than the project's k: it gets
+    # max(k, votes_wanted) slots, whatever k becomes later.
+    votes_wanted: Mapped[int | None] = mapped_column()

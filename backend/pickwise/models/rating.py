@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
+from pickwise.models.search import text_document
 from pickwise.vocabulary import (
     AssignmentStatus,
     CanonicalSide,
@@ -133,6 +134,14 @@ class Judgment(IdMixin, Base):
         # "Judgments since the analytics were computed": a short range scan per project.
         Index("ix_judgments_project_id_id", "project_id", "id"),
         Index("ix_judgments_rater_submitted", "rater_id", "submitted_at"),
+        # Updated in place (no pending list): no rater's submit pays for a pending-list flush.
+        Index(
+            "ix_judgments_rationale_search",
+            text(text_document("rationale")),
+            postgresql_using="gin",
+            postgresql_with={"fastupdate": "off"},
+            postgresql_where=text("rationale IS NOT NULL"),
+        ),
     )
 
     project_id: Mapped[int] = mapped_column(BigInteger)

@@ -34,6 +34,7 @@ class PairState:
     leased_slots: tuple[int, ...]  # ids, highest slot number first
     last_slot_no: int
     queue_pos: int  # the pair's place in the queue (assignments.repository): new slots share it
+    votes_wanted: int  # votes an admin asked for on the pair (review), 0 if none
 
     @property
     def outstanding(self) -> int:
@@ -48,7 +49,7 @@ class PairState:
 # slots, so they have no state).
 _SLOTS_OF_PAIRS = """
     SELECT s.pair_id, p.status, s.id, s.slot_no, s.state, j.id, j.choice, w.confusion,
-           s.queue_pos
+           s.queue_pos, coalesce(p.votes_wanted, 0)
     FROM pair_slots s
     JOIN pairs p ON p.id = s.pair_id
     LEFT JOIN judgments j ON j.slot_id = s.id
@@ -90,7 +91,7 @@ def _state(rows: Sequence[Sequence[Any]]) -> PairState:
     votes: list[tuple[int, Vote]] = []
     open_slots: list[int] = []
     leased_slots: list[int] = []
-    for _, _, slot_id, _, state, judgment_id, choice, confusion, _ in rows:
+    for _, _, slot_id, _, state, judgment_id, choice, confusion, _, _ in rows:
         if state == SlotState.DONE:
             weight = None if confusion is None else tuple(confusion)
             votes.append((judgment_id, Vote(choice, weight)))
@@ -107,6 +108,7 @@ def _state(rows: Sequence[Sequence[Any]]) -> PairState:
         leased_slots=tuple(leased_slots),
         last_slot_no=rows[0][3],
         queue_pos=max(row[8] for row in rows),
+        votes_wanted=rows[0][9],
     )
 
 

@@ -43,7 +43,9 @@ async def after_vote(session: AsyncSession, project: Project, pair_id: int) -> i
     state = await repository.pair_state(session, pair_id)
     if state is None or state.status == PairStatus.REMOVED:
         return 0
-    wanted = slots_wanted(policy_of(project), state.votes, len(state.leased_slots))
+    wanted = slots_wanted(
+        policy_of(project), state.votes, len(state.leased_slots), state.votes_wanted
+    )
     missing = wanted - state.slots
     if missing == 1:  # the rule's "one more" (the usual case: a statement of its own)
         await repository.add_slot(session, project.id, state)
@@ -56,20 +58,22 @@ async def reconsider_pair(
     session: AsyncSession, project: Project, pair_id: int, *, floor: int = 0
 ) -> int:
     """Runs the rule again on one pair whose votes changed outside a submit (a rater changed
-    or withdrew a vote) or for which an admin asked for more votes (``floor``: the votes the
-    pair should get at least; it raises the maximum too). Opens the slots the rule wants, or
-    drops open slots it no longer wants; a leased slot is left to its rater. Returns the
-    change in the pair's slots (+ opened, − dropped).
+    or withdrew a vote: judgments.changes) or that should get more votes (``floor``, and the
+    pair's own `votes_wanted`, set by the review's "request votes": the votes the pair gets
+    at least; they raise the maximum too). Opens the slots the rule wants, or drops open
+    slots it no longer wants; a leased slot is left to its rater. Returns the change in the
+    pair's slots (+ opened, − dropped).
 
     Locks: the project's gate (shared), the pair's slots in id order, then the pair row. The
-    caller may already hold the gate and a lock on one of the pair's judged slots, but must
-    hold no other slot of the pair and not the pair row.
+    caller may already hold the gate and the pair's slots (taken in that order), but no slot
+    of another pair.
     """
     await assignments_repository.pass_gate(session, project.id)
     await repository.lock_pair_and_slots(session, pair_id)
     state = await repository.pair_state(session, pair_id)
     if state is None or state.status == PairStatus.REMOVED:
         return 0
+    floor = max(floor, state.votes_wanted)
     wanted = slots_wanted(policy_of(project), state.votes, len(state.leased_slots), floor)
     if wanted > state.slots:
         await repository.add_slots(session, project.id, [(state, wanted - state.slots)])
@@ -95,7 +99,7 @@ async def apply_policy(session: AsyncSession, project: Project, now: datetime | 
     additions: list[tuple[PairState, int]] = []
     surplus: list[int] = []
     for state in await repository.open_pair_states(session, project.id):
-        wanted = slots_wanted(policy, state.votes, len(state.leased_slots))
+        wanted = slots_wanted(policy, state.votes, len(state.leased_slots), state.votes_wanted)
         if wanted > state.slots:
             additions.append((state, wanted - state.slots))
         elif wanted < state.slots:

@@ -3,9 +3,10 @@
 import asyncio
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
@@ -22,6 +23,7 @@ from pickwise.exports.deps import ReadConnection
 from pickwise.exports.schemas import ExportQuery
 from pickwise.projects.deps import AdminProject
 from pickwise.web.forms import problems
+from pickwise.web.pair_filters import FILTER_LABELS, MultiParams
 from pickwise.web.templating import render
 from pickwise.webhooks.service import queue_export_written
 
@@ -52,20 +54,41 @@ async def _page(
             "batches": await batches_repository.list_batches(session, project.id),
             "preview": preview,
             "errors": errors or [],
+            "selection": query.pair_filter(),
+            "filter_labels": FILTER_LABELS,
+            "explorer_query": "?" + urlencode(query.pair_filter().as_params()),
         },
         status_code=status_code,
     )
 
 
+# Options that repeat in a query string or form.
+LIST_OPTIONS = ("batch_id", "batch", "status")
+
+
+def _query_from(params: MultiParams) -> tuple[ExportQuery, list[str]]:
+    """The export's options and the explorer's filter, from a query string or a form."""
+    data: dict[str, Any] = {}
+    for name in ExportQuery.model_fields:
+        values = [value for value in params.getlist(name) if isinstance(value, str)]
+        if values:
+            data[name] = values if name in LIST_OPTIONS else values[-1]
+    try:
+        return ExportQuery.model_validate(data), []
+    except ValidationError as exc:
+        return ExportQuery(), problems(exc)
+
+
 @router.get("", response_class=HTMLResponse, name="export_page")
 async def export_page(
-    request: Request,
-    principal: PrincipalDep,
-    session: SessionDep,
-    project: AdminProject,
-    query: Annotated[ExportQuery, Query()],
+    request: Request, principal: PrincipalDep, session: SessionDep, project: AdminProject
 ) -> HTMLResponse:
-    return await _page(request, principal, session, project, query)
+    """The form, holding the explorer's filter when opened from "Export this selection"."""
+    query, errors = _query_from(request.query_params)
+    status = 422 if errors else 200
+    return await _page(
+        request, principal, session, project, query, errors=errors, status_code=status
+    )
 
 
 @router.post("", response_model=None)
@@ -75,50 +98,21 @@ async def export_download(
     session: SessionDep,
     project: AdminProject,
     connection: ReadConnection,
-    format: Annotated[str, Form()],
-    aggregation: Annotated[str, Form()] = "majority",
-    min_votes: Annotated[int, Form()] = 1,
-    min_agreement: Annotated[float, Form()] = 0.0,
-    test_fraction: Annotated[float, Form()] = 0.1,
-    seed: Annotated[int, Form()] = 0,
-    batch_id: Annotated[list[int] | None, Form()] = None,
-    include_gold: Annotated[bool, Form()] = False,
-    include_excluded: Annotated[bool, Form()] = False,
-    action: Annotated[str, Form()] = "export",
 ) -> Response:
-    try:
-        query = ExportQuery.model_validate(
-            {
-                "format": format,
-                "aggregation": aggregation,
-                "min_votes": min_votes,
-                "min_agreement": min_agreement,
-                "test_fraction": test_fraction,
-                "seed": seed,
-                "batch_id": batch_id or [],
-                "include_gold": include_gold,
-                "include_excluded": include_excluded,
-            }
-        )
-    except ValidationError as exc:
+    form = await request.form()
+    query, errors = _query_from(form)
+    if errors:
         return await _page(
-            request,
-            principal,
-            session,
-            project,
-            ExportQuery(),
-            errors=problems(exc),
-            status_code=422,
+            request, principal, session, project, query, errors=errors, status_code=422
         )
-    if action == "preview":
-        counts = await service.preview(
-            connection, project, query.selection(project.id), query.options()
-        )
+    selection = await service.selection_for(connection, project, query)
+    if form.get("action") == "preview":
+        counts = await service.preview(connection, project, selection, query.options())
         return await _page(request, principal, session, project, query, preview=counts)
     out_root = get_settings().exports_dir
     out_root.mkdir(parents=True, exist_ok=True)
     result = await service.write_folder(
-        connection, project, query.selection(project.id), query.options(), out_root
+        connection, project, selection, query.options(), out_root, record=query.record()
     )
     await queue_export_written(session, project, result.path, result.manifest)
     # Compressing is CPU work that grows with the export: off the event loop.

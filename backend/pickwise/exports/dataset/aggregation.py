@@ -6,7 +6,7 @@ consecutive: the stream is cut into pairs as it goes and never held whole.
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from pickwise.exports.dataset.records import (
@@ -16,7 +16,7 @@ from pickwise.exports.dataset.records import (
     PromptRecord,
     VoteRecord,
 )
-from pickwise.vocabulary import CanonicalSide, Choice, chosen_side
+from pickwise.vocabulary import CanonicalSide, Choice, Decision, chosen_side
 
 # Agreement is a ratio of small integers; don't let 2/3 fail a 0.6666666666666666 threshold.
 _AGREEMENT_TOLERANCE = 1e-9
@@ -43,6 +43,9 @@ class ExportStats:
     def count_pair(self, votes: int) -> None:
         self.pairs_read += 1
         self.votes_per_pair[votes] += 1
+
+    # Pairs an admin adjudicated: "kept" (their decision exported) or "dropped".
+    adjudicated: Counter[str] = field(default_factory=Counter)
 
 
 # How strongly the raters preferred the winner, as the float TRL's RewardTrainer subtracts.
@@ -113,6 +116,10 @@ class DropReason(StrEnum):
     TIE = "tie"
     BOTH_BAD = "both_bad"
     BELOW_AGREEMENT = "below_agreement"
+    # An admin's decision on the pair: no preference to export, or leave the pair out.
+    ADJUDICATED_TIE = "adjudicated_tie"
+    ADJUDICATED_BOTH_BAD = "adjudicated_both_bad"
+    ADJUDICATED_DROP = "adjudicated_drop"
     # hh-rlhf only: a transcript marker inside the text would be read as a turn boundary.
     MARKER_IN_PROMPT = "hh_marker_in_prompt"
     MARKER_IN_RESPONSE = "hh_marker_in_response"
@@ -132,6 +139,13 @@ _DROP_DESCRIPTIONS = {
     DropReason.BELOW_AGREEMENT: (
         "The winner's share of the votes is below the minimum agreement you set."
     ),
+    DropReason.ADJUDICATED_TIE: (
+        "An admin decided the pair is a tie; no trainer format can say that."
+    ),
+    DropReason.ADJUDICATED_BOTH_BAD: (
+        "An admin decided both answers are bad: neither can be the chosen one."
+    ),
+    DropReason.ADJUDICATED_DROP: "An admin decided to leave the pair out.",
     DropReason.MARKER_IN_PROMPT: (
         "A prompt turn contains “Human:” or “Assistant:” markers, which would break an "
         "HH-RLHF transcript (other formats keep it)."
@@ -180,6 +194,8 @@ class PreferencePair:
     winner_votes: int
     strength: float | None
     judgment_ids: tuple[int, ...]
+    # The row is an admin's decision, not the votes' (agreement 1.0: the decision is final).
+    adjudicated: bool = False
 
     @property
     def agreement(self) -> float:
@@ -244,8 +260,21 @@ def group_votes_by_pair(votes: Iterable[VoteRecord]) -> Iterator[tuple[VoteRecor
         yield last
 
 
+# What a decision other than A or B does to its pair.
+_DECISION_DROPS = {
+    Decision.TIE: DropReason.ADJUDICATED_TIE,
+    Decision.BOTH_BAD: DropReason.ADJUDICATED_BOTH_BAD,
+    Decision.DROP: DropReason.ADJUDICATED_DROP,
+}
+
+
 def aggregate_pair(pair: PairVotes, options: AggregationOptions) -> PairOutcome:
-    """The rows one pair gives under `options`, and one drop reason per unit left out."""
+    """The rows one pair gives under `options`, and one drop reason per unit left out.
+
+    An adjudicated pair gives its decision instead, whatever the aggregation and thresholds:
+    one row for A or B (or one drop reason), in every mode (`decided`)."""
+    if pair.adjudication is not None:
+        return decided(pair, pair.adjudication)
     counts = _count_choices(pair.choices)
     if options.mode is AggregationMode.EACH_VOTE:
         return _each_vote(pair, counts, options)
@@ -266,6 +295,17 @@ def aggregate_pair(pair: PairVotes, options: AggregationOptions) -> PairOutcome:
     side = chosen_side(winner_choice)
     assert side is not None  # a tie or both bad was dropped above
     return PairOutcome(kept=(_preference(pair, side, backing, winner_votes),), dropped=())
+
+
+def decided(pair: PairVotes, decision: Decision) -> PairOutcome:
+    """An admin's decision replaces the votes: A or B is one row with agreement 1.0, whose
+    strength comes from the votes that chose the same side (if any gave one)."""
+    side = chosen_side(decision)
+    if side is None:
+        return PairOutcome(kept=(), dropped=(_DECISION_DROPS[decision],))
+    backing = [index for index, choice in enumerate(pair.choices) if chosen_side(choice) == side]
+    row = _preference(pair, side, backing, winner_votes=1)
+    return PairOutcome(kept=(replace(row, vote_count=1, adjudicated=True),), dropped=())
 
 
 def aggregate(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pickwise.exports.dataset.aggregation import AggregationMode, DropReason, ExportStats
 from pickwise.exports.dataset.formats import ExportFormat
+from pickwise.exports.dataset.manifest import SelectionRecord
 from pickwise.exports.dataset.overlap import OverlapNote, votes_per_pair_in_words
 from pickwise.exports.dataset.pipeline import ExportOptions
 from pickwise.exports.dataset.records import InvalidExportOptions
@@ -92,8 +93,10 @@ def render_dataset_card(
     stats: ExportStats,
     *,
     conversational: bool,
+    selection: SelectionRecord | None = None,
 ) -> str:
-    return _front_matter(info, options, stats) + "\n" + _body(info, options, stats, conversational)
+    body = _body(info, options, stats, conversational, selection or SelectionRecord())
+    return _front_matter(info, options, stats) + "\n" + body
 
 
 def _front_matter(info: CardInfo, options: ExportOptions, stats: ExportStats) -> str:
@@ -125,7 +128,13 @@ def _front_matter(info: CardInfo, options: ExportOptions, stats: ExportStats) ->
     return "\n".join(lines) + "\n"
 
 
-def _body(info: CardInfo, options: ExportOptions, stats: ExportStats, conversational: bool) -> str:
+def _body(
+    info: CardInfo,
+    options: ExportOptions,
+    stats: ExportStats,
+    conversational: bool,
+    selection: SelectionRecord,
+) -> str:
     unit = options.unit
     lines = [
         f"# {_one_line(info.pretty_name)}",
@@ -144,6 +153,15 @@ def _body(info: CardInfo, options: ExportOptions, stats: ExportStats, conversati
     ]
     for reason, count in sorted(stats.dropped.items()):
         lines.append(f"- dropped ({reason}): {count} {unit}s{DROP_NOTES.get(reason, '')}")
+    if stats.adjudicated:
+        lines.append(
+            f"- decided by an admin (adjudicated): {stats.adjudicated['kept']} pairs exported "
+            f"as decided, {stats.adjudicated['dropped']} left out (a tie, both bad, or drop); "
+            "a decision replaces the pair's votes"
+        )
+    if selection.filter:
+        chosen = "; ".join(f"{name}: {value}" for name, value in selection.filter.items())
+        lines.append(f"- pairs selected in the pairs explorer by {_one_line(chosen)}")
     lines.append(f"- prompts: {stats.prompts_read}")
     if stats.repeated_prompts:
         lines.append(

@@ -108,6 +108,7 @@ def vote_row(vote: VoteRecord) -> Row:
         "shown_at": iso_utc(vote.shown_at),
         "submitted_at": iso_utc(vote.submitted_at),
         "is_gold": vote.is_gold,
+        "adjudication": vote.adjudication or NO_TEXT,
     }
 
 

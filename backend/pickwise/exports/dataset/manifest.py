@@ -1,8 +1,9 @@
 """manifest.json: what was exported, how, and how to check and reproduce it."""
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from pickwise import __version__
 from pickwise.exports.dataset.aggregation import ExportStats
@@ -18,8 +19,47 @@ class FileDigest:
     bytes: int
 
 
-def reproduce_command(project_slug: str, options: ExportOptions) -> str:
-    """The CLI call that makes the same export (same rows, byte for byte)."""
+# The explorer filter's fields that the CLI spells differently.
+_FLAG_NAMES = {"q": "search"}
+
+
+@dataclass(frozen=True)
+class SelectionRecord:
+    """Which pairs and votes went in: the pairs explorer's filter (its set fields, as JSON)
+    and the vote options."""
+
+    filter: dict[str, Any] = field(default_factory=dict)
+    include_gold: bool = False
+    include_excluded: bool = False
+
+    def cli_args(self) -> list[str]:
+        args: list[str] = []
+        for name, value in self.filter.items():
+            flag = "--" + _FLAG_NAMES.get(name, name).replace("_", "-")
+            if isinstance(value, bool):
+                args.append(flag if value else "--no-" + flag[2:])
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                args += [flag, str(item)]
+        if self.include_gold:
+            args.append("--include-gold")
+        if self.include_excluded:
+            args.append("--include-excluded")
+        return args
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "filter": self.filter,
+            "include_gold": self.include_gold,
+            "include_excluded": self.include_excluded,
+        }
+
+
+def reproduce_command(
+    project_slug: str, options: ExportOptions, selection: SelectionRecord | None = None
+) -> str:
+    """The CLI call that makes the same export (same rows, byte for byte, while the data and
+    the filter's answer stay the same)."""
     args = ["pickwise", "export", project_slug, "--format", options.format.value]
     if options.format is not ExportFormat.VOTES:
         aggregation = options.aggregation
@@ -32,6 +72,8 @@ def reproduce_command(project_slug: str, options: ExportOptions) -> str:
             repr(aggregation.min_agreement),
         ]
     args += ["--test-fraction", repr(options.test_fraction), "--seed", str(options.seed)]
+    if selection is not None:
+        args += selection.cli_args()
     return shlex.join(args)
 
 
@@ -45,6 +87,7 @@ def build_manifest(
     exported_at: datetime,
     command: str,
     overlap: OverlapNote | None = None,
+    selection: SelectionRecord | None = None,
 ) -> dict[str, object]:
     is_votes = options.format is ExportFormat.VOTES
     aggregation = options.aggregation
@@ -62,6 +105,7 @@ def build_manifest(
             "seed": options.seed,
             "conversational": conversational,
         },
+        "selection": (selection or SelectionRecord()).as_json(),
         "counts": {
             "unit": options.unit,
             "votes_read": stats.votes_read,
@@ -71,6 +115,8 @@ def build_manifest(
             "system_prompt_dropped": stats.system_prompt_dropped,
             "prompts": stats.prompts_read,
             "repeated_prompts": stats.repeated_prompts,
+            # Pairs an admin decided (docs/review.md): exported as decided, or left out.
+            "adjudicated": {key: stats.adjudicated[key] for key in ("kept", "dropped")},
             "rows": {split: stats.rows[split] for split in ("train", "test")},
             "votes_per_pair": votes_per_pair(stats.votes_per_pair),
         },

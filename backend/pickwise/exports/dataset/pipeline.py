@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from pickwise.exports.dataset.aggregation import (
     AggregationOptions,
+    DropReason,
     ExportStats,
     PairGrouper,
     PreferencePair,
@@ -32,6 +33,7 @@ from pickwise.exports.dataset.splits import (
     check_test_fraction,
     split_for_prompt,
 )
+from pickwise.vocabulary import Decision
 
 ExportItem = VoteRecord | PairVotes
 """What an export is fed: judgments one by one, or whole pairs (not for the votes format)."""
@@ -130,6 +132,14 @@ class RowStream:
         if self.options.format is not ExportFormat.VOTES:
             return self._rows_for_pair(PairVotes.from_votes(votes))
         self.stats.count_pair(len(votes))
+        decision = votes[0].adjudication
+        if decision is not None:
+            # Every vote row says the decision; a pair decided "drop" gives none.
+            dropped = decision == Decision.DROP
+            self.stats.adjudicated["dropped" if dropped else "kept"] += 1
+            if dropped:
+                self.stats.dropped[DropReason.ADJUDICATED_DROP] += len(votes)
+                return []
         self.stats.kept += len(votes)
         return self._with_split(votes[0].prompt, [vote_row(vote) for vote in votes])
 
@@ -140,6 +150,8 @@ class RowStream:
             self.stats.dropped.update(outcome.dropped)
         self.stats.kept += len(outcome.kept)
         rows = [row for kept in outcome.kept for row in self._format(kept)]
+        if pair.adjudication is not None:
+            self.stats.adjudicated["kept" if rows else "dropped"] += 1
         return self._with_split(pair.prompt, rows)
 
     def _with_split(self, prompt: PromptRecord, rows: list[Row]) -> list[SplitRow]:

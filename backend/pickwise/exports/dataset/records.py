@@ -16,6 +16,7 @@ from pickwise.vocabulary import (
     CanonicalSide,
     Choice,
     CriterionChoice,
+    Decision,
     ShownSide,
     TurnRole,
     chosen_side,
@@ -25,6 +26,7 @@ from pickwise.vocabulary import (
 CHOICES = frozenset(Choice)
 SIDES = frozenset(CanonicalSide)
 CRITERION_CHOICES = frozenset(CriterionChoice)
+DECISIONS = frozenset(Decision)
 
 
 class InvalidRecordError(ValueError):
@@ -64,6 +66,11 @@ class PromptRecord:
         return not self.has_system and len(self.turns) == 1
 
 
+def _check_decision(pair_id: int, decision: str | None) -> None:
+    if decision is not None and decision not in DECISIONS:
+        raise InvalidRecordError(f"pair {pair_id}: unknown decision {str(decision)!r}")
+
+
 def _check_vote(judgment_id: int, choice: str, strength: int | None, scale_size: int) -> None:
     if choice not in CHOICES:
         raise InvalidRecordError(f"judgment {judgment_id}: unknown choice {str(choice)!r}")
@@ -101,10 +108,13 @@ class VoteRecord:
     # Every criterion the export writes, in order: each row gets all of them (one fixed set of
     # keys per file), "" where this vote gave none. Must hold every key of `criteria`.
     criteria_names: tuple[str, ...] = ()
+    # The pair's adjudicated decision, if an admin recorded one (it overrides the votes).
+    adjudication: Decision | None = None
 
     def __post_init__(self) -> None:
         where = f"judgment {self.judgment_id}"
         _check_vote(self.judgment_id, self.choice, self.strength, len(self.strength_scale))
+        _check_decision(self.pair_id, self.adjudication)
         if self.shown_left not in SIDES:
             raise InvalidRecordError(f"{where}: shown_left must be 'a' or 'b'")
         for criterion, choice in self.criteria.items():
@@ -141,7 +151,8 @@ class PairVotes:
 
     All that aggregation reads: the database export gets one per pair in a single row, instead
     of one `VoteRecord` per judgment that repeats the pair's texts; `from_votes` builds it from
-    records. `strengths` are indexes on `strength_scale` (None where a vote gave none).
+    records. `strengths` are indexes on `strength_scale` (None where a vote gave none). A pair
+    an admin adjudicated carries the decision, and may have no selected votes at all.
     """
 
     pair_id: int
@@ -154,10 +165,13 @@ class PairVotes:
     choices: tuple[Choice, ...]
     strengths: tuple[int | None, ...]
     strength_scale: tuple[str, ...]
+    adjudication: Decision | None = None
 
     def __post_init__(self) -> None:
         count = len(self.judgment_ids)
-        if not count or len(self.choices) != count or len(self.strengths) != count:
+        _check_decision(self.pair_id, self.adjudication)
+        empty = not count and self.adjudication is None
+        if empty or len(self.choices) != count or len(self.strengths) != count:
             raise InvalidRecordError(
                 f"pair {self.pair_id}: votes must have an id, choice, strength"
             )
@@ -182,6 +196,7 @@ class PairVotes:
             choices=tuple(vote.choice for vote in votes),
             strengths=tuple(vote.strength for vote in votes),
             strength_scale=first.strength_scale,
+            adjudication=first.adjudication,
         )
 
 

@@ -24,7 +24,12 @@ from pickwise.core.clock import utcnow
 from pickwise.exports.dataset.aggregation import ExportStats
 from pickwise.exports.dataset.card import CardInfo, render_dataset_card
 from pickwise.exports.dataset.formats import as_utc
-from pickwise.exports.dataset.manifest import FileDigest, build_manifest, reproduce_command
+from pickwise.exports.dataset.manifest import (
+    FileDigest,
+    SelectionRecord,
+    build_manifest,
+    reproduce_command,
+)
 from pickwise.exports.dataset.ndjson import encode_row
 from pickwise.exports.dataset.pipeline import (
     ExportItem,
@@ -72,6 +77,7 @@ class ExportWriter:
         command: str | None = None,
         exported_at: datetime | None = None,
         progress: ProgressCallback | None = None,
+        selection: SelectionRecord | None = None,
     ) -> None:
         if not _SLUG.fullmatch(project_slug):
             raise InvalidExportOptions(f"{project_slug!r} cannot be part of a folder name")
@@ -79,7 +85,8 @@ class ExportWriter:
         self.project_slug = project_slug
         self.conversational = conversational
         self.card = card or CardInfo(pretty_name=f"{project_slug} ({options.format.value})")
-        self.command = command or reproduce_command(project_slug, options)
+        self.selection = selection
+        self.command = command or reproduce_command(project_slug, options, selection)
         self.exported_at = as_utc(exported_at or utcnow())
         self.stats = ExportStats()
         self._done = False
@@ -122,7 +129,11 @@ class ExportWriter:
         self._write(self._rows.finish())
         digests = {split_file_name(split): file.close() for split, file in self._files.items()}
         card = render_dataset_card(
-            self.card, self.options, self.stats, conversational=self.conversational
+            self.card,
+            self.options,
+            self.stats,
+            conversational=self.conversational,
+            selection=self.selection,
         )
         digests[README] = _write_text(self._temp / README, card)
         manifest = build_manifest(
@@ -134,6 +145,7 @@ class ExportWriter:
             exported_at=self.exported_at,
             command=self.command,
             overlap=self.card.overlap,
+            selection=self.selection,
         )
         _write_text(self._temp / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))
         if self.target.exists():
