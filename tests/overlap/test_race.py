@@ -10,23 +10,16 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import next_lease
-from pickwise.core.db import get_engine, session_factory
 from pickwise.judgments import service as judgments_service
 from pickwise.judgments.schemas import JudgmentIn
-from pickwise.models import PairSlot, Project, User
+from pickwise.models import User
 from pickwise.overlap import repository as overlap_repository
-from tests.factories import add_member, make_pairs, make_project, make_user
+from tests.overlap.committed import committed, committed_pair
 
 HANG_GUARD_SECONDS = 30
-
-
-async def committed(work: Any) -> Any:
-    async with session_factory(get_engine())() as session, session.begin():
-        return await work(session)
 
 
 async def someone_waits_for_a_lock() -> bool:
@@ -45,26 +38,9 @@ async def someone_waits_for_a_lock() -> bool:
 async def test_two_last_votes_at_once_decide_exactly_once(
     live_app: Any, monkeypatch: pytest.MonkeyPatch, first: str, second: str, slots: int
 ) -> None:
-    async def setup(session: AsyncSession) -> tuple[int, int, list[int]]:
-        project = await make_project(session, raters_per_pair=3, overlap_mode="adaptive")
-        [pair] = await make_pairs(session, project, 1)
-        raters = []
-        for _ in range(2):
-            rater = await make_user(session)
-            await add_member(session, project, rater)
-            raters.append(rater.id)
-        return project.id, pair.id, raters
-
-    project_id, pair_id, rater_ids = await committed(setup)
-
-    async def lease(session: AsyncSession, rater_id: int) -> int:
-        project, rater = await session.get(Project, project_id), await session.get(User, rater_id)
-        assert project is not None and rater is not None
-        held = await next_lease(session, project, rater)
-        assert held is not None and held.pair_id == pair_id
-        return held.assignment_id
-
-    leases = [await committed(lambda s, r=rater: lease(s, r)) for rater in rater_ids]
+    made = await committed_pair(2)
+    rater_ids = made.rater_ids
+    leases = [await made.lease(index) for index in range(2)]
 
     readers, go_on = 0, asyncio.Event()
     unpaused = overlap_repository.pair_state
@@ -102,9 +78,4 @@ async def test_two_last_votes_at_once_decide_exactly_once(
         go_on.set()
         await asyncio.wait_for(asyncio.gather(*submits), HANG_GUARD_SECONDS)
 
-    states = await committed(
-        lambda session: session.scalars(
-            select(PairSlot.state).where(PairSlot.pair_id == pair_id).order_by(PairSlot.slot_no)
-        )
-    )
-    assert list(states) == ["done", "done"] + ["open"] * (slots - 2)
+    assert await made.slots() == ["done", "done"] + ["open"] * (slots - 2)

@@ -7,25 +7,17 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import next_lease
-from pickwise.core.db import get_engine, session_factory
 from pickwise.judgments import changes
 from pickwise.judgments import service as judgments_service
 from pickwise.judgments.schemas import JudgmentIn
-from pickwise.models import PairSlot, Project, User
-from tests.factories import add_member, make_pairs, make_user
-from tests.overlap.crowd import adaptive_project
+from pickwise.models import User
+from tests.overlap.committed import committed, committed_pair
 
 ROUNDS = 6
 HANG_GUARD_SECONDS = 30
-
-
-async def committed(work: Any) -> Any:
-    async with session_factory(get_engine())() as session, session.begin():
-        return await work(session)
 
 
 async def deadlocks() -> int:
@@ -58,24 +50,8 @@ async def test_a_change_racing_a_submit_leaves_the_slots_the_rule_wants(
 
 
 async def one_round(order: str, third: str, slots: list[str]) -> None:
-    async def setup(session: AsyncSession) -> tuple[int, int, list[int]]:
-        project = await adaptive_project(session)
-        [pair] = await make_pairs(session, project, 1)
-        raters = []
-        for _ in range(3):
-            rater = await make_user(session)
-            await add_member(session, project, rater)
-            raters.append(rater.id)
-        return project.id, pair.id, raters
-
-    project_id, pair_id, rater_ids = await committed(setup)
-
-    async def lease(session: AsyncSession, rater_id: int) -> int:
-        project, rater = await session.get(Project, project_id), await session.get(User, rater_id)
-        assert project is not None and rater is not None
-        held = await next_lease(session, project, rater)
-        assert held is not None and held.pair_id == pair_id
-        return held.assignment_id
+    made = await committed_pair(3)
+    rater_ids = made.rater_ids
 
     def submit(index: int, assignment_id: int, shown: str) -> Any:
         async def work(session: AsyncSession) -> None:
@@ -93,11 +69,10 @@ async def one_round(order: str, third: str, slots: list[str]) -> None:
 
         return committed(work)
 
-    first = await committed(lambda s: lease(s, rater_ids[0]))
-    await submit(0, first, "tie")
-    second = await committed(lambda s: lease(s, rater_ids[1]))
+    await submit(0, await made.lease(0), "tie")
+    second = await made.lease(1)
     await submit(1, second, "left")
-    held = await committed(lambda s: lease(s, rater_ids[2]))  # the third slot, leased
+    held = await made.lease(2)  # the third slot, leased
     if order == "change first":
         await change(1, second, "tie")
         await submit(2, held, third)
@@ -107,9 +82,4 @@ async def one_round(order: str, third: str, slots: list[str]) -> None:
     else:
         both = asyncio.gather(change(1, second, "tie"), submit(2, held, third))
         await asyncio.wait_for(both, HANG_GUARD_SECONDS)
-    states = await committed(
-        lambda session: session.scalars(
-            select(PairSlot.state).where(PairSlot.pair_id == pair_id).order_by(PairSlot.slot_no)
-        )
-    )
-    assert list(states) == slots
+    assert await made.slots() == slots
