@@ -13,7 +13,9 @@ conversations cost the raters of a pair project on the same worker.
    idle worker, measured in the same run (and against the rater loop's own target, 50 ms).
 
 The model is tests/conversations/fake_llm.py as its own server process, streaming words at
-a fixed pace; the CPU of each part (app, Postgres, fake model, drivers) is recorded.
+a fixed pace; the CPU of each part (app, Postgres, fake model, drivers) is recorded. The
+app's CPU per turn (part 1) and per 1,000 streamed tokens (the conversations alone, before
+part 2's raters start) are figures a busy machine barely moves, unlike its latencies.
 """
 
 import asyncio
@@ -65,6 +67,7 @@ class Size:
     think_seconds: float
     settle_seconds: float
     conversation_think: float  # before each vote and each next message
+    cost_seconds: float  # conversations alone, for the app's CPU per streamed token
 
 
 # Replies of 300 words at 20 words a second (15 s), so the conversations spend almost all
@@ -81,6 +84,7 @@ SIZES = {
         think_seconds=1.0,
         settle_seconds=3.0,
         conversation_think=0.2,
+        cost_seconds=16.0,
     ),
     "quick": Size(
         ttft_samples=100,
@@ -93,8 +97,9 @@ SIZES = {
         think_seconds=1.0,
         settle_seconds=2.0,
         conversation_think=0.2,
+        cost_seconds=8.0,
     ),
-    "smoke": Size(4, Model(3, 0.0, 0.0), 3, Model(3, 0.0, 0.01), 2, 1_000, 1.0, 0.0, 0.0, 0.1),
+    "smoke": Size(4, Model(3, 0.0, 0.0), 3, Model(3, 0.0, 0.01), 2, 1_000, 1.0, 0.0, 0.0, 0.1, 0.5),
 }
 
 
@@ -428,6 +433,8 @@ def _first_token(server: Server, size: Size, workdir: Path, result: BenchResult)
         setup = conversation_project(url, "ttft", 1, model.base_url)
         datagen.finish_load(url)
         with serve(url, workers=1, log=workdir / "serve-ttft.log") as app:
+            meter = CpuMeter({"app": app.pid})
+            before = meter.sample()
             pickwise, direct = asyncio.run(
                 first_token_samples(
                     app.base_url,
@@ -437,8 +444,12 @@ def _first_token(server: Server, size: Size, workdir: Path, result: BenchResult)
                     size.ttft_samples,
                 )
             )
+            spent = CpuMeter.spent(before, meter.sample())
     finally:
         model.stop()
+    # Each sample (and the 3 that warm up) is one turn: a message, two 20-token replies
+    # followed to their end, stored.
+    turn_cpu_ms = spent["app"] * 1000 / (size.ttft_samples + 3)
     through, own = _ms(pickwise), _ms(direct)
     added = (through["p95"] or 0.0) - (own["p95"] or 0.0)
     result.compare(
@@ -466,7 +477,60 @@ def _first_token(server: Server, size: Size, workdir: Path, result: BenchResult)
             ],
         )
     )
+    result.details.append(
+        DetailTable(
+            "app CPU per turn (message, two 20-token replies streamed and stored)",
+            ["app CPU ms per turn", "turns", "app CPU s", "other jobs' CPU s", "wall s"],
+            [
+                [
+                    turn_cpu_ms,
+                    size.ttft_samples + 3,
+                    spent["app"],
+                    spent["other"],
+                    spent["wall"],
+                ]
+            ],
+        )
+    )
     result.raw["ttft_ms"] = {"through_pickwise": through, "direct": own}
+    result.raw["app_cpu_ms_per_turn"] = turn_cpu_ms
+
+
+def _stream_cost(
+    app_url: str, url: str, talkers: datagen.Setup, size: Size, meter: CpuMeter
+) -> dict[str, Any]:
+    """The app's CPU while the conversations run alone, per token the model streamed (as its
+    replies' stored completion tokens count them). A turn started before the end is
+    followed to its end, so every token counted was read and relayed inside the window."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT coalesce(max(id), 0) FROM conversation_replies").fetchone()
+    first_reply = int(row[0]) if row else 0
+    before = meter.sample()
+    stats = asyncio.run(
+        _drive(
+            app_url,
+            talkers.project_id,
+            talkers.rater_tokens,
+            size.cost_seconds,
+            size.conversation_think,
+        )
+    )
+    spent = CpuMeter.spent(before, meter.sample())
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(completion_tokens), 0) FROM conversation_replies WHERE id > %s",
+            [first_reply],
+        ).fetchone()
+    tokens = int(row[0]) if row else 0
+    return {
+        "app_ms_per_1k_tokens": spent["app"] * 1e6 / tokens if tokens else None,
+        "tokens": tokens,
+        "turns": stats.turns,
+        "errors": stats.errors,
+        "app_cpu": spent["app"],
+        "other_cpu": spent["other"],
+        "wall": spent["wall"],
+    }
 
 
 def _under_load(server: Server, size: Size, workdir: Path, result: BenchResult) -> None:
@@ -480,6 +544,8 @@ def _under_load(server: Server, size: Size, workdir: Path, result: BenchResult) 
             meter = CpuMeter(
                 {"app": app.pid, "postgres": postmaster_pid(url), "fake model": model.process.pid}
             )
+
+            cost = _stream_cost(app.base_url, url, talkers, size, meter)
 
             def rater_loop() -> Any:
                 return asyncio.run(
@@ -605,6 +671,32 @@ def _under_load(server: Server, size: Size, workdir: Path, result: BenchResult) 
             cpu_rows,
         )
     )
+    result.details.append(
+        DetailTable(
+            f"app CPU per streamed token: {size.conversations} conversations alone "
+            f"({size.load_model.words}-token replies at {1 / size.load_model.gap:g} a second; "
+            "turns, votes and storing included)",
+            [
+                "app CPU ms per 1,000 tokens",
+                "tokens",
+                "turns",
+                "app CPU s",
+                "other jobs' CPU s",
+                "wall s",
+            ],
+            [
+                [
+                    cost["app_ms_per_1k_tokens"],
+                    cost["tokens"],
+                    cost["turns"],
+                    cost["app_cpu"],
+                    cost["other_cpu"],
+                    cost["wall"],
+                ]
+            ],
+        )
+    )
+    result.raw["stream_cost"] = cost
     result.raw["rater_loop"] = {"idle": idle.summary(), "loaded": loaded.summary()}
     result.raw["conversations"] = {
         **talk.__dict__,

@@ -10,7 +10,8 @@ request does not ask to stream. What the next calls to a model do is scripted:
     fake.default = Behave(gap=0.002)                      # every call without a script
 
 Behave can also stream chosen `tokens`, send nothing (`empty`), break the connection after
-some tokens (`drop_after`), or never answer (`hang`). Every request is kept in `calls`.
+some tokens (`drop_after`), never answer (`hang`), or answer one JSON body to a request to
+stream (`ignore_stream`). Every request is kept in `calls`.
 """
 
 import asyncio
@@ -41,6 +42,7 @@ class Behave:
     hang: bool = False
     usage: bool = True
     honour_max_tokens: bool = True
+    ignore_stream: bool = False  # one JSON body even when asked to stream
 
 
 @dataclass
@@ -117,7 +119,7 @@ def make_app(fake: FakeLLM) -> FastAPI:
             "completion_tokens": len(words),
             "total_tokens": 7 + len(words),
         }
-        if not body.get("stream"):
+        if not body.get("stream") or behave.ignore_stream:
             await asyncio.sleep(behave.first_token_delay)
             return JSONResponse(
                 {

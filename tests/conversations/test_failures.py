@@ -197,3 +197,30 @@ async def test_an_endpoint_on_a_private_address_is_refused_in_production(
         assert turn[side]["status"] == "failed"
         assert "cannot be reached" in turn[side]["problem"]
     assert fake_llm.calls == []
+
+
+async def test_an_outcome_that_cannot_be_stored_at_once_is_stored_later(
+    world: World, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of requests can hold every pooled connection until the wait for one times
+    out: the finished reply is stored on a later attempt instead of being lost."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from pickwise.conversations import generation, repository
+
+    monkeypatch.setattr(generation, "STORE_RETRY_SECONDS", 0.01)
+    finish = repository.finish_reply
+    refused: list[int] = []
+
+    async def busy_pool_at_first(session: Any, reply_id: int, values: dict[str, Any]) -> None:
+        if reply_id not in refused:
+            refused.append(reply_id)
+            raise PoolTimeout("QueuePool limit reached, connection timed out")
+        await finish(session, reply_id, values)
+
+    monkeypatch.setattr(repository, "finish_reply", busy_pool_at_first)
+    await world.configure()
+    conversation = await world.start("Hello")
+    turn = conversation["turns"][0]
+    assert len(refused) == 2 and turn["can_vote"]
+    assert [turn[side]["status"] for side in ("left", "right")] == ["complete", "complete"]

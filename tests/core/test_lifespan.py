@@ -1,7 +1,9 @@
 """The app's one lifespan: the webhook worker runs while the app serves, and at shutdown it
-stops and the connection pools are closed."""
+stops and the connection pools are closed; what startup made is frozen out of the garbage
+collector's scans."""
 
 import asyncio
+import gc
 
 from pickwise.app import create_app
 from pickwise.core.db import get_background_engine, get_engine
@@ -23,3 +25,15 @@ async def test_the_lifespan_runs_the_worker_and_closes_the_pools(database_url: s
     # Disposed: the pools were replaced by empty ones.
     assert engine.pool.checkedin() == 0
     assert get_background_engine().pool.checkedin() == 0
+
+
+async def test_the_objects_of_startup_are_left_out_of_garbage_collection(
+    database_url: str,
+) -> None:
+    gc.unfreeze()
+    app = create_app()
+    try:
+        async with app.router.lifespan_context(app):
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()

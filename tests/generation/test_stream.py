@@ -2,11 +2,14 @@
 retries before the first token only, and every way a stream can fail."""
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
+from pickwise.core.outbound import outbound_session
 from pickwise.generation.chat import EndpointConfig
 from pickwise.generation.stream import StreamFailed, StreamLimits, stream_reply
 from pickwise.vocabulary import ReplyFailure
@@ -23,16 +26,18 @@ async def fake() -> AsyncIterator[FakeLLM]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with outbound_session() as session:
+        yield session
 
 
 def endpoint(fake: FakeLLM, **settings: object) -> EndpointConfig:
     return EndpointConfig(name="e", base_url=fake.base_url, model="m", api_key=None, **settings)  # type: ignore[arg-type]
 
 
-async def test_text_arrives_in_pieces_with_usage(fake: FakeLLM, http: httpx.AsyncClient) -> None:
+async def test_text_arrives_in_pieces_with_usage(
+    fake: FakeLLM, http: aiohttp.ClientSession
+) -> None:
     pieces: list[str] = []
     reply = await stream_reply(
         http, endpoint(fake, temperature=0.5), MESSAGES, pieces.append, limits=FAST
@@ -48,30 +53,24 @@ async def test_text_arrives_in_pieces_with_usage(fake: FakeLLM, http: httpx.Asyn
 
 
 async def test_a_server_that_ignores_stream_is_read_whole(
-    fake: FakeLLM, http: httpx.AsyncClient
+    fake: FakeLLM, http: aiohttp.ClientSession
 ) -> None:
-    async def non_streaming(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(
-            200,
-            json={
-                "model": "x",
-                "choices": [{"message": {"content": "whole"}, "finish_reason": "stop"}],
-            },
-        )
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(non_streaming)) as client:
-        pieces: list[str] = []
-        reply = await stream_reply(client, endpoint(fake), MESSAGES, pieces.append, limits=FAST)
-    assert pieces == ["whole"] and reply.content == "whole" and reply.completion_tokens is None
+    fake.default = Behave(tokens=("who", "le"), ignore_stream=True)
+    pieces: list[str] = []
+    reply = await stream_reply(http, endpoint(fake), MESSAGES, pieces.append, limits=FAST)
+    assert pieces == ["whole"] and reply.content == "whole" and reply.completion_tokens == 2
+    assert fake.calls[-1]["stream"] is True
 
 
-async def test_retried_before_the_first_token(fake: FakeLLM, http: httpx.AsyncClient) -> None:
+async def test_retried_before_the_first_token(fake: FakeLLM, http: aiohttp.ClientSession) -> None:
     fake.script("m", Behave(status=503), Behave(status=429))
     reply = await stream_reply(http, endpoint(fake), MESSAGES, lambda _: None, limits=FAST)
     assert reply.requests == 3 and reply.content.startswith("[m] 3:")
 
 
-async def test_refused_stream_options_are_dropped(fake: FakeLLM, http: httpx.AsyncClient) -> None:
+async def test_refused_stream_options_are_dropped(
+    fake: FakeLLM, http: aiohttp.ClientSession
+) -> None:
     fake.script("m", Behave(status=400, error="unknown field stream_options"))
     reply = await stream_reply(http, endpoint(fake), MESSAGES, lambda _: None, limits=FAST)
     assert "stream_options" not in fake.calls[-1] and reply.content
@@ -90,7 +89,7 @@ async def test_refused_stream_options_are_dropped(fake: FakeLLM, http: httpx.Asy
     ],
 )
 async def test_failures_say_what_happened(
-    fake: FakeLLM, http: httpx.AsyncClient, behave: Behave, failure: ReplyFailure, detail: str
+    fake: FakeLLM, http: aiohttp.ClientSession, behave: Behave, failure: ReplyFailure, detail: str
 ) -> None:
     fake.default = behave
     limits = StreamLimits(first_token_seconds=0.5, idle_seconds=0.5, attempts=3, retry_delay=0.01)
@@ -100,7 +99,7 @@ async def test_failures_say_what_happened(
     assert detail in caught.value.detail
 
 
-async def test_max_tokens_is_sent_and_enforced(fake: FakeLLM, http: httpx.AsyncClient) -> None:
+async def test_max_tokens_is_sent_and_enforced(fake: FakeLLM, http: aiohttp.ClientSession) -> None:
     reply = await stream_reply(
         http, endpoint(fake, max_tokens=2), MESSAGES, lambda _: None, limits=FAST
     )
@@ -115,7 +114,7 @@ async def test_max_tokens_is_sent_and_enforced(fake: FakeLLM, http: httpx.AsyncC
     assert ignoring.finish_reason == "length"
 
 
-async def test_cancelling_stops_the_request(fake: FakeLLM, http: httpx.AsyncClient) -> None:
+async def test_cancelling_stops_the_request(fake: FakeLLM, http: aiohttp.ClientSession) -> None:
     fake.default = Behave(tokens=tuple(f" w{n}" for n in range(100)), gap=0.02)
     pieces: list[str] = []
     task = asyncio.create_task(
@@ -126,3 +125,69 @@ async def test_cancelling_stops_the_request(fake: FakeLLM, http: httpx.AsyncClie
     with pytest.raises(asyncio.CancelledError):
         await task
     assert 0 < len(pieces) < 100
+
+
+@pytest.mark.usefixtures("guarded")
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_a_private_address_is_refused_at_once(fake: FakeLLM, host: str) -> None:
+    """In production an endpoint on a loopback address, typed as such or behind a name, is
+    refused when connecting (not retried): the server never sees the request."""
+    port = fake.base_url.rsplit(":", 1)[1].split("/")[0]
+    config = EndpointConfig(name="e", base_url=f"http://{host}:{port}/v1", model="m", api_key=None)
+    async with outbound_session() as guarded_session:
+        with pytest.raises(StreamFailed) as caught:
+            await stream_reply(guarded_session, config, MESSAGES, lambda _: None, limits=FAST)
+    assert caught.value.failure == ReplyFailure.CONFIGURATION
+    assert "a loopback address; refused" in caught.value.detail
+    assert caught.value.requests == 1 and fake.calls == []
+
+
+class Rebinding(AbstractResolver):
+    """Answers loopback for rebind.example, a name that exists nowhere."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        assert host == "rebind.example"
+        answer: ResolveResult = {
+            "hostname": host,
+            "host": "127.0.0.1",
+            "port": port,
+            "family": socket.AF_INET,
+            "proto": 0,
+            "flags": socket.AI_NUMERICHOST,
+        }
+        return [answer]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("production", [True, False])
+async def test_a_name_is_checked_and_connected_to_by_the_address_it_resolved_to(
+    fake: FakeLLM, production: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name that resolves to loopback when the reply is asked for (DNS rebinding) is
+    refused in production; elsewhere the request goes to the address the lookup gave (the
+    name itself resolves nowhere), so what is checked is what is reached."""
+    from pickwise.core.config import get_settings
+
+    monkeypatch.setenv("PICKWISE_OUTBOUND_ALLOW_PRIVATE", str(not production).lower())
+    get_settings.cache_clear()
+    port = fake.base_url.rsplit(":", 1)[1].split("/")[0]
+    config = EndpointConfig(
+        name="e", base_url=f"http://rebind.example:{port}/v1", model="m", api_key=None
+    )
+    try:
+        async with outbound_session(resolver=Rebinding()) as session:
+            if production:
+                with pytest.raises(StreamFailed) as caught:
+                    await stream_reply(session, config, MESSAGES, lambda _: None, limits=FAST)
+                assert caught.value.failure == ReplyFailure.CONFIGURATION
+                assert "rebind.example resolves to 127.0.0.1" in caught.value.detail
+                assert fake.calls == []
+            else:
+                reply = await stream_reply(session, config, MESSAGES, lambda _: None, limits=FAST)
+                assert reply.content == "[m] 1: one two three"
+    finally:
+        get_settings.cache_clear()

@@ -22,6 +22,7 @@ from pickwise.models import (
 )
 from pickwise.models import Response as Answer
 from tests.factories import bearer_headers, make_pairs, make_project, make_user
+from tests.web.test_admin_pages import admin_client
 
 
 async def rater_in(session: AsyncSession, project_id: int) -> tuple[User, dict[str, str]]:
@@ -353,6 +354,36 @@ async def test_admins_see_a_pairs_replaced_choices(
     assert (await client.get(missing, headers=admin_headers)).status_code == 404
     # The choice was withdrawn: exports read no judgment for the pair.
     assert await session.scalar(select(func.count()).select_from(Judgment)) == 0
+
+
+async def test_the_admins_pair_view_shows_what_raters_changed(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    project = await make_project(session, strength_scale=["a bit", "a lot"])
+    project_id = project.id
+    await make_pairs(session, project, 1)
+    _, headers = await rater_in(session, project_id)
+    first = await judge(client, project_id, headers, choice="left", strength=1)
+    await change(client, first["assignment_id"], headers, choice="right", strength=0)
+    admin_headers = await bearer_headers(session, await make_user(session, role="admin"))
+    pair_url = f"/api/v1/projects/{project_id}/pairs/{first['pair_id']}"
+
+    detail = (await client.get(pair_url, headers=admin_headers)).json()
+
+    (changed,) = detail["changes"]
+    (old,) = await history(session, first["pair_id"])
+    assert (changed["kind"], changed["as_shown"], changed["strength_label"]) == (
+        "judgment",
+        "left",
+        "a lot",
+    )
+    assert changed["choice"] == old.left_side
+    (vote,) = detail["votes_list"]
+    assert (vote["as_shown"], vote["strength_label"]) == ("right", "a bit")
+    await admin_client(client, session)
+    page = await client.get(f"/admin/projects/{project_id}/pairs/{first['pair_id']}")
+    assert page.status_code == 200
+    assert "Changed by raters" in page.text and "had chosen <strong>left</strong>" in page.text
 
 
 async def test_exports_read_the_changed_choice(client: AsyncClient, session: AsyncSession) -> None:

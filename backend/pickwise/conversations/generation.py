@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import httpx
+import aiohttp
 
 from pickwise.conversations import repository
 from pickwise.conversations.service import ReplyTask
@@ -23,14 +23,15 @@ from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
 from pickwise.core.db import Units, unit_of_work
 from pickwise.core.errors import PickwiseError
-from pickwise.core.outbound import outbound_client, private_allowed
+from pickwise.core.outbound import outbound_session, private_allowed
 from pickwise.generation.stream import StreamedReply, StreamFailed, StreamLimits, stream_reply
 from pickwise.vocabulary import ReplyFailure, ReplyStatus
 
 logger = logging.getLogger(__name__)
 
 STOP_CHECK_SECONDS = 1.0
-Listener = asyncio.Queue[str | None]
+STORE_ATTEMPTS = 5
+STORE_RETRY_SECONDS = 0.5
 
 
 class Busy(PickwiseError):
@@ -38,6 +39,29 @@ class Busy(PickwiseError):
 
     def __init__(self) -> None:
         super().__init__("The server is writing too many replies right now; try again shortly.")
+
+
+class Feed:
+    """What one listener (an event stream) gets from the replies it follows: pieces of text by
+    side as they come and each side's end (text None), gathered until it takes them.
+
+    A piece costs a list append; the listener wakes once per batch, not once per piece (a
+    queue and a task per reply cost a wake-up per token, for every token of every reply)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str | None]] = []
+        self._ready = asyncio.Event()
+
+    def put(self, side: str, text: str | None) -> None:
+        self.items.append((side, text))
+        self._ready.set()
+
+    async def take(self) -> list[tuple[str, str | None]]:
+        """What came since the last call, waiting until something has."""
+        await self._ready.wait()
+        self._ready.clear()
+        items, self.items = self.items, []
+        return items
 
 
 class ReplyJob:
@@ -51,7 +75,7 @@ class ReplyJob:
         self.reading: asyncio.Task[dict[str, Any]] | None = None
         # The values stored when it ended, for listeners (None if they could not be stored).
         self.final: dict[str, Any] | None = None
-        self._listeners: set[Listener] = set()
+        self._listeners: dict[Feed, str] = {}
 
     @property
     def text(self) -> str:
@@ -59,26 +83,26 @@ class ReplyJob:
 
     def add_text(self, piece: str) -> None:
         self.parts.append(piece)
-        for listener in self._listeners:
-            listener.put_nowait(piece)
+        for feed, side in self._listeners.items():
+            feed.put(side, piece)
 
-    def listen(self) -> tuple[str, Listener]:
-        """The text so far and a queue of what follows (None at the end), taken together so
-        nothing falls between them."""
-        listener: Listener = asyncio.Queue()
+    def listen(self, feed: Feed, side: str) -> None:
+        """Sends `feed` the text so far as `side`, then what follows, then None at the end."""
+        text = self.text
+        if text:
+            feed.put(side, text)
         if self.finished.is_set():
-            listener.put_nowait(None)
+            feed.put(side, None)
         else:
-            self._listeners.add(listener)
-        return self.text, listener
+            self._listeners[feed] = side
 
-    def unlisten(self, listener: Listener) -> None:
-        self._listeners.discard(listener)
+    def unlisten(self, feed: Feed) -> None:
+        self._listeners.pop(feed, None)
 
     def close(self) -> None:
         self.finished.set()
-        for listener in self._listeners:
-            listener.put_nowait(None)
+        for feed, side in self._listeners.items():
+            feed.put(side, None)
         self._listeners.clear()
 
     def stop(self) -> None:
@@ -120,7 +144,7 @@ class Generator:
         self.units = units
         self.jobs: dict[int, ReplyJob] = {}
         self._watcher: asyncio.Task[None] | None = None
-        self._clients: dict[tuple[int, bool], httpx.AsyncClient] = {}
+        self._sessions: dict[tuple[int, bool], aiohttp.ClientSession] = {}
 
     def check_room(self, replies: int) -> None:
         """Refuses (503) work that would pass the process's limit of replies in flight."""
@@ -156,18 +180,22 @@ class Generator:
         if waits:
             await asyncio.gather(*waits)
 
-    def _http(self) -> httpx.AsyncClient:
-        # One client (and its connection pool) per event loop and outbound rule: connections
-        # to an endpoint are reused, and a test that changes the rule gets a new client.
+    def _http(self) -> aiohttp.ClientSession:
+        # One session (and its connection pool) per event loop and outbound rule: connections
+        # to an endpoint are reused, and a test that changes the rule gets a new session.
         key = (id(asyncio.get_running_loop()), private_allowed())
-        client = self._clients.get(key)
-        if client is None or client.is_closed:
+        session = self._sessions.get(key)
+        if session is None or session.closed:
             limit = get_settings().conversation_replies_in_flight
-            client = outbound_client(
-                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=100)
-            )
-            self._clients[key] = client
-        return client
+            session = outbound_session(connections=limit)
+            self._sessions[key] = session
+        return session
+
+    async def close(self) -> None:
+        """Closes this event loop's sessions (when the app stops)."""
+        loop = id(asyncio.get_running_loop())
+        for key in [key for key in self._sessions if key[0] == loop]:
+            await self._sessions.pop(key).close()
 
     async def _run(self, job: ReplyJob) -> None:
         started = time.monotonic()
@@ -183,14 +211,33 @@ class Generator:
         values = self._stopped(job, started) if reading.cancelled() else reading.result()
         values["finished_at"] = utcnow()
         try:
-            async with self.units() as session:
-                await repository.finish_reply(session, job.task.reply_id, values)
-            job.final = {**repository.FINISH_DEFAULTS, **values}
-        except Exception:
-            logger.exception("the outcome of reply %s could not be stored", job.task.reply_id)
+            if await self._store(job.task.reply_id, values):
+                job.final = {**repository.FINISH_DEFAULTS, **values}
         finally:
             del self.jobs[job.task.reply_id]
             job.close()
+
+    async def _store(self, reply_id: int, values: dict[str, Any]) -> bool:
+        """Stores the outcome, trying again after a failure: when a burst of requests holds
+        every pooled connection the wait for one times out, and the reply (in memory only)
+        would be lost. Storing twice is harmless: only a reply still generating is set."""
+        for attempt in range(1, STORE_ATTEMPTS + 1):
+            try:
+                async with self.units() as session:
+                    await repository.finish_reply(session, reply_id, values)
+                return True
+            except Exception:
+                if attempt == STORE_ATTEMPTS:
+                    logger.exception("the outcome of reply %s could not be stored", reply_id)
+                    return False
+                logger.warning(
+                    "storing the outcome of reply %s failed (attempt %d); trying again",
+                    reply_id,
+                    attempt,
+                    exc_info=True,
+                )
+                await asyncio.sleep(STORE_RETRY_SECONDS * attempt)
+        raise AssertionError("the loop returns")
 
     async def _read(self, task: ReplyTask, job: ReplyJob) -> dict[str, Any]:
         try:

@@ -149,6 +149,10 @@ async def _asking(
     if wait:
         release_load_slot(request.scope)
         await generator.wait_for_turn(sent.turn_id)
+    elif sent.view is not None:
+        # A new conversation: the answer needs no second transaction (the rater's page
+        # opens the turn's events only once it has it).
+        return views.conversation_read(sent.view, utcnow())
     return await _read(units, sent.conversation_id, rater)
 
 

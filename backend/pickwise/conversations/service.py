@@ -105,6 +105,9 @@ class Sent:
     conversation_id: int
     turn_id: int
     tasks: tuple[ReplyTask, ...]
+    # The whole conversation as the transaction left it, when it holds all of it (a new
+    # conversation): the answer is built from it instead of read back.
+    view: views.ConversationView | None = None
 
 
 # --- admin --------------------------------------------------------------------------------
@@ -349,7 +352,12 @@ async def _add_turn(
     if conversation.last_activity_at != now:
         conversation.last_activity_at = now
     await session.flush()
-    return Sent(conversation.id, turn.id, tuple(_task(r, turn, c) for r, c in pending))
+    tasks = tuple(_task(r, turn, c) for r, c in pending)
+    if head is not None:
+        return Sent(conversation.id, turn.id, tasks)
+    left_reply, right_reply = (reply for reply, _ in pending)
+    only = views.TurnView(turn, left_reply, right_reply, judgment=None, edit=None)
+    return Sent(conversation.id, turn.id, tasks, views.ConversationView(conversation, [only]))
 
 
 def _repeated(head: repository.Head, message: str, parent_turn_id: int | None) -> bool:

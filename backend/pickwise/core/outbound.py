@@ -7,9 +7,11 @@ servers), addresses that are not globally routable are refused twice:
 
 - when the URL is saved (`check_url`): an IP literal, `localhost`, or a name that resolves
   to such an address is a 422 naming the field;
-- when the request is sent (`outbound_transport`): the connection resolves the name itself,
-  checks every address it gets and connects to a checked address, never to a name, so a DNS
-  answer that changes after the save (DNS rebinding) cannot reach inside either.
+- when the request is sent: the connection resolves the name itself, checks every address it
+  gets and connects to a checked address, never to a name, so a DNS answer that changes after
+  the save (DNS rebinding) cannot reach inside either. httpx clients (`outbound_client`) do it
+  in `GuardedBackend`; the aiohttp sessions that stream chat replies (`outbound_session`) in
+  `GuardedConnector`.
 """
 
 import asyncio
@@ -17,8 +19,10 @@ import ipaddress
 import socket
 from typing import Any
 
+import aiohttp
 import httpcore
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from pickwise.core.config import Settings, get_settings
 from pickwise.core.errors import InvalidInput
@@ -28,7 +32,11 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class OutboundAddressRefused(httpcore.ConnectError):
-    """The host resolves to an address outbound requests may not reach."""
+    """The host resolves to an address outbound requests may not reach (httpx)."""
+
+
+class RefusedAddress(OSError):
+    """The same for aiohttp, whose connector wraps an OSError from resolving in its own error."""
 
 
 def private_allowed(settings: Settings | None = None) -> bool:
@@ -102,6 +110,18 @@ async def check_url(url: str, field: str, settings: Settings | None = None) -> N
             raise _refusal(field, host, address, reason)
 
 
+def _refused(host: str, addresses: list[str]) -> str | None:
+    """Why a connection to `host` at these addresses is refused, or None."""
+    for address in addresses:
+        reason = refused_reason(address)
+        if reason is not None:
+            return (
+                f"{host} resolves to {address}, {reason}; refused "
+                "(PICKWISE_OUTBOUND_ALLOW_PRIVATE=true allows it)"
+            )
+    return None
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Resolves each host once, refuses it if any address is not public, connects by IP."""
 
@@ -120,13 +140,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             addresses = await _resolve(host, port)
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-        for address in addresses:
-            reason = refused_reason(address)
-            if reason is not None:
-                raise OutboundAddressRefused(
-                    f"{host} resolves to {address}, {reason}; refused "
-                    "(PICKWISE_OUTBOUND_ALLOW_PRIVATE=true allows it)"
-                )
+        refusal = _refused(host, addresses)
+        if refusal is not None:
+            raise OutboundAddressRefused(refusal)
         problem: Exception | None = None
         for address in addresses:
             try:
@@ -173,8 +189,44 @@ def outbound_client(settings: Settings | None = None, **kwargs: Any) -> httpx.As
     return httpx.AsyncClient(transport=transport, **kwargs)
 
 
+class GuardedConnector(aiohttp.TCPConnector):
+    """aiohttp's connector that refuses a host if any address it resolves to is not public.
+
+    Every connection asks `_resolve_host` for the addresses to connect to (an IP literal is
+    answered without a lookup, a name through the resolver or its cache) and connects to one
+    of them, never to the name: checking its answer covers literals, names and rebinding."""
+
+    async def _resolve_host(
+        self,
+        host: str,
+        port: int,
+        traces: Any = None,
+    ) -> list[ResolveResult]:
+        results = await super()._resolve_host(host, port, traces)
+        problem = _refused(host, [str(result["host"]) for result in results])
+        if problem is not None:
+            raise RefusedAddress(problem)
+        return results
+
+
+def outbound_session(
+    settings: Settings | None = None,
+    *,
+    connections: int = 100,
+    resolver: AbstractResolver | None = None,
+) -> aiohttp.ClientSession:
+    """An aiohttp session for requests to admin-typed URLs: guarded unless private is allowed.
+
+    Without the guard it reads HTTP(S)_PROXY from the environment as httpx does; with it the
+    proxy is never used (the proxy would resolve the name). `resolver` replaces aiohttp's
+    name lookup (tests answer with the addresses they need)."""
+    guarded = not private_allowed(settings)
+    connector_type = GuardedConnector if guarded else aiohttp.TCPConnector
+    connector = connector_type(limit=connections, limit_per_host=0, resolver=resolver)
+    return aiohttp.ClientSession(connector=connector, trust_env=not guarded)
+
+
 def is_refused_address(exc: BaseException) -> bool:
-    """True when an httpx error comes from `GuardedBackend` refusing the address."""
-    return isinstance(exc.__cause__, OutboundAddressRefused) or isinstance(
-        exc.__context__, OutboundAddressRefused
-    )
+    """True when an httpx or aiohttp error comes from the guard refusing the address."""
+    refused = (OutboundAddressRefused, RefusedAddress)
+    return isinstance(exc.__cause__, refused) or isinstance(exc.__context__, refused)

@@ -6,6 +6,7 @@ key, an unknown model, a refused prompt) fail at once, since retrying would not 
 """
 
 import asyncio
+import json
 import os
 import random
 import re
@@ -120,11 +121,12 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # An HTTP date: rare for APIs; the normal backoff applies.
 
 
-def error_text(response: httpx.Response) -> str:
+def error_text(content: bytes) -> str:
+    """What an error answer's body says (its `error.message` when it has one), short."""
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
-        return response.text[:300]
+        return content.decode(errors="replace")[:300]
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return str(error["message"])[:300]
@@ -190,7 +192,7 @@ async def complete(
                     attempts=attempt,
                     seconds=round(time.monotonic() - started, 3),
                 )
-            problem = f"HTTP {response.status_code}: {error_text(response)}"
+            problem = f"HTTP {response.status_code}: {error_text(response.content)}"
             if response.status_code not in RETRYABLE_STATUS:
                 raise GenerationFailed(problem)
             retry_after = _retry_after(response)

@@ -19,6 +19,7 @@ from pickwise.models import (
     PairSlot,
     ProjectMember,
     Prompt,
+    ReplacedDecision,
     Response,
     User,
 )
@@ -111,6 +112,22 @@ async def flags(session: AsyncSession, pair_id: int) -> list[tuple[PairFlag, Rat
         )
         .where(PairFlag.pair_id == pair_id)
         .order_by(PairFlag.created_at, PairFlag.id)
+    )
+    return [(row[0], _rater(row[1:])) for row in rows]
+
+
+async def changes(session: AsyncSession, pair_id: int) -> list[tuple[ReplacedDecision, Rater]]:
+    """The choices and skips raters replaced on the pair within the undo window, oldest first."""
+    rows = await session.execute(
+        select(ReplacedDecision, *_rater_columns())
+        .join(User, User.id == ReplacedDecision.rater_id)
+        .outerjoin(
+            ProjectMember,
+            (ProjectMember.project_id == ReplacedDecision.project_id)
+            & (ProjectMember.user_id == ReplacedDecision.rater_id),
+        )
+        .where(ReplacedDecision.pair_id == pair_id)
+        .order_by(ReplacedDecision.id)
     )
     return [(row[0], _rater(row[1:])) for row in rows]
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.clock import utcnow
 from pickwise.core.errors import NotFound
-from pickwise.models import Adjudication, Judgment, Project, User
+from pickwise.models import Adjudication, Judgment, Project, ReplacedDecision, User
 from pickwise.review import pair_repository as repository
 from pickwise.review import service as listing
 from pickwise.review.pair_repository import Rater
@@ -19,6 +19,7 @@ from pickwise.review.repository import watermark
 from pickwise.review.schemas import (
     AdjudicationIn,
     AdjudicationRead,
+    ChangeRead,
     CriterionRead,
     LeaseRead,
     PairDetailRead,
@@ -46,12 +47,30 @@ def _rater(rater: Rater, reveal: bool) -> RaterRef:
     )
 
 
+def _strength_label(strength: int | None, scale: list[str]) -> str | None:
+    if strength is not None and strength < len(scale):
+        return str(scale[strength])
+    return None
+
+
+def _change(change: ReplacedDecision, rater: Rater, scale: list[str], reveal: bool) -> ChangeRead:
+    choice = change.choice
+    return ChangeRead(
+        rater=_rater(rater, reveal),
+        kind=change.kind,
+        choice=choice,
+        as_shown=shown_choice_of(choice, change.left_side) if choice is not None else None,
+        strength_label=_strength_label(change.strength, scale),
+        skip_reason_label=SkipReason(change.skip_reason).label if change.skip_reason else None,
+        decided_at=change.decided_at,
+        replaced_at=change.replaced_at,
+    )
+
+
 def _vote(
     judgment: Judgment, rater: Rater, scale: list[str], gold: str | None, reveal: bool
 ) -> VoteRead:
-    label = None
-    if judgment.strength is not None and judgment.strength < len(scale):
-        label = str(scale[judgment.strength])
+    label = _strength_label(judgment.strength, scale)
     return VoteRead(
         judgment_id=judgment.id,
         rater=_rater(rater, reveal),
@@ -155,6 +174,10 @@ async def pair_detail(
                 at=assignment.completed_at,
             )
             for assignment, rater in await repository.assignments(session, pair_id, SKIPPED)
+        ],
+        changes=[
+            _change(change, rater, scale, reveal)
+            for change, rater in await repository.changes(session, pair_id)
         ],
         flags=[
             PairFlagRead(

@@ -282,6 +282,20 @@ class SkipRead(BaseModel):
     at: datetime | None
 
 
+class ChangeRead(BaseModel):
+    """A choice or skip a rater replaced within the project's undo window (the pair's votes
+    above hold what they replaced it with)."""
+
+    rater: RaterRef
+    kind: Literal["judgment", "skip"]
+    choice: Literal["a", "b", "tie", "both_bad"] | None = Field(description="Canonical A / B.")
+    as_shown: Literal["left", "right", "tie", "both_bad"] | None
+    strength_label: str | None
+    skip_reason_label: str | None
+    decided_at: datetime
+    replaced_at: datetime
+
+
 class PairFlagRead(BaseModel):
     rater: RaterRef
     reason: str
@@ -337,6 +351,9 @@ class PairDetailRead(VoteCounts):
     decision: AdjudicationRead | None = Field(description="The current decision, if any.")
     votes_list: list[VoteRead] = Field(description="Every vote, in the order submitted.")
     skips: list[SkipRead]
+    changes: list[ChangeRead] = Field(
+        description="Choices and skips raters replaced within the undo window, oldest first."
+    )
     flags: list[PairFlagRead]
     slots: list[SlotRead]
     leases: list[LeaseRead] = Field(description="Raters holding the pair right now.")

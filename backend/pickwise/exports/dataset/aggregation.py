@@ -39,13 +39,12 @@ class ExportStats:
     rows: Counter[str] = field(default_factory=Counter)
     # Pairs read, by how many of their votes were read (adaptive overlap varies it).
     votes_per_pair: Counter[int] = field(default_factory=Counter)
+    # Pairs an admin adjudicated: "kept" (their decision exported) or "dropped".
+    adjudicated: Counter[str] = field(default_factory=Counter)
 
     def count_pair(self, votes: int) -> None:
         self.pairs_read += 1
         self.votes_per_pair[votes] += 1
-
-    # Pairs an admin adjudicated: "kept" (their decision exported) or "dropped".
-    adjudicated: Counter[str] = field(default_factory=Counter)
 
 
 # How strongly the raters preferred the winner, as the float TRL's RewardTrainer subtracts.
@@ -140,12 +139,12 @@ _DROP_DESCRIPTIONS = {
         "The winner's share of the votes is below the minimum agreement you set."
     ),
     DropReason.ADJUDICATED_TIE: (
-        "An admin decided the pair is a tie; no trainer format can say that."
+        "An admin decided the pair is a tie: no trainer format can say that."
     ),
     DropReason.ADJUDICATED_BOTH_BAD: (
         "An admin decided both answers are bad: neither can be the chosen one."
     ),
-    DropReason.ADJUDICATED_DROP: "An admin decided to leave the pair out.",
+    DropReason.ADJUDICATED_DROP: "An admin decided to leave the pair out of datasets.",
     DropReason.MARKER_IN_PROMPT: (
         "A prompt turn contains “Human:” or “Assistant:” markers, which would break an "
         "HH-RLHF transcript (other formats keep it)."
