@@ -38,7 +38,7 @@ async def recompute(url: str, project_id: int, *, by_section: bool) -> dict[str,
             await session.commit()
             if by_section:
                 sections: dict[str, Callable[[Any], Awaitable[Any]]] = {
-                    "progress": lambda c: service.progress(c, project_id),
+                    "progress": lambda c: service.progress(c, project),
                     "timeline": lambda c: service.timeline(c, project_id),
                     "raters": lambda c: service.raters(c, project),
                     "agreement": lambda c: service.agreement(c, project_id),

@@ -281,13 +281,17 @@ def make_project(
     raters_per_pair: int = 1,
     seed: int = 0,
     existing_rater_ids: Sequence[int] = (),
+    **settings: Any,
 ) -> Setup:
-    """A project with an admin, `raters` member raters (API tokens for all) and one batch."""
+    """A project with an admin, `raters` member raters (API tokens for all) and one batch;
+    other project `settings` (e.g. adaptive overlap) as given."""
     rng = random.Random(seed)
     engine = create_engine(to_sqlalchemy_url(url))
     try:
         with Session(engine) as session, session.begin():
-            project = Project(slug=slug, name=f"Benchmark {slug}", raters_per_pair=raters_per_pair)
+            project = Project(
+                slug=slug, name=f"Benchmark {slug}", raters_per_pair=raters_per_pair, **settings
+            )
             admin = _user(f"admin-{slug}", "admin")
             session.add_all([project, admin])
             session.flush()

@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 
-from bench import datagen
+from bench import datagen, overlap_decision
 from bench.app_server import serve
 from bench.http_client import KeepAliveClient
 from bench.measure import CpuMeter, latency_ms, postmaster_pid
@@ -55,13 +55,25 @@ class Size:
     warmup_seconds: float
     think_seconds: float  # mean think time between loops, in the paced run
     settle_seconds: float  # paced run: loops started earlier are not recorded
+    overlap_pairs: int  # per project in the adaptive-beside-fixed runs
+    overlap_rounds: int  # rounds of two runs: fixed then adaptive, then the other way round
+    overlap_seconds: float  # time cap per run there
+    overlap_decisions: int  # the decision measured on its own: transactions per case
 
 
 SIZES = {
-    "full": Size(100_000, (1, 16, 64), 15.0, 50_000, (1, 2), 10, 2.0, 1.0, 3.0),
-    "quick": Size(3_000, (1, 16, 64), 2.0, 2_000, (1, 2), 1, 0.5, 0.25, 0.5),
-    "smoke": Size(200, (4,), 0.5, 3, (1,), 1, 0.0, 0.0, 0.0),
+    "full": Size(
+        100_000, (1, 16, 64), 15.0, 50_000, (1, 2), 10, 2.0, 1.0, 3.0, 20_000, 4, 15.0, 5_000
+    ),
+    "quick": Size(3_000, (1, 16, 64), 2.0, 2_000, (1, 2), 1, 0.5, 0.25, 0.5, 3_000, 4, 5.0, 1_000),
+    "smoke": Size(200, (4,), 0.5, 3, (1,), 1, 0.0, 0.0, 0.0, 200, 1, 0.5, 20),
 }
+# The adaptive project beside the fixed one: 2 to 5 raters, the default rule. The simulated
+# raters always pick the answer shown left, which is A or B at random: the first two votes
+# disagree on half the pairs, so decisions open slots often (a costly case).
+ADAPTIVE = {"overlap_mode": "adaptive", "overlap_min": 2, "overlap_max": 5}
+OVERLAP_CPU_TARGET = 1.10
+OVERLAP_DECISION_SHARE = 0.10
 
 
 @dataclass
@@ -423,9 +435,14 @@ def _vacuum(url: str, tables: tuple[str, ...] = ("pair_slots", "assignments", "j
             conn.execute(f"VACUUM ANALYZE {table}")
 
 
-def _load(url: str, size: Size, label: str, raters: int, seed: int) -> datagen.Setup:
+def _load(
+    url: str, size: Size, label: str, raters: int, seed: int, **settings: Any
+) -> datagen.Setup:
+    """A project of `size.pairs` pairs (or `pairs`), k = 3, or adaptive with its minimum of
+    slots per pair when `settings` say so."""
+    pairs = settings.pop("pairs", size.pairs)
     setup = datagen.make_project(
-        url, slug=f"rater-{label}", raters=raters, raters_per_pair=K, seed=seed
+        url, slug=f"rater-{label}", raters=raters, raters_per_pair=K, seed=seed, **settings
     )
     pool = datagen.TextPool(seed=seed, mean_words=80)
     with psycopg.connect(url) as conn:
@@ -433,12 +450,10 @@ def _load(url: str, size: Size, label: str, raters: int, seed: int) -> datagen.S
         corpus = datagen.write_corpus(
             conn,
             setup,
-            datagen.CorpusSpec(
-                prompts=size.pairs, responses_per_prompt=2, models=MODELS, seed=seed
-            ),
+            datagen.CorpusSpec(prompts=pairs, responses_per_prompt=2, models=MODELS, seed=seed),
             pool,
         )
-        datagen.write_open_slots(conn, setup, corpus, K)
+        datagen.write_open_slots(conn, setup, corpus, settings.get("overlap_min", K))
     return setup
 
 
@@ -503,6 +518,9 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
             "settle_seconds": size.settle_seconds,
             "pgbench_scale": size.pgbench_scale,
             "requests_per_judgment": requests_per_judgment(),
+            "overlap_pairs_per_project": size.overlap_pairs,
+            "overlap_rounds": size.overlap_rounds,
+            "overlap_seconds_per_run": size.overlap_seconds,
         },
         server=server.describe(),
     )
@@ -565,8 +583,159 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
     }
 
     _report(result, size, runs, paced_raters)
+    _overlap_beside_fixed(server, size, paced_raters, workdir, result)
     result.seconds = time.perf_counter() - started
     return result
+
+
+# --- adaptive overlap beside fixed k ----------------------------------------------------
+
+
+def _overlap_beside_fixed(
+    server: Server, size: Size, raters: int, workdir: Path, result: BenchResult
+) -> None:
+    """One server, one database, two projects loaded alike: k = 3, and adaptive 2..5. Runs
+    alternate (fixed, adaptive, adaptive, fixed, ...) so that both meet the same machine, and
+    neither always goes first; the figure is the CPU per loop (client + app + Postgres) of all
+    adaptive runs against all fixed ones."""
+    url = server.create_database("rater_overlap")
+    fixed = _load(url, size, "fixed", raters, seed=0, pairs=size.overlap_pairs)
+    adaptive = _load(url, size, "adaptive", raters, seed=1, pairs=size.overlap_pairs, **ADAPTIVE)
+    datagen.finish_load(url)
+    load_before = os.getloadavg()
+    by_policy: dict[str, list[RunStats]] = {"fixed": [], "adaptive": []}
+    with serve(url, workers=1, log=workdir / "serve-overlap.log") as app:
+        meter = CpuMeter({"app": app.pid, "postgres": postmaster_pid(url)})
+        if size.warmup_seconds:
+            _over_http(app.base_url, fixed, size, 4, seconds=size.warmup_seconds)
+        pair = [("fixed", fixed), ("adaptive", adaptive)]
+        for round_no in range(size.overlap_rounds):
+            for policy, setup in pair if round_no % 2 == 0 else pair[::-1]:
+                _vacuum(url)
+                work = partial(
+                    _over_http, app.base_url, setup, size, raters, seconds=size.overlap_seconds
+                )
+                by_policy[policy].append(_measured(meter, work))
+    decision = overlap_decision.measure(
+        url, adaptive.project_id, size.overlap_decisions, postmaster_pid(url)
+    )
+    load_after = os.getloadavg()
+    cpu = {policy: _pooled_cpu_ms(runs) for policy, runs in by_policy.items()}
+    if decision is not None:
+        _report_decision(result, decision, cpu["fixed"])
+    result.compare(
+        f"CPU per loop, adaptive overlap 2..5 beside fixed k = 3, 1 worker, {raters} raters",
+        "ms",
+        cpu["adaptive"],
+        cpu["fixed"],
+        "fixed k = 3",
+        Target("ratio_at_most", OVERLAP_CPU_TARGET),
+    )
+    rows = []
+    for policy, runs in by_policy.items():
+        for number, stats in enumerate(runs, start=1):
+            parts = _cpu_ms_per_loop(stats)
+            first, second = latency_ms(stats.first), latency_ms(stats.second)
+            rows.append(
+                [
+                    policy,
+                    number,
+                    stats.loops,
+                    stats.rate,
+                    first["p50"],
+                    second["p50"],
+                    second["p99"],
+                    parts.get("client"),
+                    parts.get("app"),
+                    parts.get("postgres"),
+                    _own_cpu_ms(stats),
+                    stats.errors,
+                ]
+            )
+    result.details.append(
+        DetailTable(
+            "adaptive overlap beside fixed k = 3 (one server, alternating runs; CPU ms per loop)",
+            [
+                "project",
+                "run",
+                "loops",
+                "loops/s",
+                "next p50",
+                "submit p50",
+                "submit p99",
+                "client",
+                "app",
+                "postgres",
+                "all",
+                "errors",
+            ],
+            rows,
+        )
+    )
+    votes = _votes_per_pair(url, adaptive.project_id)
+    result.notes.append(
+        "Adaptive overlap beside fixed k = 3: the same raters (always the answer shown left, "
+        "so A or B at random) on two projects of the same server, runs alternating. "
+        f"Load average (1, 5, 15 min) {_load_text(load_before)} before, "
+        f"{_load_text(load_after)} after. Settled adaptive pairs by votes: {votes}."
+    )
+    result.raw["overlap"] = {
+        policy: [stats.summary() for stats in runs] for policy, runs in by_policy.items()
+    }
+    result.raw["overlap_load_average"] = {"before": load_before, "after": load_after}
+
+
+def _report_decision(
+    result: BenchResult, decision: overlap_decision.DecisionCost, fixed_loop_ms: float
+) -> None:
+    result.compare(
+        "CPU of one overlap decision that opens a slot (app + Postgres, measured apart)",
+        "ms",
+        decision.one_more_ms,
+        fixed_loop_ms,
+        "CPU per loop, fixed k = 3",
+        Target("ratio_at_most", OVERLAP_DECISION_SHARE),
+    )
+    result.notes.append(
+        f"The decision alone ({decision.decisions} rolled-back transactions per case, over "
+        f"{decision.pairs[0]} settled and {decision.pairs[1]} split pairs): "
+        f"{decision.settled_ms:.3f} ms of CPU when the pair settles, "
+        f"{decision.one_more_ms:.3f} ms when a slot opens, "
+        f"beyond the {decision.baseline_ms:.3f} ms of the transaction that locks the pair."
+    )
+    result.raw["overlap_decision"] = {
+        "settled_ms": decision.settled_ms,
+        "one_more_ms": decision.one_more_ms,
+        "baseline_ms": decision.baseline_ms,
+        "decisions": decision.decisions,
+        "pairs": list(decision.pairs),
+    }
+
+
+def _pooled_cpu_ms(runs: list[RunStats]) -> float:
+    """CPU per loop over several runs: all their CPU over all their loops."""
+    loops = sum(stats.loops for stats in runs)
+    spent = sum(_own_cpu_ms(stats) * stats.loops for stats in runs)
+    return spent / loops if loops else 0.0
+
+
+def _load_text(load: tuple[float, float, float]) -> str:
+    return " / ".join(f"{value:.2f}" for value in load)
+
+
+def _votes_per_pair(url: str, project_id: int) -> dict[int, int]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            """
+            SELECT done, count(*) FROM (
+                SELECT pair_id, count(*) FILTER (WHERE state = 'done') AS done,
+                       bool_and(state = 'done') AS settled
+                FROM pair_slots WHERE project_id = %s GROUP BY pair_id
+            ) pairs WHERE settled AND done > 0 GROUP BY done ORDER BY done
+            """,
+            (project_id,),
+        ).fetchall()
+    return {int(votes): int(pairs) for votes, pairs in rows}
 
 
 def _plural(workers: int) -> str:

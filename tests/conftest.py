@@ -101,6 +101,7 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 def app(session: AsyncSession):  # type: ignore[no-untyped-def]
+    from pickwise.analytics.router import analytics_connection
     from pickwise.app import create_app
     from pickwise.core.db import get_session, get_units
     from pickwise.exports.deps import read_connection
@@ -124,12 +125,14 @@ def app(session: AsyncSession):  # type: ignore[no-untyped-def]
             yield unit
 
     async def test_read_connection() -> AsyncIterator[AsyncConnection]:
-        # Exports read through the test's connection too, so they see its uncommitted data.
+        # Exports and analytics read through the test's connection too (they have read-only
+        # connections of their own), so they see its uncommitted data.
         yield await session.connection()
 
     application.dependency_overrides[get_session] = test_session
     application.dependency_overrides[get_units] = lambda: test_unit
     application.dependency_overrides[read_connection] = test_read_connection
+    application.dependency_overrides[analytics_connection] = test_read_connection
     return application
 
 

@@ -209,6 +209,20 @@ class PairStatus(StrEnum):
     REMOVED = "removed"
 
 
+class OverlapMode(Labelled):
+    """How many raters a pair gets: always k, or more only where the first ones disagree."""
+
+    FIXED = "fixed", "fixed: every pair gets k raters"
+    ADAPTIVE = "adaptive", "adaptive: more raters only where they disagree"
+
+
+class StoppingRule(Labelled):
+    """When an adaptive pair is settled (docs/analytics.md, "Adaptive overlap")."""
+
+    LEADER_SHARE = "leader_share", "votes: the leading choice has m votes and a share of s"
+    POSTERIOR = "posterior", "weighted: the leading choice's posterior, raters weighed by accuracy"
+
+
 # --- projects, batches, accounts -----------------------------------------------------------
 
 

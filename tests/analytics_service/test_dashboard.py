@@ -51,8 +51,8 @@ async def test_dashboard_renders_charts_without_script(
     assert response.status_code == 200
     page = response.text
     assert_no_script_or_inline_style(page)
-    # progress, timeline, leaderboard, style and preferences charts
-    assert page.count("<svg") == 5
+    # progress, votes per pair, timeline, leaderboard, style and preferences charts
+    assert page.count("<svg") == 6
     assert "/static/css/dashboard.css" in page
     for model in ("alpha", "beta", "gamma", "delta"):
         assert f"<title>{model}: " in page  # a whisker tooltip per model

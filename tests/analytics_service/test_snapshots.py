@@ -42,7 +42,7 @@ async def test_answers_are_the_computed_json_plus_when(
         "raters": await service.raters(connection, project),
         "agreement": await service.agreement(connection, project.id),
         "preferences": await service.preferences(connection, project.id),
-        "progress": await service.progress(connection, project.id),
+        "progress": await service.progress(connection, project),
         "timeline": await service.timeline(connection, project.id),
     }
     for section, model in expected.items():

@@ -1,4 +1,8 @@
+from collections import Counter
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pickwise.exports.dataset.aggregation import (
     AggregationOptions,
@@ -50,3 +54,50 @@ def test_margin_is_zero_float_without_a_scale() -> None:
     margin = _margin_of(["a", "a"], [None, None], ())
     assert margin == 0.0
     assert isinstance(margin, float)
+
+
+SCALE = ("slightly", "clearly", "much")
+CHOICES = ("a", "b", "tie", "both_bad")
+
+
+@given(
+    votes=st.lists(
+        st.tuples(st.sampled_from(CHOICES), st.one_of(st.none(), st.integers(0, 2))),
+        min_size=1,
+        max_size=9,
+    )
+)
+def test_any_number_of_votes_aggregates_and_gets_its_margin(
+    votes: list[tuple[str, int | None]],
+) -> None:
+    """Adaptive overlap gives pairs 1 to many votes, odd or even: the majority row and its
+    margin follow the plain definition whatever their number."""
+    choices = [choice for choice, _ in votes]
+    strengths = [strength if choice in ("a", "b") else None for choice, strength in votes]
+    pair_votes = VoteFactory().pair(
+        make_prompt("p"),
+        choices,
+        strengths=strengths,
+        scale=SCALE,  # type: ignore[arg-type]
+    )
+    rows = list(aggregate(pair_votes, AggregationOptions()))
+    counts = Counter(choices)
+    most = max(counts.values())
+    leaders = [choice for choice, count in counts.items() if count == most]
+    if len(leaders) > 1 or leaders[0] not in ("a", "b"):
+        assert rows == []
+        return
+    (row,) = rows
+    winner = leaders[0]
+    assert row.winner == winner and row.vote_count == len(votes) and row.winner_votes == most
+    given_strengths = [
+        (strength + 1) / 3
+        for choice, strength in zip(choices, strengths, strict=True)
+        if choice == winner and strength is not None
+    ]
+    expected = (
+        round(sum(given_strengths) / len(given_strengths) * most / len(votes), 6)
+        if given_strengths
+        else 0.0
+    )
+    assert row.margin == expected

@@ -85,7 +85,9 @@ def test_manifest_describes_the_files(tmp_path: Path) -> None:
         "repeated_prompts": 0,
         "adjudicated": {"kept": 0, "dropped": 0},
         "rows": rows,
+        "votes_per_pair": {"2": 8, "3": 32},
     }
+    assert manifest["overlap"] is None  # no policy given to the writer
     assert rows["train"] + rows["test"] == 16
     assert manifest["pickwise_version"] == __version__
     assert manifest["format"] == "trl"

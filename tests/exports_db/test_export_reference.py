@@ -359,7 +359,7 @@ async def test_database_export_equals_the_reference(
             out_root=tmp_path / f"expected-{number}",
             project_slug=project.slug,
             conversational=conversational,
-            card=CardInfo(pretty_name=project.name),
+            card=CardInfo(pretty_name=project.name, overlap=service.overlap_note(project)),
         ).write_all(votes)
         async with get_read_engine().begin() as connection:
             folder = await service.write_folder(

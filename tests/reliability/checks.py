@@ -4,11 +4,14 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 
 from pickwise.core.embedded_pg import to_libpq_url
+from pickwise.overlap.rules import OVERLAP_SETTINGS, OverlapPolicy, Vote
+from tests.overlap.invariants import rule_problems
 from tests.reliability.population import Population
 from tests.reliability.raters import Ledger
 
@@ -31,7 +34,9 @@ class Figures:
     lost: int
     duplicated: int
     pairs_over_k: int
-    pairs_short_of_k: int
+    pairs_short_of_k: int  # adaptive: of the minimum
+    # Adaptive overlap: pairs whose votes are not what the rule lets through.
+    pairs_breaking_the_rule: int
     # Slots still leased, at the end, to raters who walked away (they return on expiry).
     leases_held_by_departed: int
     raters_stopped: dict[str, int] = field(default_factory=dict)
@@ -60,10 +65,18 @@ def check(database_url: str, population: Population, ledger: Ledger, *, drained:
       judged or still leased to a rater who walked away (that lease comes back on expiry);
     - no idempotency key was committed without its answer;
     - no 5xx but a proper 503, and no request hung.
+    - adaptive overlap: every pair's votes are what the rule lets through (never more, never
+      one left unsettled without a slot open for more), and no pair exceeds the maximum.
     """
     with psycopg.connect(to_libpq_url(database_url)) as conn:
         judgments = conn.execute(
             "SELECT id, assignment_id, pair_id, rater_id FROM judgments WHERE project_id = %s",
+            (population.project_id,),
+        ).fetchall()
+        policy = _policy(conn, population.project_id)
+        choices = conn.execute(
+            "SELECT pair_id, choice FROM judgments WHERE project_id = %s AND NOT is_gold "
+            "ORDER BY id",
             (population.project_id,),
         ).fetchall()
         open_slots = conn.execute(
@@ -114,10 +127,19 @@ def check(database_url: str, population: Population, ledger: Ledger, *, drained:
     expect(not phantoms, "judgments no client sent", phantoms[:5])
 
     per_pair = Counter(pair_id for _, _, pair_id, _ in judgments)
-    k = population.raters_per_pair
+    k = policy.most_votes
     over_k = {p: n for p, n in per_pair.items() if n > k}
-    expect(not over_k, "pairs with more than k judgments", over_k)
-    short = {p: per_pair[p] for p in population.pair_ids if per_pair[p] < k}
+    expect(not over_k, "pairs with more than k (adaptive: the maximum) judgments", over_k)
+    least = policy.min_raters if policy.adaptive else k
+    short = {p: per_pair[p] for p in population.pair_ids if per_pair[p] < least}
+    breaking: list[str] = []
+    if policy.adaptive:
+        votes: dict[int, list[Vote]] = {pair_id: [] for pair_id in population.pair_ids}
+        for pair_id, choice in choices:
+            votes[pair_id].append(Vote(choice))
+        still_open = {pair_id for pair_id, _ in open_slots}
+        breaking = rule_problems(policy, votes, open_pairs=still_open)
+        expect(not breaking, "pairs whose votes break the stopping rule", breaking[:5])
     held_by_departed = [(p, r) for p, r in open_slots if r in ledger.walked_away]
     if drained:
         stranded = [(p, r) for p, r in open_slots if r not in ledger.walked_away]
@@ -147,10 +169,21 @@ def check(database_url: str, population: Population, ledger: Ledger, *, drained:
         duplicated=len(twice),
         pairs_over_k=len(over_k),
         pairs_short_of_k=len(short),
+        pairs_breaking_the_rule=len(breaking),
         leases_held_by_departed=len(held_by_departed),
         raters_stopped=dict(ledger.stops),
     )
     return Outcome(figures, problems)
+
+
+def _policy(conn: psycopg.Connection[Any], project_id: int) -> OverlapPolicy:
+    """The project's overlap policy, read as the app reads it."""
+    columns = ["raters_per_pair", *OVERLAP_SETTINGS]
+    row = conn.execute(
+        f"SELECT {', '.join(columns)} FROM projects WHERE id = %s", (project_id,)
+    ).fetchone()
+    assert row is not None
+    return OverlapPolicy.of(SimpleNamespace(**dict(zip(columns, row, strict=True))))
 
 
 def counts(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -41,14 +41,21 @@ class Population:
 
 
 async def populate(
-    database_url: str, *, raters: int, pairs: int, raters_per_pair: int, lease_seconds: int = 600
+    database_url: str,
+    *,
+    raters: int,
+    pairs: int,
+    raters_per_pair: int,
+    lease_seconds: int = 600,
+    **settings: object,
 ) -> Population:
-    """One project with `pairs` pairs and `raters` members, each with an API token."""
+    """One project with `pairs` pairs and `raters` members, each with an API token; other
+    project `settings` (e.g. adaptive overlap) as given."""
     engine = create_async_engine(to_sqlalchemy_url(database_url))
     try:
         async with session_factory(engine)() as session, session.begin():
             project = await make_project(
-                session, raters_per_pair=raters_per_pair, lease_seconds=lease_seconds
+                session, raters_per_pair=raters_per_pair, lease_seconds=lease_seconds, **settings
             )
             made_pairs = await make_pairs(session, project, pairs)
             members = []

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.app_server import log_errors, running_server
-from tests.reliability.checks import check
-from tests.reliability.population import migrated_database, populate
+from tests.reliability.checks import check, counts
+from tests.reliability.population import Population, migrated_database, populate
 from tests.reliability.proxy import FaultyProxy
 from tests.reliability.raters import Faults, Ledger, run_raters
 
@@ -34,6 +34,8 @@ class Load:
     faults: Faults
     drop_request_rate: float
     drop_answer_rate: float
+    # Adaptive overlap (2 to 5 raters, the default rule) instead of k per pair.
+    adaptive: bool = False
 
 
 DEFAULT = Load(
@@ -45,6 +47,18 @@ DEFAULT = Load(
     faults=Faults(short_timeout_rate=0.08, give_up_rate=0.05),
     drop_request_rate=0.02,
     drop_answer_rate=0.04,
+)
+# The same faults on an adaptive project: a pair's last votes often meet, the decision races
+# the other submits, and raters keep asking until only walk-aways' leases are left.
+ADAPTIVE = Load(
+    raters=120,
+    pairs=40,
+    raters_per_pair=3,
+    seconds=120,
+    faults=Faults(short_timeout_rate=0.08, give_up_rate=0.05),
+    drop_request_rate=0.02,
+    drop_answer_rate=0.04,
+    adaptive=True,
 )
 SOAK = Load(
     raters=600,
@@ -64,8 +78,12 @@ async def run_load(server_url: str, run_dir: Path, load: Load, *, seed: int) -> 
         raters=load.raters,
         pairs=load.pairs,
         raters_per_pair=load.raters_per_pair,
+        overlap_mode="adaptive" if load.adaptive else "fixed",
     )
     ledger = Ledger()
+    # Adaptive: a vote may open a slot after the other raters found nothing left, so raters
+    # keep asking until only slots leased by raters who walked away remain.
+    done = asyncio.Event() if load.adaptive else None
     started = time.monotonic()
     with running_server(database_url, run_dir / "server.log") as server:
         proxy = FaultyProxy(
@@ -76,18 +94,26 @@ async def run_load(server_url: str, run_dir: Path, load: Load, *, seed: int) -> 
         )
         base_url = await proxy.start()
         try:
-            await asyncio.wait_for(
-                run_raters(
-                    base_url,
-                    population.raters,
-                    population.project_id,
-                    load.faults,
-                    ledger,
-                    seed=seed,
-                    seconds=load.seconds,
-                ),
-                timeout=load.seconds + 30,
+            raters = run_raters(
+                base_url,
+                population.raters,
+                population.project_id,
+                load.faults,
+                ledger,
+                seed=seed,
+                seconds=load.seconds,
+                until_done=done,
             )
+            if done is None:
+                await asyncio.wait_for(raters, timeout=load.seconds + 30)
+            else:
+                watcher = asyncio.create_task(
+                    set_when_only_walk_aways_hold_work(database_url, population, ledger, done)
+                )
+                try:
+                    await asyncio.wait_for(raters, timeout=load.seconds + 30)
+                finally:
+                    watcher.cancel()
         finally:
             await proxy.close()
         server_errors = log_errors(server.log())
@@ -116,8 +142,31 @@ async def run_load(server_url: str, run_dir: Path, load: Load, *, seed: int) -> 
     assert figures.acknowledged_after_retries > 0
 
 
+async def set_when_only_walk_aways_hold_work(
+    database_url: str, population: Population, ledger: Ledger, done: asyncio.Event
+) -> None:
+    """Sets ``done`` once every slot not judged is leased to a rater who walked away."""
+    query = (
+        "SELECT a.rater_id FROM pair_slots s "
+        "LEFT JOIN assignments a ON a.id = s.assignment_id AND a.status = 'leased' "
+        "WHERE s.project_id = %s AND s.state <> 'done'"
+    )
+    while True:
+        holders = await asyncio.to_thread(counts, database_url, query, population.project_id)
+        if all(rater_id in ledger.walked_away for (rater_id,) in holders):
+            done.set()
+            return
+        await asyncio.sleep(0.5)
+
+
 async def test_raters_with_timeouts_and_dropped_connections(server_url: str, run_dir: Path) -> None:
     await run_load(server_url, run_dir, DEFAULT, seed=1)
+
+
+async def test_adaptive_overlap_with_timeouts_and_dropped_connections(
+    server_url: str, run_dir: Path
+) -> None:
+    await run_load(server_url, run_dir, ADAPTIVE, seed=2)
 
 
 @pytest.mark.slow

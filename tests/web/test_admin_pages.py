@@ -65,6 +65,13 @@ def settings_form(csrf: str, **overrides: Any) -> dict[str, Any]:
         "gold_rate": "0.1",
         "gold_feedback": "true",
         "summary_every": "0",
+        "overlap_mode": "fixed",
+        "overlap_min": "2",
+        "overlap_max": "5",
+        "overlap_rule": "leader_share",
+        "overlap_stop_votes": "2",
+        "overlap_stop_share": "0.75",
+        "overlap_stop_posterior": "0.88",
     }
     form.update(overrides)
     return {name: value for name, value in form.items() if value is not None}
@@ -245,6 +252,39 @@ async def test_settings_edit_persists_and_resizes_slots(
     assert await count(session, PairSlot, project) == 2 * 3
     page = await client.get(ok.headers["location"])
     assert "Settings saved." in page.text and 'value="slightly, clearly, much"' in page.text
+
+
+async def test_settings_switch_to_adaptive_overlap_and_explain_it(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    _, csrf = await admin_client(client, session)
+    project = await make_project(session, raters_per_pair=3)
+    await make_pairs(session, project, 2)
+    path = f"/admin/projects/{project.id}/settings"
+    page = await client.get(f"/admin/projects/{project.id}")
+    assert "Changing these mid-project" in page.text and "not yet settled" in page.text
+    assert 'name="overlap_mode"' in page.text and 'name="overlap_stop_posterior"' in page.text
+
+    bad = await client.post(path, data=settings_form(csrf, overlap_min="4", overlap_max="3"))
+    assert bad.status_code == 422
+    assert 'id="overlap_max-error"' in bad.text and "at least the minimum (4)" in bad.text
+
+    form = settings_form(
+        csrf,
+        overlap_mode="adaptive",
+        overlap_max="4",
+        overlap_rule="posterior",
+        overlap_stop_posterior="0.9",
+    )
+    assert (await client.post(path, data=form)).status_code == 303
+    await session.refresh(project)
+    assert (project.overlap_mode, project.overlap_max, project.overlap_rule) == (
+        "adaptive",
+        4,
+        "posterior",
+    )
+    assert project.overlap_stop_posterior == 0.9
+    assert await count(session, PairSlot, project) == 2 * 2  # the open pairs: the minimum
 
 
 async def test_members_add_exclude_include_remove(

@@ -19,7 +19,7 @@ from pickwise.analytics.arrays import (
     as_int_array,
     safe_share,
 )
-from pickwise.analytics.dawid_skene import dawid_skene
+from pickwise.analytics.dawid_skene import DawidSkeneResult, dawid_skene
 from pickwise.analytics.labels import (
     CHOICE_BOTH_BAD,
     CHOICE_TIE,
@@ -69,6 +69,8 @@ class RaterQuality:
     majority: MajorityAgreement
     dawid_skene_accuracy: FloatArray
     comparisons: Comparisons  # each rater against the other raters of the same pairs
+    # The whole fit, on A / tie / B with gold items fixed (adaptive overlap weighs votes by it).
+    dawid_skene: DawidSkeneResult
 
 
 def wilson_interval(
@@ -208,4 +210,5 @@ def rater_quality(
         majority=agreement_with_majority(judgments.rater, judgments.item, labels, n_raters),
         dawid_skene_accuracy=model.rater_accuracy,
         comparisons=compare_with_others(judgments, n_raters),
+        dawid_skene=model,
     )

@@ -6,7 +6,7 @@ from pickwise.analytics import service
 from pickwise.analytics.schemas import LeaderboardRead, PreferencesRead, ReportRead
 from pickwise.analytics.snapshots import Recipe
 
-REPORT = Recipe("report", ReportRead, service.report)
+REPORT = Recipe("report", ReportRead, service.report, keep=service.keep_vote_weights)
 
 
 def leaderboard(bootstrap_rounds: int, seed: int) -> tuple[Recipe, str | None]:

@@ -5,6 +5,7 @@ differed) are null, never NaN. Raters are named by display name and pseudonym, n
 """
 
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -16,17 +17,49 @@ class Readiness(BaseModel):
     message: str | None = Field(None, description="Why the section is not ready yet.")
 
 
+class VotesPerPair(BaseModel):
+    votes: int
+    pairs: int
+
+
+class OverlapProgress(BaseModel):
+    """What the overlap policy costs (docs/analytics.md, "Adaptive overlap")."""
+
+    policy: dict[str, Any] = Field(description="The overlap settings, as exports record them.")
+    summary: str = Field(description="The policy in words.")
+    votes_spent: int = Field(description="Judgments on regular pairs (in the queue or flagged).")
+    pairs_settled: int = Field(description="Regular pairs in the queue with every slot judged.")
+    pairs_settled_early: int = Field(description="Settled with fewer votes than the maximum.")
+    pairs_at_max: int = Field(description="Settled at the maximum (adaptive: max raters).")
+    votes_still_needed: float = Field(
+        description="Estimated votes the pairs in the queue still need, their open slots "
+        "included (exact for a fixed project)."
+    )
+    votes_saved: int = Field(
+        description="On settled pairs: k per pair minus the votes they took (k: the "
+        "project's raters per pair, what a fixed project would use)."
+    )
+    votes_saved_projected: float = Field(
+        description="k per pair in the queue, minus the votes they have and still need."
+    )
+    votes_per_pair: list[VotesPerPair] = Field(description="Settled pairs by their votes.")
+
+
 class ProgressRead(BaseModel):
     pairs_done: int = Field(description="Regular pairs with all their judgments.")
     pairs_in_progress: int
     pairs_open: int
     pairs_flagged: int
-    judgments_needed: int = Field(description="Judgments still missing on active pairs.")
+    judgments_needed: int = Field(
+        description="Slots not yet judged on active pairs (an adaptive project may open more: "
+        "see overlap.votes_still_needed)."
+    )
     share_done: float | None = Field(description="Done pairs / active pairs.")
     judgments: int = Field(description="Judgments on regular (non-gold) pairs.")
     gold_judgments: int
     raters_active: int = Field(description="Raters with at least one judgment.")
     models: int = Field(description="Distinct model names among the project's responses.")
+    overlap: OverlapProgress
 
 
 class TimelineDay(BaseModel):
@@ -94,6 +127,15 @@ class RaterRow(BaseModel):
         description="The same for a rater like the others, on the same pairs."
     )
     flags: list[FlagRead]
+    vote_confusion: list[float] = Field(
+        description="What this rater's vote weighs in adaptive overlap's posterior rule: "
+        "P(reported label | true label), 9 numbers row-major over A / no preference / B; "
+        "Dawid-Skene's estimate shrunk toward the prior (docs/analytics.md, Adaptive overlap)."
+    )
+    vote_accuracy: float = Field(
+        description="The mean of that matrix's diagonal: how often the rater's vote is "
+        "taken to name the true label."
+    )
 
 
 class ThresholdsRead(BaseModel):

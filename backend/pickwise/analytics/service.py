@@ -23,11 +23,12 @@ import asyncio
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pickwise.analytics import repository
@@ -66,6 +67,7 @@ from pickwise.analytics.schemas import (
     FlagRead,
     LeaderboardRead,
     ModelRow,
+    OverlapProgress,
     PreferencesRead,
     ProgressRead,
     RaterAgreement,
@@ -76,6 +78,7 @@ from pickwise.analytics.schemas import (
     ThresholdsRead,
     TimelineDay,
     TimelineRead,
+    VotesPerPair,
 )
 from pickwise.analytics.style_control import (
     STYLE_FEATURES,
@@ -85,8 +88,11 @@ from pickwise.analytics.style_control import (
     style_controlled_leaderboard_counts,
     style_counts,
 )
-from pickwise.assignments.repository import project_progress
+from pickwise.assignments.repository import SlotCount, progress_of, slot_histogram
 from pickwise.models import Project
+from pickwise.overlap import service as overlap
+from pickwise.overlap.repository import RaterWeightRow
+from pickwise.overlap.weights import VoteWeights, vote_weights
 
 BOOTSTRAP_ROUNDS = 200
 # Below this many A-or-B votes the preference weights are mostly noise.
@@ -102,10 +108,11 @@ def _number(value: float) -> float | None:
 # --- progress and timeline ---------------------------------------------------------------
 
 
-async def progress(connection: AsyncConnection, project_id: int) -> ProgressRead:
+async def progress(connection: AsyncConnection, project: Project) -> ProgressRead:
     async with AsyncSession(bind=connection) as session:
-        pairs = await project_progress(session, project_id)
-    counts = await repository.judgment_counts(connection, project_id)
+        histogram = await slot_histogram(session, project.id)
+    pairs = progress_of(histogram)
+    counts = await repository.judgment_counts(connection, project.id)
     active = pairs["pairs_done"] + pairs["pairs_in_progress"] + pairs["pairs_open"]
     return ProgressRead(
         **pairs,
@@ -114,7 +121,39 @@ async def progress(connection: AsyncConnection, project_id: int) -> ProgressRead
         gold_judgments=counts.gold_judgments,
         raters_active=counts.raters_active,
         models=counts.models,
+        overlap=_overlap_progress(project, histogram),
     )
+
+
+def _overlap_progress(project: Project, histogram: Sequence[SlotCount]) -> OverlapProgress:
+    policy = overlap.policy_of(project)
+    cost = overlap.cost(project, histogram)
+    return OverlapProgress(
+        policy=policy.settings(),
+        summary=policy.describe(),
+        votes_spent=cost.votes_spent,
+        pairs_settled=cost.pairs_settled,
+        pairs_settled_early=cost.pairs_settled_early,
+        pairs_at_max=cost.pairs_at_max,
+        votes_still_needed=cost.votes_still_needed,
+        votes_saved=cost.votes_saved,
+        votes_saved_projected=cost.votes_saved_projected,
+        votes_per_pair=[
+            VotesPerPair(votes=votes, pairs=pairs) for votes, pairs in cost.votes_per_pair.items()
+        ],
+    )
+
+
+async def keep_vote_weights(
+    session: AsyncSession, project: Project, computed: BaseModel, computed_at: datetime
+) -> None:
+    """A fresh report's rater weights become the ones adaptive overlap reads."""
+    report = cast(ReportRead, computed)
+    rows = [
+        RaterWeightRow(row.user_id, row.vote_confusion, row.judgments)
+        for row in report.raters.raters
+    ]
+    await overlap.store_weights(session, project.id, rows, computed_at)
 
 
 async def timeline(connection: AsyncConnection, project_id: int) -> TimelineRead:
@@ -177,9 +216,20 @@ def rater_report(
 ) -> RatersRead:
     """Every rater, excluded or not, measured on all their judgments (gold included)."""
     thresholds, overridden, ignored = flag_thresholds(quality_rules)
-    assessment = assess_raters(rater_judgments(table, people), len(people), thresholds)
+    judgments = rater_judgments(table, people)
+    assessment = assess_raters(judgments, len(people), thresholds)
     quality, flags = assessment.quality, assessment.flags
-    rows = [_rater_row(person, quality, index, flags[index]) for index, person in enumerate(people)]
+    weights = vote_weights(
+        judgments.rater,
+        judgments.item,
+        preference_labels(judgments.choice),
+        quality.dawid_skene,
+        len(people),
+    )
+    rows = [
+        _rater_row(person, quality, weights, index, flags[index])
+        for index, person in enumerate(people)
+    ]
     rows.sort(key=lambda row: (not row.flags, -row.judgments, row.display_name, row.user_id))
     return RatersRead(
         raters=rows,
@@ -205,10 +255,15 @@ def _flag_read(flag: FlagReason) -> FlagRead:
 
 
 def _rater_row(
-    person: repository.Person, quality: RaterQuality, index: int, flags: Sequence[FlagReason]
+    person: repository.Person,
+    quality: RaterQuality,
+    weights: VoteWeights,
+    index: int,
+    flags: Sequence[FlagReason],
 ) -> RaterRow:
     gold, position, pace = quality.gold, quality.position, quality.pace
     comparisons = quality.comparisons
+    confusion = [float(value) for value in weights.confusion[index]]
     return RaterRow(
         user_id=person.user_id,
         display_name=person.display_name,
@@ -238,6 +293,8 @@ def _rater_row(
         longer_share=_number(comparisons.longer_picks.observed[index]),
         longer_share_expected=_number(comparisons.longer_picks.expected[index]),
         flags=[_flag_read(flag) for flag in flags],
+        vote_confusion=confusion,
+        vote_accuracy=sum(confusion[::4]) / 3,
     )
 
 
@@ -727,7 +784,7 @@ async def report(
         asyncio.to_thread(agreement_report, table, people, batch_names),
     )
     try:
-        progress_read = await progress(connection, project.id)
+        progress_read = await progress(connection, project)
         timeline_read = await timeline(connection, project.id)
         board = await leaderboard(connection, project.id, bootstrap_rounds=bootstrap_rounds)
         preferences_read = await preferences(connection, project.id)

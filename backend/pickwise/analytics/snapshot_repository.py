@@ -3,8 +3,8 @@
 The fingerprint (``Inputs``) is a handful of small reads: judgments newer than a floor a
 little below the newest one the snapshot counted (a judgment that committed late, with a
 lower id, still lands above it), the members with their exclusions, the pairs out of the
-queue, the last batch, k and the quality rules. Each is served by an index, so checking a
-snapshot costs about a millisecond however many votes the project holds.
+queue, the last batch, k, the quality rules and the overlap settings. Each is served by an
+index, so checking a snapshot costs about a millisecond however many votes the project holds.
 """
 
 import dataclasses
@@ -38,6 +38,7 @@ class Inputs:
     last_batch: int
     raters_per_pair: int
     quality_rules: str  # md5
+    overlap: str  # md5 of the overlap settings (progress reports on them)
     # The newest choice or skip a rater replaced (judgments.changes): a change edits or
     # removes a judgment without adding one above the floor.
     last_change: int = 0
@@ -59,6 +60,8 @@ _INPUTS = f"""
       (SELECT coalesce(max(b.id), 0) FROM batches b WHERE b.project_id = p.id),
       p.raters_per_pair,
       md5(p.quality_rules::text),
+      md5(concat_ws(',', p.overlap_mode, p.overlap_min, p.overlap_max, p.overlap_rule,
+                    p.overlap_stop_votes, p.overlap_stop_share, p.overlap_stop_posterior)),
       (SELECT coalesce(max(r.id), 0) FROM replaced_decisions r WHERE r.project_id = p.id)
     FROM projects p WHERE p.id = %(project_id)s
 """
@@ -67,7 +70,9 @@ _INPUTS = f"""
 async def inputs(connection: AsyncConnection, project_id: int, floor: int) -> Inputs:
     """The fingerprint now, counting judgments above ``floor``."""
     row = (await fetch_all(connection, _INPUTS, {"project_id": project_id, "floor": floor}))[0]
-    return Inputs(floor, int(row[0]), row[1], row[2], int(row[3]), int(row[4]), row[5], int(row[6]))
+    return Inputs(
+        floor, int(row[0]), row[1], row[2], int(row[3]), int(row[4]), row[5], row[6], int(row[7])
+    )
 
 
 async def inputs_to_compute(connection: AsyncConnection, project_id: int) -> Inputs:

@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -49,15 +50,19 @@ INLINE_MAX_JUDGMENTS = 20_000
 COMPUTATION_VERSION = 1
 
 Compute = Callable[[AsyncConnection, Project], Awaitable[BaseModel]]
+Keep = Callable[[AsyncSession, Project, BaseModel, datetime], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """What a snapshot holds and how it is computed. ``key`` names it within the project."""
+    """What a snapshot holds and how it is computed. ``key`` names it within the project;
+    ``keep``, if given, stores what else the rest of the app reads from a fresh computation
+    (the report's rater weights), in the same transaction as the snapshot."""
 
     key: str
     schema: type[BaseModel]
     compute: Compute
+    keep: Keep | None = None
 
     @property
     def version(self) -> str:
@@ -178,6 +183,8 @@ async def compute_and_store(
         compute_seconds=seconds,
         judgments=judgments,
     )
+    if recipe.keep is not None:
+        await recipe.keep(session, project, result, computed_at)
     info = SnapshotInfo(
         computed_at=computed_at,
         compute_seconds=seconds,

@@ -105,15 +105,19 @@ async def rater_counts(
 # Every writer of pair slots, assignments and judgments takes its row locks in one order, so
 # no two of them can wait on each other in a circle (docs/reliability.md, "Lock order"):
 #
-#   1. the project's gate, an advisory lock: shared by every "next pair", exclusive while a
-#      member is removed, an account deactivated or the project closed, so no lease is made
-#      in the middle of ending them
+#   1. the project's gate, an advisory lock: shared by every "next pair", submit, skip, flag,
+#      change of a last decision and adaptive-overlap decision; exclusive while a member is
+#      removed, an account deactivated, the project closed or its overlap policy changed, so
+#      no lease is made or answered in the middle of ending them
 #   2. the rater's advisory lock (next pair only: one lease at a time per rater and project)
-#   3. the project row (changing k; review's curation actions and a rater's exclusion)
+#   3. the project row (changing k or the overlap policy; review's curation actions and a
+#      rater's exclusion)
 #   4. pair slots, in id order
 #   5. assignments, in id order
 #   6. judgments (inserted last)
-#   7. the pair row (a flag takes the pair out of the queue; adjudication; curation)
+#   7. the pair row (a flag takes the pair out of the queue; adjudication; curation; an
+#      adaptive pair's decision is made holding it, so two submits on one pair decide one
+#      after the other)
 #   8. the pair's summary (pair_summaries, by trigger after each of the writes above)
 #
 # An assignment's slot id is fixed when the lease is made and can only become NULL (when k
@@ -140,6 +144,14 @@ async def enter_project(session: AsyncSession, project_id: int, rater_id: int) -
         session,
         {"gate": _PROJECT_GATE, "project": _lock_key(project_id), "rater": _lock_key(rater_id)},
     )
+
+
+_PASS_GATE = text("SELECT pg_advisory_xact_lock_shared(:gate, :project)")
+
+
+async def pass_gate(session: AsyncSession, project_id: int) -> None:
+    """Lock 1, shared: for a writer of the project's slots that holds no lock yet."""
+    await session.execute(_PASS_GATE, {"gate": _PROJECT_GATE, "project": _lock_key(project_id)})
 
 
 async def close_gates(session: AsyncSession, project_ids: Sequence[int]) -> None:
@@ -337,19 +349,27 @@ async def standing_and_lease(
     return Standing(bool(row[0]), bool(row[1]), bool(row[2])), held
 
 
+# The lease's project gate (shared), then its slot: the CTE is materialized, so the gate is
+# taken when the slot's id is read, before the slot is scanned and locked.
 _LOCK_SLOT_OF_ASSIGNMENT = DriverSql(
-    """
-    SELECT s.id FROM pair_slots s
-    WHERE s.id = (
-        SELECT a.slot_id FROM assignments a WHERE a.id = :assignment_id AND a.rater_id = :rater_id
+    f"""
+    WITH lease AS MATERIALIZED (
+        SELECT a.slot_id,
+               pg_advisory_xact_lock_shared({_PROJECT_GATE},
+                                            CAST(a.project_id % 2147483647 AS integer))
+        FROM assignments a WHERE a.id = :assignment_id AND a.rater_id = :rater_id
     )
+    SELECT s.id FROM pair_slots s
+    WHERE s.id = (SELECT slot_id FROM lease)
     FOR UPDATE OF s
     """
 )
 
 
 async def lock_slot_of(session: AsyncSession, assignment_id: int, rater_id: int) -> None:
-    """Locks the assignment's slot, if it has one (lock 4, before the assignment itself).
+    """Locks 1 and 4 for a submit, skip or flag: through the lease's project gate (shared, so
+    a change of the overlap policy waits for it and it for the change), then the lease's slot,
+    if it has one (before the assignment itself).
 
     The slot id is read without a lock: it is set when the lease is made and can only become
     NULL (k lowered), so the assignment, locked next, shows the same slot or none.
@@ -813,28 +833,47 @@ async def claim_slot(
 
 # --- progress -----------------------------------------------------------------------------
 
-_PROGRESS = text(
+# Every regular pair not removed, counted by (flagged, judged slots, leased slots, open slots):
+# progress, and adaptive overlap's cost figures, are made from these few rows.
+_SLOT_HISTOGRAM = text(
     f"""
     WITH s AS (
       SELECT pair_id,
-             count(*) AS total,
              count(*) FILTER (WHERE state = '{SlotState.DONE}') AS done,
-             count(*) FILTER (WHERE state = '{SlotState.LEASED}') AS leased
+             count(*) FILTER (WHERE state = '{SlotState.LEASED}') AS leased,
+             count(*) FILTER (WHERE state = '{SlotState.OPEN}') AS open
       FROM pair_slots WHERE project_id = :project_id
       GROUP BY pair_id
     )
-    SELECT
-      count(*) FILTER (WHERE p.status = '{PairStatus.ACTIVE}' AND s.done = s.total),
-      count(*) FILTER (WHERE p.status = '{PairStatus.ACTIVE}' AND s.done < s.total
-                       AND (s.done > 0 OR s.leased > 0)),
-      count(*) FILTER (WHERE p.status = '{PairStatus.ACTIVE}' AND s.done = 0 AND s.leased = 0),
-      count(*) FILTER (WHERE p.status = '{PairStatus.FLAGGED}'),
-      coalesce(sum(s.total - s.done) FILTER (WHERE p.status = '{PairStatus.ACTIVE}'), 0)
+    SELECT p.status = '{PairStatus.FLAGGED}', s.done, s.leased, s.open, count(*)
     FROM pairs p
     JOIN s ON s.pair_id = p.id
-    WHERE p.project_id = :project_id
+    WHERE p.project_id = :project_id AND p.status <> '{PairStatus.REMOVED}'
+    GROUP BY 1, 2, 3, 4
     """
 )
+
+
+@dataclass(frozen=True)
+class SlotCount:
+    """How many pairs have this many judged, leased and open slots."""
+
+    flagged: bool
+    done: int
+    leased: int
+    open: int
+    pairs: int
+
+    @property
+    def outstanding(self) -> int:
+        return self.leased + self.open
+
+
+async def slot_histogram(session: AsyncSession, project_id: int) -> list[SlotCount]:
+    rows = await session.execute(_SLOT_HISTOGRAM, {"project_id": project_id})
+    return [SlotCount(bool(row[0]), *(int(value) for value in row[1:])) for row in rows]
+
+
 _JUDGMENTS_NEEDED = text(
     f"""
     SELECT count(*) FROM pair_slots s JOIN pairs p ON p.id = s.pair_id
@@ -844,16 +883,21 @@ _JUDGMENTS_NEEDED = text(
 )
 
 
-async def project_progress(session: AsyncSession, project_id: int) -> dict[str, int]:
-    """Pairs done (all slots judged), in progress (some), open (none), and flagged."""
-    row = (await session.execute(_PROGRESS, {"project_id": project_id})).one()
+def progress_of(histogram: Sequence[SlotCount]) -> dict[str, int]:
+    """Pairs done (all slots judged), in progress (some judged or leased), open (none), and
+    flagged; the slots not yet judged on pairs in the queue."""
+    active = [count for count in histogram if not count.flagged]
     return {
-        "pairs_done": row[0],
-        "pairs_in_progress": row[1],
-        "pairs_open": row[2],
-        "pairs_flagged": row[3],
-        "judgments_needed": int(row[4]),
+        "pairs_done": sum(c.pairs for c in active if c.outstanding == 0),
+        "pairs_in_progress": sum(c.pairs for c in active if c.outstanding and (c.done or c.leased)),
+        "pairs_open": sum(c.pairs for c in active if c.done == 0 and c.leased == 0),
+        "pairs_flagged": sum(c.pairs for c in histogram if c.flagged),
+        "judgments_needed": sum(c.pairs * c.outstanding for c in active),
     }
+
+
+async def project_progress(session: AsyncSession, project_id: int) -> dict[str, int]:
+    return progress_of(await slot_histogram(session, project_id))
 
 
 async def judgments_needed(session: AsyncSession, project_id: int) -> int:

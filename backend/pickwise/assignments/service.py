@@ -23,6 +23,7 @@ from pickwise.assignments.standing import ensure_may_rate
 from pickwise.core.clock import utcnow
 from pickwise.core.metrics import LEASES_EXPIRED, LEASES_GRANTED
 from pickwise.models import Assignment, Project, User
+from pickwise.overlap.rules import OverlapPolicy
 from pickwise.pools.quota import quota_reached
 from pickwise.vocabulary import AssignmentStatus, CanonicalSide, ShownSide, SlotState
 
@@ -80,12 +81,13 @@ async def create_slots(
     raised_only: bool = False,
 ) -> int:
     """Give every non-gold pair (of one batch, or of the project; with ``raised_only``, of
-    the pairs that want more votes than k) the slots it lacks: k, or its votes wanted; new
-    pairs join the end of the queue, in the project's pair order."""
+    the pairs that want more votes than that) the slots it lacks: the project's k (fixed) or
+    its minimum raters (adaptive), or the pair's votes wanted if more; new pairs join the end
+    of the queue, in the project's pair order."""
     return await repository.create_slots(
         session,
         project.id,
-        project.raters_per_pair,
+        OverlapPolicy.of(project).initial_slots,
         queue_rules(project),
         batch_id,
         raised_only=raised_only,

@@ -80,6 +80,12 @@ def _progress(result: ReportRead) -> None:
         f"needed.\nJudgments: {progress.judgments:,} (+ {progress.gold_judgments:,} gold) by "
         f"{progress.raters_active:,} raters; {progress.models:,} models."
     )
+    overlap = progress.overlap
+    console.print(
+        f"Overlap: {overlap.summary}. {overlap.pairs_settled_early:,} pairs settled early, "
+        f"{overlap.pairs_at_max:,} at the maximum; about {overlap.votes_still_needed:,.0f} votes "
+        f"still needed; {overlap.votes_saved:,} votes saved so far against a fixed k."
+    )
     days = result.timeline.days
     if not days:
         _not_ready("Not enough data yet: no judgments so far.")

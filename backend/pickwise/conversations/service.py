@@ -41,6 +41,7 @@ from pickwise.models import (
 from pickwise.vocabulary import (
     ConversationStatus,
     OpenerSource,
+    OverlapMode,
     ProjectKind,
     ReplyFailure,
     ReplyStatus,
@@ -131,11 +132,13 @@ async def configure(
             raise Conflict(
                 "This project already has imported pairs; make a new project for conversations."
             )
-        # Each turn is judged by its author alone: one slot per pair, no gold pairs.
-        project.kind, project.raters_per_pair, project.gold_rate = (
+        # Each turn is judged by its author alone: one slot per pair, no gold pairs, and no
+        # adaptive overlap (it would open slots on the turn for other raters).
+        project.kind, project.raters_per_pair, project.gold_rate, project.overlap_mode = (
             ProjectKind.CONVERSATIONS,
             1,
             0.0,
+            OverlapMode.FIXED,
         )
     settings = await repository.get_settings(session, project.id)
     if settings is None:

@@ -14,6 +14,7 @@ from pickwise.exports.dataset.card import CardInfo
 from pickwise.exports.dataset.formats import ExportFormat
 from pickwise.exports.dataset.manifest import SelectionRecord
 from pickwise.exports.dataset.ndjson import aiter_ndjson
+from pickwise.exports.dataset.overlap import OverlapNote
 from pickwise.exports.dataset.pipeline import ExportItem, ExportOptions, RowStream
 from pickwise.exports.dataset.splits import Split
 from pickwise.exports.dataset.writer import ExportResult, ExportWriter
@@ -23,6 +24,7 @@ from pickwise.review import service as review
 
 __all__ = ["ExportResult", "Preview", "preview", "stream_ndjson", "write_folder"]
 from pickwise.models import Project
+from pickwise.overlap.rules import OverlapPolicy
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ class Preview:
         parts = [f"{self.kept:,} {self.unit}s"]
         parts += [f"{count:,} left out: {reason}" for reason, count in sorted(self.dropped.items())]
         return "; ".join(parts)
+
+
+def overlap_note(project: Project) -> OverlapNote:
+    policy = OverlapPolicy.of(project)
+    return OverlapNote(policy.settings(), policy.describe())
 
 
 async def selection_for(
@@ -95,7 +102,7 @@ async def write_folder(
         out_root=out_root,
         project_slug=project.slug,
         conversational=conversational,
-        card=CardInfo(pretty_name=project.name),
+        card=CardInfo(pretty_name=project.name, overlap=overlap_note(project)),
         command=command,
         progress=progress,
         selection=record,

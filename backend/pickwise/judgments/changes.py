@@ -17,8 +17,12 @@ admins have the pair), a missed check pair whose expected answer the rater was s
 and a vote in a conversation never (the conversation went on from the reply kept). Refusals
 are 409s that say why; nothing is written then.
 
-Lock order (assignments.repository): the pair's slots in id order, the assignment (with the
-rater's standing), then the judgment.
+In an adaptive-overlap project a changed or withdrawn vote runs the stopping rule again on
+the pair, in the same transaction (overlap.service.reconsider_pair): a pair settled by the
+old vote may want another rater, and a slot the new vote makes unnecessary is dropped.
+
+Lock order (assignments.repository): the project's gate (shared), the pair's slots in id
+order, the assignment (with the rater's standing), the judgment, then (adaptive) the pair.
 """
 
 from collections.abc import Sequence
@@ -36,10 +40,12 @@ from pickwise.judgments import repository
 from pickwise.judgments.schemas import JudgmentIn, SkipIn
 from pickwise.judgments.service import StoredJudgment, gold_feedback, validate_judgment
 from pickwise.models import Assignment, Judgment, Project, ReplacedDecision, User
+from pickwise.overlap import service as overlap
 from pickwise.vocabulary import (
     AssignmentStatus,
     Choice,
     DecisionKind,
+    OverlapMode,
     ProjectKind,
     canonical_of,
     chosen_side,
@@ -162,6 +168,7 @@ async def _locked_decision(
     seen = await repository.assignment_of(session, assignment_id)
     if seen is None or seen.rater_id != rater.id:
         raise NotFound(f"assignment {assignment_id}: no such assignment of yours")
+    await assignments_repository.pass_gate(session, seen.project_id)
     await assignments_repository.lock_pair_slots(session, seen.pair_id)
     locked = await repository.lock_assignment(session, assignment_id, rater.id)
     if locked is None:
@@ -235,6 +242,7 @@ async def change_judgment(
         judgment.submitted_at = max(now, assignment.shown_at)
         assignment.completed_at = now
         await session.flush()
+        await _decide_again(session, project, assignment)
         return await _stored(session, project, assignment, judgment.id, choice, now)
     slot_id = None
     if not assignment.is_gold:
@@ -275,7 +283,14 @@ async def change_judgment(
     assert stored.judgment_id is not None
     set_committed_value(assignment, "status", AssignmentStatus.SUBMITTED)
     set_committed_value(assignment, "completed_at", now)
+    await _decide_again(session, project, assignment)
     return await _stored(session, project, assignment, stored.judgment_id, choice, now)
+
+
+async def _decide_again(session: AsyncSession, project: Project, assignment: Assignment) -> None:
+    """The pair's votes changed: in an adaptive project its stopping rule runs again."""
+    if project.overlap_mode == OverlapMode.ADAPTIVE and not assignment.is_gold:
+        await overlap.reconsider_pair(session, project, assignment.pair_id)
 
 
 async def _stored(
@@ -306,7 +321,7 @@ async def change_to_skip(
     """Replaces the rater's last judgment (which is withdrawn: its slot goes back to the
     pool) or skip with a skip for this reason."""
     now = now or utcnow()
-    assignment, _, judgment = await _locked_decision(session, assignment_id, rater, now)
+    assignment, project, judgment = await _locked_decision(session, assignment_id, rater, now)
     if judgment is not None:
         await repository.keep_replaced(session, _replaced_judgment(judgment, now))
         slot_id = judgment.slot_id
@@ -318,6 +333,8 @@ async def change_to_skip(
     assignment.status, assignment.skip_reason = AssignmentStatus.SKIPPED, body.reason
     assignment.completed_at = now
     await session.flush()
+    if judgment is not None:
+        await _decide_again(session, project, assignment)
     return assignment
 
 

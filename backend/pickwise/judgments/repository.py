@@ -95,7 +95,9 @@ class StoreOutcome:
 
 # Store a judgment in one statement, all or nothing: the slot must still be leased to this
 # assignment (gold pairs have no slot); then the judgment goes in, the slot is done and the
-# assignment submitted.
+# assignment submitted. With :lock_pair (an adaptive project's vote), the pair row is locked
+# too (lock 7), once the judgment is in: the overlap decision that follows, in the next
+# statement, then sees every other submit on the pair that got the lock before it.
 _STORE_JUDGMENT = DriverSql(
     f"""
     WITH slot AS (
@@ -123,15 +125,23 @@ _STORE_JUDGMENT = DriverSql(
     ), closed AS (
         UPDATE assignments SET status = '{AssignmentStatus.SUBMITTED}', completed_at = :now
         WHERE id = :assignment_id AND EXISTS (SELECT FROM stored)
+    ), pair AS (
+        SELECT id FROM pairs
+        WHERE id = :pair_id AND :lock_pair AND EXISTS (SELECT FROM stored)
+        FOR NO KEY UPDATE
     )
-    SELECT EXISTS (SELECT FROM slot), (SELECT id FROM stored)
+    SELECT EXISTS (SELECT FROM slot), (SELECT id FROM stored), EXISTS (SELECT FROM pair)
     """
 )
 
 
-async def store_judgment(session: AsyncSession, new: NewJudgment, now: datetime) -> StoreOutcome:
-    """One round trip: the judgment, the slot done, the assignment submitted, or nothing."""
+async def store_judgment(
+    session: AsyncSession, new: NewJudgment, now: datetime, *, lock_pair: bool = False
+) -> StoreOutcome:
+    """One round trip: the judgment, the slot done, the assignment submitted, or nothing;
+    with ``lock_pair``, the pair row locked once the judgment is in."""
     params: dict[str, Any] = {
+        "lock_pair": lock_pair,
         "project_id": new.project_id,
         "pair_id": new.pair_id,
         "assignment_id": new.assignment_id,
@@ -147,7 +157,7 @@ async def store_judgment(session: AsyncSession, new: NewJudgment, now: datetime)
         "submitted_at": new.submitted_at,
         "now": now,
     }
-    slot_was_ours, judgment_id = await _STORE_JUDGMENT.one(session, params)
+    slot_was_ours, judgment_id, _ = await _STORE_JUDGMENT.one(session, params)
     return StoreOutcome(bool(slot_was_ours), judgment_id)
 
 

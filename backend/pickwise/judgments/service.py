@@ -15,11 +15,13 @@ from pickwise.core.metrics import JUDGMENTS_STORED
 from pickwise.judgments import repository
 from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
 from pickwise.models import Assignment, PairFlag, Project, User
+from pickwise.overlap import service as overlap
 from pickwise.vocabulary import (
     AssignmentStatus,
     CanonicalSide,
     Choice,
     FlagResolution,
+    OverlapMode,
     PairStatus,
     RationaleMode,
     ShownChoice,
@@ -143,7 +145,8 @@ async def submit(
         shown_at=assignment.shown_at,
         submitted_at=max(now, assignment.shown_at),
     )
-    stored = await repository.store_judgment(session, new, now)
+    decides = not assignment.is_gold and project.overlap_mode == OverlapMode.ADAPTIVE
+    stored = await repository.store_judgment(session, new, now, lock_pair=decides)
     if not (assignment.is_gold or stored.slot_was_ours):
         # The lease ran out and another rater took the slot (or k was lowered).
         assignment.status, assignment.completed_at = AssignmentStatus.EXPIRED, now
@@ -154,6 +157,8 @@ async def submit(
     set_committed_value(assignment, "status", AssignmentStatus.SUBMITTED)
     set_committed_value(assignment, "completed_at", now)
     JUDGMENTS_STORED.inc()
+    if decides:
+        await overlap.after_vote(session, project, new.pair_id)
     return StoredJudgment(
         judgment_id=stored.judgment_id,
         pair_id=new.pair_id,

@@ -22,6 +22,7 @@ from pickwise.models.rating import (
     Judgment,
     PairFlag,
     PairSlot,
+    RaterWeight,
 )
 from pickwise.models.review import Adjudication, PairSummary
 from pickwise.models.users import ApiToken, Invite, LoginFailure, User, UserSession
@@ -55,6 +56,7 @@ __all__ = [
     "ProjectMember",
     "Prompt",
     "RaterPool",
+    "RaterWeight",
     "ReplacedDecision",
     "Response",
     "User",

@@ -4,7 +4,14 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
-from pickwise.vocabulary import PairingStrategy, PairOrder, ProjectKind, RationaleMode
+from pickwise.vocabulary import (
+    OverlapMode,
+    PairingStrategy,
+    PairOrder,
+    ProjectKind,
+    RationaleMode,
+    StoppingRule,
+)
 
 
 class Project(IdMixin, TimestampMixin, Base):
@@ -20,10 +27,25 @@ class Project(IdMixin, TimestampMixin, Base):
         CheckConstraint("summary_every >= 0", name="summary_every_nonnegative"),
         CheckConstraint("undo_seconds BETWEEN 0 AND 86400", name="undo_seconds_range"),
         CheckConstraint("slug ~ '^[a-z0-9][a-z0-9-]{0,62}$'", name="slug_format"),
-        CheckConstraint(one_of("kind", ProjectKind), name="kind"),
-        # A conversation turn is judged by its author alone: one slot per pair, no gold.
+        CheckConstraint(one_of("overlap_mode", OverlapMode), name="overlap_mode"),
         CheckConstraint(
-            "kind = 'pairs' OR (raters_per_pair = 1 AND gold_rate = 0)",
+            "overlap_min BETWEEN 1 AND 100 AND overlap_max BETWEEN overlap_min AND 100",
+            name="overlap_range",
+        ),
+        CheckConstraint(one_of("overlap_rule", StoppingRule), name="overlap_rule"),
+        CheckConstraint("overlap_stop_votes BETWEEN 1 AND 100", name="overlap_stop_votes_range"),
+        CheckConstraint(
+            "overlap_stop_share > 0 AND overlap_stop_share <= 1", name="overlap_stop_share_range"
+        ),
+        CheckConstraint(
+            "overlap_stop_posterior >= 0.5 AND overlap_stop_posterior < 1",
+            name="overlap_stop_posterior_range",
+        ),
+        CheckConstraint(one_of("kind", ProjectKind), name="kind"),
+        # A conversation turn is judged by its author alone: one slot per pair, no gold, and
+        # no adaptive overlap (it would open slots for other raters).
+        CheckConstraint(
+            "kind = 'pairs' OR (raters_per_pair = 1 AND gold_rate = 0 AND overlap_mode = 'fixed')",
             name="conversations_rated_once",
         ),
     )
@@ -53,6 +75,19 @@ class Project(IdMixin, TimestampMixin, Base):
     # Thresholds for rater flags (gold accuracy, position bias, speed); see analytics.
     quality_rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_archived: Mapped[bool] = mapped_column(default=False)
+    # Adaptive overlap (overlap.rules): between overlap_min and overlap_max raters per pair,
+    # stopping by overlap_rule; raters_per_pair stays the k a fixed project would use.
+    overlap_mode: Mapped[str] = mapped_column(
+        String(16), default=OverlapMode.FIXED, server_default=OverlapMode.FIXED
+    )
+    overlap_min: Mapped[int] = mapped_column(default=2, server_default="2")
+    overlap_max: Mapped[int] = mapped_column(default=5, server_default="5")
+    overlap_rule: Mapped[str] = mapped_column(
+        String(16), default=StoppingRule.LEADER_SHARE, server_default=StoppingRule.LEADER_SHARE
+    )
+    overlap_stop_votes: Mapped[int] = mapped_column(default=2, server_default="2")
+    overlap_stop_share: Mapped[float] = mapped_column(default=0.75, server_default="0.75")
+    overlap_stop_posterior: Mapped[float] = mapped_column(default=0.88, server_default="0.88")
     kind: Mapped[str] = mapped_column(String(16), default=ProjectKind.PAIRS, server_default="pairs")
 
 

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
@@ -180,6 +182,33 @@ class PairFlag(IdMixin, TimestampMixin, Base):
     note: Mapped[str] = mapped_column(Text, default="")
     resolution: Mapped[str | None] = mapped_column(String(16))
     resolved_at: Mapped[datetime | None]
+
+
+class RaterWeight(Base):
+    """How much a rater's vote weighs in a project's adaptive overlap (the posterior rule).
+
+    ``confusion`` is the 3 x 3 matrix P(reported label | true label), row-major over
+    (A, no preference, B) x (A, no preference, B): Dawid-Skene's estimate from the analytics,
+    shrunk toward the prior (overlap.rules). Rewritten whenever the project's analytics are
+    computed; a rater without a row weighs as the prior.
+    """
+
+    __tablename__ = "rater_weights"
+    __table_args__ = (
+        CheckConstraint("cardinality(confusion) = 9", name="confusion_3x3"),
+        CheckConstraint("judgments >= 0", name="judgments_nonnegative"),
+    )
+
+    project_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    rater_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    confusion: Mapped[list[float]] = mapped_column(ARRAY(Float))
+    # How many judgments the estimate rests on (gold included).
+    judgments: Mapped[int] = mapped_column()
+    computed_at: Mapped[datetime]
 
 
 class IdempotencyKey(Base):

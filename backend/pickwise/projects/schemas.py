@@ -1,10 +1,38 @@
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from pickwise.vocabulary import PairingStrategy, PairOrder, ProjectKind, RationaleMode
+from pickwise.vocabulary import (
+    OverlapMode,
+    PairingStrategy,
+    PairOrder,
+    ProjectKind,
+    RationaleMode,
+    StoppingRule,
+)
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+OVERLAP_DESCRIPTIONS = {
+    "overlap_mode": "fixed: every pair gets raters_per_pair raters. adaptive: overlap_min "
+    "raters, then one more at a time, up to overlap_max, while the stopping rule says the "
+    "votes are not settled (docs/analytics.md, Adaptive overlap). A change applies to pairs "
+    "not yet settled; settled pairs keep their votes.",
+    "overlap_min": "Adaptive: the raters every pair gets.",
+    "overlap_max": "Adaptive: the most raters a pair gets (at least overlap_min).",
+    "overlap_rule": "Adaptive: when a pair is settled.",
+    "overlap_stop_votes": "leader_share: the votes the leading choice needs (m).",
+    "overlap_stop_share": "leader_share: the share of the pair's votes it needs (s).",
+    "overlap_stop_posterior": "posterior: the probability the leading choice needs.",
+}
+
+
+def max_at_least_min(maximum: int | None, info: ValidationInfo) -> int | None:
+    minimum = info.data.get("overlap_min")
+    if maximum is not None and minimum is not None and maximum < minimum:
+        raise ValueError(f"must be at least the minimum ({minimum})")
+    return maximum
 
 
 def clean_labels(labels: list[str]) -> list[str]:
@@ -53,11 +81,34 @@ class ProjectSettings(BaseModel):
         description="How long a rater may change (or withdraw) their last choice or skip; "
         "0 = never.",
     )
+    overlap_mode: OverlapMode = Field(
+        OverlapMode.FIXED, description=OVERLAP_DESCRIPTIONS["overlap_mode"]
+    )
+    overlap_min: int = Field(2, ge=1, le=100, description=OVERLAP_DESCRIPTIONS["overlap_min"])
+    overlap_max: int = Field(5, ge=1, le=100, description=OVERLAP_DESCRIPTIONS["overlap_max"])
+    overlap_rule: StoppingRule = Field(
+        StoppingRule.LEADER_SHARE, description=OVERLAP_DESCRIPTIONS["overlap_rule"]
+    )
+    overlap_stop_votes: int = Field(
+        2, ge=1, le=100, description=OVERLAP_DESCRIPTIONS["overlap_stop_votes"]
+    )
+    overlap_stop_share: float = Field(
+        0.75, gt=0.0, le=1.0, description=OVERLAP_DESCRIPTIONS["overlap_stop_share"]
+    )
+    overlap_stop_posterior: float = Field(
+        0.88, ge=0.5, lt=1.0, description=OVERLAP_DESCRIPTIONS["overlap_stop_posterior"]
+    )
 
     @field_validator("strength_scale", "criteria")
     @classmethod
     def _labels_not_blank(cls, labels: list[str]) -> list[str]:
         return clean_labels(labels)
+
+    @field_validator("overlap_max")
+    @classmethod
+    def _max_at_least_min(cls, maximum: int, info: ValidationInfo) -> int:
+        max_at_least_min(maximum, info)
+        return maximum
 
 
 class ProjectCreate(ProjectSettings):
@@ -92,6 +143,25 @@ class ProjectUpdate(BaseModel):
         description="Close the project (true): raters' leases end at once and nothing more is "
         "collected; false opens it again.",
     )
+    overlap_mode: OverlapMode | None = Field(None, description=OVERLAP_DESCRIPTIONS["overlap_mode"])
+    overlap_min: int | None = Field(
+        None, ge=1, le=100, description=OVERLAP_DESCRIPTIONS["overlap_min"]
+    )
+    overlap_max: int | None = Field(
+        None, ge=1, le=100, description=OVERLAP_DESCRIPTIONS["overlap_max"]
+    )
+    overlap_rule: StoppingRule | None = Field(
+        None, description=OVERLAP_DESCRIPTIONS["overlap_rule"]
+    )
+    overlap_stop_votes: int | None = Field(
+        None, ge=1, le=100, description=OVERLAP_DESCRIPTIONS["overlap_stop_votes"]
+    )
+    overlap_stop_share: float | None = Field(
+        None, gt=0.0, le=1.0, description=OVERLAP_DESCRIPTIONS["overlap_stop_share"]
+    )
+    overlap_stop_posterior: float | None = Field(
+        None, ge=0.5, lt=1.0, description=OVERLAP_DESCRIPTIONS["overlap_stop_posterior"]
+    )
 
     # The same rules as on creation; otherwise a list accepted here fails ProjectRead after
     # the update, and the caller gets a 500 instead of a 422.
@@ -99,6 +169,11 @@ class ProjectUpdate(BaseModel):
     @classmethod
     def _labels_not_blank(cls, labels: list[str] | None) -> list[str] | None:
         return None if labels is None else clean_labels(labels)
+
+    @field_validator("overlap_max")
+    @classmethod
+    def _max_at_least_min(cls, maximum: int | None, info: ValidationInfo) -> int | None:
+        return max_at_least_min(maximum, info)
 
 
 class ProjectRead(ProjectSettings):

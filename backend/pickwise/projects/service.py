@@ -5,9 +5,11 @@ from pickwise.core.db import add_unique
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.models import Project, User
 from pickwise.models.base import apply_changes
+from pickwise.overlap.rules import OVERLAP_SETTINGS
+from pickwise.overlap.service import apply_policy
 from pickwise.projects import repository
 from pickwise.projects.schemas import ProjectCreate, ProjectUpdate
-from pickwise.vocabulary import ProjectKind
+from pickwise.vocabulary import OverlapMode, ProjectKind
 
 
 async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
@@ -20,11 +22,28 @@ async def create_project(session: AsyncSession, data: ProjectCreate) -> Project:
 
 
 async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate) -> Project:
+    """Changes the settings sent. A new k resizes every pair of a fixed project (as always);
+    a new overlap policy (adaptive, or a switch of mode) applies to the pairs not yet settled
+    (overlap.service.apply_policy). In an adaptive project k is only the baseline its cost is
+    compared with."""
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    minimum = changes.get("overlap_min", project.overlap_min)
+    if changes.get("overlap_max", project.overlap_max) < minimum:
+        raise InvalidInput(f"must be at least the minimum ({minimum})", field="overlap_max")
+    was_adaptive = project.overlap_mode == OverlapMode.ADAPTIVE
+    new_policy = any(
+        name in changes and changes[name] != getattr(project, name) for name in OVERLAP_SETTINGS
+    )
     new_k = changes.get("raters_per_pair")
     if project.kind == ProjectKind.CONVERSATIONS:
         # Each turn is judged by its author alone (docs/conversations.md).
-        for field, allowed in (("raters_per_pair", 1), ("gold_rate", 0)):
+        # Adaptive overlap would open slots for other raters, so it stays fixed.
+        only: tuple[tuple[str, object], ...] = (
+            ("raters_per_pair", 1),
+            ("gold_rate", 0),
+            ("overlap_mode", OverlapMode.FIXED),
+        )
+        for field, allowed in only:
             if changes.get(field, allowed) != allowed:
                 raise InvalidInput(f"must be {allowed} in a conversation project", field=field)
     closing = changes.get("is_archived") is True and not project.is_archived
@@ -33,7 +52,10 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     await session.flush()
     if (project.pair_order, project.pairing_seed) != before:
         await reorder_queue(session, project)
-    if new_k is not None:
+    is_adaptive = project.overlap_mode == OverlapMode.ADAPTIVE
+    if new_policy and (was_adaptive or is_adaptive):
+        await apply_policy(session, project)
+    elif new_k is not None and not is_adaptive:
         await resize_slots(session, project)
     if closing:
         # A closed project collects nothing more: every lease ends and its slot is freed.

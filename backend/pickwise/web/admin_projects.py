@@ -57,6 +57,13 @@ PROJECT_LABELS: dict[str, str] = {
     "gold_rate": "Gold rate",
     "gold_feedback": "Gold feedback",
     "summary_every": "Summary every N judgments",
+    "overlap_mode": "Overlap",
+    "overlap_min": "Minimum raters",
+    "overlap_max": "Maximum raters",
+    "overlap_rule": "Stopping rule",
+    "overlap_stop_votes": "Votes of the leading choice (m)",
+    "overlap_stop_share": "Share of the leading choice (s)",
+    "overlap_stop_posterior": "Posterior of the leading choice",
     "undo_seconds": "Time to change a choice (seconds)",
 }
 CHECKBOXES = ("allow_tie", "allow_both_bad", "gold_feedback")

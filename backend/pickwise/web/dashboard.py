@@ -86,6 +86,11 @@ def charts(report: ReportRead) -> dict[str, Markup]:
             unit="judgments",
         ),
     }
+    drawn["votes_per_pair"] = svg.column_chart(
+        [(str(row.votes), row.pairs) for row in progress.overlap.votes_per_pair],
+        title="Settled pairs by their votes",
+        unit="pairs",
+    )
     board = report.leaderboard
     if board.ready:
         drawn["leaderboard"] = svg.interval_chart(

@@ -37,8 +37,14 @@ class ExportStats:
     prompts_read: int = 0
     repeated_prompts: int = 0
     rows: Counter[str] = field(default_factory=Counter)
+    # Pairs read, by how many of their votes were read (adaptive overlap varies it).
+    votes_per_pair: Counter[int] = field(default_factory=Counter)
     # Pairs an admin adjudicated: "kept" (their decision exported) or "dropped".
     adjudicated: Counter[str] = field(default_factory=Counter)
+
+    def count_pair(self, votes: int) -> None:
+        self.pairs_read += 1
+        self.votes_per_pair[votes] += 1
 
 
 # How strongly the raters preferred the winner, as the float TRL's RewardTrainer subtracts.
@@ -310,7 +316,7 @@ def aggregate(
     stats = stats if stats is not None else ExportStats()
     for pair_votes in group_votes_by_pair(votes):
         stats.votes_read += len(pair_votes)
-        stats.pairs_read += 1
+        stats.count_pair(len(pair_votes))
         outcome = aggregate_pair(PairVotes.from_votes(pair_votes), options)
         stats.dropped.update(outcome.dropped)
         stats.kept += len(outcome.kept)

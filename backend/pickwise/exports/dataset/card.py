@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pickwise.exports.dataset.aggregation import AggregationMode, DropReason, ExportStats
 from pickwise.exports.dataset.formats import ExportFormat
 from pickwise.exports.dataset.manifest import SelectionRecord
+from pickwise.exports.dataset.overlap import OverlapNote, votes_per_pair_in_words
 from pickwise.exports.dataset.pipeline import ExportOptions
 from pickwise.exports.dataset.records import InvalidExportOptions
 from pickwise.exports.dataset.splits import Split
@@ -70,6 +71,7 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}(-[a-zA-Z0-9]{2,8})*|code|multilingual")
 class CardInfo:
     pretty_name: str
     languages: tuple[str, ...] = ("en",)
+    overlap: OverlapNote | None = None
 
     def __post_init__(self) -> None:
         for language in self.languages:
@@ -174,7 +176,7 @@ def _body(
     if options.format in (ExportFormat.TRL, ExportFormat.KTO):
         shape = "lists of `{role, content}` messages" if conversational else "plain strings"
         lines.append(f"- prompts and completions are {shape} in every row")
-    lines += ["", "## How it was collected", "", *_collection_notes(options), ""]
+    lines += ["", "## How it was collected", "", *_collection_notes(info, options, stats), ""]
     lines += [
         "## Loading",
         "",
@@ -191,13 +193,17 @@ def _body(
     return "\n".join(lines)
 
 
-def _collection_notes(options: ExportOptions) -> list[str]:
+def _collection_notes(info: CardInfo, options: ExportOptions, stats: ExportStats) -> list[str]:
     notes = [
         "Raters saw one prompt and two responses side by side, in random order, and chose "
         "A, B, a tie, or both bad, optionally with a strength on the project's scale and a "
         "rationale. Raters appear only under pseudonyms.",
         "",
     ]
+    if info.overlap is not None:
+        notes.append(f"- raters per pair: {_one_line(info.overlap.summary)}")
+    if stats.votes_per_pair:
+        notes.append(f"- votes per pair read: {votes_per_pair_in_words(stats.votes_per_pair)}")
     if options.format is not ExportFormat.VOTES:
         aggregation = options.aggregation
         notes += [

@@ -8,6 +8,7 @@ from typing import Any
 from pickwise import __version__
 from pickwise.exports.dataset.aggregation import ExportStats
 from pickwise.exports.dataset.formats import ExportFormat, as_utc
+from pickwise.exports.dataset.overlap import OverlapNote, votes_per_pair
 from pickwise.exports.dataset.pipeline import ExportOptions
 
 
@@ -85,6 +86,7 @@ def build_manifest(
     files: dict[str, FileDigest],
     exported_at: datetime,
     command: str,
+    overlap: OverlapNote | None = None,
     selection: SelectionRecord | None = None,
 ) -> dict[str, object]:
     is_votes = options.format is ExportFormat.VOTES
@@ -116,7 +118,11 @@ def build_manifest(
             # Pairs an admin decided (docs/review.md): exported as decided, or left out.
             "adjudicated": {key: stats.adjudicated[key] for key in ("kept", "dropped")},
             "rows": {split: stats.rows[split] for split in ("train", "test")},
+            "votes_per_pair": votes_per_pair(stats.votes_per_pair),
         },
+        "overlap": None
+        if overlap is None
+        else {"policy": dict(overlap.settings), "summary": overlap.summary},
         "files": {
             name: {"sha256": digest.sha256, "lines": digest.lines, "bytes": digest.bytes}
             for name, digest in files.items()

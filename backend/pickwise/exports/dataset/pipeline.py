@@ -131,7 +131,7 @@ class RowStream:
     def _rows_for_votes(self, votes: Sequence[VoteRecord]) -> list[SplitRow]:
         if self.options.format is not ExportFormat.VOTES:
             return self._rows_for_pair(PairVotes.from_votes(votes))
-        self.stats.pairs_read += 1
+        self.stats.count_pair(len(votes))
         decision = votes[0].adjudication
         if decision is not None:
             # Every vote row says the decision; a pair decided "drop" gives none.
@@ -144,7 +144,7 @@ class RowStream:
         return self._with_split(votes[0].prompt, [vote_row(vote) for vote in votes])
 
     def _rows_for_pair(self, pair: PairVotes) -> list[SplitRow]:
-        self.stats.pairs_read += 1
+        self.stats.count_pair(len(pair.choices))
         outcome = aggregate_pair(pair, self.options.aggregation)
         if outcome.dropped:
             self.stats.dropped.update(outcome.dropped)

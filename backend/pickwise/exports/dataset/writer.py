@@ -144,6 +144,7 @@ class ExportWriter:
             files=digests,
             exported_at=self.exported_at,
             command=self.command,
+            overlap=self.card.overlap,
             selection=self.selection,
         )
         _write_text(self._temp / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=2))

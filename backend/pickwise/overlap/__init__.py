@@ -1,0 +1,1 @@
+"""Adaptive overlap: how many raters each pair gets, decided as the votes come in."""
