@@ -9,7 +9,6 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import select
 
@@ -51,9 +50,10 @@ async def claim_and_judge(
     )
 
 
-async def judgments_by_rater() -> dict[tuple[int, int], Judgment]:
+async def judgments_by_rater(project_id: int) -> dict[tuple[int, int], Judgment]:
     async with session_factory(get_engine())() as session:
-        rows = (await session.scalars(select(Judgment))).all()
+        statement = select(Judgment).where(Judgment.project_id == project_id)
+        rows = (await session.scalars(statement)).all()
     return {(row.rater_id, row.pair_id): row for row in rows}
 
 
@@ -111,7 +111,7 @@ async def race(live_app: Any, seed: int) -> Counter[tuple[str, int | None]]:
     finally:
         clock.reset()
 
-    stored = await judgments_by_rater()
+    stored = await judgments_by_rater(project_id)
     per_pair = Counter(pair_id for _, pair_id in stored)
     assert max(per_pair.values()) == 1, "a pair holds more than k judgments"
     acknowledged: set[tuple[int, int]] = set()
@@ -135,10 +135,13 @@ async def race(live_app: Any, seed: int) -> Counter[tuple[str, int | None]]:
     )
 
 
-@pytest.mark.parametrize("seed", range(3))
-async def test_changes_racing_expiry_late_answers_and_claims(live_app: Any, seed: int) -> None:
-    kinds = await race(live_app, seed)
-    # The race really was one: changes and claims both won some pairs.
+async def test_changes_racing_expiry_late_answers_and_claims(live_app: Any) -> None:
+    # Each round checks k and every acknowledgement (in race); who wins a round depends on
+    # the machine's timing, so that the race really was one (changes and claims or late
+    # answers both won some pairs) is asked of the rounds together.
+    kinds: Counter[tuple[str, int | None]] = Counter()
+    for seed in range(4):
+        kinds += await race(live_app, seed)
     assert kinds[("change", 200)] > 0 and kinds[("claim", 201)] + kinds[("late", 201)] > 0
 
 
@@ -172,7 +175,7 @@ async def test_choices_withdrawn_while_others_claim_keep_k(live_app: Any) -> Non
         asyncio.gather(*(claim_and_judge(live_app, headers, project_id) for _, headers in second)),
     )
     assert all(status == 200 for status, _ in withdrawn)
-    stored = await judgments_by_rater()
+    stored = await judgments_by_rater(project_id)
     assert not any(rater in {r for r, _ in first} for rater, _ in stored), "a withdrawn choice"
     acknowledged = {
         (rater, result[1]["pair_id"])
