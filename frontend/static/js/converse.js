@@ -230,22 +230,7 @@
 
   var choiceKeys = { "1": "left", ArrowLeft: "left", "2": "right", ArrowRight: "right", "3": "tie", "4": "both_bad" };
 
-  function isTyping(element) {
-    if (!element || !element.tagName) {
-      return false;
-    }
-    if (element.isContentEditable) {
-      return true;
-    }
-    var tag = element.tagName;
-    if (tag === "TEXTAREA" || tag === "SELECT") {
-      return true;
-    }
-    if (tag === "INPUT") {
-      return ["radio", "checkbox", "button", "submit", "reset"].indexOf(element.type) === -1;
-    }
-    return false;
-  }
+  var isTyping = window.pickwiseKeys.isTyping;
 
   function choose(choice) {
     if (!choiceForm) {

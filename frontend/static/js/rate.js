@@ -239,22 +239,7 @@
 
   // --- keys --------------------------------------------------------------------------------
 
-  function isTyping(element) {
-    if (!element || !element.tagName) {
-      return false;
-    }
-    if (element.isContentEditable) {
-      return true;
-    }
-    var tag = element.tagName;
-    if (tag === "TEXTAREA" || tag === "SELECT") {
-      return true;
-    }
-    if (tag === "INPUT") {
-      return ["radio", "checkbox", "button", "submit", "reset"].indexOf(element.type) === -1;
-    }
-    return false;
-  }
+  var isTyping = window.pickwiseKeys.isTyping;
 
   function openPanel(panel) {
     panel.open = true;
