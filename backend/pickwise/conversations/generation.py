@@ -21,7 +21,7 @@ from pickwise.conversations import repository
 from pickwise.conversations.service import ReplyTask
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
-from pickwise.core.db import Units, unit_of_work
+from pickwise.core.db import Units, generation_unit_of_work
 from pickwise.core.errors import PickwiseError
 from pickwise.core.outbound import outbound_session, private_allowed
 from pickwise.generation.stream import StreamedReply, StreamFailed, StreamLimits, stream_reply
@@ -140,7 +140,7 @@ def _failed(failure: ReplyFailure, problem: str, requests: int) -> dict[str, Any
 class Generator:
     """The replies this process is writing."""
 
-    def __init__(self, units: Units = unit_of_work) -> None:
+    def __init__(self, units: Units = generation_unit_of_work) -> None:
         self.units = units
         self.jobs: dict[int, ReplyJob] = {}
         self._watcher: asyncio.Task[None] | None = None

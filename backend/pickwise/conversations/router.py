@@ -134,25 +134,29 @@ async def _read(units: Units, conversation_id: int, rater: User) -> Conversation
 async def _asking(
     request: Request,
     units: Units,
-    rater: User,
     wait: bool,
-    ask: Callable[[AsyncSession], Awaitable[Sent]],
+    ask: Callable[[AsyncSession, User], Awaitable[Sent]],
     *,
     replies: int,
 ) -> ConversationRead:
-    """Writes the turn (or attempt) in a transaction of its own, then starts its replies and
-    answers, at once or when they are written."""
-    generator.check_room(replies)
+    """Finds who asks, writes the turn (or attempt) and, unless the answer waits for the
+    replies, reads the conversation back, all in one transaction; then starts the replies
+    (their rows are committed: no transaction is open while a model writes) and answers, at
+    once or when they are written. (Who asks, the writing and the reading were three
+    transactions: under load every BEGIN and COMMIT is a round trip the worker waits for.)"""
     async with units() as session:
-        sent = await ask(session)
+        rater = (await caller(request, session)).user
+        generator.check_room(replies)
+        sent = await ask(session, rater)
+        answer = None
+        if not wait:
+            view = sent.view or await views.load(session, sent.conversation)
+            answer = views.conversation_read(view, utcnow())
     generator.start(sent.tasks)
-    if wait:
-        release_load_slot(request.scope)
-        await generator.wait_for_turn(sent.turn_id)
-    elif sent.view is not None:
-        # A new conversation: the answer needs no second transaction (the rater's page
-        # opens the turn's events only once it has it).
-        return views.conversation_read(sent.view, utcnow())
+    if answer is not None:
+        return answer
+    release_load_slot(request.scope)
+    await generator.wait_for_turn(sent.turn_id)
     return await _read(units, sent.conversation_id, rater)
 
 
@@ -167,15 +171,15 @@ async def start_conversation(
     project_id: int,
     body: StartIn,
     request: Request,
-    principal: UnitPrincipal,
     units: UnitsDep,
+    _documented: ApiTokenHeader,
     wait: Wait = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
-    async def ask(session: AsyncSession) -> Sent:
-        return await service.start(session, project_id, principal.user, body, idempotency_key)
+    async def ask(session: AsyncSession, rater: User) -> Sent:
+        return await service.start(session, project_id, rater, body, idempotency_key)
 
-    return await _asking(request, units, principal.user, wait, ask, replies=2)
+    return await _asking(request, units, wait, ask, replies=2)
 
 
 @router.get("/projects/{project_id}/conversations", response_model=list[ConversationListItem])
@@ -188,9 +192,10 @@ async def list_conversations(
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationRead)
 async def get_conversation(
-    conversation_id: int, principal: UnitPrincipal, units: UnitsDep
+    conversation_id: int, session: SessionDep, request: Request, _documented: ApiTokenHeader
 ) -> ConversationRead:
-    return await _read(units, conversation_id, principal.user)
+    rater = (await caller(request, session)).user
+    return await service.conversation_read(session, conversation_id, rater)
 
 
 @router.post(
@@ -207,15 +212,15 @@ async def send_message(
     conversation_id: int,
     body: MessageIn,
     request: Request,
-    principal: UnitPrincipal,
     units: UnitsDep,
+    _documented: ApiTokenHeader,
     wait: Wait = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
-    async def ask(session: AsyncSession) -> Sent:
-        return await service.send(session, conversation_id, principal.user, body, idempotency_key)
+    async def ask(session: AsyncSession, rater: User) -> Sent:
+        return await service.send(session, conversation_id, rater, body, idempotency_key)
 
-    return await _asking(request, units, principal.user, wait, ask, replies=2)
+    return await _asking(request, units, wait, ask, replies=2)
 
 
 @router.get(
@@ -264,14 +269,14 @@ async def retry_reply(
     turn_id: int,
     body: RetryIn,
     request: Request,
-    principal: UnitPrincipal,
     units: UnitsDep,
+    _documented: ApiTokenHeader,
     wait: Wait = False,
 ) -> ConversationRead:
-    async def ask(session: AsyncSession) -> Sent:
-        return await service.retry(session, conversation_id, turn_id, body.side, principal.user)
+    async def ask(session: AsyncSession, rater: User) -> Sent:
+        return await service.retry(session, conversation_id, turn_id, body.side, rater)
 
-    return await _asking(request, units, principal.user, wait, ask, replies=1)
+    return await _asking(request, units, wait, ask, replies=1)
 
 
 @router.post(

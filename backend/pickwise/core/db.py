@@ -66,6 +66,25 @@ def get_background_engine() -> AsyncEngine:
 
 
 @lru_cache
+def get_generation_engine() -> AsyncEngine:
+    """Live replies store their outcome and check their stop flags through a small pool of
+    their own: with 100 conversations streaming, a few hundred replies end a minute, and
+    storing them through the requests' pool left the raters of other projects waiting
+    seconds for a connection (and some refused). A store that waits here waits only on
+    other stores; it tries again if it times out (conversations/generation.py)."""
+    settings = get_settings()
+    return create_async_engine(
+        get_database().url,
+        pool_size=settings.generation_pool_size,
+        max_overflow=0,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=False,
+        hide_parameters=True,
+        connect_args={"connect_timeout": settings.db_connect_timeout},
+    )
+
+
+@lru_cache
 def get_read_engine() -> AsyncEngine:
     """Exports and analytics may go to a read replica."""
     settings = get_settings()
@@ -74,7 +93,7 @@ def get_read_engine() -> AsyncEngine:
     return get_engine()
 
 
-ENGINES = (get_read_engine, get_background_engine, get_engine)
+ENGINES = (get_read_engine, get_background_engine, get_generation_engine, get_engine)
 
 
 async def dispose_engines() -> None:
@@ -94,6 +113,19 @@ async def unit_of_work() -> AsyncIterator[AsyncSession]:
     that commits. Requests get one each (`get_session`); a request that waits on something
     slow (a model's reply) uses several short ones around the wait instead (`UnitsDep`)."""
     async with session_factory(get_engine())() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+@asynccontextmanager
+async def generation_unit_of_work() -> AsyncIterator[AsyncSession]:
+    """`unit_of_work` on the generation pool (`get_generation_engine`)."""
+    async with session_factory(get_generation_engine())() as session:
         try:
             yield session
         except BaseException:
