@@ -7,10 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pickwise.conversations.deps import database_slot
 from pickwise.conversations.generation import generator
+from pickwise.core.config import get_settings
 from pickwise.core.db import get_engine, get_generation_engine
 from tests.conversations.conftest import World, drain_generator
 from tests.conversations.fake_llm import Behave, FakeLLM
@@ -97,3 +100,52 @@ async def test_the_generation_pool_being_busy_delays_a_store_but_loses_nothing(
     read = await world.api.get(f"/api/v1/conversations/{conversation['id']}", headers=world.rater)
     stored = read.json()["turns"][0]
     assert [stored[side]["status"] for side in ("left", "right")] == ["complete"] * 2
+
+
+@pytest.fixture
+def one_slot(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("CONVERSATION_DATABASE_SLOTS", "1")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("one_slot")
+async def test_conversation_requests_past_their_slots_wait_without_taking_a_connection(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    """A burst of conversation requests waits for a slot in the process, holding no pooled
+    connection, while other requests go on; each goes on once a slot is free."""
+    await world.configure()
+    conversation = await world.start("Hello")
+    url = f"/api/v1/conversations/{conversation['id']}"
+    turn = conversation["turns"][0]
+    waiting = []
+    async with database_slot():  # the only slot
+        waiting.append(asyncio.create_task(world.api.get(url, headers=world.rater)))
+        waiting.append(
+            asyncio.create_task(
+                world.api.post(
+                    f"{url}/turns/{turn['id']}/judgment",
+                    json={"choice": "left"},
+                    headers=world.rater,
+                )
+            )
+        )
+        waiting.append(
+            asyncio.create_task(
+                world.api.post(
+                    f"{url}/messages",
+                    json={"content": "Later", "parent_turn_id": turn["id"]},
+                    headers=world.rater,
+                )
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not any(task.done() for task in waiting)
+        assert get_engine().pool.checkedout() == 0  # type: ignore[attr-defined]
+        me = await world.api.get("/api/v1/me", headers=world.rater)
+        assert me.status_code == 200
+    read, voted, sent = await asyncio.gather(*waiting)
+    assert (read.status_code, voted.status_code, sent.status_code) == (200, 200, 201)
+    assert sent.json()["turns"][-1]["user_content"] == "Later"

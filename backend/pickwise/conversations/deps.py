@@ -1,14 +1,53 @@
 """Who asks, found in a short transaction of its own: routes that wait on a model take no
-request-long session (`SessionDep`), so they hold no connection while the model writes."""
+request-long session (`SessionDep`), so they hold no connection while the model writes.
 
+And how many conversation requests use the database at once (`database_slot`): raters of a
+conversation project move together (a hundred replies end, a hundred votes and messages
+follow), and such a burst took every pooled connection, so the raters of other projects
+waited seconds for one or were refused with 503. Past `conversation_database_slots` the
+burst waits its turn in the process, and the rest of the pool stays free for others."""
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth.deps import ApiTokenHeader, Principal, principal_of
+from pickwise.core.config import get_settings
 from pickwise.core.db import UnitsDep
 from pickwise.core.errors import NotAuthenticated
+
+# A semaphore per event loop (tests run on several), made again if the setting changed.
+_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@asynccontextmanager
+async def database_slot() -> AsyncIterator[None]:
+    """One of the process's slots for conversation requests' database work, held while it
+    runs (never while a model writes)."""
+    loop, size = asyncio.get_running_loop(), get_settings().conversation_database_slots
+    made = _slots.get(loop)
+    if made is None or made[0] != size:
+        made = _slots[loop] = (size, asyncio.Semaphore(size))
+    async with made[1]:
+        yield
+
+
+async def _held_slot() -> AsyncIterator[None]:
+    async with database_slot():
+        yield
+
+
+# For routes whose whole work is database work (votes, edits): listed in the route's
+# `dependencies`, it is taken before who asks is found and given back once the route's
+# session has committed.
+DatabaseSlot = Depends(_held_slot, scope="function")
 
 
 async def caller(request: Request, session: AsyncSession) -> Principal:

@@ -18,7 +18,7 @@ from starlette.background import BackgroundTask
 
 from pickwise.auth.deps import ApiTokenHeader, CurrentRater
 from pickwise.conversations import export, reports, service, streaming, views
-from pickwise.conversations.deps import UnitPrincipal, caller
+from pickwise.conversations.deps import DatabaseSlot, UnitPrincipal, caller, database_slot
 from pickwise.conversations.generation import generator
 from pickwise.conversations.schemas import (
     ConversationListItem,
@@ -144,7 +144,7 @@ async def _asking(
     (their rows are committed: no transaction is open while a model writes) and answers, at
     once or when they are written. (Who asks, the writing and the reading were three
     transactions: under load every BEGIN and COMMIT is a round trip the worker waits for.)"""
-    async with units() as session:
+    async with database_slot(), units() as session:
         rater = (await caller(request, session)).user
         generator.check_room(replies)
         sent = await ask(session, rater)
@@ -190,7 +190,11 @@ async def list_conversations(
     return await service.list_items(session, project, rater)
 
 
-@router.get("/conversations/{conversation_id}", response_model=ConversationRead)
+@router.get(
+    "/conversations/{conversation_id}",
+    response_model=ConversationRead,
+    dependencies=[DatabaseSlot],
+)
 async def get_conversation(
     conversation_id: int, session: SessionDep, request: Request, _documented: ApiTokenHeader
 ) -> ConversationRead:
@@ -247,7 +251,7 @@ async def event_stream(
     render: streaming.Render | None,
 ) -> StreamingResponse:
     """The page's stream and the API's: one source, `render` adds each reply's HTML."""
-    async with units() as session:
+    async with database_slot(), units() as session:
         rater = (await caller(request, session)).user
         replies = await service.turn_replies(session, conversation_id, turn_id, rater)
     release_load_slot(request.scope)
@@ -296,6 +300,7 @@ async def stop_replies(
 
 @router.post(
     "/conversations/{conversation_id}/turns/{turn_id}/judgment",
+    dependencies=[DatabaseSlot],
     response_model=ConversationRead,
     summary="Pick the better reply; the conversation goes on from it",
     responses={409: {"description": "The replies are not complete, or already judged."}},
@@ -325,6 +330,7 @@ async def vote(
 
 @router.put(
     "/conversations/{conversation_id}/turns/{turn_id}/edit",
+    dependencies=[DatabaseSlot],
     response_model=ConversationRead,
     summary="Rewrite the reply kept (before the next message); the original stays stored",
 )
@@ -335,7 +341,11 @@ async def edit_reply(
     return await service.conversation_read(session, conversation_id, rater)
 
 
-@router.post("/conversations/{conversation_id}/end", response_model=ConversationRead)
+@router.post(
+    "/conversations/{conversation_id}/end",
+    response_model=ConversationRead,
+    dependencies=[DatabaseSlot],
+)
 async def end_conversation(
     conversation_id: int, rater: CurrentRater, session: SessionDep
 ) -> ConversationRead:
