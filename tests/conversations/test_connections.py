@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
+from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -105,6 +106,9 @@ async def test_the_generation_pool_being_busy_delays_a_store_but_loses_nothing(
 @pytest.fixture
 def one_slot(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("CONVERSATION_DATABASE_SLOTS", "1")
+    # Fewer places in flight than the conversation requests that will wait: they must not
+    # take them (the app is made after this fixture).
+    monkeypatch.setenv("MAX_REQUESTS_IN_FLIGHT", "2")
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
@@ -115,13 +119,14 @@ async def test_conversation_requests_past_their_slots_wait_without_taking_a_conn
     world: World, fake_llm: FakeLLM
 ) -> None:
     """A burst of conversation requests waits for a slot in the process, holding no pooled
-    connection, while other requests go on; each goes on once a slot is free."""
+    connection and no place among the requests in flight, while other requests go on; each
+    goes on once a slot is free."""
     await world.configure()
     conversation = await world.start("Hello")
     url = f"/api/v1/conversations/{conversation['id']}"
     turn = conversation["turns"][0]
     waiting = []
-    async with database_slot():  # the only slot
+    async with database_slot(Request({"type": "http"})):  # the only slot
         waiting.append(asyncio.create_task(world.api.get(url, headers=world.rater)))
         waiting.append(
             asyncio.create_task(

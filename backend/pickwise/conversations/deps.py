@@ -20,6 +20,7 @@ from pickwise.auth.deps import ApiTokenHeader, Principal, principal_of
 from pickwise.core.config import get_settings
 from pickwise.core.db import UnitsDep
 from pickwise.core.errors import NotAuthenticated
+from pickwise.core.middleware import release_load_slot
 
 # A semaphore per event loop (tests run on several), made again if the setting changed.
 _slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]]" = (
@@ -28,9 +29,14 @@ _slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio
 
 
 @asynccontextmanager
-async def database_slot() -> AsyncIterator[None]:
+async def database_slot(request: Request) -> AsyncIterator[None]:
     """One of the process's slots for conversation requests' database work, held while it
-    runs (never while a model writes)."""
+    runs (never while a model writes).
+
+    The request stops counting against the process's limit of requests in flight: these
+    slots are its limit. (Counted, a hundred conversation requests waiting their turn took
+    all 100 places, and every other request was refused with 503.)"""
+    release_load_slot(request.scope)
     loop, size = asyncio.get_running_loop(), get_settings().conversation_database_slots
     made = _slots.get(loop)
     if made is None or made[0] != size:
@@ -39,8 +45,8 @@ async def database_slot() -> AsyncIterator[None]:
         yield
 
 
-async def _held_slot() -> AsyncIterator[None]:
-    async with database_slot():
+async def _held_slot(request: Request) -> AsyncIterator[None]:
+    async with database_slot(request):
         yield
 
 

@@ -144,7 +144,7 @@ async def _asking(
     (their rows are committed: no transaction is open while a model writes) and answers, at
     once or when they are written. (Who asks, the writing and the reading were three
     transactions: under load every BEGIN and COMMIT is a round trip the worker waits for.)"""
-    async with database_slot(), units() as session:
+    async with database_slot(request), units() as session:
         rater = (await caller(request, session)).user
         generator.check_room(replies)
         sent = await ask(session, rater)
@@ -251,7 +251,7 @@ async def event_stream(
     render: streaming.Render | None,
 ) -> StreamingResponse:
     """The page's stream and the API's: one source, `render` adds each reply's HTML."""
-    async with database_slot(), units() as session:
+    async with database_slot(request), units() as session:
         rater = (await caller(request, session)).user
         replies = await service.turn_replies(session, conversation_id, turn_id, rater)
     release_load_slot(request.scope)
