@@ -108,11 +108,12 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @asynccontextmanager
-async def unit_of_work() -> AsyncIterator[AsyncSession]:
+async def unit_of_work(engine: AsyncEngine | None = None) -> AsyncIterator[AsyncSession]:
     """A session whose transaction commits at the end, or rolls back on error: the one place
     that commits. Requests get one each (`get_session`); a request that waits on something
-    slow (a model's reply) uses several short ones around the wait instead (`UnitsDep`)."""
-    async with session_factory(get_engine())() as session:
+    slow (a model's reply) uses several short ones around the wait instead (`UnitsDep`).
+    `engine` is the requests' pool unless told otherwise."""
+    async with session_factory(engine or get_engine())() as session:
         try:
             yield session
         except BaseException:
@@ -122,17 +123,9 @@ async def unit_of_work() -> AsyncIterator[AsyncSession]:
             await session.commit()
 
 
-@asynccontextmanager
-async def generation_unit_of_work() -> AsyncIterator[AsyncSession]:
+def generation_unit_of_work() -> AbstractAsyncContextManager[AsyncSession]:
     """`unit_of_work` on the generation pool (`get_generation_engine`)."""
-    async with session_factory(get_generation_engine())() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
+    return unit_of_work(get_generation_engine())
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:
