@@ -10,7 +10,8 @@ burst waits its turn in the process, and the rest of the pool stays free for oth
 import asyncio
 import weakref
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth.deps import ApiTokenHeader, Principal, principal_of
 from pickwise.core.config import get_settings
-from pickwise.core.db import UnitsDep
+from pickwise.core.db import OpenUnit, UnitsDep
 from pickwise.core.errors import NotAuthenticated
 from pickwise.core.middleware import release_load_slot
+from pickwise.models import User
 
 # A semaphore per event loop (tests run on several), made again if the setting changed.
 _slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]]" = (
@@ -73,3 +75,28 @@ async def principal_in_unit(
 
 
 UnitPrincipal = Annotated[Principal, Depends(principal_in_unit)]
+
+
+@dataclass
+class Asking:
+    """A request that asks for replies: who asks, found in its unit of work, which holds one
+    of the database slots until the route ends it (`unit.done()`, before the replies start)."""
+
+    unit: OpenUnit
+    rater: User
+
+
+async def open_asking(
+    request: Request, units: UnitsDep, _documented: ApiTokenHeader
+) -> AsyncIterator[Asking]:
+    # A dependency, so that who asks is known (401, or 403 for a cookie without its CSRF
+    # token) before the body is read and checked.
+    async with AsyncExitStack() as exit_stack:
+        await exit_stack.enter_async_context(database_slot(request))
+        session = await exit_stack.enter_async_context(units())
+        principal = await caller(request, session)
+        # An error in the route before `done` rolls the unit back.
+        yield Asking(OpenUnit(session, exit_stack), principal.user)
+
+
+AskingDep = Annotated[Asking, Depends(open_asking, scope="function")]

@@ -18,7 +18,14 @@ from starlette.background import BackgroundTask
 
 from pickwise.auth.deps import ApiTokenHeader, CurrentRater
 from pickwise.conversations import export, reports, service, streaming, views
-from pickwise.conversations.deps import DatabaseSlot, UnitPrincipal, caller, database_slot
+from pickwise.conversations.deps import (
+    Asking,
+    AskingDep,
+    DatabaseSlot,
+    UnitPrincipal,
+    caller,
+    database_slot,
+)
 from pickwise.conversations.generation import generator
 from pickwise.conversations.schemas import (
     ConversationListItem,
@@ -133,25 +140,26 @@ async def _read(units: Units, conversation_id: int, rater: User) -> Conversation
 
 async def _asking(
     request: Request,
+    asking: Asking,
     units: Units,
     wait: bool,
     ask: Callable[[AsyncSession, User], Awaitable[Sent]],
     *,
     replies: int,
 ) -> ConversationRead:
-    """Finds who asks, writes the turn (or attempt) and, unless the answer waits for the
-    replies, reads the conversation back, all in one transaction; then starts the replies
-    (their rows are committed: no transaction is open while a model writes) and answers, at
-    once or when they are written. (Who asks, the writing and the reading were three
-    transactions: under load every BEGIN and COMMIT is a round trip the worker waits for.)"""
-    async with database_slot(request), units() as session:
-        rater = (await caller(request, session)).user
-        generator.check_room(replies)
-        sent = await ask(session, rater)
-        answer = None
-        if not wait:
-            view = sent.view or await views.load(session, sent.conversation)
-            answer = views.conversation_read(view, utcnow())
+    """Writes the turn (or attempt) and, unless the answer waits for the replies, reads the
+    conversation back, in the unit that found who asks; commits; then starts the replies (no
+    transaction is open while a model writes) and answers, at once or when they are written.
+    (Who asks, the writing and the reading were three transactions: under load every BEGIN
+    and COMMIT is a round trip the worker waits for.)"""
+    session, rater = asking.unit.session, asking.rater
+    generator.check_room(replies)
+    sent = await ask(session, rater)
+    answer = None
+    if not wait:
+        view = sent.view or await views.load(session, sent.conversation)
+        answer = views.conversation_read(view, utcnow())
+    await asking.unit.done()
     generator.start(sent.tasks)
     if answer is not None:
         return answer
@@ -171,15 +179,15 @@ async def start_conversation(
     project_id: int,
     body: StartIn,
     request: Request,
+    asking: AskingDep,
     units: UnitsDep,
-    _documented: ApiTokenHeader,
     wait: Wait = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
     async def ask(session: AsyncSession, rater: User) -> Sent:
         return await service.start(session, project_id, rater, body, idempotency_key)
 
-    return await _asking(request, units, wait, ask, replies=2)
+    return await _asking(request, asking, units, wait, ask, replies=2)
 
 
 @router.get("/projects/{project_id}/conversations", response_model=list[ConversationListItem])
@@ -216,15 +224,15 @@ async def send_message(
     conversation_id: int,
     body: MessageIn,
     request: Request,
+    asking: AskingDep,
     units: UnitsDep,
-    _documented: ApiTokenHeader,
     wait: Wait = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
     async def ask(session: AsyncSession, rater: User) -> Sent:
         return await service.send(session, conversation_id, rater, body, idempotency_key)
 
-    return await _asking(request, units, wait, ask, replies=2)
+    return await _asking(request, asking, units, wait, ask, replies=2)
 
 
 @router.get(
@@ -273,14 +281,14 @@ async def retry_reply(
     turn_id: int,
     body: RetryIn,
     request: Request,
+    asking: AskingDep,
     units: UnitsDep,
-    _documented: ApiTokenHeader,
     wait: Wait = False,
 ) -> ConversationRead:
     async def ask(session: AsyncSession, rater: User) -> Sent:
         return await service.retry(session, conversation_id, turn_id, body.side, rater)
 
-    return await _asking(request, units, wait, ask, replies=1)
+    return await _asking(request, asking, units, wait, ask, replies=1)
 
 
 @router.post(
