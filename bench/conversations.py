@@ -19,8 +19,10 @@ part 2's raters start) are figures a busy machine barely moves, unlike its laten
 """
 
 import asyncio
+import json
 import multiprocessing
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -201,11 +203,27 @@ class Turn:
     texts: int = 0
     characters: int = 0
     ok: bool = False
+    # Why the turn did not end ready for a vote (None when it did).
+    failure: str | None = None
+
+
+def _reply_failure(data: str) -> str | None:
+    """'reply failed: <problem>' for a reply event of a failed reply, else None."""
+    reply = json.loads(data)
+    if reply.get("status") == "complete":
+        return None
+    problem = str(reply.get("problem") or "")
+    # Numbers (ids, seconds, counts) would split one cause into many rows.
+    return f"reply {reply.get('status')}: {re.sub(r'[0-9.]+', 'N', problem)[:80]}"
 
 
 async def follow(client: httpx.AsyncClient, url: str, headers: dict[str, str], sent: float) -> Turn:
     turn = Turn()
+    failures: list[str] = []
     async with client.stream("GET", url, headers=headers) as stream:
+        if stream.status_code != 200:
+            turn.failure = f"event stream answered {stream.status_code}"
+            return turn
         name = ""
         async for line in stream.aiter_lines():
             if line.startswith("event: "):
@@ -216,8 +234,16 @@ async def follow(client: httpx.AsyncClient, url: str, headers: dict[str, str], s
                     turn.first_text = time.perf_counter() - sent
                 turn.texts += name == "text"
                 turn.characters += len(line)
+                if name == "reply" and (failed := _reply_failure(line[6:])) is not None:
+                    failures.append(failed)
             elif line.startswith("data: ") and name == "done":
                 turn.ok = '"can_vote":true' in line
+    if not turn.ok:
+        turn.failure = (
+            "; ".join(sorted(failures))
+            if failures
+            else "the event stream ended without a vote-ready done"
+        )
     return turn
 
 
@@ -290,6 +316,17 @@ class DriverStats:
     first_text: list[float] = field(default_factory=list)
     streaming: int = 0  # conversations whose replies are being followed right now
     streaming_samples: list[int] = field(default_factory=list)
+    # Why turns failed and requests erred: cause → count.
+    causes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, cause: str) -> None:
+        self.causes[cause] = self.causes.get(cause, 0) + 1
+
+
+def _error_cause(step: str, exc: Exception) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"{step} answered {exc.response.status_code}"
+    return f"{step}: {type(exc).__name__}"
 
 
 async def _conversation(
@@ -307,12 +344,14 @@ async def _conversation(
         number += 1
         stats.streaming += 1
         following = True
+        step = "starting a conversation"
         try:
             if conversation is None or conversation["status"] != "active":
                 turn, conversation = await through_pickwise(
                     client, project_id, headers, f"Opening message {number}"
                 )
             else:
+                step = "sending a message"
                 sent = time.perf_counter()
                 parent = conversation["turns"][-1]["id"]
                 reply = await client.post(
@@ -334,9 +373,11 @@ async def _conversation(
                 stats.first_text.append(turn.first_text)
             if not turn.ok:
                 stats.failed_turns += 1
+                stats.count(f"turn: {turn.failure}")
                 conversation = None
                 continue
             await asyncio.sleep(think)  # reading both replies
+            step = "voting"
             last = conversation["turns"][-1]["id"]
             voted = await client.post(
                 f"/api/v1/conversations/{conversation['id']}/turns/{last}/judgment",
@@ -346,10 +387,11 @@ async def _conversation(
             voted.raise_for_status()
             conversation = voted.json()
             await asyncio.sleep(think)  # writing the next message
-        except (httpx.HTTPError, KeyError):
+        except (httpx.HTTPError, KeyError) as exc:
             if following:
                 stats.streaming -= 1
             stats.errors += 1
+            stats.count(f"error: {_error_cause(step, exc)}")
             conversation = None
             await asyncio.sleep(0.5)
 
@@ -649,6 +691,17 @@ def _under_load(server: Server, size: Size, workdir: Path, result: BenchResult) 
                     streamed["p95"],
                 ]
             ],
+        )
+    )
+    causes = [
+        *(("conversations", cause, n) for cause, n in talk.causes.items()),
+        *(("pair raters", f"error: {what}", n) for what, n in loaded.error_statuses.items()),
+    ]
+    result.details.append(
+        DetailTable(
+            "why turns failed and requests erred while both ran",
+            ["who", "cause", "count"],
+            [list(row) for row in sorted(causes, key=lambda row: -row[2])] or [["-", "none", 0]],
         )
     )
     cpu_rows = [

@@ -85,6 +85,13 @@ class RunStats:
     second: list[float] = field(default_factory=list)  # submit
     wall: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
+    # The errors by what answered: "GET next 503" → count.
+    error_statuses: dict[str, int] = field(default_factory=dict)
+
+    def error(self, what: str, status: int) -> None:
+        self.errors += 1
+        key = f"{what} {status}"
+        self.error_statuses[key] = self.error_statuses.get(key, 0) + 1
 
     def record(self, started: float, fetched: float, done: float, record_after: float) -> None:
         """One loop's two calls, unless it started in the warm-up."""
@@ -108,6 +115,7 @@ class RunStats:
             "loops": self.loops,
             "loops_per_s": self.rate,
             "errors": self.errors,
+            "error_statuses": self.error_statuses,
             "raters_without_work": self.no_work,
             "wall_s": self.wall,
             "first_ms": latency_ms(self.first),
@@ -163,7 +171,7 @@ async def _http_rater(
         response = await client.get(f"/api/v1/projects/{project_id}/next")
         fetched = clock()
         if response.status_code != 200:
-            stats.errors += 1
+            stats.error("GET next", response.status_code)
             continue
         assignment_id = response.json()["assignment_id"]
         if assignment_id is None:
@@ -174,7 +182,7 @@ async def _http_rater(
         )
         done = clock()
         if submitted.status_code != 201:
-            stats.errors += 1
+            stats.error("POST judgment", submitted.status_code)
             continue
         stats.record(started, fetched, done, pace.record_after)
         await pace.think()
@@ -200,7 +208,7 @@ async def _chained_rater(
         if pair is None:
             response = await client.get(next_url)
             if response.status_code != 200:
-                stats.errors += 1
+                stats.error("GET next", response.status_code)
                 continue
             pair = response.json()
         if pair["assignment_id"] is None:
@@ -212,7 +220,7 @@ async def _chained_rater(
         )
         done = clock()
         if submitted.status_code != 201:
-            stats.errors += 1
+            stats.error("POST judgment?next", submitted.status_code)
             pair = None
             continue
         pair = submitted.json()["next"]

@@ -146,10 +146,15 @@ async def client(app) -> AsyncIterator[AsyncClient]:  # type: ignore[no-untyped-
 async def live_app(database_url: str) -> AsyncIterator[object]:
     """The real app with real commits, for concurrency tests; tables are emptied afterwards."""
     from pickwise.app import create_app
-    from pickwise.core.db import get_engine
+    from pickwise.conversations.generation import generator
+    from pickwise.core.db import dispose_engines, get_engine
 
     application = create_app()
     yield application
+    # What the app's lifespan closes at shutdown (ASGITransport runs no lifespan): the chat
+    # sessions of this test's event loop, which the next test's loop could not close, and
+    # the pools.
+    await generator.close()
     engine = get_engine()
     async with engine.begin() as conn:
         tables = (
@@ -165,7 +170,7 @@ async def live_app(database_url: str) -> AsyncIterator[object]:
             .all()
         )
         await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-    await engine.dispose()
+    await dispose_engines()
 
 
 @pytest.fixture

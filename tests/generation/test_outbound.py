@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.core.outbound import outbound_client
+from pickwise.core.outbound import outbound_client, outbound_session
 from pickwise.generation.chat import EndpointConfig, GenerationFailed, RetryPolicy, complete
 from tests.factories import bearer_headers, make_project, make_user
 from tests.generation.fake_openai import fake_openai
@@ -63,3 +63,19 @@ async def test_loopback_endpoints_work_outside_production() -> None:
                 http, endpoint, [{"role": "user", "content": "hi"}], RetryPolicy(attempts=1)
             )
     assert answer.content.startswith("m (t=None) answers: hi")
+
+
+@pytest.mark.parametrize(
+    ("proxy_env", "trusted"),
+    [({}, False), ({"HTTPS_PROXY": "http://proxy.invalid:3128"}, True)],
+)
+async def test_streaming_sessions_look_for_a_proxy_only_when_the_environment_names_one(
+    monkeypatch: pytest.MonkeyPatch, proxy_env: dict[str, str], trusted: bool
+) -> None:
+    # Trusting the environment costs a proxy lookup in a thread for every request.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in proxy_env.items():
+        monkeypatch.setenv(name, value)
+    async with outbound_session() as session:
+        assert session.trust_env is trusted

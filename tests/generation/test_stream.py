@@ -191,3 +191,31 @@ async def test_a_name_is_checked_and_connected_to_by_the_address_it_resolved_to(
                 assert reply.content == "[m] 1: one two three"
     finally:
         get_settings.cache_clear()
+
+
+async def test_paced_reading_passes_the_first_piece_at_once_and_the_rest_in_few_reads(
+    fake: FakeLLM, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `pace_seconds` the connection is left unread between reads: what the server sends
+    meanwhile comes in one read instead of one per token, and nothing is lost or reordered."""
+    from pickwise.generation import stream
+
+    words = tuple(f" w{number}" for number in range(10))
+    fake.default = Behave(tokens=words, gap=0.01)
+    reads: list[list[str]] = [[]]
+    pause = stream._pause
+
+    async def counted_pause(response: aiohttp.ClientResponse, seconds: float) -> None:
+        await pause(response, seconds)
+        reads.append([])
+
+    monkeypatch.setattr(stream, "_pause", counted_pause)
+    paced = StreamLimits(first_token_seconds=2, idle_seconds=2, pace_seconds=1.0)
+    reply = await stream_reply(
+        http, endpoint(fake), MESSAGES, lambda piece: reads[-1].append(piece), limits=paced
+    )
+    pieces = [piece for read in reads for piece in read]
+    assert pieces == list(words) and reply.content == "".join(words)
+    assert reads[0] == [words[0]]  # the first piece is never held back
+    # The other nine were all sent while the first pause lasted (10 ms apart).
+    assert len([read for read in reads if read]) <= 3

@@ -1,14 +1,61 @@
 """Who asks, found in a short transaction of its own: routes that wait on a model take no
-request-long session (`SessionDep`), so they hold no connection while the model writes."""
+request-long session (`SessionDep`), so they hold no connection while the model writes.
 
+And how many conversation requests use the database at once (`database_slot`): raters of a
+conversation project move together (a hundred replies end, a hundred votes and messages
+follow), and such a burst took every pooled connection, so the raters of other projects
+waited seconds for one or were refused with 503. Past `conversation_database_slots` the
+burst waits its turn in the process, and the rest of the pool stays free for others."""
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth.deps import ApiTokenHeader, Principal, principal_of
-from pickwise.core.db import UnitsDep
+from pickwise.core.config import get_settings
+from pickwise.core.db import OpenUnit, UnitsDep
 from pickwise.core.errors import NotAuthenticated
+from pickwise.core.middleware import release_load_slot
+from pickwise.models import User
+
+# A semaphore per event loop (tests run on several), made again if the setting changed.
+_slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@asynccontextmanager
+async def database_slot(request: Request) -> AsyncIterator[None]:
+    """One of the process's slots for conversation requests' database work, held while it
+    runs (never while a model writes).
+
+    The request stops counting against the process's limit of requests in flight: these
+    slots are its limit. (Counted, a hundred conversation requests waiting their turn took
+    all 100 places, and every other request was refused with 503.)"""
+    release_load_slot(request.scope)
+    loop, size = asyncio.get_running_loop(), get_settings().conversation_database_slots
+    made = _slots.get(loop)
+    if made is None or made[0] != size:
+        made = _slots[loop] = (size, asyncio.Semaphore(size))
+    async with made[1]:
+        yield
+
+
+async def _held_slot(request: Request) -> AsyncIterator[None]:
+    async with database_slot(request):
+        yield
+
+
+# For routes whose whole work is database work (votes, edits): listed in the route's
+# `dependencies`, it is taken before who asks is found and given back once the route's
+# session has committed.
+DatabaseSlot = Depends(_held_slot, scope="function")
 
 
 async def caller(request: Request, session: AsyncSession) -> Principal:
@@ -28,3 +75,28 @@ async def principal_in_unit(
 
 
 UnitPrincipal = Annotated[Principal, Depends(principal_in_unit)]
+
+
+@dataclass
+class Asking:
+    """A request that asks for replies: who asks, found in its unit of work, which holds one
+    of the database slots until the route ends it (`unit.done()`, before the replies start)."""
+
+    unit: OpenUnit
+    rater: User
+
+
+async def open_asking(
+    request: Request, units: UnitsDep, _documented: ApiTokenHeader
+) -> AsyncIterator[Asking]:
+    # A dependency, so that who asks is known (401, or 403 for a cookie without its CSRF
+    # token) before the body is read and checked.
+    async with AsyncExitStack() as exit_stack:
+        await exit_stack.enter_async_context(database_slot(request))
+        session = await exit_stack.enter_async_context(units())
+        principal = await caller(request, session)
+        # An error in the route before `done` rolls the unit back.
+        yield Asking(OpenUnit(session, exit_stack), principal.user)
+
+
+AskingDep = Annotated[Asking, Depends(open_asking, scope="function")]

@@ -21,7 +21,7 @@ from pickwise.conversations import repository
 from pickwise.conversations.service import ReplyTask
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
-from pickwise.core.db import Units, unit_of_work
+from pickwise.core.db import Units, generation_unit_of_work
 from pickwise.core.errors import PickwiseError
 from pickwise.core.outbound import outbound_session, private_allowed
 from pickwise.generation.stream import StreamedReply, StreamFailed, StreamLimits, stream_reply
@@ -30,6 +30,10 @@ from pickwise.vocabulary import ReplyFailure, ReplyStatus
 logger = logging.getLogger(__name__)
 
 STOP_CHECK_SECONDS = 1.0
+# A reply's connection is read at most this often once its text flows (generation/stream.py):
+# with hundreds of replies streaming, a read per token was most of a worker's work. The
+# event streams send text about as often (streaming.FLUSH_SECONDS).
+READ_PACE_SECONDS = 0.1
 STORE_ATTEMPTS = 5
 STORE_RETRY_SECONDS = 0.5
 
@@ -140,7 +144,7 @@ def _failed(failure: ReplyFailure, problem: str, requests: int) -> dict[str, Any
 class Generator:
     """The replies this process is writing."""
 
-    def __init__(self, units: Units = unit_of_work) -> None:
+    def __init__(self, units: Units = generation_unit_of_work) -> None:
         self.units = units
         self.jobs: dict[int, ReplyJob] = {}
         self._watcher: asyncio.Task[None] | None = None
@@ -244,7 +248,11 @@ class Generator:
             remaining = max((task.deadline - utcnow()).total_seconds(), 0.0)
             async with asyncio.timeout(remaining):
                 reply = await stream_reply(
-                    self._http(), task.endpoint, task.messages, job.add_text, limits=StreamLimits()
+                    self._http(),
+                    task.endpoint,
+                    task.messages,
+                    job.add_text,
+                    limits=StreamLimits(pace_seconds=READ_PACE_SECONDS),
                 )
             return _complete(reply)
         except TimeoutError:

@@ -18,7 +18,14 @@ from starlette.background import BackgroundTask
 
 from pickwise.auth.deps import ApiTokenHeader, CurrentRater
 from pickwise.conversations import export, reports, service, streaming, views
-from pickwise.conversations.deps import UnitPrincipal, caller
+from pickwise.conversations.deps import (
+    Asking,
+    AskingDep,
+    DatabaseSlot,
+    UnitPrincipal,
+    caller,
+    database_slot,
+)
 from pickwise.conversations.generation import generator
 from pickwise.conversations.schemas import (
     ConversationListItem,
@@ -133,26 +140,31 @@ async def _read(units: Units, conversation_id: int, rater: User) -> Conversation
 
 async def _asking(
     request: Request,
+    asking: Asking,
     units: Units,
-    rater: User,
     wait: bool,
-    ask: Callable[[AsyncSession], Awaitable[Sent]],
+    ask: Callable[[AsyncSession, User], Awaitable[Sent]],
     *,
     replies: int,
 ) -> ConversationRead:
-    """Writes the turn (or attempt) in a transaction of its own, then starts its replies and
-    answers, at once or when they are written."""
+    """Writes the turn (or attempt) and, unless the answer waits for the replies, reads the
+    conversation back, in the unit that found who asks; commits; then starts the replies (no
+    transaction is open while a model writes) and answers, at once or when they are written.
+    (Who asks, the writing and the reading were three transactions: under load every BEGIN
+    and COMMIT is a round trip the worker waits for.)"""
+    session, rater = asking.unit.session, asking.rater
     generator.check_room(replies)
-    async with units() as session:
-        sent = await ask(session)
+    sent = await ask(session, rater)
+    answer = None
+    if not wait:
+        view = sent.view or await views.load(session, sent.conversation)
+        answer = views.conversation_read(view, utcnow())
+    await asking.unit.done()
     generator.start(sent.tasks)
-    if wait:
-        release_load_slot(request.scope)
-        await generator.wait_for_turn(sent.turn_id)
-    elif sent.view is not None:
-        # A new conversation: the answer needs no second transaction (the rater's page
-        # opens the turn's events only once it has it).
-        return views.conversation_read(sent.view, utcnow())
+    if answer is not None:
+        return answer
+    release_load_slot(request.scope)
+    await generator.wait_for_turn(sent.turn_id)
     return await _read(units, sent.conversation_id, rater)
 
 
@@ -167,15 +179,15 @@ async def start_conversation(
     project_id: int,
     body: StartIn,
     request: Request,
-    principal: UnitPrincipal,
+    asking: AskingDep,
     units: UnitsDep,
     wait: Wait = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
-    async def ask(session: AsyncSession) -> Sent:
-        return await service.start(session, project_id, principal.user, body, idempotency_key)
+    async def ask(session: AsyncSession, rater: User) -> Sent:
+        return await service.start(session, project_id, rater, body, idempotency_key)
 
-    return await _asking(request, units, principal.user, wait, ask, replies=2)
+    return await _asking(request, asking, units, wait, ask, replies=2)
 
 
 @router.get("/projects/{project_id}/conversations", response_model=list[ConversationListItem])
@@ -186,11 +198,16 @@ async def list_conversations(
     return await service.list_items(session, project, rater)
 
 
-@router.get("/conversations/{conversation_id}", response_model=ConversationRead)
+@router.get(
+    "/conversations/{conversation_id}",
+    response_model=ConversationRead,
+    dependencies=[DatabaseSlot],
+)
 async def get_conversation(
-    conversation_id: int, principal: UnitPrincipal, units: UnitsDep
+    conversation_id: int, session: SessionDep, request: Request, _documented: ApiTokenHeader
 ) -> ConversationRead:
-    return await _read(units, conversation_id, principal.user)
+    rater = (await caller(request, session)).user
+    return await service.conversation_read(session, conversation_id, rater)
 
 
 @router.post(
@@ -207,15 +224,15 @@ async def send_message(
     conversation_id: int,
     body: MessageIn,
     request: Request,
-    principal: UnitPrincipal,
+    asking: AskingDep,
     units: UnitsDep,
     wait: Wait = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
-    async def ask(session: AsyncSession) -> Sent:
-        return await service.send(session, conversation_id, principal.user, body, idempotency_key)
+    async def ask(session: AsyncSession, rater: User) -> Sent:
+        return await service.send(session, conversation_id, rater, body, idempotency_key)
 
-    return await _asking(request, units, principal.user, wait, ask, replies=2)
+    return await _asking(request, asking, units, wait, ask, replies=2)
 
 
 @router.get(
@@ -242,7 +259,7 @@ async def event_stream(
     render: streaming.Render | None,
 ) -> StreamingResponse:
     """The page's stream and the API's: one source, `render` adds each reply's HTML."""
-    async with units() as session:
+    async with database_slot(request), units() as session:
         rater = (await caller(request, session)).user
         replies = await service.turn_replies(session, conversation_id, turn_id, rater)
     release_load_slot(request.scope)
@@ -264,14 +281,14 @@ async def retry_reply(
     turn_id: int,
     body: RetryIn,
     request: Request,
-    principal: UnitPrincipal,
+    asking: AskingDep,
     units: UnitsDep,
     wait: Wait = False,
 ) -> ConversationRead:
-    async def ask(session: AsyncSession) -> Sent:
-        return await service.retry(session, conversation_id, turn_id, body.side, principal.user)
+    async def ask(session: AsyncSession, rater: User) -> Sent:
+        return await service.retry(session, conversation_id, turn_id, body.side, rater)
 
-    return await _asking(request, units, principal.user, wait, ask, replies=1)
+    return await _asking(request, asking, units, wait, ask, replies=1)
 
 
 @router.post(
@@ -291,6 +308,7 @@ async def stop_replies(
 
 @router.post(
     "/conversations/{conversation_id}/turns/{turn_id}/judgment",
+    dependencies=[DatabaseSlot],
     response_model=ConversationRead,
     summary="Pick the better reply; the conversation goes on from it",
     responses={409: {"description": "The replies are not complete, or already judged."}},
@@ -320,6 +338,7 @@ async def vote(
 
 @router.put(
     "/conversations/{conversation_id}/turns/{turn_id}/edit",
+    dependencies=[DatabaseSlot],
     response_model=ConversationRead,
     summary="Rewrite the reply kept (before the next message); the original stays stored",
 )
@@ -330,7 +349,11 @@ async def edit_reply(
     return await service.conversation_read(session, conversation_id, rater)
 
 
-@router.post("/conversations/{conversation_id}/end", response_model=ConversationRead)
+@router.post(
+    "/conversations/{conversation_id}/end",
+    response_model=ConversationRead,
+    dependencies=[DatabaseSlot],
+)
 async def end_conversation(
     conversation_id: int, rater: CurrentRater, session: SessionDep
 ) -> ConversationRead:

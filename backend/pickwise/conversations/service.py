@@ -102,12 +102,16 @@ class Sent:
     """What start, send and retry did: the turn, and the replies to generate (none when the
     request repeated one already handled)."""
 
-    conversation_id: int
+    conversation: Conversation
     turn_id: int
     tasks: tuple[ReplyTask, ...]
     # The whole conversation as the transaction left it, when it holds all of it (a new
     # conversation): the answer is built from it instead of read back.
     view: views.ConversationView | None = None
+
+    @property
+    def conversation_id(self) -> int:
+        return self.conversation.id
 
 
 # --- admin --------------------------------------------------------------------------------
@@ -354,10 +358,10 @@ async def _add_turn(
     await session.flush()
     tasks = tuple(_task(r, turn, c) for r, c in pending)
     if head is not None:
-        return Sent(conversation.id, turn.id, tasks)
+        return Sent(conversation, turn.id, tasks)
     left_reply, right_reply = (reply for reply, _ in pending)
     only = views.TurnView(turn, left_reply, right_reply, judgment=None, edit=None)
-    return Sent(conversation.id, turn.id, tasks, views.ConversationView(conversation, [only]))
+    return Sent(conversation, turn.id, tasks, views.ConversationView(conversation, [only]))
 
 
 def _repeated(head: repository.Head, message: str, parent_turn_id: int | None) -> bool:
@@ -399,7 +403,7 @@ async def start(
         if existing is not None:
             head = await repository.head_turn(session, existing.id)
             assert head is not None, "a conversation starts with its first turn"
-            return Sent(existing.id, head.turn.id, ())
+            return Sent(existing, head.turn.id, ())
     opener = None
     system, prefix = settings.system_prompt, []
     if data.use_opener:
@@ -452,11 +456,11 @@ async def send(
         if existing is not None:
             if existing.user_content != message:
                 raise KeyReused()
-            return Sent(conversation.id, existing.id, ())
+            return Sent(conversation, existing.id, ())
     head = await repository.head_turn(session, conversation.id)
     judged = head is not None and head.turn.judged_at is not None
     if head is not None and _repeated(head, message, data.parent_turn_id):
-        return Sent(conversation.id, head.turn.id, ())
+        return Sent(conversation, head.turn.id, ())
     if data.parent_turn_id is not None and (head is None or head.turn.id != data.parent_turn_id):
         raise MovedOn()
     if conversation.status != ConversationStatus.ACTIVE:
@@ -564,7 +568,7 @@ async def retry(
     current = turn.reply(side)
     status, _ = views.reply_state(current, now)
     if status == ReplyStatus.GENERATING:
-        return Sent(view.conversation.id, turn.turn.id, ())  # asked twice: already running
+        return Sent(view.conversation, turn.turn.id, ())  # asked twice: already running
     if status == ReplyStatus.COMPLETE:
         raise Conflict("This reply is complete; there is nothing to retry.")
     settings = await settings_of(session, project)
@@ -584,7 +588,7 @@ async def retry(
     reply = _new_reply(session, turn.turn, side, endpoint, config, current.attempt + 1, now)
     view.conversation.last_activity_at = now
     await session.flush()
-    return Sent(view.conversation.id, turn.turn.id, (_task(reply, turn.turn, config),))
+    return Sent(view.conversation, turn.turn.id, (_task(reply, turn.turn, config),))
 
 
 async def turn_replies(

@@ -23,7 +23,7 @@ from pickwise.models import ConversationReply
 from pickwise.vocabulary import ReplyStatus
 
 POLL_SECONDS = 0.5
-FLUSH_SECONDS = 0.05
+FLUSH_SECONDS = 0.1
 # A comment line now and then keeps proxies from closing a quiet stream.
 KEEPALIVE_SECONDS = 15.0
 Render = Callable[[str], str]

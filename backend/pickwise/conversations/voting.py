@@ -18,7 +18,7 @@ from pickwise.conversations import repository
 from pickwise.conversations.schemas import VoteIn
 from pickwise.conversations.views import TurnView
 from pickwise.core.clock import utcnow
-from pickwise.core.db import unit_of_work
+from pickwise.core.db import generation_unit_of_work
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.models import ConversationReply, Judgment, Project, User
@@ -119,6 +119,7 @@ async def count_judged_turn(project_id: int) -> None:
     """One more judged turn in the counters of the project's conversation batch, in a
     transaction of its own once the vote is committed: the row is shared by all of the
     project's raters, and votes holding its lock until they commit would queue on it. (A
-    process that stops in between leaves the counter one short; the pairs are all there.)"""
-    async with unit_of_work() as session:
+    process that stops in between leaves the counter one short; the pairs are all there.)
+    It is bookkeeping: it goes through the generation pool, not the requests' pool."""
+    async with generation_unit_of_work() as session:
         await repository.count_in_batch(session, project_id)

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     # and the longest one reply may take, from the request to its last token.
     conversation_replies_in_flight: int = 1000
     conversation_reply_seconds: float = 300.0
+    # Connections per worker for storing finished replies and checking stop flags, apart
+    # from the requests' pool (core/db.py, get_generation_engine).
+    generation_pool_size: int = 3
+    # Conversation requests using the database at once per process; more wait their turn,
+    # so a burst of them leaves the rest of the pool to other requests.
+    conversation_database_slots: int = 10
     # May webhooks and chat endpoints point at loopback, private or link-local addresses?
     # Unset: yes outside production (Ollama on localhost), no in production (SSRF).
     outbound_allow_private: bool | None = Field(

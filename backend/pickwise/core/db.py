@@ -66,6 +66,25 @@ def get_background_engine() -> AsyncEngine:
 
 
 @lru_cache
+def get_generation_engine() -> AsyncEngine:
+    """Live replies store their outcome and check their stop flags through a small pool of
+    their own: with 100 conversations streaming, a few hundred replies end a minute, and
+    storing them through the requests' pool left the raters of other projects waiting
+    seconds for a connection (and some refused). A store that waits here waits only on
+    other stores; it tries again if it times out (conversations/generation.py)."""
+    settings = get_settings()
+    return create_async_engine(
+        get_database().url,
+        pool_size=settings.generation_pool_size,
+        max_overflow=0,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=False,
+        hide_parameters=True,
+        connect_args={"connect_timeout": settings.db_connect_timeout},
+    )
+
+
+@lru_cache
 def get_read_engine() -> AsyncEngine:
     """Exports and analytics may go to a read replica."""
     settings = get_settings()
@@ -74,7 +93,7 @@ def get_read_engine() -> AsyncEngine:
     return get_engine()
 
 
-ENGINES = (get_read_engine, get_background_engine, get_engine)
+ENGINES = (get_read_engine, get_background_engine, get_generation_engine, get_engine)
 
 
 async def dispose_engines() -> None:
@@ -89,11 +108,12 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @asynccontextmanager
-async def unit_of_work() -> AsyncIterator[AsyncSession]:
+async def unit_of_work(engine: AsyncEngine | None = None) -> AsyncIterator[AsyncSession]:
     """A session whose transaction commits at the end, or rolls back on error: the one place
     that commits. Requests get one each (`get_session`); a request that waits on something
-    slow (a model's reply) uses several short ones around the wait instead (`UnitsDep`)."""
-    async with session_factory(get_engine())() as session:
+    slow (a model's reply) uses several short ones around the wait instead (`UnitsDep`).
+    `engine` is the requests' pool unless told otherwise."""
+    async with session_factory(engine or get_engine())() as session:
         try:
             yield session
         except BaseException:
@@ -101,6 +121,11 @@ async def unit_of_work() -> AsyncIterator[AsyncSession]:
             raise
         else:
             await session.commit()
+
+
+def generation_unit_of_work() -> AbstractAsyncContextManager[AsyncSession]:
+    """`unit_of_work` on the generation pool (`get_generation_engine`)."""
+    return unit_of_work(get_generation_engine())
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:

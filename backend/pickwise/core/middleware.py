@@ -61,7 +61,8 @@ RELEASE_KEY = "release_load_slot"
 
 def release_load_slot(scope: Scope) -> None:
     """The request no longer counts as in flight: it has let go of its database connection
-    and only waits (for a model's reply); those waits have their own limit."""
+    and only waits (for a model's reply), or its kind has a limit of its own (conversation
+    requests' database slots)."""
     release = scope.get("state", {}).get(RELEASE_KEY)
     if release is not None:
         release()

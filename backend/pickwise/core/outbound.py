@@ -17,6 +17,7 @@ servers), addresses that are not globally routable are refused twice:
 import asyncio
 import ipaddress
 import socket
+import urllib.request
 from typing import Any
 
 import aiohttp
@@ -223,7 +224,15 @@ def outbound_session(
     guarded = not private_allowed(settings)
     connector_type = GuardedConnector if guarded else aiohttp.TCPConnector
     connector = connector_type(limit=connections, limit_per_host=0, resolver=resolver)
-    return aiohttp.ClientSession(connector=connector, trust_env=not guarded)
+    return aiohttp.ClientSession(connector=connector, trust_env=not guarded and _proxy_in_env())
+
+
+def _proxy_in_env() -> bool:
+    # A session that trusts the environment looks the proxy up again for every request, in
+    # a thread (reading ~/.netrc too): with hundreds of replies a minute that thread hop was
+    # a few per cent of a worker's time, and a thread competing for the GIL. Without a proxy
+    # set there is nothing to find.
+    return any(scheme in ("http", "https") for scheme in urllib.request.getproxies())
 
 
 def is_refused_address(exc: BaseException) -> bool:

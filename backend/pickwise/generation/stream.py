@@ -41,6 +41,11 @@ class StreamLimits:
     idle_seconds: float = 60.0
     attempts: int = 3
     retry_delay: float = 0.5
+    # Once text flows, the connection is read at most this often (0: as data comes). A
+    # server sends a chunk per token and each chunk was a read, a parse and a wake-up of the
+    # reading task; paused, what comes meanwhile waits in the socket and arrives in one read.
+    # The first piece of text is never held back.
+    pace_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,22 @@ def request_body(
     return body
 
 
-async def _read_events(response: aiohttp.ClientResponse, reading: _Reading) -> None:
+async def _pause(response: aiohttp.ClientResponse, seconds: float) -> None:
+    """Leaves the connection unread for `seconds` (aiohttp's own flow control pauses it the
+    same way, and stops the idle timeout meanwhile)."""
+    protocol = response.connection.protocol if response.connection is not None else None
+    if protocol is None:
+        return
+    protocol.pause_reading()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        protocol.resume_reading()
+
+
+async def _read_events(
+    response: aiohttp.ClientResponse, reading: _Reading, pace_seconds: float = 0.0
+) -> None:
     # Lines are cut from the bytes here (one split per chunk): a server sends a chunk per
     # token, and this runs for each.
     pending = b""
@@ -165,6 +185,8 @@ async def _read_events(response: aiohttp.ClientResponse, reading: _Reading) -> N
             if reading.cut_at_limit:
                 reading.finish_reason = "length"
                 return
+        if pace_seconds and reading.first_token_at is not None:
+            await _pause(response, pace_seconds)
 
 
 async def _attempt(
@@ -207,7 +229,7 @@ async def _attempt(
             if reply.content_type == "application/json":
                 await _read_whole(reply, reading)
             else:
-                await _read_events(reply, reading)
+                await _read_events(reply, reading, limits.pace_seconds)
     # aiohttp's own timeouts are TimeoutErrors too: they come first.
     except aiohttp.ServerTimeoutError as exc:
         if reading.chunks == 0:

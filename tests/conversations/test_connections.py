@@ -1,0 +1,156 @@
+"""Where a turn's database work goes: the message and its answer in one transaction of the
+requests' pool, the replies' outcomes through the generation pool, every connection given
+back. (Counts of transactions and statements, not times: timings live in bench/.)"""
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pytest
+from fastapi import Request
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pickwise.conversations.deps import database_slot
+from pickwise.conversations.generation import generator
+from pickwise.core.config import get_settings
+from pickwise.core.db import get_engine, get_generation_engine
+from tests.conversations.conftest import World, drain_generator
+from tests.conversations.fake_llm import Behave, FakeLLM
+
+
+@dataclass
+class Traffic:
+    commits: int = 0
+    statements: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def traffic(engine: AsyncEngine) -> Iterator[Traffic]:
+    seen = Traffic()
+
+    def statement(conn: object, cursor: object, sql: str, *args: object) -> None:
+        seen.statements.append(sql)
+
+    def commit(conn: object) -> None:
+        seen.commits += 1
+
+    target = engine.sync_engine
+    event.listen(target, "before_cursor_execute", statement)
+    event.listen(target, "commit", commit)
+    try:
+        yield seen
+    finally:
+        event.remove(target, "before_cursor_execute", statement)
+        event.remove(target, "commit", commit)
+
+
+def stores(seen: Traffic) -> int:
+    return sum(sql.lstrip().startswith("UPDATE conversation_replies") for sql in seen.statements)
+
+
+async def test_a_message_is_one_transaction_and_its_replies_are_stored_apart(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    await world.configure()
+    conversation = await world.start("Hello")  # waits for both replies
+    conversation = await world.vote(conversation, "left")
+    # The replies are still being written when the answer comes.
+    fake_llm.default = Behave(first_token_delay=0.2)
+    with traffic(get_engine()) as requests, traffic(get_generation_engine()) as generation:
+        conversation = await world.send(conversation, "And then?", wait=False)
+        # Who asks, the new turn and the conversation read back: one transaction, before
+        # any reply is stored.
+        assert requests.commits == 1
+        assert stores(requests) == 0 and stores(generation) == 0
+        await drain_generator()
+    turn = conversation["turns"][-1]
+    assert [turn[side]["status"] for side in ("left", "right")] == ["generating"] * 2
+    # Both outcomes went through the generation pool, none through the requests' pool.
+    assert stores(generation) == 2 and stores(requests) == 0
+    assert get_generation_engine().pool.checkedout() == 0
+    read = await world.api.get(f"/api/v1/conversations/{conversation['id']}", headers=world.rater)
+    stored = read.json()["turns"][-1]
+    assert [stored[side]["status"] for side in ("left", "right")] == ["complete"] * 2
+
+
+async def test_the_generation_pool_being_busy_delays_a_store_but_loses_nothing(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    """Every generation connection held elsewhere: the replies wait for one (and try again
+    when the wait times out), while requests still get theirs."""
+    await world.configure()
+    engine = get_generation_engine()
+    size = engine.pool.size()  # type: ignore[attr-defined]
+    held = [await engine.connect() for _ in range(size)]
+    try:
+        conversation = await world.start("Hello", wait=False)
+        await asyncio.sleep(0.3)
+        turn = conversation["turns"][0]
+        assert all(job.task.turn_id == turn["id"] for job in generator.jobs.values())
+        assert len(generator.jobs) == 2  # finished reading, waiting to be stored
+        read = await world.api.get(
+            f"/api/v1/conversations/{conversation['id']}", headers=world.rater
+        )
+        assert read.status_code == 200
+    finally:
+        for connection in held:
+            await connection.close()
+    await drain_generator()
+    read = await world.api.get(f"/api/v1/conversations/{conversation['id']}", headers=world.rater)
+    stored = read.json()["turns"][0]
+    assert [stored[side]["status"] for side in ("left", "right")] == ["complete"] * 2
+
+
+@pytest.fixture
+def one_slot(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("CONVERSATION_DATABASE_SLOTS", "1")
+    # Fewer places in flight than the conversation requests that will wait: they must not
+    # take them (the app is made after this fixture).
+    monkeypatch.setenv("MAX_REQUESTS_IN_FLIGHT", "2")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("one_slot")
+async def test_conversation_requests_past_their_slots_wait_without_taking_a_connection(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    """A burst of conversation requests waits for a slot in the process, holding no pooled
+    connection and no place among the requests in flight, while other requests go on; each
+    goes on once a slot is free."""
+    await world.configure()
+    conversation = await world.start("Hello")
+    url = f"/api/v1/conversations/{conversation['id']}"
+    turn = conversation["turns"][0]
+    waiting = []
+    async with database_slot(Request({"type": "http"})):  # the only slot
+        waiting.append(asyncio.create_task(world.api.get(url, headers=world.rater)))
+        waiting.append(
+            asyncio.create_task(
+                world.api.post(
+                    f"{url}/turns/{turn['id']}/judgment",
+                    json={"choice": "left"},
+                    headers=world.rater,
+                )
+            )
+        )
+        waiting.append(
+            asyncio.create_task(
+                world.api.post(
+                    f"{url}/messages",
+                    json={"content": "Later", "parent_turn_id": turn["id"]},
+                    headers=world.rater,
+                )
+            )
+        )
+        await asyncio.sleep(0.3)
+        assert not any(task.done() for task in waiting)
+        assert get_engine().pool.checkedout() == 0  # type: ignore[attr-defined]
+        me = await world.api.get("/api/v1/me", headers=world.rater)
+        assert me.status_code == 200
+    read, voted, sent = await asyncio.gather(*waiting)
+    assert (read.status_code, voted.status_code, sent.status_code) == (200, 200, 201)
+    assert sent.json()["turns"][-1]["user_content"] == "Later"
