@@ -44,7 +44,8 @@ class PairSummary(Base):
 
     Copied at creation (never change): project, batch, prompt, responses, models, created.
     Mirrored from `pairs`: gold, status, excluded, votes wanted; from `pair_flags`: open
-    flags; from `adjudications`: the current decision. Counted from `judgments`: every
+    flags; from `pair_slots`: how many slots it has; from `adjudications`: the current
+    decision. Counted from `judgments`: every
     judgment (`judgments`, which consumes the pair's slots) and the votes of raters not
     excluded from the project (`votes` and the counts per choice), which the agreement,
     majority and sort keys are computed from.
@@ -60,6 +61,14 @@ class PairSummary(Base):
             name="counts_add_up",
         ),
         Index("ix_pair_summaries_created", "project_id", "created_at", "pair_id"),
+        # The newest pairs with a vote: filters that need votes skip the waiting batches.
+        Index(
+            "ix_pair_summaries_voted",
+            "project_id",
+            "created_at",
+            "pair_id",
+            postgresql_where=text("judgments > 0"),
+        ),
         Index("ix_pair_summaries_agreement_low", "project_id", "agreement_low", "pair_id"),
         Index("ix_pair_summaries_agreement_high", "project_id", "agreement_high", "pair_id"),
         Index("ix_pair_summaries_votes", "project_id", "votes", "pair_id"),
@@ -93,6 +102,9 @@ class PairSummary(Base):
     excluded: Mapped[bool] = mapped_column(Boolean)
     votes_wanted: Mapped[int | None] = mapped_column()
     open_flags: Mapped[int] = mapped_column(server_default="0")
+    # The pair's slots (`pair_slots`): the votes its queue asks for. In an adaptive project,
+    # those its stopping rule opened so far; every one judged means the rule settled it.
+    slots: Mapped[int] = mapped_column(server_default="0")
     judgments: Mapped[int] = mapped_column(server_default="0")
     votes: Mapped[int] = mapped_column(server_default="0")
     votes_a: Mapped[int] = mapped_column(server_default="0")

@@ -43,6 +43,7 @@ _FIXED = (
     "excluded",
     "votes_wanted",
     "open_flags",
+    "slots",
     "decision",
 )
 _DERIVED = ("agreement", "majority", "agreement_low", "agreement_high")
@@ -83,8 +84,10 @@ _THEN = f"""(
         SELECT {", ".join(f"s.{column}" for column in _FIXED)},
                {", ".join(f"s.{column} - r.{column} AS {column}" for column in _COUNTS)}
         -- LATERAL: one primary-key probe per pair voted on since, never a scan of them all.
+        -- OFFSET 0 keeps it one: the planner cannot tell how few pairs `recent` holds
+        -- (usually none) and, free to, joins it by hash to every pair the filter matches.
         FROM recent r CROSS JOIN LATERAL (
-            SELECT * FROM pair_summaries WHERE pair_id = r.pair_id
+            SELECT * FROM pair_summaries WHERE pair_id = r.pair_id OFFSET 0
         ) s
     ) b
 ) s"""
@@ -110,6 +113,7 @@ class Summary:
     excluded: bool
     votes_wanted: int | None
     open_flags: int
+    slots: int
     decision: str | None
     judgments: int
     votes: int
@@ -424,6 +428,17 @@ _REBUILD_SUMMARIES = (
             GROUP BY pair_id
         ) f
         WHERE s.pair_id = f.pair_id
+        """
+    ),
+    text(
+        """
+        UPDATE pair_summaries s SET slots = c.slots
+        FROM (
+            SELECT pair_id, count(*) AS slots FROM pair_slots
+            WHERE project_id = :project_id
+            GROUP BY pair_id
+        ) c
+        WHERE s.pair_id = c.pair_id
         """
     ),
     text(
