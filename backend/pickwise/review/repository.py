@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pickwise.models.review import AGREEMENT_SQL, MAJORITY_SQL
 from pickwise.review.cursor import SORT_KEYS, Cursor
-from pickwise.review.sql_filters import SEARCH_MATCHES, TSQUERY_OF, Conditions
+from pickwise.review.sql_filters import SEARCH_FOUND, SEARCH_MATCHES, TSQUERY_OF, Conditions
 from pickwise.vocabulary import Choice, PairSort
 
 # The explorer reads through the request's session; exports through their read connection.
@@ -212,11 +212,17 @@ async def estimate(
     session: AsyncSession, project_id: int, where: Conditions, params: dict[str, Any]
 ) -> int:
     """Postgres's estimate of the matching pairs (its plan's row count)."""
-    statement = text(
-        "EXPLAIN (FORMAT JSON) SELECT 1 FROM pair_summaries s "
-        f"WHERE s.project_id = :project_id AND {where.sql}"
+    return await planned_rows(
+        session,
+        f"SELECT 1 FROM pair_summaries s WHERE s.project_id = :project_id AND {where.sql}",
+        {**params, **where.params, "project_id": project_id},
     )
-    plan = await session.scalar(statement, {**params, **where.params, "project_id": project_id})
+
+
+async def planned_rows(session: Reader, statement: str, params: dict[str, Any]) -> int:
+    """The rows Postgres expects `statement` to return: its plan's top node, whatever the
+    plan's shape. The statement must be the count's own shape, with no LIMIT."""
+    plan = await session.scalar(text(f"EXPLAIN (FORMAT JSON) {statement}"), params)
     parsed = json.loads(plan) if isinstance(plan, str) else plan
     return int(parsed[0]["Plan"]["Plan Rows"])
 
@@ -226,16 +232,11 @@ async def tsquery(session: Reader, words: str) -> str:
     return str(await session.scalar(text(TSQUERY_OF), {"q": words}) or "")
 
 
-async def search_estimate(
-    session: Reader, project_id: int, query: str, as_of: int, cap: int
-) -> int:
-    """Postgres's estimate of the pairs `search_matches` would find (from the text indexes'
-    statistics; no text is read)."""
-    statement = text(f"EXPLAIN (FORMAT JSON) {SEARCH_MATCHES}")
-    params = {"project_id": project_id, "tsquery": query, "as_of": as_of, "cap": cap}
-    plan = await session.scalar(statement, params)
-    parsed = json.loads(plan) if isinstance(plan, str) else plan
-    return int(parsed[0]["Plan"]["Plans"][0]["Plan Rows"])
+async def search_estimate(session: Reader, project_id: int, query: str, as_of: int) -> int:
+    """Postgres's estimate of the pairs `search_matches` would find with no cap (from the
+    text indexes' statistics; no text is read)."""
+    params = {"project_id": project_id, "tsquery": query, "as_of": as_of}
+    return await planned_rows(session, SEARCH_FOUND, params)
 
 
 _EXPLORER_SETTINGS = text(

@@ -127,7 +127,7 @@ async def _search(session: Reader, project_id: int, words: str, as_of: int) -> S
         return Search(query, [])  # no word to look for: nothing matches
     cap = SEARCH_MATCH_CAP + 1
     # Common words are not looked up one by one: the indexes' statistics say so first.
-    if await repository.search_estimate(session, project_id, query, as_of, cap) >= cap:
+    if await repository.search_estimate(session, project_id, query, as_of) >= cap:
         return Search(query, None)
     found = await repository.search_matches(session, project_id, query, as_of, cap)
     if len(found) > SEARCH_MATCH_CAP:

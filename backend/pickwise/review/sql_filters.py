@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from pickwise.models.search import prompt_document, text_document
+from pickwise.models.search import prompt_document, response_document, text_document
 from pickwise.review.schemas import PairFilter
 from pickwise.vocabulary import PairState, PairStatus
 
@@ -46,14 +46,14 @@ SEARCH_EXISTS = f"""(
     EXISTS (SELECT 1 FROM prompts p WHERE p.id = s.prompt_id
             AND {prompt_document("p")} @@ {_TSQUERY} OFFSET 0)
     OR EXISTS (SELECT 1 FROM responses r WHERE r.id IN (s.response_a_id, s.response_b_id)
-               AND {text_document("r.content")} @@ {_TSQUERY} OFFSET 0)
+               AND {response_document("r")} @@ {_TSQUERY} OFFSET 0)
     OR EXISTS (SELECT 1 FROM judgments j WHERE j.pair_id = s.pair_id AND j.id <= :as_of
                AND j.rationale IS NOT NULL AND {text_document("j.rationale")} @@ {_TSQUERY}
                OFFSET 0)
 )"""
-# The same pairs found from the text indexes, at most :cap of them (with repeats). Each text
-# found leads to its pairs by index (LATERAL ... OFFSET 0: never a hash of all the pairs).
-SEARCH_MATCHES = f"""
+# The same pairs found from the text indexes (with repeats). Each text found leads to its
+# pairs by index (LATERAL ... OFFSET 0: never a hash of all the pairs).
+SEARCH_FOUND = f"""
 SELECT pair_id FROM (
     SELECT pr.id AS pair_id FROM prompts p
     CROSS JOIN LATERAL (
@@ -67,14 +67,15 @@ SELECT pair_id FROM (
         WHERE pr.prompt_id = r.prompt_id AND r.id IN (pr.response_a_id, pr.response_b_id)
         OFFSET 0
     ) pr
-    WHERE r.project_id = :project_id AND {text_document("r.content")} @@ {_TSQUERY}
+    WHERE r.project_id = :project_id AND {response_document("r")} @@ {_TSQUERY}
     UNION ALL
     SELECT j.pair_id FROM judgments j
     WHERE j.project_id = :project_id AND j.id <= :as_of AND j.rationale IS NOT NULL
       AND {text_document("j.rationale")} @@ {_TSQUERY}
 ) m
-LIMIT :cap
 """
+# At most :cap of them.
+SEARCH_MATCHES = f"{SEARCH_FOUND}LIMIT :cap\n"
 # websearch_to_tsquery reads "a phrase", -not and or; then each word of 3 or more characters
 # matches as a prefix ('refund' finds 'refunds'): every quoted lexeme gets :*, and the short
 # ones lose it again (tokens are always 3 or more characters apart, so the second pattern
