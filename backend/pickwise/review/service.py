@@ -33,7 +33,7 @@ MAX_PAGE_SIZE = 200
 COUNT_EXACT_UP_TO = 10_000
 COUNT_BUDGET_MS = 30
 # No exact count is tried when Postgres expects this many times the bound to match.
-COUNT_NOT_TRIED_ABOVE = 5
+COUNT_NOT_TRIED_ABOVE = 3
 SEARCH_MATCH_CAP = 30_000
 EXCERPT_CHARS = 240
 # Shown first when a pair is in several states.
