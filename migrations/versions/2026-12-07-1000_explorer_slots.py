@@ -5,6 +5,8 @@ a fixed project, and in an adaptive one the slots its stopping rule has opened s
 whose slots are all judged is settled). Kept by triggers on `pair_slots`, like the summaries'
 other counts. `ix_pair_summaries_voted` walks the newest pairs that have a vote, so a filter
 that needs votes (a rater's, a tie, a rationale) does not step over a waiting batch first.
+`ix_pair_summaries_batch` gains the project as its first column, so a one-batch listing has
+both its conditions in the index and is never planned as a walk of the project's newest pairs.
 
 Revision ID: 8f7f2e8786bd
 Revises: 7c1d9e3a5b42
@@ -52,7 +54,14 @@ TRIGGERS = [
 ]
 
 
+BATCH_INDEX = "ix_pair_summaries_batch"
+
+
 def upgrade() -> None:
+    op.drop_index(BATCH_INDEX, table_name="pair_summaries")
+    op.create_index(
+        BATCH_INDEX, "pair_summaries", ["project_id", "batch_id", "created_at", "pair_id"]
+    )
     op.add_column(
         "pair_summaries",
         sa.Column("slots", sa.Integer(), server_default="0", nullable=False),
@@ -91,3 +100,5 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION review_slots_changed()")
     op.execute("DROP FUNCTION review_count_slots(bigint[], integer[])")
     op.drop_column("pair_summaries", "slots")
+    op.drop_index(BATCH_INDEX, table_name="pair_summaries")
+    op.create_index(BATCH_INDEX, "pair_summaries", ["batch_id", "created_at", "pair_id"])

@@ -74,7 +74,10 @@ class PairSummary(Base):
         Index("ix_pair_summaries_votes", "project_id", "votes", "pair_id"),
         Index("ix_pair_summaries_model_low", "project_id", "model_low", "model_high"),
         Index("ix_pair_summaries_model_high", "project_id", "model_high"),
-        Index("ix_pair_summaries_batch", "batch_id", "created_at", "pair_id"),
+        # Project first, like the created index: both conditions of a one-batch listing are
+        # then index conditions, and the planner no longer prefers walking the whole
+        # project's created index (it assumes the batch's pairs are spread evenly in it).
+        Index("ix_pair_summaries_batch", "project_id", "batch_id", "created_at", "pair_id"),
         # Few pairs are in any of these states: one small index finds them all.
         Index(
             "ix_pair_summaries_notable",
