@@ -38,6 +38,16 @@ def main(
             help="rater-loop: 1 = POST …/judgment?next=true (default); 2 = GET …/next + POST.",
         ),
     ] = None,
+    keep_data: Annotated[
+        Path | None,
+        typer.Option(
+            "--keep-data",
+            envvar="PICKWISE_BENCH_KEEP_DATA",
+            file_okay=False,
+            help="explorer: keep the generated database in this folder; a later run with the "
+            "same folder and size upgrades it to the migrations' head and only measures.",
+        ),
+    ] = None,
 ) -> None:
     """Run benchmarks on a fresh Postgres; print tables, write bench/results/<name>.json."""
     _runtime_dir()
@@ -51,7 +61,7 @@ def main(
     unknown = [item for item in names if item not in BENCHMARKS]
     if unknown:
         raise typer.BadParameter(f"unknown benchmark {unknown[0]!r}; one of {list(BENCHMARKS)}")
-    run_benchmarks(names, "quick" if quick else "full")
+    run_benchmarks(names, "quick" if quick else "full", keep_data)
 
 
 if __name__ == "__main__":

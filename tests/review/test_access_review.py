@@ -78,3 +78,38 @@ async def test_an_admin_gets_404_for_what_does_not_exist(
     await session.commit()  # a refused request rolls back to here, keeping the token
     for url in urls:
         assert (await client.get(url, headers=headers)).status_code == 404
+
+
+async def test_an_admin_gets_404_auditing_a_user_outside_the_project(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    """A rater's audit, as a page or as the API's rater filter, exists only for members:
+    another project's rater, an admin and a missing user all get the same 404."""
+    project, other = await make_project(session), await make_project(session)
+    await make_pairs(session, project, 2)
+    member = await make_user(session)
+    outsider = await make_user(session)
+    await add_member(session, project, member)
+    await add_member(session, other, outsider)
+    admin = await make_user(session, role="admin", password=PASSWORD)
+    headers = await bearer_headers(session, admin)
+    ids = {"member": member.id, "outsider": outsider.id, "admin": admin.id, "missing": MISSING}
+    project_id, email = project.id, admin.email
+    await session.commit()
+    await log_in(client, email)
+
+    def urls(user: int) -> tuple[str, str]:
+        page = f"/admin/projects/{project_id}/raters/{user}"
+        api = f"/api/v1/projects/{project_id}/pairs?rater={user}"
+        return page, api
+
+    page, api = urls(ids["member"])
+    assert (await client.get(page)).status_code == 200
+    assert (await client.get(api, headers=headers)).status_code == 200
+    for who in ("outsider", "admin", "missing"):
+        page, api = urls(ids[who])
+        page_answer = await client.get(page)
+        api_answer = await client.get(api, headers=headers)
+        assert page_answer.status_code == 404, who
+        assert api_answer.status_code == 404, who
+        assert api_answer.json()["error"] == "NotFound"

@@ -6,12 +6,14 @@ import io
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.assignments.service import create_slots
 from pickwise.batches.service import import_stream
 from pickwise.models import (
     Adjudication,
     Judgment,
     Pair,
     PairFlag,
+    PairSlot,
     PairSummary,
     ProjectMember,
 )
@@ -154,3 +156,19 @@ async def test_a_removed_member_who_was_excluded_counts_again(session: AsyncSess
     assert (await summary(session, pair.id)).votes == 0
     await projects_service.remove_member(session, project, rater.id)
     assert (await summary(session, pair.id)).votes == 1
+
+
+async def test_slots_added_and_dropped_are_counted(session: AsyncSession) -> None:
+    project = await make_project(session, raters_per_pair=3)
+    first, second = await make_pairs(session, project, 2)
+    assert (await summary(session, first.id)).slots == 3
+    await session.execute(update(Pair).where(Pair.id == first.id).values(votes_wanted=5))
+    await create_slots(session, project, raised_only=True)
+    assert (await summary(session, first.id)).slots == 5
+    assert (await summary(session, second.id)).slots == 3
+    dropped = (
+        select(PairSlot.id).where(PairSlot.pair_id == first.id).order_by(PairSlot.slot_no.desc())
+    ).limit(2)
+    await session.execute(delete(PairSlot).where(PairSlot.id.in_(dropped.scalar_subquery())))
+    assert (await summary(session, first.id)).slots == 3
+    assert (await summary(session, second.id)).slots == 3

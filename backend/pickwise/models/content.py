@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
@@ -74,7 +76,7 @@ class Response(IdMixin, Base):
         ForeignKeyConstraint(
             ["prompt_id", "project_id"], ["prompts.id", "prompts.project_id"], ondelete="CASCADE"
         ),
-        Index("ix_responses_search", text(text_document("content")), postgresql_using="gin"),
+        Index("ix_responses_search", "search_vector", postgresql_using="gin"),
     )
 
     project_id: Mapped[int] = mapped_column(BigInteger, index=True)
@@ -83,6 +85,12 @@ class Response(IdMixin, Base):
     model: Mapped[str] = mapped_column(Text)
     content: Mapped[str] = mapped_column(Text)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # The content's words, kept: the full-text index has no word positions, so a phrase
+    # search rechecks each candidate answer, which reads this instead of parsing the text
+    # again. Never loaded with the row (only the explorer's SQL reads it).
+    search_vector: Mapped[str] = mapped_column(
+        TSVECTOR, Computed(text_document("content"), persisted=True), deferred=True
+    )
 
 
 class Pair(IdMixin, TimestampMixin, Base):

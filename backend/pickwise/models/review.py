@@ -44,7 +44,8 @@ class PairSummary(Base):
 
     Copied at creation (never change): project, batch, prompt, responses, models, created.
     Mirrored from `pairs`: gold, status, excluded, votes wanted; from `pair_flags`: open
-    flags; from `adjudications`: the current decision. Counted from `judgments`: every
+    flags; from `pair_slots`: how many slots it has; from `adjudications`: the current
+    decision. Counted from `judgments`: every
     judgment (`judgments`, which consumes the pair's slots) and the votes of raters not
     excluded from the project (`votes` and the counts per choice), which the agreement,
     majority and sort keys are computed from.
@@ -60,12 +61,23 @@ class PairSummary(Base):
             name="counts_add_up",
         ),
         Index("ix_pair_summaries_created", "project_id", "created_at", "pair_id"),
+        # The newest pairs with a vote: filters that need votes skip the waiting batches.
+        Index(
+            "ix_pair_summaries_voted",
+            "project_id",
+            "created_at",
+            "pair_id",
+            postgresql_where=text("judgments > 0"),
+        ),
         Index("ix_pair_summaries_agreement_low", "project_id", "agreement_low", "pair_id"),
         Index("ix_pair_summaries_agreement_high", "project_id", "agreement_high", "pair_id"),
         Index("ix_pair_summaries_votes", "project_id", "votes", "pair_id"),
         Index("ix_pair_summaries_model_low", "project_id", "model_low", "model_high"),
         Index("ix_pair_summaries_model_high", "project_id", "model_high"),
-        Index("ix_pair_summaries_batch", "batch_id", "created_at", "pair_id"),
+        # Project first, like the created index: both conditions of a one-batch listing are
+        # then index conditions, and the planner no longer prefers walking the whole
+        # project's created index (it assumes the batch's pairs are spread evenly in it).
+        Index("ix_pair_summaries_batch", "project_id", "batch_id", "created_at", "pair_id"),
         # Few pairs are in any of these states: one small index finds them all.
         Index(
             "ix_pair_summaries_notable",
@@ -93,6 +105,9 @@ class PairSummary(Base):
     excluded: Mapped[bool] = mapped_column(Boolean)
     votes_wanted: Mapped[int | None] = mapped_column()
     open_flags: Mapped[int] = mapped_column(server_default="0")
+    # The pair's slots (`pair_slots`): the votes its queue asks for. In an adaptive project,
+    # those its stopping rule opened so far; every one judged means the rule settled it.
+    slots: Mapped[int] = mapped_column(server_default="0")
     judgments: Mapped[int] = mapped_column(server_default="0")
     votes: Mapped[int] = mapped_column(server_default="0")
     votes_a: Mapped[int] = mapped_column(server_default="0")

@@ -22,5 +22,11 @@ def prompt_document(alias: str = "") -> str:
 
 
 def text_document(column: str) -> str:
-    """One text column: a response's content, a judgment's rationale."""
+    """One text column: a response's content (kept as `responses.search_vector`), a
+    judgment's rationale."""
     return f"to_tsvector({SEARCH_CONFIG}, {column})"
+
+
+def response_document(alias: str) -> str:
+    """A response's content, as its stored column (what `ix_responses_search` indexes)."""
+    return f"{alias}.search_vector"

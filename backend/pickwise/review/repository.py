@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from pickwise.models.review import AGREEMENT_SQL, MAJORITY_SQL
 from pickwise.review.cursor import SORT_KEYS, Cursor
-from pickwise.review.sql_filters import SEARCH_MATCHES, TSQUERY_OF, Conditions
+from pickwise.review.sql_filters import SEARCH_FOUND, SEARCH_MATCHES, TSQUERY_OF, Conditions
 from pickwise.vocabulary import Choice, PairSort
 
 # The explorer reads through the request's session; exports through their read connection.
@@ -43,6 +43,7 @@ _FIXED = (
     "excluded",
     "votes_wanted",
     "open_flags",
+    "slots",
     "decision",
 )
 _DERIVED = ("agreement", "majority", "agreement_low", "agreement_high")
@@ -83,8 +84,10 @@ _THEN = f"""(
         SELECT {", ".join(f"s.{column}" for column in _FIXED)},
                {", ".join(f"s.{column} - r.{column} AS {column}" for column in _COUNTS)}
         -- LATERAL: one primary-key probe per pair voted on since, never a scan of them all.
+        -- OFFSET 0 keeps it one: the planner cannot tell how few pairs `recent` holds
+        -- (usually none) and, free to, joins it by hash to every pair the filter matches.
         FROM recent r CROSS JOIN LATERAL (
-            SELECT * FROM pair_summaries WHERE pair_id = r.pair_id
+            SELECT * FROM pair_summaries WHERE pair_id = r.pair_id OFFSET 0
         ) s
     ) b
 ) s"""
@@ -110,6 +113,7 @@ class Summary:
     excluded: bool
     votes_wanted: int | None
     open_flags: int
+    slots: int
     decision: str | None
     judgments: int
     votes: int
@@ -208,11 +212,17 @@ async def estimate(
     session: AsyncSession, project_id: int, where: Conditions, params: dict[str, Any]
 ) -> int:
     """Postgres's estimate of the matching pairs (its plan's row count)."""
-    statement = text(
-        "EXPLAIN (FORMAT JSON) SELECT 1 FROM pair_summaries s "
-        f"WHERE s.project_id = :project_id AND {where.sql}"
+    return await planned_rows(
+        session,
+        f"SELECT 1 FROM pair_summaries s WHERE s.project_id = :project_id AND {where.sql}",
+        {**params, **where.params, "project_id": project_id},
     )
-    plan = await session.scalar(statement, {**params, **where.params, "project_id": project_id})
+
+
+async def planned_rows(session: Reader, statement: str, params: dict[str, Any]) -> int:
+    """The rows Postgres expects `statement` to return: its plan's top node, whatever the
+    plan's shape. The statement must be the count's own shape, with no LIMIT."""
+    plan = await session.scalar(text(f"EXPLAIN (FORMAT JSON) {statement}"), params)
     parsed = json.loads(plan) if isinstance(plan, str) else plan
     return int(parsed[0]["Plan"]["Plan Rows"])
 
@@ -222,16 +232,11 @@ async def tsquery(session: Reader, words: str) -> str:
     return str(await session.scalar(text(TSQUERY_OF), {"q": words}) or "")
 
 
-async def search_estimate(
-    session: Reader, project_id: int, query: str, as_of: int, cap: int
-) -> int:
-    """Postgres's estimate of the pairs `search_matches` would find (from the text indexes'
-    statistics; no text is read)."""
-    statement = text(f"EXPLAIN (FORMAT JSON) {SEARCH_MATCHES}")
-    params = {"project_id": project_id, "tsquery": query, "as_of": as_of, "cap": cap}
-    plan = await session.scalar(statement, params)
-    parsed = json.loads(plan) if isinstance(plan, str) else plan
-    return int(parsed[0]["Plan"]["Plans"][0]["Plan Rows"])
+async def search_estimate(session: Reader, project_id: int, query: str, as_of: int) -> int:
+    """Postgres's estimate of the pairs `search_matches` would find with no cap (from the
+    text indexes' statistics; no text is read)."""
+    params = {"project_id": project_id, "tsquery": query, "as_of": as_of}
+    return await planned_rows(session, SEARCH_FOUND, params)
 
 
 _EXPLORER_SETTINGS = text(
@@ -424,6 +429,17 @@ _REBUILD_SUMMARIES = (
             GROUP BY pair_id
         ) f
         WHERE s.pair_id = f.pair_id
+        """
+    ),
+    text(
+        """
+        UPDATE pair_summaries s SET slots = c.slots
+        FROM (
+            SELECT pair_id, count(*) AS slots FROM pair_slots
+            WHERE project_id = :project_id
+            GROUP BY pair_id
+        ) c
+        WHERE s.pair_id = c.pair_id
         """
     ),
     text(

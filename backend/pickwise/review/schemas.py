@@ -112,7 +112,10 @@ class VoteCounts(BaseModel):
     """A pair's votes as counted (docs/review.md: votes of excluded raters do not count)."""
 
     judgments: int = Field(description="Every judgment, each of which filled a slot.")
-    votes_wanted: int = Field(description="Judgments the pair needs (k, or more if raised).")
+    votes_wanted: int = Field(
+        description="Judgments the pair needs: one per slot its overlap rule opened (k, or more "
+        "if raised; in an adaptive project, as many as the stopping rule asked for so far)."
+    )
     votes: int = Field(description="Votes that count: raters not excluded.")
     votes_a: int
     votes_b: int

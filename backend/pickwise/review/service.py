@@ -4,7 +4,8 @@ Rules (docs/review.md):
 * keyset pagination only; a listing counts votes up to its first page's last judgment
   (`as_of`), so its pages hold still while raters keep voting;
 * the match count is exact up to COUNT_EXACT_UP_TO pairs, when counting fits in
-  COUNT_BUDGET_MS; otherwise it is Postgres's estimate, and says so;
+  COUNT_BUDGET_MS; otherwise it is Postgres's estimate, and says so; when that estimate is
+  COUNT_NOT_TRIED_ABOVE times the bound or more, no count is tried;
 * a search goes through the text indexes when its words are rare (Postgres expects at most
   SEARCH_MATCH_CAP matching pairs), and tests pair by pair, in the listing's order, when they
   are common: around 3 % of the pairs of a big project, both cost the same.
@@ -17,8 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.core.errors import InvalidInput
+from pickwise.core.errors import InvalidInput, NotFound
 from pickwise.models import Project
+from pickwise.projects import repository as projects_repository
 from pickwise.review import repository
 from pickwise.review.cursor import Cursor
 from pickwise.review.repository import Reader, Summary
@@ -30,6 +32,8 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 COUNT_EXACT_UP_TO = 10_000
 COUNT_BUDGET_MS = 30
+# No exact count is tried when Postgres expects this many times the bound to match.
+COUNT_NOT_TRIED_ABOVE = 3
 SEARCH_MATCH_CAP = 30_000
 EXCERPT_CHARS = 240
 # Shown first when a pair is in several states.
@@ -47,7 +51,9 @@ _QUERY_CANCELED = "57014"
 
 
 def votes_wanted(summary: Summary, k: int) -> int:
-    return max(k, summary.votes_wanted or 0)
+    """One per slot (as the overlap rule opened them); a gold pair has none, and shows k or
+    the votes an admin asked for."""
+    return max(k, summary.votes_wanted or 0) if summary.is_gold else summary.slots
 
 
 def vote_counts(summary: Summary, k: int) -> dict[str, Any]:
@@ -78,15 +84,14 @@ def states_of(summary: Summary, k: int) -> list[PairState]:
     if summary.decision is not None:
         states.append(PairState.ADJUDICATED)
     if not summary.is_gold:
-        wanted = votes_wanted(summary, k)
-        if summary.judgments >= wanted:
+        if summary.judgments == 0:
+            states.append(PairState.WAITING)
+        elif summary.judgments >= summary.slots:
             if summary.votes > 0 and summary.majority is None:
                 states.append(PairState.DISPUTED)
             states.append(PairState.COMPLETE)
-        elif summary.judgments > 0:
-            states.append(PairState.IN_PROGRESS)
         else:
-            states.append(PairState.WAITING)
+            states.append(PairState.IN_PROGRESS)
     return states
 
 
@@ -112,7 +117,7 @@ async def select_pairs(
     search = None
     if pairs.q:
         search = await _search(session, project.id, pairs.q, as_of)
-    params = {"k": project.raters_per_pair, "as_of": as_of}
+    params = {"as_of": as_of}
     return Selection(filter_conditions(pairs, search), params, as_of)
 
 
@@ -122,7 +127,7 @@ async def _search(session: Reader, project_id: int, words: str, as_of: int) -> S
         return Search(query, [])  # no word to look for: nothing matches
     cap = SEARCH_MATCH_CAP + 1
     # Common words are not looked up one by one: the indexes' statistics say so first.
-    if await repository.search_estimate(session, project_id, query, as_of, cap) >= cap:
+    if await repository.search_estimate(session, project_id, query, as_of) >= cap:
         return Search(query, None)
     found = await repository.search_matches(session, project_id, query, as_of, cap)
     if len(found) > SEARCH_MATCH_CAP:
@@ -151,6 +156,8 @@ async def list_pairs(
     limit: int = PAGE_SIZE,
 ) -> PairPage:
     cursor, backwards = _cursor(after, before, sort)
+    if pairs.rater is not None:
+        await require_member(session, project, pairs.rater)
     selection = await select_pairs(
         session, project, pairs, None if cursor is None else cursor.as_of
     )
@@ -185,13 +192,20 @@ async def list_pairs(
     )
 
 
+async def require_member(session: AsyncSession, project: Project, user_id: int) -> None:
+    """A rater's votes are looked at only in a project they belong to: any other user id
+    (another project's rater, an admin, no user at all) gets the same 404."""
+    if await projects_repository.member(session, project.id, user_id) is None:
+        raise NotFound(f"user {user_id} is not a member of this project")
+
+
 async def summary_as_of(
     session: AsyncSession, project: Project, pair_id: int, as_of: int
 ) -> Summary | None:
     """One pair's summary as a listing with this watermark shows it."""
     where = Conditions()
     where.add("s.pair_id = :pair_id", pair_id=pair_id)
-    params = {"k": project.raters_per_pair, "as_of": as_of}
+    params = {"as_of": as_of}
     rows = await repository.page(
         session,
         project.id,
@@ -233,10 +247,13 @@ async def neighbours(
 
 
 async def count_pairs(session: AsyncSession, project: Project, selection: Selection) -> MatchCount:
+    guess = await repository.estimate(session, project.id, selection.where, selection.params)
+    # Far beyond the bound, counting up to it would mostly spend its budget to say so.
+    if guess > COUNT_NOT_TRIED_ABOVE * COUNT_EXACT_UP_TO:
+        return MatchCount(value=guess, exact=False)
     counted = await _count_within_budget(session, project, selection)
     if counted is not None and counted <= COUNT_EXACT_UP_TO:
         return MatchCount(value=counted, exact=True)
-    guess = await repository.estimate(session, project.id, selection.where, selection.params)
     if counted is not None:
         guess = max(guess, COUNT_EXACT_UP_TO + 1)
     return MatchCount(value=guess, exact=False)

@@ -10,18 +10,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from pickwise.models.search import prompt_document, text_document
+from pickwise.models.search import prompt_document, response_document, text_document
 from pickwise.review.schemas import PairFilter
 from pickwise.vocabulary import PairState, PairStatus
 
 # Agreement is a ratio of small integers: 2/3 must pass "at most 0.6666666666666666".
 AGREEMENT_TOLERANCE = 1e-9
-# Judgments a pair needs: the project's k (`:k`), or more if an admin asked for more votes.
-_WANTED = "greatest(:k, coalesce(s.votes_wanted, 0))"
-_COMPLETE = f"(NOT s.is_gold AND s.judgments >= {_WANTED})"
+# Judgments a pair needs: one per slot. Its queue opened k of them (or the votes an admin
+# asked for); in an adaptive project, those its stopping rule has opened so far, so a pair
+# with every slot judged is one the rule settled (overlap.progress).
+_COMPLETE = "(NOT s.is_gold AND s.judgments > 0 AND s.judgments >= s.slots)"
 STATE_SQL: dict[PairState, str] = {
     PairState.WAITING: "(NOT s.is_gold AND s.judgments = 0)",
-    PairState.IN_PROGRESS: f"(NOT s.is_gold AND s.judgments > 0 AND s.judgments < {_WANTED})",
+    PairState.IN_PROGRESS: "(NOT s.is_gold AND s.judgments > 0 AND s.judgments < s.slots)",
     PairState.COMPLETE: _COMPLETE,
     PairState.DISPUTED: f"({_COMPLETE} AND s.votes > 0 AND s.majority IS NULL)",
     PairState.FLAGGED: f"(s.pair_status = '{PairStatus.FLAGGED}')",
@@ -45,14 +46,14 @@ SEARCH_EXISTS = f"""(
     EXISTS (SELECT 1 FROM prompts p WHERE p.id = s.prompt_id
             AND {prompt_document("p")} @@ {_TSQUERY} OFFSET 0)
     OR EXISTS (SELECT 1 FROM responses r WHERE r.id IN (s.response_a_id, s.response_b_id)
-               AND {text_document("r.content")} @@ {_TSQUERY} OFFSET 0)
+               AND {response_document("r")} @@ {_TSQUERY} OFFSET 0)
     OR EXISTS (SELECT 1 FROM judgments j WHERE j.pair_id = s.pair_id AND j.id <= :as_of
                AND j.rationale IS NOT NULL AND {text_document("j.rationale")} @@ {_TSQUERY}
                OFFSET 0)
 )"""
-# The same pairs found from the text indexes, at most :cap of them (with repeats). Each text
-# found leads to its pairs by index (LATERAL ... OFFSET 0: never a hash of all the pairs).
-SEARCH_MATCHES = f"""
+# The same pairs found from the text indexes (with repeats). Each text found leads to its
+# pairs by index (LATERAL ... OFFSET 0: never a hash of all the pairs).
+SEARCH_FOUND = f"""
 SELECT pair_id FROM (
     SELECT pr.id AS pair_id FROM prompts p
     CROSS JOIN LATERAL (
@@ -66,14 +67,15 @@ SELECT pair_id FROM (
         WHERE pr.prompt_id = r.prompt_id AND r.id IN (pr.response_a_id, pr.response_b_id)
         OFFSET 0
     ) pr
-    WHERE r.project_id = :project_id AND {text_document("r.content")} @@ {_TSQUERY}
+    WHERE r.project_id = :project_id AND {response_document("r")} @@ {_TSQUERY}
     UNION ALL
     SELECT j.pair_id FROM judgments j
     WHERE j.project_id = :project_id AND j.id <= :as_of AND j.rationale IS NOT NULL
       AND {text_document("j.rationale")} @@ {_TSQUERY}
 ) m
-LIMIT :cap
 """
+# At most :cap of them.
+SEARCH_MATCHES = f"{SEARCH_FOUND}LIMIT :cap\n"
 # websearch_to_tsquery reads "a phrase", -not and or; then each word of 3 or more characters
 # matches as a prefix ('refund' finds 'refunds'): every quoted lexeme gets :*, and the short
 # ones lose it again (tokens are always 3 or more characters apart, so the second pattern
@@ -112,7 +114,7 @@ class Conditions:
 
 
 def filter_conditions(pairs: PairFilter, search: Search | None = None) -> Conditions:
-    """The filter's conditions; needs `:k` and `:as_of` bound by the caller."""
+    """The filter's conditions; needs `:as_of` bound by the caller."""
     where = Conditions()
     batches = sorted(set(pairs.batch))
     if len(batches) == 1:
@@ -142,13 +144,15 @@ def filter_conditions(pairs: PairFilter, search: Search | None = None) -> Condit
         if wanted is not None:
             where.add(yes if wanted else no)
     if pairs.rater is not None:
-        # "s.judgments > 0" is implied, and cheap: pairs nobody voted on are passed over
-        # before their judgments are looked up.
         where.add(
-            "s.judgments > 0 AND EXISTS (SELECT 1 FROM judgments j WHERE j.pair_id = s.pair_id "
+            "EXISTS (SELECT 1 FROM judgments j WHERE j.pair_id = s.pair_id "
             "AND j.rater_id = :rater AND j.id <= :as_of)",
             rater=pairs.rater,
         )
+    if _needs_votes(pairs):
+        # Implied, and said: the pairs with a vote have an index of their own, so a listing
+        # never steps over the pairs still waiting (a whole batch of them) to fill a page.
+        where.add("s.judgments > 0")
     if pairs.created_from is not None:
         where.add("s.created_at >= :created_from", created_from=_day_start(pairs.created_from))
     if pairs.created_to is not None:
@@ -160,6 +164,20 @@ def filter_conditions(pairs: PairFilter, search: Search | None = None) -> Condit
         else:
             where.add("s.pair_id = ANY(:matches)", matches=search.matches)
     return where
+
+
+# States only a pair with a vote can be in.
+_VOTED_STATES = {PairState.IN_PROGRESS, PairState.COMPLETE, PairState.DISPUTED}
+
+
+def _needs_votes(pairs: PairFilter) -> bool:
+    """Whether every pair the filter selects has at least one judgment."""
+    return (
+        pairs.rater is not None
+        or pairs.agreement_max is not None
+        or any(getattr(pairs, name) for name in ("tie", "both_bad", "rationale"))
+        or bool(pairs.status and set(pairs.status) <= _VOTED_STATES)
+    )
 
 
 def _day_start(day: Any) -> datetime:

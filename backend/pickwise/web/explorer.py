@@ -204,6 +204,7 @@ async def rater_audit(
     session: SessionDep,
     user_id: int,
 ) -> HTMLResponse:
+    await service.require_member(session, project, user_id)
     rater = await session.get(User, user_id)
     if rater is None:
         raise NotFound(f"user {user_id}: no such user")
