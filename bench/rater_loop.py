@@ -27,7 +27,7 @@ import random
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -190,6 +190,54 @@ async def _http_rater(
         await pace.think()
 
 
+# The loop's work in hand when none is left: "no work left" came instead of a pair.
+NO_WORK: Any = object()
+
+
+async def _one_request_loop(
+    first: Callable[[], Awaitable[Any]],
+    answer: Callable[[Any], Awaitable[tuple[bool, Any]]],
+    deadline: float,
+    max_loops: int,
+    pace: Pace,
+    stats: RunStats,
+) -> None:
+    """One request per judgment: `answer(work)` sends a judgment on the work in hand (a pair,
+    a page's form) and returns (stored, the next work, which came with the answer). The first
+    work, and one after an error, comes from `first()` (None: an error), outside the loops
+    counted."""
+    clock = time.perf_counter
+    await pace.start()
+    work: Any = None
+    for _ in range(max_loops):
+        if clock() >= deadline:
+            return
+        if work is None:
+            work = await first()
+            if work is None:
+                stats.errors += 1
+                continue
+        if work is NO_WORK:
+            stats.no_work += 1
+            return
+        started = clock()
+        stored, work = await answer(work)
+        done = clock()
+        if not stored:
+            stats.errors += 1
+            continue
+        if work is None:  # stored, but no next pair came with it: ask for one
+            stats.errors += 1
+        stats.record_one(started, done, pace.record_after)
+        await pace.think()
+
+
+def _pair_or_end(pair: dict[str, Any] | None) -> Any:
+    if pair is None:
+        return None
+    return NO_WORK if pair["assignment_id"] is None else pair
+
+
 async def _chained_rater(
     client: KeepAliveClient,
     project_id: int,
@@ -199,37 +247,21 @@ async def _chained_rater(
     stats: RunStats,
 ) -> None:
     """One request per judgment: POST …/judgment?next=true answers with the next pair. The
-    first pair (and one after an error) comes from GET …/next, outside the loops counted."""
-    clock = time.perf_counter
-    next_url = f"/api/v1/projects/{project_id}/next"
-    await pace.start()
-    pair: dict[str, Any] | None = None
-    for _ in range(max_loops):
-        if clock() >= deadline:
-            return
-        if pair is None:
-            response = await client.get(next_url)
-            if response.status_code != 200:
-                stats.errors += 1
-                continue
-            pair = response.json()
-        if pair["assignment_id"] is None:
-            stats.no_work += 1
-            return
-        started = clock()
+    first pair (and one after an error) comes from GET …/next."""
+
+    async def first() -> Any:
+        response = await client.get(f"/api/v1/projects/{project_id}/next")
+        return _pair_or_end(response.json()) if response.status_code == 200 else None
+
+    async def answer(pair: dict[str, Any]) -> tuple[bool, Any]:
         submitted = await client.post(
             f"/api/v1/assignments/{pair['assignment_id']}/judgment?next=true", {"choice": "left"}
         )
-        done = clock()
         if submitted.status_code != 201:
-            stats.errors += 1
-            pair = None
-            continue
-        pair = submitted.json()["next"]
-        if pair is None:  # stored, but the next lease failed: ask for it
-            stats.errors += 1
-        stats.record_one(started, done, pace.record_after)
-        await pace.think()
+            return False, None
+        return True, _pair_or_end(submitted.json()["next"])
+
+    await _one_request_loop(first, answer, deadline, max_loops, pace, stats)
 
 
 CHOICE_FORM = re.compile(r'<form\b[^>]*\bid="choice-form"[^>]*>(.*?)</form>', re.S)
@@ -261,39 +293,27 @@ async def _page_rater(
 ) -> None:
     """The rating page as a browser drives it: POST the choice form of the last page, whose
     answer is the next pair's page. The first page (and one after an error) comes from
-    GET /rate/{project}, outside the loops counted."""
-    clock = time.perf_counter
+    GET /rate/{project}."""
     page_url = f"/rate/{project_id}"
-    await pace.start()
-    page: str | None = None
-    for _ in range(max_loops):
-        if clock() >= deadline:
-            return
-        if page is None:
-            reply = await client.get(page_url)
-            if reply.status_code != 200:
-                stats.errors += 1
-                continue
-            page = reply.text
-        form = choice_form(page)
-        if form is None:
-            stats.no_work += 1
-            return
+
+    async def first() -> Any:
+        reply = await client.get(page_url)
+        return choice_form(reply.text) or NO_WORK if reply.status_code == 200 else None
+
+    async def answer(form: tuple[str, dict[str, str]]) -> tuple[bool, Any]:
         action, fields = form
-        started = clock()
         reply = await client.post_form(action, {**fields, "choice": "left"})
-        if reply.status_code == 303 and reply.location:
-            # The milestone summary; the rater reads it, then goes on rating.
-            await client.get(reply.location)
+        milestone = reply.status_code == 303 and reply.location is not None
+        if milestone:
+            # The summary every so many judgments: the rater reads it, then goes on rating.
+            await client.get(str(reply.location))
             reply = await client.get(page_url)
-        done = clock()
-        if reply.status_code != 200 or "Saved." not in reply.text:
-            stats.errors += 1
-            page = None
-            continue
-        page = reply.text
-        stats.record_one(started, done, pace.record_after)
-        await pace.think()
+        # The answer says "Saved." (after the summary, a cookie this client does not keep did).
+        if reply.status_code != 200 or not (milestone or "Saved." in reply.text):
+            return False, None
+        return True, choice_form(reply.text) or NO_WORK
+
+    await _one_request_loop(first, answer, deadline, max_loops, pace, stats)
 
 
 async def http_run(
