@@ -579,6 +579,10 @@ async def test_the_last_choice_is_changed_from_the_page(
     # The side and strength are picked again; what was written is kept.
     assert not re.search(r'name="strength" value="\d" data-label="[a-z ]+"\s+checked', page.text)
     assert ">Kinder.</textarea>" in page.text
+    # A change the form cannot take is the change page again, at the change page's address.
+    refused, _ = await choose(client, page.text, "left")
+    assert refused.status_code == 422 and "Pick how much better" in refused.text
+    assert f'data-page-url="{change_path}"' in refused.text
     response, _ = await choose(client, page.text, "tie")
     follow = answered_with_the_page(response, app, project)
     assert "Changed: your choice on the previous pair is now this one." in follow

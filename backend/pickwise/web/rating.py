@@ -154,12 +154,14 @@ def _page(
     context: dict[str, Any],
     status: int = 200,
     flash: Flash | None = None,
+    address: str | None = None,
 ) -> Response:
-    """Renders a rating page with `flash`, or else any one-time message (using it up)."""
+    """Renders a rating page with `flash`, or else any one-time message (using it up).
+    `address`: the page's own URL (the rating page's unless said)."""
     flash = flash or _read_flash(request)
-    # The answer to a form shows the rating page's current state: rate.js puts the page's own
-    # address in the address bar, so a reload asks for it instead of sending the form again.
-    page_url = _rate_path(request, project.id) if request.method == "POST" else None
+    # The answer to a form shows a page of its own: rate.js puts that page's address in the
+    # address bar, so a reload asks for it instead of sending the form again.
+    page_url = (address or _rate_path(request, project.id)) if request.method == "POST" else None
     context = {**context, "flash": flash, "page_url": page_url}
     response = render(request, template, context, status_code=status)
     # A page from the back button would carry a stale idempotency key and lease.
@@ -277,7 +279,12 @@ async def _pair_page(
         "undo_url": None if editing else await _undo_url(request, session, project, principal),
         "undo_window": changes.window_words(project.undo_seconds),
     }
-    return _page(request, project, "rate/pair.html", context, 422 if error else 200, flash)
+    # A change refused (no strength, say) is still the change page.
+    address = str(request.app.url_path_for("rate_change", project_id=project.id))
+    status = 422 if error else 200
+    return _page(
+        request, project, "rate/pair.html", context, status, flash, address if editing else None
+    )
 
 
 async def _undo_url(
