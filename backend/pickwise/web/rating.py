@@ -53,7 +53,7 @@ from pickwise.vocabulary import (
     SkipReason,
 )
 from pickwise.web.markdown import render_markdown
-from pickwise.web.templating import render
+from pickwise.web.templating import render, url_path
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class FormValues:
 
 
 def _rate_path(request: Request, project_id: int) -> str:
-    return str(request.app.url_path_for("rate_page", project_id=project_id))
+    return str(url_path(request, "rate_page", project_id=project_id))
 
 
 def _encode_flash(flash: Flash) -> str:
@@ -265,12 +265,14 @@ async def _pair_page(
         "flag_key": str(uuid.uuid4()),
         "values": values,
         "error": error,
-        "choice_action": request.app.url_path_for(
+        "choice_action": url_path(
+            request,
             "rate_change_judgment" if editing else "rate_submit",
             project_id=project.id,
             assignment_id=lease.assignment_id,
         ),
-        "skip_action": request.app.url_path_for(
+        "skip_action": url_path(
+            request,
             "rate_change_skip" if editing else "rate_skip",
             project_id=project.id,
             assignment_id=lease.assignment_id,
@@ -280,7 +282,7 @@ async def _pair_page(
         "undo_window": changes.window_words(project.undo_seconds),
     }
     # A change refused (no strength, say) is still the change page.
-    address = str(request.app.url_path_for("rate_change", project_id=project.id))
+    address = str(url_path(request, "rate_change", project_id=project.id))
     status = 422 if error else 200
     return _page(
         request, project, "rate/pair.html", context, status, flash, address if editing else None
@@ -293,7 +295,7 @@ async def _undo_url(
     """The link (and the u key) to change the rater's last decision, while they may."""
     if await changes.changeable(session, project, principal.user) is None:
         return None
-    return str(request.app.url_path_for("rate_change", project_id=project.id))
+    return str(url_path(request, "rate_change", project_id=project.id))
 
 
 def _field(form: FormData, name: str) -> str:
@@ -368,7 +370,7 @@ async def _current_page(
     quota = await quota_state(session, project.id, rater.id)
     if quota is not None and quota.reached:
         # A study participant who is done gets their completion code.
-        done = request.app.url_path_for("participant_done", project_id=project.id)
+        done = url_path(request, "participant_done", project_id=project.id)
         return RedirectResponse(done, status_code=303)
     return _page(request, project, "rate/no_work.html", context, flash=flash)
 
@@ -536,7 +538,7 @@ async def submit_judgment(
     if summary_due:
         # Every so many judgments, the rater's own patterns (a page of its own, so a redirect).
         await answer.unit.done()
-        summary = request.app.url_path_for("rate_summary", project_id=project.id)
+        summary = url_path(request, "rate_summary", project_id=project.id)
         return _redirect(request, project, flash, to=f"{summary}?after={total}")
     return await _after_answer(request, answer, units, flash, stored=True)
 
