@@ -693,3 +693,27 @@ async def test_a_next_pair_that_fails_after_the_answer_keeps_the_answer(
     assert says in response.text
     stored = select(func.count()).where(Judgment.rater_id == rater_id)
     assert await session.scalar(stored) == 1
+
+
+def still_needed(html: str) -> int:
+    found = re.search(r"<dt>Still needed in this project</dt><dd>(\d+)</dd>", html)
+    assert found, "the page shows no count of judgments still needed"
+    return int(found.group(1))
+
+
+async def test_still_needed_is_counted_again_after_a_few_seconds(
+    client: AsyncClient, app: FastAPI, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, project = await rater_on_project(client, session, summary_every=0, raters_per_pair=2)
+    await make_pairs(session, project, 3)
+    html = (await open_page(client, app, project)).text
+    assert still_needed(html) == 6
+
+    # Within a few seconds each worker shows the count it made (a big project's count reads
+    # every open slot); after them, the count again.
+    response, _ = await choose(client, html, "tie")
+    html = answered_with_the_page(response, app, project)
+    assert still_needed(html) == 6
+    monkeypatch.setattr(rating, "NEEDED_SECONDS", 0.0)
+    response, _ = await choose(client, html, "tie")
+    assert still_needed(answered_with_the_page(response, app, project)) == 4

@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -196,8 +197,24 @@ async def _progress(
 ) -> Progress:
     since = _start_of_day(request)
     counts = await assignments_repository.rater_counts(session, project.id, rater.id, since)
-    remaining = await assignments_repository.judgments_needed(session, project.id)
-    return Progress(counts["today"], counts["total"], remaining)
+    return Progress(counts["today"], counts["total"], await _judgments_needed(session, project.id))
+
+
+# "Still needed in this project" counts the project's open slots: every one of them, in a big
+# project hundreds of thousands of index entries, on every page after every judgment. It is a
+# figure to show, not to act on, so each worker keeps it for a few seconds.
+NEEDED_SECONDS = 5.0
+_needed_seen: dict[int, tuple[float, int]] = {}  # project id: (when counted, count)
+
+
+async def _judgments_needed(session: AsyncSession, project_id: int) -> int:
+    now = time.monotonic()
+    seen = _needed_seen.get(project_id)
+    if seen is not None and now - seen[0] < NEEDED_SECONDS:
+        return seen[1]
+    needed = await assignments_repository.judgments_needed(session, project_id)
+    _needed_seen[project_id] = (now, needed)
+    return needed
 
 
 def _csrf_token(principal: Principal) -> str:
