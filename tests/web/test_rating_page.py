@@ -416,6 +416,8 @@ async def test_gold_feedback_is_shown_once(
 
     shown = answered_with_the_page(response, app, project)
     assert "This was a check pair" in shown
+    # Its answer was shown, so the choice cannot be changed: no link, no u.
+    assert 'id="undo-link"' not in shown
     assert "This was a check pair" not in (await open_page(client, app, project)).text
 
 

@@ -255,7 +255,11 @@ async def _pair_page(
     error: str | None = None,
     editing: Editing | None = None,
     flash: Flash | None = None,
+    progress: Progress | None = None,
+    undo: bool | None = None,
 ) -> Response:
+    """`progress` when already counted; `undo`: whether the last decision may be changed,
+    when already known (else it is read)."""
     content = lease.content
     left, right = assignments_repository.shown_sides(content, lease.left_side)
     turns = [
@@ -267,7 +271,13 @@ async def _pair_page(
         for turn in content.prompt.turns
     ]
     values = values or FormValues(criteria=("",) * len(project.criteria))
-    progress = await _progress(request, session, project, principal.user)
+    progress = progress or await _progress(request, session, project, principal.user)
+    if editing:
+        undo_url = None
+    elif undo is None:
+        undo_url = await _undo_url(request, session, project, principal)
+    else:
+        undo_url = str(url_path(request, "rate_change", project_id=project.id)) if undo else None
     context = {
         **_base_context(principal, project, progress),
         "assignment_id": lease.assignment_id,
@@ -295,7 +305,7 @@ async def _pair_page(
             assignment_id=lease.assignment_id,
         ),
         "editing": editing,
-        "undo_url": None if editing else await _undo_url(request, session, project, principal),
+        "undo_url": undo_url,
         "undo_window": changes.window_words(project.undo_seconds),
     }
     # A change refused (no strength, say) is still the change page.
@@ -369,6 +379,8 @@ async def _current_page(
     flash: Flash | None = None,
     values: FormValues | None = None,
     error: str | None = None,
+    progress: Progress | None = None,
+    undo: bool | None = None,
 ) -> Response:
     """The rater's pair (a new one leased when they hold none and `may_lease`), with `error`
     and their entries when a choice was refused; else what stands for it: the start page,
@@ -377,10 +389,19 @@ async def _current_page(
     lease = await assignments.next_lease(session, project, rater, new=may_lease)
     if lease is not None:
         return await _pair_page(
-            request, principal, project, session, lease, values=values, error=error, flash=flash
+            request,
+            principal,
+            project,
+            session,
+            lease,
+            values=values,
+            error=error,
+            flash=flash,
+            progress=progress,
+            undo=undo,
         )
     flash = flash or (Flash("warning", error) if error else None)
-    progress = await _progress(request, session, project, rater)
+    progress = progress or await _progress(request, session, project, rater)
     context = _base_context(principal, project, progress)
     if not may_lease:
         return _page(request, project, "rate/start.html", context, flash=flash)
@@ -415,17 +436,32 @@ AnsweringDep = Annotated[Answering, Depends(answering)]
 
 
 async def _after_answer(
-    request: Request, answer: Answering, units: UnitsDep, flash: Flash, *, stored: bool
+    request: Request,
+    answer: Answering,
+    units: UnitsDep,
+    flash: Flash,
+    *,
+    stored: bool,
+    undo: bool | None = None,
+    milestone: bool = False,
 ) -> Response:
     """Commits the answer, then shows the rater's next pair in the same response, leased in
     a unit of its own. That lease may fail (the project closed meanwhile); the answer stands
-    and the page says so."""
+    and the page says so. With `milestone` (a judgment), every `summary_every` judgments the
+    rater's summary comes instead. `undo`: see `_pair_page`."""
     await answer.unit.done()
     principal, project = answer.principal, answer.project
     project_id = project.id  # a rollback may expire the object
     try:
         async with units() as session:
-            return await _current_page(request, principal, project, session, flash=flash)
+            progress = None
+            if milestone and project.summary_every:
+                progress = await _progress(request, session, project, principal.user)
+                if progress.total % project.summary_every == 0:
+                    return _summary_redirect(request, project, flash, progress.total)
+            return await _current_page(
+                request, principal, project, session, flash=flash, progress=progress, undo=undo
+            )
     except PickwiseError as exc:
         detail = f"{STORED_BEFORE_REFUSAL} {exc.detail}" if stored else exc.detail
         return _error_page(request, exc.status_code, detail, type(exc).__name__)
@@ -434,6 +470,14 @@ async def _after_answer(
             raise
         logger.exception("the next pair after an answer on project %s failed", project_id)
         return _error_page(request, 503, NEXT_FAILED_MESSAGE, "NextPairFailed")
+
+
+def _summary_redirect(request: Request, project: Project, flash: Flash, total: int) -> Response:
+    """Every so many judgments, the rater's own patterns: a page of its own, so a redirect."""
+    if flash.kind == "info":
+        flash = Flash("info", "Saved.")
+    summary = url_path(request, "rate_summary", project_id=project.id)
+    return _redirect(request, project, flash, to=f"{summary}?after={total}")
 
 
 def _error_page(request: Request, status: int, detail: str, error: str) -> Response:
@@ -528,8 +572,12 @@ async def submit_judgment(
             request, principal, project, session, values=values, error=exc.detail
         )
 
+    made_now = False
+
     async def work() -> tuple[int, dict[str, Any]]:
+        nonlocal made_now
         stored = await judgments.submit(session, assignment_id, rater, body)
+        made_now = True
         return 201, {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
 
     answered = await _once(request, session, rater, form, body, work)
@@ -545,19 +593,16 @@ async def submit_judgment(
         # Late (409) or no longer this rater's pair: say so, and show the next pair.
         flash = Flash("warning", str(result["detail"]))
         return await _after_answer(request, answer, units, flash, stored=False)
-    counts = await assignments_repository.rater_counts(session, project.id, rater.id, utcnow())
-    total = counts["total"]
-    summary_due = bool(project.summary_every) and total % project.summary_every == 0
-    if result.get("gold_feedback"):
-        flash = Flash("feedback", str(result["gold_feedback"]))
+    gold_feedback = result.get("gold_feedback")
+    if gold_feedback:
+        flash = Flash("feedback", str(gold_feedback))
     else:
-        flash = Flash("info", "Saved." if summary_due else "Saved. Here is the next pair.")
-    if summary_due:
-        # Every so many judgments, the rater's own patterns (a page of its own, so a redirect).
-        await answer.unit.done()
-        summary = url_path(request, "rate_summary", project_id=project.id)
-        return _redirect(request, project, flash, to=f"{summary}?after={total}")
-    return await _after_answer(request, answer, units, flash, stored=True)
+        flash = Flash("info", "Saved. Here is the next pair.")
+    # A choice stored just now (not a replay) is the rater's last decision, in its window.
+    undo = changes.changeable_just_made(project, bool(gold_feedback)) if made_now else None
+    return await _after_answer(
+        request, answer, units, flash, stored=True, undo=undo, milestone=True
+    )
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/skip", name="rate_skip")
