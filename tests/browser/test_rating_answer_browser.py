@@ -79,9 +79,9 @@ async def test_a_key_press_is_one_request_and_reload_back_forward_store_nothing_
     await expect(page.locator(".flash")).to_contain_text("Saved. Here is the next pair.")
     second = await shown_assignment(page)
     assert second != first
-    assert described(loads) == [
-        f"POST {setup.project_id}/assignments/{first}/judgment"
-    ], "the choice took more than one request"
+    assert described(loads) == [f"POST {setup.project_id}/assignments/{first}/judgment"], (
+        "the choice took more than one request"
+    )
     assert await judgments_per_assignment(committed_engine, setup) == {first: 1}
     assert await leased_assignment(committed_engine, setup) == second
     # The address bar shows the rating page, not the form's action.
@@ -145,9 +145,7 @@ async def test_without_javascript_the_answer_is_the_next_pair_and_a_reload_resen
     browser: Browser, live_server: str, committed_engine: AsyncEngine
 ) -> None:
     setup = await seed_rating_project(committed_engine, summary_every=0)
-    context, page, loads = await open_rating(
-        browser, live_server, setup, java_script_enabled=False
-    )
+    context, page, loads = await open_rating(browser, live_server, setup, java_script_enabled=False)
     first = await shown_assignment(page)
 
     async with page.expect_navigation():

@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.service import next_lease
+from pickwise.assignments.standing import ProjectClosed
 from pickwise.core import clock
 from pickwise.models import Assignment, Judgment, Pair, PairFlag, Project, Prompt, User
 from pickwise.models.pools import PoolParticipant, RaterPool
-from pickwise.assignments.standing import ProjectClosed
 from pickwise.web import rating
 from pickwise.web.rating import FLASH_COOKIE
 from tests.factories import PASSWORD, add_member, make_pairs, make_project, make_user
