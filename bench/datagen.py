@@ -18,8 +18,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from pickwise.core.embedded_pg import to_sqlalchemy_url
-from pickwise.core.security import new_pseudonym, token_digest
-from pickwise.models import ApiToken, Batch, Project, ProjectMember, User
+from pickwise.core.security import new_pseudonym, new_token, token_digest
+from pickwise.models import ApiToken, Batch, Project, ProjectMember, User, UserSession
 
 BASE_TIME = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 COPY_BLOCK = 1 << 20
@@ -271,6 +271,9 @@ class Setup:
     rater_tokens: list[str]
     admin_token: str
     slug: str
+    # Each new rater's login cookie (pickwise_session), as a browser holds it after logging
+    # in: the rating page's loop sends its forms with it.
+    rater_cookies: list[str] = field(default_factory=list)
 
 
 def make_project(
@@ -283,8 +286,9 @@ def make_project(
     existing_rater_ids: Sequence[int] = (),
     **settings: Any,
 ) -> Setup:
-    """A project with an admin, `raters` member raters (API tokens for all) and one batch;
-    other project `settings` (e.g. adaptive overlap) as given."""
+    """A project with an admin, `raters` member raters (API tokens for all, and a login
+    session for each new rater) and one batch; other project `settings` (e.g. adaptive
+    overlap) as given."""
     rng = random.Random(seed)
     engine = create_engine(to_sqlalchemy_url(url))
     try:
@@ -313,6 +317,16 @@ def make_project(
                 )
                 for token, uid in zip(tokens, owners, strict=True)
             )
+            cookies = [new_token() for _ in users]
+            session.add_all(
+                UserSession(
+                    token_hash=token_digest(cookie),
+                    user_id=user.id,
+                    csrf_token=new_token(),
+                    expires_at=datetime.now(UTC) + timedelta(days=1),
+                )
+                for cookie, user in zip(cookies, users, strict=True)
+            )
             return Setup(
                 project_id=project.id,
                 batch_id=batch.id,
@@ -320,6 +334,7 @@ def make_project(
                 rater_tokens=tokens[1:],
                 admin_token=tokens[0],
                 slug=slug,
+                rater_cookies=cookies,
             )
     finally:
         engine.dispose()

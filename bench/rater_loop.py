@@ -5,6 +5,12 @@ the next pair (as the rating page and the Python client do); `PICKWISE_BENCH_REQ
 (`python -m bench rater-loop --requests-per-judgment 2`) sends `GET …/next` and then the
 plain `POST …/judgment`, as before, for an A/B of the two.
 
+The page loop drives the rating page as a browser does: a login cookie, the choice form
+POSTed with the CSRF token and idempotency key parsed from the last page, and the next pair
+read from the answer (one request per judgment; the milestone summary every so many
+judgments is a redirect, followed as a browser follows it). Its app CPU per judgment is set
+beside the API loop's at the same number of raters, on the same server.
+
 The limits, measured on the same server in the same run:
 - the same work issued directly with psycopg (no HTTP, no ORM): claim a slot with the app's
   own FOR UPDATE SKIP LOCKED query, insert the assignment, lease the slot and read the pair's
@@ -15,12 +21,13 @@ Each configuration gets its own project of the same size, so no run eats another
 """
 
 import asyncio
+import html
 import os
 import random
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -40,8 +47,11 @@ NAME = "rater-loop"
 REQUESTS_ENV = "PICKWISE_BENCH_REQUESTS"
 K = 3
 MODELS = ("model-a", "model-b")
-NEXT_P99_TARGET_MS = 50.0
+NEXT_P99_TARGET_MS = 50.0  # back to back: every rater always has a call in flight
+PACED_NEXT_P99_TARGET_MS = 20.0  # raters thinking between judgments, as people do
 RATIO_TARGET = 0.5
+PAGE_CPU_TARGET = 1.5  # the page loop's app CPU per judgment, against the API loop's
+SESSION_COOKIE = "pickwise_session"
 
 
 @dataclass(frozen=True)
@@ -188,6 +198,52 @@ async def _http_rater(
         await pace.think()
 
 
+# The loop's work in hand when none is left: "no work left" came instead of a pair.
+NO_WORK: Any = object()
+
+
+async def _one_request_loop(
+    first: Callable[[], Awaitable[Any]],
+    answer: Callable[[Any], Awaitable[tuple[bool, Any]]],
+    deadline: float,
+    max_loops: int,
+    pace: Pace,
+    stats: RunStats,
+) -> None:
+    """One request per judgment: `answer(work)` sends a judgment on the work in hand (a pair,
+    a page's form) and returns (stored, the next work, which came with the answer). The first
+    work, and one after an error, comes from `first()` (None: an error, which both count in
+    `stats`), outside the loops counted."""
+    clock = time.perf_counter
+    await pace.start()
+    work: Any = None
+    for _ in range(max_loops):
+        if clock() >= deadline:
+            return
+        if work is None:
+            work = await first()  # an error is counted by `first`
+            if work is None:
+                continue
+        if work is NO_WORK:
+            stats.no_work += 1
+            return
+        started = clock()
+        stored, work = await answer(work)
+        done = clock()
+        if not stored:  # counted by `answer`
+            continue
+        if work is None:  # stored, but no next pair came with it: ask for one
+            stats.errors += 1
+        stats.record_one(started, done, pace.record_after)
+        await pace.think()
+
+
+def _pair_or_end(pair: dict[str, Any] | None) -> Any:
+    if pair is None:
+        return None
+    return NO_WORK if pair["assignment_id"] is None else pair
+
+
 async def _chained_rater(
     client: KeepAliveClient,
     project_id: int,
@@ -197,37 +253,81 @@ async def _chained_rater(
     stats: RunStats,
 ) -> None:
     """One request per judgment: POST …/judgment?next=true answers with the next pair. The
-    first pair (and one after an error) comes from GET …/next, outside the loops counted."""
-    clock = time.perf_counter
-    next_url = f"/api/v1/projects/{project_id}/next"
-    await pace.start()
-    pair: dict[str, Any] | None = None
-    for _ in range(max_loops):
-        if clock() >= deadline:
-            return
-        if pair is None:
-            response = await client.get(next_url)
-            if response.status_code != 200:
-                stats.error("GET next", response.status_code)
-                continue
-            pair = response.json()
-        if pair["assignment_id"] is None:
-            stats.no_work += 1
-            return
-        started = clock()
+    first pair (and one after an error) comes from GET …/next."""
+
+    async def first() -> Any:
+        response = await client.get(f"/api/v1/projects/{project_id}/next")
+        if response.status_code != 200:
+            stats.error("GET next", response.status_code)
+            return None
+        return _pair_or_end(response.json())
+
+    async def answer(pair: dict[str, Any]) -> tuple[bool, Any]:
         submitted = await client.post(
             f"/api/v1/assignments/{pair['assignment_id']}/judgment?next=true", {"choice": "left"}
         )
-        done = clock()
         if submitted.status_code != 201:
             stats.error("POST judgment?next", submitted.status_code)
-            pair = None
-            continue
-        pair = submitted.json()["next"]
-        if pair is None:  # stored, but the next lease failed: ask for it
-            stats.errors += 1
-        stats.record_one(started, done, pace.record_after)
-        await pace.think()
+            return False, None
+        return True, _pair_or_end(submitted.json()["next"])
+
+    await _one_request_loop(first, answer, deadline, max_loops, pace, stats)
+
+
+CHOICE_FORM = re.compile(r'<form\b[^>]*\bid="choice-form"[^>]*>(.*?)</form>', re.S)
+FORM_ACTION = re.compile(r'\baction="([^"]*)"')
+HIDDEN_FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def choice_form(page: str) -> tuple[str, dict[str, str]] | None:
+    """(action, hidden fields: CSRF token, idempotency key) of a rating page's choice form;
+    None when the page has none (no work left)."""
+    found = CHOICE_FORM.search(page)
+    if found is None:
+        return None
+    opening = page[found.start() : found.start(1)]
+    action = FORM_ACTION.search(opening)
+    if action is None:
+        raise ValueError("the choice form has no action")
+    fields = {name: html.unescape(value) for name, value in HIDDEN_FIELD.findall(found[1])}
+    return html.unescape(action[1]), fields
+
+
+async def _page_rater(
+    client: KeepAliveClient,
+    project_id: int,
+    deadline: float,
+    max_loops: int,
+    pace: Pace,
+    stats: RunStats,
+) -> None:
+    """The rating page as a browser drives it: POST the choice form of the last page, whose
+    answer is the next pair's page. The first page (and one after an error) comes from
+    GET /rate/{project}."""
+    page_url = f"/rate/{project_id}"
+
+    async def first() -> Any:
+        reply = await client.get(page_url)
+        if reply.status_code != 200:
+            stats.error("GET page", reply.status_code)
+            return None
+        return choice_form(reply.text) or NO_WORK
+
+    async def answer(form: tuple[str, dict[str, str]]) -> tuple[bool, Any]:
+        action, fields = form
+        reply = await client.post_form(action, {**fields, "choice": "left"})
+        milestone = reply.status_code == 303 and reply.location is not None
+        if milestone:
+            # The summary every so many judgments: the rater reads it, then goes on rating.
+            await client.get(str(reply.location))
+            reply = await client.get(page_url)
+        # The answer says "Saved." (after the summary, a cookie this client does not keep did).
+        if reply.status_code != 200 or not (milestone or "Saved." in reply.text):
+            stats.error("POST choice form", reply.status_code)
+            return False, None
+        return True, choice_form(reply.text) or NO_WORK
+
+    await _one_request_loop(first, answer, deadline, max_loops, pace, stats)
 
 
 async def http_run(
@@ -238,13 +338,18 @@ async def http_run(
     max_loops: int,
     think_seconds: float = 0.0,
     settle_seconds: float = 0.0,
+    cookies: list[str] | None = None,
 ) -> RunStats:
-    """Each rater is its own client with one keep-alive connection, like a browser tab."""
+    """Each rater is its own client with one keep-alive connection, like a browser tab: over
+    the API with `tokens`, or on the rating page with login `cookies`."""
     stats = RunStats()
-    clients = [
-        KeepAliveClient(base_url, headers={"Authorization": f"Bearer {token}"}) for token in tokens
-    ]
-    rater = _chained_rater if requests_per_judgment() == 1 else _http_rater
+    if cookies is not None:
+        headers = [{"Cookie": f"{SESSION_COOKIE}={cookie}"} for cookie in cookies]
+        rater = _page_rater
+    else:
+        headers = [{"Authorization": f"Bearer {token}"} for token in tokens]
+        rater = _chained_rater if requests_per_judgment() == 1 else _http_rater
+    clients = [KeepAliveClient(base_url, headers=each) for each in headers]
     try:
         # Connect first: a rater's first call should not pay for TCP setup.
         await asyncio.gather(*(client.get("/healthz") for client in clients))
@@ -471,6 +576,7 @@ class Runs:
 
     saturated: dict[str, dict[int, RunStats]] = field(default_factory=dict)
     paced: dict[str, RunStats] = field(default_factory=dict)
+    page: dict[str, RunStats] = field(default_factory=dict)  # the rating page's loop
     pgbench: dict[int, dict[str, float]] = field(default_factory=dict)
 
 
@@ -491,8 +597,11 @@ def _over_http(
     think = options.get("think", 0.0)
     settle = size.settle_seconds if think else 0.0
     tokens = setup.rater_tokens[:clients]
+    cookies = setup.rater_cookies[:clients] if options.get("pages") else None
     return asyncio.run(
-        http_run(base_url, tokens, setup.project_id, seconds, size.max_loops, think, settle)
+        http_run(
+            base_url, tokens, setup.project_id, seconds, size.max_loops, think, settle, cookies
+        )
     )
 
 
@@ -563,6 +672,10 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
                 partial(
                     _over_http, app.base_url, setup, size, paced_raters, think=size.think_seconds
                 ),
+            )
+            _vacuum(url)
+            runs.page[label] = _measured(
+                meter, partial(_over_http, app.base_url, setup, size, paced_raters, pages=True)
             )
 
     raw, url = setups["raw"], urls["raw"]
@@ -798,7 +911,7 @@ def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> N
             latency_ms(paced.first)["p99"],
             latency_ms(runs.paced["raw"].first)["p99"],
             "raw claim p99",
-            Target("value_at_most", NEXT_P99_TARGET_MS),
+            Target("value_at_most", PACED_NEXT_P99_TARGET_MS),
         )
     for workers in size.workers:
         clients = paced_raters
@@ -809,6 +922,17 @@ def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> N
             _own_cpu_ms(app),
             _own_cpu_ms(limit),
             "raw: client + Postgres",
+        )
+    api_loop = "API loop" if requests_per_judgment() == 1 else "API loop, 2 requests"
+    for workers in size.workers:
+        label = f"{workers}w"
+        result.compare(
+            f"app CPU per judgment, rating page, {_plural(workers)}, {paced_raters} raters",
+            "ms",
+            _cpu_ms_per_loop(runs.page[label]).get("app"),
+            _cpu_ms_per_loop(runs.saturated[label][paced_raters]).get("app"),
+            api_loop,
+            Target("ratio_at_most", PAGE_CPU_TARGET),
         )
 
     labels = [f"{workers}w" for workers in size.workers] + ["raw"]
@@ -864,11 +988,44 @@ def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> N
                 paced.errors,
             ]
         )
+        page = runs.page.get(label)
+        if page is not None:
+            first = latency_ms(page.first)
+            rows.append(
+                [
+                    f"{label} page",
+                    paced_raters,
+                    page.loops,
+                    page.rate,
+                    page.rate / raw[paced_raters].rate if raw[paced_raters].rate else None,
+                    None,
+                    None,
+                    first["p50"],
+                    first["p99"],
+                    None,
+                    None,
+                    page.errors,
+                ]
+            )
+            cpu = _cpu_ms_per_loop(page)
+            cpu_rows.append(
+                [
+                    f"{label} page",
+                    paced_raters,
+                    cpu.get("client"),
+                    cpu.get("app"),
+                    cpu.get("postgres"),
+                    cpu.get("other"),
+                    _busy_share(page),
+                ]
+            )
     result.details.append(
         DetailTable(
-            "runs (1w/2w = pickwise serve workers; raw = psycopg; latencies in ms; for raw, "
-            "next = the claim transaction, submit = the judgment transaction; with one request "
-            "per judgment, next = POST …/judgment?next=true and submit is empty)",
+            "runs (1w/2w = pickwise serve workers; raw = psycopg; page = the rating page's "
+            "form, back to back; latencies in ms; for raw, next = the claim transaction, "
+            "submit = the judgment transaction; with one request per judgment, next = POST "
+            "…/judgment?next=true (page: the form's POST, answered with the next pair) and "
+            "submit is empty)",
             [
                 "run",
                 "raters",
@@ -918,12 +1075,20 @@ def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> N
         "query and the same inserts/updates with psycopg, one connection per rater. Raters, "
         "app and Postgres share the machine's cores."
     )
+    result.notes.append(
+        f"The page loop: {paced_raters} raters back to back on the rating page, each with a "
+        "login cookie, POSTing the choice form (CSRF token and idempotency key parsed from "
+        "the page before) and reading the next pair from the answer; the milestone summary "
+        "(a redirect every 20 judgments) is followed like a browser. Its app CPU per "
+        f"judgment is set against the {api_loop}'s at {paced_raters} raters in the same run."
+    )
     result.raw = {
         "saturated": {
             label: {str(clients): stats.summary() for clients, stats in by_clients.items()}
             for label, by_clients in runs.saturated.items()
         },
         "paced": {label: stats.summary() for label, stats in runs.paced.items()},
+        "page": {label: stats.summary() for label, stats in runs.page.items()},
         "pgbench": {str(clients): value for clients, value in runs.pgbench.items()},
     }
 

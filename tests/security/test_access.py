@@ -166,16 +166,17 @@ ACCESS_ROWS = [
     row("GET", "/", 303, 200, 200, 200, revoked_token=LOGIN),
     row("GET", "/invite/{token}", 200, 200, 200, 200),
     row("POST", "/invite/{token}", 303, 303, 303, 303, data=ACCEPT),
-    # The rating pages. Someone else's assignment is refused inside the form handler, which
-    # answers with a redirect back to the page and a message.
+    # The rating pages. A form's answer is the rater's current pair, rendered directly (no
+    # redirect); someone else's assignment is refused inside the form handler, which answers
+    # with that page and a message.
     row("GET", "/rate/{project_id}", LOGIN, 200, 404, 200),
     row("POST", "/rate/{project_id}/next", LOGIN, 303, 404, 303),
-    row("POST", "/rate/{project_id}/assignments/{assignment_id}/judgment", LOGIN, 303, 404, 303, data={"choice": "left"}),
-    row("POST", "/rate/{project_id}/assignments/{assignment_id}/skip", LOGIN, 303, 404, 303, data={"reason": "cant_judge"}),
-    row("POST", "/rate/{project_id}/assignments/{assignment_id}/flag", LOGIN, 303, 404, 303, data={"reason": "harmful"}),
+    row("POST", "/rate/{project_id}/assignments/{assignment_id}/judgment", LOGIN, 200, 404, 200, data={"choice": "left"}),
+    row("POST", "/rate/{project_id}/assignments/{assignment_id}/skip", LOGIN, 200, 404, 200, data={"reason": "cant_judge"}),
+    row("POST", "/rate/{project_id}/assignments/{assignment_id}/flag", LOGIN, 200, 404, 200, data={"reason": "harmful"}),
     row("GET", "/rate/{project_id}/change", LOGIN, 409, 404, 409),
-    row("POST", "/rate/{project_id}/assignments/{assignment_id}/change", LOGIN, 303, 404, 303, data={"choice": "left"}),
-    row("POST", "/rate/{project_id}/assignments/{assignment_id}/change-to-skip", LOGIN, 303, 404, 303, data={"reason": "cant_judge"}),
+    row("POST", "/rate/{project_id}/assignments/{assignment_id}/change", LOGIN, 200, 404, 200, data={"choice": "left"}),
+    row("POST", "/rate/{project_id}/assignments/{assignment_id}/change-to-skip", LOGIN, 200, 404, 200, data={"reason": "cant_judge"}),
     row("GET", "/rate/{project_id}/summary", LOGIN, 200, 404, 200),
     row("GET", "/rate/{project_id}/guidelines", LOGIN, 200, 404, 200),
     # Admin pages.

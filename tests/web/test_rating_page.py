@@ -1,4 +1,4 @@
-"""The rating page through HTTP: cookie login, plain forms, redirects back to the page."""
+"""The rating page through HTTP: cookie login, plain forms answered with the next pair."""
 
 import re
 from collections.abc import Iterator
@@ -11,9 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.service import next_lease
+from pickwise.assignments.standing import ProjectClosed
 from pickwise.core import clock
 from pickwise.models import Assignment, Judgment, Pair, PairFlag, Project, Prompt, User
 from pickwise.models.pools import PoolParticipant, RaterPool
+from pickwise.web import rating
 from pickwise.web.rating import FLASH_COOKIE
 from tests.factories import PASSWORD, add_member, make_pairs, make_project, make_user
 
@@ -62,6 +64,23 @@ async def choose(
     action, hidden = form_of(html, 'id="choice-form"')
     data = {**hidden, "choice": choice, **fields}
     return await client.post(action, data=data), data
+
+
+def shown_assignment(html: str) -> int:
+    """The assignment whose pair the page shows."""
+    found = re.search(r'data-assignment="(\d+)"', html)
+    assert found, "the page shows no pair"
+    return int(found.group(1))
+
+
+def answered_with_the_page(response: Response, app: FastAPI, project: Project) -> str:
+    """A form's answer: the rating page itself (no redirect), marked for rate.js to show the
+    page's own address, and never cached (a stale copy carries a used idempotency key)."""
+    assert response.status_code == 200, response.text
+    page_url = app.url_path_for("rate_page", project_id=project.id)
+    assert f'data-page-url="{page_url}"' in response.text
+    assert response.headers["cache-control"] == "no-store"
+    return response.text
 
 
 async def leased(session: AsyncSession, rater: User) -> Assignment:
@@ -116,16 +135,17 @@ async def test_submitting_the_form_stores_the_judgment(
 
     response, _ = await choose(client, html, "left")
 
-    assert response.status_code == 303
-    assert response.headers["location"] == app.url_path_for("rate_page", project_id=project.id)
+    # The next pair comes in the answer itself: one request per judgment.
+    after = answered_with_the_page(response, app, project)
     (judgment,) = await judgments_of(session, rater)
     assert judgment.assignment_id == assignment.id
     assert judgment.choice == assignment.left_side  # "left" stored as the canonical a / b
-    after = (await open_page(client, app, project)).text
     assert "Saved. Here is the next pair." in after
-    assert (await leased(session, rater)).id != assignment.id
-    # The one-time message is used up.
-    assert "Saved." not in (await open_page(client, app, project)).text
+    following = await leased(session, rater)
+    assert following.id != assignment.id and shown_assignment(after) == following.id
+    # The page's own address shows the same pair, and the message only once.
+    again = (await open_page(client, app, project)).text
+    assert shown_assignment(again) == following.id and "Saved." not in again
 
 
 async def test_double_submit_with_the_same_token_stores_one_judgment(
@@ -136,10 +156,18 @@ async def test_double_submit_with_the_same_token_stores_one_judgment(
     html = (await open_page(client, app, project)).text
 
     first, data = await choose(client, html, "right")
+    # A reload of the answer (without JavaScript) sends the same form again.
     second = await client.post(form_of(html, 'id="choice-form"')[0], data=data)
 
-    assert first.status_code == second.status_code == 303
+    shown_first = answered_with_the_page(first, app, project)
+    shown_second = answered_with_the_page(second, app, project)
     assert len(await judgments_of(session, rater)) == 1
+    # The same answer again, and the same next pair: the one leased after the first.
+    assert "Saved. Here is the next pair." in shown_second
+    assert shown_assignment(shown_first) == shown_assignment(shown_second)
+    assert shown_assignment(shown_first) == (await leased(session, rater)).id
+    held = select(func.count()).where(Assignment.rater_id == rater.id)
+    assert await session.scalar(held) == 2  # the judged pair and the next: no third lease
 
 
 async def test_strength_rationale_and_criteria(
@@ -180,7 +208,7 @@ async def test_strength_rationale_and_criteria(
         **{"criterion-0": "right", "criterion-1": "tie"},
     )
 
-    assert response.status_code == 303
+    answered_with_the_page(response, app, project)
     (judgment,) = await judgments_of(session, rater)
     right = "b" if assignment.left_side == "a" else "a"
     assert (judgment.strength, judgment.rationale) == (1, "Clearer.")
@@ -196,7 +224,7 @@ async def test_tie_ignores_a_strength_left_selected(
 
     response, _ = await choose(client, html, "tie", strength="1")
 
-    assert response.status_code == 303
+    answered_with_the_page(response, app, project)
     (judgment,) = await judgments_of(session, rater)
     assert (judgment.choice, judgment.strength) == ("tie", None)
 
@@ -210,24 +238,25 @@ async def test_skip_and_flag(client: AsyncClient, app: FastAPI, session: AsyncSe
     action, hidden = form_of(html, 'class="skip-form"')
     response = await client.post(action, data={**hidden, "reason": "needs_expertise"})
 
-    assert response.status_code == 303
+    html = answered_with_the_page(response, app, project)
     await session.refresh(skipped)
     assert (skipped.status, skipped.skip_reason) == ("skipped", "needs_expertise")
-    html = (await open_page(client, app, project)).text
     assert "Skipped. Here is the next pair." in html
     flagged = await leased(session, rater)
+    assert shown_assignment(html) == flagged.id != skipped.id
 
     action, hidden = form_of(html, 'class="flag-form"')
     response = await client.post(
         action, data={**hidden, "reason": "personal_data", "note": "A phone number."}
     )
 
-    assert response.status_code == 303
+    html = answered_with_the_page(response, app, project)
     flag = await session.scalar(select(PairFlag).where(PairFlag.pair_id == flagged.pair_id))
     assert flag is not None and (flag.reason, flag.note) == ("personal_data", "A phone number.")
     pair = await session.get(Pair, flagged.pair_id)
     assert pair is not None and pair.status == "flagged"
-    assert "Flagged for review" in (await open_page(client, app, project)).text
+    assert "Flagged for review" in html
+    assert shown_assignment(html) == (await leased(session, rater)).id
 
 
 async def test_skip_without_a_reason_is_explained(
@@ -240,9 +269,10 @@ async def test_skip_without_a_reason_is_explained(
     action, hidden = form_of(html, 'class="skip-form"')
     response = await client.post(action, data=hidden)
 
-    assert response.status_code == 303
-    assert "Pick a reason to skip" in (await open_page(client, app, project)).text
-    assert (await leased(session, rater)).status == "leased"
+    html = answered_with_the_page(response, app, project)
+    assert "Pick a reason to skip" in html
+    still = await leased(session, rater)
+    assert still.status == "leased" and shown_assignment(html) == still.id
 
 
 async def test_late_submit_says_so_and_shows_the_next_pair(
@@ -260,11 +290,11 @@ async def test_late_submit_says_so_and_shows_the_next_pair(
 
     response, _ = await choose(client, html, "left")
 
-    assert response.status_code == 303
-    page = (await open_page(client, app, project)).text
+    page = answered_with_the_page(response, app, project)
     assert "Your time on this pair ran out" in page
     assert 'id="choice-form"' in page
-    assert (await leased(session, rater)).pair_id != mine.pair_id
+    following = await leased(session, rater)
+    assert following.pair_id != mine.pair_id and shown_assignment(page) == following.id
     assert await judgments_of(session, rater) == []
 
 
@@ -302,9 +332,10 @@ async def test_summary_after_every_nth_judgment(
     summary = app.url_path_for("rate_summary", project_id=project.id)
 
     first, _ = await choose(client, (await open_page(client, app, project)).text, "left")
-    second, _ = await choose(client, (await open_page(client, app, project)).text, "left")
+    # The next pair comes with the first answer; the milestone is a page of its own.
+    second, _ = await choose(client, answered_with_the_page(first, app, project), "left")
 
-    assert first.headers["location"] == app.url_path_for("rate_page", project_id=project.id)
+    assert second.status_code == 303
     assert second.headers["location"] == f"{summary}?after=2"
     page = await client.get(second.headers["location"])
     assert page.status_code == 200
@@ -325,7 +356,7 @@ async def test_summary_counts_only_this_raters_choices(
 
     response, _ = await choose(client, (await open_page(client, app, project)).text, "right")
 
-    assert response.headers["location"] == app.url_path_for("rate_page", project_id=project.id)
+    answered_with_the_page(response, app, project)  # no milestone with summary_every=0
     html = (await client.get(summary)).text
     assert "0 of 1" in html  # the right answer was picked, never the left
 
@@ -381,10 +412,12 @@ async def test_gold_feedback_is_shown_once(
     # The gold winner is response a; pick the other one.
     wrong = "right" if assignment.left_side == "a" else "left"
 
-    await choose(client, html, wrong)
+    response, _ = await choose(client, html, wrong)
 
-    shown = (await open_page(client, app, project)).text
+    shown = answered_with_the_page(response, app, project)
     assert "This was a check pair" in shown
+    # Its answer was shown, so the choice cannot be changed: no link, no u.
+    assert 'id="undo-link"' not in shown
     assert "This was a check pair" not in (await open_page(client, app, project)).text
 
 
@@ -413,13 +446,12 @@ async def test_a_study_participant_at_quota_goes_to_the_completion_page(
     session.add(PoolParticipant(pool_id=pool.id, user_id=rater.id, external_id="p1"))
     await session.flush()
 
-    await choose(client, (await open_page(client, app, project)).text, "left")
+    answer, _ = await choose(client, (await open_page(client, app, project)).text, "left")
     response = await client.get(app.url_path_for("rate_page", project_id=project.id))
 
-    assert response.status_code == 303
-    assert response.headers["location"] == app.url_path_for(
-        "participant_done", project_id=project.id
-    )
+    done = app.url_path_for("participant_done", project_id=project.id)
+    assert answer.status_code == response.status_code == 303
+    assert answer.headers["location"] == response.headers["location"] == done
 
 
 async def assignments_of(session: AsyncSession, rater_id: int) -> int:
@@ -535,8 +567,8 @@ async def test_the_last_choice_is_changed_from_the_page(
     await make_pairs(session, project, 3)
     html = (await open_page(client, app, project)).text
     assert 'id="undo-link"' not in html  # nothing decided yet
-    await choose(client, html, "left", strength="1", rationale="Kinder.")
-    html = (await open_page(client, app, project)).text
+    answer, _ = await choose(client, html, "left", strength="1", rationale="Kinder.")
+    html = answered_with_the_page(answer, app, project)
     change_path = app.url_path_for("rate_change", project_id=project_id)
     assert f'href="{change_path}"' in html and "Change your last choice" in html
 
@@ -549,10 +581,14 @@ async def test_the_last_choice_is_changed_from_the_page(
     # The side and strength are picked again; what was written is kept.
     assert not re.search(r'name="strength" value="\d" data-label="[a-z ]+"\s+checked', page.text)
     assert ">Kinder.</textarea>" in page.text
+    # A change the form cannot take is the change page again, at the change page's address.
+    refused, _ = await choose(client, page.text, "left")
+    assert refused.status_code == 422 and "Pick how much better" in refused.text
+    assert f'data-page-url="{change_path}"' in refused.text
     response, _ = await choose(client, page.text, "tie")
-    assert response.status_code == 303
-    follow = await client.get(response.headers["location"])
-    assert "Changed: your choice on the previous pair is now this one." in follow.text
+    follow = answered_with_the_page(response, app, project)
+    assert "Changed: your choice on the previous pair is now this one." in follow
+    assert "You are changing your choice" not in follow  # back to the current pair
     (judgment,) = await judgments_of(session, rater)
     await session.refresh(judgment)
     assert judgment.choice == "tie" and judgment.strength is None
@@ -562,7 +598,7 @@ async def test_the_last_choice_is_changed_from_the_page(
     action, hidden = form_of(page.text, 'class="skip-form"')
     assert action.endswith("/change-to-skip")
     response = await client.post(action, data={**hidden, "reason": "needs_expertise"})
-    assert response.status_code == 303
+    assert "you skipped the previous pair" in answered_with_the_page(response, app, project)
     assert await judgments_of(session, rater) == []
 
 
@@ -587,5 +623,99 @@ async def test_after_the_window_the_page_says_nothing_can_change(
     page = await client.get(change_path)
     clock.advance(timedelta(seconds=61))
     response, _ = await choose(client, page.text, "left")
-    follow = await client.get(response.headers["location"])
-    assert "The time to change this has passed" in follow.text
+    assert "The time to change this has passed" in answered_with_the_page(response, app, project)
+
+
+async def test_the_last_pair_answers_with_no_work_left(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(client, session, summary_every=0)
+    await make_pairs(session, project, 1)
+    html = (await open_page(client, app, project)).text
+
+    response, data = await choose(client, html, "left")
+    replay = await client.post(form_of(html, 'id="choice-form"')[0], data=data)
+
+    for answer in (response, replay):
+        page = answered_with_the_page(answer, app, project)
+        assert "Nothing left for you to rate" in page and "Saved." in page
+        assert 'id="choice-form"' not in page
+        assert "/static/js/rate.js" in page  # which shows the page's own address
+    assert len(await judgments_of(session, rater)) == 1
+
+
+async def test_an_answer_to_a_closed_project_says_so_and_stores_nothing(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 2)
+    html = (await open_page(client, app, project)).text
+    project.is_archived = True
+    await session.flush()
+    rater_id = rater.id  # the refused lease rolls its unit back
+
+    response, _ = await choose(client, html, "left")
+
+    assert response.status_code == 409
+    assert "This project is closed" in response.text
+    assert "Your answer is stored" not in response.text
+    stored = select(func.count()).where(Judgment.rater_id == rater_id)
+    assert await session.scalar(stored) == 0
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "says"),
+    [
+        (ProjectClosed(), 409, "Your answer is stored. This project is closed"),
+        (RuntimeError("the database went away"), 503, "Your answer is stored, but the next"),
+    ],
+)
+async def test_a_next_pair_that_fails_after_the_answer_keeps_the_answer(
+    client: AsyncClient,
+    app: FastAPI,
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    status: int,
+    says: str,
+) -> None:
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 2)
+    html = (await open_page(client, app, project)).text
+    rater_id = rater.id  # the failed lease rolls its own unit back
+
+    async def failing_lease(*args: object, **kwargs: object) -> None:
+        raise failure
+
+    # The lease after the answer's commit fails (e.g. the project closed in between).
+    monkeypatch.setattr(rating.assignments, "next_lease", failing_lease)
+    response, _ = await choose(client, html, "left")
+
+    assert response.status_code == status
+    assert says in response.text
+    stored = select(func.count()).where(Judgment.rater_id == rater_id)
+    assert await session.scalar(stored) == 1
+
+
+def still_needed(html: str) -> int:
+    found = re.search(r"<dt>Still needed in this project</dt><dd>(\d+)</dd>", html)
+    assert found, "the page shows no count of judgments still needed"
+    return int(found.group(1))
+
+
+async def test_still_needed_is_counted_again_after_a_few_seconds(
+    client: AsyncClient, app: FastAPI, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, project = await rater_on_project(client, session, summary_every=0, raters_per_pair=2)
+    await make_pairs(session, project, 3)
+    html = (await open_page(client, app, project)).text
+    assert still_needed(html) == 6
+
+    # Within a few seconds each worker shows the count it made (a big project's count reads
+    # every open slot); after them, the count again.
+    response, _ = await choose(client, html, "tie")
+    html = answered_with_the_page(response, app, project)
+    assert still_needed(html) == 6
+    monkeypatch.setattr(rating, "NEEDED_SECONDS", 0.0)
+    response, _ = await choose(client, html, "tie")
+    assert still_needed(answered_with_the_page(response, app, project)) == 4

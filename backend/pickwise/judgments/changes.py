@@ -135,6 +135,14 @@ async def _gold_answer_seen(
     return await gold_feedback(session, project, assignment, judgment.choice) is not None
 
 
+def changeable_just_made(project: Project, gold_answer_shown: bool) -> bool:
+    """Whether a choice the rater made just now (so their last decision, in its window) may
+    be changed: `changeable`'s rules for it, without reading it back."""
+    if project.undo_seconds <= 0 or project.kind == ProjectKind.CONVERSATIONS:
+        return False
+    return not gold_answer_shown
+
+
 async def changeable(
     session: AsyncSession, project: Project, rater: User, now: datetime | None = None
 ) -> Changeable | None:

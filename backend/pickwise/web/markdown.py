@@ -19,6 +19,7 @@ Decisions:
 """
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import nh3
@@ -139,6 +140,21 @@ def render_markdown(text: str | None) -> str:
     """Sanitized HTML of `text`; safe to insert into a page unescaped."""
     if not text:
         return ""
+    if len(text) > CACHED_TEXT_CHARS:
+        return sanitize(_markdown.render(text))
+    return _rendered(text)
+
+
+# Rendering takes about 0.5 ms for an answer of a hundred words, and the same texts come back
+# often: each pair is shown to k raters, usually within seconds of one another, and a prompt
+# with several answers is in several pairs. The HTML depends on the text alone. Bounded: at
+# most CACHED_TEXTS texts of up to CACHED_TEXT_CHARS each, a few MB per worker.
+CACHED_TEXTS = 256
+CACHED_TEXT_CHARS = 16_000
+
+
+@lru_cache(maxsize=CACHED_TEXTS)
+def _rendered(text: str) -> str:
     return sanitize(_markdown.render(text))
 
 

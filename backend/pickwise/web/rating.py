@@ -1,23 +1,32 @@
 """The rating page: one pair at a time, plain forms that work without JavaScript.
 
-Every action is a POST followed by a 303 back to the page, which shows the rater's current
-lease (or the next one). Each rendered form carries a fresh idempotency key, so a double
-submit stores one judgment. One-time messages (saved, late, gold feedback) travel in a
-short-lived cookie scoped to the project's rating pages and are shown once.
+Every answer (a choice, a skip, a flag, or a change of the last one) is a POST whose response
+is the rater's next pair, rendered directly: one request per judgment, no redirect. The
+answer commits first; the next pair is leased afterwards in a transaction of its own, so a
+lease that fails never undoes a stored answer. Each rendered form carries a fresh idempotency
+key: a double submit, or a reload that sends the form again, answers with the stored answer
+and the pair held since, and stores nothing new. The address bar shows the form's action;
+rate.js replaces it with the rating page's own address, so a reload or a bookmark asks for
+the current pair instead of sending the form again.
+
+One-time messages of the few redirects left (the milestone summary, the start page's button)
+travel in a short-lived cookie scoped to the project's rating pages and are shown once.
 """
 
 import base64
 import binascii
 import json
+import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,18 +34,18 @@ from starlette.datastructures import FormData
 
 from pickwise.assignments import repository as assignments_repository
 from pickwise.assignments import service as assignments
-from pickwise.auth.deps import Principal, PrincipalDep, may_act_on_get
+from pickwise.auth.deps import Principal, PrincipalDep, may_act_on_get, principal_of
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
-from pickwise.core.db import SessionDep
-from pickwise.core.errors import InvalidInput
+from pickwise.core.db import OpenUnit, OpenUnitDep, SessionDep, UnitsDep
+from pickwise.core.errors import InvalidInput, NotAuthenticated, PickwiseError
 from pickwise.judgments import changes, idempotency
 from pickwise.judgments import service as judgments
 from pickwise.judgments.patterns import MAX_JUDGMENTS, rater_choice_patterns
 from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
 from pickwise.models import Project, User
 from pickwise.pools.quota import quota_state
-from pickwise.projects.deps import RaterProject
+from pickwise.projects.deps import RaterProject, project_for_rater
 from pickwise.vocabulary import (
     CanonicalSide,
     RationaleMode,
@@ -45,7 +54,9 @@ from pickwise.vocabulary import (
     SkipReason,
 )
 from pickwise.web.markdown import render_markdown
-from pickwise.web.templating import render
+from pickwise.web.templating import render, url_path
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/rate", include_in_schema=False)
 
@@ -67,6 +78,11 @@ REUSED_FORM_MESSAGE = (
     "That page had already been sent with another answer, so this one was not stored. "
     "Here is your current pair."
 )
+NEXT_FAILED_MESSAGE = (
+    "Your answer is stored, but the next pair could not be shown just now. Reload the rating "
+    "page to get it."
+)
+STORED_BEFORE_REFUSAL = "Your answer is stored."
 
 
 @dataclass(frozen=True)
@@ -96,7 +112,7 @@ class FormValues:
 
 
 def _rate_path(request: Request, project_id: int) -> str:
-    return str(request.app.url_path_for("rate_page", project_id=project_id))
+    return str(url_path(request, "rate_page", project_id=project_id))
 
 
 def _encode_flash(flash: Flash) -> str:
@@ -133,11 +149,22 @@ def _redirect(request: Request, project: Project, flash: Flash | None, to: str =
 
 
 def _page(
-    request: Request, project: Project, template: str, context: dict[str, Any], status: int = 200
+    request: Request,
+    project: Project,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+    flash: Flash | None = None,
+    address: str | None = None,
 ) -> Response:
-    """Renders a rating page, showing (and so using up) any one-time message."""
-    flash = _read_flash(request)
-    response = render(request, template, {**context, "flash": flash}, status_code=status)
+    """Renders a rating page with `flash`, or else any one-time message (using it up).
+    `address`: the page's own URL (the rating page's unless said)."""
+    flash = flash or _read_flash(request)
+    # The answer to a form shows a page of its own: rate.js puts that page's address in the
+    # address bar, so a reload asks for it instead of sending the form again.
+    page_url = (address or _rate_path(request, project.id)) if request.method == "POST" else None
+    context = {**context, "flash": flash, "page_url": page_url}
+    response = render(request, template, context, status_code=status)
     # A page from the back button would carry a stale idempotency key and lease.
     response.headers["Cache-Control"] = "no-store"
     if request.cookies.get(FLASH_COOKIE) is not None:
@@ -170,8 +197,24 @@ async def _progress(
 ) -> Progress:
     since = _start_of_day(request)
     counts = await assignments_repository.rater_counts(session, project.id, rater.id, since)
-    remaining = await assignments_repository.judgments_needed(session, project.id)
-    return Progress(counts["today"], counts["total"], remaining)
+    return Progress(counts["today"], counts["total"], await _judgments_needed(session, project.id))
+
+
+# "Still needed in this project" counts the project's open slots: every one of them, in a big
+# project hundreds of thousands of index entries, on every page after every judgment. It is a
+# figure to show, not to act on, so each worker keeps it for a few seconds.
+NEEDED_SECONDS = 5.0
+_needed_seen: dict[int, tuple[float, int]] = {}  # project id: (when counted, count)
+
+
+async def _judgments_needed(session: AsyncSession, project_id: int) -> int:
+    now = time.monotonic()
+    seen = _needed_seen.get(project_id)
+    if seen is not None and now - seen[0] < NEEDED_SECONDS:
+        return seen[1]
+    needed = await assignments_repository.judgments_needed(session, project_id)
+    _needed_seen[project_id] = (now, needed)
+    return needed
 
 
 def _csrf_token(principal: Principal) -> str:
@@ -211,7 +254,12 @@ async def _pair_page(
     values: FormValues | None = None,
     error: str | None = None,
     editing: Editing | None = None,
+    flash: Flash | None = None,
+    progress: Progress | None = None,
+    undo: bool | None = None,
 ) -> Response:
+    """`progress` when already counted; `undo`: whether the last decision may be changed,
+    when already known (else it is read)."""
     content = lease.content
     left, right = assignments_repository.shown_sides(content, lease.left_side)
     turns = [
@@ -223,7 +271,13 @@ async def _pair_page(
         for turn in content.prompt.turns
     ]
     values = values or FormValues(criteria=("",) * len(project.criteria))
-    progress = await _progress(request, session, project, principal.user)
+    progress = progress or await _progress(request, session, project, principal.user)
+    if editing:
+        undo_url = None
+    elif undo is None:
+        undo_url = await _undo_url(request, session, project, principal)
+    else:
+        undo_url = str(url_path(request, "rate_change", project_id=project.id)) if undo else None
     context = {
         **_base_context(principal, project, progress),
         "assignment_id": lease.assignment_id,
@@ -238,21 +292,28 @@ async def _pair_page(
         "flag_key": str(uuid.uuid4()),
         "values": values,
         "error": error,
-        "choice_action": request.app.url_path_for(
+        "choice_action": url_path(
+            request,
             "rate_change_judgment" if editing else "rate_submit",
             project_id=project.id,
             assignment_id=lease.assignment_id,
         ),
-        "skip_action": request.app.url_path_for(
+        "skip_action": url_path(
+            request,
             "rate_change_skip" if editing else "rate_skip",
             project_id=project.id,
             assignment_id=lease.assignment_id,
         ),
         "editing": editing,
-        "undo_url": None if editing else await _undo_url(request, session, project, principal),
+        "undo_url": undo_url,
         "undo_window": changes.window_words(project.undo_seconds),
     }
-    return _page(request, project, "rate/pair.html", context, 422 if error else 200)
+    # A change refused (no strength, say) is still the change page.
+    address = str(url_path(request, "rate_change", project_id=project.id))
+    status = 422 if error else 200
+    return _page(
+        request, project, "rate/pair.html", context, status, flash, address if editing else None
+    )
 
 
 async def _undo_url(
@@ -261,7 +322,7 @@ async def _undo_url(
     """The link (and the u key) to change the rater's last decision, while they may."""
     if await changes.changeable(session, project, principal.user) is None:
         return None
-    return str(request.app.url_path_for("rate_change", project_id=project.id))
+    return str(url_path(request, "rate_change", project_id=project.id))
 
 
 def _field(form: FormData, name: str) -> str:
@@ -308,21 +369,122 @@ def judgment_from_form(values: FormValues, choice: str, project: Project) -> Jud
         raise InvalidInput(FIELD_PROBLEMS.get(field, "Choose one of the answer buttons.")) from exc
 
 
-async def _refused(
+async def _current_page(
     request: Request,
     principal: Principal,
     project: Project,
     session: AsyncSession,
-    values: FormValues,
-    message: str,
+    *,
+    may_lease: bool = True,
+    flash: Flash | None = None,
+    values: FormValues | None = None,
+    error: str | None = None,
+    progress: Progress | None = None,
+    undo: bool | None = None,
 ) -> Response:
-    """The same pair again, with the rater's entries and what to fix."""
-    lease = await assignments.next_lease(session, project, principal.user)
-    if lease is None:
-        return _redirect(request, project, Flash("warning", message))
-    return await _pair_page(
-        request, principal, project, session, lease, values=values, error=message
-    )
+    """The rater's pair (a new one leased when they hold none and `may_lease`), with `error`
+    and their entries when a choice was refused; else what stands for it: the start page,
+    a study participant's completion page, or "no work left"."""
+    rater = principal.user
+    lease = await assignments.next_lease(session, project, rater, new=may_lease)
+    if lease is not None:
+        return await _pair_page(
+            request,
+            principal,
+            project,
+            session,
+            lease,
+            values=values,
+            error=error,
+            flash=flash,
+            progress=progress,
+            undo=undo,
+        )
+    flash = flash or (Flash("warning", error) if error else None)
+    progress = progress or await _progress(request, session, project, rater)
+    context = _base_context(principal, project, progress)
+    if not may_lease:
+        return _page(request, project, "rate/start.html", context, flash=flash)
+    quota = await quota_state(session, project.id, rater.id)
+    if quota is not None and quota.reached:
+        # A study participant who is done gets their completion code.
+        done = url_path(request, "participant_done", project_id=project.id)
+        return RedirectResponse(done, status_code=303)
+    return _page(request, project, "rate/no_work.html", context, flash=flash)
+
+
+@dataclass(frozen=True)
+class Answering:
+    """A rating form's POST: who sends it, to which project, and the unit of work that stores
+    the answer; the route commits it (`_after_answer`) before the next pair is leased."""
+
+    principal: Principal
+    project: Project
+    unit: OpenUnit
+
+
+async def answering(project_id: int, request: Request, unit: OpenUnitDep) -> Answering:
+    """Who asks (CSRF checked) and their project, found in the answer's own unit of work."""
+    principal = await principal_of(request, unit.session)
+    if principal is None:
+        raise NotAuthenticated()
+    project = await project_for_rater(project_id, unit.session, principal.user)
+    return Answering(principal, project, unit)
+
+
+AnsweringDep = Annotated[Answering, Depends(answering)]
+
+
+async def _after_answer(
+    request: Request,
+    answer: Answering,
+    units: UnitsDep,
+    flash: Flash,
+    *,
+    stored: bool,
+    undo: bool | None = None,
+    milestone: bool = False,
+) -> Response:
+    """Commits the answer, then shows the rater's next pair in the same response, leased in
+    a unit of its own. That lease may fail (the project closed meanwhile); the answer stands
+    and the page says so. With `milestone` (a judgment), every `summary_every` judgments the
+    rater's summary comes instead. `undo`: see `_pair_page`."""
+    await answer.unit.done()
+    principal, project = answer.principal, answer.project
+    project_id = project.id  # a rollback may expire the object
+    try:
+        async with units() as session:
+            progress = None
+            if milestone and project.summary_every:
+                progress = await _progress(request, session, project, principal.user)
+                if progress.total % project.summary_every == 0:
+                    return _summary_redirect(request, project, flash, progress.total)
+            return await _current_page(
+                request, principal, project, session, flash=flash, progress=progress, undo=undo
+            )
+    except PickwiseError as exc:
+        detail = f"{STORED_BEFORE_REFUSAL} {exc.detail}" if stored else exc.detail
+        return _error_page(request, exc.status_code, detail, type(exc).__name__)
+    except Exception:
+        if not stored:
+            raise
+        logger.exception("the next pair after an answer on project %s failed", project_id)
+        return _error_page(request, 503, NEXT_FAILED_MESSAGE, "NextPairFailed")
+
+
+def _summary_redirect(request: Request, project: Project, flash: Flash, total: int) -> Response:
+    """Every so many judgments, the rater's own patterns: a page of its own, so a redirect."""
+    if flash.kind == "info":
+        flash = Flash("info", "Saved.")
+    summary = url_path(request, "rate_summary", project_id=project.id)
+    return _redirect(request, project, flash, to=f"{summary}?after={total}")
+
+
+def _error_page(request: Request, status: int, detail: str, error: str) -> Response:
+    context = {"status_code": status, "detail": detail, "error": error}
+    response = render(request, "error.html", context, status_code=status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def _once(
@@ -345,22 +507,25 @@ async def _once(
 
 async def _skip_or_flag_once(
     request: Request,
-    project: Project,
-    session: AsyncSession,
-    rater: User,
+    answer: Answering,
+    units: UnitsDep,
     form: FormData,
     body: SkipIn | FlagIn,
     work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
     done_message: str,
 ) -> Response:
-    """Runs a skip or flag (or a change into a skip) once per form and goes back to the page."""
-    answered = await _once(request, session, rater, form, body, work)
+    """Runs a skip or flag (or a change into a skip) once per form, then shows the next pair."""
+    rater = answer.principal.user
+    answered = await _once(request, answer.unit.session, rater, form, body, work)
     if answered is None:
-        return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
-    status, answer = answered
+        return await _after_answer(
+            request, answer, units, Flash("warning", REUSED_FORM_MESSAGE), stored=False
+        )
+    status, result = answered
     if status >= 400:
-        return _redirect(request, project, Flash("warning", str(answer["detail"])))
-    return _redirect(request, project, Flash("info", done_message))
+        flash = Flash("warning", str(result["detail"]))
+        return await _after_answer(request, answer, units, flash, stored=False)
+    return await _after_answer(request, answer, units, Flash("info", done_message), stored=True)
 
 
 def _skip_from_form(form: FormData) -> SkipIn | None:
@@ -379,22 +544,8 @@ async def rate_page(
 ) -> Response:
     """The rater's pair. A new one is leased only for a request from this site; one that
     came from another site's link shows a button that asks for it (a POST, CSRF-checked)."""
-    rater = principal.user
     may_lease = may_act_on_get(request, principal)
-    lease = await assignments.next_lease(session, project, rater, new=may_lease)
-    if lease is not None:
-        return await _pair_page(request, principal, project, session, lease)
-    if not may_lease:
-        progress = await _progress(request, session, project, rater)
-        context = _base_context(principal, project, progress)
-        return _page(request, project, "rate/start.html", context)
-    quota = await quota_state(session, project.id, rater.id)
-    if quota is not None and quota.reached:
-        # A study participant who is done gets their completion code.
-        done = request.app.url_path_for("participant_done", project_id=project.id)
-        return RedirectResponse(done, status_code=303)
-    progress = await _progress(request, session, project, rater)
-    return _page(request, project, "rate/no_work.html", _base_context(principal, project, progress))
+    return await _current_page(request, principal, project, session, may_lease=may_lease)
 
 
 @router.post("/{project_id}/next", name="rate_next")
@@ -408,82 +559,83 @@ async def next_pair(
 
 @router.post("/{project_id}/assignments/{assignment_id}/judgment", name="rate_submit")
 async def submit_judgment(
-    request: Request,
-    assignment_id: int,
-    principal: PrincipalDep,
-    project: RaterProject,
-    session: SessionDep,
+    request: Request, assignment_id: int, answer: AnsweringDep, units: UnitsDep
 ) -> Response:
+    principal, project, session = answer.principal, answer.project, answer.unit.session
     rater = principal.user
     form = await request.form()
     values = form_values(form, project)
     try:
         body = judgment_from_form(values, _field(form, "choice"), project)
     except InvalidInput as exc:
-        return await _refused(request, principal, project, session, values, exc.detail)
+        return await _current_page(
+            request, principal, project, session, values=values, error=exc.detail
+        )
+
+    made_now = False
 
     async def work() -> tuple[int, dict[str, Any]]:
+        nonlocal made_now
         stored = await judgments.submit(session, assignment_id, rater, body)
+        made_now = True
         return 201, {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
 
     answered = await _once(request, session, rater, form, body, work)
     if answered is None:
-        return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
-    status, answer = answered
+        flash = Flash("warning", REUSED_FORM_MESSAGE)
+        return await _after_answer(request, answer, units, flash, stored=False)
+    status, result = answered
     if status == 422:
-        return await _refused(request, principal, project, session, values, answer["detail"])
+        return await _current_page(
+            request, principal, project, session, values=values, error=result["detail"]
+        )
     if status >= 400:
         # Late (409) or no longer this rater's pair: say so, and show the next pair.
-        return _redirect(request, project, Flash("warning", str(answer["detail"])))
-    counts = await assignments_repository.rater_counts(session, project.id, rater.id, utcnow())
-    total = counts["total"]
-    summary_due = bool(project.summary_every) and total % project.summary_every == 0
-    if answer.get("gold_feedback"):
-        flash = Flash("feedback", str(answer["gold_feedback"]))
+        flash = Flash("warning", str(result["detail"]))
+        return await _after_answer(request, answer, units, flash, stored=False)
+    gold_feedback = result.get("gold_feedback")
+    if gold_feedback:
+        flash = Flash("feedback", str(gold_feedback))
     else:
-        flash = Flash("info", "Saved." if summary_due else "Saved. Here is the next pair.")
-    if summary_due:
-        summary = request.app.url_path_for("rate_summary", project_id=project.id)
-        return _redirect(request, project, flash, to=f"{summary}?after={total}")
-    return _redirect(request, project, flash)
+        flash = Flash("info", "Saved. Here is the next pair.")
+    # A choice stored just now (not a replay) is the rater's last decision, in its window.
+    undo = changes.changeable_just_made(project, bool(gold_feedback)) if made_now else None
+    return await _after_answer(
+        request, answer, units, flash, stored=True, undo=undo, milestone=True
+    )
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/skip", name="rate_skip")
 async def skip_pair(
-    request: Request,
-    assignment_id: int,
-    principal: PrincipalDep,
-    project: RaterProject,
-    session: SessionDep,
+    request: Request, assignment_id: int, answer: AnsweringDep, units: UnitsDep
 ) -> Response:
-    rater = principal.user
+    rater, session = answer.principal.user, answer.unit.session
     form = await request.form()
     body = _skip_from_form(form)
     if body is None:
-        return _redirect(request, project, Flash("warning", SKIP_REASON_MISSING))
+        return await _after_answer(
+            request, answer, units, Flash("warning", SKIP_REASON_MISSING), stored=False
+        )
 
     async def work() -> tuple[int, dict[str, Any]]:
         await judgments.skip(session, assignment_id, rater, body)
         return 200, {}
 
     done = "Skipped. Here is the next pair."
-    return await _skip_or_flag_once(request, project, session, rater, form, body, work, done)
+    return await _skip_or_flag_once(request, answer, units, form, body, work, done)
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/flag", name="rate_flag")
 async def flag_pair(
-    request: Request,
-    assignment_id: int,
-    principal: PrincipalDep,
-    project: RaterProject,
-    session: SessionDep,
+    request: Request, assignment_id: int, answer: AnsweringDep, units: UnitsDep
 ) -> Response:
-    rater = principal.user
+    rater, session = answer.principal.user, answer.unit.session
     form = await request.form()
     try:
         body = FlagIn(reason=_field(form, "reason"), note=_field(form, "note"))
     except ValidationError:
-        return _redirect(request, project, Flash("warning", "Pick a reason to flag the pair."))
+        flash = Flash("warning", "Pick a reason to flag the pair.")
+        return await _after_answer(request, answer, units, flash, stored=False)
 
     async def work() -> tuple[int, dict[str, Any]]:
         await judgments.flag(session, assignment_id, rater, body)
@@ -493,7 +645,7 @@ async def flag_pair(
         "Flagged for review; nobody will be shown this pair until an admin has looked. "
         "Here is the next pair."
     )
-    return await _skip_or_flag_once(request, project, session, rater, form, body, work, done)
+    return await _skip_or_flag_once(request, answer, units, form, body, work, done)
 
 
 @router.get("/{project_id}/summary", response_class=HTMLResponse, name="rate_summary")
@@ -617,12 +769,9 @@ async def change_page(
 
 @router.post("/{project_id}/assignments/{assignment_id}/change", name="rate_change_judgment")
 async def change_judgment(
-    request: Request,
-    assignment_id: int,
-    principal: PrincipalDep,
-    project: RaterProject,
-    session: SessionDep,
+    request: Request, assignment_id: int, answer: AnsweringDep, units: UnitsDep
 ) -> Response:
+    principal, project, session = answer.principal, answer.project, answer.unit.session
     rater = principal.user
     form = await request.form()
     values = form_values(form, project)
@@ -639,38 +788,38 @@ async def change_judgment(
 
     answered = await _once(request, session, rater, form, body, work)
     if answered is None:
-        return _redirect(request, project, Flash("warning", REUSED_FORM_MESSAGE))
-    status, answer = answered
+        flash = Flash("warning", REUSED_FORM_MESSAGE)
+        return await _after_answer(request, answer, units, flash, stored=False)
+    status, result = answered
     if status == 422:
         return await _change_page(
-            request, principal, project, session, values=values, error=answer["detail"]
+            request, principal, project, session, values=values, error=result["detail"]
         )
     if status >= 400:
         # Too late, or decided on another pair since: say so, and back to the current pair.
-        return _redirect(request, project, Flash("warning", str(answer["detail"])))
-    if answer.get("gold_feedback"):
-        return _redirect(request, project, Flash("feedback", str(answer["gold_feedback"])))
-    return _redirect(request, project, Flash("info", CHANGED_MESSAGE))
+        flash = Flash("warning", str(result["detail"]))
+        return await _after_answer(request, answer, units, flash, stored=False)
+    if result.get("gold_feedback"):
+        flash = Flash("feedback", str(result["gold_feedback"]))
+    else:
+        flash = Flash("info", CHANGED_MESSAGE)
+    return await _after_answer(request, answer, units, flash, stored=True)
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/change-to-skip", name="rate_change_skip")
 async def change_to_skip(
-    request: Request,
-    assignment_id: int,
-    principal: PrincipalDep,
-    project: RaterProject,
-    session: SessionDep,
+    request: Request, assignment_id: int, answer: AnsweringDep, units: UnitsDep
 ) -> Response:
-    rater = principal.user
+    rater, session = answer.principal.user, answer.unit.session
     form = await request.form()
     body = _skip_from_form(form)
     if body is None:
-        return _redirect(request, project, Flash("warning", SKIP_REASON_MISSING))
+        return await _after_answer(
+            request, answer, units, Flash("warning", SKIP_REASON_MISSING), stored=False
+        )
 
     async def work() -> tuple[int, dict[str, Any]]:
         await changes.change_to_skip(session, assignment_id, rater, body)
         return 200, {}
 
-    return await _skip_or_flag_once(
-        request, project, session, rater, form, body, work, WITHDRAWN_MESSAGE
-    )
+    return await _skip_or_flag_once(request, answer, units, form, body, work, WITHDRAWN_MESSAGE)

@@ -1,5 +1,5 @@
-// The rating page's keyboard, its messages and the new-pair cue. The page works without it:
-// every action is a plain form.
+// The rating page's keyboard, its messages, the new-pair cue and its address after a form was
+// sent. The page works without it: every action is a plain form, answered with the next pair.
 //
 // A whole judgment takes two keys at most: the side (1 or ←, 2 or →), then how much better
 // (1, 2, 3 … on the project's strength scale), which sends it. A tie (3) or "both are bad"
@@ -7,6 +7,14 @@
 // back. The same works with the mouse or a finger: a side, then a strength.
 (function () {
   "use strict";
+
+  // The answer to a form (a choice, skip or flag) is the next pair, sent with it: the address
+  // bar then shows the form's action, which a reload would send again. Show the rating page's
+  // own address instead, so a reload, a bookmark or back asks for the current pair.
+  var head = document.querySelector(".rate-head[data-page-url]");
+  if (head && window.history.replaceState) {
+    window.history.replaceState(null, "", head.dataset.pageUrl);
+  }
 
   var form = document.getElementById("choice-form");
   if (!form) {
