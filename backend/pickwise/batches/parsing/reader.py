@@ -1,17 +1,17 @@
 """Streaming parser and validator for import files (JSONL or CSV). No database here.
 
-Two passes over the same file:
-
     report = validate(file, filename=name)           # reads everything, keeps no records
-    if report.valid:
-        file.seek(0)
-        for prompt in iter_records(file, filename=name):
-            ...                                        # write, inside one transaction
 
-Both passes run the same checks, so `iter_records` on a file that `validate` accepted yields
-every record. Used alone it stops yielding at the first problem, reads on to find the rest,
-and raises `ImportRejected` (carrying the full report) at the end: the caller's transaction
-must roll back what it wrote by then.
+    reader = RecordReader(file, filename=name)       # one pass that also yields the records
+    for prompt in reader:
+        ...                                          # write, inside one transaction
+    reader.report                                    # the same report as validate's
+
+Both run the same checks. The reader stops yielding at the first problem, reads on to find
+the rest, and raises `ImportRejected` (carrying the full report) at the end: the caller's
+transaction must roll back what it wrote by then. An import reads its file once this way,
+rather than validating it first: a bad file costs the writes made before its first problem,
+a good one (the common case) is parsed once instead of twice.
 
 Memory does not grow with the file size, except for the ids seen (to find duplicates): 8 bytes
 per record. A seekable file keeps only a 64-bit hash of each id and compares them at the end of
@@ -83,13 +83,38 @@ def iter_records(
     limits: ImportLimits = DEFAULT_LIMITS,
 ) -> Iterator[ParsedPrompt]:
     """Yields the validated records in file order; raises ImportRejected if the file is bad."""
-    scan = _Scan(source, filename, file_format, limits)
-    for record in scan.records():
-        if scan.errors.count == 0:
-            yield record
-    report = scan.exact_report()
-    if not report.valid:
-        raise ImportRejected(report)
+    return iter(RecordReader(source, filename=filename, file_format=file_format, limits=limits))
+
+
+class RecordReader:
+    """One pass over one file: iterating yields the valid records in file order, then sets
+    `report` (the whole file's, as `validate` gives it) and raises ImportRejected if the file
+    is bad. Single use."""
+
+    def __init__(
+        self,
+        source: ByteSource,
+        *,
+        filename: str | None = None,
+        file_format: ImportFormat | None = None,
+        limits: ImportLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self._scan = _Scan(source, filename, file_format, limits)
+        self.report: ValidationReport | None = None
+
+    @property
+    def bytes_read(self) -> int:
+        """How far the pass has read (for progress; read ahead of the records yielded)."""
+        return self._scan.bytes_read
+
+    def __iter__(self) -> Iterator[ParsedPrompt]:
+        scan = self._scan
+        for record in scan.records():
+            if scan.errors.count == 0:
+                yield record
+        self.report = scan.exact_report()
+        if not self.report.valid:
+            raise ImportRejected(self.report)
 
 
 def _start_offset(source: ByteSource) -> int | None:
@@ -161,6 +186,10 @@ class _Scan:
             if prompt is not None:
                 yield prompt
         self._add_file_problems()
+
+    @property
+    def bytes_read(self) -> int:
+        return self._input.byte_count
 
     def exact_report(self) -> ValidationReport:
         """The report, after reading the file again if two ids may be the same."""
