@@ -7,7 +7,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth.deps import ApiTokenHeader, Principal, principal_of
-from pickwise.core.db import UnitsDep
+from pickwise.core.deps import UnitsDep
 from pickwise.core.errors import NotAuthenticated
 
 

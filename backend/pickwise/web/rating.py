@@ -28,7 +28,7 @@ from pickwise.assignments import service as assignments
 from pickwise.auth.deps import Principal, PrincipalDep, may_act_on_get
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import InvalidInput
 from pickwise.judgments import changes, idempotency
 from pickwise.judgments import service as judgments
