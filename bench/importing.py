@@ -430,6 +430,17 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
                 task_table,
             )
         )
+    if len(size.tasks) > 1:
+        # Memory flat with size, per task too: the largest task import against the smallest.
+        small, large = str(min(size.tasks)), str(max(size.tasks))
+        result.compare(
+            f"import peak RSS, {_count(int(large))} vs {_count(int(small))} tasks, pairs shape",
+            "MB",
+            tasks[large]["pairs"]["peak_rss_mb"],
+            tasks[small]["pairs"]["peak_rss_mb"],
+            f"at {_count(int(small))} tasks",
+            Target("ratio_at_most", RSS_TARGET),
+        )
     if size.rss_small and size.rss_large:
         result.compare(
             f"import peak RSS, {size.rss_large.label()} vs {size.rss_small.label()} lines",
