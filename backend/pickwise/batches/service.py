@@ -102,82 +102,63 @@ async def import_stream(
     The writes happen in a savepoint: when the file is rejected, nothing of it stays in the
     caller's transaction, whether or not the caller rolls back.
     """
+    limits = limits or limits_from_settings()
     async with session.begin_nested():
-        return await _write_file(
-            session,
-            project,
-            stream,
-            filename=filename,
+        size = stream.seek(0, 2)
+        stream.seek(0)
+        # The file's digest and size are known once it is read; the row is needed before that.
+        batch = Batch(
+            project_id=project.id,
+            filename=filename[:500],
+            sha256="",
+            size_bytes=0,
             source=source,
-            user=user,
-            file_format=file_format,
-            limits=limits or limits_from_settings(),
-            progress=progress,
+            created_by_id=user.id if user else None,
         )
-
-
-async def _write_file(
-    session: AsyncSession,
-    project: Project,
-    stream: BinaryIO,
-    *,
-    filename: str,
-    source: str,
-    user: User | None,
-    file_format: ImportFormat | None,
-    limits: ImportLimits,
-    progress: Progress | None,
-) -> ImportOutcome:
-    size = stream.seek(0, 2)
-    stream.seek(0)
-    # The file's digest and size are known once it is read; the row is needed before that.
-    batch = Batch(
-        project_id=project.id,
-        filename=filename[:500],
-        sha256="",
-        size_bytes=0,
-        source=source,
-        created_by_id=user.id if user else None,
-    )
-    session.add(batch)
-    await session.flush()
-    writer = _BatchWriter(session, project, batch)
-    reader = RecordReader(stream, filename=filename, file_format=file_format, limits=limits)
-    # Parsing is CPU work: it runs in a worker thread, a chunk ahead of the writes.
-    prepared = (writer.rules.prepare(chunk) for chunk in _chunks(iter(reader)))
-    if progress:
-        progress(0, size)
-    async with aclosing(_ahead(prepared)) as chunks:
-        async for chunk in chunks:
-            await writer.write(chunk)
-            if progress:
-                progress(reader.bytes_read, size)
-    report = reader.report
-    assert report is not None  # The pass ended without raising: the file is valid.
-    batch.sha256, batch.size_bytes = report.sha256, report.byte_count
-    if writer.conflicts.count:
-        raise ImportRejected(
-            replace(report, errors=tuple(writer.conflicts.kept), error_count=writer.conflicts.count)
+        session.add(batch)
+        await session.flush()
+        writer = _BatchWriter(session, project, batch)
+        reader = RecordReader(stream, filename=filename, file_format=file_format, limits=limits)
+        # Parsing is CPU work: it runs in a worker thread, a chunk ahead of the writes.
+        prepared = (writer.rules.prepare(chunk) for chunk in _chunks(iter(reader)))
+        if progress:
+            progress(0, size)
+        async with aclosing(_ahead(prepared)) as chunks:
+            async for chunk in chunks:
+                await writer.write(chunk)
+                if progress:
+                    progress(reader.bytes_read, size)
+        report = reader.report
+        assert report is not None  # The pass ended without raising: the file is valid.
+        batch.sha256, batch.size_bytes = report.sha256, report.byte_count
+        if writer.conflicts.count:
+            raise ImportRejected(
+                replace(
+                    report, errors=tuple(writer.conflicts.kept), error_count=writer.conflicts.count
+                )
+            )
+        IMPORT_ROWS.inc(writer.prompts_new + writer.responses_new + writer.pairs_new)
+        # Only new prompts bring responses and pairs: without one, the batch would be empty.
+        nothing_new = writer.prompts_new == 0
+        if nothing_new:
+            await session.delete(batch)
+        else:
+            # The batch's pairs join the queue together, so the order can mix all their prompts.
+            await create_slots(session, project, batch.id)
+            batch.prompts_new, batch.prompts_unchanged = (
+                writer.prompts_new,
+                writer.prompts_unchanged,
+            )
+            batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
+        await session.flush()
+        return ImportOutcome(
+            batch_id=None if nothing_new else batch.id,
+            prompts_new=writer.prompts_new,
+            prompts_unchanged=writer.prompts_unchanged,
+            responses_new=writer.responses_new,
+            pairs_new=writer.pairs_new,
+            sha256=report.sha256,
         )
-    IMPORT_ROWS.inc(writer.prompts_new + writer.responses_new + writer.pairs_new)
-    # Only new prompts bring responses and pairs: without one, the batch would be empty.
-    nothing_new = writer.prompts_new == 0
-    if nothing_new:
-        await session.delete(batch)
-    else:
-        # The batch's pairs join the queue together, so the order can mix all their prompts.
-        await create_slots(session, project, batch.id)
-        batch.prompts_new, batch.prompts_unchanged = writer.prompts_new, writer.prompts_unchanged
-        batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
-    await session.flush()
-    return ImportOutcome(
-        batch_id=None if nothing_new else batch.id,
-        prompts_new=writer.prompts_new,
-        prompts_unchanged=writer.prompts_unchanged,
-        responses_new=writer.responses_new,
-        pairs_new=writer.pairs_new,
-        sha256=report.sha256,
-    )
 
 
 async def _ahead(items: Iterator[T]) -> AsyncGenerator[T, None]:
