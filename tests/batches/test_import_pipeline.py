@@ -203,3 +203,31 @@ async def test_an_id_used_twice_rejects_the_file_naming_both_lines(
     assert f"already used on line {first + 1}" in error.message
     assert await counts(session, project) == before
     assert not import_threads()
+
+
+async def test_a_file_over_the_size_limit_is_refused_before_it_is_read(
+    session: AsyncSession,
+) -> None:
+    """The import writes as it reads: a file it would refuse at the end is not started."""
+    from pickwise.batches.parsing.report import ImportLimits
+
+    project = await make_project(session)
+    before = await counts(session, project)
+    data = jsonl(*(prompt_row(f"p{n}") for n in range(20)))
+    stream = CountedReads(data)
+    stream.failed = True  # Every read counts.
+    with pytest.raises(ImportRejected) as caught:
+        await service.import_stream(
+            session,
+            project,
+            stream,
+            filename="b.jsonl",
+            source="cli",
+            user=None,
+            limits=ImportLimits(max_file_bytes=len(data) - 1),
+        )
+    [error] = caught.value.report.errors
+    assert error.message == f"the file is larger than the limit of {len(data) - 1:,} bytes"
+    assert caught.value.report.byte_count == len(data)
+    assert stream.reads_after_failure == 0
+    assert await counts(session, project) == before

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.assignments.service import create_slots
 from pickwise.batches import repository
 from pickwise.batches.pairing import generate_pairs
-from pickwise.batches.parsing.reader import RecordReader
+from pickwise.batches.parsing.reader import RecordReader, too_large_report
 from pickwise.batches.parsing.records import ParsedPrompt
 from pickwise.batches.parsing.report import (
     ErrorLog,
@@ -106,6 +106,10 @@ async def import_stream(
     async with session.begin_nested():
         size = stream.seek(0, 2)
         stream.seek(0)
+        if size > limits.max_file_bytes:
+            raise ImportRejected(
+                too_large_report(size, filename=filename, file_format=file_format, limits=limits)
+            )
         # The file's digest and size are known once it is read; the row is needed before that.
         batch = Batch(
             project_id=project.id,

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, cast
 
 import numpy as np
 
-from pickwise.batches.parsing.byte_lines import ByteLines, ByteSource
+from pickwise.batches.parsing.byte_lines import ByteLines, ByteSource, too_large
 from pickwise.batches.parsing.fields import Problem, read_id
 from pickwise.batches.parsing.json_values import may_be_unstorable, unstorable_text
 from pickwise.batches.parsing.record_shapes import parse_record, shape_of
@@ -84,6 +84,25 @@ def iter_records(
 ) -> Iterator[ParsedPrompt]:
     """Yields the validated records in file order; raises ImportRejected if the file is bad."""
     return iter(RecordReader(source, filename=filename, file_format=file_format, limits=limits))
+
+
+def too_large_report(
+    size: int, *, filename: str | None, file_format: ImportFormat | None, limits: ImportLimits
+) -> ValidationReport:
+    """The verdict on a file whose size is known to be over the limit, without reading it (an
+    import writes as it reads, so it must not start on a file it will refuse at the end)."""
+    return ValidationReport(
+        format=file_format or format_from_filename(filename),
+        shape=None,
+        line_count=0,
+        prompt_count=0,
+        response_count=0,
+        gold_prompt_count=0,
+        byte_count=size,
+        sha256="",  # Not read, so not known.
+        errors=(LineError(None, None, too_large(limits.max_file_bytes)),),
+        error_count=1,
+    )
 
 
 class RecordReader:
