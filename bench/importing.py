@@ -289,9 +289,9 @@ def copy_limit(url: str, files: dict[str, Path]) -> float:
 
 
 def pickwise_import(url: str, slug: str, path: Path, log: Path) -> ChildRun:
-    run = run_child(
-        [*pickwise_command(), "import", slug, str(path)], child_env(url), timeout=3600, log=log
-    )
+    # 1M tasks of ~2 KB make a file over the default 2 GB limit, which an import refuses.
+    env = {**child_env(url), "IMPORT_MAX_FILE_BYTES": str(max(2_000_000_000, path.stat().st_size))}
+    run = run_child([*pickwise_command(), "import", slug, str(path)], env, timeout=3600, log=log)
     if run.returncode != 0 or "Imported" not in run.output:
         raise RuntimeError(f"pickwise import failed ({run.returncode}):\n{run.output[-3000:]}")
     return run
