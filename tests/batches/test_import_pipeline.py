@@ -1,6 +1,7 @@
 """Importing in many chunks: the next chunk is read in a worker thread while one is written.
 
-A failure in a later chunk, on either side, must leave nothing written and no thread behind.
+A failure in a later chunk, on either side (a bad line the reader meets after earlier chunks
+were written, or Postgres refusing a write), must leave nothing written and no thread behind.
 """
 
 import io
@@ -13,28 +14,21 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.service import create_slots
-from pickwise.batches import service
+from pickwise.batches import repository, service
 from pickwise.batches.parsing.report import ImportRejected
+from pickwise.core.db import driver_connection
 from pickwise.models import Pair, PairSlot, Prompt, Response
 from tests.batches.test_import import counts, jsonl, prompt_row
 from tests.factories import make_project
 
 
-class ChangesAfterFirstRead(io.BytesIO):
-    """A file replaced on disk between the check and the import: the second read differs."""
+class CountedReads(io.BytesIO):
+    """Counts the reads made after the test marks the import failed."""
 
-    def __init__(self, first: bytes, second: bytes) -> None:
-        super().__init__(first)
-        self._second = second
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
         self.reads_after_failure = 0
         self.failed = False
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if offset == 0 and whence == 0 and self.tell() > 0:
-            position = self.tell()
-            self.__init__(self._second, self._second)  # type: ignore[misc]
-            assert position > 0
-        return super().seek(offset, whence)
 
     def read(self, size: int | None = -1, /) -> bytes:
         if self.failed:
@@ -59,16 +53,20 @@ async def test_many_chunks_write_consistent_rows_and_report_progress(
     rows = [prompt_row(f"p{n}", n=2 + n % 3) for n in range(50)]
     rows[3] = prompt_row("p3", n=3, gold={"winner": "r1"})
     seen: list[tuple[int, int]] = []
+    data = jsonl(*rows)
     outcome = await service.import_stream(
         session,
         project,
-        io.BytesIO(jsonl(*rows)),
+        io.BytesIO(data),
         filename="b.jsonl",
         source="cli",
         user=None,
-        progress=lambda done, total: seen.append((done, total)),
+        progress=lambda read, size: seen.append((read, size)),
     )
-    assert seen == [(done, 50) for done in [*range(0, 50, small_chunks), 50]]
+    # Bytes read of the file's size: from nothing to all of it, once a chunk (8 of 7 lines).
+    assert len(seen) == 1 + 8
+    assert seen[0] == (0, len(data)) and seen[-1] == (len(data), len(data))
+    assert [read for read, _ in seen] == sorted(read for read, _ in seen)
     responses = sum(2 + n % 3 for n in range(50)) - 2 + 3  # Row 3 has 3 responses, not 2.
     pairs = sum(k * (k - 1) // 2 for k in (2 + n % 3 for n in range(50))) - 1 + 3
     assert (outcome.prompts_new, outcome.responses_new, outcome.pairs_new) == (50, responses, pairs)
@@ -119,8 +117,8 @@ async def test_bad_line_in_a_later_chunk_read_by_the_thread_leaves_nothing(
     )
     before = await counts(session, project)
     good = [prompt_row(f"p{n}") for n in range(60)]
-    changed = jsonl(*good[:45]) + b"{broken\n" + jsonl(*good[45:])
-    stream = ChangesAfterFirstRead(jsonl(*good), changed)
+    # Chunks 1 to 6 are written before the reader, a chunk ahead, meets line 46.
+    stream = io.BytesIO(jsonl(*good[:45]) + b"{broken\n" + jsonl(*good[45:]))
     with pytest.raises(ImportRejected) as caught:
         async with session.begin_nested():
             await service.import_stream(
@@ -132,16 +130,26 @@ async def test_bad_line_in_a_later_chunk_read_by_the_thread_leaves_nothing(
 
 
 async def test_database_failure_in_a_later_chunk_stops_the_thread_and_leaves_nothing(
-    session: AsyncSession, small_chunks: int
+    session: AsyncSession, small_chunks: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = await make_project(session)
     before = await counts(session, project)
     good = [prompt_row(f"p{n}") for n in range(2000)]  # 425 kB: several reads of 64 kB
-    # The second read repeats an id within chunk 6 (lines 36-42), which the check never saw:
-    # Postgres refuses it.
-    changed = [*good[:41], prompt_row("p40"), *good[42:]]
-    stream = ChangesAfterFirstRead(jsonl(*good), jsonl(*changed))
-    with pytest.raises(psycopg.errors.UniqueViolation):
+    data = jsonl(*good)
+    stream = CountedReads(data)
+    copy_rows = repository.copy_rows
+    copies = 0
+
+    async def fails_at_the_sixth_chunk(session: AsyncSession, table: str, *args: Any) -> None:
+        nonlocal copies
+        copies += table == "prompts"
+        if copies == 6:
+            driver = await driver_connection(session)
+            await driver.execute("SELECT 1 / 0")  # Postgres refuses the statement.
+        await copy_rows(session, table, *args)
+
+    monkeypatch.setattr(repository, "copy_rows", fails_at_the_sixth_chunk)
+    with pytest.raises(psycopg.errors.DivisionByZero):
         async with session.begin_nested():
             try:
                 await service.import_stream(
@@ -152,7 +160,7 @@ async def test_database_failure_in_a_later_chunk_stops_the_thread_and_leaves_not
     assert not import_threads()
     assert stream.reads_after_failure == 0
     # The thread read at most a chunk ahead, not on to the end of the file.
-    assert stream.tell() < len(jsonl(*changed)) // 2
+    assert stream.tell() < len(data) // 2
     assert await counts(session, project) == before
 
 
@@ -169,3 +177,57 @@ def _parsed(row: dict[str, Any]) -> Any:
 
     [record] = iter_records(io.BytesIO(jsonl(row)), filename="b.jsonl")
     return record
+
+
+@pytest.mark.parametrize(
+    ("first", "repeat", "same_content"),
+    [(3, 5, True), (3, 5, False), (2, 40, True), (2, 40, False)],
+    ids=["same chunk", "same chunk, other content", "later chunk", "later chunk, other content"],
+)
+async def test_an_id_used_twice_rejects_the_file_naming_both_lines(
+    session: AsyncSession, small_chunks: int, first: int, repeat: int, same_content: bool
+) -> None:
+    """The file is written as it is read, so the repeat may reach the writer (as a fresh
+    prompt in the same chunk, or as one already written): it must still be the reader's
+    verdict that rejects the file, and nothing may stay."""
+    project = await make_project(session)
+    before = await counts(session, project)
+    rows = [prompt_row(f"p{n}") for n in range(50)]
+    rows[repeat] = prompt_row(f"p{first}", n=2 if same_content else 3)
+    with pytest.raises(ImportRejected) as caught:
+        await service.import_stream(
+            session, project, io.BytesIO(jsonl(*rows)), filename="b.jsonl", source="cli", user=None
+        )
+    [error] = caught.value.report.errors
+    assert (error.line, error.field) == (repeat + 1, "id")
+    assert f"already used on line {first + 1}" in error.message
+    assert await counts(session, project) == before
+    assert not import_threads()
+
+
+async def test_a_file_over_the_size_limit_is_refused_before_it_is_read(
+    session: AsyncSession,
+) -> None:
+    """The import writes as it reads: a file it would refuse at the end is not started."""
+    from pickwise.batches.parsing.report import ImportLimits
+
+    project = await make_project(session)
+    before = await counts(session, project)
+    data = jsonl(*(prompt_row(f"p{n}") for n in range(20)))
+    stream = CountedReads(data)
+    stream.failed = True  # Every read counts.
+    with pytest.raises(ImportRejected) as caught:
+        await service.import_stream(
+            session,
+            project,
+            stream,
+            filename="b.jsonl",
+            source="cli",
+            user=None,
+            limits=ImportLimits(max_file_bytes=len(data) - 1),
+        )
+    [error] = caught.value.report.errors
+    assert error.message == f"the file is larger than the limit of {len(data) - 1:,} bytes"
+    assert caught.value.report.byte_count == len(data)
+    assert stream.reads_after_failure == 0
+    assert await counts(session, project) == before

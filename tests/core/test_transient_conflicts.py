@@ -8,7 +8,8 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import text
 
-from pickwise.core.db import SessionDep, get_engine
+from pickwise.core.db import get_engine
+from pickwise.core.deps import SessionDep
 
 
 def app_with_crossed_locks(live_app: Any) -> FastAPI:

@@ -20,7 +20,8 @@ from pickwise.analytics.snapshot_schemas import (
     SnapshotInfo,
     TimelineSnapshot,
 )
-from pickwise.core.db import SessionDep, get_read_engine
+from pickwise.core.db import get_read_engine
+from pickwise.core.deps import SessionDep
 from pickwise.models import Project
 from pickwise.projects.deps import AdminProject
 

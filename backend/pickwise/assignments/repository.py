@@ -418,12 +418,17 @@ _ROUNDS = """
 """
 # A pair's slots: the project's k, or more where an admin asked for more votes on it.
 _SLOTS_WANTED = "greatest(:k, coalesce(p.votes_wanted, 0))"
+# One chain of window functions over the pairs, no join of the pairs to their own ranking: the
+# statement runs at the end of an import, before the new rows have statistics, and a planner
+# that expects one row would otherwise rank the whole batch again for every pair (minutes).
+# Pairs that already have slots (`pos` set) form their own partition and keep their place.
 _CREATE_SLOTS = text(
     f"""
     WITH counted AS (
-        SELECT p.id, p.project_id, p.prompt_id, s.n, s.max_no, s.pos,
-               {_SLOTS_WANTED} AS wanted
+        SELECT p.id, p.project_id, p.prompt_id, q.external_id, s.n, s.max_no, s.pos,
+               s.pos IS NULL AS is_new, {_SLOTS_WANTED} AS wanted
         FROM pairs p
+        JOIN prompts q ON q.id = p.prompt_id
         CROSS JOIN LATERAL (
             SELECT count(*) AS n, coalesce(max(slot_no), 0) AS max_no, max(queue_pos) AS pos
             FROM pair_slots WHERE pair_id = p.id
@@ -432,25 +437,24 @@ _CREATE_SLOTS = text(
           AND (CAST(:batch_id AS bigint) IS NULL OR p.batch_id = :batch_id)
           AND (NOT :raised_only OR p.votes_wanted > :k)
           AND s.n < {_SLOTS_WANTED}
-    ), new_pairs AS (
-        SELECT c.id, c.prompt_id, q.external_id,
-               row_number() OVER (PARTITION BY c.prompt_id ORDER BY c.id) AS place
-        FROM counted c JOIN prompts q ON q.id = c.prompt_id
-        WHERE c.pos IS NULL
+    ), placed_in_prompt AS (
+        SELECT *, row_number() OVER (PARTITION BY prompt_id, is_new ORDER BY id) AS place
+        FROM counted
     ), rounds AS (
-        SELECT id, prompt_id, external_id, {_ROUNDS.format(partition="")}
-        FROM new_pairs
+        SELECT *, {_ROUNDS.format(partition=", is_new")}
+        FROM placed_in_prompt
     ), placed AS (
-        SELECT id, row_number() OVER (ORDER BY {_NEW_PAIR_ORDER}) + (
+        SELECT *, CASE WHEN is_new THEN row_number() OVER (
+            PARTITION BY is_new ORDER BY {_NEW_PAIR_ORDER}
+        ) + (
             SELECT coalesce(max(queue_pos), 0) FROM pair_slots
             WHERE project_id = :project_id AND state <> '{SlotState.DONE}'
-        ) AS pos
+        ) ELSE pos END AS new_pos
         FROM rounds
     )
     INSERT INTO pair_slots (project_id, pair_id, slot_no, state, queue_pos)
-    SELECT c.project_id, c.id, c.max_no + g, '{SlotState.OPEN}', coalesce(c.pos, placed.pos)
-    FROM counted c
-    LEFT JOIN placed ON placed.id = c.id
+    SELECT c.project_id, c.id, c.max_no + g, '{SlotState.OPEN}', c.new_pos
+    FROM placed c
     CROSS JOIN LATERAL generate_series(1, c.wanted - c.n) g
     """
 )

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request
 from pickwise.assignments import service
 from pickwise.assignments.schemas import NextPair, NoWorkLeft
 from pickwise.auth.deps import CurrentRater, PrincipalDep, may_act_on_get
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import Forbidden
 from pickwise.projects.deps import RaterProject
 

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth import service
-from pickwise.core.db import OpenUnitDep, SessionDep
+from pickwise.core.deps import OpenUnitDep, SessionDep
 from pickwise.core.errors import Forbidden, NotAuthenticated
 from pickwise.models import User, UserSession
 from pickwise.vocabulary import AccountRole

@@ -10,7 +10,7 @@ from pickwise.auth.schemas import (
     TokenCreated,
     TokenRead,
 )
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.models import Invite
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])

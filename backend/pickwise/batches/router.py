@@ -6,7 +6,7 @@ from pickwise.auth.deps import AdminUser
 from pickwise.batches import repository, service
 from pickwise.batches.parsing.spooling import spool_upload
 from pickwise.batches.schemas import BatchRead, ImportResult
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.generation.uploads import import_prompt_only
 from pickwise.projects.deps import AdminProject
 

@@ -1,9 +1,11 @@
-"""Importing a batch: validate the whole file, then write it in one transaction.
+"""Importing a batch: one pass over the file that checks each line and writes it, in one
+transaction.
 
 All or nothing: a file with any bad line, or any prompt id that already exists with other
-content, is rejected whole and the caller's transaction rolls back. Idempotent: prompts that
-exist with the same content are counted as unchanged and left alone, and a file with nothing
-new adds no batch (the outcome says "nothing new" and has no batch id).
+content, is rejected whole (ImportRejected, with every problem the pass found) and the
+caller's transaction rolls back what was written before the problem showed. Idempotent:
+prompts that exist with the same content are counted as unchanged and left alone, and a file
+with nothing new adds no batch (the outcome says "nothing new" and has no batch id).
 """
 
 import asyncio
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.assignments.service import create_slots
 from pickwise.batches import repository
 from pickwise.batches.pairing import generate_pairs
-from pickwise.batches.parsing.reader import iter_records, validate
+from pickwise.batches.parsing.reader import RecordReader, too_large_report
 from pickwise.batches.parsing.records import ParsedPrompt
 from pickwise.batches.parsing.report import (
     ErrorLog,
@@ -40,7 +42,7 @@ CHUNK = 2_000
 IMPORT_THREAD_PREFIX = "pickwise-import"
 _DONE = object()
 T = TypeVar("T")
-# Called with (prompts written so far, prompts in the file) after each chunk.
+# Called with (bytes of the file read so far, its size) after each chunk.
 Progress = Callable[[int, int], None]
 
 
@@ -95,60 +97,72 @@ async def import_stream(
     limits: ImportLimits | None = None,
     progress: Progress | None = None,
 ) -> ImportOutcome:
-    """`stream` must be seekable: it is read twice (validate, then write)."""
+    """`stream` must be seekable: two same ids are named by reading the file again.
+
+    The writes happen in a savepoint: when the file is rejected, nothing of it stays in the
+    caller's transaction, whether or not the caller rolls back.
+    """
     limits = limits or limits_from_settings()
-    # Parsing is CPU work: run it off the event loop so other requests keep flowing.
-    report = await asyncio.to_thread(
-        validate, stream, filename=filename, file_format=file_format, limits=limits
-    )
-    if not report.valid:
-        raise ImportRejected(report)
-    stream.seek(0)
-    batch = Batch(
-        project_id=project.id,
-        filename=filename[:500],
-        sha256=report.sha256,
-        size_bytes=report.byte_count,
-        source=source,
-        created_by_id=user.id if user else None,
-    )
-    session.add(batch)
-    await session.flush()
-    writer = _BatchWriter(session, project, batch)
-    records = iter_records(stream, filename=filename, file_format=file_format, limits=limits)
-    prepared = (writer.rules.prepare(chunk) for chunk in _chunks(records))
-    done = 0
-    if progress:
-        progress(done, report.prompt_count)
-    async with aclosing(_ahead(prepared)) as chunks:
-        async for chunk in chunks:
-            await writer.write(chunk)
-            done += len(chunk.records)
-            if progress:
-                progress(done, report.prompt_count)
-    if writer.conflicts.count:
-        raise ImportRejected(
-            replace(report, errors=tuple(writer.conflicts.kept), error_count=writer.conflicts.count)
+    async with session.begin_nested():
+        size = stream.seek(0, 2)
+        stream.seek(0)
+        if size > limits.max_file_bytes:
+            raise ImportRejected(
+                too_large_report(size, filename=filename, file_format=file_format, limits=limits)
+            )
+        # The file's digest and size are known once it is read; the row is needed before that.
+        batch = Batch(
+            project_id=project.id,
+            filename=filename[:500],
+            sha256="",
+            size_bytes=0,
+            source=source,
+            created_by_id=user.id if user else None,
         )
-    IMPORT_ROWS.inc(writer.prompts_new + writer.responses_new + writer.pairs_new)
-    # Only new prompts bring responses and pairs: without one, the batch would be empty.
-    nothing_new = writer.prompts_new == 0
-    if nothing_new:
-        await session.delete(batch)
-    else:
-        # The batch's pairs join the queue together, so the order can mix all their prompts.
-        await create_slots(session, project, batch.id)
-        batch.prompts_new, batch.prompts_unchanged = writer.prompts_new, writer.prompts_unchanged
-        batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
-    await session.flush()
-    return ImportOutcome(
-        batch_id=None if nothing_new else batch.id,
-        prompts_new=writer.prompts_new,
-        prompts_unchanged=writer.prompts_unchanged,
-        responses_new=writer.responses_new,
-        pairs_new=writer.pairs_new,
-        sha256=report.sha256,
-    )
+        session.add(batch)
+        await session.flush()
+        writer = _BatchWriter(session, project, batch)
+        reader = RecordReader(stream, filename=filename, file_format=file_format, limits=limits)
+        # Parsing is CPU work: it runs in a worker thread, a chunk ahead of the writes.
+        prepared = (writer.rules.prepare(chunk) for chunk in _chunks(iter(reader)))
+        if progress:
+            progress(0, size)
+        async with aclosing(_ahead(prepared)) as chunks:
+            async for chunk in chunks:
+                await writer.write(chunk)
+                if progress:
+                    progress(reader.bytes_read, size)
+        report = reader.report
+        assert report is not None  # The pass ended without raising: the file is valid.
+        batch.sha256, batch.size_bytes = report.sha256, report.byte_count
+        if writer.conflicts.count:
+            raise ImportRejected(
+                replace(
+                    report, errors=tuple(writer.conflicts.kept), error_count=writer.conflicts.count
+                )
+            )
+        IMPORT_ROWS.inc(writer.prompts_new + writer.responses_new + writer.pairs_new)
+        # Only new prompts bring responses and pairs: without one, the batch would be empty.
+        nothing_new = writer.prompts_new == 0
+        if nothing_new:
+            await session.delete(batch)
+        else:
+            # The batch's pairs join the queue together, so the order can mix all their prompts.
+            await create_slots(session, project, batch.id)
+            batch.prompts_new, batch.prompts_unchanged = (
+                writer.prompts_new,
+                writer.prompts_unchanged,
+            )
+            batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
+        await session.flush()
+        return ImportOutcome(
+            batch_id=None if nothing_new else batch.id,
+            prompts_new=writer.prompts_new,
+            prompts_unchanged=writer.prompts_unchanged,
+            responses_new=writer.responses_new,
+            pairs_new=writer.pairs_new,
+            sha256=report.sha256,
+        )
 
 
 async def _ahead(items: Iterator[T]) -> AsyncGenerator[T, None]:
@@ -251,10 +265,16 @@ class _BatchWriter:
             self.session, self.project_id, [record.external_id for record in chunk.records]
         )
         fresh = []
+        fresh_ids: set[str] = set()
         for record in chunk.records:
             stored_hash = existing.get(record.external_id)
+            if record.external_id in fresh_ids:
+                # The same id twice in the file: the reader rejects the file at the end of its
+                # pass (naming both lines); writing both would fail on the unique key first.
+                continue
             if stored_hash is None:
                 fresh.append(record)
+                fresh_ids.add(record.external_id)
             elif stored_hash == record.content_hash:
                 self.prompts_unchanged += 1
             else:

@@ -3,7 +3,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,14 +48,14 @@ def import_file(
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        DownloadColumn(),
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task(f"checking {file.name}", total=None)
+        task = bar.add_task(f"importing {file.name}", total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task, description=f"importing {file.name}", completed=done, total=total)
+        def progress(read: int, size: int) -> None:
+            bar.update(task, completed=read, total=size)
 
         async def work(session: AsyncSession) -> service.ImportOutcome:
             target = await projects_service.get_by_slug_or_404(session, project)

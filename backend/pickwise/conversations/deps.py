@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth.deps import ApiTokenHeader, Principal, principal_of
 from pickwise.core.config import get_settings
-from pickwise.core.db import OpenUnit, UnitsDep
+from pickwise.core.db import OpenUnit
+from pickwise.core.deps import UnitsDep
 from pickwise.core.errors import NotAuthenticated
 from pickwise.core.middleware import release_load_slot
 from pickwise.models import User

@@ -42,7 +42,8 @@ from pickwise.conversations.schemas import (
 from pickwise.conversations.service import Sent
 from pickwise.conversations.voting import count_judged_turn
 from pickwise.core.clock import utcnow
-from pickwise.core.db import SessionDep, Units, UnitsDep
+from pickwise.core.db import Units
+from pickwise.core.deps import SessionDep, UnitsDep
 from pickwise.core.middleware import release_load_slot
 from pickwise.exports.dataset.ndjson import NDJSON_MEDIA_TYPE
 from pickwise.exports.dataset.splits import Split

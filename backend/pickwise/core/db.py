@@ -3,10 +3,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Any
 
 import psycopg
-from fastapi import Depends
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -134,20 +133,11 @@ async def get_session() -> AsyncIterator[AsyncSession]:
         yield session
 
 
-# scope="function": the commit finishes before the response is sent, so an acknowledged
-# judgment is always durable.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-
 Units = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 def get_units() -> Units:
     return unit_of_work
-
-
-# For requests that must hold no transaction while they wait (live conversations): each
-# `async with units() as session:` is one short transaction, committed at its end.
-UnitsDep = Annotated[Units, Depends(get_units)]
 
 
 @dataclass
@@ -161,16 +151,6 @@ class OpenUnit:
     async def done(self) -> None:
         """Commit now, not at the end of the request (the unit ends once: later, nothing)."""
         await self._exit.aclose()
-
-
-async def open_unit(units: UnitsDep) -> AsyncIterator[OpenUnit]:
-    async with AsyncExitStack() as exit_stack:
-        session = await exit_stack.enter_async_context(units())
-        # An error in the route before `done` rolls the unit back, as for `SessionDep`.
-        yield OpenUnit(session, exit_stack)
-
-
-OpenUnitDep = Annotated[OpenUnit, Depends(open_unit, scope="function")]
 
 
 async def add_unique(session: AsyncSession, row: object, conflict: PickwiseError) -> None:

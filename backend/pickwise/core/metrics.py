@@ -9,10 +9,13 @@ empty when the server starts. Counters and histograms only: multiprocess gauges 
 bookkeeping, so per-project gauges are computed from the database on each scrape instead.
 """
 
+from __future__ import annotations
+
 import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,9 +28,12 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from starlette.types import Message, Receive, Scope, Send
 
 from pickwise.core.middleware import HttpMiddleware
+
+if TYPE_CHECKING:
+    # Annotations only: importing starlette at run time costs every CLI command its start-up.
+    from starlette.types import Message, Receive, Scope, Send
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

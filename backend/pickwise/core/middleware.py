@@ -1,6 +1,11 @@
-import secrets
+from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+import secrets
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Annotations only: importing starlette at run time costs every CLI command its start-up.
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class HttpMiddleware:

@@ -1,6 +1,6 @@
 from fastapi import APIRouter
 
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.generation import service
 from pickwise.generation.schemas import EndpointCreate, EndpointRead, EndpointUpdate
 from pickwise.projects.deps import AdminProject

@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from pickwise.core import metrics
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.health import service
 
 router = APIRouter(tags=["operations"])

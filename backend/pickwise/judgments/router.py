@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.assignments import service as assignments
 from pickwise.assignments.schemas import NoWorkLeft
 from pickwise.auth.deps import CurrentRater, RaterInOpenUnit
-from pickwise.core.db import OpenUnit, OpenUnitDep, SessionDep, Units, UnitsDep
+from pickwise.core.db import OpenUnit, Units
+from pickwise.core.deps import OpenUnitDep, SessionDep, UnitsDep
 from pickwise.core.errors import NotFound, PickwiseError
 from pickwise.judgments import changes, idempotency, repository, service
 from pickwise.judgments.schemas import (

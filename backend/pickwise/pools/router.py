@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from pickwise.auth.deps import AdminUser
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.pools import repository, service
 from pickwise.pools.schemas import ParticipantRead, PoolCreate, PoolLink, PoolRead, PoolUpdate
 from pickwise.projects.deps import AdminProject

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from pickwise.auth.deps import AdminUser, CurrentUser
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import NotFound
 from pickwise.models import Project
 from pickwise.projects import repository

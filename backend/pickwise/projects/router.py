@@ -1,7 +1,7 @@
 from fastapi import APIRouter
 
 from pickwise.auth.deps import AdminUser, CurrentUser
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import NotFound
 from pickwise.projects import repository, service
 from pickwise.projects.deps import AdminProject, RaterProject

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from pickwise.auth.deps import AdminUser
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.projects.deps import AdminProject
 from pickwise.review import actions_service, pair_service, service
 from pickwise.review.schemas import (

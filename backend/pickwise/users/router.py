@@ -1,7 +1,7 @@
 from fastapi import APIRouter
 
 from pickwise.auth.deps import AdminUser, CurrentUser
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import Conflict, NotFound
 from pickwise.users import repository, service
 from pickwise.users.schemas import UserCreate, UserRead, UserUpdate

@@ -11,7 +11,7 @@ from pickwise.auth import service as auth_service
 from pickwise.auth.deps import PrincipalDep
 from pickwise.auth.schemas import TokenCreate
 from pickwise.core.clock import utcnow
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import NotFound
 from pickwise.web.forms import field_errors, redirect_to
 from pickwise.web.templating import render

@@ -21,7 +21,7 @@ from pickwise.auth.deps import AdminUser, PrincipalDep, get_admin_user
 from pickwise.batches import repository as batches_repository
 from pickwise.batches.parsing.report import LineError
 from pickwise.batches.service import ImportRejected, import_stream, limits_from_settings
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import Conflict, InvalidInput, NotFound, PickwiseError
 from pickwise.generation.uploads import import_prompt_only
 from pickwise.judgments import repository as judgments_repository

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.auth import service as auth_service
 from pickwise.auth.deps import AdminUser, PrincipalDep, get_admin_user
 from pickwise.auth.schemas import InviteCreate
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import Conflict, NotFound, PickwiseError
 from pickwise.projects import repository as projects_repository
 from pickwise.users import repository as users_repository

@@ -14,7 +14,7 @@ from pickwise.auth.deps import PrincipalDep, get_admin_user
 from pickwise.conversations import reports, repository, service
 from pickwise.conversations.schemas import ConversationSettingsIn
 from pickwise.core.clock import utcnow
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import PickwiseError
 from pickwise.generation import service as generation_service
 from pickwise.models import Project

@@ -28,7 +28,8 @@ from pickwise.conversations.schemas import MessageIn, StartIn, VoteIn
 from pickwise.conversations.service import Sent
 from pickwise.conversations.voting import count_judged_turn
 from pickwise.core.clock import utcnow
-from pickwise.core.db import SessionDep, Units, UnitsDep
+from pickwise.core.db import Units
+from pickwise.core.deps import SessionDep, UnitsDep
 from pickwise.core.errors import PickwiseError
 from pickwise.core.middleware import release_load_slot
 from pickwise.models import Project, User

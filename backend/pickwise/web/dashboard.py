@@ -13,7 +13,7 @@ from pickwise.analytics.flags import FlagCode
 from pickwise.analytics.router import AnalyticsConnection
 from pickwise.analytics.schemas import ReportRead
 from pickwise.auth.deps import PrincipalDep
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.projects import service as projects_service
 from pickwise.projects.deps import AdminProject
 from pickwise.web import svg

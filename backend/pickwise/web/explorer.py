@@ -16,7 +16,7 @@ from pickwise.analytics.router import AnalyticsConnection
 from pickwise.analytics.schemas import RaterRow, RatersRead
 from pickwise.auth.deps import PrincipalDep, get_admin_user
 from pickwise.batches import repository as batches_repository
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import InvalidInput, NotFound
 from pickwise.models import Project, User
 from pickwise.projects import repository as projects_repository

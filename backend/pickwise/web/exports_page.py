@@ -14,7 +14,7 @@ from starlette.background import BackgroundTask
 from pickwise.auth.deps import PrincipalDep
 from pickwise.batches import repository as batches_repository
 from pickwise.core.config import get_settings
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.exports import service
 from pickwise.exports.dataset.aggregation import AggregationMode, DropReason
 from pickwise.exports.dataset.formats import ExportFormat

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from pickwise.auth.deps import AdminUser, PrincipalDep
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import PickwiseError
 from pickwise.generation import service as generation_service
 from pickwise.generation.schemas import EndpointCreate, EndpointUpdate

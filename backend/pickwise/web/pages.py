@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pickwise.auth import service as auth_service
 from pickwise.auth.deps import SESSION_COOKIE, OptionalPrincipal, PrincipalDep
 from pickwise.core.config import get_settings
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import PickwiseError
 from pickwise.projects import repository as projects_repository
 from pickwise.vocabulary import AccountRole

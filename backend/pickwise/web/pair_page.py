@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from pickwise.auth.deps import AdminUser, PrincipalDep, get_admin_user
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.projects.deps import AdminProject
 from pickwise.review import pair_service, service
 from pickwise.review.repository import watermark

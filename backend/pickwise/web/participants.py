@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pickwise.auth import service as auth_service
 from pickwise.auth.deps import OptionalPrincipal, PrincipalDep
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import Conflict
 from pickwise.pools import service
 from pickwise.pools.quota import quota_state

@@ -37,7 +37,8 @@ from pickwise.assignments import service as assignments
 from pickwise.auth.deps import Principal, PrincipalDep, may_act_on_get, principal_of
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
-from pickwise.core.db import OpenUnit, OpenUnitDep, SessionDep, UnitsDep
+from pickwise.core.db import OpenUnit
+from pickwise.core.deps import OpenUnitDep, SessionDep, UnitsDep
 from pickwise.core.errors import InvalidInput, NotAuthenticated, PickwiseError
 from pickwise.judgments import changes, idempotency
 from pickwise.judgments import service as judgments

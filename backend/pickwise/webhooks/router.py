@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from pickwise.core.db import SessionDep
+from pickwise.core.deps import SessionDep
 from pickwise.projects.deps import AdminProject
 from pickwise.webhooks import service
 from pickwise.webhooks.schemas import (

@@ -65,6 +65,10 @@ def sniff_unreadable(head: bytes) -> str | None:
     return None
 
 
+def too_large(max_file_bytes: int) -> str:
+    return f"the file is larger than the limit of {max_file_bytes:,} bytes"
+
+
 class ByteLines:
     """Single-use reader of one upload. After `lines()` is exhausted, `sha256`, `byte_count`,
     `line_count` and `file_problem` describe the whole input."""
@@ -115,7 +119,7 @@ class ByteLines:
                 limit = self._limits.max_file_bytes
                 # A compressed file stays reported as such: that is the problem to fix first.
                 if self.file_problem is None:
-                    self.file_problem = f"the file is larger than the limit of {limit:,} bytes"
+                    self.file_problem = too_large(limit)
                 return
             yield chunk
 

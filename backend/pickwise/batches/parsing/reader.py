@@ -1,17 +1,17 @@
 """Streaming parser and validator for import files (JSONL or CSV). No database here.
 
-Two passes over the same file:
-
     report = validate(file, filename=name)           # reads everything, keeps no records
-    if report.valid:
-        file.seek(0)
-        for prompt in iter_records(file, filename=name):
-            ...                                        # write, inside one transaction
 
-Both passes run the same checks, so `iter_records` on a file that `validate` accepted yields
-every record. Used alone it stops yielding at the first problem, reads on to find the rest,
-and raises `ImportRejected` (carrying the full report) at the end: the caller's transaction
-must roll back what it wrote by then.
+    reader = RecordReader(file, filename=name)       # one pass that also yields the records
+    for prompt in reader:
+        ...                                          # write, inside one transaction
+    reader.report                                    # the same report as validate's
+
+Both run the same checks. The reader stops yielding at the first problem, reads on to find
+the rest, and raises `ImportRejected` (carrying the full report) at the end: the caller's
+transaction must roll back what it wrote by then. An import reads its file once this way,
+rather than validating it first: a bad file costs the writes made before its first problem,
+a good one (the common case) is parsed once instead of twice.
 
 Memory does not grow with the file size, except for the ids seen (to find duplicates): 8 bytes
 per record. A seekable file keeps only a 64-bit hash of each id and compares them at the end of
@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, cast
 
 import numpy as np
 
-from pickwise.batches.parsing.byte_lines import ByteLines, ByteSource
+from pickwise.batches.parsing.byte_lines import ByteLines, ByteSource, too_large
 from pickwise.batches.parsing.fields import Problem, read_id
 from pickwise.batches.parsing.json_values import may_be_unstorable, unstorable_text
 from pickwise.batches.parsing.record_shapes import parse_record, shape_of
@@ -83,13 +83,57 @@ def iter_records(
     limits: ImportLimits = DEFAULT_LIMITS,
 ) -> Iterator[ParsedPrompt]:
     """Yields the validated records in file order; raises ImportRejected if the file is bad."""
-    scan = _Scan(source, filename, file_format, limits)
-    for record in scan.records():
-        if scan.errors.count == 0:
-            yield record
-    report = scan.exact_report()
-    if not report.valid:
-        raise ImportRejected(report)
+    return iter(RecordReader(source, filename=filename, file_format=file_format, limits=limits))
+
+
+def too_large_report(
+    size: int, *, filename: str | None, file_format: ImportFormat | None, limits: ImportLimits
+) -> ValidationReport:
+    """The verdict on a file whose size is known to be over the limit, without reading it (an
+    import writes as it reads, so it must not start on a file it will refuse at the end)."""
+    return ValidationReport(
+        format=file_format or format_from_filename(filename),
+        shape=None,
+        line_count=0,
+        prompt_count=0,
+        response_count=0,
+        gold_prompt_count=0,
+        byte_count=size,
+        sha256="",  # Not read, so not known.
+        errors=(LineError(None, None, too_large(limits.max_file_bytes)),),
+        error_count=1,
+    )
+
+
+class RecordReader:
+    """One pass over one file: iterating yields the valid records in file order, then sets
+    `report` (the whole file's, as `validate` gives it) and raises ImportRejected if the file
+    is bad. Single use."""
+
+    def __init__(
+        self,
+        source: ByteSource,
+        *,
+        filename: str | None = None,
+        file_format: ImportFormat | None = None,
+        limits: ImportLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self._scan = _Scan(source, filename, file_format, limits)
+        self.report: ValidationReport | None = None
+
+    @property
+    def bytes_read(self) -> int:
+        """How far the pass has read (for progress; read ahead of the records yielded)."""
+        return self._scan.bytes_read
+
+    def __iter__(self) -> Iterator[ParsedPrompt]:
+        scan = self._scan
+        for record in scan.records():
+            if scan.errors.count == 0:
+                yield record
+        self.report = scan.exact_report()
+        if not self.report.valid:
+            raise ImportRejected(self.report)
 
 
 def _start_offset(source: ByteSource) -> int | None:
@@ -161,6 +205,10 @@ class _Scan:
             if prompt is not None:
                 yield prompt
         self._add_file_problems()
+
+    @property
+    def bytes_read(self) -> int:
+        return self._input.byte_count
 
     def exact_report(self) -> ValidationReport:
         """The report, after reading the file again if two ids may be the same."""

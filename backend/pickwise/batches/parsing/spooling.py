@@ -1,5 +1,6 @@
-"""Adapter for async uploads: the parser reads files twice (validate, then import), so an
-upload stream is first copied to a temporary file."""
+"""Adapter for async uploads: an import needs a seekable file (its size, for progress; a
+second read when two records may share an id, to name their lines), so an upload stream is
+first copied to a temporary file."""
 
 import tempfile
 from collections.abc import AsyncIterable
