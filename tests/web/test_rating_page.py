@@ -80,6 +80,8 @@ def answered_with_the_page(response: Response, app: FastAPI, project: Project) -
     page_url = app.url_path_for("rate_page", project_id=project.id)
     assert f'data-page-url="{page_url}"' in response.text
     assert response.headers["cache-control"] == "no-store"
+    # The navigation marks the rating page as the current one, as at its own address.
+    assert f'<a href="{page_url}" aria-current="page">Rate</a>' in response.text
     return response.text
 
 
