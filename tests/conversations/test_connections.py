@@ -3,15 +3,19 @@ requests' pool, the replies' outcomes through the generation pool, every connect
 back. (Counts of transactions and statements, not times: timings live in bench/.)"""
 
 import asyncio
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+import aiohttp
 import pytest
 from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pickwise.conversations import views
 from pickwise.conversations.deps import database_slot
 from pickwise.conversations.generation import generator
 from pickwise.core.config import get_settings
@@ -154,3 +158,54 @@ async def test_conversation_requests_past_their_slots_wait_without_taking_a_conn
     read, voted, sent = await asyncio.gather(*waiting)
     assert (read.status_code, voted.status_code, sent.status_code) == (200, 200, 201)
     assert sent.json()["turns"][-1]["user_content"] == "Later"
+
+
+async def test_a_new_conversation_reads_what_it_needs_in_one_statement(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    await world.configure()
+    with traffic(get_engine()) as requests:
+        await world.start("Hello", wait=False)
+    selects = [sql for sql in requests.statements if sql.lstrip().upper().startswith("SELECT")]
+    # Who asks; the project with its settings and switched-on endpoints (the budget and the
+    # rows written are statements of their own).
+    assert len(selects) == 2, selects
+    assert requests.commits == 1
+    await drain_generator()
+
+
+async def test_the_replies_are_asked_for_before_the_answer_is_built(
+    world: World, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rater waits for the model's first token: both requests go out (on the pool's
+    kept-alive connections) as soon as the turn is committed, before the message's answer
+    is built and sent."""
+    await world.configure()
+    order: list[object] = []
+
+    async def body_sent(session: object, context: object, params: object) -> None:
+        order.append(context)  # one context per request
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_chunk_sent.append(body_sent)
+    monkeypatch.setattr(
+        aiohttp, "ClientSession", functools.partial(aiohttp.ClientSession, trace_configs=[trace])
+    )
+    await generator.close()  # this loop's session is made again, traced
+    try:
+        await world.start("Warm the pool")  # two connections to the model, kept alive
+        real_read = views.conversation_read
+
+        def answer(*args: Any, **kwargs: Any) -> Any:
+            order.append("answer built")
+            return real_read(*args, **kwargs)
+
+        monkeypatch.setattr(views, "conversation_read", answer)
+        order.clear()
+        await world.start("Hello", wait=False)
+        assert "answer built" in order
+        before = order[: order.index("answer built")]
+        assert len({id(context) for context in before}) == 2
+        await drain_generator()
+    finally:
+        await generator.close()

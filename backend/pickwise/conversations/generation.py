@@ -34,6 +34,9 @@ STOP_CHECK_SECONDS = 1.0
 # with hundreds of replies streaming, a read per token was most of a worker's work. The
 # event streams send text about as often (streaming.FLUSH_SECONDS).
 READ_PACE_SECONDS = 0.1
+# Turns of the event loop a request that asks for replies lets their requests go out
+# before it builds its answer (`Generator.launch`).
+REQUEST_TURNS = 2
 STORE_ATTEMPTS = 5
 STORE_RETRY_SECONDS = 0.5
 
@@ -73,6 +76,7 @@ class ReplyJob:
 
     def __init__(self, task: ReplyTask) -> None:
         self.task = task
+        self.started = time.monotonic()
         self.parts: list[str] = []
         self.finished = asyncio.Event()
         self.runner: asyncio.Task[None] | None = None
@@ -166,10 +170,29 @@ class Generator:
                 continue
             job = ReplyJob(task)
             self.jobs[task.reply_id] = job
+            # The model is read in a task of its own, so "stop" cancels the reading only,
+            # never the storing of what came (`_run`). Made here rather than by `_run`, it
+            # sends its request on the loop's next turn instead of the one after.
+            job.reading = asyncio.create_task(self._read(task, job), name=f"read-{task.reply_id}")
             job.runner = asyncio.create_task(self._run(job), name=f"reply-{task.reply_id}")
             started.append(job)
         if self.jobs and (self._watcher is None or self._watcher.done()):
             self._watcher = asyncio.create_task(self._watch_stops(), name="reply-stop-watch")
+        return started
+
+    async def launch(self, tasks: Iterable[ReplyTask]) -> list[ReplyJob]:
+        """`start`, returning once the replies' requests are on their way: what the caller
+        does next (build and send its answer) no longer comes before them, so the model's
+        first token comes that much sooner.
+
+        The reading tasks run on the loop's next turns: on the first, each goes up to its
+        wait for the answer (on a pooled connection, with the request written; aiohttp
+        writes the body in a task of its own, the turn after). A request that has to open
+        a connection goes on connecting meanwhile: nobody waits for that here."""
+        started = self.start(tasks)
+        if started:
+            for _ in range(REQUEST_TURNS):
+                await asyncio.sleep(0)
         return started
 
     def stop(self, reply_ids: Iterable[int]) -> None:
@@ -202,17 +225,14 @@ class Generator:
             await self._sessions.pop(key).close()
 
     async def _run(self, job: ReplyJob) -> None:
-        started = time.monotonic()
-        # The model is read in a task of its own, so "stop" cancels the reading only, never
-        # the storing of what came.
-        reading = asyncio.create_task(self._read(job.task, job), name=f"read-{job.task.reply_id}")
-        job.reading = reading
+        reading = job.reading
+        assert reading is not None, "`start` makes the reading task first"
         try:
             await asyncio.wait([reading])
         except asyncio.CancelledError:
             reading.cancel()  # The process is stopping: the deadline marks it interrupted.
             raise
-        values = self._stopped(job, started) if reading.cancelled() else reading.result()
+        values = self._stopped(job) if reading.cancelled() else reading.result()
         values["finished_at"] = utcnow()
         try:
             if await self._store(job.task.reply_id, values):
@@ -265,7 +285,7 @@ class Generator:
             return _failed(ReplyFailure.ERROR, f"{type(exc).__name__}: {exc}", 1)
 
     @staticmethod
-    def _stopped(job: ReplyJob, started: float) -> dict[str, Any]:
+    def _stopped(job: ReplyJob) -> dict[str, Any]:
         """Stopped by the rater: what came so far is the reply (if anything came)."""
         text = job.text
         if not text.strip():
@@ -275,7 +295,7 @@ class Generator:
             "content": text,
             "finish_reason": "stopped",
             "requests": 1,
-            "latency_ms": _ms(time.monotonic() - started),
+            "latency_ms": _ms(time.monotonic() - job.started),
         }
 
     async def _watch_stops(self) -> None:

@@ -170,10 +170,18 @@ _OWNED_CONVERSATION = (
     .execution_options(populate_existing=True)
 )
 _LOCKED_OWNED_CONVERSATION = _OWNED_CONVERSATION.with_for_update(of=Conversation)
+# With the project's conversation endpoints that are switched on (one row each, or one row
+# of NULLs): a new conversation reads all it needs in one statement.
 _RATER_PROJECT = (
-    select(Project, ConversationSettings)
+    select(Project, ConversationSettings, GenerationEndpoint)
     .outerjoin(ConversationSettings, ConversationSettings.project_id == Project.id)
+    .outerjoin(ConversationEndpoint, ConversationEndpoint.project_id == Project.id)
+    .outerjoin(
+        GenerationEndpoint,
+        (GenerationEndpoint.id == ConversationEndpoint.endpoint_id) & GenerationEndpoint.is_active,
+    )
     .where(Project.id == bindparam("project_id"), _may_rate(Project.id))
+    .order_by(GenerationEndpoint.id)
 )
 
 
@@ -186,13 +194,24 @@ async def owned_conversation(
     return None if row is None else (row[0], row[1], row[2])
 
 
+@dataclass(frozen=True)
+class RaterProject:
+    project: Project
+    settings: ConversationSettings | None
+    endpoints: list[GenerationEndpoint]  # its conversation endpoints switched on, by id
+
+
 async def rater_project(
     session: AsyncSession, project_id: int, rater_id: int, is_admin: bool
-) -> tuple[Project, ConversationSettings | None] | None:
-    """The project (and its conversation settings, if any) when the caller may rate it."""
+) -> RaterProject | None:
+    """The project, its conversation settings (if any) and endpoints, when the caller may
+    rate it."""
     params = {"project_id": project_id, "rater_id": rater_id, "is_admin": is_admin}
-    row = (await session.execute(_RATER_PROJECT, params)).first()
-    return None if row is None else (row[0], row[1])
+    rows = (await session.execute(_RATER_PROJECT, params)).all()
+    if not rows:
+        return None
+    endpoints = [row[2] for row in rows if row[2] is not None]
+    return RaterProject(rows[0][0], rows[0][1], endpoints)
 
 
 # The last turn of a conversation, with the text the conversation goes on from after it:

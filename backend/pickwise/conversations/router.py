@@ -152,18 +152,18 @@ async def _asking(
     conversation back, in the unit that found who asks; commits; then starts the replies (no
     transaction is open while a model writes) and answers, at once or when they are written.
     (Who asks, the writing and the reading were three transactions: under load every BEGIN
-    and COMMIT is a round trip the worker waits for.)"""
+    and COMMIT is a round trip the worker waits for.) The replies' requests go out before
+    the answer is built: the model's first token is what the rater waits for."""
     session, rater = asking.unit.session, asking.rater
     generator.check_room(replies)
     sent = await ask(session, rater)
-    answer = None
+    view = None
     if not wait:
         view = sent.view or await views.load(session, sent.conversation)
-        answer = views.conversation_read(view, utcnow())
     await asking.unit.done()
-    generator.start(sent.tasks)
-    if answer is not None:
-        return answer
+    await generator.launch(sent.tasks)
+    if view is not None:
+        return views.conversation_read(view, utcnow())
     release_load_slot(request.scope)
     await generator.wait_for_turn(sent.turn_id)
     return await _read(units, sent.conversation_id, rater)

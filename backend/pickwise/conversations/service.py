@@ -7,6 +7,7 @@ the tasks to `generation.Generator`, so no transaction is open while a model wri
 
 import dataclasses
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -319,6 +320,7 @@ def _task(reply: ConversationReply, turn: ConversationTurn, config: EndpointConf
 async def _add_turn(
     session: AsyncSession,
     settings: ConversationSettings,
+    endpoints: Sequence[GenerationEndpoint],
     conversation: Conversation,
     head: repository.Head | None,
     rater: User,
@@ -328,7 +330,7 @@ async def _add_turn(
 ) -> Sent:
     usable = [
         (endpoint, config)
-        for endpoint in await repository.conversation_endpoints(session, settings.project_id)
+        for endpoint in endpoints
         if (config := _endpoint_config(endpoint, settings)) is not None
     ]
     if len(usable) < 2:
@@ -392,7 +394,7 @@ async def start(
     found = await repository.rater_project(session, project_id, rater.id, rater.role == "admin")
     if found is None:
         raise NotFound(f"project {project_id}: no such project")
-    project, settings = found
+    project, settings = found.project, found.settings
     if settings is None or project.kind != ProjectKind.CONVERSATIONS:
         raise Conflict(NOT_A_CONVERSATION_PROJECT)
     if key is not None or data.use_opener:
@@ -435,7 +437,9 @@ async def start(
     )
     session.add(conversation)
     await session.flush()
-    return await _add_turn(session, settings, conversation, None, rater, first, None, now)
+    return await _add_turn(
+        session, settings, found.endpoints, conversation, None, rater, first, None, now
+    )
 
 
 async def send(
@@ -469,7 +473,10 @@ async def send(
         raise Conflict(VOTE_FIRST)
     if head is not None and head.turn.depth >= conversation.turn_cap:
         raise Conflict(ENDED)
-    return await _add_turn(session, settings, conversation, head, rater, message, key, now)
+    endpoints = await repository.conversation_endpoints(session, settings.project_id)
+    return await _add_turn(
+        session, settings, endpoints, conversation, head, rater, message, key, now
+    )
 
 
 async def turn_of(

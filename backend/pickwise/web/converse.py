@@ -234,7 +234,7 @@ async def _problem_page(
 
 async def _after_sending(request: Request, sent: Sent, form: FormData) -> None:
     """Starts the replies; without JavaScript (wait=1) returns only once they are written."""
-    generator.start(sent.tasks)
+    await generator.launch(sent.tasks)
     if form_text(form, "wait") != "0":
         release_load_slot(request.scope)
         await generator.wait_for_turn(sent.turn_id)
