@@ -135,12 +135,15 @@ async def _gold_answer_seen(
     return await gold_feedback(session, project, assignment, judgment.choice) is not None
 
 
+def _project_allows_changes(project: Project) -> bool:
+    # A conversation went on from its vote, so that vote stays.
+    return project.undo_seconds > 0 and project.kind != ProjectKind.CONVERSATIONS
+
+
 def changeable_just_made(project: Project, gold_answer_shown: bool) -> bool:
     """Whether a choice the rater made just now (so their last decision, in its window) may
     be changed: `changeable`'s rules for it, without reading it back."""
-    if project.undo_seconds <= 0 or project.kind == ProjectKind.CONVERSATIONS:
-        return False
-    return not gold_answer_shown
+    return _project_allows_changes(project) and not gold_answer_shown
 
 
 async def changeable(
@@ -150,7 +153,7 @@ async def changeable(
     the page's link and key, and the API). Reads without locks: the change itself checks
     again."""
     now = now or utcnow()
-    if project.undo_seconds <= 0 or project.kind == ProjectKind.CONVERSATIONS:
+    if not _project_allows_changes(project):
         return None
     last = await repository.last_decision(session, project.id, rater.id)
     if last is None:
