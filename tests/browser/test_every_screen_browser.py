@@ -216,6 +216,31 @@ SMALL_TARGETS = """min => {
 }"""
 
 
+# Controls a desktop user would have to scroll a table sideways to reach: parts of a control
+# outside the visible part of the box that scrolls it.
+HIDDEN_IN_SCROLL_BOX = """() => {
+    const box = e => {
+        for (let p = e.parentElement; p; p = p.parentElement) {
+            const x = getComputedStyle(p).overflowX;
+            if (x === 'auto' || x === 'scroll') return p;
+        }
+        return null;
+    };
+    return [...document.querySelectorAll('button, a[href], input:not([type=hidden]), select')]
+        .filter(e => e.getClientRects().length && box(e))
+        .filter(e => {
+            const inner = box(e).getBoundingClientRect();
+            const r = e.getBoundingClientRect();
+            return r.right > inner.right + 0.5 || r.left < inner.left - 0.5;
+        })
+        .map(e => {
+            const text = (e.textContent || e.name || '').trim().slice(0, 30);
+            return `${e.tagName.toLowerCase()} "${text}"`;
+        })
+        .slice(0, 5);
+}"""
+
+
 OPEN_ALL_DETAILS = "() => document.querySelectorAll('details').forEach(d => d.open = true)"
 
 
@@ -266,6 +291,21 @@ async def test_no_page_scrolls_sideways_and_every_target_is_a_finger_wide(
         small = await page.evaluate(SMALL_TARGETS, MIN_TARGET)
         if small:
             problems[f"{path} small"] = small
+    assert problems == {}
+
+
+async def test_on_a_desktop_no_control_hides_in_a_table_that_scrolls_sideways(
+    browser: Browser, live_server: str, committed_engine: AsyncEngine
+) -> None:
+    """Tables may scroll sideways on a phone, but at 1280 px an admin reaches every button
+    and link (Exclude a rater, open a batch) without scrolling a table first."""
+    world = await seed_world(committed_engine)
+    problems: dict[str, Any] = {}
+    async for path, page in every_page(browser, live_server, world, viewport=DESKTOP):
+        await page.evaluate(OPEN_ALL_DETAILS)
+        hidden = await page.evaluate(HIDDEN_IN_SCROLL_BOX)
+        if hidden:
+            problems[path] = hidden
     assert problems == {}
 
 
