@@ -400,15 +400,15 @@ async def add_edit(session: AsyncSession, turn_id: int, content: str) -> None:
 
 # Counts the replies up front, in the transaction that creates them: two tabs cannot both
 # take the last two replies of the day (the row is updated under its lock).
-_RESERVE = text(
-    """
+# (A new turn reserves in the statement that writes it: turn_repository.py.)
+RESERVE_SQL = """
     INSERT INTO conversation_rater_days AS d (project_id, rater_id, day, replies)
     VALUES (:project_id, :rater_id, :day, :n)
     ON CONFLICT (project_id, rater_id, day) DO UPDATE SET replies = d.replies + :n
     WHERE CAST(:limit AS integer) IS NULL OR d.replies + :n <= CAST(:limit AS integer)
     RETURNING replies
-    """
-)
+"""
+_RESERVE = text(RESERVE_SQL)
 
 
 async def reserve_replies(
