@@ -465,8 +465,15 @@ FINISH_DEFAULTS: dict[str, Any] = {
 }
 
 
-async def finish_reply(session: AsyncSession, reply_id: int, values: dict[str, Any]) -> None:
-    await session.execute(_FINISH_REPLY, {**FINISH_DEFAULTS, **values, "reply_id": reply_id})
+async def finish_replies(
+    session: AsyncSession, outcomes: Sequence[tuple[int, dict[str, Any]]]
+) -> None:
+    """Sets the outcomes of these replies (reply id, values), sent together (one round trip
+    with psycopg's pipeline)."""
+    await session.execute(
+        _FINISH_REPLY,
+        [{**FINISH_DEFAULTS, **values, "reply_id": reply_id} for reply_id, values in outcomes],
+    )
 
 
 _REQUEST_STOP = (

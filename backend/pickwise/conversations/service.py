@@ -661,11 +661,12 @@ async def retry(
         raise Conflict(NO_ENDPOINTS)
     await _reserve(session, settings, rater, 1, now)
     if current.status == ReplyStatus.GENERATING:  # abandoned: say so before the next attempt
-        await repository.finish_reply(
-            session,
-            current.id,
-            {"status": ReplyStatus.FAILED, "failure": ReplyFailure.INTERRUPTED, "finished_at": now},
-        )
+        interrupted = {
+            "status": ReplyStatus.FAILED,
+            "failure": ReplyFailure.INTERRUPTED,
+            "finished_at": now,
+        }
+        await repository.finish_replies(session, [(current.id, interrupted)])
     reply = _new_reply(session, turn.turn, side, endpoint, config, current.attempt + 1, now)
     view.conversation.last_activity_at = now
     await session.flush()
