@@ -283,31 +283,35 @@ def _deadline(now: datetime) -> datetime:
     return now + timedelta(seconds=get_settings().conversation_reply_seconds) + DEADLINE_GRACE
 
 
-def _new_reply(
-    session: AsyncSession,
-    turn: ConversationTurn,
+def _planned(endpoint: GenerationEndpoint, config: EndpointConfig) -> turn_repository.NewReply:
+    return turn_repository.NewReply(endpoint.id, endpoint.name, endpoint.model, config.sampling)
+
+
+def _reply_row(
+    turn_id: int,
     side: str,
-    endpoint: GenerationEndpoint,
-    config: EndpointConfig,
     attempt: int,
+    planned: turn_repository.NewReply,
     now: datetime,
+    reply_id: int | None = None,
 ) -> ConversationReply:
-    reply = ConversationReply(
-        turn_id=turn.id,
+    """A 'generating' reply: stored already when `reply_id` is given, else to be added."""
+    return ConversationReply(
+        id=reply_id,
+        turn_id=turn_id,
         side=side,
         attempt=attempt,
-        endpoint_id=endpoint.id,
-        endpoint_name=endpoint.name,
-        model=endpoint.model,
-        sampling=config.sampling,
+        endpoint_id=planned.endpoint_id,
+        endpoint_name=planned.endpoint_name,
+        model=planned.model,
+        sampling=planned.sampling,
         status=ReplyStatus.GENERATING,
         content="",
         requests=0,
+        stop_requested=False,
         started_at=now,
         deadline_at=_deadline(now),
     )
-    session.add(reply)
-    return reply
 
 
 def _task(reply: ConversationReply, turn: ConversationTurn, config: EndpointConfig) -> ReplyTask:
@@ -338,32 +342,6 @@ async def _reserve(
         raise _over_budget(settings)
 
 
-def _stored_reply(
-    reply_id: int,
-    turn_id: int,
-    side: str,
-    new: turn_repository.NewReply,
-    turn: turn_repository.NewTurn,
-) -> ConversationReply:
-    """The reply row as the statement wrote it (not added to the session: it is stored)."""
-    return ConversationReply(
-        id=reply_id,
-        turn_id=turn_id,
-        side=side,
-        attempt=1,
-        endpoint_id=new.endpoint_id,
-        endpoint_name=new.endpoint_name,
-        model=new.model,
-        sampling=new.sampling,
-        status=ReplyStatus.GENERATING,
-        content="",
-        requests=0,
-        stop_requested=False,
-        started_at=turn.now,
-        deadline_at=turn.deadline,
-    )
-
-
 async def _add_turn(
     session: AsyncSession,
     settings: ConversationSettings,
@@ -391,10 +369,8 @@ async def _add_turn(
         user_content=message,
         context=_context(conversation, head, message),
         client_key=client_key,
-        left=turn_repository.NewReply(left[0].id, left[0].name, left[0].model, left[1].sampling),
-        right=turn_repository.NewReply(
-            right[0].id, right[0].name, right[0].model, right[1].sampling
-        ),
+        left=_planned(*left),
+        right=_planned(*right),
         deadline=_deadline(now),
         now=now,
     )
@@ -429,8 +405,8 @@ async def _add_turn(
         right_endpoint_id=right[0].id,
         created_at=now,
     )
-    left_reply = _stored_reply(written.left_reply_id, turn.id, ShownSide.LEFT, new.left, new)
-    right_reply = _stored_reply(written.right_reply_id, turn.id, ShownSide.RIGHT, new.right, new)
+    left_reply = _reply_row(turn.id, ShownSide.LEFT, 1, new.left, now, written.left_reply_id)
+    right_reply = _reply_row(turn.id, ShownSide.RIGHT, 1, new.right, now, written.right_reply_id)
     tasks = (_task(left_reply, turn, left[1]), _task(right_reply, turn, right[1]))
     if isinstance(conversation, Conversation):
         set_committed_value(conversation, "last_activity_at", now)
@@ -667,7 +643,9 @@ async def retry(
             "finished_at": now,
         }
         await repository.finish_replies(session, [(current.id, interrupted)])
-    reply = _new_reply(session, turn.turn, side, endpoint, config, current.attempt + 1, now)
+    planned = _planned(endpoint, config)
+    reply = _reply_row(turn.turn.id, side, current.attempt + 1, planned, now)
+    session.add(reply)
     view.conversation.last_activity_at = now
     await session.flush()
     return Sent(view.conversation, turn.turn.id, (_task(reply, turn.turn, config),))
