@@ -71,8 +71,9 @@ async def test_a_message_is_one_transaction_and_its_replies_are_stored_apart(
         await drain_generator()
     turn = conversation["turns"][-1]
     assert [turn[side]["status"] for side in ("left", "right")] == ["generating"] * 2
-    # Both outcomes went through the generation pool, none through the requests' pool.
-    assert stores(generation) == 2 and stores(requests) == 0
+    # Both outcomes went through the generation pool, none through the requests' pool (in
+    # one statement when they ended together).
+    assert stores(generation) in (1, 2) and stores(requests) == 0
     assert get_generation_engine().pool.checkedout() == 0
     read = await world.api.get(f"/api/v1/conversations/{conversation['id']}", headers=world.rater)
     stored = read.json()["turns"][-1]

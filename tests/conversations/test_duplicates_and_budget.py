@@ -7,7 +7,13 @@ from typing import Any
 from sqlalchemy import func, select
 
 from pickwise.core.db import get_engine, session_factory
-from pickwise.models import Conversation, ConversationTurn, Judgment
+from pickwise.models import (
+    Conversation,
+    ConversationRaterDay,
+    ConversationReply,
+    ConversationTurn,
+    Judgment,
+)
 from tests.conversations.conftest import World
 from tests.conversations.fake_llm import FakeLLM
 
@@ -143,3 +149,24 @@ async def test_max_tokens_per_reply_reaches_the_endpoint(world: World, fake_llm:
     assert {call["temperature"] for call in fake_llm.calls} == {0.3}
     for side in ("left", "right"):
         assert len(conversation["turns"][0][side]["content"].split()) == 3
+
+
+async def test_a_replayed_start_takes_no_budget_and_a_refused_one_writes_nothing(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    await world.configure(replies_per_rater_per_day=2)
+    url = f"/api/v1/projects/{world.project_id}/conversations"
+    headers = {**world.rater, "Idempotency-Key": "start-once"}
+    first = await world.api.post(url, json={"message": "Hi"}, headers=headers)
+    assert first.status_code == 201
+    # The day's two replies are taken; the same start again is answered, not charged.
+    again = await world.api.post(url, json={"message": "Hi"}, headers=headers)
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"]
+    async with session_factory(get_engine())() as session:
+        used = await session.scalar(select(func.sum(ConversationRaterDay.replies)))
+    assert used == 2
+    # A new start over the budget leaves no conversation, turn or reply behind.
+    refused = await world.api.post(url, json={"message": "More"}, headers=world.rater)
+    assert refused.status_code == 429
+    assert await count(Conversation) == 1 and await count(ConversationTurn) == 1
+    assert await count(ConversationReply) == 2 and len(fake_llm.calls) == 2

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
 from pickwise.core.db import get_engine, session_factory
-from pickwise.models import ConversationReply
+from pickwise.models import ConversationReply, ConversationTurn
 from tests.conversations.conftest import World
 from tests.conversations.fake_llm import Behave, FakeLLM
 
@@ -209,18 +211,68 @@ async def test_an_outcome_that_cannot_be_stored_at_once_is_stored_later(
     from pickwise.conversations import generation, repository
 
     monkeypatch.setattr(generation, "STORE_RETRY_SECONDS", 0.01)
-    finish = repository.finish_reply
+    finish = repository.finish_replies
     refused: list[int] = []
 
-    async def busy_pool_at_first(session: Any, reply_id: int, values: dict[str, Any]) -> None:
-        if reply_id not in refused:
-            refused.append(reply_id)
+    async def busy_pool_at_first(session: Any, outcomes: list[tuple[int, Any]]) -> None:
+        if any(reply_id not in refused for reply_id, _ in outcomes):
+            refused.extend(reply_id for reply_id, _ in outcomes if reply_id not in refused)
             raise PoolTimeout("QueuePool limit reached, connection timed out")
-        await finish(session, reply_id, values)
+        await finish(session, outcomes)
 
-    monkeypatch.setattr(repository, "finish_reply", busy_pool_at_first)
+    monkeypatch.setattr(repository, "finish_replies", busy_pool_at_first)
     await world.configure()
     conversation = await world.start("Hello")
     turn = conversation["turns"][0]
     assert len(refused) == 2 and turn["can_vote"]
     assert [turn[side]["status"] for side in ("left", "right")] == ["complete", "complete"]
+
+
+async def test_outcomes_that_end_together_are_stored_in_one_transaction(
+    world: World, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one transaction of outcomes is being written, the outcomes that end meanwhile
+    wait and go in the next one together; each is stored as it ended."""
+    from pickwise.conversations import generation, repository
+
+    finish = repository.finish_replies
+    batches: list[list[int]] = []
+
+    async def recorded(session: Any, outcomes: list[tuple[int, Any]]) -> None:
+        batches.append([reply_id for reply_id, _ in outcomes])
+        await finish(session, outcomes)
+
+    monkeypatch.setattr(repository, "finish_replies", recorded)
+    await world.configure()
+    fake_llm.default = Behave(tokens=("Slow",), first_token_delay=30.0)
+    started = [await world.start(f"Hello {n}", wait=False) for n in range(2)]
+    reply_ids = []
+    async with session_factory(get_engine())() as session:
+        for conversation in started:
+            found = await session.scalars(
+                select(ConversationReply.id)
+                .join(ConversationTurn, ConversationTurn.id == ConversationReply.turn_id)
+                .where(ConversationTurn.conversation_id == conversation["id"])
+                .order_by(ConversationReply.id)
+            )
+            reply_ids.extend(found)
+    outcomes = {
+        reply_id: {"status": "complete", "content": f"reply {reply_id}", "finished_at": utcnow()}
+        for reply_id in reply_ids
+    }
+    stored = await asyncio.gather(
+        *(generation.generator._store(reply_id, values) for reply_id, values in outcomes.items())
+    )
+    assert stored == [True] * 4
+    assert batches == [reply_ids]
+    async with session_factory(get_engine())() as session:
+        rows = await session.execute(
+            select(ConversationReply.id, ConversationReply.status, ConversationReply.content).where(
+                ConversationReply.id.in_(reply_ids)
+            )
+        )
+        assert {row.id: (row.status, row.content) for row in rows} == {
+            reply_id: ("complete", values["content"]) for reply_id, values in outcomes.items()
+        }
+    for job in list(generation.generator.jobs.values()):
+        job.stop()

@@ -287,52 +287,54 @@ async def list_conversations(
     return [(row[0], int(row[1]), row[2]) for row in rows]
 
 
-_TURNS = (
-    select(ConversationTurn)
-    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
-    .order_by(ConversationTurn.depth, ConversationTurn.branch, ConversationTurn.id)
+# A conversation as a page shows it, in one statement (it was four: turns, replies, edits,
+# judgments; a vote and a message each read it): a row per reply attempt with its turn, the
+# turn's judgment and its latest edit. Replies are refreshed (a reply ends in another
+# transaction while the request holds the row).
+_LATEST_EDIT = (
+    select(ConversationEdit.content)
+    .where(ConversationEdit.turn_id == ConversationTurn.id)
+    .order_by(ConversationEdit.id.desc())
+    .limit(1)
+    .correlate(ConversationTurn)
+    .scalar_subquery()
 )
-# Every attempt of every turn, oldest first: the last one per side is the current reply.
-_REPLIES = (
-    select(ConversationReply)
-    .join(ConversationTurn, ConversationTurn.id == ConversationReply.turn_id)
+_CONVERSATION_ROWS = (
+    select(ConversationTurn, ConversationReply, Judgment, _LATEST_EDIT)
+    .join(ConversationReply, ConversationReply.turn_id == ConversationTurn.id)
+    .outerjoin(Judgment, Judgment.pair_id == ConversationTurn.pair_id)
     .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
-    .order_by(ConversationReply.attempt)
+    .order_by(
+        ConversationTurn.depth,
+        ConversationTurn.branch,
+        ConversationTurn.id,
+        ConversationReply.attempt,
+    )
     .execution_options(populate_existing=True)
 )
-_EDITS = (
-    select(ConversationEdit.turn_id, ConversationEdit.content)
-    .join(ConversationTurn, ConversationTurn.id == ConversationEdit.turn_id)
-    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
-    .order_by(ConversationEdit.id)
-)
-_JUDGMENTS = (
-    select(Judgment)
-    .join(ConversationTurn, ConversationTurn.pair_id == Judgment.pair_id)
-    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
-)
 
 
-async def turns(session: AsyncSession, conversation_id: int) -> list[ConversationTurn]:
-    return list(await session.scalars(_TURNS, {"conversation_id": conversation_id}))
+@dataclass(frozen=True)
+class ConversationRows:
+    turns: list[ConversationTurn]  # by depth, branch, id
+    replies: dict[tuple[int, str], ConversationReply]  # the latest attempt per (turn, side)
+    judgments: dict[int, Judgment]  # by pair id
+    edits: dict[int, str]  # the latest edit per turn
 
 
-async def current_replies(
-    session: AsyncSession, conversation_id: int
-) -> dict[tuple[int, str], ConversationReply]:
-    """The latest attempt of each side of the conversation's turns."""
-    rows = await session.scalars(_REPLIES, {"conversation_id": conversation_id})
-    return {(reply.turn_id, reply.side): reply for reply in rows}
-
-
-async def latest_edits(session: AsyncSession, conversation_id: int) -> dict[int, str]:
-    rows = await session.execute(_EDITS, {"conversation_id": conversation_id})
-    return {turn_id: content for turn_id, content in rows}
-
-
-async def judgments_of(session: AsyncSession, conversation_id: int) -> dict[int, Judgment]:
-    rows = await session.scalars(_JUDGMENTS, {"conversation_id": conversation_id})
-    return {judgment.pair_id: judgment for judgment in rows}
+async def conversation_rows(session: AsyncSession, conversation_id: int) -> ConversationRows:
+    found = ConversationRows([], {}, {}, {})
+    for turn, reply, judgment, edit in await session.execute(
+        _CONVERSATION_ROWS, {"conversation_id": conversation_id}
+    ):
+        if not found.turns or found.turns[-1] is not turn:
+            found.turns.append(turn)
+        found.replies[(turn.id, reply.side)] = reply
+        if judgment is not None:
+            found.judgments[judgment.pair_id] = judgment
+        if edit is not None:
+            found.edits[turn.id] = edit
+    return found
 
 
 # The current replies of one turn of the rater's own conversation, in a project they may
@@ -400,15 +402,15 @@ async def add_edit(session: AsyncSession, turn_id: int, content: str) -> None:
 
 # Counts the replies up front, in the transaction that creates them: two tabs cannot both
 # take the last two replies of the day (the row is updated under its lock).
-_RESERVE = text(
-    """
+# (A new turn reserves in the statement that writes it: turn_repository.py.)
+RESERVE_SQL = """
     INSERT INTO conversation_rater_days AS d (project_id, rater_id, day, replies)
     VALUES (:project_id, :rater_id, :day, :n)
     ON CONFLICT (project_id, rater_id, day) DO UPDATE SET replies = d.replies + :n
     WHERE CAST(:limit AS integer) IS NULL OR d.replies + :n <= CAST(:limit AS integer)
     RETURNING replies
-    """
-)
+"""
+_RESERVE = text(RESERVE_SQL)
 
 
 async def reserve_replies(
@@ -463,8 +465,15 @@ FINISH_DEFAULTS: dict[str, Any] = {
 }
 
 
-async def finish_reply(session: AsyncSession, reply_id: int, values: dict[str, Any]) -> None:
-    await session.execute(_FINISH_REPLY, {**FINISH_DEFAULTS, **values, "reply_id": reply_id})
+async def finish_replies(
+    session: AsyncSession, outcomes: Sequence[tuple[int, dict[str, Any]]]
+) -> None:
+    """Sets the outcomes of these replies (reply id, values), sent together (one round trip
+    with psycopg's pipeline)."""
+    await session.execute(
+        _FINISH_REPLY,
+        [{**FINISH_DEFAULTS, **values, "reply_id": reply_id} for reply_id, values in outcomes],
+    )
 
 
 _REQUEST_STOP = (

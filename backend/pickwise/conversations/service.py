@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
-from pickwise.conversations import repository, views
+from pickwise.conversations import repository, turn_repository, views
 from pickwise.conversations.schemas import (
     ConversationListItem,
     ConversationRead,
@@ -246,7 +247,19 @@ def _endpoint_config(
     )
 
 
-def _context(conversation: Conversation, head: repository.Head | None, message: str) -> list[Any]:
+@dataclass(frozen=True)
+class _NewConversation:
+    """A conversation to create with its first turn (not yet written)."""
+
+    opener_prompt_id: int | None
+    system_prompt: str | None
+    prefix: list[Any]
+    start_key: str | None
+
+
+def _context(
+    conversation: Conversation | _NewConversation, head: repository.Head | None, message: str
+) -> list[Any]:
     """What both endpoints are sent: the last turn's context with the reply the rater kept
     (as edited) and the new message; for the first turn, the system prompt, the opener's
     earlier turns and the message."""
@@ -265,45 +278,40 @@ def _context(conversation: Conversation, head: repository.Head | None, message: 
     return messages
 
 
-async def _reserve(
-    session: AsyncSession, settings: ConversationSettings, rater: User, n: int, now: datetime
-) -> None:
-    limit = settings.replies_per_rater_per_day
-    if not await repository.reserve_replies(
-        session, settings.project_id, rater.id, now.date(), n, limit
-    ):
-        raise TooManyRequests(
-            f"You have used today's replies in this project ({limit} a day); "
-            "come back tomorrow (UTC)."
-        )
+def _deadline(now: datetime) -> datetime:
+    """When a reply started `now` counts as abandoned."""
+    return now + timedelta(seconds=get_settings().conversation_reply_seconds) + DEADLINE_GRACE
 
 
-def _new_reply(
-    session: AsyncSession,
-    turn: ConversationTurn,
+def _planned(endpoint: GenerationEndpoint, config: EndpointConfig) -> turn_repository.NewReply:
+    return turn_repository.NewReply(endpoint.id, endpoint.name, endpoint.model, config.sampling)
+
+
+def _reply_row(
+    turn_id: int,
     side: str,
-    endpoint: GenerationEndpoint,
-    config: EndpointConfig,
     attempt: int,
+    planned: turn_repository.NewReply,
     now: datetime,
+    reply_id: int | None = None,
 ) -> ConversationReply:
-    deadline = now + timedelta(seconds=get_settings().conversation_reply_seconds) + DEADLINE_GRACE
-    reply = ConversationReply(
-        turn_id=turn.id,
+    """A 'generating' reply: stored already when `reply_id` is given, else to be added."""
+    return ConversationReply(
+        id=reply_id,
+        turn_id=turn_id,
         side=side,
         attempt=attempt,
-        endpoint_id=endpoint.id,
-        endpoint_name=endpoint.name,
-        model=endpoint.model,
-        sampling=config.sampling,
+        endpoint_id=planned.endpoint_id,
+        endpoint_name=planned.endpoint_name,
+        model=planned.model,
+        sampling=planned.sampling,
         status=ReplyStatus.GENERATING,
         content="",
         requests=0,
+        stop_requested=False,
         started_at=now,
-        deadline_at=deadline,
+        deadline_at=_deadline(now),
     )
-    session.add(reply)
-    return reply
 
 
 def _task(reply: ConversationReply, turn: ConversationTurn, config: EndpointConfig) -> ReplyTask:
@@ -317,17 +325,36 @@ def _task(reply: ConversationReply, turn: ConversationTurn, config: EndpointConf
     )
 
 
+def _over_budget(settings: ConversationSettings) -> TooManyRequests:
+    return TooManyRequests(
+        f"You have used today's replies in this project ({settings.replies_per_rater_per_day} "
+        "a day); come back tomorrow (UTC)."
+    )
+
+
+async def _reserve(
+    session: AsyncSession, settings: ConversationSettings, rater: User, n: int, now: datetime
+) -> None:
+    limit = settings.replies_per_rater_per_day
+    if not await repository.reserve_replies(
+        session, settings.project_id, rater.id, now.date(), n, limit
+    ):
+        raise _over_budget(settings)
+
+
 async def _add_turn(
     session: AsyncSession,
     settings: ConversationSettings,
     endpoints: Sequence[GenerationEndpoint],
-    conversation: Conversation,
+    conversation: Conversation | _NewConversation,
     head: repository.Head | None,
     rater: User,
     message: str,
     client_key: str | None,
     now: datetime,
 ) -> Sent:
+    """Writes the turn, its two replies and the budget they take (and the conversation, when
+    it is new) in one statement; nothing when the day's replies are used up."""
     usable = [
         (endpoint, config)
         for endpoint in endpoints
@@ -335,35 +362,71 @@ async def _add_turn(
     ]
     if len(usable) < 2:
         raise Conflict(NO_ENDPOINTS)
-    await _reserve(session, settings, rater, 2, now)
     left, right = chance.sample(usable, 2)
-    turn = ConversationTurn(
-        conversation_id=conversation.id,
+    new = turn_repository.NewTurn(
         parent_turn_id=head.turn.id if head else None,
         depth=head.turn.depth + 1 if head else 1,
-        branch=0,
         user_content=message,
         context=_context(conversation, head, message),
+        client_key=client_key,
+        left=_planned(*left),
+        right=_planned(*right),
+        deadline=_deadline(now),
+        now=now,
+    )
+    budget = turn_repository.Budget(
+        settings.project_id, rater.id, now.date(), settings.replies_per_rater_per_day
+    )
+    if isinstance(conversation, Conversation):
+        written = await turn_repository.add_turn(session, budget, conversation.id, new)
+    else:
+        written = await turn_repository.start_conversation(
+            session,
+            budget,
+            new,
+            opener_prompt_id=conversation.opener_prompt_id,
+            system_prompt=conversation.system_prompt,
+            prefix=conversation.prefix,
+            turn_cap=settings.turn_cap,
+            start_key=conversation.start_key,
+        )
+    if written is None:
+        raise _over_budget(settings)
+    turn = ConversationTurn(
+        id=written.turn_id,
+        conversation_id=written.conversation_id,
+        parent_turn_id=new.parent_turn_id,
+        depth=new.depth,
+        branch=0,
+        user_content=message,
+        context=new.context,
         client_key=client_key,
         left_endpoint_id=left[0].id,
         right_endpoint_id=right[0].id,
         created_at=now,
     )
-    session.add(turn)
-    await session.flush()
-    pending = [
-        (_new_reply(session, turn, side, endpoint, config, 1, now), config)
-        for side, (endpoint, config) in ((ShownSide.LEFT, left), (ShownSide.RIGHT, right))
-    ]
-    if conversation.last_activity_at != now:
-        conversation.last_activity_at = now
-    await session.flush()
-    tasks = tuple(_task(r, turn, c) for r, c in pending)
-    if head is not None:
+    left_reply = _reply_row(turn.id, ShownSide.LEFT, 1, new.left, now, written.left_reply_id)
+    right_reply = _reply_row(turn.id, ShownSide.RIGHT, 1, new.right, now, written.right_reply_id)
+    tasks = (_task(left_reply, turn, left[1]), _task(right_reply, turn, right[1]))
+    if isinstance(conversation, Conversation):
+        set_committed_value(conversation, "last_activity_at", now)
         return Sent(conversation, turn.id, tasks)
-    left_reply, right_reply = (reply for reply, _ in pending)
+    stored = Conversation(
+        id=written.conversation_id,
+        project_id=settings.project_id,
+        rater_id=rater.id,
+        opener_prompt_id=conversation.opener_prompt_id,
+        system_prompt=conversation.system_prompt,
+        prefix=conversation.prefix,
+        turn_cap=settings.turn_cap,
+        status=ConversationStatus.ACTIVE,
+        start_key=conversation.start_key,
+        created_at=now,
+        last_activity_at=now,
+        ended_at=None,
+    )
     only = views.TurnView(turn, left_reply, right_reply, judgment=None, edit=None)
-    return Sent(conversation, turn.id, tasks, views.ConversationView(conversation, [only]))
+    return Sent(stored, turn.id, tasks, views.ConversationView(stored, [only]))
 
 
 def _repeated(head: repository.Head, message: str, parent_turn_id: int | None) -> bool:
@@ -423,20 +486,7 @@ async def start(
         if settings.opener_source == OpenerSource.IMPORTED:
             raise InvalidInput("this project starts from its openers (use_opener)", field="message")
         first = _message(data.message, "message")
-    conversation = Conversation(
-        project_id=project.id,
-        rater_id=rater.id,
-        opener_prompt_id=opener.id if opener else None,
-        system_prompt=system,
-        prefix=prefix,
-        turn_cap=settings.turn_cap,
-        status=ConversationStatus.ACTIVE,
-        start_key=key,
-        created_at=now,
-        last_activity_at=now,
-    )
-    session.add(conversation)
-    await session.flush()
+    conversation = _NewConversation(opener.id if opener else None, system, prefix, key)
     return await _add_turn(
         session, settings, found.endpoints, conversation, None, rater, first, None, now
     )
@@ -587,12 +637,15 @@ async def retry(
         raise Conflict(NO_ENDPOINTS)
     await _reserve(session, settings, rater, 1, now)
     if current.status == ReplyStatus.GENERATING:  # abandoned: say so before the next attempt
-        await repository.finish_reply(
-            session,
-            current.id,
-            {"status": ReplyStatus.FAILED, "failure": ReplyFailure.INTERRUPTED, "finished_at": now},
-        )
-    reply = _new_reply(session, turn.turn, side, endpoint, config, current.attempt + 1, now)
+        interrupted = {
+            "status": ReplyStatus.FAILED,
+            "failure": ReplyFailure.INTERRUPTED,
+            "finished_at": now,
+        }
+        await repository.finish_replies(session, [(current.id, interrupted)])
+    planned = _planned(endpoint, config)
+    reply = _reply_row(turn.turn.id, side, current.attempt + 1, planned, now)
+    session.add(reply)
     view.conversation.last_activity_at = now
     await session.flush()
     return Sent(view.conversation, turn.turn.id, (_task(reply, turn.turn, config),))

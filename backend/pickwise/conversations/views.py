@@ -98,10 +98,8 @@ def _path(turns: list[ConversationTurn]) -> list[ConversationTurn]:
 
 
 async def load(session: AsyncSession, conversation: Conversation) -> ConversationView:
-    path = _path(await repository.turns(session, conversation.id))
-    replies = await repository.current_replies(session, conversation.id)
-    edits = await repository.latest_edits(session, conversation.id)
-    judgments = await repository.judgments_of(session, conversation.id)
+    rows = await repository.conversation_rows(session, conversation.id)
+    path, replies, edits, judgments = _path(rows.turns), rows.replies, rows.edits, rows.judgments
     views = [
         TurnView(
             turn=turn,

@@ -136,7 +136,9 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 Units = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
-def get_units() -> Units:
+async def get_units() -> Units:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hop (two
+    # context switches and the GIL passed back and forth) on every request that uses it.
     return unit_of_work
 
 

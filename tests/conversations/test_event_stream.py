@@ -1,0 +1,110 @@
+"""A turn's event stream as it is written: every piece of text in order, the first at once,
+what comes meanwhile in one write per batch (both sides together), each reply's end."""
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from pickwise.conversations import streaming
+from pickwise.conversations.generation import Generator, ReplyJob
+from pickwise.conversations.service import ReplyTask
+from pickwise.core.clock import utcnow
+from pickwise.generation.chat import EndpointConfig
+from pickwise.models import ConversationReply
+from pickwise.vocabulary import ReplyStatus
+
+
+def _reply(reply_id: int, side: str) -> ConversationReply:
+    now = utcnow()
+    return ConversationReply(
+        id=reply_id,
+        turn_id=1,
+        side=side,
+        attempt=1,
+        endpoint_id=reply_id,
+        endpoint_name=f"model-{side}",
+        model="m",
+        sampling={},
+        status=ReplyStatus.GENERATING,
+        content="",
+        requests=0,
+        stop_requested=False,
+        started_at=now,
+        deadline_at=now + timedelta(minutes=5),
+    )
+
+
+def _job(reply: ConversationReply) -> ReplyJob:
+    endpoint = EndpointConfig(
+        name=reply.endpoint_name, base_url="http://model", model="m", api_key=None
+    )
+    task = ReplyTask(reply.id, 1, reply.side, endpoint, (), reply.deadline_at)
+    return ReplyJob(task)
+
+
+def _end(job: ReplyJob) -> None:
+    job.final = {
+        "status": ReplyStatus.COMPLETE,
+        "content": job.text,
+        "finished_at": utcnow(),
+    }
+    job.close()
+
+
+def _parse(write: bytes) -> list[tuple[str, Any]]:
+    found = []
+    for block in write.decode().split("\n\n"):
+        if block:
+            name, data = block.split("\n")
+            found.append((name.removeprefix("event: "), orjson.loads(data.removeprefix("data: "))))
+    return found
+
+
+async def test_every_piece_arrives_in_order_the_first_at_once_the_rest_in_few_writes() -> None:
+    generator = Generator()
+    replies = [_reply(1, "left"), _reply(2, "right")]
+    jobs = {reply.side: _job(reply) for reply in replies}
+    generator.jobs = {reply.id: jobs[reply.side] for reply in replies}
+    stream = streaming.turn_events(generator, generator.units, replies)
+
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0)
+    jobs["left"].add_text("Hel")
+    # The first piece is written at once, not held for the next flush.
+    write = await asyncio.wait_for(first, timeout=streaming.FLUSH_SECONDS / 4)
+    assert _parse(write) == [("text", {"side": "left", "text": "Hel"})]
+
+    pieces = {"left": ["Hel"], "right": []}
+    writes = [_parse(write)]
+
+    async def model() -> None:
+        for n in range(30):
+            for side in ("left", "right"):
+                jobs[side].add_text(f" {side}{n}")
+                pieces[side].append(f" {side}{n}")
+            await asyncio.sleep(0.005)
+        for job in jobs.values():
+            _end(job)
+
+    writing = asyncio.create_task(model())
+    async for write in stream:
+        writes.append(_parse(write))
+    await writing
+
+    events = [event for write in writes for event in write]
+    for side in ("left", "right"):
+        text = "".join(
+            data["text"] for name, data in events if name == "text" and data["side"] == side
+        )
+        assert text == "".join(pieces[side])
+        final = next(data for name, data in events if name == "reply" and data["side"] == side)
+        assert final["content"] == "".join(pieces[side])
+    assert events[-1] == ("done", {"can_vote": True})
+    # 60 pieces over ~0.15 s came in a few batches, each one write holding both sides.
+    assert len(writes) < 10
+    assert any(
+        {data["side"] for name, data in write if name == "text"} == {"left", "right"}
+        for write in writes
+    )
