@@ -7,7 +7,10 @@ conversations cost the raters of a pair project on the same worker.
    directly (`POST /v1/chat/completions`, stream), sample for sample, interleaved. The
    figure is the difference of their p95s: what pickwise adds (target ≤ 10 ms).
 2. 100 conversations at once. A separate process drives 100 raters, each writing a message,
-   following both replies to their end, voting and going on; meanwhile 16 raters of a pair
+   following both replies to their end, voting and going on (their first messages spread over
+   one reply's length, their pauses drawn around a mean: 100 people do not all press send in
+   the same half second, which an earlier version of this bench had them do every 15 s; all
+   100 are streaming before the raters are measured); meanwhile 16 raters of a pair
    project run the rater loop (next pair, judgment, ~1 s of thought between loops) on the
    same `pickwise serve` worker. Their next-pair p99 is held against the same loop on the
    idle worker, measured in the same run (and against the rater loop's own target, 50 ms).
@@ -22,6 +25,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import random
 import re
 import socket
 import subprocess
@@ -55,6 +59,10 @@ class Model:
     words: int
     first_token_delay: float
     gap: float
+
+    @property
+    def reply_seconds(self) -> float:
+        return self.first_token_delay + self.words * self.gap
 
 
 @dataclass(frozen=True)
@@ -336,10 +344,21 @@ async def _conversation(
     deadline: float,
     think: float,
     stats: DriverStats,
+    start_within: float = 0.0,
 ) -> None:
+    """One rater's conversation, turn after turn. `start_within` > 0: the first message goes
+    out at a random moment inside that many seconds, and each pause (reading, writing) is
+    drawn around `think` — people do not all press send in the same half second."""
     headers = {"Authorization": f"Bearer {token}"}
     conversation: dict[str, Any] | None = None
     number = 0
+    rng = random.Random(token)
+
+    def pause() -> float:
+        return rng.expovariate(1 / think) if start_within and think else think
+
+    if start_within:
+        await asyncio.sleep(rng.uniform(0, start_within))
     while time.perf_counter() < deadline:
         number += 1
         stats.streaming += 1
@@ -376,7 +395,7 @@ async def _conversation(
                 stats.count(f"turn: {turn.failure}")
                 conversation = None
                 continue
-            await asyncio.sleep(think)  # reading both replies
+            await asyncio.sleep(pause())  # reading both replies
             step = "voting"
             last = conversation["turns"][-1]["id"]
             voted = await client.post(
@@ -386,7 +405,7 @@ async def _conversation(
             )
             voted.raise_for_status()
             conversation = voted.json()
-            await asyncio.sleep(think)  # writing the next message
+            await asyncio.sleep(pause())  # writing the next message
         except (httpx.HTTPError, KeyError) as exc:
             if following:
                 stats.streaming -= 1
@@ -403,7 +422,12 @@ async def _count_streams(stats: DriverStats, deadline: float) -> None:
 
 
 async def _drive(
-    app_url: str, project_id: int, tokens: list[str], seconds: float, think: float
+    app_url: str,
+    project_id: int,
+    tokens: list[str],
+    seconds: float,
+    think: float,
+    start_within: float = 0.0,
 ) -> DriverStats:
     stats = DriverStats()
     limits = httpx.Limits(max_connections=len(tokens) * 2, max_keepalive_connections=len(tokens))
@@ -411,16 +435,26 @@ async def _drive(
         deadline = time.perf_counter() + seconds
         await asyncio.gather(
             _count_streams(stats, deadline),
-            *(_conversation(client, project_id, token, deadline, think, stats) for token in tokens),
+            *(
+                _conversation(client, project_id, token, deadline, think, stats, start_within)
+                for token in tokens
+            ),
         )
     return stats
 
 
 def drive(
-    app_url: str, project_id: int, tokens: list[str], seconds: float, think: float, out: Any
+    app_url: str,
+    project_id: int,
+    tokens: list[str],
+    seconds: float,
+    think: float,
+    start_within: float,
+    out: Any,
 ) -> None:
     """The conversations' process: its results go back through `out` (a queue)."""
-    out.put(asyncio.run(_drive(app_url, project_id, tokens, seconds, think)).__dict__)
+    stats = asyncio.run(_drive(app_url, project_id, tokens, seconds, think, start_within))
+    out.put(stats.__dict__)
 
 
 def _results(driver: Any, queue: Any, seconds: float) -> dict[str, Any]:
@@ -608,7 +642,10 @@ def _under_load(server: Server, size: Size, workdir: Path, result: BenchResult) 
 
             context = multiprocessing.get_context("spawn")
             queue = context.Queue()
-            seconds = size.seconds + size.settle_seconds + 2.0
+            # The conversations start spread over one reply's length, and all are streaming
+            # before the raters are measured.
+            spread = size.load_model.reply_seconds
+            seconds = spread + size.seconds + size.settle_seconds + 2.0
             driver = context.Process(
                 target=drive,
                 args=(
@@ -617,12 +654,13 @@ def _under_load(server: Server, size: Size, workdir: Path, result: BenchResult) 
                     talkers.rater_tokens,
                     seconds,
                     size.conversation_think,
+                    spread,
                     queue,
                 ),
             )
             driver.start()
             meter = CpuMeter({**meter.trees, "conversations driver": driver.pid})
-            time.sleep(1.0)  # the conversations get going before the raters are measured
+            time.sleep(spread + 1.0)  # every conversation is going before the raters start
             before = meter.sample()
             loaded = rater_loop()
             loaded.cpu = CpuMeter.spent(before, meter.sample())
@@ -664,8 +702,10 @@ def _under_load(server: Server, size: Size, workdir: Path, result: BenchResult) 
         )
     )
     streamed = _ms(talk.first_text)
-    window = size.seconds + size.settle_seconds + 2.0
-    at_once = talk.streaming_samples[10:] or [0]  # after the first second
+    spread = size.load_model.reply_seconds
+    window = spread + size.seconds + size.settle_seconds + 2.0
+    # While the raters were measured: after the conversations' staggered start.
+    at_once = talk.streaming_samples[round((spread + 1.0) * 10) :] or [0]
     result.details.append(
         DetailTable(
             "the conversations",
