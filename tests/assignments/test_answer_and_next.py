@@ -121,12 +121,12 @@ async def test_a_failed_lease_keeps_the_judgment_and_a_replay_gets_one_lease(
     holds — the same one each time."""
     _project, headers, first = await first_lease(client, session, 3)
     keyed = {**headers, "Idempotency-Key": "judge-once"}
-    claim_slot = assignments_repository.claim_slot
+    enter_and_claim = assignments_repository.enter_and_claim
 
-    async def failing_claim(claim_session: AsyncSession, **_: Any) -> None:
+    async def failing_claim(claim_session: AsyncSession, *_: Any) -> None:
         await claim_session.execute(text("SELECT 1 / 0"))
 
-    monkeypatch.setattr(assignments_repository, "claim_slot", failing_claim)
+    monkeypatch.setattr(assignments_repository, "enter_and_claim", failing_claim)
     failed = await client.post(
         answer_url(first["assignment_id"]), json={"choice": "right"}, headers=keyed
     )
@@ -142,7 +142,7 @@ async def test_a_failed_lease_keeps_the_judgment_and_a_replay_gets_one_lease(
     leased = select(func.count()).where(Assignment.status == "leased")
     assert await session.scalar(leased) == 0
 
-    monkeypatch.setattr(assignments_repository, "claim_slot", claim_slot)
+    monkeypatch.setattr(assignments_repository, "enter_and_claim", enter_and_claim)
     replies = [
         await client.post(
             answer_url(first["assignment_id"]), json={"choice": "right"}, headers=keyed
