@@ -344,6 +344,10 @@ class ClaimTerms:
     left_side: str  # the response shown on the left
     now: datetime
     expires: datetime
+    # An id taken for it in the rater's answer just committed (judgments.store_judgment), or
+    # None to take one now. With one, the lease commits without waiting for the WAL flush:
+    # see _CLAIM_SLOT.
+    assignment_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -797,11 +801,25 @@ async def has_open_slot(
     return bool(await session.scalar(_HAS_OPEN_SLOT, params))
 
 
+ASSIGNMENT_ID_SEQUENCE = "assignments_id_seq"
+
 # Claim a slot in one statement: lock the slot to take (CHOSEN_SLOT), close the lease it held
 # if that ran out, create the assignment, lease the slot to it and read the pair's texts.
 # Returns nothing when no slot is left for this rater, when they came through a rater pool
 # and have given their quota, or when they may not rate here or hold a lease already (init
 # plans, tested once: enter_and_claim sends it before it knows).
+#
+# A lease made with an id taken in the answer before it (:assignment_id) commits with
+# synchronous_commit off: COMMIT returns without waiting for the WAL flush (a few ms of fsync
+# on the rater's wait for the next pair). Postgres may lose such a lease if it crashes within
+# the next ~0.6 s (3 x wal_writer_delay); nothing else is at stake. The whole transaction is
+# lost alike: the slot is open again (never over k: no judgment came with it), a lease it took
+# over is as it was (expired, open to whoever claims it). The rater, whose page shows the pair,
+# gets a clear 404 when they answer it, and nothing is stored: the id was taken in a durable
+# transaction (the answer's), so Postgres cannot hand it out again after the crash, as it could
+# an id drawn here (a sequence's WAL is flushed by the commit of the one who draws it). The
+# answer itself stays fully durable: its COMMIT flushes the WAL, and with it any earlier lease.
+# docs/reliability.md, "Leases after a crash".
 _CLAIM_SLOT = DriverSql(
     f"""
     WITH {chosen_slot(f"AND {_MAY_CLAIM}")}, expired AS (
@@ -811,9 +829,10 @@ _CLAIM_SLOT = DriverSql(
           AND a.status = '{AssignmentStatus.LEASED}'
         RETURNING a.id
     ), created AS (
-        INSERT INTO assignments (project_id, pair_id, rater_id, slot_id, status, left_side,
+        INSERT INTO assignments (id, project_id, pair_id, rater_id, slot_id, status, left_side,
                                  is_gold, shown_at, lease_expires_at)
-        SELECT :project_id, slot.pair_id, :rater_id, slot.id, '{AssignmentStatus.LEASED}',
+        SELECT coalesce(CAST(:assignment_id AS bigint), nextval('{ASSIGNMENT_ID_SEQUENCE}')),
+               :project_id, slot.pair_id, :rater_id, slot.id, '{AssignmentStatus.LEASED}',
                :left_side, false, :now, :expires
         FROM slot
         RETURNING id, pair_id, slot_id
@@ -824,7 +843,9 @@ _CLAIM_SLOT = DriverSql(
         WHERE s.id = created.slot_id
     )
     SELECT created.id, created.pair_id, (SELECT count(*) FROM expired) > 0,
-           p.system, p.turns, ra.id, ra.content, rb.id, rb.content
+           p.system, p.turns, ra.id, ra.content, rb.id, rb.content,
+           CASE WHEN CAST(:assignment_id AS bigint) IS NOT NULL
+                THEN set_config('synchronous_commit', 'off', true) END
     FROM created
     JOIN pairs pr ON pr.id = created.pair_id
     JOIN prompts p ON p.id = pr.prompt_id
@@ -859,13 +880,14 @@ def _claim_params(project_id: int, rater_id: int, claim: ClaimTerms) -> dict[str
         "left_side": claim.left_side,
         "now": claim.now,
         "expires": claim.expires,
+        "assignment_id": claim.assignment_id,
     }
 
 
 def _claimed(row: Sequence[Any]) -> ClaimedSlot:
     assignment_id, pair_id, took_expired = row[:3]
     return ClaimedSlot(
-        assignment_id, pair_id, bool(took_expired), content_from_row(pair_id, row[3:])
+        assignment_id, pair_id, bool(took_expired), content_from_row(pair_id, row[3:9])
     )
 
 

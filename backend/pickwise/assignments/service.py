@@ -208,10 +208,11 @@ def _lease_of_claim(claimed: repository.ClaimedSlot, claim: repository.ClaimTerm
     )
 
 
-def _claim_terms(project: Project, now: datetime) -> repository.ClaimTerms:
-    return repository.ClaimTerms(
-        _side_shown_left(), now, now + timedelta(seconds=project.lease_seconds)
-    )
+def _claim_terms(
+    project: Project, now: datetime, assignment_id: int | None = None
+) -> repository.ClaimTerms:
+    expires = now + timedelta(seconds=project.lease_seconds)
+    return repository.ClaimTerms(_side_shown_left(), now, expires, assignment_id)
 
 
 async def _take_slot(
@@ -234,15 +235,18 @@ async def next_lease(
     now: datetime | None = None,
     *,
     new: bool = True,
+    reserved_id: int | None = None,
 ) -> Lease | None:
     """The rater's current lease, or a new one, with the pair's texts; None when no work is
     left for them (or, with ``new=False``, when they hold no lease: none is made). Study
-    participants (rater pools) stop at their quota; nobody else has one."""
+    participants (rater pools) stop at their quota; nobody else has one. ``reserved_id``:
+    an assignment id taken in the rater's answer just committed, for a new regular lease
+    (which then commits without waiting for the WAL flush: assignments.repository)."""
     now = now or utcnow()
     wants_gold = new and project.gold_rate > 0 and chance.random() < project.gold_rate
     # The usual case, a regular pair, is claimed in the round trip that takes the locks and
     # reads the standing; the claim makes nothing if the rater may not rate or holds a lease.
-    claim = _claim_terms(project, now) if new and not wants_gold else None
+    claim = _claim_terms(project, now, reserved_id) if new and not wants_gold else None
     entered = await repository.enter_and_claim(session, project.id, rater.id, claim)
     # Read after the locks: a removal, deactivation or closing that committed meanwhile (and
     # released this rater's leases) is seen here, so no lease follows it.
