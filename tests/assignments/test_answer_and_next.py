@@ -13,7 +13,7 @@ from pickwise.judgments.schemas import JudgmentIn
 from pickwise.judgments.service import submit
 from pickwise.models import Assignment, Judgment, Pair, PairSlot, Project
 from pickwise.vocabulary import ShownChoice
-from tests.assignments.test_rater_loop import next_url, rater_in
+from tests.assignments.test_rater_loop import next_url, post_choice, rater_in
 from tests.factories import make_pairs, make_project
 
 
@@ -240,22 +240,14 @@ async def test_a_lease_lost_in_a_crash_is_refused_clearly_and_its_slot_is_free(
         .values(state="open", assignment_id=None, lease_expires_at=None)
     )
     await session.execute(delete(Assignment).where(Assignment.id == lost["assignment_id"]))
-    late = await client.post(
-        f"/api/v1/assignments/{lost['assignment_id']}/judgment",
-        json={"choice": "right"},
-        headers=headers,
-    )
+    late = await post_choice(client, lost["assignment_id"], headers)
     assert late.status_code == 404
     assert "no such assignment" in late.json()["detail"]
     assert await judgment_count(session) == 1
     again = (await client.get(next_url(project), headers=headers)).json()
     assert again["pair_id"] == lost["pair_id"]
     assert again["assignment_id"] > lost["assignment_id"]
-    done = await client.post(
-        f"/api/v1/assignments/{again['assignment_id']}/judgment",
-        json={"choice": "right"},
-        headers=headers,
-    )
+    done = await post_choice(client, again["assignment_id"], headers)
     assert done.status_code == 201
     judged = select(func.count()).where(Judgment.pair_id == lost["pair_id"])
     assert await session.scalar(judged) == 1  # k = 1: never over k
