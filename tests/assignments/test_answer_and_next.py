@@ -225,7 +225,7 @@ async def test_a_lease_lost_in_a_crash_is_refused_clearly_and_its_slot_is_free(
 ) -> None:
     """What a Postgres crash can undo of a lease committed without the WAL flush: the whole
     transaction (no assignment, the slot open again). The rater's answer to it is refused
-    with a 404 and stores nothing; the slot goes to the next claim, and the id is never
+    with a 409 and stores nothing; the slot goes to the next claim, and the id is never
     handed out again (it was taken in the answer's durable transaction)."""
     project, headers, first = await first_lease(client, session, 2, raters_per_pair=1)
     answered = await client.post(
@@ -241,8 +241,11 @@ async def test_a_lease_lost_in_a_crash_is_refused_clearly_and_its_slot_is_free(
     )
     await session.execute(delete(Assignment).where(Assignment.id == lost["assignment_id"]))
     late = await post_choice(client, lost["assignment_id"], headers)
-    assert late.status_code == 404
-    assert "no such assignment" in late.json()["detail"]
+    assert late.status_code == 409  # as for any lease lost: the client asks for the next pair
+    assert "lease was lost" in late.json()["detail"]
+    # An id never handed out is still simply unknown.
+    unknown = await post_choice(client, lost["assignment_id"] + 1_000_000, headers)
+    assert unknown.status_code == 404
     assert await judgment_count(session) == 1
     again = (await client.get(next_url(project), headers=headers)).json()
     assert again["pair_id"] == lost["pair_id"]

@@ -815,10 +815,11 @@ ASSIGNMENT_ID_SEQUENCE = "assignments_id_seq"
 # the next ~0.6 s (3 x wal_writer_delay); nothing else is at stake. The whole transaction is
 # lost alike: the slot is open again (never over k: no judgment came with it), a lease it took
 # over is as it was (expired, open to whoever claims it). The rater, whose page shows the pair,
-# gets a clear 404 when they answer it, and nothing is stored: the id was taken in a durable
-# transaction (the answer's), so Postgres cannot hand it out again after the crash, as it could
-# an id drawn here (a sequence's WAL is flushed by the commit of the one who draws it). The
-# answer itself stays fully durable: its COMMIT flushes the WAL, and with it any earlier lease.
+# gets a clear 409 when they answer it (judgments.repository.assignment_was_lost), and nothing
+# is stored: the id was taken in a durable transaction (the answer's), so Postgres cannot hand
+# it out again after the crash, as it could an id drawn here (a sequence's WAL is flushed by
+# the commit of the one who draws it). The answer itself stays fully durable: its COMMIT
+# flushes the WAL, and with it any earlier lease.
 # docs/reliability.md, "Leases after a crash".
 _CLAIM_SLOT = DriverSql(
     f"""

@@ -69,6 +69,25 @@ async def lock_assignment(
     return LockedAssignment(assignment, project, bool(active), bool(member_or_admin))
 
 
+# An assignment id that was handed out (the sequence has passed it) but names no assignment
+# at all: a lease that a Postgres crash undid (assignments.repository, _CLAIM_SLOT), or a
+# claim that rolled back.
+_LOST_ASSIGNMENT = text(
+    f"""
+    SELECT :assignment_id BETWEEN 1 AND (
+               SELECT CASE WHEN is_called THEN last_value ELSE 0 END
+               FROM {ASSIGNMENT_ID_SEQUENCE}
+           )
+       AND NOT EXISTS (SELECT FROM assignments WHERE id = :assignment_id)
+    """
+)
+
+
+async def assignment_was_lost(session: AsyncSession, assignment_id: int) -> bool:
+    """Whether the id was handed out but names no assignment (a lease lost in a crash)."""
+    return bool(await session.scalar(_LOST_ASSIGNMENT, {"assignment_id": assignment_id}))
+
+
 @dataclass(frozen=True)
 class NewJudgment:
     """A judgment to store, relative to the pair's canonical A / B."""

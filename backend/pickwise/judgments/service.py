@@ -37,6 +37,10 @@ NOT_NEEDED_MESSAGE = (
     "This pair no longer needs your judgment (the project changed), so this choice was not "
     "stored. Ask for the next pair to continue."
 )
+LOST_MESSAGE = (
+    "This pair's lease was lost (the database restarted right after it was given), so this "
+    "choice was not stored. Ask for the next pair to continue."
+)
 DECISIVE = (ShownChoice.LEFT, ShownChoice.RIGHT)
 
 
@@ -72,6 +76,8 @@ async def _locked_assignment(
     await assignments_repository.lock_slot_of(session, assignment_id, rater.id)
     locked = await repository.lock_assignment(session, assignment_id, rater.id)
     if locked is None:
+        if await repository.assignment_was_lost(session, assignment_id):
+            raise Conflict(LOST_MESSAGE)
         raise NotFound(f"assignment {assignment_id}: no such assignment of yours")
     assignment, project = locked.assignment, locked.project
     ensure_may_rate(Standing(locked.account_active, project.is_archived, locked.member_or_admin))
