@@ -4,12 +4,16 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import repository as assignments_repository
-from pickwise.models import Assignment, Judgment, Pair, Project
-from tests.assignments.test_rater_loop import next_url, rater_in
+from pickwise.assignments.service import next_lease
+from pickwise.judgments.schemas import JudgmentIn
+from pickwise.judgments.service import submit
+from pickwise.models import Assignment, Judgment, Pair, PairSlot, Project
+from pickwise.vocabulary import ShownChoice
+from tests.assignments.test_rater_loop import next_url, post_choice, rater_in
 from tests.factories import make_pairs, make_project
 
 
@@ -121,12 +125,12 @@ async def test_a_failed_lease_keeps_the_judgment_and_a_replay_gets_one_lease(
     holds — the same one each time."""
     _project, headers, first = await first_lease(client, session, 3)
     keyed = {**headers, "Idempotency-Key": "judge-once"}
-    claim_slot = assignments_repository.claim_slot
+    enter_and_claim = assignments_repository.enter_and_claim
 
-    async def failing_claim(claim_session: AsyncSession, **_: Any) -> None:
+    async def failing_claim(claim_session: AsyncSession, *_: Any) -> None:
         await claim_session.execute(text("SELECT 1 / 0"))
 
-    monkeypatch.setattr(assignments_repository, "claim_slot", failing_claim)
+    monkeypatch.setattr(assignments_repository, "enter_and_claim", failing_claim)
     failed = await client.post(
         answer_url(first["assignment_id"]), json={"choice": "right"}, headers=keyed
     )
@@ -142,7 +146,7 @@ async def test_a_failed_lease_keeps_the_judgment_and_a_replay_gets_one_lease(
     leased = select(func.count()).where(Assignment.status == "leased")
     assert await session.scalar(leased) == 0
 
-    monkeypatch.setattr(assignments_repository, "claim_slot", claim_slot)
+    monkeypatch.setattr(assignments_repository, "enter_and_claim", enter_and_claim)
     replies = [
         await client.post(
             answer_url(first["assignment_id"]), json={"choice": "right"}, headers=keyed
@@ -187,3 +191,66 @@ async def test_a_refused_lease_is_named_and_the_judgment_stays(
         "detail": "You are no longer a member of this project.",
     }
     assert await judgment_count(session) == 1
+
+
+async def show_synchronous_commit(session: AsyncSession) -> str:
+    return str(await session.scalar(text("SHOW synchronous_commit")))
+
+
+async def test_only_a_lease_on_an_id_taken_by_the_answer_skips_the_wal_flush(
+    session: AsyncSession,
+) -> None:
+    """The lease after a stored choice uses the id the choice's (durable) transaction took,
+    and only such a lease commits without waiting for the WAL flush; any other lease (GET
+    …/next, the rating page) waits for it as before."""
+    project = await make_project(session)
+    await make_pairs(session, project, 3)
+    rater, _ = await rater_in(session, project)
+    assert await show_synchronous_commit(session) == "on"
+    first = await next_lease(session, project, rater)
+    assert first is not None
+    assert await show_synchronous_commit(session) == "on"
+    body = JudgmentIn(choice=ShownChoice.LEFT)
+    stored = await submit(session, first.assignment_id, rater, body, reserve_next=True)
+    reserved = stored.next_assignment_id
+    assert reserved is not None and reserved > first.assignment_id
+    assert await show_synchronous_commit(session) == "on"  # the answer stays durable
+    following = await next_lease(session, project, rater, reserved_id=reserved)
+    assert following is not None and following.assignment_id == reserved
+    assert await show_synchronous_commit(session) == "off"
+
+
+async def test_a_lease_lost_in_a_crash_is_refused_clearly_and_its_slot_is_free(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    """What a Postgres crash can undo of a lease committed without the WAL flush: the whole
+    transaction (no assignment, the slot open again). The rater's answer to it is refused
+    with a 409 and stores nothing; the slot goes to the next claim, and the id is never
+    handed out again (it was taken in the answer's durable transaction)."""
+    project, headers, first = await first_lease(client, session, 2, raters_per_pair=1)
+    answered = await client.post(
+        answer_url(first["assignment_id"]), json={"choice": "left"}, headers=headers
+    )
+    lost = answered.json()["next"]
+    assert lost["assignment_id"] is not None
+    # The crash: the lease's transaction is gone, as if never committed.
+    await session.execute(
+        update(PairSlot)
+        .where(PairSlot.assignment_id == lost["assignment_id"])
+        .values(state="open", assignment_id=None, lease_expires_at=None)
+    )
+    await session.execute(delete(Assignment).where(Assignment.id == lost["assignment_id"]))
+    late = await post_choice(client, lost["assignment_id"], headers)
+    assert late.status_code == 409  # as for any lease lost: the client asks for the next pair
+    assert "lease was lost" in late.json()["detail"]
+    # An id never handed out is still simply unknown.
+    unknown = await post_choice(client, lost["assignment_id"] + 1_000_000, headers)
+    assert unknown.status_code == 404
+    assert await judgment_count(session) == 1
+    again = (await client.get(next_url(project), headers=headers)).json()
+    assert again["pair_id"] == lost["pair_id"]
+    assert again["assignment_id"] > lost["assignment_id"]
+    done = await post_choice(client, again["assignment_id"], headers)
+    assert done.status_code == 201
+    judged = select(func.count()).where(Judgment.pair_id == lost["pair_id"])
+    assert await session.scalar(judged) == 1  # k = 1: never over k

@@ -2,10 +2,11 @@
 
 from datetime import timedelta
 
-from httpx import AsyncClient
-from sqlalchemy import func, select
+from httpx import AsyncClient, Response
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.assignments.service import next_lease
 from pickwise.core import clock
 from pickwise.models import Assignment, Judgment, Pair, PairSlot, Project, User
 from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
@@ -23,6 +24,14 @@ async def login_headers(session: AsyncSession, user: User) -> dict[str, str]:
 
 def next_url(project: Project) -> str:
     return f"/api/v1/projects/{project.id}/next"
+
+
+async def post_choice(
+    client: AsyncClient, assignment_id: int, headers: dict[str, str], choice: str = "left"
+) -> Response:
+    """The rater's choice on the assignment, without `?next`."""
+    url = f"/api/v1/assignments/{assignment_id}/judgment"
+    return await client.post(url, json={"choice": choice}, headers=headers)
 
 
 async def judgments_of(session: AsyncSession, pair_id: int) -> list[Judgment]:
@@ -130,6 +139,48 @@ async def test_expired_lease_is_reclaimed_and_late_submit_gets_409(
     assert expired is not None and expired.status == "expired"
 
 
+async def test_rater_whose_lease_was_taken_over_gets_the_next_pair(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    """The lost lease is closed and a new one made in the same "next pair": the claim (which
+    makes nothing for a rater still holding a lease) sees the old one closed."""
+    project = await make_project(session, raters_per_pair=1, lease_seconds=60)
+    pairs = await make_pairs(session, project, 2)
+    _, slow = await rater_in(session, project)
+    _, fast = await rater_in(session, project)
+    leased = (await client.get(next_url(project), headers=slow)).json()
+    clock.advance(timedelta(seconds=61))
+    taken = (await client.get(next_url(project), headers=fast)).json()
+    assert taken["pair_id"] == leased["pair_id"]
+    fresh = (await client.get(next_url(project), headers=slow)).json()
+    assert fresh["assignment_id"] not in (None, leased["assignment_id"])
+    assert {fresh["pair_id"], taken["pair_id"]} == {pair.id for pair in pairs}
+    lost = await session.get(Assignment, leased["assignment_id"])
+    assert lost is not None and lost.status == "expired"
+
+
+async def test_a_lease_whose_slot_was_freed_is_closed_and_a_new_one_made(
+    session: AsyncSession,
+) -> None:
+    """A lease whose slot no longer holds it (here freed behind its back) is found lost by
+    the next "next pair", closed, and a new lease made in the same call: the claim, which
+    makes nothing for a rater who still holds a lease, must see the old one closed."""
+    project = await make_project(session, raters_per_pair=1)
+    await make_pairs(session, project, 2)
+    rater, _ = await rater_in(session, project)
+    first = await next_lease(session, project, rater)
+    assert first is not None
+    await session.execute(
+        update(PairSlot)
+        .where(PairSlot.assignment_id == first.assignment_id)
+        .values(state="open", assignment_id=None, lease_expires_at=None)
+    )
+    second = await next_lease(session, project, rater)
+    assert second is not None and second.assignment_id != first.assignment_id
+    lost = await session.get(Assignment, first.assignment_id)
+    assert lost is not None and lost.status == "expired"
+
+
 async def test_late_submit_is_accepted_when_nobody_took_the_slot(
     client: AsyncClient, session: AsyncSession
 ) -> None:
@@ -196,7 +247,9 @@ async def test_lowering_k_mid_project(client: AsyncClient, session: AsyncSession
             headers=headers,
         )
     held = (await client.get(next_url(project), headers=raters[1][1])).json()
-    assert held["pair_id"] == pairs[0].id
+    # The pair already started is finished first (which pair is first in the shuffled queue
+    # depends on the ids the test's pairs get).
+    assert held["pair_id"] == leased["pair_id"]
     admin_headers = await login_headers(session, admin)
     patched = await client.patch(
         f"/api/v1/projects/{project.id}", json={"raters_per_pair": 1}, headers=admin_headers

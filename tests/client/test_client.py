@@ -250,16 +250,16 @@ async def test_when_the_next_lease_fails_the_client_asks_for_it(
     project, rater, rater_token = await rater_with_pairs(session, 2)
     lease = await next_lease(session, project, rater)
     assert lease is not None
-    claim_slot = assignments_repository.claim_slot
+    enter_and_claim = assignments_repository.enter_and_claim
     failures = []
 
-    async def fails_once(claim_session: AsyncSession, **params: Any) -> Any:
+    async def fails_once(claim_session: AsyncSession, *params: Any) -> Any:
         if not failures:
             failures.append(params)
             await claim_session.execute(text("SELECT 1 / 0"))
-        return await claim_slot(claim_session, **params)
+        return await enter_and_claim(claim_session, *params)
 
-    monkeypatch.setattr(assignments_repository, "claim_slot", fails_once)
+    monkeypatch.setattr(assignments_repository, "enter_and_claim", fails_once)
     answered = await harness.run(
         lambda pw: pw.judge(lease.assignment_id, "right"), token=rater_token
     )

@@ -5,7 +5,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.core.db import DriverSql
+from pickwise.core.db import DriverSql, run_pipelined
 
 
 async def test_parameters_casts_and_percent_signs_read_as_in_text(session: AsyncSession) -> None:
@@ -34,3 +34,31 @@ async def test_errors_come_out_as_sqlalchemys(session: AsyncSession) -> None:
             await insert.rows(session, {"n": 1})
     # The session goes on after the savepoint rolled back.
     assert await DriverSql("SELECT count(*) FROM once").one(session, {}) == (1,)
+
+
+async def test_pipelined_statements_run_in_order_and_answer_each(session: AsyncSession) -> None:
+    await DriverSql("CREATE TEMP TABLE piped (n int) ON COMMIT DROP").rows(session, {})
+    insert = DriverSql("INSERT INTO piped VALUES (:n) RETURNING n * 10")
+    count = DriverSql("SELECT count(*), max(n) FROM piped")
+    answers = await run_pipelined(session, [(insert, {"n": 1}), (insert, {"n": 2}), (count, {})])
+    # Each statement sees what the ones before it did, as if sent one by one.
+    assert answers == [[(10,)], [(20,)], [(2, 2)]]
+
+
+async def test_a_pipelined_error_stops_the_rest_and_comes_out_as_sqlalchemys(
+    session: AsyncSession,
+) -> None:
+    await DriverSql("CREATE TEMP TABLE stopped (n int) ON COMMIT DROP").rows(session, {})
+    insert = DriverSql("INSERT INTO stopped VALUES (:n)")
+    with pytest.raises(DataError) as raised:
+        async with session.begin_nested():
+            await run_pipelined(
+                session,
+                [
+                    (insert, {"n": 1}),
+                    (DriverSql("SELECT 1 / :zero"), {"zero": 0}),
+                    (insert, {"n": 2}),
+                ],
+            )
+    assert raised.value.orig is not None and raised.value.orig.sqlstate == "22012"
+    assert await DriverSql("SELECT count(*) FROM stopped").one(session, {}) == (0,)

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from pickwise.assignments.standing import Standing
-from pickwise.core.db import DriverSql
+from pickwise.core.db import DriverSql, run_pipelined
 from pickwise.models import Assignment, Judgment, Pair, PairSlot, Prompt, Response
 from pickwise.pools.quota import QUOTA_REACHED_SQL
 from pickwise.vocabulary import (
@@ -127,6 +127,8 @@ async def rater_counts(
 # First keys of the two-key advisory locks: the rater's lock uses (rater id, project id) with
 # ids >= 0, so a negative first key never meets it.
 _PROJECT_GATE = -1
+# Locks 1 and 2 for a "next pair" (enter_and_claim): through the project's gate, then one
+# next-pair at a time per rater and project (a double click cannot lease two pairs).
 _ENTER = DriverSql(
     "SELECT pg_advisory_xact_lock_shared(:gate, :project), pg_advisory_xact_lock(:rater, :project)"
 )
@@ -135,15 +137,6 @@ _CLOSE_GATE = text("SELECT pg_advisory_xact_lock(:gate, :project)")
 
 def _lock_key(value: int) -> int:
     return value % 2_147_483_647
-
-
-async def enter_project(session: AsyncSession, project_id: int, rater_id: int) -> None:
-    """Locks 1 and 2 for a "next pair": through the project's gate, then one next-pair at a
-    time per rater and project (a double click cannot lease two pairs)."""
-    await _ENTER.rows(
-        session,
-        {"gate": _PROJECT_GATE, "project": _lock_key(project_id), "rater": _lock_key(rater_id)},
-    )
 
 
 _PASS_GATE = text("SELECT pg_advisory_xact_lock_shared(:gate, :project)")
@@ -305,27 +298,35 @@ async def reopen_slot(session: AsyncSession, slot_id: int) -> None:
     await session.execute(_REOPEN_SLOT, {"slot_id": slot_id})
 
 
-_STANDING_COLUMNS = f"""
-    u.is_active, p.is_archived,
+# The rater `u`'s standing in the project `p`, and their open lease there: read by
+# enter_and_claim, and tested again by the claim that is sent with it (_CLAIM_SLOT).
+_MEMBER_OR_ADMIN = f"""
     u.role = '{AccountRole.ADMIN}' OR EXISTS (
         SELECT 1 FROM project_members m WHERE m.project_id = p.id AND m.user_id = u.id
     )
 """
+_HELD_LEASE = f"""
+    SELECT a.id, a.slot_id FROM assignments a
+    WHERE a.rater_id = :rater_id AND a.project_id = :project_id
+      AND a.status = '{AssignmentStatus.LEASED}'
+"""
 _STANDING_AND_LEASE = DriverSql(
     f"""
-    SELECT {_STANDING_COLUMNS}, lease.id, lease.slot_id
+    SELECT u.is_active, p.is_archived, {_MEMBER_OR_ADMIN}, lease.id, lease.slot_id
     FROM users u
     JOIN projects p ON p.id = :project_id
-    LEFT JOIN LATERAL (
-        SELECT a.id, a.slot_id FROM assignments a
-        WHERE a.rater_id = :rater_id AND a.project_id = :project_id
-          AND a.status = '{AssignmentStatus.LEASED}'
-        ORDER BY a.id
-        LIMIT 1
-    ) lease ON true
+    LEFT JOIN LATERAL ({_HELD_LEASE} ORDER BY a.id LIMIT 1) lease ON true
     WHERE u.id = :rater_id
     """
 )
+# A new lease only for a rater who may rate here and holds none (one-time filters).
+_MAY_CLAIM = f"""
+    EXISTS (
+        SELECT FROM users u JOIN projects p ON p.id = :project_id
+        WHERE u.id = :rater_id AND u.is_active AND NOT p.is_archived AND ({_MEMBER_OR_ADMIN})
+    )
+    AND NOT EXISTS ({_HELD_LEASE})
+"""
 
 
 @dataclass(frozen=True)
@@ -336,17 +337,50 @@ class HeldLease:
     slot_id: int | None
 
 
-async def standing_and_lease(
-    session: AsyncSession, project_id: int, rater_id: int
-) -> tuple[Standing, HeldLease | None]:
-    """The rater's standing in the project as committed now, and their open lease there.
+@dataclass(frozen=True)
+class ClaimTerms:
+    """What a new lease is made with."""
 
-    One statement, run after the "next pair" locks (enter_project): a removal, deactivation
-    or closing that committed meanwhile is seen.
+    left_side: str  # the response shown on the left
+    now: datetime
+    expires: datetime
+    # An id taken for it in the rater's answer just committed (judgments.store_judgment), or
+    # None to take one now. With one, the lease commits without waiting for the WAL flush:
+    # see _CLAIM_SLOT.
+    assignment_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Entered:
+    """What a "next pair" finds once through the project's gate (enter_project)."""
+
+    standing: Standing  # the rater's standing in the project, as committed now
+    held: HeldLease | None  # their open lease there
+    # The new lease, when one was asked for and the rater may rate and held none.
+    claimed: "ClaimedSlot | None"
+
+
+async def enter_and_claim(
+    session: AsyncSession, project_id: int, rater_id: int, claim: ClaimTerms | None
+) -> Entered:
+    """Locks 1 and 2 (enter_project); then the rater's standing and open lease, read after
+    the locks, so a removal, deactivation or closing that committed meanwhile is seen; then,
+    with `claim`, a new lease (claim_slot), which its own statement makes only if the rater
+    may rate and holds none.
+
+    One round trip: the statements go out together (run_pipelined), and each still runs
+    after the one before it, with a snapshot of its own, as if sent one by one.
     """
-    row = await _STANDING_AND_LEASE.one(session, {"project_id": project_id, "rater_id": rater_id})
+    ids = {"project_id": project_id, "rater_id": rater_id}
+    locks = {"gate": _PROJECT_GATE, "project": _lock_key(project_id), "rater": _lock_key(rater_id)}
+    calls = [(_ENTER, locks), (_STANDING_AND_LEASE, ids)]
+    if claim is not None:
+        calls.append((_CLAIM_SLOT, _claim_params(project_id, rater_id, claim)))
+    answers = await run_pipelined(session, calls)
+    (row,) = answers[1]
     held = None if row[3] is None else HeldLease(int(row[3]), row[4])
-    return Standing(bool(row[0]), bool(row[1]), bool(row[2])), held
+    claimed = _claimed(answers[2][0]) if claim is not None and answers[2] else None
+    return Entered(Standing(bool(row[0]), bool(row[1]), bool(row[2])), held, claimed)
 
 
 # The lease's project gate (shared), then its slot: the CTE is materialized, so the gate is
@@ -707,13 +741,16 @@ _AVAILABLE_SLOTS = f"""
 AVAILABLE_SLOTS = _AVAILABLE_SLOTS.format(prompt_test="")
 QUEUE_ORDER = "s.project_id, s.queue_pos, s.slot_no"
 
+
 # The slot a claim takes, as WITH-clause members ending in `slot`: the first available slot
 # in queue order that is not of the prompt the rater was shown last, or, when no such slot is
 # left, the first available slot at all. So a rater does not get two pairs of one prompt in a
 # row while other work is open. The fallback is a one-time filter: it runs only when the
 # first walk found nothing. The prompt seen last is one backward probe of the
 # (rater_id, project_id, id) index. A slot another rater is taking is skipped (SKIP LOCKED).
-CHOSEN_SLOT = f"""
+def chosen_slot(guard: str = "") -> str:
+    """CHOSEN_SLOT, with `guard` (AND …, a condition without the slot) tested first."""
+    return f"""
     seen_last AS (
         SELECT pr.prompt_id FROM assignments a JOIN pairs pr ON pr.id = a.pair_id
         WHERE a.rater_id = :rater_id AND a.project_id = :project_id
@@ -722,18 +759,18 @@ CHOSEN_SLOT = f"""
     ), other_prompt AS (
         SELECT s.id, s.pair_id, s.state, s.assignment_id
         {
-    _AVAILABLE_SLOTS.format(
-        prompt_test="AND p.prompt_id IS DISTINCT FROM (SELECT prompt_id FROM seen_last)"
-    )
-}
-          AND NOT {QUOTA_REACHED_SQL}
+        _AVAILABLE_SLOTS.format(
+            prompt_test="AND p.prompt_id IS DISTINCT FROM (SELECT prompt_id FROM seen_last)"
+        )
+    }
+          AND NOT {QUOTA_REACHED_SQL} {guard}
         ORDER BY {QUEUE_ORDER}
         LIMIT 1
         FOR UPDATE OF s SKIP LOCKED
     ), any_prompt AS (
         SELECT s.id, s.pair_id, s.state, s.assignment_id
         {AVAILABLE_SLOTS}
-          AND NOT {QUOTA_REACHED_SQL}
+          AND NOT {QUOTA_REACHED_SQL} {guard}
           AND NOT EXISTS (SELECT FROM other_prompt)
         ORDER BY {QUEUE_ORDER}
         LIMIT 1
@@ -742,6 +779,9 @@ CHOSEN_SLOT = f"""
         SELECT * FROM other_prompt UNION ALL SELECT * FROM any_prompt
     )
 """
+
+
+CHOSEN_SLOT = chosen_slot()
 _HAS_OPEN_SLOT = text(
     f"""
     SELECT EXISTS (
@@ -761,22 +801,39 @@ async def has_open_slot(
     return bool(await session.scalar(_HAS_OPEN_SLOT, params))
 
 
+ASSIGNMENT_ID_SEQUENCE = "assignments_id_seq"
+
 # Claim a slot in one statement: lock the slot to take (CHOSEN_SLOT), close the lease it held
 # if that ran out, create the assignment, lease the slot to it and read the pair's texts.
-# Returns nothing when no slot is left for this rater, or when they came through a rater pool
-# and have given their quota (an init plan, tested once).
+# Returns nothing when no slot is left for this rater, when they came through a rater pool
+# and have given their quota, or when they may not rate here or hold a lease already (init
+# plans, tested once: enter_and_claim sends it before it knows).
+#
+# A lease made with an id taken in the answer before it (:assignment_id) commits with
+# synchronous_commit off: COMMIT returns without waiting for the WAL flush (a few ms of fsync
+# on the rater's wait for the next pair). Postgres may lose such a lease if it crashes within
+# the next ~0.6 s (3 x wal_writer_delay); nothing else is at stake. The whole transaction is
+# lost alike: the slot is open again (never over k: no judgment came with it), a lease it took
+# over is as it was (expired, open to whoever claims it). The rater, whose page shows the pair,
+# gets a clear 409 when they answer it (judgments.repository.assignment_was_lost), and nothing
+# is stored: the id was taken in a durable transaction (the answer's), so Postgres cannot hand
+# it out again after the crash, as it could an id drawn here (a sequence's WAL is flushed by
+# the commit of the one who draws it). The answer itself stays fully durable: its COMMIT
+# flushes the WAL, and with it any earlier lease.
+# docs/reliability.md, "Leases after a crash".
 _CLAIM_SLOT = DriverSql(
     f"""
-    WITH {CHOSEN_SLOT}, expired AS (
+    WITH {chosen_slot(f"AND {_MAY_CLAIM}")}, expired AS (
         UPDATE assignments a SET status = '{AssignmentStatus.EXPIRED}', completed_at = :now
         FROM slot
         WHERE slot.state = '{SlotState.LEASED}' AND a.id = slot.assignment_id
           AND a.status = '{AssignmentStatus.LEASED}'
         RETURNING a.id
     ), created AS (
-        INSERT INTO assignments (project_id, pair_id, rater_id, slot_id, status, left_side,
+        INSERT INTO assignments (id, project_id, pair_id, rater_id, slot_id, status, left_side,
                                  is_gold, shown_at, lease_expires_at)
-        SELECT :project_id, slot.pair_id, :rater_id, slot.id, '{AssignmentStatus.LEASED}',
+        SELECT coalesce(CAST(:assignment_id AS bigint), nextval('{ASSIGNMENT_ID_SEQUENCE}')),
+               :project_id, slot.pair_id, :rater_id, slot.id, '{AssignmentStatus.LEASED}',
                :left_side, false, :now, :expires
         FROM slot
         RETURNING id, pair_id, slot_id
@@ -787,7 +844,9 @@ _CLAIM_SLOT = DriverSql(
         WHERE s.id = created.slot_id
     )
     SELECT created.id, created.pair_id, (SELECT count(*) FROM expired) > 0,
-           p.system, p.turns, ra.id, ra.content, rb.id, rb.content
+           p.system, p.turns, ra.id, ra.content, rb.id, rb.content,
+           CASE WHEN CAST(:assignment_id AS bigint) IS NOT NULL
+                THEN set_config('synchronous_commit', 'off', true) END
     FROM created
     JOIN pairs pr ON pr.id = created.pair_id
     JOIN prompts p ON p.id = pr.prompt_id
@@ -807,31 +866,29 @@ class ClaimedSlot:
 
 
 async def claim_slot(
-    session: AsyncSession,
-    *,
-    project_id: int,
-    rater_id: int,
-    left_side: str,
-    now: datetime,
-    expires: datetime,
+    session: AsyncSession, *, project_id: int, rater_id: int, claim: ClaimTerms
 ) -> ClaimedSlot | None:
     """The first slot waiting for this rater, leased to a new assignment, with the pair's
     texts: one statement. None when no slot is left for them (or their pool quota is met)."""
-    row = await _CLAIM_SLOT.first(
-        session,
-        {
-            "project_id": project_id,
-            "rater_id": rater_id,
-            "left_side": left_side,
-            "now": now,
-            "expires": expires,
-        },
-    )
-    if row is None:
-        return None
+    row = await _CLAIM_SLOT.first(session, _claim_params(project_id, rater_id, claim))
+    return None if row is None else _claimed(row)
+
+
+def _claim_params(project_id: int, rater_id: int, claim: ClaimTerms) -> dict[str, Any]:
+    return {
+        "project_id": project_id,
+        "rater_id": rater_id,
+        "left_side": claim.left_side,
+        "now": claim.now,
+        "expires": claim.expires,
+        "assignment_id": claim.assignment_id,
+    }
+
+
+def _claimed(row: Sequence[Any]) -> ClaimedSlot:
     assignment_id, pair_id, took_expired = row[:3]
     return ClaimedSlot(
-        assignment_id, pair_id, bool(took_expired), content_from_row(pair_id, row[3:])
+        assignment_id, pair_id, bool(took_expired), content_from_row(pair_id, row[3:9])
     )
 
 

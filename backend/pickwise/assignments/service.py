@@ -194,25 +194,38 @@ async def _take_gold(
     return Lease.of(assignment, await pair_content(session, pair_id))
 
 
-async def _take_slot(
-    session: AsyncSession, project: Project, rater: User, now: datetime
-) -> Lease | None:
-    left_side = _side_shown_left()
-    expires = now + timedelta(seconds=project.lease_seconds)
-    claimed = await repository.claim_slot(
-        session,
-        project_id=project.id,
-        rater_id=rater.id,
-        left_side=left_side,
-        now=now,
-        expires=expires,
-    )
-    if claimed is None:
-        return None
+def _lease_of_claim(claimed: repository.ClaimedSlot, claim: repository.ClaimTerms) -> Lease:
     if claimed.took_expired_lease:
         LEASES_EXPIRED.inc()
     LEASES_GRANTED.inc()
-    return Lease(claimed.assignment_id, claimed.pair_id, left_side, False, expires, claimed.content)
+    return Lease(
+        claimed.assignment_id,
+        claimed.pair_id,
+        CanonicalSide(claim.left_side),
+        False,
+        claim.expires,
+        claimed.content,
+    )
+
+
+def _claim_terms(
+    project: Project, now: datetime, assignment_id: int | None = None
+) -> repository.ClaimTerms:
+    expires = now + timedelta(seconds=project.lease_seconds)
+    return repository.ClaimTerms(_side_shown_left(), now, expires, assignment_id)
+
+
+async def _take_slot(
+    session: AsyncSession, project: Project, rater: User, now: datetime
+) -> Lease | None:
+    claim = _claim_terms(project, now)
+    # A lease found lost was just closed in the session: the claim, which makes nothing for
+    # a rater who holds a lease, must see that.
+    await session.flush()
+    claimed = await repository.claim_slot(
+        session, project_id=project.id, rater_id=rater.id, claim=claim
+    )
+    return None if claimed is None else _lease_of_claim(claimed, claim)
 
 
 async def next_lease(
@@ -222,22 +235,30 @@ async def next_lease(
     now: datetime | None = None,
     *,
     new: bool = True,
+    reserved_id: int | None = None,
 ) -> Lease | None:
     """The rater's current lease, or a new one, with the pair's texts; None when no work is
     left for them (or, with ``new=False``, when they hold no lease: none is made). Study
-    participants (rater pools) stop at their quota; nobody else has one."""
+    participants (rater pools) stop at their quota; nobody else has one. ``reserved_id``:
+    an assignment id taken in the rater's answer just committed, for a new regular lease
+    (which then commits without waiting for the WAL flush: assignments.repository)."""
     now = now or utcnow()
-    await repository.enter_project(session, project.id, rater.id)
-    # After the locks: a removal, deactivation or closing that committed meanwhile (and
+    wants_gold = new and project.gold_rate > 0 and chance.random() < project.gold_rate
+    # The usual case, a regular pair, is claimed in the round trip that takes the locks and
+    # reads the standing; the claim makes nothing if the rater may not rate or holds a lease.
+    claim = _claim_terms(project, now, reserved_id) if new and not wants_gold else None
+    entered = await repository.enter_and_claim(session, project.id, rater.id, claim)
+    # Read after the locks: a removal, deactivation or closing that committed meanwhile (and
     # released this rater's leases) is seen here, so no lease follows it.
-    standing, current = await repository.standing_and_lease(session, project.id, rater.id)
-    ensure_may_rate(standing)
+    ensure_may_rate(entered.standing)
+    current = entered.held
     held = None if current is None else await _current_lease(session, project, current, now)
     if held is not None:
         return Lease.of(held, await pair_content(session, held.pair_id))
     if not new:
         return None
-    wants_gold = project.gold_rate > 0 and chance.random() < project.gold_rate
+    if claim is not None and current is None:
+        return None if entered.claimed is None else _lease_of_claim(entered.claimed, claim)
     if wants_gold:
         if await quota_reached(session, project, rater):
             return None

@@ -1,5 +1,5 @@
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -197,18 +197,7 @@ class DriverSql:
         self.sql = _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
 
     async def rows(self, session: AsyncSession, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        connection = await session.connection()
-        driver = await driver_connection(connection)
-        try:
-            cursor = await driver.execute(self.sql, params)
-            return await cursor.fetchall() if cursor.description else []
-        except psycopg.Error as exc:
-            broken = driver.broken
-            if broken:
-                await connection.invalidate(exc)
-            raise DBAPIError.instance(
-                self.sql, params, exc, psycopg.Error, connection_invalidated=broken
-            ) from exc
+        return (await run_pipelined(session, [(self, params)]))[0]
 
     async def first(self, session: AsyncSession, params: dict[str, Any]) -> tuple[Any, ...] | None:
         rows = await self.rows(session, params)
@@ -219,3 +208,32 @@ class DriverSql:
         if len(rows) != 1:
             raise RuntimeError(f"expected one row, got {len(rows)}")
         return rows[0]
+
+
+async def run_pipelined(
+    session: AsyncSession, calls: Sequence[tuple[DriverSql, dict[str, Any]]]
+) -> list[list[tuple[Any, ...]]]:
+    """The statements' rows, the statements sent together and answered together (psycopg's
+    pipeline mode): one round trip for all of them instead of one each. Postgres still runs
+    them one after the other, each with a snapshot of its own (read committed), so a
+    statement sees what committed while an earlier one waited for a lock, as if they had
+    been sent one by one. The first error stops the rest and is raised as `rows` raises it.
+    """
+    connection = await session.connection()
+    driver = await driver_connection(connection)
+    try:
+        if len(calls) == 1:
+            cursors = [await driver.execute(calls[0][0].sql, calls[0][1])]
+        else:
+            async with driver.pipeline():
+                cursors = [await driver.execute(call.sql, params) for call, params in calls]
+        return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
+    except psycopg.Error as exc:
+        broken = driver.broken
+        if broken:
+            await connection.invalidate(exc)
+        statement = "; ".join(call.sql for call, _ in calls)
+        params = calls[0][1] if len(calls) == 1 else None
+        raise DBAPIError.instance(
+            statement, params, exc, psycopg.Error, connection_invalidated=broken
+        ) from exc

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.assignments.repository import ASSIGNMENT_ID_SEQUENCE
 from pickwise.core.db import DriverSql
 from pickwise.models import (
     Assignment,
@@ -68,6 +69,25 @@ async def lock_assignment(
     return LockedAssignment(assignment, project, bool(active), bool(member_or_admin))
 
 
+# An assignment id that was handed out (the sequence has passed it) but names no assignment
+# at all: a lease that a Postgres crash undid (assignments.repository, _CLAIM_SLOT), or a
+# claim that rolled back.
+_LOST_ASSIGNMENT = text(
+    f"""
+    SELECT :assignment_id BETWEEN 1 AND (
+               SELECT CASE WHEN is_called THEN last_value ELSE 0 END
+               FROM {ASSIGNMENT_ID_SEQUENCE}
+           )
+       AND NOT EXISTS (SELECT FROM assignments WHERE id = :assignment_id)
+    """
+)
+
+
+async def assignment_was_lost(session: AsyncSession, assignment_id: int) -> bool:
+    """Whether the id was handed out but names no assignment (a lease lost in a crash)."""
+    return bool(await session.scalar(_LOST_ASSIGNMENT, {"assignment_id": assignment_id}))
+
+
 @dataclass(frozen=True)
 class NewJudgment:
     """A judgment to store, relative to the pair's canonical A / B."""
@@ -91,6 +111,9 @@ class NewJudgment:
 class StoreOutcome:
     slot_was_ours: bool  # the slot was still leased to this assignment
     judgment_id: int | None  # None when nothing was stored
+    # With `reserve_next`, an assignment id taken now, in this durable transaction, for the
+    # rater's next lease (assignments.repository.ClaimTerms); None when nothing was stored.
+    next_assignment_id: int | None = None
 
 
 # Store a judgment in one statement, all or nothing: the slot must still be leased to this
@@ -130,18 +153,27 @@ _STORE_JUDGMENT = DriverSql(
         WHERE id = :pair_id AND :lock_pair AND EXISTS (SELECT FROM stored)
         FOR NO KEY UPDATE
     )
-    SELECT EXISTS (SELECT FROM slot), (SELECT id FROM stored), EXISTS (SELECT FROM pair)
+    SELECT EXISTS (SELECT FROM slot), (SELECT id FROM stored), EXISTS (SELECT FROM pair),
+           CASE WHEN :reserve_next AND EXISTS (SELECT FROM stored)
+                THEN nextval('{ASSIGNMENT_ID_SEQUENCE}') END
     """
 )
 
 
 async def store_judgment(
-    session: AsyncSession, new: NewJudgment, now: datetime, *, lock_pair: bool = False
+    session: AsyncSession,
+    new: NewJudgment,
+    now: datetime,
+    *,
+    lock_pair: bool = False,
+    reserve_next: bool = False,
 ) -> StoreOutcome:
     """One round trip: the judgment, the slot done, the assignment submitted, or nothing;
-    with ``lock_pair``, the pair row locked once the judgment is in."""
+    with ``lock_pair``, the pair row locked once the judgment is in; with ``reserve_next``,
+    an id for the rater's next assignment taken too."""
     params: dict[str, Any] = {
         "lock_pair": lock_pair,
+        "reserve_next": reserve_next,
         "project_id": new.project_id,
         "pair_id": new.pair_id,
         "assignment_id": new.assignment_id,
@@ -157,8 +189,8 @@ async def store_judgment(
         "submitted_at": new.submitted_at,
         "now": now,
     }
-    slot_was_ours, judgment_id, _ = await _STORE_JUDGMENT.one(session, params)
-    return StoreOutcome(bool(slot_was_ours), judgment_id)
+    slot_was_ours, judgment_id, _, next_id = await _STORE_JUDGMENT.one(session, params)
+    return StoreOutcome(bool(slot_was_ours), judgment_id, next_id)
 
 
 # --- changing the last decision (judgments.changes) ---------------------------------------

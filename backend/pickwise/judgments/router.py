@@ -10,6 +10,7 @@ lease that fails can never undo a stored judgment.
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -64,9 +65,18 @@ NEXT_FAILED_MESSAGE = (
     "Your answer is stored, but the next pair could not be leased just now; ask for it again."
 )
 
-# The answer's status and body, and the project locked with the assignment (the next lease
-# needs it; a replay, which runs no work, reads it).
-Work = Callable[[AsyncSession, User], Awaitable[tuple[int, dict[str, Any], Project]]]
+
+@dataclass(frozen=True)
+class Answered:
+    status_code: int
+    body: dict[str, Any]
+    project: Project  # as locked with the assignment: the next lease needs it
+    # An id the answer took for the next lease (a choice asked with ?next=true).
+    next_assignment_id: int | None = None
+
+
+# A replay runs no work: it reads the project itself.
+Work = Callable[[AsyncSession, User], Awaitable[Answered]]
 
 
 def _json(status_code: int, body: dict[str, Any]) -> JSONResponse:
@@ -88,22 +98,24 @@ async def _answer(
     refusal, leases the next pair (a replay gets the lease the rater holds by then)."""
     fingerprint = idempotency.request_fingerprint(request.url.path, body)
     session = unit.session
-    project: Project | None = None
+    answered: Answered | None = None
 
     async def answer_once() -> tuple[int, dict[str, Any]]:
-        nonlocal project
-        status_code, answer, project = await work(session, rater)
-        return status_code, answer
+        nonlocal answered
+        answered = await work(session, rater)
+        return answered.status_code, answered.body
 
     status_code, answer = await idempotency.run_once(
         session, rater, idempotency_key, fingerprint, answer_once
     )
     wants_next = wants_next and status_code < 400  # a refusal comes with no lease
+    project = None if answered is None else answered.project
     if wants_next and project is None:
         project = await _project_of(session, assignment_id, rater)
     await unit.done()
     if wants_next and project is not None:
-        answer = {**answer, **await _next_pair(units, project, rater)}
+        reserved_id = None if answered is None else answered.next_assignment_id
+        answer = {**answer, **await _next_pair(units, project, rater, reserved_id)}
     return _json(status_code, answer)
 
 
@@ -115,13 +127,15 @@ async def _project_of(session: AsyncSession, assignment_id: int, rater: User) ->
     return await session.get(Project, assignment.project_id)
 
 
-async def _next_pair(units: Units, project: Project, rater: User) -> dict[str, Any]:
+async def _next_pair(
+    units: Units, project: Project, rater: User, reserved_id: int | None
+) -> dict[str, Any]:
     """The rater's next lease (or "no work left"), or why there is none; never raises, since
     the answer it is sent with is already committed."""
     project_id = project.id  # a rollback may expire the object
     try:
         async with units() as session:
-            lease = await assignments.next_lease(session, project, rater)
+            lease = await assignments.next_lease(session, project, rater, reserved_id=reserved_id)
     except PickwiseError as exc:
         failed = NextFailed(status=exc.status_code, project_id=project_id, **exc.body())
         return {"next": None, "next_error": failed.model_dump(exclude_none=True)}
@@ -151,9 +165,10 @@ async def submit_judgment(
     idempotency_key: IdempotencyKeyHeader = None,
     wants_next: WantsNext = False,
 ) -> JSONResponse:
-    async def work(session: AsyncSession, rater: User) -> tuple[int, dict[str, Any], Project]:
-        stored = await service.submit(session, assignment_id, rater, body)
-        return 201, _judgment_out(assignment_id, stored), stored.project
+    async def work(session: AsyncSession, rater: User) -> Answered:
+        stored = await service.submit(session, assignment_id, rater, body, reserve_next=wants_next)
+        out = _judgment_out(assignment_id, stored)
+        return Answered(201, out, stored.project, stored.next_assignment_id)
 
     return await _answer(
         request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
@@ -175,11 +190,11 @@ def _judgment_out(assignment_id: int, stored: service.StoredJudgment) -> dict[st
 def _set_aside(set_aside: Callable[[AsyncSession, User], Awaitable[service.SetAside]]) -> Work:
     """Skip and flag answer alike: the assignment's new status."""
 
-    async def work(session: AsyncSession, rater: User) -> tuple[int, dict[str, Any], Project]:
+    async def work(session: AsyncSession, rater: User) -> Answered:
         done = await set_aside(session, rater)
         assignment = done.assignment
         out = AssignmentDone(assignment_id=assignment.id, status=assignment.status)
-        return 200, out.model_dump(), done.project
+        return Answered(200, out.model_dump(), done.project)
 
     return work
 

@@ -37,6 +37,10 @@ NOT_NEEDED_MESSAGE = (
     "This pair no longer needs your judgment (the project changed), so this choice was not "
     "stored. Ask for the next pair to continue."
 )
+LOST_MESSAGE = (
+    "This pair's lease was lost (the database restarted right after it was given), so this "
+    "choice was not stored. Ask for the next pair to continue."
+)
 DECISIVE = (ShownChoice.LEFT, ShownChoice.RIGHT)
 
 
@@ -48,6 +52,7 @@ class StoredJudgment:
     submitted_at: datetime
     gold_feedback: str | None
     project: Project  # as locked with the assignment: what the next lease needs
+    next_assignment_id: int | None = None  # taken for the next lease, when asked for
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ async def _locked_assignment(
     await assignments_repository.lock_slot_of(session, assignment_id, rater.id)
     locked = await repository.lock_assignment(session, assignment_id, rater.id)
     if locked is None:
+        if await repository.assignment_was_lost(session, assignment_id):
+            raise Conflict(LOST_MESSAGE)
         raise NotFound(f"assignment {assignment_id}: no such assignment of yours")
     assignment, project = locked.assignment, locked.project
     ensure_may_rate(Standing(locked.account_active, project.is_archived, locked.member_or_admin))
@@ -120,9 +127,13 @@ async def submit(
     rater: User,
     body: JudgmentIn,
     now: datetime | None = None,
+    *,
+    reserve_next: bool = False,
 ) -> StoredJudgment:
     """Stores the choice once, relative to the pair's canonical A / B; refused (409) when the
-    lease was lost: it ran out and another rater took the slot, or the slot is gone."""
+    lease was lost: it ran out and another rater took the slot, or the slot is gone. With
+    ``reserve_next``, an id for the rater's next assignment is taken in the same statement
+    (assignments.service.next_lease's ``reserved_id``)."""
     now = now or utcnow()
     assignment, project = await _locked_assignment(session, assignment_id, rater)
     validate_judgment(project, body)
@@ -146,7 +157,9 @@ async def submit(
         submitted_at=max(now, assignment.shown_at),
     )
     decides = not assignment.is_gold and project.overlap_mode == OverlapMode.ADAPTIVE
-    stored = await repository.store_judgment(session, new, now, lock_pair=decides)
+    stored = await repository.store_judgment(
+        session, new, now, lock_pair=decides, reserve_next=reserve_next
+    )
     if not (assignment.is_gold or stored.slot_was_ours):
         # The lease ran out and another rater took the slot (or k was lowered).
         assignment.status, assignment.completed_at = AssignmentStatus.EXPIRED, now
@@ -166,6 +179,7 @@ async def submit(
         submitted_at=new.submitted_at,
         gold_feedback=await gold_feedback(session, project, assignment, new.choice),
         project=project,
+        next_assignment_id=stored.next_assignment_id,
     )
 
 
