@@ -546,10 +546,15 @@ async def test_an_api_token_leases_whatever_the_request_says(
     assert answer.status_code == 200 and answer.json()["assignment_id"] is not None
 
 
-def done_today(html: str) -> int:
-    found = re.search(r'id="done-today"><strong>(\d+)</strong> done today', html)
-    assert found, "the page shows no count for today"
+def shown_count(html: str, pattern: str) -> int:
+    """The number the page shows where `pattern` (with one `(\\d+)`) matches."""
+    found = re.search(pattern, html)
+    assert found, f"the page shows no {pattern!r}"
     return int(found.group(1))
+
+
+def done_today(html: str) -> int:
+    return shown_count(html, r'id="done-today"><strong>(\d+)</strong> done today')
 
 
 async def test_done_today_counts_from_the_raters_own_midnight(
@@ -712,9 +717,7 @@ async def test_a_next_pair_that_fails_after_the_answer_keeps_the_answer(
 
 
 def still_needed(html: str) -> int:
-    found = re.search(r"<dt>Still needed in this project</dt><dd>(\d+)</dd>", html)
-    assert found, "the page shows no count of judgments still needed"
-    return int(found.group(1))
+    return shown_count(html, r"<dt>Still needed in this project</dt><dd>(\d+)</dd>")
 
 
 async def test_still_needed_is_counted_again_after_a_few_seconds(
@@ -736,16 +739,14 @@ async def test_still_needed_is_counted_again_after_a_few_seconds(
 
 
 def done_by_you(html: str) -> int:
-    found = re.search(r"<dt>Done by you</dt><dd>(\d+)</dd>", html)
-    assert found, "the page shows no count of the rater's judgments"
-    return int(found.group(1))
+    return shown_count(html, r"<dt>Done by you</dt><dd>(\d+)</dd>")
 
 
 async def test_the_answer_counts_what_it_stored(
     client: AsyncClient, app: FastAPI, session: AsyncSession
 ) -> None:
     # The counts on the answer's page are those read as the form came in, plus what it
-    # stored: a choice adds one, a replay of it, a skip, a flag and a late answer none.
+    # stored: a choice adds one, a replay of it or a skip none.
     rater, project = await rater_on_project(client, session, summary_every=0)
     await make_pairs(session, project, 6)
     html = (await open_page(client, app, project)).text
