@@ -311,7 +311,8 @@ def choice_pattern_summary(records: Sequence[ChoiceRecord]) -> list[PatternLine]
 # A rater's summary comes back every so many judgments over their last few hundred choices:
 # all but the newest were looked at the time before, and each pair's answers for its other
 # raters too. The features of answers (and prompts) of ordinary length are kept per process;
-# a dozen regex scans of each answer made the summary most of the rating page's CPU.
+# a dozen regex scans of each answer made the summary a quarter of the rating page loop's
+# CPU.
 FEATURES_KEPT = 4096
 KEPT_TEXT_CHARACTERS = 16_000
 
