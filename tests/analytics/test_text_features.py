@@ -8,6 +8,7 @@ from pickwise.analytics.text_features import (
     FEATURE_NAMES,
     MARKDOWN_STYLE_FEATURES,
     ChoiceRecord,
+    _kept_text_features,
     choice_pattern_summary,
     markdown_style_counts,
     text_features,
@@ -267,3 +268,22 @@ def test_text_features_of_many_answers_equal_text_features_one_by_one() -> None:
     ]
     assert together.tolist() == expected
     assert text_features_of([], []).shape == (0, len(FEATURE_NAMES))
+
+
+def test_the_summary_keeps_the_features_of_answers_it_has_seen() -> None:
+    # Each summary looks at the rater's last choices again: answers seen before are not
+    # scanned again; an answer too long to keep is scanned each time.
+    _kept_text_features.cache_clear()
+    long_ = "Yes, " + "and more " * 2_000
+    records = [
+        ChoiceRecord("q", text_a="Yes, and more.", text_b="Yes.", choice="a", left_side="a"),
+        ChoiceRecord("q", text_a=long_, text_b="Yes.", choice="b", left_side="a"),
+    ]
+
+    first = choice_pattern_summary(records)
+    second = choice_pattern_summary(records)
+
+    assert first == second
+    kept = _kept_text_features.cache_info()
+    # Scanned once each: the two short answers (the second a hit within the first summary).
+    assert (kept.currsize, kept.misses, kept.hits) == (2, 2, 4)

@@ -3,17 +3,29 @@
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import psycopg
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.service import next_lease
 from pickwise.assignments.standing import ProjectClosed
 from pickwise.core import clock
-from pickwise.models import Assignment, Judgment, Pair, PairFlag, Project, Prompt, User
+from pickwise.models import (
+    Assignment,
+    Judgment,
+    Pair,
+    PairFlag,
+    Project,
+    ProjectMember,
+    Prompt,
+    User,
+    UserSession,
+)
 from pickwise.models.pools import PoolParticipant, RaterPool
 from pickwise.web import rating
 from pickwise.web.rating import FLASH_COOKIE
@@ -534,10 +546,15 @@ async def test_an_api_token_leases_whatever_the_request_says(
     assert answer.status_code == 200 and answer.json()["assignment_id"] is not None
 
 
-def done_today(html: str) -> int:
-    found = re.search(r'id="done-today"><strong>(\d+)</strong> done today', html)
-    assert found, "the page shows no count for today"
+def shown_count(html: str, pattern: str) -> int:
+    """The number the page shows where `pattern` (with one `(\\d+)`) matches."""
+    found = re.search(pattern, html)
+    assert found, f"the page shows no {pattern!r}"
     return int(found.group(1))
+
+
+def done_today(html: str) -> int:
+    return shown_count(html, r'id="done-today"><strong>(\d+)</strong> done today')
 
 
 async def test_done_today_counts_from_the_raters_own_midnight(
@@ -700,9 +717,7 @@ async def test_a_next_pair_that_fails_after_the_answer_keeps_the_answer(
 
 
 def still_needed(html: str) -> int:
-    found = re.search(r"<dt>Still needed in this project</dt><dd>(\d+)</dd>", html)
-    assert found, "the page shows no count of judgments still needed"
-    return int(found.group(1))
+    return shown_count(html, r"<dt>Still needed in this project</dt><dd>(\d+)</dd>")
 
 
 async def test_still_needed_is_counted_again_after_a_few_seconds(
@@ -721,3 +736,119 @@ async def test_still_needed_is_counted_again_after_a_few_seconds(
     monkeypatch.setattr(rating, "NEEDED_SECONDS", 0.0)
     response, _ = await choose(client, html, "tie")
     assert still_needed(answered_with_the_page(response, app, project)) == 4
+
+
+def done_by_you(html: str) -> int:
+    return shown_count(html, r"<dt>Done by you</dt><dd>(\d+)</dd>")
+
+
+async def test_the_answer_counts_what_it_stored(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    # The counts on the answer's page are those read as the form came in, plus what it
+    # stored: a choice adds one, a replay of it or a skip none.
+    rater, project = await rater_on_project(client, session, summary_every=0)
+    await make_pairs(session, project, 6)
+    html = (await open_page(client, app, project)).text
+    assert (done_today(html), done_by_you(html)) == (0, 0)
+
+    first, data = await choose(client, html, "left")
+    html = answered_with_the_page(first, app, project)
+    assert (done_today(html), done_by_you(html)) == (1, 1)
+    # The same form sent again (a reload): the first answer again, nothing counted twice.
+    again = await client.post(str(first.request.url), data=data)
+    replayed = answered_with_the_page(again, app, project)
+    assert (done_today(replayed), done_by_you(replayed)) == (1, 1)
+
+    second, _ = await choose(client, html, "right")
+    html = answered_with_the_page(second, app, project)
+    assert (done_today(html), done_by_you(html)) == (2, 2)
+
+    action, hidden = form_of(html, 'class="skip-form"')
+    skipped = await client.post(action, data={**hidden, "reason": "needs_expertise"})
+    html = answered_with_the_page(skipped, app, project)
+    assert (done_today(html), done_by_you(html)) == (2, 2)
+    assert len(await judgments_of(session, rater)) == 2
+
+
+async def test_an_admin_answers_on_any_projects_page(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    admin = await make_user(session, role="admin", password=PASSWORD)
+    project = await make_project(session, summary_every=0)  # the admin is no member of it
+    await make_pairs(session, project, 2)
+    response = await client.post("/login", data={"email": admin.email, "password": PASSWORD})
+    assert response.status_code == 303
+
+    answer, _ = await choose(client, (await open_page(client, app, project)).text, "left")
+
+    html = answered_with_the_page(answer, app, project)
+    assert "Saved. Here is the next pair." in html and done_by_you(html) == 1
+    assert len(await judgments_of(session, admin)) == 1
+
+
+@pytest.mark.parametrize("change", ["membership removed", "account deactivated", "login expired"])
+async def test_a_form_from_one_who_may_no_longer_rate_stores_nothing(
+    client: AsyncClient, app: FastAPI, session: AsyncSession, change: str
+) -> None:
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 2)
+    html = (await open_page(client, app, project)).text
+    if change == "membership removed":
+        await session.execute(
+            delete(ProjectMember).where(
+                ProjectMember.project_id == project.id, ProjectMember.user_id == rater.id
+            )
+        )
+    elif change == "account deactivated":
+        rater.is_active = False
+    else:
+        await session.execute(update(UserSession).values(expires_at=clock.utcnow()))
+    await session.flush()
+    rater_id = rater.id  # the refused request rolls the session back
+
+    response, _ = await choose(client, html, "left")
+
+    if change == "membership removed":
+        assert response.status_code == 404  # as for a project that does not exist
+    else:
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/login")
+    stored = select(func.count()).where(Judgment.rater_id == rater_id)
+    assert await session.scalar(stored) == 0
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SQL statement the app sends (SQLAlchemy's and psycopg's own), but the test
+    session's savepoints."""
+    sent: list[str] = []
+    execute = psycopg.AsyncCursor.execute
+
+    async def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        text = query if isinstance(query, str) else str(query)
+        if not text.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
+            sent.append(text)
+        return await execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
+    return sent
+
+
+async def test_a_choice_on_the_page_is_few_statements(
+    client: AsyncClient, app: FastAPI, session: AsyncSession, statements: list[str]
+) -> None:
+    # The API loop's 7 (who asks, the judgment's lock, assignment and store; the next lease's
+    # locks, standing and claim), and for the page: its project and counts with who asks,
+    # the form's idempotency key taken and answered, and the "still needed" figure, which
+    # is counted here (each worker keeps it a few seconds).
+    _, project = await rater_on_project(client, session, summary_every=0)
+    await make_pairs(session, project, 3)
+    html = (await open_page(client, app, project)).text
+    rating._needed_seen.clear()
+    statements.clear()
+
+    response, _ = await choose(client, html, "left")
+
+    answered_with_the_page(response, app, project)
+    assert len(statements) <= 10, "\n".join(statements)

@@ -20,6 +20,7 @@ same thing everywhere. Definitions (docs/analytics.md repeats them):
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -287,7 +288,8 @@ def choice_pattern_summary(records: Sequence[ChoiceRecord]) -> list[PatternLine]
     """
     decisive = [record for record in records if record.choice in ("a", "b")]
     features = [
-        (text_features(r.text_a, r.prompt), text_features(r.text_b, r.prompt)) for r in decisive
+        (_summary_features(r.text_a, r.prompt), _summary_features(r.text_b, r.prompt))
+        for r in decisive
     ]
     lines = []
     for key, label, value in _PATTERNS:
@@ -304,6 +306,26 @@ def choice_pattern_summary(records: Sequence[ChoiceRecord]) -> list[PatternLine]
         _pattern_line("left", "Picked the answer shown on the left", picked_left, len(decisive))
     )
     return lines
+
+
+# A rater's summary comes back every so many judgments over their last few hundred choices:
+# all but the newest were looked at the time before, and each pair's answers for its other
+# raters too. The features of answers (and prompts) of ordinary length are kept per process;
+# a dozen regex scans of each answer made the summary a quarter of the rating page loop's
+# CPU.
+FEATURES_KEPT = 4096
+KEPT_TEXT_CHARACTERS = 16_000
+
+
+def _summary_features(text: str, prompt: str) -> dict[str, float]:
+    if len(text) + len(prompt) > KEPT_TEXT_CHARACTERS:
+        return text_features(text, prompt)
+    return _kept_text_features(text, prompt)
+
+
+@lru_cache(maxsize=FEATURES_KEPT)
+def _kept_text_features(text: str, prompt: str) -> dict[str, float]:
+    return text_features(text, prompt)
 
 
 def _pattern_line(key: str, label: str, chosen: int, eligible: int) -> PatternLine:

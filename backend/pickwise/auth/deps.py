@@ -2,6 +2,7 @@
 
 import hmac
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth import service
+from pickwise.auth.repository import SessionRater
 from pickwise.core.deps import OpenUnitDep, SessionDep
 from pickwise.core.errors import Forbidden, NotAuthenticated
 from pickwise.models import User, UserSession
@@ -50,11 +52,18 @@ async def get_principal(
     return await principal_of(request, session)
 
 
-async def principal_of(request: Request, session: AsyncSession) -> Principal | None:
-    """Who asks: an API token's user, a web session's, or None."""
+def _bearer_token(request: Request) -> str | None:
     authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
-        user = await service.user_from_api_token(session, authorization[7:].strip())
+        return authorization[7:].strip()
+    return None
+
+
+async def principal_of(request: Request, session: AsyncSession) -> Principal | None:
+    """Who asks: an API token's user, a web session's, or None."""
+    token = _bearer_token(request)
+    if token is not None:
+        user = await service.user_from_api_token(session, token)
         if user is None:
             raise NotAuthenticated("The API token is invalid, expired or revoked.")
         return Principal(user=user, web_session=None)
@@ -68,6 +77,23 @@ async def principal_of(request: Request, session: AsyncSession) -> Principal | N
     if request.method in UNSAFE_METHODS:
         await check_csrf(request, web_session)
     return Principal(user=user, web_session=web_session)
+
+
+async def session_rater_in_project(
+    request: Request, session: AsyncSession, project_id: int, since: datetime
+) -> tuple[Principal, SessionRater] | None:
+    """For a browser's request (a session cookie, no API token): who asks (CSRF checked as by
+    `principal_of`), the project when they may rate in it, and their judgments there (all, and
+    since `since`), from one statement. None otherwise: then `principal_of` says who asks."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie or _bearer_token(request) is not None:
+        return None
+    found = await service.rater_from_session_token(session, cookie, project_id, since)
+    if found is None:
+        return None
+    if request.method in UNSAFE_METHODS:
+        await check_csrf(request, found.web_session)
+    return Principal(user=found.user, web_session=found.web_session), found
 
 
 async def check_csrf(request: Request, web_session: UserSession) -> None:

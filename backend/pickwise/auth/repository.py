@@ -1,10 +1,21 @@
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.models import ApiToken, Invite, LoginFailure, User, UserSession
+from pickwise.models import (
+    ApiToken,
+    Invite,
+    Judgment,
+    LoginFailure,
+    Project,
+    ProjectMember,
+    User,
+    UserSession,
+)
+from pickwise.vocabulary import AccountRole
 
 
 async def failures_since(session: AsyncSession, email_key: str, since: datetime) -> int:
@@ -27,14 +38,38 @@ async def delete_session(session: AsyncSession, token_hash: str) -> None:
 
 # Built once: they run on every request, and building a statement costs more CPU than
 # running it through SQLAlchemy's compiled cache.
+_LIVE_SESSION = (
+    UserSession.token_hash == bindparam("token_hash"),
+    UserSession.expires_at > bindparam("now"),
+    User.is_active,
+)
 _USER_OF_SESSION = (
     select(User, UserSession)
     .join(UserSession, UserSession.user_id == User.id)
-    .where(
-        UserSession.token_hash == bindparam("token_hash"),
-        UserSession.expires_at > bindparam("now"),
-        User.is_active,
+    .where(*_LIVE_SESSION)
+)
+# The rating page's forms: who sends one, the project when they may rate in it (an admin, or a
+# member), and their judgments there so far, in one round trip instead of three.
+_MAY_RATE_IN = or_(
+    User.role == AccountRole.ADMIN,
+    select(ProjectMember.user_id)
+    .where(ProjectMember.project_id == Project.id, ProjectMember.user_id == User.id)
+    .exists(),
+)
+_JUDGED = (
+    select(
+        func.count().label("total"),
+        func.count().filter(Judgment.submitted_at >= bindparam("since")).label("today"),
     )
+    .where(Judgment.project_id == bindparam("project_id"), Judgment.rater_id == User.id)
+    .lateral("judged")
+)
+_RATER_OF_SESSION_IN_PROJECT = (
+    select(User, UserSession, Project, _JUDGED.c.total, _JUDGED.c.today)
+    .join(UserSession, UserSession.user_id == User.id)
+    .outerjoin(Project, and_(Project.id == bindparam("project_id"), _MAY_RATE_IN))
+    .join(_JUDGED, true())
+    .where(*_LIVE_SESSION)
 )
 # Only the user is loaded: an ApiToken object per request is measurable CPU on the rater loop.
 _USER_OF_API_TOKEN = (
@@ -56,6 +91,24 @@ async def user_of_session(
     params = {"token_hash": token_hash, "now": now}
     row = (await session.execute(_USER_OF_SESSION, params)).first()
     return (row[0], row[1]) if row else None
+
+
+class SessionRater(NamedTuple):
+    user: User
+    web_session: UserSession
+    project: Project | None  # None when the project is missing or they may not rate in it
+    judged: int  # their judgments in the project
+    judged_since: int  # those since the time asked about
+
+
+async def rater_of_session_in_project(
+    session: AsyncSession, token_hash: str, now: datetime, project_id: int, since: datetime
+) -> SessionRater | None:
+    """The active user of an unexpired web session, with the project and their judgments in
+    it (see `_RATER_OF_SESSION_IN_PROJECT`)."""
+    params = {"token_hash": token_hash, "now": now, "project_id": project_id, "since": since}
+    row = (await session.execute(_RATER_OF_SESSION_IN_PROJECT, params)).first()
+    return SessionRater(*row) if row else None
 
 
 async def user_of_api_token(session: AsyncSession, token_hash: str, now: datetime) -> User | None:

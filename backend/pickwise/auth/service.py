@@ -1,5 +1,5 @@
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,6 +75,14 @@ async def user_from_session_token(
     session: AsyncSession, token: str
 ) -> tuple[User, UserSession] | None:
     return await repository.user_of_session(session, token_digest(token), utcnow())
+
+
+async def rater_from_session_token(
+    session: AsyncSession, token: str, project_id: int, since: datetime
+) -> repository.SessionRater | None:
+    return await repository.rater_of_session_in_project(
+        session, token_digest(token), utcnow(), project_id, since
+    )
 
 
 async def user_from_api_token(session: AsyncSession, token: str) -> User | None:

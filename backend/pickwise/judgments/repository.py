@@ -4,8 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.repository import ASSIGNMENT_ID_SEQUENCE
@@ -310,16 +309,30 @@ async def open_flags(
 # --- replays (judgments.idempotency) ------------------------------------------------------
 
 
+# The key's two statements run on every rating form's POST (every judgment of the rating
+# page): straight through psycopg (see DriverSql), as the judgment's own statements.
+_CLAIM_KEY = DriverSql(
+    """
+    INSERT INTO idempotency_keys (user_id, key, request_hash, status_code, response_body)
+    VALUES (:user_id, :key, :request_hash, 0, '{}')
+    ON CONFLICT DO NOTHING
+    RETURNING key
+    """
+)
+_STORE_ANSWER = DriverSql(
+    """
+    UPDATE idempotency_keys
+    SET status_code = :status_code, response_body = CAST(:response_body AS jsonb)
+    WHERE user_id = :user_id AND key = :key
+    """
+)
+
+
 async def claim_key(session: AsyncSession, user_id: int, key: str, fingerprint: str) -> bool:
     """Records the key as taken by this request; False when it was taken before. A request
     with the same key waits here, on the unique index, until the first one commits."""
-    inserted = await session.scalar(
-        insert(IdempotencyKey)
-        .values(user_id=user_id, key=key, request_hash=fingerprint, status_code=0, response_body={})
-        .on_conflict_do_nothing()
-        .returning(IdempotencyKey.key)
-    )
-    return inserted is not None
+    params = {"user_id": user_id, "key": key, "request_hash": fingerprint}
+    return await _CLAIM_KEY.first(session, params) is not None
 
 
 async def stored_answer(session: AsyncSession, user_id: int, key: str) -> IdempotencyKey | None:
@@ -331,11 +344,8 @@ async def stored_answer(session: AsyncSession, user_id: int, key: str) -> Idempo
 async def store_answer(
     session: AsyncSession, user_id: int, key: str, status_code: int, body: dict[str, Any]
 ) -> None:
-    await session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-        .values(status_code=status_code, response_body=body)
-    )
+    params = {"user_id": user_id, "key": key, "status_code": status_code}
+    await _STORE_ANSWER.rows(session, {**params, "response_body": json.dumps(body)})
 
 
 # --- a rater's own patterns (judgments.patterns) ------------------------------------------

@@ -13,7 +13,7 @@ from pickwise.vocabulary import AccountRole
 async def project_for_admin(project_id: int, session: SessionDep, admin: AdminUser) -> Project:
     project = await repository.get(session, project_id)
     if project is None:
-        raise NotFound(f"project {project_id}: no such project")
+        raise no_such_project(project_id)
     return project
 
 
@@ -22,10 +22,14 @@ async def project_for_rater(project_id: int, session: SessionDep, user: CurrentU
         project = await repository.get(session, project_id)
     else:
         project = await repository.get_for_member(session, project_id, user.id)
-    # A non-member gets the same answer as for a missing project: no probing for ids.
     if project is None:
-        raise NotFound(f"project {project_id}: no such project")
+        raise no_such_project(project_id)
     return project
+
+
+def no_such_project(project_id: int) -> NotFound:
+    """A non-member gets the same answer as for a missing project: no probing for ids."""
+    return NotFound(f"project {project_id}: no such project")
 
 
 AdminProject = Annotated[Project, Depends(project_for_admin)]

@@ -34,7 +34,13 @@ from starlette.datastructures import FormData
 
 from pickwise.assignments import repository as assignments_repository
 from pickwise.assignments import service as assignments
-from pickwise.auth.deps import Principal, PrincipalDep, may_act_on_get, principal_of
+from pickwise.auth.deps import (
+    Principal,
+    PrincipalDep,
+    may_act_on_get,
+    principal_of,
+    session_rater_in_project,
+)
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
 from pickwise.core.db import OpenUnit
@@ -46,7 +52,7 @@ from pickwise.judgments.patterns import MAX_JUDGMENTS, rater_choice_patterns
 from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
 from pickwise.models import Project, User
 from pickwise.pools.quota import quota_state
-from pickwise.projects.deps import RaterProject, project_for_rater
+from pickwise.projects.deps import RaterProject, no_such_project, project_for_rater
 from pickwise.vocabulary import (
     CanonicalSide,
     RationaleMode,
@@ -415,22 +421,46 @@ async def _current_page(
 
 
 @dataclass(frozen=True)
+class Judged:
+    """A rater's judgments in a project: all of them, and those of their today."""
+
+    total: int
+    today: int
+
+    def plus(self, stored_now: bool) -> "Judged":
+        return Judged(self.total + 1, self.today + 1) if stored_now else self
+
+
+@dataclass(frozen=True)
 class Answering:
-    """A rating form's POST: who sends it, to which project, and the unit of work that stores
-    the answer; the route commits it (`_after_answer`) before the next pair is leased."""
+    """A rating form's POST: who sends it, to which project, their judgments there before
+    this answer, and the unit of work that stores the answer; the route commits it
+    (`_after_answer`) before the next pair is leased."""
 
     principal: Principal
     project: Project
+    judged: Judged
     unit: OpenUnit
 
 
 async def answering(project_id: int, request: Request, unit: OpenUnitDep) -> Answering:
-    """Who asks (CSRF checked) and their project, found in the answer's own unit of work."""
-    principal = await principal_of(request, unit.session)
+    """Who asks (CSRF checked), their project and their judgments in it, found in the
+    answer's own unit of work: for a browser's login cookie, in one statement."""
+    session, since = unit.session, _start_of_day(request)
+    found = await session_rater_in_project(request, session, project_id, since)
+    if found is not None:
+        by_cookie, seen = found
+        if seen.project is None:
+            raise no_such_project(project_id)
+        return Answering(by_cookie, seen.project, Judged(seen.judged, seen.judged_since), unit)
+    # An API token (or no valid login, refused here).
+    principal = await principal_of(request, session)
     if principal is None:
         raise NotAuthenticated()
-    project = await project_for_rater(project_id, unit.session, principal.user)
-    return Answering(principal, project, unit)
+    project = await project_for_rater(project_id, session, principal.user)
+    rater = principal.user
+    counts = await assignments_repository.rater_counts(session, project.id, rater.id, since)
+    return Answering(principal, project, Judged(counts["total"], counts["today"]), unit)
 
 
 AnsweringDep = Annotated[Answering, Depends(answering)]
@@ -443,23 +473,30 @@ async def _after_answer(
     flash: Flash,
     *,
     stored: bool,
+    judged: Judged | None = None,
     undo: bool | None = None,
     milestone: bool = False,
 ) -> Response:
     """Commits the answer, then shows the rater's next pair in the same response, leased in
     a unit of its own. That lease may fail (the project closed meanwhile); the answer stands
-    and the page says so. With `milestone` (a judgment), every `summary_every` judgments the
-    rater's summary comes instead. `undo`: see `_pair_page`."""
+    and the page says so. `judged`: the rater's judgments after this answer, when the route
+    knows them (else they are counted). With `milestone` (a judgment; needs `judged`), every
+    `summary_every` judgments the rater's summary comes instead. `undo`: see `_pair_page`."""
     await answer.unit.done()
     principal, project = answer.principal, answer.project
     project_id = project.id  # a rollback may expire the object
     try:
         async with units() as session:
             progress = None
-            if milestone and project.summary_every:
-                progress = await _progress(request, session, project, principal.user)
-                if progress.total % project.summary_every == 0:
-                    return _summary_redirect(request, project, flash, progress.total)
+            if judged is not None:
+                # Counted as the form came in, plus what it stored: "done today" and the
+                # milestones without another count per page. (Two tabs answering at once may
+                # show a count one short until the next page.)
+                needed = await _judgments_needed(session, project.id)
+                progress = Progress(judged.today, judged.total, needed)
+                total = progress.total
+                if milestone and project.summary_every and total % project.summary_every == 0:
+                    return _summary_redirect(request, project, flash, total)
             return await _current_page(
                 request, principal, project, session, flash=flash, progress=progress, undo=undo
             )
@@ -514,19 +551,22 @@ async def _skip_or_flag_once(
     body: SkipIn | FlagIn,
     work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
     done_message: str,
+    *,
+    judged: Judged | None,
 ) -> Response:
-    """Runs a skip or flag (or a change into a skip) once per form, then shows the next pair."""
+    """Runs a skip or flag (or a change into a skip) once per form, then shows the next pair.
+    `judged`: the rater's judgments after it, when known (see `_after_answer`)."""
     rater = answer.principal.user
     answered = await _once(request, answer.unit.session, rater, form, body, work)
     if answered is None:
-        return await _after_answer(
-            request, answer, units, Flash("warning", REUSED_FORM_MESSAGE), stored=False
-        )
+        flash = Flash("warning", REUSED_FORM_MESSAGE)
+        return await _after_answer(request, answer, units, flash, stored=False, judged=judged)
     status, result = answered
     if status >= 400:
         flash = Flash("warning", str(result["detail"]))
-        return await _after_answer(request, answer, units, flash, stored=False)
-    return await _after_answer(request, answer, units, Flash("info", done_message), stored=True)
+        return await _after_answer(request, answer, units, flash, stored=False, judged=judged)
+    flash = Flash("info", done_message)
+    return await _after_answer(request, answer, units, flash, stored=True, judged=judged)
 
 
 def _skip_from_form(form: FormData) -> SkipIn | None:
@@ -601,8 +641,9 @@ async def submit_judgment(
         flash = Flash("info", "Saved. Here is the next pair.")
     # A choice stored just now (not a replay) is the rater's last decision, in its window.
     undo = changes.changeable_just_made(project, bool(gold_feedback)) if made_now else None
+    judged = answer.judged.plus(made_now)
     return await _after_answer(
-        request, answer, units, flash, stored=True, undo=undo, milestone=True
+        request, answer, units, flash, stored=True, judged=judged, undo=undo, milestone=True
     )
 
 
@@ -623,7 +664,10 @@ async def skip_pair(
         return 200, {}
 
     done = "Skipped. Here is the next pair."
-    return await _skip_or_flag_once(request, answer, units, form, body, work, done)
+    # A skip stores no judgment: the rater's count stands.
+    return await _skip_or_flag_once(
+        request, answer, units, form, body, work, done, judged=answer.judged
+    )
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/flag", name="rate_flag")
@@ -646,7 +690,9 @@ async def flag_pair(
         "Flagged for review; nobody will be shown this pair until an admin has looked. "
         "Here is the next pair."
     )
-    return await _skip_or_flag_once(request, answer, units, form, body, work, done)
+    return await _skip_or_flag_once(
+        request, answer, units, form, body, work, done, judged=answer.judged
+    )
 
 
 @router.get("/{project_id}/summary", response_class=HTMLResponse, name="rate_summary")
@@ -823,4 +869,7 @@ async def change_to_skip(
         await changes.change_to_skip(session, assignment_id, rater, body)
         return 200, {}
 
-    return await _skip_or_flag_once(request, answer, units, form, body, work, WITHDRAWN_MESSAGE)
+    # A judgment taken back is one fewer: counted afresh.
+    return await _skip_or_flag_once(
+        request, answer, units, form, body, work, WITHDRAWN_MESSAGE, judged=None
+    )
