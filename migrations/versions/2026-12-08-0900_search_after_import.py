@@ -51,6 +51,9 @@ def upgrade() -> None:
     )
     op.execute(SEARCH_WORDS_FUNCTION)
     op.execute(SEARCH_WORDS_TRIGGER)
+    # Words are part of the row, as when they were generated: also for a session that skips
+    # ordinary triggers (session_replication_role = replica, as bulk loads do).
+    op.execute("ALTER TABLE responses ENABLE ALWAYS TRIGGER responses_search_words")
     op.add_column(
         "batches",
         sa.Column("search_pending", sa.Integer(), server_default=sa.text("0"), nullable=False),

@@ -134,6 +134,18 @@ async def test_answers_written_outside_an_import_get_their_words_at_once(
     assert await words_match_content(session, project)
 
 
+async def test_a_bulk_load_that_skips_triggers_still_stores_words(
+    session: AsyncSession,
+) -> None:
+    """Loads that skip ordinary triggers (session_replication_role = replica, as the bench's
+    bulk loads do) still store the words: the trigger is enabled always."""
+    project = await make_project(session)
+    await session.execute(text("SET LOCAL session_replication_role = replica"))
+    await make_pairs(session, project, 2)
+    await session.execute(text("SET LOCAL session_replication_role = origin"))
+    assert await without_words(session, project) == 0
+
+
 async def test_the_import_leaves_the_setting_as_it_found_it(session: AsyncSession) -> None:
     project = await make_project(session)
     await imported(session, project, 2)
