@@ -16,19 +16,15 @@ when they are few (review.service).
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches import repository
-
-logger = logging.getLogger(__name__)
+from pickwise.core.background import run_rounds
 
 # Prompts a transaction: a few thousand answers, well under a second of work.
 CHUNK_PROMPTS = 1_000
@@ -84,19 +80,11 @@ async def catch_up(
 
 
 async def catch_up_forever(transaction: Transaction, stopping: asyncio.Event) -> None:
-    failures = 0
-    while not stopping.is_set():
-        try:
-            await catch_up(transaction)
-            failures = 0
-        except (OperationalError, PoolTimeoutError) as exc:
-            failures += 1
-            logger.warning("search catch-up waiting for the database: %s", type(exc).__name__)
-        except Exception:
-            failures += 1
-            logger.exception("search catch-up round failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), POLL_SECONDS * min(2**failures, 30))
+    async def one_round() -> bool:
+        await catch_up(transaction)
+        return False  # Nothing pending now: look again after the pause.
+
+    await run_rounds(one_round, stopping, name="search catch-up", poll_seconds=POLL_SECONDS)
 
 
 def background_transaction() -> AbstractAsyncContextManager[AsyncSession]:
