@@ -16,10 +16,10 @@ from pickwise.batches.service import import_stream
 from pickwise.models import Project
 from pickwise.review import repository, service
 from pickwise.review.schemas import PairFilter
-from pickwise.review.sql_filters import SEARCH_EXISTS
+from pickwise.review.sql_filters import SEARCH_EXISTS, SEARCH_FOUND
 from pickwise.vocabulary import PairSort
 from tests.batches.test_search_catchup import savepoints
-from tests.factories import make_project
+from tests.factories import make_pairs, make_project
 from tests.web.test_admin_pages import admin_client
 
 
@@ -105,3 +105,19 @@ async def test_the_pair_by_pair_test_reads_answers_not_indexed_yet(session: Asyn
         {"p": project.id, "tsquery": query, "as_of": 0},
     )
     assert len(list(tested)) == 1
+
+
+async def test_with_nothing_waiting_a_search_plans_as_with_the_index_alone(
+    session: AsyncSession,
+) -> None:
+    """The reading of answers not indexed yet is planned away when none wait, so it adds
+    nothing to the estimate a search goes by (nor to its time)."""
+    project = await make_project(session)
+    await make_pairs(session, project, 3)
+    query = await repository.tsquery(session, "zebra")
+    params = {"project_id": project.id, "tsquery": query, "as_of": 0, "scan_unindexed": False}
+    plan = "\n".join(await session.scalars(text(f"EXPLAIN {SEARCH_FOUND}"), params))
+    assert "batches" not in plan
+    params["scan_unindexed"] = True
+    plan = "\n".join(await session.scalars(text(f"EXPLAIN {SEARCH_FOUND}"), params))
+    assert "batches" in plan

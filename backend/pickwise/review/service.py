@@ -134,15 +134,18 @@ async def _search(session: Reader, project_id: int, words: str, as_of: int) -> S
     if not query:
         return Search(query, [], pending)  # no word to look for: nothing matches
     read = pending <= SCAN_UNINDEXED_UP_TO
+    # Nothing waiting: the statement leaves out the reading (planned away), so it plans and
+    # estimates exactly as with the index alone.
+    scan = read and pending > 0
     cap = SEARCH_MATCH_CAP + 1
     # Common words are not looked up one by one: the indexes' statistics say so first.
     estimate = await repository.search_estimate(
-        session, project_id, query, as_of, scan_unindexed=read
+        session, project_id, query, as_of, scan_unindexed=scan
     )
     if estimate >= cap:
         return Search(query, None, pending)
     found = await repository.search_matches(
-        session, project_id, query, as_of, cap, scan_unindexed=read
+        session, project_id, query, as_of, cap, scan_unindexed=scan
     )
     if len(found) > SEARCH_MATCH_CAP:
         return Search(query, None, pending)
