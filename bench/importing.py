@@ -8,10 +8,16 @@ Each import goes into a fresh database on the same server, so table sizes match.
 Per task (one line: a prompt and two answers, in the pairs shape and in the responses shape),
 imports are also held against the raw-records limit: COPY of the same file's lines, one
 jsonb row each, into a scratch table — what Postgres takes to store the records at all.
+Those imports run with `--search-later` (the batch is stored and ratable at the commit), and
+the search catch-up that then makes the answers searchable runs next, timed on its own
+(`pickwise search-catch-up`): both figures are printed, and the ratio with the catch-up
+added. The throughput and memory runs above include the catch-up (plain `pickwise import`),
+against a COPY whose answers get their words as they are written.
 """
 
 import hashlib
 import json
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -176,8 +182,14 @@ def task_runs(
         file_bytes = write_tasks(path, tasks, shape, seed=11)
         url, setup = _fresh_project(server, f"import_tasks_{shape}_{tasks}")
         before = meter.sample()
-        child = pickwise_import(url, setup.slug, path, workdir / f"tasks-{shape}.log")
+        child = pickwise_import(
+            url, setup.slug, path, workdir / f"tasks-{shape}.log", search_later=True
+        )
         spent = CpuMeter.spent(before, meter.sample())
+        before = meter.sample()
+        catch_up = search_catch_up(url, workdir / f"catch-up-{shape}.log")
+        catch_up_spent = CpuMeter.spent(before, meter.sample())
+        answers, catch_up_seconds = _caught_up(catch_up.output)
         scratch = server.create_database(f"import_raw_{shape}_{tasks}", migrate=False)
         before = meter.sample()
         limit_seconds = jsonb_copy_limit(scratch, path)
@@ -192,8 +204,26 @@ def task_runs(
             "limit_seconds": limit_seconds,
             "limit_tasks_per_s": tasks / limit_seconds,
             "limit_postgres_cpu_seconds": limit_spent.get("postgres"),
+            # The catch-up's own time (from its report, without the command's start-up) and
+            # the whole command's.
+            "catch_up_answers": answers,
+            "catch_up_seconds": catch_up_seconds,
+            "catch_up_command_seconds": catch_up.seconds,
+            "catch_up_answers_per_s": answers / catch_up_seconds if catch_up_seconds else None,
+            "catch_up_postgres_cpu_seconds": catch_up_spent.get("postgres"),
+            "tasks_per_s_with_catch_up": tasks / (child.seconds + catch_up_seconds),
         }
     return runs
+
+
+_CAUGHT_UP = re.compile(r"Searchable: ([\d,]+) answers in ([\d.]+) s")
+
+
+def _caught_up(output: str) -> tuple[int, float]:
+    found = _CAUGHT_UP.search(output)
+    if found is None:
+        raise RuntimeError(f"no catch-up report in:\n{output[-2000:]}")
+    return int(found.group(1).replace(",", "")), float(found.group(2))
 
 
 def write_copy_files(
@@ -288,12 +318,24 @@ def copy_limit(url: str, files: dict[str, Path]) -> float:
     return time.perf_counter() - started
 
 
-def pickwise_import(url: str, slug: str, path: Path, log: Path) -> ChildRun:
+def pickwise_import(
+    url: str, slug: str, path: Path, log: Path, *, search_later: bool = False
+) -> ChildRun:
     # 1M tasks of ~2 KB make a file over the default 2 GB limit, which an import refuses.
     env = {**child_env(url), "IMPORT_MAX_FILE_BYTES": str(max(2_000_000_000, path.stat().st_size))}
-    run = run_child([*pickwise_command(), "import", slug, str(path)], env, timeout=3600, log=log)
+    command = [*pickwise_command(), "import", slug, str(path)]
+    if search_later:
+        command.append("--search-later")
+    run = run_child(command, env, timeout=3600, log=log)
     if run.returncode != 0 or "Imported" not in run.output:
         raise RuntimeError(f"pickwise import failed ({run.returncode}):\n{run.output[-3000:]}")
+    return run
+
+
+def search_catch_up(url: str, log: Path) -> ChildRun:
+    run = run_child([*pickwise_command(), "search-catch-up"], child_env(url), timeout=3600, log=log)
+    if run.returncode != 0 or "Searchable" not in run.output:
+        raise RuntimeError(f"search catch-up failed ({run.returncode}):\n{run.output[-3000:]}")
     return run
 
 
@@ -391,6 +433,13 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
                 "COPY of the same records, one jsonb row each",
                 Target("ratio_at_least", TASK_RATIO_TARGET),
             )
+            result.compare(
+                f"import + search catch-up tasks/s, {shape} shape, {_count(int(count))} tasks",
+                "tasks/s",
+                entry["tasks_per_s_with_catch_up"],
+                entry["limit_tasks_per_s"],
+                "COPY of the same records, one jsonb row each",
+            )
             task_table.append(
                 [
                     shape,
@@ -405,14 +454,18 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
                     entry["postgres_cpu_seconds"],
                     entry["limit_postgres_cpu_seconds"],
                     entry["peak_rss_mb"],
+                    entry["catch_up_seconds"],
+                    entry["catch_up_answers_per_s"],
+                    entry["catch_up_postgres_cpu_seconds"],
                 ]
             )
     if task_table:
         result.details.append(
             DetailTable(
-                "tasks (a prompt and two answers a line): pickwise import against COPY of the "
-                "same lines as jsonb rows (the import's wall time includes interpreter start; "
-                "'after start-up' leaves out the one-line import's time)",
+                "tasks (a prompt and two answers a line): pickwise import --search-later against "
+                "COPY of the same lines as jsonb rows (the import's wall time includes "
+                "interpreter start; 'after start-up' leaves out the one-line import's time), "
+                "then the search catch-up that makes the answers searchable",
                 [
                     "shape",
                     "tasks",
@@ -426,6 +479,9 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
                     "Postgres CPU s",
                     "COPY Postgres CPU s",
                     "peak RSS MB",
+                    "catch-up s",
+                    "catch-up answers/s",
+                    "catch-up Postgres CPU s",
                 ],
                 task_table,
             )

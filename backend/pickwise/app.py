@@ -12,6 +12,7 @@ from pickwise.analytics.router import router as analytics_router
 from pickwise.assignments.router import router as next_pair_router
 from pickwise.auth.router import router as auth_router
 from pickwise.batches.router import router as batches_router
+from pickwise.batches.search_catchup import running_catch_up
 from pickwise.conversations.generation import generator
 from pickwise.conversations.router import router as conversations_router
 from pickwise.core.config import get_settings
@@ -48,15 +49,16 @@ from pickwise.webhooks.worker import running_worker
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """While the app serves, the webhook worker sends deliveries in the background; at the
-    end the worker stops and the connection pools (database, model endpoints) are closed."""
+    """While the app serves, the webhook worker sends deliveries and the search catch-up makes
+    imported answers searchable, in the background; at the end both stop and the connection
+    pools (database, model endpoints) are closed."""
     # What importing and building the app made (some 200,000 objects) lives as long as the
     # process: frozen, the garbage collector never scans it again. A full collection under
     # load took 0.2-0.4 s of CPU, a pause for every request in flight; frozen, about 0.05 s.
     gc.collect()
     gc.freeze()
     try:
-        async with running_worker():
+        async with running_worker(), running_catch_up():
             yield
     finally:
         await generator.close()

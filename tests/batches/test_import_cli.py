@@ -46,3 +46,36 @@ async def test_importing_the_same_file_again_adds_nothing(live_app: Any, tmp_pat
             select(func.count()).select_from(Batch).where(Batch.project_id == project_id)
         )
     assert batches == 1
+
+
+async def test_the_import_command_makes_the_answers_searchable_unless_told_later(
+    live_app: Any, tmp_path: Path
+) -> None:
+    async with session_factory(get_engine())() as session, session.begin():
+        project = await make_project(session)
+        slug = project.slug
+    await get_engine().dispose()
+    pending = {}
+    for name, later in (("now", []), ("later", ["--search-later"])):
+        file = tmp_path / f"{name}.jsonl"
+        row = {"id": name, "prompt": "Why?", "response_a": "Because.", "response_b": "No.",
+               "model_a": "m1", "model_b": "m2"}  # fmt: skip
+        file.write_text(json.dumps(row) + "\n")
+        result = await asyncio.to_thread(invoke, "import", slug, str(file), *later)
+        assert result.exit_code == 0, result.output
+        # (It catches up every pending batch: other tests may have left some.)
+        assert ("Searchable:" in result.output) == (not later), result.output
+        await get_engine().dispose()
+        async with session_factory(get_engine())() as session:
+            pending[name] = await session.scalar(
+                select(Batch.search_pending).where(Batch.filename == file.name)
+            )
+    assert pending == {"now": 0, "later": 2}
+    caught_up = await asyncio.to_thread(invoke, "search-catch-up")
+    assert caught_up.exit_code == 0 and "Searchable:" in caught_up.output, caught_up.output
+    await get_engine().dispose()
+    async with session_factory(get_engine())() as session:
+        left = await session.scalar(
+            select(Batch.search_pending).where(Batch.filename == "later.jsonl")
+        )
+    assert left == 0

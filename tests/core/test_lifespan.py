@@ -1,6 +1,6 @@
-"""The app's one lifespan: the webhook worker runs while the app serves, and at shutdown it
-stops and the connection pools are closed; what startup made is frozen out of the garbage
-collector's scans."""
+"""The app's one lifespan: the webhook worker and the search catch-up run while the app
+serves, and at shutdown they stop and the connection pools are closed; what startup made is
+frozen out of the garbage collector's scans."""
 
 import asyncio
 import gc
@@ -9,8 +9,8 @@ from pickwise.app import create_app
 from pickwise.core.db import get_background_engine, get_engine
 
 
-def worker_tasks() -> list[asyncio.Task[object]]:
-    return [t for t in asyncio.all_tasks() if t.get_name() == "webhook-worker" and not t.done()]
+def worker_tasks(name: str = "webhook-worker") -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == name and not t.done()]
 
 
 async def test_the_lifespan_runs_the_worker_and_closes_the_pools(database_url: str) -> None:
@@ -21,7 +21,9 @@ async def test_the_lifespan_runs_the_worker_and_closes_the_pools(database_url: s
     assert engine.pool.checkedin() == 1
     async with app.router.lifespan_context(app):
         assert len(worker_tasks()) == 1
+        assert len(worker_tasks("search-catch-up")) == 1
     assert worker_tasks() == []
+    assert worker_tasks("search-catch-up") == []
     # Disposed: the pools were replaced by empty ones.
     assert engine.pool.checkedin() == 0
     assert get_background_engine().pool.checkedin() == 0

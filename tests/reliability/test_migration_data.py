@@ -31,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 
 from pickwise.app import create_app
 from pickwise.auth import service as auth_service
-from pickwise.core.db import get_session, get_units, session_factory
+from pickwise.batches.search_catchup import catch_up
+from pickwise.core.db import get_session, get_units, session_factory, unit_of_work
 from pickwise.core.embedded_pg import to_libpq_url, to_sqlalchemy_url
 from pickwise.core.migrations import alembic_config
 from pickwise.models import Base, User
@@ -330,6 +331,9 @@ async def populate_via_app(url: str) -> None:
                                 "criteria": {"helpful": "left"},
                             },
                         )
+        # What the app's background step does after an import: the data at rest has its
+        # search words (a downgrade makes them again, from the content).
+        await catch_up(lambda: unit_of_work(engine))
     finally:
         await engine.dispose()
 

@@ -41,10 +41,12 @@ async def test_the_search_estimate_is_the_whole_match_querys(session: AsyncSessi
     )
     await session.execute(text("ANALYZE responses"))
     query = await repository.tsquery(session, "zebra")
-    found = await repository.search_matches(session, project.id, query, 0, 10_000)
+    found = await repository.search_matches(
+        session, project.id, query, 0, 10_000, scan_unindexed=True
+    )
     assert sorted(set(found)) == sorted(pair.id for pair in pairs)
-    estimate = await repository.search_estimate(session, project.id, query, 0)
-    params = {"project_id": project.id, "tsquery": query, "as_of": 0}
+    estimate = await repository.search_estimate(session, project.id, query, 0, scan_unindexed=True)
+    params = {"project_id": project.id, "tsquery": query, "as_of": 0, "scan_unindexed": True}
     whole = await repository.planned_rows(session, SEARCH_FOUND, params)
     assert estimate == whole > 0
 
@@ -89,7 +91,9 @@ async def test_phrases_and_negations_find_the_same_pairs_either_way(
         ('"zebra crossing" or nothing', {pairs[0].id, pairs[3].id}),
     ):
         query = await repository.tsquery(session, words)
-        found = set(await repository.search_matches(session, project.id, query, 0, 100))
+        found = set(
+            await repository.search_matches(session, project.id, query, 0, 100, scan_unindexed=True)
+        )
         assert found == expected, words
         tested = await session.scalars(
             text(f"SELECT pair_id FROM pair_summaries s WHERE project_id = :p AND {SEARCH_EXISTS}"),

@@ -127,11 +127,15 @@ async def import_stream(
         prepared = (writer.rules.prepare(chunk) for chunk in _chunks(iter(reader)))
         if progress:
             progress(0, size)
+        # The answers' words are made after the commit, by the search catch-up: inside the
+        # import they cost more than the rest of its Postgres work (docs/benchmarks.md).
+        await repository.leave_search_for_later(session, True)
         async with aclosing(_ahead(prepared)) as chunks:
             async for chunk in chunks:
                 await writer.write(chunk)
                 if progress:
                     progress(reader.bytes_read, size)
+        await repository.leave_search_for_later(session, False)
         report = reader.report
         assert report is not None  # The pass ended without raising: the file is valid.
         batch.sha256, batch.size_bytes = report.sha256, report.byte_count
@@ -154,6 +158,7 @@ async def import_stream(
                 writer.prompts_unchanged,
             )
             batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
+            batch.search_pending = writer.responses_new
         await session.flush()
         return ImportOutcome(
             batch_id=None if nothing_new else batch.id,

@@ -33,8 +33,17 @@ def import_file(
     format: Annotated[
         str | None, typer.Option(help="jsonl or csv (default: from the name).")
     ] = None,
+    search_later: Annotated[
+        bool,
+        typer.Option(
+            "--search-later",
+            help="Return once the batch is stored; leave making its answers searchable to "
+            "the running app (or `pickwise search-catch-up`).",
+        ),
+    ] = False,
 ) -> None:
-    """Import a batch of prompts and responses (all or nothing; re-importing adds nothing)."""
+    """Import a batch of prompts and responses (all or nothing; re-importing adds nothing),
+    then make its answers searchable (the batch is ratable from the import's commit on)."""
     from pickwise.batches import service
     from pickwise.cli.runtime import run, with_session
     from pickwise.conversations.openers import import_openers
@@ -93,5 +102,26 @@ def import_file(
             raise typer.Exit(1) from exc
     if outcome.nothing_new:
         console.print(f"[yellow]Nothing new[/yellow] in {file.name}: {outcome.summary}")
-    else:
-        console.print(f"[green]Imported[/green] batch {outcome.batch_id}: {outcome.summary}")
+        return
+    console.print(f"[green]Imported[/green] batch {outcome.batch_id}: {outcome.summary}")
+    if not search_later:
+        search_catch_up()
+
+
+def search_catch_up() -> None:
+    """Make every imported answer searchable now (the app also does it in the background)."""
+    from pickwise.batches.search_catchup import CatchUpReport, catch_up
+    from pickwise.cli.runtime import database, run
+    from pickwise.core.db import unit_of_work
+
+    database()
+    with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("making answers searchable", total=None)
+
+        def progress(report: CatchUpReport) -> None:
+            bar.update(task, description=f"making answers searchable: {report.answers:,}")
+
+        report = run(catch_up(unit_of_work, progress=progress))
+    console.print(
+        f"[green]Searchable[/green]: {report.answers:,} answers in {report.seconds:.1f} s"
+    )

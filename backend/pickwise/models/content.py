@@ -5,7 +5,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    Computed,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -18,7 +17,7 @@ from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
-from pickwise.models.search import prompt_document, text_document
+from pickwise.models.search import prompt_document
 from pickwise.vocabulary import BatchSource, PairStatus
 
 
@@ -40,6 +39,13 @@ class Batch(IdMixin, TimestampMixin, Base):
     prompts_unchanged: Mapped[int] = mapped_column(default=0)
     responses_new: Mapped[int] = mapped_column(default=0)
     pairs_new: Mapped[int] = mapped_column(default=0)
+    # Answers of this batch not searchable yet: an import leaves their words to the search
+    # catch-up (batches.search_catchup), which counts this down and keeps its place in
+    # `search_done_through` (a prompt id: the batch's prompts up to it are done).
+    search_pending: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    search_done_through: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default=text("0")
+    )
 
 
 class Prompt(IdMixin, TimestampMixin, Base):
@@ -51,14 +57,14 @@ class Prompt(IdMixin, TimestampMixin, Base):
             "jsonb_typeof(turns) = 'array' AND jsonb_array_length(turns) > 0", name="turns_nonempty"
         ),
         Index("ix_prompts_search", text(prompt_document()), postgresql_using="gin"),
+        # A batch's prompts in id order: the search catch-up walks them so.
+        Index("ix_prompts_batch_id", "batch_id", "id"),
     )
 
     project_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("projects.id", ondelete="CASCADE")
     )
-    batch_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("batches.id", ondelete="CASCADE"), index=True
-    )
+    batch_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("batches.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(Text)
     system: Mapped[str | None] = mapped_column(Text)
     # [{"role": "user"|"assistant", "content": str}, ...], ending on a user turn.
@@ -87,10 +93,10 @@ class Response(IdMixin, Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
     # The content's words, kept: the full-text index has no word positions, so a phrase
     # search rechecks each candidate answer, which reads this instead of parsing the text
-    # again. Never loaded with the row (only the explorer's SQL reads it).
-    search_vector: Mapped[str] = mapped_column(
-        TSVECTOR, Computed(text_document("content"), persisted=True), deferred=True
-    )
+    # again. Never loaded with the row (only the explorer's SQL reads it). NULL until the
+    # search catch-up fills it, for an imported answer; a trigger fills it on any other
+    # insert (migration 2026-12-08-0900).
+    search_vector: Mapped[str | None] = mapped_column(TSVECTOR, deferred=True)
 
 
 class Pair(IdMixin, TimestampMixin, Base):

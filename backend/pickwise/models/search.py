@@ -28,5 +28,12 @@ def text_document(column: str) -> str:
 
 
 def response_document(alias: str) -> str:
-    """A response's content, as its stored column (what `ix_responses_search` indexes)."""
+    """A response's content, as its stored column (what `ix_responses_search` indexes; NULL
+    for an imported answer the search catch-up has not reached yet)."""
     return f"{alias}.search_vector"
+
+
+def response_words(alias: str) -> str:
+    """A response's words whether or not the catch-up has stored them yet: for a test of
+    one answer, not for an index lookup."""
+    return f"COALESCE({alias}.search_vector, {text_document(f'{alias}.content')})"

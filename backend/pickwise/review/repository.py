@@ -232,10 +232,29 @@ async def tsquery(session: Reader, words: str) -> str:
     return str(await session.scalar(text(TSQUERY_OF), {"q": words}) or "")
 
 
-async def search_estimate(session: Reader, project_id: int, query: str, as_of: int) -> int:
+async def answers_not_searchable(session: Reader, project_id: int) -> int:
+    """The project's imported answers the search catch-up has not reached yet."""
+    pending = await session.scalar(
+        text(
+            "SELECT coalesce(sum(search_pending), 0) FROM batches "
+            "WHERE project_id = :project_id AND search_pending > 0"
+        ),
+        {"project_id": project_id},
+    )
+    return int(pending or 0)
+
+
+async def search_estimate(
+    session: Reader, project_id: int, query: str, as_of: int, *, scan_unindexed: bool
+) -> int:
     """Postgres's estimate of the pairs `search_matches` would find with no cap (from the
     text indexes' statistics; no text is read)."""
-    params = {"project_id": project_id, "tsquery": query, "as_of": as_of}
+    params = {
+        "project_id": project_id,
+        "tsquery": query,
+        "as_of": as_of,
+        "scan_unindexed": scan_unindexed,
+    }
     return await planned_rows(session, SEARCH_FOUND, params)
 
 
@@ -253,13 +272,20 @@ async def explorer_settings(session: Reader) -> None:
 
 
 async def search_matches(
-    session: Reader, project_id: int, query: str, as_of: int, cap: int
+    session: Reader, project_id: int, query: str, as_of: int, cap: int, *, scan_unindexed: bool
 ) -> list[int]:
-    """Pairs whose texts match, found from the text indexes: at most `cap` rows (a pair
-    may come several times)."""
+    """Pairs whose texts match, found from the text indexes (and, with `scan_unindexed`, by
+    reading the answers not indexed yet): at most `cap` rows (a pair may come several
+    times)."""
     rows = await session.scalars(
         text(SEARCH_MATCHES),
-        {"project_id": project_id, "tsquery": query, "as_of": as_of, "cap": cap},
+        {
+            "project_id": project_id,
+            "tsquery": query,
+            "as_of": as_of,
+            "cap": cap,
+            "scan_unindexed": scan_unindexed,
+        },
     )
     return list(rows)
 

@@ -146,9 +146,26 @@ class PairRow(VoteCounts):
     median_seconds: float | None = Field(description="Median time per counted vote.")
 
 
+class SearchCoverage(BaseModel):
+    """What a text search could read: answers imported in the last minutes may still be
+    waiting for their words (docs/review.md, "Search")."""
+
+    answers_pending: int = Field(
+        description="Answers of this project imported lately whose words are not in the "
+        "search index yet (0: every answer is searchable)."
+    )
+    pending_read: bool = Field(
+        description="True when this search read those answers directly, so it missed "
+        "nothing; false when they were too many and it left them out."
+    )
+
+
 class PairPage(BaseModel):
     items: list[PairRow]
     count: MatchCount
+    search: SearchCoverage | None = Field(
+        None, description="Present when the filter has a text search (`q`)."
+    )
     next_cursor: str | None = Field(description="Pass as `after` for the next page.")
     previous_cursor: str | None = Field(description="Pass as `before` for the page before.")
     as_of_judgment: int = Field(

@@ -8,7 +8,11 @@ Rules (docs/review.md):
   COUNT_NOT_TRIED_ABOVE times the bound or more, no count is tried;
 * a search goes through the text indexes when its words are rare (Postgres expects at most
   SEARCH_MATCH_CAP matching pairs), and tests pair by pair, in the listing's order, when they
-  are common: around 3 % of the pairs of a big project, both cost the same.
+  are common: around 3 % of the pairs of a big project, both cost the same;
+* answers imported lately may not be in the index yet (the search catch-up,
+  batches.search_catchup, is still making their words): a search says how many, and reads
+  them directly when they are at most SCAN_UNINDEXED_UP_TO, so it misses none; above that it
+  leaves them out, and says so. A pair-by-pair test always reads them.
 """
 
 from dataclasses import dataclass
@@ -24,7 +28,7 @@ from pickwise.projects import repository as projects_repository
 from pickwise.review import repository
 from pickwise.review.cursor import Cursor
 from pickwise.review.repository import Reader, Summary
-from pickwise.review.schemas import MatchCount, PairFilter, PairPage, PairRow
+from pickwise.review.schemas import MatchCount, PairFilter, PairPage, PairRow, SearchCoverage
 from pickwise.review.sql_filters import Conditions, Search, filter_conditions
 from pickwise.vocabulary import Decision, PairSort, PairState
 
@@ -35,6 +39,8 @@ COUNT_BUDGET_MS = 30
 # No exact count is tried when Postgres expects this many times the bound to match.
 COUNT_NOT_TRIED_ABOVE = 3
 SEARCH_MATCH_CAP = 30_000
+# Answers not indexed yet that a search reads one by one (about 30 µs each).
+SCAN_UNINDEXED_UP_TO = 20_000
 EXCERPT_CHARS = 240
 # Shown first when a pair is in several states.
 STATE_ORDER = (
@@ -102,6 +108,7 @@ class Selection:
     where: Conditions
     params: dict[str, Any]
     as_of: int
+    search: Search | None = None
 
 
 # Judgment ids stop well below this: a selection made with it counts every vote.
@@ -118,21 +125,31 @@ async def select_pairs(
     if pairs.q:
         search = await _search(session, project.id, pairs.q, as_of)
     params = {"as_of": as_of}
-    return Selection(filter_conditions(pairs, search), params, as_of)
+    return Selection(filter_conditions(pairs, search), params, as_of, search)
 
 
 async def _search(session: Reader, project_id: int, words: str, as_of: int) -> Search:
     query = await repository.tsquery(session, words)
+    pending = await repository.answers_not_searchable(session, project_id)
     if not query:
-        return Search(query, [])  # no word to look for: nothing matches
+        return Search(query, [], pending)  # no word to look for: nothing matches
+    read = pending <= SCAN_UNINDEXED_UP_TO
+    # Nothing waiting: the statement leaves out the reading (planned away), so it plans and
+    # estimates exactly as with the index alone.
+    scan = read and pending > 0
     cap = SEARCH_MATCH_CAP + 1
     # Common words are not looked up one by one: the indexes' statistics say so first.
-    if await repository.search_estimate(session, project_id, query, as_of) >= cap:
-        return Search(query, None)
-    found = await repository.search_matches(session, project_id, query, as_of, cap)
+    estimate = await repository.search_estimate(
+        session, project_id, query, as_of, scan_unindexed=scan
+    )
+    if estimate >= cap:
+        return Search(query, None, pending)
+    found = await repository.search_matches(
+        session, project_id, query, as_of, cap, scan_unindexed=scan
+    )
     if len(found) > SEARCH_MATCH_CAP:
-        return Search(query, None)
-    return Search(query, sorted(set(found)))
+        return Search(query, None, pending)
+    return Search(query, sorted(set(found)), pending, read)
 
 
 def _cursor(after: str | None, before: str | None, sort: PairSort) -> tuple[Cursor | None, bool]:
@@ -182,6 +199,7 @@ async def list_pairs(
     return PairPage(
         items=await _rows(session, project, rows, as_of),
         count=await count_pairs(session, project, selection),
+        search=_coverage(selection.search),
         next_cursor=Cursor(sort, rows[-1].key(sort), rows[-1].pair_id, as_of).encode()
         if has_next
         else None,
@@ -190,6 +208,12 @@ async def list_pairs(
         else None,
         as_of_judgment=as_of,
     )
+
+
+def _coverage(search: Search | None) -> SearchCoverage | None:
+    if search is None:
+        return None
+    return SearchCoverage(answers_pending=search.answers_pending, pending_read=search.pending_read)
 
 
 async def require_member(session: AsyncSession, project: Project, user_id: int) -> None:

@@ -12,7 +12,6 @@ runs out.
 import asyncio
 import contextlib
 import json
-import logging
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -20,18 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise import __version__
+from pickwise.core.background import run_rounds
 from pickwise.core.clock import utcnow
 from pickwise.core.outbound import outbound_client
 from pickwise.webhooks import repository, service
 from pickwise.webhooks.repository import Claimed
 from pickwise.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature
-
-logger = logging.getLogger(__name__)
 
 Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 """Opens a session in a transaction that commits when the block ends."""
@@ -145,24 +141,13 @@ class DeliveryWorker:
         )
 
     async def run_forever(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                busy = await self.run_once()
-                failures = 0
-            except (OperationalError, PoolTimeoutError) as exc:
-                # The database is down or busy for a while: back off and carry on.
-                failures += 1
-                logger.warning("webhook worker waiting for the database: %s", type(exc).__name__)
-            except Exception:
-                failures += 1
-                logger.exception("webhook worker round failed")
-                busy = 0
-            if busy == self.policy.batch_size:
-                continue  # More may be due right away.
-            pause = self.policy.poll_seconds * min(2**failures, 30)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), pause)
+        async def one_round() -> bool:
+            # A full batch: more may be due right away.
+            return await self.run_once() == self.policy.batch_size
+
+        await run_rounds(
+            one_round, self._stopping, name="webhook worker", poll_seconds=self.policy.poll_seconds
+        )
 
     def stop(self) -> None:
         self._stopping.set()

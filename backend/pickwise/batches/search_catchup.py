@@ -1,0 +1,110 @@
+"""The search catch-up: imported answers get their search words after the import commits.
+
+An import writes its rows without words (`responses.search_vector` NULL) and counts them in
+its batch's `search_pending`. The catch-up walks each such batch's prompts in id order, a
+chunk at a time, each chunk its own short transaction that fills the words of the chunk's
+answers and moves the batch's place (`search_done_through`) on: a crash or restart loses at
+most one chunk's work, and resumes from the place. Raters are never blocked: the chunk
+updates only answers' words, which no rater's transaction writes. Several processes share
+the work (the pending batch is taken with SKIP LOCKED).
+
+Every app process runs the catch-up in the background (the lifespan in app.py); `pickwise
+import` runs it right after its commit, and `pickwise search-catch-up` on demand. Until it
+is done the explorer says how many answers are not searchable yet, and reads them directly
+when they are few (review.service).
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.batches import repository
+from pickwise.core.background import run_rounds
+
+# Prompts a transaction: a few thousand answers, well under a second of work.
+CHUNK_PROMPTS = 1_000
+POLL_SECONDS = 2.0
+
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""Opens a session in a transaction that commits when the block ends."""
+
+
+@dataclass
+class CatchUpReport:
+    answers: int = 0
+    prompts: int = 0
+    seconds: float = 0.0
+
+    @property
+    def answers_per_s(self) -> float:
+        return self.answers / self.seconds if self.seconds else 0.0
+
+
+async def catch_up_chunk(
+    session: AsyncSession, chunk_prompts: int = CHUNK_PROMPTS
+) -> tuple[int, int] | None:
+    """One chunk of the oldest pending batch, in the caller's transaction: (prompts walked,
+    answers made searchable), or None when no batch is pending (or free to take)."""
+    batch = await repository.lock_pending_batch(session)
+    if batch is None:
+        return None
+    return await repository.fill_search_words(session, batch, chunk_prompts)
+
+
+async def catch_up(
+    transaction: Transaction,
+    *,
+    chunk_prompts: int = CHUNK_PROMPTS,
+    progress: Callable[[CatchUpReport], None] | None = None,
+) -> CatchUpReport:
+    """Chunks, one transaction each, until no batch is pending."""
+    report = CatchUpReport()
+    started = time.perf_counter()
+    while True:
+        async with transaction() as session:
+            done = await catch_up_chunk(session, chunk_prompts)
+        if done is None:
+            break
+        report.prompts += done[0]
+        report.answers += done[1]
+        report.seconds = time.perf_counter() - started
+        if progress:
+            progress(report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def catch_up_forever(transaction: Transaction, stopping: asyncio.Event) -> None:
+    async def one_round() -> bool:
+        await catch_up(transaction)
+        return False  # Nothing pending now: look again after the pause.
+
+    await run_rounds(one_round, stopping, name="search catch-up", poll_seconds=POLL_SECONDS)
+
+
+def background_transaction() -> AbstractAsyncContextManager[AsyncSession]:
+    """A transaction on the background pool, which requests never wait for."""
+    from pickwise.core.db import get_background_engine, unit_of_work
+
+    return unit_of_work(get_background_engine())
+
+
+@contextlib.asynccontextmanager
+async def running_catch_up(
+    transaction: Transaction = background_transaction,
+) -> AsyncIterator[None]:
+    """The catch-up as a background task for as long as the block runs."""
+    stopping = asyncio.Event()
+    task = asyncio.create_task(catch_up_forever(transaction, stopping), name="search-catch-up")
+    try:
+        yield
+    finally:
+        stopping.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

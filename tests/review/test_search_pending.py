@@ -1,0 +1,123 @@
+"""A search while the catch-up has not made an import's answers searchable yet never misses
+them silently: it reads them directly when they are few, and says how many; when they are too
+many it leaves them out and says that, on the page and in the API; once they are caught up,
+the index finds them and nothing is said."""
+
+import io
+import json
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pickwise.batches.search_catchup import catch_up
+from pickwise.batches.service import import_stream
+from pickwise.models import Project
+from pickwise.review import repository, service
+from pickwise.review.schemas import PairFilter
+from pickwise.review.sql_filters import SEARCH_EXISTS, SEARCH_FOUND
+from pickwise.vocabulary import PairSort
+from tests.batches.test_search_catchup import savepoints
+from tests.factories import make_pairs, make_project
+from tests.web.test_admin_pages import admin_client
+
+
+async def import_answers(session: AsyncSession, project: Project) -> None:
+    lines = [
+        {
+            "id": f"p{index}",
+            "prompt": f"Question {index}?",
+            "response_a": "a plain answer" if index else "the okapi sleeps standing",
+            "response_b": f"another plain answer {index}",
+            "model_a": "m1",
+            "model_b": "m2",
+        }
+        for index in range(4)
+    ]
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    await import_stream(
+        session, project, io.BytesIO(data), filename="b.jsonl", source="cli", user=None
+    )
+
+
+async def found(session: AsyncSession, project: Project, words: str) -> tuple[int, object]:
+    page = await service.list_pairs(session, project, PairFilter(q=words), PairSort.NEWEST)
+    return len(page.items), page.search
+
+
+@pytest.mark.parametrize("words", ["okapi", '"okapi sleeps"', "okapi -zebra"])
+async def test_answers_not_indexed_yet_are_read_directly_and_counted(
+    session: AsyncSession, words: str
+) -> None:
+    project = await make_project(session)
+    await import_answers(session, project)
+    count, search = await found(session, project, words)
+    assert count == 1
+    assert search is not None
+    assert (search.answers_pending, search.pending_read) == (8, True)  # type: ignore[attr-defined]
+    await catch_up(savepoints(session))
+    count, search = await found(session, project, words)
+    assert count == 1
+    assert (search.answers_pending, search.pending_read) == (0, True)  # type: ignore[attr-defined]
+
+
+async def test_too_many_answers_not_indexed_are_left_out_and_the_page_says_so(
+    client: AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "SCAN_UNINDEXED_UP_TO", 5)
+    project = await make_project(session)
+    await import_answers(session, project)
+    count, search = await found(session, project, "okapi")
+    assert count == 0
+    assert (search.answers_pending, search.pending_read) == (8, False)  # type: ignore[attr-defined]
+    await admin_client(client, session)
+    path = f"/admin/projects/{project.id}/pairs"
+    body = (await client.get(path, params={"q": "okapi"})).text
+    assert "<strong>8</strong> answers imported in the last minutes are not searchable yet" in body
+    # Without a search there is nothing to say.
+    assert "not searchable yet" not in (await client.get(path)).text
+    await catch_up(savepoints(session))
+    body = (await client.get(path, params={"q": "okapi"})).text
+    assert "not searchable yet" not in body and "still being indexed" not in body
+    assert "<strong>1</strong> pair match" in body
+
+
+async def test_the_page_says_when_a_search_read_answers_not_indexed_yet(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    project = await make_project(session)
+    await import_answers(session, project)
+    await admin_client(client, session)
+    body = (await client.get(f"/admin/projects/{project.id}/pairs", params={"q": "okapi"})).text
+    assert "<strong>8</strong> answers imported in the last minutes are still being indexed" in body
+    assert "<strong>1</strong> pair match" in body
+
+
+async def test_the_pair_by_pair_test_reads_answers_not_indexed_yet(session: AsyncSession) -> None:
+    """The way common words go (each pair of the listing tested): it reads the stored words,
+    or the answer itself when the catch-up has not stored them."""
+    project = await make_project(session)
+    await import_answers(session, project)
+    query = await repository.tsquery(session, '"okapi sleeps"')
+    tested = await session.scalars(
+        text(f"SELECT pair_id FROM pair_summaries s WHERE project_id = :p AND {SEARCH_EXISTS}"),
+        {"p": project.id, "tsquery": query, "as_of": 0},
+    )
+    assert len(list(tested)) == 1
+
+
+async def test_with_nothing_waiting_a_search_plans_as_with_the_index_alone(
+    session: AsyncSession,
+) -> None:
+    """The reading of answers not indexed yet is planned away when none wait, so it adds
+    nothing to the estimate a search goes by (nor to its time)."""
+    project = await make_project(session)
+    await make_pairs(session, project, 3)
+    query = await repository.tsquery(session, "zebra")
+    params = {"project_id": project.id, "tsquery": query, "as_of": 0, "scan_unindexed": False}
+    plan = "\n".join(await session.scalars(text(f"EXPLAIN {SEARCH_FOUND}"), params))
+    assert "batches" not in plan
+    params["scan_unindexed"] = True
+    plan = "\n".join(await session.scalars(text(f"EXPLAIN {SEARCH_FOUND}"), params))
+    assert "batches" in plan
