@@ -8,16 +8,18 @@ import json
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches.search_catchup import catch_up
 from pickwise.batches.service import import_stream
-from pickwise.models import Project
+from pickwise.core.errors import Conflict
+from pickwise.models import Pair, Project
 from pickwise.review import repository, service
-from pickwise.review.schemas import PairFilter
+from pickwise.review.actions_service import run_action
+from pickwise.review.schemas import ActionIn, PairFilter
 from pickwise.review.sql_filters import SEARCH_EXISTS, SEARCH_FOUND
-from pickwise.vocabulary import PairSort
+from pickwise.vocabulary import CurationAction, PairSort
 from tests.batches.test_search_catchup import savepoints
 from tests.factories import make_pairs, make_project
 from tests.web.test_admin_pages import admin_client
@@ -121,3 +123,30 @@ async def test_with_nothing_waiting_a_search_plans_as_with_the_index_alone(
     params["scan_unindexed"] = True
     plan = "\n".join(await session.scalars(text(f"EXPLAIN {SEARCH_FOUND}"), params))
     assert "batches" in plan
+
+
+async def test_an_export_or_action_by_text_is_refused_while_answers_would_be_left_out(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing may show a search that left answers out (and says so); an export or a
+    curation action takes every pair it selects, so it is refused instead of run on part."""
+    monkeypatch.setattr(service, "SCAN_UNINDEXED_UP_TO", 5)
+    project = await make_project(session)
+    await import_answers(session, project)
+    by_text = PairFilter(q="okapi")
+    exclude = ActionIn(action=CurationAction.EXCLUDE, filter=by_text)
+    with pytest.raises(Conflict) as refused:
+        await service.export_condition(session, project, by_text, "pairs_")
+    assert refused.value.field == "q"
+    assert "8 answers imported in the last minutes are not searchable yet" in refused.value.message
+    with pytest.raises(Conflict):
+        await run_action(session, project, exclude)
+    excluded = await session.scalar(
+        select(func.count()).select_from(Pair).where(Pair.project_id == project.id, Pair.excluded)
+    )
+    assert excluded == 0
+    # Without text nothing is refused; once caught up, the same text selects its one pair.
+    await service.export_condition(session, project, PairFilter(), "pairs_")
+    await catch_up(savepoints(session))
+    await service.export_condition(session, project, by_text, "pairs_")
+    assert (await run_action(session, project, exclude)).changed == 1

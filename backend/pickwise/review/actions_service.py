@@ -60,7 +60,7 @@ async def _select(session: AsyncSession, project: Project, action: ActionIn) -> 
         params: dict[str, object] = {}
     else:
         selection = await select_pairs(
-            session, project, action.filter or PairFilter(), as_of=EVERY_VOTE
+            session, project, action.filter or PairFilter(), as_of=EVERY_VOTE, whole=True
         )
         where, params = selection.where, selection.params
     return await repository.select(session, project.id, where, params)

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.core.errors import InvalidInput, NotFound
+from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.models import Project
 from pickwise.projects import repository as projects_repository
 from pickwise.review import repository
@@ -116,14 +116,31 @@ EVERY_VOTE = 2**63 - 1
 
 
 async def select_pairs(
-    session: Reader, project: Project, pairs: PairFilter, as_of: int | None = None
+    session: Reader,
+    project: Project,
+    pairs: PairFilter,
+    as_of: int | None = None,
+    *,
+    whole: bool = False,
 ) -> Selection:
-    """The filter's conditions, counting the votes up to `as_of` (default: all of them)."""
+    """The filter's conditions, counting the votes up to `as_of` (default: all of them).
+
+    `whole`: the caller acts on every pair selected (an export, a curation action), so a
+    text search that would leave out answers not searchable yet is refused, not run on part
+    of the pairs; a listing shows the same search with a note instead."""
     await repository.explorer_settings(session)
     as_of = await repository.watermark(session, project.id) if as_of is None else as_of
     search = None
     if pairs.q:
         search = await _search(session, project.id, pairs.q, as_of)
+        if whole and not search.pending_read:
+            raise Conflict(
+                f"{search.answers_pending:,} answers imported in the last minutes are not "
+                "searchable yet, so this text search would leave their pairs out; try again "
+                "when the pairs explorer no longer says so (a few minutes), or select without "
+                "text",
+                field="q",
+            )
     params = {"as_of": as_of}
     return Selection(filter_conditions(pairs, search), params, as_of, search)
 
@@ -351,5 +368,5 @@ async def export_condition(
 ) -> tuple[str, dict[str, Any]]:
     """The filter as a condition on a pair summary `s` for a query sent through psycopg
     (the exports' COPY), counting every vote."""
-    selection = await select_pairs(connection, project, pairs, as_of=EVERY_VOTE)
+    selection = await select_pairs(connection, project, pairs, as_of=EVERY_VOTE, whole=True)
     return repository.driver_condition(selection.where, selection.params, prefix)
