@@ -747,16 +747,35 @@ QUEUE_ORDER = "s.project_id, s.queue_pos, s.slot_no"
 # left, the first available slot at all. So a rater does not get two pairs of one prompt in a
 # row while other work is open. The fallback is a one-time filter: it runs only when the
 # first walk found nothing. The prompt seen last is one backward probe of the
-# (rater_id, project_id, id) index. A slot another rater is taking is skipped (SKIP LOCKED).
+# (rater_id, project_id, id) index (SEEN_LAST). A slot another rater is taking is skipped
+# (SKIP LOCKED).
+#
+# SEEN_LAST asks for the newest row at or before (rater, project, max id) in that index's
+# order, then checks it is the rater's in this project: only that index can give the order,
+# so the probe is one descent whatever the statistics say. Written as "rater = … AND
+# project = … ORDER BY id DESC", the generic plan of the prepared claim (which the app runs
+# after five claims on a connection) walked the primary key backward from the newest
+# assignment of any rater and project until it met one of theirs: every assignment made since
+# the rater's last one, and the whole table for a rater new to the project (6,000 rows,
+# 6.3 ms, on the rater-loop bench's database after 6,000 judgments; docs/benchmarks.md).
+SEEN_LAST = """
+    SELECT pr.prompt_id
+    FROM (
+        SELECT a.rater_id, a.project_id, a.pair_id FROM assignments a
+        WHERE (a.rater_id, a.project_id, a.id)
+              <= (:rater_id, :project_id, CAST(9223372036854775807 AS bigint))
+        ORDER BY a.rater_id DESC, a.project_id DESC, a.id DESC
+        LIMIT 1
+    ) newest
+    JOIN pairs pr ON pr.id = newest.pair_id
+    WHERE newest.rater_id = :rater_id AND newest.project_id = :project_id
+"""
+
+
 def chosen_slot(guard: str = "") -> str:
     """CHOSEN_SLOT, with `guard` (AND …, a condition without the slot) tested first."""
     return f"""
-    seen_last AS (
-        SELECT pr.prompt_id FROM assignments a JOIN pairs pr ON pr.id = a.pair_id
-        WHERE a.rater_id = :rater_id AND a.project_id = :project_id
-        ORDER BY a.id DESC
-        LIMIT 1
-    ), other_prompt AS (
+    seen_last AS ({SEEN_LAST}), other_prompt AS (
         SELECT s.id, s.pair_id, s.state, s.assignment_id
         {
         _AVAILABLE_SLOTS.format(
