@@ -42,7 +42,7 @@ from pickwise.web.pages import router as pages_router
 from pickwise.web.pair_page import router as pair_page_router
 from pickwise.web.participants import router as participant_pages_router
 from pickwise.web.rating import router as rating_page_router
-from pickwise.web.templating import STATIC_DIR
+from pickwise.web.templating import STATIC_DIR, watch_template_files
 from pickwise.webhooks.router import router as webhooks_router
 from pickwise.webhooks.worker import running_worker
 
@@ -67,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     configure_logging()
+    watch_template_files(get_settings().environment)
     app = FastAPI(
         title="pickwise",
         version=__version__,

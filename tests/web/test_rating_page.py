@@ -1,6 +1,7 @@
 """The rating page through HTTP: cookie login, plain forms answered with the next pair."""
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -852,3 +853,29 @@ async def test_a_choice_on_the_page_is_few_statements(
 
     answered_with_the_page(response, app, project)
     assert len(statements) <= 10, "\n".join(statements)
+
+
+async def test_the_summary_and_the_page_after_it_are_few_statements(
+    client: AsyncClient, app: FastAPI, session: AsyncSession, statements: list[str]
+) -> None:
+    # Every so many judgments the answer is the summary, then the rating page: each finds
+    # who asks, their project and their counts in one statement, as a choice does. Then the
+    # summary reads the rater's recent choices; the page leases a pair (locks, standing,
+    # claim) and finds whether the last decision may still change (the last one, its
+    # assignment and judgment).
+    _, project = await rater_on_project(client, session, summary_every=1)
+    await make_pairs(session, project, 3)
+    response, _ = await choose(client, (await open_page(client, app, project)).text, "left")
+    assert response.status_code == 303
+    rating._needed_seen[project.id] = (time.monotonic(), 5)
+    statements.clear()
+
+    summary = await client.get(response.headers["location"])
+    assert summary.status_code == 200
+    assert "What your choices teach" in summary.text
+    assert len(statements) <= 2, "\n".join(statements)
+
+    statements.clear()
+    html = (await open_page(client, app, project)).text
+    assert 'id="choice-form"' in html
+    assert len(statements) <= 7, "\n".join(statements)

@@ -1,11 +1,20 @@
 """`url_path` (the pages' and templates' url_for) gives the app's own paths."""
 
+import os
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
 
-from pickwise.web.templating import _every_route, url_path
+from pickwise.core.config import get_settings
+from pickwise.web.templating import (
+    TEMPLATES_DIR,
+    _every_route,
+    templates,
+    url_path,
+    watch_template_files,
+)
 
 
 def sample_params(route: Any) -> dict[str, Any]:
@@ -24,3 +33,47 @@ def test_every_named_route_gets_the_path_the_app_gives(app: FastAPI) -> None:
     # Asked again (the route now known), and for a mount's file.
     assert url_path(request, "rate_page", project_id=3) == "/rate/3"
     assert url_path(request, "static", path="css/rate.css") == "/static/css/rate.css"
+
+
+def test_the_templates_url_path_is_url_for_s_path(app: FastAPI) -> None:
+    """Templates link with `url_path(...)`: the same path as `url_for(...).path` (under a
+    root path too), without building an absolute URL."""
+    globals_ = templates.env.globals
+    for root_path in ("", "/under", "/under/"):
+        scope = {
+            "type": "http",
+            "app": app,
+            "headers": [(b"host", b"example.test")],
+            "path": "/",
+            "root_path": root_path,
+            "scheme": "https",
+            "server": ("example.test", 443),
+            "query_string": b"",
+        }
+        context = {"request": Request(scope)}
+        for name, params in (
+            ("rate_page", {"project_id": 3}),
+            ("rate_flag", {"project_id": 3, "assignment_id": 41}),
+            ("static", {"path": "css/rate.css"}),
+        ):
+            expected = globals_["url_for"](context, name, **params).path
+            assert globals_["url_path"](context, name, **params) == expected
+            assert expected.endswith(str(url_path(context["request"], name, **params)))
+
+
+@pytest.mark.parametrize(
+    ("environment", "watched"), [("development", True), ("test", False), ("production", False)]
+)
+def test_template_files_are_watched_in_development_only(environment: str, watched: bool) -> None:
+    file = TEMPLATES_DIR / "rate" / "summary.html"
+    stat = file.stat()
+    try:
+        watch_template_files(environment)
+        assert templates.env.auto_reload is watched
+        page = templates.env.get_template("rate/summary.html")
+        # The file looks changed (its time only): loaded again only when watched.
+        os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert (templates.env.get_template("rate/summary.html") is page) is not watched
+    finally:
+        os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        watch_template_files(get_settings().environment)

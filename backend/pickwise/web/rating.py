@@ -443,16 +443,18 @@ class Answering:
     unit: OpenUnit
 
 
-async def answering(project_id: int, request: Request, unit: OpenUnitDep) -> Answering:
-    """Who asks (CSRF checked), their project and their judgments in it, found in the
-    answer's own unit of work: for a browser's login cookie, in one statement."""
-    session, since = unit.session, _start_of_day(request)
+async def _rater_in_project(
+    project_id: int, request: Request, session: AsyncSession
+) -> tuple[Principal, Project, Judged]:
+    """Who asks (CSRF checked for a POST), their project and their judgments in it: for a
+    browser's login cookie, in one statement."""
+    since = _start_of_day(request)
     found = await session_rater_in_project(request, session, project_id, since)
     if found is not None:
         by_cookie, seen = found
         if seen.project is None:
             raise no_such_project(project_id)
-        return Answering(by_cookie, seen.project, Judged(seen.judged, seen.judged_since), unit)
+        return by_cookie, seen.project, Judged(seen.judged, seen.judged_since)
     # An API token (or no valid login, refused here).
     principal = await principal_of(request, session)
     if principal is None:
@@ -460,10 +462,36 @@ async def answering(project_id: int, request: Request, unit: OpenUnitDep) -> Ans
     project = await project_for_rater(project_id, session, principal.user)
     rater = principal.user
     counts = await assignments_repository.rater_counts(session, project.id, rater.id, since)
-    return Answering(principal, project, Judged(counts["total"], counts["today"]), unit)
+    return principal, project, Judged(counts["total"], counts["today"])
+
+
+async def answering(project_id: int, request: Request, unit: OpenUnitDep) -> Answering:
+    """A rating form's POST, found in the answer's own unit of work."""
+    return Answering(*await _rater_in_project(project_id, request, unit.session), unit)
 
 
 AnsweringDep = Annotated[Answering, Depends(answering)]
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A rating page's GET: who asks, their project and their judgments in it. The rating
+    page and the summary come every so many judgments (the milestone): one statement."""
+
+    principal: Principal
+    project: Project
+    judged: Judged
+
+    async def progress(self, session: AsyncSession) -> Progress:
+        needed = await _judgments_needed(session, self.project.id)
+        return Progress(self.judged.today, self.judged.total, needed)
+
+
+async def visiting(project_id: int, request: Request, session: SessionDep) -> Visit:
+    return Visit(*await _rater_in_project(project_id, request, session))
+
+
+VisitDep = Annotated[Visit, Depends(visiting)]
 
 
 async def _after_answer(
@@ -580,13 +608,15 @@ def _skip_from_form(form: FormData) -> SkipIn | None:
 
 
 @router.get("/{project_id}", response_class=HTMLResponse, name="rate_page")
-async def rate_page(
-    request: Request, principal: PrincipalDep, project: RaterProject, session: SessionDep
-) -> Response:
+async def rate_page(request: Request, visit: VisitDep, session: SessionDep) -> Response:
     """The rater's pair. A new one is leased only for a request from this site; one that
     came from another site's link shows a button that asks for it (a POST, CSRF-checked)."""
+    principal, project = visit.principal, visit.project
     may_lease = may_act_on_get(request, principal)
-    return await _current_page(request, principal, project, session, may_lease=may_lease)
+    progress = await visit.progress(session)
+    return await _current_page(
+        request, principal, project, session, may_lease=may_lease, progress=progress
+    )
 
 
 @router.post("/{project_id}/next", name="rate_next")
@@ -697,15 +727,12 @@ async def flag_pair(
 
 @router.get("/{project_id}/summary", response_class=HTMLResponse, name="rate_summary")
 async def summary_page(
-    request: Request,
-    principal: PrincipalDep,
-    project: RaterProject,
-    session: SessionDep,
-    after: str | None = None,
+    request: Request, visit: VisitDep, session: SessionDep, after: str | None = None
 ) -> Response:
     """What your choices teach: the rater's own patterns, visible to nobody else."""
+    principal, project = visit.principal, visit.project
     patterns = await rater_choice_patterns(session, project.id, principal.user.id)
-    progress = await _progress(request, session, project, principal.user)
+    progress = await visit.progress(session)
     context = {
         **_base_context(principal, project, progress),
         "patterns": patterns,
