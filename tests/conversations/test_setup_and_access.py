@@ -3,13 +3,13 @@
 import json
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 
 from pickwise.core.db import get_engine, session_factory
-from pickwise.models import ApiToken, Batch, Conversation, GenerationEndpoint
+from pickwise.models import Batch, GenerationEndpoint
 from tests.conversations.conftest import World
 from tests.conversations.fake_llm import FakeLLM
-from tests.factories import bearer_headers, make_pairs, make_project, make_user
+from tests.factories import make_pairs, make_project
 
 
 def jsonl(*records: dict[str, Any]) -> bytes:
@@ -168,42 +168,3 @@ async def test_a_conversation_is_its_raters_alone(world: World, fake_llm: FakeLL
     assert ended.json()["status"] == "ended"
     after = await world.api.post(base + "/messages", json={"content": "More"}, headers=world.rater)
     assert after.status_code == 409
-
-
-async def test_who_may_start_a_conversation_with_an_api_token(
-    world: World, fake_llm: FakeLLM
-) -> None:
-    """Who asks and the project are found in one statement: each way it can miss still
-    answers as it should, and writes nothing."""
-    await world.configure()
-    url = f"/api/v1/projects/{world.project_id}/conversations"
-    async with session_factory(get_engine())() as session, session.begin():
-        outsider = await bearer_headers(session, await make_user(session))
-        revoked = await bearer_headers(session, await make_user(session))
-        await session.execute(
-            update(ApiToken)
-            .where(ApiToken.id == select(func.max(ApiToken.id)).scalar_subquery())
-            .values(revoked_at=func.now())
-        )
-    for headers, status in (
-        ({"Authorization": "Bearer pw_not_a_token"}, 401),
-        (revoked, 401),
-        ({}, 401),
-        (outsider, 404),  # not a member: the project is not theirs to see
-    ):
-        reply = await world.api.post(url, json={"message": "Hi"}, headers=headers)
-        assert reply.status_code == status, (headers, reply.text)
-    missing = await world.api.post(
-        "/api/v1/projects/999999/conversations", json={"message": "Hi"}, headers=world.rater
-    )
-    assert missing.status_code == 404
-    async with session_factory(get_engine())() as session:
-        assert await session.scalar(select(func.count(Conversation.id))) == 0
-    # An admin may rate any project; a member starts as before.
-    for headers in (world.admin, world.rater):
-        started = await world.api.post(
-            url, json={"message": "Hi"}, headers=headers, params={"wait": True}
-        )
-        assert started.status_code == 201, started.text
-        turn = started.json()["turns"][0]
-        assert [turn[side]["status"] for side in ("left", "right")] == ["complete"] * 2

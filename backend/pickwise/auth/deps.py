@@ -52,7 +52,7 @@ async def get_principal(
     return await principal_of(request, session)
 
 
-def bearer_token(request: Request) -> str | None:
+def _bearer_token(request: Request) -> str | None:
     authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
         return authorization[7:].strip()
@@ -61,7 +61,7 @@ def bearer_token(request: Request) -> str | None:
 
 async def principal_of(request: Request, session: AsyncSession) -> Principal | None:
     """Who asks: an API token's user, a web session's, or None."""
-    token = bearer_token(request)
+    token = _bearer_token(request)
     if token is not None:
         user = await service.user_from_api_token(session, token)
         if user is None:
@@ -86,7 +86,7 @@ async def session_rater_in_project(
     `principal_of`), the project when they may rate in it, and their judgments there (all, and
     since `since`), from one statement. None otherwise: then `principal_of` says who asks."""
     cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie or bearer_token(request) is not None:
+    if not cookie or _bearer_token(request) is not None:
         return None
     found = await service.rater_from_session_token(session, cookie, project_id, since)
     if found is None:

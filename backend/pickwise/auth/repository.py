@@ -72,16 +72,15 @@ _RATER_OF_SESSION_IN_PROJECT = (
     .where(*_LIVE_SESSION)
 )
 # Only the user is loaded: an ApiToken object per request is measurable CPU on the rater loop.
-# An API token (`token_hash`) that is neither revoked nor expired (at `now`), of an active
-# user: joined to `User` by `ApiToken.user_id`.
-ACTIVE_API_TOKEN = (
-    ApiToken.token_hash == bindparam("token_hash"),
-    ApiToken.revoked_at.is_(None),
-    ApiToken.expires_at.is_(None) | (ApiToken.expires_at > bindparam("now")),
-    User.is_active,
-)
 _USER_OF_API_TOKEN = (
-    select(User).join(ApiToken, ApiToken.user_id == User.id).where(*ACTIVE_API_TOKEN)
+    select(User)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        ApiToken.expires_at.is_(None) | (ApiToken.expires_at > bindparam("now")),
+        User.is_active,
+    )
 )
 
 

@@ -17,15 +17,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.auth.deps import ApiTokenHeader, Principal, bearer_token, principal_of
-from pickwise.conversations import repository
-from pickwise.core.clock import utcnow
+from pickwise.auth.deps import ApiTokenHeader, Principal, principal_of
 from pickwise.core.config import get_settings
 from pickwise.core.db import OpenUnit
 from pickwise.core.deps import UnitsDep
 from pickwise.core.errors import NotAuthenticated
 from pickwise.core.middleware import release_load_slot
-from pickwise.core.security import token_digest
 from pickwise.models import User
 
 # A semaphore per event loop (tests run on several), made again if the setting changed.
@@ -84,12 +81,10 @@ UnitPrincipal = Annotated[Principal, Depends(principal_in_unit)]
 @dataclass
 class Asking:
     """A request that asks for replies: who asks, found in its unit of work, which holds one
-    of the database slots until the route ends it (`unit.done()`, before the replies start).
-    A new conversation asked for with an API token has its project too (`open_starting`)."""
+    of the database slots until the route ends it (`unit.done()`, before the replies start)."""
 
     unit: OpenUnit
     rater: User
-    project: repository.TokenRater | None = None
 
 
 async def open_asking(
@@ -98,40 +93,11 @@ async def open_asking(
     # A dependency, so that who asks is known (401, or 403 for a cookie without its CSRF
     # token) before the body is read and checked.
     async with AsyncExitStack() as exit_stack:
-        session = await _open_unit(request, units, exit_stack)
+        await exit_stack.enter_async_context(database_slot(request))
+        session = await exit_stack.enter_async_context(units())
         principal = await caller(request, session)
         # An error in the route before `done` rolls the unit back.
         yield Asking(OpenUnit(session, exit_stack), principal.user)
 
 
-async def _open_unit(request: Request, units: UnitsDep, exit_stack: AsyncExitStack) -> AsyncSession:
-    """A database slot and, in it, the unit of work, both held until `exit_stack` closes."""
-    await exit_stack.enter_async_context(database_slot(request))
-    return await exit_stack.enter_async_context(units())
-
-
 AskingDep = Annotated[Asking, Depends(open_asking, scope="function")]
-
-
-async def open_starting(
-    project_id: int, request: Request, units: UnitsDep, _documented: ApiTokenHeader
-) -> AsyncIterator[Asking]:
-    """`open_asking` for a new conversation: with an API token, who asks and the project come
-    from one statement (a round trip fewer before the model is asked: the first token is
-    what the rater waits for). A browser's session goes the usual way."""
-    token = bearer_token(request)
-    async with AsyncExitStack() as exit_stack:
-        session = await _open_unit(request, units, exit_stack)
-        if token is None:
-            principal = await caller(request, session)
-            yield Asking(OpenUnit(session, exit_stack), principal.user)
-            return
-        found = await repository.token_rater_project(
-            session, token_digest(token), utcnow(), project_id
-        )
-        if found is None:
-            raise NotAuthenticated("The API token is invalid, expired or revoked.")
-        yield Asking(OpenUnit(session, exit_stack), found.user, found)
-
-
-StartingDep = Annotated[Asking, Depends(open_starting, scope="function")]

@@ -10,10 +10,8 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.auth.repository import ACTIVE_API_TOKEN
 from pickwise.batches.parsing.records import ParsedResponse
 from pickwise.models import (
-    ApiToken,
     Batch,
     Conversation,
     ConversationEdit,
@@ -28,9 +26,7 @@ from pickwise.models import (
     Project,
     ProjectMember,
     Prompt,
-    User,
 )
-from pickwise.vocabulary import AccountRole
 
 CONVERSATION_BATCH_NAME = "live conversations"
 
@@ -152,15 +148,13 @@ async def count_openers(session: AsyncSession, project_id: int) -> int:
 
 
 # Built once, like the rater loop's statements: these run on every turn.
-def _may_rate(
-    project_id: Any, rater_id: Any = bindparam("rater_id"), is_admin: Any = bindparam("is_admin")
-) -> Any:
+def _may_rate(project_id: Any) -> Any:
     """The caller (rater_id, or an admin: is_admin) may rate the project."""
     member = select(ProjectMember.user_id).where(
         ProjectMember.project_id == project_id,
-        ProjectMember.user_id == rater_id,
+        ProjectMember.user_id == bindparam("rater_id"),
     )
-    return is_admin | member.exists()
+    return bindparam("is_admin") | member.exists()
 
 
 # The rater's conversation with its project and settings, in a project they may still rate.
@@ -189,26 +183,6 @@ _RATER_PROJECT = (
     .where(Project.id == bindparam("project_id"), _may_rate(Project.id))
     .order_by(GenerationEndpoint.id)
 )
-# The same for the user of an API token, found in the same statement (one round trip fewer
-# before a new conversation's replies are asked for): rows of the user and NULLs when the
-# project is not theirs to rate, none when the token is not valid.
-_TOKEN_RATER_PROJECT = (
-    select(User, Project, ConversationSettings, GenerationEndpoint)
-    .join(ApiToken, ApiToken.user_id == User.id)
-    .outerjoin(
-        Project,
-        (Project.id == bindparam("project_id"))
-        & _may_rate(Project.id, User.id, User.role == AccountRole.ADMIN),
-    )
-    .outerjoin(ConversationSettings, ConversationSettings.project_id == Project.id)
-    .outerjoin(ConversationEndpoint, ConversationEndpoint.project_id == Project.id)
-    .outerjoin(
-        GenerationEndpoint,
-        (GenerationEndpoint.id == ConversationEndpoint.endpoint_id) & GenerationEndpoint.is_active,
-    )
-    .where(*ACTIVE_API_TOKEN)
-    .order_by(GenerationEndpoint.id)
-)
 
 
 async def owned_conversation(
@@ -227,12 +201,6 @@ class RaterProject:
     endpoints: list[GenerationEndpoint]  # its conversation endpoints switched on, by id
 
 
-@dataclass(frozen=True)
-class TokenRater:
-    user: User
-    project: RaterProject | None  # None: not a project the user may rate
-
-
 async def rater_project(
     session: AsyncSession, project_id: int, rater_id: int, is_admin: bool
 ) -> RaterProject | None:
@@ -244,22 +212,6 @@ async def rater_project(
         return None
     endpoints = [row[2] for row in rows if row[2] is not None]
     return RaterProject(rows[0][0], rows[0][1], endpoints)
-
-
-async def token_rater_project(
-    session: AsyncSession, token_hash: str, now: datetime, project_id: int
-) -> TokenRater | None:
-    """The user of an active API token and, as `rater_project` finds it, the project; None
-    when the token is not valid."""
-    params = {"token_hash": token_hash, "now": now, "project_id": project_id}
-    rows = (await session.execute(_TOKEN_RATER_PROJECT, params)).all()
-    if not rows:
-        return None
-    user, project, settings = rows[0][0], rows[0][1], rows[0][2]
-    if project is None:
-        return TokenRater(user, None)
-    endpoints = [row[3] for row in rows if row[3] is not None]
-    return TokenRater(user, RaterProject(project, settings, endpoints))
 
 
 # The last turn of a conversation, with the text the conversation goes on from after it:

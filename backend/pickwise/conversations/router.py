@@ -22,7 +22,6 @@ from pickwise.conversations.deps import (
     Asking,
     AskingDep,
     DatabaseSlot,
-    StartingDep,
     UnitPrincipal,
     caller,
     database_slot,
@@ -181,15 +180,13 @@ async def start_conversation(
     project_id: int,
     body: StartIn,
     request: Request,
-    asking: StartingDep,
+    asking: AskingDep,
     units: UnitsDep,
     wait: Wait = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
     async def ask(session: AsyncSession, rater: User) -> Sent:
-        return await service.start(
-            session, project_id, rater, body, idempotency_key, looked_up=asking.project
-        )
+        return await service.start(session, project_id, rater, body, idempotency_key)
 
     return await _asking(request, asking, units, wait, ask, replies=2)
 

@@ -451,16 +451,10 @@ async def start(
     data: StartIn,
     key: str | None,
     now: datetime | None = None,
-    *,
-    looked_up: repository.TokenRater | None = None,
 ) -> Sent:
-    """A new conversation with its first turn (a repeated key gives the first answer again).
-    `looked_up`: the project as found with who asks, if it was."""
+    """A new conversation with its first turn (a repeated key gives the first answer again)."""
     now = now or utcnow()
-    if looked_up is not None:
-        found = looked_up.project
-    else:
-        found = await repository.rater_project(session, project_id, rater.id, rater.role == "admin")
+    found = await repository.rater_project(session, project_id, rater.id, rater.role == "admin")
     if found is None:
         raise NotFound(f"project {project_id}: no such project")
     project, settings = found.project, found.settings
