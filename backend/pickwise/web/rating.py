@@ -199,12 +199,34 @@ def _start_of_day(request: Request) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+@dataclass(frozen=True)
+class Judged:
+    """A rater's judgments in a project: all of them, and those of their today."""
+
+    total: int
+    today: int
+
+    def plus(self, stored_now: bool) -> "Judged":
+        return Judged(self.total + 1, self.today + 1) if stored_now else self
+
+
+async def _judged(
+    request: Request, session: AsyncSession, project_id: int, rater_id: int
+) -> Judged:
+    since = _start_of_day(request)
+    counts = await assignments_repository.rater_counts(session, project_id, rater_id, since)
+    return Judged(counts["total"], counts["today"])
+
+
+async def _progress_of(session: AsyncSession, project_id: int, judged: Judged) -> Progress:
+    return Progress(judged.today, judged.total, await _judgments_needed(session, project_id))
+
+
 async def _progress(
     request: Request, session: AsyncSession, project: Project, rater: User
 ) -> Progress:
-    since = _start_of_day(request)
-    counts = await assignments_repository.rater_counts(session, project.id, rater.id, since)
-    return Progress(counts["today"], counts["total"], await _judgments_needed(session, project.id))
+    judged = await _judged(request, session, project.id, rater.id)
+    return await _progress_of(session, project.id, judged)
 
 
 # "Still needed in this project" counts the project's open slots: every one of them, in a big
@@ -421,17 +443,6 @@ async def _current_page(
 
 
 @dataclass(frozen=True)
-class Judged:
-    """A rater's judgments in a project: all of them, and those of their today."""
-
-    total: int
-    today: int
-
-    def plus(self, stored_now: bool) -> "Judged":
-        return Judged(self.total + 1, self.today + 1) if stored_now else self
-
-
-@dataclass(frozen=True)
 class Answering:
     """A rating form's POST: who sends it, to which project, their judgments there before
     this answer, and the unit of work that stores the answer; the route commits it
@@ -460,9 +471,7 @@ async def _rater_in_project(
     if principal is None:
         raise NotAuthenticated()
     project = await project_for_rater(project_id, session, principal.user)
-    rater = principal.user
-    counts = await assignments_repository.rater_counts(session, project.id, rater.id, since)
-    return principal, project, Judged(counts["total"], counts["today"])
+    return principal, project, await _judged(request, session, project.id, principal.user.id)
 
 
 async def answering(project_id: int, request: Request, unit: OpenUnitDep) -> Answering:
@@ -483,8 +492,7 @@ class Visit:
     judged: Judged
 
     async def progress(self, session: AsyncSession) -> Progress:
-        needed = await _judgments_needed(session, self.project.id)
-        return Progress(self.judged.today, self.judged.total, needed)
+        return await _progress_of(session, self.project.id, self.judged)
 
 
 async def visiting(project_id: int, request: Request, session: SessionDep) -> Visit:
@@ -520,8 +528,7 @@ async def _after_answer(
                 # Counted as the form came in, plus what it stored: "done today" and the
                 # milestones without another count per page. (Two tabs answering at once may
                 # show a count one short until the next page.)
-                needed = await _judgments_needed(session, project.id)
-                progress = Progress(judged.today, judged.total, needed)
+                progress = await _progress_of(session, project.id, judged)
                 total = progress.total
                 if milestone and project.summary_every and total % project.summary_every == 0:
                     return _summary_redirect(request, project, flash, total)
