@@ -18,20 +18,21 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches import repository
-from pickwise.core.background import run_rounds
+from pickwise.core.background import (
+    Transaction,
+    background_transaction,
+    run_rounds,
+    running_task,
+)
 
 # Prompts a transaction: a few thousand answers, well under a second of work.
 CHUNK_PROMPTS = 1_000
 POLL_SECONDS = 2.0
-
-Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
-"""Opens a session in a transaction that commits when the block ends."""
 
 
 @dataclass
@@ -87,24 +88,12 @@ async def catch_up_forever(transaction: Transaction, stopping: asyncio.Event) ->
     await run_rounds(one_round, stopping, name="search catch-up", poll_seconds=POLL_SECONDS)
 
 
-def background_transaction() -> AbstractAsyncContextManager[AsyncSession]:
-    """A transaction on the background pool, which requests never wait for."""
-    from pickwise.core.db import get_background_engine, unit_of_work
-
-    return unit_of_work(get_background_engine())
-
-
 @contextlib.asynccontextmanager
 async def running_catch_up(
     transaction: Transaction = background_transaction,
 ) -> AsyncIterator[None]:
     """The catch-up as a background task for as long as the block runs."""
     stopping = asyncio.Event()
-    task = asyncio.create_task(catch_up_forever(transaction, stopping), name="search-catch-up")
-    try:
+    work = catch_up_forever(transaction, stopping)
+    async with running_task(work, stopping.set, name="search-catch-up"):
         yield
-    finally:
-        stopping.set()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -4,12 +4,42 @@ catch-up): rounds until told to stop, a pause between them, longer while they fa
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 logger = logging.getLogger(__name__)
+
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+"""Opens a session in a transaction that commits when the block ends."""
+
+
+def background_transaction() -> AbstractAsyncContextManager[AsyncSession]:
+    """A transaction on the background pool, which requests never wait for."""
+    from pickwise.core.db import get_background_engine, unit_of_work
+
+    return unit_of_work(get_background_engine())
+
+
+@contextlib.asynccontextmanager
+async def running_task(
+    work: Coroutine[Any, Any, None], stop: Callable[[], None], *, name: str
+) -> AsyncIterator[None]:
+    """`work` as a background task for as long as the block runs; at the end `stop` asks it
+    to finish, and it is cancelled and awaited."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
 
 # A failing round is retried after up to this many times the usual pause.
 MAX_BACKOFF = 30

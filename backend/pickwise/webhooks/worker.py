@@ -13,8 +13,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,15 +21,12 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise import __version__
-from pickwise.core.background import run_rounds
+from pickwise.core.background import Transaction, background_transaction, run_rounds, running_task
 from pickwise.core.clock import utcnow
 from pickwise.core.outbound import outbound_client
 from pickwise.webhooks import repository, service
 from pickwise.webhooks.repository import Claimed
 from pickwise.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature
-
-Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
-"""Opens a session in a transaction that commits when the block ends."""
 
 
 @dataclass(frozen=True)
@@ -154,23 +150,9 @@ class DeliveryWorker:
 
 
 @contextlib.asynccontextmanager
-async def committing_session() -> AsyncIterator[AsyncSession]:
-    from pickwise.core.db import get_background_engine, session_factory
-
-    async with session_factory(get_background_engine())() as session, session.begin():
-        yield session
-
-
-@contextlib.asynccontextmanager
 async def running_worker(policy: DeliveryPolicy | None = None) -> AsyncIterator[DeliveryWorker]:
     """The worker as a background task for as long as the block runs."""
     async with outbound_client(follow_redirects=False) as http:
-        worker = DeliveryWorker(committing_session, http, policy)
-        task = asyncio.create_task(worker.run_forever(), name="webhook-worker")
-        try:
+        worker = DeliveryWorker(background_transaction, http, policy)
+        async with running_task(worker.run_forever(), worker.stop, name="webhook-worker"):
             yield worker
-        finally:
-            worker.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
