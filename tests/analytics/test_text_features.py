@@ -1,16 +1,20 @@
 import random
 import re
 import sys
+from collections.abc import Iterator
 
 import pytest
 
+from pickwise.analytics import text_features as text_features_module
 from pickwise.analytics.text_features import (
     FEATURE_NAMES,
     MARKDOWN_STYLE_FEATURES,
     ChoiceRecord,
-    _kept_text_features,
+    SummaryFeatures,
     choice_pattern_summary,
+    forget_kept_features,
     markdown_style_counts,
+    summary_features,
     text_features,
     text_features_of,
 )
@@ -270,20 +274,78 @@ def test_text_features_of_many_answers_equal_text_features_one_by_one() -> None:
     assert text_features_of([], []).shape == (0, len(FEATURE_NAMES))
 
 
-def test_the_summary_keeps_the_features_of_answers_it_has_seen() -> None:
+def test_summary_features_are_the_text_features_of_their_names() -> None:
+    rng = random.Random(7)
+    phrases = [
+        "Maybe", "perhaps", "I\u2019m not sure", "You\u2019re right", "great question", "I agree",
+        "```\nmaybe in code\n```", "~~~\n- not an item\n~~~", "# Title", "1. one", "**b**",
+    ]  # fmt: skip
+    texts = [*EDGE_CASES, MARKDOWN_ANSWER, *_generated_markdown(1500, seed=13)]
+    texts += [
+        " ".join(rng.choices(phrases + list(_FRAGMENTS), k=rng.randint(0, 30))) for _ in range(1500)
+    ]
+
+    for text in texts:
+        full = text_features(text, None)
+        expected = SummaryFeatures(*(int(full[name]) for name in SummaryFeatures._fields))
+        assert summary_features(text) == expected, text
+
+
+@pytest.fixture
+def scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The answers the summary scanned (each scan recorded), from an empty cache."""
+    scanned: list[str] = []
+
+    def counted(text: str) -> SummaryFeatures:
+        scanned.append(text)
+        return summary_features(text)
+
+    forget_kept_features()
+    monkeypatch.setattr(text_features_module, "summary_features", counted)
+    yield scanned
+    forget_kept_features()
+
+
+def test_the_summary_keeps_the_features_of_answers_it_has_seen(scans: list[str]) -> None:
     # Each summary looks at the rater's last choices again: answers seen before are not
-    # scanned again; an answer too long to keep is scanned each time.
-    _kept_text_features.cache_clear()
+    # scanned again, long ones included (the cache keeps a digest, not the text).
     long_ = "Yes, " + "and more " * 2_000
     records = [
         ChoiceRecord("q", text_a="Yes, and more.", text_b="Yes.", choice="a", left_side="a"),
         ChoiceRecord("q", text_a=long_, text_b="Yes.", choice="b", left_side="a"),
+        ChoiceRecord("other q", text_a=long_, text_b="No.", choice="a", left_side="b"),
     ]
 
     first = choice_pattern_summary(records)
     second = choice_pattern_summary(records)
 
     assert first == second
-    kept = _kept_text_features.cache_info()
-    # Scanned once each: the two short answers (the second a hit within the first summary).
-    assert (kept.currsize, kept.misses, kept.hits) == (2, 2, 4)
+    assert sorted(scans) == sorted(["Yes, and more.", "Yes.", long_, "No."])
+
+
+def test_an_edited_answer_is_scanned_afresh(scans: list[str]) -> None:
+    plain, hedged = "It is blue.", "It might be blue, perhaps."
+    before = [ChoiceRecord("q", text_a=plain, text_b="It is.", choice="a", left_side="a")]
+    edited = [ChoiceRecord("q", text_a=hedged, text_b="It is.", choice="a", left_side="a")]
+
+    lines_before = {line.key: line for line in choice_pattern_summary(before)}
+    lines_after = {line.key: line for line in choice_pattern_summary(edited)}
+
+    assert (lines_before["hedged"].eligible_count, lines_after["hedged"].chosen_count) == (0, 1)
+    assert scans == [plain, "It is.", hedged]
+
+
+def test_the_kept_features_are_bounded(scans: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(text_features_module, "FEATURES_KEPT", 3)
+    answers = [f"Answer number {n}." for n in range(6)]
+    records = [
+        ChoiceRecord("q", text_a=answers[n], text_b=answers[n + 1], choice="a", left_side="a")
+        for n in range(0, 6, 2)
+    ]
+
+    choice_pattern_summary(records)
+    choice_pattern_summary(records[-1:])  # the newest two are still kept
+    choice_pattern_summary(records[:1])  # the oldest were let go: scanned again
+
+    assert len(text_features_module._kept_features) == 3
+    assert scans == [*answers, answers[0], answers[1]]

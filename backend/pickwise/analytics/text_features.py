@@ -17,10 +17,13 @@ same thing everywhere. Definitions (docs/analytics.md repeats them):
 - questions_back: sentences ending in "?" that do not repeat a sentence of the prompt.
 """
 
+import hashlib
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -268,16 +271,26 @@ class PatternLine:
     share: float | None  # chosen / eligible; None without eligible choices
 
 
-Features = dict[str, float]
-_PATTERNS: tuple[tuple[str, str, Callable[[Features], float]], ...] = (
-    ("longer", "Picked the longer answer", lambda f: f["words"]),
+class SummaryFeatures(NamedTuple):
+    """The features the summary's lines compare: ``text_features``' values of these names.
+    None depends on the prompt."""
+
+    words: int
+    list_items: int
+    headings: int
+    hedging: int
+    agreement: int
+
+
+_PATTERNS: tuple[tuple[str, str, Callable[[SummaryFeatures], float]], ...] = (
+    ("longer", "Picked the longer answer", lambda f: f.words),
     (
         "structured",
         "Picked the answer with lists or headings",
-        lambda f: float(f["list_items"] + f["headings"] > 0),
+        lambda f: float(f.list_items + f.headings > 0),
     ),
-    ("hedged", "Picked the more hedged answer", lambda f: f["hedging"]),
-    ("agreeing", "Picked the answer that agrees with the user", lambda f: f["agreement"]),
+    ("hedged", "Picked the more hedged answer", lambda f: f.hedging),
+    ("agreeing", "Picked the answer that agrees with the user", lambda f: f.agreement),
 )
 
 
@@ -288,8 +301,7 @@ def choice_pattern_summary(records: Sequence[ChoiceRecord]) -> list[PatternLine]
     """
     decisive = [record for record in records if record.choice in ("a", "b")]
     features = [
-        (_summary_features(r.text_a, r.prompt), _summary_features(r.text_b, r.prompt))
-        for r in decisive
+        (_kept_summary_features(r.text_a), _kept_summary_features(r.text_b)) for r in decisive
     ]
     lines = []
     for key, label, value in _PATTERNS:
@@ -308,24 +320,54 @@ def choice_pattern_summary(records: Sequence[ChoiceRecord]) -> list[PatternLine]
     return lines
 
 
-# A rater's summary comes back every so many judgments over their last few hundred choices:
-# all but the newest were looked at the time before, and each pair's answers for its other
-# raters too. The features of answers (and prompts) of ordinary length are kept per process;
-# a dozen regex scans of each answer made the summary a quarter of the rating page loop's
-# CPU.
-FEATURES_KEPT = 4096
-KEPT_TEXT_CHARACTERS = 16_000
+def summary_features(text: str) -> SummaryFeatures:
+    """The summary's features of one answer (the same counts as ``text_features``), without
+    the scans it does not need: about 60 µs an answer of a hundred words instead of 100."""
+    prose = text
+    if "```" in text or "~~~" in text:
+        prose = _FENCED_BLOCK.sub("\n", text)
+    prose = prose.replace("\u2019", "'")
+    return SummaryFeatures(
+        words=len(_WORD.findall(text)),
+        list_items=len(_LIST_ITEM.findall(prose)),
+        headings=len(_HEADING.findall(prose)),
+        hedging=len(_HEDGING.findall(prose)),
+        agreement=len(_AGREEMENT.findall(prose)),
+    )
 
 
-def _summary_features(text: str, prompt: str) -> dict[str, float]:
-    if len(text) + len(prompt) > KEPT_TEXT_CHARACTERS:
-        return text_features(text, prompt)
-    return _kept_text_features(text, prompt)
+# A rater's summary comes back every 20 judgments over their last 500 choices (1,000
+# answers), all but the newest looked at the time before, and each pair's answers are in its
+# k raters' summaries. With 16 such raters at k = 3 (5,500 answers), a cache of 4,096 texts
+# thrashed: ~48 ms of CPU per summary, 2.4 ms per judgment of the page loop (kept: 1.8 ms).
+# So each process keeps the features of the answers it has scanned, keyed by a digest of the
+# text (not the text: an edited answer is a new key, and the cache holds no texts), ~250
+# bytes an answer: FEATURES_KEPT covers the windows of ~100 raters at k = 3.
+# The summary runs in worker threads, hence the lock.
+FEATURES_KEPT = 32_768
+_kept_features: OrderedDict[bytes, SummaryFeatures] = OrderedDict()
+_kept_lock = threading.Lock()
 
 
-@lru_cache(maxsize=FEATURES_KEPT)
-def _kept_text_features(text: str, prompt: str) -> dict[str, float]:
-    return text_features(text, prompt)
+def _kept_summary_features(text: str) -> SummaryFeatures:
+    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    with _kept_lock:
+        kept = _kept_features.get(key)
+        if kept is not None:
+            _kept_features.move_to_end(key)
+            return kept
+    features = summary_features(text)
+    with _kept_lock:
+        _kept_features[key] = features
+        while len(_kept_features) > FEATURES_KEPT:
+            _kept_features.popitem(last=False)
+    return features
+
+
+def forget_kept_features() -> None:
+    """Empties the per-process cache (tests)."""
+    with _kept_lock:
+        _kept_features.clear()
 
 
 def _pattern_line(key: str, label: str, chosen: int, eligible: int) -> PatternLine:
