@@ -339,7 +339,7 @@ def summary_features(text: str) -> SummaryFeatures:
 # A rater's summary comes back every 20 judgments over their last 500 choices (1,000
 # answers), all but the newest looked at the time before, and each pair's answers are in its
 # k raters' summaries. With 16 such raters at k = 3 (5,500 answers), a cache of 4,096 texts
-# thrashed: ~48 ms of CPU per summary, 2.4 ms per judgment of the page loop (kept: 1.8 ms).
+# thrashed: ~48 ms of CPU a summary, 2.4 ms per judgment of the page loop (kept: 1.8 ms).
 # So each process keeps the features of the answers it has scanned, keyed by a digest of the
 # text (not the text: an edited answer is a new key, and the cache holds no texts), ~250
 # bytes an answer: FEATURES_KEPT covers the windows of ~100 raters at k = 3.
@@ -350,7 +350,7 @@ _kept_lock = threading.Lock()
 
 
 def _kept_summary_features(text: str) -> SummaryFeatures:
-    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    key = hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=16).digest()
     with _kept_lock:
         kept = _kept_features.get(key)
         if kept is not None:
