@@ -46,7 +46,12 @@ def both_ways(data: bytes, filename: str = "b.jsonl", **kwargs: object) -> Valid
     return seekable
 
 
-def test_duplicates_far_apart_in_a_large_file_name_both_lines() -> None:
+# Small files find repeated hashes with a set, large ones with numpy: both must agree.
+@pytest.mark.parametrize("set_limit", [reader.SET_LIMIT, 0], ids=["set", "numpy"])
+def test_duplicates_far_apart_in_a_large_file_name_both_lines(
+    set_limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reader, "SET_LIMIT", set_limit)
     ids = [f"p{n:06d}" for n in range(30_000)]
     ids[29_990] = "p000001"  # line 29,991 repeats line 2
     ids[15_000] = "p015001"  # line 15,001 repeats line 15,002 (the later one is the error)

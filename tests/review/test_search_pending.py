@@ -15,6 +15,7 @@ from pickwise.batches.search_catchup import catch_up
 from pickwise.batches.service import import_stream
 from pickwise.core.errors import Conflict
 from pickwise.models import Pair, Project
+from pickwise.models.search import response_document
 from pickwise.review import repository, service
 from pickwise.review.actions_service import run_action
 from pickwise.review.schemas import ActionIn, PairFilter
@@ -123,6 +124,26 @@ async def test_with_nothing_waiting_a_search_plans_as_with_the_index_alone(
     params["scan_unindexed"] = True
     plan = "\n".join(await session.scalars(text(f"EXPLAIN {SEARCH_FOUND}"), params))
     assert "batches" in plan
+
+
+async def test_a_search_finds_answers_through_their_partial_index(session: AsyncSession) -> None:
+    """`ix_responses_search` leaves out answers without words (NULL until the catch-up):
+    a search's test of the answers' words must still let the planner use it."""
+    project = await make_project(session)
+    await make_pairs(session, project, 3)
+    query = await repository.tsquery(session, "zebra")
+    # A test project is small enough to read whole; ask what the plan is when it is not.
+    await session.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(
+        await session.scalars(
+            text(
+                f"EXPLAIN SELECT r.id FROM responses r "
+                f"WHERE {response_document('r')} @@ CAST(:tsquery AS tsquery)"
+            ),
+            {"tsquery": query},
+        )
+    )
+    assert "ix_responses_search" in plan
 
 
 async def test_an_export_or_action_by_text_is_refused_while_answers_would_be_left_out(

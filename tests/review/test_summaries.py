@@ -3,7 +3,7 @@ stored, edited and deleted, raters excluded and included, flags, decisions, pair
 
 import io
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.service import create_slots
@@ -120,13 +120,27 @@ async def test_flags_decisions_and_pair_changes_are_mirrored(session: AsyncSessi
     assert await session.scalar(select(PairSummary).where(PairSummary.pair_id == pair.id)) is None
 
 
+async def summary_updates(session: AsyncSession) -> int:
+    """Summary rows this transaction has updated so far."""
+    return int(
+        await session.scalar(
+            text("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'pair_summaries'")
+        )
+        or 0
+    )
+
+
 async def test_an_imported_batch_gets_its_summaries(session: AsyncSession) -> None:
-    project = await make_project(session)
+    project = await make_project(session, raters_per_pair=2)
     admin = await make_user(session, role="admin")
     lines = [
         b'{"id": "p1", "prompt": "Hi?", "responses": [{"model": "zed", "content": "a"},'
         b' {"model": "abe", "content": "b"}, {"model": "max", "content": "c"}]}',
+        b'{"id": "p2", "prompt": "Gold?", "responses": [{"id": "good", "model": "abe",'
+        b' "content": "yes"}, {"id": "bad", "model": "zed", "content": "no"}],'
+        b' "gold": {"winner": "good"}}',
     ]
+    updates_before = await summary_updates(session)
     await import_stream(
         session,
         project,
@@ -137,12 +151,26 @@ async def test_an_imported_batch_gets_its_summaries(session: AsyncSession) -> No
     )
     rows = (
         await session.execute(
-            select(PairSummary.model_low, PairSummary.model_high).where(
-                PairSummary.project_id == project.id
-            )
+            select(
+                PairSummary.model_low,
+                PairSummary.model_high,
+                PairSummary.is_gold,
+                PairSummary.slots,
+            ).where(PairSummary.project_id == project.id)
         )
     ).all()
-    assert sorted(rows) == [("abe", "max"), ("abe", "zed"), ("max", "zed")]
+    # Slots counted (k = 2; a gold pair has none), each summary written once: made after the
+    # slots, not made with the pairs and then updated by the slots' trigger.
+    assert sorted(rows) == [
+        ("abe", "max", False, 2),
+        ("abe", "zed", False, 2),
+        ("abe", "zed", True, 0),
+        ("max", "zed", False, 2),
+    ]
+    assert await summary_updates(session) == updates_before
+    # Only the import leaves the summaries to itself: pairs made after it get theirs at once.
+    (later,) = await make_pairs(session, project, 1)
+    assert (await summary(session, later.id)).slots == 2
 
 
 async def test_a_removed_member_who_was_excluded_counts_again(session: AsyncSession) -> None:

@@ -69,9 +69,20 @@ async def leave_search_for_later(session: AsyncSession, later: bool) -> None:
     """For the rest of the transaction: responses written get no search words (the search
     catch-up makes them after the commit), or, with `later` False, get them as they are
     written (the `responses_search_words` trigger, which reads this setting)."""
+    await _set_local(session, "pickwise.search_later", later)
+
+
+async def leave_summaries_for_later(session: AsyncSession, later: bool) -> None:
+    """For the rest of the transaction: pairs written get no explorer summary (the import
+    adds its batch's summaries itself, review.repository.add_batch_summaries), or, with
+    `later` False, get one as they are written (the `review_pairs_inserted` trigger)."""
+    await _set_local(session, "pickwise.summaries_later", later)
+
+
+async def _set_local(session: AsyncSession, setting: str, on: bool) -> None:
     await session.execute(
-        text("SELECT set_config('pickwise.search_later', :value, true)"),
-        {"value": "on" if later else "off"},
+        text("SELECT set_config(:setting, :value, true)"),
+        {"setting": setting, "value": "on" if on else "off"},
     )
 
 

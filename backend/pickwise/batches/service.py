@@ -33,6 +33,7 @@ from pickwise.batches.parsing.report import (
 from pickwise.core.config import get_settings
 from pickwise.core.metrics import IMPORT_ROWS
 from pickwise.models import Batch, Project, User
+from pickwise.review.repository import add_batch_summaries
 from pickwise.vocabulary import PairingStrategy, PairStatus
 
 __all__ = ["ImportOutcome", "ImportRejected", "import_stream", "limits_from_settings"]
@@ -130,6 +131,8 @@ async def import_stream(
         # The answers' words are made after the commit, by the search catch-up: inside the
         # import they cost more than the rest of its Postgres work (docs/benchmarks.md).
         await repository.leave_search_for_later(session, True)
+        # The pairs' summaries are made once their slots exist, each written once.
+        await repository.leave_summaries_for_later(session, True)
         async with aclosing(_ahead(prepared)) as chunks:
             async for chunk in chunks:
                 await writer.write(chunk)
@@ -153,12 +156,14 @@ async def import_stream(
         else:
             # The batch's pairs join the queue together, so the order can mix all their prompts.
             await create_slots(session, project, batch.id)
+            await add_batch_summaries(session, batch.id)
             batch.prompts_new, batch.prompts_unchanged = (
                 writer.prompts_new,
                 writer.prompts_unchanged,
             )
             batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
             batch.search_pending = writer.responses_new
+        await repository.leave_summaries_for_later(session, False)
         await session.flush()
         return ImportOutcome(
             batch_id=None if nothing_new else batch.id,

@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -82,6 +81,8 @@ def export(
 
     The filter options select pairs as the pairs explorer does ("Export this selection");
     pairs an admin adjudicated are exported as decided."""
+    from pydantic import ValidationError
+
     from pickwise.cli.runtime import database, run_or_exit, with_session
     from pickwise.core.db import get_read_engine, session_factory
     from pickwise.exports import repository, service

@@ -1,14 +1,18 @@
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches.parsing.report import ImportRejected
 from pickwise.core.errors import PickwiseError
+
+if TYPE_CHECKING:
+    # Annotations only: SQLAlchemy is imported by the commands that use it, so `--help` and
+    # the other commands start without it.
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 console = Console()
 
@@ -66,7 +70,7 @@ def import_file(
         def progress(read: int, size: int) -> None:
             bar.update(task, completed=read, total=size)
 
-        async def work(session: AsyncSession) -> service.ImportOutcome:
+        async def work(session: "AsyncSession") -> service.ImportOutcome:
             target = await projects_service.get_by_slug_or_404(session, project)
             with file.open("rb") as stream:
                 if target.kind == ProjectKind.CONVERSATIONS:

@@ -17,8 +17,6 @@ from pickwise.cli import (
     report_cmd,
     users_cmd,
 )
-from pickwise.cli.runtime import database, run
-from pickwise.core.config import get_settings
 
 app = typer.Typer(
     help="pickwise: collect pairwise preferences for reward models and DPO.", no_args_is_help=True
@@ -40,6 +38,7 @@ logger = logging.getLogger("pickwise.serve")
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply all migrations (creates the schema on a new database)."""
+    from pickwise.cli.runtime import database
     from pickwise.core.migrations import upgrade_head
 
     upgrade_head(database().url)
@@ -59,6 +58,8 @@ def serve(
     """Serve the web UI and API (starts the embedded Postgres if DATABASE_URL is unset)."""
     import uvicorn
 
+    from pickwise.cli.runtime import database, run
+    from pickwise.core.config import get_settings
     from pickwise.core.logging import configure_logging
 
     configure_logging()

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from rich.console import Console
 
 console = Console()
@@ -56,6 +55,8 @@ def _embedded_bin_dir() -> Path | None:
 def connection() -> tuple[str, dict[str, str]]:
     """The database as a libpq conninfo without the password, and an environment that
     carries the password (so it never shows in `ps`)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
     from pickwise.cli.runtime import database
     from pickwise.core.embedded_pg import to_libpq_url
 

@@ -1,9 +1,12 @@
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncSession
+
+if TYPE_CHECKING:
+    # Annotations only: SQLAlchemy is imported by the commands that use it, so `--help` and
+    # the other commands start without it.
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 app = typer.Typer(help="Projects.", no_args_is_help=True)
 console = Console()
@@ -22,6 +25,8 @@ def create(
     gold_rate: Annotated[float, typer.Option(help="Share of gold pairs shown.")] = 0.0,
 ) -> None:
     """Create a project."""
+    from pydantic import ValidationError
+
     from pickwise.cli.runtime import run_or_exit, with_session
     from pickwise.projects import service
     from pickwise.projects.schemas import ProjectCreate
@@ -41,7 +46,7 @@ def create(
             console.print(f"[red]error:[/red] {'.'.join(map(str, error['loc']))}: {error['msg']}")
         raise typer.Exit(2) from exc
 
-    async def work(session: AsyncSession) -> int:
+    async def work(session: "AsyncSession") -> int:
         return (await service.create_project(session, data)).id
 
     project_id = run_or_exit(with_session(work)())

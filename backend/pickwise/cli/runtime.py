@@ -4,18 +4,20 @@ work. Its own module, so commands import it without importing the whole CLI back
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
 
-from pickwise.core.embedded_pg import ResolvedDatabase
 from pickwise.core.errors import PickwiseError
+
+if TYPE_CHECKING:
+    from pickwise.core.embedded_pg import ResolvedDatabase
 
 T = TypeVar("T")
 
 
-def database() -> ResolvedDatabase:
+def database() -> "ResolvedDatabase":
     """The database from the settings; starts the embedded Postgres if DATABASE_URL is unset."""
     from pickwise.core.db import get_database
 

@@ -1,10 +1,14 @@
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.errors import PickwiseError
+
+if TYPE_CHECKING:
+    # Annotations only: SQLAlchemy is imported by the commands that use it, so `--help` and
+    # the other commands start without it.
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 app = typer.Typer(help="Accounts.", no_args_is_help=True)
 console = Console()
@@ -27,7 +31,7 @@ def create(
     from pickwise.users.email import checked_email
     from pickwise.vocabulary import AccountRole
 
-    async def work(session: AsyncSession) -> int:
+    async def work(session: "AsyncSession") -> int:
         projects = [
             await projects_service.get_by_slug_or_404(session, slug) for slug in project or []
         ]
@@ -56,7 +60,7 @@ def token(
     from pickwise.cli.runtime import run_or_exit, with_session
     from pickwise.users import repository
 
-    async def work(session: AsyncSession) -> str:
+    async def work(session: "AsyncSession") -> str:
         user = await repository.get_by_email(session, email)
         if user is None:
             raise PickwiseError(f"no account for {email}")

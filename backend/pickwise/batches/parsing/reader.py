@@ -26,8 +26,6 @@ from collections.abc import Iterator
 from pathlib import PurePath
 from typing import Any, BinaryIO, cast
 
-import numpy as np
-
 from pickwise.batches.parsing.byte_lines import ByteLines, ByteSource, too_large
 from pickwise.batches.parsing.fields import Problem, read_id
 from pickwise.batches.parsing.json_values import may_be_unstorable, unstorable_text
@@ -149,8 +147,24 @@ def _hash_of(external_id: str) -> int:
     return hash(external_id) & 0xFFFF_FFFF_FFFF_FFFF
 
 
+# Up to this many ids a set finds the repeats (≈ 5 MB at most). Above it numpy sorts a copy of
+# the 8-byte hashes instead of a set's ~50 bytes an id; importing numpy costs every command
+# that reads a file ~0.1 s of start-up, so small files (most imports) do without it.
+SET_LIMIT = 100_000
+
+
 def _repeated(hashes: "array[int]") -> frozenset[int]:
     """The hashes that occur more than once."""
+    if len(hashes) <= SET_LIMIT:
+        seen: set[int] = set()
+        repeated: set[int] = set()
+        for value in hashes:
+            if value in seen:
+                repeated.add(value)
+            seen.add(value)
+        return frozenset(repeated)
+    import numpy as np
+
     ordered = np.sort(np.frombuffer(hashes, dtype=np.uint64))
     repeats = ordered[1:][ordered[1:] == ordered[:-1]]
     return frozenset(int(value) for value in np.unique(repeats))
