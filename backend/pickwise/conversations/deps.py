@@ -24,7 +24,7 @@ from pickwise.auth.deps import (
     bearer_token,
     principal_of,
 )
-from pickwise.conversations import repository, turn_repository
+from pickwise.conversations import repository, service, turn_repository
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
 from pickwise.core.db import OpenUnit
@@ -132,9 +132,7 @@ async def open_starting(
         session = await exit_stack.enter_async_context(units())
         if token is None:
             user = (await caller(request, session)).user
-            project = await repository.rater_project(
-                session, project_id, user.id, user.role == "admin"
-            )
+            project = await service.rater_project(session, project_id, user)
         else:
             found = await turn_repository.starter(
                 session, token_digest(token), utcnow(), project_id

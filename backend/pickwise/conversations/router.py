@@ -190,7 +190,7 @@ async def start_conversation(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
     async def ask(session: AsyncSession, rater: User) -> Sent:
-        return await service.start_in(
+        return await service.start(
             session, starting.project, project_id, rater, body, idempotency_key
         )
 

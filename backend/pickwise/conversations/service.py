@@ -473,20 +473,15 @@ def _message(text: str | None, field: str) -> str:
     return cleaned
 
 
+async def rater_project(
+    session: AsyncSession, project_id: int, rater: User
+) -> repository.RaterProject | None:
+    """The project a rater asks to start in, with its settings and endpoints (None: not
+    one they may rate)."""
+    return await repository.rater_project(session, project_id, rater.id, rater.role == "admin")
+
+
 async def start(
-    session: AsyncSession,
-    project_id: int,
-    rater: User,
-    data: StartIn,
-    key: str | None,
-    now: datetime | None = None,
-) -> Sent:
-    """A new conversation with its first turn (a repeated key gives the first answer again)."""
-    found = await repository.rater_project(session, project_id, rater.id, rater.role == "admin")
-    return await start_in(session, found, project_id, rater, data, key, now)
-
-
-async def start_in(
     session: AsyncSession,
     found: repository.RaterProject | None,
     project_id: int,
@@ -495,7 +490,8 @@ async def start_in(
     key: str | None,
     now: datetime | None = None,
 ) -> Sent:
-    """`start` in the project already looked up for the rater (None: not one they may rate)."""
+    """A new conversation with its first turn (a repeated key gives the first answer
+    again), in the project `rater_project` found."""
     now = now or utcnow()
     if found is None:
         raise NotFound(f"project {project_id}: no such project")
