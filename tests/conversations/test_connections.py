@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from unittest.mock import patch
 
 import aiohttp
 import pytest
@@ -15,9 +16,10 @@ from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pickwise.conversations import views
+from pickwise.conversations import turn_repository, views
 from pickwise.conversations.deps import database_slot
 from pickwise.conversations.generation import generator
+from pickwise.core import db
 from pickwise.core.config import get_settings
 from pickwise.core.db import get_engine, get_generation_engine
 from tests.conversations.conftest import World, drain_generator
@@ -161,17 +163,37 @@ async def test_conversation_requests_past_their_slots_wait_without_taking_a_conn
     assert sent.json()["turns"][-1]["user_content"] == "Later"
 
 
-async def test_a_new_conversation_reads_what_it_needs_in_one_statement(
+@contextmanager
+def round_trips() -> Iterator[list[list[str]]]:
+    """The statements run straight on psycopg (`core.db.run_pipelined`), grouped as they
+    went out: one list per round trip."""
+    seen: list[list[str]] = []
+    real = db.run_pipelined
+
+    async def recording(session: Any, calls: Any) -> Any:
+        seen.append([call.sql for call, _ in calls])
+        return await real(session, calls)
+
+    with (
+        patch.object(db, "run_pipelined", recording),
+        patch.object(turn_repository, "run_pipelined", recording),
+    ):
+        yield seen
+
+
+async def test_a_new_conversation_finds_what_it_needs_in_its_first_round_trip(
     world: World, fake_llm: FakeLLM
 ) -> None:
     await world.configure()
-    with traffic(get_engine()) as requests:
+    with traffic(get_engine()) as requests, round_trips() as driver:
         await world.start("Hello", wait=False)
-    selects = [sql for sql in requests.statements if sql.lstrip().upper().startswith("SELECT")]
-    # Who asks; the project with its settings and switched-on endpoints (the budget and the
-    # rows written are statements of their own).
-    assert len(selects) == 2, selects
-    assert requests.commits == 1
+    # Who asks, and the project with its settings and switched-on endpoints, sent together
+    # (with the transaction's BEGIN); then the turn (the budget and every row written, one
+    # statement); then the COMMIT. Nothing through SQLAlchemy's statements.
+    assert [len(trip) for trip in driver] == [2, 1], driver
+    assert "api_tokens" in driver[0][0] and "conversation_settings" in driver[0][1]
+    assert driver[1][0].lstrip().startswith("WITH budget AS")
+    assert requests.statements == [] and requests.commits == 1
     await drain_generator()
 
 

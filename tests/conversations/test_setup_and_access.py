@@ -3,13 +3,18 @@
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select, update
 
+from pickwise.auth import service as auth_service
+from pickwise.auth.deps import INVALID_API_TOKEN
+from pickwise.conversations import repository, turn_repository
+from pickwise.core.clock import utcnow
 from pickwise.core.db import get_engine, session_factory
-from pickwise.models import Batch, GenerationEndpoint
+from pickwise.core.security import token_digest
+from pickwise.models import ApiToken, Batch, GenerationEndpoint, Project, User
 from tests.conversations.conftest import World
 from tests.conversations.fake_llm import FakeLLM
-from tests.factories import make_pairs, make_project
+from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
 
 def jsonl(*records: dict[str, Any]) -> bytes:
@@ -168,3 +173,86 @@ async def test_a_conversation_is_its_raters_alone(world: World, fake_llm: FakeLL
     assert ended.json()["status"] == "ended"
     after = await world.api.post(base + "/messages", json={"content": "More"}, headers=world.rater)
     assert after.status_code == 409
+
+
+async def _start_as(world: World, headers: dict[str, str], project_id: int | None = None) -> Any:
+    return await world.api.post(
+        f"/api/v1/projects/{project_id or world.project_id}/conversations",
+        params={"wait": False},
+        json={"message": "Hi"},
+        headers=headers,
+    )
+
+
+async def test_who_may_start_is_checked_with_the_project(world: World, fake_llm: FakeLLM) -> None:
+    """A start with an API token finds who asks and the project in one round trip
+    (`turn_repository.starter`): every way a token or a project can be refused still is."""
+    url = f"/api/v1/projects/{world.project_id}/conversations"
+    assert (await _start_as(world, world.rater)).status_code == 409  # not a conversation project
+    await world.configure()
+    async with session_factory(get_engine())() as session, session.begin():
+        outsider = await make_user(session)
+        stopped_user = await make_user(session)
+        await add_member(session, await session.get_one(Project, world.project_id), stopped_user)
+        outsider_headers = await bearer_headers(session, outsider)
+        stopped_headers = await bearer_headers(session, stopped_user)
+        revoked_headers = await bearer_headers(session, stopped_user)
+        expired_headers = await bearer_headers(session, stopped_user)
+        other_project = await make_project(session)
+    async with session_factory(get_engine())() as session, session.begin():
+        for headers, column in ((revoked_headers, "revoked_at"), (expired_headers, "expires_at")):
+            digest = token_digest(headers["Authorization"].removeprefix("Bearer "))
+            await session.execute(
+                update(ApiToken).where(ApiToken.token_hash == digest).values({column: utcnow()})
+            )
+    for headers in (revoked_headers, expired_headers, {"Authorization": "Bearer pw_nonsense"}):
+        refused = await _start_as(world, headers)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["detail"] == INVALID_API_TOKEN
+    assert (await _start_as(world, outsider_headers)).status_code == 404  # not a member
+    assert (await _start_as(world, world.rater, other_project.id)).status_code == 404
+    assert (await _start_as(world, world.admin, 999_999)).status_code == 404
+    assert (await _start_as(world, world.admin)).status_code == 201  # admins need no membership
+    assert (await _start_as(world, stopped_headers)).status_code == 201
+    async with session_factory(get_engine())() as session, session.begin():
+        await session.execute(
+            update(User).where(User.id == stopped_user.id).values(is_active=False)
+        )
+    assert (await _start_as(world, stopped_headers)).status_code == 401
+    # With one endpoint switched off the project has one usable endpoint left: none start.
+    async with session_factory(get_engine())() as session, session.begin():
+        await session.execute(
+            update(GenerationEndpoint)
+            .where(GenerationEndpoint.id == world.endpoint_ids[0])
+            .values(is_active=False)
+        )
+    assert (await _start_as(world, world.rater)).status_code == 409
+    assert (await world.api.post(url, json={"message": "Hi"})).status_code == 401
+
+
+async def test_the_start_lookup_reads_what_the_orm_reads(world: World, fake_llm: FakeLLM) -> None:
+    """The start's own statements (plain rows made into objects) give the user, project,
+    settings and endpoints the ORM's queries give, attribute for attribute."""
+    await world.configure(system_prompt="Be brief.", temperature=0.5, max_tokens_per_reply=64)
+    token = world.rater["Authorization"].removeprefix("Bearer ")
+    async with session_factory(get_engine())() as session:
+        found = await turn_repository.starter(
+            session, token_digest(token), utcnow(), world.project_id
+        )
+        await session.rollback()
+        user = await auth_service.user_from_api_token(session, token)
+        assert user is not None and found.user is not None and found.project is not None
+        loaded = await repository.rater_project(session, world.project_id, user.id, False)
+        assert loaded is not None
+        pairs = [
+            (found.user, user),
+            (found.project.project, loaded.project),
+            (found.project.settings, loaded.settings),
+            *zip(found.project.endpoints, loaded.endpoints, strict=True),
+        ]
+        assert len(found.project.endpoints) == 2
+        for made, read in pairs:
+            attributes = [prop.key for prop in inspect(type(read)).column_attrs]
+            assert {a: getattr(made, a) for a in attributes} == {
+                a: getattr(read, a) for a in attributes
+            }

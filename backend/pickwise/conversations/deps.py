@@ -17,12 +17,21 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.auth.deps import ApiTokenHeader, Principal, principal_of
+from pickwise.auth.deps import (
+    INVALID_API_TOKEN,
+    ApiTokenHeader,
+    Principal,
+    bearer_token,
+    principal_of,
+)
+from pickwise.conversations import repository, service, turn_repository
+from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
 from pickwise.core.db import OpenUnit
 from pickwise.core.deps import UnitsDep
 from pickwise.core.errors import NotAuthenticated
 from pickwise.core.middleware import release_load_slot
+from pickwise.core.security import token_digest
 from pickwise.models import User
 
 # A semaphore per event loop (tests run on several), made again if the setting changed.
@@ -101,3 +110,37 @@ async def open_asking(
 
 
 AskingDep = Annotated[Asking, Depends(open_asking, scope="function")]
+
+
+@dataclass
+class Starting(Asking):
+    """A request that starts a conversation: also the project, when the rater may rate it
+    (None otherwise)."""
+
+    project: repository.RaterProject | None
+
+
+async def open_starting(
+    request: Request, project_id: int, units: UnitsDep, _documented: ApiTokenHeader
+) -> AsyncIterator[Starting]:
+    """As `open_asking`, with the project. With an API token, who asks and the project are
+    one round trip, the transaction's BEGIN included (`turn_repository.starter`): it was
+    three (BEGIN, who asks, the project) on the path to the model's first token."""
+    token = bearer_token(request)
+    async with AsyncExitStack() as exit_stack:
+        await exit_stack.enter_async_context(database_slot(request))
+        session = await exit_stack.enter_async_context(units())
+        if token is None:
+            user = (await caller(request, session)).user
+            project = await service.rater_project(session, project_id, user)
+        else:
+            found = await turn_repository.starter(
+                session, token_digest(token), utcnow(), project_id
+            )
+            if found.user is None:
+                raise NotAuthenticated(INVALID_API_TOKEN)
+            user, project = found.user, found.project
+        yield Starting(OpenUnit(session, exit_stack), user, project)
+
+
+StartingDep = Annotated[Starting, Depends(open_starting, scope="function")]

@@ -22,6 +22,7 @@ from pickwise.conversations.deps import (
     Asking,
     AskingDep,
     DatabaseSlot,
+    StartingDep,
     UnitPrincipal,
     caller,
     database_slot,
@@ -158,11 +159,14 @@ async def _asking(
     generator.check_room(replies)
     sent = await ask(session, rater)
     view = None
-    if not wait:
-        view = sent.view or await views.load(session, sent.conversation)
+    if not wait and sent.conversation is not None:
+        view = await views.load(session, sent.conversation)
     await asking.unit.done()
     await generator.launch(sent.tasks)
-    if view is not None:
+    if not wait:
+        if view is None:
+            assert sent.new_view is not None, "a new conversation makes its own view"
+            view = sent.new_view()
         return views.conversation_read(view, utcnow())
     release_load_slot(request.scope)
     await generator.wait_for_turn(sent.turn_id)
@@ -180,15 +184,17 @@ async def start_conversation(
     project_id: int,
     body: StartIn,
     request: Request,
-    asking: AskingDep,
+    starting: StartingDep,
     units: UnitsDep,
     wait: Wait = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
     async def ask(session: AsyncSession, rater: User) -> Sent:
-        return await service.start(session, project_id, rater, body, idempotency_key)
+        return await service.start(
+            session, starting.project, project_id, rater, body, idempotency_key
+        )
 
-    return await _asking(request, asking, units, wait, ask, replies=2)
+    return await _asking(request, starting, units, wait, ask, replies=2)
 
 
 @router.get("/projects/{project_id}/conversations", response_model=list[ConversationListItem])

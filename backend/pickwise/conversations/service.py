@@ -7,7 +7,7 @@ the tasks to `generation.Generator`, so no transaction is open while a model wri
 
 import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -104,16 +104,14 @@ class Sent:
     """What start, send and retry did: the turn, and the replies to generate (none when the
     request repeated one already handled)."""
 
-    conversation: Conversation
+    conversation_id: int
     turn_id: int
     tasks: tuple[ReplyTask, ...]
-    # The whole conversation as the transaction left it, when it holds all of it (a new
-    # conversation): the answer is built from it instead of read back.
-    view: views.ConversationView | None = None
-
-    @property
-    def conversation_id(self) -> int:
-        return self.conversation.id
+    # The conversation, to read back in the transaction; None for a new one, whose answer
+    # `new_view` makes from what the transaction was given (no read, and no ORM objects
+    # built before the replies' requests are out: the model's first token is waited for).
+    conversation: Conversation | None = None
+    new_view: Callable[[], views.ConversationView] | None = None
 
 
 # --- admin --------------------------------------------------------------------------------
@@ -314,14 +312,21 @@ def _reply_row(
     )
 
 
-def _task(reply: ConversationReply, turn: ConversationTurn, config: EndpointConfig) -> ReplyTask:
+def _task(
+    reply_id: int,
+    turn_id: int,
+    side: str,
+    context: list[Any],
+    config: EndpointConfig,
+    deadline_at: datetime,
+) -> ReplyTask:
     return ReplyTask(
-        reply_id=reply.id,
-        turn_id=turn.id,
-        side=reply.side,
+        reply_id=reply_id,
+        turn_id=turn_id,
+        side=side,
         endpoint=config,
-        messages=tuple(dict(message) for message in turn.context),
-        deadline=reply.deadline_at - DEADLINE_GRACE,
+        messages=tuple(dict(message) for message in context),
+        deadline=deadline_at - DEADLINE_GRACE,
     )
 
 
@@ -392,41 +397,65 @@ async def _add_turn(
         )
     if written is None:
         raise _over_budget(settings)
-    turn = ConversationTurn(
-        id=written.turn_id,
-        conversation_id=written.conversation_id,
-        parent_turn_id=new.parent_turn_id,
-        depth=new.depth,
-        branch=0,
-        user_content=message,
-        context=new.context,
-        client_key=client_key,
-        left_endpoint_id=left[0].id,
-        right_endpoint_id=right[0].id,
-        created_at=now,
+    tasks = (
+        _task(
+            written.left_reply_id,
+            written.turn_id,
+            ShownSide.LEFT,
+            new.context,
+            left[1],
+            new.deadline,
+        ),
+        _task(
+            written.right_reply_id,
+            written.turn_id,
+            ShownSide.RIGHT,
+            new.context,
+            right[1],
+            new.deadline,
+        ),
     )
-    left_reply = _reply_row(turn.id, ShownSide.LEFT, 1, new.left, now, written.left_reply_id)
-    right_reply = _reply_row(turn.id, ShownSide.RIGHT, 1, new.right, now, written.right_reply_id)
-    tasks = (_task(left_reply, turn, left[1]), _task(right_reply, turn, right[1]))
     if isinstance(conversation, Conversation):
         set_committed_value(conversation, "last_activity_at", now)
-        return Sent(conversation, turn.id, tasks)
-    stored = Conversation(
-        id=written.conversation_id,
-        project_id=settings.project_id,
-        rater_id=rater.id,
-        opener_prompt_id=conversation.opener_prompt_id,
-        system_prompt=conversation.system_prompt,
-        prefix=conversation.prefix,
-        turn_cap=settings.turn_cap,
-        status=ConversationStatus.ACTIVE,
-        start_key=conversation.start_key,
-        created_at=now,
-        last_activity_at=now,
-        ended_at=None,
-    )
-    only = views.TurnView(turn, left_reply, right_reply, judgment=None, edit=None)
-    return Sent(stored, turn.id, tasks, views.ConversationView(stored, [only]))
+        return Sent(conversation.id, written.turn_id, tasks, conversation)
+    started = conversation
+
+    def new_view() -> views.ConversationView:
+        stored = Conversation(
+            id=written.conversation_id,
+            project_id=settings.project_id,
+            rater_id=rater.id,
+            opener_prompt_id=started.opener_prompt_id,
+            system_prompt=started.system_prompt,
+            prefix=started.prefix,
+            turn_cap=settings.turn_cap,
+            status=ConversationStatus.ACTIVE,
+            start_key=started.start_key,
+            created_at=now,
+            last_activity_at=now,
+            ended_at=None,
+        )
+        turn = ConversationTurn(
+            id=written.turn_id,
+            conversation_id=written.conversation_id,
+            parent_turn_id=None,
+            depth=new.depth,
+            branch=0,
+            user_content=message,
+            context=new.context,
+            client_key=client_key,
+            left_endpoint_id=left[0].id,
+            right_endpoint_id=right[0].id,
+            created_at=now,
+        )
+        left_reply = _reply_row(turn.id, ShownSide.LEFT, 1, new.left, now, written.left_reply_id)
+        right_reply = _reply_row(
+            turn.id, ShownSide.RIGHT, 1, new.right, now, written.right_reply_id
+        )
+        only = views.TurnView(turn, left_reply, right_reply, judgment=None, edit=None)
+        return views.ConversationView(stored, [only])
+
+    return Sent(written.conversation_id, written.turn_id, tasks, new_view=new_view)
 
 
 def _repeated(head: repository.Head, message: str, parent_turn_id: int | None) -> bool:
@@ -444,17 +473,26 @@ def _message(text: str | None, field: str) -> str:
     return cleaned
 
 
+async def rater_project(
+    session: AsyncSession, project_id: int, rater: User
+) -> repository.RaterProject | None:
+    """The project a rater asks to start in, with its settings and endpoints (None: not
+    one they may rate)."""
+    return await repository.rater_project(session, project_id, rater.id, rater.role == "admin")
+
+
 async def start(
     session: AsyncSession,
+    found: repository.RaterProject | None,
     project_id: int,
     rater: User,
     data: StartIn,
     key: str | None,
     now: datetime | None = None,
 ) -> Sent:
-    """A new conversation with its first turn (a repeated key gives the first answer again)."""
+    """A new conversation with its first turn (a repeated key gives the first answer
+    again), in the project `rater_project` found."""
     now = now or utcnow()
-    found = await repository.rater_project(session, project_id, rater.id, rater.role == "admin")
     if found is None:
         raise NotFound(f"project {project_id}: no such project")
     project, settings = found.project, found.settings
@@ -468,7 +506,7 @@ async def start(
         if existing is not None:
             head = await repository.head_turn(session, existing.id)
             assert head is not None, "a conversation starts with its first turn"
-            return Sent(existing, head.turn.id, ())
+            return Sent(existing.id, head.turn.id, (), existing)
     opener = None
     system, prefix = settings.system_prompt, []
     if data.use_opener:
@@ -510,11 +548,11 @@ async def send(
         if existing is not None:
             if existing.user_content != message:
                 raise KeyReused()
-            return Sent(conversation, existing.id, ())
+            return Sent(conversation.id, existing.id, (), conversation)
     head = await repository.head_turn(session, conversation.id)
     judged = head is not None and head.turn.judged_at is not None
     if head is not None and _repeated(head, message, data.parent_turn_id):
-        return Sent(conversation, head.turn.id, ())
+        return Sent(conversation.id, head.turn.id, (), conversation)
     if data.parent_turn_id is not None and (head is None or head.turn.id != data.parent_turn_id):
         raise MovedOn()
     if conversation.status != ConversationStatus.ACTIVE:
@@ -625,7 +663,9 @@ async def retry(
     current = turn.reply(side)
     status, _ = views.reply_state(current, now)
     if status == ReplyStatus.GENERATING:
-        return Sent(view.conversation, turn.turn.id, ())  # asked twice: already running
+        return Sent(
+            view.conversation.id, turn.turn.id, (), view.conversation
+        )  # asked twice: already running
     if status == ReplyStatus.COMPLETE:
         raise Conflict("This reply is complete; there is nothing to retry.")
     settings = await settings_of(session, project)
@@ -648,7 +688,8 @@ async def retry(
     session.add(reply)
     view.conversation.last_activity_at = now
     await session.flush()
-    return Sent(view.conversation, turn.turn.id, (_task(reply, turn.turn, config),))
+    task = _task(reply.id, turn.turn.id, side, turn.turn.context, config, reply.deadline_at)
+    return Sent(view.conversation.id, turn.turn.id, (task,), view.conversation)
 
 
 async def turn_replies(

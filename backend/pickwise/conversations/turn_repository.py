@@ -7,14 +7,17 @@ reservation, then the conversation, the turn and the replies, each needing the i
 it). The budget comes first: when the day's replies are used up, nothing else is written.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.conversations.repository import RESERVE_SQL, as_json
+from pickwise.conversations.repository import RESERVE_SQL, RaterProject, as_json
+from pickwise.core.db import DriverSql, run_pipelined
+from pickwise.models import Base, ConversationSettings, GenerationEndpoint, Project, User
 
 _NEW_CONVERSATION = """
     INSERT INTO conversations (project_id, rater_id, opener_prompt_id, system_prompt, prefix,
@@ -58,8 +61,10 @@ _TURN_AND_REPLIES = """
            (SELECT id FROM replies WHERE side = 'left'),
            (SELECT id FROM replies WHERE side = 'right')
 """
-_START = text(_TURN_AND_REPLIES.format(reserve=RESERVE_SQL, conversation=_NEW_CONVERSATION))
-_SEND = text(_TURN_AND_REPLIES.format(reserve=RESERVE_SQL, conversation=_GOES_ON))
+# Straight on the psycopg connection: SQLAlchemy's execution of a text() statement costs
+# ~0.2 ms of CPU more (core.db.DriverSql), on the path to the first token.
+_START = DriverSql(_TURN_AND_REPLIES.format(reserve=RESERVE_SQL, conversation=_NEW_CONVERSATION))
+_SEND = DriverSql(_TURN_AND_REPLIES.format(reserve=RESERVE_SQL, conversation=_GOES_ON))
 
 
 @dataclass(frozen=True)
@@ -122,11 +127,13 @@ def _turn_values(budget: Budget, turn: NewTurn) -> dict[str, Any]:
     return values
 
 
-async def _write(session: AsyncSession, statement: Any, values: dict[str, Any]) -> Written | None:
+async def _write(
+    session: AsyncSession, statement: DriverSql, values: dict[str, Any]
+) -> Written | None:
     limit = values["limit"]
     if limit is not None and values["n"] > limit:
         return None
-    row = (await session.execute(statement, values)).one()
+    row = await statement.one(session, values)
     if row[0] is None:
         return None  # the day's replies are used up: nothing was written
     return Written(*(int(value) for value in row))
@@ -162,3 +169,92 @@ async def add_turn(
     values = _turn_values(budget, turn)
     values["conversation_id"] = conversation_id
     return await _write(session, _SEND, values)
+
+
+# --- who starts, and in which project: one round trip ---------------------------------------
+
+_ASKER = """
+    SELECT {columns} FROM api_tokens t JOIN users u ON u.id = t.user_id
+    WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL
+      AND (t.expires_at IS NULL OR t.expires_at > :now) AND u.is_active
+"""
+# The project (if the token's user may rate it) with its conversation settings and its
+# switched-on conversation endpoints: one row per endpoint, or one with NULLs.
+_PROJECT_OF_ASKER = """
+    WITH asker AS ({asker})
+    SELECT {project}, {settings}, {endpoint}
+    FROM asker, projects p
+    LEFT JOIN conversation_settings s ON s.project_id = p.id
+    LEFT JOIN conversation_endpoints ce ON ce.project_id = p.id
+    LEFT JOIN generation_endpoints e ON e.id = ce.endpoint_id AND e.is_active
+    WHERE p.id = :project_id
+      AND (asker.role = 'admin' OR EXISTS (
+          SELECT FROM project_members m WHERE m.project_id = p.id AND m.user_id = asker.id))
+    ORDER BY e.id
+"""
+
+
+def _attributes(model: type[Base]) -> dict[str, str]:
+    """The model's column attributes: attribute name → column name."""
+    return {prop.key: prop.columns[0].name for prop in inspect(model).column_attrs}
+
+
+def _selected(alias: str, attributes: dict[str, str]) -> str:
+    return ", ".join(f"{alias}.{column}" for column in attributes.values())
+
+
+M = TypeVar("M", bound=Base)
+_USER, _PROJECT = _attributes(User), _attributes(Project)
+_SETTINGS, _ENDPOINT = _attributes(ConversationSettings), _attributes(GenerationEndpoint)
+_FIND_ASKER = DriverSql(_ASKER.format(columns=_selected("u", _USER)))
+_FIND_PROJECT = DriverSql(
+    _PROJECT_OF_ASKER.format(
+        asker=_ASKER.format(columns="u.id, u.role"),
+        project=_selected("p", _PROJECT),
+        settings=_selected("s", _SETTINGS),
+        endpoint=_selected("e", _ENDPOINT),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Starter:
+    """Who starts a conversation with an API token, and the project when they may rate it."""
+
+    user: User | None  # None: no active user has this token
+    project: RaterProject | None
+
+
+def _row_of(model: type[M], attributes: dict[str, str], values: Sequence[Any]) -> M:
+    """An object made from a row's plain values: loading it through the ORM cost more than
+    the round trip saved (docs/benchmarks.md, Live conversations)."""
+    return model(**dict(zip(attributes, values, strict=True)))
+
+
+async def starter(
+    session: AsyncSession, token_hash: str, now: datetime, project_id: int
+) -> Starter:
+    """Who asks and the project, in the unit's first round trip (its BEGIN included): the
+    statements go out together (`run_pipelined`)."""
+    params = {"token_hash": token_hash, "now": now, "project_id": project_id}
+    users, rows = await run_pipelined(session, [(_FIND_ASKER, params), (_FIND_PROJECT, params)])
+    if not users:
+        return Starter(None, None)
+    user = _row_of(User, _USER, users[0])
+    if not rows:
+        return Starter(user, None)
+    ends = (len(_PROJECT), len(_PROJECT) + len(_SETTINGS))
+    first = rows[0]
+    project = _row_of(Project, _PROJECT, first[: ends[0]])
+    settings_values = first[ends[0] : ends[1]]
+    settings = (
+        None
+        if settings_values[0] is None
+        else _row_of(ConversationSettings, _SETTINGS, settings_values)
+    )
+    endpoints = [
+        _row_of(GenerationEndpoint, _ENDPOINT, row[ends[1] :])
+        for row in rows
+        if row[ends[1]] is not None
+    ]
+    return Starter(user, RaterProject(project, settings, endpoints))

@@ -262,9 +262,9 @@ async def start(
     try:
         generator.check_room(2)
         async with units() as session:
-            sent = await service.start(
-                session, project_id, principal.user, data, form_text(form, "start_key") or None
-            )
+            found = await service.rater_project(session, project_id, principal.user)
+            key = form_text(form, "start_key") or None
+            sent = await service.start(session, found, project_id, principal.user, data, key)
     except PickwiseError as exc:
         async with units() as session:
             project = await project_for_rater(project_id, session, principal.user)
