@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import psycopg
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import delete, func, select, text, update
@@ -254,3 +255,43 @@ async def test_a_lease_lost_in_a_crash_is_refused_clearly_and_its_slot_is_free(
     assert done.status_code == 201
     judged = select(func.count()).where(Judgment.pair_id == lost["pair_id"])
     assert await session.scalar(judged) == 1  # k = 1: never over k
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What the app waits on Postgres for, one entry per round trip: a statement sent on its
+    own, or a pipeline (its statements sent together). The test session's savepoints are
+    left out: a real request has a BEGIN and a COMMIT there instead."""
+    waits: list[str] = []
+    execute, enter = psycopg.AsyncCursor.execute, psycopg.AsyncPipeline.__aenter__
+
+    async def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sql = query if isinstance(query, str) else str(query)
+        savepoint = sql.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO"))
+        if not savepoint and cursor.connection._pipeline is None:
+            waits.append(sql)
+        return await execute(cursor, query, *args, **kwargs)
+
+    async def pipeline(self: Any) -> Any:
+        if self.level == 0:
+            waits.append("pipeline")
+        return await enter(self)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
+    monkeypatch.setattr(psycopg.AsyncPipeline, "__aenter__", pipeline)
+    return waits
+
+
+async def test_a_choice_with_the_next_pair_waits_on_postgres_four_times(
+    client: AsyncClient, session: AsyncSession, round_trips: list[str]
+) -> None:
+    # Who asks (the token); the slot's and the assignment's locks, sent together; the
+    # choice stored; the next lease's locks, standing and claim, sent together. (A real
+    # request adds BEGIN and COMMIT to each of its two transactions.)
+    _, headers, first = await first_lease(client, session, 3)
+    round_trips.clear()
+    response = await client.post(
+        answer_url(first["assignment_id"]), json={"choice": "left"}, headers=headers
+    )
+    assert response.status_code == 201 and response.json()["next"]["assignment_id"]
+    assert len(round_trips) == 4, "\n".join(round_trips)

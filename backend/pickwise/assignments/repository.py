@@ -400,17 +400,16 @@ _LOCK_SLOT_OF_ASSIGNMENT = DriverSql(
 )
 
 
-async def lock_slot_of(session: AsyncSession, assignment_id: int, rater_id: int) -> None:
-    """Locks 1 and 4 for a submit, skip or flag: through the lease's project gate (shared, so
-    a change of the overlap policy waits for it and it for the change), then the lease's slot,
-    if it has one (before the assignment itself).
+def slot_of_lock(assignment_id: int, rater_id: int) -> tuple[DriverSql, dict[str, Any]]:
+    """Locks 1 and 4 for a submit, skip or flag, as a statement to send first in a pipeline
+    (judgments.repository.lock_slot_and_assignment): through the lease's project gate (shared,
+    so a change of the overlap policy waits for it and it for the change), then the lease's
+    slot, if it has one (before the assignment itself).
 
     The slot id is read without a lock: it is set when the lease is made and can only become
     NULL (k lowered), so the assignment, locked next, shows the same slot or none.
     """
-    await _LOCK_SLOT_OF_ASSIGNMENT.rows(
-        session, {"assignment_id": assignment_id, "rater_id": rater_id}
-    )
+    return _LOCK_SLOT_OF_ASSIGNMENT, {"assignment_id": assignment_id, "rater_id": rater_id}
 
 
 # --- a pair's slots and the queue ----------------------------------------------------------

@@ -73,8 +73,7 @@ async def _locked_assignment(
     committed before is seen, and one made later needs the slot, so it waits for this
     request. (A gold lease has no slot: a removal racing it shows as a revoked lease.)
     """
-    await assignments_repository.lock_slot_of(session, assignment_id, rater.id)
-    locked = await repository.lock_assignment(session, assignment_id, rater.id)
+    locked = await repository.lock_slot_and_assignment(session, assignment_id, rater.id)
     if locked is None:
         if await repository.assignment_was_lost(session, assignment_id):
             raise Conflict(LOST_MESSAGE)
