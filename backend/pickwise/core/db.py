@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pickwise.core.config import get_settings
@@ -253,6 +253,8 @@ _COLUMN_KEYS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
 def _column_keys(model: type[Any]) -> tuple[tuple[str, str], ...]:
     """(attribute, column) of each of the model's table columns, in table order."""
     if model not in _COLUMN_KEYS:
+        # A query configures the mappers on first use; `adopt` may come before any query.
+        configure_mappers()
         mapper = sa_inspect(model)
         _COLUMN_KEYS[model] = tuple(
             (mapper.get_property_by_column(column).key, column.name)
