@@ -21,6 +21,7 @@ SESSION_COOKIE = "pickwise_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+INVALID_API_TOKEN = "The API token is invalid, expired or revoked."
 
 
 # API tokens as the OpenAPI document describes them, which gives Swagger UI (/api/docs) its
@@ -52,7 +53,7 @@ async def get_principal(
     return await principal_of(request, session)
 
 
-def _bearer_token(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
         return authorization[7:].strip()
@@ -61,11 +62,11 @@ def _bearer_token(request: Request) -> str | None:
 
 async def principal_of(request: Request, session: AsyncSession) -> Principal | None:
     """Who asks: an API token's user, a web session's, or None."""
-    token = _bearer_token(request)
+    token = bearer_token(request)
     if token is not None:
         user = await service.user_from_api_token(session, token)
         if user is None:
-            raise NotAuthenticated("The API token is invalid, expired or revoked.")
+            raise NotAuthenticated(INVALID_API_TOKEN)
         return Principal(user=user, web_session=None)
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
@@ -86,7 +87,7 @@ async def session_rater_in_project(
     `principal_of`), the project when they may rate in it, and their judgments there (all, and
     since `since`), from one statement. None otherwise: then `principal_of` says who asks."""
     cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie or _bearer_token(request) is not None:
+    if not cookie or bearer_token(request) is not None:
         return None
     found = await service.rater_from_session_token(session, cookie, project_id, since)
     if found is None:
@@ -168,12 +169,9 @@ async def rater_in_open_unit(
     request: Request, unit: OpenUnitDep, _documented: ApiTokenHeader
 ) -> User:
     """Who asks, found in the route's first unit of work (before its body is read, as for
-    every route: a request without a login or a CSRF token is refused first)."""
+    every route: a request without a login or a CSRF token is refused first), for routes
+    that commit before they answer and then go on in another unit (`OpenUnitDep`)."""
     principal = await principal_of(request, unit.session)
     if principal is None:
         raise NotAuthenticated()
     return principal.user
-
-
-# For routes that commit before they answer and then go on in another unit (`OpenUnitDep`).
-RaterInOpenUnit = Annotated[User, Depends(rater_in_open_unit)]
