@@ -38,6 +38,15 @@ def main(
             help="rater-loop: 1 = POST …/judgment?next=true (default); 2 = GET …/next + POST.",
         ),
     ] = None,
+    paced_only: Annotated[
+        bool,
+        typer.Option(
+            "--paced-only",
+            help="rater-loop: only the paced runs (16 raters thinking; each server's and the "
+            "raw limit's), for the paced next-pair latency; written to bench/results/"
+            "<size>-paced/.",
+        ),
+    ] = False,
     keep_data: Annotated[
         Path | None,
         typer.Option(
@@ -55,6 +64,10 @@ def main(
         from bench.rater_loop import REQUESTS_ENV
 
         os.environ[REQUESTS_ENV] = str(requests_per_judgment)
+    if paced_only:
+        from bench.rater_loop import PACED_ONLY_ENV
+
+        os.environ[PACED_ONLY_ENV] = "1"
     from bench.runner import BENCHMARKS, run_benchmarks
 
     names = list(BENCHMARKS) if name == "all" else [name]

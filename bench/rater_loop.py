@@ -22,6 +22,7 @@ Each configuration gets its own project of the same size, so no run eats another
 
 import asyncio
 import html
+import math
 import os
 import random
 import re
@@ -65,6 +66,10 @@ class Size:
     warmup_seconds: float
     think_seconds: float  # mean think time between loops, in the paced run
     settle_seconds: float  # paced run: loops started earlier are not recorded
+    # Paced run's time cap (after the settle): 16 raters thinking ~1 s make ~16 loops a
+    # second, and the p99 of n samples is the (n/100)th slowest, so it takes ~60 s for the
+    # p99 to rest on ten samples rather than two.
+    paced_seconds: float
     overlap_pairs: int  # per project in the adaptive-beside-fixed runs
     overlap_rounds: int  # rounds of two runs: fixed then adaptive, then the other way round
     overlap_seconds: float  # time cap per run there
@@ -73,11 +78,16 @@ class Size:
 
 SIZES = {
     "full": Size(
-        100_000, (1, 16, 64), 15.0, 50_000, (1, 2), 10, 2.0, 1.0, 3.0, 20_000, 4, 15.0, 5_000
+        100_000, (1, 16, 64), 15.0, 50_000, (1, 2), 10, 2.0, 1.0, 3.0, 66.0, 20_000, 4, 15.0, 5_000
     ),
-    "quick": Size(3_000, (1, 16, 64), 2.0, 2_000, (1, 2), 1, 0.5, 0.25, 0.5, 3_000, 4, 5.0, 1_000),
-    "smoke": Size(200, (4,), 0.5, 3, (1,), 1, 0.0, 0.0, 0.0, 200, 1, 0.5, 20),
+    "quick": Size(
+        3_000, (1, 16, 64), 2.0, 2_000, (1, 2), 1, 0.5, 0.25, 0.5, 4.0, 3_000, 4, 5.0, 1_000
+    ),
+    "smoke": Size(200, (4,), 0.5, 3, (1,), 1, 0.0, 0.0, 0.0, 0.5, 200, 1, 0.5, 20),
 }
+# `--paced-only`: only the paced runs (each server's and the raw limit's), for the paced
+# next-pair latency alone; written apart from the full results.
+PACED_ONLY_ENV = "PICKWISE_BENCH_PACED_ONLY"
 # The adaptive project beside the fixed one: 2 to 5 raters, the default rule. The simulated
 # raters always pick the answer shown left, which is A or B at random: the first two votes
 # disagree on half the pairs, so decisions open slots often (a costly case).
@@ -593,8 +603,8 @@ def _measured(meter: CpuMeter, work: Callable[[], RunStats]) -> RunStats:
 def _over_http(
     base_url: str, setup: datagen.Setup, size: Size, clients: int, **options: float
 ) -> RunStats:
-    seconds = options.get("seconds", size.seconds)
     think = options.get("think", 0.0)
+    seconds = options.get("seconds", size.paced_seconds if think else size.seconds)
     settle = size.settle_seconds if think else 0.0
     tokens = setup.rater_tokens[:clients]
     cookies = setup.rater_cookies[:clients] if options.get("pages") else None
@@ -609,10 +619,14 @@ def _direct(
     url: str, setup: datagen.Setup, size: Size, clients: int, think: float = 0.0
 ) -> RunStats:
     raters = setup.rater_ids[:clients]
-    settle = size.settle_seconds if think else 0.0
+    settle, seconds = (size.settle_seconds, size.paced_seconds) if think else (0.0, size.seconds)
     return asyncio.run(
-        raw_run(url, raters, setup.project_id, size.seconds, size.max_loops, think, settle)
+        raw_run(url, raters, setup.project_id, seconds, size.max_loops, think, settle)
     )
+
+
+def paced_only() -> bool:
+    return os.environ.get(PACED_ONLY_ENV, "") == "1"
 
 
 def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchResult:
@@ -620,10 +634,13 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
     started = time.perf_counter()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="pickwise-bench-rater-"))
     paced_raters = 16 if 16 in size.concurrency else size.concurrency[-1]
+    only_paced = paced_only()
     result = BenchResult(
         name=NAME,
-        size=size_name,
+        size=f"{size_name}-paced" if only_paced else size_name,
         params={
+            "paced_only": only_paced,
+            "paced_seconds": size.paced_seconds,
             "pairs_per_project": size.pairs,
             "k": K,
             "concurrency": list(size.concurrency),
@@ -661,7 +678,7 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
             meter = CpuMeter({"app": app.pid, "postgres": pg_pid})
             if size.warmup_seconds:
                 _over_http(app.base_url, setup, size, 4, seconds=size.warmup_seconds)
-            for clients in size.concurrency:
+            for clients in () if only_paced else size.concurrency:
                 _vacuum(url)
                 runs.saturated[label][clients] = _measured(
                     meter, partial(_over_http, app.base_url, setup, size, clients)
@@ -673,6 +690,8 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
                     _over_http, app.base_url, setup, size, paced_raters, think=size.think_seconds
                 ),
             )
+            if only_paced:
+                continue
             _vacuum(url)
             runs.page[label] = _measured(
                 meter, partial(_over_http, app.base_url, setup, size, paced_raters, pages=True)
@@ -685,7 +704,7 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
             raw_run(url, raw.rater_ids[:4], raw.project_id, size.warmup_seconds, size.max_loops)
         )
     runs.saturated["raw"] = {}
-    for clients in size.concurrency:
+    for clients in () if only_paced else size.concurrency:
         _vacuum(url)
         runs.saturated["raw"][clients] = _measured(
             raw_meter, partial(_direct, url, raw, size, clients)
@@ -694,6 +713,10 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
     runs.paced["raw"] = _measured(
         raw_meter, partial(_direct, url, raw, size, paced_raters, size.think_seconds)
     )
+    if only_paced:
+        _report_paced(result, size, runs, paced_raters)
+        result.seconds = time.perf_counter() - started
+        return result
 
     scratch = server.create_database("pgbench", migrate=False)
     run_tool("pgbench", "-i", "-q", "-s", str(size.pgbench_scale), scratch, timeout=900)
@@ -895,24 +918,9 @@ def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> N
                 Target("ratio_at_least", RATIO_TARGET),
             )
             if clients == paced_raters:
-                result.compare(
-                    f"next-pair p99, {_plural(workers)}, {clients} raters back to back",
-                    "ms",
-                    latency_ms(app.first)["p99"],
-                    latency_ms(limit.first)["p99"],
-                    "raw claim p99",
-                    Target("value_at_most", NEXT_P99_TARGET_MS),
-                )
-        paced = runs.paced[label]
-        result.compare(
-            f"next-pair p99, {_plural(workers)}, {paced_raters} raters thinking "
-            f"~{size.think_seconds:g} s",
-            "ms",
-            latency_ms(paced.first)["p99"],
-            latency_ms(runs.paced["raw"].first)["p99"],
-            "raw claim p99",
-            Target("value_at_most", PACED_NEXT_P99_TARGET_MS),
-        )
+                how = f"{_plural(workers)}, {clients} raters back to back"
+                _compare_p99(result, how, app, limit, NEXT_P99_TARGET_MS)
+    _compare_paced(result, size, runs, paced_raters)
     for workers in size.workers:
         clients = paced_raters
         app, limit = runs.saturated[f"{workers}w"][clients], raw[clients]
@@ -1051,6 +1059,7 @@ def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> N
             cpu_rows,
         )
     )
+    _paced_table(result, size, runs, paced_raters)
     loaded = runs.saturated[labels[0]][paced_raters]
     calls = requests_per_judgment()
     if loaded.rate:
@@ -1082,15 +1091,80 @@ def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> N
         "(a redirect every 20 judgments) is followed like a browser. Its app CPU per "
         f"judgment is set against the {api_loop}'s at {paced_raters} raters in the same run."
     )
-    result.raw = {
+    result.raw |= {
         "saturated": {
             label: {str(clients): stats.summary() for clients, stats in by_clients.items()}
             for label, by_clients in runs.saturated.items()
         },
-        "paced": {label: stats.summary() for label, stats in runs.paced.items()},
         "page": {label: stats.summary() for label, stats in runs.page.items()},
         "pgbench": {str(clients): value for clients, value in runs.pgbench.items()},
     }
+
+
+def _report_paced(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> None:
+    _compare_paced(result, size, runs, paced_raters)
+    _paced_table(result, size, runs, paced_raters)
+
+
+def _compare_paced(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> None:
+    """The paced next-pair p99 of each server against the raw loop's, with the number of
+    samples each rests on (a p99 is the (n/100)th slowest)."""
+    for workers in size.workers:
+        how = f"{_plural(workers)}, {paced_raters} raters thinking ~{size.think_seconds:g} s"
+        paced, raw = runs.paced[f"{workers}w"], runs.paced["raw"]
+        _compare_p99(result, how, paced, raw, PACED_NEXT_P99_TARGET_MS, with_samples=True)
+
+
+def _compare_p99(
+    result: BenchResult,
+    how: str,
+    app: RunStats,
+    limit: RunStats,
+    target_ms: float,
+    *,
+    with_samples: bool = False,
+) -> None:
+    result.compare(
+        f"next-pair p99, {how}",
+        "ms",
+        latency_ms(app.first)["p99"],
+        latency_ms(limit.first)["p99"],
+        "raw claim p99",
+        Target("value_at_most", target_ms),
+        samples=(len(app.first), len(limit.first)) if with_samples else None,
+    )
+
+
+def _paced_table(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> None:
+    rows: list[list[Any]] = []
+    for label, paced in runs.paced.items():
+        latency = latency_ms(paced.first)
+        rows.append(
+            [
+                label,
+                len(paced.first),
+                latency["p50"],
+                latency["p99"],
+                _slower_than_p99(len(paced.first)),
+                latency["max"],
+                paced.errors,
+            ]
+        )
+    result.raw["paced"] = {label: stats.summary() for label, stats in runs.paced.items()}
+    result.details.append(
+        DetailTable(
+            f"paced next-pair latency, ms ({paced_raters} raters thinking "
+            f"~{size.think_seconds:g} s, {size.paced_seconds:g} s after a "
+            f"{size.settle_seconds:g} s settle; raw = the claim transaction)",
+            ["run", "samples", "p50", "p99", "slower than p99", "max", "errors"],
+            rows,
+        )
+    )
+
+
+def _slower_than_p99(samples: int) -> int:
+    """How many samples are slower than the p99 (nearest rank, as `percentile`)."""
+    return samples - max(math.ceil(0.99 * samples), 1) if samples else 0
 
 
 def _busy_share(stats: RunStats) -> float | None:

@@ -56,6 +56,9 @@ class Comparison:
     reference: float | None
     reference_name: str
     target: Target | None = None
+    # How many samples pickwise's figure and the reference rest on, where that matters (a
+    # percentile of a few hundred requests moves by milliseconds between runs).
+    samples: tuple[int, int] | None = None
     ratio: float | None = field(init=False)
     target_text: str = field(init=False)
     target_met: bool | None = field(init=False)
@@ -97,8 +100,9 @@ class BenchResult:
         reference: float | None,
         reference_name: str,
         target: Target | None = None,
+        samples: tuple[int, int] | None = None,
     ) -> Comparison:
-        line = Comparison(metric, unit, pickwise, reference, reference_name, target)
+        line = Comparison(metric, unit, pickwise, reference, reference_name, target, samples)
         self.comparisons.append(line)
         return line
 
@@ -129,10 +133,11 @@ def print_result(result: BenchResult) -> None:
         table.add_column(column, justify="left" if column in ("metric", "target") else "right")
     for line in result.comparisons:
         met = {True: "[green]yes[/green]", False: "[red]NO[/red]", None: ""}[line.target_met]
+        ours, theirs = ("", "") if line.samples is None else (f", n = {n:,}" for n in line.samples)
         table.add_row(
             line.metric,
-            f"{fmt(line.pickwise)} {line.unit}",
-            f"{fmt(line.reference)} {line.unit} ({line.reference_name})",
+            f"{fmt(line.pickwise)} {line.unit}{ours}",
+            f"{fmt(line.reference)} {line.unit} ({line.reference_name}{theirs})",
             fmt(line.ratio),
             line.target_text,
             met,

@@ -50,8 +50,9 @@ def run_benchmarks(names: Sequence[str], size: str, keep_data: Path | None = Non
         shutil.rmtree(workdir, ignore_errors=True)
         result.load_after = load_average()
         print_result(result)
-        # Only full-size runs replace the recorded results; smaller ones go beside them.
-        path = write_result(result, RESULTS_DIR if size == "full" else RESULTS_DIR / size)
+        # Only full-size runs replace the recorded results; smaller or partial ones go beside them.
+        directory = RESULTS_DIR if result.size == "full" else RESULTS_DIR / result.size
+        path = write_result(result, directory)
         console.print(f"  wrote {path}")
         written.append(path)
     console.print(f"all done in {time.perf_counter() - started:.0f} s")

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import psycopg
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import delete, func, select, text, update
@@ -11,7 +12,7 @@ from pickwise.assignments import repository as assignments_repository
 from pickwise.assignments.service import next_lease
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.judgments.service import submit
-from pickwise.models import Assignment, Judgment, Pair, PairSlot, Project
+from pickwise.models import Assignment, Judgment, Pair, PairSlot, Project, User
 from pickwise.vocabulary import ShownChoice
 from tests.assignments.test_rater_loop import next_url, post_choice, rater_in
 from tests.factories import make_pairs, make_project
@@ -254,3 +255,87 @@ async def test_a_lease_lost_in_a_crash_is_refused_clearly_and_its_slot_is_free(
     assert done.status_code == 201
     judged = select(func.count()).where(Judgment.pair_id == lost["pair_id"])
     assert await session.scalar(judged) == 1  # k = 1: never over k
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What the app waits on Postgres for, one entry per round trip: a statement sent on its
+    own, or a pipeline (its statements, joined). The test session's savepoints are left out:
+    a real request has a BEGIN and a COMMIT there instead."""
+    waits: list[str] = []
+    execute, enter = psycopg.AsyncCursor.execute, psycopg.AsyncPipeline.__aenter__
+    exit_ = psycopg.AsyncPipeline.__aexit__
+    piped: list[str] = []
+
+    async def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sql = query if isinstance(query, str) else str(query)
+        savepoint = sql.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO"))
+        if cursor.connection._pipeline is not None:
+            piped.append(sql)
+        elif not savepoint:
+            waits.append(sql)
+        return await execute(cursor, query, *args, **kwargs)
+
+    async def pipeline_entered(self: Any) -> Any:
+        piped.clear()
+        return await enter(self)
+
+    async def pipeline_left(self: Any, *args: Any) -> Any:
+        if self.level == 1:
+            waits.append("\n---\n".join(piped))
+        return await exit_(self, *args)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
+    monkeypatch.setattr(psycopg.AsyncPipeline, "__aenter__", pipeline_entered)
+    monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", pipeline_left)
+    return waits
+
+
+async def test_a_choice_with_the_next_pair_waits_on_postgres_three_times(
+    client: AsyncClient, session: AsyncSession, round_trips: list[str]
+) -> None:
+    # Who asks (the token) with the slot's and the assignment's locks; the choice stored;
+    # the next lease's locks, standing and claim. (A real request adds BEGIN and COMMIT to
+    # each of its two transactions.)
+    _, headers, first = await first_lease(client, session, 3)
+    round_trips.clear()
+    response = await client.post(
+        answer_url(first["assignment_id"]), json={"choice": "left"}, headers=headers
+    )
+    assert response.status_code == 201 and response.json()["next"]["assignment_id"]
+    assert len(round_trips) == 3, "\n=====\n".join(round_trips)
+    assert "api_tokens" in round_trips[0] and "FOR UPDATE OF s" in round_trips[0]
+
+
+async def test_with_an_idempotency_key_the_key_is_taken_before_any_lock(
+    client: AsyncClient, session: AsyncSession, round_trips: list[str]
+) -> None:
+    # A replay waits on its first request's key, so it must hold no lock of the lease then.
+    _, headers, first = await first_lease(client, session, 3)
+    round_trips.clear()
+    keyed = {**headers, "Idempotency-Key": "choice-1"}
+    url = answer_url(first["assignment_id"])
+    response = await client.post(url, json={"choice": "left"}, headers=keyed)
+    assert response.status_code == 201
+    key_taken = next(i for i, sql in enumerate(round_trips) if "idempotency_keys" in sql)
+    slot_locked = next(i for i, sql in enumerate(round_trips) if "FOR UPDATE OF s" in sql)
+    assert "api_tokens" in round_trips[0] and "FOR UPDATE" not in round_trips[0]
+    assert key_taken < slot_locked
+    again = await client.post(url, json={"choice": "left"}, headers=keyed)
+    assert again.json() == response.json()
+    assert await judgment_count(session) == 1
+
+
+async def test_a_deactivated_raters_token_answers_nothing(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    _, headers, first = await first_lease(client, session, 3)
+    lease = await session.get(Assignment, first["assignment_id"])
+    assert lease is not None
+    await session.execute(update(User).where(User.id == lease.rater_id).values(is_active=False))
+    response = await client.post(
+        answer_url(first["assignment_id"]), json={"choice": "left"}, headers=headers
+    )
+    assert response.status_code == 401
+    assert response.json()["detail"] == "The API token is invalid, expired or revoked."
+    assert await judgment_count(session) == 0

@@ -97,3 +97,28 @@ def test_the_explorer_reuses_kept_data(
     finally:
         with psycopg.connect(bench_server.admin_url, autocommit=True) as conn:
             conn.execute('DROP DATABASE IF EXISTS "pickwise_bench_explorer_smoke" WITH (FORCE)')
+
+
+def test_the_rater_loop_runs_its_paced_part_alone_and_counts_its_samples(
+    bench_server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--paced-only`: each server's paced run and the raw limit's, nothing else; every
+    paced figure says how many samples it rests on, in the comparisons and the JSON."""
+    from bench import rater_loop
+
+    monkeypatch.setenv(rater_loop.PACED_ONLY_ENV, "1")
+    result = rater_loop.run(bench_server, "smoke", tmp_path)
+    assert result.size == "smoke-paced" and result.params["paced_only"]
+    assert [line.metric.startswith("next-pair p99") for line in result.comparisons] == [True]
+    (line,) = result.comparisons
+    assert line.samples is not None and all(n > 0 for n in line.samples)
+    (table,) = result.details
+    samples = table.columns.index("samples")
+    assert {row[0]: row[samples] for row in table.rows} == {
+        "1w": line.samples[0],
+        "raw": line.samples[1],
+    }
+    written = json.loads(write_result(result, tmp_path / "results").read_text())
+    assert written["comparisons"][0]["samples"] == list(line.samples)
+    assert written["raw"]["paced"]["1w"]["first_ms"]["n"] == line.samples[0]
+    assert set(written["raw"]) == {"paced"}

@@ -1,11 +1,17 @@
-"""Hot statements run on the psycopg connection: same parameters, rows and errors as text()."""
+"""Hot statements run on the psycopg connection: same parameters, rows and errors as text(),
+and their rows made into the session's ORM objects (`adopt`)."""
+
+import subprocess
+import sys
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.core.db import DriverSql, run_pipelined
+from pickwise.core.db import DriverSql, adopt, columns_of, run_pipelined
+from pickwise.models import User
+from tests.factories import make_user
 
 
 async def test_parameters_casts_and_percent_signs_read_as_in_text(session: AsyncSession) -> None:
@@ -62,3 +68,55 @@ async def test_a_pipelined_error_stops_the_rest_and_comes_out_as_sqlalchemys(
             )
     assert raised.value.orig is not None and raised.value.orig.sqlstate == "22012"
     assert await DriverSql("SELECT count(*) FROM stopped").one(session, {}) == (0,)
+
+
+_USER_ROW = DriverSql(f"SELECT {columns_of(User, 'u')} FROM users u WHERE u.id = :id")
+
+
+async def test_an_adopted_row_is_the_sessions_object_with_what_the_row_says(
+    session: AsyncSession,
+) -> None:
+    user = await make_user(session)
+    await DriverSql("UPDATE users SET display_name = 'Renamed' WHERE id = :id").rows(
+        session, {"id": user.id}
+    )
+    assert user.display_name != "Renamed"  # the session does not know yet
+    adopted = adopt(session, User, await _USER_ROW.one(session, {"id": user.id}))
+    # As a query with populate_existing: the same object, its values replaced.
+    assert adopted is user and user.display_name == "Renamed"
+    assert user not in session.dirty
+
+
+async def test_an_adopted_row_is_persistent_and_its_changes_are_flushed(
+    session: AsyncSession,
+) -> None:
+    user_id = (await make_user(session)).id
+    session.expunge_all()
+    adopted = adopt(session, User, await _USER_ROW.one(session, {"id": user_id}))
+    assert inspect(adopted).persistent and not inspect(adopted).modified
+    adopted.display_name = "Changed"
+    await session.flush()
+    assert await DriverSql("SELECT display_name FROM users WHERE id = :id").one(
+        session, {"id": user_id}
+    ) == ("Changed",)
+
+
+def test_a_row_can_be_adopted_before_any_query() -> None:
+    # The mappers are configured by the first query; `adopt` may come first in a process
+    # (a worker's first request is an API token's lookup).
+    code = """
+from datetime import UTC, datetime
+from sqlalchemy.orm import Session
+from pickwise.core.db import adopt, columns_of
+from pickwise.models import User
+
+class Unit:
+    sync_session = Session()
+
+row = {"id": 7, "email": "a@x.org", "created_at": datetime.now(UTC)}
+names = [column.removeprefix("u.") for column in columns_of(User, "u").split(", ")]
+user = adopt(Unit(), User, [row.get(name) for name in names])
+assert (user.id, user.email) == (7, "a@x.org"), (user.id, user.email)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -383,33 +383,28 @@ async def enter_and_claim(
     return Entered(Standing(bool(row[0]), bool(row[1]), bool(row[2])), held, claimed)
 
 
-# The lease's project gate (shared), then its slot: the CTE is materialized, so the gate is
-# taken when the slot's id is read, before the slot is scanned and locked.
-_LOCK_SLOT_OF_ASSIGNMENT = DriverSql(
-    f"""
-    WITH lease AS MATERIALIZED (
-        SELECT a.slot_id,
-               pg_advisory_xact_lock_shared({_PROJECT_GATE},
-                                            CAST(a.project_id % 2147483647 AS integer))
-        FROM assignments a WHERE a.id = :assignment_id AND a.rater_id = :rater_id
-    )
-    SELECT s.id FROM pair_slots s
-    WHERE s.id = (SELECT slot_id FROM lease)
-    FOR UPDATE OF s
-    """
-)
-
-
-async def lock_slot_of(session: AsyncSession, assignment_id: int, rater_id: int) -> None:
-    """Locks 1 and 4 for a submit, skip or flag: through the lease's project gate (shared, so
-    a change of the overlap policy waits for it and it for the change), then the lease's slot,
-    if it has one (before the assignment itself).
+def lock_slot_of_assignment(rater: str) -> DriverSql:
+    """Locks 1 and 4 for a submit, skip or flag, as a statement to send first in a pipeline
+    (judgments.repository.lock_slot_and_assignment): through the lease's project gate (shared,
+    so a change of the overlap policy waits for it and it for the change), then the lease's
+    slot, if it has one (before the assignment itself). `rater`: the SQL of the rater's id.
 
     The slot id is read without a lock: it is set when the lease is made and can only become
-    NULL (k lowered), so the assignment, locked next, shows the same slot or none.
+    NULL (k lowered), so the assignment, locked next, shows the same slot or none. The CTE is
+    materialized, so the gate is taken when the slot's id is read, before the slot is locked.
     """
-    await _LOCK_SLOT_OF_ASSIGNMENT.rows(
-        session, {"assignment_id": assignment_id, "rater_id": rater_id}
+    return DriverSql(
+        f"""
+        WITH lease AS MATERIALIZED (
+            SELECT a.slot_id,
+                   pg_advisory_xact_lock_shared({_PROJECT_GATE},
+                                                CAST(a.project_id % 2147483647 AS integer))
+            FROM assignments a WHERE a.id = :assignment_id AND a.rater_id = {rater}
+        )
+        SELECT s.id FROM pair_slots s
+        WHERE s.id = (SELECT slot_id FROM lease)
+        FOR UPDATE OF s
+        """
     )
 
 

@@ -169,12 +169,9 @@ async def rater_in_open_unit(
     request: Request, unit: OpenUnitDep, _documented: ApiTokenHeader
 ) -> User:
     """Who asks, found in the route's first unit of work (before its body is read, as for
-    every route: a request without a login or a CSRF token is refused first)."""
+    every route: a request without a login or a CSRF token is refused first), for routes
+    that commit before they answer and then go on in another unit (`OpenUnitDep`)."""
     principal = await principal_of(request, unit.session)
     if principal is None:
         raise NotAuthenticated()
     return principal.user
-
-
-# For routes that commit before they answer and then go on in another unit (`OpenUnitDep`).
-RaterInOpenUnit = Annotated[User, Depends(rater_in_open_unit)]

@@ -1,10 +1,11 @@
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.core.db import DriverSql, adopt, columns_of, run_pipelined
 from pickwise.models import (
     ApiToken,
     Invite,
@@ -71,17 +72,19 @@ _RATER_OF_SESSION_IN_PROJECT = (
     .join(_JUDGED, true())
     .where(*_LIVE_SESSION)
 )
-# Only the user is loaded: an ApiToken object per request is measurable CPU on the rater loop.
-_USER_OF_API_TOKEN = (
-    select(User)
-    .join(ApiToken, ApiToken.user_id == User.id)
-    .where(
-        ApiToken.token_hash == bindparam("token_hash"),
-        ApiToken.revoked_at.is_(None),
-        ApiToken.expires_at.is_(None) | (ApiToken.expires_at > bindparam("now")),
-        User.is_active,
-    )
-)
+# An API token that is neither revoked nor expired, `t`, of an active user, `u`.
+_LIVE_API_TOKEN = """
+    FROM api_tokens t
+    JOIN users u ON u.id = t.user_id
+    WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL
+      AND (t.expires_at IS NULL OR t.expires_at > :now) AND u.is_active
+"""
+# Only the user is loaded: an ApiToken object per request is measurable CPU on the rater loop,
+# and so is SQLAlchemy's execution of the statement (every API request runs it; see DriverSql).
+_USER_OF_API_TOKEN = DriverSql(f"SELECT {columns_of(User, 'u')} {_LIVE_API_TOKEN}")
+# The id of that user, or NULL: for statements sent in one round trip with the token's lookup
+# (`user_of_api_token_with`), which then act for the user the token names, or for nobody.
+API_TOKEN_HOLDER = f"(SELECT u.id {_LIVE_API_TOKEN})"
 
 
 async def user_of_session(
@@ -113,7 +116,23 @@ async def rater_of_session_in_project(
 
 async def user_of_api_token(session: AsyncSession, token_hash: str, now: datetime) -> User | None:
     """The active user of an API token that is neither revoked nor expired."""
-    return await session.scalar(_USER_OF_API_TOKEN, {"token_hash": token_hash, "now": now})
+    found, _ = await user_of_api_token_with(session, token_hash, now, [])
+    return found
+
+
+async def user_of_api_token_with(
+    session: AsyncSession,
+    token_hash: str,
+    now: datetime,
+    calls: Sequence[tuple[DriverSql, dict[str, Any]]],
+) -> tuple[User | None, list[list[tuple[Any, ...]]]]:
+    """`user_of_api_token`, and the rows of `calls` sent after it in the same round trip
+    (run_pipelined); their parameters get the token's (`API_TOKEN_HOLDER`)."""
+    token = {"token_hash": token_hash, "now": now}
+    sent = [(_USER_OF_API_TOKEN, token), *((sql, {**params, **token}) for sql, params in calls)]
+    answers = await run_pipelined(session, sent)
+    rows = answers[0]
+    return (adopt(session, User, rows[0]) if rows else None), answers[1:]
 
 
 async def api_tokens_of(session: AsyncSession, user_id: int) -> Sequence[ApiToken]:

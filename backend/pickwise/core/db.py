@@ -3,9 +3,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -14,10 +15,14 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pickwise.core.config import get_settings
 from pickwise.core.embedded_pg import ResolvedDatabase, resolve_database, to_sqlalchemy_url
 from pickwise.core.errors import PickwiseError
+
+Model = TypeVar("Model")
 
 
 def make_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
@@ -237,3 +242,53 @@ async def run_pipelined(
         raise DBAPIError.instance(
             statement, params, exc, psycopg.Error, connection_invalidated=broken
         ) from exc
+
+
+# --- ORM objects of rows read over psycopg ---------------------------------------------------
+
+
+_COLUMN_KEYS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
+
+
+def _column_keys(model: type[Any]) -> tuple[tuple[str, str], ...]:
+    """(attribute, column) of each of the model's table columns, in table order."""
+    if model not in _COLUMN_KEYS:
+        # A query configures the mappers on first use; `adopt` may come before any query.
+        configure_mappers()
+        mapper = sa_inspect(model)
+        _COLUMN_KEYS[model] = tuple(
+            (mapper.get_property_by_column(column).key, column.name)
+            for column in mapper.local_table.columns
+        )
+    return _COLUMN_KEYS[model]
+
+
+def columns_of(model: type[Any], alias: str) -> str:
+    """The select list of all the model's columns from `alias`, in the order `adopt` reads."""
+    return ", ".join(f"{alias}.{name}" for _, name in _column_keys(model))
+
+
+def column_count(model: type[Any]) -> int:
+    return len(_column_keys(model))
+
+
+def adopt(session: AsyncSession, model: type[Model], values: Sequence[Any]) -> Model:
+    """The ORM object of a row read over psycopg (`columns_of` in a `DriverSql`), as a query
+    with `populate_existing` gives it: the session's own object for that row with these
+    values, or a new persistent one. Changes made to it later are flushed as usual."""
+    keys = [key for key, _ in _column_keys(model)]
+    mapper = sa_inspect(model)
+    primary_key = [
+        values[keys.index(mapper.get_property_by_column(column).key)]
+        for column in mapper.primary_key
+    ]
+    identity = mapper.identity_key_from_primary_key(primary_key)
+    sync = session.sync_session
+    found = sync.identity_map.get(identity)
+    target = found if found is not None else mapper.class_manager.new_instance()
+    for key, value in zip(keys, values, strict=True):
+        set_committed_value(target, key, value)
+    if found is None:
+        make_transient_to_detached(target)
+        sync.add(target)
+    return target  # type: ignore[no-any-return]

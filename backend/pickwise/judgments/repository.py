@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.repository import ASSIGNMENT_ID_SEQUENCE
-from pickwise.core.db import DriverSql
+from pickwise.assignments.repository import ASSIGNMENT_ID_SEQUENCE, lock_slot_of_assignment
+from pickwise.auth.repository import API_TOKEN_HOLDER, user_of_api_token_with
+from pickwise.core.db import DriverSql, adopt, column_count, columns_of, run_pipelined
 from pickwise.models import (
     Assignment,
     IdempotencyKey,
@@ -16,35 +17,42 @@ from pickwise.models import (
     Pair,
     PairFlag,
     Project,
-    ProjectMember,
     Prompt,
     ReplacedDecision,
     User,
 )
 from pickwise.vocabulary import AccountRole, AssignmentStatus, SlotState
 
-# Every submit, skip and flag starts here, once the slot is locked. The row is locked, so what
-# the session may hold of it is replaced by what the lock saw; the rater's standing (account
-# active, member or admin) is read in the same statement.
-_MEMBER = (
-    select(ProjectMember.user_id)
-    .where(
-        ProjectMember.project_id == Assignment.project_id,
-        ProjectMember.user_id == Assignment.rater_id,
+
+# Every submit, skip and flag starts here, once the slot is locked. The row is locked, and
+# the objects made of it replace what the session may hold of it (`adopt`); the rater's
+# standing (account active, member or admin) is read in the same statement. Straight over
+# psycopg, so that it can follow the slot's lock in one round trip. `rater`: the SQL of the
+# rater's id (a parameter, or the user of the API token sent with it).
+def _locked_assignment(rater: str) -> DriverSql:
+    return DriverSql(
+        f"""
+        SELECT {columns_of(Assignment, "a")}, {columns_of(Project, "p")}, u.is_active,
+               u.role = '{AccountRole.ADMIN}' OR EXISTS (
+                   SELECT FROM project_members m
+                   WHERE m.project_id = a.project_id AND m.user_id = a.rater_id
+               )
+        FROM assignments a
+        JOIN projects p ON p.id = a.project_id
+        JOIN users u ON u.id = a.rater_id
+        WHERE a.id = :assignment_id AND a.rater_id = {rater}
+        FOR UPDATE OF a
+        """
     )
-    .exists()
-)
-_LOCKED_ASSIGNMENT = (
-    select(Assignment, Project, User.is_active, (User.role == AccountRole.ADMIN) | _MEMBER)
-    .join(Project, Project.id == Assignment.project_id)
-    .join(User, User.id == Assignment.rater_id)
-    .where(
-        Assignment.id == bindparam("assignment_id"),
-        Assignment.rater_id == bindparam("rater_id"),
-    )
-    .with_for_update(of=Assignment)
-    .execution_options(populate_existing=True)
-)
+
+
+_LOCK_SLOT = lock_slot_of_assignment(":rater_id")
+_LOCKED_ASSIGNMENT = _locked_assignment(":rater_id")
+# The same for the user of an API token that the statements are sent with, or for nobody.
+_LOCK_SLOT_OF_TOKEN_HOLDER = lock_slot_of_assignment(API_TOKEN_HOLDER)
+_LOCKED_ASSIGNMENT_OF_TOKEN_HOLDER = _locked_assignment(API_TOKEN_HOLDER)
+_ASSIGNMENT_COLUMNS = column_count(Assignment)
+_PROJECT_COLUMNS = column_count(Project)
 
 
 @dataclass(frozen=True)
@@ -55,17 +63,50 @@ class LockedAssignment:
     member_or_admin: bool
 
 
+def _locked(session: AsyncSession, rows: list[tuple[Any, ...]]) -> LockedAssignment | None:
+    if not rows:
+        return None
+    row = rows[0]
+    projects_end = _ASSIGNMENT_COLUMNS + _PROJECT_COLUMNS
+    assignment = adopt(session, Assignment, row[:_ASSIGNMENT_COLUMNS])
+    project = adopt(session, Project, row[_ASSIGNMENT_COLUMNS:projects_end])
+    active, member_or_admin = row[projects_end:]
+    return LockedAssignment(assignment, project, bool(active), bool(member_or_admin))
+
+
 async def lock_assignment(
     session: AsyncSession, assignment_id: int, rater_id: int
 ) -> LockedAssignment | None:
     """Lock 5: the rater's assignment (its slot is locked first), with its project and the
     rater's standing; None when the rater has no such assignment."""
     params = {"assignment_id": assignment_id, "rater_id": rater_id}
-    row = (await session.execute(_LOCKED_ASSIGNMENT, params)).first()
-    if row is None:
-        return None
-    assignment, project, active, member_or_admin = row
-    return LockedAssignment(assignment, project, bool(active), bool(member_or_admin))
+    return _locked(session, await _LOCKED_ASSIGNMENT.rows(session, params))
+
+
+async def lock_slot_and_assignment(
+    session: AsyncSession, assignment_id: int, rater_id: int
+) -> LockedAssignment | None:
+    """Locks 1, 4 and 5 for a submit, skip or flag, in one round trip: the project's gate and
+    the lease's slot (assignments.repository.lock_slot_of_assignment), then `lock_assignment`'s.
+    The statements run one after the other, each with a snapshot of its own (run_pipelined),
+    so the assignment is read after the slot's lock is held, as if sent one by one."""
+    params = {"assignment_id": assignment_id, "rater_id": rater_id}
+    calls = [(_LOCK_SLOT, params), (_LOCKED_ASSIGNMENT, params)]
+    return _locked(session, (await run_pipelined(session, calls))[1])
+
+
+async def token_holder_and_lock(
+    session: AsyncSession, token_hash: str, now: datetime, assignment_id: int
+) -> tuple[User | None, LockedAssignment | None]:
+    """Who an API token names and, for them, `lock_slot_and_assignment`, all in one round
+    trip. A token that names nobody (invalid, expired, revoked, or its user inactive) locks
+    nothing: (None, None)."""
+    params = {"assignment_id": assignment_id}
+    calls = [(_LOCK_SLOT_OF_TOKEN_HOLDER, params), (_LOCKED_ASSIGNMENT_OF_TOKEN_HOLDER, params)]
+    user, answers = await user_of_api_token_with(session, token_hash, now, calls)
+    if user is None:
+        return None, None
+    return user, _locked(session, answers[1])
 
 
 # An assignment id that was handed out (the sequence has passed it) but names no assignment

@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import service as assignments
 from pickwise.assignments.schemas import NoWorkLeft
-from pickwise.auth.deps import CurrentRater, RaterInOpenUnit
+from pickwise.auth.deps import CurrentRater
 from pickwise.core.db import OpenUnit, Units
 from pickwise.core.deps import OpenUnitDep, SessionDep, UnitsDep
 from pickwise.core.errors import NotFound, PickwiseError
 from pickwise.judgments import changes, idempotency, repository, service
+from pickwise.judgments.deps import IDEMPOTENCY_KEY_HEADER, AnswererDep
 from pickwise.judgments.schemas import (
     AssignmentDone,
     AssignmentDoneAndNext,
@@ -48,7 +49,7 @@ router = APIRouter(prefix="/api/v1", tags=["rating"])
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
-        alias="Idempotency-Key",
+        alias=IDEMPOTENCY_KEY_HEADER,
         description="Any unique string; a retry with the same key returns the first answer.",
     ),
 ]
@@ -159,17 +160,20 @@ async def submit_judgment(
     assignment_id: int,
     body: JudgmentIn,
     request: Request,
-    rater: RaterInOpenUnit,
+    answering: AnswererDep,
     unit: OpenUnitDep,
     units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
     wants_next: WantsNext = False,
 ) -> JSONResponse:
     async def work(session: AsyncSession, rater: User) -> Answered:
-        stored = await service.submit(session, assignment_id, rater, body, reserve_next=wants_next)
+        stored = await service.submit(
+            session, assignment_id, rater, body, reserve_next=wants_next, locks=answering.locks
+        )
         out = _judgment_out(assignment_id, stored)
         return Answered(201, out, stored.project, stored.next_assignment_id)
 
+    rater = answering.rater
     return await _answer(
         request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
     )
@@ -206,13 +210,16 @@ async def skip_pair(
     assignment_id: int,
     body: SkipIn,
     request: Request,
-    rater: RaterInOpenUnit,
+    answering: AnswererDep,
     unit: OpenUnitDep,
     units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
     wants_next: WantsNext = False,
 ) -> JSONResponse:
-    work = _set_aside(lambda session, rater: service.skip(session, assignment_id, rater, body))
+    def skip(session: AsyncSession, rater: User) -> Awaitable[service.SetAside]:
+        return service.skip(session, assignment_id, rater, body, locks=answering.locks)
+
+    work, rater = _set_aside(skip), answering.rater
     return await _answer(
         request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
     )
@@ -225,13 +232,16 @@ async def flag_pair(
     assignment_id: int,
     body: FlagIn,
     request: Request,
-    rater: RaterInOpenUnit,
+    answering: AnswererDep,
     unit: OpenUnitDep,
     units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
     wants_next: WantsNext = False,
 ) -> JSONResponse:
-    work = _set_aside(lambda session, rater: service.flag(session, assignment_id, rater, body))
+    def flag(session: AsyncSession, rater: User) -> Awaitable[service.SetAside]:
+        return service.flag(session, assignment_id, rater, body, locks=answering.locks)
+
+    work, rater = _set_aside(flag), answering.rater
     return await _answer(
         request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
     )

@@ -12,6 +12,7 @@ from pickwise.assignments.standing import Standing, ensure_may_rate
 from pickwise.core.clock import utcnow
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.metrics import JUDGMENTS_STORED
+from pickwise.core.security import token_digest
 from pickwise.judgments import repository
 from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
 from pickwise.models import Assignment, PairFlag, Project, User
@@ -63,18 +64,40 @@ class SetAside:
     project: Project
 
 
+@dataclass(frozen=True)
+class LeaseLocks:
+    """The locks a submit, skip or flag starts with, taken already (`api_rater_and_locks`),
+    and what they found: the rater's assignment, or None when they have no such one."""
+
+    found: repository.LockedAssignment | None
+
+
+async def api_rater_and_locks(
+    session: AsyncSession, token: str, assignment_id: int
+) -> tuple[User | None, LeaseLocks]:
+    """Who an API token names and, for them, the locks of an answer to the assignment, in
+    one round trip; a token that names nobody takes no lock (None)."""
+    rater, found = await repository.token_holder_and_lock(
+        session, token_digest(token), utcnow(), assignment_id
+    )
+    return rater, LeaseLocks(found)
+
+
 async def _locked_assignment(
-    session: AsyncSession, assignment_id: int, rater: User
+    session: AsyncSession, assignment_id: int, rater: User, locks: LeaseLocks | None = None
 ) -> tuple[Assignment, Project]:
-    """The rater's assignment and its slot, locked (the slot first, as every writer does);
-    refused unless it is still an open lease of a rater who may still work in the project.
+    """The rater's assignment and its slot, locked (the slot first, as every writer does), or
+    as `locks` found them; refused unless it is still an open lease of a rater who may still
+    work in the project.
 
     The standing is read after the slot's lock: a removal, deactivation or closing that
     committed before is seen, and one made later needs the slot, so it waits for this
     request. (A gold lease has no slot: a removal racing it shows as a revoked lease.)
     """
-    await assignments_repository.lock_slot_of(session, assignment_id, rater.id)
-    locked = await repository.lock_assignment(session, assignment_id, rater.id)
+    if locks is None:
+        locked = await repository.lock_slot_and_assignment(session, assignment_id, rater.id)
+    else:
+        locked = locks.found
     if locked is None:
         if await repository.assignment_was_lost(session, assignment_id):
             raise Conflict(LOST_MESSAGE)
@@ -129,13 +152,15 @@ async def submit(
     now: datetime | None = None,
     *,
     reserve_next: bool = False,
+    locks: LeaseLocks | None = None,
 ) -> StoredJudgment:
     """Stores the choice once, relative to the pair's canonical A / B; refused (409) when the
     lease was lost: it ran out and another rater took the slot, or the slot is gone. With
     ``reserve_next``, an id for the rater's next assignment is taken in the same statement
-    (assignments.service.next_lease's ``reserved_id``)."""
+    (assignments.service.next_lease's ``reserved_id``). ``locks``: the lease's locks, when
+    taken already (`api_rater_and_locks`)."""
     now = now or utcnow()
-    assignment, project = await _locked_assignment(session, assignment_id, rater)
+    assignment, project = await _locked_assignment(session, assignment_id, rater, locks)
     validate_judgment(project, body)
     if not assignment.is_gold and assignment.slot_id is None:
         assignment.status, assignment.completed_at = AssignmentStatus.REVOKED, now
@@ -209,8 +234,10 @@ async def skip(
     rater: User,
     body: SkipIn,
     now: datetime | None = None,
+    *,
+    locks: LeaseLocks | None = None,
 ) -> SetAside:
-    assignment, project = await _locked_assignment(session, assignment_id, rater)
+    assignment, project = await _locked_assignment(session, assignment_id, rater, locks)
     assignment.status, assignment.skip_reason = AssignmentStatus.SKIPPED, body.reason
     assignment.completed_at = now or utcnow()
     await _release_slot(session, assignment)
@@ -224,9 +251,11 @@ async def flag(
     rater: User,
     body: FlagIn,
     now: datetime | None = None,
+    *,
+    locks: LeaseLocks | None = None,
 ) -> SetAside:
     """The pair leaves everyone's queue until an admin restores or removes it."""
-    assignment, project = await _locked_assignment(session, assignment_id, rater)
+    assignment, project = await _locked_assignment(session, assignment_id, rater, locks)
     assignment.status, assignment.completed_at = AssignmentStatus.FLAGGED, now or utcnow()
     await _release_slot(session, assignment)
     pair = await repository.lock_pair(session, assignment.pair_id)
