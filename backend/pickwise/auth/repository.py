@@ -73,7 +73,7 @@ _RATER_OF_SESSION_IN_PROJECT = (
     .where(*_LIVE_SESSION)
 )
 # An API token that is neither revoked nor expired, `t`, of an active user, `u`.
-_LIVE_API_TOKEN = """
+LIVE_API_TOKEN = """
     FROM api_tokens t
     JOIN users u ON u.id = t.user_id
     WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL
@@ -81,10 +81,10 @@ _LIVE_API_TOKEN = """
 """
 # Only the user is loaded: an ApiToken object per request is measurable CPU on the rater loop,
 # and so is SQLAlchemy's execution of the statement (every API request runs it; see DriverSql).
-_USER_OF_API_TOKEN = DriverSql(f"SELECT {columns_of(User, 'u')} {_LIVE_API_TOKEN}")
+_USER_OF_API_TOKEN = DriverSql(f"SELECT {columns_of(User, 'u')} {LIVE_API_TOKEN}")
 # The id of that user, or NULL: for statements sent in one round trip with the token's lookup
 # (`user_of_api_token_with`), which then act for the user the token names, or for nobody.
-API_TOKEN_HOLDER = f"(SELECT u.id {_LIVE_API_TOKEN})"
+API_TOKEN_HOLDER = f"(SELECT u.id {LIVE_API_TOKEN})"
 
 
 async def user_of_session(

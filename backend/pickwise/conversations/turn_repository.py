@@ -7,17 +7,16 @@ reservation, then the conversation, the turn and the replies, each needing the i
 it). The budget comes first: when the day's replies are used up, nothing else is written.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.auth.repository import LIVE_API_TOKEN
 from pickwise.conversations.repository import RESERVE_SQL, RaterProject, as_json
-from pickwise.core.db import DriverSql, run_pipelined
-from pickwise.models import Base, ConversationSettings, GenerationEndpoint, Project, User
+from pickwise.core.db import DriverSql, adopt, column_count, columns_of, run_pipelined
+from pickwise.models import ConversationSettings, GenerationEndpoint, Project, User
 
 _NEW_CONVERSATION = """
     INSERT INTO conversations (project_id, rater_id, opener_prompt_id, system_prompt, prefix,
@@ -173,11 +172,7 @@ async def add_turn(
 
 # --- who starts, and in which project: one round trip ---------------------------------------
 
-_ASKER = """
-    SELECT {columns} FROM api_tokens t JOIN users u ON u.id = t.user_id
-    WHERE t.token_hash = :token_hash AND t.revoked_at IS NULL
-      AND (t.expires_at IS NULL OR t.expires_at > :now) AND u.is_active
-"""
+_ASKER = "SELECT {columns} " + LIVE_API_TOKEN
 # The project (if the token's user may rate it) with its conversation settings and its
 # switched-on conversation endpoints: one row per endpoint, or one with NULLs.
 _PROJECT_OF_ASKER = """
@@ -194,25 +189,13 @@ _PROJECT_OF_ASKER = """
 """
 
 
-def _attributes(model: type[Base]) -> dict[str, str]:
-    """The model's column attributes: attribute name → column name."""
-    return {prop.key: prop.columns[0].name for prop in inspect(model).column_attrs}
-
-
-def _selected(alias: str, attributes: dict[str, str]) -> str:
-    return ", ".join(f"{alias}.{column}" for column in attributes.values())
-
-
-M = TypeVar("M", bound=Base)
-_USER, _PROJECT = _attributes(User), _attributes(Project)
-_SETTINGS, _ENDPOINT = _attributes(ConversationSettings), _attributes(GenerationEndpoint)
-_FIND_ASKER = DriverSql(_ASKER.format(columns=_selected("u", _USER)))
+_FIND_ASKER = DriverSql(_ASKER.format(columns=columns_of(User, "u")))
 _FIND_PROJECT = DriverSql(
     _PROJECT_OF_ASKER.format(
         asker=_ASKER.format(columns="u.id, u.role"),
-        project=_selected("p", _PROJECT),
-        settings=_selected("s", _SETTINGS),
-        endpoint=_selected("e", _ENDPOINT),
+        project=columns_of(Project, "p"),
+        settings=columns_of(ConversationSettings, "s"),
+        endpoint=columns_of(GenerationEndpoint, "e"),
     )
 )
 
@@ -225,12 +208,6 @@ class Starter:
     project: RaterProject | None
 
 
-def _row_of(model: type[M], attributes: dict[str, str], values: Sequence[Any]) -> M:
-    """An object made from a row's plain values: loading it through the ORM cost more than
-    the round trip saved (docs/benchmarks.md, Live conversations)."""
-    return model(**dict(zip(attributes, values, strict=True)))
-
-
 async def starter(
     session: AsyncSession, token_hash: str, now: datetime, project_id: int
 ) -> Starter:
@@ -240,20 +217,20 @@ async def starter(
     users, rows = await run_pipelined(session, [(_FIND_ASKER, params), (_FIND_PROJECT, params)])
     if not users:
         return Starter(None, None)
-    user = _row_of(User, _USER, users[0])
+    user = adopt(session, User, users[0])
     if not rows:
         return Starter(user, None)
-    ends = (len(_PROJECT), len(_PROJECT) + len(_SETTINGS))
+    ends = (column_count(Project), column_count(Project) + column_count(ConversationSettings))
     first = rows[0]
-    project = _row_of(Project, _PROJECT, first[: ends[0]])
+    project = adopt(session, Project, first[: ends[0]])
     settings_values = first[ends[0] : ends[1]]
     settings = (
         None
         if settings_values[0] is None
-        else _row_of(ConversationSettings, _SETTINGS, settings_values)
+        else adopt(session, ConversationSettings, settings_values)
     )
     endpoints = [
-        _row_of(GenerationEndpoint, _ENDPOINT, row[ends[1] :])
+        adopt(session, GenerationEndpoint, row[ends[1] :])
         for row in rows
         if row[ends[1]] is not None
     ]
