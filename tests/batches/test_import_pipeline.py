@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import create_slots
+from pickwise.assignments.slots_service import create_slots
 from pickwise.batches import repository, service
 from pickwise.batches.parsing.report import ImportRejected
 from pickwise.core.db import driver_connection
