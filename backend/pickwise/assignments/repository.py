@@ -452,15 +452,12 @@ _ROUNDS = """
 """
 # A pair's slots: the project's k, or more where an admin asked for more votes on it.
 _SLOTS_WANTED = "greatest(:k, coalesce(p.votes_wanted, 0))"
-
-
 # One chain of window functions over the pairs, no join of the pairs to their own ranking: the
 # statement runs at the end of an import, before the new rows have statistics, and a planner
 # that expects one row would otherwise rank the whole batch again for every pair (minutes).
 # Pairs that already have slots (`pos` set) form their own partition and keep their place.
-# `which` picks the pairs the rule applies to (the rule itself is stated once, here).
-def _create_slots_sql(which: str) -> str:
-    return f"""
+_CREATE_SLOTS = text(
+    f"""
     WITH counted AS (
         SELECT p.id, p.project_id, p.prompt_id, q.external_id, s.n, s.max_no, s.pos,
                s.pos IS NULL AS is_new, {_SLOTS_WANTED} AS wanted
@@ -471,7 +468,7 @@ def _create_slots_sql(which: str) -> str:
             FROM pair_slots WHERE pair_id = p.id
         ) s
         WHERE p.project_id = :project_id AND NOT p.is_gold
-          AND {which}
+          AND (CAST(:batch_id AS bigint) IS NULL OR p.batch_id = :batch_id)
           AND (NOT :raised_only OR p.votes_wanted > :k)
           AND s.n < {_SLOTS_WANTED}
     ), placed_in_prompt AS (
@@ -494,15 +491,7 @@ def _create_slots_sql(which: str) -> str:
     FROM placed c
     CROSS JOIN LATERAL generate_series(1, c.wanted - c.n) g
     """
-
-
-_CREATE_SLOTS = text(
-    _create_slots_sql("(CAST(:batch_id AS bigint) IS NULL OR p.batch_id = :batch_id)")
 )
-# The pairs an import just wrote, a chunk at a time: the statement reads only those pairs (by
-# their keys) and their prompts, still in memory, where one statement per batch at the end
-# read the whole batch back from disk once it outgrew shared_buffers (docs/benchmarks.md).
-_CREATE_SLOTS_OF_PAIRS = text(_create_slots_sql("p.id = ANY(:pair_ids)"))
 
 
 @dataclass(frozen=True)
@@ -520,26 +509,20 @@ async def create_slots(
     rules: QueueRules,
     batch_id: int | None = None,
     *,
-    pair_ids: Sequence[int] | None = None,
     raised_only: bool = False,
 ) -> int:
-    """Gives every non-gold pair (of one batch, or of the project, or only these `pair_ids`;
-    with `raised_only`, of the pairs that want more votes than k) the slots it lacks: k, or
-    the votes wanted of it; pairs without any are placed at the end of the queue, together in
-    the project's pair order. Returns how many were made."""
-    params: dict[str, Any] = {
+    """Gives every non-gold pair (of one batch, or of the project; with `raised_only`, of the
+    pairs that want more votes than k) the slots it lacks: k, or the votes wanted of it; pairs
+    without any are placed at the end of the queue. Returns how many were made."""
+    params = {
         "k": k,
         "project_id": project_id,
+        "batch_id": batch_id,
         "pair_order": rules.pair_order,
         "seed": rules.seed,
         "raised_only": raised_only,
     }
-    if pair_ids is None:
-        result = await session.execute(_CREATE_SLOTS, {**params, "batch_id": batch_id})
-    else:
-        result = await session.execute(
-            _CREATE_SLOTS_OF_PAIRS, {**params, "pair_ids": list(pair_ids)}
-        )
+    result = await session.execute(_CREATE_SLOTS, params)
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -5,8 +5,6 @@ Its own module, apart from the rest of handing out pairs (assignments.service), 
 before it starts (tests/cli/test_startup.py).
 """
 
-from collections.abc import Sequence
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import repository
@@ -23,19 +21,17 @@ async def create_slots(
     project: Project,
     batch_id: int | None = None,
     *,
-    pair_ids: Sequence[int] | None = None,
     raised_only: bool = False,
 ) -> int:
-    """Give every non-gold pair (of one batch, or of the project, or only ``pair_ids``; with
-    ``raised_only``, of the pairs that want more votes than that) the slots it lacks: the
-    project's k (fixed) or its minimum raters (adaptive), or the pair's votes wanted if more;
-    new pairs join the end of the queue together, in the project's pair order."""
+    """Give every non-gold pair (of one batch, or of the project; with ``raised_only``, of
+    the pairs that want more votes than that) the slots it lacks: the project's k (fixed) or
+    its minimum raters (adaptive), or the pair's votes wanted if more; new pairs join the end
+    of the queue, in the project's pair order."""
     return await repository.create_slots(
         session,
         project.id,
         OverlapPolicy.of(project).initial_slots,
         queue_rules(project),
         batch_id,
-        pair_ids=pair_ids,
         raised_only=raised_only,
     )

@@ -32,7 +32,7 @@ from pickwise.batches.parsing.report import (
 )
 from pickwise.core.config import get_settings
 from pickwise.models import Batch, Project, User
-from pickwise.review.summaries_repository import add_summaries_of_pairs
+from pickwise.review.summaries_repository import add_batch_summaries
 from pickwise.vocabulary import PairingStrategy, PairStatus
 
 __all__ = ["ImportOutcome", "ImportRejected", "import_stream", "limits_from_settings"]
@@ -130,8 +130,7 @@ async def import_stream(
         # The answers' words are made after the commit, by the search catch-up: inside the
         # import they cost more than the rest of its Postgres work (docs/benchmarks.md).
         await repository.leave_search_for_later(session, True)
-        # The pairs' summaries are made once their slots exist, each written once
-        # (_BatchWriter, after each chunk's pairs).
+        # The pairs' summaries are made once their slots exist, each written once.
         await repository.leave_summaries_for_later(session, True)
         async with aclosing(_ahead(prepared)) as chunks:
             async for chunk in chunks:
@@ -139,7 +138,6 @@ async def import_stream(
                 if progress:
                     progress(reader.bytes_read, size)
         await repository.leave_search_for_later(session, False)
-        await repository.leave_summaries_for_later(session, False)
         report = reader.report
         assert report is not None  # The pass ended without raising: the file is valid.
         batch.sha256, batch.size_bytes = report.sha256, report.byte_count
@@ -158,12 +156,16 @@ async def import_stream(
         if nothing_new:
             await session.delete(batch)
         else:
+            # The batch's pairs join the queue together, so the order can mix all their prompts.
+            await create_slots(session, project, batch.id)
+            await add_batch_summaries(session, batch.id)
             batch.prompts_new, batch.prompts_unchanged = (
                 writer.prompts_new,
                 writer.prompts_unchanged,
             )
             batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
             batch.search_pending = writer.responses_new
+        await repository.leave_summaries_for_later(session, False)
         await session.flush()
         return ImportOutcome(
             batch_id=None if nothing_new else batch.id,
@@ -259,7 +261,7 @@ class _PairingRules:
 
 class _BatchWriter:
     def __init__(self, session: AsyncSession, project: Project, batch: Batch) -> None:
-        self.session, self.batch, self.project = session, batch, project
+        self.session, self.batch = session, batch
         self.project_id = project.id
         # Plain values, read here: the worker thread must not touch the ORM object.
         self.rules = _PairingRules(
@@ -375,11 +377,6 @@ class _BatchWriter:
             ),
             pair_rows,
         )
-        # The chunk's pairs join the queue together (mixed in the project's pair order) and
-        # get their summaries now, from rows still in memory: at the end of the import the
-        # same statements would read the whole batch back (docs/benchmarks.md, Import).
-        await create_slots(self.session, self.project, pair_ids=ids["pairs"])
-        await add_summaries_of_pairs(self.session, ids["pairs"])
         self.prompts_new += len(prompt_rows)
         self.responses_new += len(response_rows)
         self.pairs_new += len(pair_rows)

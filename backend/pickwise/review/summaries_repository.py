@@ -2,8 +2,6 @@
 reads (review.repository), so an import loads only this: `pickwise import` pays for every
 module it loads before it starts (tests/cli/test_startup.py)."""
 
-from collections.abc import Sequence
-
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,14 +25,14 @@ def insert_summaries_sql(where: str, *, with_slots: bool = False) -> str:
         """
 
 
-# An import's summaries, made once their pairs' slots exist (batches.service, a chunk at a
-# time): written by the pairs' trigger, each would be written again by the slots' trigger,
-# which counts its slots, and that update cannot be HOT on the full pages a bulk insert
-# leaves, so it would add every index entry a second time (docs/benchmarks.md, Import).
-_ADD_SUMMARIES_OF_PAIRS = text(insert_summaries_sql("p.id = ANY(:pair_ids)", with_slots=True))
+# An imported batch's summaries, made once its slots exist (batches.service): written by the
+# pairs' trigger, each would be written again by the slots' trigger, which counts its slots,
+# and that update cannot be HOT on the full pages a bulk insert leaves, so it would add every
+# index entry a second time (docs/benchmarks.md, Import).
+_ADD_BATCH_SUMMARIES = text(insert_summaries_sql("p.batch_id = :batch_id", with_slots=True))
 
 
-async def add_summaries_of_pairs(session: AsyncSession, pair_ids: Sequence[int]) -> None:
-    """The summaries of pairs written without them (the session had `pickwise.summaries_later`
-    on), with their slots counted."""
-    await session.execute(_ADD_SUMMARIES_OF_PAIRS, {"pair_ids": list(pair_ids)})
+async def add_batch_summaries(session: AsyncSession, batch_id: int) -> None:
+    """The summaries of a batch whose pairs were written without them (the session had
+    `pickwise.summaries_later` on), with their slots counted."""
+    await session.execute(_ADD_BATCH_SUMMARIES, {"batch_id": batch_id})
