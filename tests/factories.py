@@ -5,7 +5,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import create_slots
+from pickwise.assignments.slots_service import create_slots
 from pickwise.auth import service as auth_service
 from pickwise.core.security import new_pseudonym
 from pickwise.models import Batch, Pair, Project, ProjectMember, Prompt, Response, User

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import create_slots
+from pickwise.assignments.slots_service import create_slots
 from pickwise.models import (
     Assignment,
     Batch,

@@ -10,10 +10,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import create_slots
+from pickwise.assignments.slots_service import create_slots
 from pickwise.batches import repository, service
 from pickwise.batches.parsing.report import ImportRejected
 from pickwise.core.db import driver_connection
@@ -101,6 +101,16 @@ async def test_many_chunks_write_consistent_rows_and_report_progress(
     assert {slot.state for slot in slots} == {"open"}
     # The import gives every new pair its k slots: create_slots finds none missing.
     assert await create_slots(session, project) == 0
+    # Every pair of every chunk has its summary, its slots counted.
+    summaries = dict(
+        (
+            await session.execute(
+                text("SELECT pair_id, slots FROM pair_summaries WHERE project_id = :project_id"),
+                {"project_id": project.id},
+            )
+        ).all()
+    )
+    assert summaries == {pair.id: 0 if pair.is_gold else 2 for pair in pairs_rows}
 
 
 async def test_bad_line_in_a_later_chunk_read_by_the_thread_leaves_nothing(

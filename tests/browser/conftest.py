@@ -21,7 +21,7 @@ from playwright.async_api import Browser, async_playwright
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from pickwise.assignments.service import create_slots
+from pickwise.assignments.slots_service import create_slots
 from pickwise.models import Batch, Pair, Project, Prompt, Response, User
 from tests.browser.clocked_app import CLOCK_FILE_VARIABLE
 from tests.factories import PASSWORD, add_member, make_project, make_user

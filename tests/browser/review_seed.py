@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from pickwise.assignments.service import create_slots
+from pickwise.assignments.slots_service import create_slots
 from pickwise.models import Batch, PairFlag, Project, User
 from tests.browser.conftest import CONVERSATIONS, SYSTEM_PROMPT
 from tests.factories import PASSWORD, add_member, make_pair, make_project, make_user

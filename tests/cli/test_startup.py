@@ -5,11 +5,12 @@ file does without numpy."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("sqlalchemy", "pydantic", "psycopg", "numpy", "fastapi", "starlette", "httpx", "jinja2")
 
 
-def loaded_after(script: str) -> list[str]:
+def loaded_modules_after(script: str) -> list[str]:
     result = subprocess.run(
         [sys.executable, "-c", f"{script}\nimport json, sys\nprint(json.dumps(list(sys.modules)))"],
         capture_output=True,
@@ -17,8 +18,13 @@ def loaded_after(script: str) -> list[str]:
         check=True,
         timeout=120,
     )
-    modules = json.loads(result.stdout.strip().splitlines()[-1])
-    return sorted({name.split(".")[0] for name in modules} & set(HEAVY))
+    modules: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return modules
+
+
+def loaded_after(script: str) -> list[str]:
+    """The heavy libraries among the modules loaded after `script`."""
+    return sorted({name.split(".")[0] for name in loaded_modules_after(script)} & set(HEAVY))
 
 
 def test_the_cli_starts_without_the_heavy_libraries() -> None:
@@ -39,3 +45,38 @@ def test_reading_a_small_file_does_not_import_numpy() -> None:
         f"assert validate(io.BytesIO({TWO_LINES!r}), filename='f.jsonl').errors\n"
     )
     assert "numpy" not in loaded_after(script)
+
+
+# What `pickwise import` loads beyond the ORM and the import itself: the other domains' rules,
+# the explorer's reads, the API's schemas, the metrics library. Each cost every import its
+# start-up (docs/benchmarks.md, Import, round 7).
+NOT_FOR_AN_IMPORT = (
+    "prometheus_client",
+    "pickwise.assignments.service",
+    "pickwise.assignments.schemas",
+    "pickwise.review.repository",
+    "pickwise.review.schemas",
+    "pickwise.projects.service",
+    "pickwise.projects.schemas",
+    "pickwise.overlap.service",
+)
+
+
+def test_the_import_command_loads_only_what_an_import_needs(tmp_path: Path) -> None:
+    # The real command, up to its first connection: a server that is not there refuses it,
+    # after every module the command needs is loaded.
+    batch = tmp_path / "batch.jsonl"
+    batch.write_bytes(TWO_LINES[: len(TWO_LINES) // 2])
+    script = (
+        "import os\n"
+        "os.environ['DATABASE_URL'] = 'postgresql://pickwise@127.0.0.1:9/absent'\n"
+        "import sys\n"
+        "from pickwise.cli.main import app\n"
+        "try:\n"
+        f"    app(['import', 'some-project', {str(batch)!r}], standalone_mode=False)\n"
+        "except Exception:\n"
+        "    pass\n"
+        "assert 'pickwise.batches.service' in sys.modules\n"
+    )
+    loaded = set(loaded_modules_after(script))
+    assert sorted(loaded & set(NOT_FOR_AN_IMPORT)) == []

@@ -6,7 +6,7 @@ import io
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import create_slots
+from pickwise.assignments.slots_service import create_slots
 from pickwise.batches.service import import_stream
 from pickwise.models import (
     Adjudication,

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import create_slots
+from pickwise.assignments.slots_service import create_slots
 from pickwise.models import (
     Adjudication,
     Batch,

@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.assignments import repository
 from pickwise.assignments.repository import PairContent, pair_content
 from pickwise.assignments.schemas import Message, NextPair, ShownResponse
+from pickwise.assignments.slots_service import create_slots, queue_rules
 from pickwise.assignments.standing import ensure_may_rate
 from pickwise.core.clock import utcnow
 from pickwise.core.metrics import LEASES_EXPIRED, LEASES_GRANTED
 from pickwise.models import Assignment, Project, User
-from pickwise.overlap.rules import OverlapPolicy
 from pickwise.pools.quota import quota_reached
 from pickwise.vocabulary import AssignmentStatus, CanonicalSide, ShownSide, SlotState
 
@@ -66,31 +66,6 @@ def shown(lease: Lease) -> NextPair:
         turns=[Message(**turn) for turn in content.prompt.turns],
         left=ShownResponse(side=ShownSide.LEFT, content=left.content),
         right=ShownResponse(side=ShownSide.RIGHT, content=right.content),
-    )
-
-
-def queue_rules(project: Project) -> repository.QueueRules:
-    return repository.QueueRules(project.pair_order, project.pairing_seed)
-
-
-async def create_slots(
-    session: AsyncSession,
-    project: Project,
-    batch_id: int | None = None,
-    *,
-    raised_only: bool = False,
-) -> int:
-    """Give every non-gold pair (of one batch, or of the project; with ``raised_only``, of
-    the pairs that want more votes than that) the slots it lacks: the project's k (fixed) or
-    its minimum raters (adaptive), or the pair's votes wanted if more; new pairs join the end
-    of the queue, in the project's pair order."""
-    return await repository.create_slots(
-        session,
-        project.id,
-        OverlapPolicy.of(project).initial_slots,
-        queue_rules(project),
-        batch_id,
-        raised_only=raised_only,
     )
 
 

@@ -74,7 +74,7 @@ async def leave_search_for_later(session: AsyncSession, later: bool) -> None:
 
 async def leave_summaries_for_later(session: AsyncSession, later: bool) -> None:
     """For the rest of the transaction: pairs written get no explorer summary (the import
-    adds its batch's summaries itself, review.repository.add_batch_summaries), or, with
+    adds its batch's summaries itself, review.summaries_repository.add_batch_summaries), or, with
     `later` False, get one as they are written (the `review_pairs_inserted` trigger)."""
     await _set_local(session, "pickwise.summaries_later", later)
 

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, TypeVar, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import create_slots
+from pickwise.assignments.slots_service import create_slots
 from pickwise.batches import repository
 from pickwise.batches.pairing import generate_pairs
 from pickwise.batches.parsing.reader import RecordReader, too_large_report
@@ -31,9 +31,8 @@ from pickwise.batches.parsing.report import (
     LineError,
 )
 from pickwise.core.config import get_settings
-from pickwise.core.metrics import IMPORT_ROWS
 from pickwise.models import Batch, Project, User
-from pickwise.review.repository import add_batch_summaries
+from pickwise.review.summaries_repository import add_batch_summaries
 from pickwise.vocabulary import PairingStrategy, PairStatus
 
 __all__ = ["ImportOutcome", "ImportRejected", "import_stream", "limits_from_settings"]
@@ -148,6 +147,9 @@ async def import_stream(
                     report, errors=tuple(writer.conflicts.kept), error_count=writer.conflicts.count
                 )
             )
+        # Imported here: prometheus_client would cost every `pickwise import` its start-up.
+        from pickwise.core.metrics import IMPORT_ROWS
+
         IMPORT_ROWS.inc(writer.prompts_new + writer.responses_new + writer.pairs_new)
         # Only new prompts bring responses and pairs: without one, the batch would be empty.
         nothing_new = writer.prompts_new == 0

@@ -87,7 +87,7 @@ def export(
     from pickwise.core.db import get_read_engine, session_factory
     from pickwise.exports import repository, service
     from pickwise.exports.schemas import ExportQuery
-    from pickwise.projects import service as projects_service
+    from pickwise.projects.lookup import get_by_slug_or_404
     from pickwise.webhooks.service import queue_export_written
 
     try:
@@ -128,7 +128,7 @@ def export(
     async def work() -> service.ExportResult:
         engine = get_read_engine()
         async with session_factory(engine)() as session:
-            target = await projects_service.get_by_slug_or_404(session, project)
+            target = await get_by_slug_or_404(session, project)
         async with engine.connect() as connection, connection.begin():
             selection = await service.selection_for(connection, target, query)
             total = await repository.count_votes_at_most(connection, selection)

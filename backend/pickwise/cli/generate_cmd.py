@@ -78,7 +78,7 @@ def generate(
     from pickwise.generation import service
     from pickwise.generation.chat import EndpointConfig, MissingApiKey, RetryPolicy
     from pickwise.generation.runner import GenerationOptions, generate_jsonl
-    from pickwise.projects import service as projects_service
+    from pickwise.projects.lookup import get_by_slug_or_404
 
     database()
     options = GenerationOptions(
@@ -89,7 +89,7 @@ def generate(
 
     async def load() -> tuple[int, list[EndpointConfig]]:
         async with session_factory(get_engine())() as session:
-            target = await projects_service.get_by_slug_or_404(session, project)
+            target = await get_by_slug_or_404(session, project)
             found = await service.list_endpoints(session, target, active_only=True)
         chosen = [e for e in found if not endpoint or e.name in endpoint]
         missing = sorted(set(endpoint or ()) - {e.name for e in chosen})
@@ -137,7 +137,7 @@ def generate(
                 complete.seek(0)
                 bar.update(task, description=f"importing {file.name}")
                 async with session_factory(get_engine())() as session, session.begin():
-                    target = await projects_service.get_by_slug_or_404(session, project)
+                    target = await get_by_slug_or_404(session, project)
                     outcome = await batches_service.import_stream(
                         session,
                         target,

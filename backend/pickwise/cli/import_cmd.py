@@ -51,7 +51,7 @@ def import_file(
     from pickwise.batches import service
     from pickwise.cli.runtime import run, with_session
     from pickwise.conversations.openers import import_openers
-    from pickwise.projects import service as projects_service
+    from pickwise.projects.lookup import get_by_slug_or_404
     from pickwise.vocabulary import ProjectKind
 
     if format not in (None, "jsonl", "csv"):
@@ -71,7 +71,7 @@ def import_file(
             bar.update(task, completed=read, total=size)
 
         async def work(session: "AsyncSession") -> service.ImportOutcome:
-            target = await projects_service.get_by_slug_or_404(session, project)
+            target = await get_by_slug_or_404(session, project)
             with file.open("rb") as stream:
                 if target.kind == ProjectKind.CONVERSATIONS:
                     return await import_openers(

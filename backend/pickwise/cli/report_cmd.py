@@ -29,14 +29,14 @@ def report(
     from pickwise.analytics.repository import read_only_connection
     from pickwise.cli.runtime import database, run_or_exit
     from pickwise.core.db import get_read_engine
-    from pickwise.projects import service as projects_service
+    from pickwise.projects.lookup import get_by_slug_or_404
 
     database()
 
     async def work() -> "tuple[str, ReportRead]":
         async with read_only_connection(get_read_engine()) as connection:
             async with AsyncSession(bind=connection) as session:
-                target = await projects_service.get_by_slug_or_404(session, project)
+                target = await get_by_slug_or_404(session, project)
                 title = f"{target.name} ({target.slug})"
             return title, await service.report(connection, target)
 

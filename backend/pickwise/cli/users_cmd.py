@@ -26,15 +26,13 @@ def create(
 ) -> None:
     """Create an admin or rater account."""
     from pickwise.cli.runtime import run_or_exit, with_session
-    from pickwise.projects import service as projects_service
+    from pickwise.projects.lookup import get_by_slug_or_404
     from pickwise.users import service
     from pickwise.users.email import checked_email
     from pickwise.vocabulary import AccountRole
 
     async def work(session: "AsyncSession") -> int:
-        projects = [
-            await projects_service.get_by_slug_or_404(session, slug) for slug in project or []
-        ]
+        projects = [await get_by_slug_or_404(session, slug) for slug in project or []]
         user = await service.create_user(
             session,
             # The check POST /api/v1/users and the admin page make.

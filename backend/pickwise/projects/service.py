@@ -63,13 +63,6 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     return project
 
 
-async def get_by_slug_or_404(session: AsyncSession, slug: str) -> Project:
-    project = await repository.get_by_slug(session, slug)
-    if project is None:
-        raise NotFound(f"project {slug!r}: no such project")
-    return project
-
-
 async def add_member(session: AsyncSession, project: Project, user: User) -> None:
     await repository.add_members(session, [project.id], user.id)
 

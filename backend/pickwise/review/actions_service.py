@@ -9,7 +9,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments.service import create_slots, drop_unfinished_slots
+from pickwise.assignments.service import drop_unfinished_slots
+from pickwise.assignments.slots_service import create_slots
 from pickwise.core.clock import utcnow
 from pickwise.models import Project
 from pickwise.review import actions_repository as repository

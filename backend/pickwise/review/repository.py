@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from pickwise.models.review import AGREEMENT_SQL, MAJORITY_SQL
 from pickwise.review.cursor import SORT_KEYS, Cursor
 from pickwise.review.sql_filters import SEARCH_FOUND, SEARCH_MATCHES, TSQUERY_OF, Conditions
+from pickwise.review.summaries_repository import insert_summaries_sql
 from pickwise.vocabulary import Choice, PairSort
 
 # The explorer reads through the request's session; exports through their read connection.
@@ -399,44 +400,12 @@ def driver_condition(
     return sql, {f"{prefix}{name}": values[name] for name in compiled.binds}
 
 
-def _insert_summaries(where: str, *, with_slots: bool = False) -> str:
-    """New pairs' summaries: what never changes, copied from the pair and its answers (the
-    `review_pairs_inserted` trigger does the same for the pairs of one statement)."""
-    slots = ", (SELECT count(*) FROM pair_slots s WHERE s.pair_id = p.id)" if with_slots else ""
-    return f"""
-        INSERT INTO pair_summaries (
-            pair_id, project_id, batch_id, prompt_id, response_a_id, response_b_id,
-            created_at, model_low, model_high, is_gold, pair_status, excluded, votes_wanted
-            {", slots" if with_slots else ""})
-        SELECT p.id, p.project_id, p.batch_id, p.prompt_id, p.response_a_id, p.response_b_id,
-               p.created_at, least(ra.model, rb.model), greatest(ra.model, rb.model),
-               p.is_gold, p.status, p.excluded, p.votes_wanted{slots}
-        FROM pairs p
-        JOIN responses ra ON ra.id = p.response_a_id
-        JOIN responses rb ON rb.id = p.response_b_id
-        WHERE {where}
-        """
-
-
-# An imported batch's summaries, made once its slots exist (batches.service): written by the
-# pairs' trigger, each would be written again by the slots' trigger, which counts its slots,
-# and that update cannot be HOT on the full pages a bulk insert leaves, so it would add every
-# index entry a second time (docs/benchmarks.md, Import).
-_ADD_BATCH_SUMMARIES = text(_insert_summaries("p.batch_id = :batch_id", with_slots=True))
-
-
-async def add_batch_summaries(session: AsyncSession, batch_id: int) -> None:
-    """The summaries of a batch whose pairs were written without them (the session had
-    `pickwise.summaries_later` on), with their slots counted."""
-    await session.execute(_ADD_BATCH_SUMMARIES, {"batch_id": batch_id})
-
-
 # Every summary of a project counted afresh from what it summarises. For data written with
 # triggers off (a bulk load with session_replication_role = replica, such as the benchmarks'):
 # the triggers keep the summaries of everything else.
 _REBUILD_SUMMARIES = (
     text("DELETE FROM pair_summaries WHERE project_id = :project_id"),
-    text(_insert_summaries("p.project_id = :project_id")),
+    text(insert_summaries_sql("p.project_id = :project_id")),
     text(
         f"""
         UPDATE pair_summaries s
