@@ -25,19 +25,29 @@ def request_fingerprint(path: str, body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def valid_key(key: str) -> bool:
+    return 0 < len(key) <= MAX_KEY_LENGTH
+
+
 async def run_once(
     session: AsyncSession,
     user: User,
     key: str | None,
     fingerprint: str,
     work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+    *,
+    claimed: bool | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Returns (status code, JSON body): the first answer for this key, or a fresh one."""
+    """Returns (status code, JSON body): the first answer for this key, or a fresh one.
+    `claimed`: whether this request's claim of the key took effect, when it was claimed
+    already, in the round trip of the answer's locks (judgments.service.claim_key_and_locks)."""
     if key is None:
         return await _answer(work)
-    if not key or len(key) > MAX_KEY_LENGTH:
+    if not valid_key(key):
         raise InvalidInput(f"must be 1 to {MAX_KEY_LENGTH} characters", field="Idempotency-Key")
-    if not await repository.claim_key(session, user.id, key, fingerprint):
+    if claimed is None:
+        claimed = await repository.claim_key(session, user.id, key, fingerprint)
+    if not claimed:
         stored = await repository.stored_answer(session, user.id, key)
         assert stored is not None
         if stored.request_hash != fingerprint:
