@@ -2,7 +2,6 @@
 
 from typing import Any
 
-import psycopg
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import delete, func, select, text, update
@@ -255,40 +254,6 @@ async def test_a_lease_lost_in_a_crash_is_refused_clearly_and_its_slot_is_free(
     assert done.status_code == 201
     judged = select(func.count()).where(Judgment.pair_id == lost["pair_id"])
     assert await session.scalar(judged) == 1  # k = 1: never over k
-
-
-@pytest.fixture
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """What the app waits on Postgres for, one entry per round trip: a statement sent on its
-    own, or a pipeline (its statements, joined). The test session's savepoints are left out:
-    a real request has a BEGIN and a COMMIT there instead."""
-    waits: list[str] = []
-    execute, enter = psycopg.AsyncCursor.execute, psycopg.AsyncPipeline.__aenter__
-    exit_ = psycopg.AsyncPipeline.__aexit__
-    piped: list[str] = []
-
-    async def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        sql = query if isinstance(query, str) else str(query)
-        savepoint = sql.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO"))
-        if cursor.connection._pipeline is not None:
-            piped.append(sql)
-        elif not savepoint:
-            waits.append(sql)
-        return await execute(cursor, query, *args, **kwargs)
-
-    async def pipeline_entered(self: Any) -> Any:
-        piped.clear()
-        return await enter(self)
-
-    async def pipeline_left(self: Any, *args: Any) -> Any:
-        if self.level == 1:
-            waits.append("\n---\n".join(piped))
-        return await exit_(self, *args)
-
-    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
-    monkeypatch.setattr(psycopg.AsyncPipeline, "__aenter__", pipeline_entered)
-    monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", pipeline_left)
-    return waits
 
 
 async def test_a_choice_with_the_next_pair_waits_on_postgres_three_times(

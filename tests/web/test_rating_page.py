@@ -855,6 +855,38 @@ async def test_a_choice_on_the_page_is_few_statements(
     assert len(statements) <= 10, "\n".join(statements)
 
 
+async def test_a_choice_on_the_page_claims_its_form_key_with_the_locks(
+    client: AsyncClient, app: FastAPI, session: AsyncSession, round_trips: list[str]
+) -> None:
+    # Six waits on Postgres (seven when the key was claimed on its own): who asks with their
+    # project and counts; the form's key claimed with the lease's locks, which are taken
+    # only if the claim took effect (a double submit waits on the key, then locks nothing);
+    # the choice stored; the key's answer stored; then the next pair's lease and the "still
+    # needed" figure.
+    rater, project = await rater_on_project(client, session, summary_every=0)
+    await make_pairs(session, project, 3)
+    html = (await open_page(client, app, project)).text
+    rating._needed_seen.clear()
+    round_trips.clear()
+
+    response, data = await choose(client, html, "left")
+
+    answered_with_the_page(response, app, project)
+    claims = [trip for trip in round_trips if "INSERT INTO idempotency_keys" in trip]
+    assert len(claims) == 1, "\n=====\n".join(round_trips)
+    assert len(round_trips) == 6, "\n=====\n".join(round_trips)
+    statements = claims[0].split("\n---\n")
+    assert "INSERT INTO idempotency_keys" in statements[0]
+    assert "FOR UPDATE OF s" in statements[1] and "FOR UPDATE OF a" in statements[2]
+    assert not any("FOR UPDATE OF a" in trip for trip in round_trips if trip not in claims)
+    # The same form again: the first answer, and nothing locked or stored.
+    round_trips.clear()
+    again = await client.post(form_of(html, 'id="choice-form"')[0], data=data)
+    assert "Saved. Here is the next pair." in answered_with_the_page(again, app, project)
+    assert len(await judgments_of(session, rater)) == 1
+    assert not any("INSERT INTO judgments" in trip for trip in round_trips)
+
+
 async def test_the_summary_and_the_page_after_it_are_few_statements(
     client: AsyncClient, app: FastAPI, session: AsyncSession, statements: list[str]
 ) -> None:

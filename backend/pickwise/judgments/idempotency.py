@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.errors import InvalidInput, PickwiseError
-from pickwise.judgments import repository
+from pickwise.judgments import repository, service
 from pickwise.models import User
 
 MAX_KEY_LENGTH = 200
@@ -59,6 +59,25 @@ async def run_once(
     status_code, body = await _answer(work)
     await repository.store_answer(session, user.id, key, status_code, body)
     return status_code, body
+
+
+async def run_once_locking(
+    session: AsyncSession,
+    user: User,
+    key: str | None,
+    fingerprint: str,
+    assignment_id: int,
+    work: Callable[[service.LeaseLocks | None], Awaitable[tuple[int, dict[str, Any]]]],
+) -> tuple[int, dict[str, Any]]:
+    """`run_once` for an answer to the assignment (a submit, skip or flag): the key is claimed
+    in the round trip of the answer's locks, which are taken only if the claim took effect,
+    and `work` gets them (None: it takes them itself)."""
+    if key is None or not valid_key(key):
+        return await run_once(session, user, key, fingerprint, lambda: work(None))
+    claim = await service.claim_key_and_locks(session, user, key, fingerprint, assignment_id)
+    return await run_once(
+        session, user, key, fingerprint, lambda: work(claim.locks), claimed=claim.claimed
+    )
 
 
 async def _answer(
