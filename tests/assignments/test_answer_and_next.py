@@ -316,24 +316,30 @@ async def test_a_keyed_answer_claims_its_key_with_who_asks_and_the_locks(
     assert (replayed.status_code, replayed.json()) == (response.status_code, response.json())
 
 
+async def set_active(session: AsyncSession, assignment_id: int, active: bool) -> None:
+    """Deactivates (or activates again) the account of the assignment's rater."""
+    rater_id = await session.scalar(
+        select(Assignment.rater_id).where(Assignment.id == assignment_id)
+    )
+    assert rater_id is not None
+    await session.execute(update(User).where(User.id == rater_id).values(is_active=active))
+
+
 async def test_a_keyed_answer_with_a_token_that_names_nobody_claims_nothing(
     client: AsyncClient, session: AsyncSession
 ) -> None:
     # The token's lookup, the key's claim and the locks go out together: a token that names
     # nobody must leave the key free for its owner and the lease unanswered.
     _, headers, first = await first_lease(client, session, 3)
-    lease = await session.get(Assignment, first["assignment_id"])
-    assert lease is not None
-    rater_id = lease.rater_id
+    await set_active(session, first["assignment_id"], False)
     url = answer_url(first["assignment_id"])
     keyed = {**headers, "Idempotency-Key": "choice-1"}
-    await session.execute(update(User).where(User.id == rater_id).values(is_active=False))
     refused = await client.post(url, json={"choice": "left"}, headers=keyed)
     assert refused.status_code == 401
     forged = {"Authorization": "Bearer not-a-token", "Idempotency-Key": "choice-1"}
     assert (await client.post(url, json={"choice": "left"}, headers=forged)).status_code == 401
     assert await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
-    await session.execute(update(User).where(User.id == rater_id).values(is_active=True))
+    await set_active(session, first["assignment_id"], True)
     answered = await client.post(url, json={"choice": "left"}, headers=keyed)
     assert answered.status_code == 201, answered.text
     assert await judgment_count(session) == 1
@@ -343,9 +349,7 @@ async def test_a_deactivated_raters_token_answers_nothing(
     client: AsyncClient, session: AsyncSession
 ) -> None:
     _, headers, first = await first_lease(client, session, 3)
-    lease = await session.get(Assignment, first["assignment_id"])
-    assert lease is not None
-    await session.execute(update(User).where(User.id == lease.rater_id).values(is_active=False))
+    await set_active(session, first["assignment_id"], False)
     response = await client.post(
         answer_url(first["assignment_id"]), json={"choice": "left"}, headers=headers
     )
