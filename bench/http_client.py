@@ -54,8 +54,10 @@ class KeepAliveClient:
     async def get(self, path: str) -> Reply:
         return await self._request(b"GET", path, None)
 
-    async def post(self, path: str, json_body: Any) -> Reply:
-        return await self._request(b"POST", path, json.dumps(json_body).encode())
+    async def post(self, path: str, json_body: Any, headers: dict[str, str] | None = None) -> Reply:
+        """`headers`: this request's own, beside the client's."""
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        return await self._request(b"POST", path, json.dumps(json_body).encode(), extra=extra)
 
     async def post_form(self, path: str, fields: dict[str, str]) -> Reply:
         """A form as a browser sends it (application/x-www-form-urlencoded)."""
@@ -70,9 +72,14 @@ class KeepAliveClient:
                 await writer.wait_closed()
 
     async def _request(
-        self, method: bytes, path: str, body: bytes | None, content_type: bytes = JSON_TYPE
+        self,
+        method: bytes,
+        path: str,
+        body: bytes | None,
+        content_type: bytes = JSON_TYPE,
+        extra: str = "",
     ) -> Reply:
-        request = [method, b" ", path.encode(), b" HTTP/1.1\r\n", self._head]
+        request = [method, b" ", path.encode(), b" HTTP/1.1\r\n", self._head, extra.encode()]
         if body is not None:
             request += [
                 b"Content-Type: ",

@@ -2,10 +2,12 @@
 
     python -m bench.rater_ab [--seconds 8] [--raters 16] [--rounds 3] VARIANT...
 
-VARIANT is `name:requests[:backend]`: `requests` is 1 (POST …/judgment?next=true) or 2
-(GET …/next + POST …/judgment); `backend`, if given, is a folder whose `pickwise` package the
-server imports instead of this tree's (e.g. `git worktree add /tmp/old <commit>` →
-`old:1:/tmp/old/backend`). `raw` is the psycopg loop of the rater-loop benchmark.
+VARIANT is `name:requests[:backend]`: `requests` is 1 (POST …/judgment?next=true), k (the
+same with an Idempotency-Key, as pickwise.client sends it), p (the rating page's choice form,
+with a login cookie) or 2 (GET …/next + POST …/judgment); `backend`, if given, is a folder
+whose `pickwise` package the server imports instead of this tree's (e.g. `git worktree add
+/tmp/old <commit>` → `old:1:/tmp/old/backend`). `raw` is the psycopg loop of the rater-loop
+benchmark.
 
 Each variant has its own server process (1 worker) and its own database, loaded alike; the
 runs go A, B, …, A, B, … so a machine whose speed drifts affects each variant alike. It
@@ -34,15 +36,19 @@ class Variant:
     name: str
     requests: int  # 0 for the raw psycopg loop
     backend: str | None
+    keyed: bool = False  # each answer with an Idempotency-Key
+    pages: bool = False  # the rating page's form, not the API
 
     @classmethod
     def parse(cls, text: str) -> "Variant":
         if text == "raw":
             return cls("raw", 0, None)
         name, requests, *backend = text.split(":", 2)
-        if requests not in ("1", "2"):
-            raise argparse.ArgumentTypeError(f"{text!r}: requests must be 1 or 2")
-        return cls(name, int(requests), backend[0] if backend else None)
+        if requests not in ("1", "2", "k", "p"):
+            raise argparse.ArgumentTypeError(f"{text!r}: requests must be 1, 2, k or p")
+        count = 2 if requests == "2" else 1
+        folder = backend[0] if backend else None
+        return cls(name, count, folder, keyed=requests == "k", pages=requests == "p")
 
 
 def _one_run(
@@ -55,9 +61,16 @@ def _one_run(
             )
         )
     os.environ[REQUESTS_ENV] = str(variant.requests)
+    cookies = setup.rater_cookies[: args.raters] if variant.pages else None
     return asyncio.run(
         rater_loop.http_run(
-            base_url, setup.rater_tokens[: args.raters], setup.project_id, args.seconds, 10**6
+            base_url,
+            setup.rater_tokens[: args.raters],
+            setup.project_id,
+            args.seconds,
+            10**6,
+            cookies=cookies,
+            keyed=variant.keyed,
         )
     )
 

@@ -28,6 +28,7 @@ import random
 import re
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -261,9 +262,12 @@ async def _chained_rater(
     max_loops: int,
     pace: Pace,
     stats: RunStats,
+    *,
+    keyed: bool = False,
 ) -> None:
     """One request per judgment: POST …/judgment?next=true answers with the next pair. The
-    first pair (and one after an error) comes from GET …/next."""
+    first pair (and one after an error) comes from GET …/next. `keyed`: each POST carries an
+    Idempotency-Key, as pickwise.client sends it."""
 
     async def first() -> Any:
         response = await client.get(f"/api/v1/projects/{project_id}/next")
@@ -273,8 +277,11 @@ async def _chained_rater(
         return _pair_or_end(response.json())
 
     async def answer(pair: dict[str, Any]) -> tuple[bool, Any]:
+        headers = {"Idempotency-Key": str(uuid.uuid4())} if keyed else None
         submitted = await client.post(
-            f"/api/v1/assignments/{pair['assignment_id']}/judgment?next=true", {"choice": "left"}
+            f"/api/v1/assignments/{pair['assignment_id']}/judgment?next=true",
+            {"choice": "left"},
+            headers,
         )
         if submitted.status_code != 201:
             stats.error("POST judgment?next", submitted.status_code)
@@ -349,16 +356,21 @@ async def http_run(
     think_seconds: float = 0.0,
     settle_seconds: float = 0.0,
     cookies: list[str] | None = None,
+    *,
+    keyed: bool = False,
 ) -> RunStats:
     """Each rater is its own client with one keep-alive connection, like a browser tab: over
-    the API with `tokens`, or on the rating page with login `cookies`."""
+    the API with `tokens` (`keyed`: with an Idempotency-Key on each answer), or on the rating
+    page with login `cookies`."""
     stats = RunStats()
+    rater: Callable[..., Awaitable[None]]
     if cookies is not None:
         headers = [{"Cookie": f"{SESSION_COOKIE}={cookie}"} for cookie in cookies]
         rater = _page_rater
     else:
         headers = [{"Authorization": f"Bearer {token}"} for token in tokens]
-        rater = _chained_rater if requests_per_judgment() == 1 else _http_rater
+        one_request = requests_per_judgment() == 1
+        rater = partial(_chained_rater, keyed=keyed) if one_request else _http_rater
     clients = [KeepAliveClient(base_url, headers=each) for each in headers]
     try:
         # Connect first: a rater's first call should not pay for TCP setup.

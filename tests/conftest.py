@@ -5,6 +5,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -182,3 +183,37 @@ def guarded(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What the app waits on Postgres for, one entry per round trip: a statement sent on its
+    own, or a pipeline (its statements, joined). The test session's savepoints are left out:
+    a real request has a BEGIN and a COMMIT there instead."""
+    waits: list[str] = []
+    execute, enter = psycopg.AsyncCursor.execute, psycopg.AsyncPipeline.__aenter__
+    exit_ = psycopg.AsyncPipeline.__aexit__
+    piped: list[str] = []
+
+    async def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sql = query if isinstance(query, str) else str(query)
+        savepoint = sql.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO"))
+        if cursor.connection._pipeline is not None:
+            piped.append(sql)
+        elif not savepoint:
+            waits.append(sql)
+        return await execute(cursor, query, *args, **kwargs)
+
+    async def pipeline_entered(self: Any) -> Any:
+        piped.clear()
+        return await enter(self)
+
+    async def pipeline_left(self: Any, *args: Any) -> Any:
+        if self.level == 1:
+            waits.append("\n---\n".join(piped))
+        return await exit_(self, *args)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
+    monkeypatch.setattr(psycopg.AsyncPipeline, "__aenter__", pipeline_entered)
+    monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", pipeline_left)
+    return waits

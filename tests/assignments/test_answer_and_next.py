@@ -2,7 +2,6 @@
 
 from typing import Any
 
-import psycopg
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import delete, func, select, text, update
@@ -12,7 +11,7 @@ from pickwise.assignments import repository as assignments_repository
 from pickwise.assignments.service import next_lease
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.judgments.service import submit
-from pickwise.models import Assignment, Judgment, Pair, PairSlot, Project, User
+from pickwise.models import Assignment, IdempotencyKey, Judgment, Pair, PairSlot, Project, User
 from pickwise.vocabulary import ShownChoice
 from tests.assignments.test_rater_loop import next_url, post_choice, rater_in
 from tests.factories import make_pairs, make_project
@@ -257,40 +256,6 @@ async def test_a_lease_lost_in_a_crash_is_refused_clearly_and_its_slot_is_free(
     assert await session.scalar(judged) == 1  # k = 1: never over k
 
 
-@pytest.fixture
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """What the app waits on Postgres for, one entry per round trip: a statement sent on its
-    own, or a pipeline (its statements, joined). The test session's savepoints are left out:
-    a real request has a BEGIN and a COMMIT there instead."""
-    waits: list[str] = []
-    execute, enter = psycopg.AsyncCursor.execute, psycopg.AsyncPipeline.__aenter__
-    exit_ = psycopg.AsyncPipeline.__aexit__
-    piped: list[str] = []
-
-    async def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        sql = query if isinstance(query, str) else str(query)
-        savepoint = sql.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO"))
-        if cursor.connection._pipeline is not None:
-            piped.append(sql)
-        elif not savepoint:
-            waits.append(sql)
-        return await execute(cursor, query, *args, **kwargs)
-
-    async def pipeline_entered(self: Any) -> Any:
-        piped.clear()
-        return await enter(self)
-
-    async def pipeline_left(self: Any, *args: Any) -> Any:
-        if self.level == 1:
-            waits.append("\n---\n".join(piped))
-        return await exit_(self, *args)
-
-    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
-    monkeypatch.setattr(psycopg.AsyncPipeline, "__aenter__", pipeline_entered)
-    monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", pipeline_left)
-    return waits
-
-
 async def test_a_choice_with_the_next_pair_waits_on_postgres_three_times(
     client: AsyncClient, session: AsyncSession, round_trips: list[str]
 ) -> None:
@@ -310,19 +275,73 @@ async def test_a_choice_with_the_next_pair_waits_on_postgres_three_times(
 async def test_with_an_idempotency_key_the_key_is_taken_before_any_lock(
     client: AsyncClient, session: AsyncSession, round_trips: list[str]
 ) -> None:
-    # A replay waits on its first request's key, so it must hold no lock of the lease then.
+    # A replay waits on its first request's key, so it must hold no lock of the lease then:
+    # the key is claimed first, in the round trip of who asks and the locks, which are taken
+    # only if the claim took effect. Then the choice stored, the answer stored with the key,
+    # and the next lease: four waits, as without a key but for the answer's store.
     _, headers, first = await first_lease(client, session, 3)
     round_trips.clear()
     keyed = {**headers, "Idempotency-Key": "choice-1"}
     url = answer_url(first["assignment_id"])
     response = await client.post(url, json={"choice": "left"}, headers=keyed)
     assert response.status_code == 201
-    key_taken = next(i for i, sql in enumerate(round_trips) if "idempotency_keys" in sql)
-    slot_locked = next(i for i, sql in enumerate(round_trips) if "FOR UPDATE OF s" in sql)
-    assert "api_tokens" in round_trips[0] and "FOR UPDATE" not in round_trips[0]
-    assert key_taken < slot_locked
+    assert len(round_trips) == 4, "\n=====\n".join(round_trips)
+    statements = round_trips[0].split("\n---\n")
+    assert "api_tokens" in statements[0]
+    assert "INSERT INTO idempotency_keys" in statements[1]
+    assert "FOR UPDATE OF s" in statements[2] and "idempotency_keys" in statements[2]
     again = await client.post(url, json={"choice": "left"}, headers=keyed)
     assert again.json() == response.json()
+    assert await judgment_count(session) == 1
+
+
+@pytest.mark.parametrize("action", ["judgment", "skip", "flag"])
+async def test_a_keyed_answer_claims_its_key_with_who_asks_and_the_locks(
+    client: AsyncClient, session: AsyncSession, round_trips: list[str], action: str
+) -> None:
+    bodies = {"judgment": {"choice": "left"}, "skip": {"reason": "cant_judge"}}
+    body = bodies.get(action, {"reason": "other"})
+    _, headers, first = await first_lease(client, session, 3)
+    round_trips.clear()
+    keyed = {**headers, "Idempotency-Key": f"{action}-1"}
+    url = f"/api/v1/assignments/{first['assignment_id']}/{action}"
+    response = await client.post(url, json=body, headers=keyed)
+    assert response.status_code < 300, response.text
+    first_trip = round_trips[0]
+    assert "api_tokens" in first_trip and "INSERT INTO idempotency_keys" in first_trip
+    assert "FOR UPDATE OF a" in first_trip
+    claims = [trip for trip in round_trips if "INSERT INTO idempotency_keys" in trip]
+    assert claims == [first_trip]
+    replayed = await client.post(url, json=body, headers=keyed)
+    assert (replayed.status_code, replayed.json()) == (response.status_code, response.json())
+
+
+async def set_active(session: AsyncSession, assignment_id: int, active: bool) -> None:
+    """Deactivates (or activates again) the account of the assignment's rater."""
+    rater_id = await session.scalar(
+        select(Assignment.rater_id).where(Assignment.id == assignment_id)
+    )
+    assert rater_id is not None
+    await session.execute(update(User).where(User.id == rater_id).values(is_active=active))
+
+
+async def test_a_keyed_answer_with_a_token_that_names_nobody_claims_nothing(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    # The token's lookup, the key's claim and the locks go out together: a token that names
+    # nobody must leave the key free for its owner and the lease unanswered.
+    _, headers, first = await first_lease(client, session, 3)
+    await set_active(session, first["assignment_id"], False)
+    url = answer_url(first["assignment_id"])
+    keyed = {**headers, "Idempotency-Key": "choice-1"}
+    refused = await client.post(url, json={"choice": "left"}, headers=keyed)
+    assert refused.status_code == 401
+    forged = {"Authorization": "Bearer not-a-token", "Idempotency-Key": "choice-1"}
+    assert (await client.post(url, json={"choice": "left"}, headers=forged)).status_code == 401
+    assert await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+    await set_active(session, first["assignment_id"], True)
+    answered = await client.post(url, json={"choice": "left"}, headers=keyed)
+    assert answered.status_code == 201, answered.text
     assert await judgment_count(session) == 1
 
 
@@ -330,9 +349,7 @@ async def test_a_deactivated_raters_token_answers_nothing(
     client: AsyncClient, session: AsyncSession
 ) -> None:
     _, headers, first = await first_lease(client, session, 3)
-    lease = await session.get(Assignment, first["assignment_id"])
-    assert lease is not None
-    await session.execute(update(User).where(User.id == lease.rater_id).values(is_active=False))
+    await set_active(session, first["assignment_id"], False)
     response = await client.post(
         answer_url(first["assignment_id"]), json={"choice": "left"}, headers=headers
     )

@@ -836,23 +836,54 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
-async def test_a_choice_on_the_page_is_few_statements(
-    client: AsyncClient, app: FastAPI, session: AsyncSession, statements: list[str]
-) -> None:
-    # The API loop's 7 (who asks, the judgment's lock, assignment and store; the next lease's
-    # locks, standing and claim), and for the page: its project and counts with who asks,
-    # the form's idempotency key taken and answered, and the "still needed" figure, which
-    # is counted here (each worker keeps it a few seconds).
-    _, project = await rater_on_project(client, session, summary_every=0)
+async def a_fresh_page(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> tuple[User, Project, str]:
+    """A rater's page of a project of 3 pairs (no summaries), with "still needed" to count."""
+    rater, project = await rater_on_project(client, session, summary_every=0)
     await make_pairs(session, project, 3)
     html = (await open_page(client, app, project)).text
     rating._needed_seen.clear()
-    statements.clear()
+    return rater, project, html
 
-    response, _ = await choose(client, html, "left")
+
+async def test_a_choice_on_the_page_is_few_statements_and_round_trips(
+    client: AsyncClient,
+    app: FastAPI,
+    session: AsyncSession,
+    statements: list[str],
+    round_trips: list[str],
+) -> None:
+    # The API loop's 7 statements (who asks, the judgment's lock, assignment and store; the
+    # next lease's locks, standing and claim), and for the page: its project and counts with
+    # who asks, the form's idempotency key taken and answered, and the "still needed"
+    # figure, which is counted here (each worker keeps it a few seconds).
+    # Six waits on Postgres (seven when the key was claimed on its own): who asks with their
+    # project and counts; the form's key claimed with the lease's locks, which are taken
+    # only if the claim took effect (a double submit waits on the key, then locks nothing);
+    # the choice stored; the key's answer stored; then the next pair's lease and the "still
+    # needed" figure.
+    rater, project, html = await a_fresh_page(client, app, session)
+    statements.clear()
+    round_trips.clear()
+
+    response, data = await choose(client, html, "left")
 
     answered_with_the_page(response, app, project)
     assert len(statements) <= 10, "\n".join(statements)
+    claims = [trip for trip in round_trips if "INSERT INTO idempotency_keys" in trip]
+    assert len(claims) == 1, "\n=====\n".join(round_trips)
+    assert len(round_trips) == 6, "\n=====\n".join(round_trips)
+    statements = claims[0].split("\n---\n")
+    assert "INSERT INTO idempotency_keys" in statements[0]
+    assert "FOR UPDATE OF s" in statements[1] and "FOR UPDATE OF a" in statements[2]
+    assert not any("FOR UPDATE OF a" in trip for trip in round_trips if trip not in claims)
+    # The same form again: the first answer, and nothing locked or stored.
+    round_trips.clear()
+    again = await client.post(form_of(html, 'id="choice-form"')[0], data=data)
+    assert "Saved. Here is the next pair." in answered_with_the_page(again, app, project)
+    assert len(await judgments_of(session, rater)) == 1
+    assert not any("INSERT INTO judgments" in trip for trip in round_trips)
 
 
 async def test_the_summary_and_the_page_after_it_are_few_statements(

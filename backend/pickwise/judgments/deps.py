@@ -1,10 +1,13 @@
 """Who answers a leased pair (a choice, a skip or a flag), found with the lease's locks when
 that saves a round trip."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ValidationError
 
 from pickwise.auth.deps import (
     INVALID_API_TOKEN,
@@ -12,9 +15,12 @@ from pickwise.auth.deps import (
     bearer_token,
     rater_in_open_unit,
 )
+from pickwise.core.db import OpenUnit
 from pickwise.core.deps import OpenUnitDep
 from pickwise.core.errors import NotAuthenticated
-from pickwise.judgments.service import LeaseLocks, api_rater_and_locks
+from pickwise.judgments import idempotency
+from pickwise.judgments.schemas import FlagIn, JudgmentIn, SkipIn
+from pickwise.judgments.service import LeaseLocks, api_rater_and_locks, api_rater_claim_and_locks
 from pickwise.models import User
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -25,26 +31,65 @@ class Answerer:
     rater: User
     # The answer's locks, taken with who asks; None: the answer takes them itself.
     locks: LeaseLocks | None
+    # Whether the request's Idempotency-Key was claimed with them (None: not claimed yet).
+    claimed: bool | None = None
 
 
-async def answerer(request: Request, unit: OpenUnitDep, _documented: ApiTokenHeader) -> Answerer:
-    """Who asks, found in the route's first unit of work, as `rater_in_open_unit` finds them.
-
-    With an API token and no Idempotency-Key (the API's usual answer), the token's lookup and
-    the lease's locks go out in one round trip: the locks are taken for the user the token
-    names, so a token that names nobody locks nothing and gets the same 401. With a key, the
-    key is taken before any lock (a replay waits there for its first request), so the
-    answer takes its locks itself; a login cookie goes through its CSRF check first.
-    """
-    token = bearer_token(request)
-    assignment_id = request.path_params.get("assignment_id", "")
-    keyed = IDEMPOTENCY_KEY_HEADER in request.headers
-    if token is None or keyed or not (assignment_id.isascii() and assignment_id.isdigit()):
-        return Answerer(await rater_in_open_unit(request, unit, _documented), None)
-    rater, locks = await api_rater_and_locks(unit.session, token, int(assignment_id))
-    if rater is None:
-        raise NotAuthenticated(INVALID_API_TOKEN)
-    return Answerer(rater, locks)
+AnswererOf = Callable[[Request, OpenUnit, HTTPAuthorizationCredentials | None], Awaitable[Answerer]]
 
 
-AnswererDep = Annotated[Answerer, Depends(answerer)]
+def _answerer_of(body_model: type[BaseModel]) -> AnswererOf:
+    """The dependency that finds who answers with a `body_model` body."""
+
+    async def answerer(
+        request: Request, unit: OpenUnitDep, _documented: ApiTokenHeader
+    ) -> Answerer:
+        """Who asks, found in the route's first unit of work, as `rater_in_open_unit` finds
+        them.
+
+        With an API token, the token's lookup and the lease's locks go out in one round trip:
+        the locks are taken for the user the token names, so a token that names nobody locks
+        nothing and gets the same 401. With an Idempotency-Key too, the key is claimed in that
+        round trip before the locks, and they are taken only if the claim took effect: a
+        replay waits on the key for its first request and then locks nothing, and a token
+        that names nobody claims nothing, so the key stays free for its owner. The key's
+        claim needs the body's fingerprint: a body the route will refuse (422), or a key
+        `run_once` will, goes the long way, so errors come in the same order. A login cookie
+        goes through its CSRF check first.
+        """
+        token = bearer_token(request)
+        assignment_id = request.path_params.get("assignment_id", "")
+        if token is None or not (assignment_id.isascii() and assignment_id.isdigit()):
+            return Answerer(await rater_in_open_unit(request, unit, _documented), None)
+        key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+        if key is None:
+            rater, locks = await api_rater_and_locks(unit.session, token, int(assignment_id))
+            if rater is None:
+                raise NotAuthenticated(INVALID_API_TOKEN)
+            return Answerer(rater, locks)
+        fingerprint = await _fingerprint(request, body_model)
+        if fingerprint is None or not idempotency.valid_key(key):
+            return Answerer(await rater_in_open_unit(request, unit, _documented), None)
+        rater, claim = await api_rater_claim_and_locks(
+            unit.session, token, key, fingerprint, int(assignment_id)
+        )
+        if rater is None:
+            raise NotAuthenticated(INVALID_API_TOKEN)
+        return Answerer(rater, claim.locks, claim.claimed)
+
+    return answerer
+
+
+async def _fingerprint(request: Request, body_model: type[BaseModel]) -> str | None:
+    """The request's fingerprint (idempotency.request_fingerprint) as the route will make it
+    of its body; None when the body is not a valid `body_model`."""
+    try:
+        body = body_model.model_validate_json(await request.body())
+    except ValidationError:
+        return None
+    return idempotency.request_fingerprint(request.url.path, body)
+
+
+JudgmentAnswerer = Annotated[Answerer, Depends(_answerer_of(JudgmentIn))]
+SkipAnswerer = Annotated[Answerer, Depends(_answerer_of(SkipIn))]
+FlagAnswerer = Annotated[Answerer, Depends(_answerer_of(FlagIn))]

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.core.errors import InvalidInput, PickwiseError
-from pickwise.judgments import repository
+from pickwise.judgments import repository, service
 from pickwise.models import User
 
 MAX_KEY_LENGTH = 200
@@ -25,19 +25,29 @@ def request_fingerprint(path: str, body: BaseModel) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def valid_key(key: str) -> bool:
+    return 0 < len(key) <= MAX_KEY_LENGTH
+
+
 async def run_once(
     session: AsyncSession,
     user: User,
     key: str | None,
     fingerprint: str,
     work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+    *,
+    claimed: bool | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Returns (status code, JSON body): the first answer for this key, or a fresh one."""
+    """Returns (status code, JSON body): the first answer for this key, or a fresh one.
+    `claimed`: whether this request's claim of the key took effect, when it was claimed
+    already, in the round trip of the answer's locks (judgments.service.claim_key_and_locks)."""
     if key is None:
         return await _answer(work)
-    if not key or len(key) > MAX_KEY_LENGTH:
+    if not valid_key(key):
         raise InvalidInput(f"must be 1 to {MAX_KEY_LENGTH} characters", field="Idempotency-Key")
-    if not await repository.claim_key(session, user.id, key, fingerprint):
+    if claimed is None:
+        claimed = await repository.claim_key(session, user.id, key, fingerprint)
+    if not claimed:
         stored = await repository.stored_answer(session, user.id, key)
         assert stored is not None
         if stored.request_hash != fingerprint:
@@ -49,6 +59,25 @@ async def run_once(
     status_code, body = await _answer(work)
     await repository.store_answer(session, user.id, key, status_code, body)
     return status_code, body
+
+
+async def run_once_locking(
+    session: AsyncSession,
+    user: User,
+    key: str | None,
+    fingerprint: str,
+    assignment_id: int,
+    work: Callable[[service.LeaseLocks | None], Awaitable[tuple[int, dict[str, Any]]]],
+) -> tuple[int, dict[str, Any]]:
+    """`run_once` for an answer to the assignment (a submit, skip or flag): the key is claimed
+    in the round trip of the answer's locks, which are taken only if the claim took effect,
+    and `work` gets them (None: it takes them itself)."""
+    if key is None or not valid_key(key):
+        return await run_once(session, user, key, fingerprint, lambda: work(None))
+    claim = await service.claim_key_and_locks(session, user, key, fingerprint, assignment_id)
+    return await run_once(
+        session, user, key, fingerprint, lambda: work(claim.locks), claimed=claim.claimed
+    )
 
 
 async def _answer(

@@ -369,6 +369,91 @@ _STORE_ANSWER = DriverSql(
 )
 
 
+# The claim for the user an API token names (nobody: no row), to send with the token's lookup.
+_CLAIM_KEY_OF_TOKEN_HOLDER = DriverSql(
+    f"""
+    INSERT INTO idempotency_keys (user_id, key, request_hash, status_code, response_body)
+    SELECT holder.id, :key, :request_hash, 0, '{{}}'
+    FROM (SELECT {API_TOKEN_HOLDER} AS id) AS holder
+    WHERE holder.id IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING key
+    """
+)
+
+
+def _claimant(user: str) -> str:
+    """The SQL of `user`'s id when this transaction has just claimed :key for them, else NULL.
+
+    Sent after the claim in one round trip, a lock statement for the claimant takes effect
+    only when the claim did: a key that was taken before (a replay, which waited for its first
+    request to commit) is seen with its stored answer, never with status 0, since the first
+    request stores its answer before it commits or rolls the claim back with everything else.
+    """
+    return f"""(
+        SELECT k.user_id FROM idempotency_keys k
+        WHERE k.user_id = {user} AND k.key = :key AND k.status_code = 0
+    )"""
+
+
+_LOCK_SLOT_OF_CLAIMANT = lock_slot_of_assignment(_claimant(":user_id"))
+_LOCKED_ASSIGNMENT_OF_CLAIMANT = _locked_assignment(_claimant(":user_id"))
+_LOCK_SLOT_OF_CLAIMING_TOKEN_HOLDER = lock_slot_of_assignment(_claimant(API_TOKEN_HOLDER))
+_LOCKED_ASSIGNMENT_OF_CLAIMING_TOKEN_HOLDER = _locked_assignment(_claimant(API_TOKEN_HOLDER))
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """A key's claim sent with the lease's locks: whether it took effect and, only then, what
+    the locks found (`lock_slot_and_assignment`)."""
+
+    claimed: bool
+    found: LockedAssignment | None
+
+
+def _key_claim(session: AsyncSession, answers: list[list[tuple[Any, ...]]]) -> KeyClaim:
+    claimed = bool(answers[0])
+    return KeyClaim(claimed, _locked(session, answers[2]) if claimed else None)
+
+
+async def claim_key_and_lock(
+    session: AsyncSession, user_id: int, key: str, fingerprint: str, assignment_id: int
+) -> KeyClaim:
+    """`claim_key`, then `lock_slot_and_assignment` for the user if the claim took effect, in
+    one round trip; a replay locks nothing."""
+    params = {
+        "user_id": user_id,
+        "key": key,
+        "request_hash": fingerprint,
+        "assignment_id": assignment_id,
+    }
+    calls = [(_CLAIM_KEY, params), (_LOCK_SLOT_OF_CLAIMANT, params)]
+    calls.append((_LOCKED_ASSIGNMENT_OF_CLAIMANT, params))
+    return _key_claim(session, await run_pipelined(session, calls))
+
+
+async def token_holder_claim_and_lock(
+    session: AsyncSession,
+    token_hash: str,
+    now: datetime,
+    key: str,
+    fingerprint: str,
+    assignment_id: int,
+) -> tuple[User | None, KeyClaim]:
+    """Who an API token names and `claim_key_and_lock` for them, all in one round trip. A
+    token that names nobody claims and locks nothing, so the key stays free for its owner."""
+    params = {"key": key, "request_hash": fingerprint, "assignment_id": assignment_id}
+    calls = [
+        (_CLAIM_KEY_OF_TOKEN_HOLDER, params),
+        (_LOCK_SLOT_OF_CLAIMING_TOKEN_HOLDER, params),
+        (_LOCKED_ASSIGNMENT_OF_CLAIMING_TOKEN_HOLDER, params),
+    ]
+    user, answers = await user_of_api_token_with(session, token_hash, now, calls)
+    if user is None:
+        return None, KeyClaim(False, None)
+    return user, _key_claim(session, answers)
+
+
 async def claim_key(session: AsyncSession, user_id: int, key: str, fingerprint: str) -> bool:
     """Records the key as taken by this request; False when it was taken before. A request
     with the same key waits here, on the unique index, until the first one commits."""

@@ -24,7 +24,13 @@ from pickwise.core.db import OpenUnit, Units
 from pickwise.core.deps import OpenUnitDep, SessionDep, UnitsDep
 from pickwise.core.errors import NotFound, PickwiseError
 from pickwise.judgments import changes, idempotency, repository, service
-from pickwise.judgments.deps import IDEMPOTENCY_KEY_HEADER, AnswererDep
+from pickwise.judgments.deps import (
+    IDEMPOTENCY_KEY_HEADER,
+    Answerer,
+    FlagAnswerer,
+    JudgmentAnswerer,
+    SkipAnswerer,
+)
 from pickwise.judgments.schemas import (
     AssignmentDone,
     AssignmentDoneAndNext,
@@ -88,7 +94,7 @@ async def _answer(
     request: Request,
     unit: OpenUnit,
     units: Units,
-    rater: User,
+    answering: Answerer,
     assignment_id: int,
     body: JudgmentIn | SkipIn | FlagIn,
     idempotency_key: str | None,
@@ -98,7 +104,7 @@ async def _answer(
     """Runs `work` once per key and commits it; then, when asked and the answer is not a
     refusal, leases the next pair (a replay gets the lease the rater holds by then)."""
     fingerprint = idempotency.request_fingerprint(request.url.path, body)
-    session = unit.session
+    session, rater = unit.session, answering.rater
     answered: Answered | None = None
 
     async def answer_once() -> tuple[int, dict[str, Any]]:
@@ -107,7 +113,7 @@ async def _answer(
         return answered.status_code, answered.body
 
     status_code, answer = await idempotency.run_once(
-        session, rater, idempotency_key, fingerprint, answer_once
+        session, rater, idempotency_key, fingerprint, answer_once, claimed=answering.claimed
     )
     wants_next = wants_next and status_code < 400  # a refusal comes with no lease
     project = None if answered is None else answered.project
@@ -160,7 +166,7 @@ async def submit_judgment(
     assignment_id: int,
     body: JudgmentIn,
     request: Request,
-    answering: AnswererDep,
+    answering: JudgmentAnswerer,
     unit: OpenUnitDep,
     units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -173,9 +179,8 @@ async def submit_judgment(
         out = _judgment_out(assignment_id, stored)
         return Answered(201, out, stored.project, stored.next_assignment_id)
 
-    rater = answering.rater
     return await _answer(
-        request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
+        request, unit, units, answering, assignment_id, body, idempotency_key, wants_next, work
     )
 
 
@@ -210,7 +215,7 @@ async def skip_pair(
     assignment_id: int,
     body: SkipIn,
     request: Request,
-    answering: AnswererDep,
+    answering: SkipAnswerer,
     unit: OpenUnitDep,
     units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -219,9 +224,9 @@ async def skip_pair(
     def skip(session: AsyncSession, rater: User) -> Awaitable[service.SetAside]:
         return service.skip(session, assignment_id, rater, body, locks=answering.locks)
 
-    work, rater = _set_aside(skip), answering.rater
+    work = _set_aside(skip)
     return await _answer(
-        request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
+        request, unit, units, answering, assignment_id, body, idempotency_key, wants_next, work
     )
 
 
@@ -232,7 +237,7 @@ async def flag_pair(
     assignment_id: int,
     body: FlagIn,
     request: Request,
-    answering: AnswererDep,
+    answering: FlagAnswerer,
     unit: OpenUnitDep,
     units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -241,9 +246,9 @@ async def flag_pair(
     def flag(session: AsyncSession, rater: User) -> Awaitable[service.SetAside]:
         return service.flag(session, assignment_id, rater, body, locks=answering.locks)
 
-    work, rater = _set_aside(flag), answering.rater
+    work = _set_aside(flag)
     return await _answer(
-        request, unit, units, rater, assignment_id, body, idempotency_key, wants_next, work
+        request, unit, units, answering, assignment_id, body, idempotency_key, wants_next, work
     )
 
 

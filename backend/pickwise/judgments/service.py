@@ -83,6 +83,39 @@ async def api_rater_and_locks(
     return rater, LeaseLocks(found)
 
 
+@dataclass(frozen=True)
+class ClaimedWithLocks:
+    """An Idempotency-Key claimed in the round trip of the lease's locks: `locks` when the
+    claim took effect, None for a replay (the key was taken before), which locks nothing."""
+
+    claimed: bool
+    locks: LeaseLocks | None
+
+
+def _claimed_with_locks(claim: repository.KeyClaim) -> ClaimedWithLocks:
+    return ClaimedWithLocks(claim.claimed, LeaseLocks(claim.found) if claim.claimed else None)
+
+
+async def claim_key_and_locks(
+    session: AsyncSession, rater: User, key: str, fingerprint: str, assignment_id: int
+) -> ClaimedWithLocks:
+    """The key claimed for the rater and, if that took effect, the answer's locks, in one
+    round trip (judgments.idempotency checks the key's length first)."""
+    claim = await repository.claim_key_and_lock(session, rater.id, key, fingerprint, assignment_id)
+    return _claimed_with_locks(claim)
+
+
+async def api_rater_claim_and_locks(
+    session: AsyncSession, token: str, key: str, fingerprint: str, assignment_id: int
+) -> tuple[User | None, ClaimedWithLocks]:
+    """`api_rater_and_locks` with the key claimed first: one round trip for who asks, the
+    key and the locks; a token that names nobody claims and locks nothing."""
+    rater, claim = await repository.token_holder_claim_and_lock(
+        session, token_digest(token), utcnow(), key, fingerprint, assignment_id
+    )
+    return rater, _claimed_with_locks(claim)
+
+
 async def _locked_assignment(
     session: AsyncSession, assignment_id: int, rater: User, locks: LeaseLocks | None = None
 ) -> tuple[Assignment, Project]:

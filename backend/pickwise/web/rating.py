@@ -560,20 +560,29 @@ def _error_page(request: Request, status: int, detail: str, error: str) -> Respo
     return response
 
 
+# A form's answer, given the lease's locks when they were taken with its key's claim.
+FormWork = Callable[[judgments.LeaseLocks | None], Awaitable[tuple[int, dict[str, Any]]]]
+
+
 async def _once(
     request: Request,
     session: AsyncSession,
     rater: User,
     form: FormData,
     body: BaseModel,
-    work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+    work: FormWork,
+    *,
+    locking: int | None = None,
 ) -> tuple[int, dict[str, Any]] | None:
     """Runs `work` once per rendered form (its idempotency key): the first answer again for a
-    double submit; None when the form was already sent with another answer."""
+    double submit; None when the form was already sent with another answer. `locking`: the
+    assignment a submit, skip or flag answers, whose locks go out with the key's claim."""
     fingerprint = idempotency.request_fingerprint(request.url.path, body)
     key = _field(form, "idempotency_key") or None
     try:
-        return await idempotency.run_once(session, rater, key, fingerprint, work)
+        if locking is None:
+            return await idempotency.run_once(session, rater, key, fingerprint, lambda: work(None))
+        return await idempotency.run_once_locking(session, rater, key, fingerprint, locking, work)
     except InvalidInput:
         return None
 
@@ -584,15 +593,18 @@ async def _skip_or_flag_once(
     units: UnitsDep,
     form: FormData,
     body: SkipIn | FlagIn,
-    work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+    work: FormWork,
     done_message: str,
     *,
     judged: Judged | None,
+    locking: int | None = None,
 ) -> Response:
     """Runs a skip or flag (or a change into a skip) once per form, then shows the next pair.
-    `judged`: the rater's judgments after it, when known (see `_after_answer`)."""
+    `judged`: the rater's judgments after it, when known (see `_after_answer`); `locking`:
+    see `_once`."""
     rater = answer.principal.user
-    answered = await _once(request, answer.unit.session, rater, form, body, work)
+    session = answer.unit.session
+    answered = await _once(request, session, rater, form, body, work, locking=locking)
     if answered is None:
         flash = Flash("warning", REUSED_FORM_MESSAGE)
         return await _after_answer(request, answer, units, flash, stored=False, judged=judged)
@@ -652,13 +664,13 @@ async def submit_judgment(
 
     made_now = False
 
-    async def work() -> tuple[int, dict[str, Any]]:
+    async def work(locks: judgments.LeaseLocks | None) -> tuple[int, dict[str, Any]]:
         nonlocal made_now
-        stored = await judgments.submit(session, assignment_id, rater, body)
+        stored = await judgments.submit(session, assignment_id, rater, body, locks=locks)
         made_now = True
         return 201, {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
 
-    answered = await _once(request, session, rater, form, body, work)
+    answered = await _once(request, session, rater, form, body, work, locking=assignment_id)
     if answered is None:
         flash = Flash("warning", REUSED_FORM_MESSAGE)
         return await _after_answer(request, answer, units, flash, stored=False)
@@ -696,14 +708,14 @@ async def skip_pair(
             request, answer, units, Flash("warning", SKIP_REASON_MISSING), stored=False
         )
 
-    async def work() -> tuple[int, dict[str, Any]]:
-        await judgments.skip(session, assignment_id, rater, body)
+    async def work(locks: judgments.LeaseLocks | None) -> tuple[int, dict[str, Any]]:
+        await judgments.skip(session, assignment_id, rater, body, locks=locks)
         return 200, {}
 
     done = "Skipped. Here is the next pair."
     # A skip stores no judgment: the rater's count stands.
     return await _skip_or_flag_once(
-        request, answer, units, form, body, work, done, judged=answer.judged
+        request, answer, units, form, body, work, done, judged=answer.judged, locking=assignment_id
     )
 
 
@@ -719,8 +731,8 @@ async def flag_pair(
         flash = Flash("warning", "Pick a reason to flag the pair.")
         return await _after_answer(request, answer, units, flash, stored=False)
 
-    async def work() -> tuple[int, dict[str, Any]]:
-        await judgments.flag(session, assignment_id, rater, body)
+    async def work(locks: judgments.LeaseLocks | None) -> tuple[int, dict[str, Any]]:
+        await judgments.flag(session, assignment_id, rater, body, locks=locks)
         return 200, {}
 
     done = (
@@ -728,7 +740,7 @@ async def flag_pair(
         "Here is the next pair."
     )
     return await _skip_or_flag_once(
-        request, answer, units, form, body, work, done, judged=answer.judged
+        request, answer, units, form, body, work, done, judged=answer.judged, locking=assignment_id
     )
 
 
@@ -863,7 +875,7 @@ async def change_judgment(
             request, principal, project, session, values=values, error=exc.detail
         )
 
-    async def work() -> tuple[int, dict[str, Any]]:
+    async def work(_locks: judgments.LeaseLocks | None) -> tuple[int, dict[str, Any]]:
         stored = await changes.change_judgment(session, assignment_id, rater, body)
         return 200, {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
 
@@ -899,7 +911,7 @@ async def change_to_skip(
             request, answer, units, Flash("warning", SKIP_REASON_MISSING), stored=False
         )
 
-    async def work() -> tuple[int, dict[str, Any]]:
+    async def work(_locks: judgments.LeaseLocks | None) -> tuple[int, dict[str, Any]]:
         await changes.change_to_skip(session, assignment_id, rater, body)
         return 200, {}
 
