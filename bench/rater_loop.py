@@ -505,10 +505,10 @@ async def raw_run(
 ) -> RunStats:
     stats = RunStats()
     sql = raw_statements()
-    connections = [
-        await psycopg.AsyncConnection.connect(url, autocommit=True, prepare_threshold=None)
-        for _ in rater_ids
-    ]
+    # Statements prepared as psycopg does by default (from a statement's fifth run), as the
+    # app's are: unprepared, the claim is planned again each time, which costs more than it
+    # takes to run and grows with the judgments made (docs/benchmarks.md, the raw limit).
+    connections = [await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in rater_ids]
     try:
         started = time.perf_counter()
         await asyncio.gather(
