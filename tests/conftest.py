@@ -10,8 +10,9 @@ from typing import Any
 import psycopg
 import pytest
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+
+from tests.tables import empty_all_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 # One database per run, so runs on one server (several checkouts, CI) never collide.
@@ -156,21 +157,7 @@ async def live_app(database_url: str) -> AsyncIterator[object]:
     # sessions of this test's event loop, which the next test's loop could not close, and
     # the pools.
     await generator.close()
-    engine = get_engine()
-    async with engine.begin() as conn:
-        tables = (
-            (
-                await conn.execute(
-                    text(
-                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                        "AND tablename <> 'alembic_version'"
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
-        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    await empty_all_tables(get_engine())
     await dispose_engines()
 
 

@@ -5,7 +5,6 @@ serves is committed through a separate engine, and every table is emptied afterw
 `live_app` does).
 """
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -19,15 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Browser, async_playwright
-from psycopg.errors import DeadlockDetected
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from pickwise.assignments.slots_service import create_slots
 from pickwise.models import Batch, Pair, Project, Prompt, Response, User
 from tests.browser.clocked_app import CLOCK_FILE_VARIABLE
 from tests.factories import PASSWORD, add_member, make_project, make_user
+from tests.tables import empty_all_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -136,31 +133,8 @@ async def committed_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     try:
         yield engine
     finally:
-        # The server's background work (the search catch-up, the snapshot refresh) may still
-        # hold a row lock and wait on a table the TRUNCATE has taken: Postgres then cancels
-        # one side as a deadlock. Emptying again once the other side is done is safe.
-        for attempt in range(5):
-            try:
-                await _empty_every_table(engine)
-                break
-            except DBAPIError as error:
-                if not isinstance(error.orig, DeadlockDetected) or attempt == 4:
-                    raise
-                await asyncio.sleep(0.2)
+        await empty_all_tables(engine)
         await engine.dispose()
-
-
-async def _empty_every_table(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        tables = (
-            await conn.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                    "AND tablename <> 'alembic_version'"
-                )
-            )
-        ).scalars()
-        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tests.conftest import ROOT
+from tests.tables import empty_all_tables
 
 BIN = Path(sys.executable).parent
 STARTUP_SECONDS = 40
@@ -95,16 +95,7 @@ async def committed(database_url: str) -> AsyncIterator[None]:
     from pickwise.core.db import get_engine
 
     engine = get_engine()
-    async with engine.begin() as conn:
-        tables = (
-            await conn.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                    "AND tablename <> 'alembic_version'"
-                )
-            )
-        ).scalars()
-        await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    await empty_all_tables(engine)
     await engine.dispose()
 
 

@@ -28,7 +28,7 @@ from pickwise.pools.schemas import PoolCreate
 from pickwise.webhooks import service as webhooks_service
 from pickwise.webhooks.schemas import WebhookCreate
 from tests.factories import add_member, make_pairs, make_project, make_user
-from tests.security.conftest import empty_all_tables
+from tests.tables import empty_all_tables
 
 SCHEMA = schemathesis.openapi.from_dict(create_app().openapi())
 # ok() raises on an operation the schema cannot describe: that fails the collection.
