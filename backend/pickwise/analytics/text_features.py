@@ -203,12 +203,10 @@ def text_features_of(texts: Sequence[str], prompts: Sequence[str | None]) -> Flo
     for position, name in enumerate(MARKDOWN_STYLE_FEATURES):
         features[:, column(name)] = markdown[:, position]
     features[:, column("characters")] = [len(text) for text in texts]
-    prose = list(texts)
     for index, text in enumerate(texts):
-        if "```" in text or "~~~" in text:
+        if _may_fence(text):
             features[index, column("code_blocks")] = len(_FENCED_BLOCK.findall(text))
-            prose[index] = _FENCED_BLOCK.sub("\n", text)
-    prose = [text.replace("\u2019", "'") for text in prose]
+    prose = [_prose(text) for text in texts]
     joined, starts = _joined(prose)
     for name, pattern in _PHRASES:
         features[:, column(name)] = _matches_per_answer(pattern, joined, starts)
@@ -216,6 +214,18 @@ def text_features_of(texts: Sequence[str], prompts: Sequence[str | None]) -> Flo
         if "?" in text:
             features[index, column("questions_back")] = _questions_back(text, prompt)
     return as_float_array(features)
+
+
+def _may_fence(text: str) -> bool:
+    return "```" in text or "~~~" in text
+
+
+def _prose(text: str) -> str:
+    """The text the phrase and markdown counts look at: fenced code blocks left out (a line
+    break each) and typographic apostrophes made plain."""
+    if _may_fence(text):
+        text = _FENCED_BLOCK.sub("\n", text)
+    return text.replace("\u2019", "'")
 
 
 def _normalize_sentence(sentence: str) -> str:
@@ -235,7 +245,7 @@ def _questions_back(prose: str, prompt: str | None) -> int:
 def text_features(text: str, prompt: str | None) -> dict[str, float]:
     """Counts for one answer; keys are FEATURE_NAMES (see the module docstring)."""
     code_blocks = _FENCED_BLOCK.findall(text)
-    prose = _FENCED_BLOCK.sub("\n", text).replace("\u2019", "'")
+    prose = _prose(text)
     return {
         "words": float(len(_WORD.findall(text))),
         "characters": float(len(text)),
@@ -323,10 +333,7 @@ def choice_pattern_summary(records: Sequence[ChoiceRecord]) -> list[PatternLine]
 def summary_features(text: str) -> SummaryFeatures:
     """The summary's features of one answer (the same counts as ``text_features``), without
     the scans it does not need: about 60 µs an answer of a hundred words instead of 100."""
-    prose = text
-    if "```" in text or "~~~" in text:
-        prose = _FENCED_BLOCK.sub("\n", text)
-    prose = prose.replace("\u2019", "'")
+    prose = _prose(text)
     return SummaryFeatures(
         words=len(_WORD.findall(text)),
         list_items=len(_LIST_ITEM.findall(prose)),
