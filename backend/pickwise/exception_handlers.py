@@ -4,12 +4,14 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from psycopg import errors as pg_errors
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pickwise.core.errors import (
     DatabaseUnavailable,
@@ -63,6 +65,33 @@ API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def wants_html(request: Request) -> bool:
     return not request.url.path.startswith("/api/")
+
+
+def browser_page(request: Request) -> bool:
+    """A page asked for by a browser (its Accept names HTML): errors the framework raises
+    before any route runs (no such path, a method the path does not take) get the site's
+    error page rather than a bare JSON body laid out as text."""
+    return wants_html(request) and "text/html" in request.headers.get("accept", "")
+
+
+_FRAMEWORK_DETAILS = {
+    404: "There is no page at this address.",
+    405: "This page cannot be used that way.",
+}
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if not browser_page(request):
+        return await http_exception_handler(request, exc)
+    detail = _FRAMEWORK_DETAILS.get(exc.status_code, str(exc.detail))
+    return render(
+        request,
+        "error.html",
+        {"status_code": exc.status_code, "detail": detail, "error": "HTTPException"},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
 
 
 async def handle_pickwise_error(request: Request, exc: Exception) -> Response:
@@ -121,6 +150,8 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
     for error in exc.errors():
         location = ".".join(str(part) for part in error["loc"] if part != "body")
         problems.append(f"{location}: {error['msg']}")
+    if browser_page(request):
+        return await handle_pickwise_error(request, InvalidInput("; ".join(problems)))
     return JSONResponse(
         {"error": "InvalidInput", "detail": "; ".join(problems), "errors": problems},
         status_code=422,
@@ -129,6 +160,7 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
 
 def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PickwiseError, handle_pickwise_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.add_exception_handler(OperationalError, handle_database_down)
     app.add_exception_handler(PoolTimeoutError, handle_database_down)
     app.add_exception_handler(DataError, handle_unstorable_value)

@@ -1,5 +1,5 @@
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from fastapi import Request
@@ -94,10 +94,14 @@ def watch_template_files(environment: str) -> None:
 
 
 def render(
-    request: Request, name: str, context: dict[str, Any] | None = None, status_code: int = 200
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     ctx = {"csp_nonce": getattr(request.state, "csp_nonce", "")}
     ctx.update(context or {})
     return templates.TemplateResponse(
-        request=request, name=name, context=ctx, status_code=status_code
+        request=request, name=name, context=ctx, status_code=status_code, headers=headers
     )
