@@ -80,6 +80,15 @@ async def run_once_locking(
     )
 
 
+async def store_refusal(
+    session: AsyncSession, user: User, key: str, refusal: PickwiseError
+) -> None:
+    """Stores `refusal` as the answer of a key claimed already (`claimed=True` in `run_once`)
+    whose request was refused before its work could run: replays get it, as they get a
+    refusal by the work, and the key is never left claimed without an answer."""
+    await repository.store_answer(session, user.id, key, refusal.status_code, refusal.body())
+
+
 async def _answer(
     work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
 ) -> tuple[int, dict[str, Any]]:
