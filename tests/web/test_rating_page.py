@@ -293,10 +293,13 @@ async def test_skip_without_a_reason_is_explained(
     assert "Pick a reason to skip" in html
     still = await leased(session, rater)
     assert still.status == "leased" and shown_assignment(html) == still.id
-    # The form's key was claimed with who asks: the refusal is its answer, so a key is never
-    # left claimed without one.
-    key = await session.get(IdempotencyKey, (rater.id, hidden["idempotency_key"]))
-    assert key is not None and key.status_code == 422
+    # The form's key was claimed with who asks and given back with the refusal: the same form
+    # sent again with a reason (the back button) is a first request, and is stored.
+    assert await session.get(IdempotencyKey, (rater.id, hidden["idempotency_key"])) is None
+    response = await client.post(action, data={**hidden, "reason": "needs_expertise"})
+    assert "Skipped." in answered_with_the_page(response, app, project)
+    await session.refresh(still)
+    assert (still.status, still.skip_reason) == ("skipped", "needs_expertise")
 
 
 async def test_late_submit_says_so_and_shows_the_next_pair(
@@ -339,12 +342,12 @@ async def test_a_form_without_the_csrf_token_is_refused(
     assert await session.scalar(stored) == 0
 
 
-async def test_a_form_refused_before_its_work_keeps_the_refusal_as_its_keys_answer(
+async def test_a_form_refused_before_its_work_gives_its_key_back(
     client: AsyncClient, app: FastAPI, session: AsyncSession
 ) -> None:
     # The form's key is claimed with who asks, before the form is read: a choice form sent
-    # without a choice is refused then, and the refusal is stored as the key's answer, so
-    # no key stays claimed without one. The same form again gets the same refusal.
+    # without a choice is refused then, and the claim is given back, so no key stays claimed
+    # without an answer and the same form (the back button) can still be sent with a choice.
     rater, project = await rater_on_project(client, session)
     await make_pairs(session, project, 2)
     html = (await open_page(client, app, project)).text
@@ -356,14 +359,15 @@ async def test_a_form_refused_before_its_work_keeps_the_refusal_as_its_keys_answ
         assert response.status_code == 422
         assert "Choose one of the answer buttons." in response.text
         assert shown_assignment(response.text) == mine.id
-
-    key = await session.get(IdempotencyKey, (rater.id, hidden["idempotency_key"]))
-    assert key is not None and key.status_code == 422
-    assert key.response_body["detail"] == "Choose one of the answer buttons."
+        assert await session.get(IdempotencyKey, (rater.id, hidden["idempotency_key"])) is None
     assert await judgments_of(session, rater) == []
-    # The page that says so has a key of its own, and a choice on it is stored.
-    response, _ = await choose(client, response.text, "left")
+
+    response = await client.post(action, data={**hidden, "choice": "left"})
     assert "Saved." in answered_with_the_page(response, app, project)
+    assert len(await judgments_of(session, rater)) == 1
+    # Sent again, the stored answer is the one given: nothing is stored twice.
+    again = await client.post(action, data={**hidden, "choice": "left"})
+    answered_with_the_page(again, app, project)
     assert len(await judgments_of(session, rater)) == 1
 
 

@@ -80,13 +80,12 @@ async def run_once_locking(
     )
 
 
-async def store_refusal(
-    session: AsyncSession, user: User, key: str, refusal: PickwiseError
-) -> None:
-    """Stores `refusal` as the answer of a key claimed already (`claimed=True` in `run_once`)
-    whose request was refused before its work could run: replays get it, as they get a
-    refusal by the work, and the key is never left claimed without an answer."""
-    await repository.store_answer(session, user.id, key, refusal.status_code, refusal.body())
+async def release_claim(session: AsyncSession, user: User, key: str) -> None:
+    """Gives back a key claimed already (`claimed=True` in `run_once`) whose request was
+    refused before its work could run (a form without a choice or a reason): the key is
+    never left claimed without an answer, and the same form sent again with what it lacked
+    is stored, as it was before keys were claimed that early."""
+    await repository.release_claim(session, user.id, key)
 
 
 async def _answer(

@@ -368,6 +368,15 @@ _STORE_ANSWER = DriverSql(
     """
 )
 
+# A claim whose request was refused before its work ran: gone, so that the same form, sent
+# again with what it lacked (the back button), is a first request, as before any claim.
+_RELEASE_CLAIM = DriverSql(
+    """
+    DELETE FROM idempotency_keys
+    WHERE user_id = :user_id AND key = :key AND status_code = 0
+    """
+)
+
 
 def _claim_key_of(holder: str) -> DriverSql:
     """The claim for the user `holder` names (the SQL of an id, or NULL: no row), to send with
@@ -495,6 +504,10 @@ async def store_answer(
 ) -> None:
     params = {"user_id": user_id, "key": key, "status_code": status_code}
     await _STORE_ANSWER.rows(session, {**params, "response_body": json.dumps(body)})
+
+
+async def release_claim(session: AsyncSession, user_id: int, key: str) -> None:
+    await _RELEASE_CLAIM.rows(session, {"user_id": user_id, "key": key})
 
 
 # --- a rater's own patterns (judgments.patterns) ------------------------------------------

@@ -640,15 +640,12 @@ async def _once(
         return None
 
 
-async def _refused(answer: Answering, form: FormData, detail: str) -> None:
-    """A form refused before its work ran (no choice, no reason): when its key was claimed
-    already, the refusal is stored as its answer, as a refusal by the work would be, so that
-    no key is left claimed without one."""
+async def _refused(answer: Answering, form: FormData) -> None:
+    """A form refused before its work ran (no choice, no reason): its key, when claimed
+    already, is given back (`idempotency.release_claim`)."""
     if answer.claim is not None and answer.claim.claimed:
         key = _field(form, IDEMPOTENCY_FIELD)
-        await idempotency.store_refusal(
-            answer.unit.session, answer.principal.user, key, InvalidInput(detail)
-        )
+        await idempotency.release_claim(answer.unit.session, answer.principal.user, key)
 
 
 async def _skip_or_flag_once(
@@ -719,7 +716,7 @@ async def submit_judgment(
     try:
         body = judgment_from_form(values, _field(form, "choice"), project)
     except InvalidInput as exc:
-        await _refused(answer, form, exc.detail)
+        await _refused(answer, form)
         return await _current_page(
             request, principal, project, session, values=values, error=exc.detail
         )
@@ -766,7 +763,7 @@ async def skip_pair(
     form = await request.form()
     body = _skip_from_form(form)
     if body is None:
-        await _refused(answer, form, SKIP_REASON_MISSING)
+        await _refused(answer, form)
         return await _after_answer(
             request, answer, units, Flash("warning", SKIP_REASON_MISSING), stored=False
         )
@@ -791,7 +788,7 @@ async def flag_pair(
     try:
         body = FlagIn(reason=_field(form, "reason"), note=_field(form, "note"))
     except ValidationError:
-        await _refused(answer, form, FLAG_REASON_MISSING)
+        await _refused(answer, form)
         flash = Flash("warning", FLAG_REASON_MISSING)
         return await _after_answer(request, answer, units, flash, stored=False)
 
