@@ -5,9 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from pickwise.web import markdown
 from pickwise.web.markdown import (
     ALLOWED_ATTRIBUTES,
     ALLOWED_TAGS,
+    CACHED_TEXT_CHARS,
+    CACHED_TEXTS,
     pygments_stylesheet,
     render_markdown,
 )
@@ -109,6 +112,34 @@ def test_payload_renders_inert(payload: str) -> None:
         for value in attributes.values():
             assert "script" not in (value or "").lower()
             assert not (value or "").lower().startswith(("data:", "file:"))
+
+
+def test_a_rendering_from_the_cache_is_as_inert_as_a_fresh_one() -> None:
+    # The rating page renders the same texts again and again (a pair shown to k raters), so
+    # renderings are kept per text: the second rendering of an attack comes from the cache.
+    markdown._rendered.cache_clear()
+    fresh = [render_markdown(payload) for payload in XSS_PAYLOADS]
+
+    again = [render_markdown(payload) for payload in XSS_PAYLOADS]
+
+    assert markdown._rendered.cache_info().hits == len(XSS_PAYLOADS)
+    assert again == fresh
+    for html in again:
+        assert_inert(html)
+
+
+def test_the_rendering_cache_is_bounded() -> None:
+    markdown._rendered.cache_clear()
+    for number in range(CACHED_TEXTS + 10):
+        render_markdown(f"Answer number {number}.")
+    assert markdown._rendered.cache_info().currsize == CACHED_TEXTS
+    # A long text is rendered each time, never kept.
+    long = "<script>alert(1)</script> " + "word " * (CACHED_TEXT_CHARS // 5)
+    before = markdown._rendered.cache_info()
+    html = render_markdown(long)
+    assert markdown._rendered.cache_info() == before
+    assert_inert(html)
+    assert "&lt;script&gt;" in html
 
 
 def test_raw_html_shows_as_text() -> None:

@@ -15,9 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.service import next_lease
 from pickwise.assignments.standing import ProjectClosed
+from pickwise.auth import repository as auth_repository
+from pickwise.auth.deps import SESSION_COOKIE
 from pickwise.core import clock
+from pickwise.core.security import token_digest
+from pickwise.judgments import service as judgments
 from pickwise.models import (
     Assignment,
+    IdempotencyKey,
     Judgment,
     Pair,
     PairFlag,
@@ -288,6 +293,13 @@ async def test_skip_without_a_reason_is_explained(
     assert "Pick a reason to skip" in html
     still = await leased(session, rater)
     assert still.status == "leased" and shown_assignment(html) == still.id
+    # The form's key was claimed with who asks and given back with the refusal: the same form
+    # sent again with a reason (the back button) is a first request, and is stored.
+    assert await session.get(IdempotencyKey, (rater.id, hidden["idempotency_key"])) is None
+    response = await client.post(action, data={**hidden, "reason": "needs_expertise"})
+    assert "Skipped." in answered_with_the_page(response, app, project)
+    await session.refresh(still)
+    assert (still.status, still.skip_reason) == ("skipped", "needs_expertise")
 
 
 async def test_late_submit_says_so_and_shows_the_next_pair(
@@ -328,6 +340,64 @@ async def test_a_form_without_the_csrf_token_is_refused(
     assert response.status_code == 403
     stored = select(func.count()).where(Judgment.rater_id == rater_id)
     assert await session.scalar(stored) == 0
+
+
+async def test_a_form_refused_before_its_work_gives_its_key_back(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    # The form's key is claimed with who asks, before the form is read: a choice form sent
+    # without a choice is refused then, and the claim is given back, so no key stays claimed
+    # without an answer and the same form (the back button) can still be sent with a choice.
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 2)
+    html = (await open_page(client, app, project)).text
+    action, hidden = form_of(html, 'id="choice-form"')
+    mine = await leased(session, rater)
+
+    for _ in range(2):
+        response = await client.post(action, data=hidden)
+        assert response.status_code == 422
+        assert "Choose one of the answer buttons." in response.text
+        assert shown_assignment(response.text) == mine.id
+        assert await session.get(IdempotencyKey, (rater.id, hidden["idempotency_key"])) is None
+    assert await judgments_of(session, rater) == []
+
+    response = await client.post(action, data={**hidden, "choice": "left"})
+    assert "Saved." in answered_with_the_page(response, app, project)
+    assert len(await judgments_of(session, rater)) == 1
+    # Sent again, the stored answer is the one given: nothing is stored twice.
+    again = await client.post(action, data={**hidden, "choice": "left"})
+    answered_with_the_page(again, app, project)
+    assert len(await judgments_of(session, rater)) == 1
+
+
+async def test_a_forms_key_is_claimed_with_who_asks_only_with_the_sessions_csrf_token(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    # The key's claim and the lease's locks go out in the round trip that finds who asks,
+    # for the session's user only when the form carries the session's CSRF token: a forged
+    # form claims and locks nothing (the 403 that follows would roll it back, but the locks
+    # would be held until then, and the key taken meanwhile).
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 1)
+    html = (await open_page(client, app, project)).text
+    _, hidden = form_of(html, 'id="choice-form"')
+    cookie = client.cookies[SESSION_COOKIE]
+    calls = judgments.session_claim_and_lock_calls(
+        hidden["idempotency_key"], "0" * 64, shown_assignment(html)
+    )
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+
+    for csrf_token, claims in (("forged", False), (hidden["csrf_token"], True)):
+        sent = [(sql, {**params, "csrf_token": csrf_token}) for sql, params in calls]
+        found, answers = await auth_repository.rater_of_session_in_project(
+            session, token_digest(cookie), clock.utcnow(), project.id, since, sent
+        )
+        assert found is not None and found.user.id == rater.id and found.project is not None
+        claim = judgments.claimed_with_locks_of(session, answers)
+        assert claim.claimed is claims
+        locked = claim.locks.found if claim.locks is not None else None
+        assert (locked is not None and locked.assignment.rater_id == rater.id) is claims
 
 
 async def test_no_work_left_page(client: AsyncClient, app: FastAPI, session: AsyncSession) -> None:
@@ -858,11 +928,11 @@ async def test_a_choice_on_the_page_is_few_statements_and_round_trips(
     # next lease's locks, standing and claim), and for the page: its project and counts with
     # who asks, the form's idempotency key taken and answered, and the "still needed"
     # figure, which is counted here (each worker keeps it a few seconds).
-    # Six waits on Postgres (seven when the key was claimed on its own): who asks with their
-    # project and counts; the form's key claimed with the lease's locks, which are taken
-    # only if the claim took effect (a double submit waits on the key, then locks nothing);
-    # the choice stored; the key's answer stored; then the next pair's lease and the "still
-    # needed" figure.
+    # Five waits on Postgres (six when who asks was found on their own, seven when the key
+    # was claimed on its own too): who asks with their project and counts, and the form's key
+    # claimed for them with the lease's locks, which are taken only if the claim took effect
+    # (a double submit waits on the key, then locks nothing); the choice stored; the key's
+    # answer stored; then the next pair's lease and the "still needed" figure.
     rater, project, html = await a_fresh_page(client, app, session)
     statements.clear()
     round_trips.clear()
@@ -873,10 +943,11 @@ async def test_a_choice_on_the_page_is_few_statements_and_round_trips(
     assert len(statements) <= 10, "\n".join(statements)
     claims = [trip for trip in round_trips if "INSERT INTO idempotency_keys" in trip]
     assert len(claims) == 1, "\n=====\n".join(round_trips)
-    assert len(round_trips) == 6, "\n=====\n".join(round_trips)
+    assert len(round_trips) == 5, "\n=====\n".join(round_trips)
     statements = claims[0].split("\n---\n")
-    assert "INSERT INTO idempotency_keys" in statements[0]
-    assert "FOR UPDATE OF s" in statements[1] and "FOR UPDATE OF a" in statements[2]
+    assert "FROM user_sessions" in statements[0]
+    assert "INSERT INTO idempotency_keys" in statements[1]
+    assert "FOR UPDATE OF s" in statements[2] and "FOR UPDATE OF a" in statements[3]
     assert not any("FOR UPDATE OF a" in trip for trip in round_trips if trip not in claims)
     # The same form again: the first answer, and nothing locked or stored.
     round_trips.clear()

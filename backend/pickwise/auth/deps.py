@@ -1,9 +1,10 @@
 """Who is asking: API token (Authorization: Bearer) or session cookie, plus CSRF for forms."""
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth import service
 from pickwise.auth.repository import SessionRater
+from pickwise.core.db import DriverSql
 from pickwise.core.deps import OpenUnitDep, SessionDep
 from pickwise.core.errors import Forbidden, NotAuthenticated
 from pickwise.models import User, UserSession
@@ -81,23 +83,35 @@ async def principal_of(request: Request, session: AsyncSession) -> Principal | N
 
 
 async def session_rater_in_project(
-    request: Request, session: AsyncSession, project_id: int, since: datetime
-) -> tuple[Principal, SessionRater] | None:
+    request: Request,
+    session: AsyncSession,
+    project_id: int,
+    since: datetime,
+    calls: Sequence[tuple[DriverSql, dict[str, Any]]] = (),
+) -> tuple[Principal, SessionRater, list[list[tuple[Any, ...]]]] | None:
     """For a browser's request (a session cookie, no API token): who asks (CSRF checked as by
     `principal_of`), the project when they may rate in it, and their judgments there (all, and
-    since `since`), from one statement. None otherwise: then `principal_of` says who asks."""
+    since `since`), from one statement; and the rows of `calls`, sent in the same round trip
+    (see `SESSION_HOLDER`: they get the CSRF token the request sent). None otherwise: then
+    `principal_of` says who asks."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie or bearer_token(request) is not None:
         return None
-    found = await service.rater_from_session_token(session, cookie, project_id, since)
+    if calls:
+        sent = {"csrf_token": await sent_csrf_token(request) or ""}
+        calls = [(sql, {**params, **sent}) for sql, params in calls]
+    found, answers = await service.rater_from_session_token(
+        session, cookie, project_id, since, calls
+    )
     if found is None:
         return None
     if request.method in UNSAFE_METHODS:
         await check_csrf(request, found.web_session)
-    return Principal(user=found.user, web_session=found.web_session), found
+    return Principal(user=found.user, web_session=found.web_session), found, answers
 
 
-async def check_csrf(request: Request, web_session: UserSession) -> None:
+async def sent_csrf_token(request: Request) -> str | None:
+    """The CSRF token a request sent: in its header, or else in its form."""
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -105,6 +119,11 @@ async def check_csrf(request: Request, web_session: UserSession) -> None:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
+    return sent
+
+
+async def check_csrf(request: Request, web_session: UserSession) -> None:
+    sent = await sent_csrf_token(request)
     if not sent or not hmac.compare_digest(sent, web_session.csrf_token):
         raise Forbidden("The form's security token is missing or stale; reload the page.")
 

@@ -2,17 +2,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, true, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.core.db import DriverSql, adopt, columns_of, run_pipelined
+from pickwise.core.db import DriverSql, adopt, column_count, columns_of, run_pipelined
 from pickwise.models import (
     ApiToken,
     Invite,
-    Judgment,
     LoginFailure,
     Project,
-    ProjectMember,
     User,
     UserSession,
 )
@@ -50,28 +48,40 @@ _USER_OF_SESSION = (
     .where(*_LIVE_SESSION)
 )
 # The rating page's forms: who sends one, the project when they may rate in it (an admin, or a
-# member), and their judgments there so far, in one round trip instead of three.
-_MAY_RATE_IN = or_(
-    User.role == AccountRole.ADMIN,
-    select(ProjectMember.user_id)
-    .where(ProjectMember.project_id == Project.id, ProjectMember.user_id == User.id)
-    .exists(),
-)
-_JUDGED = (
-    select(
-        func.count().label("total"),
-        func.count().filter(Judgment.submitted_at >= bindparam("since")).label("today"),
+# member), and their judgments there so far, in one round trip instead of three. Every form of
+# the rating page runs it: straight over psycopg (see DriverSql), not as ORM entities.
+_LIVE_WEB_SESSION = """
+    FROM user_sessions s
+    JOIN users u ON u.id = s.user_id
+    WHERE s.token_hash = :token_hash AND s.expires_at > :now AND u.is_active
+"""
+_RATER_OF_SESSION_IN_PROJECT = DriverSql(
+    f"""
+    SELECT {columns_of(User, "u")}, {columns_of(UserSession, "s")}, {columns_of(Project, "p")},
+           judged.total, judged.today
+    FROM user_sessions s
+    JOIN users u ON u.id = s.user_id
+    LEFT JOIN projects p ON p.id = :project_id AND (
+        u.role = '{AccountRole.ADMIN}'
+        OR EXISTS (
+            SELECT FROM project_members m WHERE m.project_id = p.id AND m.user_id = u.id
+        )
     )
-    .where(Judgment.project_id == bindparam("project_id"), Judgment.rater_id == User.id)
-    .lateral("judged")
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS total, count(*) FILTER (WHERE j.submitted_at >= :since) AS today
+        FROM judgments j
+        WHERE j.project_id = :project_id AND j.rater_id = u.id
+    ) AS judged
+    WHERE s.token_hash = :token_hash AND s.expires_at > :now AND u.is_active
+    """
 )
-_RATER_OF_SESSION_IN_PROJECT = (
-    select(User, UserSession, Project, _JUDGED.c.total, _JUDGED.c.today)
-    .join(UserSession, UserSession.user_id == User.id)
-    .outerjoin(Project, and_(Project.id == bindparam("project_id"), _MAY_RATE_IN))
-    .join(_JUDGED, true())
-    .where(*_LIVE_SESSION)
-)
+_USER_END = column_count(User)
+_SESSION_END = _USER_END + column_count(UserSession)
+_PROJECT_END = _SESSION_END + column_count(Project)
+# The id of the web session's user when the form's CSRF token is the session's, else NULL: for
+# statements sent in one round trip with the session's lookup (`rater_of_session_in_project`),
+# which then act for that user, or for nobody (a forged form claims and locks nothing).
+SESSION_HOLDER = f"(SELECT u.id {_LIVE_WEB_SESSION} AND s.csrf_token = :csrf_token)"
 # An API token that is neither revoked nor expired, `t`, of an active user, `u`.
 LIVE_API_TOKEN = """
     FROM api_tokens t
@@ -105,13 +115,32 @@ class SessionRater(NamedTuple):
 
 
 async def rater_of_session_in_project(
-    session: AsyncSession, token_hash: str, now: datetime, project_id: int, since: datetime
-) -> SessionRater | None:
+    session: AsyncSession,
+    token_hash: str,
+    now: datetime,
+    project_id: int,
+    since: datetime,
+    calls: Sequence[tuple[DriverSql, dict[str, Any]]] = (),
+) -> tuple[SessionRater | None, list[list[tuple[Any, ...]]]]:
     """The active user of an unexpired web session, with the project and their judgments in
-    it (see `_RATER_OF_SESSION_IN_PROJECT`)."""
+    it (see `_RATER_OF_SESSION_IN_PROJECT`); and the rows of `calls` sent after it in the same
+    round trip (run_pipelined), whose parameters get the session's (`SESSION_HOLDER`)."""
     params = {"token_hash": token_hash, "now": now, "project_id": project_id, "since": since}
-    row = (await session.execute(_RATER_OF_SESSION_IN_PROJECT, params)).first()
-    return SessionRater(*row) if row else None
+    sent = [(_RATER_OF_SESSION_IN_PROJECT, params), *((sql, {**p, **params}) for sql, p in calls)]
+    answers = await run_pipelined(session, sent)
+    rows = answers[0]
+    if not rows:
+        return None, answers[1:]
+    row = rows[0]
+    project_values = row[_SESSION_END:_PROJECT_END]
+    found = SessionRater(
+        adopt(session, User, row[:_USER_END]),
+        adopt(session, UserSession, row[_USER_END:_SESSION_END]),
+        None if project_values[0] is None else adopt(session, Project, project_values),
+        row[_PROJECT_END],
+        row[_PROJECT_END + 1],
+    )
+    return found, answers[1:]
 
 
 async def user_of_api_token(session: AsyncSession, token_hash: str, now: datetime) -> User | None:

@@ -1,11 +1,13 @@
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth import repository
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
+from pickwise.core.db import DriverSql
 from pickwise.core.errors import (
     Forbidden,
     InvalidInput,
@@ -78,10 +80,15 @@ async def user_from_session_token(
 
 
 async def rater_from_session_token(
-    session: AsyncSession, token: str, project_id: int, since: datetime
-) -> repository.SessionRater | None:
+    session: AsyncSession,
+    token: str,
+    project_id: int,
+    since: datetime,
+    calls: Sequence[tuple[DriverSql, dict[str, Any]]] = (),
+) -> tuple[repository.SessionRater | None, list[list[tuple[Any, ...]]]]:
+    """`rater_of_session_in_project` for a session cookie, and the rows of `calls`."""
     return await repository.rater_of_session_in_project(
-        session, token_digest(token), utcnow(), project_id, since
+        session, token_digest(token), utcnow(), project_id, since, calls
     )
 
 

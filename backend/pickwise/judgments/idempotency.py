@@ -80,6 +80,14 @@ async def run_once_locking(
     )
 
 
+async def release_claim(session: AsyncSession, user: User, key: str) -> None:
+    """Gives back a key claimed already (`claimed=True` in `run_once`) whose request was
+    refused before its work could run (a form without a choice or a reason): the key is
+    never left claimed without an answer, and the same form sent again with what it lacked
+    is stored, as it was before keys were claimed that early."""
+    await repository.release_claim(session, user.id, key)
+
+
 async def _answer(
     work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
 ) -> tuple[int, dict[str, Any]]:

@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.repository import ASSIGNMENT_ID_SEQUENCE, lock_slot_of_assignment
-from pickwise.auth.repository import API_TOKEN_HOLDER, user_of_api_token_with
+from pickwise.auth.repository import API_TOKEN_HOLDER, SESSION_HOLDER, user_of_api_token_with
 from pickwise.core.db import DriverSql, adopt, column_count, columns_of, run_pipelined
 from pickwise.models import (
     Assignment,
@@ -368,18 +368,33 @@ _STORE_ANSWER = DriverSql(
     """
 )
 
-
-# The claim for the user an API token names (nobody: no row), to send with the token's lookup.
-_CLAIM_KEY_OF_TOKEN_HOLDER = DriverSql(
-    f"""
-    INSERT INTO idempotency_keys (user_id, key, request_hash, status_code, response_body)
-    SELECT holder.id, :key, :request_hash, 0, '{{}}'
-    FROM (SELECT {API_TOKEN_HOLDER} AS id) AS holder
-    WHERE holder.id IS NOT NULL
-    ON CONFLICT DO NOTHING
-    RETURNING key
+# A claim whose request was refused before its work ran: gone, so that the same form, sent
+# again with what it lacked (the back button), is a first request, as before any claim.
+_RELEASE_CLAIM = DriverSql(
+    """
+    DELETE FROM idempotency_keys
+    WHERE user_id = :user_id AND key = :key AND status_code = 0
     """
 )
+
+
+def _claim_key_of(holder: str) -> DriverSql:
+    """The claim for the user `holder` names (the SQL of an id, or NULL: no row), to send with
+    the lookup of who asks (an API token's, a web session's)."""
+    return DriverSql(
+        f"""
+        INSERT INTO idempotency_keys (user_id, key, request_hash, status_code, response_body)
+        SELECT holder.id, :key, :request_hash, 0, '{{}}'
+        FROM (SELECT {holder} AS id) AS holder
+        WHERE holder.id IS NOT NULL
+        ON CONFLICT DO NOTHING
+        RETURNING key
+        """
+    )
+
+
+_CLAIM_KEY_OF_TOKEN_HOLDER = _claim_key_of(API_TOKEN_HOLDER)
+_CLAIM_KEY_OF_SESSION_HOLDER = _claim_key_of(SESSION_HOLDER)
 
 
 def _claimant(user: str) -> str:
@@ -400,6 +415,8 @@ _LOCK_SLOT_OF_CLAIMANT = lock_slot_of_assignment(_claimant(":user_id"))
 _LOCKED_ASSIGNMENT_OF_CLAIMANT = _locked_assignment(_claimant(":user_id"))
 _LOCK_SLOT_OF_CLAIMING_TOKEN_HOLDER = lock_slot_of_assignment(_claimant(API_TOKEN_HOLDER))
 _LOCKED_ASSIGNMENT_OF_CLAIMING_TOKEN_HOLDER = _locked_assignment(_claimant(API_TOKEN_HOLDER))
+_LOCK_SLOT_OF_CLAIMING_SESSION_HOLDER = lock_slot_of_assignment(_claimant(SESSION_HOLDER))
+_LOCKED_ASSIGNMENT_OF_CLAIMING_SESSION_HOLDER = _locked_assignment(_claimant(SESSION_HOLDER))
 
 
 @dataclass(frozen=True)
@@ -411,7 +428,7 @@ class KeyClaim:
     found: LockedAssignment | None
 
 
-def _key_claim(session: AsyncSession, answers: list[list[tuple[Any, ...]]]) -> KeyClaim:
+def key_claim(session: AsyncSession, answers: list[list[tuple[Any, ...]]]) -> KeyClaim:
     claimed = bool(answers[0])
     return KeyClaim(claimed, _locked(session, answers[2]) if claimed else None)
 
@@ -429,7 +446,7 @@ async def claim_key_and_lock(
     }
     calls = [(_CLAIM_KEY, params), (_LOCK_SLOT_OF_CLAIMANT, params)]
     calls.append((_LOCKED_ASSIGNMENT_OF_CLAIMANT, params))
-    return _key_claim(session, await run_pipelined(session, calls))
+    return key_claim(session, await run_pipelined(session, calls))
 
 
 async def token_holder_claim_and_lock(
@@ -451,7 +468,22 @@ async def token_holder_claim_and_lock(
     user, answers = await user_of_api_token_with(session, token_hash, now, calls)
     if user is None:
         return None, KeyClaim(False, None)
-    return user, _key_claim(session, answers)
+    return user, key_claim(session, answers)
+
+
+def session_holder_claim_and_lock_calls(
+    key: str, fingerprint: str, assignment_id: int
+) -> list[tuple[DriverSql, dict[str, Any]]]:
+    """`claim_key_and_lock` for the user of the web session whose lookup they are sent with
+    (auth.repository.rater_of_session_in_project), when the form's CSRF token is the
+    session's: a forged form, or a session that names nobody, claims and locks nothing.
+    Their answers make a KeyClaim (`key_claim`)."""
+    params = {"key": key, "request_hash": fingerprint, "assignment_id": assignment_id}
+    return [
+        (_CLAIM_KEY_OF_SESSION_HOLDER, params),
+        (_LOCK_SLOT_OF_CLAIMING_SESSION_HOLDER, params),
+        (_LOCKED_ASSIGNMENT_OF_CLAIMING_SESSION_HOLDER, params),
+    ]
 
 
 async def claim_key(session: AsyncSession, user_id: int, key: str, fingerprint: str) -> bool:
@@ -472,6 +504,10 @@ async def store_answer(
 ) -> None:
     params = {"user_id": user_id, "key": key, "status_code": status_code}
     await _STORE_ANSWER.rows(session, {**params, "response_body": json.dumps(body)})
+
+
+async def release_claim(session: AsyncSession, user_id: int, key: str) -> None:
+    await _RELEASE_CLAIM.rows(session, {"user_id": user_id, "key": key})
 
 
 # --- a rater's own patterns (judgments.patterns) ------------------------------------------

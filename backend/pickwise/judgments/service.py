@@ -3,6 +3,7 @@ admin's decision on a flagged pair. Lock order: assignments.repository."""
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -10,6 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from pickwise.assignments import repository as assignments_repository
 from pickwise.assignments.standing import Standing, ensure_may_rate
 from pickwise.core.clock import utcnow
+from pickwise.core.db import DriverSql
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.metrics import JUDGMENTS_STORED
 from pickwise.core.security import token_digest
@@ -103,6 +105,20 @@ async def claim_key_and_locks(
     round trip (judgments.idempotency checks the key's length first)."""
     claim = await repository.claim_key_and_lock(session, rater.id, key, fingerprint, assignment_id)
     return _claimed_with_locks(claim)
+
+
+def session_claim_and_lock_calls(
+    key: str, fingerprint: str, assignment_id: int
+) -> list[tuple[DriverSql, dict[str, Any]]]:
+    """`claim_key_and_locks` as statements to send with a web session's lookup (the rating
+    page's forms); their rows make the claim (`claimed_with_locks_of`)."""
+    return repository.session_holder_claim_and_lock_calls(key, fingerprint, assignment_id)
+
+
+def claimed_with_locks_of(
+    session: AsyncSession, answers: list[list[tuple[Any, ...]]]
+) -> ClaimedWithLocks:
+    return _claimed_with_locks(repository.key_claim(session, answers))
 
 
 async def api_rater_claim_and_locks(

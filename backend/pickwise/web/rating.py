@@ -15,11 +15,12 @@ travel in a short-lived cookie scoped to the project's rating pages and are show
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -28,13 +29,14 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from pickwise.assignments import repository as assignments_repository
 from pickwise.assignments import service as assignments
 from pickwise.auth.deps import (
+    CSRF_FIELD,
     Principal,
     PrincipalDep,
     may_act_on_get,
@@ -43,7 +45,7 @@ from pickwise.auth.deps import (
 )
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
-from pickwise.core.db import OpenUnit
+from pickwise.core.db import DriverSql, OpenUnit
 from pickwise.core.deps import OpenUnitDep, SessionDep, UnitsDep
 from pickwise.core.errors import InvalidInput, NotAuthenticated, PickwiseError
 from pickwise.judgments import changes, idempotency
@@ -78,6 +80,8 @@ FIELD_PROBLEMS = {
 }
 CHANGED_MESSAGE = "Changed: your choice on the previous pair is now this one. Here is your pair."
 SKIP_REASON_MISSING = "Pick a reason to skip the pair."
+FLAG_REASON_MISSING = "Pick a reason to flag the pair."
+IDEMPOTENCY_FIELD = "idempotency_key"
 WITHDRAWN_MESSAGE = (
     "Changed: you skipped the previous pair; another rater will judge it. Here is your pair."
 )
@@ -446,40 +450,70 @@ async def _current_page(
 class Answering:
     """A rating form's POST: who sends it, to which project, their judgments there before
     this answer, and the unit of work that stores the answer; the route commits it
-    (`_after_answer`) before the next pair is leased."""
+    (`_after_answer`) before the next pair is leased. `claim`: the form's idempotency key,
+    claimed with the answer's locks in the round trip of who asks (`answering_with_claim`);
+    None when it was not (the route claims it in `_once`)."""
 
     principal: Principal
     project: Project
     judged: Judged
     unit: OpenUnit
+    claim: judgments.ClaimedWithLocks | None = None
 
 
 async def _rater_in_project(
-    project_id: int, request: Request, session: AsyncSession
-) -> tuple[Principal, Project, Judged]:
+    project_id: int,
+    request: Request,
+    session: AsyncSession,
+    calls: Sequence[tuple[DriverSql, dict[str, Any]]] = (),
+) -> tuple[Principal, Project, Judged, list[list[tuple[Any, ...]]] | None]:
     """Who asks (CSRF checked for a POST), their project and their judgments in it: for a
-    browser's login cookie, in one statement."""
+    browser's login cookie, in one statement, with the rows of `calls` sent in its round trip
+    (None: they were not sent, as for an API token)."""
     since = _start_of_day(request)
-    found = await session_rater_in_project(request, session, project_id, since)
+    found = await session_rater_in_project(request, session, project_id, since, calls)
     if found is not None:
-        by_cookie, seen = found
+        by_cookie, seen, answers = found
         if seen.project is None:
             raise no_such_project(project_id)
-        return by_cookie, seen.project, Judged(seen.judged, seen.judged_since)
+        return by_cookie, seen.project, Judged(seen.judged, seen.judged_since), answers
     # An API token (or no valid login, refused here).
     principal = await principal_of(request, session)
     if principal is None:
         raise NotAuthenticated()
     project = await project_for_rater(project_id, session, principal.user)
-    return principal, project, await _judged(request, session, project.id, principal.user.id)
+    judged = await _judged(request, session, project.id, principal.user.id)
+    return principal, project, judged, None
 
 
 async def answering(project_id: int, request: Request, unit: OpenUnitDep) -> Answering:
     """A rating form's POST, found in the answer's own unit of work."""
-    return Answering(*await _rater_in_project(project_id, request, unit.session), unit)
+    principal, project, judged, _ = await _rater_in_project(project_id, request, unit.session)
+    return Answering(principal, project, judged, unit)
+
+
+async def answering_with_claim(
+    project_id: int, assignment_id: int, request: Request, unit: OpenUnitDep
+) -> Answering:
+    """`answering` for a choice, skip or flag on the assignment: the form's idempotency key is
+    claimed, and the answer's locks taken if that took effect, in the round trip that finds
+    who asks (a replay locks nothing; a forged form claims nothing). The claim needs what the
+    form sent (`_form_fingerprint`), so the form is read first."""
+    form = await request.form()
+    key = _field(form, IDEMPOTENCY_FIELD)
+    if not idempotency.valid_key(key):
+        return await answering(project_id, request, unit)
+    fingerprint = _form_fingerprint(request, form)
+    calls = judgments.session_claim_and_lock_calls(key, fingerprint, assignment_id)
+    principal, project, judged, answers = await _rater_in_project(
+        project_id, request, unit.session, calls
+    )
+    claim = None if answers is None else judgments.claimed_with_locks_of(unit.session, answers)
+    return Answering(principal, project, judged, unit, claim)
 
 
 AnsweringDep = Annotated[Answering, Depends(answering)]
+AnsweringWithClaimDep = Annotated[Answering, Depends(answering_with_claim)]
 
 
 @dataclass(frozen=True)
@@ -496,7 +530,8 @@ class Visit:
 
 
 async def visiting(project_id: int, request: Request, session: SessionDep) -> Visit:
-    return Visit(*await _rater_in_project(project_id, request, session))
+    principal, project, judged, _ = await _rater_in_project(project_id, request, session)
+    return Visit(principal, project, judged)
 
 
 VisitDep = Annotated[Visit, Depends(visiting)]
@@ -564,22 +599,40 @@ def _error_page(request: Request, status: int, detail: str, error: str) -> Respo
 FormWork = Callable[[judgments.LeaseLocks | None], Awaitable[tuple[int, dict[str, Any]]]]
 
 
+def _form_fingerprint(request: Request, form: FormData) -> str:
+    """What a rating form sent, as its idempotency key's request hash: every field but the
+    CSRF token and the key itself, with the form's action. A form sent again (a double
+    submit, a reload) sends the same; the same form sent with another answer does not."""
+    fields = sorted(
+        (name, value)
+        for name, value in form.multi_items()
+        if isinstance(value, str) and name not in (CSRF_FIELD, IDEMPOTENCY_FIELD)
+    )
+    canonical = json.dumps([request.url.path, fields])
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 async def _once(
     request: Request,
-    session: AsyncSession,
-    rater: User,
+    answer: Answering,
     form: FormData,
-    body: BaseModel,
     work: FormWork,
     *,
     locking: int | None = None,
 ) -> tuple[int, dict[str, Any]] | None:
     """Runs `work` once per rendered form (its idempotency key): the first answer again for a
     double submit; None when the form was already sent with another answer. `locking`: the
-    assignment a submit, skip or flag answers, whose locks go out with the key's claim."""
-    fingerprint = idempotency.request_fingerprint(request.url.path, body)
-    key = _field(form, "idempotency_key") or None
+    assignment a submit, skip or flag answers, whose locks go out with the key's claim (taken
+    already when `answer.claim` is)."""
+    session, rater = answer.unit.session, answer.principal.user
+    fingerprint = _form_fingerprint(request, form)
+    key = _field(form, IDEMPOTENCY_FIELD) or None
+    claim = answer.claim
     try:
+        if claim is not None:
+            return await idempotency.run_once(
+                session, rater, key, fingerprint, lambda: work(claim.locks), claimed=claim.claimed
+            )
         if locking is None:
             return await idempotency.run_once(session, rater, key, fingerprint, lambda: work(None))
         return await idempotency.run_once_locking(session, rater, key, fingerprint, locking, work)
@@ -587,12 +640,19 @@ async def _once(
         return None
 
 
+async def _refused(answer: Answering, form: FormData) -> None:
+    """A form refused before its work ran (no choice, no reason): its key, when claimed
+    already, is given back (`idempotency.release_claim`)."""
+    if answer.claim is not None and answer.claim.claimed:
+        key = _field(form, IDEMPOTENCY_FIELD)
+        await idempotency.release_claim(answer.unit.session, answer.principal.user, key)
+
+
 async def _skip_or_flag_once(
     request: Request,
     answer: Answering,
     units: UnitsDep,
     form: FormData,
-    body: SkipIn | FlagIn,
     work: FormWork,
     done_message: str,
     *,
@@ -602,9 +662,7 @@ async def _skip_or_flag_once(
     """Runs a skip or flag (or a change into a skip) once per form, then shows the next pair.
     `judged`: the rater's judgments after it, when known (see `_after_answer`); `locking`:
     see `_once`."""
-    rater = answer.principal.user
-    session = answer.unit.session
-    answered = await _once(request, session, rater, form, body, work, locking=locking)
+    answered = await _once(request, answer, form, work, locking=locking)
     if answered is None:
         flash = Flash("warning", REUSED_FORM_MESSAGE)
         return await _after_answer(request, answer, units, flash, stored=False, judged=judged)
@@ -649,7 +707,7 @@ async def next_pair(
 
 @router.post("/{project_id}/assignments/{assignment_id}/judgment", name="rate_submit")
 async def submit_judgment(
-    request: Request, assignment_id: int, answer: AnsweringDep, units: UnitsDep
+    request: Request, assignment_id: int, answer: AnsweringWithClaimDep, units: UnitsDep
 ) -> Response:
     principal, project, session = answer.principal, answer.project, answer.unit.session
     rater = principal.user
@@ -658,6 +716,7 @@ async def submit_judgment(
     try:
         body = judgment_from_form(values, _field(form, "choice"), project)
     except InvalidInput as exc:
+        await _refused(answer, form)
         return await _current_page(
             request, principal, project, session, values=values, error=exc.detail
         )
@@ -670,7 +729,7 @@ async def submit_judgment(
         made_now = True
         return 201, {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
 
-    answered = await _once(request, session, rater, form, body, work, locking=assignment_id)
+    answered = await _once(request, answer, form, work, locking=assignment_id)
     if answered is None:
         flash = Flash("warning", REUSED_FORM_MESSAGE)
         return await _after_answer(request, answer, units, flash, stored=False)
@@ -698,12 +757,13 @@ async def submit_judgment(
 
 @router.post("/{project_id}/assignments/{assignment_id}/skip", name="rate_skip")
 async def skip_pair(
-    request: Request, assignment_id: int, answer: AnsweringDep, units: UnitsDep
+    request: Request, assignment_id: int, answer: AnsweringWithClaimDep, units: UnitsDep
 ) -> Response:
     rater, session = answer.principal.user, answer.unit.session
     form = await request.form()
     body = _skip_from_form(form)
     if body is None:
+        await _refused(answer, form)
         return await _after_answer(
             request, answer, units, Flash("warning", SKIP_REASON_MISSING), stored=False
         )
@@ -715,20 +775,21 @@ async def skip_pair(
     done = "Skipped. Here is the next pair."
     # A skip stores no judgment: the rater's count stands.
     return await _skip_or_flag_once(
-        request, answer, units, form, body, work, done, judged=answer.judged, locking=assignment_id
+        request, answer, units, form, work, done, judged=answer.judged, locking=assignment_id
     )
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/flag", name="rate_flag")
 async def flag_pair(
-    request: Request, assignment_id: int, answer: AnsweringDep, units: UnitsDep
+    request: Request, assignment_id: int, answer: AnsweringWithClaimDep, units: UnitsDep
 ) -> Response:
     rater, session = answer.principal.user, answer.unit.session
     form = await request.form()
     try:
         body = FlagIn(reason=_field(form, "reason"), note=_field(form, "note"))
     except ValidationError:
-        flash = Flash("warning", "Pick a reason to flag the pair.")
+        await _refused(answer, form)
+        flash = Flash("warning", FLAG_REASON_MISSING)
         return await _after_answer(request, answer, units, flash, stored=False)
 
     async def work(locks: judgments.LeaseLocks | None) -> tuple[int, dict[str, Any]]:
@@ -740,7 +801,7 @@ async def flag_pair(
         "Here is the next pair."
     )
     return await _skip_or_flag_once(
-        request, answer, units, form, body, work, done, judged=answer.judged, locking=assignment_id
+        request, answer, units, form, work, done, judged=answer.judged, locking=assignment_id
     )
 
 
@@ -879,7 +940,7 @@ async def change_judgment(
         stored = await changes.change_judgment(session, assignment_id, rater, body)
         return 200, {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
 
-    answered = await _once(request, session, rater, form, body, work)
+    answered = await _once(request, answer, form, work)
     if answered is None:
         flash = Flash("warning", REUSED_FORM_MESSAGE)
         return await _after_answer(request, answer, units, flash, stored=False)
@@ -917,5 +978,5 @@ async def change_to_skip(
 
     # A judgment taken back is one fewer: counted afresh.
     return await _skip_or_flag_once(
-        request, answer, units, form, body, work, WITHDRAWN_MESSAGE, judged=None
+        request, answer, units, form, work, WITHDRAWN_MESSAGE, judged=None
     )
