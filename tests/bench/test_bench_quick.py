@@ -114,11 +114,19 @@ def test_the_rater_loop_runs_its_paced_part_alone_and_counts_its_samples(
     assert line.samples is not None and all(n > 0 for n in line.samples)
     (table,) = result.details
     samples = table.columns.index("samples")
-    assert {row[0]: row[samples] for row in table.rows} == {
+    # One request stores a judgment and leases the next pair: its limit is the raw loop's
+    # whole judgment (claim + submit), listed beside the raw claim alone.
+    assert line.reference_name == "raw claim + submit p99"
+    rows = {row[0]: row for row in table.rows}
+    assert {label: row[samples] for label, row in rows.items()} == {
         "1w": line.samples[0],
         "raw": line.samples[1],
+        "raw claim + submit": line.samples[1],
     }
+    p99 = table.columns.index("p99")
+    assert line.reference == rows["raw claim + submit"][p99] > rows["raw"][p99]
     written = json.loads(write_result(result, tmp_path / "results").read_text())
     assert written["comparisons"][0]["samples"] == list(line.samples)
     assert written["raw"]["paced"]["1w"]["first_ms"]["n"] == line.samples[0]
+    assert written["raw"]["paced"]["raw"]["judgment_ms"]["p99"] == line.reference
     assert set(written["raw"]) == {"paced"}

@@ -32,3 +32,30 @@ async def test_a_warm_pool_opens_no_connections_at_sixteen_requests_in_flight(
         assert len(opened) == RATERS
     finally:
         await engine.dispose()
+
+
+async def test_the_next_unit_of_work_runs_on_the_connection_returned_last(
+    database_url: str,
+) -> None:
+    """With several connections idle, a unit of work that follows another (an answer, then
+    the next lease) gets the same Postgres backend back, the one that has just run, not the
+    one idle longest."""
+    engine = make_engine(database_url)
+    idle = 3
+    all_in = asyncio.Barrier(idle)
+
+    async def hold_one() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            await all_in.wait()
+
+    async def backend() -> int:
+        async with engine.connect() as connection:
+            return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+    try:
+        await asyncio.gather(*(hold_one() for _ in range(idle)))  # three connections idle
+        first = await backend()
+        assert [await backend() for _ in range(idle)] == [first] * idle
+    finally:
+        await engine.dispose()
