@@ -13,7 +13,7 @@ from unittest.mock import patch
 import aiohttp
 import pytest
 from fastapi import Request
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pickwise.conversations import turn_repository, views
@@ -21,7 +21,7 @@ from pickwise.conversations.deps import database_slot
 from pickwise.conversations.generation import generator
 from pickwise.core import db
 from pickwise.core.config import get_settings
-from pickwise.core.db import get_engine, get_generation_engine
+from pickwise.core.db import get_engine, get_generation_engine, session_factory
 from tests.conversations.conftest import World, drain_generator
 from tests.conversations.fake_llm import Behave, FakeLLM
 
@@ -232,3 +232,67 @@ async def test_the_replies_are_asked_for_before_the_answer_is_built(
         await drain_generator()
     finally:
         await generator.close()
+
+
+def statement_kind(sql: str) -> str:
+    if "FOR UPDATE OF conversations" in sql:
+        return "lock"
+    if "FROM conversation_turns JOIN conversation_replies" in sql:
+        return "view"
+    return " ".join(sql.split()[:3])
+
+
+async def test_a_vote_writes_its_pair_and_judgment_in_two_round_trips(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    await world.configure(turn_cap=2)
+    conversation = await world.start("Hello")
+    with traffic(get_engine()) as requests, round_trips() as driver:
+        conversation = await world.vote(conversation, "left")
+    # The conversation locked and read (through SQLAlchemy); then the pair's rows with the
+    # turn's and the conversation's changes (one statement), then the judgment. The
+    # project's first vote finds no batch for judged turns: it makes it and writes again.
+    assert [statement_kind(sql) for sql in requests.statements] == [
+        "lock",
+        "view",
+        "INSERT INTO batches",
+    ]
+    assert [len(trip) for trip in driver] == [1, 1, 1], driver
+    assert all(trip[0].lstrip().startswith("WITH batch AS") for trip in driver[:2])
+    assert driver[2][0].lstrip().startswith("WITH slot AS")
+    assert requests.commits == 1
+
+    conversation = await world.send(conversation, "And then?")
+    with traffic(get_engine()) as requests, round_trips() as driver:
+        conversation = await world.vote(conversation, "right", rationale="  clearer ")
+    assert [statement_kind(sql) for sql in requests.statements] == ["lock", "view"]
+    assert [len(trip) for trip in driver] == [1, 1], driver
+    assert requests.commits == 1
+    # What the answer says is what was stored.
+    assert conversation["status"] == "complete" and not conversation["can_send"]
+    assert [turn["vote"]["choice"] for turn in conversation["turns"]] == ["left", "right"]
+    assert conversation["turns"][1]["vote"]["rationale"] == "clearer"
+    read = await world.api.get(f"/api/v1/conversations/{conversation['id']}", headers=world.rater)
+    assert read.json() == conversation
+    async with session_factory(get_engine())() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT t.continue_side, j.rationale, s.state, a.status,"
+                    " c.status, c.ended_at = t.judged_at AND t.judged_at = c.last_activity_at"
+                    " FROM conversation_turns t JOIN judgments j ON j.pair_id = t.pair_id"
+                    " JOIN conversations c ON c.id = t.conversation_id"
+                    " JOIN pair_slots s ON s.id = j.slot_id"
+                    " JOIN assignments a ON a.id = j.assignment_id ORDER BY t.depth"
+                )
+            )
+        ).all()
+        batch = await session.scalar(
+            text("SELECT pairs_new FROM batches WHERE source = 'conversation'")
+        )
+    assert [tuple(row) for row in rows] == [
+        ("left", None, "done", "submitted", "complete", False),
+        ("right", "clearer", "done", "submitted", "complete", True),
+    ]
+    await drain_generator()
+    assert batch in (1, 2)  # the second vote's count comes after its answer

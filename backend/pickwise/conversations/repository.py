@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches.parsing.records import ParsedResponse
+from pickwise.core.db import DriverSql
 from pickwise.models import (
     Batch,
     Conversation,
@@ -513,9 +514,6 @@ async def reply_states(
 
 # --- the pair a vote becomes -----------------------------------------------------------
 
-_FIND_BATCH = text(
-    "SELECT id FROM batches WHERE project_id = :project_id AND source = 'conversation'"
-)
 _MAKE_BATCH = text(
     f"""
     INSERT INTO batches (project_id, filename, sha256, size_bytes, source, prompts_new,
@@ -523,43 +521,42 @@ _MAKE_BATCH = text(
     VALUES (:project_id, '{CONVERSATION_BATCH_NAME}', repeat('0', 64), 0, 'conversation',
             0, 0, 0, 0)
     ON CONFLICT (project_id) WHERE source = 'conversation' DO NOTHING
-    RETURNING id
     """
 )
 
 
-async def conversation_batch(session: AsyncSession, project_id: int) -> int:
+async def make_conversation_batch(session: AsyncSession, project_id: int) -> None:
     """The project's batch for judged turns, made on the first vote (once, whoever races)."""
-    params = {"project_id": project_id}
-    batch_id = await session.scalar(_FIND_BATCH, params)
-    if batch_id is None:
-        batch_id = await session.scalar(_MAKE_BATCH, params)
-    if batch_id is None:  # made by another vote meanwhile
-        batch_id = await session.scalar(_FIND_BATCH, params)
-    assert batch_id is not None
-    return int(batch_id)
+    await session.execute(_MAKE_BATCH, {"project_id": project_id})
 
 
 # One statement: ids first (so each row can name the others, and response A's id is below
 # B's as the pairs table requires), then the prompt, both responses, the pair, its single
-# slot leased to the new assignment (never queued, so its place is just the pair's id), and the
-# assignment. Foreign keys are checked at the statement's end, when every row is there.
-_RECORD_PAIR = text(
+# slot leased to the new assignment (never queued, so its place is just the pair's id), the
+# assignment, and the turn and its conversation as the vote leaves them. Foreign keys are
+# checked at the statement's end, when every row is there. Without the project's batch for
+# judged turns (its first vote) nothing is written and no row comes back.
+_RECORD_PAIR = DriverSql(
     """
-    WITH response_ids AS (
+    WITH batch AS (
+        SELECT id FROM batches WHERE project_id = :project_id AND source = 'conversation'
+    ), response_ids AS (
         SELECT nextval(pg_get_serial_sequence('responses', 'id')) AS v
         FROM generate_series(1, 2)
+        WHERE EXISTS (SELECT FROM batch)
     ), ids AS (
         SELECT nextval(pg_get_serial_sequence('prompts', 'id')) AS prompt_id,
                min(v) AS a_id, max(v) AS b_id,
                nextval(pg_get_serial_sequence('pairs', 'id')) AS pair_id,
                nextval(pg_get_serial_sequence('pair_slots', 'id')) AS slot_id,
-               nextval(pg_get_serial_sequence('assignments', 'id')) AS assignment_id
+               nextval(pg_get_serial_sequence('assignments', 'id')) AS assignment_id,
+               (SELECT id FROM batch) AS batch_id
         FROM response_ids
+        HAVING count(*) = 2
     ), prompt AS (
         INSERT INTO prompts (id, project_id, batch_id, external_id, system, turns,
                              content_hash, metadata)
-        SELECT prompt_id, :project_id, :batch_id, :external_id, :system,
+        SELECT prompt_id, :project_id, batch_id, :external_id, :system,
                CAST(:turns AS jsonb), :content_hash, CAST(:prompt_metadata AS jsonb)
         FROM ids
     ), responses AS (
@@ -572,7 +569,7 @@ _RECORD_PAIR = text(
     ), pair AS (
         INSERT INTO pairs (id, project_id, prompt_id, batch_id, response_a_id, response_b_id,
                            is_gold, status)
-        SELECT pair_id, :project_id, prompt_id, :batch_id, a_id, b_id, false, 'active' FROM ids
+        SELECT pair_id, :project_id, prompt_id, batch_id, a_id, b_id, false, 'active' FROM ids
     ), slot AS (
         INSERT INTO pair_slots (id, project_id, pair_id, slot_no, state, assignment_id,
                                 lease_expires_at, queue_pos)
@@ -583,56 +580,92 @@ _RECORD_PAIR = text(
                                  is_gold, shown_at, lease_expires_at)
         SELECT assignment_id, :project_id, pair_id, :rater_id, slot_id, 'leased', :left_side,
                false, :shown_at, :expires FROM ids
+    ), turn AS (
+        UPDATE conversation_turns
+        SET pair_id = ids.pair_id, continue_side = :continue_side, judged_at = :now
+        FROM ids
+        WHERE conversation_turns.id = :turn_id
+    ), conversation AS (
+        UPDATE conversations
+        SET last_activity_at = :now, status = :status,
+            ended_at = CAST(:ended_at AS timestamptz)
+        FROM ids
+        WHERE conversations.id = :conversation_id
     )
-    SELECT assignment_id FROM ids
+    SELECT assignment_id, pair_id, slot_id FROM ids
     """
 )
+
+
+@dataclass(frozen=True)
+class JudgedTurn:
+    """How the vote leaves the turn and its conversation."""
+
+    turn_id: int
+    continue_side: str
+    conversation_id: int
+    status: str
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RecordedPair:
+    assignment_id: int
+    pair_id: int
+    slot_id: int
 
 
 async def record_pair(
     session: AsyncSession,
     *,
     project: Project,
-    batch_id: int,
     rater_id: int,
     prompt: dict[str, Any],
     responses: Sequence[ParsedResponse],
     left_response: int,
     shown_at: datetime,
+    judged: JudgedTurn,
     now: datetime,
-) -> int:
+) -> RecordedPair:
     """Writes the prompt, its two responses (in canonical order), the pair and its one slot,
-    leased to a new assignment of the rater; returns the assignment's id, ready for
-    `judgments.service.submit`. `left_response` is the index of the response shown left."""
+    leased to a new assignment of the rater, ready for the judgment
+    (`judgments.repository.store_judgment`), and the turn and its conversation as `judged`
+    says, in one round trip (two on the project's first vote, which makes its batch).
+    `left_response` is the index of the response shown left."""
     first, second = responses
-    assignment_id = await session.scalar(
-        _RECORD_PAIR,
-        {
-            "project_id": project.id,
-            "batch_id": batch_id,
-            "external_id": prompt["external_id"],
-            "system": prompt["system"],
-            "turns": as_json(prompt["turns"]),
-            "content_hash": prompt["content_hash"],
-            "prompt_metadata": as_json(prompt["metadata"]),
-            **{
-                f"{side}_{field}": value
-                for side, response in (("a", first), ("b", second))
-                for field, value in (
-                    ("external_id", response.external_id),
-                    ("model", response.model),
-                    ("content", response.content),
-                    ("metadata", as_json(response.metadata)),
-                )
-            },
-            "rater_id": rater_id,
-            "left_side": "a" if left_response == 0 else "b",
-            "shown_at": shown_at,
-            "expires": now + timedelta(seconds=project.lease_seconds),
+    params = {
+        "project_id": project.id,
+        "external_id": prompt["external_id"],
+        "system": prompt["system"],
+        "turns": as_json(prompt["turns"]),
+        "content_hash": prompt["content_hash"],
+        "prompt_metadata": as_json(prompt["metadata"]),
+        **{
+            f"{side}_{field}": value
+            for side, response in (("a", first), ("b", second))
+            for field, value in (
+                ("external_id", response.external_id),
+                ("model", response.model),
+                ("content", response.content),
+                ("metadata", as_json(response.metadata)),
+            )
         },
-    )
-    assert assignment_id is not None
-    return int(assignment_id)
+        "rater_id": rater_id,
+        "left_side": "a" if left_response == 0 else "b",
+        "shown_at": shown_at,
+        "expires": now + timedelta(seconds=project.lease_seconds),
+        "turn_id": judged.turn_id,
+        "continue_side": judged.continue_side,
+        "conversation_id": judged.conversation_id,
+        "status": judged.status,
+        "ended_at": judged.ended_at,
+        "now": now,
+    }
+    row = await _RECORD_PAIR.first(session, params)
+    if row is None:
+        await make_conversation_batch(session, project.id)
+        row = await _RECORD_PAIR.one(session, params)
+    return RecordedPair(*(int(value) for value in row))
 
 
 _COUNT_IN_BATCH = text(

@@ -599,15 +599,18 @@ async def vote(
     validate_judgment(project, body)
     decisive = body.choice in SIDES
     continue_side = body.choice if decisive else (body.continue_with or ShownSide.LEFT)
-    stored = await record_vote(session, project, turn, rater, body, now)
-    turn.judgment = stored
-    turn.turn.pair_id = stored.pair_id
-    turn.turn.continue_side, turn.turn.judged_at = continue_side, now
     conversation = view.conversation
-    conversation.last_activity_at = now
-    if turn.turn.depth >= conversation.turn_cap:
-        conversation.status, conversation.ended_at = ConversationStatus.COMPLETE, now
-    await session.flush()
+    ends = turn.turn.depth >= conversation.turn_cap
+    judged = repository.JudgedTurn(
+        turn_id=turn.turn.id,
+        continue_side=continue_side,
+        conversation_id=conversation.id,
+        status=ConversationStatus.COMPLETE if ends else conversation.status,
+        ended_at=now if ends else conversation.ended_at,
+    )
+    turn.judgment = await record_vote(
+        session, project, conversation, turn, rater, body, judged, now
+    )
     return Voted(view, stored=True)
 
 
