@@ -16,7 +16,7 @@ from fastapi import Request
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pickwise.conversations import turn_repository, views
+from pickwise.conversations import turn_repository, views, voting
 from pickwise.conversations.deps import database_slot
 from pickwise.conversations.generation import generator
 from pickwise.core import db
@@ -296,3 +296,37 @@ async def test_a_vote_writes_its_pair_and_judgment_in_two_round_trips(
     ]
     await drain_generator()
     assert batch in (1, 2)  # the second vote's count comes after its answer
+
+
+async def test_judged_turns_counted_at_once_are_written_together(
+    world: World, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pickwise.conversations import repository
+
+    await world.configure()
+    conversation = await world.start("Hello")
+    await world.vote(conversation, "left")  # makes the batch, and counts one turn
+    count = repository.count_in_batches
+    written: list[dict[int, int]] = []
+
+    async def recorded(session: Any, judged: Any) -> None:
+        written.append(dict(judged))
+        await count(session, judged)
+
+    monkeypatch.setattr(repository, "count_in_batches", recorded)
+    with traffic(get_generation_engine()) as generation:
+        await asyncio.gather(*(voting.count_judged_turn(world.project_id) for _ in range(3)))
+        await voting.count_judged_turn(world.project_id)
+    # The first three in one transaction; the fourth, alone, in the next.
+    assert written == [{world.project_id: 3}, {world.project_id: 1}]
+    assert generation.commits == 2
+    async with session_factory(get_engine())() as session:
+        counters = (
+            await session.execute(
+                text(
+                    "SELECT prompts_new, responses_new, pairs_new FROM batches"
+                    " WHERE source = 'conversation'"
+                )
+            )
+        ).one()
+    assert tuple(counters) == (5, 10, 5)

@@ -2,7 +2,7 @@
 becomes."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -670,16 +670,19 @@ async def record_pair(
 
 _COUNT_IN_BATCH = text(
     """
-    UPDATE batches SET prompts_new = prompts_new + 1, responses_new = responses_new + 2,
-                       pairs_new = pairs_new + 1
+    UPDATE batches SET prompts_new = prompts_new + :n, responses_new = responses_new + 2 * :n,
+                       pairs_new = pairs_new + :n
     WHERE project_id = :project_id AND source = 'conversation'
     """
 )
 
 
-async def count_in_batch(session: AsyncSession, project_id: int) -> None:
-    """One more prompt, two responses and a pair in the conversation batch's counters."""
-    await session.execute(_COUNT_IN_BATCH, {"project_id": project_id})
+async def count_in_batches(session: AsyncSession, judged: Mapping[int, int]) -> None:
+    """`judged[project_id]` more prompts, twice as many responses and as many pairs in the
+    counters of each project's conversation batch (one statement for all)."""
+    await session.execute(
+        _COUNT_IN_BATCH, [{"project_id": key, "n": n} for key, n in sorted(judged.items())]
+    )
 
 
 def as_json(value: Any) -> str:

@@ -9,6 +9,7 @@ judged in the same transaction: no other rater's queue can ever see it, and the 
 CHECK (one rater per pair, no gold) keeps any later slot from being added.
 """
 
+from collections import Counter
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from pickwise.conversations.views import TurnView
 from pickwise.core.clock import utcnow
 from pickwise.core.db import generation_unit_of_work
 from pickwise.core.metrics import JUDGMENTS_STORED
+from pickwise.core.together import WrittenTogether
 from pickwise.judgments import repository as judgments_repository
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn
@@ -161,11 +163,21 @@ async def record_vote(
     return Judgment(id=stored.judgment_id, **asdict(new))
 
 
-async def count_judged_turn(project_id: int) -> None:
-    """One more judged turn in the counters of the project's conversation batch, in a
-    transaction of its own once the vote is committed: the row is shared by all of the
-    project's raters, and votes holding its lock until they commit would queue on it. (A
-    process that stops in between leaves the counter one short; the pairs are all there.)
-    It is bookkeeping: it goes through the generation pool, not the requests' pool."""
+async def _count(project_ids: list[int]) -> None:
     async with generation_unit_of_work() as session:
-        await repository.count_in_batch(session, project_id)
+        await repository.count_in_batches(session, Counter(project_ids))
+
+
+# Judged turns go into the counters of their project's conversation batch after their vote
+# is committed, in a transaction of their own: the row is shared by all of the project's
+# raters, and votes holding its lock until they commit would queue on it. (A process that
+# stops in between leaves the counters short; the pairs are all there.) Votes come in
+# bursts: their counts are written together. It is bookkeeping: it goes through the
+# generation pool, not the requests' pool.
+_judged_turns = WrittenTogether(_count)
+
+
+async def count_judged_turn(project_id: int) -> None:
+    """One more judged turn in the counters of the project's conversation batch, once the
+    vote is committed (a background task of the vote's answer)."""
+    await _judged_turns.put(project_id)
