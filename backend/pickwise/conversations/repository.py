@@ -11,7 +11,14 @@ from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches.parsing.records import ParsedResponse
-from pickwise.core.db import DriverSql
+from pickwise.core.db import (
+    DriverSql,
+    adopt,
+    column_count,
+    column_index,
+    columns_of,
+    run_pipelined,
+)
 from pickwise.models import (
     Batch,
     Conversation,
@@ -159,18 +166,20 @@ def _may_rate(project_id: Any) -> Any:
 
 
 # The rater's conversation with its project and settings, in a project they may still rate.
-_OWNED_CONVERSATION = (
-    select(Conversation, Project, ConversationSettings)
-    .join(Project, Project.id == Conversation.project_id)
-    .join(ConversationSettings, ConversationSettings.project_id == Conversation.project_id)
-    .where(
-        Conversation.id == bindparam("conversation_id"),
-        Conversation.rater_id == bindparam("rater_id"),
-        _may_rate(Conversation.project_id),
-    )
-    .execution_options(populate_existing=True)
-)
-_LOCKED_OWNED_CONVERSATION = _OWNED_CONVERSATION.with_for_update(of=Conversation)
+# Straight on psycopg (DriverSql): a vote, a message, an edit each start with it.
+_OWNED_CONVERSATION_SQL = f"""
+    SELECT {columns_of(Conversation, "c")}, {columns_of(Project, "p")},
+           {columns_of(ConversationSettings, "s")}
+    FROM conversations c
+    JOIN projects p ON p.id = c.project_id
+    JOIN conversation_settings s ON s.project_id = c.project_id
+    WHERE c.id = :conversation_id AND c.rater_id = :rater_id
+      AND (:is_admin OR EXISTS (
+          SELECT FROM project_members m
+          WHERE m.project_id = c.project_id AND m.user_id = :rater_id))
+"""
+_OWNED_CONVERSATION = DriverSql(_OWNED_CONVERSATION_SQL)
+_LOCKED_OWNED_CONVERSATION = DriverSql(_OWNED_CONVERSATION_SQL + " FOR UPDATE OF c")
 # With the project's conversation endpoints that are switched on (one row each, or one row
 # of NULLs): a new conversation reads all it needs in one statement.
 _RATER_PROJECT = (
@@ -186,13 +195,31 @@ _RATER_PROJECT = (
 )
 
 
+Owned = tuple[Conversation, Project, ConversationSettings]
+
+
+def _owned_params(conversation_id: int, rater_id: int, is_admin: bool) -> dict[str, Any]:
+    return {"conversation_id": conversation_id, "rater_id": rater_id, "is_admin": is_admin}
+
+
+def _adopt_owned(session: AsyncSession, rows: list[tuple[Any, ...]]) -> Owned | None:
+    if not rows:
+        return None
+    row = rows[0]
+    ends = (column_count(Conversation), column_count(Conversation) + column_count(Project))
+    return (
+        adopt(session, Conversation, row[: ends[0]]),
+        adopt(session, Project, row[ends[0] : ends[1]]),
+        adopt(session, ConversationSettings, row[ends[1] :]),
+    )
+
+
 async def owned_conversation(
     session: AsyncSession, conversation_id: int, rater_id: int, is_admin: bool, *, lock: bool
-) -> tuple[Conversation, Project, ConversationSettings] | None:
+) -> Owned | None:
     statement = _LOCKED_OWNED_CONVERSATION if lock else _OWNED_CONVERSATION
-    params = {"conversation_id": conversation_id, "rater_id": rater_id, "is_admin": is_admin}
-    row = (await session.execute(statement, params)).first()
-    return None if row is None else (row[0], row[1], row[2])
+    rows = await statement.rows(session, _owned_params(conversation_id, rater_id, is_admin))
+    return _adopt_owned(session, rows)
 
 
 @dataclass(frozen=True)
@@ -292,26 +319,18 @@ async def list_conversations(
 # judgments; a vote and a message each read it): a row per reply attempt with its turn, the
 # turn's judgment and its latest edit. Replies are refreshed (a reply ends in another
 # transaction while the request holds the row).
-_LATEST_EDIT = (
-    select(ConversationEdit.content)
-    .where(ConversationEdit.turn_id == ConversationTurn.id)
-    .order_by(ConversationEdit.id.desc())
-    .limit(1)
-    .correlate(ConversationTurn)
-    .scalar_subquery()
-)
-_CONVERSATION_ROWS = (
-    select(ConversationTurn, ConversationReply, Judgment, _LATEST_EDIT)
-    .join(ConversationReply, ConversationReply.turn_id == ConversationTurn.id)
-    .outerjoin(Judgment, Judgment.pair_id == ConversationTurn.pair_id)
-    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
-    .order_by(
-        ConversationTurn.depth,
-        ConversationTurn.branch,
-        ConversationTurn.id,
-        ConversationReply.attempt,
-    )
-    .execution_options(populate_existing=True)
+_CONVERSATION_ROWS = DriverSql(
+    f"""
+    SELECT {columns_of(ConversationTurn, "t")}, {columns_of(ConversationReply, "r")},
+           {columns_of(Judgment, "j")},
+           (SELECT e.content FROM conversation_edits e WHERE e.turn_id = t.id
+            ORDER BY e.id DESC LIMIT 1)
+    FROM conversation_turns t
+    JOIN conversation_replies r ON r.turn_id = t.id
+    LEFT JOIN judgments j ON j.pair_id = t.pair_id
+    WHERE t.conversation_id = :conversation_id
+    ORDER BY t.depth, t.branch, t.id, r.attempt
+    """
 )
 
 
@@ -323,19 +342,55 @@ class ConversationRows:
     edits: dict[int, str]  # the latest edit per turn
 
 
-async def conversation_rows(session: AsyncSession, conversation_id: int) -> ConversationRows:
+_TURN_ID = column_index(ConversationTurn, "id")
+_JUDGMENT_ID = column_index(Judgment, "id")
+
+
+def _adopt_rows(session: AsyncSession, rows: list[tuple[Any, ...]]) -> ConversationRows:
     found = ConversationRows([], {}, {}, {})
-    for turn, reply, judgment, edit in await session.execute(
-        _CONVERSATION_ROWS, {"conversation_id": conversation_id}
-    ):
-        if not found.turns or found.turns[-1] is not turn:
+    ends = (
+        column_count(ConversationTurn),
+        column_count(ConversationTurn) + column_count(ConversationReply),
+        column_count(ConversationTurn) + column_count(ConversationReply) + column_count(Judgment),
+    )
+    turn: ConversationTurn | None = None
+    for row in rows:
+        turn_values = row[: ends[0]]
+        if turn is None or turn.id != turn_values[_TURN_ID]:
+            turn = adopt(session, ConversationTurn, turn_values)
             found.turns.append(turn)
+        reply = adopt(session, ConversationReply, row[ends[0] : ends[1]])
         found.replies[(turn.id, reply.side)] = reply
-        if judgment is not None:
+        if row[ends[1] + _JUDGMENT_ID] is not None:
+            judgment = adopt(session, Judgment, row[ends[1] : ends[2]])
             found.judgments[judgment.pair_id] = judgment
-        if edit is not None:
-            found.edits[turn.id] = edit
+        if row[ends[2]] is not None:
+            found.edits[turn.id] = row[ends[2]]
     return found
+
+
+async def conversation_rows(session: AsyncSession, conversation_id: int) -> ConversationRows:
+    """The conversation's turns, replies, judgments and latest edits, as stored now."""
+    rows = await _CONVERSATION_ROWS.rows(session, {"conversation_id": conversation_id})
+    return _adopt_rows(session, rows)
+
+
+async def owned_conversation_and_rows(
+    session: AsyncSession, conversation_id: int, rater_id: int, is_admin: bool, *, lock: bool
+) -> tuple[Owned, ConversationRows] | None:
+    """`owned_conversation` and `conversation_rows` in one round trip (`run_pipelined`): the
+    rows are read after the lock is taken, as if sent one after the other, and not looked at
+    when the conversation is not the rater's."""
+    owned_statement = _LOCKED_OWNED_CONVERSATION if lock else _OWNED_CONVERSATION
+    owned, rows = await run_pipelined(
+        session,
+        [
+            (owned_statement, _owned_params(conversation_id, rater_id, is_admin)),
+            (_CONVERSATION_ROWS, {"conversation_id": conversation_id}),
+        ],
+    )
+    found = _adopt_owned(session, owned)
+    return None if found is None else (found, _adopt_rows(session, rows))
 
 
 # The current replies of one turn of the rater's own conversation, in a project they may

@@ -177,6 +177,10 @@ async def settings_read(session: AsyncSession, project: Project) -> Conversation
 # --- access -------------------------------------------------------------------------------
 
 
+def _not_yours(conversation_id: int) -> NotFound:
+    return NotFound(f"conversation {conversation_id}: no such conversation of yours")
+
+
 async def owned(
     session: AsyncSession, conversation_id: int, rater: User, *, lock: bool = False
 ) -> tuple[Conversation, Project, ConversationSettings]:
@@ -186,7 +190,7 @@ async def owned(
         session, conversation_id, rater.id, rater.role == "admin", lock=lock
     )
     if found is None:
-        raise NotFound(f"conversation {conversation_id}: no such conversation of yours")
+        raise _not_yours(conversation_id)
     return found
 
 
@@ -197,11 +201,24 @@ async def own_conversation(
     return conversation, project
 
 
+async def owned_view(
+    session: AsyncSession, conversation_id: int, rater: User, *, lock: bool = False
+) -> tuple[Project, views.ConversationView]:
+    """`own_conversation` and its view, in one round trip."""
+    found = await repository.owned_conversation_and_rows(
+        session, conversation_id, rater.id, rater.role == "admin", lock=lock
+    )
+    if found is None:
+        raise _not_yours(conversation_id)
+    (conversation, project, _), rows = found
+    return project, views.of_rows(conversation, rows)
+
+
 async def conversation_read(
     session: AsyncSession, conversation_id: int, rater: User
 ) -> ConversationRead:
-    conversation, _ = await own_conversation(session, conversation_id, rater)
-    return views.conversation_read(await views.load(session, conversation), utcnow())
+    _, view = await owned_view(session, conversation_id, rater)
+    return views.conversation_read(view, utcnow())
 
 
 async def list_items(
@@ -570,8 +587,7 @@ async def send(
 async def turn_of(
     session: AsyncSession, conversation_id: int, turn_id: int, rater: User, *, lock: bool = True
 ) -> tuple[Project, views.ConversationView, views.TurnView]:
-    conversation, project = await own_conversation(session, conversation_id, rater, lock=lock)
-    view = await views.load(session, conversation)
+    project, view = await owned_view(session, conversation_id, rater, lock=lock)
     turn = view.turn(turn_id)
     if turn is None:
         raise NotFound(f"turn {turn_id}: no such turn in this conversation")
