@@ -4,6 +4,7 @@ back. (Counts of transactions and statements, not times: timings live in bench/.
 
 import asyncio
 import functools
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from fastapi import Request
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pickwise.auth import repository as auth_repository
 from pickwise.conversations import repository, turn_repository, views, voting
 from pickwise.conversations.deps import database_slot
 from pickwise.conversations.generation import generator
@@ -178,6 +180,7 @@ def round_trips() -> Iterator[list[list[str]]]:
         patch.object(db, "run_pipelined", recording),
         patch.object(turn_repository, "run_pipelined", recording),
         patch.object(repository, "run_pipelined", recording),
+        patch.object(auth_repository, "run_pipelined", recording),
     ):
         yield seen
 
@@ -237,6 +240,7 @@ async def test_the_replies_are_asked_for_before_the_answer_is_built(
 
 def statement_kind(sql: str) -> str:
     kinds = {
+        "FROM api_tokens": "who asks",
         "FOR UPDATE OF c": "lock",
         "FROM conversation_turns t": "view",
         "WITH batch AS": "pair",
@@ -253,10 +257,11 @@ async def test_a_vote_writes_its_pair_and_judgment_in_two_round_trips(
     conversation = await world.start("Hello")
     with traffic(get_engine()) as requests, round_trips() as driver:
         conversation = await world.vote(conversation, "left")
-    # The conversation locked and read, one round trip; then the pair's rows with the
+    # Who asks; the conversation locked and read, one round trip; then the pair's rows with the
     # turn's and the conversation's changes (one statement), then the judgment. The
     # project's first vote finds no batch for judged turns: it makes it and writes again.
     assert [[statement_kind(sql) for sql in trip] for trip in driver] == [
+        ["who asks"],
         ["lock", "view"],
         ["pair"],
         ["pair"],
@@ -269,6 +274,7 @@ async def test_a_vote_writes_its_pair_and_judgment_in_two_round_trips(
     with traffic(get_engine()) as requests, round_trips() as driver:
         conversation = await world.vote(conversation, "right", rationale="  clearer ")
     assert [[statement_kind(sql) for sql in trip] for trip in driver] == [
+        ["who asks"],
         ["lock", "view"],
         ["pair"],
         ["judgment"],
@@ -336,3 +342,22 @@ async def test_judged_turns_counted_at_once_are_written_together(
             )
         ).one()
     assert tuple(counters) == (5, 10, 5)
+
+
+async def test_an_event_stream_finds_who_asks_and_the_replies_in_one_round_trip(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    await world.configure()
+    conversation = await world.start("Hello")
+    turn = conversation["turns"][0]
+    url = f"/api/v1/conversations/{conversation['id']}/turns/{turn['id']}/events"
+    with traffic(get_engine()) as requests, round_trips() as driver:
+        stream = await world.api.get(url, headers=world.rater)
+    assert stream.status_code == 200
+    assert [len(trip) for trip in driver] == [2], driver
+    assert "api_tokens" in driver[0][0] and "conversation_replies r" in driver[0][1]
+    assert requests.statements == []
+    # Both replies, whole, as the conversation's read gives them.
+    events = [block for block in stream.text.split("\n\n") if block.startswith("event: reply")]
+    contents = [json.loads(block.split("data: ", 1)[1])["content"] for block in events]
+    assert sorted(contents) == sorted(turn[side]["content"] for side in ("left", "right"))

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.auth.repository import LIVE_API_TOKEN, user_of_api_token_with
 from pickwise.batches.parsing.records import ParsedResponse
 from pickwise.core.db import (
     DriverSql,
@@ -34,6 +35,7 @@ from pickwise.models import (
     Project,
     ProjectMember,
     Prompt,
+    User,
 )
 
 CONVERSATION_BATCH_NAME = "live conversations"
@@ -395,41 +397,60 @@ async def owned_conversation_and_rows(
 
 # The current replies of one turn of the rater's own conversation, in a project they may
 # still rate (a member, or an admin): what the event stream needs, in one query.
-_TURN_REPLIES = (
-    select(ConversationReply)
-    .join(ConversationTurn, ConversationTurn.id == ConversationReply.turn_id)
-    .join(Conversation, Conversation.id == ConversationTurn.conversation_id)
-    .where(
-        ConversationTurn.id == bindparam("turn_id"),
-        Conversation.id == bindparam("conversation_id"),
-        Conversation.rater_id == bindparam("rater_id"),
-        bindparam("is_admin")
-        | select(ProjectMember.user_id)
-        .where(
-            ProjectMember.project_id == Conversation.project_id,
-            ProjectMember.user_id == bindparam("rater_id"),
-        )
-        .exists(),
+_TURN_REPLIES_SQL = """
+    WITH asker AS ({asker})
+    SELECT {replies}
+    FROM asker
+    JOIN conversations c ON c.id = :conversation_id AND c.rater_id = asker.id
+    JOIN conversation_turns ct ON ct.id = :turn_id AND ct.conversation_id = c.id
+    JOIN conversation_replies r ON r.turn_id = ct.id
+    WHERE asker.is_admin OR EXISTS (
+        SELECT FROM project_members m WHERE m.project_id = c.project_id AND m.user_id = asker.id)
+    ORDER BY r.attempt
+"""
+_TURN_REPLIES = DriverSql(
+    _TURN_REPLIES_SQL.format(
+        asker="SELECT CAST(:rater_id AS bigint) AS id, CAST(:is_admin AS boolean) AS is_admin",
+        replies=columns_of(ConversationReply, "r"),
     )
-    .order_by(ConversationReply.attempt)
-    .execution_options(populate_existing=True)
 )
+# Who an API token names, as the asker: sent in the round trip of the token's lookup.
+_TURN_REPLIES_OF_TOKEN_HOLDER = DriverSql(
+    _TURN_REPLIES_SQL.format(
+        asker=f"SELECT u.id, u.role = 'admin' AS is_admin {LIVE_API_TOKEN}",
+        replies=columns_of(ConversationReply, "r"),
+    )
+)
+
+
+def _current_replies(session: AsyncSession, rows: list[tuple[Any, ...]]) -> list[ConversationReply]:
+    replies = (adopt(session, ConversationReply, row) for row in rows)
+    return list({reply.side: reply for reply in replies}.values())
 
 
 async def turn_replies(
     session: AsyncSession, conversation_id: int, turn_id: int, rater_id: int, is_admin: bool
 ) -> list[ConversationReply]:
     """The turn's current reply on each side (none if the turn is not the rater's)."""
-    rows = await session.scalars(
-        _TURN_REPLIES,
-        {
-            "turn_id": turn_id,
-            "conversation_id": conversation_id,
-            "rater_id": rater_id,
-            "is_admin": is_admin,
-        },
+    params = {
+        "turn_id": turn_id,
+        "conversation_id": conversation_id,
+        "rater_id": rater_id,
+        "is_admin": is_admin,
+    }
+    return _current_replies(session, await _TURN_REPLIES.rows(session, params))
+
+
+async def turn_replies_of_token(
+    session: AsyncSession, token_hash: str, now: datetime, conversation_id: int, turn_id: int
+) -> tuple[User | None, list[ConversationReply]]:
+    """Who an API token names and `turn_replies` for them, in one round trip (the
+    transaction's BEGIN included). (None, []) when the token names nobody."""
+    params = {"turn_id": turn_id, "conversation_id": conversation_id}
+    user, answers = await user_of_api_token_with(
+        session, token_hash, now, [(_TURN_REPLIES_OF_TOKEN_HOLDER, params)]
     )
-    return list({reply.side: reply for reply in rows}.values())
+    return user, ([] if user is None else _current_replies(session, answers[0]))
 
 
 async def turn_by_client_key(

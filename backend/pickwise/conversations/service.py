@@ -719,6 +719,13 @@ async def turn_replies(
     replies = await repository.turn_replies(
         session, conversation_id, turn_id, rater.id, rater.role == "admin"
     )
+    return both_replies(replies, conversation_id, turn_id)
+
+
+def both_replies(
+    replies: list[ConversationReply], conversation_id: int, turn_id: int
+) -> list[ConversationReply]:
+    """`replies` when they are a turn's two (404 otherwise: not the rater's turn)."""
     if len(replies) != 2:
         raise NotFound(f"turn {turn_id}: no such turn in your conversation {conversation_id}")
     return replies
