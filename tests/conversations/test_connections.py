@@ -238,10 +238,19 @@ async def test_the_replies_are_asked_for_before_the_answer_is_built(
         await generator.close()
 
 
+async def fetch(sql: str) -> list[tuple[Any, ...]]:
+    async with session_factory(get_engine())() as session:
+        return [tuple(row) for row in await session.execute(text(sql))]
+
+
 def statement_kind(sql: str) -> str:
     kinds = {
         "FROM api_tokens": "who asks",
         "FOR UPDATE OF c": "lock",
+        "t.client_key =": "key",
+        "ORDER BY t.depth DESC": "head",
+        "FROM conversation_endpoints ce": "endpoints",
+        "WITH budget AS": "turn",
         "FROM conversation_turns t": "view",
         "WITH batch AS": "pair",
         "INSERT INTO judgments": "judgment",
@@ -286,23 +295,16 @@ async def test_a_vote_writes_its_pair_and_judgment_in_two_round_trips(
     assert conversation["turns"][1]["vote"]["rationale"] == "clearer"
     read = await world.api.get(f"/api/v1/conversations/{conversation['id']}", headers=world.rater)
     assert read.json() == conversation
-    async with session_factory(get_engine())() as session:
-        rows = (
-            await session.execute(
-                text(
-                    "SELECT t.continue_side, j.rationale, s.state, a.status,"
-                    " c.status, c.ended_at = t.judged_at AND t.judged_at = c.last_activity_at"
-                    " FROM conversation_turns t JOIN judgments j ON j.pair_id = t.pair_id"
-                    " JOIN conversations c ON c.id = t.conversation_id"
-                    " JOIN pair_slots s ON s.id = j.slot_id"
-                    " JOIN assignments a ON a.id = j.assignment_id ORDER BY t.depth"
-                )
-            )
-        ).all()
-        batch = await session.scalar(
-            text("SELECT pairs_new FROM batches WHERE source = 'conversation'")
-        )
-    assert [tuple(row) for row in rows] == [
+    rows = await fetch(
+        "SELECT t.continue_side, j.rationale, s.state, a.status,"
+        " c.status, c.ended_at = t.judged_at AND t.judged_at = c.last_activity_at"
+        " FROM conversation_turns t JOIN judgments j ON j.pair_id = t.pair_id"
+        " JOIN conversations c ON c.id = t.conversation_id"
+        " JOIN pair_slots s ON s.id = j.slot_id"
+        " JOIN assignments a ON a.id = j.assignment_id ORDER BY t.depth"
+    )
+    [(batch,)] = await fetch("SELECT pairs_new FROM batches WHERE source = 'conversation'")
+    assert rows == [
         ("left", None, "done", "submitted", "complete", False),
         ("right", "clearer", "done", "submitted", "complete", True),
     ]
@@ -332,16 +334,10 @@ async def test_judged_turns_counted_at_once_are_written_together(
     # The first three in one transaction; the fourth, alone, in the next.
     assert written == [{world.project_id: 3}, {world.project_id: 1}]
     assert generation.commits == 2
-    async with session_factory(get_engine())() as session:
-        counters = (
-            await session.execute(
-                text(
-                    "SELECT prompts_new, responses_new, pairs_new FROM batches"
-                    " WHERE source = 'conversation'"
-                )
-            )
-        ).one()
-    assert tuple(counters) == (5, 10, 5)
+    counters = await fetch(
+        "SELECT prompts_new, responses_new, pairs_new FROM batches WHERE source = 'conversation'"
+    )
+    assert counters == [(5, 10, 5)]
 
 
 async def test_an_event_stream_finds_who_asks_and_the_replies_in_one_round_trip(
@@ -361,3 +357,32 @@ async def test_an_event_stream_finds_who_asks_and_the_replies_in_one_round_trip(
     events = [block for block in stream.text.split("\n\n") if block.startswith("event: reply")]
     contents = [json.loads(block.split("data: ", 1)[1])["content"] for block in events]
     assert sorted(contents) == sorted(turn[side]["content"] for side in ("left", "right"))
+
+
+async def test_a_message_finds_what_it_needs_in_one_round_trip(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    await world.configure()
+    conversation = await world.start("Hello")
+    conversation = await world.vote(conversation, "left")
+    url = f"/api/v1/conversations/{conversation['id']}/messages"
+    message = {"content": "And then?", "parent_turn_id": conversation["turns"][0]["id"]}
+    headers = {**world.rater, "Idempotency-Key": "message-1"}
+    with traffic(get_engine()) as requests, round_trips() as driver:
+        sent = await world.api.post(url, json=message, headers=headers)
+    assert sent.status_code == 201, sent.text
+    # Who asks; the conversation locked, the turn of the message's key, the last turn and
+    # the project's endpoints; the new turn; the answer's view; then the COMMIT.
+    assert [[statement_kind(sql) for sql in trip] for trip in driver] == [
+        ["who asks"],
+        ["lock", "key", "head", "endpoints"],
+        ["turn"],
+        ["view"],
+    ]
+    assert requests.statements == [] and requests.commits == 1
+    # The same message again (a reload) is answered with the turn it made.
+    again = await world.api.post(url, json=message, headers=headers)
+    assert [turn["id"] for turn in again.json()["turns"]] == [
+        turn["id"] for turn in sent.json()["turns"]
+    ]
+    await drain_generator()

@@ -76,19 +76,6 @@ async def project_endpoints(
     return list(rows)
 
 
-async def conversation_endpoints(
-    session: AsyncSession, project_id: int
-) -> list[GenerationEndpoint]:
-    """The project's conversation endpoints that are switched on."""
-    rows = await session.scalars(
-        select(GenerationEndpoint)
-        .join(ConversationEndpoint, ConversationEndpoint.endpoint_id == GenerationEndpoint.id)
-        .where(ConversationEndpoint.project_id == project_id, GenerationEndpoint.is_active)
-        .order_by(GenerationEndpoint.id)
-    )
-    return list(rows)
-
-
 async def endpoints_by_id(
     session: AsyncSession, ids: Sequence[int]
 ) -> dict[int, GenerationEndpoint]:
@@ -246,32 +233,36 @@ async def rater_project(
 
 # The last turn of a conversation, with the text the conversation goes on from after it:
 # the latest edit, else the reply kept. All a new message needs.
-_KEPT = (
-    select(ConversationReply.content)
-    .where(
-        ConversationReply.turn_id == ConversationTurn.id,
-        ConversationReply.side == ConversationTurn.continue_side,
-        ConversationReply.status == "complete",
-    )
-    .order_by(ConversationReply.attempt.desc())
-    .limit(1)
-    .scalar_subquery()
+_HEAD = DriverSql(
+    f"""
+    SELECT {columns_of(ConversationTurn, "t")},
+           coalesce(
+               (SELECT e.content FROM conversation_edits e WHERE e.turn_id = t.id
+                ORDER BY e.id DESC LIMIT 1),
+               (SELECT r.content FROM conversation_replies r
+                WHERE r.turn_id = t.id AND r.side = t.continue_side AND r.status = 'complete'
+                ORDER BY r.attempt DESC LIMIT 1))
+    FROM conversation_turns t
+    WHERE t.conversation_id = :conversation_id AND t.branch = 0
+    ORDER BY t.depth DESC
+    LIMIT 1
+    """
 )
-_EDIT = (
-    select(ConversationEdit.content)
-    .where(ConversationEdit.turn_id == ConversationTurn.id)
-    .order_by(ConversationEdit.id.desc())
-    .limit(1)
-    .scalar_subquery()
+_TURN_OF_KEY = DriverSql(
+    f"""
+    SELECT {columns_of(ConversationTurn, "t")} FROM conversation_turns t
+    WHERE t.conversation_id = :conversation_id AND t.client_key = :client_key
+    """
 )
-_HEAD = (
-    select(ConversationTurn, func.coalesce(_EDIT, _KEPT))
-    .where(
-        ConversationTurn.conversation_id == bindparam("conversation_id"),
-        ConversationTurn.branch == 0,
-    )
-    .order_by(ConversationTurn.depth.desc())
-    .limit(1)
+# The switched-on conversation endpoints of the conversation's project.
+_ENDPOINTS_OF_CONVERSATION = DriverSql(
+    f"""
+    SELECT {columns_of(GenerationEndpoint, "e")}
+    FROM conversation_endpoints ce JOIN generation_endpoints e ON e.id = ce.endpoint_id
+    WHERE ce.project_id = (SELECT project_id FROM conversations WHERE id = :conversation_id)
+      AND e.is_active
+    ORDER BY e.id
+    """
 )
 
 
@@ -281,10 +272,55 @@ class Head:
     kept: str | None  # what the conversation goes on from (None until the turn is judged)
 
 
+def _head(session: AsyncSession, rows: list[tuple[Any, ...]]) -> Head | None:
+    if not rows:
+        return None
+    return Head(adopt(session, ConversationTurn, rows[0][:-1]), rows[0][-1])
+
+
 async def head_turn(session: AsyncSession, conversation_id: int) -> Head | None:
     """The conversation's last turn."""
-    row = (await session.execute(_HEAD, {"conversation_id": conversation_id})).first()
-    return None if row is None else Head(row[0], row[1])
+    return _head(session, await _HEAD.rows(session, {"conversation_id": conversation_id}))
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    """What a new message needs, for the rater's own conversation."""
+
+    conversation: Conversation
+    settings: ConversationSettings
+    keyed: ConversationTurn | None  # the turn an earlier message with this key made
+    head: Head | None
+    endpoints: list[GenerationEndpoint]  # the project's, switched on, by id
+
+
+async def message_context(
+    session: AsyncSession, conversation_id: int, rater_id: int, is_admin: bool, key: str | None
+) -> MessageContext | None:
+    """The rater's conversation (locked), the turn of the message's key, the last turn and
+    the project's endpoints, in one round trip (`run_pipelined`: the others are read after
+    the lock is taken, and not looked at when the conversation is not the rater's)."""
+    params = {"conversation_id": conversation_id, "client_key": key}
+    owned, keyed, head, endpoints = await run_pipelined(
+        session,
+        [
+            (_LOCKED_OWNED_CONVERSATION, _owned_params(conversation_id, rater_id, is_admin)),
+            (_TURN_OF_KEY, params),
+            (_HEAD, params),
+            (_ENDPOINTS_OF_CONVERSATION, params),
+        ],
+    )
+    found = _adopt_owned(session, owned)
+    if found is None:
+        return None
+    conversation, _, settings = found
+    return MessageContext(
+        conversation,
+        settings,
+        adopt(session, ConversationTurn, keyed[0]) if keyed else None,
+        _head(session, head),
+        [adopt(session, GenerationEndpoint, row) for row in endpoints],
+    )
 
 
 async def list_conversations(
@@ -451,23 +487,6 @@ async def turn_replies_of_token(
         session, token_hash, now, [(_TURN_REPLIES_OF_TOKEN_HOLDER, params)]
     )
     return user, ([] if user is None else _current_replies(session, answers[0]))
-
-
-async def turn_by_client_key(
-    session: AsyncSession, conversation_id: int, key: str
-) -> ConversationTurn | None:
-    return await session.scalar(
-        select(ConversationTurn).where(
-            ConversationTurn.conversation_id == conversation_id,
-            ConversationTurn.client_key == key,
-        )
-    )
-
-
-async def judgment(session: AsyncSession, judgment_id: int) -> Judgment:
-    found = await session.get(Judgment, judgment_id)
-    assert found is not None
-    return found
 
 
 async def add_edit(session: AsyncSession, turn_id: int, content: str) -> None:

@@ -558,15 +558,17 @@ async def send(
     """The rater's next message. The same message sent again (a reload, a double click, a
     retry with its key) gives back the turn it made the first time."""
     now = now or utcnow()
-    conversation, _, settings = await owned(session, conversation_id, rater, lock=True)
+    found = await repository.message_context(
+        session, conversation_id, rater.id, rater.role == "admin", key
+    )
+    if found is None:
+        raise _not_yours(conversation_id)
     message = _message(data.content, "content")
-    if key is not None:
-        existing = await repository.turn_by_client_key(session, conversation.id, key)
-        if existing is not None:
-            if existing.user_content != message:
-                raise KeyReused()
-            return Sent(conversation.id, existing.id, (), conversation)
-    head = await repository.head_turn(session, conversation.id)
+    conversation, settings, head = found.conversation, found.settings, found.head
+    if found.keyed is not None:
+        if found.keyed.user_content != message:
+            raise KeyReused()
+        return Sent(conversation.id, found.keyed.id, (), conversation)
     judged = head is not None and head.turn.judged_at is not None
     if head is not None and _repeated(head, message, data.parent_turn_id):
         return Sent(conversation.id, head.turn.id, (), conversation)
@@ -578,9 +580,8 @@ async def send(
         raise Conflict(VOTE_FIRST)
     if head is not None and head.turn.depth >= conversation.turn_cap:
         raise Conflict(ENDED)
-    endpoints = await repository.conversation_endpoints(session, settings.project_id)
     return await _add_turn(
-        session, settings, endpoints, conversation, head, rater, message, key, now
+        session, settings, found.endpoints, conversation, head, rater, message, key, now
     )
 
 
