@@ -4,6 +4,7 @@ back. (Counts of transactions and statements, not times: timings live in bench/.
 
 import asyncio
 import functools
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,15 +14,16 @@ from unittest.mock import patch
 import aiohttp
 import pytest
 from fastapi import Request
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pickwise.conversations import turn_repository, views
+from pickwise.auth import repository as auth_repository
+from pickwise.conversations import repository, turn_repository, views, voting
 from pickwise.conversations.deps import database_slot
 from pickwise.conversations.generation import generator
 from pickwise.core import db
 from pickwise.core.config import get_settings
-from pickwise.core.db import get_engine, get_generation_engine
+from pickwise.core.db import get_engine, get_generation_engine, session_factory
 from tests.conversations.conftest import World, drain_generator
 from tests.conversations.fake_llm import Behave, FakeLLM
 
@@ -177,6 +179,8 @@ def round_trips() -> Iterator[list[list[str]]]:
     with (
         patch.object(db, "run_pipelined", recording),
         patch.object(turn_repository, "run_pipelined", recording),
+        patch.object(repository, "run_pipelined", recording),
+        patch.object(auth_repository, "run_pipelined", recording),
     ):
         yield seen
 
@@ -232,3 +236,153 @@ async def test_the_replies_are_asked_for_before_the_answer_is_built(
         await drain_generator()
     finally:
         await generator.close()
+
+
+async def fetch(sql: str) -> list[tuple[Any, ...]]:
+    async with session_factory(get_engine())() as session:
+        return [tuple(row) for row in await session.execute(text(sql))]
+
+
+def statement_kind(sql: str) -> str:
+    kinds = {
+        "FROM api_tokens": "who asks",
+        "FOR UPDATE OF c": "lock",
+        "t.client_key =": "key",
+        "ORDER BY t.depth DESC": "head",
+        "FROM conversation_endpoints ce": "endpoints",
+        "WITH budget AS": "turn",
+        "FROM conversation_turns t": "view",
+        "WITH batch AS": "pair",
+        "INSERT INTO judgments": "judgment",
+    }
+    found = [kind for text, kind in kinds.items() if text in sql]
+    return found[0] if found else " ".join(sql.split()[:3])
+
+
+async def test_a_vote_writes_its_pair_and_judgment_in_two_round_trips(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    await world.configure(turn_cap=2)
+    conversation = await world.start("Hello")
+    with traffic(get_engine()) as requests, round_trips() as driver:
+        conversation = await world.vote(conversation, "left")
+    # Who asks; the conversation locked and read, one round trip; then the pair's rows with the
+    # turn's and the conversation's changes (one statement), then the judgment. The
+    # project's first vote finds no batch for judged turns: it makes it and writes again.
+    assert [[statement_kind(sql) for sql in trip] for trip in driver] == [
+        ["who asks"],
+        ["lock", "view"],
+        ["pair"],
+        ["pair"],
+        ["judgment"],
+    ]
+    assert [statement_kind(sql) for sql in requests.statements] == ["INSERT INTO batches"]
+    assert requests.commits == 1
+
+    conversation = await world.send(conversation, "And then?")
+    with traffic(get_engine()) as requests, round_trips() as driver:
+        conversation = await world.vote(conversation, "right", rationale="  clearer ")
+    assert [[statement_kind(sql) for sql in trip] for trip in driver] == [
+        ["who asks"],
+        ["lock", "view"],
+        ["pair"],
+        ["judgment"],
+    ]
+    assert requests.statements == [] and requests.commits == 1
+    # What the answer says is what was stored.
+    assert conversation["status"] == "complete" and not conversation["can_send"]
+    assert [turn["vote"]["choice"] for turn in conversation["turns"]] == ["left", "right"]
+    assert conversation["turns"][1]["vote"]["rationale"] == "clearer"
+    read = await world.api.get(f"/api/v1/conversations/{conversation['id']}", headers=world.rater)
+    assert read.json() == conversation
+    rows = await fetch(
+        "SELECT t.continue_side, j.rationale, s.state, a.status,"
+        " c.status, c.ended_at = t.judged_at AND t.judged_at = c.last_activity_at"
+        " FROM conversation_turns t JOIN judgments j ON j.pair_id = t.pair_id"
+        " JOIN conversations c ON c.id = t.conversation_id"
+        " JOIN pair_slots s ON s.id = j.slot_id"
+        " JOIN assignments a ON a.id = j.assignment_id ORDER BY t.depth"
+    )
+    [(batch,)] = await fetch("SELECT pairs_new FROM batches WHERE source = 'conversation'")
+    assert rows == [
+        ("left", None, "done", "submitted", "complete", False),
+        ("right", "clearer", "done", "submitted", "complete", True),
+    ]
+    await drain_generator()
+    assert batch in (1, 2)  # the second vote's count comes after its answer
+
+
+async def test_judged_turns_counted_at_once_are_written_together(
+    world: World, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pickwise.conversations import repository
+
+    await world.configure()
+    conversation = await world.start("Hello")
+    await world.vote(conversation, "left")  # makes the batch, and counts one turn
+    count = repository.count_in_batches
+    written: list[dict[int, int]] = []
+
+    async def recorded(session: Any, judged: Any) -> None:
+        written.append(dict(judged))
+        await count(session, judged)
+
+    monkeypatch.setattr(repository, "count_in_batches", recorded)
+    with traffic(get_generation_engine()) as generation:
+        await asyncio.gather(*(voting.count_judged_turn(world.project_id) for _ in range(3)))
+        await voting.count_judged_turn(world.project_id)
+    # The first three in one transaction; the fourth, alone, in the next.
+    assert written == [{world.project_id: 3}, {world.project_id: 1}]
+    assert generation.commits == 2
+    counters = await fetch(
+        "SELECT prompts_new, responses_new, pairs_new FROM batches WHERE source = 'conversation'"
+    )
+    assert counters == [(5, 10, 5)]
+
+
+async def test_an_event_stream_finds_who_asks_and_the_replies_in_one_round_trip(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    await world.configure()
+    conversation = await world.start("Hello")
+    turn = conversation["turns"][0]
+    url = f"/api/v1/conversations/{conversation['id']}/turns/{turn['id']}/events"
+    with traffic(get_engine()) as requests, round_trips() as driver:
+        stream = await world.api.get(url, headers=world.rater)
+    assert stream.status_code == 200
+    assert [len(trip) for trip in driver] == [2], driver
+    assert "api_tokens" in driver[0][0] and "conversation_replies r" in driver[0][1]
+    assert requests.statements == []
+    # Both replies, whole, as the conversation's read gives them.
+    events = [block for block in stream.text.split("\n\n") if block.startswith("event: reply")]
+    contents = [json.loads(block.split("data: ", 1)[1])["content"] for block in events]
+    assert sorted(contents) == sorted(turn[side]["content"] for side in ("left", "right"))
+
+
+async def test_a_message_finds_what_it_needs_in_one_round_trip(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    await world.configure()
+    conversation = await world.start("Hello")
+    conversation = await world.vote(conversation, "left")
+    url = f"/api/v1/conversations/{conversation['id']}/messages"
+    message = {"content": "And then?", "parent_turn_id": conversation["turns"][0]["id"]}
+    headers = {**world.rater, "Idempotency-Key": "message-1"}
+    with traffic(get_engine()) as requests, round_trips() as driver:
+        sent = await world.api.post(url, json=message, headers=headers)
+    assert sent.status_code == 201, sent.text
+    # Who asks; the conversation locked, the turn of the message's key, the last turn and
+    # the project's endpoints; the new turn; the answer's view; then the COMMIT.
+    assert [[statement_kind(sql) for sql in trip] for trip in driver] == [
+        ["who asks"],
+        ["lock", "key", "head", "endpoints"],
+        ["turn"],
+        ["view"],
+    ]
+    assert requests.statements == [] and requests.commits == 1
+    # The same message again (a reload) is answered with the turn it made.
+    again = await world.api.post(url, json=message, headers=headers)
+    assert [turn["id"] for turn in again.json()["turns"]] == [
+        turn["id"] for turn in sent.json()["turns"]
+    ]
+    await drain_generator()

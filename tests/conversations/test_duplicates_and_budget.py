@@ -8,11 +8,14 @@ from sqlalchemy import func, select
 
 from pickwise.core.db import get_engine, session_factory
 from pickwise.models import (
+    Assignment,
     Conversation,
     ConversationRaterDay,
     ConversationReply,
     ConversationTurn,
     Judgment,
+    Pair,
+    Prompt,
 )
 from tests.conversations.conftest import World
 from tests.conversations.fake_llm import FakeLLM
@@ -170,3 +173,31 @@ async def test_a_replayed_start_takes_no_budget_and_a_refused_one_writes_nothing
     assert refused.status_code == 429
     assert await count(Conversation) == 1 and await count(ConversationTurn) == 1
     assert await count(ConversationReply) == 2 and len(fake_llm.calls) == 2
+
+
+async def test_a_refused_vote_writes_nothing_and_its_key_answers_the_same(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    """The project closed while the replies were read: the vote is refused before anything
+    of its pair is written, and the same request again (same key) gets the same answer."""
+    await world.configure()
+    conversation = await world.start("Hello")
+    closed = await world.api.patch(
+        f"/api/v1/projects/{world.project_id}", json={"is_archived": True}, headers=world.admin
+    )
+    assert closed.status_code == 200, closed.text
+    turn = conversation["turns"][0]
+    url = f"/api/v1/conversations/{conversation['id']}/turns/{turn['id']}/judgment"
+    headers = {**world.rater, "Idempotency-Key": "vote-1"}
+    refused = [await world.api.post(url, json={"choice": "left"}, headers=headers) for _ in "ab"]
+    assert [reply.status_code for reply in refused] == [409, 409]
+    assert refused[0].json() == refused[1].json() and "closed" in refused[0].json()["detail"]
+    assert [await count(model) for model in (Judgment, Pair, Prompt, Assignment)] == [0] * 4
+
+    reopened = await world.api.patch(
+        f"/api/v1/projects/{world.project_id}", json={"is_archived": False}, headers=world.admin
+    )
+    assert reopened.status_code == 200, reopened.text
+    voted = await world.vote(conversation, "right")
+    assert voted["turns"][0]["vote"]["choice"] == "right"
+    assert [await count(model) for model in (Judgment, Pair, Prompt, Assignment)] == [1] * 4

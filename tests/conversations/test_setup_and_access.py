@@ -169,6 +169,13 @@ async def test_a_conversation_is_its_raters_alone(world: World, fake_llm: FakeLL
         assert reply.status_code == 404, (method, path, reply.text)
     unauthenticated = await world.api.get(base)
     assert unauthenticated.status_code == 401
+    events = f"{base}/turns/{turn['id']}/events"
+    assert (await world.api.get(events)).status_code == 401
+    nonsense = await world.api.get(events, headers={"Authorization": "Bearer pw_nonsense"})
+    assert nonsense.status_code == 401 and nonsense.json()["detail"] == INVALID_API_TOKEN
+    elsewhere = f"/api/v1/conversations/{conversation['id'] + 1}/turns/{turn['id']}/events"
+    assert (await world.api.get(elsewhere, headers=world.rater)).status_code == 404
+    assert (await world.api.get(events, headers=world.rater)).status_code == 200
     ended = await world.api.post(base + "/end", headers=world.rater)
     assert ended.json()["status"] == "ended"
     after = await world.api.post(base + "/messages", json={"content": "More"}, headers=world.rater)

@@ -32,7 +32,7 @@ from pickwise.core.deps import UnitsDep
 from pickwise.core.errors import NotAuthenticated
 from pickwise.core.middleware import release_load_slot
 from pickwise.core.security import token_digest
-from pickwise.models import User
+from pickwise.models import ConversationReply, User
 
 # A semaphore per event loop (tests run on several), made again if the setting changed.
 _slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]]" = (
@@ -144,3 +144,20 @@ async def open_starting(
 
 
 StartingDep = Annotated[Starting, Depends(open_starting, scope="function")]
+
+
+async def turn_replies_for(
+    request: Request, session: AsyncSession, conversation_id: int, turn_id: int
+) -> list[ConversationReply]:
+    """The current replies of a turn of the caller's own conversation (what an event stream
+    follows). With an API token, who asks and the replies are one round trip."""
+    token = bearer_token(request)
+    if token is None:
+        rater = (await caller(request, session)).user
+        return await service.turn_replies(session, conversation_id, turn_id, rater)
+    user, replies = await repository.turn_replies_of_token(
+        session, token_digest(token), utcnow(), conversation_id, turn_id
+    )
+    if user is None:
+        raise NotAuthenticated(INVALID_API_TOKEN)
+    return service.both_replies(replies, conversation_id, turn_id)

@@ -24,6 +24,7 @@ from pickwise.core.config import get_settings
 from pickwise.core.db import Units, generation_unit_of_work
 from pickwise.core.errors import PickwiseError
 from pickwise.core.outbound import outbound_session, private_allowed
+from pickwise.core.together import WrittenTogether
 from pickwise.generation.stream import StreamedReply, StreamFailed, StreamLimits, stream_reply
 from pickwise.vocabulary import ReplyFailure, ReplyStatus
 
@@ -153,9 +154,9 @@ class Generator:
         self.jobs: dict[int, ReplyJob] = {}
         self._watcher: asyncio.Task[None] | None = None
         self._sessions: dict[tuple[int, bool], aiohttp.ClientSession] = {}
-        # Outcomes waiting for the next transaction of outcomes (`_store_with_others`).
-        self._outcomes: list[tuple[int, dict[str, Any], asyncio.Future[None]]] = []
-        self._outcome_writer: asyncio.Task[None] | None = None
+        # Outcomes are stored together (the replies of a turn, and of conversations moving
+        # in step, end together).
+        self._outcomes = WrittenTogether(self._write_outcomes)
 
     def check_room(self, replies: int) -> None:
         """Refuses (503) work that would pass the process's limit of replies in flight."""
@@ -252,7 +253,7 @@ class Generator:
         for attempt in range(1, STORE_ATTEMPTS + 1):
             try:
                 if attempt == 1:
-                    await self._store_with_others(reply_id, values)
+                    await self._outcomes.put((reply_id, values))
                 else:
                     async with self.units() as session:
                         await repository.finish_replies(session, [(reply_id, values)])
@@ -270,33 +271,9 @@ class Generator:
                 await asyncio.sleep(STORE_RETRY_SECONDS * attempt)
         raise AssertionError("the loop returns")
 
-    async def _store_with_others(self, reply_id: int, values: dict[str, Any]) -> None:
-        """Stored in the next transaction of outcomes: while one is being written, those that
-        end meanwhile wait and go together in the next (replies of a turn, and of
-        conversations moving in step, end together). Nothing waits when nothing else is
-        being written."""
-        stored = asyncio.get_running_loop().create_future()
-        self._outcomes.append((reply_id, values, stored))
-        if self._outcome_writer is None or self._outcome_writer.done():
-            self._outcome_writer = asyncio.create_task(self._write_outcomes())
-        await stored
-
-    async def _write_outcomes(self) -> None:
-        while self._outcomes:
-            batch, self._outcomes = self._outcomes, []
-            try:
-                async with self.units() as session:
-                    await repository.finish_replies(
-                        session, [(reply_id, values) for reply_id, values, _ in batch]
-                    )
-            except Exception as exc:
-                for *_, stored in batch:
-                    if not stored.done():
-                        stored.set_exception(exc)
-                continue
-            for *_, stored in batch:
-                if not stored.done():
-                    stored.set_result(None)
+    async def _write_outcomes(self, outcomes: list[tuple[int, dict[str, Any]]]) -> None:
+        async with self.units() as session:
+            await repository.finish_replies(session, outcomes)
 
     async def _read(self, task: ReplyTask, job: ReplyJob) -> dict[str, Any]:
         try:

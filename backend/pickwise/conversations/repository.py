@@ -2,7 +2,7 @@
 becomes."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -10,7 +10,16 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.auth.repository import LIVE_API_TOKEN, user_of_api_token_with
 from pickwise.batches.parsing.records import ParsedResponse
+from pickwise.core.db import (
+    DriverSql,
+    adopt,
+    column_count,
+    column_index,
+    columns_of,
+    run_pipelined,
+)
 from pickwise.models import (
     Batch,
     Conversation,
@@ -26,6 +35,7 @@ from pickwise.models import (
     Project,
     ProjectMember,
     Prompt,
+    User,
 )
 
 CONVERSATION_BATCH_NAME = "live conversations"
@@ -62,19 +72,6 @@ async def project_endpoints(
         select(GenerationEndpoint).where(
             GenerationEndpoint.project_id == project_id, GenerationEndpoint.id.in_(ids)
         )
-    )
-    return list(rows)
-
-
-async def conversation_endpoints(
-    session: AsyncSession, project_id: int
-) -> list[GenerationEndpoint]:
-    """The project's conversation endpoints that are switched on."""
-    rows = await session.scalars(
-        select(GenerationEndpoint)
-        .join(ConversationEndpoint, ConversationEndpoint.endpoint_id == GenerationEndpoint.id)
-        .where(ConversationEndpoint.project_id == project_id, GenerationEndpoint.is_active)
-        .order_by(GenerationEndpoint.id)
     )
     return list(rows)
 
@@ -158,18 +155,20 @@ def _may_rate(project_id: Any) -> Any:
 
 
 # The rater's conversation with its project and settings, in a project they may still rate.
-_OWNED_CONVERSATION = (
-    select(Conversation, Project, ConversationSettings)
-    .join(Project, Project.id == Conversation.project_id)
-    .join(ConversationSettings, ConversationSettings.project_id == Conversation.project_id)
-    .where(
-        Conversation.id == bindparam("conversation_id"),
-        Conversation.rater_id == bindparam("rater_id"),
-        _may_rate(Conversation.project_id),
-    )
-    .execution_options(populate_existing=True)
-)
-_LOCKED_OWNED_CONVERSATION = _OWNED_CONVERSATION.with_for_update(of=Conversation)
+# Straight on psycopg (DriverSql): a vote, a message, an edit each start with it.
+_OWNED_CONVERSATION_SQL = f"""
+    SELECT {columns_of(Conversation, "c")}, {columns_of(Project, "p")},
+           {columns_of(ConversationSettings, "s")}
+    FROM conversations c
+    JOIN projects p ON p.id = c.project_id
+    JOIN conversation_settings s ON s.project_id = c.project_id
+    WHERE c.id = :conversation_id AND c.rater_id = :rater_id
+      AND (:is_admin OR EXISTS (
+          SELECT FROM project_members m
+          WHERE m.project_id = c.project_id AND m.user_id = :rater_id))
+"""
+_OWNED_CONVERSATION = DriverSql(_OWNED_CONVERSATION_SQL)
+_LOCKED_OWNED_CONVERSATION = DriverSql(_OWNED_CONVERSATION_SQL + " FOR UPDATE OF c")
 # With the project's conversation endpoints that are switched on (one row each, or one row
 # of NULLs): a new conversation reads all it needs in one statement.
 _RATER_PROJECT = (
@@ -185,13 +184,31 @@ _RATER_PROJECT = (
 )
 
 
+Owned = tuple[Conversation, Project, ConversationSettings]
+
+
+def _owned_params(conversation_id: int, rater_id: int, is_admin: bool) -> dict[str, Any]:
+    return {"conversation_id": conversation_id, "rater_id": rater_id, "is_admin": is_admin}
+
+
+def _adopt_owned(session: AsyncSession, rows: list[tuple[Any, ...]]) -> Owned | None:
+    if not rows:
+        return None
+    row = rows[0]
+    ends = (column_count(Conversation), column_count(Conversation) + column_count(Project))
+    return (
+        adopt(session, Conversation, row[: ends[0]]),
+        adopt(session, Project, row[ends[0] : ends[1]]),
+        adopt(session, ConversationSettings, row[ends[1] :]),
+    )
+
+
 async def owned_conversation(
     session: AsyncSession, conversation_id: int, rater_id: int, is_admin: bool, *, lock: bool
-) -> tuple[Conversation, Project, ConversationSettings] | None:
+) -> Owned | None:
     statement = _LOCKED_OWNED_CONVERSATION if lock else _OWNED_CONVERSATION
-    params = {"conversation_id": conversation_id, "rater_id": rater_id, "is_admin": is_admin}
-    row = (await session.execute(statement, params)).first()
-    return None if row is None else (row[0], row[1], row[2])
+    rows = await statement.rows(session, _owned_params(conversation_id, rater_id, is_admin))
+    return _adopt_owned(session, rows)
 
 
 @dataclass(frozen=True)
@@ -216,32 +233,36 @@ async def rater_project(
 
 # The last turn of a conversation, with the text the conversation goes on from after it:
 # the latest edit, else the reply kept. All a new message needs.
-_KEPT = (
-    select(ConversationReply.content)
-    .where(
-        ConversationReply.turn_id == ConversationTurn.id,
-        ConversationReply.side == ConversationTurn.continue_side,
-        ConversationReply.status == "complete",
-    )
-    .order_by(ConversationReply.attempt.desc())
-    .limit(1)
-    .scalar_subquery()
+_HEAD = DriverSql(
+    f"""
+    SELECT {columns_of(ConversationTurn, "t")},
+           coalesce(
+               (SELECT e.content FROM conversation_edits e WHERE e.turn_id = t.id
+                ORDER BY e.id DESC LIMIT 1),
+               (SELECT r.content FROM conversation_replies r
+                WHERE r.turn_id = t.id AND r.side = t.continue_side AND r.status = 'complete'
+                ORDER BY r.attempt DESC LIMIT 1))
+    FROM conversation_turns t
+    WHERE t.conversation_id = :conversation_id AND t.branch = 0
+    ORDER BY t.depth DESC
+    LIMIT 1
+    """
 )
-_EDIT = (
-    select(ConversationEdit.content)
-    .where(ConversationEdit.turn_id == ConversationTurn.id)
-    .order_by(ConversationEdit.id.desc())
-    .limit(1)
-    .scalar_subquery()
+_TURN_OF_KEY = DriverSql(
+    f"""
+    SELECT {columns_of(ConversationTurn, "t")} FROM conversation_turns t
+    WHERE t.conversation_id = :conversation_id AND t.client_key = :client_key
+    """
 )
-_HEAD = (
-    select(ConversationTurn, func.coalesce(_EDIT, _KEPT))
-    .where(
-        ConversationTurn.conversation_id == bindparam("conversation_id"),
-        ConversationTurn.branch == 0,
-    )
-    .order_by(ConversationTurn.depth.desc())
-    .limit(1)
+# The switched-on conversation endpoints of the conversation's project.
+_ENDPOINTS_OF_CONVERSATION = DriverSql(
+    f"""
+    SELECT {columns_of(GenerationEndpoint, "e")}
+    FROM conversation_endpoints ce JOIN generation_endpoints e ON e.id = ce.endpoint_id
+    WHERE ce.project_id = (SELECT project_id FROM conversations WHERE id = :conversation_id)
+      AND e.is_active
+    ORDER BY e.id
+    """
 )
 
 
@@ -251,10 +272,55 @@ class Head:
     kept: str | None  # what the conversation goes on from (None until the turn is judged)
 
 
+def _head(session: AsyncSession, rows: list[tuple[Any, ...]]) -> Head | None:
+    if not rows:
+        return None
+    return Head(adopt(session, ConversationTurn, rows[0][:-1]), rows[0][-1])
+
+
 async def head_turn(session: AsyncSession, conversation_id: int) -> Head | None:
     """The conversation's last turn."""
-    row = (await session.execute(_HEAD, {"conversation_id": conversation_id})).first()
-    return None if row is None else Head(row[0], row[1])
+    return _head(session, await _HEAD.rows(session, {"conversation_id": conversation_id}))
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    """What a new message needs, for the rater's own conversation."""
+
+    conversation: Conversation
+    settings: ConversationSettings
+    keyed: ConversationTurn | None  # the turn an earlier message with this key made
+    head: Head | None
+    endpoints: list[GenerationEndpoint]  # the project's, switched on, by id
+
+
+async def message_context(
+    session: AsyncSession, conversation_id: int, rater_id: int, is_admin: bool, key: str | None
+) -> MessageContext | None:
+    """The rater's conversation (locked), the turn of the message's key, the last turn and
+    the project's endpoints, in one round trip (`run_pipelined`: the others are read after
+    the lock is taken, and not looked at when the conversation is not the rater's)."""
+    params = {"conversation_id": conversation_id, "client_key": key}
+    owned, keyed, head, endpoints = await run_pipelined(
+        session,
+        [
+            (_LOCKED_OWNED_CONVERSATION, _owned_params(conversation_id, rater_id, is_admin)),
+            (_TURN_OF_KEY, params),
+            (_HEAD, params),
+            (_ENDPOINTS_OF_CONVERSATION, params),
+        ],
+    )
+    found = _adopt_owned(session, owned)
+    if found is None:
+        return None
+    conversation, _, settings = found
+    return MessageContext(
+        conversation,
+        settings,
+        adopt(session, ConversationTurn, keyed[0]) if keyed else None,
+        _head(session, head),
+        [adopt(session, GenerationEndpoint, row) for row in endpoints],
+    )
 
 
 async def list_conversations(
@@ -291,26 +357,18 @@ async def list_conversations(
 # judgments; a vote and a message each read it): a row per reply attempt with its turn, the
 # turn's judgment and its latest edit. Replies are refreshed (a reply ends in another
 # transaction while the request holds the row).
-_LATEST_EDIT = (
-    select(ConversationEdit.content)
-    .where(ConversationEdit.turn_id == ConversationTurn.id)
-    .order_by(ConversationEdit.id.desc())
-    .limit(1)
-    .correlate(ConversationTurn)
-    .scalar_subquery()
-)
-_CONVERSATION_ROWS = (
-    select(ConversationTurn, ConversationReply, Judgment, _LATEST_EDIT)
-    .join(ConversationReply, ConversationReply.turn_id == ConversationTurn.id)
-    .outerjoin(Judgment, Judgment.pair_id == ConversationTurn.pair_id)
-    .where(ConversationTurn.conversation_id == bindparam("conversation_id"))
-    .order_by(
-        ConversationTurn.depth,
-        ConversationTurn.branch,
-        ConversationTurn.id,
-        ConversationReply.attempt,
-    )
-    .execution_options(populate_existing=True)
+_CONVERSATION_ROWS = DriverSql(
+    f"""
+    SELECT {columns_of(ConversationTurn, "t")}, {columns_of(ConversationReply, "r")},
+           {columns_of(Judgment, "j")},
+           (SELECT e.content FROM conversation_edits e WHERE e.turn_id = t.id
+            ORDER BY e.id DESC LIMIT 1)
+    FROM conversation_turns t
+    JOIN conversation_replies r ON r.turn_id = t.id
+    LEFT JOIN judgments j ON j.pair_id = t.pair_id
+    WHERE t.conversation_id = :conversation_id
+    ORDER BY t.depth, t.branch, t.id, r.attempt
+    """
 )
 
 
@@ -322,75 +380,113 @@ class ConversationRows:
     edits: dict[int, str]  # the latest edit per turn
 
 
-async def conversation_rows(session: AsyncSession, conversation_id: int) -> ConversationRows:
+_TURN_ID = column_index(ConversationTurn, "id")
+_JUDGMENT_ID = column_index(Judgment, "id")
+
+
+def _adopt_rows(session: AsyncSession, rows: list[tuple[Any, ...]]) -> ConversationRows:
     found = ConversationRows([], {}, {}, {})
-    for turn, reply, judgment, edit in await session.execute(
-        _CONVERSATION_ROWS, {"conversation_id": conversation_id}
-    ):
-        if not found.turns or found.turns[-1] is not turn:
+    ends = (
+        column_count(ConversationTurn),
+        column_count(ConversationTurn) + column_count(ConversationReply),
+        column_count(ConversationTurn) + column_count(ConversationReply) + column_count(Judgment),
+    )
+    turn: ConversationTurn | None = None
+    for row in rows:
+        turn_values = row[: ends[0]]
+        if turn is None or turn.id != turn_values[_TURN_ID]:
+            turn = adopt(session, ConversationTurn, turn_values)
             found.turns.append(turn)
+        reply = adopt(session, ConversationReply, row[ends[0] : ends[1]])
         found.replies[(turn.id, reply.side)] = reply
-        if judgment is not None:
+        if row[ends[1] + _JUDGMENT_ID] is not None:
+            judgment = adopt(session, Judgment, row[ends[1] : ends[2]])
             found.judgments[judgment.pair_id] = judgment
-        if edit is not None:
-            found.edits[turn.id] = edit
+        if row[ends[2]] is not None:
+            found.edits[turn.id] = row[ends[2]]
     return found
+
+
+async def conversation_rows(session: AsyncSession, conversation_id: int) -> ConversationRows:
+    """The conversation's turns, replies, judgments and latest edits, as stored now."""
+    rows = await _CONVERSATION_ROWS.rows(session, {"conversation_id": conversation_id})
+    return _adopt_rows(session, rows)
+
+
+async def owned_conversation_and_rows(
+    session: AsyncSession, conversation_id: int, rater_id: int, is_admin: bool, *, lock: bool
+) -> tuple[Owned, ConversationRows] | None:
+    """`owned_conversation` and `conversation_rows` in one round trip (`run_pipelined`): the
+    rows are read after the lock is taken, as if sent one after the other, and not looked at
+    when the conversation is not the rater's."""
+    owned_statement = _LOCKED_OWNED_CONVERSATION if lock else _OWNED_CONVERSATION
+    owned, rows = await run_pipelined(
+        session,
+        [
+            (owned_statement, _owned_params(conversation_id, rater_id, is_admin)),
+            (_CONVERSATION_ROWS, {"conversation_id": conversation_id}),
+        ],
+    )
+    found = _adopt_owned(session, owned)
+    return None if found is None else (found, _adopt_rows(session, rows))
 
 
 # The current replies of one turn of the rater's own conversation, in a project they may
 # still rate (a member, or an admin): what the event stream needs, in one query.
-_TURN_REPLIES = (
-    select(ConversationReply)
-    .join(ConversationTurn, ConversationTurn.id == ConversationReply.turn_id)
-    .join(Conversation, Conversation.id == ConversationTurn.conversation_id)
-    .where(
-        ConversationTurn.id == bindparam("turn_id"),
-        Conversation.id == bindparam("conversation_id"),
-        Conversation.rater_id == bindparam("rater_id"),
-        bindparam("is_admin")
-        | select(ProjectMember.user_id)
-        .where(
-            ProjectMember.project_id == Conversation.project_id,
-            ProjectMember.user_id == bindparam("rater_id"),
-        )
-        .exists(),
+_TURN_REPLIES_SQL = """
+    WITH asker AS ({asker})
+    SELECT {replies}
+    FROM asker
+    JOIN conversations c ON c.id = :conversation_id AND c.rater_id = asker.id
+    JOIN conversation_turns ct ON ct.id = :turn_id AND ct.conversation_id = c.id
+    JOIN conversation_replies r ON r.turn_id = ct.id
+    WHERE asker.is_admin OR EXISTS (
+        SELECT FROM project_members m WHERE m.project_id = c.project_id AND m.user_id = asker.id)
+    ORDER BY r.attempt
+"""
+_TURN_REPLIES = DriverSql(
+    _TURN_REPLIES_SQL.format(
+        asker="SELECT CAST(:rater_id AS bigint) AS id, CAST(:is_admin AS boolean) AS is_admin",
+        replies=columns_of(ConversationReply, "r"),
     )
-    .order_by(ConversationReply.attempt)
-    .execution_options(populate_existing=True)
 )
+# Who an API token names, as the asker: sent in the round trip of the token's lookup.
+_TURN_REPLIES_OF_TOKEN_HOLDER = DriverSql(
+    _TURN_REPLIES_SQL.format(
+        asker=f"SELECT u.id, u.role = 'admin' AS is_admin {LIVE_API_TOKEN}",
+        replies=columns_of(ConversationReply, "r"),
+    )
+)
+
+
+def _current_replies(session: AsyncSession, rows: list[tuple[Any, ...]]) -> list[ConversationReply]:
+    replies = (adopt(session, ConversationReply, row) for row in rows)
+    return list({reply.side: reply for reply in replies}.values())
 
 
 async def turn_replies(
     session: AsyncSession, conversation_id: int, turn_id: int, rater_id: int, is_admin: bool
 ) -> list[ConversationReply]:
     """The turn's current reply on each side (none if the turn is not the rater's)."""
-    rows = await session.scalars(
-        _TURN_REPLIES,
-        {
-            "turn_id": turn_id,
-            "conversation_id": conversation_id,
-            "rater_id": rater_id,
-            "is_admin": is_admin,
-        },
+    params = {
+        "turn_id": turn_id,
+        "conversation_id": conversation_id,
+        "rater_id": rater_id,
+        "is_admin": is_admin,
+    }
+    return _current_replies(session, await _TURN_REPLIES.rows(session, params))
+
+
+async def turn_replies_of_token(
+    session: AsyncSession, token_hash: str, now: datetime, conversation_id: int, turn_id: int
+) -> tuple[User | None, list[ConversationReply]]:
+    """Who an API token names and `turn_replies` for them, in one round trip (the
+    transaction's BEGIN included). (None, []) when the token names nobody."""
+    params = {"turn_id": turn_id, "conversation_id": conversation_id}
+    user, answers = await user_of_api_token_with(
+        session, token_hash, now, [(_TURN_REPLIES_OF_TOKEN_HOLDER, params)]
     )
-    return list({reply.side: reply for reply in rows}.values())
-
-
-async def turn_by_client_key(
-    session: AsyncSession, conversation_id: int, key: str
-) -> ConversationTurn | None:
-    return await session.scalar(
-        select(ConversationTurn).where(
-            ConversationTurn.conversation_id == conversation_id,
-            ConversationTurn.client_key == key,
-        )
-    )
-
-
-async def judgment(session: AsyncSession, judgment_id: int) -> Judgment:
-    found = await session.get(Judgment, judgment_id)
-    assert found is not None
-    return found
+    return user, ([] if user is None else _current_replies(session, answers[0]))
 
 
 async def add_edit(session: AsyncSession, turn_id: int, content: str) -> None:
@@ -513,9 +609,6 @@ async def reply_states(
 
 # --- the pair a vote becomes -----------------------------------------------------------
 
-_FIND_BATCH = text(
-    "SELECT id FROM batches WHERE project_id = :project_id AND source = 'conversation'"
-)
 _MAKE_BATCH = text(
     f"""
     INSERT INTO batches (project_id, filename, sha256, size_bytes, source, prompts_new,
@@ -523,43 +616,42 @@ _MAKE_BATCH = text(
     VALUES (:project_id, '{CONVERSATION_BATCH_NAME}', repeat('0', 64), 0, 'conversation',
             0, 0, 0, 0)
     ON CONFLICT (project_id) WHERE source = 'conversation' DO NOTHING
-    RETURNING id
     """
 )
 
 
-async def conversation_batch(session: AsyncSession, project_id: int) -> int:
+async def make_conversation_batch(session: AsyncSession, project_id: int) -> None:
     """The project's batch for judged turns, made on the first vote (once, whoever races)."""
-    params = {"project_id": project_id}
-    batch_id = await session.scalar(_FIND_BATCH, params)
-    if batch_id is None:
-        batch_id = await session.scalar(_MAKE_BATCH, params)
-    if batch_id is None:  # made by another vote meanwhile
-        batch_id = await session.scalar(_FIND_BATCH, params)
-    assert batch_id is not None
-    return int(batch_id)
+    await session.execute(_MAKE_BATCH, {"project_id": project_id})
 
 
 # One statement: ids first (so each row can name the others, and response A's id is below
 # B's as the pairs table requires), then the prompt, both responses, the pair, its single
-# slot leased to the new assignment (never queued, so its place is just the pair's id), and the
-# assignment. Foreign keys are checked at the statement's end, when every row is there.
-_RECORD_PAIR = text(
+# slot leased to the new assignment (never queued, so its place is just the pair's id), the
+# assignment, and the turn and its conversation as the vote leaves them. Foreign keys are
+# checked at the statement's end, when every row is there. Without the project's batch for
+# judged turns (its first vote) nothing is written and no row comes back.
+_RECORD_PAIR = DriverSql(
     """
-    WITH response_ids AS (
+    WITH batch AS (
+        SELECT id FROM batches WHERE project_id = :project_id AND source = 'conversation'
+    ), response_ids AS (
         SELECT nextval(pg_get_serial_sequence('responses', 'id')) AS v
         FROM generate_series(1, 2)
+        WHERE EXISTS (SELECT FROM batch)
     ), ids AS (
         SELECT nextval(pg_get_serial_sequence('prompts', 'id')) AS prompt_id,
                min(v) AS a_id, max(v) AS b_id,
                nextval(pg_get_serial_sequence('pairs', 'id')) AS pair_id,
                nextval(pg_get_serial_sequence('pair_slots', 'id')) AS slot_id,
-               nextval(pg_get_serial_sequence('assignments', 'id')) AS assignment_id
+               nextval(pg_get_serial_sequence('assignments', 'id')) AS assignment_id,
+               (SELECT id FROM batch) AS batch_id
         FROM response_ids
+        HAVING count(*) = 2
     ), prompt AS (
         INSERT INTO prompts (id, project_id, batch_id, external_id, system, turns,
                              content_hash, metadata)
-        SELECT prompt_id, :project_id, :batch_id, :external_id, :system,
+        SELECT prompt_id, :project_id, batch_id, :external_id, :system,
                CAST(:turns AS jsonb), :content_hash, CAST(:prompt_metadata AS jsonb)
         FROM ids
     ), responses AS (
@@ -572,7 +664,7 @@ _RECORD_PAIR = text(
     ), pair AS (
         INSERT INTO pairs (id, project_id, prompt_id, batch_id, response_a_id, response_b_id,
                            is_gold, status)
-        SELECT pair_id, :project_id, prompt_id, :batch_id, a_id, b_id, false, 'active' FROM ids
+        SELECT pair_id, :project_id, prompt_id, batch_id, a_id, b_id, false, 'active' FROM ids
     ), slot AS (
         INSERT INTO pair_slots (id, project_id, pair_id, slot_no, state, assignment_id,
                                 lease_expires_at, queue_pos)
@@ -583,70 +675,109 @@ _RECORD_PAIR = text(
                                  is_gold, shown_at, lease_expires_at)
         SELECT assignment_id, :project_id, pair_id, :rater_id, slot_id, 'leased', :left_side,
                false, :shown_at, :expires FROM ids
+    ), turn AS (
+        UPDATE conversation_turns
+        SET pair_id = ids.pair_id, continue_side = :continue_side, judged_at = :now
+        FROM ids
+        WHERE conversation_turns.id = :turn_id
+    ), conversation AS (
+        UPDATE conversations
+        SET last_activity_at = :now, status = :status,
+            ended_at = CAST(:ended_at AS timestamptz)
+        FROM ids
+        WHERE conversations.id = :conversation_id
     )
-    SELECT assignment_id FROM ids
+    SELECT assignment_id, pair_id, slot_id FROM ids
     """
 )
+
+
+@dataclass(frozen=True)
+class JudgedTurn:
+    """How the vote leaves the turn and its conversation."""
+
+    turn_id: int
+    continue_side: str
+    conversation_id: int
+    status: str
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RecordedPair:
+    assignment_id: int
+    pair_id: int
+    slot_id: int
 
 
 async def record_pair(
     session: AsyncSession,
     *,
     project: Project,
-    batch_id: int,
     rater_id: int,
     prompt: dict[str, Any],
     responses: Sequence[ParsedResponse],
     left_response: int,
     shown_at: datetime,
+    judged: JudgedTurn,
     now: datetime,
-) -> int:
+) -> RecordedPair:
     """Writes the prompt, its two responses (in canonical order), the pair and its one slot,
-    leased to a new assignment of the rater; returns the assignment's id, ready for
-    `judgments.service.submit`. `left_response` is the index of the response shown left."""
+    leased to a new assignment of the rater, ready for the judgment
+    (`judgments.repository.store_judgment`), and the turn and its conversation as `judged`
+    says, in one round trip (two on the project's first vote, which makes its batch).
+    `left_response` is the index of the response shown left."""
     first, second = responses
-    assignment_id = await session.scalar(
-        _RECORD_PAIR,
-        {
-            "project_id": project.id,
-            "batch_id": batch_id,
-            "external_id": prompt["external_id"],
-            "system": prompt["system"],
-            "turns": as_json(prompt["turns"]),
-            "content_hash": prompt["content_hash"],
-            "prompt_metadata": as_json(prompt["metadata"]),
-            **{
-                f"{side}_{field}": value
-                for side, response in (("a", first), ("b", second))
-                for field, value in (
-                    ("external_id", response.external_id),
-                    ("model", response.model),
-                    ("content", response.content),
-                    ("metadata", as_json(response.metadata)),
-                )
-            },
-            "rater_id": rater_id,
-            "left_side": "a" if left_response == 0 else "b",
-            "shown_at": shown_at,
-            "expires": now + timedelta(seconds=project.lease_seconds),
+    params = {
+        "project_id": project.id,
+        "external_id": prompt["external_id"],
+        "system": prompt["system"],
+        "turns": as_json(prompt["turns"]),
+        "content_hash": prompt["content_hash"],
+        "prompt_metadata": as_json(prompt["metadata"]),
+        **{
+            f"{side}_{field}": value
+            for side, response in (("a", first), ("b", second))
+            for field, value in (
+                ("external_id", response.external_id),
+                ("model", response.model),
+                ("content", response.content),
+                ("metadata", as_json(response.metadata)),
+            )
         },
-    )
-    assert assignment_id is not None
-    return int(assignment_id)
+        "rater_id": rater_id,
+        "left_side": "a" if left_response == 0 else "b",
+        "shown_at": shown_at,
+        "expires": now + timedelta(seconds=project.lease_seconds),
+        "turn_id": judged.turn_id,
+        "continue_side": judged.continue_side,
+        "conversation_id": judged.conversation_id,
+        "status": judged.status,
+        "ended_at": judged.ended_at,
+        "now": now,
+    }
+    row = await _RECORD_PAIR.first(session, params)
+    if row is None:
+        await make_conversation_batch(session, project.id)
+        row = await _RECORD_PAIR.one(session, params)
+    return RecordedPair(*(int(value) for value in row))
 
 
 _COUNT_IN_BATCH = text(
     """
-    UPDATE batches SET prompts_new = prompts_new + 1, responses_new = responses_new + 2,
-                       pairs_new = pairs_new + 1
+    UPDATE batches SET prompts_new = prompts_new + :n, responses_new = responses_new + 2 * :n,
+                       pairs_new = pairs_new + :n
     WHERE project_id = :project_id AND source = 'conversation'
     """
 )
 
 
-async def count_in_batch(session: AsyncSession, project_id: int) -> None:
-    """One more prompt, two responses and a pair in the conversation batch's counters."""
-    await session.execute(_COUNT_IN_BATCH, {"project_id": project_id})
+async def count_in_batches(session: AsyncSession, judged: Mapping[int, int]) -> None:
+    """`judged[project_id]` more prompts, twice as many responses and as many pairs in the
+    counters of each project's conversation batch (one statement for all)."""
+    await session.execute(
+        _COUNT_IN_BATCH, [{"project_id": key, "n": n} for key, n in sorted(judged.items())]
+    )
 
 
 def as_json(value: Any) -> str:

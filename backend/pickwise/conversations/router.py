@@ -26,6 +26,7 @@ from pickwise.conversations.deps import (
     UnitPrincipal,
     caller,
     database_slot,
+    turn_replies_for,
 )
 from pickwise.conversations.generation import generator
 from pickwise.conversations.schemas import (
@@ -267,8 +268,7 @@ async def event_stream(
 ) -> StreamingResponse:
     """The page's stream and the API's: one source, `render` adds each reply's HTML."""
     async with database_slot(request), units() as session:
-        rater = (await caller(request, session)).user
-        replies = await service.turn_replies(session, conversation_id, turn_id, rater)
+        replies = await turn_replies_for(request, session, conversation_id, turn_id)
     release_load_slot(request.scope)
     events = streaming.turn_events(generator, units, replies, render)
     return StreamingResponse(events, media_type=EVENT_STREAM, headers=EVENT_STREAM_HEADERS)

@@ -177,6 +177,10 @@ async def settings_read(session: AsyncSession, project: Project) -> Conversation
 # --- access -------------------------------------------------------------------------------
 
 
+def _not_yours(conversation_id: int) -> NotFound:
+    return NotFound(f"conversation {conversation_id}: no such conversation of yours")
+
+
 async def owned(
     session: AsyncSession, conversation_id: int, rater: User, *, lock: bool = False
 ) -> tuple[Conversation, Project, ConversationSettings]:
@@ -186,7 +190,7 @@ async def owned(
         session, conversation_id, rater.id, rater.role == "admin", lock=lock
     )
     if found is None:
-        raise NotFound(f"conversation {conversation_id}: no such conversation of yours")
+        raise _not_yours(conversation_id)
     return found
 
 
@@ -197,11 +201,24 @@ async def own_conversation(
     return conversation, project
 
 
+async def owned_view(
+    session: AsyncSession, conversation_id: int, rater: User, *, lock: bool = False
+) -> tuple[Project, views.ConversationView]:
+    """`own_conversation` and its view, in one round trip."""
+    found = await repository.owned_conversation_and_rows(
+        session, conversation_id, rater.id, rater.role == "admin", lock=lock
+    )
+    if found is None:
+        raise _not_yours(conversation_id)
+    (conversation, project, _), rows = found
+    return project, views.of_rows(conversation, rows)
+
+
 async def conversation_read(
     session: AsyncSession, conversation_id: int, rater: User
 ) -> ConversationRead:
-    conversation, _ = await own_conversation(session, conversation_id, rater)
-    return views.conversation_read(await views.load(session, conversation), utcnow())
+    _, view = await owned_view(session, conversation_id, rater)
+    return views.conversation_read(view, utcnow())
 
 
 async def list_items(
@@ -541,15 +558,17 @@ async def send(
     """The rater's next message. The same message sent again (a reload, a double click, a
     retry with its key) gives back the turn it made the first time."""
     now = now or utcnow()
-    conversation, _, settings = await owned(session, conversation_id, rater, lock=True)
+    found = await repository.message_context(
+        session, conversation_id, rater.id, rater.role == "admin", key
+    )
+    if found is None:
+        raise _not_yours(conversation_id)
     message = _message(data.content, "content")
-    if key is not None:
-        existing = await repository.turn_by_client_key(session, conversation.id, key)
-        if existing is not None:
-            if existing.user_content != message:
-                raise KeyReused()
-            return Sent(conversation.id, existing.id, (), conversation)
-    head = await repository.head_turn(session, conversation.id)
+    conversation, settings, head = found.conversation, found.settings, found.head
+    if found.keyed is not None:
+        if found.keyed.user_content != message:
+            raise KeyReused()
+        return Sent(conversation.id, found.keyed.id, (), conversation)
     judged = head is not None and head.turn.judged_at is not None
     if head is not None and _repeated(head, message, data.parent_turn_id):
         return Sent(conversation.id, head.turn.id, (), conversation)
@@ -561,17 +580,15 @@ async def send(
         raise Conflict(VOTE_FIRST)
     if head is not None and head.turn.depth >= conversation.turn_cap:
         raise Conflict(ENDED)
-    endpoints = await repository.conversation_endpoints(session, settings.project_id)
     return await _add_turn(
-        session, settings, endpoints, conversation, head, rater, message, key, now
+        session, settings, found.endpoints, conversation, head, rater, message, key, now
     )
 
 
 async def turn_of(
     session: AsyncSession, conversation_id: int, turn_id: int, rater: User, *, lock: bool = True
 ) -> tuple[Project, views.ConversationView, views.TurnView]:
-    conversation, project = await own_conversation(session, conversation_id, rater, lock=lock)
-    view = await views.load(session, conversation)
+    project, view = await owned_view(session, conversation_id, rater, lock=lock)
     turn = view.turn(turn_id)
     if turn is None:
         raise NotFound(f"turn {turn_id}: no such turn in this conversation")
@@ -599,15 +616,18 @@ async def vote(
     validate_judgment(project, body)
     decisive = body.choice in SIDES
     continue_side = body.choice if decisive else (body.continue_with or ShownSide.LEFT)
-    stored = await record_vote(session, project, turn, rater, body, now)
-    turn.judgment = stored
-    turn.turn.pair_id = stored.pair_id
-    turn.turn.continue_side, turn.turn.judged_at = continue_side, now
     conversation = view.conversation
-    conversation.last_activity_at = now
-    if turn.turn.depth >= conversation.turn_cap:
-        conversation.status, conversation.ended_at = ConversationStatus.COMPLETE, now
-    await session.flush()
+    ends = turn.turn.depth >= conversation.turn_cap
+    judged = repository.JudgedTurn(
+        turn_id=turn.turn.id,
+        continue_side=continue_side,
+        conversation_id=conversation.id,
+        status=ConversationStatus.COMPLETE if ends else conversation.status,
+        ended_at=now if ends else conversation.ended_at,
+    )
+    turn.judgment = await record_vote(
+        session, project, conversation, turn, rater, body, judged, now
+    )
     return Voted(view, stored=True)
 
 
@@ -700,6 +720,13 @@ async def turn_replies(
     replies = await repository.turn_replies(
         session, conversation_id, turn_id, rater.id, rater.role == "admin"
     )
+    return both_replies(replies, conversation_id, turn_id)
+
+
+def both_replies(
+    replies: list[ConversationReply], conversation_id: int, turn_id: int
+) -> list[ConversationReply]:
+    """`replies` when they are a turn's two (404 otherwise: not the rater's turn)."""
     if len(replies) != 2:
         raise NotFound(f"turn {turn_id}: no such turn in your conversation {conversation_id}")
     return replies

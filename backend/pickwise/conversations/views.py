@@ -98,7 +98,10 @@ def _path(turns: list[ConversationTurn]) -> list[ConversationTurn]:
 
 
 async def load(session: AsyncSession, conversation: Conversation) -> ConversationView:
-    rows = await repository.conversation_rows(session, conversation.id)
+    return of_rows(conversation, await repository.conversation_rows(session, conversation.id))
+
+
+def of_rows(conversation: Conversation, rows: repository.ConversationRows) -> ConversationView:
     path, replies, edits, judgments = _path(rows.turns), rows.replies, rows.edits, rows.judgments
     views = [
         TurnView(

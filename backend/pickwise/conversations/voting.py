@@ -1,6 +1,7 @@
 """A judged turn becomes an ordinary pair: a prompt whose turns are the conversation before
 the rater's reply choice, the two replies as responses (model = the endpoint's name), a pair
-with one slot, and the rater's judgment through the rater loop's own `submit`.
+with one slot, and the rater's judgment through the rater loop's own statement
+(`judgments.repository.store_judgment`).
 
 So every export format, the leaderboard, agreement and the rater's own summary read turn
 votes like any other vote. The pair is born with its single slot leased to the author and
@@ -8,20 +9,28 @@ judged in the same transaction: no other rater's queue can ever see it, and the 
 CHECK (one rater per pair, no gold) keeps any later slot from being added.
 """
 
+from collections import Counter
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
+from pickwise.assignments.standing import Standing, ensure_may_rate
 from pickwise.batches.parsing.records import Message, ParsedResponse, compute_content_hash
 from pickwise.conversations import repository
 from pickwise.conversations.schemas import VoteIn
 from pickwise.conversations.views import TurnView
 from pickwise.core.clock import utcnow
 from pickwise.core.db import generation_unit_of_work
+from pickwise.core.metrics import JUDGMENTS_STORED
+from pickwise.core.together import WrittenTogether
+from pickwise.judgments import repository as judgments_repository
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn
-from pickwise.models import ConversationReply, Judgment, Project, User
+from pickwise.models import Conversation, ConversationReply, Judgment, Project, User
+from pickwise.vocabulary import CanonicalSide
 
 
 def turn_external_id(conversation_id: int, turn_id: int) -> str:
@@ -57,13 +66,22 @@ def _response_metadata(reply: ConversationReply) -> dict[str, Any]:
 async def record_vote(
     session: AsyncSession,
     project: Project,
+    conversation: Conversation,
     turn: TurnView,
     rater: User,
     body: VoteIn,
+    judged: repository.JudgedTurn,
     now: datetime | None = None,
 ) -> Judgment:
-    """Writes the turn's pair and the rater's judgment of it; returns the judgment."""
+    """Writes the turn's pair and the rater's judgment of it, and the turn and its
+    conversation as `judged` says; returns the judgment.
+
+    Two round trips: the pair's rows with the turn's and conversation's changes, then the
+    judgment (the rater loop's own statement). The pair is new and leased to this rater in
+    this transaction, so the lease's checks (`judgments.service.submit`) have nothing to
+    find, except the project's standing, checked before anything is written."""
     now = now or utcnow()
+    ensure_may_rate(Standing(rater.is_active, project.is_archived, member_or_admin=True))
     replies = _canonical(turn)
     context = turn.turn.context
     system = context[0]["content"] if context[0]["role"] == "system" else None
@@ -88,38 +106,78 @@ async def record_vote(
         gold_winner=None,
         explicit_pairs=((names[0], names[1]),),
     )
-    batch_id = await repository.conversation_batch(session, project.id)
     finished = [reply.finished_at for reply in replies if reply.finished_at is not None]
     # Shown when the second reply was complete: the vote was possible from then on.
-    shown_at = max(finished) if len(finished) == 2 else now
-    async with session.begin_nested():
-        assignment_id = await repository.record_pair(
-            session,
-            project=project,
-            batch_id=batch_id,
-            rater_id=rater.id,
-            prompt={
-                "external_id": turn_external_id(turn.turn.conversation_id, turn.turn.id),
-                "system": system,
-                "turns": turns,
-                "content_hash": content_hash,
-                "metadata": metadata,
-            },
-            responses=stored_responses,
-            left_response=replies.index(turn.left),
-            shown_at=min(shown_at, now),
-            now=now,
-        )
-        judgment = JudgmentIn(**body.model_dump(exclude={"continue_with"}))
-        stored = await judgments.submit(session, assignment_id, rater, judgment, now)
-    return await repository.judgment(session, stored.judgment_id)
+    shown_at = min(max(finished) if len(finished) == 2 else now, now)
+    left_response = replies.index(turn.left)
+    recorded = await repository.record_pair(
+        session,
+        project=project,
+        rater_id=rater.id,
+        prompt={
+            "external_id": turn_external_id(turn.turn.conversation_id, turn.turn.id),
+            "system": system,
+            "turns": turns,
+            "content_hash": content_hash,
+            "metadata": metadata,
+        },
+        responses=stored_responses,
+        left_response=left_response,
+        shown_at=shown_at,
+        judged=judged,
+        now=now,
+    )
+    new = judgments.new_judgment(
+        JudgmentIn(**body.model_dump(exclude={"continue_with"})),
+        project_id=project.id,
+        pair_id=recorded.pair_id,
+        assignment_id=recorded.assignment_id,
+        rater_id=rater.id,
+        slot_id=recorded.slot_id,
+        is_gold=False,
+        left_side=CanonicalSide.A if left_response == 0 else CanonicalSide.B,
+        shown_at=shown_at,
+        submitted_at=now,
+    )
+    stored = await judgments_repository.store_judgment(session, new, now)
+    # The slot and the pair were made just now, in this transaction: there is nothing to
+    # conflict with. Not a refusal to answer with (and keep the pair for): a bug.
+    if not stored.slot_was_ours or stored.judgment_id is None:
+        raise RuntimeError(f"the judgment of turn {turn.turn.id} was not stored")
+    JUDGMENTS_STORED.inc()
+    written: tuple[tuple[str, object], ...] = (
+        ("pair_id", recorded.pair_id),
+        ("continue_side", judged.continue_side),
+        ("judged_at", now),
+    )
+    for name, value in written:
+        set_committed_value(turn.turn, name, value)
+    written = (
+        ("last_activity_at", now),
+        ("status", judged.status),
+        ("ended_at", judged.ended_at),
+    )
+    for name, value in written:
+        set_committed_value(conversation, name, value)
+    # Not added to the session: the answer reads it, nothing writes it.
+    return Judgment(id=stored.judgment_id, **asdict(new))
+
+
+async def _count(project_ids: list[int]) -> None:
+    async with generation_unit_of_work() as session:
+        await repository.count_in_batches(session, Counter(project_ids))
+
+
+# Judged turns go into the counters of their project's conversation batch after their vote
+# is committed, in a transaction of their own: the row is shared by all of the project's
+# raters, and votes holding its lock until they commit would queue on it. (A process that
+# stops in between leaves the counters short; the pairs are all there.) Votes come in
+# bursts: their counts are written together. It is bookkeeping: it goes through the
+# generation pool, not the requests' pool.
+_judged_turns = WrittenTogether(_count)
 
 
 async def count_judged_turn(project_id: int) -> None:
-    """One more judged turn in the counters of the project's conversation batch, in a
-    transaction of its own once the vote is committed: the row is shared by all of the
-    project's raters, and votes holding its lock until they commit would queue on it. (A
-    process that stops in between leaves the counter one short; the pairs are all there.)
-    It is bookkeeping: it goes through the generation pool, not the requests' pool."""
-    async with generation_unit_of_work() as session:
-        await repository.count_in_batch(session, project_id)
+    """One more judged turn in the counters of the project's conversation batch, once the
+    vote is committed (a background task of the vote's answer)."""
+    await _judged_turns.put(project_id)

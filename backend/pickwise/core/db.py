@@ -278,6 +278,11 @@ def column_count(model: type[Any]) -> int:
     return len(_column_keys(model))
 
 
+def column_index(model: type[Any], key: str) -> int:
+    """Where the attribute `key` is in `columns_of`'s select list."""
+    return [attribute for attribute, _ in _column_keys(model)].index(key)
+
+
 def adopt(session: AsyncSession, model: type[Model], values: Sequence[Any]) -> Model:
     """The ORM object of a row read over psycopg (`columns_of` in a `DriverSql`), as a query
     with `populate_existing` gives it: the session's own object for that row with these

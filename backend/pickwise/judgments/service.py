@@ -193,6 +193,37 @@ def validate_judgment(project: Project, body: JudgmentIn) -> None:
         )
 
 
+def new_judgment(
+    body: JudgmentIn,
+    *,
+    project_id: int,
+    pair_id: int,
+    assignment_id: int,
+    rater_id: int,
+    slot_id: int | None,
+    is_gold: bool,
+    left_side: str,
+    shown_at: datetime,
+    submitted_at: datetime,
+) -> repository.NewJudgment:
+    """The choice as stored: relative to the pair's canonical A / B, the rationale trimmed."""
+    return repository.NewJudgment(
+        project_id=project_id,
+        pair_id=pair_id,
+        assignment_id=assignment_id,
+        rater_id=rater_id,
+        slot_id=slot_id,
+        is_gold=is_gold,
+        choice=canonical_of(body.choice, left_side),
+        strength=body.strength,
+        rationale=(body.rationale or "").strip() or None,
+        criteria={name: canonical_of(side, left_side) for name, side in body.criteria.items()},
+        left_side=left_side,
+        shown_at=shown_at,
+        submitted_at=submitted_at,
+    )
+
+
 async def submit(
     session: AsyncSession,
     assignment_id: int,
@@ -214,19 +245,15 @@ async def submit(
     if not assignment.is_gold and assignment.slot_id is None:
         assignment.status, assignment.completed_at = AssignmentStatus.REVOKED, now
         raise Conflict(NOT_NEEDED_MESSAGE)
-    left_side = assignment.left_side
-    new = repository.NewJudgment(
+    new = new_judgment(
+        body,
         project_id=project.id,
         pair_id=assignment.pair_id,
         assignment_id=assignment.id,
         rater_id=rater.id,
         slot_id=None if assignment.is_gold else assignment.slot_id,
         is_gold=assignment.is_gold,
-        choice=canonical_of(body.choice, left_side),
-        strength=body.strength,
-        rationale=(body.rationale or "").strip() or None,
-        criteria={name: canonical_of(side, left_side) for name, side in body.criteria.items()},
-        left_side=left_side,
+        left_side=assignment.left_side,
         shown_at=assignment.shown_at,
         submitted_at=max(now, assignment.shown_at),
     )
