@@ -47,20 +47,17 @@ _USER_OF_SESSION = (
     .join(UserSession, UserSession.user_id == User.id)
     .where(*_LIVE_SESSION)
 )
+# An unexpired web session, `s`, of an active user, `u`.
+_WEB_SESSION_USER = "FROM user_sessions s JOIN users u ON u.id = s.user_id"
+_LIVE_WEB_SESSION = "s.token_hash = :token_hash AND s.expires_at > :now AND u.is_active"
 # The rating page's forms: who sends one, the project when they may rate in it (an admin, or a
 # member), and their judgments there so far, in one round trip instead of three. Every form of
 # the rating page runs it: straight over psycopg (see DriverSql), not as ORM entities.
-_LIVE_WEB_SESSION = """
-    FROM user_sessions s
-    JOIN users u ON u.id = s.user_id
-    WHERE s.token_hash = :token_hash AND s.expires_at > :now AND u.is_active
-"""
 _RATER_OF_SESSION_IN_PROJECT = DriverSql(
     f"""
     SELECT {columns_of(User, "u")}, {columns_of(UserSession, "s")}, {columns_of(Project, "p")},
            judged.total, judged.today
-    FROM user_sessions s
-    JOIN users u ON u.id = s.user_id
+    {_WEB_SESSION_USER}
     LEFT JOIN projects p ON p.id = :project_id AND (
         u.role = '{AccountRole.ADMIN}'
         OR EXISTS (
@@ -72,7 +69,7 @@ _RATER_OF_SESSION_IN_PROJECT = DriverSql(
         FROM judgments j
         WHERE j.project_id = :project_id AND j.rater_id = u.id
     ) AS judged
-    WHERE s.token_hash = :token_hash AND s.expires_at > :now AND u.is_active
+    WHERE {_LIVE_WEB_SESSION}
     """
 )
 _USER_END = column_count(User)
@@ -81,7 +78,9 @@ _PROJECT_END = _SESSION_END + column_count(Project)
 # The id of the web session's user when the form's CSRF token is the session's, else NULL: for
 # statements sent in one round trip with the session's lookup (`rater_of_session_in_project`),
 # which then act for that user, or for nobody (a forged form claims and locks nothing).
-SESSION_HOLDER = f"(SELECT u.id {_LIVE_WEB_SESSION} AND s.csrf_token = :csrf_token)"
+SESSION_HOLDER = (
+    f"(SELECT u.id {_WEB_SESSION_USER} WHERE {_LIVE_WEB_SESSION} AND s.csrf_token = :csrf_token)"
+)
 # An API token that is neither revoked nor expired, `t`, of an active user, `u`.
 LIVE_API_TOKEN = """
     FROM api_tokens t

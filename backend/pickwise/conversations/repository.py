@@ -37,6 +37,7 @@ from pickwise.models import (
     Prompt,
     User,
 )
+from pickwise.vocabulary import AccountRole
 
 CONVERSATION_BATCH_NAME = "live conversations"
 
@@ -453,7 +454,7 @@ _TURN_REPLIES = DriverSql(
 # Who an API token names, as the asker: sent in the round trip of the token's lookup.
 _TURN_REPLIES_OF_TOKEN_HOLDER = DriverSql(
     _TURN_REPLIES_SQL.format(
-        asker=f"SELECT u.id, u.role = 'admin' AS is_admin {LIVE_API_TOKEN}",
+        asker=f"SELECT u.id, u.role = '{AccountRole.ADMIN}' AS is_admin {LIVE_API_TOKEN}",
         replies=columns_of(ConversationReply, "r"),
     )
 )

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from pickwise.conversations import repository, turn_repository, views
 from pickwise.conversations.schemas import (
@@ -28,6 +27,7 @@ from pickwise.conversations.schemas import (
 from pickwise.conversations.voting import record_vote
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
+from pickwise.core.db import as_written
 from pickwise.core.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from pickwise.generation.chat import EndpointConfig, MissingApiKey
 from pickwise.judgments.service import validate_judgment
@@ -434,7 +434,7 @@ async def _add_turn(
         ),
     )
     if isinstance(conversation, Conversation):
-        set_committed_value(conversation, "last_activity_at", now)
+        as_written(conversation, last_activity_at=now)
         return Sent(conversation.id, written.turn_id, tasks, conversation)
     started = conversation
 

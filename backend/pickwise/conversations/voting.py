@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from pickwise.assignments.standing import Standing, ensure_may_rate
 from pickwise.batches.parsing.records import Message, ParsedResponse, compute_content_hash
@@ -23,7 +22,7 @@ from pickwise.conversations import repository
 from pickwise.conversations.schemas import VoteIn
 from pickwise.conversations.views import TurnView
 from pickwise.core.clock import utcnow
-from pickwise.core.db import generation_unit_of_work
+from pickwise.core.db import as_written, generation_unit_of_work
 from pickwise.core.metrics import JUDGMENTS_STORED
 from pickwise.core.together import WrittenTogether
 from pickwise.judgments import repository as judgments_repository
@@ -145,20 +144,10 @@ async def record_vote(
     if not stored.slot_was_ours or stored.judgment_id is None:
         raise RuntimeError(f"the judgment of turn {turn.turn.id} was not stored")
     JUDGMENTS_STORED.inc()
-    written: tuple[tuple[str, object], ...] = (
-        ("pair_id", recorded.pair_id),
-        ("continue_side", judged.continue_side),
-        ("judged_at", now),
+    as_written(
+        turn.turn, pair_id=recorded.pair_id, continue_side=judged.continue_side, judged_at=now
     )
-    for name, value in written:
-        set_committed_value(turn.turn, name, value)
-    written = (
-        ("last_activity_at", now),
-        ("status", judged.status),
-        ("ended_at", judged.ended_at),
-    )
-    for name, value in written:
-        set_committed_value(conversation, name, value)
+    as_written(conversation, last_activity_at=now, status=judged.status, ended_at=judged.ended_at)
     # Not added to the session: the answer reads it, nothing writes it.
     return Judgment(id=stored.judgment_id, **asdict(new))
 

@@ -283,6 +283,13 @@ def column_index(model: type[Any], key: str) -> int:
     return [attribute for attribute, _ in _column_keys(model)].index(key)
 
 
+def as_written(obj: Any, **values: Any) -> None:
+    """Values a statement sent straight to Postgres wrote into `obj`'s row, set on the loaded
+    object as already stored: it follows the row, and the session does not write them again."""
+    for name, value in values.items():
+        set_committed_value(obj, name, value)
+
+
 def adopt(session: AsyncSession, model: type[Model], values: Sequence[Any]) -> Model:
     """The ORM object of a row read over psycopg (`columns_of` in a `DriverSql`), as a query
     with `populate_existing` gives it: the session's own object for that row with these

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from pickwise.assignments import repository as assignments_repository
 from pickwise.assignments.standing import Standing, ensure_may_rate
 from pickwise.core.clock import utcnow
+from pickwise.core.db import as_written
 from pickwise.core.errors import Conflict, NotFound
 from pickwise.judgments import repository
 from pickwise.judgments.schemas import JudgmentIn, SkipIn
@@ -292,8 +292,7 @@ async def change_judgment(
     stored = await repository.store_judgment(session, new, now)
     # The slot was leased to this assignment in this transaction, under its lock.
     assert stored.judgment_id is not None
-    set_committed_value(assignment, "status", AssignmentStatus.SUBMITTED)
-    set_committed_value(assignment, "completed_at", now)
+    as_written(assignment, status=AssignmentStatus.SUBMITTED, completed_at=now)
     await _decide_again(session, project, assignment)
     return await _stored(session, project, assignment, stored.judgment_id, choice, now)
 

@@ -6,12 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from pickwise.assignments import repository as assignments_repository
 from pickwise.assignments.standing import Standing, ensure_may_rate
 from pickwise.core.clock import utcnow
-from pickwise.core.db import DriverSql
+from pickwise.core.db import DriverSql, as_written
 from pickwise.core.errors import Conflict, InvalidInput, NotFound
 from pickwise.core.metrics import JUDGMENTS_STORED
 from pickwise.core.security import token_digest
@@ -268,8 +267,7 @@ async def submit(
     if stored.judgment_id is None:
         raise Conflict("This pair already has your judgment.")
     # The statement changed the assignment row; the loaded object follows without a write.
-    set_committed_value(assignment, "status", AssignmentStatus.SUBMITTED)
-    set_committed_value(assignment, "completed_at", now)
+    as_written(assignment, status=AssignmentStatus.SUBMITTED, completed_at=now)
     JUDGMENTS_STORED.inc()
     if decides:
         await overlap.after_vote(session, project, new.pair_id)
