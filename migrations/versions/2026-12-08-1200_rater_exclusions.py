@@ -106,8 +106,23 @@ BEGIN
 END $$
 """
 
-# An exclusion added or deleted (`changed`, its row): the rater's pairs are counted again.
-RECOUNT_RATER = """
+
+def _recount_trigger(name: str, table: str, skip_when: str = "false") -> str:
+    """A row trigger's function: the changed row's rater has their pairs counted again
+    (project row, open leases, summaries locked first), unless `skip_when` holds."""
+    return f"""
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    changed {table};
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        changed := OLD;
+    ELSE
+        changed := NEW;
+    END IF;
+    IF {skip_when} THEN
+        RETURN NULL;
+    END IF;
     -- One curation at a time per project (review actions take this lock too).
     PERFORM 1 FROM projects WHERE id = changed.project_id FOR NO KEY UPDATE;
     -- A vote being submitted holds its lease's lock until it commits: wait for it.
@@ -119,39 +134,20 @@ RECOUNT_RATER = """
     PERFORM review_recount_pairs(ARRAY(
         SELECT DISTINCT pair_id FROM judgments
         WHERE project_id = changed.project_id AND rater_id = changed.user_id));
-"""
-EXCLUSION_CHANGED = f"""
-CREATE FUNCTION review_exclusion_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    changed project_rater_exclusions;
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        changed := OLD;
-    ELSE
-        changed := NEW;
-    END IF;
-    {RECOUNT_RATER}
     RETURN NULL;
 END $$
 """
-MEMBER_CHANGED = f"""
-CREATE FUNCTION review_member_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    changed project_members;
-BEGIN
-    IF TG_OP = 'DELETE' THEN
-        changed := OLD;
-    ELSE
-        changed := NEW;
-    END IF;
-    IF (TG_OP = 'UPDATE' AND NEW.excluded = OLD.excluded)
-       OR (TG_OP <> 'UPDATE' AND NOT changed.excluded) THEN
-        RETURN NULL;
-    END IF;
-    {RECOUNT_RATER}
-    RETURN NULL;
-END $$
-"""
+
+
+EXCLUSION_CHANGED = _recount_trigger("review_exclusion_changed", "project_rater_exclusions")
+# Revision 6c41d9e2a7b3's: a recount only for a change of the flag, or an excluded member
+# added or removed.
+MEMBER_CHANGED = _recount_trigger(
+    "review_member_changed",
+    "project_members",
+    "(TG_OP = 'UPDATE' AND NEW.excluded = OLD.excluded)"
+    " OR (TG_OP <> 'UPDATE' AND NOT changed.excluded)",
+)
 
 
 def _counting(excluded: str) -> None:

@@ -22,6 +22,13 @@ def member_url(setup: Setup, user_id: int, action: str = "") -> str:
     return f"/api/v1/projects/{setup.project_id}/members/{user_id}{action}"
 
 
+async def members(client: AsyncClient, setup: Setup) -> dict[int, bool]:
+    """The project's member list: whether each member is excluded, by user id."""
+    url = f"/api/v1/projects/{setup.project_id}/members"
+    listed = (await client.get(url, headers=setup.admin_headers)).json()
+    return {member["user_id"]: member["excluded"] for member in listed}
+
+
 async def counted_votes(client: AsyncClient, session: AsyncSession, setup: Setup) -> dict[str, int]:
     """The clicker's votes as every reader of the exclusion sees them."""
     admin = setup.admin_headers
@@ -75,10 +82,7 @@ async def test_removing_an_excluded_rater_keeps_their_votes_out(
         f"/api/v1/projects/{setup.project_id}/members", json={"user_id": clicker}, headers=admin
     )
     assert added.status_code == 204
-    members = (
-        await client.get(f"/api/v1/projects/{setup.project_id}/members", headers=admin)
-    ).json()
-    assert {m["user_id"]: m["excluded"] for m in members}[clicker] is True
+    assert (await members(client, setup))[clicker] is True
     assert await counted_votes(client, session, setup) == every_reader(WITHOUT_CLICKER, 1)
 
 
@@ -98,10 +102,7 @@ async def test_a_former_member_can_be_excluded_and_included_again(
     raters = (await client.get(setup.url("raters"), headers=admin)).json()["raters"]
     row = next(r for r in raters if r["user_id"] == clicker)
     assert (row["member"], row["excluded"]) == (False, True)
-    members = (
-        await client.get(f"/api/v1/projects/{setup.project_id}/members", headers=admin)
-    ).json()
-    assert clicker not in {m["user_id"] for m in members}
+    assert clicker not in await members(client, setup)
 
     included = await client.post(member_url(setup, clicker, "/include"), headers=admin)
     assert included.status_code == 204
