@@ -8,7 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.assignments.slots_service import create_slots
 from pickwise.auth import service as auth_service
 from pickwise.core.security import new_pseudonym
-from pickwise.models import Batch, Pair, Project, ProjectMember, Prompt, Response, User
+from pickwise.models import (
+    Batch,
+    Pair,
+    Project,
+    ProjectMember,
+    ProjectRaterExclusion,
+    Prompt,
+    Response,
+    User,
+)
 
 _counter = itertools.count(1)
 PASSWORD = "correct horse battery"
@@ -47,6 +56,16 @@ async def make_project(session: AsyncSession, **settings: Any) -> Project:
 async def add_member(session: AsyncSession, project: Project, user: User) -> None:
     session.add(ProjectMember(project_id=project.id, user_id=user.id))
     await session.flush()
+
+
+async def exclude(session: AsyncSession, project: Project, user: User) -> None:
+    """Leaves the user's votes out of the project's exports and statistics."""
+    session.add(ProjectRaterExclusion(project_id=project.id, user_id=user.id))
+    await session.flush()
+
+
+async def is_excluded(session: AsyncSession, project_id: int, user_id: int) -> bool:
+    return await session.get(ProjectRaterExclusion, (project_id, user_id)) is not None
 
 
 async def make_pair(

@@ -12,7 +12,15 @@ from sqlalchemy.orm import aliased
 from pickwise.analytics.labels import CHOICE_A, CHOICE_B, NO_GOLD
 from pickwise.analytics.rater_judgments import RaterJudgments
 from pickwise.analytics.repository import prompt_text
-from pickwise.models import Judgment, Pair, ProjectMember, Prompt, Response, User
+from pickwise.models import (
+    Judgment,
+    Pair,
+    ProjectMember,
+    ProjectRaterExclusion,
+    Prompt,
+    Response,
+    User,
+)
 from tests.analytics.choice_codes import encode_choices
 from tests.analytics_service.builders import Crowd, simulate_crowd
 from tests.factories import add_member, bearer_headers, make_project, make_user
@@ -80,15 +88,22 @@ class VoteRow:
 async def votes_of(session: AsyncSession, project_id: int) -> list[VoteRow]:
     response_a, response_b = aliased(Response), aliased(Response)
     rows = await session.execute(
-        select(Judgment, Pair, response_a, response_b, Prompt.turns, ProjectMember.excluded)
+        select(
+            Judgment,
+            Pair,
+            response_a,
+            response_b,
+            Prompt.turns,
+            ProjectRaterExclusion.user_id.is_not(None),
+        )
         .join(Pair, Pair.id == Judgment.pair_id)
         .join(response_a, response_a.id == Pair.response_a_id)
         .join(response_b, response_b.id == Pair.response_b_id)
         .join(Prompt, Prompt.id == Pair.prompt_id)
         .outerjoin(
-            ProjectMember,
-            (ProjectMember.project_id == Judgment.project_id)
-            & (ProjectMember.user_id == Judgment.rater_id),
+            ProjectRaterExclusion,
+            (ProjectRaterExclusion.project_id == Judgment.project_id)
+            & (ProjectRaterExclusion.user_id == Judgment.rater_id),
         )
         .where(Judgment.project_id == project_id)
         .order_by(Judgment.id)

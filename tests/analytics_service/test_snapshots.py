@@ -6,11 +6,20 @@ from datetime import datetime
 from typing import Any
 
 from httpx import AsyncClient
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.analytics import service
-from pickwise.models import AnalyticsSnapshot, Judgment, Pair, Project, ReplacedDecision, User
+from pickwise.models import (
+    AnalyticsSnapshot,
+    Judgment,
+    Pair,
+    Project,
+    ProjectMember,
+    ProjectRaterExclusion,
+    ReplacedDecision,
+    User,
+)
 from tests.analytics_service.builders import Answer, Vote, add_votes, make_model_pairs
 from tests.analytics_service.helpers import Setup, crowd_project
 
@@ -80,9 +89,15 @@ async def test_computed_once_until_something_it_reads_changes(
         update(Pair)
         .where(Pair.id == setup.crowd.pairs[0].id)
         .values(status="removed"),  # a pair out of the queue
-        text("UPDATE project_members SET excluded = true WHERE user_id = :rater").bindparams(
-            rater=setup.left_clicker_id
+        insert(ProjectRaterExclusion).values(
+            project_id=setup.project_id, user_id=setup.left_clicker_id
         ),  # an exclusion
+        delete(ProjectMember).where(
+            ProjectMember.user_id == setup.left_clicker_id
+        ),  # the excluded rater removed (still excluded)
+        delete(ProjectRaterExclusion).where(
+            ProjectRaterExclusion.user_id == setup.left_clicker_id
+        ),  # the former member's exclusion lifted
         update(Project)
         .where(Project.id == setup.project_id)
         .values(quality_rules={"min_median_seconds": 3}),  # the quality rules

@@ -39,6 +39,7 @@ from pickwise.models import (
     PairSlot,
     Project,
     ProjectMember,
+    ProjectRaterExclusion,
     Prompt,
     Response,
     User,
@@ -85,7 +86,9 @@ async def seed(rng: random.Random) -> Seeded:
         session.add_all(raters)
         await session.flush()
         for index, rater in enumerate(raters):
-            session.add(ProjectMember(project_id=project.id, user_id=rater.id, excluded=index == 5))
+            session.add(ProjectMember(project_id=project.id, user_id=rater.id))
+            if index == 5:
+                session.add(ProjectRaterExclusion(project_id=project.id, user_id=rater.id))
             session.add(ProjectMember(project_id=other.id, user_id=rater.id))
         batches = [
             Batch(project_id=owner.id, filename=f"{n}.jsonl", sha256="0" * 64, source="cli")
@@ -254,8 +257,8 @@ async def reference_votes(
         users = {user.id: user for user in await session.scalars(select(User))}
         excluded = set(
             await session.scalars(
-                select(ProjectMember.user_id).where(
-                    ProjectMember.project_id == project.id, ProjectMember.excluded
+                select(ProjectRaterExclusion.user_id).where(
+                    ProjectRaterExclusion.project_id == project.id
                 )
             )
         )

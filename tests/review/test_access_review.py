@@ -83,8 +83,9 @@ async def test_an_admin_gets_404_for_what_does_not_exist(
 async def test_an_admin_gets_404_auditing_a_user_outside_the_project(
     client: AsyncClient, session: AsyncSession
 ) -> None:
-    """A rater's audit, as a page or as the API's rater filter, exists only for members:
-    another project's rater, an admin and a missing user all get the same 404."""
+    """A rater's audit, as a page or as the API's rater filter, exists only for the project's
+    raters (members, or former members who voted: tests/projects/test_exclusion.py): another
+    project's rater, an admin and a missing user all get the same 404."""
     project, other = await make_project(session), await make_project(session)
     await make_pairs(session, project, 2)
     member = await make_user(session)

@@ -23,10 +23,11 @@ RAISES = (3, 5)
 RECOUNT = text(
     """
     SELECT s.pair_id, s.judgments, s.votes, s.votes_a, s.votes_b, s.ties, s.both_bad,
-           count(j.id), count(j.id) FILTER (WHERE NOT coalesce(m.excluded, false))
+           count(j.id), count(j.id) FILTER (WHERE x.user_id IS NULL)
     FROM pair_summaries s
     LEFT JOIN judgments j ON j.pair_id = s.pair_id
-    LEFT JOIN project_members m ON m.project_id = j.project_id AND m.user_id = j.rater_id
+    LEFT JOIN project_rater_exclusions x
+           ON x.project_id = j.project_id AND x.user_id = j.rater_id
     WHERE s.project_id = :project_id
     GROUP BY s.pair_id
     """

@@ -15,10 +15,9 @@ from pickwise.models import (
     PairFlag,
     PairSlot,
     PairSummary,
-    ProjectMember,
 )
 from pickwise.projects import service as projects_service
-from tests.factories import add_member, make_pairs, make_project, make_user
+from tests.factories import add_member, exclude, make_pairs, make_project, make_user
 from tests.review.helpers import vote
 
 
@@ -173,17 +172,27 @@ async def test_an_imported_batch_gets_its_summaries(session: AsyncSession) -> No
     assert (await summary(session, later.id)).slots == 2
 
 
-async def test_a_removed_member_who_was_excluded_counts_again(session: AsyncSession) -> None:
-    """As exports do: only a membership marked excluded leaves votes out."""
+async def test_an_excluded_rater_stays_excluded_when_removed_and_added_again(
+    session: AsyncSession,
+) -> None:
+    """The exclusion belongs to the rater in the project, not to the membership (as in
+    exports and analytics); a former member can be excluded and included too."""
     project = await make_project(session)
     (pair,) = await make_pairs(session, project, 1)
     rater = await make_user(session)
-    session.add(ProjectMember(project_id=project.id, user_id=rater.id, excluded=True))
-    await session.flush()
+    await add_member(session, project, rater)
+    await exclude(session, project, rater)
     await vote(session, pair, rater, "a")
     assert (await summary(session, pair.id)).votes == 0
     await projects_service.remove_member(session, project, rater.id)
+    assert (await summary(session, pair.id)).votes == 0
+    await projects_service.add_member(session, project, rater)
+    assert (await summary(session, pair.id)).votes == 0
+    await projects_service.remove_member(session, project, rater.id)
+    await projects_service.set_excluded(session, project, rater.id, False)
     assert (await summary(session, pair.id)).votes == 1
+    await projects_service.set_excluded(session, project, rater.id, True)
+    assert (await summary(session, pair.id)).votes == 0
 
 
 async def test_slots_added_and_dropped_are_counted(session: AsyncSession) -> None:

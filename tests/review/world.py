@@ -20,11 +20,12 @@ from pickwise.models import (
     PairFlag,
     Project,
     ProjectMember,
+    ProjectRaterExclusion,
     User,
 )
 from pickwise.review.schemas import PairFilter
 from pickwise.vocabulary import PairSort, PairState
-from tests.factories import make_pair, make_project, make_user
+from tests.factories import exclude, make_pair, make_project, make_user
 from tests.review.helpers import vote
 
 MODELS = ("alpha", "beta", "gamma")
@@ -193,7 +194,7 @@ async def build(session: AsyncSession, spec: WorldSpec) -> Built:
     members = [ProjectMember(project_id=project.id, user_id=rater.id) for rater in raters]
     session.add_all(members)
     if spec.exclude_rater and not spec.exclude_after_votes:
-        members[EXCLUDED_RATER].excluded = True
+        session.add(ProjectRaterExclusion(project_id=project.id, user_id=raters[EXCLUDED_RATER].id))
     batches = [
         Batch(project_id=project.id, filename=f"b{n}.jsonl", sha256="0" * 64, source="cli")
         for n in range(2)
@@ -215,8 +216,7 @@ async def build(session: AsyncSession, spec: WorldSpec) -> Built:
             )
         await _curate(session, project, pair, pair_spec, raters[0])
     if spec.exclude_rater and spec.exclude_after_votes:
-        members[EXCLUDED_RATER].excluded = True
-        await session.flush()
+        await exclude(session, project, raters[EXCLUDED_RATER])
     return Built(project, raters, [batch.id for batch in batches], pairs, spec)
 
 

@@ -120,9 +120,11 @@ async def people(connection: AsyncConnection, project_id: int) -> list[Person]:
         connection,
         """
         SELECT u.id, u.display_name, u.pseudonym, m.user_id IS NOT NULL,
-               coalesce(m.excluded, false)
+               x.user_id IS NOT NULL
         FROM users u
         LEFT JOIN project_members m ON m.user_id = u.id AND m.project_id = %(project_id)s
+        LEFT JOIN project_rater_exclusions x
+               ON x.user_id = u.id AND x.project_id = %(project_id)s
         WHERE m.user_id IS NOT NULL
            OR EXISTS (SELECT 1 FROM judgments j
                       WHERE j.project_id = %(project_id)s AND j.rater_id = u.id)
@@ -219,13 +221,14 @@ async def judgment_table(connection: AsyncConnection, project_id: int) -> Judgme
                     WHEN pr.gold_winner_id = pr.response_a_id THEN {CHOICE_A}
                     ELSE {CHOICE_B} END,
                j.is_gold::int,
-               coalesce(m.excluded, false)::int,
+               (x.user_id IS NOT NULL)::int,
                sign(octet_length(ra.content) - octet_length(rb.content))::int
         FROM judgments j
         JOIN pairs pr ON pr.id = j.pair_id
         JOIN responses ra ON ra.id = pr.response_a_id
         JOIN responses rb ON rb.id = pr.response_b_id
-        LEFT JOIN project_members m ON m.project_id = j.project_id AND m.user_id = j.rater_id
+        LEFT JOIN project_rater_exclusions x
+               ON x.project_id = j.project_id AND x.user_id = j.rater_id
         WHERE j.project_id = %(project_id)s AND pr.status <> '{PairStatus.REMOVED}'
         ORDER BY j.id
         """,
@@ -259,8 +262,8 @@ async def excluded_raters_with_votes(
         connection,
         f"""
         SELECT count(DISTINCT j.rater_id) FROM judgments j JOIN pairs pr ON pr.id = j.pair_id
-        JOIN project_members m ON m.project_id = j.project_id AND m.user_id = j.rater_id
-        WHERE {where} AND m.excluded
+        JOIN project_rater_exclusions x ON x.project_id = j.project_id AND x.user_id = j.rater_id
+        WHERE {where}
         """,
         params,
     )

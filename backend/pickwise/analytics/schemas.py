@@ -92,8 +92,10 @@ class RaterRow(BaseModel):
     user_id: int
     display_name: str
     pseudonym: str
-    member: bool = Field(description="Still a member of the project (can be excluded).")
-    excluded: bool
+    member: bool = Field(description="Still a member of the project.")
+    excluded: bool = Field(
+        description="Votes left out of statistics and exports; a former member can be excluded too."
+    )
     judgments: int = Field(description="All judgments, gold included.")
     gold_correct: int
     gold_total: int

@@ -33,7 +33,7 @@ class Inputs:
 
     judgment_floor: int
     judgments_above_floor: int
-    members: str  # md5 of (member, excluded) pairs
+    members: str  # md5 of (user, member, excluded) of members and excluded raters
     out_of_queue: str  # md5 of (pair, status) for flagged and removed pairs
     last_batch: int
     raters_per_pair: int
@@ -52,9 +52,12 @@ _INPUTS = f"""
     SELECT
       (SELECT count(*) FROM judgments j
        WHERE j.project_id = p.id AND j.id > %(floor)s),
-      (SELECT md5(coalesce(string_agg(m.user_id::text || ':' || m.excluded::text, ','
-                                      ORDER BY m.user_id), ''))
-       FROM project_members m WHERE m.project_id = p.id),
+      (SELECT md5(coalesce(string_agg(r.user_id::text || ':' || r.member::text || ':'
+                                      || r.excluded::text, ',' ORDER BY r.user_id), ''))
+       FROM (SELECT user_id, m.user_id IS NOT NULL AS member, x.user_id IS NOT NULL AS excluded
+             FROM (SELECT user_id FROM project_members WHERE project_id = p.id) m
+             FULL JOIN (SELECT user_id FROM project_rater_exclusions WHERE project_id = p.id) x
+             USING (user_id)) r),
       (SELECT md5(coalesce(string_agg(q.id::text || ':' || q.status, ',' ORDER BY q.id), ''))
        FROM pairs q WHERE q.project_id = p.id AND q.status <> '{PairStatus.ACTIVE}'),
       (SELECT coalesce(max(b.id), 0) FROM batches b WHERE b.project_id = p.id),

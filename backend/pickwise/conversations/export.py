@@ -42,8 +42,8 @@ _CHOSEN_TURNS = text(
     ) edit ON true
     WHERE c.project_id = :project_id
       AND (:include_excluded OR NOT EXISTS (
-          SELECT 1 FROM project_members m
-          WHERE m.project_id = c.project_id AND m.user_id = c.rater_id AND m.excluded
+          SELECT 1 FROM project_rater_exclusions x
+          WHERE x.project_id = c.project_id AND x.user_id = c.rater_id
       ))
     ORDER BY c.id, t.depth
     """

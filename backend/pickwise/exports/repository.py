@@ -55,8 +55,8 @@ class Selection:
             params["batch_ids"] = list(self.batch_ids)
         if not self.include_excluded_raters:
             judgments.append(
-                "NOT EXISTS (SELECT 1 FROM project_members m WHERE m.project_id = j.project_id"
-                " AND m.user_id = j.rater_id AND m.excluded)"
+                "NOT EXISTS (SELECT 1 FROM project_rater_exclusions x"
+                " WHERE x.project_id = j.project_id AND x.user_id = j.rater_id)"
             )
         if self.pairs is not None:
             pairs.append(

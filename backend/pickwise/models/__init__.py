@@ -15,7 +15,7 @@ from pickwise.models.conversations import (
 from pickwise.models.generation import GenerationEndpoint
 from pickwise.models.history import ReplacedDecision
 from pickwise.models.pools import PoolParticipant, RaterPool
-from pickwise.models.projects import Project, ProjectMember
+from pickwise.models.projects import Project, ProjectMember, ProjectRaterExclusion
 from pickwise.models.rating import (
     Assignment,
     IdempotencyKey,
@@ -54,6 +54,7 @@ __all__ = [
     "PoolParticipant",
     "Project",
     "ProjectMember",
+    "ProjectRaterExclusion",
     "Prompt",
     "RaterPool",
     "RaterWeight",

@@ -1,6 +1,7 @@
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pickwise.models.base import Base, IdMixin, TimestampMixin, one_of
@@ -100,5 +101,21 @@ class ProjectMember(TimestampMixin, Base):
     user_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
-    # Excluded raters keep their votes in the database, but exports leave them out.
-    excluded: Mapped[bool] = mapped_column(default=False)
+
+
+class ProjectRaterExclusion(Base):
+    """A rater whose votes the project leaves out of exports, statistics and the explorer's
+    counts. The votes stay in the database. Kept apart from the membership, so that an
+    exclusion outlives the rater's removal (and re-adding) and a former member's votes can
+    still be excluded. Postgres triggers recount the explorer's summaries when a row comes
+    or goes (docs/review.md, "How the explorer stays current")."""
+
+    __tablename__ = "project_rater_exclusions"
+
+    project_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    excluded_at: Mapped[datetime] = mapped_column(server_default=func.now())

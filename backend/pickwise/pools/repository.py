@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.models import Judgment, PoolParticipant, ProjectMember, RaterPool, User
+from pickwise.models import Judgment, PoolParticipant, ProjectRaterExclusion, RaterPool, User
 
 
 async def pool_by_token_hash(
@@ -86,11 +86,12 @@ async def participants(
         .scalar_subquery()
     )
     result = await session.execute(
-        select(User, PoolParticipant, judged, func.coalesce(ProjectMember.excluded, False))
+        select(User, PoolParticipant, judged, ProjectRaterExclusion.user_id.is_not(None))
         .join(PoolParticipant, PoolParticipant.user_id == User.id)
         .outerjoin(
-            ProjectMember,
-            (ProjectMember.user_id == User.id) & (ProjectMember.project_id == pool.project_id),
+            ProjectRaterExclusion,
+            (ProjectRaterExclusion.user_id == User.id)
+            & (ProjectRaterExclusion.project_id == pool.project_id),
         )
         .where(PoolParticipant.pool_id == pool.id)
         .order_by(PoolParticipant.id)

@@ -1,11 +1,21 @@
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Exists, bindparam, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.models import GenerationEndpoint, Project, ProjectMember, RaterPool, User, Webhook
+from pickwise.models import (
+    Conversation,
+    GenerationEndpoint,
+    Judgment,
+    Project,
+    ProjectMember,
+    ProjectRaterExclusion,
+    RaterPool,
+    User,
+    Webhook,
+)
 
 # What an admin manages inside a project, found by its id.
 OwnedRow = TypeVar("OwnedRow", GenerationEndpoint, RaterPool, Webhook)
@@ -63,14 +73,69 @@ async def member(session: AsyncSession, project_id: int, user_id: int) -> Projec
     return await session.get(ProjectMember, (project_id, user_id))
 
 
-async def members(session: AsyncSession, project_id: int) -> list[tuple[User, ProjectMember]]:
+def _excluded(project_id: int, user_id: Any) -> Exists:
+    return (
+        select(ProjectRaterExclusion.user_id)
+        .where(
+            ProjectRaterExclusion.project_id == project_id,
+            ProjectRaterExclusion.user_id == user_id,
+        )
+        .exists()
+    )
+
+
+async def members(session: AsyncSession, project_id: int) -> list[tuple[User, bool]]:
+    """The project's members, each with whether their votes are excluded."""
     result = await session.execute(
-        select(User, ProjectMember)
+        select(User, _excluded(project_id, User.id))
         .join(ProjectMember, ProjectMember.user_id == User.id)
         .where(ProjectMember.project_id == project_id)
         .order_by(User.id)
     )
-    return [(row[0], row[1]) for row in result]
+    return [(user, excluded) for user, excluded in result]
+
+
+async def is_excluded(session: AsyncSession, project_id: int, user_id: int) -> bool:
+    return bool(await session.scalar(select(_excluded(project_id, user_id))))
+
+
+async def is_rater(session: AsyncSession, project_id: int, user_id: int) -> bool:
+    """The user is a member of the project, or was one: they have votes or conversations
+    in it."""
+    found = select(
+        or_(
+            *(
+                select(model.project_id)
+                .where(model.project_id == project_id, column == user_id)
+                .exists()
+                for model, column in (
+                    (ProjectMember, ProjectMember.user_id),
+                    (Judgment, Judgment.rater_id),
+                    (Conversation, Conversation.rater_id),
+                )
+            )
+        )
+    )
+    return bool(await session.scalar(found))
+
+
+async def set_excluded(
+    session: AsyncSession, project_id: int, user_id: int, excluded: bool
+) -> None:
+    """Excludes the rater's votes, or includes them again; asking twice changes nothing."""
+    if excluded:
+        await session.execute(
+            insert(ProjectRaterExclusion)
+            .values(project_id=project_id, user_id=user_id)
+            .on_conflict_do_nothing()
+        )
+    else:
+        await session.execute(
+            delete(ProjectRaterExclusion).where(
+                ProjectRaterExclusion.project_id == project_id,
+                ProjectRaterExclusion.user_id == user_id,
+            )
+        )
 
 
 async def missing_ids(session: AsyncSession, project_ids: Sequence[int]) -> list[int]:

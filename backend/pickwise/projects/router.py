@@ -52,9 +52,9 @@ async def list_members(project: AdminProject, session: SessionDep) -> list[Membe
             email=user.email,
             display_name=user.display_name,
             role=user.role,
-            excluded=member.excluded,
+            excluded=excluded,
         )
-        for user, member in await repository.members(session, project.id)
+        for user, excluded in await repository.members(session, project.id)
     ]
 
 

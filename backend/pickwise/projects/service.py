@@ -81,8 +81,9 @@ async def remove_member(session: AsyncSession, project: Project, user_id: int) -
 async def set_excluded(
     session: AsyncSession, project: Project, user_id: int, excluded: bool
 ) -> None:
-    member = await repository.member(session, project.id, user_id)
-    if member is None:
-        raise NotFound(f"user {user_id} is not a member of this project")
-    member.excluded = excluded
-    await session.flush()
+    """Leaves the rater's votes out of exports, statistics and the explorer's counts, or
+    counts them again. The exclusion belongs to the rater in the project, not to their
+    membership: it outlives their removal, and a former member's votes can be excluded."""
+    if not await repository.is_rater(session, project.id, user_id):
+        raise NotFound(f"user {user_id} is neither a member nor a rater of this project")
+    await repository.set_excluded(session, project.id, user_id, excluded)

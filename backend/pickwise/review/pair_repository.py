@@ -17,7 +17,7 @@ from pickwise.models import (
     Pair,
     PairFlag,
     PairSlot,
-    ProjectMember,
+    ProjectRaterExclusion,
     Prompt,
     ReplacedDecision,
     Response,
@@ -59,7 +59,13 @@ class Rater:
 
 
 def _rater_columns() -> tuple[Any, ...]:
-    return (User.id, User.pseudonym, User.display_name, User.email, ProjectMember.excluded)
+    return (
+        User.id,
+        User.pseudonym,
+        User.display_name,
+        User.email,
+        ProjectRaterExclusion.user_id.is_not(None),
+    )
 
 
 def _rater(row: Sequence[Any]) -> Rater:
@@ -73,9 +79,9 @@ async def votes(session: AsyncSession, pair_id: int) -> list[tuple[Judgment, Rat
         select(Judgment, *_rater_columns())
         .join(User, User.id == Judgment.rater_id)
         .outerjoin(
-            ProjectMember,
-            (ProjectMember.project_id == Judgment.project_id)
-            & (ProjectMember.user_id == Judgment.rater_id),
+            ProjectRaterExclusion,
+            (ProjectRaterExclusion.project_id == Judgment.project_id)
+            & (ProjectRaterExclusion.user_id == Judgment.rater_id),
         )
         .where(Judgment.pair_id == pair_id)
         .order_by(Judgment.submitted_at, Judgment.id)
@@ -91,9 +97,9 @@ async def assignments(
         select(Assignment, *_rater_columns())
         .join(User, User.id == Assignment.rater_id)
         .outerjoin(
-            ProjectMember,
-            (ProjectMember.project_id == Assignment.project_id)
-            & (ProjectMember.user_id == Assignment.rater_id),
+            ProjectRaterExclusion,
+            (ProjectRaterExclusion.project_id == Assignment.project_id)
+            & (ProjectRaterExclusion.user_id == Assignment.rater_id),
         )
         .where(Assignment.pair_id == pair_id, Assignment.status.in_(list(statuses)))
         .order_by(Assignment.shown_at, Assignment.id)
@@ -106,9 +112,9 @@ async def flags(session: AsyncSession, pair_id: int) -> list[tuple[PairFlag, Rat
         select(PairFlag, *_rater_columns())
         .join(User, User.id == PairFlag.rater_id)
         .outerjoin(
-            ProjectMember,
-            (ProjectMember.project_id == PairFlag.project_id)
-            & (ProjectMember.user_id == PairFlag.rater_id),
+            ProjectRaterExclusion,
+            (ProjectRaterExclusion.project_id == PairFlag.project_id)
+            & (ProjectRaterExclusion.user_id == PairFlag.rater_id),
         )
         .where(PairFlag.pair_id == pair_id)
         .order_by(PairFlag.created_at, PairFlag.id)
@@ -122,9 +128,9 @@ async def changes(session: AsyncSession, pair_id: int) -> list[tuple[ReplacedDec
         select(ReplacedDecision, *_rater_columns())
         .join(User, User.id == ReplacedDecision.rater_id)
         .outerjoin(
-            ProjectMember,
-            (ProjectMember.project_id == ReplacedDecision.project_id)
-            & (ProjectMember.user_id == ReplacedDecision.rater_id),
+            ProjectRaterExclusion,
+            (ProjectRaterExclusion.project_id == ReplacedDecision.project_id)
+            & (ProjectRaterExclusion.user_id == ReplacedDecision.rater_id),
         )
         .where(ReplacedDecision.pair_id == pair_id)
         .order_by(ReplacedDecision.id)

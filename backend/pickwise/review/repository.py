@@ -65,9 +65,10 @@ recent AS MATERIALIZED (
            count(*) FILTER (WHERE v.counted AND v.with_rationale) AS rationales
     FROM (
         SELECT j.pair_id, j.choice, j.rationale IS NOT NULL AS with_rationale,
-               NOT coalesce(m.excluded, false) AS counted
+               x.user_id IS NULL AS counted
         FROM judgments j
-        LEFT JOIN project_members m ON m.project_id = j.project_id AND m.user_id = j.rater_id
+        LEFT JOIN project_rater_exclusions x
+               ON x.project_id = j.project_id AND x.user_id = j.rater_id
         -- The project's judgments after the watermark as a range of the (project, id)
         -- index, bounded both ways: "project_id = p AND id > w" lets the planner walk the
         -- primary key instead, through every later project's judgments.
@@ -310,9 +311,9 @@ _ROW_TEXT = text(
            (SELECT percentile_cont(0.5) WITHIN GROUP (
                        ORDER BY extract(epoch FROM j.submitted_at - j.shown_at))
             FROM judgments j
-            LEFT JOIN project_members m
-                   ON m.project_id = j.project_id AND m.user_id = j.rater_id
-            WHERE j.pair_id = pr.id AND j.id <= :as_of AND NOT coalesce(m.excluded, false))
+            LEFT JOIN project_rater_exclusions x
+                   ON x.project_id = j.project_id AND x.user_id = j.rater_id
+            WHERE j.pair_id = pr.id AND j.id <= :as_of AND x.user_id IS NULL)
     FROM pairs pr
     JOIN prompts p ON p.id = pr.prompt_id
     JOIN responses ra ON ra.id = pr.response_a_id
@@ -423,10 +424,10 @@ _REBUILD_SUMMARIES = (
                    count(*) FILTER (WHERE v.counted AND v.with_rationale) AS rationales
             FROM (
                 SELECT j.pair_id, j.choice, j.rationale IS NOT NULL AS with_rationale,
-                       NOT coalesce(m.excluded, false) AS counted
+                       x.user_id IS NULL AS counted
                 FROM judgments j
-                LEFT JOIN project_members m
-                       ON m.project_id = j.project_id AND m.user_id = j.rater_id
+                LEFT JOIN project_rater_exclusions x
+                       ON x.project_id = j.project_id AND x.user_id = j.rater_id
                 WHERE j.project_id = :project_id
             ) v
             GROUP BY v.pair_id

@@ -191,7 +191,7 @@ async def list_pairs(
 ) -> PairPage:
     cursor, backwards = _cursor(after, before, sort)
     if pairs.rater is not None:
-        await require_member(session, project, pairs.rater)
+        await require_rater(session, project, pairs.rater)
     selection = await select_pairs(
         session, project, pairs, None if cursor is None else cursor.as_of
     )
@@ -233,11 +233,12 @@ def _coverage(search: Search | None) -> SearchCoverage | None:
     return SearchCoverage(answers_pending=search.answers_pending, pending_read=search.pending_read)
 
 
-async def require_member(session: AsyncSession, project: Project, user_id: int) -> None:
-    """A rater's votes are looked at only in a project they belong to: any other user id
-    (another project's rater, an admin, no user at all) gets the same 404."""
-    if await projects_repository.member(session, project.id, user_id) is None:
-        raise NotFound(f"user {user_id} is not a member of this project")
+async def require_rater(session: AsyncSession, project: Project, user_id: int) -> None:
+    """A rater's votes are looked at only in a project they belong or belonged to (a former
+    member's votes stay, and can still be excluded): any other user id (another project's
+    rater, an admin, no user at all) gets the same 404."""
+    if not await projects_repository.is_rater(session, project.id, user_id):
+        raise NotFound(f"user {user_id} is neither a member nor a rater of this project")
 
 
 async def summary_as_of(

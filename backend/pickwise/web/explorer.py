@@ -204,7 +204,7 @@ async def rater_audit(
     session: SessionDep,
     user_id: int,
 ) -> HTMLResponse:
-    await service.require_member(session, project, user_id)
+    await service.require_rater(session, project, user_id)
     rater = await session.get(User, user_id)
     if rater is None:
         raise NotFound(f"user {user_id}: no such user")
@@ -223,13 +223,12 @@ async def rater_audit(
             for pair_id, (choice, left) in their.items()
         }
     numbers, raters, computing = await _rater_numbers(connection, session, project, user_id)
-    members = await projects_repository.members(session, project.id)
-    membership = next((link for user, link in members if user.id == user_id), None)
     context = {
         **_common(principal, project, listing),
         **await _filter_choices(session, project),
         "rater": rater,
-        "member": membership,
+        "member": await projects_repository.member(session, project.id, user_id) is not None,
+        "excluded": await projects_repository.is_excluded(session, project.id, user_id),
         "numbers": numbers,
         "thresholds": raters.thresholds if raters else None,
         "fast_seconds": raters.fast_threshold_seconds if raters else None,
