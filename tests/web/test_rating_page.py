@@ -1008,6 +1008,9 @@ async def test_the_summary_and_the_page_after_it_are_few_statements(
     assert summary.status_code == 200
     assert "What your choices teach" in summary.text
     assert len(statements) <= 2, "\n".join(statements)
+    # Its lines compare answers only: the prompts (their turns, JSON to decode for each of
+    # up to 500 choices every so many judgments) are not read.
+    assert not any("prompts" in each for each in statements), "\n".join(statements)
 
     statements.clear()
     html = (await open_page(client, app, project)).text

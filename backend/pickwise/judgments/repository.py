@@ -541,12 +541,13 @@ async def release_claim(session: AsyncSession, user_id: int, key: str) -> None:
 
 # --- a rater's own patterns (judgments.patterns) ------------------------------------------
 
-_RATER_CHOICES = text(
+# The summary's lines compare the two answers of each choice, never its prompt: the prompts'
+# turns (JSON to decode, 500 rows every 20 judgments) are not read.
+_RATER_CHOICES = DriverSql(
     """
-    SELECT p.turns, ra.content, rb.content, j.choice, j.left_side
+    SELECT ra.content, rb.content, j.choice, j.left_side
     FROM judgments j
     JOIN pairs q ON q.id = j.pair_id
-    JOIN prompts p ON p.id = q.prompt_id
     JOIN responses ra ON ra.id = q.response_a_id
     JOIN responses rb ON rb.id = q.response_b_id
     WHERE j.project_id = :project_id AND j.rater_id = :rater_id
@@ -558,9 +559,9 @@ _RATER_CHOICES = text(
 
 async def latest_choices(
     session: AsyncSession, project_id: int, rater_id: int, limit: int
-) -> Sequence[tuple[list[Any], str, str, str, str]]:
-    """The rater's latest judgments in the project: (prompt turns, text A, text B, choice,
-    side shown left), newest first."""
+) -> Sequence[tuple[str, str, str, str]]:
+    """The rater's latest judgments in the project: (text A, text B, choice, side shown
+    left), newest first."""
     params = {"project_id": project_id, "rater_id": rater_id, "limit": limit}
-    rows = await session.execute(_RATER_CHOICES, params)
-    return [(turns, text_a, text_b, choice, left) for turns, text_a, text_b, choice, left in rows]
+    rows = await _RATER_CHOICES.rows(session, params)
+    return [(text_a, text_b, choice, left) for text_a, text_b, choice, left in rows]
