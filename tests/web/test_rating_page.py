@@ -486,16 +486,25 @@ async def test_not_logged_in_goes_to_login(
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
 
 
-async def test_gold_feedback_is_shown_once(
-    client: AsyncClient, app: FastAPI, session: AsyncSession
-) -> None:
+async def a_gold_page(
+    client: AsyncClient, app: FastAPI, session: AsyncSession, pairs: int
+) -> tuple[User, Project, str, str]:
+    """A rater's page showing a gold pair whose project gives feedback (one gold pair of
+    `pairs`), and the choice that is wrong on it."""
     rater, project = await rater_on_project(client, session, gold_rate=1.0, gold_feedback=True)
-    await make_pairs(session, project, 2, gold=1)
+    await make_pairs(session, project, pairs, gold=1)
     html = (await open_page(client, app, project)).text
     assignment = await leased(session, rater)
     assert assignment.is_gold and "check pair" not in html.lower()
     # The gold winner is response a; pick the other one.
     wrong = "right" if assignment.left_side == "a" else "left"
+    return rater, project, html, wrong
+
+
+async def test_gold_feedback_is_shown_once(
+    client: AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    _, project, html, wrong = await a_gold_page(client, app, session, 2)
 
     response, _ = await choose(client, html, wrong)
 
@@ -512,11 +521,7 @@ async def test_a_choice_sent_again_gets_the_first_answer_kept_under_its_key(
     # The statement that stores the choice writes its answer under the form's key too,
     # taking the gold feedback to be none, as it is read afterwards: a wrong choice on a gold
     # pair gets its answer written again, so the form sent again shows the same feedback.
-    rater, project = await rater_on_project(client, session, gold_rate=1.0, gold_feedback=True)
-    await make_pairs(session, project, 3, gold=1)
-    html = (await open_page(client, app, project)).text
-    assignment = await leased(session, rater)
-    wrong = "right" if assignment.left_side == "a" else "left"
+    rater, project, html, wrong = await a_gold_page(client, app, session, 3)
     response, data = await choose(client, html, wrong)
     assert "This was a check pair" in answered_with_the_page(response, app, project)
     plain = answered_with_the_page(response, app, project)

@@ -630,27 +630,19 @@ async def _once(
     key = _field(form, IDEMPOTENCY_FIELD) or None
     claim = answer.claim
     try:
-        if claim is not None:
-            return await idempotency.run_once(
-                session,
-                rater,
-                key,
-                fingerprint,
-                lambda: work(claim.locks),
-                claimed=claim.claimed,
-                written_by_work=written_by_work,
+        if claim is None and locking is not None:
+            return await idempotency.run_once_locking(
+                session, rater, key, fingerprint, locking, work, written_by_work=written_by_work
             )
-        if locking is None:
-            return await idempotency.run_once(
-                session,
-                rater,
-                key,
-                fingerprint,
-                lambda: work(None),
-                written_by_work=written_by_work,
-            )
-        return await idempotency.run_once_locking(
-            session, rater, key, fingerprint, locking, work, written_by_work=written_by_work
+        locks = None if claim is None else claim.locks
+        return await idempotency.run_once(
+            session,
+            rater,
+            key,
+            fingerprint,
+            lambda: work(locks),
+            claimed=None if claim is None else claim.claimed,
+            written_by_work=written_by_work,
         )
     except InvalidInput:
         return None
