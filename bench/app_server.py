@@ -1,6 +1,7 @@
 """`pickwise serve` as deployed, in a subprocess on a loopback port."""
 
 import os
+import secrets
 import socket
 import subprocess
 import time
@@ -27,10 +28,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# One secret for every server and command of a bench run (it signs invites).
+_RUN_SECRET = secrets.token_urlsafe(48)
+
+
 def child_env(database_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env["DATABASE_URL"] = database_url
-    env.setdefault("ENVIRONMENT", "development")
+    # As deployed (docs/deploy.md): production, which refuses the default secret, keeps
+    # template files unwatched and marks cookies Secure, as a deployment behind its TLS
+    # proxy has them. The bench's clients send their login cookie themselves, so the flag
+    # changes nothing they do. The conversations bench's model server is on loopback, which
+    # production reaches only when allowed, as for a model served on the same host.
+    env.setdefault("ENVIRONMENT", "production")
+    env.setdefault("SECRET_KEY", _RUN_SECRET)
+    env.setdefault("PICKWISE_OUTBOUND_ALLOW_PRIVATE", "true")
     env["PYTHONUNBUFFERED"] = "1"
     # As installed (pip compiles a wheel's bytecode), not recompiling every module at each
     # start, which a shell with this set would make every CLI run pay (~0.1 s of CPU).

@@ -37,10 +37,13 @@ async def run_once(
     work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
     *,
     claimed: bool | None = None,
+    written_by_work: service.KeyedAnswer | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Returns (status code, JSON body): the first answer for this key, or a fresh one.
     `claimed`: whether this request's claim of the key took effect, when it was claimed
-    already, in the round trip of the answer's locks (judgments.service.claim_key_and_locks)."""
+    already, in the round trip of the answer's locks (judgments.service.claim_key_and_locks).
+    `written_by_work`: the answer `work` may have written under the key itself, with what it
+    stored (judgments.service.submit); it is written here unless that is the answer given."""
     if key is None:
         return await _answer(work)
     if not valid_key(key):
@@ -57,7 +60,8 @@ async def run_once(
             )
         return stored.status_code, dict(stored.response_body)
     status_code, body = await _answer(work)
-    await repository.store_answer(session, user.id, key, status_code, body)
+    if written_by_work is None or written_by_work.written != (status_code, body):
+        await repository.store_answer(session, user.id, key, status_code, body)
     return status_code, body
 
 
@@ -68,6 +72,8 @@ async def run_once_locking(
     fingerprint: str,
     assignment_id: int,
     work: Callable[[service.LeaseLocks | None], Awaitable[tuple[int, dict[str, Any]]]],
+    *,
+    written_by_work: service.KeyedAnswer | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """`run_once` for an answer to the assignment (a submit, skip or flag): the key is claimed
     in the round trip of the answer's locks, which are taken only if the claim took effect,
@@ -76,7 +82,13 @@ async def run_once_locking(
         return await run_once(session, user, key, fingerprint, lambda: work(None))
     claim = await service.claim_key_and_locks(session, user, key, fingerprint, assignment_id)
     return await run_once(
-        session, user, key, fingerprint, lambda: work(claim.locks), claimed=claim.claimed
+        session,
+        user,
+        key,
+        fingerprint,
+        lambda: work(claim.locks),
+        claimed=claim.claimed,
+        written_by_work=written_by_work,
     )
 
 

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.analytics.repository import prompt_text
 from pickwise.analytics.text_features import ChoiceRecord, PatternLine, choice_pattern_summary
 from pickwise.judgments import repository
 from pickwise.vocabulary import chosen_side
@@ -25,11 +24,12 @@ class ChoicePatterns:
 async def rater_choice_records(
     session: AsyncSession, project_id: int, rater_id: int, limit: int = MAX_JUDGMENTS
 ) -> list[ChoiceRecord]:
-    """The rater's latest judgments in the project, with the texts they compared."""
+    """The rater's latest judgments in the project, with the texts they compared; without
+    their prompts (left empty), which the summary's lines never look at."""
     rows = await repository.latest_choices(session, project_id, rater_id, limit)
     return [
-        ChoiceRecord(prompt_text(turns), text_a, text_b, choice, left_side)
-        for turns, text_a, text_b, choice, left_side in rows
+        ChoiceRecord("", text_a, text_b, choice, left_side)
+        for text_a, text_b, choice, left_side in rows
     ]
 
 

@@ -148,6 +148,18 @@ class NewJudgment:
 
 
 @dataclass(frozen=True)
+class AnswerToWrite:
+    """A request's answer to write under its idempotency key (claimed by `user_id` in this
+    transaction) once the judgment is in: `body` with the stored judgment's id set as its
+    `judgment_id`."""
+
+    user_id: int
+    key: str
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class StoreOutcome:
     slot_was_ours: bool  # the slot was still leased to this assignment
     judgment_id: int | None  # None when nothing was stored
@@ -160,7 +172,10 @@ class StoreOutcome:
 # assignment (gold pairs have no slot); then the judgment goes in, the slot is done and the
 # assignment submitted. With :lock_pair (an adaptive project's vote), the pair row is locked
 # too (lock 7), once the judgment is in: the overlap decision that follows, in the next
-# statement, then sees every other submit on the pair that got the lock before it.
+# statement, then sees every other submit on the pair that got the lock before it. With
+# :answer_key, the request's answer is written under its idempotency key (still unanswered,
+# claimed earlier in this transaction) in the same statement, instead of a round trip of
+# its own after it; nothing is written there unless the judgment went in.
 _STORE_JUDGMENT = DriverSql(
     f"""
     WITH slot AS (
@@ -192,6 +207,14 @@ _STORE_JUDGMENT = DriverSql(
         SELECT id FROM pairs
         WHERE id = :pair_id AND :lock_pair AND EXISTS (SELECT FROM stored)
         FOR NO KEY UPDATE
+    ), answered AS (
+        UPDATE idempotency_keys k
+        SET status_code = :answer_status,
+            response_body = CAST(:answer_body AS jsonb)
+                            || jsonb_build_object('judgment_id', stored.id)
+        FROM stored
+        WHERE k.user_id = :answer_user_id AND k.key = CAST(:answer_key AS text)
+          AND k.status_code = 0
     )
     SELECT EXISTS (SELECT FROM slot), (SELECT id FROM stored), EXISTS (SELECT FROM pair),
            CASE WHEN :reserve_next AND EXISTS (SELECT FROM stored)
@@ -207,13 +230,19 @@ async def store_judgment(
     *,
     lock_pair: bool = False,
     reserve_next: bool = False,
+    answer: AnswerToWrite | None = None,
 ) -> StoreOutcome:
     """One round trip: the judgment, the slot done, the assignment submitted, or nothing;
     with ``lock_pair``, the pair row locked once the judgment is in; with ``reserve_next``,
-    an id for the rater's next assignment taken too."""
+    an id for the rater's next assignment taken too; with ``answer``, the request's answer
+    written under its key if the judgment went in."""
     params: dict[str, Any] = {
         "lock_pair": lock_pair,
         "reserve_next": reserve_next,
+        "answer_user_id": answer.user_id if answer else None,
+        "answer_key": answer.key if answer else None,
+        "answer_status": answer.status_code if answer else None,
+        "answer_body": json.dumps(answer.body) if answer else None,
         "project_id": new.project_id,
         "pair_id": new.pair_id,
         "assignment_id": new.assignment_id,
@@ -512,12 +541,13 @@ async def release_claim(session: AsyncSession, user_id: int, key: str) -> None:
 
 # --- a rater's own patterns (judgments.patterns) ------------------------------------------
 
-_RATER_CHOICES = text(
+# The summary's lines compare the two answers of each choice, never its prompt: the prompts'
+# turns (JSON to decode, 500 rows every 20 judgments) are not read.
+_RATER_CHOICES = DriverSql(
     """
-    SELECT p.turns, ra.content, rb.content, j.choice, j.left_side
+    SELECT ra.content, rb.content, j.choice, j.left_side
     FROM judgments j
     JOIN pairs q ON q.id = j.pair_id
-    JOIN prompts p ON p.id = q.prompt_id
     JOIN responses ra ON ra.id = q.response_a_id
     JOIN responses rb ON rb.id = q.response_b_id
     WHERE j.project_id = :project_id AND j.rater_id = :rater_id
@@ -529,9 +559,9 @@ _RATER_CHOICES = text(
 
 async def latest_choices(
     session: AsyncSession, project_id: int, rater_id: int, limit: int
-) -> Sequence[tuple[list[Any], str, str, str, str]]:
-    """The rater's latest judgments in the project: (prompt turns, text A, text B, choice,
-    side shown left), newest first."""
+) -> Sequence[tuple[str, str, str, str]]:
+    """The rater's latest judgments in the project: (text A, text B, choice, side shown
+    left), newest first."""
     params = {"project_id": project_id, "rater_id": rater_id, "limit": limit}
-    rows = await session.execute(_RATER_CHOICES, params)
-    return [(turns, text_a, text_b, choice, left) for turns, text_a, text_b, choice, left in rows]
+    rows = await _RATER_CHOICES.rows(session, params)
+    return [(text_a, text_b, choice, left) for text_a, text_b, choice, left in rows]

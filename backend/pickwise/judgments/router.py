@@ -100,9 +100,11 @@ async def _answer(
     idempotency_key: str | None,
     wants_next: bool,
     work: Work,
+    written_by_work: service.KeyedAnswer | None = None,
 ) -> JSONResponse:
     """Runs `work` once per key and commits it; then, when asked and the answer is not a
-    refusal, leases the next pair (a replay gets the lease the rater holds by then)."""
+    refusal, leases the next pair (a replay gets the lease the rater holds by then).
+    `written_by_work`: see `idempotency.run_once`."""
     fingerprint = idempotency.request_fingerprint(request.url.path, body)
     session, rater = unit.session, answering.rater
     answered: Answered | None = None
@@ -113,7 +115,13 @@ async def _answer(
         return answered.status_code, answered.body
 
     status_code, answer = await idempotency.run_once(
-        session, rater, idempotency_key, fingerprint, answer_once, claimed=answering.claimed
+        session,
+        rater,
+        idempotency_key,
+        fingerprint,
+        answer_once,
+        claimed=answering.claimed,
+        written_by_work=written_by_work,
     )
     wants_next = wants_next and status_code < 400  # a refusal comes with no lease
     project = None if answered is None else answered.project
@@ -172,15 +180,36 @@ async def submit_judgment(
     idempotency_key: IdempotencyKeyHeader = None,
     wants_next: WantsNext = False,
 ) -> JSONResponse:
+    def answer_to(stored: service.StoredJudgment) -> dict[str, Any]:
+        return _judgment_out(assignment_id, stored)
+
+    keyed = None
+    if idempotency_key:
+        keyed = service.KeyedAnswer(answering.rater.id, idempotency_key, answer_to)
+
     async def work(session: AsyncSession, rater: User) -> Answered:
         stored = await service.submit(
-            session, assignment_id, rater, body, reserve_next=wants_next, locks=answering.locks
+            session,
+            assignment_id,
+            rater,
+            body,
+            reserve_next=wants_next,
+            locks=answering.locks,
+            answer=keyed,
         )
-        out = _judgment_out(assignment_id, stored)
-        return Answered(201, out, stored.project, stored.next_assignment_id)
+        return Answered(201, answer_to(stored), stored.project, stored.next_assignment_id)
 
     return await _answer(
-        request, unit, units, answering, assignment_id, body, idempotency_key, wants_next, work
+        request,
+        unit,
+        units,
+        answering,
+        assignment_id,
+        body,
+        idempotency_key,
+        wants_next,
+        work,
+        keyed,
     )
 
 

@@ -1,6 +1,7 @@
 """A rater's answer to a leased pair: a choice (stored once), a skip, or a flag; and an
 admin's decision on a flagged pair. Lock order: assignments.repository."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,6 +56,21 @@ class StoredJudgment:
     gold_feedback: str | None
     project: Project  # as locked with the assignment: what the next lease needs
     next_assignment_id: int | None = None  # taken for the next lease, when asked for
+
+
+@dataclass
+class KeyedAnswer:
+    """A choice's answer under its idempotency key (claimed by `user_id`), written by the
+    statement that stores the judgment rather than in a round trip of its own afterwards:
+    `body_of` makes the answer to a stored judgment (`status_code`), from all but its
+    gold feedback, which is read later. `written` is what the statement wrote, for
+    `idempotency.run_once` to write the answer again only when it came out otherwise."""
+
+    user_id: int
+    key: str
+    body_of: Callable[[StoredJudgment], dict[str, Any]]
+    status_code: int = 201
+    written: tuple[int, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -232,12 +248,14 @@ async def submit(
     *,
     reserve_next: bool = False,
     locks: LeaseLocks | None = None,
+    answer: KeyedAnswer | None = None,
 ) -> StoredJudgment:
     """Stores the choice once, relative to the pair's canonical A / B; refused (409) when the
     lease was lost: it ran out and another rater took the slot, or the slot is gone. With
     ``reserve_next``, an id for the rater's next assignment is taken in the same statement
     (assignments.service.next_lease's ``reserved_id``). ``locks``: the lease's locks, when
-    taken already (`api_rater_and_locks`)."""
+    taken already (`api_rater_and_locks`). ``answer``: the request's answer, written under
+    its key by the same statement when the judgment goes in."""
     now = now or utcnow()
     assignment, project = await _locked_assignment(session, assignment_id, rater, locks)
     validate_judgment(project, body)
@@ -257,8 +275,9 @@ async def submit(
         submitted_at=max(now, assignment.shown_at),
     )
     decides = not assignment.is_gold and project.overlap_mode == OverlapMode.ADAPTIVE
+    to_write = None if answer is None else _answer_to_write(answer, new, project)
     stored = await repository.store_judgment(
-        session, new, now, lock_pair=decides, reserve_next=reserve_next
+        session, new, now, lock_pair=decides, reserve_next=reserve_next, answer=to_write
     )
     if not (assignment.is_gold or stored.slot_was_ours):
         # The lease ran out and another rater took the slot (or k was lowered).
@@ -268,6 +287,9 @@ async def submit(
         raise Conflict("This pair already has your judgment.")
     # The statement changed the assignment row; the loaded object follows without a write.
     as_written(assignment, status=AssignmentStatus.SUBMITTED, completed_at=now)
+    if answer is not None and to_write is not None:
+        written = {**to_write.body, "judgment_id": stored.judgment_id}
+        answer.written = (to_write.status_code, written)
     JUDGMENTS_STORED.inc()
     if decides:
         await overlap.after_vote(session, project, new.pair_id)
@@ -280,6 +302,23 @@ async def submit(
         project=project,
         next_assignment_id=stored.next_assignment_id,
     )
+
+
+def _answer_to_write(
+    answer: KeyedAnswer, new: repository.NewJudgment, project: Project
+) -> repository.AnswerToWrite:
+    """The answer to the judgment about to be stored, as far as it is known before: its id
+    is set by the statement, and gold feedback, read afterwards, is taken to be none."""
+    before = StoredJudgment(
+        judgment_id=0,
+        pair_id=new.pair_id,
+        choice=Choice(new.choice),
+        submitted_at=new.submitted_at,
+        gold_feedback=None,
+        project=project,
+    )
+    body = answer.body_of(before)
+    return repository.AnswerToWrite(answer.user_id, answer.key, answer.status_code, body)
 
 
 async def gold_feedback(

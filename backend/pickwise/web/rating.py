@@ -619,23 +619,31 @@ async def _once(
     work: FormWork,
     *,
     locking: int | None = None,
+    written_by_work: judgments.KeyedAnswer | None = None,
 ) -> tuple[int, dict[str, Any]] | None:
     """Runs `work` once per rendered form (its idempotency key): the first answer again for a
     double submit; None when the form was already sent with another answer. `locking`: the
     assignment a submit, skip or flag answers, whose locks go out with the key's claim (taken
-    already when `answer.claim` is)."""
+    already when `answer.claim` is). `written_by_work`: see `idempotency.run_once`."""
     session, rater = answer.unit.session, answer.principal.user
     fingerprint = _form_fingerprint(request, form)
     key = _field(form, IDEMPOTENCY_FIELD) or None
     claim = answer.claim
     try:
-        if claim is not None:
-            return await idempotency.run_once(
-                session, rater, key, fingerprint, lambda: work(claim.locks), claimed=claim.claimed
+        if claim is None and locking is not None:
+            return await idempotency.run_once_locking(
+                session, rater, key, fingerprint, locking, work, written_by_work=written_by_work
             )
-        if locking is None:
-            return await idempotency.run_once(session, rater, key, fingerprint, lambda: work(None))
-        return await idempotency.run_once_locking(session, rater, key, fingerprint, locking, work)
+        locks = None if claim is None else claim.locks
+        return await idempotency.run_once(
+            session,
+            rater,
+            key,
+            fingerprint,
+            lambda: work(locks),
+            claimed=None if claim is None else claim.claimed,
+            written_by_work=written_by_work,
+        )
     except InvalidInput:
         return None
 
@@ -722,14 +730,20 @@ async def submit_judgment(
         )
 
     made_now = False
+    key = _field(form, IDEMPOTENCY_FIELD)
+    keyed = judgments.KeyedAnswer(rater.id, key, _choice_answer) if key else None
 
     async def work(locks: judgments.LeaseLocks | None) -> tuple[int, dict[str, Any]]:
         nonlocal made_now
-        stored = await judgments.submit(session, assignment_id, rater, body, locks=locks)
+        stored = await judgments.submit(
+            session, assignment_id, rater, body, locks=locks, answer=keyed
+        )
         made_now = True
-        return 201, {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
+        return 201, _choice_answer(stored)
 
-    answered = await _once(request, answer, form, work, locking=assignment_id)
+    answered = await _once(
+        request, answer, form, work, locking=assignment_id, written_by_work=keyed
+    )
     if answered is None:
         flash = Flash("warning", REUSED_FORM_MESSAGE)
         return await _after_answer(request, answer, units, flash, stored=False)
@@ -753,6 +767,11 @@ async def submit_judgment(
     return await _after_answer(
         request, answer, units, flash, stored=True, judged=judged, undo=undo, milestone=True
     )
+
+
+def _choice_answer(stored: judgments.StoredJudgment) -> dict[str, Any]:
+    """A choice's answer, kept under its form's key for a form sent again."""
+    return {"judgment_id": stored.judgment_id, "gold_feedback": stored.gold_feedback}
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/skip", name="rate_skip")
