@@ -60,6 +60,10 @@ class ImportOutcome:
         return self.batch_id is None
 
     @property
+    def rows_new(self) -> int:
+        return self.prompts_new + self.responses_new + self.pairs_new
+
+    @property
     def summary(self) -> str:
         if self.nothing_new:
             return (
@@ -147,10 +151,6 @@ async def import_stream(
                     report, errors=tuple(writer.conflicts.kept), error_count=writer.conflicts.count
                 )
             )
-        # Imported here: prometheus_client would cost every `pickwise import` its start-up.
-        from pickwise.core.metrics import IMPORT_ROWS
-
-        IMPORT_ROWS.inc(writer.prompts_new + writer.responses_new + writer.pairs_new)
         # Only new prompts bring responses and pairs: without one, the batch would be empty.
         nothing_new = writer.prompts_new == 0
         if nothing_new:
