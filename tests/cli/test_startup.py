@@ -114,3 +114,28 @@ async def test_a_whole_import_loads_only_what_an_import_needs(
     async with session_factory(get_engine())() as session:
         assert await session.scalar(select(Batch.prompts_new).where(Batch.filename == batch.name))
     assert sorted(loaded & set(NOT_FOR_AN_IMPORT)) == []
+
+
+def test_the_import_command_freezes_what_it_loads_and_still_collects(tmp_path: Path) -> None:
+    # Up to the first connection, as above: by then the command has loaded its modules.
+    batch = tmp_path / "batch.jsonl"
+    batch.write_bytes(TWO_LINES[: len(TWO_LINES) // 2])
+    script = (
+        "import gc, json, os\n"
+        "os.environ['DATABASE_URL'] = 'postgresql://pickwise@127.0.0.1:9/absent'\n"
+        "from pickwise.cli.main import app\n"
+        "try:\n"
+        f"    app(['import', 'some-project', {str(batch)!r}], standalone_mode=False)\n"
+        "except Exception:\n"
+        "    pass\n"
+        "print(json.dumps([gc.get_freeze_count(), gc.isenabled()]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    frozen, collecting = json.loads(result.stdout.strip().splitlines()[-1])
+    # The libraries and models it loaded: never scanned again by the collector, which is on
+    # for whatever the import makes afterwards.
+    assert frozen > 10_000
+    assert collecting is True
