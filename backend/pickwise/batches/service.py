@@ -131,6 +131,7 @@ async def import_stream(
         prepared = (writer.rules.prepare(chunk) for chunk in _chunks(iter(reader)))
         if progress:
             progress(0, size)
+        await repository.plan_checks_afresh(session)
         # The answers' words are made after the commit, by the search catch-up: inside the
         # import they cost more than the rest of its Postgres work (docs/benchmarks.md).
         await repository.leave_search_for_later(session, True)
