@@ -241,3 +241,50 @@ async def test_a_file_over_the_size_limit_is_refused_before_it_is_read(
     assert caught.value.report.byte_count == len(data)
     assert stream.reads_after_failure == 0
     assert await counts(session, project) == before
+
+
+async def prompt_index_reads(session: AsyncSession) -> dict[str, int]:
+    """Index entries of prompts read so far by this transaction, per index."""
+    rows = await session.execute(
+        text(
+            "SELECT i.indexrelid::regclass::text, pg_stat_get_xact_tuples_returned(i.indexrelid) "
+            "FROM pg_index i WHERE i.indrelid = 'prompts'::regclass"
+        )
+    )
+    return {name: int(read) for name, read in rows.all()}
+
+
+async def test_a_large_import_after_a_small_one_on_the_same_connection_stays_linear(
+    session: AsyncSession,
+) -> None:
+    # Postgres plans each foreign-key check once per connection and keeps the plan. Planned
+    # while the project had a few prompts (a small import earlier on a pooled connection), the
+    # check of an answer's prompt walked all the project's prompts (the index on project_id
+    # and external_id) for every row: a 10k-task import took 10x as long
+    # (repository.plan_checks_afresh).
+    project = await make_project(session)
+    await service.import_stream(
+        session,
+        project,
+        io.BytesIO(jsonl(*(prompt_row(f"small{n}", n=2) for n in range(20)))),
+        filename="small.jsonl",
+        source="api",
+        user=None,
+    )
+    before = await prompt_index_reads(session)
+    # A chunk's worth and more: planned at the import's first check, with a chunk of prompts
+    # written, the check takes the (id, project_id) index, as on a new connection.
+    prompts = service.CHUNK + 100
+    await service.import_stream(
+        session,
+        project,
+        io.BytesIO(jsonl(*(prompt_row(f"p{n}", n=2) for n in range(prompts)))),
+        filename="large.jsonl",
+        source="api",
+        user=None,
+    )
+    after = await prompt_index_reads(session)
+    read = sum(after.values()) - sum(before.values())
+    # Each answer and each pair finds its prompt in one index entry (plus the id lookups);
+    # walking the project's prompts read ~prompts² / 2 * 3 = 6.6 million.
+    assert read < 10 * prompts, {name: after[name] - before.get(name, 0) for name in after}

@@ -97,6 +97,27 @@ def test_import_and_export_counters_take_row_counts() -> None:
     assert counter("pickwise_export_rows") == exported + 40
 
 
+async def test_an_import_through_the_api_counts_its_new_rows(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    project = await make_project(session)
+    headers = await bearer_headers(session, await make_user(session, role="admin"))
+    line = (
+        '{"id": "q1", "prompt": "Why?", "responses": ['
+        '{"id": "a", "model": "m1", "content": "One."}, {"id": "b", "model": "m2", '
+        '"content": "Two."}, {"id": "c", "model": "m3", "content": "Three."}]}\n'
+    )
+    url = f"/api/v1/projects/{project.id}/batches"
+    before = counter("pickwise_import_rows")
+
+    first = await client.post(url, content=line, headers=headers)
+    again = await client.post(url, content=line, headers=headers)
+
+    assert (first.status_code, again.status_code) == (201, 200), (first.text, again.text)
+    # 1 prompt, 3 answers, 3 pairs; the second time nothing is new.
+    assert counter("pickwise_import_rows") == before + 7
+
+
 async def test_metrics_are_served_while_the_database_is_down(
     database_down: None, client: AsyncClient
 ) -> None:

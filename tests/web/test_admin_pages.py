@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -113,6 +114,10 @@ def prompt_row(external_id: str, answer: str = "answer") -> dict[str, Any]:
             {"id": f"r{i}", "model": f"m{i}", "content": f"{answer} {i}"} for i in range(3)
         ],
     }
+
+
+def imported_rows() -> float:
+    return REGISTRY.get_sample_value("pickwise_import_rows_total") or 0.0
 
 
 async def upload(
@@ -356,9 +361,11 @@ async def test_import_upload_succeeds_then_rejects_with_line_numbers(
 ) -> None:
     admin, csrf = await admin_client(client, session)
     project = await make_project(session)
+    rows_before = imported_rows()
 
     ok = await upload(client, project, csrf, jsonl(prompt_row("p1"), prompt_row("p2")))
     assert ok.status_code == 303
+    assert imported_rows() == rows_before + 2 + 6 + 6  # prompts, responses, pairs
     batch = await session.scalar(select(Batch).where(Batch.project_id == project.id))
     assert batch is not None and batch.source == "web" and batch.created_by_id == admin.id
     assert ok.headers["location"] == project_path(app, project, f"?imported={batch.id}")
@@ -389,6 +396,7 @@ async def test_import_upload_succeeds_then_rejects_with_line_numbers(
     assert rejected.status_code == 422 and "already exists" in rejected.text
     assert await count(session, Batch, project) == 1
     assert await count(session, Prompt, project) == 2
+    assert imported_rows() == rows_before + 14  # nothing new, nothing rejected, counted
 
     no_file = await upload(client, project, csrf, b"", name="")
     assert no_file.status_code == 422 and "Choose a file" in no_file.text

@@ -65,6 +65,19 @@ async def copy_rows(
             await copy.write_row(row)
 
 
+async def plan_checks_afresh(session: AsyncSession) -> None:
+    """Drop the query plans this connection keeps, the foreign-key checks' among them.
+
+    Postgres plans a foreign-key check once per connection and keeps the plan. One planned
+    while a project had a few prompts (a small import earlier on a pooled connection) walks
+    all the project's prompts for every answer and pair a later import writes: a 10k-task
+    import after a 20-line one took 10x as long. Replanned at the import's first check, with
+    its first chunk of prompts written, the check finds a prompt by its (id, project_id)
+    index, as on a new connection (docs/benchmarks.md, "i24b"). A first chunk of a few
+    hundred prompts can still be planned the slow way; that import is small itself."""
+    await session.execute(text("DISCARD PLANS"))
+
+
 async def leave_search_for_later(session: AsyncSession, later: bool) -> None:
     """For the rest of the transaction: responses written get no search words (the search
     catch-up makes them after the commit), or, with `later` False, get them as they are
@@ -86,8 +99,14 @@ async def _set_local(session: AsyncSession, setting: str, on: bool) -> None:
     )
 
 
+# One encoder for the whole import: `json.dumps` with options builds a new one per call, and
+# an import encodes four values a task (~9 µs a task of the reader's CPU). Values come from a
+# parsed file, so they hold no cycles to look for.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
 def as_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 async def list_batches(session: AsyncSession, project_id: int) -> list[Batch]:

@@ -7,6 +7,7 @@ from pickwise.batches import repository, service
 from pickwise.batches.parsing.spooling import spool_upload
 from pickwise.batches.schemas import BatchRead, ImportResult
 from pickwise.core.deps import SessionDep
+from pickwise.core.metrics import IMPORT_ROWS
 from pickwise.generation.uploads import import_prompt_only
 from pickwise.projects.deps import AdminProject
 
@@ -76,6 +77,7 @@ async def import_batch(
             file_format=format,
             limits=limits,
         )
+    IMPORT_ROWS.inc(outcome.rows_new)
     if outcome.nothing_new:
         response.status_code = 200
     return ImportResult(

@@ -60,6 +60,10 @@ class ImportOutcome:
         return self.batch_id is None
 
     @property
+    def rows_new(self) -> int:
+        return self.prompts_new + self.responses_new + self.pairs_new
+
+    @property
     def summary(self) -> str:
         if self.nothing_new:
             return (
@@ -127,6 +131,7 @@ async def import_stream(
         prepared = (writer.rules.prepare(chunk) for chunk in _chunks(iter(reader)))
         if progress:
             progress(0, size)
+        await repository.plan_checks_afresh(session)
         # The answers' words are made after the commit, by the search catch-up: inside the
         # import they cost more than the rest of its Postgres work (docs/benchmarks.md).
         await repository.leave_search_for_later(session, True)
@@ -147,10 +152,6 @@ async def import_stream(
                     report, errors=tuple(writer.conflicts.kept), error_count=writer.conflicts.count
                 )
             )
-        # Imported here: prometheus_client would cost every `pickwise import` its start-up.
-        from pickwise.core.metrics import IMPORT_ROWS
-
-        IMPORT_ROWS.inc(writer.prompts_new + writer.responses_new + writer.pairs_new)
         # Only new prompts bring responses and pairs: without one, the batch would be empty.
         nothing_new = writer.prompts_new == 0
         if nothing_new:

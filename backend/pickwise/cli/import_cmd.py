@@ -48,11 +48,13 @@ def import_file(
 ) -> None:
     """Import a batch of prompts and responses (all or nothing; re-importing adds nothing),
     then make its answers searchable (the batch is ratable from the import's commit on)."""
-    from pickwise.batches import service
-    from pickwise.cli.runtime import run, with_session
-    from pickwise.conversations.openers import import_openers
-    from pickwise.projects.lookup import get_by_slug_or_404
-    from pickwise.vocabulary import ProjectKind
+    from pickwise.cli.runtime import loading_for_good, run, with_session
+
+    with loading_for_good():
+        from pickwise.batches import service
+        from pickwise.conversations.openers import import_openers
+        from pickwise.projects.lookup import get_by_slug_or_404
+        from pickwise.vocabulary import ProjectKind
 
     if format not in (None, "jsonl", "csv"):
         console.print("[red]error:[/red] --format must be jsonl or csv")
@@ -114,9 +116,11 @@ def import_file(
 
 def search_catch_up() -> None:
     """Make every imported answer searchable now (the app also does it in the background)."""
-    from pickwise.batches.search_catchup import CatchUpReport, catch_up
-    from pickwise.cli.runtime import database, run
-    from pickwise.core.db import unit_of_work
+    from pickwise.cli.runtime import database, loading_for_good, run
+
+    with loading_for_good():
+        from pickwise.batches.search_catchup import CatchUpReport, catch_up
+        from pickwise.core.db import unit_of_work
 
     database()
     with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:

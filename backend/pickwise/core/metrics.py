@@ -52,6 +52,9 @@ LEASES_GRANTED = Counter("pickwise_leases_granted", "Pairs leased to raters (gol
 LEASES_EXPIRED = Counter(
     "pickwise_leases_expired", "Leases that ran out and whose slot went to another rater."
 )
+# Counted by the app's import endpoints (API and page), not by the import itself: a
+# `pickwise import` process has no /metrics to show it, and loading prometheus_client would
+# cost every one of them its start-up.
 IMPORT_ROWS = Counter("pickwise_import_rows", "Rows read from imported files.")
 EXPORT_ROWS = Counter("pickwise_export_rows", "Rows written to exports.")
 

@@ -23,6 +23,7 @@ from pickwise.batches.parsing.report import LineError
 from pickwise.batches.service import ImportRejected, import_stream, limits_from_settings
 from pickwise.core.deps import SessionDep
 from pickwise.core.errors import Conflict, InvalidInput, NotFound, PickwiseError
+from pickwise.core.metrics import IMPORT_ROWS
 from pickwise.generation.uploads import import_prompt_only
 from pickwise.judgments import repository as judgments_repository
 from pickwise.judgments import service as judgments_service
@@ -407,6 +408,7 @@ async def import_batch(
         else:
             page = ProjectPage(import_error=exc.detail)
         return await _render_project(request, principal, session, project, page, 422)
+    IMPORT_ROWS.inc(outcome.rows_new)
     if outcome.nothing_new:
         query: dict[str, Any] = {"unchanged": outcome.prompts_unchanged}
     else:
