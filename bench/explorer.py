@@ -236,7 +236,7 @@ def _curate(
         (setup.project_id, decided),
     )
     conn.execute(
-        "UPDATE project_members SET excluded = true WHERE project_id = %s AND user_id = %s",
+        "INSERT INTO project_rater_exclusions (project_id, user_id) VALUES (%s, %s)",
         (setup.project_id, setup.rater_ids[-1]),
     )
 
