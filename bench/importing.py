@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from bench import datagen
-from bench.app_server import child_env
+from bench.app_server import child_env, serve
 from bench.measure import ChildRun, CpuMeter, pickwise_command, postmaster_pid, run_child
 from bench.postgres import Server
 from bench.report import BenchResult, DetailTable, Target
@@ -172,14 +173,53 @@ def jsonb_copy_limit(url: str, path: Path) -> float:
     return time.perf_counter() - started
 
 
+def http_import(server: Server, name: str, path: Path, workdir: Path) -> dict[str, Any]:
+    """The file sent to a running `pickwise serve` (1 worker) as an admin's API upload, into
+    a fresh project, timed from the request's first byte to the answer: an import as Label
+    Studio's was measured beside pickwise's (issue 20), with no command start-up in it. The
+    answers are made searchable afterwards by the app in the background, not timed here."""
+    url, setup = _fresh_project(server, name)
+    env = {"IMPORT_MAX_FILE_BYTES": str(max(2_000_000_000, path.stat().st_size))}
+    with serve(url, workers=1, log=workdir / f"{name}.log", env=env) as app:
+        meter = CpuMeter({"app": app.pid, "postgres": postmaster_pid(server.admin_url)})
+        with httpx.Client(base_url=app.base_url, timeout=3600) as client, path.open("rb") as body:
+            before = meter.sample()
+            started = time.perf_counter()
+            reply = client.post(
+                f"/api/v1/projects/{setup.project_id}/batches",
+                params={"filename": path.name},
+                headers={
+                    "Authorization": f"Bearer {setup.admin_token}",
+                    "Content-Type": "application/x-ndjson",
+                },
+                content=body,
+            )
+            seconds = time.perf_counter() - started
+            spent = CpuMeter.spent(before, meter.sample())
+    if reply.status_code != 201:
+        raise RuntimeError(f"HTTP import failed ({reply.status_code}): {reply.text[:3000]}")
+    return {
+        "seconds": seconds,
+        "app_cpu_seconds": spent.get("app"),
+        "postgres_cpu_seconds": spent.get("postgres"),
+        "pairs_new": reply.json()["pairs_new"],
+    }
+
+
 def task_runs(
-    server: Server, tasks: int, workdir: Path, meter: CpuMeter
+    server: Server, tasks: int, workdir: Path, meter: CpuMeter, *, over_http: bool = False
 ) -> dict[str, dict[str, Any]]:
-    """Each shape: `pickwise import` of `tasks` lines, then the jsonb COPY of the same file."""
+    """Each shape: `pickwise import` of `tasks` lines, then the jsonb COPY of the same file;
+    with `over_http`, the same file sent to a running app too."""
     runs: dict[str, dict[str, Any]] = {}
     for shape in SHAPES:
         path = workdir / f"tasks-{shape}-{tasks}.jsonl"
         file_bytes = write_tasks(path, tasks, shape, seed=11)
+        http = (
+            http_import(server, f"import_http_{shape}_{tasks}", path, workdir)
+            if over_http
+            else None
+        )
         url, setup = _fresh_project(server, f"import_tasks_{shape}_{tasks}")
         before = meter.sample()
         child = pickwise_import(
@@ -213,6 +253,8 @@ def task_runs(
             "catch_up_postgres_cpu_seconds": catch_up_spent.get("postgres"),
             "tasks_per_s_with_catch_up": tasks / (child.seconds + catch_up_seconds),
         }
+        if http is not None:
+            runs[shape]["http"] = {**http, "tasks_per_s": tasks / http["seconds"]}
     return runs
 
 
@@ -393,7 +435,11 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
         runs["tiny"] = _child_summary(pickwise_import(url, setup.slug, tiny, workdir / "t.log"))
 
     meter = meter if meter.trees else CpuMeter({"postgres": postmaster_pid(server.admin_url)})
-    tasks = {str(count): task_runs(server, count, workdir, meter) for count in size.tasks}
+    # Over HTTP at the smallest size only: a 1M-task file is ~2 GB in one request.
+    tasks = {
+        str(count): task_runs(server, count, workdir, meter, over_http=count == min(size.tasks))
+        for count in size.tasks
+    }
     runs["tasks"] = tasks
 
     limit_url, limit_setup = _fresh_project(server, "import_copy")
@@ -433,6 +479,16 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
                 "COPY of the same records, one jsonb row each",
                 Target("ratio_at_least", TASK_RATIO_TARGET),
             )
+            if "http" in entry:
+                result.compare(
+                    f"import tasks/s over HTTP (API upload to a running app), {shape} shape, "
+                    f"{_count(int(count))} tasks",
+                    "tasks/s",
+                    entry["http"]["tasks_per_s"],
+                    entry["limit_tasks_per_s"],
+                    "COPY of the same records, one jsonb row each",
+                    Target("ratio_at_least", TASK_RATIO_TARGET),
+                )
             result.compare(
                 f"import + search catch-up tasks/s, {shape} shape, {_count(int(count))} tasks",
                 "tasks/s",
@@ -448,6 +504,8 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
                     entry["seconds"],
                     entry["tasks_per_s"],
                     _net_rate(entry["tasks"], entry["seconds"], startup),
+                    entry.get("http", {}).get("tasks_per_s"),
+                    entry.get("http", {}).get("app_cpu_seconds"),
                     entry["limit_tasks_per_s"],
                     entry["tasks_per_s"] / entry["limit_tasks_per_s"],
                     entry["cpu_seconds"],
@@ -465,6 +523,7 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
                 "tasks (a prompt and two answers a line): pickwise import --search-later against "
                 "COPY of the same lines as jsonb rows (the import's wall time includes "
                 "interpreter start; 'after start-up' leaves out the one-line import's time), "
+                "the same file sent to a running app's API, "
                 "then the search catch-up that makes the answers searchable",
                 [
                     "shape",
@@ -473,6 +532,8 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
                     "seconds",
                     "tasks/s",
                     "tasks/s after start-up",
+                    "over HTTP tasks/s",
+                    "over HTTP app CPU s",
                     "jsonb COPY tasks/s",
                     "ratio",
                     "CPU s",

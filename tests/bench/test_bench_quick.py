@@ -34,6 +34,12 @@ def test_benchmark_runs_on_the_smallest_data(
     written = json.loads(write_result(result, tmp_path / "results").read_text())
     assert written["benchmark"] == name
     assert written["machine"]["cores"]
+    if name == "import":
+        # Each shape is also sent to a running app's API, as Label Studio's import was timed.
+        over_http = [line for line in written["comparisons"] if "over HTTP" in line["metric"]]
+        assert len(over_http) == 2, [line["metric"] for line in written["comparisons"]]
+        tasks = written["raw"]["tasks"]["100"]
+        assert all(tasks[shape]["http"]["pairs_new"] == 100 for shape in ("pairs", "responses"))
     if name == "rater-loop":
         # The simulated raters' HTTP client must really get pairs and store judgments.
         runs = written["details"][0]
