@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from fastapi import Request
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pickwise.auth import repository as auth_repository
 from pickwise.conversations import repository, turn_repository, views, voting
@@ -233,6 +233,47 @@ async def test_the_replies_are_asked_for_before_the_answer_is_built(
         assert "answer built" in order
         before = order[: order.index("answer built")]
         assert len({id(context) for context in before}) == 2
+        await drain_generator()
+    finally:
+        await generator.close()
+
+
+async def test_the_replies_are_asked_for_while_the_turn_commits(
+    world: World, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COMMIT's flush was on the path to the first token: the replies' requests go out
+    once it is sent, before its answer is back."""
+    await world.configure()
+    order: list[str] = []
+
+    async def headers_sent(session: object, context: object, params: object) -> None:
+        order.append("request")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(headers_sent)
+    monkeypatch.setattr(
+        aiohttp, "ClientSession", functools.partial(aiohttp.ClientSession, trace_configs=[trace])
+    )
+    real_commit = AsyncSession.commit
+
+    async def commit(self: AsyncSession) -> None:
+        order.append("COMMIT sent")
+        await real_commit(self)
+        order.append("committed")
+
+    await generator.close()  # this loop's session is made again, traced
+    try:
+        await world.start("Warm the pool")  # two connections to the model, kept alive
+        monkeypatch.setattr(AsyncSession, "commit", commit)
+        order.clear()
+        await world.start("Hello", wait=False)
+        turn_commit = order.index("COMMIT sent")
+        assert order[turn_commit : turn_commit + 4] == [
+            "COMMIT sent",
+            "request",
+            "request",
+            "committed",
+        ], order
         await drain_generator()
     finally:
         await generator.close()

@@ -151,8 +151,9 @@ async def _asking(
     replies: int,
 ) -> ConversationRead:
     """Writes the turn (or attempt) and, unless the answer waits for the replies, reads the
-    conversation back, in the unit that found who asks; commits; then starts the replies (no
-    transaction is open while a model writes) and answers, at once or when they are written.
+    conversation back, in the unit that found who asks; commits, the replies' requests on
+    their way meanwhile (no transaction is open while a model writes); and answers, at once
+    or when they are written.
     (Who asks, the writing and the reading were three transactions: under load every BEGIN
     and COMMIT is a round trip the worker waits for.) The replies' requests go out before
     the answer is built: the model's first token is what the rater waits for."""
@@ -162,8 +163,9 @@ async def _asking(
     view = None
     if not wait and sent.conversation is not None:
         view = await views.load(session, sent.conversation)
-    await asking.unit.done()
-    await generator.launch(sent.tasks)
+    # The replies' requests go out while the COMMIT is written (nothing they bring is kept
+    # unless it goes through): the COMMIT's flush was on the path to the first token.
+    await generator.launch(sent.tasks, asking.unit.done())
     if not wait:
         if view is None:
             assert sent.new_view is not None, "a new conversation makes its own view"
