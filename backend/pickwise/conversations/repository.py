@@ -293,22 +293,26 @@ class MessageContext:
     keyed: ConversationTurn | None  # the turn an earlier message with this key made
     head: Head | None
     endpoints: list[GenerationEndpoint]  # the project's, switched on, by id
+    rows: "ConversationRows"  # the conversation as it is, for the answer
 
 
 async def message_context(
     session: AsyncSession, conversation_id: int, rater_id: int, is_admin: bool, key: str | None
 ) -> MessageContext | None:
-    """The rater's conversation (locked), the turn of the message's key, the last turn and
-    the project's endpoints, in one round trip (`run_pipelined`: the others are read after
-    the lock is taken, and not looked at when the conversation is not the rater's)."""
+    """The rater's conversation (locked), the turn of the message's key, the last turn, the
+    project's endpoints and the conversation's rows (its answer is made from them and the
+    turn it writes: no read after the write), in one round trip (`run_pipelined`: the others
+    are read after the lock is taken, and not looked at when the conversation is not the
+    rater's)."""
     params = {"conversation_id": conversation_id, "client_key": key}
-    owned, keyed, head, endpoints = await run_pipelined(
+    owned, keyed, head, endpoints, rows = await run_pipelined(
         session,
         [
             (_LOCKED_OWNED_CONVERSATION, _owned_params(conversation_id, rater_id, is_admin)),
             (_TURN_OF_KEY, params),
             (_HEAD, params),
             (_ENDPOINTS_OF_CONVERSATION, params),
+            (_CONVERSATION_ROWS, {"conversation_id": conversation_id}),
         ],
     )
     found = _adopt_owned(session, owned)
@@ -321,6 +325,7 @@ async def message_context(
         adopt(session, ConversationTurn, keyed[0]) if keyed else None,
         _head(session, head),
         [adopt(session, GenerationEndpoint, row) for row in endpoints],
+        _adopt_rows(session, rows),
     )
 
 

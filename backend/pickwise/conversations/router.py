@@ -161,14 +161,15 @@ async def _asking(
     generator.check_room(replies)
     sent = await ask(session, rater)
     view = None
-    if not wait and sent.conversation is not None:
+    if not wait and sent.new_view is None:
+        assert sent.conversation is not None, "without new_view, the conversation is read"
         view = await views.load(session, sent.conversation)
     # The replies' requests go out while the COMMIT is written (nothing they bring is kept
     # unless it goes through): the COMMIT's flush was on the path to the first token.
     await generator.launch(sent.tasks, asking.unit.done())
     if not wait:
         if view is None:
-            assert sent.new_view is not None, "a new conversation makes its own view"
+            assert sent.new_view is not None, "checked above"
             view = sent.new_view()
         return views.conversation_read(view, utcnow())
     release_load_slot(request.scope)
