@@ -286,8 +286,8 @@ async def fetch(sql: str) -> list[tuple[Any, ...]]:
 
 def statement_kind(sql: str) -> str:
     kinds = {
+        "FOR UPDATE OF c": "lock",  # first: a token holder's lock reads api_tokens too
         "FROM api_tokens": "who asks",
-        "FOR UPDATE OF c": "lock",
         "t.client_key =": "key",
         "ORDER BY t.depth DESC": "head",
         "FROM conversation_endpoints ce": "endpoints",
@@ -412,12 +412,12 @@ async def test_a_message_finds_what_it_needs_in_one_round_trip(
     with traffic(get_engine()) as requests, round_trips() as driver:
         sent = await world.api.post(url, json=message, headers=headers)
     assert sent.status_code == 201, sent.text
-    # Who asks; the conversation locked, the turn of the message's key, the last turn, the
-    # project's endpoints and the conversation as it is; the new turn; then the COMMIT. The
-    # answer is made from what was read and written: nothing is read back.
+    # Who asks, the conversation locked, the turn of the message's key, the last turn, the
+    # project's endpoints and the conversation as it is (with the transaction's BEGIN); the
+    # new turn; then the COMMIT. The answer is made from what was read and written: nothing
+    # is read back.
     assert [[statement_kind(sql) for sql in trip] for trip in driver] == [
-        ["who asks"],
-        ["lock", "key", "head", "endpoints", "view"],
+        ["who asks", "lock", "key", "head", "endpoints", "view"],
         ["turn"],
     ]
     assert requests.statements == [] and requests.commits == 1

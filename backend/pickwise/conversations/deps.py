@@ -32,7 +32,9 @@ from pickwise.core.deps import UnitsDep
 from pickwise.core.errors import NotAuthenticated
 from pickwise.core.middleware import release_load_slot
 from pickwise.core.security import token_digest
+from pickwise.judgments.router import IdempotencyKeyHeader
 from pickwise.models import ConversationReply, User
+from pickwise.vocabulary import AccountRole
 
 # A semaphore per event loop (tests run on several), made again if the setting changed.
 _slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]]" = (
@@ -144,6 +146,46 @@ async def open_starting(
 
 
 StartingDep = Annotated[Starting, Depends(open_starting, scope="function")]
+
+
+@dataclass
+class Sending(Asking):
+    """A request that sends a message: also what the message needs of its conversation
+    (None when it is not the rater's)."""
+
+    found: repository.MessageContext | None
+
+
+async def open_sending(
+    request: Request,
+    conversation_id: int,
+    units: UnitsDep,
+    _documented: ApiTokenHeader,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> AsyncIterator[Sending]:
+    """As `open_asking`, with the conversation as the message needs it. With an API token,
+    who asks goes in the same round trip (`repository.message_context_of_token`): it was a
+    round trip of its own on the path to the model's first token."""
+    token = bearer_token(request)
+    async with AsyncExitStack() as exit_stack:
+        await exit_stack.enter_async_context(database_slot(request))
+        session = await exit_stack.enter_async_context(units())
+        if token is None:
+            user = (await caller(request, session)).user
+            found = await repository.message_context(
+                session, conversation_id, user.id, user.role == AccountRole.ADMIN, idempotency_key
+            )
+        else:
+            found_user, found = await repository.message_context_of_token(
+                session, token_digest(token), utcnow(), conversation_id, idempotency_key
+            )
+            if found_user is None:
+                raise NotAuthenticated(INVALID_API_TOKEN)
+            user = found_user
+        yield Sending(OpenUnit(session, exit_stack), user, found)
+
+
+SendingDep = Annotated[Sending, Depends(open_sending, scope="function")]
 
 
 async def turn_replies_for(

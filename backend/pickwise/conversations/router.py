@@ -22,6 +22,7 @@ from pickwise.conversations.deps import (
     Asking,
     AskingDep,
     DatabaseSlot,
+    SendingDep,
     StartingDep,
     UnitPrincipal,
     caller,
@@ -235,15 +236,17 @@ async def send_message(
     conversation_id: int,
     body: MessageIn,
     request: Request,
-    asking: AskingDep,
+    sending: SendingDep,
     units: UnitsDep,
     wait: Wait = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
     async def ask(session: AsyncSession, rater: User) -> Sent:
-        return await service.send(session, conversation_id, rater, body, idempotency_key)
+        return await service.send_in(
+            session, sending.found, conversation_id, rater, body, idempotency_key
+        )
 
-    return await _asking(request, asking, units, wait, ask, replies=2)
+    return await _asking(request, sending, units, wait, ask, replies=2)
 
 
 @router.get(

@@ -577,10 +577,24 @@ async def send(
 ) -> Sent:
     """The rater's next message. The same message sent again (a reload, a double click, a
     retry with its key) gives back the turn it made the first time."""
-    now = now or utcnow()
     found = await repository.message_context(
         session, conversation_id, rater.id, rater.role == AccountRole.ADMIN, key
     )
+    return await send_in(session, found, conversation_id, rater, data, key, now)
+
+
+async def send_in(
+    session: AsyncSession,
+    found: repository.MessageContext | None,
+    conversation_id: int,
+    rater: User,
+    data: MessageIn,
+    key: str | None,
+    now: datetime | None = None,
+) -> Sent:
+    """`send`, in the conversation `repository.message_context` found (None: not the
+    rater's)."""
+    now = now or utcnow()
     if found is None:
         raise _not_yours(conversation_id)
     message = _message(data.content, "content")
