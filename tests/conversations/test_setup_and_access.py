@@ -183,6 +183,16 @@ async def test_a_conversation_is_its_raters_alone(world: World, fake_llm: FakeLL
     assert after.status_code == 409
 
 
+async def revoke_and_expire(revoked: dict[str, str], expired: dict[str, str]) -> None:
+    """Revokes the first API token and lets the second expire."""
+    async with session_factory(get_engine())() as session, session.begin():
+        for headers, column in ((revoked, "revoked_at"), (expired, "expires_at")):
+            digest = token_digest(headers["Authorization"].removeprefix("Bearer "))
+            await session.execute(
+                update(ApiToken).where(ApiToken.token_hash == digest).values({column: utcnow()})
+            )
+
+
 async def _start_as(world: World, headers: dict[str, str], project_id: int | None = None) -> Any:
     return await world.api.post(
         f"/api/v1/projects/{project_id or world.project_id}/conversations",
@@ -207,12 +217,7 @@ async def test_who_may_start_is_checked_with_the_project(world: World, fake_llm:
         revoked_headers = await bearer_headers(session, stopped_user)
         expired_headers = await bearer_headers(session, stopped_user)
         other_project = await make_project(session)
-    async with session_factory(get_engine())() as session, session.begin():
-        for headers, column in ((revoked_headers, "revoked_at"), (expired_headers, "expires_at")):
-            digest = token_digest(headers["Authorization"].removeprefix("Bearer "))
-            await session.execute(
-                update(ApiToken).where(ApiToken.token_hash == digest).values({column: utcnow()})
-            )
+    await revoke_and_expire(revoked_headers, expired_headers)
     for headers in (revoked_headers, expired_headers, {"Authorization": "Bearer pw_nonsense"}):
         refused = await _start_as(world, headers)
         assert refused.status_code == 401, refused.text
@@ -260,12 +265,7 @@ async def test_who_may_send_a_message_is_checked_with_the_conversation(
         revoked_headers = await bearer_headers(session, outsider)
         rater = await session.get_one(User, world.rater_id)
         expired_headers = await bearer_headers(session, rater)
-    async with session_factory(get_engine())() as session, session.begin():
-        for headers, column in ((revoked_headers, "revoked_at"), (expired_headers, "expires_at")):
-            digest = token_digest(headers["Authorization"].removeprefix("Bearer "))
-            await session.execute(
-                update(ApiToken).where(ApiToken.token_hash == digest).values({column: utcnow()})
-            )
+    await revoke_and_expire(revoked_headers, expired_headers)
     for headers in (revoked_headers, expired_headers, {"Authorization": "Bearer pw_nonsense"}):
         refused = await send(headers)
         assert refused.status_code == 401, refused.text

@@ -27,7 +27,7 @@ from pickwise.auth.deps import (
 from pickwise.conversations import repository, service, turn_repository
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
-from pickwise.core.db import OpenUnit
+from pickwise.core.db import OpenUnit, Units
 from pickwise.core.deps import UnitsDep
 from pickwise.core.errors import NotAuthenticated
 from pickwise.core.middleware import release_load_slot
@@ -98,14 +98,22 @@ class Asking:
     rater: User
 
 
+async def _slot_and_unit(
+    request: Request, units: Units, exit_stack: AsyncExitStack
+) -> AsyncSession:
+    """A unit of work holding one of the database slots, both given back when `exit_stack`
+    closes (the route ends it: `OpenUnit.done`)."""
+    await exit_stack.enter_async_context(database_slot(request))
+    return await exit_stack.enter_async_context(units())
+
+
 async def open_asking(
     request: Request, units: UnitsDep, _documented: ApiTokenHeader
 ) -> AsyncIterator[Asking]:
     # A dependency, so that who asks is known (401, or 403 for a cookie without its CSRF
     # token) before the body is read and checked.
     async with AsyncExitStack() as exit_stack:
-        await exit_stack.enter_async_context(database_slot(request))
-        session = await exit_stack.enter_async_context(units())
+        session = await _slot_and_unit(request, units, exit_stack)
         principal = await caller(request, session)
         # An error in the route before `done` rolls the unit back.
         yield Asking(OpenUnit(session, exit_stack), principal.user)
@@ -130,8 +138,7 @@ async def open_starting(
     three (BEGIN, who asks, the project) on the path to the model's first token."""
     token = bearer_token(request)
     async with AsyncExitStack() as exit_stack:
-        await exit_stack.enter_async_context(database_slot(request))
-        session = await exit_stack.enter_async_context(units())
+        session = await _slot_and_unit(request, units, exit_stack)
         if token is None:
             user = (await caller(request, session)).user
             project = await service.rater_project(session, project_id, user)
@@ -168,8 +175,7 @@ async def open_sending(
     round trip of its own on the path to the model's first token."""
     token = bearer_token(request)
     async with AsyncExitStack() as exit_stack:
-        await exit_stack.enter_async_context(database_slot(request))
-        session = await exit_stack.enter_async_context(units())
+        session = await _slot_and_unit(request, units, exit_stack)
         if token is None:
             user = (await caller(request, session)).user
             found = await repository.message_context(
