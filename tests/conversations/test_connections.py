@@ -5,7 +5,7 @@ back. (Counts of transactions and statements, not times: timings live in bench/.
 import asyncio
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +26,7 @@ from pickwise.core.config import get_settings
 from pickwise.core.db import get_engine, get_generation_engine, session_factory
 from tests.conversations.conftest import World, drain_generator
 from tests.conversations.fake_llm import Behave, FakeLLM
+from tests.conversations.test_pages import form_of, log_in
 
 
 @dataclass
@@ -238,11 +239,11 @@ async def test_the_replies_are_asked_for_before_the_answer_is_built(
         await generator.close()
 
 
-async def test_the_replies_are_asked_for_while_the_turn_commits(
-    world: World, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The COMMIT's flush was on the path to the first token: the replies' requests go out
-    once it is sent, before its answer is back."""
+async def _commit_and_requests(
+    world: World, monkeypatch: pytest.MonkeyPatch, send: Callable[[], Awaitable[object]]
+) -> list[str]:
+    """What happened, in order, from just before the first reply's request was written:
+    COMMITs sent and answered, requests written."""
     await world.configure()
     order: list[str] = []
 
@@ -266,17 +267,36 @@ async def test_the_replies_are_asked_for_while_the_turn_commits(
         await world.start("Warm the pool")  # two connections to the model, kept alive
         monkeypatch.setattr(AsyncSession, "commit", commit)
         order.clear()
-        await world.start("Hello", wait=False)
-        turn_commit = order.index("COMMIT sent")
-        assert order[turn_commit : turn_commit + 4] == [
-            "COMMIT sent",
-            "request",
-            "request",
-            "committed",
-        ], order
+        await send()
         await drain_generator()
     finally:
         await generator.close()
+    first_request = order.index("request")
+    return order[first_request - 1 : first_request + 3]
+
+
+async def test_the_replies_are_asked_for_while_the_turn_commits(
+    world: World, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COMMIT's flush was on the path to the first token: the replies' requests go out
+    once it is sent, before its answer is back."""
+    seen = await _commit_and_requests(world, monkeypatch, lambda: world.start("Hello", wait=False))
+    assert seen == ["COMMIT sent", "request", "request", "committed"]
+
+
+async def test_the_pages_ask_for_the_replies_while_the_turn_commits(
+    world: World, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for the page's start form (a cookie, no JavaScript)."""
+    api = await log_in(world)
+
+    async def start_on_the_page() -> object:
+        home = await api.get(f"/converse/{world.project_id}")
+        action, hidden = form_of(home.text, 'class="start-form"')
+        return await api.post(action, data={**hidden, "message": "Hello", "wait": "0"})
+
+    seen = await _commit_and_requests(world, monkeypatch, start_on_the_page)
+    assert seen == ["COMMIT sent", "request", "request", "committed"]
 
 
 async def fetch(sql: str) -> list[tuple[Any, ...]]:
