@@ -5,7 +5,7 @@ back. (Counts of transactions and statements, not times: timings live in bench/.
 import asyncio
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from fastapi import Request
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pickwise.auth import repository as auth_repository
 from pickwise.conversations import repository, turn_repository, views, voting
@@ -26,6 +26,7 @@ from pickwise.core.config import get_settings
 from pickwise.core.db import get_engine, get_generation_engine, session_factory
 from tests.conversations.conftest import World, drain_generator
 from tests.conversations.fake_llm import Behave, FakeLLM
+from tests.conversations.test_pages import form_of, log_in
 
 
 @dataclass
@@ -238,6 +239,66 @@ async def test_the_replies_are_asked_for_before_the_answer_is_built(
         await generator.close()
 
 
+async def _commit_and_requests(
+    world: World, monkeypatch: pytest.MonkeyPatch, send: Callable[[], Awaitable[object]]
+) -> list[str]:
+    """What happened, in order, from just before the first reply's request was written:
+    COMMITs sent and answered, requests written."""
+    await world.configure()
+    order: list[str] = []
+
+    async def headers_sent(session: object, context: object, params: object) -> None:
+        order.append("request")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(headers_sent)
+    monkeypatch.setattr(
+        aiohttp, "ClientSession", functools.partial(aiohttp.ClientSession, trace_configs=[trace])
+    )
+    real_commit = AsyncSession.commit
+
+    async def commit(self: AsyncSession) -> None:
+        order.append("COMMIT sent")
+        await real_commit(self)
+        order.append("committed")
+
+    await generator.close()  # this loop's session is made again, traced
+    try:
+        await world.start("Warm the pool")  # two connections to the model, kept alive
+        monkeypatch.setattr(AsyncSession, "commit", commit)
+        order.clear()
+        await send()
+        await drain_generator()
+    finally:
+        await generator.close()
+    first_request = order.index("request")
+    return order[first_request - 1 : first_request + 3]
+
+
+async def test_the_replies_are_asked_for_while_the_turn_commits(
+    world: World, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COMMIT's flush was on the path to the first token: the replies' requests go out
+    once it is sent, before its answer is back."""
+    seen = await _commit_and_requests(world, monkeypatch, lambda: world.start("Hello", wait=False))
+    assert seen == ["COMMIT sent", "request", "request", "committed"]
+
+
+async def test_the_pages_ask_for_the_replies_while_the_turn_commits(
+    world: World, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for the page's start form (a cookie, no JavaScript)."""
+    api = await log_in(world)
+
+    async def start_on_the_page() -> object:
+        home = await api.get(f"/converse/{world.project_id}")
+        action, hidden = form_of(home.text, 'class="start-form"')
+        return await api.post(action, data={**hidden, "message": "Hello", "wait": "0"})
+
+    seen = await _commit_and_requests(world, monkeypatch, start_on_the_page)
+    assert seen == ["COMMIT sent", "request", "request", "committed"]
+
+
 async def fetch(sql: str) -> list[tuple[Any, ...]]:
     async with session_factory(get_engine())() as session:
         return [tuple(row) for row in await session.execute(text(sql))]
@@ -245,8 +306,8 @@ async def fetch(sql: str) -> list[tuple[Any, ...]]:
 
 def statement_kind(sql: str) -> str:
     kinds = {
+        "FOR UPDATE OF c": "lock",  # first: a token holder's lock reads api_tokens too
         "FROM api_tokens": "who asks",
-        "FOR UPDATE OF c": "lock",
         "t.client_key =": "key",
         "ORDER BY t.depth DESC": "head",
         "FROM conversation_endpoints ce": "endpoints",
@@ -371,15 +432,24 @@ async def test_a_message_finds_what_it_needs_in_one_round_trip(
     with traffic(get_engine()) as requests, round_trips() as driver:
         sent = await world.api.post(url, json=message, headers=headers)
     assert sent.status_code == 201, sent.text
-    # Who asks; the conversation locked, the turn of the message's key, the last turn and
-    # the project's endpoints; the new turn; the answer's view; then the COMMIT.
+    # Who asks, the conversation locked, the turn of the message's key, the last turn, the
+    # project's endpoints and the conversation as it is (with the transaction's BEGIN); the
+    # new turn; then the COMMIT. The answer is made from what was read and written: nothing
+    # is read back.
     assert [[statement_kind(sql) for sql in trip] for trip in driver] == [
-        ["who asks"],
-        ["lock", "key", "head", "endpoints"],
+        ["who asks", "lock", "key", "head", "endpoints", "view"],
         ["turn"],
-        ["view"],
     ]
     assert requests.statements == [] and requests.commits == 1
+    await drain_generator()
+    # …and it is the conversation as a read gives it (the replies since written).
+    read = await world.api.get(f"/api/v1/conversations/{conversation['id']}", headers=world.rater)
+    answered, now = sent.json(), read.json()
+    for turn in (*answered["turns"], *now["turns"]):
+        for side in ("left", "right"):
+            turn[side] = {"attempt": turn[side]["attempt"], "side": turn[side]["side"]}
+        turn.pop("can_vote", None)
+    assert answered == now
     # The same message again (a reload) is answered with the turn it made.
     again = await world.api.post(url, json=message, headers=headers)
     assert [turn["id"] for turn in again.json()["turns"]] == [

@@ -276,3 +276,43 @@ async def test_outcomes_that_end_together_are_stored_in_one_transaction(
         }
     for job in list(generation.generator.jobs.values()):
         job.stop()
+
+
+async def test_a_turn_whose_commit_fails_asks_for_nothing_more_and_stores_nothing(
+    world: World, fake_llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replies' requests go out while the turn's COMMIT is written: when it fails they
+    are cancelled, no job is left, and nothing of theirs is stored or charged."""
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from pickwise.conversations.generation import generator
+
+    await world.configure()
+    fake_llm.default = Behave(first_token_delay=0.3)
+    real_commit = AsyncSession.commit
+
+    async def lost_commit(self: AsyncSession) -> None:
+        monkeypatch.setattr(AsyncSession, "commit", real_commit)  # only the turn's
+        await self.rollback()
+        raise OperationalError("COMMIT", {}, Exception("the server closed the connection"))
+
+    monkeypatch.setattr(AsyncSession, "commit", lost_commit)
+    refused = await world.api.post(
+        f"/api/v1/projects/{world.project_id}/conversations",
+        params={"wait": False},
+        json={"message": "Hello"},
+        headers=world.rater,
+    )
+    assert refused.status_code == 503, refused.text
+    assert generator.jobs == {}
+    await asyncio.sleep(0.5)  # past the model's first token: the requests were cancelled
+    assert generator.jobs == {} and fake_llm.finished == 0
+    async with session_factory(get_engine())() as session:
+        assert (await session.scalars(select(ConversationReply.id))).all() == []
+    # The rater's next message is answered as usual.
+    conversation = await world.start("Hello again")
+    assert [conversation["turns"][0][side]["status"] for side in ("left", "right")] == [
+        "complete",
+        "complete",
+    ]

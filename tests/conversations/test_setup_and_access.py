@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from sqlalchemy import inspect, select, update
+from sqlalchemy import delete, inspect, select, update
 
 from pickwise.auth import service as auth_service
 from pickwise.auth.deps import INVALID_API_TOKEN
@@ -11,8 +11,9 @@ from pickwise.conversations import repository, turn_repository
 from pickwise.core.clock import utcnow
 from pickwise.core.db import get_engine, session_factory
 from pickwise.core.security import token_digest
-from pickwise.models import ApiToken, Batch, GenerationEndpoint, Project, User
-from tests.conversations.conftest import World
+from pickwise.models import ApiToken, Batch, GenerationEndpoint, Project, ProjectMember, User
+from pickwise.vocabulary import AccountRole
+from tests.conversations.conftest import World, drain_generator
 from tests.conversations.fake_llm import FakeLLM
 from tests.factories import add_member, bearer_headers, make_pairs, make_project, make_user
 
@@ -182,6 +183,16 @@ async def test_a_conversation_is_its_raters_alone(world: World, fake_llm: FakeLL
     assert after.status_code == 409
 
 
+async def revoke_and_expire(revoked: dict[str, str], expired: dict[str, str]) -> None:
+    """Revokes the first API token and lets the second expire."""
+    async with session_factory(get_engine())() as session, session.begin():
+        for headers, column in ((revoked, "revoked_at"), (expired, "expires_at")):
+            digest = token_digest(headers["Authorization"].removeprefix("Bearer "))
+            await session.execute(
+                update(ApiToken).where(ApiToken.token_hash == digest).values({column: utcnow()})
+            )
+
+
 async def _start_as(world: World, headers: dict[str, str], project_id: int | None = None) -> Any:
     return await world.api.post(
         f"/api/v1/projects/{project_id or world.project_id}/conversations",
@@ -206,12 +217,7 @@ async def test_who_may_start_is_checked_with_the_project(world: World, fake_llm:
         revoked_headers = await bearer_headers(session, stopped_user)
         expired_headers = await bearer_headers(session, stopped_user)
         other_project = await make_project(session)
-    async with session_factory(get_engine())() as session, session.begin():
-        for headers, column in ((revoked_headers, "revoked_at"), (expired_headers, "expires_at")):
-            digest = token_digest(headers["Authorization"].removeprefix("Bearer "))
-            await session.execute(
-                update(ApiToken).where(ApiToken.token_hash == digest).values({column: utcnow()})
-            )
+    await revoke_and_expire(revoked_headers, expired_headers)
     for headers in (revoked_headers, expired_headers, {"Authorization": "Bearer pw_nonsense"}):
         refused = await _start_as(world, headers)
         assert refused.status_code == 401, refused.text
@@ -235,6 +241,52 @@ async def test_who_may_start_is_checked_with_the_project(world: World, fake_llm:
         )
     assert (await _start_as(world, world.rater)).status_code == 409
     assert (await world.api.post(url, json={"message": "Hi"})).status_code == 401
+
+
+async def test_who_may_send_a_message_is_checked_with_the_conversation(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    """A message with an API token finds who asks and its conversation in one round trip
+    (`repository.message_context_of_token`): every way a token or a rater can be refused
+    still is, and an admin need not be a member (but the conversation must be theirs)."""
+    await world.configure()
+    conversation = await world.vote(await world.start("Hello"), "left")
+    url = f"/api/v1/conversations/{conversation['id']}/messages"
+
+    # Only the last message below is taken: the conversation waits for it as it is.
+    message = {"content": "And?", "parent_turn_id": conversation["turns"][-1]["id"]}
+
+    async def send(headers: dict[str, str]) -> Any:
+        return await world.api.post(url, params={"wait": False}, json=message, headers=headers)
+
+    async with session_factory(get_engine())() as session, session.begin():
+        outsider = await make_user(session)
+        outsider_headers = await bearer_headers(session, outsider)
+        revoked_headers = await bearer_headers(session, outsider)
+        rater = await session.get_one(User, world.rater_id)
+        expired_headers = await bearer_headers(session, rater)
+    await revoke_and_expire(revoked_headers, expired_headers)
+    for headers in (revoked_headers, expired_headers, {"Authorization": "Bearer pw_nonsense"}):
+        refused = await send(headers)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["detail"] == INVALID_API_TOKEN
+    assert (await send(outsider_headers)).status_code == 404
+    assert (await send(world.admin)).status_code == 404  # not the admin's conversation
+    assert (await send({})).status_code == 401
+    async with session_factory(get_engine())() as session, session.begin():
+        await session.execute(
+            delete(ProjectMember).where(
+                ProjectMember.project_id == world.project_id,
+                ProjectMember.user_id == world.rater_id,
+            )
+        )
+    assert (await send(world.rater)).status_code == 404  # no longer a member
+    async with session_factory(get_engine())() as session, session.begin():
+        await session.execute(
+            update(User).where(User.id == world.rater_id).values(role=AccountRole.ADMIN)
+        )
+    assert (await send(world.rater)).status_code == 201  # admins need no membership
+    await drain_generator()
 
 
 async def test_the_start_lookup_reads_what_the_orm_reads(world: World, fake_llm: FakeLLM) -> None:

@@ -27,12 +27,14 @@ from pickwise.auth.deps import (
 from pickwise.conversations import repository, service, turn_repository
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
-from pickwise.core.db import OpenUnit
+from pickwise.core.db import OpenUnit, Units
 from pickwise.core.deps import UnitsDep
 from pickwise.core.errors import NotAuthenticated
 from pickwise.core.middleware import release_load_slot
 from pickwise.core.security import token_digest
+from pickwise.judgments.router import IdempotencyKeyHeader
 from pickwise.models import ConversationReply, User
+from pickwise.vocabulary import AccountRole
 
 # A semaphore per event loop (tests run on several), made again if the setting changed.
 _slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]]" = (
@@ -96,14 +98,22 @@ class Asking:
     rater: User
 
 
+async def _slot_and_unit(
+    request: Request, units: Units, exit_stack: AsyncExitStack
+) -> AsyncSession:
+    """A unit of work holding one of the database slots, both given back when `exit_stack`
+    closes (the route ends it: `OpenUnit.done`)."""
+    await exit_stack.enter_async_context(database_slot(request))
+    return await exit_stack.enter_async_context(units())
+
+
 async def open_asking(
     request: Request, units: UnitsDep, _documented: ApiTokenHeader
 ) -> AsyncIterator[Asking]:
     # A dependency, so that who asks is known (401, or 403 for a cookie without its CSRF
     # token) before the body is read and checked.
     async with AsyncExitStack() as exit_stack:
-        await exit_stack.enter_async_context(database_slot(request))
-        session = await exit_stack.enter_async_context(units())
+        session = await _slot_and_unit(request, units, exit_stack)
         principal = await caller(request, session)
         # An error in the route before `done` rolls the unit back.
         yield Asking(OpenUnit(session, exit_stack), principal.user)
@@ -128,8 +138,7 @@ async def open_starting(
     three (BEGIN, who asks, the project) on the path to the model's first token."""
     token = bearer_token(request)
     async with AsyncExitStack() as exit_stack:
-        await exit_stack.enter_async_context(database_slot(request))
-        session = await exit_stack.enter_async_context(units())
+        session = await _slot_and_unit(request, units, exit_stack)
         if token is None:
             user = (await caller(request, session)).user
             project = await service.rater_project(session, project_id, user)
@@ -144,6 +153,45 @@ async def open_starting(
 
 
 StartingDep = Annotated[Starting, Depends(open_starting, scope="function")]
+
+
+@dataclass
+class Sending(Asking):
+    """A request that sends a message: also what the message needs of its conversation
+    (None when it is not the rater's)."""
+
+    found: repository.MessageContext | None
+
+
+async def open_sending(
+    request: Request,
+    conversation_id: int,
+    units: UnitsDep,
+    _documented: ApiTokenHeader,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> AsyncIterator[Sending]:
+    """As `open_asking`, with the conversation as the message needs it. With an API token,
+    who asks goes in the same round trip (`repository.message_context_of_token`): it was a
+    round trip of its own on the path to the model's first token."""
+    token = bearer_token(request)
+    async with AsyncExitStack() as exit_stack:
+        session = await _slot_and_unit(request, units, exit_stack)
+        if token is None:
+            user = (await caller(request, session)).user
+            found = await repository.message_context(
+                session, conversation_id, user.id, user.role == AccountRole.ADMIN, idempotency_key
+            )
+        else:
+            found_user, found = await repository.message_context_of_token(
+                session, token_digest(token), utcnow(), conversation_id, idempotency_key
+            )
+            if found_user is None:
+                raise NotAuthenticated(INVALID_API_TOKEN)
+            user = found_user
+        yield Sending(OpenUnit(session, exit_stack), user, found)
+
+
+SendingDep = Annotated[Sending, Depends(open_sending, scope="function")]
 
 
 async def turn_replies_for(

@@ -12,7 +12,7 @@ query for all of them).
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 import aiohttp
@@ -168,36 +168,66 @@ class Generator:
 
     def start(self, tasks: Iterable[ReplyTask]) -> list[ReplyJob]:
         """Starts the replies (call after their rows are committed)."""
-        started = []
-        for task in tasks:
-            if task.reply_id in self.jobs:
-                continue
-            job = ReplyJob(task)
-            self.jobs[task.reply_id] = job
-            # The model is read in a task of its own, so "stop" cancels the reading only,
-            # never the storing of what came (`_run`). Made here rather than by `_run`, it
-            # sends its request on the loop's next turn instead of the one after.
-            job.reading = asyncio.create_task(self._read(task, job), name=f"read-{task.reply_id}")
-            job.runner = asyncio.create_task(self._run(job), name=f"reply-{task.reply_id}")
-            started.append(job)
-        if self.jobs and (self._watcher is None or self._watcher.done()):
-            self._watcher = asyncio.create_task(self._watch_stops(), name="reply-stop-watch")
-        return started
+        return self._run(self._send(tasks))
 
-    async def launch(self, tasks: Iterable[ReplyTask]) -> list[ReplyJob]:
+    async def launch(
+        self, tasks: Iterable[ReplyTask], committing: Awaitable[None] | None = None
+    ) -> list[ReplyJob]:
         """`start`, returning once the replies' requests are on their way: what the caller
         does next (build and send its answer) no longer comes before them, so the model's
         first token comes that much sooner.
+
+        With `committing` (the COMMIT of the transaction that wrote the replies' rows), the
+        requests go out first and travel while it is written: nothing a model sends is kept,
+        shown or stored before the commit is through, and a commit that fails cancels the
+        requests (it raises here) with nothing of theirs stored. The rows decided everything
+        a request depends on (the budget, a repeated request) before the COMMIT was sent.
 
         The reading tasks run on the loop's next turns: on the first, each goes up to its
         wait for the answer (on a pooled connection, with the request written; aiohttp
         writes the body in a task of its own, the turn after). A request that has to open
         a connection goes on connecting meanwhile: nobody waits for that here."""
-        started = self.start(tasks)
+        sent = self._send(tasks)
+        if committing is not None:
+            try:
+                await committing
+            except BaseException:
+                self._abandon(sent)
+                raise
+        started = self._run(sent)
         if started:
             for _ in range(REQUEST_TURNS):
                 await asyncio.sleep(0)
         return started
+
+    def _send(self, tasks: Iterable[ReplyTask]) -> list[ReplyJob]:
+        """Jobs for the replies not already in hand, each reading its model in a task of its
+        own (so "stop" cancels the reading only, never the storing of what came). Made
+        before the job's runner, the request goes out on the loop's next turn."""
+        sent = []
+        for task in tasks:
+            if task.reply_id in self.jobs:
+                continue
+            job = ReplyJob(task)
+            self.jobs[task.reply_id] = job
+            job.reading = asyncio.create_task(self._read(task, job), name=f"read-{task.reply_id}")
+            sent.append(job)
+        return sent
+
+    def _run(self, jobs: list[ReplyJob]) -> list[ReplyJob]:
+        """Each job's runner, which stores its outcome when the reading ends."""
+        for job in jobs:
+            job.runner = asyncio.create_task(self._finish(job), name=f"reply-{job.task.reply_id}")
+        if self.jobs and (self._watcher is None or self._watcher.done()):
+            self._watcher = asyncio.create_task(self._watch_stops(), name="reply-stop-watch")
+        return jobs
+
+    def _abandon(self, jobs: list[ReplyJob]) -> None:
+        """Jobs whose rows were never committed: their requests cancelled, nothing stored."""
+        for job in jobs:
+            job.stop()
+            self.jobs.pop(job.task.reply_id, None)
+            job.close()
 
     def stop(self, reply_ids: Iterable[int]) -> None:
         for reply_id in reply_ids:
@@ -228,7 +258,7 @@ class Generator:
         for key in [key for key in self._sessions if key[0] == loop]:
             await self._sessions.pop(key).close()
 
-    async def _run(self, job: ReplyJob) -> None:
+    async def _finish(self, job: ReplyJob) -> None:
         reading = job.reading
         assert reading is not None, "`start` makes the reading task first"
         try:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.auth.repository import LIVE_API_TOKEN, user_of_api_token_with
+from pickwise.auth.repository import API_TOKEN_HOLDER, LIVE_API_TOKEN, user_of_api_token_with
 from pickwise.batches.parsing.records import ParsedResponse
 from pickwise.core.db import (
     DriverSql,
@@ -155,21 +155,33 @@ def _may_rate(project_id: Any) -> Any:
     return bindparam("is_admin") | member.exists()
 
 
-# The rater's conversation with its project and settings, in a project they may still rate.
-# Straight on psycopg (DriverSql): a vote, a message, an edit each start with it.
-_OWNED_CONVERSATION_SQL = f"""
+def _owned_conversation_sql(rater_id: str, is_admin: str) -> str:
+    return f"""
     SELECT {columns_of(Conversation, "c")}, {columns_of(Project, "p")},
            {columns_of(ConversationSettings, "s")}
     FROM conversations c
     JOIN projects p ON p.id = c.project_id
     JOIN conversation_settings s ON s.project_id = c.project_id
-    WHERE c.id = :conversation_id AND c.rater_id = :rater_id
-      AND (:is_admin OR EXISTS (
+    WHERE c.id = :conversation_id AND c.rater_id = {rater_id}
+      AND ({is_admin} OR EXISTS (
           SELECT FROM project_members m
-          WHERE m.project_id = c.project_id AND m.user_id = :rater_id))
+          WHERE m.project_id = c.project_id AND m.user_id = {rater_id}))
 """
+
+
+# The rater's conversation with its project and settings, in a project they may still rate.
+# Straight on psycopg (DriverSql): a vote, a message, an edit each start with it.
+_OWNED_CONVERSATION_SQL = _owned_conversation_sql(":rater_id", ":is_admin")
 _OWNED_CONVERSATION = DriverSql(_OWNED_CONVERSATION_SQL)
 _LOCKED_OWNED_CONVERSATION = DriverSql(_OWNED_CONVERSATION_SQL + " FOR UPDATE OF c")
+# The same, locked, for whom an API token names: sent in the round trip of the token's lookup.
+_LOCKED_CONVERSATION_OF_TOKEN_HOLDER = DriverSql(
+    _owned_conversation_sql(
+        API_TOKEN_HOLDER,
+        f"COALESCE((SELECT u.role = '{AccountRole.ADMIN}' {LIVE_API_TOKEN}), false)",
+    )
+    + " FOR UPDATE OF c"
+)
 # With the project's conversation endpoints that are switched on (one row each, or one row
 # of NULLs): a new conversation reads all it needs in one statement.
 _RATER_PROJECT = (
@@ -293,24 +305,51 @@ class MessageContext:
     keyed: ConversationTurn | None  # the turn an earlier message with this key made
     head: Head | None
     endpoints: list[GenerationEndpoint]  # the project's, switched on, by id
+    rows: "ConversationRows"  # the conversation as it is, for the answer
+
+
+def _message_calls(
+    owned: tuple[DriverSql, dict[str, Any]], conversation_id: int, key: str | None
+) -> list[tuple[DriverSql, dict[str, Any]]]:
+    params = {"conversation_id": conversation_id, "client_key": key}
+    return [
+        owned,
+        (_TURN_OF_KEY, params),
+        (_HEAD, params),
+        (_ENDPOINTS_OF_CONVERSATION, params),
+        (_CONVERSATION_ROWS, {"conversation_id": conversation_id}),
+    ]
 
 
 async def message_context(
     session: AsyncSession, conversation_id: int, rater_id: int, is_admin: bool, key: str | None
 ) -> MessageContext | None:
-    """The rater's conversation (locked), the turn of the message's key, the last turn and
-    the project's endpoints, in one round trip (`run_pipelined`: the others are read after
-    the lock is taken, and not looked at when the conversation is not the rater's)."""
-    params = {"conversation_id": conversation_id, "client_key": key}
-    owned, keyed, head, endpoints = await run_pipelined(
-        session,
-        [
-            (_LOCKED_OWNED_CONVERSATION, _owned_params(conversation_id, rater_id, is_admin)),
-            (_TURN_OF_KEY, params),
-            (_HEAD, params),
-            (_ENDPOINTS_OF_CONVERSATION, params),
-        ],
+    """The rater's conversation (locked), the turn of the message's key, the last turn, the
+    project's endpoints and the conversation's rows (its answer is made from them and the
+    turn it writes: no read after the write), in one round trip (`run_pipelined`: the others
+    are read after the lock is taken, and not looked at when the conversation is not the
+    rater's)."""
+    owned = (_LOCKED_OWNED_CONVERSATION, _owned_params(conversation_id, rater_id, is_admin))
+    answers = await run_pipelined(session, _message_calls(owned, conversation_id, key))
+    return _message_context(session, answers)
+
+
+async def message_context_of_token(
+    session: AsyncSession, token_hash: str, now: datetime, conversation_id: int, key: str | None
+) -> tuple[User | None, MessageContext | None]:
+    """Who an API token names and `message_context` for them, in one round trip (the
+    transaction's BEGIN included). (None, None) when the token names nobody."""
+    owned = (_LOCKED_CONVERSATION_OF_TOKEN_HOLDER, {"conversation_id": conversation_id})
+    user, answers = await user_of_api_token_with(
+        session, token_hash, now, _message_calls(owned, conversation_id, key)
     )
+    return user, (None if user is None else _message_context(session, answers))
+
+
+def _message_context(
+    session: AsyncSession, answers: list[list[tuple[Any, ...]]]
+) -> MessageContext | None:
+    owned, keyed, head, endpoints, rows = answers
     found = _adopt_owned(session, owned)
     if found is None:
         return None
@@ -321,6 +360,7 @@ async def message_context(
         adopt(session, ConversationTurn, keyed[0]) if keyed else None,
         _head(session, head),
         [adopt(session, GenerationEndpoint, row) for row in endpoints],
+        _adopt_rows(session, rows),
     )
 
 

@@ -22,6 +22,7 @@ from pickwise.conversations.deps import (
     Asking,
     AskingDep,
     DatabaseSlot,
+    SendingDep,
     StartingDep,
     UnitPrincipal,
     caller,
@@ -151,8 +152,9 @@ async def _asking(
     replies: int,
 ) -> ConversationRead:
     """Writes the turn (or attempt) and, unless the answer waits for the replies, reads the
-    conversation back, in the unit that found who asks; commits; then starts the replies (no
-    transaction is open while a model writes) and answers, at once or when they are written.
+    conversation back, in the unit that found who asks; commits, the replies' requests on
+    their way meanwhile (no transaction is open while a model writes); and answers, at once
+    or when they are written.
     (Who asks, the writing and the reading were three transactions: under load every BEGIN
     and COMMIT is a round trip the worker waits for.) The replies' requests go out before
     the answer is built: the model's first token is what the rater waits for."""
@@ -160,13 +162,15 @@ async def _asking(
     generator.check_room(replies)
     sent = await ask(session, rater)
     view = None
-    if not wait and sent.conversation is not None:
+    if not wait and sent.new_view is None:
+        assert sent.conversation is not None, "without new_view, the conversation is read"
         view = await views.load(session, sent.conversation)
-    await asking.unit.done()
-    await generator.launch(sent.tasks)
+    # The replies' requests go out while the COMMIT is written (nothing they bring is kept
+    # unless it goes through): the COMMIT's flush was on the path to the first token.
+    await generator.launch(sent.tasks, asking.unit.done())
     if not wait:
         if view is None:
-            assert sent.new_view is not None, "a new conversation makes its own view"
+            assert sent.new_view is not None, "checked above"
             view = sent.new_view()
         return views.conversation_read(view, utcnow())
     release_load_slot(request.scope)
@@ -232,15 +236,17 @@ async def send_message(
     conversation_id: int,
     body: MessageIn,
     request: Request,
-    asking: AskingDep,
+    sending: SendingDep,
     units: UnitsDep,
     wait: Wait = False,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
     async def ask(session: AsyncSession, rater: User) -> Sent:
-        return await service.send(session, conversation_id, rater, body, idempotency_key)
+        return await service.send_in(
+            session, sending.found, conversation_id, rater, body, idempotency_key
+        )
 
-    return await _asking(request, asking, units, wait, ask, replies=2)
+    return await _asking(request, sending, units, wait, ask, replies=2)
 
 
 @router.get(

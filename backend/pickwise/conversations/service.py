@@ -108,9 +108,10 @@ class Sent:
     conversation_id: int
     turn_id: int
     tasks: tuple[ReplyTask, ...]
-    # The conversation, to read back in the transaction; None for a new one, whose answer
-    # `new_view` makes from what the transaction was given (no read, and no ORM objects
-    # built before the replies' requests are out: the model's first token is waited for).
+    # The conversation, to read back in the transaction when there is no `new_view`: that
+    # makes the answer from what the transaction read and wrote (no read after the turn's
+    # statement, and no ORM objects built before the replies' requests are out: the
+    # model's first token is waited for).
     conversation: Conversation | None = None
     new_view: Callable[[], views.ConversationView] | None = None
 
@@ -375,9 +376,11 @@ async def _add_turn(
     message: str,
     client_key: str | None,
     now: datetime,
+    earlier: repository.ConversationRows | None = None,
 ) -> Sent:
     """Writes the turn, its two replies and the budget they take (and the conversation, when
-    it is new) in one statement; nothing when the day's replies are used up."""
+    it is new) in one statement; nothing when the day's replies are used up. The answer is
+    made from `earlier` (the conversation's rows, read under its lock) and what was written."""
     usable = [
         (endpoint, config)
         for endpoint in endpoints
@@ -435,10 +438,11 @@ async def _add_turn(
     )
     if isinstance(conversation, Conversation):
         as_written(conversation, last_activity_at=now)
-        return Sent(conversation.id, written.turn_id, tasks, conversation)
     started = conversation
 
     def new_view() -> views.ConversationView:
+        if isinstance(started, Conversation):
+            return views.of_rows(started, _with_turn(earlier, written_turn()))
         stored = Conversation(
             id=written.conversation_id,
             project_id=settings.project_id,
@@ -453,10 +457,13 @@ async def _add_turn(
             last_activity_at=now,
             ended_at=None,
         )
+        return views.of_rows(stored, _with_turn(None, written_turn()))
+
+    def written_turn() -> views.TurnView:
         turn = ConversationTurn(
             id=written.turn_id,
             conversation_id=written.conversation_id,
-            parent_turn_id=None,
+            parent_turn_id=new.parent_turn_id,
             depth=new.depth,
             branch=0,
             user_content=message,
@@ -470,10 +477,20 @@ async def _add_turn(
         right_reply = _reply_row(
             turn.id, ShownSide.RIGHT, 1, new.right, now, written.right_reply_id
         )
-        only = views.TurnView(turn, left_reply, right_reply, judgment=None, edit=None)
-        return views.ConversationView(stored, [only])
+        return views.TurnView(turn, left_reply, right_reply, judgment=None, edit=None)
 
     return Sent(written.conversation_id, written.turn_id, tasks, new_view=new_view)
+
+
+def _with_turn(
+    earlier: repository.ConversationRows | None, turn: views.TurnView
+) -> repository.ConversationRows:
+    """The conversation's rows with a turn just written (and its replies) added."""
+    rows = earlier or repository.ConversationRows([], {}, {}, {})
+    replies = {(turn.turn.id, reply.side): reply for reply in (turn.left, turn.right)}
+    return dataclasses.replace(
+        rows, turns=[*rows.turns, turn.turn], replies={**rows.replies, **replies}
+    )
 
 
 def _repeated(head: repository.Head, message: str, parent_turn_id: int | None) -> bool:
@@ -560,21 +577,40 @@ async def send(
 ) -> Sent:
     """The rater's next message. The same message sent again (a reload, a double click, a
     retry with its key) gives back the turn it made the first time."""
-    now = now or utcnow()
     found = await repository.message_context(
         session, conversation_id, rater.id, rater.role == AccountRole.ADMIN, key
     )
+    return await send_in(session, found, conversation_id, rater, data, key, now)
+
+
+async def send_in(
+    session: AsyncSession,
+    found: repository.MessageContext | None,
+    conversation_id: int,
+    rater: User,
+    data: MessageIn,
+    key: str | None,
+    now: datetime | None = None,
+) -> Sent:
+    """`send`, in the conversation `repository.message_context` found (None: not the
+    rater's)."""
+    now = now or utcnow()
     if found is None:
         raise _not_yours(conversation_id)
     message = _message(data.content, "content")
     conversation, settings, head = found.conversation, found.settings, found.head
+
+    # Read under the conversation's lock: as it is now (answers from the rows, no read back).
+    def as_now() -> views.ConversationView:
+        return views.of_rows(conversation, found.rows)
+
     if found.keyed is not None:
         if found.keyed.user_content != message:
             raise KeyReused()
-        return Sent(conversation.id, found.keyed.id, (), conversation)
+        return Sent(conversation.id, found.keyed.id, (), new_view=as_now)
     judged = head is not None and head.turn.judged_at is not None
     if head is not None and _repeated(head, message, data.parent_turn_id):
-        return Sent(conversation.id, head.turn.id, (), conversation)
+        return Sent(conversation.id, head.turn.id, (), new_view=as_now)
     if data.parent_turn_id is not None and (head is None or head.turn.id != data.parent_turn_id):
         raise MovedOn()
     if conversation.status != ConversationStatus.ACTIVE:
@@ -584,7 +620,7 @@ async def send(
     if head is not None and head.turn.depth >= conversation.turn_cap:
         raise Conflict(ENDED)
     return await _add_turn(
-        session, settings, found.endpoints, conversation, head, rater, message, key, now
+        session, settings, found.endpoints, conversation, head, rater, message, key, now, found.rows
     )
 
 

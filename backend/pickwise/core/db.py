@@ -166,6 +166,15 @@ class OpenUnit:
         await self._exit.aclose()
 
 
+@asynccontextmanager
+async def open_unit(units: Units) -> AsyncIterator[OpenUnit]:
+    """A unit of work the block ends itself (`done`) when it goes on without it; an error
+    before that rolls it back."""
+    async with AsyncExitStack() as exit_stack:
+        session = await exit_stack.enter_async_context(units())
+        yield OpenUnit(session, exit_stack)
+
+
 async def add_unique(session: AsyncSession, row: object, conflict: PickwiseError) -> None:
     """Insert `row` in a savepoint. When a unique constraint refuses it (a concurrent request
     got there first), `conflict` is raised and the session stays usable."""

@@ -28,7 +28,7 @@ from pickwise.conversations.schemas import MessageIn, StartIn, VoteIn
 from pickwise.conversations.service import Sent
 from pickwise.conversations.voting import count_judged_turn
 from pickwise.core.clock import utcnow
-from pickwise.core.db import Units
+from pickwise.core.db import OpenUnit, Units, open_unit
 from pickwise.core.deps import SessionDep, UnitsDep
 from pickwise.core.errors import PickwiseError
 from pickwise.core.middleware import release_load_slot
@@ -232,9 +232,10 @@ async def _problem_page(
         )
 
 
-async def _after_sending(request: Request, sent: Sent, form: FormData) -> None:
-    """Starts the replies; without JavaScript (wait=1) returns only once they are written."""
-    await generator.launch(sent.tasks)
+async def _after_sending(request: Request, sent: Sent, form: FormData, unit: OpenUnit) -> None:
+    """Commits the unit that wrote the turn, the replies' requests on their way meanwhile
+    (`Generator.launch`); without JavaScript (wait=1) returns only once they are written."""
+    await generator.launch(sent.tasks, unit.done())
     if form_text(form, "wait") != "0":
         release_load_slot(request.scope)
         await generator.wait_for_turn(sent.turn_id)
@@ -261,10 +262,11 @@ async def start(
     )
     try:
         generator.check_room(2)
-        async with units() as session:
-            found = await service.rater_project(session, project_id, principal.user)
+        async with open_unit(units) as unit:
+            found = await service.rater_project(unit.session, project_id, principal.user)
             key = form_text(form, "start_key") or None
-            sent = await service.start(session, found, project_id, principal.user, data, key)
+            sent = await service.start(unit.session, found, project_id, principal.user, data, key)
+            await _after_sending(request, sent, form, unit)
     except PickwiseError as exc:
         async with units() as session:
             project = await project_for_rater(project_id, session, principal.user)
@@ -272,7 +274,6 @@ async def start(
             return await _home_page(
                 request, principal, session, project, draft=data.message or "", problem=problem
             )
-    await _after_sending(request, sent, form)
     return _redirect(
         request, "converse_page", project_id=project_id, conversation_id=sent.conversation_id
     )
@@ -309,9 +310,10 @@ async def send(
         )
     try:
         generator.check_room(2)
-        async with units() as session:
+        async with open_unit(units) as unit:
             key = form_text(form, "idempotency_key") or None
-            sent = await service.send(session, conversation_id, principal.user, data, key)
+            sent = await service.send(unit.session, conversation_id, principal.user, data, key)
+            await _after_sending(request, sent, form, unit)
     except PickwiseError as exc:
         if isinstance(exc, service.MovedOn | service.KeyReused):  # a second tab, an old page
             return _back(request, project_id, conversation_id, "moved_on")
@@ -319,7 +321,6 @@ async def send(
         return await _problem_page(
             request, principal, units, conversation_id, problem, draft=content
         )
-    await _after_sending(request, sent, form)
     return _back(request, project_id, conversation_id)
 
 
@@ -342,14 +343,14 @@ async def retry(
     form = await request.form()
     try:
         generator.check_room(1)
-        async with units() as session:
+        async with open_unit(units) as unit:
             sent = await service.retry(
-                session, conversation_id, turn_id, form_text(form, "side"), principal.user
+                unit.session, conversation_id, turn_id, form_text(form, "side"), principal.user
             )
+            await _after_sending(request, sent, form, unit)
     except PickwiseError as exc:
         problem = Problem(exc.detail, exc.status_code)
         return await _problem_page(request, principal, units, conversation_id, problem)
-    await _after_sending(request, sent, form)
     return _back(request, project_id, conversation_id)
 
 
