@@ -13,6 +13,7 @@ from httpx import AsyncClient, Response
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pickwise.analytics.text_features import forget_kept_features
 from pickwise.assignments.service import next_lease
 from pickwise.assignments.standing import ProjectClosed
 from pickwise.auth import repository as auth_repository
@@ -1009,13 +1010,24 @@ async def test_the_summary_and_the_page_after_it_are_few_statements(
     rating._needed_seen[project.id] = (time.monotonic(), 5)
     statements.clear()
 
+    forget_kept_features()
     summary = await client.get(response.headers["location"])
     assert summary.status_code == 200
     assert "What your choices teach" in summary.text
-    assert len(statements) <= 2, "\n".join(statements)
+    # The answers not scanned before are read by id, in a statement of their own.
+    assert len(statements) <= 3, "\n".join(statements)
+    assert sum("FROM responses" in each for each in statements) == 1, "\n".join(statements)
     # Its lines compare answers only: the prompts (their turns, JSON to decode for each of
     # up to 500 choices every so many judgments) are not read.
     assert not any("prompts" in each for each in statements), "\n".join(statements)
+
+    # The next summary (every so many judgments, over much the same choices) reads no
+    # answer's text again: this process keeps their features.
+    statements.clear()
+    again = await client.get(response.headers["location"])
+    assert again.text.count("Picked the") == summary.text.count("Picked the") > 0
+    assert len(statements) <= 2, "\n".join(statements)
+    assert not any("responses" in each for each in statements), "\n".join(statements)
 
     statements.clear()
     html = (await open_page(client, app, project)).text

@@ -304,26 +304,48 @@ _PATTERNS: tuple[tuple[str, str, Callable[[SummaryFeatures], float]], ...] = (
 )
 
 
+class FeaturedChoice(NamedTuple):
+    """A choice with the summary's features of its two answers (see ChoiceRecord)."""
+
+    features_a: SummaryFeatures
+    features_b: SummaryFeatures
+    choice: str
+    left_side: str
+
+
 def choice_pattern_summary(records: Sequence[ChoiceRecord]) -> list[PatternLine]:
     """How often the picked answer was the longer / structured / hedged / agreeing / left one.
 
     Only A or B choices count; a feature line counts only pairs whose answers differ on it.
     """
     decisive = [record for record in records if record.choice in ("a", "b")]
-    features = [
-        (_kept_summary_features(r.text_a), _kept_summary_features(r.text_b)) for r in decisive
-    ]
+    return pattern_lines(
+        [
+            FeaturedChoice(
+                _kept_summary_features(r.text_a),
+                _kept_summary_features(r.text_b),
+                r.choice,
+                r.left_side,
+            )
+            for r in decisive
+        ]
+    )
+
+
+def pattern_lines(choices: Sequence[FeaturedChoice]) -> list[PatternLine]:
+    """`choice_pattern_summary` of choices whose answers' features are known already."""
+    decisive = [choice for choice in choices if choice.choice in ("a", "b")]
     lines = []
     for key, label, value in _PATTERNS:
         chosen = eligible = 0
-        for record, (features_a, features_b) in zip(decisive, features, strict=True):
-            value_a, value_b = value(features_a), value(features_b)
+        for each in decisive:
+            value_a, value_b = value(each.features_a), value(each.features_b)
             if value_a == value_b:
                 continue
             eligible += 1
-            chosen += (value_a > value_b) == (record.choice == "a")
+            chosen += (value_a > value_b) == (each.choice == "a")
         lines.append(_pattern_line(key, label, chosen, eligible))
-    picked_left = sum(record.choice == record.left_side for record in decisive)
+    picked_left = sum(each.choice == each.left_side for each in decisive)
     lines.append(
         _pattern_line("left", "Picked the answer shown on the left", picked_left, len(decisive))
     )
@@ -352,23 +374,34 @@ def summary_features(text: str) -> SummaryFeatures:
 # bytes an answer: FEATURES_KEPT covers the windows of ~100 raters at k = 3.
 # The summary runs in worker threads, hence the lock.
 FEATURES_KEPT = 32_768
-_kept_features: OrderedDict[bytes, SummaryFeatures] = OrderedDict()
+# Keys: a digest of the text (bytes), or a stored answer's id (int), whose text never changes:
+# the summary asks by id, so the texts it has seen are not read from Postgres again.
+_kept_features: OrderedDict[bytes | int, SummaryFeatures] = OrderedDict()
 _kept_lock = threading.Lock()
 
 
-def _kept_summary_features(text: str) -> SummaryFeatures:
-    key = hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=16).digest()
+def kept_features(key: bytes | int) -> SummaryFeatures | None:
+    """The features kept under `key`, if still kept."""
     with _kept_lock:
         kept = _kept_features.get(key)
         if kept is not None:
             _kept_features.move_to_end(key)
-            return kept
+        return kept
+
+
+def keep_features(key: bytes | int, text: str) -> SummaryFeatures:
+    """`summary_features` of `text`, kept under `key`."""
     features = summary_features(text)
     with _kept_lock:
         _kept_features[key] = features
         while len(_kept_features) > FEATURES_KEPT:
             _kept_features.popitem(last=False)
     return features
+
+
+def _kept_summary_features(text: str) -> SummaryFeatures:
+    key = hashlib.blake2b(text.encode(errors="surrogatepass"), digest_size=16).digest()
+    return kept_features(key) or keep_features(key, text)
 
 
 def forget_kept_features() -> None:

@@ -1,11 +1,19 @@
 """A rater's own choice patterns: the private "what your choices teach" summary."""
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.analytics.text_features import ChoiceRecord, PatternLine, choice_pattern_summary
+from pickwise.analytics.text_features import (
+    FeaturedChoice,
+    PatternLine,
+    SummaryFeatures,
+    keep_features,
+    kept_features,
+    pattern_lines,
+)
 from pickwise.judgments import repository
 from pickwise.vocabulary import chosen_side
 
@@ -21,23 +29,35 @@ class ChoicePatterns:
     lines: list[PatternLine]
 
 
-async def rater_choice_records(
-    session: AsyncSession, project_id: int, rater_id: int, limit: int = MAX_JUDGMENTS
-) -> list[ChoiceRecord]:
-    """The rater's latest judgments in the project, with the texts they compared; without
-    their prompts (left empty), which the summary's lines never look at."""
-    rows = await repository.latest_choices(session, project_id, rater_id, limit)
-    return [
-        ChoiceRecord("", text_a, text_b, choice, left_side)
-        for text_a, text_b, choice, left_side in rows
-    ]
-
-
 async def rater_choice_patterns(
     session: AsyncSession, project_id: int, rater_id: int
 ) -> ChoicePatterns:
-    records = await rater_choice_records(session, project_id, rater_id)
+    """The summary of the rater's latest judgments in the project. It comes back every so
+    many judgments over much the same choices, so the answers' features are kept per process
+    by answer id (an answer's text never changes): only the answers not scanned before are
+    read from Postgres (~20 ms of its CPU a summary for 1,000 texts otherwise)."""
+    rows = await repository.latest_choices(session, project_id, rater_id, MAX_JUDGMENTS)
+    known: dict[int, SummaryFeatures] = {}
+    for answer_a, answer_b, _, _ in rows:
+        for answer_id in (answer_a, answer_b):
+            features = kept_features(answer_id)
+            if features is not None:
+                known[answer_id] = features
+    missing = {answer_id for row in rows for answer_id in row[:2]} - known.keys()
+    texts = await repository.answer_texts(session, sorted(missing)) if missing else {}
     # Text features are regex work on every answer: keep it off the event loop.
-    lines = await asyncio.to_thread(choice_pattern_summary, records)
-    decisive = sum(chosen_side(record.choice) is not None for record in records)
-    return ChoicePatterns(judged=len(records), decisive=decisive, lines=lines)
+    lines = await asyncio.to_thread(_lines, rows, known, texts)
+    decisive = sum(chosen_side(choice) is not None for _, _, choice, _ in rows)
+    return ChoicePatterns(judged=len(rows), decisive=decisive, lines=lines)
+
+
+def _lines(
+    rows: Sequence[tuple[int, int, str, str]],
+    known: dict[int, SummaryFeatures],
+    texts: dict[int, str],
+) -> list[PatternLine]:
+    for answer_id, text in texts.items():
+        known[answer_id] = keep_features(answer_id, text)
+    return pattern_lines(
+        [FeaturedChoice(known[a], known[b], choice, left) for a, b, choice, left in rows]
+    )

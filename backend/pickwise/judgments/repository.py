@@ -542,26 +542,32 @@ async def release_claim(session: AsyncSession, user_id: int, key: str) -> None:
 # --- a rater's own patterns (judgments.patterns) ------------------------------------------
 
 # The summary's lines compare the two answers of each choice, never its prompt: the prompts'
-# turns (JSON to decode, 500 rows every 20 judgments) are not read.
+# turns (JSON to decode, 500 rows every 20 judgments) are not read. Nor are the answers' texts
+# here: the summary asks for those it has not scanned before (`answer_texts`), by id.
 _RATER_CHOICES = DriverSql(
     """
-    SELECT ra.content, rb.content, j.choice, j.left_side
+    SELECT q.response_a_id, q.response_b_id, j.choice, j.left_side
     FROM judgments j
     JOIN pairs q ON q.id = j.pair_id
-    JOIN responses ra ON ra.id = q.response_a_id
-    JOIN responses rb ON rb.id = q.response_b_id
     WHERE j.project_id = :project_id AND j.rater_id = :rater_id
     ORDER BY j.submitted_at DESC, j.id DESC
     LIMIT :limit
     """
 )
+_ANSWER_TEXTS = DriverSql("SELECT id, content FROM responses WHERE id = ANY(:ids)")
 
 
 async def latest_choices(
     session: AsyncSession, project_id: int, rater_id: int, limit: int
-) -> Sequence[tuple[str, str, str, str]]:
-    """The rater's latest judgments in the project: (text A, text B, choice, side shown
-    left), newest first."""
+) -> Sequence[tuple[int, int, str, str]]:
+    """The rater's latest judgments in the project: (answer A's id, answer B's id, choice,
+    side shown left), newest first."""
     params = {"project_id": project_id, "rater_id": rater_id, "limit": limit}
     rows = await _RATER_CHOICES.rows(session, params)
-    return [(text_a, text_b, choice, left) for text_a, text_b, choice, left in rows]
+    return [(answer_a, answer_b, choice, left) for answer_a, answer_b, choice, left in rows]
+
+
+async def answer_texts(session: AsyncSession, answer_ids: Sequence[int]) -> dict[int, str]:
+    """The texts of the answers (responses) of `answer_ids`, by id."""
+    rows = await _ANSWER_TEXTS.rows(session, {"ids": list(answer_ids)})
+    return {answer_id: text for answer_id, text in rows}

@@ -133,7 +133,9 @@ class Judgment(IdMixin, Base):
         Index("ix_judgments_project_pair", "project_id", "pair_id"),
         # "Judgments since the analytics were computed": a short range scan per project.
         Index("ix_judgments_project_id_id", "project_id", "id"),
-        Index("ix_judgments_rater_submitted", "rater_id", "submitted_at"),
+        # A rater's judgments in a project, counted on every rating page (all, and since their
+        # midnight) and read newest first by the summary: an index-only count.
+        Index("ix_judgments_rater_project_submitted", "rater_id", "project_id", "submitted_at"),
         # Updated in place (no pending list): no rater's submit pays for a pending-list flush.
         Index(
             "ix_judgments_rationale_search",
