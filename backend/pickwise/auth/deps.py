@@ -17,7 +17,6 @@ from pickwise.core.db import DriverSql
 from pickwise.core.deps import OpenUnitDep, SessionDep
 from pickwise.core.errors import Forbidden, NotAuthenticated
 from pickwise.models import User, UserSession
-from pickwise.vocabulary import AccountRole
 
 SESSION_COOKIE = "pickwise_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -174,7 +173,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 async def get_admin_user(user: CurrentUser) -> User:
-    if user.role != AccountRole.ADMIN:
+    if not user.is_admin:
         raise Forbidden("Only admins can do this.")
     return user
 

@@ -119,7 +119,7 @@ async def list_api_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
 
 async def revoke_api_token(session: AsyncSession, user: User, token_id: int) -> None:
     """Your own token; admins may revoke anyone's."""
-    owner_id = None if user.role == AccountRole.ADMIN else user.id
+    owner_id = None if user.is_admin else user.id
     if not await repository.revoke_api_token(session, token_id, utcnow(), owner_id=owner_id):
         raise NotFound(f"token {token_id}: no such active token")
 

@@ -34,7 +34,6 @@ from pickwise.core.middleware import release_load_slot
 from pickwise.core.security import token_digest
 from pickwise.judgments.router import IdempotencyKeyHeader
 from pickwise.models import ConversationReply, User
-from pickwise.vocabulary import AccountRole
 
 # A semaphore per event loop (tests run on several), made again if the setting changed.
 _slots: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[int, asyncio.Semaphore]]" = (
@@ -179,7 +178,7 @@ async def open_sending(
         if token is None:
             user = (await caller(request, session)).user
             found = await repository.message_context(
-                session, conversation_id, user.id, user.role == AccountRole.ADMIN, idempotency_key
+                session, conversation_id, user.id, user.is_admin, idempotency_key
             )
         else:
             found_user, found = await repository.message_context_of_token(

@@ -41,7 +41,6 @@ from pickwise.models import (
     User,
 )
 from pickwise.vocabulary import (
-    AccountRole,
     ConversationStatus,
     OpenerSource,
     OverlapMode,
@@ -189,7 +188,7 @@ async def owned(
     """The rater's own conversation, its project and settings, in a project they may still
     rate (a rater taken off the project cannot go on with it); 404 otherwise."""
     found = await repository.owned_conversation(
-        session, conversation_id, rater.id, rater.role == AccountRole.ADMIN, lock=lock
+        session, conversation_id, rater.id, rater.is_admin, lock=lock
     )
     if found is None:
         raise _not_yours(conversation_id)
@@ -208,7 +207,7 @@ async def owned_view(
 ) -> tuple[Project, views.ConversationView]:
     """`own_conversation` and its view, in one round trip."""
     found = await repository.owned_conversation_and_rows(
-        session, conversation_id, rater.id, rater.role == AccountRole.ADMIN, lock=lock
+        session, conversation_id, rater.id, rater.is_admin, lock=lock
     )
     if found is None:
         raise _not_yours(conversation_id)
@@ -513,9 +512,7 @@ async def rater_project(
 ) -> repository.RaterProject | None:
     """The project a rater asks to start in, with its settings and endpoints (None: not
     one they may rate)."""
-    return await repository.rater_project(
-        session, project_id, rater.id, rater.role == AccountRole.ADMIN
-    )
+    return await repository.rater_project(session, project_id, rater.id, rater.is_admin)
 
 
 async def start(
@@ -578,7 +575,7 @@ async def send(
     """The rater's next message. The same message sent again (a reload, a double click, a
     retry with its key) gives back the turn it made the first time."""
     found = await repository.message_context(
-        session, conversation_id, rater.id, rater.role == AccountRole.ADMIN, key
+        session, conversation_id, rater.id, rater.is_admin, key
     )
     return await send_in(session, found, conversation_id, rater, data, key, now)
 
@@ -757,7 +754,7 @@ async def turn_replies(
     """The current reply of each side of a turn of the rater's own conversation (404 when
     it is not theirs, or they may no longer rate its project)."""
     replies = await repository.turn_replies(
-        session, conversation_id, turn_id, rater.id, rater.role == AccountRole.ADMIN
+        session, conversation_id, turn_id, rater.id, rater.is_admin
     )
     return both_replies(replies, conversation_id, turn_id)
 

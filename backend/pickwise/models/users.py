@@ -22,6 +22,10 @@ class User(IdMixin, TimestampMixin, Base):
     # Stable pseudonym for exports: never the email.
     pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
 
+    @property
+    def is_admin(self) -> bool:
+        return self.role == AccountRole.ADMIN
+
 
 # Case-insensitive uniqueness: "Ann@x.org" and "ann@x.org" are one account.
 Index("uq_users_email_lower", func.lower(User.email), unique=True)

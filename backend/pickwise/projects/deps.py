@@ -7,7 +7,6 @@ from pickwise.core.deps import SessionDep
 from pickwise.core.errors import NotFound
 from pickwise.models import Project
 from pickwise.projects import repository
-from pickwise.vocabulary import AccountRole
 
 
 async def project_for_admin(project_id: int, session: SessionDep, admin: AdminUser) -> Project:
@@ -18,7 +17,7 @@ async def project_for_admin(project_id: int, session: SessionDep, admin: AdminUs
 
 
 async def project_for_rater(project_id: int, session: SessionDep, user: CurrentUser) -> Project:
-    if user.role == AccountRole.ADMIN:
+    if user.is_admin:
         project = await repository.get(session, project_id)
     else:
         project = await repository.get_for_member(session, project_id, user.id)

@@ -13,14 +13,13 @@ from pickwise.projects.schemas import (
     ProjectUpdate,
 )
 from pickwise.users import repository as users_repository
-from pickwise.vocabulary import AccountRole
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 
 @router.get("", response_model=list[ProjectRead])
 async def list_projects(user: CurrentUser, session: SessionDep) -> list[ProjectRead]:
-    if user.role == AccountRole.ADMIN:
+    if user.is_admin:
         projects = await repository.list_all(session)
     else:
         projects = await repository.list_for_member(session, user.id)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -68,6 +68,19 @@ def _rater_columns() -> tuple[Any, ...]:
     )
 
 
+def _with_rater(model: Any) -> Select[Any]:
+    """`model`'s rows, each with who made it and whether their votes are excluded here."""
+    return (
+        select(model, *_rater_columns())
+        .join(User, User.id == model.rater_id)
+        .outerjoin(
+            ProjectRaterExclusion,
+            (ProjectRaterExclusion.project_id == model.project_id)
+            & (ProjectRaterExclusion.user_id == model.rater_id),
+        )
+    )
+
+
 def _rater(row: Sequence[Any]) -> Rater:
     user_id, pseudonym, display_name, email, excluded = row
     return Rater(user_id, pseudonym, display_name, email, bool(excluded))
@@ -76,13 +89,7 @@ def _rater(row: Sequence[Any]) -> Rater:
 async def votes(session: AsyncSession, pair_id: int) -> list[tuple[Judgment, Rater]]:
     """Every judgment of the pair in the order it was submitted."""
     rows = await session.execute(
-        select(Judgment, *_rater_columns())
-        .join(User, User.id == Judgment.rater_id)
-        .outerjoin(
-            ProjectRaterExclusion,
-            (ProjectRaterExclusion.project_id == Judgment.project_id)
-            & (ProjectRaterExclusion.user_id == Judgment.rater_id),
-        )
+        _with_rater(Judgment)
         .where(Judgment.pair_id == pair_id)
         .order_by(Judgment.submitted_at, Judgment.id)
     )
@@ -94,13 +101,7 @@ async def assignments(
 ) -> list[tuple[Assignment, Rater]]:
     """The pair's assignments in these states (skipped, leased, ...), oldest first."""
     rows = await session.execute(
-        select(Assignment, *_rater_columns())
-        .join(User, User.id == Assignment.rater_id)
-        .outerjoin(
-            ProjectRaterExclusion,
-            (ProjectRaterExclusion.project_id == Assignment.project_id)
-            & (ProjectRaterExclusion.user_id == Assignment.rater_id),
-        )
+        _with_rater(Assignment)
         .where(Assignment.pair_id == pair_id, Assignment.status.in_(list(statuses)))
         .order_by(Assignment.shown_at, Assignment.id)
     )
@@ -109,13 +110,7 @@ async def assignments(
 
 async def flags(session: AsyncSession, pair_id: int) -> list[tuple[PairFlag, Rater]]:
     rows = await session.execute(
-        select(PairFlag, *_rater_columns())
-        .join(User, User.id == PairFlag.rater_id)
-        .outerjoin(
-            ProjectRaterExclusion,
-            (ProjectRaterExclusion.project_id == PairFlag.project_id)
-            & (ProjectRaterExclusion.user_id == PairFlag.rater_id),
-        )
+        _with_rater(PairFlag)
         .where(PairFlag.pair_id == pair_id)
         .order_by(PairFlag.created_at, PairFlag.id)
     )
@@ -125,13 +120,7 @@ async def flags(session: AsyncSession, pair_id: int) -> list[tuple[PairFlag, Rat
 async def changes(session: AsyncSession, pair_id: int) -> list[tuple[ReplacedDecision, Rater]]:
     """The choices and skips raters replaced on the pair within the undo window, oldest first."""
     rows = await session.execute(
-        select(ReplacedDecision, *_rater_columns())
-        .join(User, User.id == ReplacedDecision.rater_id)
-        .outerjoin(
-            ProjectRaterExclusion,
-            (ProjectRaterExclusion.project_id == ReplacedDecision.project_id)
-            & (ProjectRaterExclusion.user_id == ReplacedDecision.rater_id),
-        )
+        _with_rater(ReplacedDecision)
         .where(ReplacedDecision.pair_id == pair_id)
         .order_by(ReplacedDecision.id)
     )

@@ -11,7 +11,6 @@ from pickwise.core.config import get_settings
 from pickwise.core.deps import SessionDep
 from pickwise.core.errors import PickwiseError
 from pickwise.projects import repository as projects_repository
-from pickwise.vocabulary import AccountRole
 from pickwise.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -81,7 +80,7 @@ async def home(request: Request, principal: OptionalPrincipal, session: SessionD
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     user = principal.user
-    if user.role == AccountRole.ADMIN:
+    if user.is_admin:
         projects = await projects_repository.list_all(session)
     else:
         projects = await projects_repository.list_for_member(session, user.id)
