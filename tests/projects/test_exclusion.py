@@ -166,3 +166,29 @@ async def test_a_user_who_never_rated_here_cannot_be_excluded(
         data={"excluded": "true", "csrf_token": csrf_of(page)},
     )
     assert form.status_code == 404
+
+
+async def test_the_explorer_offers_former_members_as_voters(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    """The explorer's "Voted by" list keeps a removed rater: their votes are still in the
+    project, and filtering by them is how an admin reviews those votes before excluding."""
+    setup = await crowd_project(client, session)
+    clicker = setup.left_clicker_id
+    name = setup.crowd.left_clicker.display_name
+    other = setup.good_rater_ids[0]
+    assert (
+        await client.delete(member_url(setup, clicker), headers=setup.admin_headers)
+    ).status_code == 204
+    stranger = (await make_user(session)).id
+    admin = await make_user(session, role="admin")
+    await browser_login(client, session, admin)
+    page = (await client.get(f"/admin/projects/{setup.project_id}/pairs")).text
+    option = f'<option value="{clicker}" >'
+    assert option in page
+    listed = page.split(option, 1)[1].split("</option>", 1)[0]
+    assert name in listed and "no longer a member" in listed
+    assert f'<option value="{stranger}"' not in page
+    # A current member is offered without the note.
+    current = page.split(f'<option value="{other}" >', 1)[1].split("</option>", 1)[0]
+    assert "no longer a member" not in current

@@ -95,6 +95,30 @@ async def members(session: AsyncSession, project_id: int) -> list[tuple[User, bo
     return [(user, excluded) for user, excluded in result]
 
 
+def _took_part(project_id: int, user_id: Any) -> list[Exists]:
+    """Whether the user is a member of the project, has votes in it, has conversations in
+    it: each an index probe by (user, project)."""
+    return [
+        select(model.project_id).where(model.project_id == project_id, column == user_id).exists()
+        for model, column in (
+            (ProjectMember, ProjectMember.user_id),
+            (Judgment, Judgment.rater_id),
+            (Conversation, Conversation.rater_id),
+        )
+    ]
+
+
+async def raters(session: AsyncSession, project_id: int) -> list[tuple[User, bool]]:
+    """Everyone whose work the project holds or may hold: its members, and former members
+    with votes or conversations in it; each with whether they are a member now. One probe
+    per user of the (rater, project) indexes, not a scan of the project's judgments."""
+    is_member, *rated = _took_part(project_id, User.id)
+    result = await session.execute(
+        select(User, is_member).where(or_(is_member, *rated)).order_by(User.id)
+    )
+    return [(user, member) for user, member in result]
+
+
 async def is_excluded(session: AsyncSession, project_id: int, user_id: int) -> bool:
     return bool(await session.scalar(select(_excluded(project_id, user_id))))
 
@@ -102,21 +126,7 @@ async def is_excluded(session: AsyncSession, project_id: int, user_id: int) -> b
 async def is_rater(session: AsyncSession, project_id: int, user_id: int) -> bool:
     """The user is a member of the project, or was one: they have votes or conversations
     in it."""
-    found = select(
-        or_(
-            *(
-                select(model.project_id)
-                .where(model.project_id == project_id, column == user_id)
-                .exists()
-                for model, column in (
-                    (ProjectMember, ProjectMember.user_id),
-                    (Judgment, Judgment.rater_id),
-                    (Conversation, Conversation.rater_id),
-                )
-            )
-        )
-    )
-    return bool(await session.scalar(found))
+    return bool(await session.scalar(select(or_(*_took_part(project_id, user_id)))))
 
 
 async def set_excluded(

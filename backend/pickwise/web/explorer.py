@@ -51,11 +51,13 @@ def _listing(request: Request) -> Listing:
 
 async def _filter_choices(session: AsyncSession, project: Project) -> dict[str, Any]:
     """What the filter form offers: batches, models, raters."""
-    members = await projects_repository.members(session, project.id)
+    # Former members stay in the list: their votes stay in the project (and can be excluded).
+    raters = await projects_repository.raters(session, project.id)
     return {
         "batches": await batches_repository.list_batches(session, project.id),
         "models": await review_repository.models(session, project.id),
-        "raters": [user for user, _ in members],
+        "raters": [user for user, _ in raters],
+        "former_raters": {user.id for user, member in raters if not member},
         "states": list(PairState),
         "sorts": list(PairSort),
     }
