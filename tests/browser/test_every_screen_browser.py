@@ -1,9 +1,9 @@
 """Every page on a phone and on a desktop: nothing scrolls sideways at 320 to 390 px, every
-control is a finger wide (44 px), wide tables and charts scroll inside their own box, and axe
-finds nothing at either size. Admin pages over a project with a crowd's votes, a flagged pair,
-a long file name, an invite and a token; rater pages over a pair to judge; a live-conversations
-project's pages before its first message (tests/browser/test_conversation_browser.py sees them
-mid-conversation)."""
+control is a finger wide (44 px), wide tables and charts scroll inside their own box (tables
+of people become cards, their buttons on screen), and axe finds nothing at either size.
+Admin pages over a project with a crowd's votes, a flagged pair, a long file name, an invite
+and a token; rater pages over a pair to judge; a live-conversations project's pages before its
+first message (tests/browser/test_conversation_browser.py sees them mid-conversation)."""
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -306,6 +306,40 @@ async def test_on_a_desktop_no_control_hides_in_a_table_that_scrolls_sideways(
         hidden = await page.evaluate(HIDDEN_IN_SCROLL_BOX)
         if hidden:
             problems[path] = hidden
+    assert problems == {}
+
+
+# The tables of people whose rows carry an admin's controls (Exclude, Remove, Deactivate,
+# Withdraw): on a phone each row is a card, so its buttons are on screen with its name.
+PEOPLE_TABLES = ("Members", "All users", "Pending invites")
+
+
+async def test_on_a_phone_the_tables_of_people_keep_their_buttons_on_screen(
+    browser: Browser, live_server: str, committed_engine: AsyncEngine
+) -> None:
+    world = await seed_world(committed_engine)
+    viewport = {"width": 360, "height": PHONE_HEIGHT}
+    context = await browser.new_context(viewport=viewport, has_touch=True, is_mobile=True)
+    page = await context.new_page()
+    await log_in_as(page, live_server, world.admin_email)
+    problems: dict[str, Any] = {}
+    seen = 0
+    for path in (f"/admin/projects/{world.project_id}", "/admin/users"):
+        await page.goto(f"{live_server}{path}")
+        for name in PEOPLE_TABLES:
+            region = page.get_by_role("region", name=f"Table: {name}")
+            if not await region.count():
+                continue
+            buttons = region.get_by_role("button")
+            for index in range(await buttons.count()):
+                box = await buttons.nth(index).bounding_box()
+                assert box is not None
+                seen += 1
+                if box["x"] < 0 or box["x"] + box["width"] > viewport["width"] + 0.5:
+                    label = await buttons.nth(index).inner_text()
+                    problems.setdefault(f"{path} {name}", []).append(label)
+    await context.close()
+    assert seen >= 10  # 5 members x 2 buttons, at least
     assert problems == {}
 
 
