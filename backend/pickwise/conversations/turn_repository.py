@@ -290,8 +290,11 @@ async def starter(
     if not users:
         return Starter(None, None, written=written)
     user = adopt(session, User, users[0])
-    if not rows:
+    if written is not None:
+        # The planned start holds: the project's rows are not used (nor made ORM objects).
         return Starter(user, None, written=written)
+    if not rows:
+        return Starter(user, None)
     ends = (column_count(Project), column_count(Project) + column_count(ConversationSettings))
     first = rows[0]
     project = adopt(session, Project, first[: ends[0]])
