@@ -297,3 +297,18 @@ async def test_a_start_with_a_key_or_an_odd_body_is_not_planned(
         assert refused.status_code == 422, refused.text
         assert field in refused.text
     assert await _count(Conversation) == 2 and await _replies_used(world) == 4
+
+
+async def test_an_admin_made_a_rater_is_refused_a_planned_start(
+    world: World, fake_llm: FakeLLM
+) -> None:
+    """Admins start in any project; the plan was made while they were one."""
+    await world.configure()
+    assert (await _start(world, **world.admin)).status_code == 201
+    admin_id = (await _latest(Conversation)).rater_id
+    await _execute(update(User).where(User.id == admin_id).values(role="rater"))
+    with round_trips() as trips:
+        refused = await _start(world, **world.admin)
+    assert refused.status_code == 404, refused.text
+    assert len(trips[0]) == 3
+    assert await _count(Conversation) == 1
