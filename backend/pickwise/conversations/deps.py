@@ -12,9 +12,11 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth.deps import (
@@ -25,6 +27,7 @@ from pickwise.auth.deps import (
     principal_of,
 )
 from pickwise.conversations import repository, service, turn_repository
+from pickwise.conversations.schemas import StartIn
 from pickwise.core.clock import utcnow
 from pickwise.core.config import get_settings
 from pickwise.core.db import OpenUnit, Units
@@ -32,6 +35,7 @@ from pickwise.core.deps import UnitsDep
 from pickwise.core.errors import NotAuthenticated
 from pickwise.core.middleware import release_load_slot
 from pickwise.core.security import token_digest
+from pickwise.judgments.deps import IDEMPOTENCY_KEY_HEADER
 from pickwise.judgments.router import IdempotencyKeyHeader
 from pickwise.models import ConversationReply, User
 
@@ -124,9 +128,31 @@ AskingDep = Annotated[Asking, Depends(open_asking, scope="function")]
 @dataclass
 class Starting(Asking):
     """A request that starts a conversation: also the project, when the rater may rate it
-    (None otherwise)."""
+    (None otherwise), or the start already written in the lookup's round trip (`sent`)."""
 
     project: repository.RaterProject | None
+    sent: service.Sent | None = None
+
+
+# The last start's plan per API token and project (`service.StartPlan`), in this process.
+# Kept small: a plan only saves a round trip, and a missing one costs nothing else.
+_plans: dict[tuple[str, int], service.StartPlan] = {}
+_MAX_PLANS = 4096
+
+
+async def _start_ahead(
+    request: Request, key: tuple[str, int], now: datetime
+) -> service.StartAhead | None:
+    """The start planned from the last one with this token in this project, when the body
+    (already read by FastAPI, checked here as the route will check it) asks for a plain one."""
+    plan = _plans.get(key)
+    if plan is None or request.headers.get("content-type") != "application/json":
+        return None
+    try:
+        data = StartIn.model_validate_json(await request.body())
+    except ValidationError:
+        return None  # the route answers it
+    return service.start_ahead(plan, data, request.headers.get(IDEMPOTENCY_KEY_HEADER), now)
 
 
 async def open_starting(
@@ -134,21 +160,36 @@ async def open_starting(
 ) -> AsyncIterator[Starting]:
     """As `open_asking`, with the project. With an API token, who asks and the project are
     one round trip, the transaction's BEGIN included (`turn_repository.starter`): it was
-    three (BEGIN, who asks, the project) on the path to the model's first token."""
+    three (BEGIN, who asks, the project) on the path to the model's first token. When the
+    last start with this token in this project planned the next (`service.StartPlan`), the
+    turn is written in that round trip too, if nothing it read has changed."""
     token = bearer_token(request)
     async with AsyncExitStack() as exit_stack:
         session = await _slot_and_unit(request, units, exit_stack)
         if token is None:
             user = (await caller(request, session)).user
             project = await service.rater_project(session, project_id, user)
+            yield Starting(OpenUnit(session, exit_stack), user, project)
+            return
+        key, now = (token_digest(token), project_id), utcnow()
+        ahead = await _start_ahead(request, key, now)
+        found = await turn_repository.starter(
+            session, key[0], now, project_id, None if ahead is None else ahead.to_write()
+        )
+        if found.user is None:
+            raise NotAuthenticated(INVALID_API_TOKEN)  # anything written is rolled back
+        user, sent = found.user, None
+        if ahead is not None and found.written is not None:
+            sent = ahead.sent(user, found.written)
         else:
-            found = await turn_repository.starter(
-                session, token_digest(token), utcnow(), project_id
-            )
-            if found.user is None:
-                raise NotAuthenticated(INVALID_API_TOKEN)
-            user, project = found.user, found.project
-        yield Starting(OpenUnit(session, exit_stack), user, project)
+            plan = service.start_plan(found.project, user, found.state)
+            if plan is None:
+                _plans.pop(key, None)
+            else:
+                if len(_plans) >= _MAX_PLANS:
+                    _plans.clear()
+                _plans[key] = plan
+        yield Starting(OpenUnit(session, exit_stack), user, found.project, sent)
 
 
 StartingDep = Annotated[Starting, Depends(open_starting, scope="function")]

@@ -195,6 +195,8 @@ async def start_conversation(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ConversationRead:
     async def ask(session: AsyncSession, rater: User) -> Sent:
+        if starting.sent is not None:
+            return starting.sent  # written in the lookup's round trip, as planned
         return await service.start(
             session, starting.project, project_id, rater, body, idempotency_key
         )

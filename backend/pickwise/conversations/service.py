@@ -10,8 +10,9 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.conversations import repository, turn_repository, views
@@ -365,21 +366,26 @@ async def _reserve(
         raise _over_budget(settings)
 
 
-async def _add_turn(
-    session: AsyncSession,
+@dataclass(frozen=True)
+class _PlannedTurn:
+    """A turn to write: its rows' values, and the endpoints asked (with their configs)."""
+
+    new: turn_repository.NewTurn
+    budget: turn_repository.Budget
+    left: tuple[GenerationEndpoint, EndpointConfig]
+    right: tuple[GenerationEndpoint, EndpointConfig]
+
+
+def _plan_turn(
     settings: ConversationSettings,
     endpoints: Sequence[GenerationEndpoint],
     conversation: Conversation | _NewConversation,
     head: repository.Head | None,
-    rater: User,
+    rater_id: int,
     message: str,
     client_key: str | None,
     now: datetime,
-    earlier: repository.ConversationRows | None = None,
-) -> Sent:
-    """Writes the turn, its two replies and the budget they take (and the conversation, when
-    it is new) in one statement; nothing when the day's replies are used up. The answer is
-    made from `earlier` (the conversation's rows, read under its lock) and what was written."""
+) -> _PlannedTurn:
     usable = [
         (endpoint, config)
         for endpoint in endpoints
@@ -400,15 +406,38 @@ async def _add_turn(
         now=now,
     )
     budget = turn_repository.Budget(
-        settings.project_id, rater.id, now.date(), settings.replies_per_rater_per_day
+        settings.project_id, rater_id, now.date(), settings.replies_per_rater_per_day
+    )
+    return _PlannedTurn(new, budget, left, right)
+
+
+async def _add_turn(
+    session: AsyncSession,
+    settings: ConversationSettings,
+    endpoints: Sequence[GenerationEndpoint],
+    conversation: Conversation | _NewConversation,
+    head: repository.Head | None,
+    rater: User,
+    message: str,
+    client_key: str | None,
+    now: datetime,
+    earlier: repository.ConversationRows | None = None,
+) -> Sent:
+    """Writes the turn, its two replies and the budget they take (and the conversation, when
+    it is new) in one statement; nothing when the day's replies are used up. The answer is
+    made from `earlier` (the conversation's rows, read under its lock) and what was written."""
+    planned = _plan_turn(
+        settings, endpoints, conversation, head, rater.id, message, client_key, now
     )
     if isinstance(conversation, Conversation):
-        written = await turn_repository.add_turn(session, budget, conversation.id, new)
+        written = await turn_repository.add_turn(
+            session, planned.budget, conversation.id, planned.new
+        )
     else:
         written = await turn_repository.start_conversation(
             session,
-            budget,
-            new,
+            planned.budget,
+            planned.new,
             opener_prompt_id=conversation.opener_prompt_id,
             system_prompt=conversation.system_prompt,
             prefix=conversation.prefix,
@@ -417,6 +446,20 @@ async def _add_turn(
         )
     if written is None:
         raise _over_budget(settings)
+    return _sent(settings, conversation, rater, planned, written, earlier)
+
+
+def _sent(
+    settings: ConversationSettings,
+    conversation: Conversation | _NewConversation,
+    rater: User,
+    planned: _PlannedTurn,
+    written: turn_repository.Written,
+    earlier: repository.ConversationRows | None,
+) -> Sent:
+    """The replies to generate for a turn written, and its answer made from the rows."""
+    new, left, right, now = planned.new, planned.left, planned.right, planned.new.now
+    message, client_key = new.user_content, new.client_key
     tasks = (
         _task(
             written.left_reply_id,
@@ -562,6 +605,98 @@ async def start(
     return await _add_turn(
         session, settings, found.endpoints, conversation, None, rater, first, None, now
     )
+
+
+# --- a start planned ahead ----------------------------------------------------------------
+# A start with an API token reads who asks and the project (one round trip), then writes the
+# turn (a second one) before the model is asked. The turn's values depend only on what that
+# lookup reads and on the request, so a process keeps what the last start with the token in
+# the project read (`StartPlan`) and the next start plans its turn from it: the turn goes in
+# the lookup's round trip, written only if what the lookup reads is still the same
+# (`turn_repository.starter`); otherwise nothing is written and the start goes as before.
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """What a start read of the project (copies, in no session) and who asked, with that
+    read as one text (`state`)."""
+
+    state: str
+    rater_id: int
+    settings: ConversationSettings
+    endpoints: tuple[GenerationEndpoint, ...]
+
+
+_Row = TypeVar("_Row", ConversationSettings, GenerationEndpoint)
+
+
+def _copy_of(row: _Row) -> _Row:
+    keys = [attribute.key for attribute in sa_inspect(type(row)).column_attrs]
+    return type(row)(**{key: getattr(row, key) for key in keys})
+
+
+def start_plan(
+    found: repository.RaterProject | None, rater: User, state: str | None
+) -> StartPlan | None:
+    """The plan of the next start with the same token (None: such a start is not planned
+    ahead, e.g. not a project of the rater's, or one starting from its openers)."""
+    if found is None or state is None or found.settings is None:
+        return None
+    settings = found.settings
+    limit = settings.replies_per_rater_per_day
+    if (
+        found.project.kind != ProjectKind.CONVERSATIONS
+        or settings.opener_source == OpenerSource.IMPORTED
+        or (limit is not None and limit < 2)
+    ):
+        return None
+    return StartPlan(
+        state, rater.id, _copy_of(settings), tuple(_copy_of(e) for e in found.endpoints)
+    )
+
+
+@dataclass(frozen=True)
+class StartAhead:
+    """A start planned from a `StartPlan`: the turn to write, and what it becomes once
+    written (`sent`)."""
+
+    plan: StartPlan
+    conversation: _NewConversation
+    planned: _PlannedTurn
+
+    def to_write(self) -> turn_repository.PlannedStart:
+        settings = self.plan.settings
+        return turn_repository.PlannedStart(
+            self.plan.state,
+            self.planned.budget,
+            self.planned.new,
+            self.conversation.system_prompt,
+            settings.turn_cap,
+        )
+
+    def sent(self, rater: User, written: turn_repository.Written) -> Sent:
+        return _sent(self.plan.settings, self.conversation, rater, self.planned, written, None)
+
+
+def start_ahead(
+    plan: StartPlan, data: StartIn, key: str | None, now: datetime
+) -> StartAhead | None:
+    """The start `start` would make from the plan's rows, or None when it would not be
+    this plain one (a key, an opener, no message, too few endpoints left)."""
+    if key is not None or data.use_opener:
+        return None
+    message = (data.message or "").strip()
+    if not message:
+        return None
+    settings = plan.settings
+    conversation = _NewConversation(None, settings.system_prompt, [], None)
+    try:
+        planned = _plan_turn(
+            settings, plan.endpoints, conversation, None, plan.rater_id, message, None, now
+        )
+    except Conflict:
+        return None
+    return StartAhead(plan, conversation, planned)
 
 
 async def send(

@@ -33,7 +33,7 @@ _GOES_ON = """
     RETURNING id
 """
 _TURN_AND_REPLIES = """
-    WITH budget AS ({reserve}), conversation AS ({conversation}), turn AS (
+    WITH {guard}budget AS ({reserve}), conversation AS ({conversation}), turn AS (
         INSERT INTO conversation_turns (conversation_id, parent_turn_id, depth, branch,
                                         user_content, context, client_key, left_endpoint_id,
                                         right_endpoint_id, created_at)
@@ -62,8 +62,10 @@ _TURN_AND_REPLIES = """
 """
 # Straight on the psycopg connection: SQLAlchemy's execution of a text() statement costs
 # ~0.2 ms of CPU more (core.db.DriverSql), on the path to the first token.
-_START = DriverSql(_TURN_AND_REPLIES.format(reserve=RESERVE_SQL, conversation=_NEW_CONVERSATION))
-_SEND = DriverSql(_TURN_AND_REPLIES.format(reserve=RESERVE_SQL, conversation=_GOES_ON))
+_START = DriverSql(
+    _TURN_AND_REPLIES.format(guard="", reserve=RESERVE_SQL, conversation=_NEW_CONVERSATION)
+)
+_SEND = DriverSql(_TURN_AND_REPLIES.format(guard="", reserve=RESERVE_SQL, conversation=_GOES_ON))
 
 
 @dataclass(frozen=True)
@@ -175,9 +177,7 @@ async def add_turn(
 _ASKER = "SELECT {columns} " + LIVE_API_TOKEN
 # The project (if the token's user may rate it) with its conversation settings and its
 # switched-on conversation endpoints: one row per endpoint, or one with NULLs.
-_PROJECT_OF_ASKER = """
-    WITH asker AS ({asker})
-    SELECT {project}, {settings}, {endpoint}
+_ASKER_AND_PROJECT = """
     FROM asker, projects p
     LEFT JOIN conversation_settings s ON s.project_id = p.id
     LEFT JOIN conversation_endpoints ce ON ce.project_id = p.id
@@ -185,19 +185,67 @@ _PROJECT_OF_ASKER = """
     WHERE p.id = :project_id
       AND (asker.role = 'admin' OR EXISTS (
           SELECT FROM project_members m WHERE m.project_id = p.id AND m.user_id = asker.id))
+"""
+# Everything a start reads of who asks and the project, as one text: every column of the
+# project, its settings and its switched-on endpoints, and who asks (their id and role, the
+# token live and the user active, the membership, all in `_ASKER_AND_PROJECT`). Equal texts,
+# equal starts: a start planned from an earlier lookup's rows holds while this is unchanged.
+_STATE_ROW = "row(asker.id, asker.role)::text || row(p.*)::text || row(s.*)::text || row(e.*)::text"
+_PROJECT_OF_ASKER = """
+    WITH asker AS ({asker})
+    SELECT {project}, {settings}, {endpoint},
+           md5(string_agg({state}, '|') OVER (
+               ORDER BY e.id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
+    {where}
     ORDER BY e.id
 """
-
-
+_ASKER_ID_AND_ROLE = _ASKER.format(columns="u.id, u.role")
 _FIND_ASKER = DriverSql(_ASKER.format(columns=columns_of(User, "u")))
 _FIND_PROJECT = DriverSql(
     _PROJECT_OF_ASKER.format(
-        asker=_ASKER.format(columns="u.id, u.role"),
+        asker=_ASKER_ID_AND_ROLE,
         project=columns_of(Project, "p"),
         settings=columns_of(ConversationSettings, "s"),
         endpoint=columns_of(GenerationEndpoint, "e"),
+        state=_STATE_ROW,
+        where=_ASKER_AND_PROJECT,
     )
 )
+# The same text computed again inside the turn's statement: one row when it is still
+# `:state`, none otherwise (and then the budget, so nothing, is written).
+_UNCHANGED = f"""
+    asker AS ({_ASKER_ID_AND_ROLE}), unchanged AS (
+        SELECT FROM (
+            SELECT md5(string_agg({_STATE_ROW}, '|' ORDER BY e.id)) AS state
+            {_ASKER_AND_PROJECT}
+        ) now_ WHERE now_.state = :state
+    ),"""
+_RESERVE_IF_UNCHANGED = """
+    INSERT INTO conversation_rater_days AS d (project_id, rater_id, day, replies)
+    SELECT CAST(:project_id AS bigint), CAST(:rater_id AS bigint), CAST(:day AS date),
+           CAST(:n AS integer)
+    FROM unchanged
+    ON CONFLICT (project_id, rater_id, day) DO UPDATE SET replies = d.replies + :n
+    WHERE CAST(:limit AS integer) IS NULL OR d.replies + :n <= CAST(:limit AS integer)
+    RETURNING replies
+"""
+_START_IF_UNCHANGED = DriverSql(
+    _TURN_AND_REPLIES.format(
+        guard=_UNCHANGED, reserve=_RESERVE_IF_UNCHANGED, conversation=_NEW_CONVERSATION
+    )
+)
+
+
+@dataclass(frozen=True)
+class PlannedStart:
+    """A first turn planned from an earlier lookup's rows (`Starter.state`), to be written
+    in the lookup's round trip if what it read is unchanged."""
+
+    state: str
+    budget: Budget
+    turn: NewTurn
+    system_prompt: str | None
+    turn_cap: int
 
 
 @dataclass(frozen=True)
@@ -206,18 +254,45 @@ class Starter:
 
     user: User | None  # None: no active user has this token
     project: RaterProject | None
+    state: str | None = None  # what the start read, as one text (`_STATE_ROW`)
+    written: Written | None = None  # the planned start, written: it still held
 
 
 async def starter(
-    session: AsyncSession, token_hash: str, now: datetime, project_id: int
+    session: AsyncSession,
+    token_hash: str,
+    now: datetime,
+    project_id: int,
+    planned: PlannedStart | None = None,
 ) -> Starter:
     """Who asks and the project, in the unit's first round trip (its BEGIN included): the
-    statements go out together (`run_pipelined`)."""
+    statements go out together (`run_pipelined`). With a start `planned` from an earlier
+    lookup, its turn goes in the same round trip, written only if what that lookup read is
+    unchanged (`written`; otherwise nothing is written and the caller starts as usual)."""
     params = {"token_hash": token_hash, "now": now, "project_id": project_id}
-    users, rows = await run_pipelined(session, [(_FIND_ASKER, params), (_FIND_PROJECT, params)])
+    calls = [(_FIND_ASKER, params), (_FIND_PROJECT, params)]
+    if planned is not None:
+        values = _turn_values(planned.budget, planned.turn)
+        values.update(
+            params,
+            state=planned.state,
+            opener_prompt_id=None,
+            system_prompt=planned.system_prompt,
+            prefix=as_json([]),
+            turn_cap=planned.turn_cap,
+            start_key=None,
+        )
+        calls.append((_START_IF_UNCHANGED, values))
+    users, rows, *turns = await run_pipelined(session, calls)
+    written = None
+    if turns and turns[0][0][0] is not None:
+        written = Written(*(int(value) for value in turns[0][0]))
     if not users:
-        return Starter(None, None)
+        return Starter(None, None, written=written)
     user = adopt(session, User, users[0])
+    if written is not None:
+        # The planned start holds: the project's rows are not used (nor made ORM objects).
+        return Starter(user, None, written=written)
     if not rows:
         return Starter(user, None)
     ends = (column_count(Project), column_count(Project) + column_count(ConversationSettings))
@@ -230,8 +305,8 @@ async def starter(
         else adopt(session, ConversationSettings, settings_values)
     )
     endpoints = [
-        adopt(session, GenerationEndpoint, row[ends[1] :])
+        adopt(session, GenerationEndpoint, row[ends[1] : -1])
         for row in rows
         if row[ends[1]] is not None
     ]
-    return Starter(user, RaterProject(project, settings, endpoints))
+    return Starter(user, RaterProject(project, settings, endpoints), str(first[-1]), written)
