@@ -12,6 +12,7 @@ from sqlalchemy.orm import aliased
 
 from pickwise.batches.parsing.report import ImportRejected
 from pickwise.batches.service import import_stream
+from pickwise.core.db import get_engine, session_factory
 from pickwise.models import Batch, Pair, PairSlot, Project, Prompt, Response
 from tests.factories import add_member, bearer_headers, make_project, make_user
 
@@ -357,3 +358,29 @@ async def test_a_pairs_a_is_the_response_listed_first(session: AsyncSession) -> 
         .order_by(Response.id)
     )
     assert [external_id for external_id, _ in ids] == ["z", "a", "m"]
+
+
+async def test_an_import_stays_in_the_sessions_transaction_on_a_fresh_session(
+    live_app: Any,
+) -> None:
+    # The import writes on the psycopg connection under the session. On a session where
+    # nothing ran yet, psycopg would begin (and commit) a transaction of its own for the
+    # import's savepoint; the import must stay in the session's, which this one rolls back.
+    async with session_factory(get_engine())() as session, session.begin():
+        project = await make_project(session)
+    async with session_factory(get_engine())() as session:
+        outcome = await import_stream(
+            session,
+            project,
+            io.BytesIO(jsonl(prompt_row("p1"))),
+            filename="b.jsonl",
+            source="cli",
+            user=None,
+        )
+        assert outcome.prompts_new == 1
+        await session.rollback()
+    async with session_factory(get_engine())() as session:
+        batches = await session.scalar(
+            select(func.count()).select_from(Batch).where(Batch.project_id == project.id)
+        )
+    assert batches == 0

@@ -79,3 +79,35 @@ async def test_the_import_command_makes_the_answers_searchable_unless_told_later
             select(Batch.search_pending).where(Batch.filename == "later.jsonl")
         )
     assert left == 0
+
+
+async def test_the_import_command_imports_a_conversation_projects_openers(
+    live_app: Any, tmp_path: Path
+) -> None:
+    # The command writes pairs' batches through psycopg alone; a conversations project's
+    # openers go through their own flow, with the ORM.
+    async with session_factory(get_engine())() as session, session.begin():
+        slug = (await make_project(session, kind="conversations")).slug
+    await get_engine().dispose()
+    file = tmp_path / "openers.jsonl"
+    file.write_text('{"id": "o1", "prompt": "Hello there"}\n{"id": "o2", "prompt": "Hi"}\n')
+
+    result = await asyncio.to_thread(invoke, "import", slug, str(file), "--search-later")
+
+    assert result.exit_code == 0 and "Imported batch" in result.output, result.output
+    await get_engine().dispose()
+    async with session_factory(get_engine())() as session:
+        batch = await session.scalar(select(Batch).where(Batch.filename == file.name))
+    assert batch is not None and (batch.prompts_new, batch.pairs_new) == (2, 0)
+
+
+async def test_the_import_command_names_a_project_it_cannot_find(
+    live_app: Any, tmp_path: Path
+) -> None:
+    file = tmp_path / "batch.jsonl"
+    file.write_text('{"id": "p1", "prompt": "?", "response_a": "a", "response_b": "b"}\n')
+
+    result = await asyncio.to_thread(invoke, "import", "no-such-slug", str(file))
+
+    assert result.exit_code == 1, result.output
+    assert "project 'no-such-slug': no such project" in result.output

@@ -14,9 +14,8 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.slots_service import create_slots
-from pickwise.batches import repository, service
+from pickwise.batches import bulk_repository, service
 from pickwise.batches.parsing.report import ImportRejected
-from pickwise.core.db import driver_connection
 from pickwise.models import Pair, PairSlot, Prompt, Response
 from tests.batches.test_import import counts, jsonl, prompt_row
 from tests.factories import make_project
@@ -147,18 +146,19 @@ async def test_database_failure_in_a_later_chunk_stops_the_thread_and_leaves_not
     good = [prompt_row(f"p{n}") for n in range(2000)]  # 425 kB: several reads of 64 kB
     data = jsonl(*good)
     stream = CountedReads(data)
-    copy_rows = repository.copy_rows
+    copy_rows = bulk_repository.copy_rows
     copies = 0
 
-    async def fails_at_the_sixth_chunk(session: AsyncSession, table: str, *args: Any) -> None:
+    async def fails_at_the_sixth_chunk(
+        driver: psycopg.AsyncConnection[Any], table: str, *args: Any
+    ) -> None:
         nonlocal copies
         copies += table == "prompts"
         if copies == 6:
-            driver = await driver_connection(session)
             await driver.execute("SELECT 1 / 0")  # Postgres refuses the statement.
-        await copy_rows(session, table, *args)
+        await copy_rows(driver, table, *args)
 
-    monkeypatch.setattr(repository, "copy_rows", fails_at_the_sixth_chunk)
+    monkeypatch.setattr(bulk_repository, "copy_rows", fails_at_the_sixth_chunk)
     with pytest.raises(psycopg.errors.DivisionByZero):
         async with session.begin_nested():
             try:
@@ -261,7 +261,7 @@ async def test_a_large_import_after_a_small_one_on_the_same_connection_stays_lin
     # while the project had a few prompts (a small import earlier on a pooled connection), the
     # check of an answer's prompt walked all the project's prompts (the index on project_id
     # and external_id) for every row: a 10k-task import took 10x as long
-    # (repository.plan_checks_afresh).
+    # (bulk_repository.plan_checks_afresh).
     project = await make_project(session)
     await service.import_stream(
         session,

@@ -59,10 +59,13 @@ def test_reading_a_small_file_does_not_import_numpy() -> None:
     assert "numpy" not in loaded_after(script)
 
 
-# What `pickwise import` loads beyond the ORM and the import itself: the other domains' rules,
-# the explorer's reads, the API's schemas, the metrics library. Each cost every import its
-# start-up (docs/benchmarks.md, Import, round 7).
+# What `pickwise import` does not need: SQLAlchemy, the ORM models and the sessions (it writes
+# through psycopg; ~0.25 CPU s of its start-up, docs/benchmarks.md, "i26d"), the other
+# domains' rules, the explorer's reads, the API's schemas, the metrics library (round 7).
 NOT_FOR_AN_IMPORT = (
+    "sqlalchemy",
+    "pickwise.models",
+    "pickwise.core.db",
     "prometheus_client",
     "pickwise.assignments.service",
     "pickwise.assignments.schemas",

@@ -7,15 +7,16 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from pickwise.assignments import slots_repository
+from pickwise.assignments.slots_repository import NEW_PAIR_ORDER, ROUNDS, SLOTS_WANTED, QueueRules
 from pickwise.assignments.standing import Standing
-from pickwise.core.db import DriverSql, run_pipelined
+from pickwise.core.db import DriverSql, driver_connection, run_pipelined
 from pickwise.models import Assignment, Judgment, Pair, PairSlot, Prompt, Response
 from pickwise.pools.quota import QUOTA_REACHED_SQL
 from pickwise.vocabulary import (
     AccountRole,
     AssignmentStatus,
     CanonicalSide,
-    PairOrder,
     PairStatus,
     SlotState,
 )
@@ -428,73 +429,8 @@ def lock_slot_of_assignment(rater: str) -> DriverSql:
 #
 # The claim also steps over pairs of the prompt the rater saw last while other work is open
 # (see _CHOSEN_SLOT), whatever the order.
-
-# The order key of new pairs: (round, prompt) shuffled, pair id in file order. The draws hash
-# what the file says (the prompt's id in it, a pair's place among its prompt's pairs) with the
-# seed, so the same file and seed give the same order in any project.
-_NEW_PAIR_ORDER = f"""
-    CASE WHEN CAST(:pair_order AS text) = '{PairOrder.SHUFFLED}' THEN round ELSE 0 END,
-    CASE WHEN CAST(:pair_order AS text) = '{PairOrder.SHUFFLED}'
-         THEN hashtextextended(external_id, :seed) ELSE 0 END,
-    id
-"""
-# Each prompt's pairs in rounds: its first pair (drawn) in round 1, the next in round 2, ...
-_ROUNDS = """
-    row_number() OVER (
-        PARTITION BY prompt_id{partition}
-        ORDER BY hashtextextended(external_id || ':' || place, :seed), id
-    ) AS round
-"""
-# A pair's slots: the project's k, or more where an admin asked for more votes on it.
-_SLOTS_WANTED = "greatest(:k, coalesce(p.votes_wanted, 0))"
-# One chain of window functions over the pairs, no join of the pairs to their own ranking: the
-# statement runs at the end of an import, before the new rows have statistics, and a planner
-# that expects one row would otherwise rank the whole batch again for every pair (minutes).
-# Pairs that already have slots (`pos` set) form their own partition and keep their place.
-_CREATE_SLOTS = text(
-    f"""
-    WITH counted AS (
-        SELECT p.id, p.project_id, p.prompt_id, q.external_id, s.n, s.max_no, s.pos,
-               s.pos IS NULL AS is_new, {_SLOTS_WANTED} AS wanted
-        FROM pairs p
-        JOIN prompts q ON q.id = p.prompt_id
-        CROSS JOIN LATERAL (
-            SELECT count(*) AS n, coalesce(max(slot_no), 0) AS max_no, max(queue_pos) AS pos
-            FROM pair_slots WHERE pair_id = p.id
-        ) s
-        WHERE p.project_id = :project_id AND NOT p.is_gold
-          AND (CAST(:batch_id AS bigint) IS NULL OR p.batch_id = :batch_id)
-          AND (NOT :raised_only OR p.votes_wanted > :k)
-          AND s.n < {_SLOTS_WANTED}
-    ), placed_in_prompt AS (
-        SELECT *, row_number() OVER (PARTITION BY prompt_id, is_new ORDER BY id) AS place
-        FROM counted
-    ), rounds AS (
-        SELECT *, {_ROUNDS.format(partition=", is_new")}
-        FROM placed_in_prompt
-    ), placed AS (
-        SELECT *, CASE WHEN is_new THEN row_number() OVER (
-            PARTITION BY is_new ORDER BY {_NEW_PAIR_ORDER}
-        ) + (
-            SELECT coalesce(max(queue_pos), 0) FROM pair_slots
-            WHERE project_id = :project_id AND state <> '{SlotState.DONE}'
-        ) ELSE pos END AS new_pos
-        FROM rounds
-    )
-    INSERT INTO pair_slots (project_id, pair_id, slot_no, state, queue_pos)
-    SELECT c.project_id, c.id, c.max_no + g, '{SlotState.OPEN}', c.new_pos
-    FROM placed c
-    CROSS JOIN LATERAL generate_series(1, c.wanted - c.n) g
-    """
-)
-
-
-@dataclass(frozen=True)
-class QueueRules:
-    """How a project's new pairs are placed in its queue."""
-
-    pair_order: str  # a PairOrder
-    seed: int
+#
+# The statement that makes slots is in slots_repository (no SQLAlchemy there, for imports).
 
 
 async def create_slots(
@@ -506,19 +442,15 @@ async def create_slots(
     *,
     raised_only: bool = False,
 ) -> int:
-    """Gives every non-gold pair (of one batch, or of the project; with `raised_only`, of the
-    pairs that want more votes than k) the slots it lacks: k, or the votes wanted of it; pairs
-    without any are placed at the end of the queue. Returns how many were made."""
-    params = {
-        "k": k,
-        "project_id": project_id,
-        "batch_id": batch_id,
-        "pair_order": rules.pair_order,
-        "seed": rules.seed,
-        "raised_only": raised_only,
-    }
-    result = await session.execute(_CREATE_SLOTS, params)
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    """`slots_repository.create_slots` in the session's transaction."""
+    return await slots_repository.create_slots(
+        await driver_connection(session),
+        project_id,
+        k,
+        rules,
+        batch_id,
+        raised_only=raised_only,
+    )
 
 
 _LOCK_QUEUE = text(
@@ -548,11 +480,11 @@ _REORDER_QUEUE = text(
         SELECT *, row_number() OVER (PARTITION BY prompt_id ORDER BY id) AS place FROM waiting
     ), rounds AS (
         SELECT id, prompt_id, external_id, pos, started,
-               {_ROUNDS.format(partition=", started")}
+               {ROUNDS.format(partition=", started")}
         FROM placed_in_prompt
     ), placed AS (
         SELECT id, row_number() OVER (
-            ORDER BY started DESC, CASE WHEN started THEN pos END, {_NEW_PAIR_ORDER}
+            ORDER BY started DESC, CASE WHEN started THEN pos END, {NEW_PAIR_ORDER}
         ) AS pos
         FROM rounds
     )
@@ -587,7 +519,7 @@ _SURPLUS_SLOTS = text(
     SELECT s.id FROM pair_slots s
     WHERE s.id IN (
         SELECT r.id FROM ranked r JOIN pairs p ON p.id = r.pair_id
-        WHERE r.rn > {_SLOTS_WANTED}
+        WHERE r.rn > {SLOTS_WANTED}
     ) AND s.state <> '{SlotState.DONE}'
     ORDER BY s.id
     FOR UPDATE OF s

@@ -8,12 +8,13 @@ before it starts (tests/cli/test_startup.py).
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import repository
+from pickwise.assignments.slots_repository import QueueRules
 from pickwise.models import Project
 from pickwise.overlap.rules import OverlapPolicy
 
 
-def queue_rules(project: Project) -> repository.QueueRules:
-    return repository.QueueRules(project.pair_order, project.pairing_seed)
+def queue_rules(project: Project) -> QueueRules:
+    return QueueRules(project.pair_order, project.pairing_seed)
 
 
 async def create_slots(

@@ -14,12 +14,12 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import Any, BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from pickwise.assignments.slots_service import create_slots
-from pickwise.batches import repository
+from pickwise.assignments import slots_repository
+from pickwise.assignments.slots_repository import QueueRules
+from pickwise.batches import bulk_repository
+from pickwise.batches.bulk_repository import Driver
 from pickwise.batches.pairing import generate_pairs
 from pickwise.batches.parsing.reader import RecordReader, too_large_report
 from pickwise.batches.parsing.records import ParsedPrompt
@@ -31,11 +31,23 @@ from pickwise.batches.parsing.report import (
     LineError,
 )
 from pickwise.core.config import get_settings
-from pickwise.models import Batch, Project, User
+from pickwise.overlap.rules import OverlapPolicy
 from pickwise.review.summaries_repository import add_batch_summaries
 from pickwise.vocabulary import PairingStrategy, PairStatus
 
-__all__ = ["ImportOutcome", "ImportRejected", "import_stream", "limits_from_settings"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from pickwise.models import Project, User
+
+__all__ = [
+    "ImportOutcome",
+    "ImportRejected",
+    "ImportTarget",
+    "import_records",
+    "import_stream",
+    "limits_from_settings",
+]
 
 CHUNK = 2_000
 # Name of the thread that reads and shapes the next chunk while one is written.
@@ -89,25 +101,122 @@ def _chunks(records: Iterator[ParsedPrompt]) -> Iterator[list[ParsedPrompt]]:
         yield chunk
 
 
+@dataclass(frozen=True)
+class _PairingRules:
+    strategy: PairingStrategy
+    pairs_per_prompt: int
+    seed: int
+
+    def prepare(self, records: list[ParsedPrompt]) -> "_PreparedChunk":
+        return _PreparedChunk([self._prepared(record) for record in records])
+
+    def _prepared(self, record: ParsedPrompt) -> "_PreparedPrompt":
+        as_json = bulk_repository.as_json
+        position = {response.external_id: index for index, response in enumerate(record.responses)}
+        pairs = []
+        for first, second in generate_pairs(
+            record, self.strategy, self.pairs_per_prompt, self.seed
+        ):
+            pairs.append((position[first], position[second]))
+        return _PreparedPrompt(
+            line_no=record.line_no,
+            external_id=record.external_id,
+            content_hash=record.content_hash,
+            prompt=(
+                record.external_id,
+                record.system,
+                as_json([{"role": t.role, "content": t.content} for t in record.turns]),
+                record.content_hash,
+                as_json(record.metadata),
+            ),
+            responses=[
+                (response.external_id, response.model, response.content, as_json(response.metadata))
+                for response in record.responses
+            ],
+            pairs=pairs,
+            winner=position.get(record.gold_winner) if record.gold_winner else None,
+        )
+
+
+@dataclass(frozen=True)
+class ImportTarget:
+    """What an import needs of its project, as plain values: taken from the ORM object by the
+    app, or from a row (`bulk_repository.project_by_slug`) by `pickwise import`, which writes
+    without the ORM. Plain values also because the reader thread must not touch the ORM."""
+
+    project_id: int
+    kind: str  # a ProjectKind
+    rules: _PairingRules
+    queue: QueueRules
+    initial_slots: int  # the slots each new non-gold pair gets
+
+    @classmethod
+    def of(cls, project: Any) -> "ImportTarget":
+        """`project`: a Project, or a row with its IMPORT_TARGET_COLUMNS."""
+        return cls(
+            project_id=project.id,
+            kind=project.kind,
+            rules=_PairingRules(
+                PairingStrategy(project.pairing_strategy),
+                project.pairs_per_prompt,
+                project.pairing_seed,
+            ),
+            queue=QueueRules(project.pair_order, project.pairing_seed),
+            initial_slots=OverlapPolicy.of(project).initial_slots,
+        )
+
+
 async def import_stream(
-    session: AsyncSession,
-    project: Project,
+    session: "AsyncSession",
+    project: "Project",
     stream: BinaryIO,
     *,
     filename: str,
     source: str,
-    user: User | None,
+    user: "User | None",
+    file_format: ImportFormat | None = None,
+    limits: ImportLimits | None = None,
+    progress: Progress | None = None,
+) -> ImportOutcome:
+    """`import_records` in the session's transaction, on the psycopg connection under it."""
+    # Imported here: `pickwise import` calls import_records without loading SQLAlchemy; a
+    # caller with a session has it loaded already.
+    from pickwise.core.db import driver_connection
+
+    await session.flush()
+    return await import_records(
+        await driver_connection(session),
+        ImportTarget.of(project),
+        stream,
+        filename=filename,
+        source=source,
+        user_id=user.id if user else None,
+        file_format=file_format,
+        limits=limits,
+        progress=progress,
+    )
+
+
+async def import_records(
+    driver: Driver,
+    target: ImportTarget,
+    stream: BinaryIO,
+    *,
+    filename: str,
+    source: str,
+    user_id: int | None,
     file_format: ImportFormat | None = None,
     limits: ImportLimits | None = None,
     progress: Progress | None = None,
 ) -> ImportOutcome:
     """`stream` must be seekable: two same ids are named by reading the file again.
 
-    The writes happen in a savepoint: when the file is rejected, nothing of it stays in the
-    caller's transaction, whether or not the caller rolls back.
+    `driver` must be in a transaction, which the caller commits. The writes happen in a
+    savepoint: when the file is rejected, nothing of it stays in the caller's transaction,
+    whether or not the caller rolls back.
     """
     limits = limits or limits_from_settings()
-    async with session.begin_nested():
+    async with bulk_repository.savepoint(driver):
         size = stream.seek(0, 2)
         stream.seek(0)
         if size > limits.max_file_bytes:
@@ -115,37 +224,33 @@ async def import_stream(
                 too_large_report(size, filename=filename, file_format=file_format, limits=limits)
             )
         # The file's digest and size are known once it is read; the row is needed before that.
-        batch = Batch(
-            project_id=project.id,
+        batch_id = await bulk_repository.add_batch(
+            driver,
+            project_id=target.project_id,
             filename=filename[:500],
-            sha256="",
-            size_bytes=0,
             source=source,
-            created_by_id=user.id if user else None,
+            created_by_id=user_id,
         )
-        session.add(batch)
-        await session.flush()
-        writer = _BatchWriter(session, project, batch)
+        writer = _BatchWriter(driver, target, batch_id)
         reader = RecordReader(stream, filename=filename, file_format=file_format, limits=limits)
         # Parsing is CPU work: it runs in a worker thread, a chunk ahead of the writes.
-        prepared = (writer.rules.prepare(chunk) for chunk in _chunks(iter(reader)))
+        prepared = (target.rules.prepare(chunk) for chunk in _chunks(iter(reader)))
         if progress:
             progress(0, size)
-        await repository.plan_checks_afresh(session)
+        await bulk_repository.plan_checks_afresh(driver)
         # The answers' words are made after the commit, by the search catch-up: inside the
         # import they cost more than the rest of its Postgres work (docs/benchmarks.md).
-        await repository.leave_search_for_later(session, True)
+        await bulk_repository.leave_search_for_later(driver, True)
         # The pairs' summaries are made once their slots exist, each written once.
-        await repository.leave_summaries_for_later(session, True)
+        await bulk_repository.leave_summaries_for_later(driver, True)
         async with aclosing(_ahead(prepared)) as chunks:
             async for chunk in chunks:
                 await writer.write(chunk)
                 if progress:
                     progress(reader.bytes_read, size)
-        await repository.leave_search_for_later(session, False)
+        await bulk_repository.leave_search_for_later(driver, False)
         report = reader.report
         assert report is not None  # The pass ended without raising: the file is valid.
-        batch.sha256, batch.size_bytes = report.sha256, report.byte_count
         if writer.conflicts.count:
             raise ImportRejected(
                 replace(
@@ -155,21 +260,26 @@ async def import_stream(
         # Only new prompts bring responses and pairs: without one, the batch would be empty.
         nothing_new = writer.prompts_new == 0
         if nothing_new:
-            await session.delete(batch)
+            await bulk_repository.delete_batch(driver, batch_id)
         else:
             # The batch's pairs join the queue together, so the order can mix all their prompts.
-            await create_slots(session, project, batch.id)
-            await add_batch_summaries(session, batch.id)
-            batch.prompts_new, batch.prompts_unchanged = (
-                writer.prompts_new,
-                writer.prompts_unchanged,
+            await slots_repository.create_slots(
+                driver, target.project_id, target.initial_slots, target.queue, batch_id
             )
-            batch.responses_new, batch.pairs_new = writer.responses_new, writer.pairs_new
-            batch.search_pending = writer.responses_new
-        await repository.leave_summaries_for_later(session, False)
-        await session.flush()
+            await add_batch_summaries(driver, batch_id)
+            await bulk_repository.record_batch(
+                driver,
+                batch_id,
+                sha256=report.sha256,
+                size_bytes=report.byte_count,
+                prompts_new=writer.prompts_new,
+                prompts_unchanged=writer.prompts_unchanged,
+                responses_new=writer.responses_new,
+                pairs_new=writer.pairs_new,
+            )
+        await bulk_repository.leave_summaries_for_later(driver, False)
         return ImportOutcome(
-            batch_id=None if nothing_new else batch.id,
+            batch_id=None if nothing_new else batch_id,
             prompts_new=writer.prompts_new,
             prompts_unchanged=writer.prompts_unchanged,
             responses_new=writer.responses_new,
@@ -223,59 +333,16 @@ class _PreparedChunk:
     records: list[_PreparedPrompt]
 
 
-@dataclass(frozen=True)
-class _PairingRules:
-    strategy: PairingStrategy
-    pairs_per_prompt: int
-    seed: int
-
-    def prepare(self, records: list[ParsedPrompt]) -> _PreparedChunk:
-        return _PreparedChunk([self._prepared(record) for record in records])
-
-    def _prepared(self, record: ParsedPrompt) -> _PreparedPrompt:
-        as_json = repository.as_json
-        position = {response.external_id: index for index, response in enumerate(record.responses)}
-        pairs = []
-        for first, second in generate_pairs(
-            record, self.strategy, self.pairs_per_prompt, self.seed
-        ):
-            pairs.append((position[first], position[second]))
-        return _PreparedPrompt(
-            line_no=record.line_no,
-            external_id=record.external_id,
-            content_hash=record.content_hash,
-            prompt=(
-                record.external_id,
-                record.system,
-                as_json([{"role": t.role, "content": t.content} for t in record.turns]),
-                record.content_hash,
-                as_json(record.metadata),
-            ),
-            responses=[
-                (response.external_id, response.model, response.content, as_json(response.metadata))
-                for response in record.responses
-            ],
-            pairs=pairs,
-            winner=position.get(record.gold_winner) if record.gold_winner else None,
-        )
-
-
 class _BatchWriter:
-    def __init__(self, session: AsyncSession, project: Project, batch: Batch) -> None:
-        self.session, self.batch = session, batch
-        self.project_id = project.id
-        # Plain values, read here: the worker thread must not touch the ORM object.
-        self.rules = _PairingRules(
-            PairingStrategy(project.pairing_strategy),
-            project.pairs_per_prompt,
-            project.pairing_seed,
-        )
+    def __init__(self, driver: Driver, target: ImportTarget, batch_id: int) -> None:
+        self.driver, self.batch_id = driver, batch_id
+        self.project_id = target.project_id
         self.conflicts = ErrorLog(ImportLimits().max_errors_kept)
         self.prompts_new = self.prompts_unchanged = self.responses_new = self.pairs_new = 0
 
     async def write(self, chunk: _PreparedChunk) -> None:
-        existing = await repository.existing_hashes(
-            self.session, self.project_id, [record.external_id for record in chunk.records]
+        existing = await bulk_repository.existing_hashes(
+            self.driver, self.project_id, [record.external_id for record in chunk.records]
         )
         fresh = []
         fresh_ids: set[str] = set()
@@ -304,9 +371,9 @@ class _BatchWriter:
             await self._insert(fresh)
 
     async def _insert(self, records: list[_PreparedPrompt]) -> None:
-        project_id, batch_id = self.project_id, self.batch.id
-        ids = await repository.reserve_ids(
-            self.session,
+        project_id, batch_id = self.project_id, self.batch_id
+        ids = await bulk_repository.reserve_ids(
+            self.driver,
             {
                 "prompts": len(records),
                 "responses": sum(len(record.responses) for record in records),
@@ -341,8 +408,8 @@ class _BatchWriter:
                         PairStatus.ACTIVE,
                     )
                 )
-        await repository.copy_rows(
-            self.session,
+        await bulk_repository.copy_rows(
+            self.driver,
             "prompts",
             (
                 "id",
@@ -356,14 +423,14 @@ class _BatchWriter:
             ),
             prompt_rows,
         )
-        await repository.copy_rows(
-            self.session,
+        await bulk_repository.copy_rows(
+            self.driver,
             "responses",
             ("id", "project_id", "prompt_id", "external_id", "model", "content", "metadata"),
             response_rows,
         )
-        await repository.copy_rows(
-            self.session,
+        await bulk_repository.copy_rows(
+            self.driver,
             "pairs",
             (
                 "id",

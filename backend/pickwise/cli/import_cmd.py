@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     # the other commands start without it.
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from pickwise.batches.service import ImportOutcome
+
 console = Console()
 
 
@@ -48,12 +50,13 @@ def import_file(
 ) -> None:
     """Import a batch of prompts and responses (all or nothing; re-importing adds nothing),
     then make its answers searchable (the batch is ratable from the import's commit on)."""
-    from pickwise.cli.runtime import loading_for_good, run, with_session
+    from pickwise.cli.runtime import driver_transaction, loading_for_good, run
 
+    # Writes through psycopg alone: no SQLAlchemy or ORM models to load for an import
+    # (docs/benchmarks.md, "i26d"), except for a conversations project's openers below.
     with loading_for_good():
-        from pickwise.batches import service
-        from pickwise.conversations.openers import import_openers
-        from pickwise.projects.lookup import get_by_slug_or_404
+        from pickwise.batches import bulk_repository, service
+        from pickwise.core.errors import NotFound
         from pickwise.vocabulary import ProjectKind
 
     if format not in (None, "jsonl", "csv"):
@@ -72,32 +75,28 @@ def import_file(
         def progress(read: int, size: int) -> None:
             bar.update(task, completed=read, total=size)
 
-        async def work(session: "AsyncSession") -> service.ImportOutcome:
-            target = await get_by_slug_or_404(session, project)
-            with file.open("rb") as stream:
-                if target.kind == ProjectKind.CONVERSATIONS:
-                    return await import_openers(
-                        session,
-                        target,
-                        stream,
-                        filename=file.name,
-                        source="cli",
-                        user=None,
-                        limits=service.limits_from_settings(),
-                    )
-                return await service.import_stream(
-                    session,
-                    target,
-                    stream,
-                    filename=file.name,
-                    source="cli",
-                    user=None,
-                    file_format=format,  # type: ignore[arg-type]
-                    progress=progress,
-                )
+        async def work() -> service.ImportOutcome:
+            async with driver_transaction() as driver:
+                found = await bulk_repository.project_by_slug(driver, project)
+                if found is None:
+                    raise NotFound(f"project {project!r}: no such project")
+                target = service.ImportTarget.of(found)
+                if target.kind != ProjectKind.CONVERSATIONS:
+                    with file.open("rb") as stream:
+                        return await service.import_records(
+                            driver,
+                            target,
+                            stream,
+                            filename=file.name,
+                            source="cli",
+                            user_id=None,
+                            file_format=format,  # type: ignore[arg-type]
+                            progress=progress,
+                        )
+            return await import_openers_of(project, file)
 
         try:
-            outcome = run(with_session(work)())
+            outcome = run(work())
         except ImportRejected as exc:
             bar.stop()
             show_rejection(exc)
@@ -112,6 +111,31 @@ def import_file(
     console.print(f"[green]Imported[/green] batch {outcome.batch_id}: {outcome.summary}")
     if not search_later:
         search_catch_up()
+
+
+async def import_openers_of(project: str, file: Path) -> "ImportOutcome":
+    """A conversations project's batch: opening messages, written through the ORM."""
+    from pickwise.cli.runtime import loading_for_good, with_session
+
+    with loading_for_good():
+        from pickwise.batches.service import limits_from_settings
+        from pickwise.conversations.openers import import_openers
+        from pickwise.projects.lookup import get_by_slug_or_404
+
+    async def work(session: "AsyncSession") -> "ImportOutcome":
+        target = await get_by_slug_or_404(session, project)
+        with file.open("rb") as stream:
+            return await import_openers(
+                session,
+                target,
+                stream,
+                filename=file.name,
+                source="cli",
+                user=None,
+                limits=limits_from_settings(),
+            )
+
+    return await with_session(work)()
 
 
 def search_catch_up() -> None:

@@ -4,9 +4,10 @@ work. Its own module, so commands import it without importing the whole CLI back
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -14,6 +15,8 @@ from rich.console import Console
 from pickwise.core.errors import PickwiseError
 
 if TYPE_CHECKING:
+    import psycopg
+
     from pickwise.core.embedded_pg import ResolvedDatabase
 
 T = TypeVar("T")
@@ -21,7 +24,7 @@ T = TypeVar("T")
 
 def database() -> "ResolvedDatabase":
     """The database from the settings; starts the embedded Postgres if DATABASE_URL is unset."""
-    from pickwise.core.db import get_database
+    from pickwise.core.embedded_pg import get_database
 
     return get_database()
 
@@ -49,12 +52,14 @@ def loading_for_good() -> Iterator[None]:
 
 def run(coroutine: Awaitable[T]) -> T:
     async def main() -> T:
-        from pickwise.core.db import dispose_engines
-
         try:
             return await coroutine
         finally:
-            await dispose_engines()
+            # SQLAlchemy's pools exist only if a command loaded it; `pickwise import` does not
+            # (it writes through psycopg), and loading it just to close nothing costs ~0.3 s.
+            db = sys.modules.get("pickwise.core.db")
+            if db is not None:
+                await db.dispose_engines()
 
     return asyncio.run(main())
 
@@ -66,6 +71,24 @@ def run_or_exit(coroutine: Awaitable[T]) -> T:
     except PickwiseError as exc:
         Console().print(f"[red]error:[/red] {exc.detail}")
         raise typer.Exit(1) from exc
+
+
+@asynccontextmanager
+async def driver_transaction() -> AsyncIterator["psycopg.AsyncConnection[Any]"]:
+    """A psycopg connection to the settings' database, in one transaction that commits at the
+    end (rolls back on error): for a command that writes without SQLAlchemy."""
+    import psycopg
+
+    from pickwise.core.config import get_settings
+    from pickwise.core.embedded_pg import to_libpq_url
+
+    url = to_libpq_url(database().url)
+    timeout = get_settings().db_connect_timeout
+    async with (
+        await psycopg.AsyncConnection.connect(url, connect_timeout=timeout) as connection,
+        connection.transaction(),
+    ):
+        yield connection
 
 
 def with_session(work: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:

@@ -1,4 +1,3 @@
-import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -19,7 +18,8 @@ from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from pickwise.core.config import get_settings
-from pickwise.core.embedded_pg import ResolvedDatabase, resolve_database, to_sqlalchemy_url
+from pickwise.core.driver_sql import psycopg_sql
+from pickwise.core.embedded_pg import get_database, to_sqlalchemy_url
 from pickwise.core.errors import PickwiseError
 
 Model = TypeVar("Model")
@@ -46,12 +46,6 @@ def make_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
         hide_parameters=True,
         connect_args={"connect_timeout": settings.db_connect_timeout},
     )
-
-
-@lru_cache
-def get_database() -> ResolvedDatabase:
-    """The database of this process, from the settings (see `resolve_database`)."""
-    return resolve_database(get_settings())
 
 
 @lru_cache
@@ -196,11 +190,6 @@ async def driver_connection(over: AsyncConnection | AsyncSession) -> psycopg.Asy
     return driver
 
 
-# `:name` parameters → psycopg's `%(name)s`, found as text() finds them (its own pattern), so
-# `::type` casts are left alone.
-_PARAMETER = re.compile(r"(?<![:\w\x5c]):(\w+)(?!:)")
-
-
 class DriverSql:
     """A statement of the rater loop's hot path, run straight on the psycopg connection under
     the session, in its transaction.
@@ -214,7 +203,7 @@ class DriverSql:
 
     def __init__(self, sql: str) -> None:
         """`sql` as for text(): `:name` parameters."""
-        self.sql = _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
+        self.sql = psycopg_sql(sql)
 
     async def rows(self, session: AsyncSession, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return (await run_pipelined(session, [(self, params)]))[0]

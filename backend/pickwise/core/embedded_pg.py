@@ -9,12 +9,12 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import psycopg
-from sqlalchemy.engine import make_url
 
-from pickwise.core.config import Settings
+from pickwise.core.config import Settings, get_settings
 
 DATABASE_NAME = "pickwise"
 
@@ -79,6 +79,9 @@ class ResolvedDatabase:
 
     def describe(self) -> str:
         """Where the data goes, for logs: the URL without its password."""
+        # Imported here: `pickwise import` resolves its database without SQLAlchemy.
+        from sqlalchemy.engine import make_url
+
         shown = make_url(self.url).render_as_string(hide_password=True)
         source = "embedded Postgres" if self.embedded else "DATABASE_URL"
         return f"{shown} ({source})"
@@ -96,3 +99,9 @@ def resolve_database(settings: Settings, *, stop_at_exit: bool = True) -> Resolv
     url = start_embedded(settings.pickwise_data_dir, stop_at_exit=stop_at_exit)
     os.environ["DATABASE_URL"] = url
     return ResolvedDatabase(to_sqlalchemy_url(url), embedded=True)
+
+
+@lru_cache
+def get_database() -> ResolvedDatabase:
+    """The database of this process, from the settings (see `resolve_database`)."""
+    return resolve_database(get_settings())

@@ -1,9 +1,13 @@
 """Writing the explorer's summaries of new pairs. Its own module, apart from the explorer's
 reads (review.repository), so an import loads only this: `pickwise import` pays for every
-module it loads before it starts (tests/cli/test_startup.py)."""
+module it loads before it starts (tests/cli/test_startup.py). An import writes through
+psycopg alone, without SQLAlchemy, so the batch's summaries are added over psycopg too."""
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Any
+
+import psycopg
+
+from pickwise.core.driver_sql import psycopg_sql
 
 
 def insert_summaries_sql(where: str, *, with_slots: bool = False) -> str:
@@ -29,10 +33,10 @@ def insert_summaries_sql(where: str, *, with_slots: bool = False) -> str:
 # pairs' trigger, each would be written again by the slots' trigger, which counts its slots,
 # and that update cannot be HOT on the full pages a bulk insert leaves, so it would add every
 # index entry a second time (docs/benchmarks.md, Import).
-_ADD_BATCH_SUMMARIES = text(insert_summaries_sql("p.batch_id = :batch_id", with_slots=True))
+_ADD_BATCH_SUMMARIES = psycopg_sql(insert_summaries_sql("p.batch_id = :batch_id", with_slots=True))
 
 
-async def add_batch_summaries(session: AsyncSession, batch_id: int) -> None:
-    """The summaries of a batch whose pairs were written without them (the session had
+async def add_batch_summaries(driver: psycopg.AsyncConnection[Any], batch_id: int) -> None:
+    """The summaries of a batch whose pairs were written without them (the transaction had
     `pickwise.summaries_later` on), with their slots counted."""
-    await session.execute(_ADD_BATCH_SUMMARIES, {"batch_id": batch_id})
+    await driver.execute(_ADD_BATCH_SUMMARIES, {"batch_id": batch_id})

@@ -1,0 +1,199 @@
+"""An import's writes, over the psycopg connection: the project it imports into, its batch
+row, ids taken from the sequences up front, rows sent with COPY.
+
+No SQLAlchemy and no ORM models here: `pickwise import` writes through psycopg alone, so the
+command starts without loading either (~0.25 CPU s of its start-up; docs/benchmarks.md,
+"i26d"). Imports from the app run the same statements on the psycopg connection under their
+session, in its transaction.
+"""
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import namedtuple_row
+
+Driver = psycopg.AsyncConnection[Any]
+
+# What an import reads of its project: its pairing, queue and overlap settings (the names of
+# overlap.rules.OverlapSettings), so a row read here stands for the ORM object.
+IMPORT_TARGET_COLUMNS = (
+    "id",
+    "kind",
+    "pairing_strategy",
+    "pairs_per_prompt",
+    "pairing_seed",
+    "pair_order",
+    "raters_per_pair",
+    "overlap_mode",
+    "overlap_min",
+    "overlap_max",
+    "overlap_rule",
+    "overlap_stop_votes",
+    "overlap_stop_share",
+    "overlap_stop_posterior",
+)
+
+
+@asynccontextmanager
+async def savepoint(driver: Driver) -> AsyncIterator[None]:
+    """A savepoint in the caller's transaction, released at the end, rolled back to on error.
+
+    psycopg's transaction() on a connection where nothing ran yet would begin and commit a
+    transaction of its own; the caller's (a session's, which commits in one place) is begun
+    first, as any statement begins it."""
+    if driver.info.transaction_status == TransactionStatus.IDLE:
+        await driver.execute("SELECT 1")
+    async with driver.transaction():
+        yield
+
+
+async def project_by_slug(driver: Driver, slug: str) -> Any | None:
+    """The project's import settings (a named tuple of IMPORT_TARGET_COLUMNS), or None."""
+    async with driver.cursor(row_factory=namedtuple_row) as cursor:
+        await cursor.execute(
+            f"SELECT {', '.join(IMPORT_TARGET_COLUMNS)} FROM projects WHERE slug = %s", [slug]
+        )
+        return await cursor.fetchone()
+
+
+async def add_batch(
+    driver: Driver, *, project_id: int, filename: str, source: str, created_by_id: int | None
+) -> int:
+    """A new batch row, its digest and counts filled in at the end of the import; its id."""
+    async with driver.cursor() as cursor:
+        await cursor.execute(
+            "INSERT INTO batches (project_id, filename, sha256, size_bytes, source, "
+            "created_by_id, prompts_new, prompts_unchanged, responses_new, pairs_new) "
+            "VALUES (%s, %s, '', 0, %s, %s, 0, 0, 0, 0) RETURNING id",
+            [project_id, filename, source, created_by_id],
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def record_batch(
+    driver: Driver,
+    batch_id: int,
+    *,
+    sha256: str,
+    size_bytes: int,
+    prompts_new: int,
+    prompts_unchanged: int,
+    responses_new: int,
+    pairs_new: int,
+) -> None:
+    """The batch's digest and what it added; its new answers wait for the search catch-up."""
+    await driver.execute(
+        "UPDATE batches SET sha256 = %s, size_bytes = %s, prompts_new = %s, "
+        "prompts_unchanged = %s, responses_new = %s, pairs_new = %s, search_pending = %s "
+        "WHERE id = %s",
+        [
+            sha256,
+            size_bytes,
+            prompts_new,
+            prompts_unchanged,
+            responses_new,
+            pairs_new,
+            responses_new,
+            batch_id,
+        ],
+    )
+
+
+async def delete_batch(driver: Driver, batch_id: int) -> None:
+    await driver.execute("DELETE FROM batches WHERE id = %s", [batch_id])
+
+
+async def reserve_ids(driver: Driver, counts: dict[str, int]) -> dict[str, list[int]]:
+    """`counts[table]` new ids from each table's sequence, in one round trip, increasing.
+
+    Each table's ids come back as one array value, not as a row per id. They need not be
+    consecutive (other sessions draw from the same sequences), only unused. They are handed
+    out in increasing order because the order is a rule: a prompt's responses get ids in the
+    order the file lists them, and a pair's A is the response with the smaller id.
+    """
+    tables = [table for table, count in counts.items() if count]
+    ids: dict[str, list[int]] = {table: [] for table in counts}
+    if not tables:
+        return ids
+    columns = ", ".join(
+        f"(SELECT array_agg(nextval(s.seq)) FROM generate_series(1, %s), "
+        f"(SELECT pg_get_serial_sequence('{table}', 'id')::regclass AS seq) AS s)"
+        for table in tables
+    )
+    async with driver.cursor() as cursor:
+        await cursor.execute(f"SELECT {columns}", [counts[table] for table in tables])
+        row = await cursor.fetchone()
+    assert row is not None
+    for table, values in zip(tables, row, strict=True):
+        ids[table] = sorted(values)
+    return ids
+
+
+async def existing_hashes(
+    driver: Driver, project_id: int, external_ids: Sequence[str]
+) -> dict[str, str]:
+    async with driver.cursor() as cursor:
+        await cursor.execute(
+            "SELECT external_id, content_hash FROM prompts "
+            "WHERE project_id = %s AND external_id = ANY(%s)",
+            [project_id, list(external_ids)],
+        )
+        return dict(await cursor.fetchall())
+
+
+async def copy_rows(
+    driver: Driver, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    if not rows:
+        return
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    async with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            await copy.write_row(row)
+
+
+async def plan_checks_afresh(driver: Driver) -> None:
+    """Drop the query plans this connection keeps, the foreign-key checks' among them.
+
+    Postgres plans a foreign-key check once per connection and keeps the plan. One planned
+    while a project had a few prompts (a small import earlier on a pooled connection) walks
+    all the project's prompts for every answer and pair a later import writes: a 10k-task
+    import after a 20-line one took 10x as long. Replanned at the import's first check, with
+    its first chunk of prompts written, the check finds a prompt by its (id, project_id)
+    index, as on a new connection (docs/benchmarks.md, "i24b"). A first chunk of a few
+    hundred prompts can still be planned the slow way; that import is small itself."""
+    await driver.execute("DISCARD PLANS")
+
+
+async def leave_search_for_later(driver: Driver, later: bool) -> None:
+    """For the rest of the transaction: responses written get no search words (the search
+    catch-up makes them after the commit), or, with `later` False, get them as they are
+    written (the `responses_search_words` trigger, which reads this setting)."""
+    await _set_local(driver, "pickwise.search_later", later)
+
+
+async def leave_summaries_for_later(driver: Driver, later: bool) -> None:
+    """For the rest of the transaction: pairs written get no explorer summary (the import
+    adds its batch's summaries itself, review.summaries_repository.add_batch_summaries), or,
+    with `later` False, get one as they are written (the `review_pairs_inserted` trigger)."""
+    await _set_local(driver, "pickwise.summaries_later", later)
+
+
+async def _set_local(driver: Driver, setting: str, on: bool) -> None:
+    await driver.execute("SELECT set_config(%s, %s, true)", [setting, "on" if on else "off"])
+
+
+# One encoder for the whole import: `json.dumps` with options builds a new one per call, and
+# an import encodes four values a task (~9 µs a task of the reader's CPU). Values come from a
+# parsed file, so they hold no cycles to look for.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+def as_json(value: Any) -> str:
+    return _ENCODER.encode(value)
