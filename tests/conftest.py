@@ -230,6 +230,12 @@ class Wire:
                 sent = []
         return trips
 
+    def described(self) -> str:
+        """The round trips, a line each: the start of each statement (for a failing assert)."""
+        return "\n".join(
+            " | ".join(" ".join(sql.split())[:60] for sql in trip) for trip in self.round_trips()
+        )
+
 
 # A message of the trace: who sent it, its length, its type, what it carries (which may run
 # over several lines: a statement's text).

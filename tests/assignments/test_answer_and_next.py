@@ -385,7 +385,7 @@ async def test_a_choice_with_the_next_pair_is_five_round_trips_begin_and_commit_
         if keyed:  # replayed: the same answer
             again = await c.post(url, json={"choice": "left"}, headers=key)
             assert again.json() == response.json()
-    assert len(trips) == 5, trips
+    assert len(trips) == 5, wire.described()
     answer_locks, store, answer_commit, lease, lease_commit = trips
     assert answer_locks[0] == "BEGIN" and "api_tokens" in answer_locks[1]
     if keyed:
