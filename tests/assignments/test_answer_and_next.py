@@ -262,8 +262,8 @@ async def test_a_choice_with_the_next_pair_waits_on_postgres_three_times(
     client: AsyncClient, session: AsyncSession, round_trips: list[str]
 ) -> None:
     # Who asks (the token) with the slot's and the assignment's locks; the choice stored;
-    # the next lease's locks, standing and claim. (A real request adds BEGIN and COMMIT to
-    # each of its two transactions.)
+    # the next lease's locks, standing and claim. (A real request sends each transaction's
+    # BEGIN with its first round trip and adds its COMMIT: five, counted on the wire below.)
     _, headers, first = await first_lease(client, session, 3)
     round_trips.clear()
     response = await client.post(
