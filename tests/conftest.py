@@ -2,6 +2,7 @@
 database per run, and each test inside a transaction that is rolled back."""
 
 import os
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -204,3 +205,75 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(psycopg.AsyncPipeline, "__aenter__", pipeline_entered)
     monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", pipeline_left)
     return waits
+
+
+class Wire:
+    """What the requests' pool said to Postgres, from libpq's own trace of the protocol:
+    `round_trips()` groups the statements the app sent by the answers it waited for (one
+    group per ReadyForQuery: a statement sent on its own, BEGIN and COMMIT included, or a
+    pipeline up to its Sync)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def clear(self) -> None:
+        self.path.write_text("")
+
+    def round_trips(self) -> list[list[str]]:
+        trips: list[list[str]] = []
+        sent: list[str] = []
+        for side, kind, payload in _MESSAGE.findall(self.path.read_text()):
+            if side == "F" and kind in ("Query", "Parse"):
+                sent.append(_STATEMENT.sub(r"\1", payload).strip())
+            elif side == "B" and kind == "ReadyForQuery":
+                trips.append(sent)
+                sent = []
+        return trips
+
+    def described(self) -> str:
+        """The round trips, a line each: the start of each statement (for a failing assert)."""
+        return "\n".join(
+            " | ".join(" ".join(sql.split())[:60] for sql in trip) for trip in self.round_trips()
+        )
+
+
+# A message of the trace: who sent it, its length, its type, what it carries (which may run
+# over several lines: a statement's text).
+_MESSAGE = re.compile(r"^([FB])\t\d+\t(\w+)\t?(.*?)(?=^[FB]\t\d+\t|\Z)", re.M | re.S)
+# The text of a Query ("text") or of a Parse ("name" "text" and the parameters' types).
+_STATEMENT = re.compile(r'^\s*(?:"[^"]*" )?"(.*)"(?: [\dN ]*)?\s*$', re.S)
+
+
+@pytest.fixture
+def wire(live_app: object, tmp_path: Path) -> Iterator[Wire]:
+    """The real app's (`live_app`) protocol messages on the requests' pool, from the moment
+    a connection is checked out until it is returned."""
+    from sqlalchemy import event
+
+    from pickwise.core.db import get_engine
+
+    seen = Wire(tmp_path / "wire.trace")
+    seen.clear()
+    pool = get_engine().sync_engine.pool
+    files: dict[int, Any] = {}
+
+    def checked_out(dbapi_connection: Any, record: object, proxy: object) -> None:
+        pgconn = dbapi_connection.driver_connection.pgconn
+        files[id(pgconn)] = trace = seen.path.open("a")
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+
+    def checked_in(dbapi_connection: Any, record: object) -> None:
+        if dbapi_connection is None:  # invalidated
+            return
+        pgconn = dbapi_connection.driver_connection.pgconn
+        pgconn.untrace()
+        files.pop(id(pgconn)).close()
+
+    event.listen(pool, "checkout", checked_out)
+    event.listen(pool, "checkin", checked_in)
+    try:
+        yield seen
+    finally:
+        event.remove(pool, "checkout", checked_out)
+        event.remove(pool, "checkin", checked_in)

@@ -3,17 +3,19 @@
 from typing import Any
 
 import pytest
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import repository as assignments_repository
 from pickwise.assignments.service import next_lease
+from pickwise.core.db import get_engine, session_factory
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.judgments.service import submit
 from pickwise.models import Assignment, IdempotencyKey, Judgment, Pair, PairSlot, Project, User
 from pickwise.vocabulary import ShownChoice
 from tests.assignments.test_rater_loop import next_url, post_choice, rater_in
+from tests.conftest import Wire
 from tests.factories import make_pairs, make_project
 
 
@@ -260,8 +262,8 @@ async def test_a_choice_with_the_next_pair_waits_on_postgres_three_times(
     client: AsyncClient, session: AsyncSession, round_trips: list[str]
 ) -> None:
     # Who asks (the token) with the slot's and the assignment's locks; the choice stored;
-    # the next lease's locks, standing and claim. (A real request adds BEGIN and COMMIT to
-    # each of its two transactions.)
+    # the next lease's locks, standing and claim. (A real request sends each transaction's
+    # BEGIN with its first round trip and adds its COMMIT: five, counted on the wire below.)
     _, headers, first = await first_lease(client, session, 3)
     round_trips.clear()
     response = await client.post(
@@ -356,3 +358,39 @@ async def test_a_deactivated_raters_token_answers_nothing(
     assert response.status_code == 401
     assert response.json()["detail"] == "The API token is invalid, expired or revoked."
     assert await judgment_count(session) == 0
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+async def test_a_choice_with_the_next_pair_is_five_round_trips_begin_and_commit_included(
+    live_app: Any, wire: Wire, keyed: bool
+) -> None:
+    # Counted on the wire (libpq's trace), with real transactions. The answer: BEGIN with who
+    # asks (the token), the key's claim when there is one, and the slot's and the
+    # assignment's locks, one round trip; the choice stored (with the key's answer); COMMIT.
+    # The next lease: BEGIN with the locks, standing and claim; COMMIT. psycopg's own BEGIN
+    # would be a round trip of its own in each (seven in all).
+    async with session_factory(get_engine())() as session, session.begin():
+        project = await make_project(session)
+        await make_pairs(session, project, 3)
+        _, headers = await rater_in(session, project)
+    key = {"Idempotency-Key": "choice-1"} if keyed else {}
+    transport = ASGITransport(app=live_app)
+    async with AsyncClient(transport=transport, base_url="http://test", headers=headers) as c:
+        first = (await c.get(next_url(project))).json()
+        url = answer_url(first["assignment_id"])
+        wire.clear()
+        response = await c.post(url, json={"choice": "left"}, headers=key)
+        assert response.status_code == 201 and response.json()["next"]["assignment_id"]
+        trips = wire.round_trips()
+        if keyed:  # replayed: the same answer
+            again = await c.post(url, json={"choice": "left"}, headers=key)
+            assert again.json() == response.json()
+    assert len(trips) == 5, wire.described()
+    answer_locks, store, answer_commit, lease, lease_commit = trips
+    assert answer_locks[0] == "BEGIN" and "api_tokens" in answer_locks[1]
+    if keyed:
+        assert answer_locks.pop(2).startswith("INSERT INTO idempotency_keys")
+    assert "FOR UPDATE OF s" in answer_locks[2] and "FOR UPDATE OF a" in answer_locks[3]
+    assert store == [store[0]] and store[0].startswith("WITH slot AS")
+    assert lease[0] == "BEGIN" and len(lease) == 4  # the gate's locks, standing, claim
+    assert answer_commit == lease_commit == ["COMMIT"]

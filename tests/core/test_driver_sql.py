@@ -5,11 +5,12 @@ import subprocess
 import sys
 
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from pickwise.core.db import DriverSql, adopt, columns_of, run_pipelined
+from pickwise.core.db import DriverSql, adopt, columns_of, driver_connection, run_pipelined
 from pickwise.models import User
 from tests.factories import make_user
 
@@ -68,6 +69,59 @@ async def test_a_pipelined_error_stops_the_rest_and_comes_out_as_sqlalchemys(
             )
     assert raised.value.orig is not None and raised.value.orig.sqlstate == "22012"
     assert await DriverSql("SELECT count(*) FROM stopped").one(session, {}) == (0,)
+
+
+_BEGUN = DriverSql("INSERT INTO begun VALUES (:n) RETURNING pg_current_xact_id()::text")
+_BEGUN_ROWS = text("SELECT count(*) FROM begun")
+
+
+async def _begun_table(connection: AsyncConnection) -> None:
+    """An empty table of the connection's own (the pool may hand out the same one again)."""
+    await connection.execute(text("DROP TABLE IF EXISTS pg_temp.begun"))
+    await connection.execute(text("CREATE TEMP TABLE begun (n int)"))
+    await connection.commit()
+
+
+async def test_statements_that_open_a_transaction_bring_its_begin(engine: AsyncEngine) -> None:
+    """A transaction's first statements sent through `run_pipelined` go out with its BEGIN
+    (tests/assignments/test_answer_and_next.py counts the round trips): what follows runs
+    in the same transaction, which commits or rolls back as a whole, and the connection is
+    left as psycopg keeps it (not in autocommit)."""
+    async with engine.connect() as connection:
+        await _begun_table(connection)
+        driver = await driver_connection(connection)
+        for ends_with_commit in (False, True):
+            async with AsyncSession(bind=connection) as session:
+                ((xact,),) = (await run_pipelined(session, [(_BEGUN, {"n": 1})]))[0]
+                assert not driver.autocommit
+                assert driver.info.transaction_status == TransactionStatus.INTRANS
+                same = await session.scalar(text("SELECT pg_current_xact_id()::text"))
+                assert same == xact  # one transaction
+                await session.execute(text("INSERT INTO begun VALUES (2)"))
+                await (session.commit() if ends_with_commit else session.rollback())
+            assert driver.info.transaction_status == TransactionStatus.IDLE
+            assert await connection.scalar(_BEGUN_ROWS) == (2 if ends_with_commit else 0)
+            await connection.rollback()
+
+
+async def test_an_error_in_a_transactions_first_statements_rolls_it_all_back(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as connection:
+        await _begun_table(connection)
+        driver = await driver_connection(connection)
+        async with AsyncSession(bind=connection) as session:
+            with pytest.raises(DataError):
+                failing = (DriverSql("SELECT 1 / :zero"), {"zero": 0})
+                await run_pipelined(session, [(_BEGUN, {"n": 1}), failing])
+            assert not driver.autocommit
+            assert driver.info.transaction_status == TransactionStatus.INERROR
+            await session.rollback()
+        assert await connection.scalar(_BEGUN_ROWS) == 0
+        # The connection goes on as usual: psycopg's own BEGIN for SQLAlchemy's statements.
+        await connection.execute(text("INSERT INTO begun VALUES (3)"))
+        await connection.rollback()
+        assert await connection.scalar(_BEGUN_ROWS) == 0
 
 
 _USER_ROW = DriverSql(f"SELECT {columns_of(User, 'u')} FROM users u WHERE u.id = :id")

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient, Response
+from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +19,7 @@ from pickwise.assignments.standing import ProjectClosed
 from pickwise.auth import repository as auth_repository
 from pickwise.auth.deps import SESSION_COOKIE
 from pickwise.core import clock
+from pickwise.core.db import get_engine, session_factory
 from pickwise.core.security import token_digest
 from pickwise.judgments import service as judgments
 from pickwise.models import (
@@ -36,6 +37,7 @@ from pickwise.models import (
 from pickwise.models.pools import PoolParticipant, RaterPool
 from pickwise.web import rating
 from pickwise.web.rating import FLASH_COOKIE
+from tests.conftest import Wire
 from tests.factories import PASSWORD, add_member, make_pairs, make_project, make_user
 
 HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
@@ -993,6 +995,36 @@ async def test_a_choice_on_the_page_is_few_statements_and_round_trips(
     assert "Saved. Here is the next pair." in answered_with_the_page(again, app, project)
     assert len(await judgments_of(session, rater)) == 1
     assert not any("INSERT INTO judgments" in trip for trip in round_trips)
+
+
+async def test_a_choice_on_the_page_opens_each_transaction_in_its_first_round_trip(
+    live_app: FastAPI, wire: Wire
+) -> None:
+    # Counted on the wire, with real transactions: each of the choice's two transactions
+    # opens with its BEGIN sent in its first round trip (psycopg's own BEGIN would be a
+    # round trip of its own), so the page's three waits on Postgres are five with the
+    # COMMITs. ("Still needed" was counted by the page just shown, and each worker keeps
+    # it a few seconds; when it is counted again, that statement opens the next lease's
+    # transaction, with psycopg's BEGIN.)
+    async with session_factory(get_engine())() as session, session.begin():
+        rater = await make_user(session, password=PASSWORD)
+        project = await make_project(session, summary_every=0)
+        await add_member(session, project, rater)
+        await make_pairs(session, project, 3)
+    transport = ASGITransport(app=live_app)
+    async with AsyncClient(transport=transport, base_url="http://test") as client:
+        login = {"email": rater.email, "password": PASSWORD}
+        assert (await client.post("/login", data=login)).status_code == 303
+        html = (await open_page(client, live_app, project)).text
+        wire.clear()
+        response, _ = await choose(client, html, "left")
+        answered_with_the_page(response, live_app, project)
+    trips = wire.round_trips()
+    assert len(trips) == 5, wire.described()
+    begins = [trip for trip in trips if trip[0] == "BEGIN"]
+    assert len(begins) == 2 and all(len(trip) > 1 for trip in begins), trips
+    assert "FROM user_sessions" in begins[0][1]
+    assert trips.count(["COMMIT"]) == 2
 
 
 async def test_the_summary_and_the_page_after_it_are_few_statements(

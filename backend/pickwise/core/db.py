@@ -226,15 +226,18 @@ async def run_pipelined(
     pipeline mode): one round trip for all of them instead of one each. Postgres still runs
     them one after the other, each with a snapshot of its own (read committed), so a
     statement sees what committed while an earlier one waited for a lock, as if they had
-    been sent one by one. The first error stops the rest and is raised as `rows` raises it.
+    been sent one by one. When they are the transaction's first, its BEGIN goes out with
+    them (`_begins_with`), in the same round trip. The first error stops the rest and is
+    raised as `rows` raises it.
     """
     connection = await session.connection()
     driver = await driver_connection(connection)
+    begins = _opens_transaction(driver)
     try:
-        if len(calls) == 1:
+        if len(calls) == 1 and not begins:
             cursors = [await driver.execute(calls[0][0].sql, calls[0][1])]
         else:
-            async with driver.pipeline():
+            async with driver.pipeline(), _begins_with(driver, begins):
                 cursors = [await driver.execute(call.sql, params) for call, params in calls]
         return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
     except psycopg.Error as exc:
@@ -246,6 +249,45 @@ async def run_pipelined(
         raise DBAPIError.instance(
             statement, params, exc, psycopg.Error, connection_invalidated=broken
         ) from exc
+
+
+def _opens_transaction(driver: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the next statement on `driver` opens its transaction with psycopg's plain
+    BEGIN (no isolation level, read-only or deferrable of its own: those BEGINs are left to
+    psycopg)."""
+    return (
+        not driver.autocommit
+        and driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        and driver.isolation_level is None
+        and driver.read_only is None
+        and driver.deferrable is None
+    )
+
+
+@asynccontextmanager
+async def _begins_with(driver: psycopg.AsyncConnection[Any], begins: bool) -> AsyncIterator[None]:
+    """Inside a pipeline: with `begins`, the transaction's BEGIN queued first, to go out with
+    the statements queued after it.
+
+    psycopg opens a transaction by sending BEGIN and waiting for its answer, in pipeline mode
+    too (it syncs after it): a round trip of its own at the start of every transaction, one
+    in seven of a paced judgment's (docs/benchmarks.md, "i26c"). It sends none while the
+    connection is in autocommit mode, so for the statements queued here it is told so, and
+    the BEGIN is queued as a statement of ours; the flag is set back before anything else
+    can use the connection, and the transaction goes on as psycopg's own: its COMMIT or
+    ROLLBACK (SQLAlchemy's) ends it, and an error in the pipeline leaves it aborted, to be
+    rolled back, as any failed statement does. (The flag is set on psycopg's attribute:
+    its public setter refuses to change it once the transaction is open.)
+    """
+    if not begins:
+        yield
+        return
+    driver._autocommit = True
+    try:
+        await driver.execute(b"BEGIN")
+        yield
+    finally:
+        driver._autocommit = False
 
 
 # --- ORM objects of rows read over psycopg ---------------------------------------------------
