@@ -1,15 +1,18 @@
 """A/B of the rater loop: the same load against variants of the server, run alternately.
 
-    python -m bench.rater_ab [--seconds 8] [--raters 16] [--rounds 3] VARIANT...
+    python -m bench.rater_ab [--seconds 8] [--raters 16] [--rounds 3] [--prefill 0] VARIANT...
 
-VARIANT is `name:requests[:backend]`: `requests` is 1 (POST …/judgment?next=true), k (the
-same with an Idempotency-Key, as pickwise.client sends it), p (the rating page's choice form,
-with a login cookie) or 2 (GET …/next + POST …/judgment); `backend`, if given, is a folder
-whose `pickwise` package the server imports instead of this tree's (e.g. `git worktree add
-/tmp/old <commit>` → `old:1:/tmp/old/backend`). `raw` is the psycopg loop of the rater-loop
-benchmark.
+VARIANT is `name:requests[:backend[:workers]]`: `requests` is 1 (POST …/judgment?next=true),
+k (the same with an Idempotency-Key, as pickwise.client sends it), p (the rating page's choice
+form, with a login cookie) or 2 (GET …/next + POST …/judgment); `backend`, if given, is a
+folder whose `pickwise` package the server imports instead of this tree's (e.g. `git worktree
+add /tmp/old <commit>` → `old:1:/tmp/old/backend`; empty for this tree's); `workers` is the
+server's worker processes (1 if not given). `raw` is the psycopg loop of the rater-loop
+benchmark. `--prefill SECONDS` first gives every rater judgments over the API for that long
+(as in the bench, whose page loop runs after the API runs: the raters' counts and summaries
+then cover hundreds of choices).
 
-Each variant has its own server process (1 worker) and its own database, loaded alike; the
+Each variant has its own server process and its own database, loaded alike; the
 runs go A, B, …, A, B, … so a machine whose speed drifts affects each variant alike. It
 prints CPU ms per judgment of the app and Postgres from /proc, per run and as medians.
 """
@@ -38,17 +41,20 @@ class Variant:
     backend: str | None
     keyed: bool = False  # each answer with an Idempotency-Key
     pages: bool = False  # the rating page's form, not the API
+    workers: int = 1
 
     @classmethod
     def parse(cls, text: str) -> "Variant":
         if text == "raw":
             return cls("raw", 0, None)
-        name, requests, *backend = text.split(":", 2)
+        name, requests, *rest = text.split(":", 3)
         if requests not in ("1", "2", "k", "p"):
             raise argparse.ArgumentTypeError(f"{text!r}: requests must be 1, 2, k or p")
         count = 2 if requests == "2" else 1
-        folder = backend[0] if backend else None
-        return cls(name, count, folder, keyed=requests == "k", pages=requests == "p")
+        folder = rest[0] if rest and rest[0] else None
+        workers = int(rest[1]) if len(rest) > 1 else 1
+        pages = requests == "p"
+        return cls(name, count, folder, keyed=requests == "k", pages=pages, workers=workers)
 
 
 def _one_run(
@@ -82,6 +88,7 @@ def main() -> None:
     parser.add_argument("--raters", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=20_000)
+    parser.add_argument("--prefill", type=float, default=0.0)
     args = parser.parse_args()
     size = replace(
         rater_loop.SIZES["quick"],
@@ -105,17 +112,26 @@ def main() -> None:
         pg_pid = postmaster_pid(next(iter(urls.values())))
         for variant in args.variants:
             if variant.requests:
-                env = {"PYTHONPATH": variant.backend} if variant.backend else {}
+                paths = [variant.backend, os.environ.get("PYTHONPATH")]
+                env = {"PYTHONPATH": ":".join(p for p in paths if p)}
                 apps[variant.name] = stack.enter_context(
                     serve(
                         urls[variant.name],
-                        workers=1,
+                        workers=variant.workers,
                         log=workdir / f"{variant.name}.log",
                         env=env,
                     )
                 )
         for variant in args.variants:  # warm-up: caches, prepared statements
             app = apps.get(variant.name)
+            if app and args.prefill:
+                _one_run(
+                    replace(variant, requests=1, pages=False),
+                    urls[variant.name],
+                    app.base_url,
+                    setups[variant.name],
+                    argparse.Namespace(raters=args.raters, seconds=args.prefill),
+                )
             _one_run(
                 variant,
                 urls[variant.name],

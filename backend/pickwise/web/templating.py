@@ -93,6 +93,17 @@ def watch_template_files(environment: str) -> None:
     templates.env.auto_reload = environment == "development"
 
 
+# The pages a rater loads judgment after judgment, and the pages they extend.
+RATER_TEMPLATES = ("rate/", "base.html")
+
+
+def compile_rater_templates() -> None:
+    """Compiles the rating pages now (~80 ms, rate/pair.html about half), not on the first
+    rater's request: each worker process keeps its own compiled templates."""
+    for name in templates.env.list_templates(filter_func=lambda n: n.startswith(RATER_TEMPLATES)):
+        templates.env.get_template(name)
+
+
 def render(
     request: Request,
     name: str,
