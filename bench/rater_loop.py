@@ -713,6 +713,10 @@ def run(server: Server, size_name: str, workdir: Path | None = None) -> BenchRes
             )
             if only_paced:
                 continue
+            # The page gets the warm-up the API loop got before its runs: a worker's first
+            # pages build what it keeps for every later one (docs/benchmarks.md, "i26a").
+            if size.warmup_seconds:
+                _over_http(app.base_url, setup, size, 4, seconds=size.warmup_seconds, pages=True)
             _vacuum(url)
             runs.page[label] = _measured(
                 meter, partial(_over_http, app.base_url, setup, size, paced_raters, pages=True)
