@@ -16,6 +16,8 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import namedtuple_row
 
+from pickwise.overlap.rules import OVERLAP_SETTINGS
+
 Driver = psycopg.AsyncConnection[Any]
 
 # What an import reads of its project: its pairing, queue and overlap settings (the names of
@@ -28,13 +30,7 @@ IMPORT_TARGET_COLUMNS = (
     "pairing_seed",
     "pair_order",
     "raters_per_pair",
-    "overlap_mode",
-    "overlap_min",
-    "overlap_max",
-    "overlap_rule",
-    "overlap_stop_votes",
-    "overlap_stop_share",
-    "overlap_stop_posterior",
+    *OVERLAP_SETTINGS,
 )
 
 
