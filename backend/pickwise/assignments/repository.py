@@ -7,10 +7,9 @@ from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from pickwise.assignments import slots_repository
 from pickwise.assignments.slots_repository import NEW_PAIR_ORDER, ROUNDS, SLOTS_WANTED, QueueRules
 from pickwise.assignments.standing import Standing
-from pickwise.core.db import DriverSql, driver_connection, run_pipelined
+from pickwise.core.db import DriverSql, run_pipelined
 from pickwise.models import Assignment, Judgment, Pair, PairSlot, Prompt, Response
 from pickwise.pools.quota import QUOTA_REACHED_SQL
 from pickwise.vocabulary import (
@@ -430,27 +429,8 @@ def lock_slot_of_assignment(rater: str) -> DriverSql:
 # The claim also steps over pairs of the prompt the rater saw last while other work is open
 # (see _CHOSEN_SLOT), whatever the order.
 #
-# The statement that makes slots is in slots_repository (no SQLAlchemy there, for imports).
-
-
-async def create_slots(
-    session: AsyncSession,
-    project_id: int,
-    k: int,
-    rules: QueueRules,
-    batch_id: int | None = None,
-    *,
-    raised_only: bool = False,
-) -> int:
-    """`slots_repository.create_slots` in the session's transaction."""
-    return await slots_repository.create_slots(
-        await driver_connection(session),
-        project_id,
-        k,
-        rules,
-        batch_id,
-        raised_only=raised_only,
-    )
+# The statement that makes slots is in slots_repository (no SQLAlchemy there, for imports);
+# slots_service.create_slots runs it in a session's transaction.
 
 
 _LOCK_QUEUE = text(

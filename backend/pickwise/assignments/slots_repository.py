@@ -76,6 +76,11 @@ class QueueRules:
     pair_order: str  # a PairOrder
     seed: int
 
+    @classmethod
+    def of(cls, project: Any) -> "QueueRules":
+        """`project`: a Project, or a row with its pair_order and pairing_seed."""
+        return cls(project.pair_order, project.pairing_seed)
+
 
 _CREATE_SLOTS = psycopg_sql(CREATE_SLOTS)
 

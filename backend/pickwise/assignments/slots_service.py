@@ -7,14 +7,15 @@ before it starts (tests/cli/test_startup.py).
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.assignments import repository
+from pickwise.assignments import slots_repository
 from pickwise.assignments.slots_repository import QueueRules
+from pickwise.core.db import driver_connection
 from pickwise.models import Project
 from pickwise.overlap.rules import OverlapPolicy
 
 
 def queue_rules(project: Project) -> QueueRules:
-    return QueueRules(project.pair_order, project.pairing_seed)
+    return QueueRules.of(project)
 
 
 async def create_slots(
@@ -28,8 +29,8 @@ async def create_slots(
     the pairs that want more votes than that) the slots it lacks: the project's k (fixed) or
     its minimum raters (adaptive), or the pair's votes wanted if more; new pairs join the end
     of the queue, in the project's pair order."""
-    return await repository.create_slots(
-        session,
+    return await slots_repository.create_slots(
+        await driver_connection(session),
         project.id,
         OverlapPolicy.of(project).initial_slots,
         queue_rules(project),

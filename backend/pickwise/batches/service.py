@@ -161,7 +161,7 @@ class ImportTarget:
                 project.pairs_per_prompt,
                 project.pairing_seed,
             ),
-            queue=QueueRules(project.pair_order, project.pairing_seed),
+            queue=QueueRules.of(project),
             initial_slots=OverlapPolicy.of(project).initial_slots,
         )
 
