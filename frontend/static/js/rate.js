@@ -34,6 +34,7 @@
   var draftKey = "pickwise:rationale:" + form.dataset.assignment;
   // A choice waiting for its strength (after a side key) or for the required reason.
   var pending = null;
+  var touchOnly = window.matchMedia("(hover: none) and (pointer: coarse)").matches;
   var submitting = false;
 
   var sideKeys = { "1": "left", ArrowLeft: "left", "2": "right", ArrowRight: "right" };
@@ -157,8 +158,9 @@
     setPending(choice);
     if (awaitingStrength()) {
       var word = sideWord(choice);
-      say(word.charAt(0).toUpperCase() + word.slice(1) + " is better. How much? Press " +
-          strengthKeysText() + "; Esc to pick again.");
+      var question = word.charAt(0).toUpperCase() + word.slice(1) + " is better. How much?";
+      // A touch-only phone has no keys to name, and every line of the bar hides the answers.
+      say(touchOnly ? question : question + " Press " + strengthKeysText() + "; Esc to pick again.");
       return false;
     }
     if (rationaleMissing()) {
