@@ -202,3 +202,11 @@ def test_pygments_stylesheet_file_is_current() -> None:
     # Regenerate with: .venv/bin/python -c "from pickwise.web.markdown import
     # pygments_stylesheet as s; print(s(), end='')" > frontend/static/css/pygments.css
     assert stylesheet == pygments_stylesheet()
+
+
+def test_the_html_rules_are_not_tried_at_all() -> None:
+    # Raw HTML is off (it shows as text, above): its two rules, which would match nothing,
+    # are not run at every block and every "<" either.
+    rules = markdown._markdown.get_active_rules()
+    assert "html_block" not in rules["block"] and "html_inline" not in rules["inline"]
+    assert render_markdown("<div>\n\n*x*\n\n</div> a <b>b</b>").count("&lt;") == 4

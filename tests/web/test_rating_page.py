@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jinja2.runtime
 import psycopg
 import pytest
 from fastapi import FastAPI
@@ -1065,3 +1066,36 @@ async def test_the_summary_and_the_page_after_it_are_few_statements(
     html = (await open_page(client, app, project)).text
     assert 'id="choice-form"' in html
     assert len(statements) <= 7, "\n".join(statements)
+
+
+async def test_the_pair_page_says_where_each_answer_is_without_a_macro_per_word(
+    client: AsyncClient, app: FastAPI, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "Left"/"Top" and "Right"/"Bottom" (the layout's words) appear ten times on a page with
+    # criteria and a strength scale: made once, not by a macro call each time. The one macro
+    # left is the conversation (shared with an admin's page of the pair).
+    macros: list[str] = []
+    call = jinja2.runtime.Macro.__call__
+
+    def counted(self: jinja2.runtime.Macro, *args: Any, **kwargs: Any) -> Any:
+        macros.append(self.name)
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.runtime.Macro, "__call__", counted)
+    _, project = await rater_on_project(
+        client, session, strength_scale=["a bit", "a lot"], criteria=["honesty"]
+    )
+    await make_pairs(session, project, 1)
+    html = (await open_page(client, app, project)).text
+
+    assert macros == ["conversation"]
+    words = {
+        "left": '<span class="side-wide">Left</span><span class="side-stacked">Top</span>',
+        "right": '<span class="side-wide">Right</span><span class="side-stacked">Bottom</span>',
+    }
+    for side, word in words.items():
+        assert f'<h2 id="answer-{side}">{word} answer</h2>' in html
+        assert f"<span>{word} is better</span>" in html
+        assert f'name="criterion-0" value="{side}"\n            > {word}</label>' in html
+    assert 'name="criterion-0" value="tie"\n            > Same</label>' in html
+    assert html.count('<span class="side-stacked">') == 8

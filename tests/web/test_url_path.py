@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 
 from pickwise.core.config import get_settings
+from pickwise.web import templating
 from pickwise.web.templating import (
     TEMPLATES_DIR,
     _every_route,
@@ -77,3 +78,32 @@ def test_template_files_are_watched_in_development_only(environment: str, watche
     finally:
         os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         watch_template_files(get_settings().environment)
+
+
+def test_a_path_asked_again_is_not_made_again(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rating page asks for the same ~10 paths on every page: each is made once per app
+    (the route's url_path_for checks and converts every parameter), and kept within a bound
+    (paths with an assignment's id are new on every page)."""
+    made: list[str] = []
+    url_path_for = type(app).url_path_for
+
+    def counted(self: FastAPI, name: str, /, **params: Any) -> Any:
+        made.append(name)
+        return url_path_for(self, name, **params)
+
+    # Paths made through the app itself, not the route found once (counted the same).
+    monkeypatch.setattr(templating, "_route_named", lambda *_: None)
+    monkeypatch.setattr(type(app), "url_path_for", counted)
+    request = Request({"type": "http", "app": app, "headers": [], "path": "/"})
+    for _ in range(3):  # projects no other test asks about
+        assert url_path(request, "rate_page", project_id=90301) == "/rate/90301"
+        assert url_path(request, "rate_page", project_id=90302) == "/rate/90302"
+    assert made == ["rate_page", "rate_page"]
+
+    monkeypatch.setattr(templating, "KEPT_PATHS", 5)
+    for assignment_id in range(20):
+        path = url_path(request, "rate_flag", project_id=3, assignment_id=assignment_id)
+        assert path == f"/rate/3/assignments/{assignment_id}/flag"
+    assert len(app.state.paths) <= 5

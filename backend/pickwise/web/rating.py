@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup, escape
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
@@ -117,6 +118,24 @@ class FormValues:
     rationale: str = ""
     criteria: tuple[str, ...] = ()
     skip_reason: str = ""
+
+
+# Where an answer is, in the words of the layout: "Left"/"Right" side by side, "Top"/"Bottom"
+# when the answers are stacked on a narrow screen. Both words are in the page; rate.css shows
+# the one that matches the layout, so a screen reader reads the same one. Made once: a macro
+# in the template cost a call per use, ten uses per page.
+def _side_word(wide: str, stacked: str) -> Markup:
+    return Markup('<span class="side-wide">{}</span><span class="side-stacked">{}</span>').format(
+        wide, stacked
+    )
+
+
+SIDE_WORDS = {"left": _side_word("Left", "Top"), "right": _side_word("Right", "Bottom")}
+SIDE_WORDS_LOWER = {"left": _side_word("left", "top"), "right": _side_word("right", "bottom")}
+# A criterion's options: the sides in the words above, a tie by its label.
+CRITERION_LABELS = {
+    side: SIDE_WORDS.get(side) or escape(side.label) for side in ShownCriterionChoice
+}
 
 
 # --- one-time messages ------------------------------------------------------------------
@@ -340,6 +359,9 @@ async def _pair_page(
         "editing": editing,
         "undo_url": undo_url,
         "undo_window": changes.window_words(project.undo_seconds),
+        "side_words": SIDE_WORDS,
+        "side_words_lower": SIDE_WORDS_LOWER,
+        "criterion_labels": CRITERION_LABELS,
     }
     # A change refused (no strength, say) is still the change page.
     address = str(url_path(request, "rate_change", project_id=project.id))

@@ -43,14 +43,34 @@ def _every_route(routes: Iterable[Any]) -> Iterator[Any]:
         yield from included() if included is not None else (route,)
 
 
+# The paths made, per app: a rating page shows ~10 links and form actions, most of them the
+# same for every page of the project (the route's url_path_for checks and converts each
+# parameter each time). Bounded: paths with an assignment's id are new on every page.
+KEPT_PATHS = 4096
+
+
 def url_path(request: Request, name: str, /, **params: Any) -> URLPath:
-    """`request.app.url_path_for(name, **params)`, with the route looked up once."""
+    """`request.app.url_path_for(name, **params)`, with the route looked up once and the path
+    kept."""
     app: Starlette = request.app
+    kept: dict[tuple[Any, ...], URLPath] | None = getattr(app.state, "paths", None)
+    if kept is None:
+        kept = app.state.paths = {}
+    key = (name, *params.items())
+    path = kept.get(key)
+    if path is None:
+        if len(kept) >= KEPT_PATHS:
+            kept.clear()
+        path = kept[key] = _url_path_of(app, name, params)
+    return path
+
+
+def _url_path_of(app: Starlette, name: str, params: dict[str, Any]) -> URLPath:
     route = _route_named(app, name)
     if route is not None:
         try:
-            path: URLPath = route.url_path_for(name, **params)
-            return path
+            found: URLPath = route.url_path_for(name, **params)
+            return found
         except NoMatchFound:
             pass
     return app.url_path_for(name, **params)
