@@ -51,11 +51,12 @@ class CommittedPair:
         return list(states)
 
 
-async def committed_pair(raters: int) -> CommittedPair:
-    """An adaptive project (the default rule) with one pair and ``raters`` raters."""
+async def committed_pair(raters: int, **settings: Any) -> CommittedPair:
+    """An adaptive project (the default rule unless ``settings`` say) with one pair and
+    ``raters`` raters."""
 
     async def setup(session: AsyncSession) -> CommittedPair:
-        project = await adaptive_project(session)
+        project = await adaptive_project(session, **settings)
         [pair] = await make_pairs(session, project, 1)
         rater_ids = []
         for _ in range(raters):

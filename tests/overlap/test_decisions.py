@@ -2,7 +2,9 @@
 the maximum, never the same rater twice; skips, expiry and gold pairs as in a fixed project."""
 
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -196,3 +198,27 @@ async def test_slot_numbers_stay_unique_and_ordered(
         )
     )
     assert numbers == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(("second", "slots"), [(B, [DONE, DONE, OPEN]), (A, [DONE, DONE])])
+async def test_an_adaptive_vote_waits_on_postgres_as_often_as_a_fixed_one(
+    client: AsyncClient, session: AsyncSession, round_trips: list[str], second: str, slots: Any
+) -> None:
+    # Who asks with the lease's locks; the choice stored, with the counted rule's decision
+    # (and the slot it opens) in the same round trip: two waits, as in a fixed project.
+    _, pair, crowd, (first, other) = await one_pair(client, session, 2)
+    await crowd.vote(first, A)
+    lease = await crowd.lease(other)
+    assert lease is not None
+    shown = await crowd._shown(lease, second)
+    round_trips.clear()
+    response = await client.post(
+        f"/api/v1/assignments/{lease['assignment_id']}/judgment",
+        json={"choice": shown},
+        headers=other.headers,
+    )
+    assert response.status_code == 201
+    assert len(round_trips) == 2, "\n=====\n".join(round_trips)
+    store = round_trips[1].split("\n---\n")
+    assert store[0].lstrip().startswith("WITH slot AS") and "INSERT INTO pair_slots" in store[1]
+    assert await slots_of(session, pair.id) == slots

@@ -1,9 +1,13 @@
 """The stop/extend decision racing a concurrent submit, with real commits and the interleaving
-forced: each submit, once its vote is stored, is held just before it reads the pair's slots,
-until the other submit has either reached the same point or is waiting for a lock. Exactly
-one of them decides: one slot opens when the votes disagree, none when they agree. (Without
-the pair lock both read before either commits, neither sees the other's vote, and the pair is
-left with every slot judged and nothing decided.)"""
+forced: the first submit, once its vote is stored and decided, is held before it commits,
+until the second submit has stored its vote and waits for a lock (the pair row). Exactly one
+of them decides: one slot opens when the votes disagree, none when they agree.
+
+Under the counted rule the decision is a statement sent in the store's round trip, right
+after it; it must run with a snapshot taken once the pair lock is held. Folded into the
+store's own statement (one snapshot, taken before the lock wait), or without the pair lock,
+neither submit sees the other's vote, and the pair is left with every slot judged and nothing
+decided."""
 
 import asyncio
 import time
@@ -16,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.judgments import service as judgments_service
 from pickwise.judgments.schemas import JudgmentIn
 from pickwise.models import User
-from pickwise.overlap import repository as overlap_repository
 from tests.overlap.committed import committed, committed_pair
 
 HANG_GUARD_SECONDS = 30
@@ -34,24 +37,15 @@ async def someone_waits_for_a_lock() -> bool:
     return bool(waiting)
 
 
+@pytest.mark.parametrize("rule", ["leader_share", "posterior"])
 @pytest.mark.parametrize(("first", "second", "slots"), [("tie", "left", 3), ("tie", "tie", 2)])
 async def test_two_last_votes_at_once_decide_exactly_once(
-    live_app: Any, monkeypatch: pytest.MonkeyPatch, first: str, second: str, slots: int
+    live_app: Any, rule: str, first: str, second: str, slots: int
 ) -> None:
-    made = await committed_pair(2)
+    made = await committed_pair(2, overlap_rule=rule)
     rater_ids = made.rater_ids
     leases = [await made.lease(index) for index in range(2)]
-
-    readers, go_on = 0, asyncio.Event()
-    unpaused = overlap_repository.pair_state
-
-    async def held_before_reading(session: AsyncSession, pair: int) -> Any:
-        nonlocal readers
-        readers += 1
-        await go_on.wait()
-        return await unpaused(session, pair)
-
-    monkeypatch.setattr(overlap_repository, "pair_state", held_before_reading)
+    decided, go_on = asyncio.Event(), asyncio.Event()
 
     def submit(index: int, choice: str) -> Any:
         async def work(session: AsyncSession) -> None:
@@ -59,20 +53,20 @@ async def test_two_last_votes_at_once_decide_exactly_once(
             assert rater is not None
             body = JudgmentIn(choice=choice)  # type: ignore[arg-type]
             await judgments_service.submit(session, leases[index], rater, body)
+            if index == 0:  # stored and decided; held before its commit
+                decided.set()
+                await go_on.wait()
 
         return committed(work)
 
     submits = [asyncio.create_task(submit(0, first))]
     try:
-        started = time.monotonic()
-        while readers < 1:
-            assert time.monotonic() - started < HANG_GUARD_SECONDS, "the first never read"
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(decided.wait(), HANG_GUARD_SECONDS)
         submits.append(asyncio.create_task(submit(1, second)))
-        # The second submit stores its vote, then either waits for the first's pair row, or
-        # (were there no lock) reaches the read too.
-        while readers < 2 and not await someone_waits_for_a_lock():
-            assert time.monotonic() - started < HANG_GUARD_SECONDS, "the second never got far"
+        # The second submit stores its vote, then waits for the first's pair row.
+        started = time.monotonic()
+        while not await someone_waits_for_a_lock():
+            assert time.monotonic() - started < HANG_GUARD_SECONDS, "the second never waited"
             await asyncio.sleep(0.01)
     finally:
         go_on.set()

@@ -166,6 +166,8 @@ class StoreOutcome:
     # With `reserve_next`, an assignment id taken now, in this durable transaction, for the
     # rater's next lease (assignments.repository.ClaimTerms); None when nothing was stored.
     next_assignment_id: int | None = None
+    # The rows of the statement sent after the store in its round trip (`then`), if any.
+    then_rows: list[tuple[Any, ...]] | None = None
 
 
 # Store a judgment in one statement, all or nothing: the slot must still be leased to this
@@ -231,11 +233,14 @@ async def store_judgment(
     lock_pair: bool = False,
     reserve_next: bool = False,
     answer: AnswerToWrite | None = None,
+    then: tuple[DriverSql, dict[str, Any]] | None = None,
 ) -> StoreOutcome:
     """One round trip: the judgment, the slot done, the assignment submitted, or nothing;
     with ``lock_pair``, the pair row locked once the judgment is in; with ``reserve_next``,
     an id for the rater's next assignment taken too; with ``answer``, the request's answer
-    written under its key if the judgment went in."""
+    written under its key if the judgment went in; with ``then``, one more statement sent
+    in the same round trip, run after the store with a snapshot of its own (an adaptive
+    project's decision, overlap.service.decision_with_vote)."""
     params: dict[str, Any] = {
         "lock_pair": lock_pair,
         "reserve_next": reserve_next,
@@ -258,8 +263,12 @@ async def store_judgment(
         "submitted_at": new.submitted_at,
         "now": now,
     }
-    slot_was_ours, judgment_id, _, next_id = await _STORE_JUDGMENT.one(session, params)
-    return StoreOutcome(bool(slot_was_ours), judgment_id, next_id)
+    if then is None:
+        slot_was_ours, judgment_id, _, next_id = await _STORE_JUDGMENT.one(session, params)
+        return StoreOutcome(bool(slot_was_ours), judgment_id, next_id)
+    (stored,), then_rows = await run_pipelined(session, [(_STORE_JUDGMENT, params), then])
+    slot_was_ours, judgment_id, _, next_id = stored
+    return StoreOutcome(bool(slot_was_ours), judgment_id, next_id, then_rows)
 
 
 # --- changing the last decision (judgments.changes) ---------------------------------------

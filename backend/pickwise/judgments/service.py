@@ -275,9 +275,17 @@ async def submit(
         submitted_at=max(now, assignment.shown_at),
     )
     decides = not assignment.is_gold and project.overlap_mode == OverlapMode.ADAPTIVE
+    # Under the counted rule the decision goes out with the store, in its round trip.
+    decision = overlap.decision_with_vote(project, new.pair_id, assignment.id) if decides else None
     to_write = None if answer is None else _answer_to_write(answer, new, project)
     stored = await repository.store_judgment(
-        session, new, now, lock_pair=decides, reserve_next=reserve_next, answer=to_write
+        session,
+        new,
+        now,
+        lock_pair=decides,
+        reserve_next=reserve_next,
+        answer=to_write,
+        then=decision,
     )
     if not (assignment.is_gold or stored.slot_was_ours):
         # The lease ran out and another rater took the slot (or k was lowered).
@@ -291,7 +299,7 @@ async def submit(
         written = {**to_write.body, "judgment_id": stored.judgment_id}
         answer.written = (to_write.status_code, written)
     JUDGMENTS_STORED.inc()
-    if decides:
+    if decides and decision is None:
         await overlap.after_vote(session, project, new.pair_id)
     return StoredJudgment(
         judgment_id=stored.judgment_id,

@@ -16,9 +16,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import repository as assignments_repository
-from pickwise.core.db import driver_connection
+from pickwise.core.db import DriverSql, driver_connection
 from pickwise.models import RaterWeight
-from pickwise.overlap.rules import Vote
+from pickwise.overlap.rules import TOLERANCE, OverlapPolicy, Vote
 from pickwise.vocabulary import PairStatus, SlotState
 
 
@@ -156,6 +156,84 @@ async def add_slot(session: AsyncSession, project_id: int, state: PairState) -> 
     }
     async with driver.cursor() as cursor:
         await cursor.execute(_ADD_SLOT, params)
+
+
+# A vote's decision under the counted rule (leader_share), made by Postgres in one statement
+# that rules.slots_wanted would have made in Python: read the pair's slots and votes, count
+# the votes per choice, open the slots the rule wants. The submit sends it in the round trip
+# that stores the vote, right after the store (judgments.repository.store_judgment's `then`):
+# the store has locked the pair row by then (lock 7), and this statement, the next one in
+# the pipeline, reads with a snapshot of its own taken after that lock, so it sees every
+# other vote on the pair that got the lock first, exactly as after_vote's read does. It
+# decides only when the assignment's judgment is in (in this transaction: a refused store
+# stored nothing, and then holds no pair lock either). Same outcome as after_vote on every
+# state (tests/overlap/test_decision_statement.py compares them); the posterior rule, which
+# weighs votes, stays in Python (after_vote).
+_DECIDE_BY_COUNTS = DriverSql(
+    f"""
+    WITH slots AS (
+        SELECT s.slot_no, s.state, s.queue_pos, j.choice, coalesce(p.votes_wanted, 0) AS floor
+        FROM pair_slots s
+        JOIN pairs p ON p.id = s.pair_id AND p.status <> '{PairStatus.REMOVED}'
+        LEFT JOIN judgments j ON j.slot_id = s.id
+        WHERE s.pair_id = :pair_id
+          AND EXISTS (SELECT FROM judgments WHERE assignment_id = :assignment_id)
+    ), choices AS (
+        SELECT count(*) AS votes FROM slots
+        WHERE state = '{SlotState.DONE}' GROUP BY choice
+    ), pair AS (
+        SELECT count(*) FILTER (WHERE state = '{SlotState.DONE}') AS done,
+               count(*) FILTER (WHERE state = '{SlotState.LEASED}') AS leased,
+               count(*) AS slots, max(slot_no) AS last_slot_no, max(queue_pos) AS queue_pos,
+               greatest(CAST(:min_raters AS integer), max(floor)) AS low,
+               greatest(CAST(:max_raters AS integer), max(floor)) AS high
+        FROM slots
+        HAVING count(*) > 0  -- none: a gold or removed pair, or no vote stored
+    ), leader AS (
+        -- the leading choice's votes, when one choice has more than every other
+        SELECT max(votes) AS votes
+        FROM choices
+        HAVING count(*) FILTER (WHERE votes = (SELECT max(votes) FROM choices)) = 1
+    ), decided AS (
+        SELECT pair.*, greatest(pair.done, CASE
+            WHEN done + leased < low THEN low
+            WHEN leased > 0 THEN least(done + leased, high)
+            WHEN done >= high OR coalesce(
+                leader.votes >= :stop_votes
+                AND CAST(leader.votes AS float8) / done + :tolerance
+                    >= CAST(:stop_share AS float8),
+                false
+            ) THEN done
+            ELSE done + 1
+        END) - slots AS missing
+        FROM pair LEFT JOIN leader ON true
+    ), opened AS (
+        INSERT INTO pair_slots (project_id, pair_id, slot_no, state, queue_pos)
+        SELECT :project_id, :pair_id, decided.last_slot_no + n, '{SlotState.OPEN}',
+               decided.queue_pos
+        FROM decided CROSS JOIN LATERAL generate_series(1, decided.missing) AS n
+        RETURNING 1
+    )
+    SELECT count(*) FROM opened
+    """
+)
+
+
+def decision_by_counts(
+    policy: OverlapPolicy, project_id: int, pair_id: int, assignment_id: int
+) -> tuple[DriverSql, dict[str, Any]]:
+    """The statement (and its parameters) that decides a vote on the pair under the counted
+    rule once the assignment's judgment is in; its one row is how many slots it opened."""
+    return _DECIDE_BY_COUNTS, {
+        "project_id": project_id,
+        "pair_id": pair_id,
+        "assignment_id": assignment_id,
+        "min_raters": policy.min_raters,
+        "max_raters": policy.max_raters,
+        "stop_votes": policy.stop_votes,
+        "stop_share": policy.stop_share,
+        "tolerance": TOLERANCE,
+    }
 
 
 _ADD_SLOTS = text(

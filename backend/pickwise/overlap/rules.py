@@ -46,7 +46,7 @@ LABEL_OF_CHOICE: dict[str, int] = {
 PRIOR_ACCURACY = 0.7
 PRIOR_STRENGTH = 5.0
 # Shares are ratios of small integers: 3/4 must pass a 0.75 threshold.
-_TOLERANCE = 1e-9
+TOLERANCE = 1e-9
 
 Confusion = tuple[float, ...]  # 9 values, row-major: P(reported label | true label)
 
@@ -214,12 +214,12 @@ def settles(policy: OverlapPolicy, votes: Sequence[Vote]) -> bool:
     choice, count = leading
     if policy.rule is StoppingRule.LEADER_SHARE:
         share = count / len(votes)
-        return count >= policy.stop_votes and share + _TOLERANCE >= policy.stop_share
+        return count >= policy.stop_votes and share + TOLERANCE >= policy.stop_share
     probabilities = posterior(votes)
     label = LABEL_OF_CHOICE[choice]
     return (
         probabilities[label] == max(probabilities)
-        and probabilities[label] + _TOLERANCE >= policy.stop_posterior
+        and probabilities[label] + TOLERANCE >= policy.stop_posterior
     )
 
 

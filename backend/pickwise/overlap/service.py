@@ -6,7 +6,9 @@ When exactly one more slot opens, and why the decision is race-free:
 * A submit on an adaptive pair locks the pair row once its judgment is in (lock 7, after its
   slot and assignment), then reads the pair's slots. Two submits on one pair decide one after
   the other: the second reads after the first committed, so exactly one of them sees every
-  slot judged, and only that one asks the rule.
+  slot judged, and only that one asks the rule. Under the counted rule the read, the rule and
+  the new slot are one statement that Postgres runs right after the store, in the store's
+  round trip (decision_with_vote); under the posterior rule, after_vote does it in Python.
 * The rule is asked only when no slot of the pair is leased: a vote in flight is waited for
   (an expired lease too, until it is taken over or submitted late). A skip gives the slot back
   and decides nothing; the next rater's vote on it does.
@@ -19,21 +21,38 @@ Gold pairs have no slots and are never decided: every rater may see them, as bef
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import repository as assignments_repository
 from pickwise.core.clock import utcnow
+from pickwise.core.db import DriverSql
 from pickwise.models import Project
 from pickwise.overlap import repository
 from pickwise.overlap.progress import OverlapCost, PairCount, overlap_cost
 from pickwise.overlap.repository import PairState, RaterWeightRow
 from pickwise.overlap.rules import OverlapPolicy, slots_wanted
-from pickwise.vocabulary import PairStatus
+from pickwise.vocabulary import PairStatus, StoppingRule
 
 
 def policy_of(project: Project) -> OverlapPolicy:
     return OverlapPolicy.of(project)
+
+
+def decision_with_vote(
+    project: Project, pair_id: int, assignment_id: int
+) -> tuple[DriverSql, dict[str, Any]] | None:
+    """Under the counted rule (leader_share), the decision of the assignment's vote on an
+    adaptive project's pair as a statement for the submit to send in the round trip that
+    stores the vote, after it (judgments.repository.store_judgment's `then`): Postgres reads
+    the pair, asks the rule and opens the slot it wants, as after_vote would, without a round
+    trip of its own (repository.decision_by_counts). None under the posterior rule: the
+    submit then calls after_vote once the vote is in."""
+    policy = policy_of(project)
+    if policy.rule is not StoppingRule.LEADER_SHARE:
+        return None
+    return repository.decision_by_counts(policy, project.id, pair_id, assignment_id)
 
 
 async def after_vote(session: AsyncSession, project: Project, pair_id: int) -> int:
