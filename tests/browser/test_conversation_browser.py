@@ -330,4 +330,6 @@ async def test_the_event_stream_is_read_as_it_is_written(
                     seen.append(line.split(": ", 1)[1])
                     if seen == ["text"]:
                         assert fake_llm.finished < 2, "the stream waited for a whole reply"
-    assert seen.count("reply") == 2 and seen[-1] == "done" and seen.count("text") > 20
+    # Two 3-second replies written at most about four times a second: many pieces, not
+    # one whole reply per side.
+    assert seen.count("reply") == 2 and seen[-1] == "done" and seen.count("text") >= 8

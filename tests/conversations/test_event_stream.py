@@ -108,3 +108,84 @@ async def test_every_piece_arrives_in_order_the_first_at_once_the_rest_in_few_wr
         {data["side"] for name, data in write if name == "text"} == {"left", "right"}
         for write in writes
     )
+
+
+# Long enough that a test waiting for a write it must get early fails instead of waiting.
+LONG_PAUSE = 3600.0
+EARLY = 10.0
+
+
+async def test_the_other_sides_first_piece_is_not_held_back_by_the_pause(
+    monkeypatch: Any,
+) -> None:
+    """Text is coalesced between writes, but a side's first words go out as they come: the
+    pause after the left side's write is cut short by the right side's first piece."""
+    monkeypatch.setattr(streaming, "FLUSH_SECONDS", LONG_PAUSE)
+    generator = Generator()
+    replies = [_reply(1, "left"), _reply(2, "right")]
+    jobs = {reply.side: _job(reply) for reply in replies}
+    generator.jobs = {reply.id: jobs[reply.side] for reply in replies}
+    stream = streaming.turn_events(generator, generator.units, replies)
+
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0)
+    jobs["left"].add_text("Tram")
+    assert _parse(await asyncio.wait_for(first, timeout=EARLY)) == [
+        ("text", {"side": "left", "text": "Tram"})
+    ]
+
+    second = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0)
+    jobs["left"].add_text(" 28")
+    await asyncio.sleep(0)
+    # More of a side already shown waits for the pause's end...
+    assert not second.done()
+    jobs["right"].add_text("Take")
+    # ...the other side's first piece does not, and takes what waited with it.
+    assert _parse(await asyncio.wait_for(second, timeout=EARLY)) == [
+        ("text", {"side": "left", "text": " 28"}),
+        ("text", {"side": "right", "text": "Take"}),
+    ]
+    await stream.aclose()
+
+
+async def test_a_replys_end_is_not_held_back_by_the_pause(monkeypatch: Any) -> None:
+    """The end of a reply (what the vote waits for) cuts the pause short, with the text that
+    came before it, and the stream ends at once when both are done."""
+    monkeypatch.setattr(streaming, "FLUSH_SECONDS", LONG_PAUSE)
+    generator = Generator()
+    replies = [_reply(1, "left"), _reply(2, "right")]
+    jobs = {reply.side: _job(reply) for reply in replies}
+    generator.jobs = {reply.id: jobs[reply.side] for reply in replies}
+    stream = streaming.turn_events(generator, generator.units, replies)
+
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0)
+    jobs["left"].add_text("Hello")
+    jobs["right"].add_text("Hi")
+    await asyncio.wait_for(first, timeout=EARLY)
+
+    rest = asyncio.ensure_future(_collect(stream))
+    await asyncio.sleep(0)
+    jobs["left"].add_text(" there")
+    jobs["right"].add_text(" you")
+    _end(jobs["left"])
+    _end(jobs["right"])
+    events = [event for write in await asyncio.wait_for(rest, timeout=EARLY) for event in write]
+    assert events == [
+        ("text", {"side": "left", "text": " there"}),
+        ("reply", _final(events, "left")),
+        ("text", {"side": "right", "text": " you"}),
+        ("reply", _final(events, "right")),
+        ("done", {"can_vote": True}),
+    ]
+    assert _final(events, "left")["content"] == "Hello there"
+    assert _final(events, "right")["content"] == "Hi you"
+
+
+async def _collect(stream: Any) -> list[list[tuple[str, Any]]]:
+    return [_parse(write) async for write in stream]
+
+
+def _final(events: list[tuple[str, Any]], side: str) -> Any:
+    return next(data for name, data in events if name == "reply" and data["side"] == side)

@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 STOP_CHECK_SECONDS = 1.0
 # A reply's connection is read at most this often once its text flows (generation/stream.py):
 # with hundreds of replies streaming, a read per token was most of a worker's work. The
-# event streams send text about as often (streaming.FLUSH_SECONDS).
-READ_PACE_SECONDS = 0.1
+# event streams send text about as often (streaming.FLUSH_SECONDS); why 0.25 s:
+# docs/conversations.md, "Why text goes out about four times a second".
+READ_PACE_SECONDS = 0.25
 # Turns of the event loop a request that asks for replies lets their requests go out
 # before it builds its answer (`Generator.launch`).
 REQUEST_TURNS = 2
@@ -49,27 +50,53 @@ class Busy(PickwiseError):
         super().__init__("The server is writing too many replies right now; try again shortly.")
 
 
+def _wake(pause: "asyncio.Future[None]") -> None:
+    if not pause.done():
+        pause.set_result(None)
+
+
 class Feed:
     """What one listener (an event stream) gets from the replies it follows: pieces of text by
     side as they come and each side's end (text None), gathered until it takes them.
 
     A piece costs a list append; the listener wakes once per batch, not once per piece (a
-    queue and a task per reply cost a wake-up per token, for every token of every reply)."""
+    queue and a task per reply cost a wake-up per token, for every token of every reply).
+    Between batches the listener may `pause`; a side's first piece or its end cuts the pause
+    short, so coalescing the middle of a reply never holds back what a rater waits for (the
+    other side's first words, the vote)."""
 
     def __init__(self) -> None:
         self.items: list[tuple[str, str | None]] = []
         self._ready = asyncio.Event()
+        self._begun: set[str] = set()
+        self._pause: asyncio.Future[None] | None = None
 
     def put(self, side: str, text: str | None) -> None:
         self.items.append((side, text))
         self._ready.set()
+        if text is None or side not in self._begun:
+            self._begun.add(side)
+            if self._pause is not None:
+                _wake(self._pause)
 
     async def take(self) -> list[tuple[str, str | None]]:
         """What came since the last call, waiting until something has."""
-        await self._ready.wait()
+        if not self.items:
+            await self._ready.wait()
         self._ready.clear()
         items, self.items = self.items, []
         return items
+
+    async def pause(self, seconds: float) -> None:
+        """Waits `seconds`, or until a side's first piece or end comes, whichever is first."""
+        loop = asyncio.get_running_loop()
+        self._pause = loop.create_future()
+        timer = loop.call_later(seconds, _wake, self._pause)
+        try:
+            await self._pause
+        finally:
+            timer.cancel()
+            self._pause = None
 
 
 class ReplyJob:

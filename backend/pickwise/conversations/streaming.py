@@ -23,7 +23,9 @@ from pickwise.models import ConversationReply
 from pickwise.vocabulary import ReplyStatus
 
 POLL_SECONDS = 0.5
-FLUSH_SECONDS = 0.1
+# Once text flows, a stream writes at most this often (a side's first piece and its end go
+# out at once): docs/conversations.md, "Why text goes out about four times a second".
+FLUSH_SECONDS = 0.25
 # A comment line now and then keeps proxies from closing a quiet stream.
 KEEPALIVE_SECONDS = 15.0
 Render = Callable[[str], str]
@@ -51,7 +53,7 @@ def _merged(batch: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]
 
 def event(name: str, data: object) -> bytes:
     # orjson writes compact UTF-8 (no ASCII escapes), as the page and clients read it, at a
-    # fraction of json.dumps's cost: a stream sends up to 20 of these a second.
+    # fraction of json.dumps's cost: a stream sends up to 8 of these a second.
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
@@ -112,15 +114,20 @@ async def turn_events(
         for reply in finals.values():
             yield reply_event(reply, render)
         while waiting:
-            try:
-                async with asyncio.timeout(KEEPALIVE_SECONDS):
-                    batch = await feed.take()
-            except TimeoutError:
-                yield b": still writing\n\n"
-                continue
+            if feed.items:
+                # Text came during the pause (the usual case while a reply streams): no
+                # keep-alive timer to arm and cancel.
+                batch = await feed.take()
+            else:
+                try:
+                    async with asyncio.timeout(KEEPALIVE_SECONDS):
+                        batch = await feed.take()
+                except TimeoutError:
+                    yield b": still writing\n\n"
+                    continue
             texts = False
             # The batch's events go out in one write: each write passes every middleware's
-            # `send` and the server's, for each of a hundred streams ten times a second.
+            # `send` and the server's, for each of a hundred streams four times a second.
             written: list[bytes] = []
             for side, text in _merged(batch):
                 if text is not None:
@@ -138,8 +145,9 @@ async def turn_events(
                 yield b"".join(written)
             if waiting and texts:
                 # Text that comes meanwhile goes out together: a few events a second per
-                # stream instead of one per token (the first piece is never held back).
-                await asyncio.sleep(FLUSH_SECONDS)
+                # stream instead of one per token. A side's first piece and its end are
+                # never held back (they cut the pause short).
+                await feed.pause(FLUSH_SECONDS)
         now = utcnow()
         can_vote = all(
             views.reply_state(r, now)[0] == ReplyStatus.COMPLETE for r in finals.values()
