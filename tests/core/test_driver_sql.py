@@ -190,15 +190,19 @@ def test_the_hot_statements_fit_psycopgs_parsed_statement_cache() -> None:
     """psycopg parses a statement's `%(name)s` parameters again on every run when it is longer
     than its cache takes (4 kB): the claim, indented as written, was 5 kB, a regular
     expression over all of it on every lease."""
-    import gc
-
     import psycopg._queries
 
-    import pickwise.app  # noqa: F401 -- every statement the app runs is built at import
+    import pickwise.app  # noqa: F401 -- every module of the app, with its statements
     from pickwise.assignments import repository
 
     limit = psycopg._queries.MAX_CACHED_STATEMENT_LENGTH
-    statements = [each for each in gc.get_objects() if isinstance(each, DriverSql)]
-    assert repository._CLAIM_SLOT in statements
+    statements = [
+        value
+        for name, module in list(sys.modules.items())
+        if name.startswith("pickwise.")
+        for value in vars(module).values()
+        if isinstance(value, DriverSql)
+    ]
+    assert repository._CLAIM_SLOT in statements and len(statements) > 20
     too_long = [each.sql[:80] for each in statements if len(each.sql.encode()) > limit]
     assert too_long == []
