@@ -361,14 +361,15 @@ async def test_a_deactivated_raters_token_answers_nothing(
 
 
 @pytest.mark.parametrize("keyed", [False, True])
-async def test_a_choice_with_the_next_pair_is_five_round_trips_begin_and_commit_included(
+async def test_a_choice_with_the_next_pair_is_four_round_trips_begin_and_commit_included(
     live_app: Any, wire: Wire, keyed: bool
 ) -> None:
     # Counted on the wire (libpq's trace), with real transactions. The answer: BEGIN with who
     # asks (the token), the key's claim when there is one, and the slot's and the
     # assignment's locks, one round trip; the choice stored (with the key's answer); COMMIT.
-    # The next lease: BEGIN with the locks, standing and claim; COMMIT. psycopg's own BEGIN
-    # would be a round trip of its own in each (seven in all).
+    # The next lease: BEGIN with the locks, standing and claim, and its COMMIT, one round
+    # trip. psycopg's own BEGIN would be a round trip of its own in each, and the lease's
+    # COMMIT was one too (seven in all, then five).
     async with session_factory(get_engine())() as session, session.begin():
         project = await make_project(session)
         await make_pairs(session, project, 3)
@@ -385,12 +386,43 @@ async def test_a_choice_with_the_next_pair_is_five_round_trips_begin_and_commit_
         if keyed:  # replayed: the same answer
             again = await c.post(url, json={"choice": "left"}, headers=key)
             assert again.json() == response.json()
-    assert len(trips) == 5, wire.described()
-    answer_locks, store, answer_commit, lease, lease_commit = trips
+    assert len(trips) == 4, wire.described()
+    answer_locks, store, answer_commit, lease = trips
     assert answer_locks[0] == "BEGIN" and "api_tokens" in answer_locks[1]
     if keyed:
         assert answer_locks.pop(2).startswith("INSERT INTO idempotency_keys")
     assert "FOR UPDATE OF s" in answer_locks[2] and "FOR UPDATE OF a" in answer_locks[3]
     assert store == [store[0]] and store[0].startswith("WITH slot AS")
-    assert lease[0] == "BEGIN" and len(lease) == 4  # the gate's locks, standing, claim
-    assert answer_commit == lease_commit == ["COMMIT"]
+    # BEGIN, the gate's locks, standing, claim, COMMIT
+    assert lease[0] == "BEGIN" and len(lease) == 5 and lease[-1] == "COMMIT"
+    assert answer_commit == ["COMMIT"]
+
+
+async def test_after_an_answer_a_lease_taken_meanwhile_is_continued_under_its_locks(
+    live_app: Any, wire: Wire
+) -> None:
+    """The lease after an answer commits with its claim, in one round trip. When the rater
+    took a lease meanwhile (another tab), that claim makes nothing and the lease is continued
+    in a transaction of its own that takes the locks again: one lease, never two."""
+    async with session_factory(get_engine())() as session, session.begin():
+        project = await make_project(session)
+        await make_pairs(session, project, 3)
+        rater, _ = await rater_in(session, project)
+    async with session_factory(get_engine())() as session, session.begin():
+        held = await next_lease(session, project, rater)
+        reserved = await session.scalar(text("SELECT nextval('assignments_id_seq')"))
+    assert held is not None
+    wire.clear()
+    async with session_factory(get_engine())() as session, session.begin():
+        again = await next_lease(session, project, rater, reserved_id=reserved)
+    trips = wire.round_trips()
+    assert again is not None and again.assignment_id == held.assignment_id
+    claim_and_commit, locks_again = trips[0], trips[1]
+    assert claim_and_commit[-1] == "COMMIT" and "FOR UPDATE OF s" in claim_and_commit[-2]
+    assert locks_again[0] == "BEGIN" and "pg_advisory_xact_lock" in locks_again[1]
+    async with session_factory(get_engine())() as session:
+        leased = select(func.count()).where(
+            Assignment.rater_id == rater.id, Assignment.status == "leased"
+        )
+        assert await session.scalar(leased) == 1
+        assert await session.get(Assignment, reserved) is None

@@ -48,6 +48,19 @@ async def test_the_objects_of_startup_are_left_out_of_garbage_collection(
         gc.unfreeze()
 
 
+async def test_the_young_generation_is_collected_less_often_while_the_app_serves(
+    database_url: str,
+) -> None:
+    from pickwise.app import YOUNG_GC_THRESHOLD
+
+    before = gc.get_threshold()
+    app = create_app()
+    async with app.router.lifespan_context(app):
+        assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, *before[1:])
+        assert YOUNG_GC_THRESHOLD >= 10 * 700  # ten times Python's default
+    assert gc.get_threshold() == before
+
+
 async def test_each_worker_builds_its_routes_and_rating_pages_before_it_serves(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import aliased
 
 from pickwise.assignments.slots_repository import NEW_PAIR_ORDER, ROUNDS, SLOTS_WANTED, QueueRules
 from pickwise.assignments.standing import Standing
-from pickwise.core.db import DriverSql, run_pipelined
+from pickwise.core.db import DriverSql, run_pipelined, transaction_open
 from pickwise.models import Assignment, Judgment, Pair, PairSlot, Prompt, Response
 from pickwise.pools.quota import QUOTA_REACHED_SQL
 from pickwise.vocabulary import (
@@ -358,10 +358,18 @@ class Entered:
     held: HeldLease | None  # their open lease there
     # The new lease, when one was asked for and the rater may rate and held none.
     claimed: "ClaimedSlot | None"
+    # Whether the transaction was committed with these statements (enter_and_claim's
+    # `commit`): its locks are no longer held.
+    committed: bool = False
 
 
 async def enter_and_claim(
-    session: AsyncSession, project_id: int, rater_id: int, claim: ClaimTerms | None
+    session: AsyncSession,
+    project_id: int,
+    rater_id: int,
+    claim: ClaimTerms | None,
+    *,
+    commit: bool = False,
 ) -> Entered:
     """Locks 1 and 2 (enter_project); then the rater's standing and open lease, read after
     the locks, so a removal, deactivation or closing that committed meanwhile is seen; then,
@@ -370,17 +378,25 @@ async def enter_and_claim(
 
     One round trip: the statements go out together (run_pipelined), and each still runs
     after the one before it, with a snapshot of its own, as if sent one by one.
+
+    `commit`: when these are the transaction's first statements, its COMMIT goes out with
+    them (run_pipelined), and the locks are gone when this returns (`Entered.committed`).
+    Only for a caller that needs nothing more of the transaction when the claim made a
+    lease, found no work or was refused, and starts again when the rater held a lease (the
+    claim made nothing then).
     """
     ids = {"project_id": project_id, "rater_id": rater_id}
     locks = {"gate": _PROJECT_GATE, "project": _lock_key(project_id), "rater": _lock_key(rater_id)}
     calls = [(_ENTER, locks), (_STANDING_AND_LEASE, ids)]
     if claim is not None:
         calls.append((_CLAIM_SLOT, _claim_params(project_id, rater_id, claim)))
-    answers = await run_pipelined(session, calls)
+    answers = await run_pipelined(session, calls, commit=commit)
+    committed = commit and not await transaction_open(session)
     (row,) = answers[1]
     held = None if row[3] is None else HeldLease(int(row[3]), row[4])
     claimed = _claimed(answers[2][0]) if claim is not None and answers[2] else None
-    return Entered(Standing(bool(row[0]), bool(row[1]), bool(row[2])), held, claimed)
+    standing = Standing(bool(row[0]), bool(row[1]), bool(row[2]))
+    return Entered(standing, held, claimed, committed)
 
 
 def lock_slot_of_assignment(rater: str) -> DriverSql:
