@@ -25,7 +25,9 @@ async def rate_until_done(app: Any, headers: dict[str, str], project_id: int) ->
     transport = ASGITransport(app=app)
     async with AsyncClient(transport=transport, base_url="http://test", headers=headers) as c:
         while True:
-            body = (await c.get(f"/api/v1/projects/{project_id}/next")).json()
+            answer = await c.get(f"/api/v1/projects/{project_id}/next")
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
             if body["assignment_id"] is None:
                 return acknowledged
             response = await c.post(
