@@ -253,11 +253,11 @@ async def test_when_the_next_lease_fails_the_client_asks_for_it(
     enter_and_claim = assignments_repository.enter_and_claim
     failures = []
 
-    async def fails_once(claim_session: AsyncSession, *params: Any) -> Any:
+    async def fails_once(claim_session: AsyncSession, *params: Any, **options: Any) -> Any:
         if not failures:
             failures.append(params)
             await claim_session.execute(text("SELECT 1 / 0"))
-        return await enter_and_claim(claim_session, *params)
+        return await enter_and_claim(claim_session, *params, **options)
 
     monkeypatch.setattr(assignments_repository, "enter_and_claim", fails_once)
     answered = await harness.run(
