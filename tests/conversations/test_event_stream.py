@@ -115,17 +115,23 @@ LONG_PAUSE = 3600.0
 EARLY = 10.0
 
 
-async def test_the_other_sides_first_piece_is_not_held_back_by_the_pause(
-    monkeypatch: Any,
-) -> None:
-    """Text is coalesced between writes, but a side's first words go out as they come: the
-    pause after the left side's write is cut short by the right side's first piece."""
+def _turn_with_a_long_pause(monkeypatch: Any) -> tuple[dict[str, Any], Any]:
+    """Both sides' jobs and the turn's event stream, with writes an hour apart unless
+    something cuts the pause short."""
     monkeypatch.setattr(streaming, "FLUSH_SECONDS", LONG_PAUSE)
     generator = Generator()
     replies = [_reply(1, "left"), _reply(2, "right")]
     jobs = {reply.side: _job(reply) for reply in replies}
     generator.jobs = {reply.id: jobs[reply.side] for reply in replies}
-    stream = streaming.turn_events(generator, generator.units, replies)
+    return jobs, streaming.turn_events(generator, generator.units, replies)
+
+
+async def test_the_other_sides_first_piece_is_not_held_back_by_the_pause(
+    monkeypatch: Any,
+) -> None:
+    """Text is coalesced between writes, but a side's first words go out as they come: the
+    pause after the left side's write is cut short by the right side's first piece."""
+    jobs, stream = _turn_with_a_long_pause(monkeypatch)
 
     first = asyncio.ensure_future(anext(stream))
     await asyncio.sleep(0)
@@ -152,12 +158,7 @@ async def test_the_other_sides_first_piece_is_not_held_back_by_the_pause(
 async def test_a_replys_end_is_not_held_back_by_the_pause(monkeypatch: Any) -> None:
     """The end of a reply (what the vote waits for) cuts the pause short, with the text that
     came before it, and the stream ends at once when both are done."""
-    monkeypatch.setattr(streaming, "FLUSH_SECONDS", LONG_PAUSE)
-    generator = Generator()
-    replies = [_reply(1, "left"), _reply(2, "right")]
-    jobs = {reply.side: _job(reply) for reply in replies}
-    generator.jobs = {reply.id: jobs[reply.side] for reply in replies}
-    stream = streaming.turn_events(generator, generator.units, replies)
+    jobs, stream = _turn_with_a_long_pause(monkeypatch)
 
     first = asyncio.ensure_future(anext(stream))
     await asyncio.sleep(0)
