@@ -1,5 +1,6 @@
 """The rating page through HTTP: cookie login, plain forms answered with the next pair."""
 
+import asyncio
 import re
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.analytics.text_features import forget_kept_features
+from pickwise.assignments import repository as assignments_repository
 from pickwise.assignments.service import next_lease
 from pickwise.assignments.standing import ProjectClosed
 from pickwise.auth import repository as auth_repository
@@ -848,6 +850,39 @@ async def test_still_needed_is_counted_again_after_a_few_seconds(
     monkeypatch.setattr(rating, "NEEDED_SECONDS", 0.0)
     response, _ = await choose(client, html, "tie")
     assert still_needed(answered_with_the_page(response, app, project)) == 4
+
+
+async def test_still_needed_is_counted_once_however_many_pages_ask_at_once(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The count reads every open slot of the project. Pages that ask while it runs wait for
+    # it when there is no figure yet, else show the last one: they do not count as well (16
+    # raters made ~12 counts each time the figure expired, most of the page loop's Postgres
+    # CPU in the bench).
+    project = await make_project(session, raters_per_pair=2)
+    await make_pairs(session, project, 3)
+    real_count = await assignments_repository.judgments_needed(session, project.id)
+    assert real_count == 6
+    counts: list[int] = []
+
+    async def slow_count(_: AsyncSession, project_id: int) -> int:
+        counts.append(project_id)
+        for _ in range(5):  # the other pages ask meanwhile
+            await asyncio.sleep(0)
+        return real_count
+
+    monkeypatch.setattr(assignments_repository, "judgments_needed", slow_count)
+    rating._needed_seen.clear()
+    asked = [rating._judgments_needed(session, project.id) for _ in range(8)]
+    assert await asyncio.gather(*asked) == [6] * 8
+    assert counts == [project.id]
+
+    # Expired: one page counts again, the others show the last figure without waiting.
+    rating._needed_seen[project.id] = (time.monotonic() - rating.NEEDED_SECONDS, 5)
+    asked = [rating._judgments_needed(session, project.id) for _ in range(8)]
+    assert sorted(await asyncio.gather(*asked)) == [5] * 7 + [6]
+    assert counts == [project.id] * 2
+    assert await rating._judgments_needed(session, project.id) == 6
 
 
 def done_by_you(html: str) -> int:
