@@ -264,7 +264,7 @@ async def run_pipelined(
                 cursors = [await driver.execute(call.sql, params) for call, params in calls]
                 if commit and begins:
                     await driver.execute(b"COMMIT")
-        return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
+        return [await cursor.fetchall() if _has_rows(cursor) else [] for cursor in cursors]
     except psycopg.Error as exc:
         broken = driver.broken
         if broken:
@@ -274,6 +274,15 @@ async def run_pipelined(
         raise DBAPIError.instance(
             statement, params, exc, psycopg.Error, connection_invalidated=broken
         ) from exc
+
+
+def _has_rows(cursor: psycopg.AsyncCursor[Any]) -> bool:
+    """Whether the cursor's statement returned rows (a SELECT, or RETURNING), as
+    `cursor.description is not None` says for these statements but without building the
+    description: a `Column` per column with its type looked up, some 2 µs each, for rows that
+    are read by position (~35 columns a judgment; docs/benchmarks.md, "i28c")."""
+    result = cursor.pgresult
+    return result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
 
 
 async def transaction_open(session: AsyncSession) -> bool:
