@@ -71,6 +71,28 @@ async def test_a_pipelined_error_stops_the_rest_and_comes_out_as_sqlalchemys(
     assert await DriverSql("SELECT count(*) FROM stopped").one(session, {}) == (0,)
 
 
+async def test_a_statement_gives_rows_only_when_it_returns_columns(session: AsyncSession) -> None:
+    """What `run_pipelined` reads of each statement, alone and pipelined: rows when it returns
+    columns, even none of them; nothing for a command, or for a lock's `SELECT FROM`, whose
+    rows have no columns (callers read such a statement as "no rows")."""
+    await DriverSql("CREATE TEMP TABLE kinds (n int) ON COMMIT DROP").rows(session, {})
+    statements = [
+        (DriverSql("INSERT INTO kinds VALUES (:n), (:n + 1)"), {"n": 1}),
+        (DriverSql("INSERT INTO kinds VALUES (:n) RETURNING n, 'x'"), {"n": 3}),
+        (DriverSql("UPDATE kinds SET n = n WHERE n > :n"), {"n": 1}),
+        (DriverSql("UPDATE kinds SET n = n WHERE n > :n RETURNING n"), {"n": 2}),
+        (DriverSql("SELECT n FROM kinds WHERE n > :n"), {"n": 9}),
+        (DriverSql("SELECT FROM kinds WHERE n > :n FOR UPDATE"), {"n": 0}),
+        (DriverSql("SELECT n FROM kinds WHERE n < :n ORDER BY n"), {"n": 3}),
+    ]
+    expected = [[], [(3, "x")], [], [(3,)], [], [], [(1,), (2,)]]
+    await DriverSql("DELETE FROM kinds").rows(session, {})
+    alone = [await statement.rows(session, params) for statement, params in statements]
+    assert alone == expected
+    await DriverSql("DELETE FROM kinds").rows(session, {})
+    assert await run_pipelined(session, statements) == expected
+
+
 _BEGUN = DriverSql("INSERT INTO begun VALUES (:n) RETURNING pg_current_xact_id()::text")
 _BEGUN_ROWS = text("SELECT count(*) FROM begun")
 
@@ -125,6 +147,7 @@ async def test_an_error_in_a_transactions_first_statements_rolls_it_all_back(
 
 
 _USER_ROW = DriverSql(f"SELECT {columns_of(User, 'u')} FROM users u WHERE u.id = :id")
+_USER_KEYS = [inspect(User).get_property_by_column(column).key for column in User.__table__.columns]
 
 
 async def test_an_adopted_row_is_the_sessions_object_with_what_the_row_says(
@@ -153,6 +176,26 @@ async def test_an_adopted_row_is_persistent_and_its_changes_are_flushed(
     assert await DriverSql("SELECT display_name FROM users WHERE id = :id").one(
         session, {"id": user_id}
     ) == ("Changed",)
+
+
+async def test_a_new_adopted_row_is_as_a_query_loads_it(session: AsyncSession) -> None:
+    """A row the session has no object for yet: a persistent, clean object with every column's
+    value loaded (nothing expired, so reading it sends no query: the session would refuse
+    to, lazily, under asyncio), just as `select()` gives it."""
+    user_id = (await make_user(session)).id
+    session.expunge_all()
+    row = await _USER_ROW.one(session, {"id": user_id})
+    adopted = adopt(session, User, row)
+    state = inspect(adopted)
+    assert state.persistent and not state.modified and not state.expired_attributes
+    assert state.unloaded == set()
+    assert state.committed_state == {}
+    assert [getattr(adopted, key) for key in _USER_KEYS] == list(row)
+    # Adopting the same row again gives that object, not a second one.
+    assert adopt(session, User, row) is adopted
+    session.expunge_all()
+    loaded = await session.get(User, user_id)
+    assert [getattr(loaded, key) for key in _USER_KEYS] == list(row)
 
 
 def test_a_row_can_be_adopted_before_any_query() -> None:
