@@ -1,5 +1,6 @@
 """The import's own statements over the psycopg connection (batches.bulk_repository)."""
 
+import json
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,3 +65,23 @@ async def test_each_tables_sequence_is_looked_up_once_not_once_an_id(
             and any(lookup in output for output in node.get("Output", []))
         ]
         assert computed_once, f"{table}: the sequence is looked up for every id"
+
+
+async def test_json_values_reach_jsonb_as_the_file_gave_them(session: AsyncSession) -> None:
+    """orjson writes them, the stdlib where orjson cannot (an integer beyond 64 bits); floats
+    may be spelt otherwise, never stored as another number."""
+    driver = await driver_connection(session)
+    values: list[Any] = [
+        {"t": 0.5, "small": 1e-05, "large": 1e300, "é": "😀\n\u2028", "n": [None, True, -3]},
+        {"big": 2**70, "neg": -(2**64)},
+        [{"role": "user", "content": "Q?"}],
+        {},
+    ]
+    for value in values:
+        async with driver.cursor() as cursor:
+            await cursor.execute(
+                "SELECT %s::jsonb = %s::jsonb",
+                [bulk_repository.as_json(value), json.dumps(value)],
+            )
+            row = await cursor.fetchone()
+        assert row == (True,), value

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import namedtuple_row
@@ -196,11 +197,16 @@ async def _set_local(driver: Driver, setting: str, on: bool) -> None:
     await driver.execute("SELECT set_config(%s, %s, true)", [setting, "on" if on else "off"])
 
 
-# One encoder for the whole import: `json.dumps` with options builds a new one per call, and
-# an import encodes four values a task (~9 µs a task of the reader's CPU). Values come from a
-# parsed file, so they hold no cycles to look for.
+# For an integer beyond 64 bits, which orjson refuses. Values come from a parsed file, so they
+# hold no cycles to look for.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
 def as_json(value: Any) -> str:
-    return _ENCODER.encode(value)
+    """Compact JSON text of a jsonb value. orjson writes it at a fifth of the stdlib's CPU
+    (four values a task: ~9 µs of the reader's). Its floats may read otherwise (0.00001 for
+    1e-05), which jsonb stores as the same number."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return _ENCODER.encode(value)
