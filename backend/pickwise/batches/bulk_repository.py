@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg.rows import namedtuple_row
@@ -117,18 +118,29 @@ async def reserve_ids(driver: Driver, counts: dict[str, int]) -> dict[str, list[
     ids: dict[str, list[int]] = {table: [] for table in counts}
     if not tables:
         return ids
-    columns = ", ".join(
-        f"(SELECT array_agg(nextval(s.seq)) FROM generate_series(1, %s), "
-        f"(SELECT pg_get_serial_sequence('{table}', 'id')::regclass AS seq) AS s)"
-        for table in tables
-    )
     async with driver.cursor() as cursor:
-        await cursor.execute(f"SELECT {columns}", [counts[table] for table in tables])
+        await cursor.execute(reserve_ids_sql(tables), [counts[table] for table in tables])
         row = await cursor.fetchone()
     assert row is not None
     for table, values in zip(tables, row, strict=True):
         ids[table] = sorted(values)
     return ids
+
+
+def reserve_ids_sql(tables: Sequence[str]) -> str:
+    """One array of new ids per table, each table's count a parameter.
+
+    Each table's sequence is looked up once, in a subquery kept apart by `OFFSET 0`: without
+    it Postgres pulls the subquery up into the join and calls `pg_get_serial_sequence` (a
+    catalog lookup and a name parse) for every id, ~8x the cost of `nextval` itself — 60-130
+    ms of Postgres per 2,000-task chunk, against 5-12 ms (docs/benchmarks.md, "i28d")."""
+    columns = ", ".join(
+        f"(SELECT array_agg(nextval(s.seq)) FROM "
+        f"(SELECT pg_get_serial_sequence('{table}', 'id')::regclass AS seq OFFSET 0) AS s, "
+        "generate_series(1, %s))"
+        for table in tables
+    )
+    return f"SELECT {columns}"
 
 
 async def existing_hashes(
@@ -185,11 +197,16 @@ async def _set_local(driver: Driver, setting: str, on: bool) -> None:
     await driver.execute("SELECT set_config(%s, %s, true)", [setting, "on" if on else "off"])
 
 
-# One encoder for the whole import: `json.dumps` with options builds a new one per call, and
-# an import encodes four values a task (~9 µs a task of the reader's CPU). Values come from a
-# parsed file, so they hold no cycles to look for.
+# For an integer beyond 64 bits, which orjson refuses. Values come from a parsed file, so they
+# hold no cycles to look for.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
 def as_json(value: Any) -> str:
-    return _ENCODER.encode(value)
+    """Compact JSON text of a jsonb value. orjson writes it at a fifth of the stdlib's CPU
+    (four values a task: ~9 µs of the reader's). Its floats may read otherwise (0.00001 for
+    1e-05), which jsonb stores as the same number."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return _ENCODER.encode(value)
