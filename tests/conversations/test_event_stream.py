@@ -7,13 +7,14 @@ from typing import Any
 
 import orjson
 
-from pickwise.conversations import streaming
-from pickwise.conversations.generation import Generator, ReplyJob
+from pickwise.conversations import generation, streaming
+from pickwise.conversations.generation import Feed, Generator, ReplyJob
 from pickwise.conversations.service import ReplyTask
 from pickwise.core.clock import utcnow
 from pickwise.generation.chat import EndpointConfig
+from pickwise.generation.stream import StreamFailed, StreamLimits
 from pickwise.models import ConversationReply
-from pickwise.vocabulary import ReplyStatus
+from pickwise.vocabulary import ReplyFailure, ReplyStatus
 
 
 def _reply(reply_id: int, side: str) -> ConversationReply:
@@ -190,3 +191,90 @@ async def _collect(stream: Any) -> list[list[tuple[str, Any]]]:
 
 def _final(events: list[tuple[str, Any]], side: str) -> Any:
     return next(data for name, data in events if name == "reply" and data["side"] == side)
+
+
+def _crowded(generator: Generator, replies: int) -> None:
+    """`replies` more replies in flight in the process (other raters' turns)."""
+    for number in range(replies):
+        reply = _reply(1000 + number, "left")
+        generator.jobs[reply.id] = _job(reply)
+
+
+async def test_with_many_replies_in_flight_text_is_written_less_often_the_first_at_once(
+    monkeypatch: Any,
+) -> None:
+    """Past WINDOW_REPLIES replies in flight the pause between writes widens (fewer wake-ups
+    and writes for the worker); a side's first piece still goes out at once."""
+    pauses: list[float] = []
+
+    async def recorded_pause(feed: Feed, seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(Feed, "pause", recorded_pause)
+    for crowd, window in ((0, streaming.FLUSH_SECONDS), (3 * generation.WINDOW_REPLIES, None)):
+        generator = Generator()
+        replies = [_reply(1, "left"), _reply(2, "right")]
+        jobs = {reply.side: _job(reply) for reply in replies}
+        generator.jobs = {reply.id: jobs[reply.side] for reply in replies}
+        _crowded(generator, crowd)
+        stream = streaming.turn_events(generator, generator.units, replies)
+        pauses.clear()
+
+        first = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0)
+        jobs["left"].add_text("Hel")
+        assert _parse(await asyncio.wait_for(first, timeout=EARLY)) == [
+            ("text", {"side": "left", "text": "Hel"})
+        ]
+        assert pauses == []  # the first piece waited for no pause
+        jobs["left"].add_text("lo")
+        await asyncio.wait_for(anext(stream), timeout=EARLY)
+        await stream.aclose()
+        expected = window or min(
+            streaming.FLUSH_SECONDS * (crowd + 2) / generation.WINDOW_REPLIES,
+            generation.MAX_WINDOW_SECONDS,
+        )
+        assert pauses == [expected]
+    assert expected > streaming.FLUSH_SECONDS
+
+
+async def test_with_many_replies_in_flight_a_reply_is_read_less_often(
+    monkeypatch: Any,
+) -> None:
+    """A reply's connection is read at the widened pace when it starts among many others."""
+    paces: list[float] = []
+
+    async def fake_stream_reply(*args: Any, limits: StreamLimits, **kwargs: Any) -> Any:
+        paces.append(limits.pace_seconds)
+        raise StreamFailed(ReplyFailure.ERROR, "not asked", 1)
+
+    monkeypatch.setattr(generation, "stream_reply", fake_stream_reply)
+    for crowd in (0, 3 * generation.WINDOW_REPLIES):
+        generator = Generator()
+        reply = _reply(1, "left")
+        job = _job(reply)
+        generator.jobs = {reply.id: job}
+        _crowded(generator, crowd)
+        await generator._read(job.task, job)
+        await generator.close()
+    assert paces == [
+        generation.READ_PACE_SECONDS,
+        min(
+            generation.READ_PACE_SECONDS
+            * (3 * generation.WINDOW_REPLIES + 1)
+            / generation.WINDOW_REPLIES,
+            generation.MAX_WINDOW_SECONDS,
+        ),
+    ]
+    assert paces[1] > paces[0]
+
+
+def test_the_window_widens_in_proportion_past_window_replies_up_to_its_cap() -> None:
+    base = 0.25
+    limit = generation.WINDOW_REPLIES
+    assert generation.widened(base, 0) == base
+    assert generation.widened(base, limit) == base
+    assert generation.widened(base, 2 * limit) == 2 * base
+    assert generation.widened(base, 100 * limit) == generation.MAX_WINDOW_SECONDS
+    # A window set wider than the cap (a test's hour) is never narrowed.
+    assert generation.widened(3600.0, 2 * limit) == 3600.0

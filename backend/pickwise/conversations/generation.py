@@ -36,6 +36,13 @@ STOP_CHECK_SECONDS = 1.0
 # event streams send text about as often (streaming.FLUSH_SECONDS); why 0.25 s:
 # docs/conversations.md, "Why text goes out about four times a second".
 READ_PACE_SECONDS = 0.25
+# Past this many replies in flight in the process, the window widens in proportion (reads
+# and writes per second stay at what this many cost), up to MAX_WINDOW_SECONDS: the worker's
+# wake-ups for streaming stop growing with the conversations it carries, and the raters of
+# other projects on it wait behind fewer of them. Why: docs/conversations.md, "Why text goes
+# out about four times a second".
+WINDOW_REPLIES = 100
+MAX_WINDOW_SECONDS = 1.0
 # Turns of the event loop a request that asks for replies lets their requests go out
 # before it builds its answer (`Generator.launch`).
 REQUEST_TURNS = 2
@@ -48,6 +55,14 @@ class Busy(PickwiseError):
 
     def __init__(self) -> None:
         super().__init__("The server is writing too many replies right now; try again shortly.")
+
+
+def widened(seconds: float, in_flight: int) -> float:
+    """A window of `seconds` at `in_flight` replies: as is up to WINDOW_REPLIES, then wider
+    in proportion, up to MAX_WINDOW_SECONDS (never below `seconds`)."""
+    if in_flight <= WINDOW_REPLIES:
+        return seconds
+    return max(seconds, min(seconds * in_flight / WINDOW_REPLIES, MAX_WINDOW_SECONDS))
 
 
 def _wake(pause: "asyncio.Future[None]") -> None:
@@ -189,6 +204,10 @@ class Generator:
         """Refuses (503) work that would pass the process's limit of replies in flight."""
         if len(self.jobs) + replies > get_settings().conversation_replies_in_flight:
             raise Busy()
+
+    def window(self, seconds: float) -> float:
+        """`seconds` widened for the replies this process has in flight now."""
+        return widened(seconds, len(self.jobs))
 
     def job(self, reply_id: int) -> ReplyJob | None:
         return self.jobs.get(reply_id)
@@ -341,7 +360,9 @@ class Generator:
                     task.endpoint,
                     task.messages,
                     job.add_text,
-                    limits=StreamLimits(pace_seconds=READ_PACE_SECONDS),
+                    # Set as the reply starts: the replies in flight change slowly
+                    # against a reply's length.
+                    limits=StreamLimits(pace_seconds=self.window(READ_PACE_SECONDS)),
                 )
             return _complete(reply)
         except TimeoutError:

@@ -24,7 +24,9 @@ from pickwise.vocabulary import ReplyStatus
 
 POLL_SECONDS = 0.5
 # Once text flows, a stream writes at most this often (a side's first piece and its end go
-# out at once): docs/conversations.md, "Why text goes out about four times a second".
+# out at once), less often while the process has many replies in flight
+# (`generation.widened`): docs/conversations.md, "Why text goes out about four times a
+# second".
 FLUSH_SECONDS = 0.25
 # A comment line now and then keeps proxies from closing a quiet stream.
 KEEPALIVE_SECONDS = 15.0
@@ -147,7 +149,7 @@ async def turn_events(
                 # Text that comes meanwhile goes out together: a few events a second per
                 # stream instead of one per token. A side's first piece and its end are
                 # never held back (they cut the pause short).
-                await feed.pause(FLUSH_SECONDS)
+                await feed.pause(generator.window(FLUSH_SECONDS))
         now = utcnow()
         can_vote = all(
             views.reply_state(r, now)[0] == ReplyStatus.COMPLETE for r in finals.values()
