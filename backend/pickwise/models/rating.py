@@ -134,8 +134,16 @@ class Judgment(IdMixin, Base):
         # "Judgments since the analytics were computed": a short range scan per project.
         Index("ix_judgments_project_id_id", "project_id", "id"),
         # A rater's judgments in a project, counted on every rating page (all, and since their
-        # midnight) and read newest first by the summary: an index-only count.
-        Index("ix_judgments_rater_project_submitted", "rater_id", "project_id", "submitted_at"),
+        # midnight): an index-only count. Read newest first by the summary, in this order and
+        # with the columns it reads included: an index-only scan with no sort.
+        Index(
+            "ix_judgments_rater_project_latest",
+            "rater_id",
+            "project_id",
+            "submitted_at",
+            "id",
+            postgresql_include=["pair_id", "choice", "left_side"],
+        ),
         # Updated in place (no pending list): no rater's submit pays for a pending-list flush.
         Index(
             "ix_judgments_rationale_search",
