@@ -17,12 +17,12 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Receive, Scope, Send
 
 from pickwise.core.middleware import HttpMiddleware
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower().encode("latin-1")
 REDACTED = "[redacted]"
 MAX_TEXT_CHARS = 500
 
@@ -83,6 +83,24 @@ _MIGHT_HOLD_SECRETS = re.compile(
     rf"bearer|pass|secret|token|csrf|api[_-]?key|authorization|cookie|://|{_TEXT_WORDS}",
     re.IGNORECASE,
 )
+# The same check as substrings of the lowered text, for ASCII text (where lowering is exactly
+# what IGNORECASE matches; outside ASCII it also folds e.g. "ſ" to "s", so the regex decides).
+# The regex tries each of its alternatives at every position: ~19 µs for an access line's
+# path, 4 times a request; these ~1 µs (docs/benchmarks.md, "i28f").
+_SECRET_HINTS = (
+    "bearer",
+    "pass",
+    "secret",
+    "token",
+    "csrf",
+    "apikey",
+    "api_key",
+    "api-key",
+    "authorization",
+    "cookie",
+    "://",
+    *sorted(_TEXT_NAMES),
+)
 # Anything shaped like our tokens (API, session, invite: 43 url-safe characters with mixed
 # case and digits), wherever it appears, e.g. in a URL path.
 _TOKEN_LIKE = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32,}(?![A-Za-z0-9_-])")
@@ -94,9 +112,20 @@ def _redact_token_like(match: re.Match[str]) -> str:
     return REDACTED if mixed and any(c.islower() for c in run) else run
 
 
+def _might_hold_secrets(text: str) -> bool:
+    if text.isascii():
+        lowered = text.lower()
+        # A loop, not any(): the generator costs twice as much here.
+        for hint in _SECRET_HINTS:  # noqa: SIM110
+            if hint in lowered:
+                return True
+        return False
+    return _MIGHT_HOLD_SECRETS.search(text) is not None
+
+
 def scrub(text: str) -> str:
     """`text` without secrets; tracebacks go through this whole."""
-    if _MIGHT_HOLD_SECRETS.search(text):
+    if _might_hold_secrets(text):
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
     return _TOKEN_LIKE.sub(_redact_token_like, text)
@@ -110,8 +139,24 @@ def redact_text(text: str) -> str:
     return text
 
 
+# Field name -> whether its values are secret. The names are mostly our own (extra fields,
+# path parameters), asked about on every log line; capped, as dict keys in logged values
+# can be anything.
+_SECRET_NAMES_SEEN: dict[str, bool] = {}
+_MAX_NAMES_SEEN = 1_000
+
+
+def _is_secret_name(name: str) -> bool:
+    secret = _SECRET_NAMES_SEEN.get(name)
+    if secret is None:
+        secret = _SECRET_NAME.search(name) is not None
+        if len(_SECRET_NAMES_SEEN) < _MAX_NAMES_SEEN:
+            _SECRET_NAMES_SEEN[name] = secret
+    return secret
+
+
 def redact_value(name: str, value: Any) -> Any:
-    if _SECRET_NAME.search(name):
+    if _is_secret_name(name):
         return REDACTED
     if name.lower() in _TEXT_NAMES and value is not None:
         return f"[{len(str(value))} chars]"
@@ -243,11 +288,13 @@ def _loggable_path(scope: Scope) -> str:
     secrets = {
         str(value)
         for name, value in (scope.get("path_params") or {}).items()
-        if _SECRET_NAME.search(name) and not name.endswith("_id")
+        if _is_secret_name(name) and not name.endswith("_id")
     }
     path: str = scope.get("path", "")
-    segments = [REDACTED if segment in secrets else segment for segment in path.split("/")]
-    return redact_text("/".join(segments))
+    if secrets:
+        segments = [REDACTED if segment in secrets else segment for segment in path.split("/")]
+        path = "/".join(segments)
+    return redact_text(path)
 
 
 class RequestContextMiddleware(HttpMiddleware):
@@ -260,11 +307,15 @@ class RequestContextMiddleware(HttpMiddleware):
         status = 500
         started = time.perf_counter()
 
+        request_id_header = (_REQUEST_ID_NAME, request_id.encode("latin-1"))
+
         async def send_with_request_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+                headers = list(message["headers"])
+                headers.append(request_id_header)
+                message["headers"] = headers
             await send(message)
 
         try:

@@ -86,8 +86,30 @@ class MetricsMiddleware(HttpMiddleware):
             await self.app(scope, receive, send_and_note_status)
         finally:
             route, method = route_template(scope), scope["method"]
-            REQUEST_LATENCY.labels(method, route).observe(time.perf_counter() - started)
-            REQUESTS.labels(method, route, str(status)).inc()
+            latency, count = _request_series(method, route, status)
+            latency.observe(time.perf_counter() - started)
+            count.inc()
+
+
+# (method, route, status) -> its two series. `labels()` checks, converts and locks on every
+# call (~4 µs a request for both); the route is a template and the method one of a few, so
+# this stays small. Label sets a client can vary without end (an odd method on an unmatched
+# path) are looked up each time instead of kept.
+_SERIES: dict[tuple[str, str, int], tuple[Histogram, Counter]] = {}
+_MAX_SERIES = 1_000
+
+
+def _request_series(method: str, route: str, status: int) -> tuple[Histogram, Counter]:
+    key = (method, route, status)
+    series = _SERIES.get(key)
+    if series is None:
+        series = (
+            REQUEST_LATENCY.labels(method, route),
+            REQUESTS.labels(method, route, str(status)),
+        )
+        if len(_SERIES) < _MAX_SERIES:
+            _SERIES[key] = series
+    return series
 
 
 @dataclass(frozen=True)
