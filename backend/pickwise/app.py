@@ -109,11 +109,12 @@ def create_app() -> FastAPI:
     )
     _add_api_docs(app)
     register_exception_handlers(app)
-    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(LoadSheddingMiddleware, limit=get_settings().max_requests_in_flight)
-    # Outermost: every log line of the request carries its id.
+    # Every log line of the request carries its id, the shed 503 included.
     app.add_middleware(RequestContextMiddleware)
+    # Outermost of ours, so the shed 503 carries the security headers too.
+    app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (
         # Liveness and readiness probes: two plain paths, cheap to try first.

@@ -2,6 +2,7 @@
 what every response carries, what is counted and logged, for streamed and failed requests."""
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Iterator
@@ -9,17 +10,17 @@ from dataclasses import dataclass
 
 import pytest
 from prometheus_client import REGISTRY
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pickwise.app import create_app
 from pickwise.core.logging import (
     _MIGHT_HOLD_SECRETS,
-    RequestContextMiddleware,
     _might_hold_secrets,
     configure_logging,
     redact_text,
 )
-from pickwise.core.metrics import MetricsMiddleware
-from pickwise.core.middleware import LoadSheddingMiddleware, SecurityHeadersMiddleware
+from pickwise.core.middleware import LoadSheddingMiddleware
 
 
 @dataclass
@@ -27,11 +28,22 @@ class Route:
     path: str
 
 
-def app_stack(endpoint: ASGIApp) -> ASGIApp:
-    """Outermost first, as in `create_app` (the last added middleware is the outermost)."""
-    return RequestContextMiddleware(
-        LoadSheddingMiddleware(MetricsMiddleware(SecurityHeadersMiddleware(endpoint)), limit=8)
-    )
+@functools.cache
+def app_middlewares() -> list[Middleware]:
+    """Made once: `create_app` configures logging, which would undo `info_logs`."""
+    return list(create_app().user_middleware)
+
+
+def app_stack(endpoint: ASGIApp, limit: int = 8) -> ASGIApp:
+    """`create_app`'s own middlewares in its order (its first is the outermost), around
+    `endpoint`; at most `limit` requests in flight."""
+    stack = endpoint
+    for middleware in reversed(app_middlewares()):
+        kwargs = dict(middleware.kwargs)
+        if middleware.cls is LoadSheddingMiddleware:
+            kwargs["limit"] = limit
+        stack = middleware.cls(stack, *middleware.args, **kwargs)
+    return stack
 
 
 def http_scope(path: str, request_id: str) -> Scope:
@@ -64,6 +76,7 @@ def access_lines(err: str) -> list[dict[str, object]]:
 def info_logs() -> Iterator[None]:
     root = logging.getLogger()
     previous = root.level
+    app_middlewares()
     configure_logging("INFO")
     yield
     root.setLevel(previous)
@@ -139,6 +152,35 @@ async def test_each_request_gets_its_own_nonce() -> None:
         await stack(http_scope("/", f"req-{number}"), no_body, server_send)
     policies = [dict(start["headers"])[b"content-security-policy"] for start in starts]
     assert policies[0] != policies[1]
+
+
+async def test_a_shed_request_gets_its_503_with_the_security_headers_and_its_id() -> None:
+    release = asyncio.Event()
+    starts: list[Message] = []
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def server_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            starts.append(message)
+
+    stack = app_stack(slow, limit=1)
+    held = asyncio.create_task(stack(http_scope("/slow", "req-held"), no_body, server_send))
+    await asyncio.sleep(0.05)
+    await stack(http_scope("/slow", "req-shed"), no_body, server_send)
+    release.set()
+    await held
+    shed = starts[0]
+    headers = dict(shed["headers"])
+    assert shed["status"] == 503
+    assert headers[b"x-request-id"] == b"req-shed"
+    assert headers[b"x-content-type-options"] == b"nosniff"
+    assert headers[b"x-frame-options"] == b"DENY"
+    assert b"default-src 'self'" in headers[b"content-security-policy"]
+    assert starts[1]["status"] == 200
 
 
 async def test_a_request_that_raises_is_counted_and_logged_as_a_500_every_time(
