@@ -196,6 +196,30 @@ async def test_double_submit_with_the_same_token_stores_one_judgment(
     assert await session.scalar(held) == 2  # the judged pair and the next: no third lease
 
 
+async def test_a_choice_fingerprints_its_form_once(
+    client: AsyncClient, app: FastAPI, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key's claim and its answer share the form's fingerprint (made once a choice)."""
+    rater, project = await rater_on_project(client, session)
+    await make_pairs(session, project, 3)
+    html = (await open_page(client, app, project)).text
+    made: list[str] = []
+    fingerprint = rating._form_fingerprint
+
+    def counted(request: Any, form: Any) -> str:
+        made.append(fingerprint(request, form))
+        return made[-1]
+
+    monkeypatch.setattr(rating, "_form_fingerprint", counted)
+    first, data = await choose(client, html, "left")
+    assert len(made) == 1
+    # The same form again is still the same answer, not another judgment.
+    await client.post(form_of(html, 'id="choice-form"')[0], data=data)
+    assert made[0] == made[1] and len(made) == 2
+    assert len(await judgments_of(session, rater)) == 1
+    assert "Saved. Here is the next pair." in answered_with_the_page(first, app, project)
+
+
 async def test_strength_rationale_and_criteria(
     client: AsyncClient, app: FastAPI, session: AsyncSession
 ) -> None:

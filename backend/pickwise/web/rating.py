@@ -490,13 +490,16 @@ class Answering:
     this answer, and the unit of work that stores the answer; the route commits it
     (`_after_answer`) before the next pair is leased. `claim`: the form's idempotency key,
     claimed with the answer's locks in the round trip of who asks (`answering_with_claim`);
-    None when it was not (the route claims it in `_once`)."""
+    None when it was not (the route claims it in `_once`). `fingerprint`: the form's
+    `_form_fingerprint` when already made for the claim (`_once` needs it again; a JSON dump
+    and a SHA-256 of the form, ~45 µs a choice)."""
 
     principal: Principal
     project: Project
     judged: Judged
     unit: OpenUnit
     claim: judgments.ClaimedWithLocks | None = None
+    fingerprint: str | None = None
 
 
 async def _rater_in_project(
@@ -547,7 +550,7 @@ async def answering_with_claim(
         project_id, request, unit.session, calls
     )
     claim = None if answers is None else judgments.claimed_with_locks_of(unit.session, answers)
-    return Answering(principal, project, judged, unit, claim)
+    return Answering(principal, project, judged, unit, claim, fingerprint)
 
 
 AnsweringDep = Annotated[Answering, Depends(answering)]
@@ -664,7 +667,7 @@ async def _once(
     assignment a submit, skip or flag answers, whose locks go out with the key's claim (taken
     already when `answer.claim` is). `written_by_work`: see `idempotency.run_once`."""
     session, rater = answer.unit.session, answer.principal.user
-    fingerprint = _form_fingerprint(request, form)
+    fingerprint = answer.fingerprint or _form_fingerprint(request, form)
     key = _field(form, IDEMPOTENCY_FIELD) or None
     claim = answer.claim
     try:
