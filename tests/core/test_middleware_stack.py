@@ -155,10 +155,11 @@ async def test_each_request_gets_its_own_nonce() -> None:
 
 
 async def test_a_shed_request_gets_its_503_with_the_security_headers_and_its_id() -> None:
-    release = asyncio.Event()
+    entered, release = asyncio.Event(), asyncio.Event()
     starts: list[Message] = []
 
     async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        entered.set()
         await release.wait()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -169,7 +170,7 @@ async def test_a_shed_request_gets_its_503_with_the_security_headers_and_its_id(
 
     stack = app_stack(slow, limit=1)
     held = asyncio.create_task(stack(http_scope("/slow", "req-held"), no_body, server_send))
-    await asyncio.sleep(0.05)
+    await entered.wait()  # the first request holds the one place in flight
     await stack(http_scope("/slow", "req-shed"), no_body, server_send)
     release.set()
     await held
