@@ -6,6 +6,7 @@ it came from. The access log records the method, route, status and duration; nev
 query strings or bodies.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -297,6 +298,18 @@ def _loggable_path(scope: Scope) -> str:
     return redact_text(path)
 
 
+_SERVER_ERROR_TEXT = b"Internal Server Error"
+_SERVER_ERROR_START: Message = {
+    "type": "http.response.start",
+    "status": 500,
+    "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(_SERVER_ERROR_TEXT)).encode()),
+    ],
+}
+_SERVER_ERROR_BODY: Message = {"type": "http.response.body", "body": _SERVER_ERROR_TEXT}
+
+
 class RequestContextMiddleware(HttpMiddleware):
     """Gives each request an id (the client's X-Request-ID if sane), returns it in the
     response and writes one access-log line when the request ends."""
@@ -308,10 +321,12 @@ class RequestContextMiddleware(HttpMiddleware):
         started = time.perf_counter()
 
         request_id_header = (_REQUEST_ID_NAME, request_id.encode("latin-1"))
+        started_response = False
 
         async def send_with_request_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 headers = list(message["headers"])
                 headers.append(request_id_header)
@@ -320,6 +335,18 @@ class RequestContextMiddleware(HttpMiddleware):
 
         try:
             await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            # Starlette's ServerErrorMiddleware sits outside every middleware of ours, so its
+            # bare 500 would leave without the request id (the one thing that finds the log
+            # line) and without the security headers. Answer from here; the error goes on to
+            # be logged, and ServerErrorMiddleware sees the response already started.
+            if not started_response:
+                # A client that went away cannot be answered: the error that follows is the
+                # request's own. Copies: the senders write the message's headers.
+                with contextlib.suppress(Exception):
+                    await send_with_request_id(dict(_SERVER_ERROR_START))
+                    await send_with_request_id(dict(_SERVER_ERROR_BODY))
+            raise
         finally:
             if access_logger.isEnabledFor(logging.INFO):
                 access_logger.info(
