@@ -23,6 +23,8 @@ def worker_tasks(name: str = "webhook-worker") -> list[asyncio.Task[object]]:
 async def test_the_lifespan_runs_the_worker_and_closes_the_pools(database_url: str) -> None:
     app = create_app()
     engine = get_engine()
+    # Earlier tests may have left connections in the shared pool: start from an empty one.
+    await engine.dispose()
     async with engine.connect():
         pass
     assert engine.pool.checkedin() == 1
