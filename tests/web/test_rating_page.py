@@ -1132,7 +1132,10 @@ async def test_the_pair_page_says_where_each_answer_is_without_a_macro_per_word(
 ) -> None:
     # "Left"/"Top" and "Right"/"Bottom" (the layout's words) appear ten times on a page with
     # criteria and a strength scale: made once, not by a macro call each time. The one macro
-    # left is the conversation (shared with an admin's page of the pair).
+    # called on every page is the conversation (shared with an admin's page of the pair); the
+    # parts that are the same for every pair of the project are macros rendered once
+    # (`rating._pair_part`).
+    rating._pair_part.cache_clear()
     macros: list[str] = []
     call = jinja2.runtime.Macro.__call__
 
@@ -1147,6 +1150,10 @@ async def test_the_pair_page_says_where_each_answer_is_without_a_macro_per_word(
     await make_pairs(session, project, 1)
     html = (await open_page(client, app, project)).text
 
+    parts = ["strength_options", "skip_reasons", "flag_reasons", "shortcut_list"]
+    assert macros == [*parts, "conversation"]
+    macros.clear()
+    assert (await open_page(client, app, project)).text.count("side-stacked") == 8
     assert macros == ["conversation"]
     words = {
         "left": '<span class="side-wide">Left</span><span class="side-stacked">Top</span>',

@@ -22,15 +22,16 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Template
 from markupsafe import Markup, escape
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,7 +67,7 @@ from pickwise.vocabulary import (
     SkipReason,
 )
 from pickwise.web.markdown import render_markdown
-from pickwise.web.templating import render, url_path
+from pickwise.web.templating import render, templates, url_path
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,44 @@ SIDE_WORDS_LOWER = {"left": _side_word("left", "top"), "right": _side_word("righ
 CRITERION_LABELS = {
     side: SIDE_WORDS.get(side) or escape(side.label) for side in ShownCriterionChoice
 }
+
+
+# The parts of the pair page that are the same for every pair of a project (the strength
+# options, the skip and flag reasons, the keyboard shortcuts): macros of PAIR_PARTS, each
+# rendered once per set of arguments. A macro sees only its arguments and the environment's
+# globals, so what it rendered for them stands; the template is part of the key, so an edited
+# file (reloaded in development) renders anew. Bounded: a refused form's strength is the
+# rater's own text.
+PAIR_PARTS = "rate/_pair_parts.html"
+KEPT_PARTS = 512
+
+
+@lru_cache(maxsize=KEPT_PARTS)
+def _pair_part(parts: Template, name: str, *args: Hashable) -> Markup:
+    return Markup(getattr(parts.module, name)(*args))
+
+
+def _pair_parts(project: Project, values: FormValues, editing: bool) -> dict[str, Markup]:
+    parts = templates.env.get_template(PAIR_PARTS)
+    scale = tuple(project.strength_scale)
+    shortcuts = (
+        scale,
+        SIDE_WORDS["left"],
+        SIDE_WORDS["right"],
+        project.allow_tie,
+        project.allow_both_bad,
+        bool(project.criteria),
+        str(project.rationale_mode),
+        bool(project.undo_seconds),
+        changes.window_words(project.undo_seconds),
+        editing,
+    )
+    return {
+        "strength_options": _pair_part(parts, "strength_options", scale, values.strength),
+        "skip_reasons": _pair_part(parts, "skip_reasons", values.skip_reason),
+        "flag_reasons": _pair_part(parts, "flag_reasons"),
+        "shortcut_list": _pair_part(parts, "shortcut_list", *shortcuts),
+    }
 
 
 # --- one-time messages ------------------------------------------------------------------
@@ -378,6 +417,7 @@ async def _pair_page(
         "side_words": SIDE_WORDS,
         "side_words_lower": SIDE_WORDS_LOWER,
         "criterion_labels": CRITERION_LABELS,
+        **_pair_parts(project, values, editing is not None),
     }
     # A change refused (no strength, say) is still the change page.
     address = str(url_path(request, "rate_change", project_id=project.id))
