@@ -492,12 +492,16 @@ async def _current_page(
     error: str | None = None,
     progress: Progress | None = None,
     undo: bool | None = None,
+    reserved_id: int | None = None,
 ) -> Response:
     """The rater's pair (a new one leased when they hold none and `may_lease`), with `error`
     and their entries when a choice was refused; else what stands for it: the start page,
-    a study participant's completion page, or "no work left"."""
+    a study participant's completion page, or "no work left". `reserved_id`: an assignment id
+    taken by the choice just committed, for the new lease (`next_lease`)."""
     rater = principal.user
-    lease = await assignments.next_lease(session, project, rater, new=may_lease)
+    lease = await assignments.next_lease(
+        session, project, rater, new=may_lease, reserved_id=reserved_id
+    )
     if lease is not None:
         return await _pair_page(
             request,
@@ -628,12 +632,16 @@ async def _after_answer(
     judged: Judged | None = None,
     undo: bool | None = None,
     milestone: bool = False,
+    reserved_id: int | None = None,
 ) -> Response:
     """Commits the answer, then shows the rater's next pair in the same response, leased in
     a unit of its own. That lease may fail (the project closed meanwhile); the answer stands
     and the page says so. `judged`: the rater's judgments after this answer, when the route
     knows them (else they are counted). With `milestone` (a judgment; needs `judged`), every
-    `summary_every` judgments the rater's summary comes instead. `undo`: see `_pair_page`."""
+    `summary_every` judgments the rater's summary comes instead. `undo`: see `_pair_page`.
+    `reserved_id`: the next assignment's id, taken by the choice's own statement: the next
+    lease then commits in its claim's round trip, without waiting for the WAL flush, as the
+    API's `?next=true` does (assignments.service.next_lease)."""
     await answer.unit.done()
     principal, project = answer.principal, answer.project
     project_id = project.id  # a rollback may expire the object
@@ -649,7 +657,14 @@ async def _after_answer(
                 if milestone and project.summary_every and total % project.summary_every == 0:
                     return _summary_redirect(request, project, flash, total)
             return await _current_page(
-                request, principal, project, session, flash=flash, progress=progress, undo=undo
+                request,
+                principal,
+                project,
+                session,
+                flash=flash,
+                progress=progress,
+                undo=undo,
+                reserved_id=reserved_id,
             )
     except PickwiseError as exc:
         detail = f"{STORED_BEFORE_REFUSAL} {exc.detail}" if stored else exc.detail
@@ -811,15 +826,17 @@ async def submit_judgment(
         )
 
     made_now = False
+    reserved_id: int | None = None
     key = _field(form, IDEMPOTENCY_FIELD)
     keyed = judgments.KeyedAnswer(rater.id, key, _choice_answer) if key else None
 
     async def work(locks: judgments.LeaseLocks | None) -> tuple[int, dict[str, Any]]:
-        nonlocal made_now
+        nonlocal made_now, reserved_id
         stored = await judgments.submit(
-            session, assignment_id, rater, body, locks=locks, answer=keyed
+            session, assignment_id, rater, body, locks=locks, answer=keyed, reserve_next=True
         )
         made_now = True
+        reserved_id = stored.next_assignment_id
         return 201, _choice_answer(stored)
 
     answered = await _once(
@@ -846,7 +863,15 @@ async def submit_judgment(
     undo = changes.changeable_just_made(project, bool(gold_feedback)) if made_now else None
     judged = answer.judged.plus(made_now)
     return await _after_answer(
-        request, answer, units, flash, stored=True, judged=judged, undo=undo, milestone=True
+        request,
+        answer,
+        units,
+        flash,
+        stored=True,
+        judged=judged,
+        undo=undo,
+        milestone=True,
+        reserved_id=reserved_id,
     )
 
 
