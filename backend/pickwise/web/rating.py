@@ -22,15 +22,16 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Template
 from markupsafe import Markup, escape
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,7 +67,7 @@ from pickwise.vocabulary import (
     SkipReason,
 )
 from pickwise.web.markdown import render_markdown
-from pickwise.web.templating import render, url_path
+from pickwise.web.templating import render, templates, url_path
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,44 @@ SIDE_WORDS_LOWER = {"left": _side_word("left", "top"), "right": _side_word("righ
 CRITERION_LABELS = {
     side: SIDE_WORDS.get(side) or escape(side.label) for side in ShownCriterionChoice
 }
+
+
+# The parts of the pair page that are the same for every pair of a project (the strength
+# options, the skip and flag reasons, the keyboard shortcuts): macros of PAIR_PARTS, each
+# rendered once per set of arguments. A macro sees only its arguments and the environment's
+# globals, so what it rendered for them stands; the template is part of the key, so an edited
+# file (reloaded in development) renders anew. Bounded: a refused form's strength is the
+# rater's own text.
+PAIR_PARTS = "rate/_pair_parts.html"
+KEPT_PARTS = 512
+
+
+@lru_cache(maxsize=KEPT_PARTS)
+def _pair_part(parts: Template, name: str, *args: Hashable) -> Markup:
+    return Markup(getattr(parts.module, name)(*args))
+
+
+def _pair_parts(project: Project, values: FormValues, editing: bool) -> dict[str, Markup]:
+    parts = templates.env.get_template(PAIR_PARTS)
+    scale = tuple(project.strength_scale)
+    shortcuts = (
+        scale,
+        SIDE_WORDS["left"],
+        SIDE_WORDS["right"],
+        project.allow_tie,
+        project.allow_both_bad,
+        bool(project.criteria),
+        str(project.rationale_mode),
+        bool(project.undo_seconds),
+        changes.window_words(project.undo_seconds),
+        editing,
+    )
+    return {
+        "strength_options": _pair_part(parts, "strength_options", scale, values.strength),
+        "skip_reasons": _pair_part(parts, "skip_reasons", values.skip_reason),
+        "flag_reasons": _pair_part(parts, "flag_reasons"),
+        "shortcut_list": _pair_part(parts, "shortcut_list", *shortcuts),
+    }
 
 
 # --- one-time messages ------------------------------------------------------------------
@@ -378,6 +417,7 @@ async def _pair_page(
         "side_words": SIDE_WORDS,
         "side_words_lower": SIDE_WORDS_LOWER,
         "criterion_labels": CRITERION_LABELS,
+        **_pair_parts(project, values, editing is not None),
     }
     # A change refused (no strength, say) is still the change page.
     address = str(url_path(request, "rate_change", project_id=project.id))
@@ -452,12 +492,16 @@ async def _current_page(
     error: str | None = None,
     progress: Progress | None = None,
     undo: bool | None = None,
+    reserved_id: int | None = None,
 ) -> Response:
     """The rater's pair (a new one leased when they hold none and `may_lease`), with `error`
     and their entries when a choice was refused; else what stands for it: the start page,
-    a study participant's completion page, or "no work left"."""
+    a study participant's completion page, or "no work left". `reserved_id`: an assignment id
+    taken by the choice just committed, for the new lease (`next_lease`)."""
     rater = principal.user
-    lease = await assignments.next_lease(session, project, rater, new=may_lease)
+    lease = await assignments.next_lease(
+        session, project, rater, new=may_lease, reserved_id=reserved_id
+    )
     if lease is not None:
         return await _pair_page(
             request,
@@ -588,12 +632,16 @@ async def _after_answer(
     judged: Judged | None = None,
     undo: bool | None = None,
     milestone: bool = False,
+    reserved_id: int | None = None,
 ) -> Response:
     """Commits the answer, then shows the rater's next pair in the same response, leased in
     a unit of its own. That lease may fail (the project closed meanwhile); the answer stands
     and the page says so. `judged`: the rater's judgments after this answer, when the route
     knows them (else they are counted). With `milestone` (a judgment; needs `judged`), every
-    `summary_every` judgments the rater's summary comes instead. `undo`: see `_pair_page`."""
+    `summary_every` judgments the rater's summary comes instead. `undo`: see `_pair_page`.
+    `reserved_id`: the next assignment's id, taken by the choice's own statement: the next
+    lease then commits in its claim's round trip, without waiting for the WAL flush, as the
+    API's `?next=true` does (assignments.service.next_lease)."""
     await answer.unit.done()
     principal, project = answer.principal, answer.project
     project_id = project.id  # a rollback may expire the object
@@ -609,7 +657,14 @@ async def _after_answer(
                 if milestone and project.summary_every and total % project.summary_every == 0:
                     return _summary_redirect(request, project, flash, total)
             return await _current_page(
-                request, principal, project, session, flash=flash, progress=progress, undo=undo
+                request,
+                principal,
+                project,
+                session,
+                flash=flash,
+                progress=progress,
+                undo=undo,
+                reserved_id=reserved_id,
             )
     except PickwiseError as exc:
         detail = f"{STORED_BEFORE_REFUSAL} {exc.detail}" if stored else exc.detail
@@ -771,15 +826,17 @@ async def submit_judgment(
         )
 
     made_now = False
+    reserved_id: int | None = None
     key = _field(form, IDEMPOTENCY_FIELD)
     keyed = judgments.KeyedAnswer(rater.id, key, _choice_answer) if key else None
 
     async def work(locks: judgments.LeaseLocks | None) -> tuple[int, dict[str, Any]]:
-        nonlocal made_now
+        nonlocal made_now, reserved_id
         stored = await judgments.submit(
-            session, assignment_id, rater, body, locks=locks, answer=keyed
+            session, assignment_id, rater, body, locks=locks, answer=keyed, reserve_next=True
         )
         made_now = True
+        reserved_id = stored.next_assignment_id
         return 201, _choice_answer(stored)
 
     answered = await _once(
@@ -806,7 +863,15 @@ async def submit_judgment(
     undo = changes.changeable_just_made(project, bool(gold_feedback)) if made_now else None
     judged = answer.judged.plus(made_now)
     return await _after_answer(
-        request, answer, units, flash, stored=True, judged=judged, undo=undo, milestone=True
+        request,
+        answer,
+        units,
+        flash,
+        stored=True,
+        judged=judged,
+        undo=undo,
+        milestone=True,
+        reserved_id=reserved_id,
     )
 
 
