@@ -1,6 +1,7 @@
 """A/B of the rater loop: the same load against variants of the server, run alternately.
 
-    python -m bench.rater_ab [--seconds 8] [--raters 16] [--rounds 3] [--prefill 0] VARIANT...
+    python -m bench.rater_ab [--seconds 8] [--raters 16] [--rounds 3] [--prefill 0]
+                             [--think 0] [--settle 3] VARIANT...
 
 VARIANT is `name:requests[:backend[:workers]]`: `requests` is 1 (POST …/judgment?next=true),
 k (the same with an Idempotency-Key, as pickwise.client sends it), p (the rating page's choice
@@ -15,6 +16,12 @@ then cover hundreds of choices).
 Each variant has its own server process and its own database, loaded alike; the
 runs go A, B, …, A, B, … so a machine whose speed drifts affects each variant alike. It
 prints CPU ms per judgment of the app and Postgres from /proc, per run and as medians.
+
+`--think SECONDS` paces the raters as the rater-loop bench's paced run does (`Pace`: think
+time exponential with that mean, random starts, loops started in the first `--settle`
+seconds not recorded): the server is then not saturated, and what counts is the latency of
+one judgment, so each run also prints its p50, p99 and samples and the medians include them
+(`--think 1 --seconds 60` is the bench's paced run, give or take its settle).
 """
 
 import argparse
@@ -63,11 +70,18 @@ def _one_run(
     if variant.requests == 0:
         return asyncio.run(
             rater_loop.raw_run(
-                url, setup.rater_ids[: args.raters], setup.project_id, args.seconds, 10**6
+                url,
+                setup.rater_ids[: args.raters],
+                setup.project_id,
+                args.seconds,
+                10**6,
+                getattr(args, "think", 0.0),
+                getattr(args, "settle", 0.0) if getattr(args, "think", 0.0) else 0.0,
             )
         )
     os.environ[REQUESTS_ENV] = str(variant.requests)
     cookies = setup.rater_cookies[: args.raters] if variant.pages else None
+    think = getattr(args, "think", 0.0)
     return asyncio.run(
         rater_loop.http_run(
             base_url,
@@ -75,6 +89,8 @@ def _one_run(
             setup.project_id,
             args.seconds,
             10**6,
+            think,
+            getattr(args, "settle", 0.0) if think else 0.0,
             cookies=cookies,
             keyed=variant.keyed,
         )
@@ -89,6 +105,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=20_000)
     parser.add_argument("--prefill", type=float, default=0.0)
+    parser.add_argument("--think", type=float, default=0.0, help="mean think time (paced)")
+    parser.add_argument("--settle", type=float, default=3.0, help="paced: unrecorded start")
     args = parser.parse_args()
     size = replace(
         rater_loop.SIZES["quick"],
@@ -155,13 +173,19 @@ def main() -> None:
                 time.sleep(0.3)
                 cpu = CpuMeter.spent(before, meter.sample())
                 loops = max(stats.loops, 1)
+                # A judgment's latency: its one request, or its two (GET …/next and POST
+                # …/judgment; raw: claim and submit).
+                latencies = stats.first if variant.requests == 1 else stats.judgments
                 row = {
                     "loops_per_s": stats.rate,
                     "app_ms": cpu.get("app", 0.0) * 1000 / loops,
                     "postgres_ms": cpu["postgres"] * 1000 / loops,
                     "client_ms": cpu["client"] * 1000 / loops,
                     "other_ms": cpu["other"] * 1000 / loops,
-                    "p99_ms": latency_ms(stats.first)["p99"] or 0.0,
+                    "p50_ms": latency_ms(latencies)["p50"] or 0.0,
+                    "p99_ms": latency_ms(latencies)["p99"] or 0.0,
+                    "samples": float(len(latencies)),
+                    "load": os.getloadavg()[0],
                     "errors": float(stats.errors),
                 }
                 results[variant.name].append(row)
@@ -169,7 +193,8 @@ def main() -> None:
                     f"round {round_no + 1} {variant.name:>10}: {row['loops_per_s']:7.1f} loops/s"
                     f"  app {row['app_ms']:5.2f}  pg {row['postgres_ms']:5.2f}"
                     f"  client {row['client_ms']:5.2f}  other {row['other_ms']:6.2f} ms/loop"
-                    f"  p99 {row['p99_ms']:6.1f} ms  errors {stats.errors}",
+                    f"  p50 {row['p50_ms']:5.1f}  p99 {row['p99_ms']:6.1f} ms"
+                    f" (n {len(latencies)})  load {row['load']:.1f}  errors {stats.errors}",
                     flush=True,
                 )
     print("\nmedians")
@@ -182,9 +207,12 @@ def main() -> None:
         rate = statistics.median(r["loops_per_s"] for r in rows)
         app_ms = statistics.median(r["app_ms"] for r in rows)
         pg_ms = statistics.median(r["postgres_ms"] for r in rows)
+        p50 = statistics.median(r["p50_ms"] for r in rows)
+        p99 = statistics.median(r["p99_ms"] for r in rows)
         of_raw = f"  of raw {rate / raw:.2f}" if raw else ""
         print(
-            f"{name:>10}: {rate:7.1f} loops/s  app {app_ms:5.2f}  pg {pg_ms:5.2f} ms/loop{of_raw}"
+            f"{name:>10}: {rate:7.1f} loops/s  app {app_ms:5.2f}  pg {pg_ms:5.2f} ms/loop"
+            f"  p50 {p50:5.1f}  p99 {p99:6.1f} ms{of_raw}"
         )
 
 
