@@ -2,10 +2,13 @@
 
 import asyncio
 import json
+import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import select, text
 
 from pickwise.core.db import get_engine, session_factory
@@ -20,19 +23,32 @@ PAIRS = 40
 K = 3
 
 
+async def until_not_busy(send: Callable[[], Awaitable[Response]]) -> Response:
+    """What pickwise.client does with a 503 (a worker whose pool stayed busy past its
+    timeout, as 60 raters on a loaded machine make it): wait, then send the same again."""
+    for attempt in range(20):
+        response = await send()
+        if response.status_code != 503:
+            return response
+        await asyncio.sleep(0.05 * (attempt + 1))
+    return response
+
+
 async def rate_until_done(app: Any, headers: dict[str, str], project_id: int) -> list[int]:
     acknowledged: list[int] = []
     transport = ASGITransport(app=app)
     async with AsyncClient(transport=transport, base_url="http://test", headers=headers) as c:
         while True:
-            answer = await c.get(f"/api/v1/projects/{project_id}/next")
+            answer = await until_not_busy(partial(c.get, f"/api/v1/projects/{project_id}/next"))
             assert answer.status_code == 200, answer.text
             body = answer.json()
             if body["assignment_id"] is None:
                 return acknowledged
-            response = await c.post(
-                f"/api/v1/assignments/{body['assignment_id']}/judgment",
-                json={"choice": "left"},
+            # One key for every attempt at this choice, so a retry cannot store it twice.
+            keyed = {"Idempotency-Key": uuid.uuid4().hex}
+            url = f"/api/v1/assignments/{body['assignment_id']}/judgment"
+            response = await until_not_busy(
+                partial(c.post, url, json={"choice": "left"}, headers=keyed)
             )
             assert response.status_code == 201, response.text
             acknowledged.append(response.json()["judgment_id"])
