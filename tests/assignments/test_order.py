@@ -13,8 +13,10 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import service as assignments
+from pickwise.assignments import slots_repository
 from pickwise.batches.service import import_stream
 from pickwise.core import clock
+from pickwise.core.driver_sql import psycopg_sql
 from pickwise.judgments import service as judgments
 from pickwise.judgments.schemas import JudgmentIn, SkipIn
 from pickwise.models import Pair, PairSlot, Project, Prompt, User
@@ -205,3 +207,57 @@ async def test_a_new_order_places_the_pairs_not_started(session: AsyncSession) -
     prompts = [prompt for _, prompt in shuffled[1:]]
     assert [pair for pair, _ in shuffled[1:]] != sorted(pair for pair, _ in shuffled[1:])
     assert sum(a == b for a, b in itertools.pairwise(prompts)) <= 1
+
+
+async def test_a_batchs_slots_get_ids_in_queue_order_k_each(session: AsyncSession) -> None:
+    """Writers lock slots in id order, so ids follow the queue (with ids out of queue order,
+    concurrent claims and judgments deadlock), whatever order the rows are written in."""
+    project = await make_project(session, raters_per_pair=2, pairing_seed=4)
+    await import_prompts(session, project, 12)
+    rows = (
+        await session.execute(
+            select(PairSlot.pair_id, PairSlot.slot_no, PairSlot.queue_pos)
+            .where(PairSlot.project_id == project.id)
+            .order_by(PairSlot.id)
+        )
+    ).all()
+    pair_ids = (await session.scalars(select(Pair.id).where(Pair.project_id == project.id))).all()
+    assert sorted((pair_id, slot_no) for pair_id, slot_no, _ in rows) == [
+        (pair_id, slot_no) for pair_id in sorted(pair_ids) for slot_no in (1, 2)
+    ]
+    by_id = [(queue_pos, slot_no) for _, slot_no, queue_pos in rows]
+    assert by_id == sorted(by_id)
+    in_queue = [pair_id for pair_id, _ in await queue(session, project)]
+    assert in_queue != sorted(in_queue)  # shuffled: queue order is not pair order
+
+
+async def test_slots_are_written_in_pair_order(session: AsyncSession) -> None:
+    """The rows reach the insert sorted by pair, not in the shuffled queue order, so each
+    slot's foreign-key check, its (pair_id, slot_no) entry and the batch's summaries' slot
+    count walk the pairs in order (docs/benchmarks.md, "i29b")."""
+    params = {
+        "k": 2,
+        "project_id": 0,
+        "batch_id": 0,
+        "pair_order": PairOrder.SHUFFLED.value,
+        "seed": 1,
+        "raised_only": False,
+    }
+    connection = await session.connection()
+    plan = (
+        (
+            await connection.exec_driver_sql(
+                "EXPLAIN (VERBOSE, COSTS OFF) " + psycopg_sql(slots_repository.CREATE_SLOTS), params
+            )
+        )
+        .scalars()
+        .all()
+    )
+    # What the insert reads: the rows of its SELECT, sorted by pair and slot first.
+    reads = [at for at, line in enumerate(plan) if 'Subquery Scan on "*SELECT*"' in line]
+    assert reads, "\n".join(plan)
+    select_at = reads[0]
+    nodes = [line.strip() for line in plan[select_at + 1 :] if line.strip().startswith("->")]
+    assert nodes[0].startswith("->  Sort")
+    sort_keys = [line.strip() for line in plan[select_at:] if line.strip().startswith("Sort Key:")]
+    assert sort_keys[0] == "Sort Key: numbered.pair_id, numbered.slot_no"

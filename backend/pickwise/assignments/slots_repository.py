@@ -33,6 +33,13 @@ SLOTS_WANTED = "greatest(:k, coalesce(p.votes_wanted, 0))"
 # statement runs at the end of an import, before the new rows have statistics, and a planner
 # that expects one row would otherwise rank the whole batch again for every pair (minutes).
 # Pairs that already have slots (`pos` set) form their own partition and keep their place.
+# The slots are written in pair order, not queue order: each one's foreign-key check finds and
+# locks its pair, and the batch's summaries count each pair's slots next. In the shuffled
+# queue order every check, every (pair_id, slot_no) entry and every count hit a random page
+# of the batch's pairs and slots, which once the batch outgrows shared_buffers is a read and
+# a dirty write per slot; in pair order they walk pages in order (docs/benchmarks.md, "i29b").
+# Their ids are still drawn in queue order (`numbered`, before the sort): writers lock slots
+# in id order, and with ids out of queue order concurrent claims and judgments deadlock.
 CREATE_SLOTS = f"""
     WITH counted AS (
         SELECT p.id, p.project_id, p.prompt_id, q.external_id, s.n, s.max_no, s.pos,
@@ -59,13 +66,19 @@ CREATE_SLOTS = f"""
         ) + (
             SELECT coalesce(max(queue_pos), 0) FROM pair_slots
             WHERE project_id = :project_id AND state <> '{SlotState.DONE}'
-        ) ELSE pos END AS new_pos
+        ) ELSE pos END AS new_pos,
+        row_number() OVER (ORDER BY is_new, {NEW_PAIR_ORDER}) AS queue_rank
         FROM rounds
+    ), numbered AS (
+        SELECT nextval((SELECT pg_get_serial_sequence('pair_slots', 'id')::regclass)) AS id,
+               c.project_id, c.id AS pair_id, c.max_no + g AS slot_no, c.new_pos
+        FROM (SELECT * FROM placed ORDER BY queue_rank OFFSET 0) c
+        CROSS JOIN LATERAL generate_series(1, c.wanted - c.n) g
     )
-    INSERT INTO pair_slots (project_id, pair_id, slot_no, state, queue_pos)
-    SELECT c.project_id, c.id, c.max_no + g, '{SlotState.OPEN}', c.new_pos
-    FROM placed c
-    CROSS JOIN LATERAL generate_series(1, c.wanted - c.n) g
+    INSERT INTO pair_slots (id, project_id, pair_id, slot_no, state, queue_pos)
+    SELECT id, project_id, pair_id, slot_no, '{SlotState.OPEN}', new_pos
+    FROM numbered
+    ORDER BY pair_id, slot_no
     """
 
 
