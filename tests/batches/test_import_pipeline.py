@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pickwise.assignments.slots_service import create_slots
 from pickwise.batches import bulk_repository, service
 from pickwise.batches.parsing.report import ImportRejected
+from pickwise.core.db import driver_connection
 from pickwise.models import Pair, PairSlot, Prompt, Response
 from tests.batches.test_import import counts, jsonl, prompt_row
 from tests.factories import make_project
@@ -288,3 +289,62 @@ async def test_a_large_import_after_a_small_one_on_the_same_connection_stays_lin
     # Each answer and each pair finds its prompt in one index entry (plus the id lookups);
     # walking the project's prompts read ~prompts² / 2 * 3 = 6.6 million.
     assert read < 10 * prompts, {name: after[name] - before.get(name, 0) for name in after}
+
+
+async def test_a_large_import_into_tables_analyzed_while_nearly_empty_stays_linear(
+    session: AsyncSession,
+) -> None:
+    # Statistics taken when a table's pages held almost no live rows (after a project was
+    # deleted, or a large import rolled back) say ~0 rows a page, so a batch's end statements
+    # were planned for a row or two: its slots walked the whole prompts index for every pair.
+    project = await make_project(session)
+    prompts = service.CHUNK + 100
+    large = jsonl(*(prompt_row(f"p{n}", n=2) for n in range(prompts)))
+    async with session.begin_nested() as rolled_back:
+        await service.import_stream(
+            session, project, io.BytesIO(large), filename="gone.jsonl", source="api", user=None
+        )
+        await rolled_back.rollback()
+    await session.execute(text("ANALYZE prompts, responses, pairs, pair_slots"))
+    before = await prompt_index_reads(session)
+    await service.import_stream(
+        session, project, io.BytesIO(large), filename="large.jsonl", source="api", user=None
+    )
+    after = await prompt_index_reads(session)
+    read = sum(after.values()) - sum(before.values())
+    assert read < 10 * prompts, {name: after[name] - before.get(name, 0) for name in after}
+    # The statistics now count the batch's rows (this transaction's own).
+    estimated = await session.scalar(
+        text("SELECT reltuples FROM pg_class WHERE oid = 'prompts'::regclass")
+    )
+    assert estimated >= prompts
+
+
+async def test_statistics_are_refreshed_only_for_tables_that_outgrew_them(
+    session: AsyncSession,
+) -> None:
+    project = await make_project(session)
+    await service.import_stream(
+        session,
+        project,
+        io.BytesIO(jsonl(*(prompt_row(f"small{n}", n=2) for n in range(20)))),
+        filename="small.jsonl",
+        source="api",
+        user=None,
+    )
+    await session.execute(text("ANALYZE pairs, prompts"))
+    estimate = text("SELECT reltuples FROM pg_class WHERE oid = CAST(:table AS regclass)")
+    pairs = int(await session.scalar(estimate, {"table": "pairs"}))
+    prompts = int(await session.scalar(estimate, {"table": "prompts"}))
+    assert pairs >= 20 and prompts >= 20
+    driver = await driver_connection(session)
+    # No more than the statistics hold: nothing to refresh.
+    assert (
+        await bulk_repository.refresh_outgrown_statistics(
+            driver, {"pairs": pairs, "prompts": prompts}
+        )
+        == []
+    )
+    # More written than the table is thought to hold: that table alone.
+    written = {"pairs": pairs + 1, "prompts": prompts, "responses": 0}
+    assert await bulk_repository.refresh_outgrown_statistics(driver, written) == ["pairs"]

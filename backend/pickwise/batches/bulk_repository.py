@@ -8,12 +8,13 @@ session, in its transaction.
 """
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 import psycopg
+from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.rows import namedtuple_row
 
@@ -177,6 +178,31 @@ async def plan_checks_afresh(driver: Driver) -> None:
     index, as on a new connection (docs/benchmarks.md, "i24b"). A first chunk of a few
     hundred prompts can still be planned the slow way; that import is small itself."""
     await driver.execute("DISCARD PLANS")
+
+
+async def refresh_outgrown_statistics(driver: Driver, written: Mapping[str, int]) -> list[str]:
+    """ANALYZE each of `written`'s tables (name: rows this transaction wrote into it) that its
+    statistics say holds fewer rows than were just written, and return their names.
+
+    The statements at a batch's end (its slots, its summaries) join what the batch wrote. With
+    statistics taken while a table was nearly empty (after a project was deleted, or on a test
+    database), the planner believes each side has a row or two and walks a whole index for
+    every pair: 2,100 pairs read 2.25 million prompt index entries, and 100k would read
+    billions. ANALYZE counts this transaction's own rows, so the plan fits what is there.
+    Never-analyzed tables (reltuples -1) are estimated from their size and are left alone."""
+    wrote = {table: rows for table, rows in written.items() if rows > 0}
+    if not wrote:
+        return []
+    cursor = await driver.execute(
+        "SELECT relname::text, reltuples FROM pg_class WHERE oid = ANY(%s::text[]::regclass[])",
+        [list(wrote)],
+    )
+    outgrown = sorted(name for name, tuples in await cursor.fetchall() if 0 <= tuples < wrote[name])
+    if outgrown:
+        await driver.execute(
+            sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, outgrown)))
+        )
+    return outgrown
 
 
 async def leave_search_for_later(driver: Driver, later: bool) -> None:

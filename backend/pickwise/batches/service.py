@@ -262,6 +262,14 @@ async def import_records(
         if nothing_new:
             await bulk_repository.delete_batch(driver, batch_id)
         else:
+            await bulk_repository.refresh_outgrown_statistics(
+                driver,
+                {
+                    "prompts": writer.prompts_new,
+                    "responses": writer.responses_new,
+                    "pairs": writer.pairs_new,
+                },
+            )
             # The batch's pairs join the queue together, so the order can mix all their prompts.
             await slots_repository.create_slots(
                 driver, target.project_id, target.initial_slots, target.queue, batch_id
