@@ -204,8 +204,12 @@ async def test_many_raters_drain_an_adaptive_project_within_the_rule(
     assert open_pairs == set()
     assert_kept_every_promise(ledger, policy, votes, rows)
     counts = Counter(len(pair_votes) for pair_votes in votes.values())
-    # The rule really stopped early somewhere and went on elsewhere.
-    assert min(counts) == 2 and max(counts) > 2, counts
+    # The rule really decided pair by pair: not every pair got the same number of votes.
+    # Not "some pair stopped at two": that needs a pair's first two votes to agree (and,
+    # under "posterior", to come from accurate raters), and which votes reach a pair first is
+    # the scheduler's choice; a CI run where none did (Counter({5: 14, 3: 2})) kept every
+    # promise all the same. The stop at two itself is pinned in tests/overlap/test_rules.py.
+    assert max(counts) > 2 and min(counts) < max(counts), counts
     assert sum(1 for n in ledger.statuses.elements() if n == 201) == len(rows)
 
 
