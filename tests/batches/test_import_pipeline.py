@@ -6,6 +6,7 @@ were written, or Postgres refusing a write), must leave nothing written and no t
 
 import io
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -255,6 +256,16 @@ async def prompt_index_reads(session: AsyncSession) -> dict[str, int]:
     return {name: int(read) for name, read in rows.all()}
 
 
+async def import_lines(
+    session: AsyncSession, project: Any, names: Iterable[str], filename: str
+) -> None:
+    """Imports a prompt with two answers for each of `names` through the API's path."""
+    data = jsonl(*(prompt_row(name, n=2) for name in names))
+    await service.import_stream(
+        session, project, io.BytesIO(data), filename=filename, source="api", user=None
+    )
+
+
 async def test_a_large_import_after_a_small_one_on_the_same_connection_stays_linear(
     session: AsyncSession,
 ) -> None:
@@ -264,26 +275,12 @@ async def test_a_large_import_after_a_small_one_on_the_same_connection_stays_lin
     # and external_id) for every row: a 10k-task import took 10x as long
     # (bulk_repository.plan_checks_afresh).
     project = await make_project(session)
-    await service.import_stream(
-        session,
-        project,
-        io.BytesIO(jsonl(*(prompt_row(f"small{n}", n=2) for n in range(20)))),
-        filename="small.jsonl",
-        source="api",
-        user=None,
-    )
+    await import_lines(session, project, (f"small{n}" for n in range(20)), "small.jsonl")
     before = await prompt_index_reads(session)
     # A chunk's worth and more: planned at the import's first check, with a chunk of prompts
     # written, the check takes the (id, project_id) index, as on a new connection.
     prompts = service.CHUNK + 100
-    await service.import_stream(
-        session,
-        project,
-        io.BytesIO(jsonl(*(prompt_row(f"p{n}", n=2) for n in range(prompts)))),
-        filename="large.jsonl",
-        source="api",
-        user=None,
-    )
+    await import_lines(session, project, (f"p{n}" for n in range(prompts)), "large.jsonl")
     after = await prompt_index_reads(session)
     read = sum(after.values()) - sum(before.values())
     # Each answer and each pair finds its prompt in one index entry (plus the id lookups);
@@ -299,17 +296,13 @@ async def test_a_large_import_into_tables_analyzed_while_nearly_empty_stays_line
     # were planned for a row or two: its slots walked the whole prompts index for every pair.
     project = await make_project(session)
     prompts = service.CHUNK + 100
-    large = jsonl(*(prompt_row(f"p{n}", n=2) for n in range(prompts)))
+    names = [f"p{n}" for n in range(prompts)]
     async with session.begin_nested() as rolled_back:
-        await service.import_stream(
-            session, project, io.BytesIO(large), filename="gone.jsonl", source="api", user=None
-        )
+        await import_lines(session, project, names, "gone.jsonl")
         await rolled_back.rollback()
     await session.execute(text("ANALYZE prompts, responses, pairs, pair_slots"))
     before = await prompt_index_reads(session)
-    await service.import_stream(
-        session, project, io.BytesIO(large), filename="large.jsonl", source="api", user=None
-    )
+    await import_lines(session, project, names, "large.jsonl")
     after = await prompt_index_reads(session)
     read = sum(after.values()) - sum(before.values())
     assert read < 10 * prompts, {name: after[name] - before.get(name, 0) for name in after}
@@ -324,14 +317,7 @@ async def test_statistics_are_refreshed_only_for_tables_that_outgrew_them(
     session: AsyncSession,
 ) -> None:
     project = await make_project(session)
-    await service.import_stream(
-        session,
-        project,
-        io.BytesIO(jsonl(*(prompt_row(f"small{n}", n=2) for n in range(20)))),
-        filename="small.jsonl",
-        source="api",
-        user=None,
-    )
+    await import_lines(session, project, (f"small{n}" for n in range(20)), "small.jsonl")
     await session.execute(text("ANALYZE pairs, prompts"))
     estimate = text("SELECT reltuples FROM pg_class WHERE oid = CAST(:table AS regclass)")
     pairs = int(await session.scalar(estimate, {"table": "pairs"}))
