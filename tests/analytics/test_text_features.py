@@ -349,3 +349,34 @@ def test_the_kept_features_are_bounded(scans: list[str], monkeypatch: pytest.Mon
 
     assert len(text_features_module._kept_features) == 3
     assert scans == [*answers, answers[0], answers[1]]
+
+
+def test_the_phrase_patterns_match_what_their_phrases_alone_match() -> None:
+    # Each phrase pattern starts with a class of its phrases' first letters, so the engine
+    # passes positions where no phrase starts. Under IGNORECASE a letter and its class match
+    # the same code points (all of them checked), so the matches are those of the phrases.
+    every_character = "".join(map(chr, [*range(0xD800), *range(0xE000, 0x110000)]))
+    lists = {
+        "hedging": (text_features_module.HEDGING_PHRASES, text_features_module._HEDGING),
+        "refusal": (text_features_module.REFUSAL_PHRASES, text_features_module._REFUSAL),
+        "apology": (text_features_module.APOLOGY_PHRASES, text_features_module._APOLOGY),
+        "agreement": (text_features_module.AGREEMENT_PHRASES, text_features_module._AGREEMENT),
+    }
+    rng = random.Random(17)
+    pieces = [
+        *_FRAGMENTS, "MIGHT", "Perhaps,", "maybe.", "xmaybe", "maybex", "\u0130 think",
+        "\u017forry", "\u212along", "i\u2019m not sure", "You're Right!", "I AGREE", "apologies",
+        "sorry_", "_sorry",
+    ]  # fmt: skip
+    texts = [" ".join(rng.choices(pieces, k=rng.randint(0, 40))) for _ in range(3000)]
+    for name, (phrases, pattern) in lists.items():
+        for letter in {phrase[0] for phrase in phrases}:
+            alone = [m.start() for m in re.finditer(letter, every_character, re.IGNORECASE)]
+            in_class = re.finditer(f"[{letter}]", every_character, re.IGNORECASE)
+            assert alone == [m.start() for m in in_class], (name, letter)
+        alternatives = "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True))
+        plain = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+        assert pattern.pattern != plain.pattern
+        for text in texts:
+            found = [m.span() for m in pattern.finditer(text)]
+            assert found == [m.span() for m in plain.finditer(text)], (name, text)

@@ -1,5 +1,6 @@
 """Markdown from models and admins becomes HTML with nothing that can run."""
 
+import random
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -210,3 +211,87 @@ def test_the_html_rules_are_not_tried_at_all() -> None:
     rules = markdown._markdown.get_active_rules()
     assert "html_block" not in rules["block"] and "html_inline" not in rules["inline"]
     assert render_markdown("<div>\n\n*x*\n\n</div> a <b>b</b>").count("&lt;") == 4
+
+
+# Pieces of texts for comparing the plain-prose path with markdown-it: words and prose
+# punctuation, which that path takes, among everything that makes a text markdown (or may:
+# the path refuses more than it must) and the attacks above.
+_PROSE_PIECES = [
+    "word", "Hello", "é", "naïve", "日本語", "—", "“quoted”", '"', "'", "(", ")", ".", ",", "?",
+    "!", ":", ";", "/", "@", "$", "%", "^", "{", "}", "1", "42", "2024", "3.5", "#", "-", "+",
+    "=", "https://example.org/a?b=c", "mailto:a@example.org", "www.example.org",
+]  # fmt: skip
+_MARKDOWN_PIECES = [
+    "*", "**", "_", "__", "`", "```", "~", "~~~", "[", "]", "![", "](", "<", ">", "&", "&amp;",
+    "&#35;", "&copy", "\\", "\\*", "|", "\t", "\r", "\r\n", "\x00", "\xa0", "\u2028", "\x1c",
+    "\x0b", "\x0c", "  ", "    ",
+]  # fmt: skip
+_LINE_STARTS = [
+    "", "", "", "", " ", "   ", "    ", "\t", "1. ", "1) ", "2019. ", "12)", "1.", "- ", "-",
+    "+ ", "* ", "# ", "#", "## ", "> ", ">", "=", "===", "---", "***", "___", "| ", ":--", "```",
+    "~~~", "<div>", "[x]: /u", "1", "10 ", "x",
+]  # fmt: skip
+_LINE_ENDS = ["", "", "", "", " ", "  ", "\\", "\t", "|", ":", "."]
+
+
+def _generated_texts(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        markdown_share = rng.choice([0.0, 0.0, 0.02, 0.1, 0.3])
+        lines = []
+        for _ in range(rng.randint(1, 6)):
+            if rng.random() < 0.2:
+                lines.append("")  # a paragraph's end
+                continue
+            pieces = [
+                rng.choice(_MARKDOWN_PIECES if rng.random() < markdown_share else _PROSE_PIECES)
+                for _ in range(rng.randint(0, 12))
+            ]
+            line = rng.choice(["", " "]).join(pieces)
+            if rng.random() < 0.3:
+                line = rng.choice(_LINE_STARTS) + line
+            if rng.random() < 0.2:
+                line += rng.choice(_LINE_ENDS)
+            lines.append(line)
+        texts.append("\n".join(lines) + rng.choice(["", "", "\n", "\n\n", " "]))
+    return texts
+
+
+def test_plain_prose_is_rendered_as_markdown_it_renders_it() -> None:
+    # Texts that are plain prose get their HTML without running markdown-it: the same HTML,
+    # byte for byte, on texts full of what could make them markdown (the path refuses those).
+    texts = [*XSS_PAYLOADS, *_generated_texts(10_000, seed=20)]
+    texts += ["a\n\nb", "\n\na\n\n\n\nb\n\n", "a\nb\nc", "\n", "\n\n", "2024 was a year.\n1999"]
+
+    plain = [text for text in texts if markdown._NOT_PLAIN_PROSE.search(text) is None]
+
+    for text in texts:
+        assert markdown._html(text) == markdown._markdown.render(text), repr(text)
+    # Both paths are exercised, with much of each.
+    assert len(plain) > 1000 and len(texts) - len(plain) > 5000
+    assert sum("\n\n" in text.strip("\n") for text in plain) > 100
+
+
+def test_plain_prose_is_not_run_through_markdown_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A prompt or an answer without markdown (most prompts are such texts) is only split into
+    # paragraphs and escaped: markdown-it's ~35-90 µs a text go to texts that need it.
+    rendered: list[str] = []
+    render = markdown._markdown.render
+
+    def counted(text: str) -> str:
+        rendered.append(text)
+        return render(text)
+
+    monkeypatch.setattr(markdown._markdown, "render", counted)
+    markdown._rendered.cache_clear()
+    prose = 'What is 2 + 2? Say "four" (or 4).\nThen stop.\n\nThanks: https://example.org'
+    lists = "Two things:\n- one\n- two"
+
+    html = render_markdown(prose)
+    render_markdown(lists)
+
+    assert html == (
+        '<p>What is 2 + 2? Say "four" (or 4).\nThen stop.</p>\n<p>Thanks: https://example.org</p>\n'
+    )
+    assert rendered == [lists]

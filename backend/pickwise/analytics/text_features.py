@@ -113,7 +113,12 @@ _WORD = re.compile(r"(?<!\S)\S*\w\S*")
 def _phrase_pattern(phrases: Sequence[str]) -> re.Pattern[str]:
     longest_first = sorted(phrases, key=len, reverse=True)
     alternatives = "|".join(re.escape(phrase) for phrase in longest_first)
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+    # The engine tries the alternation at every position of the text; a class of the
+    # phrases' first letters in front lets it pass the positions where none can start
+    # (1.5-2x faster on answers). The same matches: under IGNORECASE a letter and the class
+    # of that letter match the same code points (a test checks them all).
+    first_letters = "".join(sorted({re.escape(phrase[0]) for phrase in phrases}))
+    return re.compile(rf"(?=[{first_letters}])(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
 _HEDGING = _phrase_pattern(HEDGING_PHRASES)
@@ -352,12 +357,19 @@ def pattern_lines(choices: Sequence[FeaturedChoice]) -> list[PatternLine]:
     return lines
 
 
+def _word_count(text: str) -> int:
+    """``text_features``' words, counted as ``markdown_style_counts`` counts them: the
+    whitespace-separated tokens less those without a letter or digit (~4x faster than
+    matching the words; tests compare the two)."""
+    return len(text.split()) - len(_NON_WORD_TOKEN.findall(" " + text))
+
+
 def summary_features(text: str) -> SummaryFeatures:
     """The summary's features of one answer (the same counts as ``text_features``), without
     the scans it does not need: about 60 µs an answer of a hundred words instead of 100."""
     prose = _prose(text)
     return SummaryFeatures(
-        words=len(_WORD.findall(text)),
+        words=_word_count(text),
         list_items=len(_LIST_ITEM.findall(prose)),
         headings=len(_HEADING.findall(prose)),
         hedging=len(_HEDGING.findall(prose)),
