@@ -79,17 +79,29 @@ async def words_match_content(session: AsyncSession, project: Project) -> bool:
     return wrong == 0
 
 
+async def prompts_not_searchable(session: AsyncSession, project: Project) -> int:
+    return int(
+        await session.scalar(
+            text("SELECT count(*) FROM prompts WHERE project_id = :p AND NOT searchable"),
+            {"p": project.id},
+        )
+        or 0
+    )
+
+
 async def test_an_import_leaves_its_answers_words_to_the_catch_up(session: AsyncSession) -> None:
     project = await make_project(session)
     batch = await imported(session, project, 5)
     await session.refresh(batch)
     assert batch.search_pending == 10 and batch.search_done_through == 0
     assert await without_words(session, project) == 10
+    assert await prompts_not_searchable(session, project) == 5
     report = await catch_up(savepoints(session))
     assert (report.prompts, report.answers) == (5, 10)
     await session.refresh(batch)
     assert batch.search_pending == 0
     assert await without_words(session, project) == 0
+    assert await prompts_not_searchable(session, project) == 0
     assert await words_match_content(session, project)
 
 
@@ -109,12 +121,15 @@ async def test_the_catch_up_resumes_from_its_place_after_a_crash(session: AsyncS
     await session.refresh(batch)
     assert (batch.search_pending, batch.search_done_through) == (8, done_through)
     assert await without_words(session, project) == 8
+    # The prompts up to the place are searchable, the rest not yet.
+    assert await prompts_not_searchable(session, project) == 4
     # Restarted, it starts from the place: the first 3 prompts are not walked again.
     report = await catch_up(savepoints(session), chunk_prompts=3)
     assert (report.prompts, report.answers) == (4, 8)
     await session.refresh(batch)
     assert batch.search_pending == 0
     assert await without_words(session, project) == 0
+    assert await prompts_not_searchable(session, project) == 0
     assert await words_match_content(session, project)
     assert await catch_up_chunk(session) is None
 

@@ -15,7 +15,7 @@ from pickwise.batches.search_catchup import catch_up
 from pickwise.batches.service import import_stream
 from pickwise.core.errors import Conflict
 from pickwise.models import Pair, Project
-from pickwise.models.search import response_document
+from pickwise.models.search import prompt_document, response_document
 from pickwise.review import repository, service
 from pickwise.review.actions_service import run_action
 from pickwise.review.schemas import ActionIn, PairFilter
@@ -30,7 +30,8 @@ async def import_answers(session: AsyncSession, project: Project) -> None:
     lines = [
         {
             "id": f"p{index}",
-            "prompt": f"Question {index}?",
+            # Only the third prompt has "quokka"; only the first pair's answer "okapi".
+            "prompt": "Where does the quokka live?" if index == 2 else f"Question {index}?",
             "response_a": "a plain answer" if index else "the okapi sleeps standing",
             "response_b": f"another plain answer {index}",
             "model_a": "m1",
@@ -77,7 +78,10 @@ async def test_too_many_answers_not_indexed_are_left_out_and_the_page_says_so(
     await admin_client(client, session)
     path = f"/admin/projects/{project.id}/pairs"
     body = (await client.get(path, params={"q": "okapi"})).text
-    assert "<strong>8</strong> answers imported in the last minutes are not searchable yet" in body
+    assert (
+        "<strong>8</strong> answers imported in the last minutes and their prompts are not "
+        "searchable yet"
+    ) in body
     # Without a search there is nothing to say.
     assert "not searchable yet" not in (await client.get(path)).text
     await catch_up(savepoints(session))
@@ -93,7 +97,10 @@ async def test_the_page_says_when_a_search_read_answers_not_indexed_yet(
     await import_answers(session, project)
     await admin_client(client, session)
     body = (await client.get(f"/admin/projects/{project.id}/pairs", params={"q": "okapi"})).text
-    assert "<strong>8</strong> answers imported in the last minutes are still being indexed" in body
+    assert (
+        "<strong>8</strong> answers imported in the last minutes are, with their prompts, "
+        "still being indexed"
+    ) in body
     assert "<strong>1</strong> pair match" in body
 
 
@@ -159,7 +166,9 @@ async def test_an_export_or_action_by_text_is_refused_while_answers_would_be_lef
     with pytest.raises(Conflict) as refused:
         await service.export_condition(session, project, by_text, "pairs_")
     assert refused.value.field == "q"
-    assert "8 answers imported in the last minutes are not searchable yet" in refused.value.message
+    assert (
+        "8 answers imported in the last minutes and their prompts are not searchable yet"
+    ) in refused.value.message
     with pytest.raises(Conflict):
         await run_action(session, project, exclude)
     excluded = await session.scalar(
@@ -171,3 +180,72 @@ async def test_an_export_or_action_by_text_is_refused_while_answers_would_be_lef
     await catch_up(savepoints(session))
     await service.export_condition(session, project, by_text, "pairs_")
     assert (await run_action(session, project, exclude)).changed == 1
+
+
+async def prompts_searchable(session: AsyncSession, project: Project) -> list[bool]:
+    rows = await session.scalars(
+        text("SELECT searchable FROM prompts WHERE project_id = :p ORDER BY id"), {"p": project.id}
+    )
+    return list(rows)
+
+
+@pytest.mark.parametrize("words", ["quokka", '"quokka live"', "quokka -zebra"])
+async def test_prompts_not_indexed_yet_are_read_directly_then_found_by_their_index(
+    session: AsyncSession, words: str
+) -> None:
+    """An import leaves its prompts' words to the catch-up as it does its answers' (the
+    prompts are written not searchable, so `ix_prompts_search` skips them); a search reads
+    them directly meanwhile, and the catch-up puts them in the index."""
+    project = await make_project(session)
+    await import_answers(session, project)
+    assert await prompts_searchable(session, project) == [False] * 4
+    count, search = await found(session, project, words)
+    assert count == 1
+    assert (search.answers_pending, search.pending_read) == (8, True)  # type: ignore[attr-defined]
+    await catch_up(savepoints(session))
+    assert await prompts_searchable(session, project) == [True] * 4
+    count, search = await found(session, project, words)
+    assert count == 1
+    assert (search.answers_pending, search.pending_read) == (0, True)  # type: ignore[attr-defined]
+
+
+async def test_too_many_prompts_not_indexed_are_left_out_and_found_once_caught_up(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "SCAN_UNINDEXED_UP_TO", 5)
+    project = await make_project(session)
+    await import_answers(session, project)
+    count, search = await found(session, project, "quokka")
+    assert count == 0
+    assert (search.answers_pending, search.pending_read) == (8, False)  # type: ignore[attr-defined]
+    await catch_up(savepoints(session))
+    count, search = await found(session, project, "quokka")
+    assert count == 1
+    assert (search.answers_pending, search.pending_read) == (0, True)  # type: ignore[attr-defined]
+
+
+async def test_prompts_written_otherwise_are_searchable_at_once(session: AsyncSession) -> None:
+    """Only an import defers a prompt's words: any other writer gets the column's default."""
+    project = await make_project(session)
+    await make_pairs(session, project, 2)
+    assert await prompts_searchable(session, project) == [True] * 2
+
+
+async def test_a_search_finds_prompts_through_their_partial_index(session: AsyncSession) -> None:
+    """`ix_prompts_search` leaves out prompts not searchable yet: the search's test of a
+    prompt's words (SEARCH_FOUND's first part) must say `p.searchable` for the planner to
+    use it."""
+    project = await make_project(session)
+    await make_pairs(session, project, 3)
+    query = await repository.tsquery(session, "zebra")
+    words = f"{prompt_document('p')} @@ CAST(:tsquery AS tsquery)"
+    assert f"p.searchable AND {words}" in SEARCH_FOUND.split("UNION ALL")[0]
+    # A test project is small enough to read whole; ask what the plan is when it is not.
+    await session.execute(text("SET LOCAL enable_seqscan = off"))
+
+    async def plan(where: str) -> str:
+        statement = text(f"EXPLAIN SELECT p.id FROM prompts p WHERE {where}")
+        return "\n".join(await session.scalars(statement, {"tsquery": query}))
+
+    assert "ix_prompts_search" in await plan(f"p.searchable AND {words}")
+    assert "ix_prompts_search" not in await plan(words)

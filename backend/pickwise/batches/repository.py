@@ -49,13 +49,17 @@ async def lock_pending_batch(session: AsyncSession) -> PendingBatch | None:
     return PendingBatch(row.id, row.search_done_through) if row else None
 
 
-# The next prompts of the batch (by id, on ix_prompts_batch_id) and their answers' words.
+# The next prompts of the batch (by id, on ix_prompts_batch_id), made searchable (their
+# words enter ix_prompts_search), and their answers' words.
 # `search_vector IS NULL`: an answer a trigger already gave words keeps them.
 _FILL_SEARCH_WORDS = text(
     f"""
     WITH chunk AS (
         SELECT id FROM prompts WHERE batch_id = :batch_id AND id > :after
         ORDER BY id LIMIT :limit
+    ), prompts_indexed AS (
+        UPDATE prompts p SET searchable = true
+        FROM chunk WHERE p.id = chunk.id AND NOT p.searchable
     ), filled AS (
         UPDATE responses r SET search_vector = {text_document("r.content")}
         FROM chunk WHERE r.prompt_id = chunk.id AND r.search_vector IS NULL

@@ -1,17 +1,20 @@
-"""The search catch-up: imported answers get their search words after the import commits.
+"""The search catch-up: imported answers get their search words, and imported prompts their
+place in the prompts' search index, after the import commits.
 
-An import writes its rows without words (`responses.search_vector` NULL) and counts them in
-its batch's `search_pending`. The catch-up walks each such batch's prompts in id order, a
-chunk at a time, each chunk its own short transaction that fills the words of the chunk's
-answers and moves the batch's place (`search_done_through`) on: a crash or restart loses at
-most one chunk's work, and resumes from the place. Raters are never blocked: the chunk
-updates only answers' words, which no rater's transaction writes. Several processes share
-the work (the pending batch is taken with SKIP LOCKED).
+An import writes its rows without words (`responses.search_vector` NULL, `prompts.searchable`
+false, which keeps a prompt out of `ix_prompts_search`) and counts the answers in its batch's
+`search_pending`. The catch-up walks each such batch's prompts in id order, a chunk at a
+time, each chunk its own short transaction that marks the chunk's prompts searchable, fills
+the words of their answers and moves the batch's place (`search_done_through`) on: a crash
+or restart loses at most one chunk's work, and resumes from the place. Raters are never
+blocked: the chunk updates only answers' words and prompts' flag, which no rater's
+transaction writes. Several processes share the work (the pending batch is taken with SKIP
+LOCKED).
 
 Every app process runs the catch-up in the background (the lifespan in app.py); `pickwise
 import` runs it right after its commit, and `pickwise search-catch-up` on demand. Until it
-is done the explorer says how many answers are not searchable yet, and reads them directly
-when they are few (review.service).
+is done the explorer says how many answers are not searchable yet, and reads them and their
+prompts directly when they are few (review.service).
 """
 
 import asyncio

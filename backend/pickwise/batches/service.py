@@ -239,7 +239,8 @@ async def import_records(
             progress(0, size)
         await bulk_repository.plan_checks_afresh(driver)
         # The answers' words are made after the commit, by the search catch-up: inside the
-        # import they cost more than the rest of its Postgres work (docs/benchmarks.md).
+        # import they cost more than the rest of its Postgres work (docs/benchmarks.md). So
+        # are the prompts' (written not `searchable`, below).
         await bulk_repository.leave_search_for_later(driver, True)
         # The pairs' summaries are made once their slots exist, each written once.
         await bulk_repository.leave_summaries_for_later(driver, True)
@@ -393,7 +394,8 @@ class _BatchWriter:
         response_rows: list[tuple[Any, ...]] = []
         pair_rows: list[tuple[Any, ...]] = []
         for prompt_id, record in zip(ids["prompts"], records, strict=True):
-            prompt_rows.append((prompt_id, project_id, batch_id, *record.prompt))
+            # Not searchable until the search catch-up: the words are not made here.
+            prompt_rows.append((prompt_id, project_id, batch_id, *record.prompt, False))
             these = [next(response_ids) for _ in record.responses]
             for response_id, response in zip(these, record.responses, strict=True):
                 response_rows.append((response_id, project_id, prompt_id, *response))
@@ -428,6 +430,7 @@ class _BatchWriter:
                 "turns",
                 "content_hash",
                 "metadata",
+                "searchable",
             ),
             prompt_rows,
         )

@@ -152,7 +152,7 @@ class SearchCoverage(BaseModel):
 
     answers_pending: int = Field(
         description="Answers of this project imported lately whose words are not in the "
-        "search index yet (0: every answer is searchable)."
+        "search index yet, nor their prompts' (0: every answer and prompt is searchable)."
     )
     pending_read: bool = Field(
         description="True when this search read those answers directly, so it missed "

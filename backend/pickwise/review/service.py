@@ -135,8 +135,9 @@ async def select_pairs(
         search = await _search(session, project.id, pairs.q, as_of)
         if whole and not search.pending_read:
             raise Conflict(
-                f"{search.answers_pending:,} answers imported in the last minutes are not "
-                "searchable yet, so this text search would leave their pairs out; try again "
+                f"{search.answers_pending:,} answers imported in the last minutes and their "
+                "prompts are not searchable yet, so this text search would leave their pairs "
+                "out; try again "
                 "when the pairs explorer no longer says so (a few minutes), or select without "
                 "text",
                 field="q",

@@ -63,16 +63,23 @@ _PAIRS_OF_ANSWER = """
         OFFSET 0
     ) pr"""
 # The same pairs found from the text indexes (with repeats). Each text found leads to its
-# pairs by index (LATERAL ... OFFSET 0: never a hash of all the pairs). Answers the search
-# catch-up has not reached (those of a pending batch, past its place) are not in the index:
-# with :scan_unindexed they are read one by one (they are few; see review.service).
-SEARCH_FOUND = f"""
-SELECT pair_id FROM (
-    SELECT pr.id AS pair_id FROM prompts p
+# pairs by index (LATERAL ... OFFSET 0: never a hash of all the pairs). Prompts and answers
+# the search catch-up has not reached (those of a pending batch, past its place) are not in
+# the indexes: with :scan_unindexed they are read one by one (they are few; see
+# review.service). `p.searchable` lets the planner use the prompts' partial index.
+_PAIRS_OF_PROMPT = """
     CROSS JOIN LATERAL (
         SELECT pr.id FROM pairs pr WHERE pr.prompt_id = p.id OFFSET 0
-    ) pr
-    WHERE p.project_id = :project_id AND {prompt_document("p")} @@ {_TSQUERY}
+    ) pr"""
+SEARCH_FOUND = f"""
+SELECT pair_id FROM (
+    SELECT pr.id AS pair_id FROM prompts p{_PAIRS_OF_PROMPT}
+    WHERE p.project_id = :project_id AND p.searchable AND {prompt_document("p")} @@ {_TSQUERY}
+    UNION ALL
+    SELECT pr.id FROM batches b
+    JOIN prompts p ON p.batch_id = b.id AND p.id > b.search_done_through{_PAIRS_OF_PROMPT}
+    WHERE :scan_unindexed AND b.project_id = :project_id AND b.search_pending > 0
+      AND NOT p.searchable AND {prompt_document("p")} @@ {_TSQUERY}
     UNION ALL
     SELECT pr.id FROM responses r{_PAIRS_OF_ANSWER}
     WHERE r.project_id = :project_id AND {response_document("r")} @@ {_TSQUERY}
