@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from pickwise.batches.search_catchup import running_catch_up
 from pickwise.batches.service import import_stream
 from pickwise.core.background import background_transaction, listening
+from pickwise.core.config import get_settings
 from pickwise.core.db import get_engine, unit_of_work
 from pickwise.core.embedded_pg import to_libpq_url
 from pickwise.core.wakeups import (
@@ -244,3 +245,25 @@ async def test_the_workers_own_writes_wake_nobody_and_a_resend_wakes_it(
             await service.resend(session, webhook, delivery.id)
         [notified] = listener.notifies(timeout=WITHIN, stop_after=1)
         assert notified.channel == WEBHOOKS_CHANNEL
+
+
+async def test_while_the_listener_cannot_connect_the_loops_poll(
+    hook: tuple[str, Received], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, got = hook
+    project = await project_with_webhook(url, [WebhookEvent.EXPORT_READY], got)
+    # Nothing listens on port 1: the listener keeps trying, the worker polls meanwhile.
+    monkeypatch.setenv("LISTEN_DATABASE_URL", "postgresql://pickwise@127.0.0.1:1/pickwise")
+    get_settings.cache_clear()
+    policy = DeliveryPolicy(timeout=5, poll_seconds=0.5, fallback_seconds=NEVER)
+    try:
+        async with (
+            listening([WEBHOOKS_CHANNEL]) as listener,
+            running_worker(policy, wake=listener.wake(WEBHOOKS_CHANNEL)),
+        ):
+            await ping(project)
+            assert await received(got, 1)
+            assert not listener.listening
+    finally:
+        monkeypatch.delenv("LISTEN_DATABASE_URL")
+        get_settings.cache_clear()

@@ -47,10 +47,13 @@ async def running_task(
 @contextlib.asynccontextmanager
 async def listening(channels: Iterable[str]) -> AsyncIterator[Listener]:
     """The process's one listener (core.wakeups), in the background for as long as the block
-    runs, on its own connection to the app's database."""
+    runs, on its own connection to the app's database (or LISTEN_DATABASE_URL)."""
+    from pickwise.core.config import get_settings
     from pickwise.core.embedded_pg import get_database, to_libpq_url
 
-    listener = Listener(to_libpq_url(get_database().url), channels)
+    settings = get_settings()
+    url = settings.listen_database_url or get_database().url
+    listener = Listener(to_libpq_url(url), channels, connect_timeout=settings.db_connect_timeout)
     stopping = asyncio.Event()
     async with running_task(listener.run(stopping), stopping.set, name="background-wake-ups"):
         yield listener

@@ -52,10 +52,12 @@ class Listener:
         conninfo: str,
         channels: Iterable[str],
         *,
+        connect_timeout: int = 10,
         reconnect_first: float = RECONNECT_FIRST,
         reconnect_most: float = RECONNECT_MOST,
     ) -> None:
         self.conninfo = conninfo
+        self.connect_timeout = connect_timeout
         self.listening = False
         self.reconnect_first = reconnect_first
         self.reconnect_most = reconnect_most
@@ -83,7 +85,10 @@ class Listener:
 
     async def _listen(self) -> None:
         connection = await psycopg.AsyncConnection.connect(
-            self.conninfo, autocommit=True, application_name=APPLICATION_NAME
+            self.conninfo,
+            autocommit=True,
+            application_name=APPLICATION_NAME,
+            connect_timeout=self.connect_timeout,
         )
         try:
             await listen_on(connection, self._wakes)

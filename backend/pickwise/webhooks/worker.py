@@ -38,6 +38,9 @@ from pickwise.webhooks import repository, service
 from pickwise.webhooks.repository import Claimed
 from pickwise.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signature
 
+# The shortest pause after a round that did not take a full batch.
+MIN_PAUSE_SECONDS = 0.25
+
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
@@ -147,7 +150,9 @@ class DeliveryWorker:
             return 0.0
         waits = []
         if self.next_due is not None:
-            waits.append(max((self.next_due - utcnow()).total_seconds(), 0.0))
+            # Not less: a due delivery the claim skipped is locked by another transaction (a
+            # worker claiming it, an admin resending it), and looking again at once would spin.
+            waits.append(max((self.next_due - utcnow()).total_seconds(), MIN_PAUSE_SECONDS))
         if self.incomplete_batches:
             waits.append(self.policy.poll_seconds)
         return min(waits, default=None)
