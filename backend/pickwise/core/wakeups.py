@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class Listener:
         self.conninfo = conninfo
         self.connect_timeout = connect_timeout
         self.listening = False
+        self._listened = False
         self.reconnect_first = reconnect_first
         self.reconnect_most = reconnect_most
         self._wakes = {channel: Wake(lambda: self.listening) for channel in channels}
@@ -69,19 +70,19 @@ class Listener:
     async def run(self, stopping: asyncio.Event) -> None:
         pause = self.reconnect_first
         while not stopping.is_set():
+            self._listened = False
             try:
                 await self._listen()
-            except psycopg.Error as exc:
+            except (psycopg.Error, OSError) as exc:
                 logger.warning(
                     "background wake-ups not listening, polling meanwhile: %s",
                     type(exc).__name__,
                 )
-                self.listening = False
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), pause)
-                pause = min(pause * 2, self.reconnect_most)
-            else:
+            if self._listened:  # A connection that worked for a while: start the pauses over.
                 pause = self.reconnect_first
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), pause)
+            pause = min(pause * 2, self.reconnect_most)
 
     async def _listen(self) -> None:
         connection = await psycopg.AsyncConnection.connect(
@@ -89,21 +90,44 @@ class Listener:
             autocommit=True,
             application_name=APPLICATION_NAME,
             connect_timeout=self.connect_timeout,
+            # A peer gone without a word (a network cut) is noticed within about a minute.
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
         )
         try:
             await listen_on(connection, self._wakes)
-            self.listening = True
+            self.listening = self._listened = True
             # Whatever was committed while nobody listened: every loop looks once.
             for wake in self._wakes.values():
                 wake.event.set()
-            async for notification in connection.notifies():
-                notified = self._wakes.get(notification.channel)
-                if notified is not None:
-                    notified.event.set()
+            await self._dispatch(connection.pgconn)
         finally:
             self.listening = False
             # Shielded: a cancelled lifespan still closes the connection instead of leaking it.
             await asyncio.shield(connection.close())
+
+    async def _dispatch(self, pgconn: pq.abc.PGconn) -> None:
+        """Sets the wake of each channel notified, until the connection fails. Waits on the
+        socket itself: psycopg's `notifies()` wakes every 0.1 s to look for an interrupt, ten
+        times a second in every app process for nothing."""
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        # Kept: once the connection is lost, libpq closes the socket and forgets its number.
+        socket = pgconn.socket
+        loop.add_reader(socket, readable.set)
+        try:
+            while True:
+                await readable.wait()
+                readable.clear()
+                pgconn.consume_input()  # Raises OperationalError once the connection is gone.
+                while (notification := pgconn.notifies()) is not None:
+                    notified = self._wakes.get(notification.relname.decode())
+                    if notified is not None:
+                        notified.event.set()
+        finally:
+            loop.remove_reader(socket)
 
 
 async def listen_on(connection: psycopg.AsyncConnection[object], channels: Iterable[str]) -> None:
