@@ -15,11 +15,13 @@ from pickwise.batches.router import router as batches_router
 from pickwise.batches.search_catchup import running_catch_up
 from pickwise.conversations.generation import generator
 from pickwise.conversations.router import router as conversations_router
+from pickwise.core.background import listening
 from pickwise.core.config import get_settings
 from pickwise.core.db import dispose_engines
 from pickwise.core.logging import RequestContextMiddleware, configure_logging
 from pickwise.core.metrics import MetricsMiddleware
 from pickwise.core.middleware import LoadSheddingMiddleware, SecurityHeadersMiddleware
+from pickwise.core.wakeups import SEARCH_CATCH_UP_CHANNEL, WEBHOOKS_CHANNEL
 from pickwise.exception_handlers import API_ERROR_RESPONSES, register_exception_handlers
 from pickwise.exports.router import router as exports_router
 from pickwise.generation.router import router as generation_router
@@ -50,8 +52,9 @@ from pickwise.webhooks.worker import running_worker
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """While the app serves, the webhook worker sends deliveries and the search catch-up makes
-    imported answers searchable, in the background; at the end both stop and the connection
-    pools (database, model endpoints) are closed."""
+    imported answers searchable, in the background, woken by notifications of new work on one
+    listening connection; at the end they stop, and that connection and the connection pools
+    (database, model endpoints) are closed."""
     # Each worker process builds for itself what requests then reuse: done here, before it
     # serves, rather than by the first requests of each kind (the first rating page of a new
     # worker took ~0.2 s of CPU more than the next, in the window raters and benches see).
@@ -65,7 +68,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     thresholds = gc.get_threshold()
     gc.set_threshold(YOUNG_GC_THRESHOLD, *thresholds[1:])
     try:
-        async with running_worker(), running_catch_up():
+        async with (
+            listening([WEBHOOKS_CHANNEL, SEARCH_CATCH_UP_CHANNEL]) as listener,
+            running_worker(wake=listener.wake(WEBHOOKS_CHANNEL)),
+            running_catch_up(wake=listener.wake(SEARCH_CATCH_UP_CHANNEL)),
+        ):
             yield
     finally:
         gc.set_threshold(*thresholds)

@@ -1,5 +1,6 @@
 """The app's one lifespan: the webhook worker and the search catch-up run while the app
-serves, and at shutdown they stop and the connection pools are closed; what startup made is
+serves, woken through one listening connection, and at shutdown they stop and that
+connection and the connection pools are closed; what startup made is
 frozen out of the garbage collector's scans; what the first requests of a new worker would
 build is built before it serves."""
 
@@ -9,15 +10,28 @@ from typing import Any
 
 import fastapi.routing
 import httpx
+import psycopg
 import pytest
 
 from pickwise.app import create_app
 from pickwise.core.db import get_background_engine, get_engine
+from pickwise.core.embedded_pg import to_libpq_url
+from pickwise.core.wakeups import APPLICATION_NAME
 from pickwise.web.templating import templates
 
 
 def worker_tasks(name: str = "webhook-worker") -> list[asyncio.Task[object]]:
     return [t for t in asyncio.all_tasks() if t.get_name() == name and not t.done()]
+
+
+def listening_connections(database_url: str) -> int:
+    with psycopg.connect(to_libpq_url(database_url), autocommit=True) as admin:
+        [(count,)] = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = %s AND datname = current_database()",
+            [APPLICATION_NAME],
+        ).fetchall()
+    return int(count)
 
 
 async def test_the_lifespan_runs_the_worker_and_closes_the_pools(database_url: str) -> None:
@@ -31,8 +45,22 @@ async def test_the_lifespan_runs_the_worker_and_closes_the_pools(database_url: s
     async with app.router.lifespan_context(app):
         assert len(worker_tasks()) == 1
         assert len(worker_tasks("search-catch-up")) == 1
+        assert len(worker_tasks("background-wake-ups")) == 1
+        # The loops' one listening connection (core.wakeups) is up once it listens.
+        for _ in range(200):
+            if listening_connections(database_url) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert listening_connections(database_url) == 1
     assert worker_tasks() == []
     assert worker_tasks("search-catch-up") == []
+    assert worker_tasks("background-wake-ups") == []
+    # Closed with the lifespan, not left for Postgres to notice.
+    for _ in range(200):
+        if listening_connections(database_url) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert listening_connections(database_url) == 0
     # Disposed: the pools were replaced by empty ones.
     assert engine.pool.checkedin() == 0
     assert get_background_engine().pool.checkedin() == 0

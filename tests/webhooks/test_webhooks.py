@@ -100,12 +100,17 @@ async def test_batch_events_are_queued_once_each(session: AsyncSession) -> None:
 
     rater = await make_user(session)
     await add_member(session, project, rater)
+    # While a batch.completed webhook waits for a batch, the worker keeps looking (the rater
+    # loop sends no notification): it is told which.
+    waiting: set[int] = set()
     for _ in pairs:
         assignment = await next_lease(session, project, rater)
         assert assignment is not None
-        assert await service.queue_batch_events(session) == 0  # Not complete yet.
+        assert await service.queue_batch_events(session, incomplete=waiting) == 0  # Not yet.
+        assert waiting == {pairs[0].batch_id}
         await judgments.submit(session, assignment.assignment_id, rater, JudgmentIn(choice="tie"))
-    assert await service.queue_batch_events(session) == 1
+    assert await service.queue_batch_events(session, incomplete=waiting) == 1
+    assert waiting == set()
     completed = (await deliveries(session))[-1]
     assert completed.event == "batch.completed"
     assert completed.event_key == f"batch.completed:{pairs[0].batch_id}"
@@ -158,6 +163,9 @@ async def test_deliveries_are_signed_and_retried_with_backoff(
         # The first retry follows the policy's schedule exactly (clock frozen, seeded jitter).
         first_retry_in = delivery.next_attempt_at - clock.utcnow()
         assert first_retry_in == QUICK.retry_delay(1, random.Random(3))
+        # It sleeps until then (unless woken by new work), not for its fallback pause.
+        assert worker.next_due == delivery.next_attempt_at
+        assert worker.seconds_to_next_round(1) == first_retry_in.total_seconds()
         assert await worker.run_once() == 0  # Not due yet.
 
         clock.advance(timedelta(seconds=11))

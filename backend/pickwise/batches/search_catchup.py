@@ -11,10 +11,11 @@ blocked: the chunk updates only answers' words and prompts' flag, which no rater
 transaction writes. Several processes share the work (the pending batch is taken with SKIP
 LOCKED).
 
-Every app process runs the catch-up in the background (the lifespan in app.py); `pickwise
-import` runs it right after its commit, and `pickwise search-catch-up` on demand. Until it
-is done the explorer says how many answers are not searchable yet, and reads them and their
-prompts directly when they are few (review.service).
+Every app process runs the catch-up in the background (the lifespan in app.py), woken by the
+commit of an import (a trigger NOTIFYs, core.wakeups); `pickwise import` runs it right after
+its commit, and `pickwise search-catch-up` on demand. Until it is done the explorer says how
+many answers are not searchable yet, and reads them and their prompts directly when they are
+few (review.service).
 """
 
 import asyncio
@@ -27,14 +28,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.batches import repository
 from pickwise.core.background import (
+    FALLBACK_SECONDS,
     Transaction,
     background_transaction,
     run_rounds,
     running_task,
 )
+from pickwise.core.wakeups import Wake
 
 # Prompts a transaction: a few thousand answers, well under a second of work.
 CHUNK_PROMPTS = 1_000
+# How often it looks when it cannot be woken (no listener, or its connection is down).
 POLL_SECONDS = 2.0
 
 
@@ -83,20 +87,35 @@ async def catch_up(
     return report
 
 
-async def catch_up_forever(transaction: Transaction, stopping: asyncio.Event) -> None:
-    async def one_round() -> bool:
+async def catch_up_forever(
+    transaction: Transaction,
+    stopping: asyncio.Event,
+    wake: Wake | None = None,
+    fallback_seconds: float = FALLBACK_SECONDS,
+) -> None:
+    async def one_round() -> None:
         await catch_up(transaction)
-        return False  # Nothing pending now: look again after the pause.
+        # Nothing pending now: an import's commit notifies `wake` (core.wakeups).
 
-    await run_rounds(one_round, stopping, name="search catch-up", poll_seconds=POLL_SECONDS)
+    await run_rounds(
+        one_round,
+        stopping,
+        name="search catch-up",
+        poll_seconds=POLL_SECONDS,
+        wake=wake,
+        fallback_seconds=fallback_seconds,
+    )
 
 
 @contextlib.asynccontextmanager
 async def running_catch_up(
     transaction: Transaction = background_transaction,
+    wake: Wake | None = None,
+    fallback_seconds: float = FALLBACK_SECONDS,
 ) -> AsyncIterator[None]:
-    """The catch-up as a background task for as long as the block runs."""
+    """The catch-up as a background task for as long as the block runs; it looks for work
+    when `wake` is notified (or every `fallback_seconds`), or every POLL_SECONDS without."""
     stopping = asyncio.Event()
-    work = catch_up_forever(transaction, stopping)
+    work = catch_up_forever(transaction, stopping, wake, fallback_seconds)
     async with running_task(work, stopping.set, name="search-catch-up"):
         yield

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     # Unset means: start the embedded Postgres kept in data_dir.
     database_url: str | None = None
     read_database_url: str | None = None
+    # Where each app process LISTENs for background work (core.wakeups); unset: the database
+    # itself. Must reach Postgres directly: a pooler in transaction mode drops notifications.
+    listen_database_url: str | None = None
     pickwise_data_dir: Path = Path(".pickwise")
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     host: str = "127.0.0.1"

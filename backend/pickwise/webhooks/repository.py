@@ -206,6 +206,21 @@ async def claim_due(
     return [Claimed(**row._mapping) for row in rows]
 
 
+_EARLIEST_PENDING_ATTEMPT = text(
+    f"""
+    SELECT min(d.next_attempt_at) FROM webhook_deliveries d
+    JOIN webhooks w ON w.id = d.webhook_id
+    WHERE d.status = '{DeliveryStatus.PENDING}' AND w.is_active
+    """
+)
+
+
+async def earliest_pending_attempt(session: AsyncSession) -> datetime | None:
+    """When the next pending delivery is due (a retry's time, or a claim running out), if any."""
+    due: datetime | None = await session.scalar(_EARLIEST_PENDING_ATTEMPT)
+    return due
+
+
 async def mark_delivered(
     session: AsyncSession, delivery_id: int, status_code: int, now: datetime
 ) -> None:

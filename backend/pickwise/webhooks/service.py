@@ -165,9 +165,13 @@ PairIdRanges = dict[int, tuple[int, int] | None]
 
 
 async def queue_batch_events(
-    session: AsyncSession, now: datetime | None = None, ranges: PairIdRanges | None = None
+    session: AsyncSession,
+    now: datetime | None = None,
+    ranges: PairIdRanges | None = None,
+    incomplete: set[int] | None = None,
 ) -> int:
-    """Queue batch.imported and batch.completed for batches webhooks have not heard about.
+    """Queue batch.imported and batch.completed for batches webhooks have not heard about;
+    `incomplete` gets the batches a batch.completed webhook still waits for.
 
     Looking instead of being told keeps the importer and the rater loop free of webhook
     code, and catches every way a batch can finish (last judgment, k lowered, pairs removed
@@ -175,6 +179,8 @@ async def queue_batch_events(
     """
     now = now or utcnow()
     ranges = {} if ranges is None else ranges
+    incomplete = set() if incomplete is None else incomplete
+    incomplete.clear()
     events = [
         (WebhookEvent.BATCH_IMPORTED, webhook_id, batch_id)
         for webhook_id, batch_id in await repository.new_batch_events(session, SWEEP_LIMIT)
@@ -185,9 +191,11 @@ async def queue_batch_events(
         if batch_id not in ranges:
             ranges[batch_id] = await repository.pair_id_range(session, batch_id)
         pair_ids = ranges[batch_id]
-        if pair_ids is not None and not await repository.has_open_work(
-            session, project_id, batch_id, pair_ids
-        ):
+        if pair_ids is None:
+            continue
+        if await repository.has_open_work(session, project_id, batch_id, pair_ids):
+            incomplete.add(batch_id)
+        else:
             events.append((WebhookEvent.BATCH_COMPLETED, webhook_id, batch_id))
     queued = 0
     for event, webhook_id, batch_id in events:
