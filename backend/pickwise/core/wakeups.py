@@ -1,7 +1,7 @@
 """Wake-ups for the background loops: one connection per app process LISTENs, and a loop
 waits for its channel's notification (or a long fallback pause) instead of polling.
 
-The database sends the notifications: triggers (migration `2026-12-08-1500_background_wakeups`)
+The database sends the notifications: triggers (migration `2026-12-08-1510_background_wakeups`)
 NOTIFY when work for a loop is committed, whichever code wrote it. A notification reaches
 every listening process; the loops' claims (SKIP LOCKED) keep the work each does its own.
 
