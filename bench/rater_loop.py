@@ -158,15 +158,25 @@ class Pace:
     """Think time between loops: exponential with mean `seconds`, seeded per rater, and a
     random start, so raters do not move in lockstep (a burst of 16 at once is not 16 people)."""
 
-    def __init__(self, seconds: float, seed: int, record_after: float = 0.0) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        seed: int,
+        record_after: float = 0.0,
+        arrive: Callable[[], Awaitable[Any]] | None = None,
+    ) -> None:
         self.seconds = seconds
         self.rng = random.Random(seed)
         # Loops started before this moment (perf_counter) are a warm-up and not recorded.
         self.record_after = record_after
+        # What the rater does on arriving, after its random start (opening its connection).
+        self.arrive = arrive
 
     async def start(self) -> None:
         if self.seconds:
             await asyncio.sleep(self.rng.uniform(0, self.seconds))
+        if self.arrive is not None:
+            await self.arrive()
 
     async def think(self) -> None:
         if self.seconds:
@@ -382,8 +392,15 @@ async def http_run(
         rater = partial(_chained_rater, keyed=keyed) if one_request else _http_rater
     clients = [KeepAliveClient(base_url, headers=each) for each in headers]
     try:
-        # Connect first: a rater's first call should not pay for TCP setup.
-        await asyncio.gather(*(client.get("/healthz") for client in clients))
+        # Connected before a rater's first loop, so that no loop pays for TCP setup. Back to
+        # back, all at once before the run; paced, each rater connects when it arrives (after
+        # its random start), as people's browsers do. Sixteen connections opened in the same
+        # millisecond went mostly to one of two server workers (the first to wake accepts all
+        # that wait: 11-14 of 16, against 4-12 when they come one by one), so the "2 workers"
+        # paced run had most raters on one worker (docs/benchmarks.md, "i31b").
+        paced = think_seconds > 0
+        if not paced:
+            await asyncio.gather(*(client.get("/healthz") for client in clients))
         started = time.perf_counter()
         await asyncio.gather(
             *(
@@ -392,7 +409,12 @@ async def http_run(
                     project_id,
                     started + settle_seconds + seconds,
                     max_loops,
-                    Pace(think_seconds, seed, started + settle_seconds),
+                    Pace(
+                        think_seconds,
+                        seed,
+                        started + settle_seconds,
+                        arrive=partial(client.get, "/healthz") if paced else None,
+                    ),
                     stats,
                 )
                 for seed, client in enumerate(clients)
