@@ -1,7 +1,7 @@
 """A/B of the rater loop: the same load against variants of the server, run alternately.
 
     python -m bench.rater_ab [--seconds 8] [--raters 16] [--rounds 3] [--prefill 0]
-                             [--think 0] [--settle 3] VARIANT...
+                             [--think 0] [--settle 3] [--summary-every N] VARIANT...
 
 VARIANT is `name:requests[:backend[:workers]]`: `requests` is 1 (POST …/judgment?next=true),
 k (the same with an Idempotency-Key, as pickwise.client sends it), p (the rating page's choice
@@ -16,6 +16,9 @@ then cover hundreds of choices).
 Each variant has its own server process and its own database, loaded alike; the
 runs go A, B, …, A, B, … so a machine whose speed drifts affects each variant alike. It
 prints CPU ms per judgment of the app and Postgres from /proc, per run and as medians.
+
+`--summary-every N` sets the project's milestone (the page loop's summary every N judgments;
+20 otherwise), e.g. 1 to time the milestone's requests alone.
 
 `--think SECONDS` paces the raters as the rater-loop bench's paced run does (`Pace`: think
 time exponential with that mean, random starts, loops started in the first `--settle`
@@ -33,6 +36,8 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import psycopg
 
 from bench import datagen, rater_loop
 from bench.app_server import serve
@@ -107,6 +112,12 @@ def main() -> None:
     parser.add_argument("--prefill", type=float, default=0.0)
     parser.add_argument("--think", type=float, default=0.0, help="mean think time (paced)")
     parser.add_argument("--settle", type=float, default=3.0, help="paced: unrecorded start")
+    parser.add_argument(
+        "--summary-every",
+        type=int,
+        default=None,
+        help="the project's summary_every (the page loop's milestone; the bench's default 20)",
+    )
     args = parser.parse_args()
     size = replace(
         rater_loop.SIZES["quick"],
@@ -127,6 +138,9 @@ def main() -> None:
             )
         for url in urls.values():
             datagen.finish_load(url)
+            if args.summary_every is not None:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("UPDATE projects SET summary_every = %s", (args.summary_every,))
         pg_pid = postmaster_pid(next(iter(urls.values())))
         for variant in args.variants:
             if variant.requests:

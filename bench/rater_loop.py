@@ -313,6 +313,7 @@ async def _chained_rater(
 CHOICE_FORM = re.compile(r'<form\b[^>]*\bid="choice-form"[^>]*>(.*?)</form>', re.S)
 FORM_ACTION = re.compile(r'\baction="([^"]*)"')
 HIDDEN_FIELD = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+SUMMARY_MARK = 'id="summary-heading"'  # the milestone's summary page (rate/summary.html)
 
 
 def choice_form(page: str) -> tuple[str, dict[str, str]] | None:
@@ -352,10 +353,13 @@ async def _page_rater(
     async def answer(form: tuple[str, dict[str, str]]) -> tuple[bool, Any]:
         action, fields = form
         reply = await client.post_form(action, {**fields, "choice": "left"})
-        milestone = reply.status_code == 303 and reply.location is not None
-        if milestone:
-            # The summary every so many judgments: the rater reads it, then goes on rating.
+        # The summary every so many judgments, the choice's answer itself (a redirect to it
+        # before i31c): the rater reads it, then goes on rating.
+        redirected = reply.status_code == 303 and reply.location is not None
+        milestone = redirected or (reply.status_code == 200 and SUMMARY_MARK in reply.text)
+        if redirected:
             await client.get(str(reply.location))
+        if milestone:
             reply = await client.get(page_url)
         # The answer says "Saved." (after the summary, a cookie this client does not keep did).
         if reply.status_code != 200 or not (milestone or "Saved." in reply.text):

@@ -9,8 +9,9 @@ and the pair held since, and stores nothing new. The address bar shows the form'
 rate.js replaces it with the rating page's own address, so a reload or a bookmark asks for
 the current pair instead of sending the form again.
 
-One-time messages of the few redirects left (the milestone summary, the start page's button)
-travel in a short-lived cookie scoped to the project's rating pages and are shown once.
+Every so many judgments (the milestone) the answer is the rater's summary instead, at its own
+address the same way. A one-time message that comes with a redirect travels in a short-lived
+cookie scoped to the project's rating pages and is shown once.
 """
 
 import asyncio
@@ -234,7 +235,9 @@ def _page(
     # The answer to a form shows a page of its own: rate.js puts that page's address in the
     # address bar, so a reload asks for it instead of sending the form again.
     page_url = (address or _rate_path(request, project.id)) if request.method == "POST" else None
-    context = {**context, "flash": flash, "page_url": page_url}
+    # The page the rater is on, for the links' aria-current: that address without its query.
+    page_path = page_url.partition("?")[0] if page_url else None
+    context = {**context, "flash": flash, "page_url": page_url, "page_path": page_path}
     response = render(request, template, context, status_code=status)
     # A page from the back button would carry a stale idempotency key and lease.
     response.headers["Cache-Control"] = "no-store"
@@ -655,7 +658,9 @@ async def _after_answer(
                 progress = await _progress_of(session, project.id, judged)
                 total = progress.total
                 if milestone and project.summary_every and total % project.summary_every == 0:
-                    return _summary_redirect(request, project, flash, total)
+                    return await _milestone_summary(
+                        request, principal, project, session, flash, progress
+                    )
             return await _current_page(
                 request,
                 principal,
@@ -676,12 +681,44 @@ async def _after_answer(
         return _error_page(request, 503, NEXT_FAILED_MESSAGE, "NextPairFailed")
 
 
-def _summary_redirect(request: Request, project: Project, flash: Flash, total: int) -> Response:
-    """Every so many judgments, the rater's own patterns: a page of its own, so a redirect."""
+async def _milestone_summary(
+    request: Request,
+    principal: Principal,
+    project: Project,
+    session: AsyncSession,
+    flash: Flash,
+    progress: Progress,
+) -> Response:
+    """Every so many judgments, the rater's own patterns instead of the next pair: the
+    choice's answer is the summary page itself, shown at its own address
+    (`…/summary?after=N`, which rate.js puts in the address bar). It used to be a redirect to
+    that address: a third request per milestone, finding who asks again."""
     if flash.kind == "info":
         flash = Flash("info", "Saved.")
-    summary = url_path(request, "rate_summary", project_id=project.id)
-    return _redirect(request, project, flash, to=f"{summary}?after={total}")
+    return await _summary(request, principal, project, session, progress, progress.total, flash)
+
+
+async def _summary(
+    request: Request,
+    principal: Principal,
+    project: Project,
+    session: AsyncSession,
+    progress: Progress,
+    after: int | None,
+    flash: Flash | None = None,
+) -> Response:
+    """The summary page; `after`: the judgments it comes after, at a milestone."""
+    patterns = await rater_choice_patterns(session, project.id, principal.user.id)
+    context = {
+        **_base_context(principal, project, progress),
+        "patterns": patterns,
+        "max_judgments": MAX_JUDGMENTS,
+        "milestone": after is not None,
+    }
+    address = str(url_path(request, "rate_summary", project_id=project.id))
+    if after is not None:
+        address = f"{address}?after={after}"
+    return _page(request, project, "rate/summary.html", context, flash=flash, address=address)
 
 
 def _error_page(request: Request, status: int, detail: str, error: str) -> Response:
@@ -935,16 +972,9 @@ async def summary_page(
     request: Request, visit: VisitDep, session: SessionDep, after: str | None = None
 ) -> Response:
     """What your choices teach: the rater's own patterns, visible to nobody else."""
-    principal, project = visit.principal, visit.project
-    patterns = await rater_choice_patterns(session, project.id, principal.user.id)
     progress = await visit.progress(session)
-    context = {
-        **_base_context(principal, project, progress),
-        "patterns": patterns,
-        "max_judgments": MAX_JUDGMENTS,
-        "milestone": after is not None,
-    }
-    return _page(request, project, "rate/summary.html", context)
+    milestone = None if after is None else progress.total
+    return await _summary(request, visit.principal, visit.project, session, progress, milestone)
 
 
 @router.get("/{project_id}/guidelines", response_class=HTMLResponse, name="rate_guidelines")
