@@ -1,6 +1,7 @@
 """Every page on a phone and on a desktop: nothing scrolls sideways at 320 to 390 px, every
-control is a finger wide (44 px), wide tables and charts scroll inside their own box (tables
-of people become cards, their buttons on screen), and axe finds nothing at either size.
+control is a finger wide (44 px), a rating page's choice buttons are on screen before any
+scrolling, wide tables and charts scroll inside their own box (tables of people become cards,
+their buttons on screen), and axe finds nothing at either size.
 Admin pages over a project with a crowd's votes, a flagged pair, a long file name, an invite
 and a token; rater pages over a pair to judge; a live-conversations project's pages before its
 first message (tests/browser/test_conversation_browser.py sees them mid-conversation)."""
@@ -31,11 +32,13 @@ from pickwise.models import (
 from tests.analytics_service.builders import simulate_crowd
 from tests.browser.conftest import RatingSetup, seed_rating_project
 from tests.browser.test_rating_browser import AXE
+from tests.browser.test_rating_keys_browser import CHOICE_BUTTONS, off_screen
 from tests.factories import PASSWORD, add_member, make_project, make_user
 
 pytestmark = pytest.mark.browser
 
-PHONE_WIDTHS = (320, 360, 390)
+# Phones upright: small, common Android, common iPhone (width x height in CSS pixels).
+PHONES = ((320, 568), (360, 640), (390, 844))
 PHONE_HEIGHT = 844
 DESKTOP = {"width": 1280, "height": 800}
 LONG_FILE_NAME = "helpfulness_round_one_batch_2026-11-30_final_reviewed_by_the_whole_team_v3.jsonl"
@@ -46,6 +49,8 @@ MIN_TARGET = 44
 class World:
     admin_email: str
     project_id: int
+    flagged_pair_id: int
+    crowd_rater_id: int
     rating: RatingSetup
     conversations_id: int
 
@@ -102,7 +107,7 @@ async def seed_world(engine: AsyncEngine) -> World:
         )
         conversations = await conversation_project(session, rater_id=rating.rater_id)
         await session.commit()
-        return World(admin.email, project.id, rating, conversations.id)
+        return World(admin.email, project.id, flagged.id, raters[0].id, rating, conversations.id)
 
 
 async def conversation_project(session: AsyncSession, rater_id: int) -> Project:
@@ -143,6 +148,11 @@ def admin_pages(world: World) -> list[str]:
         "/admin/projects/new",
         project,
         f"{project}/dashboard",
+        # The pairs explorer searching, the review queue, a pair's history, a rater's record.
+        f"{project}/pairs?q=important",
+        f"{project}/pairs?status=flagged",
+        f"{project}/pairs/{world.flagged_pair_id}",
+        f"{project}/raters/{world.crowd_rater_id}",
         f"{project}/export",
         f"{project}/integrations",
         "/admin/users",
@@ -273,15 +283,19 @@ async def every_page(
         await context.close()
 
 
-@pytest.mark.parametrize("width", PHONE_WIDTHS)
+@pytest.mark.parametrize(("width", "height"), PHONES, ids=[f"{w}x{h}" for w, h in PHONES])
 async def test_no_page_scrolls_sideways_and_every_target_is_a_finger_wide(
-    browser: Browser, live_server: str, committed_engine: AsyncEngine, width: int
+    browser: Browser, live_server: str, committed_engine: AsyncEngine, width: int, height: int
 ) -> None:
     world = await seed_world(committed_engine)
     problems: dict[str, Any] = {}
-    viewport = {"width": width, "height": PHONE_HEIGHT}
+    viewport = {"width": width, "height": height}
     phone = {"viewport": viewport, "has_touch": True, "is_mobile": True}
     async for path, page in every_page(browser, live_server, world, **phone):
+        # A rating page shows its choice buttons on first load, before any scrolling.
+        hidden_choices = off_screen(await page.evaluate(CHOICE_BUTTONS), viewport)
+        if hidden_choices:
+            problems[f"{path} choices"] = hidden_choices
         await page.evaluate(OPEN_ALL_DETAILS)
         # On a phone the window grows to fit a page that is too wide: compare with the
         # screen's width, not innerWidth.

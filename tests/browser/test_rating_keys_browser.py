@@ -230,6 +230,92 @@ async def test_the_choice_bar_stays_on_screen_while_the_answers_scroll(
     await context.close()
 
 
+# Phones upright (small to large), a phone on its side, a desktop. At 360x640 the bar used to
+# start clamped to its form's top, its buttons below the fold until the rater scrolled 170 px.
+FIRST_LOAD_VIEWPORTS = [
+    {"width": 320, "height": 568},
+    {"width": 360, "height": 640},
+    {"width": 375, "height": 667},
+    {"width": 390, "height": 844},
+    {"width": 412, "height": 915},
+    {"width": 640, "height": 360},
+    DESKTOP,
+]
+ANSWERS = {
+    "short": CONVERSATIONS[1],
+    "long": ("Why does my loop never end?", LONG_ANSWER, LONG_ANSWER.replace("Step", "Stage")),
+    "markdown": (CONVERSATIONS[0][0], CONVERSATIONS[0][1], CONVERSATIONS[2][1]),
+}
+
+# Each choice button: its box, whether it is the element at its own centre (nothing covers it).
+CHOICE_BUTTONS = """() => [...document.querySelectorAll('button[name=choice]')].map(button => {
+    const box = button.getBoundingClientRect();
+    const hit = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+    return {value: button.value, top: box.top, bottom: box.bottom, left: box.left,
+            right: box.right, onTop: button.contains(hit)};
+})"""
+
+# Scrolls an answer's last block to just above the choice bar; where both end up.
+READ_TO_THE_END = """id => {
+    const last = document.getElementById(id).parentElement.querySelector('.md > :last-child');
+    const bar = document.getElementById('choice-bar');
+    window.scrollBy(0, last.getBoundingClientRect().bottom - bar.getBoundingClientRect().top + 2);
+    return {last: last.getBoundingClientRect().bottom, bar: bar.getBoundingClientRect().top};
+}"""
+
+
+def off_screen(buttons: list[dict[str, Any]], viewport: dict[str, int]) -> list[dict[str, Any]]:
+    return [
+        button
+        for button in buttons
+        if button["top"] < -0.5
+        or button["left"] < -0.5
+        or button["bottom"] > viewport["height"] + 0.5
+        or button["right"] > viewport["width"] + 0.5
+        or not button["onTop"]
+    ]
+
+
+# The long answers at every size; short ones and markdown with code on the smallest phones.
+FIRST_LOAD_CASES = [(viewport, "long") for viewport in FIRST_LOAD_VIEWPORTS] + [
+    (viewport, answers)
+    for viewport in FIRST_LOAD_VIEWPORTS[:2]
+    for answers in ("short", "markdown")
+]
+
+
+@pytest.mark.parametrize(
+    ("viewport", "answers"),
+    FIRST_LOAD_CASES,
+    ids=[f"{v['width']}x{v['height']}-{answers}" for v, answers in FIRST_LOAD_CASES],
+)
+async def test_on_first_load_the_choice_buttons_are_on_screen_and_both_answers_can_be_read(
+    browser: Browser,
+    live_server: str,
+    committed_engine: AsyncEngine,
+    viewport: dict[str, int],
+    answers: str,
+) -> None:
+    # The tallest bar: a strength scale, and every choice allowed; criteria below the answers.
+    setup = await seed_rating_project(
+        committed_engine, [ANSWERS[answers]], strength_scale=SCALE, criteria=["accuracy"]
+    )
+    context, page = await open_rating(browser, live_server, setup, viewport=viewport)
+    await expect(page.locator("#pair-cue")).to_contain_text("New pair loaded")
+    buttons = await page.evaluate(CHOICE_BUTTONS)
+    assert len(buttons) == 4
+    assert off_screen(buttons, viewport) == []
+    assert await page.evaluate("() => scrollY") == 0
+    widths = await page.evaluate("() => [document.documentElement.scrollWidth, innerWidth]")
+    assert widths[0] <= widths[1] == viewport["width"]
+    # Each answer can be read to its end above the bar, which stays on screen meanwhile.
+    for answer in ("answer-left", "answer-right"):
+        seen = await page.evaluate(READ_TO_THE_END, answer)
+        assert 0 < seen["last"] <= seen["bar"] + 0.5, (answer, seen)
+        assert off_screen(await page.evaluate(CHOICE_BUTTONS), viewport) == [], answer
+    await context.close()
+
+
 @pytest.mark.parametrize("motion", ["reduce", "no-preference"])
 async def test_the_new_pair_cue_moves_only_when_motion_is_welcome(
     browser: Browser, live_server: str, committed_engine: AsyncEngine, motion: str
