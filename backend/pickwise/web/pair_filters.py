@@ -58,6 +58,11 @@ class Listing:
         params += [(name, str(value)) for name, value in extra.items() if value is not None]
         return params
 
+    def active_filters(self, fixed: Sequence[str] = ()) -> int:
+        """How many filter fields narrow the listing (several statuses count once; the sort
+        is no filter); `fixed` names fields the page sets itself, such as a rater's own page."""
+        return len({name for name, _ in self.pairs.as_params() if name not in fixed})
+
     def query(self, **extra: Any) -> str:
         params = self.params(**extra)
         return "?" + urlencode(params) if params else ""
