@@ -316,6 +316,51 @@ async def test_on_first_load_the_choice_buttons_are_on_screen_and_both_answers_c
     await context.close()
 
 
+# The box of the prompt's first line of text, and the top of the choice bar.
+PROMPT_FIRST_LINE = """() => {
+    const line = document.createRange();
+    line.selectNodeContents(document.querySelector('.turns .md > :first-child'));
+    const box = line.getClientRects()[0];
+    return {top: box.top, bottom: box.bottom, left: box.left, right: box.right,
+            bar: document.getElementById('choice-bar').getBoundingClientRect().top};
+}"""
+# Small phones upright. The header used to take them whole: the site's bar on two lines, the
+# title, the links on two rows and the counts on two; the bar covered the rest, prompt and all.
+SMALL_PHONES = FIRST_LOAD_VIEWPORTS[:3]
+
+
+@pytest.mark.parametrize(
+    "viewport", SMALL_PHONES, ids=[f"{v['width']}x{v['height']}" for v in SMALL_PHONES]
+)
+async def test_on_first_load_a_small_phone_shows_the_prompt_above_the_choice_bar(
+    browser: Browser, live_server: str, committed_engine: AsyncEngine, viewport: dict[str, int]
+) -> None:
+    # The tallest bar, and the new-pair cue shown above the prompt.
+    setup = await seed_rating_project(
+        committed_engine, [ANSWERS["long"]], strength_scale=SCALE, criteria=["accuracy"]
+    )
+    context, page = await open_rating(browser, live_server, setup, viewport=viewport)
+    await expect(page.locator("#pair-cue")).to_contain_text("New pair loaded")
+    line = await page.evaluate(PROMPT_FIRST_LINE)
+    assert line["top"] >= 0 and line["bottom"] <= line["bar"] + 0.5, line
+    assert line["left"] >= 0 and line["right"] <= viewport["width"], line
+    assert off_screen(await page.evaluate(CHOICE_BUTTONS), viewport) == []
+    widths = await page.evaluate("() => [document.documentElement.scrollWidth, innerWidth]")
+    assert widths[0] <= widths[1] == viewport["width"]
+    # What the compact header takes out of sight is still read out (innerText leaves out what
+    # is not rendered at all, display: none).
+    read_out = await page.evaluate(
+        """() => ['.topbar', '.rate-head', '.progress', '.system-prompt summary']
+            .map(selector => document.querySelector(selector).innerText.replace(/\\s+/g, ' '))"""
+    )
+    assert "Ada" in read_out[0]
+    assert "rating" in read_out[1].lower()  # (shown upper case where it shows)
+    assert "Still needed in this project" in read_out[2]
+    assert "System prompt (instructions the assistant was given)" in read_out[3]
+    assert await serious_violations(page) == []
+    await context.close()
+
+
 @pytest.mark.parametrize("motion", ["reduce", "no-preference"])
 async def test_the_new_pair_cue_moves_only_when_motion_is_welcome(
     browser: Browser, live_server: str, committed_engine: AsyncEngine, motion: str
