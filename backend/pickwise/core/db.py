@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import configure_mappers, make_transient_to_detached
+from sqlalchemy.orm import SessionTransaction, configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, set_committed_value
 
 from pickwise.core.config import get_settings
@@ -118,7 +118,8 @@ async def unit_of_work(engine: AsyncEngine | None = None) -> AsyncIterator[Async
     that commits. Requests get one each (`get_session`); a request that waits on something
     slow (a model's reply) uses several short ones around the wait instead (`UnitsDep`).
     `engine` is the requests' pool unless told otherwise."""
-    async with session_factory(engine or get_engine())() as session:
+    session = session_factory(engine or get_engine())()
+    try:
         try:
             yield session
         except BaseException:
@@ -126,6 +127,21 @@ async def unit_of_work(engine: AsyncEngine | None = None) -> AsyncIterator[Async
             raise
         else:
             await session.commit()
+    finally:
+        await close_session(session)
+
+
+async def close_session(session: AsyncSession) -> None:
+    """`session.close()`, as `async with session` ends it, but without its I/O machinery when
+    it needs none: a session whose transaction ended (committed or rolled back) holds no
+    connection, and closing it only lets go of its objects. `async with` runs `close()` in
+    a task of its own (so that a cancellation cannot interrupt it) and that in a greenlet:
+    an extra turn of the event loop and ~0.1 ms of CPU per unit of work, two per judgment of
+    the rater loop (docs/benchmarks.md, "i31a")."""
+    if session.in_transaction():
+        await session.__aexit__(None, None, None)
+    else:
+        session.sync_session.close()
 
 
 def generation_unit_of_work() -> AbstractAsyncContextManager[AsyncSession]:
@@ -184,11 +200,76 @@ async def add_unique(session: AsyncSession, row: object, conflict: PickwiseError
 async def driver_connection(over: AsyncConnection | AsyncSession) -> psycopg.AsyncConnection[Any]:
     """The psycopg connection under a SQLAlchemy connection or session, in its transaction:
     for what SQLAlchemy does not do (COPY, server-side cursors with typed binary rows)."""
-    connection = await over.connection() if isinstance(over, AsyncSession) else over
-    raw = await connection.get_raw_connection()
+    if isinstance(over, AsyncSession):
+        return (await _session_driver(over))[1]
+    return await _driver_of(over)
+
+
+async def _driver_of(connection: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    sync = connection.sync_connection
+    if _usable(connection) and sync is not None:
+        # Checked out and valid: read without `get_raw_connection`'s greenlet hop.
+        raw = sync.connection
+    else:
+        raw = await connection.get_raw_connection()
     driver = raw.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
     return driver
+
+
+def _usable(connection: AsyncConnection) -> bool:
+    """Whether the connection is checked out and not invalidated (its DBAPI connection is
+    there to read without I/O)."""
+    sync = connection.sync_connection
+    return sync is not None and not (sync.closed or sync.invalidated)
+
+
+@dataclass(frozen=True)
+class _HeldConnection:
+    """The connection a session's transaction holds, and the psycopg connection under it."""
+
+    transaction: SessionTransaction  # the session's transaction
+    savepoint: SessionTransaction | None  # and its savepoint (begin_nested) then, if any
+    connection: AsyncConnection
+    driver: psycopg.AsyncConnection[Any]
+
+
+_HELD_CONNECTION = "pickwise.held_connection"  # its key in `AsyncSession.info`
+
+
+async def _session_driver(
+    session: AsyncSession,
+) -> tuple[AsyncConnection, psycopg.AsyncConnection[Any]]:
+    """The session's connection (begun, as `session.connection()` gives it) and the psycopg
+    connection under it.
+
+    Once the session's transaction holds its connection, they stay the same until that
+    transaction ends, so they are kept (in the session's `info`) and given again while the
+    same transaction, and savepoint, is active: `session.connection()` is a greenlet hop
+    every time (~15 µs of CPU with the proxy it returns), and the rater loop asked for the
+    connection eight times a judgment (docs/benchmarks.md, "i31a"). A new savepoint asks
+    again: its SAVEPOINT is sent when it first asks for the connection.
+    """
+    held = session.info.get(_HELD_CONNECTION)
+    transaction = session.sync_session.get_transaction()
+    savepoint = session.sync_session.get_nested_transaction()
+    if (
+        held is not None
+        and transaction is not None
+        and held.transaction is transaction
+        and held.savepoint is savepoint
+        and transaction.is_active
+        and (savepoint is None or savepoint.is_active)
+        and _usable(held.connection)
+    ):
+        return held.connection, held.driver
+    connection = await session.connection()
+    driver = await _driver_of(connection)
+    transaction = session.sync_session.get_transaction()
+    if transaction is not None:
+        savepoint = session.sync_session.get_nested_transaction()
+        session.info[_HELD_CONNECTION] = _HeldConnection(transaction, savepoint, connection, driver)
+    return connection, driver
 
 
 # A quoted literal or identifier (kept as written), a `--` comment, or a run of white space.
@@ -253,8 +334,7 @@ async def run_pipelined(
     transaction that was open before (a savepoint, as in the tests), nothing is committed.
     An error stops the COMMIT with the rest: the transaction stays open, aborted.
     """
-    connection = await session.connection()
-    driver = await driver_connection(connection)
+    connection, driver = await _session_driver(session)
     begins = _opens_transaction(driver)
     try:
         if len(calls) == 1 and not begins:
@@ -288,7 +368,7 @@ def _has_rows(cursor: psycopg.AsyncCursor[Any]) -> bool:
 async def transaction_open(session: AsyncSession) -> bool:
     """Whether the session's connection is in a transaction (after `run_pipelined(...,
     commit=True)`: whether it was not committed)."""
-    driver = await driver_connection(session)
+    driver = (await _session_driver(session))[1]
     return driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
 

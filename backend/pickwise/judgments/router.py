@@ -105,7 +105,10 @@ async def _answer(
     """Runs `work` once per key and commits it; then, when asked and the answer is not a
     refusal, leases the next pair (a replay gets the lease the rater holds by then).
     `written_by_work`: see `idempotency.run_once`."""
-    fingerprint = idempotency.request_fingerprint(request.url.path, body)
+    # Only a key's claim and replays use it (a JSON dump and a hash of the body).
+    fingerprint = (
+        "" if idempotency_key is None else idempotency.request_fingerprint(request.url.path, body)
+    )
     session, rater = unit.session, answering.rater
     answered: Answered | None = None
 
