@@ -7,9 +7,9 @@ plain `POST …/judgment`, as before, for an A/B of the two.
 
 The page loop drives the rating page as a browser does: a login cookie, the choice form
 POSTed with the CSRF token and idempotency key parsed from the last page, and the next pair
-read from the answer (one request per judgment; the milestone summary every so many
-judgments is a redirect, followed as a browser follows it). Its app CPU per judgment is set
-beside the API loop's at the same number of raters, on the same server.
+read from the answer (one request per judgment; every so many judgments the answer is the
+rater's summary, after which the rater opens the rating page again). Its app CPU per
+judgment is set beside the API loop's at the same number of raters, on the same server.
 
 The limits, measured on the same server in the same run:
 - the same work issued directly with psycopg (no HTTP, no ORM): claim a slot with the app's
@@ -1138,8 +1138,8 @@ def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> N
     result.notes.append(
         f"The page loop: {paced_raters} raters back to back on the rating page, each with a "
         "login cookie, POSTing the choice form (CSRF token and idempotency key parsed from "
-        "the page before) and reading the next pair from the answer; the milestone summary "
-        "(a redirect every 20 judgments) is followed like a browser. Its app CPU per "
+        "the page before) and reading the next pair from the answer; every 20 judgments the "
+        "answer is the rater's summary, and the rater opens the rating page again. Its app CPU per "
         f"judgment is set against the {api_loop}'s at {paced_raters} raters in the same run."
     )
     result.raw |= {
