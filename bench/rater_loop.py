@@ -51,7 +51,10 @@ K = 3
 MODELS = ("model-a", "model-b")
 NEXT_P99_TARGET_MS = 50.0  # back to back: every rater always has a call in flight
 PACED_NEXT_P99_TARGET_MS = 20.0  # raters thinking between judgments, as people do
-RATIO_TARGET = 0.5
+# Loops/s against the raw loop, by the server's workers (issue 20): one worker shares the
+# machine's two cores with Postgres and the raters, so its line is lower.
+RATIO_TARGETS = {1: 0.35}
+RATIO_TARGET = 0.5  # two workers and more
 PAGE_CPU_TARGET = 1.5  # the page loop's app CPU per judgment, against the API loop's
 SESSION_COOKIE = "pickwise_session"
 
@@ -966,7 +969,7 @@ def _report(result: BenchResult, size: Size, runs: Runs, paced_raters: int) -> N
                 app.rate,
                 limit.rate,
                 "raw psycopg",
-                Target("ratio_at_least", RATIO_TARGET),
+                Target("ratio_at_least", RATIO_TARGETS.get(workers, RATIO_TARGET)),
             )
             if clients == paced_raters:
                 how = f"{_plural(workers)}, {clients} raters back to back"
