@@ -10,8 +10,8 @@ rate.js replaces it with the rating page's own address, so a reload or a bookmar
 the current pair instead of sending the form again.
 
 Every so many judgments (the milestone) the answer is the rater's summary instead, at its own
-address the same way. A one-time message that comes with a redirect travels in a short-lived
-cookie scoped to the project's rating pages and is shown once.
+address the same way. No page sets a one-time message cookie any more; one that a version
+before this one set (it lived two minutes) is still shown once and cleared.
 """
 
 import asyncio
@@ -49,7 +49,6 @@ from pickwise.auth.deps import (
     session_rater_in_project,
 )
 from pickwise.core.clock import utcnow
-from pickwise.core.config import get_settings
 from pickwise.core.db import DriverSql, OpenUnit
 from pickwise.core.deps import OpenUnitDep, SessionDep, UnitsDep
 from pickwise.core.errors import InvalidInput, NotAuthenticated, PickwiseError
@@ -74,9 +73,8 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/rate", include_in_schema=False)
 
-FLASH_COOKIE = "pickwise_flash"
+FLASH_COOKIE = "pickwise_flash"  # read and cleared only (see the module docstring)
 TIME_ZONE_COOKIE = "pickwise_tz"
-FLASH_SECONDS = 120
 FLASH_KINDS = ("info", "warning", "feedback")
 ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
 FIELD_PROBLEMS = {
@@ -187,11 +185,6 @@ def _rate_path(request: Request, project_id: int) -> str:
     return str(url_path(request, "rate_page", project_id=project_id))
 
 
-def _encode_flash(flash: Flash) -> str:
-    raw = json.dumps([flash.kind, flash.text]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def _read_flash(request: Request) -> Flash | None:
     value = request.cookies.get(FLASH_COOKIE)
     if not value:
@@ -205,19 +198,8 @@ def _read_flash(request: Request) -> Flash | None:
     return Flash(kind, text)
 
 
-def _redirect(request: Request, project: Project, flash: Flash | None, to: str = "") -> Response:
-    response = RedirectResponse(to or _rate_path(request, project.id), status_code=303)
-    if flash is not None:
-        response.set_cookie(
-            FLASH_COOKIE,
-            _encode_flash(flash),
-            max_age=FLASH_SECONDS,
-            path=_rate_path(request, project.id),
-            httponly=True,
-            samesite="lax",
-            secure=get_settings().secure_cookies,
-        )
-    return response
+def _redirect(request: Request, project: Project) -> Response:
+    return RedirectResponse(_rate_path(request, project.id), status_code=303)
 
 
 def _page(
@@ -843,7 +825,7 @@ async def next_pair(
 ) -> Response:
     """Lease a pair (the start page's button), then show it."""
     await assignments.next_lease(session, project, principal.user)
-    return _redirect(request, project, None)
+    return _redirect(request, project)
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/judgment", name="rate_submit")
