@@ -97,7 +97,7 @@ async def _measure(
             params = {"project_id": project_id, "minimum": project.overlap_min}
             settled = list((await session.scalars(_SETTLED, params)).all())
             split = list((await session.scalars(_SPLIT, params)).all())
-            voted = dict((await session.execute(_VOTED, {"pairs": settled + split})).tuples().all())
+            voted = dict((await session.execute(_VOTED, {"pairs": settled + split})).all())
             await session.commit()
             if not settled or not split:
                 return None

@@ -165,4 +165,4 @@ async def user_ids(session: AsyncSession, project_id: int) -> list[int]:
 
 async def display_names(session: AsyncSession, ids: list[int]) -> dict[int, str]:
     rows = await session.execute(select(User.id, User.display_name).where(User.id.in_(ids)))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
