@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from pickwise.models import Judgment, ReplacedDecision
+from pickwise.models import Judgment, Project, ReplacedDecision
 from tests.browser.conftest import (
     CONVERSATIONS,
     LONG_ANSWER,
@@ -329,16 +329,30 @@ PROMPT_FIRST_LINE = """() => {
 SMALL_PHONES = FIRST_LOAD_VIEWPORTS[:3]
 
 
+# A title that takes two lines at 320 px, or more, unless the header keeps it to one.
+LONG_TITLE = "Helpfulness and harmlessness of the support assistant, round 12 (German)"
+
+
+@pytest.mark.parametrize("title", ["short", "long"])
 @pytest.mark.parametrize(
     "viewport", SMALL_PHONES, ids=[f"{v['width']}x{v['height']}" for v in SMALL_PHONES]
 )
 async def test_on_first_load_a_small_phone_shows_the_prompt_above_the_choice_bar(
-    browser: Browser, live_server: str, committed_engine: AsyncEngine, viewport: dict[str, int]
+    browser: Browser,
+    live_server: str,
+    committed_engine: AsyncEngine,
+    viewport: dict[str, int],
+    title: str,
 ) -> None:
     # The tallest bar, and the new-pair cue shown above the prompt.
     setup = await seed_rating_project(
         committed_engine, [ANSWERS["long"]], strength_scale=SCALE, criteria=["accuracy"]
     )
+    if title == "long":
+        async with committed_engine.begin() as connection:
+            await connection.execute(
+                update(Project).where(Project.id == setup.project_id).values(name=LONG_TITLE)
+            )
     context, page = await open_rating(browser, live_server, setup, viewport=viewport)
     await expect(page.locator("#pair-cue")).to_contain_text("New pair loaded")
     line = await page.evaluate(PROMPT_FIRST_LINE)
@@ -355,6 +369,8 @@ async def test_on_first_load_a_small_phone_shows_the_prompt_above_the_choice_bar
     )
     assert "Ada" in read_out[0]
     assert "rating" in read_out[1].lower()  # (shown upper case where it shows)
+    if title == "long":  # cut short on screen, whole for screen readers
+        assert LONG_TITLE in read_out[1]
     assert "Still needed in this project" in read_out[2]
     assert "System prompt (instructions the assistant was given)" in read_out[3]
     assert await serious_violations(page) == []
