@@ -10,10 +10,14 @@ from pickwise.analytics.text_features import (
     FEATURE_NAMES,
     MARKDOWN_STYLE_FEATURES,
     ChoiceRecord,
+    FeaturedChoice,
     SummaryFeatures,
     choice_pattern_summary,
     forget_kept_features,
     markdown_style_counts,
+    pattern_lines,
+    pattern_lines_of_answers,
+    pattern_values,
     summary_features,
     text_features,
     text_features_of,
@@ -380,3 +384,50 @@ def test_the_phrase_patterns_match_what_their_phrases_alone_match() -> None:
         for text in texts:
             found = [m.span() for m in pattern.finditer(text)]
             assert found == [m.span() for m in plain.finditer(text)], (name, text)
+
+
+def test_the_summarys_counts_over_arrays_are_pattern_lines() -> None:
+    # The summary counts by answer with each answer's pattern values (`kept_pattern_values`):
+    # the same lines as `pattern_lines` over the features, on choices with ties, "both
+    # bad", answers equal on some features, the same answer in many choices, and none.
+    rng = random.Random(5)
+    features = {
+        answer: SummaryFeatures(
+            words=rng.choice([3, 3, 10, 40]),
+            list_items=rng.choice([0, 0, 2]),
+            headings=rng.choice([0, 1]),
+            hedging=rng.choice([0, 1, 1, 3]),
+            agreement=rng.choice([0, 0, 1]),
+        )
+        for answer in range(60)
+    }
+    values = {answer: pattern_values(each) for answer, each in features.items()}
+    for size in (0, 1, 2, 7, 500, 1200):
+        rows = [
+            (
+                rng.randrange(60),
+                rng.randrange(60),
+                rng.choice(["a", "b", "a", "b", "tie", "both_bad"]),
+                rng.choice(["a", "b"]),
+            )
+            for _ in range(size)
+        ]
+        expected = pattern_lines(
+            [FeaturedChoice(features[a], features[b], choice, left) for a, b, choice, left in rows]
+        )
+        assert pattern_lines_of_answers(rows, values) == expected, size
+    undecided = [(1, 2, "tie", "a"), (3, 4, "both_bad", "b")]
+    lines = pattern_lines_of_answers(undecided, values)
+    assert [(line.chosen_count, line.eligible_count, line.share) for line in lines] == [
+        (0, 0, None)
+    ] * 5
+
+
+def test_kept_pattern_values_are_those_of_the_kept_features() -> None:
+    forget_kept_features()
+    texts = {1: MARKDOWN_ANSWER, 2: "I think you're right.", 3: "Yes."}
+    for key, text in texts.items():
+        text_features_module.keep_features(key, text)
+    kept = text_features_module.kept_pattern_values([1, 2, 3, 4])
+    assert kept == {key: pattern_values(summary_features(text)) for key, text in texts.items()}
+    forget_kept_features()

@@ -21,9 +21,9 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
@@ -357,6 +357,43 @@ def pattern_lines(choices: Sequence[FeaturedChoice]) -> list[PatternLine]:
     return lines
 
 
+PatternValues = tuple[float, ...]  # an answer's value of each of `_PATTERNS`, in order
+# What names an answer: a stored answer's id, or a digest of its text (see `_kept_features`).
+AnswerKey = TypeVar("AnswerKey", int, bytes)
+
+
+def pattern_values(features: SummaryFeatures) -> PatternValues:
+    return tuple(float(value(features)) for _, _, value in _PATTERNS)
+
+
+def pattern_lines_of_answers(
+    choices: Sequence[tuple[AnswerKey, AnswerKey, str, str]],
+    values: Mapping[AnswerKey, PatternValues],
+) -> list[PatternLine]:
+    """`pattern_lines` of (answer A, answer B, choice, side shown left) whose answers'
+    `pattern_values` are in `values`: the same lines, counted for all patterns at once over
+    arrays (a summary counts up to 500 choices every so many judgments; ~10x faster than a
+    Python loop per pattern and choice)."""
+    decisive = [(a, b, choice, left) for a, b, choice, left in choices if choice in ("a", "b")]
+    width = len(_PATTERNS)
+    values_a = np.array([values[a] for a, _, _, _ in decisive], dtype=float).reshape(-1, width)
+    values_b = np.array([values[b] for _, b, _, _ in decisive], dtype=float).reshape(-1, width)
+    picked_a = np.array([choice == "a" for _, _, choice, _ in decisive], dtype=bool)
+    differ = values_a != values_b
+    picked_more = (values_a > values_b) == picked_a[:, np.newaxis]
+    eligible = differ.sum(axis=0).tolist()
+    chosen = (differ & picked_more).sum(axis=0).tolist()
+    lines = [
+        _pattern_line(key, label, chosen[at], eligible[at])
+        for at, (key, label, _) in enumerate(_PATTERNS)
+    ]
+    picked_left = sum(choice == left for _, _, choice, left in decisive)
+    lines.append(
+        _pattern_line("left", "Picked the answer shown on the left", picked_left, len(decisive))
+    )
+    return lines
+
+
 def _word_count(text: str) -> int:
     """``text_features``' words, counted as ``markdown_style_counts`` counts them: the
     whitespace-separated tokens less those without a letter or digit (~4x faster than
@@ -388,7 +425,8 @@ def summary_features(text: str) -> SummaryFeatures:
 FEATURES_KEPT = 32_768
 # Keys: a digest of the text (bytes), or a stored answer's id (int), whose text never changes:
 # the summary asks by id, so the texts it has seen are not read from Postgres again.
-_kept_features: OrderedDict[bytes | int, SummaryFeatures] = OrderedDict()
+# Each with its `pattern_values`, which the summary counts with.
+_kept_features: OrderedDict[bytes | int, tuple[SummaryFeatures, PatternValues]] = OrderedDict()
 _kept_lock = threading.Lock()
 
 
@@ -398,14 +436,28 @@ def kept_features(key: bytes | int) -> SummaryFeatures | None:
         kept = _kept_features.get(key)
         if kept is not None:
             _kept_features.move_to_end(key)
-        return kept
+        return None if kept is None else kept[0]
+
+
+def kept_pattern_values(keys: Iterable[AnswerKey]) -> dict[AnswerKey, PatternValues]:
+    """The `pattern_values` kept under those of `keys` still kept (in one hold of the lock:
+    a summary asks for up to 1,000 answers)."""
+    found: dict[AnswerKey, PatternValues] = {}
+    with _kept_lock:
+        for key in keys:
+            kept = _kept_features.get(key)
+            if kept is not None:
+                _kept_features.move_to_end(key)
+                found[key] = kept[1]
+    return found
 
 
 def keep_features(key: bytes | int, text: str) -> SummaryFeatures:
-    """`summary_features` of `text`, kept under `key`."""
+    """`summary_features` of `text`, kept under `key` with their `pattern_values`."""
     features = summary_features(text)
+    values = pattern_values(features)
     with _kept_lock:
-        _kept_features[key] = features
+        _kept_features[key] = (features, values)
         while len(_kept_features) > FEATURES_KEPT:
             _kept_features.popitem(last=False)
     return features

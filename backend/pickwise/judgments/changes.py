@@ -38,7 +38,12 @@ from pickwise.core.db import as_written
 from pickwise.core.errors import Conflict, NotFound
 from pickwise.judgments import repository
 from pickwise.judgments.schemas import JudgmentIn, SkipIn
-from pickwise.judgments.service import StoredJudgment, gold_feedback, validate_judgment
+from pickwise.judgments.service import (
+    StoredJudgment,
+    gold_feedback,
+    gold_feedback_given,
+    validate_judgment,
+)
 from pickwise.models import Assignment, Judgment, Project, ReplacedDecision, User
 from pickwise.overlap import service as overlap
 from pickwise.vocabulary import (
@@ -150,25 +155,27 @@ async def changeable(
     session: AsyncSession, project: Project, rater: User, now: datetime | None = None
 ) -> Changeable | None:
     """The rater's last decision in the project if they may still change it, else None (for
-    the page's link and key, and the API). Reads without locks: the change itself checks
-    again."""
+    the page's link and key, and the API). Reads without locks, in one statement (the rating
+    page after every summary asks): the change itself checks again."""
     now = now or utcnow()
     if not _project_allows_changes(project):
         return None
-    last = await repository.last_decision(session, project.id, rater.id)
+    last = await repository.last_decision_with_judgment(session, project.id, rater.id)
     if last is None:
         return None
-    assignment = await repository.assignment_of(session, last)
-    if assignment is None:
-        return None
+    assignment = last.assignment
     try:
-        until = _check_changeable(assignment, project, last, now)
+        until = _check_changeable(assignment, project, assignment.id, now)
     except ChangeRefused:
         return None
     judgment = None
     if assignment.status == AssignmentStatus.SUBMITTED:
-        judgment = await repository.judgment_of(session, assignment.id)
-        if judgment is None or await _gold_answer_seen(session, project, assignment, judgment):
+        judgment = last.judgment
+        if judgment is None:
+            return None
+        if last.gold_winner is not None and gold_feedback_given(
+            project, assignment, judgment.choice, last.gold_winner
+        ):
             return None
     return Changeable(assignment, judgment, until)
 

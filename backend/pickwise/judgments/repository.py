@@ -9,7 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments.repository import ASSIGNMENT_ID_SEQUENCE, lock_slot_of_assignment
 from pickwise.auth.repository import API_TOKEN_HOLDER, SESSION_HOLDER, user_of_api_token_with
-from pickwise.core.db import DriverSql, adopt, column_count, columns_of, run_pipelined
+from pickwise.core.db import (
+    DriverSql,
+    adopt,
+    column_count,
+    column_index,
+    columns_of,
+    run_pipelined,
+)
 from pickwise.models import (
     Assignment,
     IdempotencyKey,
@@ -21,7 +28,7 @@ from pickwise.models import (
     ReplacedDecision,
     User,
 )
-from pickwise.vocabulary import AccountRole, AssignmentStatus, SlotState
+from pickwise.vocabulary import AccountRole, AssignmentStatus, CanonicalSide, SlotState
 
 
 # Every submit, skip and flag starts here, once the slot is locked. The row is locked, and
@@ -294,6 +301,61 @@ async def last_decision(session: AsyncSession, project_id: int, rater_id: int) -
     params = {"project_id": project_id, "rater_id": rater_id}
     found: int | None = await session.scalar(_LAST_DECISION, params)
     return found
+
+
+# `changeable` in one round trip: the last decision (as `_LAST_DECISION` finds it), its
+# judgment if any, and, for a check pair, which answer was expected (the judgment's choice
+# is compared with it: a rater shown the expected answer may not change theirs). Three or
+# four statements before, the page's undo link read on every rating page after a summary.
+_LAST_DECISION_WITH_JUDGMENT = DriverSql(
+    f"""
+    SELECT {columns_of(Assignment, "a")}, {columns_of(Judgment, "j")},
+           CASE WHEN p.gold_winner_id = p.response_a_id
+                THEN '{CanonicalSide.A}' ELSE '{CanonicalSide.B}' END
+    FROM (
+        SELECT id FROM assignments
+        WHERE rater_id = :rater_id AND project_id = :project_id
+          AND status IN ('{AssignmentStatus.SUBMITTED}', '{AssignmentStatus.SKIPPED}',
+                         '{AssignmentStatus.FLAGGED}')
+        ORDER BY id DESC
+        LIMIT 1
+    ) AS last
+    JOIN assignments a ON a.id = last.id
+    LEFT JOIN judgments j ON j.assignment_id = a.id
+    LEFT JOIN pairs p ON p.id = a.pair_id AND a.is_gold
+    """
+)
+_JUDGMENT_COLUMNS = column_count(Judgment)
+_JUDGMENT_ID_AT = column_index(Judgment, "id")
+
+
+@dataclass(frozen=True)
+class LastDecision:
+    """The rater's last decided assignment in a project, read unlocked, with its judgment
+    (None for a skip or a flag) and, for a check pair, the side expected of it."""
+
+    assignment: Assignment
+    judgment: Judgment | None
+    gold_winner: CanonicalSide | None  # None unless a check pair
+
+
+async def last_decision_with_judgment(
+    session: AsyncSession, project_id: int, rater_id: int
+) -> LastDecision | None:
+    """`last_decision`, `assignment_of` and `judgment_of` it (and the check pair's expected
+    side) in one statement; None when the rater has decided nothing in the project."""
+    params = {"project_id": project_id, "rater_id": rater_id}
+    row = await _LAST_DECISION_WITH_JUDGMENT.first(session, params)
+    if row is None:
+        return None
+    judgment_end = _ASSIGNMENT_COLUMNS + _JUDGMENT_COLUMNS
+    assignment = adopt(session, Assignment, row[:_ASSIGNMENT_COLUMNS])
+    judgment_row = row[_ASSIGNMENT_COLUMNS:judgment_end]
+    judgment = None
+    if judgment_row[_JUDGMENT_ID_AT] is not None:
+        judgment = adopt(session, Judgment, judgment_row)
+    gold_winner = CanonicalSide(row[judgment_end]) if assignment.is_gold else None
+    return LastDecision(assignment, judgment, gold_winner)
 
 
 _ASSIGNMENT = (

@@ -337,7 +337,14 @@ async def gold_feedback(
     pair = await repository.get_pair(session, assignment.pair_id)
     assert pair is not None
     winner = CanonicalSide.A if pair.gold_winner_id == pair.response_a_id else CanonicalSide.B
-    if choice == winner:
+    return gold_feedback_given(project, assignment, choice, winner)
+
+
+def gold_feedback_given(
+    project: Project, assignment: Assignment, choice: str, winner: CanonicalSide
+) -> str | None:
+    """`gold_feedback` when the check pair's expected side (`winner`) is known already."""
+    if not (assignment.is_gold and project.gold_feedback) or choice == winner:
         return None
     shown = shown_side_of(winner, assignment.left_side)
     return f"This was a check pair: the expected answer was the {shown} one."
