@@ -2,11 +2,8 @@
 page asks on every page it does not know it for (the page after each summary, the change
 page) and the API's last-decision: one statement, with the rules of the change itself."""
 
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
-import psycopg
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import select
@@ -17,22 +14,6 @@ from pickwise.judgments import changes
 from pickwise.models import Assignment, Judgment, Project, User
 from tests.factories import make_pairs, make_project
 from tests.judgments.test_changes import change, judge, lease, rater_in, skip
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The statements sent (SQLAlchemy's and psycopg's own), but the test's savepoints."""
-    sent: list[str] = []
-    execute = psycopg.AsyncCursor.execute
-
-    async def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        text = query if isinstance(query, str) else str(query)
-        if not text.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
-            sent.append(text)
-        return await execute(cursor, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
-    yield sent
 
 
 async def found(

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jinja2.runtime
-import psycopg
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
@@ -998,23 +997,6 @@ async def test_a_form_from_one_who_may_no_longer_rate_stores_nothing(
         assert response.headers["location"].startswith("/login")
     stored = select(func.count()).where(Judgment.rater_id == rater_id)
     assert await session.scalar(stored) == 0
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every SQL statement the app sends (SQLAlchemy's and psycopg's own), but the test
-    session's savepoints."""
-    sent: list[str] = []
-    execute = psycopg.AsyncCursor.execute
-
-    async def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        text = query if isinstance(query, str) else str(query)
-        if not text.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK TO")):
-            sent.append(text)
-        return await execute(cursor, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
-    return sent
 
 
 async def a_fresh_page(

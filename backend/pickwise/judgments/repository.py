@@ -283,8 +283,7 @@ async def store_judgment(
 # The rater's newest decided assignment in the project: decisions are made in lease order (one
 # lease at a time), so it is among the newest assignments, a short backward walk of the
 # (rater_id, project_id, id) index.
-_LAST_DECISION = text(
-    f"""
+_LAST_DECISION_SQL = f"""
     SELECT id FROM assignments
     WHERE rater_id = :rater_id AND project_id = :project_id
       AND status IN ('{AssignmentStatus.SUBMITTED}', '{AssignmentStatus.SKIPPED}',
@@ -292,7 +291,7 @@ _LAST_DECISION = text(
     ORDER BY id DESC
     LIMIT 1
     """
-)
+_LAST_DECISION = text(_LAST_DECISION_SQL)
 
 
 async def last_decision(session: AsyncSession, project_id: int, rater_id: int) -> int | None:
@@ -312,14 +311,7 @@ _LAST_DECISION_WITH_JUDGMENT = DriverSql(
     SELECT {columns_of(Assignment, "a")}, {columns_of(Judgment, "j")},
            CASE WHEN p.gold_winner_id = p.response_a_id
                 THEN '{CanonicalSide.A}' ELSE '{CanonicalSide.B}' END
-    FROM (
-        SELECT id FROM assignments
-        WHERE rater_id = :rater_id AND project_id = :project_id
-          AND status IN ('{AssignmentStatus.SUBMITTED}', '{AssignmentStatus.SKIPPED}',
-                         '{AssignmentStatus.FLAGGED}')
-        ORDER BY id DESC
-        LIMIT 1
-    ) AS last
+    FROM ({_LAST_DECISION_SQL}) AS last
     JOIN assignments a ON a.id = last.id
     LEFT JOIN judgments j ON j.assignment_id = a.id
     LEFT JOIN pairs p ON p.id = a.pair_id AND a.is_gold
