@@ -13,15 +13,17 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import repository
 from pickwise.assignments.repository import PairContent, pair_content
-from pickwise.assignments.schemas import Message, NextPair, ShownResponse
+from pickwise.assignments.schemas import NoWorkLeft
 from pickwise.assignments.slots_service import create_slots, queue_rules
 from pickwise.assignments.standing import ensure_may_rate
 from pickwise.core.clock import utcnow
+from pickwise.core.json_body import json_datetime
 from pickwise.core.metrics import LEASES_EXPIRED, LEASES_GRANTED
 from pickwise.models import Assignment, Project, User
 from pickwise.pools.quota import quota_reached
@@ -54,19 +56,30 @@ class Lease:
         )
 
 
-def shown(lease: Lease) -> NextPair:
-    """What the rater is shown of a lease: the texts in the lease's left/right order."""
+def shown(lease: Lease) -> dict[str, Any]:
+    """What the rater is shown of a lease, the texts in the lease's left/right order: a
+    `NextPair`'s JSON, built straight from the values (core.json_body)."""
     content = lease.content
     left, right = repository.shown_sides(content, lease.left_side)
-    return NextPair(
-        assignment_id=lease.assignment_id,
-        pair_id=lease.pair_id,
-        lease_expires_at=lease.expires_at,
-        system=content.prompt.system,
-        turns=[Message(**turn) for turn in content.prompt.turns],
-        left=ShownResponse(side=ShownSide.LEFT, content=left.content),
-        right=ShownResponse(side=ShownSide.RIGHT, content=right.content),
-    )
+    return {
+        "assignment_id": lease.assignment_id,
+        "pair_id": lease.pair_id,
+        "lease_expires_at": json_datetime(lease.expires_at),
+        "system": content.prompt.system,
+        "turns": [
+            {"role": turn["role"], "content": turn["content"]} for turn in content.prompt.turns
+        ],
+        "left": {"side": ShownSide.LEFT.value, "content": left.content},
+        "right": {"side": ShownSide.RIGHT.value, "content": right.content},
+    }
+
+
+_NO_WORK_LEFT = NoWorkLeft().model_dump(mode="json")
+
+
+def no_work_left() -> dict[str, Any]:
+    """A `NoWorkLeft`'s JSON, in place of a lease."""
+    return dict(_NO_WORK_LEFT)
 
 
 async def reorder_queue(session: AsyncSession, project: Project) -> None:

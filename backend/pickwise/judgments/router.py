@@ -18,11 +18,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import service as assignments
-from pickwise.assignments.schemas import NoWorkLeft
 from pickwise.auth.deps import CurrentRater
 from pickwise.core.db import OpenUnit, Units
 from pickwise.core.deps import OpenUnitDep, SessionDep, UnitsDep
 from pickwise.core.errors import NotFound, PickwiseError
+from pickwise.core.json_body import json_datetime
+from pickwise.core.responses import JsonAnswer
 from pickwise.judgments import changes, idempotency, repository, service
 from pickwise.judgments.deps import (
     IDEMPOTENCY_KEY_HEADER,
@@ -47,6 +48,7 @@ from pickwise.judgments.schemas import (
 )
 from pickwise.models import Assignment, Project, User
 from pickwise.projects.deps import AdminProject, RaterProject
+from pickwise.vocabulary import AssignmentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ Work = Callable[[AsyncSession, User], Awaitable[Answered]]
 
 
 def _json(status_code: int, body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, status_code=status_code)
+    return JsonAnswer(body, status_code=status_code)
 
 
 async def _answer(
@@ -163,8 +165,7 @@ async def _next_pair(
             status=503, project_id=project_id, error="NextPairFailed", detail=NEXT_FAILED_MESSAGE
         )
         return {"next": None, "next_error": failed.model_dump(exclude_none=True)}
-    shown = NoWorkLeft() if lease is None else assignments.shown(lease)
-    return {"next": shown.model_dump(mode="json")}
+    return {"next": assignments.no_work_left() if lease is None else assignments.shown(lease)}
 
 
 @router.post(
@@ -217,15 +218,20 @@ async def submit_judgment(
 
 
 def _judgment_out(assignment_id: int, stored: service.StoredJudgment) -> dict[str, Any]:
-    out = JudgmentOut(
-        judgment_id=stored.judgment_id,
-        assignment_id=assignment_id,
-        pair_id=stored.pair_id,
-        choice=stored.choice,
-        submitted_at=stored.submitted_at,
-        gold_feedback=stored.gold_feedback,
-    )
-    return out.model_dump(mode="json")
+    """A `JudgmentOut`'s JSON, built straight from the values (core.json_body)."""
+    return {
+        "judgment_id": stored.judgment_id,
+        "assignment_id": assignment_id,
+        "pair_id": stored.pair_id,
+        "choice": stored.choice.value,
+        "submitted_at": json_datetime(stored.submitted_at),
+        "gold_feedback": stored.gold_feedback,
+    }
+
+
+def _assignment_done(assignment: Assignment) -> dict[str, Any]:
+    """An `AssignmentDone`'s JSON, built straight from the values (core.json_body)."""
+    return {"assignment_id": assignment.id, "status": AssignmentStatus(assignment.status).value}
 
 
 def _set_aside(set_aside: Callable[[AsyncSession, User], Awaitable[service.SetAside]]) -> Work:
@@ -233,9 +239,7 @@ def _set_aside(set_aside: Callable[[AsyncSession, User], Awaitable[service.SetAs
 
     async def work(session: AsyncSession, rater: User) -> Answered:
         done = await set_aside(session, rater)
-        assignment = done.assignment
-        out = AssignmentDone(assignment_id=assignment.id, status=assignment.status)
-        return Answered(200, out.model_dump(), done.project)
+        return Answered(200, _assignment_done(done.assignment), done.project)
 
     return work
 
@@ -346,9 +350,7 @@ async def change_to_skip(
 
     async def work() -> tuple[int, dict[str, Any]]:
         assignment = await changes.change_to_skip(session, assignment_id, rater, body)
-        return 200, AssignmentDone(
-            assignment_id=assignment.id, status=assignment.status
-        ).model_dump()
+        return 200, _assignment_done(assignment)
 
     fingerprint = _put_fingerprint(request, body)
     return _json(*await idempotency.run_once(session, rater, idempotency_key, fingerprint, work))
