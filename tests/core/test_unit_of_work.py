@@ -158,6 +158,9 @@ async def test_done_then_commits_and_goes_on_in_a_new_transaction_on_the_same_co
                     raise RuntimeError("the lease failed")
         assert len(checkouts) == 1
         assert engine.sync_engine.pool.checkedout() == 0
+        # The rollback undid only the second transaction, in the session's state too: the
+        # user stored in the first stays a detached row, not an object never stored.
+        assert inspect(user).detached and inspect(user).key is not None
         async with unit_of_work() as session:
             name = await DriverSql("SELECT display_name FROM users WHERE email = :email").one(
                 session, {"email": email}

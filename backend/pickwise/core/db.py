@@ -231,18 +231,24 @@ async def _commit_held(session: AsyncSession) -> bool:
     psycopg's state (a COMMIT with nothing open sends nothing; a rollback rolls back only
     what came after this commit), and returns the connection to the pool, invalidated if
     it broke. pickwise listens to no session or connection events, which this commit does
-    not fire."""
+    not fire (`before_commit`, `after_commit`, `commit`)."""
     sync = session.sync_session
     if not sync.in_transaction() or sync.get_nested_transaction() is not None:
         return False
     if sync.new or sync.dirty or sync.deleted:
         await session.flush()
     connection, driver = await _session_driver(session)
+    transaction = sync.get_transaction()
     try:
         await driver.commit()
     except psycopg.Error as exc:
         raise await _as_sqlalchemy_error(connection, driver, exc, "COMMIT", None) from exc
     sync.expunge_all()
+    if transaction is not None:
+        # What a rollback restores starts here, as for a transaction that has just begun
+        # (SQLAlchemy's own snapshot, with no flush): a rollback of the next transaction
+        # would otherwise make transient the objects this one stored.
+        transaction._take_snapshot()
     return True
 
 
