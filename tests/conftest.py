@@ -191,6 +191,25 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture
+def checkouts(database_url: str) -> Iterator[list[None]]:
+    """The requests' pool's checkouts (`get_engine`, as `live_app` uses it), one entry each,
+    while the test runs."""
+    from sqlalchemy import event
+
+    from pickwise.core.db import get_engine
+
+    pool = get_engine().sync_engine.pool
+    taken: list[None] = []
+
+    def checked_out(*_: Any) -> None:
+        taken.append(None)
+
+    event.listen(pool, "checkout", checked_out)
+    yield taken
+    event.remove(pool, "checkout", checked_out)
+
+
+@pytest.fixture
 def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """What the app waits on Postgres for, one entry per round trip: a statement sent on its
     own, or a pipeline (its statements, joined). The test session's savepoints are left out:

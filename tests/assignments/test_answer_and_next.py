@@ -426,3 +426,68 @@ async def test_after_an_answer_a_lease_taken_meanwhile_is_continued_under_its_lo
         )
         assert await session.scalar(leased) == 1
         assert await session.get(Assignment, reserved) is None
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+async def test_a_choice_with_the_next_pair_takes_one_connection_from_the_pool(
+    live_app: Any, checkouts: list[None], keyed: bool
+) -> None:
+    """The answer commits (durably: another connection reads the judgment) and the next lease
+    runs in a transaction of its own on the same session and connection
+    (`OpenUnit.done_then`): one checkout a judgment, not one per unit of work, and the
+    connection is back in the pool once the response is out."""
+    async with session_factory(get_engine())() as session, session.begin():
+        project = await make_project(session)
+        await make_pairs(session, project, 3)
+        _, headers = await rater_in(session, project)
+    key = {"Idempotency-Key": "choice-1"} if keyed else {}
+    transport = ASGITransport(app=live_app)
+    async with AsyncClient(transport=transport, base_url="http://test", headers=headers) as c:
+        first = (await c.get(next_url(project))).json()
+        checkouts.clear()
+        response = await c.post(
+            answer_url(first["assignment_id"]), json={"choice": "left"}, headers=key
+        )
+    assert response.status_code == 201, response.text
+    assert response.json()["next"]["assignment_id"] not in (None, first["assignment_id"])
+    assert len(checkouts) == 1
+    assert get_engine().sync_engine.pool.checkedout() == 0
+    async with session_factory(get_engine())() as session:
+        assert await judgment_count(session) == 1
+        leased = select(func.count()).where(Assignment.status == "leased")
+        assert await session.scalar(leased) == 1
+
+
+async def test_a_failed_lease_on_the_answers_connection_keeps_the_committed_judgment(
+    live_app: Any, checkouts: list[None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With real transactions: the claim fails after the answer committed on the same
+    connection; only the lease's transaction is rolled back, the judgment stays, the answer
+    says so, and the connection goes back to the pool usable."""
+    async with session_factory(get_engine())() as session, session.begin():
+        project = await make_project(session)
+        await make_pairs(session, project, 3)
+        _, headers = await rater_in(session, project)
+
+    async def failing_claim(claim_session: AsyncSession, *_: Any, **__: Any) -> None:
+        await claim_session.execute(text("SELECT 1 / 0"))
+
+    transport = ASGITransport(app=live_app)
+    async with AsyncClient(transport=transport, base_url="http://test", headers=headers) as c:
+        first = (await c.get(next_url(project))).json()
+        monkeypatch.setattr(assignments_repository, "enter_and_claim", failing_claim)
+        checkouts.clear()
+        failed = await c.post(answer_url(first["assignment_id"]), json={"choice": "right"})
+        monkeypatch.undo()
+        assert failed.status_code == 201, failed.text
+        assert failed.json()["next"] is None
+        assert failed.json()["next_error"]["status"] == 503
+        assert len(checkouts) == 1
+        assert get_engine().sync_engine.pool.checkedout() == 0
+        # The next request gets a lease (the connection that failed a claim is fine).
+        again = (await c.get(next_url(project))).json()
+        assert again["assignment_id"] not in (None, first["assignment_id"])
+    async with session_factory(get_engine())() as session:
+        assert await judgment_count(session) == 1
+        leased = select(func.count()).where(Assignment.status == "leased")
+        assert await session.scalar(leased) == 1

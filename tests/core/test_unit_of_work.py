@@ -2,17 +2,20 @@
 I/O machinery once its transaction ended; the connection always goes back to the pool."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy import inspect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from pickwise.core.db import (
     DriverSql,
     driver_connection,
+    get_engine,
     make_engine,
+    open_unit,
     run_pipelined,
     transaction_open,
     unit_of_work,
@@ -115,3 +118,136 @@ async def test_a_unit_whose_commit_fails_gives_its_connection_back(
     assert own_engine.sync_engine.pool.checkedout() == 0
     async with unit_of_work(own_engine) as session:
         assert await DriverSql("SELECT 1").one(session, {}) == (1,)
+
+
+TRANSACTION = DriverSql("SELECT pg_backend_pid(), txid_current()")
+STORED = DriverSql("SELECT count(*) FROM users WHERE email = :email")
+
+
+async def _stored(other: AsyncEngine, email: str) -> int:
+    """Read on another pool's connection: what is committed."""
+    async with unit_of_work(other) as session:
+        (count,) = await STORED.one(session, {"email": email})
+    return int(count)
+
+
+async def test_done_then_commits_and_goes_on_in_a_new_transaction_on_the_same_connection(
+    own_engine: AsyncEngine, checkouts: list[None]
+) -> None:
+    """The first transaction is committed (another connection sees it) before the next unit
+    starts; the next one is a transaction of its own on the same connection, rolled back
+    alone on error; one checkout in all, and the connection is back in the pool."""
+    engine = get_engine()
+    email = "done-then@example.com"
+    try:
+        with pytest.raises(RuntimeError):
+            async with open_unit(unit_of_work) as unit:
+                user = await make_user(unit.session, email=email)
+                (pid, first) = await TRANSACTION.one(unit.session, {})
+                next_unit = await unit.done_then(unit_of_work)
+                assert await _stored(own_engine, email) == 1
+                assert inspect(user).detached  # let go of, as closing the session does
+                assert user.email == email
+                async with next_unit as session:
+                    assert session is unit.session
+                    (same_pid, second) = await TRANSACTION.one(session, {})
+                    assert same_pid == pid and second != first
+                    await DriverSql(
+                        "UPDATE users SET display_name = 'undone' WHERE email = :email"
+                    ).rows(session, {"email": email})
+                    raise RuntimeError("the lease failed")
+        assert len(checkouts) == 1
+        assert engine.sync_engine.pool.checkedout() == 0
+        # The rollback undid only the second transaction, in the session's state too: the
+        # user stored in the first stays a detached row, not an object never stored.
+        assert inspect(user).detached and inspect(user).key is not None
+        async with unit_of_work() as session:
+            name = await DriverSql("SELECT display_name FROM users WHERE email = :email").one(
+                session, {"email": email}
+            )
+            assert name != ("undone",)
+    finally:
+        async with unit_of_work() as session:
+            await DriverSql("DELETE FROM users WHERE email = :email").rows(
+                session, {"email": email}
+            )
+
+
+async def test_done_then_flushes_the_sessions_changes_into_the_first_transaction(
+    own_engine: AsyncEngine,
+) -> None:
+    email = "flushed-first@example.com"
+    try:
+        async with open_unit(unit_of_work) as unit:
+            user = await make_user(unit.session, email=email)
+            user.display_name = "changed, not flushed"
+            next_unit = await unit.done_then(unit_of_work)
+            async with unit_of_work(own_engine) as other:
+                shown = await DriverSql("SELECT display_name FROM users WHERE email = :email").one(
+                    other, {"email": email}
+                )
+            assert shown == ("changed, not flushed",)
+            async with next_unit:
+                pass
+    finally:
+        async with unit_of_work() as session:
+            await DriverSql("DELETE FROM users WHERE email = :email").rows(
+                session, {"email": email}
+            )
+
+
+async def test_a_failed_commit_in_done_then_raises_and_stores_nothing(database_url: str) -> None:
+    """A COMMIT that fails (a deferred constraint) is the caller's error, as SQLAlchemy's;
+    nothing is committed and the connection goes back to the pool, usable."""
+    engine = get_engine()
+    with pytest.raises(IntegrityError):
+        async with open_unit(unit_of_work) as unit:
+            await DriverSql(
+                "CREATE TEMP TABLE deferred (n int UNIQUE DEFERRABLE INITIALLY DEFERRED) "
+                "ON COMMIT DROP"
+            ).rows(unit.session, {})
+            await DriverSql("INSERT INTO deferred VALUES (1), (1)").rows(unit.session, {})
+            await unit.done_then(unit_of_work)
+    assert engine.sync_engine.pool.checkedout() == 0
+    async with unit_of_work() as session:
+        assert await DriverSql("SELECT 1").one(session, {}) == (1,)
+
+
+async def test_a_connection_lost_at_done_thens_commit_is_invalidated(
+    own_engine: AsyncEngine,
+) -> None:
+    """Postgres gone at the COMMIT: a DBAPIError saying the connection was invalidated, and
+    the pool does not hand that connection out again."""
+    engine = get_engine()
+    with pytest.raises(DBAPIError) as raised:
+        async with open_unit(unit_of_work) as unit:
+            (pid, _) = await TRANSACTION.one(unit.session, {})
+            async with unit_of_work(own_engine) as other:
+                await DriverSql("SELECT pg_terminate_backend(:pid)").rows(other, {"pid": pid})
+            await unit.done_then(unit_of_work)
+    assert raised.value.connection_invalidated
+    assert engine.sync_engine.pool.checkedout() == 0
+    async with unit_of_work() as session:
+        (again, _) = await TRANSACTION.one(session, {})
+        assert again != pid
+
+
+async def test_done_then_with_other_units_commits_through_them(
+    own_engine: AsyncEngine,
+) -> None:
+    """A unit of another kind (the tests' savepoints, a test's failing commit) ends through
+    its own exit, and the next unit is a new one of that kind."""
+    made: list[AsyncSession] = []
+
+    @asynccontextmanager
+    async def units() -> AsyncIterator[AsyncSession]:
+        async with unit_of_work(own_engine) as session:
+            made.append(session)
+            yield session
+
+    async with open_unit(units) as unit:
+        await BACKEND.one(unit.session, {})
+        async with await unit.done_then(units) as session:
+            await BACKEND.one(session, {})
+    assert len(made) == 2 and made[0] is not made[1]
+    assert own_engine.sync_engine.pool.checkedout() == 0

@@ -1083,6 +1083,32 @@ async def test_a_choice_on_the_page_opens_each_transaction_in_its_first_round_tr
     assert begins[1][-1] == "COMMIT" and "INSERT INTO assignments" in " ".join(begins[1])
 
 
+async def test_a_choice_and_the_page_after_it_take_one_connection_from_the_pool(
+    live_app: FastAPI, checkouts: list[None]
+) -> None:
+    # The choice commits, then the next pair is leased in a transaction of its own on the
+    # same session and connection (`OpenUnit.done_then`): one checkout, not one per unit.
+    async with session_factory(get_engine())() as session, session.begin():
+        rater = await make_user(session, password=PASSWORD)
+        project = await make_project(session, summary_every=0)
+        await add_member(session, project, rater)
+        await make_pairs(session, project, 3)
+    transport = ASGITransport(app=live_app)
+    async with AsyncClient(transport=transport, base_url="http://test") as client:
+        login = {"email": rater.email, "password": PASSWORD}
+        assert (await client.post("/login", data=login)).status_code == 303
+        html = (await open_page(client, live_app, project)).text
+        checkouts.clear()
+        response, _ = await choose(client, html, "left")
+        answered_with_the_page(response, live_app, project)
+    assert len(checkouts) == 1
+    assert get_engine().sync_engine.pool.checkedout() == 0
+    async with session_factory(get_engine())() as session:
+        assert await session.scalar(select(func.count()).select_from(Judgment)) == 1
+        leased = select(func.count()).where(Assignment.status == "leased")
+        assert await session.scalar(leased) == 1
+
+
 async def test_the_summary_and_the_page_after_it_are_few_statements(
     client: AsyncClient, app: FastAPI, session: AsyncSession, statements: list[str]
 ) -> None:

@@ -3,13 +3,14 @@ with an Idempotency-Key, and with `?next=true` answered together with the rater'
 a change of the last choice or skip within the undo window; and the history of a pair's
 replaced choices for admins.
 
-The answer routes (POST) end their first transaction themselves (`OpenUnit`): the answer is
-committed first, and only then is the next pair leased, in a transaction of its own, so a
-lease that fails can never undo a stored judgment.
+The answer routes (POST) end their first transaction themselves (`OpenUnit.done_then`): the
+answer is committed first, and only then is the next pair leased, in a transaction of its own
+(on the same connection), so a lease that fails can never undo a stored judgment.
 """
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -132,10 +133,12 @@ async def _answer(
     project = None if answered is None else answered.project
     if wants_next and project is None:
         project = await _project_of(session, assignment_id, rater)
-    await unit.done()
     if wants_next and project is not None:
+        next_unit = await unit.done_then(units)
         reserved_id = None if answered is None else answered.next_assignment_id
-        answer = {**answer, **await _next_pair(units, project, rater, reserved_id)}
+        answer = {**answer, **await _next_pair(next_unit, project, rater, reserved_id)}
+    else:
+        await unit.done()
     return _json(status_code, answer)
 
 
@@ -148,13 +151,17 @@ async def _project_of(session: AsyncSession, assignment_id: int, rater: User) ->
 
 
 async def _next_pair(
-    units: Units, project: Project, rater: User, reserved_id: int | None
+    unit: AbstractAsyncContextManager[AsyncSession],
+    project: Project,
+    rater: User,
+    reserved_id: int | None,
 ) -> dict[str, Any]:
-    """The rater's next lease (or "no work left"), or why there is none; never raises, since
-    the answer it is sent with is already committed."""
+    """The rater's next lease (or "no work left"), or why there is none, in `unit` (the
+    answer's `OpenUnit.done_then`); never raises, since the answer it is sent with is
+    already committed."""
     project_id = project.id  # a rollback may expire the object
     try:
-        async with units() as session:
+        async with unit as session:
             lease = await assignments.next_lease(session, project, rater, reserved_id=reserved_id)
     except PickwiseError as exc:
         failed = NextFailed(status=exc.status_code, project_id=project_id, **exc.body())

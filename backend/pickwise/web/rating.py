@@ -627,11 +627,11 @@ async def _after_answer(
     `reserved_id`: the next assignment's id, taken by the choice's own statement: the next
     lease then commits in its claim's round trip, without waiting for the WAL flush, as the
     API's `?next=true` does (assignments.service.next_lease)."""
-    await answer.unit.done()
+    next_unit = await answer.unit.done_then(units)
     principal, project = answer.principal, answer.project
     project_id = project.id  # a rollback may expire the object
     try:
-        async with units() as session:
+        async with next_unit as session:
             progress = None
             if judged is not None:
                 # Counted as the form came in, plus what it stored: "done today" and the
