@@ -3,12 +3,22 @@
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Message, Receive, Scope, Send
 
-from pickwise.core.logging import RedactionFilter, configure_logging, redact_text
+from pickwise.core import logging as logging_module
+from pickwise.core.logging import (
+    RedactionFilter,
+    RequestContextMiddleware,
+    configure_logging,
+    redact_text,
+    redact_value,
+)
 from tests.factories import PASSWORD, bearer_headers, make_user
 
 SECRET_PASSWORD = "hunter2-do-not-log"
@@ -113,3 +123,62 @@ def test_configure_logging_installs_one_handler() -> None:
     configure_logging()
     root = logging.getLogger()
     assert sum(type(handler).__name__ == "StderrHandler" for handler in root.handlers) == 1
+
+
+async def test_the_access_line_is_scrubbed_once_as_the_filter_would(
+    info_logs: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The access line is built from scrubbed parts and marked so, so `RedactionFilter` does
+    not go over its fields again (a third of the line's CPU, on every request); it reads as
+    the filter would have made it."""
+    token = "aB3" * 15
+
+    class Route:
+        path = "/invite/{token}"
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"], scope["path_params"] = Route(), {"token": token}
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    fields_redacted: list[str] = []
+
+    def counted(name: str, value: object) -> object:
+        fields_redacted.append(name)
+        return redact_value(name, value)
+
+    monkeypatch.setattr(logging_module, "redact_value", counted)
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope = {"type": "http", "method": "GET", "path": f"/invite/{token}", "headers": []}
+    capsys.readouterr()
+    await RequestContextMiddleware(app)(scope, receive, send)
+    (line,) = log_lines(capsys.readouterr().err)
+    assert line["message"] == "GET /invite/[redacted] 404"
+    assert (line["method"], line["route"], line["status"]) == ("GET", "/invite/{token}", 404)
+    assert isinstance(line["duration_ms"], float)
+    assert token not in json.dumps(line)
+    assert fields_redacted == []
+
+
+def test_route_templates_are_as_the_filter_would_log_them(app) -> None:  # type: ignore[no-untyped-def]
+    """The access line's route goes out unscrubbed: a template of ours, which scrubbing
+    leaves as it is."""
+    templates = {getattr(route, "path", "") for route in app.routes} | {
+        route.path for route in _api_routes(app.routes)
+    }
+    assert len(templates) > 100
+    assert [path for path in sorted(templates) if redact_text(path) != path] == []
+
+
+def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (included := getattr(route, "original_router", None)) is not None:
+            yield from _api_routes(included.routes)

@@ -38,6 +38,10 @@ api_token = HTTPBearer(
     ),
 )
 ApiTokenHeader = Annotated[HTTPAuthorizationCredentials | None, Depends(api_token)]
+# The same in a route's `openapi_extra`, for a route whose dependencies read the header
+# themselves: a dependency is called (and solved by FastAPI) on every request, only to be
+# documented (~25 µs a request on the rater loop's answers; docs/benchmarks.md, "i33b").
+API_TOKEN_SECURITY: dict[str, Any] = {"security": [{api_token.scheme_name: []}]}
 
 
 @dataclass

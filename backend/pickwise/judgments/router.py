@@ -19,9 +19,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.assignments import service as assignments
-from pickwise.auth.deps import CurrentRater
-from pickwise.core.db import OpenUnit, Units
-from pickwise.core.deps import OpenUnitDep, SessionDep, UnitsDep
+from pickwise.auth.deps import API_TOKEN_SECURITY, CurrentRater
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import NotFound, PickwiseError
 from pickwise.core.json_body import json_datetime
 from pickwise.core.responses import JsonAnswer
@@ -95,8 +94,6 @@ def _json(status_code: int, body: dict[str, Any]) -> JSONResponse:
 
 async def _answer(
     request: Request,
-    unit: OpenUnit,
-    units: Units,
     answering: Answerer,
     assignment_id: int,
     body: JudgmentIn | SkipIn | FlagIn,
@@ -108,11 +105,16 @@ async def _answer(
     """Runs `work` once per key and commits it; then, when asked and the answer is not a
     refusal, leases the next pair (a replay gets the lease the rater holds by then).
     `written_by_work`: see `idempotency.run_once`."""
-    # Only a key's claim and replays use it (a JSON dump and a hash of the body).
-    fingerprint = (
-        "" if idempotency_key is None else idempotency.request_fingerprint(request.url.path, body)
-    )
-    session, rater = unit.session, answering.rater
+    # Only a key's claim and replays use it (a JSON dump and a hash of the body), made once:
+    # by who answers when they claimed the key with their locks.
+    fingerprint = answering.fingerprint
+    if fingerprint is None:
+        fingerprint = (
+            ""
+            if idempotency_key is None
+            else idempotency.request_fingerprint(request.url.path, body)
+        )
+    unit, session, rater = answering.unit, answering.unit.session, answering.rater
     answered: Answered | None = None
 
     async def answer_once() -> tuple[int, dict[str, Any]]:
@@ -134,7 +136,7 @@ async def _answer(
     if wants_next and project is None:
         project = await _project_of(session, assignment_id, rater)
     if wants_next and project is not None:
-        next_unit = await unit.done_then(units)
+        next_unit = await unit.done_then(answering.units)
         reserved_id = None if answered is None else answered.next_assignment_id
         answer = {**answer, **await _next_pair(next_unit, project, rater, reserved_id)}
     else:
@@ -180,14 +182,13 @@ async def _next_pair(
     response_model=JudgmentOut | JudgmentAndNext,
     status_code=201,
     responses={409: {"description": "The lease ran out and the slot went to someone else."}},
+    openapi_extra=API_TOKEN_SECURITY,
 )
 async def submit_judgment(
     assignment_id: int,
     body: JudgmentIn,
     request: Request,
     answering: JudgmentAnswerer,
-    unit: OpenUnitDep,
-    units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
     wants_next: WantsNext = False,
 ) -> JSONResponse:
@@ -211,16 +212,7 @@ async def submit_judgment(
         return Answered(201, answer_to(stored), stored.project, stored.next_assignment_id)
 
     return await _answer(
-        request,
-        unit,
-        units,
-        answering,
-        assignment_id,
-        body,
-        idempotency_key,
-        wants_next,
-        work,
-        keyed,
+        request, answering, assignment_id, body, idempotency_key, wants_next, work, keyed
     )
 
 
@@ -252,15 +244,15 @@ def _set_aside(set_aside: Callable[[AsyncSession, User], Awaitable[service.SetAs
 
 
 @router.post(
-    "/assignments/{assignment_id}/skip", response_model=AssignmentDone | AssignmentDoneAndNext
+    "/assignments/{assignment_id}/skip",
+    response_model=AssignmentDone | AssignmentDoneAndNext,
+    openapi_extra=API_TOKEN_SECURITY,
 )
 async def skip_pair(
     assignment_id: int,
     body: SkipIn,
     request: Request,
     answering: SkipAnswerer,
-    unit: OpenUnitDep,
-    units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
     wants_next: WantsNext = False,
 ) -> JSONResponse:
@@ -268,21 +260,19 @@ async def skip_pair(
         return service.skip(session, assignment_id, rater, body, locks=answering.locks)
 
     work = _set_aside(skip)
-    return await _answer(
-        request, unit, units, answering, assignment_id, body, idempotency_key, wants_next, work
-    )
+    return await _answer(request, answering, assignment_id, body, idempotency_key, wants_next, work)
 
 
 @router.post(
-    "/assignments/{assignment_id}/flag", response_model=AssignmentDone | AssignmentDoneAndNext
+    "/assignments/{assignment_id}/flag",
+    response_model=AssignmentDone | AssignmentDoneAndNext,
+    openapi_extra=API_TOKEN_SECURITY,
 )
 async def flag_pair(
     assignment_id: int,
     body: FlagIn,
     request: Request,
     answering: FlagAnswerer,
-    unit: OpenUnitDep,
-    units: UnitsDep,
     idempotency_key: IdempotencyKeyHeader = None,
     wants_next: WantsNext = False,
 ) -> JSONResponse:
@@ -290,9 +280,7 @@ async def flag_pair(
         return service.flag(session, assignment_id, rater, body, locks=answering.locks)
 
     work = _set_aside(flag)
-    return await _answer(
-        request, unit, units, answering, assignment_id, body, idempotency_key, wants_next, work
-    )
+    return await _answer(request, answering, assignment_id, body, idempotency_key, wants_next, work)
 
 
 # --- changing the last choice or skip (judgments.changes) ---------------------------------

@@ -1,0 +1,30 @@
+"""The rater loop's answer routes (a choice, a skip, a flag) have FastAPI solve two
+dependencies a request: who answers, which opens the answer's unit of work, and the units
+(`get_units`, what tests override). FastAPI solves each declared dependency and its own
+sub-dependencies on every request, even when its value is cached for the request: the unit
+and the units declared again by the route, and the bearer scheme declared only for the
+OpenAPI document, made eight, ~25 µs of CPU each (docs/benchmarks.md, "i33b")."""
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from pickwise.judgments.router import router
+
+
+def _solved(dependant: Dependant) -> Iterator[str]:
+    for sub in dependant.dependencies:
+        yield getattr(sub.call, "__name__", type(sub.call).__name__)
+        yield from _solved(sub)
+
+
+@pytest.mark.parametrize("endpoint", ["submit_judgment", "skip_pair", "flag_pair"])
+def test_an_answer_solves_who_answers_and_the_units_only(endpoint: str) -> None:
+    route = next(
+        route
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.endpoint.__name__ == endpoint
+    )
+    assert list(_solved(route.dependant)) == ["answerer", "get_units"]
