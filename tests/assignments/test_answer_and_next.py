@@ -360,6 +360,16 @@ async def test_a_deactivated_raters_token_answers_nothing(
     assert await judgment_count(session) == 0
 
 
+async def committed_project_and_rater() -> tuple[Project, dict[str, str]]:
+    """A project with 3 pairs and a rater's API headers, committed (for the live app's real
+    transactions)."""
+    async with session_factory(get_engine())() as session, session.begin():
+        project = await make_project(session)
+        await make_pairs(session, project, 3)
+        _, headers = await rater_in(session, project)
+    return project, headers
+
+
 @pytest.mark.parametrize("keyed", [False, True])
 async def test_a_choice_with_the_next_pair_is_four_round_trips_begin_and_commit_included(
     live_app: Any, wire: Wire, keyed: bool
@@ -370,10 +380,7 @@ async def test_a_choice_with_the_next_pair_is_four_round_trips_begin_and_commit_
     # The next lease: BEGIN with the locks, standing and claim, and its COMMIT, one round
     # trip. psycopg's own BEGIN would be a round trip of its own in each, and the lease's
     # COMMIT was one too (seven in all, then five).
-    async with session_factory(get_engine())() as session, session.begin():
-        project = await make_project(session)
-        await make_pairs(session, project, 3)
-        _, headers = await rater_in(session, project)
+    project, headers = await committed_project_and_rater()
     key = {"Idempotency-Key": "choice-1"} if keyed else {}
     transport = ASGITransport(app=live_app)
     async with AsyncClient(transport=transport, base_url="http://test", headers=headers) as c:
@@ -436,10 +443,7 @@ async def test_a_choice_with_the_next_pair_takes_one_connection_from_the_pool(
     runs in a transaction of its own on the same session and connection
     (`OpenUnit.done_then`): one checkout a judgment, not one per unit of work, and the
     connection is back in the pool once the response is out."""
-    async with session_factory(get_engine())() as session, session.begin():
-        project = await make_project(session)
-        await make_pairs(session, project, 3)
-        _, headers = await rater_in(session, project)
+    project, headers = await committed_project_and_rater()
     key = {"Idempotency-Key": "choice-1"} if keyed else {}
     transport = ASGITransport(app=live_app)
     async with AsyncClient(transport=transport, base_url="http://test", headers=headers) as c:
@@ -464,10 +468,7 @@ async def test_a_failed_lease_on_the_answers_connection_keeps_the_committed_judg
     """With real transactions: the claim fails after the answer committed on the same
     connection; only the lease's transaction is rolled back, the judgment stays, the answer
     says so, and the connection goes back to the pool usable."""
-    async with session_factory(get_engine())() as session, session.begin():
-        project = await make_project(session)
-        await make_pairs(session, project, 3)
-        _, headers = await rater_in(session, project)
+    project, headers = await committed_project_and_rater()
 
     async def failing_claim(claim_session: AsyncSession, *_: Any, **__: Any) -> None:
         await claim_session.execute(text("SELECT 1 / 0"))

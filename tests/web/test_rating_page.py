@@ -3,7 +3,7 @@
 import asyncio
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -1050,6 +1050,25 @@ async def test_a_choice_on_the_page_is_few_statements_and_round_trips(
     assert not any("INSERT INTO judgments" in trip for trip in round_trips)
 
 
+async def _a_choice_on_a_live_page(live_app: FastAPI, before_choosing: Callable[[], None]) -> None:
+    """A member logs in, opens the rating page of a committed project (real transactions) and
+    makes a choice, answered with the next pair's page; `before_choosing` runs just before the
+    choice's POST (e.g. to start counting what it sends)."""
+    async with session_factory(get_engine())() as session, session.begin():
+        rater = await make_user(session, password=PASSWORD)
+        project = await make_project(session, summary_every=0)
+        await add_member(session, project, rater)
+        await make_pairs(session, project, 3)
+    transport = ASGITransport(app=live_app)
+    async with AsyncClient(transport=transport, base_url="http://test") as client:
+        login = {"email": rater.email, "password": PASSWORD}
+        assert (await client.post("/login", data=login)).status_code == 303
+        html = (await open_page(client, live_app, project)).text
+        before_choosing()
+        response, _ = await choose(client, html, "left")
+        answered_with_the_page(response, live_app, project)
+
+
 async def test_a_choice_on_the_page_opens_each_transaction_in_its_first_round_trip(
     live_app: FastAPI, wire: Wire
 ) -> None:
@@ -1061,19 +1080,7 @@ async def test_a_choice_on_the_page_opens_each_transaction_in_its_first_round_tr
     # was counted by the page just shown, and each worker keeps it a few seconds; when it
     # is counted again, that statement opens the next lease's transaction, with psycopg's
     # BEGIN.)
-    async with session_factory(get_engine())() as session, session.begin():
-        rater = await make_user(session, password=PASSWORD)
-        project = await make_project(session, summary_every=0)
-        await add_member(session, project, rater)
-        await make_pairs(session, project, 3)
-    transport = ASGITransport(app=live_app)
-    async with AsyncClient(transport=transport, base_url="http://test") as client:
-        login = {"email": rater.email, "password": PASSWORD}
-        assert (await client.post("/login", data=login)).status_code == 303
-        html = (await open_page(client, live_app, project)).text
-        wire.clear()
-        response, _ = await choose(client, html, "left")
-        answered_with_the_page(response, live_app, project)
+    await _a_choice_on_a_live_page(live_app, wire.clear)
     trips = wire.round_trips()
     assert len(trips) == 4, wire.described()
     begins = [trip for trip in trips if trip[0] == "BEGIN"]
@@ -1088,19 +1095,7 @@ async def test_a_choice_and_the_page_after_it_take_one_connection_from_the_pool(
 ) -> None:
     # The choice commits, then the next pair is leased in a transaction of its own on the
     # same session and connection (`OpenUnit.done_then`): one checkout, not one per unit.
-    async with session_factory(get_engine())() as session, session.begin():
-        rater = await make_user(session, password=PASSWORD)
-        project = await make_project(session, summary_every=0)
-        await add_member(session, project, rater)
-        await make_pairs(session, project, 3)
-    transport = ASGITransport(app=live_app)
-    async with AsyncClient(transport=transport, base_url="http://test") as client:
-        login = {"email": rater.email, "password": PASSWORD}
-        assert (await client.post("/login", data=login)).status_code == 303
-        html = (await open_page(client, live_app, project)).text
-        checkouts.clear()
-        response, _ = await choose(client, html, "left")
-        answered_with_the_page(response, live_app, project)
+    await _a_choice_on_a_live_page(live_app, checkouts.clear)
     assert len(checkouts) == 1
     assert get_engine().sync_engine.pool.checkedout() == 0
     async with session_factory(get_engine())() as session:
