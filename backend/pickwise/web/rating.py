@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
@@ -49,8 +49,8 @@ from pickwise.auth.deps import (
     session_rater_in_project,
 )
 from pickwise.core.clock import utcnow
-from pickwise.core.db import DriverSql, OpenUnit
-from pickwise.core.deps import OpenUnitDep, SessionDep, UnitsDep
+from pickwise.core.db import DriverSql, OpenUnit, Units, open_unit
+from pickwise.core.deps import SessionDep, UnitsDep
 from pickwise.core.errors import InvalidInput, NotAuthenticated, PickwiseError
 from pickwise.judgments import changes, idempotency
 from pickwise.judgments import service as judgments
@@ -527,6 +527,9 @@ class Answering:
     project: Project
     judged: Judged
     unit: OpenUnit
+    # The units the route goes on in after `unit` (the next lease): carried, not declared by
+    # the route, so FastAPI solves fewer dependencies (see `answering`).
+    units: Units
     claim: judgments.ClaimedWithLocks | None = None
     fingerprint: str | None = None
 
@@ -556,34 +559,52 @@ async def _rater_in_project(
     return principal, project, judged, None
 
 
-async def answering(project_id: int, request: Request, unit: OpenUnitDep) -> Answering:
-    """A rating form's POST, found in the answer's own unit of work."""
+async def answering(project_id: int, request: Request, units: UnitsDep) -> AsyncIterator[Answering]:
+    """A rating form's POST, found in the answer's own unit of work, which this opens.
+
+    One dependency that opens the unit and carries the units, not the unit, who asks and the
+    units each declared: FastAPI solves every declared dependency and its sub-dependencies on
+    every request, cached or not (~25 µs each; the choice, skip and flag routes had four, now
+    two: this and `get_units`, which tests override), as the API's answer routes
+    (judgments.deps, docs/benchmarks.md "i33b", "i33d")."""
+    # An error in the route before `done` rolls the unit back, as for `SessionDep`.
+    async with open_unit(units) as unit:
+        yield await _answering_in(project_id, request, unit, units)
+
+
+async def _answering_in(
+    project_id: int, request: Request, unit: OpenUnit, units: Units
+) -> Answering:
     principal, project, judged, _ = await _rater_in_project(project_id, request, unit.session)
-    return Answering(principal, project, judged, unit)
+    return Answering(principal, project, judged, unit, units)
 
 
 async def answering_with_claim(
-    project_id: int, assignment_id: int, request: Request, unit: OpenUnitDep
-) -> Answering:
+    project_id: int, assignment_id: int, request: Request, units: UnitsDep
+) -> AsyncIterator[Answering]:
     """`answering` for a choice, skip or flag on the assignment: the form's idempotency key is
     claimed, and the answer's locks taken if that took effect, in the round trip that finds
     who asks (a replay locks nothing; a forged form claims nothing). The claim needs what the
     form sent (`_form_fingerprint`), so the form is read first."""
     form = await request.form()
     key = _field(form, IDEMPOTENCY_FIELD)
-    if not idempotency.valid_key(key):
-        return await answering(project_id, request, unit)
-    fingerprint = _form_fingerprint(request, form)
-    calls = judgments.session_claim_and_lock_calls(key, fingerprint, assignment_id)
-    principal, project, judged, answers = await _rater_in_project(
-        project_id, request, unit.session, calls
-    )
-    claim = None if answers is None else judgments.claimed_with_locks_of(unit.session, answers)
-    return Answering(principal, project, judged, unit, claim, fingerprint)
+    async with open_unit(units) as unit:
+        if not idempotency.valid_key(key):
+            yield await _answering_in(project_id, request, unit, units)
+            return
+        fingerprint = _form_fingerprint(request, form)
+        calls = judgments.session_claim_and_lock_calls(key, fingerprint, assignment_id)
+        principal, project, judged, answers = await _rater_in_project(
+            project_id, request, unit.session, calls
+        )
+        session = unit.session
+        claim = None if answers is None else judgments.claimed_with_locks_of(session, answers)
+        yield Answering(principal, project, judged, unit, units, claim, fingerprint)
 
 
-AnsweringDep = Annotated[Answering, Depends(answering)]
-AnsweringWithClaimDep = Annotated[Answering, Depends(answering_with_claim)]
+# scope="function": the unit commits (or rolls back) before the response is sent.
+AnsweringDep = Annotated[Answering, Depends(answering, scope="function")]
+AnsweringWithClaimDep = Annotated[Answering, Depends(answering_with_claim, scope="function")]
 
 
 @dataclass(frozen=True)
@@ -610,7 +631,6 @@ VisitDep = Annotated[Visit, Depends(visiting)]
 async def _after_answer(
     request: Request,
     answer: Answering,
-    units: UnitsDep,
     flash: Flash,
     *,
     stored: bool,
@@ -627,7 +647,7 @@ async def _after_answer(
     `reserved_id`: the next assignment's id, taken by the choice's own statement: the next
     lease then commits in its claim's round trip, without waiting for the WAL flush, as the
     API's `?next=true` does (assignments.service.next_lease)."""
-    next_unit = await answer.unit.done_then(units)
+    next_unit = await answer.unit.done_then(answer.units)
     principal, project = answer.principal, answer.project
     project_id = project.id  # a rollback may expire the object
     try:
@@ -774,7 +794,6 @@ async def _refused(answer: Answering, form: FormData) -> None:
 async def _skip_or_flag_once(
     request: Request,
     answer: Answering,
-    units: UnitsDep,
     form: FormData,
     work: FormWork,
     done_message: str,
@@ -788,13 +807,13 @@ async def _skip_or_flag_once(
     answered = await _once(request, answer, form, work, locking=locking)
     if answered is None:
         flash = Flash("warning", REUSED_FORM_MESSAGE)
-        return await _after_answer(request, answer, units, flash, stored=False, judged=judged)
+        return await _after_answer(request, answer, flash, stored=False, judged=judged)
     status, result = answered
     if status >= 400:
         flash = Flash("warning", str(result["detail"]))
-        return await _after_answer(request, answer, units, flash, stored=False, judged=judged)
+        return await _after_answer(request, answer, flash, stored=False, judged=judged)
     flash = Flash("info", done_message)
-    return await _after_answer(request, answer, units, flash, stored=True, judged=judged)
+    return await _after_answer(request, answer, flash, stored=True, judged=judged)
 
 
 def _skip_from_form(form: FormData) -> SkipIn | None:
@@ -830,7 +849,7 @@ async def next_pair(
 
 @router.post("/{project_id}/assignments/{assignment_id}/judgment", name="rate_submit")
 async def submit_judgment(
-    request: Request, assignment_id: int, answer: AnsweringWithClaimDep, units: UnitsDep
+    request: Request, assignment_id: int, answer: AnsweringWithClaimDep
 ) -> Response:
     principal, project, session = answer.principal, answer.project, answer.unit.session
     rater = principal.user
@@ -863,7 +882,7 @@ async def submit_judgment(
     )
     if answered is None:
         flash = Flash("warning", REUSED_FORM_MESSAGE)
-        return await _after_answer(request, answer, units, flash, stored=False)
+        return await _after_answer(request, answer, flash, stored=False)
     status, result = answered
     if status == 422:
         return await _current_page(
@@ -872,7 +891,7 @@ async def submit_judgment(
     if status >= 400:
         # Late (409) or no longer this rater's pair: say so, and show the next pair.
         flash = Flash("warning", str(result["detail"]))
-        return await _after_answer(request, answer, units, flash, stored=False)
+        return await _after_answer(request, answer, flash, stored=False)
     gold_feedback = result.get("gold_feedback")
     if gold_feedback:
         flash = Flash("feedback", str(gold_feedback))
@@ -884,7 +903,6 @@ async def submit_judgment(
     return await _after_answer(
         request,
         answer,
-        units,
         flash,
         stored=True,
         judged=judged,
@@ -901,7 +919,7 @@ def _choice_answer(stored: judgments.StoredJudgment) -> dict[str, Any]:
 
 @router.post("/{project_id}/assignments/{assignment_id}/skip", name="rate_skip")
 async def skip_pair(
-    request: Request, assignment_id: int, answer: AnsweringWithClaimDep, units: UnitsDep
+    request: Request, assignment_id: int, answer: AnsweringWithClaimDep
 ) -> Response:
     rater, session = answer.principal.user, answer.unit.session
     form = await request.form()
@@ -909,7 +927,7 @@ async def skip_pair(
     if body is None:
         await _refused(answer, form)
         return await _after_answer(
-            request, answer, units, Flash("warning", SKIP_REASON_MISSING), stored=False
+            request, answer, Flash("warning", SKIP_REASON_MISSING), stored=False
         )
 
     async def work(locks: judgments.LeaseLocks | None) -> tuple[int, dict[str, Any]]:
@@ -919,13 +937,13 @@ async def skip_pair(
     done = "Skipped. Here is the next pair."
     # A skip stores no judgment: the rater's count stands.
     return await _skip_or_flag_once(
-        request, answer, units, form, work, done, judged=answer.judged, locking=assignment_id
+        request, answer, form, work, done, judged=answer.judged, locking=assignment_id
     )
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/flag", name="rate_flag")
 async def flag_pair(
-    request: Request, assignment_id: int, answer: AnsweringWithClaimDep, units: UnitsDep
+    request: Request, assignment_id: int, answer: AnsweringWithClaimDep
 ) -> Response:
     rater, session = answer.principal.user, answer.unit.session
     form = await request.form()
@@ -934,7 +952,7 @@ async def flag_pair(
     except ValidationError:
         await _refused(answer, form)
         flash = Flash("warning", FLAG_REASON_MISSING)
-        return await _after_answer(request, answer, units, flash, stored=False)
+        return await _after_answer(request, answer, flash, stored=False)
 
     async def work(locks: judgments.LeaseLocks | None) -> tuple[int, dict[str, Any]]:
         await judgments.flag(session, assignment_id, rater, body, locks=locks)
@@ -945,7 +963,7 @@ async def flag_pair(
         "Here is the next pair."
     )
     return await _skip_or_flag_once(
-        request, answer, units, form, work, done, judged=answer.judged, locking=assignment_id
+        request, answer, form, work, done, judged=answer.judged, locking=assignment_id
     )
 
 
@@ -1059,9 +1077,7 @@ async def change_page(
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/change", name="rate_change_judgment")
-async def change_judgment(
-    request: Request, assignment_id: int, answer: AnsweringDep, units: UnitsDep
-) -> Response:
+async def change_judgment(request: Request, assignment_id: int, answer: AnsweringDep) -> Response:
     principal, project, session = answer.principal, answer.project, answer.unit.session
     rater = principal.user
     form = await request.form()
@@ -1080,7 +1096,7 @@ async def change_judgment(
     answered = await _once(request, answer, form, work)
     if answered is None:
         flash = Flash("warning", REUSED_FORM_MESSAGE)
-        return await _after_answer(request, answer, units, flash, stored=False)
+        return await _after_answer(request, answer, flash, stored=False)
     status, result = answered
     if status == 422:
         return await _change_page(
@@ -1089,24 +1105,22 @@ async def change_judgment(
     if status >= 400:
         # Too late, or decided on another pair since: say so, and back to the current pair.
         flash = Flash("warning", str(result["detail"]))
-        return await _after_answer(request, answer, units, flash, stored=False)
+        return await _after_answer(request, answer, flash, stored=False)
     if result.get("gold_feedback"):
         flash = Flash("feedback", str(result["gold_feedback"]))
     else:
         flash = Flash("info", CHANGED_MESSAGE)
-    return await _after_answer(request, answer, units, flash, stored=True)
+    return await _after_answer(request, answer, flash, stored=True)
 
 
 @router.post("/{project_id}/assignments/{assignment_id}/change-to-skip", name="rate_change_skip")
-async def change_to_skip(
-    request: Request, assignment_id: int, answer: AnsweringDep, units: UnitsDep
-) -> Response:
+async def change_to_skip(request: Request, assignment_id: int, answer: AnsweringDep) -> Response:
     rater, session = answer.principal.user, answer.unit.session
     form = await request.form()
     body = _skip_from_form(form)
     if body is None:
         return await _after_answer(
-            request, answer, units, Flash("warning", SKIP_REASON_MISSING), stored=False
+            request, answer, Flash("warning", SKIP_REASON_MISSING), stored=False
         )
 
     async def work(_locks: judgments.LeaseLocks | None) -> tuple[int, dict[str, Any]]:
@@ -1114,6 +1128,4 @@ async def change_to_skip(
         return 200, {}
 
     # A judgment taken back is one fewer: counted afresh.
-    return await _skip_or_flag_once(
-        request, answer, units, form, work, WITHDRAWN_MESSAGE, judged=None
-    )
+    return await _skip_or_flag_once(request, answer, form, work, WITHDRAWN_MESSAGE, judged=None)
