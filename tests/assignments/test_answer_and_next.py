@@ -3,7 +3,7 @@
 from typing import Any
 
 import pytest
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -166,11 +166,10 @@ async def test_a_failed_lease_keeps_the_judgment_and_a_replay_gets_one_lease(
     assert await session.scalar(leased) == 1
 
 
-async def test_a_refused_lease_is_named_and_the_judgment_stays(
+async def a_choice_whose_lease_is_refused(
     client: AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A refusal of the lease itself (here: the rater reached a quota) comes back as
-    `next_error` with the status GET …/next would have had."""
+) -> tuple[Project, Response]:
+    """A choice with `?next=true` whose next lease is refused (403: no longer a member)."""
     from pickwise.assignments import service as assignments_service
     from pickwise.core.errors import Forbidden
 
@@ -183,6 +182,15 @@ async def test_a_refused_lease_is_named_and_the_judgment_stays(
     response = await client.post(
         answer_url(first["assignment_id"]), json={"choice": "left"}, headers=headers
     )
+    return project, response
+
+
+async def test_a_refused_lease_is_named_and_the_judgment_stays(
+    client: AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal of the lease itself (here: the rater reached a quota) comes back as
+    `next_error` with the status GET …/next would have had."""
+    project, response = await a_choice_whose_lease_is_refused(client, session, monkeypatch)
     assert response.status_code == 201
     body = response.json()
     assert body["next"] is None

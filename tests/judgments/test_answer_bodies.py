@@ -29,7 +29,11 @@ from pickwise.judgments.schemas import (
 from pickwise.judgments.service import StoredJudgment
 from pickwise.models import Assignment, Project
 from pickwise.vocabulary import AssignmentStatus, CanonicalSide, Choice, ShownSide
-from tests.assignments.test_answer_and_next import answer_url, first_lease
+from tests.assignments.test_answer_and_next import (
+    a_choice_whose_lease_is_refused,
+    answer_url,
+    first_lease,
+)
 from tests.assignments.test_rater_loop import next_url, rater_in
 from tests.factories import make_pairs, make_project
 
@@ -233,18 +237,7 @@ async def test_a_skip_or_flag_with_its_next_pair_is_its_models_json(
 async def test_a_failed_next_pair_is_its_models_json(
     client: AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pickwise.assignments import service as assignments_service
-    from pickwise.core.errors import Forbidden
-
-    _project, headers, first = await first_lease(client, session, 2)
-
-    async def refused(*_: Any, **__: Any) -> None:
-        raise Forbidden("You are no longer a member of this project.")
-
-    monkeypatch.setattr(assignments_service, "next_lease", refused)
-    response = await client.post(
-        answer_url(first["assignment_id"]), json={"choice": "left"}, headers=headers
-    )
+    _, response = await a_choice_whose_lease_is_refused(client, session, monkeypatch)
     body = response.json()
     assert body["next"] is None and body["next_error"]["status"] == 403
     assert as_model(body, JudgmentAndNext) == body

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pickwise.auth import service
 from pickwise.auth.repository import SessionRater
-from pickwise.core.db import DriverSql
-from pickwise.core.deps import OpenUnitDep, SessionDep
+from pickwise.core.db import DriverSql, OpenUnit
+from pickwise.core.deps import SessionDep
 from pickwise.core.errors import Forbidden, NotAuthenticated
 from pickwise.models import User, UserSession
 
@@ -187,12 +187,10 @@ AdminUser = Annotated[User, Depends(get_admin_user)]
 CurrentRater = CurrentUser
 
 
-async def rater_in_open_unit(
-    request: Request, unit: OpenUnitDep, _documented: ApiTokenHeader
-) -> User:
+async def rater_in_open_unit(request: Request, unit: OpenUnit) -> User:
     """Who asks, found in the route's first unit of work (before its body is read, as for
     every route: a request without a login or a CSRF token is refused first), for routes
-    that commit before they answer and then go on in another unit (`OpenUnitDep`)."""
+    that commit before they answer and then go on in another unit (judgments.deps)."""
     principal = await principal_of(request, unit.session)
     if principal is None:
         raise NotAuthenticated()

@@ -1,14 +1,12 @@
 """The database session as FastAPI dependencies. Apart from `core.db` so that what does not
 serve HTTP (the CLI, workers) does not import FastAPI (~0.3 s of start-up)."""
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from typing import Annotated
 
 from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pickwise.core.db import OpenUnit, Units, get_session, get_units
+from pickwise.core.db import Units, get_session, get_units
 
 # scope="function": the commit finishes before the response is sent, so an acknowledged
 # judgment is always durable.
@@ -17,13 +15,3 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 # For requests that must hold no transaction while they wait (live conversations): each
 # `async with units() as session:` is one short transaction, committed at its end.
 UnitsDep = Annotated[Units, Depends(get_units)]
-
-
-async def open_unit(units: UnitsDep) -> AsyncIterator[OpenUnit]:
-    async with AsyncExitStack() as exit_stack:
-        session = await exit_stack.enter_async_context(units())
-        # An error in the route before `done` rolls the unit back, as for `SessionDep`.
-        yield OpenUnit(session, exit_stack)
-
-
-OpenUnitDep = Annotated[OpenUnit, Depends(open_unit, scope="function")]

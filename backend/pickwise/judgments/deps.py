@@ -74,7 +74,7 @@ async def _who_answers(
     token = bearer_token(request)
     assignment_id = request.path_params.get("assignment_id", "")
     if token is None or not (assignment_id.isascii() and assignment_id.isdigit()):
-        return Answerer(unit, units, await rater_in_open_unit(request, unit, None), None)
+        return Answerer(unit, units, await rater_in_open_unit(request, unit), None)
     key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
     if key is None:
         rater, locks = await api_rater_and_locks(unit.session, token, int(assignment_id))
@@ -83,7 +83,7 @@ async def _who_answers(
         return Answerer(unit, units, rater, locks)
     fingerprint = await _fingerprint(request, body_model)
     if fingerprint is None or not idempotency.valid_key(key):
-        return Answerer(unit, units, await rater_in_open_unit(request, unit, None), None)
+        return Answerer(unit, units, await rater_in_open_unit(request, unit), None)
     rater, claim = await api_rater_claim_and_locks(
         unit.session, token, key, fingerprint, int(assignment_id)
     )
